@@ -1,0 +1,34 @@
+//! The registry's domain and its pipeline, in plain Rust.
+//!
+//! A request (a title, the header fields already known, free-form context) goes through five stages:
+//! a [`Cache`] and a [`Storage`] lookup by fingerprint make registration idempotent, a [`Generator`]
+//! fills the missing header fields and renders the YAML config, a [`Validator`] checks both against
+//! the [`Schema`], a [`Router`] picks the storage shard, and the [`Storage`] allocates the id and
+//! keeps the entry with its history. [`Pipeline`] drives them.
+//!
+//! Design decision: this crate knows nothing about `abi_stable`, dynamic loading or `registry.toml`.
+//! Stage traits are ordinary object-safe Rust traits, batch-first (a slice in, a caller-owned `Vec`
+//! out), so the same implementation can be linked statically (tests, benches) or exported from a
+//! plugin library by `registry-abi`. An `async` stage API was rejected: a plugin library has its own
+//! copy of every runtime, so futures cannot cross the boundary; the host owns concurrency instead.
+
+mod entry;
+mod error;
+mod header;
+mod pipeline;
+mod request;
+mod schema;
+mod stage;
+pub mod time;
+
+pub use entry::{ContentHash, Entry, Fingerprint};
+pub use error::{Error, ErrorCode, Problem, Severity, StageError, StageKind, StageResult};
+pub use header::{EntryId, Field, Fields, Header, HeaderError};
+pub use pipeline::{Added, Changes, Pipeline, Stages, Updated};
+pub use request::{Context, MAX_TITLE_BYTES, Request, RequestError, check_title};
+pub use schema::{Schema, SchemaError};
+pub use stage::{
+    Cache, CacheKey, CacheStats, Draft, Generator, Guess, Inserted, ListQuery, Prediction, Router,
+    Source, Storage, Validator,
+};
+pub use time::Timestamp;

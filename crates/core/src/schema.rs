@@ -1,0 +1,224 @@
+//! The schema declared in `registry.toml`: allowed values per enumerated field, the default
+//! version and a default per field.
+//!
+//! `Schema::default()` is the original system's schema, so a registry with no configuration file
+//! behaves like the one it replaces.
+
+use serde::{Deserialize, Serialize};
+
+use crate::header::{Field, Fields, is_version};
+
+/// A validated schema. Build one with [`Schema::new`], which checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    values: Fields<Vec<String>>,
+    version: String,
+    defaults: Fields<Option<String>>,
+}
+
+/// A problem in a schema, naming the key it comes from (`schema.scope`, `schema.defaults.type`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SchemaError {
+    pub key: String,
+    pub message: String,
+}
+
+impl Schema {
+    /// Checks and builds a schema, reporting every problem found.
+    ///
+    /// # Errors
+    /// One [`SchemaError`] per problem: an empty enumeration, a value that could not appear in a
+    /// header (brackets, whitespace, a leading or trailing `-`), a duplicate, a malformed version,
+    /// or a default that is not among the field's values.
+    pub fn new(
+        values: Fields<Vec<String>>,
+        version: String,
+        defaults: Fields<Option<String>>,
+    ) -> Result<Schema, Vec<SchemaError>> {
+        let mut problems = Vec::new();
+        let mut problem =
+            |key: String, message: String| problems.push(SchemaError { key, message });
+        for (field, list) in values.iter() {
+            let key = format!("schema.{field}");
+            if list.is_empty() {
+                problem(key.clone(), "must list at least one value".into());
+            }
+            for (i, value) in list.iter().enumerate() {
+                if !is_field_value(value) {
+                    problem(
+                        key.clone(),
+                        format!(
+                            "`{value}` is not a valid value: use letters, digits, `_` and inner `-`"
+                        ),
+                    );
+                }
+                if list[..i].iter().any(|v| v.eq_ignore_ascii_case(value)) {
+                    problem(key.clone(), format!("`{value}` is listed twice"));
+                }
+            }
+        }
+        if !is_version(&version) {
+            problem(
+                "schema.version".into(),
+                format!("`{version}` is not a version: expected v followed by numbers, e.g. v2.9"),
+            );
+        }
+        for (field, default) in defaults.iter() {
+            if let Some(default) = default
+                && !values[field]
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(default))
+            {
+                problem(
+                    format!("schema.defaults.{field}"),
+                    format!(
+                        "`{default}` is not one of schema.{field}: {}",
+                        values[field].join(", ")
+                    ),
+                );
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let defaults = defaults.map(|field, d| {
+            d.map(|d| {
+                values[field]
+                    .iter()
+                    .find(|v| v.eq_ignore_ascii_case(&d))
+                    .cloned()
+                    .unwrap_or(d)
+            })
+        });
+        Ok(Schema {
+            values,
+            version,
+            defaults,
+        })
+    }
+
+    /// The values a field may take, in declaration order.
+    pub fn allowed(&self, field: Field) -> &[String] {
+        &self.values[field]
+    }
+
+    /// The schema's spelling of `value` if the field allows it, compared case-insensitively.
+    pub fn canonical(&self, field: Field, value: &str) -> Option<&str> {
+        self.values[field]
+            .iter()
+            .find(|v| v.eq_ignore_ascii_case(value))
+            .map(String::as_str)
+    }
+
+    /// The default value of a field, used when a request leaves it empty and nothing predicts it.
+    pub fn default_value(&self, field: Field) -> Option<&str> {
+        self.defaults[field].as_deref()
+    }
+
+    /// The version given to entries whose request does not name one.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+}
+
+impl Default for Schema {
+    /// The original system's enumerations, default version `v2.9`, and defaults
+    /// `GOV`/`RULES`/`LIVE`/`DEV`.
+    fn default() -> Self {
+        let list = |s: &[&str]| s.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+        Schema::new(
+            Fields {
+                scope: list(&["GOV", "SEC", "OPS", "ALERT", "BASH", "DASHBOARD", "ETL"]),
+                kind: list(&["RULES", "SCRIPT", "CONFIG", "MULTI-ETL"]),
+                variant: list(&[
+                    "EXPANDED",
+                    "COMPACT",
+                    "LIVE",
+                    "DEV",
+                    "TEST",
+                    "DEPRECATED",
+                    "SCRIPT",
+                    "YAML",
+                ]),
+                status: list(&[
+                    "LIVE",
+                    "DEV",
+                    "TEST",
+                    "DEPRECATED",
+                    "REQUIRED",
+                    "STANDARD",
+                    "OPTIONAL",
+                ]),
+            },
+            "v2.9".into(),
+            Fields {
+                scope: Some("GOV".into()),
+                kind: Some("RULES".into()),
+                variant: Some("LIVE".into()),
+                status: Some("DEV".into()),
+            },
+        )
+        .expect("the built-in schema is valid")
+    }
+}
+
+/// Letters, digits and `_`, with single inner `-`: anything else could break a header apart.
+pub(crate) fn is_field_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && !value.contains("--")
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_schema_is_the_original() {
+        let s = Schema::default();
+        assert_eq!(
+            s.allowed(Field::Type),
+            ["RULES", "SCRIPT", "CONFIG", "MULTI-ETL"]
+        );
+        assert_eq!(s.canonical(Field::Scope, "sec"), Some("SEC"));
+        assert_eq!(s.canonical(Field::Scope, "SECURITY"), None);
+        assert_eq!(s.version(), "v2.9");
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let errors = Schema::new(
+            Fields {
+                scope: vec![],
+                kind: vec!["A B".into(), "X".into(), "x".into()],
+                variant: vec!["LIVE".into()],
+                status: vec!["LIVE".into()],
+            },
+            "2.9".into(),
+            Fields {
+                scope: None,
+                kind: None,
+                variant: Some("DEV".into()),
+                status: None,
+            },
+        )
+        .expect_err("invalid schema");
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "schema.scope",
+                "schema.type",
+                "schema.type",
+                "schema.version",
+                "schema.defaults.variant"
+            ]
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The five stage traits and the values they exchange.
+//!
+//! Every method takes a batch (a slice) and fills a caller-owned output, so the cost of a call
+//! across a plugin boundary is paid once per batch, not once per item. Implementations must be
+//! `Send + Sync`: the host calls them from several threads at once.
+
+use serde::Serialize;
+
+use crate::entry::{Entry, Fingerprint};
+use crate::error::{Problem, StageResult};
+use crate::header::{EntryId, Field, Fields, Header};
+use crate::request::{Context, Request};
+
+/// A cache key: 128 bits naming either an id or a fingerprint. Keys of the two kinds never
+/// collide (the top bit tells them apart); two ids may in theory share a key, so a caller checks
+/// that a hit is the entry it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(pub u128);
+
+impl CacheKey {
+    const FINGERPRINT_BIT: u128 = 1 << 127;
+
+    pub fn of_fingerprint(fp: &Fingerprint) -> CacheKey {
+        CacheKey(u128::from_le_bytes(fp.0) | Self::FINGERPRINT_BIT)
+    }
+
+    pub fn of_id(id: &EntryId) -> CacheKey {
+        let mut h = blake3::Hasher::new();
+        h.update(id.prefix().as_bytes());
+        h.update(&id.number().to_le_bytes());
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        CacheKey(u128::from_le_bytes(b) & !Self::FINGERPRINT_BIT)
+    }
+
+    /// The keys under which an entry is cached: its id and its fingerprint.
+    pub fn of_entry(entry: &Entry) -> [CacheKey; 2] {
+        [
+            CacheKey::of_id(&entry.header.id),
+            CacheKey::of_fingerprint(&entry.fingerprint),
+        ]
+    }
+}
+
+/// Counters a cache keeps about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: u64,
+}
+
+/// An in-memory cache of entries by id and by fingerprint.
+pub trait Cache: Send + Sync {
+    /// Looks up each key: pushes exactly `keys.len()` values onto `out`, `None` for a miss.
+    ///
+    /// # Errors
+    /// Only for a broken cache; a miss is not an error.
+    fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()>;
+
+    /// Caches each entry under both of [`CacheKey::of_entry`], replacing older revisions.
+    ///
+    /// # Errors
+    /// Only for a broken cache.
+    fn put(&self, entries: &[Entry]) -> StageResult<()>;
+
+    /// Forgets the given keys.
+    ///
+    /// # Errors
+    /// Only for a broken cache.
+    fn remove(&self, keys: &[CacheKey]) -> StageResult<()>;
+
+    /// Hit and miss counts since construction, and the number of cached keys.
+    fn stats(&self) -> CacheStats {
+        CacheStats::default()
+    }
+}
+
+/// Where a header field's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The request named it.
+    Given,
+    /// A trained model predicted it.
+    Model,
+    /// A keyword rule matched the title or context.
+    Keyword,
+    /// The schema's default for the field.
+    Default,
+}
+
+/// A value a generator proposes for a field the request left empty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Guess {
+    pub value: String,
+    /// How sure the generator is, in `[0, 1]`.
+    pub confidence: f32,
+    pub source: Source,
+}
+
+/// A generator's proposals for one request: `Some` for each field it can fill.
+pub type Prediction = Fields<Option<Guess>>;
+
+/// What a config is rendered from: a complete header, the title and the context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub header: Header,
+    pub title: String,
+    pub context: Context,
+}
+
+/// Fills missing header fields and renders configs.
+pub trait Generator: Send + Sync {
+    /// Proposes values for the fields each request leaves empty: pushes one [`Prediction`] per
+    /// request. Leaving a field `None` lets the schema default apply.
+    ///
+    /// # Errors
+    /// When the generator cannot work at all (e.g. a damaged model); the whole batch fails.
+    fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()>;
+
+    /// Renders the YAML config of each draft: pushes one string per draft. The same draft must
+    /// always give the same bytes.
+    ///
+    /// # Errors
+    /// When a config cannot be rendered; the whole batch fails.
+    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()>;
+}
+
+/// Checks requests and entries against the schema.
+pub trait Validator: Send + Sync {
+    /// Checks requests whose fields are all filled in (given or predicted), before an id is
+    /// allocated. Pushes every problem found, with [`Problem::item`] the request's index.
+    ///
+    /// # Errors
+    /// Only when the validator cannot work; invalid input is reported as problems.
+    fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()>;
+
+    /// Checks complete entries (header and config) before they are stored.
+    ///
+    /// # Errors
+    /// As [`Validator::check_requests`].
+    fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()>;
+}
+
+/// What storage did with an entry given to [`Storage::insert`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// The entry is stored, durably once `insert` returns.
+    Created,
+    /// An entry with the same fingerprint was already stored: this one, which was kept.
+    Existing(Entry),
+}
+
+/// Filters and a page for [`Storage::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only entries whose field equals the value (schema spelling); `None` matches all.
+    pub filter: Fields<Option<String>>,
+    /// Only entries whose id orders after this one.
+    pub after: Option<EntryId>,
+    /// At most this many entries.
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// Whether an entry passes the filter (not the page bounds).
+    pub fn matches(&self, entry: &Entry) -> bool {
+        Field::ALL.iter().all(|&f| {
+            self.filter[f]
+                .as_deref()
+                .is_none_or(|want| entry.header.fields[f] == want)
+        })
+    }
+}
+
+/// One shard of durable storage: entries, their history, id sequences and indexes.
+///
+/// A registry with K shards opens K storages, each told its `shard` index at construction, and
+/// each allocates the numbers `n` with `(n - 1) % K == shard`, so ids are unique across shards
+/// and an id names its shard.
+pub trait Storage: Send + Sync {
+    /// Looks up registration fingerprints: pushes one value per fingerprint, the latest revision
+    /// of the entry registered with it, if any.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn find(&self, fingerprints: &[Fingerprint], out: &mut Vec<Option<Entry>>) -> StageResult<()>;
+
+    /// Looks up ids: pushes the latest revision of each, `None` if unknown.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()>;
+
+    /// Allocates the next sequence number for each id prefix (`SEC-RUL`): pushes one number per
+    /// prefix. A number is never handed out twice, even if the entry it was meant for is never
+    /// stored (ids may have gaps, never collisions).
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()>;
+
+    /// Stores new entries (revision 1) in one durable transaction: pushes one [`Inserted`] per
+    /// entry. An entry whose fingerprint is already registered is not stored.
+    ///
+    /// # Errors
+    /// When the transaction fails; then nothing of the batch is stored.
+    fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()>;
+
+    /// Stores new revisions in one durable transaction. Each entry's `revision` must be exactly
+    /// one more than the stored one; pushes per entry `Ok`, or an error with code `NotFound` or
+    /// `Conflict` (the stored revision moved on), and stores only the `Ok` ones.
+    ///
+    /// # Errors
+    /// When the transaction fails; then nothing of the batch is stored.
+    fn update(&self, entries: &[Entry], out: &mut Vec<StageResult<()>>) -> StageResult<()>;
+
+    /// Pushes every revision of an entry, oldest first; nothing if the id is unknown.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()>;
+
+    /// Pushes up to `query.limit` latest revisions matching the query, in id order.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn list(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()>;
+}
+
+/// Chooses the shard of each key.
+pub trait Router: Send + Sync {
+    /// Pushes, for each key, a shard in `0..shards`. The same key and shard count must always give
+    /// the same shard.
+    ///
+    /// # Errors
+    /// When `shards` is 0 or the router cannot work.
+    fn route(&self, keys: &[u64], shards: u32, out: &mut Vec<u32>) -> StageResult<()>;
+}
