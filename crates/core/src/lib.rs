@@ -28,7 +28,7 @@ pub use pipeline::{Added, Changes, Pipeline, Stages, Updated};
 pub use request::{Context, MAX_TITLE_BYTES, Request, RequestError, check_title};
 pub use schema::{Schema, SchemaError};
 pub use stage::{
-    Cache, CacheKey, CacheStats, Draft, Generator, Guess, Inserted, ListQuery, Prediction, Router,
-    Source, Storage, Validator,
+    Cache, CacheKey, CacheStats, Draft, FromConfig, Generator, Guess, Inserted, ListQuery,
+    Prediction, Router, Setup, Source, Storage, Validator,
 };
 pub use time::Timestamp;

@@ -311,7 +311,7 @@ impl Pipeline {
                     None => prediction[f].clone().or_else(|| {
                         self.schema.default_value(f).map(|v| Guess {
                             value: v.to_owned(),
-                            confidence: 1.0,
+                            confidence: None,
                             source: Source::Default,
                         })
                     }),

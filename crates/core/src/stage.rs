@@ -4,12 +4,42 @@
 //! across a plugin boundary is paid once per batch, not once per item. Implementations must be
 //! `Send + Sync`: the host calls them from several threads at once.
 
-use serde::Serialize;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Fingerprint};
 use crate::error::{Problem, StageResult};
 use crate::header::{EntryId, Field, Fields, Header};
 use crate::request::{Context, Request};
+use crate::schema::Schema;
+
+/// What the host tells every stage at construction, besides the stage's own config table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setup {
+    /// The schema declared in `registry.toml`.
+    pub schema: Schema,
+    /// The registry's data directory (absolute). A stage that keeps files keeps them here.
+    pub data_dir: PathBuf,
+    /// For storage: which shard this instance is, in `0..shards`.
+    pub shard: u32,
+    /// For storage: how many shards the registry has.
+    pub shards: u32,
+}
+
+/// Building a stage from its `[<stage>.config]` table in `registry.toml`.
+///
+/// `Config` should be `#[serde(default, deny_unknown_fields)]`: an empty table means the defaults,
+/// and a misspelt key is an error that names it.
+pub trait FromConfig: Sized {
+    type Config: DeserializeOwned;
+
+    /// # Errors
+    /// A [`StageError`](crate::StageError) with code `Config` when the configuration cannot work
+    /// (e.g. a data directory that cannot be written).
+    fn from_config(config: Self::Config, setup: &Setup) -> StageResult<Self>;
+}
 
 /// A cache key: 128 bits naming either an id or a fingerprint. Keys of the two kinds never
 /// collide (the top bit tells them apart); two ids may in theory share a key, so a caller checks
@@ -94,8 +124,9 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Guess {
     pub value: String,
-    /// How sure the generator is, in `[0, 1]`.
-    pub confidence: f32,
+    /// How sure a trained model is, in `[0, 1]`; `None` for values that are not a model's estimate
+    /// (given, keyword rules, defaults).
+    pub confidence: Option<f32>,
     pub source: Source,
 }
 
