@@ -305,7 +305,7 @@ impl Pipeline {
                 let guess = match &request.fields[f] {
                     Some(v) => Some(Guess {
                         value: v.clone(),
-                        confidence: 1.0,
+                        confidence: None,
                         source: Source::Given,
                     }),
                     None => prediction[f].clone().or_else(|| {
