@@ -1,1 +1,10 @@
-//! placeholder
+//! The `validator-schema` plugin library: exports [`registry_validator_schema::SchemaValidator`] as the validator stage.
+//!
+//! The implementation lives in an ordinary library crate so that tests and benchmarks can link
+//! it statically; this crate only exports it (a library exports exactly one root module, so two
+//! plugins exporting from their implementation crates could not be linked into one binary).
+
+registry_abi::export_plugin! {
+    name: "validator-schema",
+    validator: registry_validator_schema::SchemaValidator,
+}

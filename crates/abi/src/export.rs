@@ -1,0 +1,394 @@
+//! The plugin side: wraps plain-Rust stage implementations as FFI objects, catches their panics,
+//! and builds the root module that [`export_plugin!`](crate::export_plugin) exports.
+//!
+//! Everything here runs inside the plugin library, with the plugin's own copy of `std`: the panic
+//! hook installed here is the plugin's, not the host's.
+
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use registry_core::{
+    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, Request, Router,
+    Setup, StageError, Storage, Validator,
+};
+
+use crate::ffi::{
+    FfiCacheStats, FfiDraft, FfiEntry, FfiError, FfiId, FfiInserted, FfiKey, FfiListQuery,
+    FfiPrediction, FfiProblem, FfiRequest, convert_all, prediction_to_ffi,
+};
+use crate::module::{
+    CacheBox, FfiCache, FfiCache_TO, FfiGenerator, FfiGenerator_TO, FfiRouter, FfiRouter_TO,
+    FfiStorage, FfiStorage_TO, FfiValidator, FfiValidator_TO, GeneratorBox, PluginInfo, PluginMod,
+    PluginModRef, RouterBox, StorageBox, ValidatorBox,
+};
+
+thread_local! {
+    static IN_GUARD: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Installs a panic hook that, inside [`guard`], records the panic's message and location
+/// instead of printing them (they become the call's error); elsewhere it defers to the previous
+/// hook.
+fn install_panic_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_GUARD.with(Cell::get) {
+                let message = payload_message(info.payload());
+                let text = match info.location() {
+                    Some(at) => format!("panicked at {}:{}: {message}", at.file(), at.line()),
+                    None => format!("panicked: {message}"),
+                };
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_owned()
+    }
+}
+
+/// Runs one stage call, turning an error into an [`FfiError`] and a panic into an error with
+/// code `Panic`: a panic must never unwind across the boundary, which would abort the host.
+pub fn guard<R>(f: impl FnOnce() -> Result<R, StageError>) -> RResult<R, FfiError> {
+    let was = IN_GUARD.with(|g| g.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    IN_GUARD.with(|g| g.set(was));
+    match result {
+        Ok(Ok(v)) => RResult::ROk(v),
+        Ok(Err(e)) => RResult::RErr(e.into()),
+        Err(payload) => {
+            let message = LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| format!("panicked: {}", payload_message(&*payload)));
+            RResult::RErr(FfiError {
+                code: ErrorCode::Panic as u32,
+                message: message.into(),
+            })
+        }
+    }
+}
+
+/// Parses the host's setup and the stage's config table, then builds the stage.
+///
+/// # Errors
+/// Code `Config` for a config table the stage's `Config` type rejects (the message names the
+/// key), or whatever [`FromConfig::from_config`] returns.
+pub fn construct<T: FromConfig>(config: RStr<'_>, setup: RStr<'_>) -> Result<T, StageError> {
+    install_panic_hook();
+    let setup: Setup = serde_json::from_str(setup.as_str()).map_err(|e| {
+        StageError::new(ErrorCode::Internal, format!("host sent an unreadable setup: {e}"))
+    })?;
+    let config: T::Config = serde_json::from_str(config.as_str())
+        .map_err(|e| StageError::new(ErrorCode::Config, strip_position(&e.to_string())))?;
+    T::from_config(config, &setup)
+}
+
+/// serde_json appends "at line 1 column 9", a position in JSON the user never wrote.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A plain-Rust stage wrapped for export.
+#[derive(Debug)]
+pub struct Exported<T>(pub T);
+
+fn extend_entries(out: &mut RVec<ROption<FfiEntry>>, found: &[Option<Entry>]) {
+    out.extend(found.iter().map(|e| ROption::from(e.as_ref().map(FfiEntry::from))));
+}
+
+impl<T: Cache> FfiCache for Exported<T> {
+    fn get(&self, keys: RSlice<'_, FfiKey>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError> {
+        guard(|| {
+            let keys: Vec<CacheKey> = keys.iter().map(|&k| k.into()).collect();
+            let mut found = Vec::with_capacity(keys.len());
+            self.0.get(&keys, &mut found)?;
+            extend_entries(out, &found);
+            Ok(())
+        })
+    }
+
+    fn put(&self, entries: RSlice<'_, FfiEntry>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch = Vec::with_capacity(entries.len());
+            convert_all(entries.iter().cloned(), &mut batch)?;
+            self.0.put(&batch)
+        })
+    }
+
+    fn remove(&self, keys: RSlice<'_, FfiKey>) -> RResult<(), FfiError> {
+        guard(|| {
+            let keys: Vec<CacheKey> = keys.iter().map(|&k| k.into()).collect();
+            self.0.remove(&keys)
+        })
+    }
+
+    fn stats(&self) -> FfiCacheStats {
+        match guard(|| Ok(self.0.stats())) {
+            RResult::ROk(s) => s.into(),
+            RResult::RErr(_) => FfiCacheStats::default(),
+        }
+    }
+}
+
+impl<T: Generator> FfiGenerator for Exported<T> {
+    fn predict(&self, requests: RSlice<'_, FfiRequest>, out: &mut RVec<FfiPrediction>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Request> = Vec::with_capacity(requests.len());
+            convert_all(requests.iter().cloned(), &mut batch)?;
+            let mut predictions = Vec::with_capacity(batch.len());
+            self.0.predict(&batch, &mut predictions)?;
+            out.extend(predictions.into_iter().map(prediction_to_ffi));
+            Ok(())
+        })
+    }
+
+    fn render(&self, drafts: RSlice<'_, FfiDraft>, out: &mut RVec<RString>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Draft> = Vec::with_capacity(drafts.len());
+            convert_all(drafts.iter().cloned(), &mut batch)?;
+            let mut configs = Vec::with_capacity(batch.len());
+            self.0.render(&batch, &mut configs)?;
+            out.extend(configs.into_iter().map(RString::from));
+            Ok(())
+        })
+    }
+}
+
+impl<T: Validator> FfiValidator for Exported<T> {
+    fn check_requests(&self, requests: RSlice<'_, FfiRequest>, out: &mut RVec<FfiProblem>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Request> = Vec::with_capacity(requests.len());
+            convert_all(requests.iter().cloned(), &mut batch)?;
+            let mut problems = Vec::new();
+            self.0.check_requests(&batch, &mut problems)?;
+            out.extend(problems.into_iter().map(FfiProblem::from));
+            Ok(())
+        })
+    }
+
+    fn check_entries(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<FfiProblem>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
+            convert_all(entries.iter().cloned(), &mut batch)?;
+            let mut problems = Vec::new();
+            self.0.check_entries(&batch, &mut problems)?;
+            out.extend(problems.into_iter().map(FfiProblem::from));
+            Ok(())
+        })
+    }
+}
+
+impl<T: Storage> FfiStorage for Exported<T> {
+    fn find(&self, fingerprints: RSlice<'_, [u8; 16]>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError> {
+        guard(|| {
+            let fps: Vec<_> = fingerprints.iter().map(|&f| registry_core::Fingerprint(f)).collect();
+            let mut found = Vec::with_capacity(fps.len());
+            self.0.find(&fps, &mut found)?;
+            extend_entries(out, &found);
+            Ok(())
+        })
+    }
+
+    fn get(&self, ids: RSlice<'_, FfiId>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError> {
+        guard(|| {
+            let ids: Vec<EntryId> = ids.iter().cloned().map(EntryId::from).collect();
+            let mut found = Vec::with_capacity(ids.len());
+            self.0.get(&ids, &mut found)?;
+            extend_entries(out, &found);
+            Ok(())
+        })
+    }
+
+    fn allocate(&self, prefixes: RSlice<'_, RString>, out: &mut RVec<u64>) -> RResult<(), FfiError> {
+        guard(|| {
+            let prefixes: Vec<String> = prefixes.iter().map(|p| p.as_str().to_owned()).collect();
+            let mut numbers = Vec::with_capacity(prefixes.len());
+            self.0.allocate(&prefixes, &mut numbers)?;
+            out.extend(numbers);
+            Ok(())
+        })
+    }
+
+    fn insert(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<FfiInserted>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
+            convert_all(entries.iter().cloned(), &mut batch)?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            self.0.insert(&batch, &mut outcomes)?;
+            out.extend(outcomes.into_iter().map(FfiInserted::from));
+            Ok(())
+        })
+    }
+
+    fn update(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<RResult<(), FfiError>>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
+            convert_all(entries.iter().cloned(), &mut batch)?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            self.0.update(&batch, &mut outcomes)?;
+            out.extend(outcomes.into_iter().map(|r| r.map_err(FfiError::from).into()));
+            Ok(())
+        })
+    }
+
+    fn history(&self, id: &FfiId, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut revisions = Vec::new();
+            self.0.history(&EntryId::from(id.clone()), &mut revisions)?;
+            out.extend(revisions.iter().map(FfiEntry::from));
+            Ok(())
+        })
+    }
+
+    fn list(&self, query: &FfiListQuery, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut entries = Vec::new();
+            self.0.list(&query.clone().into(), &mut entries)?;
+            out.extend(entries.iter().map(FfiEntry::from));
+            Ok(())
+        })
+    }
+}
+
+impl<T: Router> FfiRouter for Exported<T> {
+    fn route(&self, keys: RSlice<'_, u64>, shards: u32, out: &mut RVec<u32>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut routes = Vec::with_capacity(keys.len());
+            self.0.route(keys.as_slice(), shards, &mut routes)?;
+            out.extend(routes);
+            Ok(())
+        })
+    }
+}
+
+/// Constructors of each stage's FFI object, named after the stages so that
+/// [`export_plugin!`](crate::export_plugin) can pick them by the stage name it is given.
+pub mod stages {
+    use super::*;
+
+    macro_rules! stage_ctor {
+        ($stage:ident, $tr:ident, $boxed:ident, $to:ident) => {
+            #[doc = concat!("The ", stringify!($stage), " stage.")]
+            pub mod $stage {
+                use super::*;
+
+                /// The FFI object this stage's constructor returns.
+                pub type Boxed = $boxed;
+
+                /// Builds the stage from its config and the host's setup, catching panics.
+                pub fn new<T: $tr + FromConfig + 'static>(config: RStr<'_>, setup: RStr<'_>) -> RResult<Boxed, FfiError> {
+                    guard(|| construct::<T>(config, setup).map(|stage| $to::from_value(Exported(stage), TD_Opaque)))
+                }
+            }
+        };
+    }
+
+    stage_ctor!(cache, Cache, CacheBox, FfiCache_TO);
+    stage_ctor!(generator, Generator, GeneratorBox, FfiGenerator_TO);
+    stage_ctor!(validator, Validator, ValidatorBox, FfiValidator_TO);
+    stage_ctor!(storage, Storage, StorageBox, FfiStorage_TO);
+    stage_ctor!(router, Router, RouterBox, FfiRouter_TO);
+}
+
+/// A module with only the info function; [`export_plugin!`](crate::export_plugin) fills in the
+/// constructors of the stages the plugin provides.
+pub fn empty_module(info: extern "C" fn() -> PluginInfo) -> PluginMod {
+    PluginMod {
+        info,
+        cache: None,
+        generator: None,
+        validator: None,
+        storage: None,
+        router: None,
+    }
+}
+
+/// Makes the module `'static` for the host to read.
+pub fn leak(module: PluginMod) -> PluginModRef {
+    module.leak_into_prefix()
+}
+
+/// The plugin's info.
+pub fn info(name: &str, version: &str) -> PluginInfo {
+    PluginInfo {
+        name: name.into(),
+        version: version.into(),
+    }
+}
+
+/// Exports a plugin library's root module: its name and the stage implementations it provides.
+///
+/// Each stage is given as `stage: Type`, where `stage` is one of `cache`, `generator`,
+/// `validator`, `storage`, `router` and `Type` implements that stage's trait from
+/// `registry_core` and [`registry_core::FromConfig`]. The crate must be built as a `cdylib`, and
+/// a library exports exactly one root module.
+///
+/// # Examples
+/// ```ignore
+/// registry_abi::export_plugin! {
+///     name: "validator-strict",
+///     validator: my_crate::StrictValidator,
+/// }
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    (name: $name:expr, $($stage:ident : $ty:ty),+ $(,)?) => {
+        extern "C" fn __registry_plugin_info() -> $crate::PluginInfo {
+            $crate::export::info($name, env!("CARGO_PKG_VERSION"))
+        }
+
+        fn __registry_plugin_root() -> $crate::PluginModRef {
+            let mut module = $crate::export::empty_module(__registry_plugin_info);
+            $(
+                module.$stage = {
+                    extern "C" fn ctor(
+                        config: $crate::__private::RStr<'_>,
+                        setup: $crate::__private::RStr<'_>,
+                    ) -> $crate::__private::RResult<$crate::export::stages::$stage::Boxed, $crate::FfiError> {
+                        $crate::export::stages::$stage::new::<$ty>(config, setup)
+                    }
+                    Some(ctor)
+                };
+            )+
+            $crate::export::leak(module)
+        }
+
+        // What abi_stable's `#[export_root_module]` generates, spelt out so that a plugin crate
+        // needs no direct dependency on abi_stable. The symbol name is abi_stable's
+        // ROOT_MODULE_LOADER_NAME (a test in registry-abi keeps the two equal).
+        #[unsafe(no_mangle)]
+        pub static _as_0lib_1header_0root_6module_6loader: $crate::__private::LibHeader = {
+            extern "C" fn erased() -> $crate::__private::RootModuleResult {
+                $crate::__private::__call_root_module_loader(__registry_plugin_root)
+            }
+            // SAFETY: `erased` returns the root module of type `PluginModRef`, the type whose
+            // layout the header records, as `from_constructor` requires.
+            unsafe {
+                $crate::__private::LibHeader::from_constructor::<$crate::PluginModRef>(
+                    erased,
+                    $crate::__private::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}

@@ -1,0 +1,445 @@
+//! The host side: finds plugin libraries, loads and checks them, builds the stages and adapts
+//! the FFI objects back to the plain `registry_core` traits.
+//!
+//! Libraries are loaded once and never unloaded: stage objects and the strings they hand out
+//! point into the library's code, and unloading a library that spawned threads or registered
+//! thread-locals is unsound in general.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
+use abi_stable::std_types::{RResult, RSlice, RString, RVec};
+use registry_core::{
+    Cache, CacheKey, CacheStats, Draft, Entry, EntryId, Fingerprint, Generator, Inserted,
+    ListQuery, Prediction, Problem, Request, Router, Setup, StageError, StageKind, StageResult,
+    Stages, Storage, Validator,
+};
+
+use crate::ffi::{
+    FfiDraft, FfiEntry, FfiError, FfiId, FfiKey, FfiListQuery, FfiRequest, convert_all,
+    prediction_from_ffi,
+};
+use crate::module::{
+    CacheBox, GeneratorBox, PluginInfo, PluginModRef, RouterBox, StorageBox, ValidatorBox,
+};
+
+/// Which library provides a stage, and the stage's config table as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageSpec {
+    pub stage: StageKind,
+    /// A plugin name (`storage-redb`, looked up in the plugin directory) or a path to a library.
+    pub library: String,
+    /// The `[<stage>.config]` table, as a JSON object.
+    pub config_json: String,
+}
+
+/// Where libraries are looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPaths {
+    /// Where plugin names resolve.
+    pub plugin_dir: PathBuf,
+    /// What relative library paths are relative to (the directory of `registry.toml`).
+    pub base_dir: PathBuf,
+}
+
+/// The library a `library = "…"` value names: a value containing a path separator or ending in
+/// the platform's library suffix is a path; anything else is a plugin name, `storage-redb`
+/// meaning `libstorage_redb.so` (Linux) in the plugin directory.
+pub fn resolve_library(library: &str, paths: &SearchPaths) -> PathBuf {
+    let is_path = library.contains('/')
+        || library.contains(std::path::MAIN_SEPARATOR)
+        || library.ends_with(std::env::consts::DLL_SUFFIX);
+    if is_path {
+        let p = Path::new(library);
+        if p.is_absolute() { p.to_owned() } else { paths.base_dir.join(p) }
+    } else {
+        paths.plugin_dir.join(format!(
+            "{}{}{}",
+            std::env::consts::DLL_PREFIX,
+            library.replace('-', "_"),
+            std::env::consts::DLL_SUFFIX
+        ))
+    }
+}
+
+/// Why a stage could not be loaded: a short reason, and the full report of the loader when
+/// there is one (shown with `--verbose`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub stage: StageKind,
+    pub path: PathBuf,
+    pub reason: String,
+    pub detail: Option<String>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} plugin {}: {}", self.stage, self.path.display(), self.reason)
+    }
+}
+
+/// A loaded plugin library: what it says about itself and what it provides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryInfo {
+    pub path: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub stages: Vec<StageKind>,
+}
+
+/// The plugin behind one stage, for `registry plugins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageInfo {
+    pub stage: StageKind,
+    pub name: String,
+    pub version: String,
+    pub path: PathBuf,
+}
+
+/// Stages built from loaded plugins, ready for `registry_core::Pipeline::new`.
+#[derive(Debug)]
+pub struct Loaded {
+    pub stages: Stages,
+    pub plugins: Vec<StageInfo>,
+}
+
+/// Loads a library and checks it is a plugin built against a compatible interface.
+///
+/// # Errors
+/// A [`LoadError`] (with `stage` set to the given one) saying why: missing file, not a library,
+/// not a plugin, an incompatible interface version or layout.
+pub fn open(path: &Path, stage: StageKind) -> Result<(PluginModRef, LibraryInfo), LoadError> {
+    let fail = |reason: String, detail: Option<String>| LoadError {
+        stage,
+        path: path.to_owned(),
+        reason,
+        detail,
+    };
+    if !path.exists() {
+        return Err(fail(
+            "library not found (build the plugins with `cargo build --workspace`, or fix `library` in registry.toml)".into(),
+            None,
+        ));
+    }
+    let header = lib_header_from_path(path).map_err(|e| fail(short_reason(&e), Some(full_report(&e))))?;
+    let module = header
+        .init_root_module::<PluginModRef>()
+        .map_err(|e| fail(short_reason(&e), Some(full_report(&e))))?;
+    let PluginInfo { name, version } = (module.info())();
+    let stages = StageKind::ALL
+        .into_iter()
+        .filter(|&s| provides(module, s))
+        .collect();
+    Ok((
+        module,
+        LibraryInfo {
+            path: path.to_owned(),
+            name: name.into_string(),
+            version: version.into_string(),
+            stages,
+        },
+    ))
+}
+
+fn provides(module: PluginModRef, stage: StageKind) -> bool {
+    match stage {
+        StageKind::Cache => module.cache().flatten().is_some(),
+        StageKind::Generator => module.generator().flatten().is_some(),
+        StageKind::Validator => module.validator().flatten().is_some(),
+        StageKind::Storage => module.storage().flatten().is_some(),
+        StageKind::Router => module.router().flatten().is_some(),
+    }
+}
+
+fn full_report(e: &LibraryError) -> String {
+    e.to_string().trim().to_owned()
+}
+
+/// One line for a loader error; the multi-line report stays for `--verbose`.
+fn short_reason(e: &LibraryError) -> String {
+    match e {
+        LibraryError::OpenError { err, .. } => format!("not a loadable library: {err}"),
+        LibraryError::GetSymbolError { .. } => {
+            "not a registry plugin: the library exports no plugin root module".into()
+        }
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => format!(
+            "built against registry-abi {actual_version}, host expects {expected_version}: rebuild the plugin"
+        ),
+        LibraryError::AbiInstability(_) => format!(
+            "built against an incompatible registry-abi (its types differ from this host's {}): rebuild the plugin",
+            crate::ABI_VERSION
+        ),
+        LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
+            "built with an incompatible version of abi_stable or Rust's C ABI: rebuild the plugin".into()
+        }
+        LibraryError::RootModule { err, .. } => {
+            format!("the plugin failed while initializing: {}", err.to_string().trim())
+        }
+        LibraryError::ParseVersionError(v) => format!("unreadable interface version: {v}"),
+        LibraryError::Many(list) => list.iter().map(short_reason).collect::<Vec<_>>().join("; "),
+    }
+}
+
+/// Loads every stage's library, builds the stages (one storage per shard) and reports every
+/// stage that fails, not only the first.
+///
+/// # Errors
+/// One [`LoadError`] per failing stage.
+pub fn load(specs: &[StageSpec], paths: &SearchPaths, setup: &Setup) -> Result<Loaded, Vec<LoadError>> {
+    let setup_json = |shard: u32| {
+        let mut s = setup.clone();
+        s.shard = shard;
+        serde_json::to_string(&s).unwrap_or_default()
+    };
+    let mut libraries: HashMap<PathBuf, Result<(PluginModRef, LibraryInfo), LoadError>> = HashMap::new();
+    let mut errors = Vec::new();
+    let mut plugins = Vec::new();
+    let (mut cache, mut generator, mut validator, mut router) = (None, None, None, None);
+    let mut storage = Vec::new();
+
+    for spec in specs {
+        let path = resolve_library(&spec.library, paths);
+        let opened = libraries
+            .entry(path.clone())
+            .or_insert_with(|| open(&path, spec.stage))
+            .clone();
+        let (module, info) = match opened {
+            Ok(ok) => ok,
+            Err(e) => {
+                errors.push(LoadError { stage: spec.stage, ..e });
+                continue;
+            }
+        };
+        let fail = |reason: String| LoadError {
+            stage: spec.stage,
+            path: path.clone(),
+            reason,
+            detail: None,
+        };
+        let config = RString::from(spec.config_json.as_str());
+        let one = setup_json(0);
+        let missing = || {
+            let provided: Vec<&str> = info.stages.iter().map(|s| s.name()).collect();
+            fail(format!(
+                "the library provides no {} stage (it provides: {})",
+                spec.stage,
+                if provided.is_empty() { "none".to_owned() } else { provided.join(", ") }
+            ))
+        };
+        let started = |r: RResult<(), FfiError>| -> Result<(), LoadError> {
+            r.into_result().map_err(|e| {
+                let e = StageError::from(e);
+                fail(format!("cannot start: {}", e.message))
+            })
+        };
+        let result = match spec.stage {
+            StageKind::Cache => match module.cache().flatten() {
+                None => Err(missing()),
+                Some(ctor) => started(ctor(config.as_rstr(), one.as_str().into()).map(|b| cache = Some(b))),
+            },
+            StageKind::Generator => match module.generator().flatten() {
+                None => Err(missing()),
+                Some(ctor) => started(ctor(config.as_rstr(), one.as_str().into()).map(|b| generator = Some(b))),
+            },
+            StageKind::Validator => match module.validator().flatten() {
+                None => Err(missing()),
+                Some(ctor) => started(ctor(config.as_rstr(), one.as_str().into()).map(|b| validator = Some(b))),
+            },
+            StageKind::Router => match module.router().flatten() {
+                None => Err(missing()),
+                Some(ctor) => started(ctor(config.as_rstr(), one.as_str().into()).map(|b| router = Some(b))),
+            },
+            StageKind::Storage => match module.storage().flatten() {
+                None => Err(missing()),
+                Some(ctor) => (0..setup.shards.max(1)).try_for_each(|shard| {
+                    let s = setup_json(shard);
+                    started(ctor(config.as_rstr(), s.as_str().into()).map(|b| storage.push(b)))
+                }),
+            },
+        };
+        match result {
+            Ok(()) => plugins.push(StageInfo {
+                stage: spec.stage,
+                name: info.name.clone(),
+                version: info.version.clone(),
+                path: path.clone(),
+            }),
+            Err(e) => errors.push(e),
+        }
+    }
+    for stage in StageKind::ALL {
+        if !specs.iter().any(|s| s.stage == stage) {
+            errors.push(LoadError {
+                stage,
+                path: PathBuf::new(),
+                reason: "no library configured".into(),
+                detail: None,
+            });
+        }
+    }
+    match (cache, generator, validator, router) {
+        (Some(c), Some(g), Some(v), Some(r)) if errors.is_empty() && !storage.is_empty() => Ok(Loaded {
+            stages: Stages {
+                cache: Box::new(HostCache(c)),
+                generator: Box::new(HostGenerator(g)),
+                validator: Box::new(HostValidator(v)),
+                router: Box::new(HostRouter(r)),
+                storage: storage.into_iter().map(|s| Box::new(HostStorage(s)) as Box<dyn Storage>).collect(),
+            },
+            plugins,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn call(r: RResult<(), FfiError>) -> StageResult<()> {
+    r.into_result().map_err(StageError::from)
+}
+
+fn entries_out(found: RVec<abi_stable::std_types::ROption<FfiEntry>>, out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+    for e in found {
+        out.push(e.into_option().map(Entry::try_from).transpose()?);
+    }
+    Ok(())
+}
+
+/// A loaded cache plugin seen as a `registry_core::Cache`.
+pub struct HostCache(pub CacheBox);
+/// A loaded generator plugin seen as a `registry_core::Generator`.
+pub struct HostGenerator(pub GeneratorBox);
+/// A loaded validator plugin seen as a `registry_core::Validator`.
+pub struct HostValidator(pub ValidatorBox);
+/// A loaded storage plugin seen as a `registry_core::Storage`.
+pub struct HostStorage(pub StorageBox);
+/// A loaded router plugin seen as a `registry_core::Router`.
+pub struct HostRouter(pub RouterBox);
+
+impl Cache for HostCache {
+    fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        let keys: Vec<FfiKey> = keys.iter().map(|&k| k.into()).collect();
+        let mut found = RVec::with_capacity(keys.len());
+        call(self.0.get(RSlice::from_slice(&keys), &mut found))?;
+        entries_out(found, out)
+    }
+
+    fn put(&self, entries: &[Entry]) -> StageResult<()> {
+        let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
+        call(self.0.put(RSlice::from_slice(&batch)))
+    }
+
+    fn remove(&self, keys: &[CacheKey]) -> StageResult<()> {
+        let keys: Vec<FfiKey> = keys.iter().map(|&k| k.into()).collect();
+        call(self.0.remove(RSlice::from_slice(&keys)))
+    }
+
+    fn stats(&self) -> CacheStats {
+        self.0.stats().into()
+    }
+}
+
+impl Generator for HostGenerator {
+    fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
+        let batch: Vec<FfiRequest> = requests.iter().map(FfiRequest::from).collect();
+        let mut predictions = RVec::with_capacity(batch.len());
+        call(self.0.predict(RSlice::from_slice(&batch), &mut predictions))?;
+        out.extend(predictions.into_iter().map(prediction_from_ffi));
+        Ok(())
+    }
+
+    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
+        let batch: Vec<FfiDraft> = drafts.iter().map(FfiDraft::from).collect();
+        let mut configs = RVec::with_capacity(batch.len());
+        call(self.0.render(RSlice::from_slice(&batch), &mut configs))?;
+        out.extend(configs.into_iter().map(RString::into_string));
+        Ok(())
+    }
+}
+
+impl Validator for HostValidator {
+    fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
+        let batch: Vec<FfiRequest> = requests.iter().map(FfiRequest::from).collect();
+        let mut problems = RVec::new();
+        call(self.0.check_requests(RSlice::from_slice(&batch), &mut problems))?;
+        out.extend(problems.into_iter().map(Problem::from));
+        Ok(())
+    }
+
+    fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
+        let mut problems = RVec::new();
+        call(self.0.check_entries(RSlice::from_slice(&batch), &mut problems))?;
+        out.extend(problems.into_iter().map(Problem::from));
+        Ok(())
+    }
+}
+
+impl Storage for HostStorage {
+    fn find(&self, fingerprints: &[Fingerprint], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        let fps: Vec<[u8; 16]> = fingerprints.iter().map(|f| f.0).collect();
+        let mut found = RVec::with_capacity(fps.len());
+        call(self.0.find(RSlice::from_slice(&fps), &mut found))?;
+        entries_out(found, out)
+    }
+
+    fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
+        let mut found = RVec::with_capacity(ids.len());
+        call(self.0.get(RSlice::from_slice(&ids), &mut found))?;
+        entries_out(found, out)
+    }
+
+    fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
+        let prefixes: Vec<RString> = prefixes.iter().map(|p| RString::from(p.as_str())).collect();
+        let mut numbers = RVec::with_capacity(prefixes.len());
+        call(self.0.allocate(RSlice::from_slice(&prefixes), &mut numbers))?;
+        out.extend(numbers);
+        Ok(())
+    }
+
+    fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
+        let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
+        let mut outcomes = RVec::with_capacity(batch.len());
+        call(self.0.insert(RSlice::from_slice(&batch), &mut outcomes))?;
+        convert_all(outcomes, out)
+    }
+
+    fn update(&self, entries: &[Entry], out: &mut Vec<StageResult<()>>) -> StageResult<()> {
+        let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
+        let mut outcomes = RVec::with_capacity(batch.len());
+        call(self.0.update(RSlice::from_slice(&batch), &mut outcomes))?;
+        out.extend(outcomes.into_iter().map(call));
+        Ok(())
+    }
+
+    fn history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {
+        let mut revisions = RVec::new();
+        call(self.0.history(&FfiId::from(id), &mut revisions))?;
+        convert_all(revisions, out)
+    }
+
+    fn list(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()> {
+        let mut entries = RVec::new();
+        call(self.0.list(&FfiListQuery::from(query), &mut entries))?;
+        convert_all(entries, out)
+    }
+}
+
+impl Router for HostRouter {
+    fn route(&self, keys: &[u64], shards: u32, out: &mut Vec<u32>) -> StageResult<()> {
+        let mut routes = RVec::with_capacity(keys.len());
+        call(self.0.route(RSlice::from_slice(keys), shards, &mut routes))?;
+        out.extend(routes);
+        Ok(())
+    }
+}
+
+/// The module type's name, used in tests and diagnostics.
+pub fn module_name() -> &'static str {
+    PluginModRef::NAME
+}

@@ -1,0 +1,104 @@
+//! The plugin interface: one FFI-safe object per stage and the root module a library exports.
+//!
+//! # Evolution
+//! The root module and every stage object are prefix types: fields and methods may be appended
+//! after the `#[sabi(last_prefix_field)]` marker in a minor release, and a host reads a missing
+//! trailing field as absent. Removing, reordering or changing a field or method is a breaking
+//! change: it requires a new major version (a new minor while below 1.0) of this crate, and
+//! plugins built against the old one are refused at load with "rebuild the plugin".
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
+use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings, sabi_trait};
+
+use crate::ffi::{
+    FfiCacheStats, FfiDraft, FfiEntry, FfiError, FfiId, FfiInserted, FfiKey, FfiListQuery,
+    FfiPrediction, FfiProblem, FfiRequest,
+};
+
+/// The cache stage across the boundary; mirrors `registry_core::Cache`.
+#[sabi_trait]
+pub trait FfiCache: Send + Sync {
+    fn get(&self, keys: RSlice<'_, FfiKey>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError>;
+    fn put(&self, entries: RSlice<'_, FfiEntry>) -> RResult<(), FfiError>;
+    fn remove(&self, keys: RSlice<'_, FfiKey>) -> RResult<(), FfiError>;
+    #[sabi(last_prefix_field)]
+    fn stats(&self) -> FfiCacheStats;
+}
+
+/// The generator stage across the boundary; mirrors `registry_core::Generator`.
+#[sabi_trait]
+pub trait FfiGenerator: Send + Sync {
+    fn predict(&self, requests: RSlice<'_, FfiRequest>, out: &mut RVec<FfiPrediction>) -> RResult<(), FfiError>;
+    #[sabi(last_prefix_field)]
+    fn render(&self, drafts: RSlice<'_, FfiDraft>, out: &mut RVec<RString>) -> RResult<(), FfiError>;
+}
+
+/// The validator stage across the boundary; mirrors `registry_core::Validator`.
+#[sabi_trait]
+pub trait FfiValidator: Send + Sync {
+    fn check_requests(&self, requests: RSlice<'_, FfiRequest>, out: &mut RVec<FfiProblem>) -> RResult<(), FfiError>;
+    #[sabi(last_prefix_field)]
+    fn check_entries(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<FfiProblem>) -> RResult<(), FfiError>;
+}
+
+/// The storage stage across the boundary; mirrors `registry_core::Storage`.
+#[sabi_trait]
+pub trait FfiStorage: Send + Sync {
+    fn find(&self, fingerprints: RSlice<'_, [u8; 16]>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError>;
+    fn get(&self, ids: RSlice<'_, FfiId>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError>;
+    fn allocate(&self, prefixes: RSlice<'_, RString>, out: &mut RVec<u64>) -> RResult<(), FfiError>;
+    fn insert(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<FfiInserted>) -> RResult<(), FfiError>;
+    fn update(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<RResult<(), FfiError>>) -> RResult<(), FfiError>;
+    fn history(&self, id: &FfiId, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError>;
+    #[sabi(last_prefix_field)]
+    fn list(&self, query: &FfiListQuery, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError>;
+}
+
+/// The router stage across the boundary; mirrors `registry_core::Router`.
+#[sabi_trait]
+pub trait FfiRouter: Send + Sync {
+    #[sabi(last_prefix_field)]
+    fn route(&self, keys: RSlice<'_, u64>, shards: u32, out: &mut RVec<u32>) -> RResult<(), FfiError>;
+}
+
+pub type CacheBox = FfiCache_TO<'static, RBox<()>>;
+pub type GeneratorBox = FfiGenerator_TO<'static, RBox<()>>;
+pub type ValidatorBox = FfiValidator_TO<'static, RBox<()>>;
+pub type StorageBox = FfiStorage_TO<'static, RBox<()>>;
+pub type RouterBox = FfiRouter_TO<'static, RBox<()>>;
+
+/// The plugin's name and version, shown by `registry plugins`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct PluginInfo {
+    pub name: RString,
+    pub version: RString,
+}
+
+/// The root module every plugin library exports: its info and a constructor for each stage it
+/// provides (`None` for the others), so one library may provide several stages. A constructor
+/// takes the stage's `[<stage>.config]` table and the host's `Setup`, both as JSON.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+pub struct PluginMod {
+    #[sabi(last_prefix_field)]
+    pub info: extern "C" fn() -> PluginInfo,
+    pub cache: Option<extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<CacheBox, FfiError>>,
+    pub generator: Option<extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<GeneratorBox, FfiError>>,
+    pub validator: Option<extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ValidatorBox, FfiError>>,
+    pub storage: Option<extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<StorageBox, FfiError>>,
+    pub router: Option<extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<RouterBox, FfiError>>,
+}
+
+impl RootModule for PluginModRef {
+    declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "registry_plugin";
+    const NAME: &'static str = "registry plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The version of this interface crate, which a plugin must be compatible with to load.
+pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
