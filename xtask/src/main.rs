@@ -1,1 +1,97 @@
-fn main() {}
+//! The project's build system: `cargo xtask <command>`.
+//!
+//! - `test [ARGS...]`: builds every crate (so the plugin libraries exist next to the test
+//!   binaries), then runs the workspace tests; extra arguments go to `cargo test`.
+//! - `demo`: builds in release, registers a set of sample rules through the `registry` command
+//!   on the embedded default (redb in `./.registry`), and shows them.
+//! - `lint`: formatting, clippy with warnings denied, and docs without warnings.
+//!
+//! Plain `std` only, so that `cargo xtask` itself compiles in a second.
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo::run(),
+        Some("lint") => lint(),
+        _ => {
+            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | lint>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives in its `xtask/` directory).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command in the workspace root, failing if it fails.
+pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let cargo = cargo();
+    // Plugin libraries first: the tests load them from the target directory.
+    run(&cargo, &["build", "--workspace"])?;
+    let mut args = vec!["test", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    run(&cargo, &args)
+}
+
+fn lint() -> Result<(), String> {
+    let cargo = cargo();
+    run(&cargo, &["fmt", "--all", "--check"])?;
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let status = Command::new(&cargo)
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run cargo doc: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("cargo doc reported warnings".into())
+    }
+}

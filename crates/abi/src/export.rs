@@ -93,7 +93,10 @@ pub fn guard<R>(f: impl FnOnce() -> Result<R, StageError>) -> RResult<R, FfiErro
 pub fn construct<T: FromConfig>(config: RStr<'_>, setup: RStr<'_>) -> Result<T, StageError> {
     install_panic_hook();
     let setup: Setup = serde_json::from_str(setup.as_str()).map_err(|e| {
-        StageError::new(ErrorCode::Internal, format!("host sent an unreadable setup: {e}"))
+        StageError::new(
+            ErrorCode::Internal,
+            format!("host sent an unreadable setup: {e}"),
+        )
     })?;
     let config: T::Config = serde_json::from_str(config.as_str())
         .map_err(|e| StageError::new(ErrorCode::Config, strip_position(&e.to_string())))?;
@@ -113,11 +116,19 @@ fn strip_position(message: &str) -> String {
 pub struct Exported<T>(pub T);
 
 fn extend_entries(out: &mut RVec<ROption<FfiEntry>>, found: &[Option<Entry>]) {
-    out.extend(found.iter().map(|e| ROption::from(e.as_ref().map(FfiEntry::from))));
+    out.extend(
+        found
+            .iter()
+            .map(|e| ROption::from(e.as_ref().map(FfiEntry::from))),
+    );
 }
 
 impl<T: Cache> FfiCache for Exported<T> {
-    fn get(&self, keys: RSlice<'_, FfiKey>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError> {
+    fn get(
+        &self,
+        keys: RSlice<'_, FfiKey>,
+        out: &mut RVec<ROption<FfiEntry>>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let keys: Vec<CacheKey> = keys.iter().map(|&k| k.into()).collect();
             let mut found = Vec::with_capacity(keys.len());
@@ -151,7 +162,11 @@ impl<T: Cache> FfiCache for Exported<T> {
 }
 
 impl<T: Generator> FfiGenerator for Exported<T> {
-    fn predict(&self, requests: RSlice<'_, FfiRequest>, out: &mut RVec<FfiPrediction>) -> RResult<(), FfiError> {
+    fn predict(
+        &self,
+        requests: RSlice<'_, FfiRequest>,
+        out: &mut RVec<FfiPrediction>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Request> = Vec::with_capacity(requests.len());
             convert_all(requests.iter().cloned(), &mut batch)?;
@@ -162,7 +177,11 @@ impl<T: Generator> FfiGenerator for Exported<T> {
         })
     }
 
-    fn render(&self, drafts: RSlice<'_, FfiDraft>, out: &mut RVec<RString>) -> RResult<(), FfiError> {
+    fn render(
+        &self,
+        drafts: RSlice<'_, FfiDraft>,
+        out: &mut RVec<RString>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Draft> = Vec::with_capacity(drafts.len());
             convert_all(drafts.iter().cloned(), &mut batch)?;
@@ -175,7 +194,11 @@ impl<T: Generator> FfiGenerator for Exported<T> {
 }
 
 impl<T: Validator> FfiValidator for Exported<T> {
-    fn check_requests(&self, requests: RSlice<'_, FfiRequest>, out: &mut RVec<FfiProblem>) -> RResult<(), FfiError> {
+    fn check_requests(
+        &self,
+        requests: RSlice<'_, FfiRequest>,
+        out: &mut RVec<FfiProblem>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Request> = Vec::with_capacity(requests.len());
             convert_all(requests.iter().cloned(), &mut batch)?;
@@ -186,7 +209,11 @@ impl<T: Validator> FfiValidator for Exported<T> {
         })
     }
 
-    fn check_entries(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<FfiProblem>) -> RResult<(), FfiError> {
+    fn check_entries(
+        &self,
+        entries: RSlice<'_, FfiEntry>,
+        out: &mut RVec<FfiProblem>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
             convert_all(entries.iter().cloned(), &mut batch)?;
@@ -199,9 +226,16 @@ impl<T: Validator> FfiValidator for Exported<T> {
 }
 
 impl<T: Storage> FfiStorage for Exported<T> {
-    fn find(&self, fingerprints: RSlice<'_, [u8; 16]>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError> {
+    fn find(
+        &self,
+        fingerprints: RSlice<'_, [u8; 16]>,
+        out: &mut RVec<ROption<FfiEntry>>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
-            let fps: Vec<_> = fingerprints.iter().map(|&f| registry_core::Fingerprint(f)).collect();
+            let fps: Vec<_> = fingerprints
+                .iter()
+                .map(|&f| registry_core::Fingerprint(f))
+                .collect();
             let mut found = Vec::with_capacity(fps.len());
             self.0.find(&fps, &mut found)?;
             extend_entries(out, &found);
@@ -209,7 +243,11 @@ impl<T: Storage> FfiStorage for Exported<T> {
         })
     }
 
-    fn get(&self, ids: RSlice<'_, FfiId>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError> {
+    fn get(
+        &self,
+        ids: RSlice<'_, FfiId>,
+        out: &mut RVec<ROption<FfiEntry>>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let ids: Vec<EntryId> = ids.iter().cloned().map(EntryId::from).collect();
             let mut found = Vec::with_capacity(ids.len());
@@ -219,7 +257,11 @@ impl<T: Storage> FfiStorage for Exported<T> {
         })
     }
 
-    fn allocate(&self, prefixes: RSlice<'_, RString>, out: &mut RVec<u64>) -> RResult<(), FfiError> {
+    fn allocate(
+        &self,
+        prefixes: RSlice<'_, RString>,
+        out: &mut RVec<u64>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let prefixes: Vec<String> = prefixes.iter().map(|p| p.as_str().to_owned()).collect();
             let mut numbers = Vec::with_capacity(prefixes.len());
@@ -229,7 +271,11 @@ impl<T: Storage> FfiStorage for Exported<T> {
         })
     }
 
-    fn insert(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<FfiInserted>) -> RResult<(), FfiError> {
+    fn insert(
+        &self,
+        entries: RSlice<'_, FfiEntry>,
+        out: &mut RVec<FfiInserted>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
             convert_all(entries.iter().cloned(), &mut batch)?;
@@ -240,13 +286,21 @@ impl<T: Storage> FfiStorage for Exported<T> {
         })
     }
 
-    fn update(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<RResult<(), FfiError>>) -> RResult<(), FfiError> {
+    fn update(
+        &self,
+        entries: RSlice<'_, FfiEntry>,
+        out: &mut RVec<RResult<(), FfiError>>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
             convert_all(entries.iter().cloned(), &mut batch)?;
             let mut outcomes = Vec::with_capacity(batch.len());
             self.0.update(&batch, &mut outcomes)?;
-            out.extend(outcomes.into_iter().map(|r| r.map_err(FfiError::from).into()));
+            out.extend(
+                outcomes
+                    .into_iter()
+                    .map(|r| r.map_err(FfiError::from).into()),
+            );
             Ok(())
         })
     }
@@ -271,7 +325,12 @@ impl<T: Storage> FfiStorage for Exported<T> {
 }
 
 impl<T: Router> FfiRouter for Exported<T> {
-    fn route(&self, keys: RSlice<'_, u64>, shards: u32, out: &mut RVec<u32>) -> RResult<(), FfiError> {
+    fn route(
+        &self,
+        keys: RSlice<'_, u64>,
+        shards: u32,
+        out: &mut RVec<u32>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let mut routes = Vec::with_capacity(keys.len());
             self.0.route(keys.as_slice(), shards, &mut routes)?;
@@ -296,8 +355,14 @@ pub mod stages {
                 pub type Boxed = $boxed;
 
                 /// Builds the stage from its config and the host's setup, catching panics.
-                pub fn new<T: $tr + FromConfig + 'static>(config: RStr<'_>, setup: RStr<'_>) -> RResult<Boxed, FfiError> {
-                    guard(|| construct::<T>(config, setup).map(|stage| $to::from_value(Exported(stage), TD_Opaque)))
+                pub fn new<T: $tr + FromConfig + 'static>(
+                    config: RStr<'_>,
+                    setup: RStr<'_>,
+                ) -> RResult<Boxed, FfiError> {
+                    guard(|| {
+                        construct::<T>(config, setup)
+                            .map(|stage| $to::from_value(Exported(stage), TD_Opaque))
+                    })
                 }
             }
         };

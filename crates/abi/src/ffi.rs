@@ -37,7 +37,10 @@ impl From<FfiError> for StageError {
 }
 
 fn bad_value(what: &str, detail: impl std::fmt::Display) -> StageError {
-    StageError::new(ErrorCode::Internal, format!("plugin returned an invalid {what}: {detail}"))
+    StageError::new(
+        ErrorCode::Internal,
+        format!("plugin returned an invalid {what}: {detail}"),
+    )
 }
 
 /// A cache key, as two 64-bit halves.
@@ -162,8 +165,11 @@ fn context_to_ffi(c: &Context) -> FfiContext {
 }
 
 fn context_from_ffi(c: FfiContext) -> Result<Context, StageError> {
-    Context::new(c.into_iter().map(|Tuple2(k, v)| (k.into_string(), v.into_string())))
-        .map_err(|e| bad_value("context", e))
+    Context::new(
+        c.into_iter()
+            .map(|Tuple2(k, v)| (k.into_string(), v.into_string())),
+    )
+    .map_err(|e| bad_value("context", e))
 }
 
 /// A complete header.
@@ -466,7 +472,10 @@ impl From<FfiListQuery> for ListQuery {
 }
 
 /// Converts a batch of FFI values, failing on the first invalid one.
-pub(crate) fn convert_all<F, T>(items: impl IntoIterator<Item = F>, out: &mut Vec<T>) -> Result<(), StageError>
+pub(crate) fn convert_all<F, T>(
+    items: impl IntoIterator<Item = F>,
+    out: &mut Vec<T>,
+) -> Result<(), StageError>
 where
     T: TryFrom<F, Error = StageError>,
 {
@@ -482,7 +491,13 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        for k in [0u128, 1, u128::MAX, 1 << 127, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+        for k in [
+            0u128,
+            1,
+            u128::MAX,
+            1 << 127,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
             assert_eq!(CacheKey::from(FfiKey::from(CacheKey(k))), CacheKey(k));
         }
     }

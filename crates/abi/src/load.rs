@@ -53,7 +53,11 @@ pub fn resolve_library(library: &str, paths: &SearchPaths) -> PathBuf {
         || library.ends_with(std::env::consts::DLL_SUFFIX);
     if is_path {
         let p = Path::new(library);
-        if p.is_absolute() { p.to_owned() } else { paths.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            paths.base_dir.join(p)
+        }
     } else {
         paths.plugin_dir.join(format!(
             "{}{}{}",
@@ -76,7 +80,13 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} plugin {}: {}", self.stage, self.path.display(), self.reason)
+        write!(
+            f,
+            "{} plugin {}: {}",
+            self.stage,
+            self.path.display(),
+            self.reason
+        )
     }
 }
 
@@ -123,7 +133,8 @@ pub fn open(path: &Path, stage: StageKind) -> Result<(PluginModRef, LibraryInfo)
             None,
         ));
     }
-    let header = lib_header_from_path(path).map_err(|e| fail(short_reason(&e), Some(full_report(&e))))?;
+    let header =
+        lib_header_from_path(path).map_err(|e| fail(short_reason(&e), Some(full_report(&e))))?;
     let module = header
         .init_root_module::<PluginModRef>()
         .map_err(|e| fail(short_reason(&e), Some(full_report(&e))))?;
@@ -176,10 +187,14 @@ fn short_reason(e: &LibraryError) -> String {
             crate::ABI_VERSION
         ),
         LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
-            "built with an incompatible version of abi_stable or Rust's C ABI: rebuild the plugin".into()
+            "built with an incompatible version of abi_stable or Rust's C ABI: rebuild the plugin"
+                .into()
         }
         LibraryError::RootModule { err, .. } => {
-            format!("the plugin failed while initializing: {}", err.to_string().trim())
+            format!(
+                "the plugin failed while initializing: {}",
+                err.to_string().trim()
+            )
         }
         LibraryError::ParseVersionError(v) => format!("unreadable interface version: {v}"),
         LibraryError::Many(list) => list.iter().map(short_reason).collect::<Vec<_>>().join("; "),
@@ -191,13 +206,18 @@ fn short_reason(e: &LibraryError) -> String {
 ///
 /// # Errors
 /// One [`LoadError`] per failing stage.
-pub fn load(specs: &[StageSpec], paths: &SearchPaths, setup: &Setup) -> Result<Loaded, Vec<LoadError>> {
+pub fn load(
+    specs: &[StageSpec],
+    paths: &SearchPaths,
+    setup: &Setup,
+) -> Result<Loaded, Vec<LoadError>> {
     let setup_json = |shard: u32| {
         let mut s = setup.clone();
         s.shard = shard;
         serde_json::to_string(&s).unwrap_or_default()
     };
-    let mut libraries: HashMap<PathBuf, Result<(PluginModRef, LibraryInfo), LoadError>> = HashMap::new();
+    let mut libraries: HashMap<PathBuf, Result<(PluginModRef, LibraryInfo), LoadError>> =
+        HashMap::new();
     let mut errors = Vec::new();
     let mut plugins = Vec::new();
     let (mut cache, mut generator, mut validator, mut router) = (None, None, None, None);
@@ -212,7 +232,10 @@ pub fn load(specs: &[StageSpec], paths: &SearchPaths, setup: &Setup) -> Result<L
         let (module, info) = match opened {
             Ok(ok) => ok,
             Err(e) => {
-                errors.push(LoadError { stage: spec.stage, ..e });
+                errors.push(LoadError {
+                    stage: spec.stage,
+                    ..e
+                });
                 continue;
             }
         };
@@ -229,7 +252,11 @@ pub fn load(specs: &[StageSpec], paths: &SearchPaths, setup: &Setup) -> Result<L
             fail(format!(
                 "the library provides no {} stage (it provides: {})",
                 spec.stage,
-                if provided.is_empty() { "none".to_owned() } else { provided.join(", ") }
+                if provided.is_empty() {
+                    "none".to_owned()
+                } else {
+                    provided.join(", ")
+                }
             ))
         };
         let started = |r: RResult<(), FfiError>| -> Result<(), LoadError> {
@@ -241,19 +268,27 @@ pub fn load(specs: &[StageSpec], paths: &SearchPaths, setup: &Setup) -> Result<L
         let result = match spec.stage {
             StageKind::Cache => match module.cache().flatten() {
                 None => Err(missing()),
-                Some(ctor) => started(ctor(config.as_rstr(), one.as_str().into()).map(|b| cache = Some(b))),
+                Some(ctor) => {
+                    started(ctor(config.as_rstr(), one.as_str().into()).map(|b| cache = Some(b)))
+                }
             },
             StageKind::Generator => match module.generator().flatten() {
                 None => Err(missing()),
-                Some(ctor) => started(ctor(config.as_rstr(), one.as_str().into()).map(|b| generator = Some(b))),
+                Some(ctor) => started(
+                    ctor(config.as_rstr(), one.as_str().into()).map(|b| generator = Some(b)),
+                ),
             },
             StageKind::Validator => match module.validator().flatten() {
                 None => Err(missing()),
-                Some(ctor) => started(ctor(config.as_rstr(), one.as_str().into()).map(|b| validator = Some(b))),
+                Some(ctor) => started(
+                    ctor(config.as_rstr(), one.as_str().into()).map(|b| validator = Some(b)),
+                ),
             },
             StageKind::Router => match module.router().flatten() {
                 None => Err(missing()),
-                Some(ctor) => started(ctor(config.as_rstr(), one.as_str().into()).map(|b| router = Some(b))),
+                Some(ctor) => {
+                    started(ctor(config.as_rstr(), one.as_str().into()).map(|b| router = Some(b)))
+                }
             },
             StageKind::Storage => match module.storage().flatten() {
                 None => Err(missing()),
@@ -284,16 +319,21 @@ pub fn load(specs: &[StageSpec], paths: &SearchPaths, setup: &Setup) -> Result<L
         }
     }
     match (cache, generator, validator, router) {
-        (Some(c), Some(g), Some(v), Some(r)) if errors.is_empty() && !storage.is_empty() => Ok(Loaded {
-            stages: Stages {
-                cache: Box::new(HostCache(c)),
-                generator: Box::new(HostGenerator(g)),
-                validator: Box::new(HostValidator(v)),
-                router: Box::new(HostRouter(r)),
-                storage: storage.into_iter().map(|s| Box::new(HostStorage(s)) as Box<dyn Storage>).collect(),
-            },
-            plugins,
-        }),
+        (Some(c), Some(g), Some(v), Some(r)) if errors.is_empty() && !storage.is_empty() => {
+            Ok(Loaded {
+                stages: Stages {
+                    cache: Box::new(HostCache(c)),
+                    generator: Box::new(HostGenerator(g)),
+                    validator: Box::new(HostValidator(v)),
+                    router: Box::new(HostRouter(r)),
+                    storage: storage
+                        .into_iter()
+                        .map(|s| Box::new(HostStorage(s)) as Box<dyn Storage>)
+                        .collect(),
+                },
+                plugins,
+            })
+        }
         _ => Err(errors),
     }
 }
@@ -302,7 +342,10 @@ fn call(r: RResult<(), FfiError>) -> StageResult<()> {
     r.into_result().map_err(StageError::from)
 }
 
-fn entries_out(found: RVec<abi_stable::std_types::ROption<FfiEntry>>, out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+fn entries_out(
+    found: RVec<abi_stable::std_types::ROption<FfiEntry>>,
+    out: &mut Vec<Option<Entry>>,
+) -> StageResult<()> {
     for e in found {
         out.push(e.into_option().map(Entry::try_from).transpose()?);
     }
@@ -365,7 +408,10 @@ impl Validator for HostValidator {
     fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
         let batch: Vec<FfiRequest> = requests.iter().map(FfiRequest::from).collect();
         let mut problems = RVec::new();
-        call(self.0.check_requests(RSlice::from_slice(&batch), &mut problems))?;
+        call(
+            self.0
+                .check_requests(RSlice::from_slice(&batch), &mut problems),
+        )?;
         out.extend(problems.into_iter().map(Problem::from));
         Ok(())
     }
@@ -373,7 +419,10 @@ impl Validator for HostValidator {
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
         let mut problems = RVec::new();
-        call(self.0.check_entries(RSlice::from_slice(&batch), &mut problems))?;
+        call(
+            self.0
+                .check_entries(RSlice::from_slice(&batch), &mut problems),
+        )?;
         out.extend(problems.into_iter().map(Problem::from));
         Ok(())
     }

@@ -20,7 +20,11 @@ use crate::ffi::{
 /// The cache stage across the boundary; mirrors `registry_core::Cache`.
 #[sabi_trait]
 pub trait FfiCache: Send + Sync {
-    fn get(&self, keys: RSlice<'_, FfiKey>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError>;
+    fn get(
+        &self,
+        keys: RSlice<'_, FfiKey>,
+        out: &mut RVec<ROption<FfiEntry>>,
+    ) -> RResult<(), FfiError>;
     fn put(&self, entries: RSlice<'_, FfiEntry>) -> RResult<(), FfiError>;
     fn remove(&self, keys: RSlice<'_, FfiKey>) -> RResult<(), FfiError>;
     #[sabi(last_prefix_field)]
@@ -30,27 +34,60 @@ pub trait FfiCache: Send + Sync {
 /// The generator stage across the boundary; mirrors `registry_core::Generator`.
 #[sabi_trait]
 pub trait FfiGenerator: Send + Sync {
-    fn predict(&self, requests: RSlice<'_, FfiRequest>, out: &mut RVec<FfiPrediction>) -> RResult<(), FfiError>;
+    fn predict(
+        &self,
+        requests: RSlice<'_, FfiRequest>,
+        out: &mut RVec<FfiPrediction>,
+    ) -> RResult<(), FfiError>;
     #[sabi(last_prefix_field)]
-    fn render(&self, drafts: RSlice<'_, FfiDraft>, out: &mut RVec<RString>) -> RResult<(), FfiError>;
+    fn render(
+        &self,
+        drafts: RSlice<'_, FfiDraft>,
+        out: &mut RVec<RString>,
+    ) -> RResult<(), FfiError>;
 }
 
 /// The validator stage across the boundary; mirrors `registry_core::Validator`.
 #[sabi_trait]
 pub trait FfiValidator: Send + Sync {
-    fn check_requests(&self, requests: RSlice<'_, FfiRequest>, out: &mut RVec<FfiProblem>) -> RResult<(), FfiError>;
+    fn check_requests(
+        &self,
+        requests: RSlice<'_, FfiRequest>,
+        out: &mut RVec<FfiProblem>,
+    ) -> RResult<(), FfiError>;
     #[sabi(last_prefix_field)]
-    fn check_entries(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<FfiProblem>) -> RResult<(), FfiError>;
+    fn check_entries(
+        &self,
+        entries: RSlice<'_, FfiEntry>,
+        out: &mut RVec<FfiProblem>,
+    ) -> RResult<(), FfiError>;
 }
 
 /// The storage stage across the boundary; mirrors `registry_core::Storage`.
 #[sabi_trait]
 pub trait FfiStorage: Send + Sync {
-    fn find(&self, fingerprints: RSlice<'_, [u8; 16]>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError>;
-    fn get(&self, ids: RSlice<'_, FfiId>, out: &mut RVec<ROption<FfiEntry>>) -> RResult<(), FfiError>;
-    fn allocate(&self, prefixes: RSlice<'_, RString>, out: &mut RVec<u64>) -> RResult<(), FfiError>;
-    fn insert(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<FfiInserted>) -> RResult<(), FfiError>;
-    fn update(&self, entries: RSlice<'_, FfiEntry>, out: &mut RVec<RResult<(), FfiError>>) -> RResult<(), FfiError>;
+    fn find(
+        &self,
+        fingerprints: RSlice<'_, [u8; 16]>,
+        out: &mut RVec<ROption<FfiEntry>>,
+    ) -> RResult<(), FfiError>;
+    fn get(
+        &self,
+        ids: RSlice<'_, FfiId>,
+        out: &mut RVec<ROption<FfiEntry>>,
+    ) -> RResult<(), FfiError>;
+    fn allocate(&self, prefixes: RSlice<'_, RString>, out: &mut RVec<u64>)
+    -> RResult<(), FfiError>;
+    fn insert(
+        &self,
+        entries: RSlice<'_, FfiEntry>,
+        out: &mut RVec<FfiInserted>,
+    ) -> RResult<(), FfiError>;
+    fn update(
+        &self,
+        entries: RSlice<'_, FfiEntry>,
+        out: &mut RVec<RResult<(), FfiError>>,
+    ) -> RResult<(), FfiError>;
     fn history(&self, id: &FfiId, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError>;
     #[sabi(last_prefix_field)]
     fn list(&self, query: &FfiListQuery, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError>;
@@ -60,7 +97,12 @@ pub trait FfiStorage: Send + Sync {
 #[sabi_trait]
 pub trait FfiRouter: Send + Sync {
     #[sabi(last_prefix_field)]
-    fn route(&self, keys: RSlice<'_, u64>, shards: u32, out: &mut RVec<u32>) -> RResult<(), FfiError>;
+    fn route(
+        &self,
+        keys: RSlice<'_, u64>,
+        shards: u32,
+        out: &mut RVec<u32>,
+    ) -> RResult<(), FfiError>;
 }
 
 pub type CacheBox = FfiCache_TO<'static, RBox<()>>;

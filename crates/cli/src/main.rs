@@ -1,1 +1,210 @@
-fn main() {}
+//! `registry`: the command line of the rule registry.
+//!
+//! Glue only: it parses arguments (clap), reads settings (figment), loads the stage plugins
+//! named in `registry.toml`, and prints what the `registry_core::Pipeline` returns. Every error
+//! is one line on stderr with exit code 1 (the user's input is wrong or not found) or 2
+//! (configuration, plugins, storage).
+
+mod config;
+mod output;
+mod registry;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A fast, plugin-based registry of rules, scripts and configs.
+#[derive(Debug, Parser)]
+#[command(name = "registry", version, about, disable_help_subcommand = true)]
+struct Cli {
+    /// Configuration file [default: ./registry.toml if present, else built-in defaults]
+    #[arg(long, global = true, env = "REGISTRY_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Data directory, overriding `data_dir` from the configuration
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Show full details of plugin load errors
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct FormatArg {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register a rule: fill the missing header fields, allocate an id, render its config
+    Add(AddArgs),
+    /// Show an entry
+    Get {
+        /// Entry id, e.g. SEC-RUL-042
+        id: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// List entries in id order
+    List(ListArgs),
+    /// Write a new revision of an entry
+    Update(UpdateArgs),
+    /// Show every revision of an entry, oldest first
+    History {
+        /// Entry id, e.g. SEC-RUL-042
+        id: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show the plugin loaded for each stage
+    Plugins {
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AddArgs {
+    /// Title: one line of text, at most 1 KiB
+    #[arg(long)]
+    title: String,
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    #[arg(long)]
+    variant: Option<String>,
+    #[arg(long)]
+    status: Option<String>,
+    /// Version, e.g. v2.9 [default: the schema's]
+    #[arg(long)]
+    version: Option<String>,
+    /// Free-form context, repeatable
+    #[arg(long, value_name = "KEY=VALUE")]
+    context: Vec<String>,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    #[arg(long)]
+    variant: Option<String>,
+    #[arg(long)]
+    status: Option<String>,
+    /// Show at most this many entries
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Start after this id
+    #[arg(long, value_name = "ID")]
+    after: Option<String>,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// Entry id, e.g. SEC-RUL-042
+    id: String,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long)]
+    variant: Option<String>,
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    version: Option<String>,
+    /// Context to set, repeatable
+    #[arg(long, value_name = "KEY=VALUE")]
+    context: Vec<String>,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+/// An error for the user: the exit code and one line (plus optional detail for `--verbose`).
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+impl CliError {
+    /// Exit code 1: the user's input is invalid or names something that does not exist.
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError {
+            code: 1,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// Exit code 2: configuration, plugins or storage.
+    pub fn config(message: impl Into<String>) -> Self {
+        CliError {
+            code: 2,
+            message: message.into(),
+            detail: None,
+        }
+    }
+}
+
+impl From<registry_core::Error> for CliError {
+    fn from(e: registry_core::Error) -> Self {
+        if e.is_user_error() {
+            CliError::input(e.to_string())
+        } else {
+            CliError::config(e.to_string())
+        }
+    }
+}
+
+impl From<registry_core::RequestError> for CliError {
+    fn from(e: registry_core::RequestError) -> Self {
+        CliError::input(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with success; usage errors are clap's short report.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let verbose = cli.verbose;
+    match registry::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "error: {}", e.message);
+            if let Some(detail) = e.detail {
+                if verbose {
+                    let _ = writeln!(err, "{detail}");
+                } else {
+                    let _ = writeln!(err, "(run with --verbose for details)");
+                }
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}

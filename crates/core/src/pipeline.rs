@@ -87,6 +87,14 @@ impl std::fmt::Debug for Pipeline {
 
 type Slot = Option<Result<Added, Error>>;
 
+/// A new request on its way to storage: its index in the batch, the request with every field
+/// filled, and where each field came from.
+struct Pending {
+    item: usize,
+    request: Request,
+    provenance: Fields<Guess>,
+}
+
 impl Pipeline {
     /// # Panics
     /// If `stages.storage` is empty: a registry has at least one shard.
@@ -374,17 +382,21 @@ impl Pipeline {
             return fail_all(&live, &Error::stage(StageKind::Validator, e), slots);
         }
         let rejected = reject(&live, problems, slots);
-        let mut drafts_of: Vec<(usize, Request, Fields<Guess>)> = live
+        let mut pending: Vec<Pending> = live
             .into_iter()
             .zip(completed)
             .zip(provenance)
             .filter(|((i, _), _)| !rejected.contains(i))
-            .map(|((i, r), p)| (i, r, p))
+            .map(|((item, request), provenance)| Pending {
+                item,
+                request,
+                provenance,
+            })
             .collect();
-        drafts_of.sort_by_key(|(i, _, _)| shard_of[*i]);
+        pending.sort_by_key(|p| shard_of[p.item]);
 
         let now = Timestamp::now();
-        for (shard, group) in chunk_by_shard(drafts_of, shard_of) {
+        for (shard, group) in chunk_by_shard(pending, shard_of) {
             self.create_in_shard(shard, group, fps, now, slots);
         }
     }
@@ -392,19 +404,19 @@ impl Pipeline {
     fn create_in_shard(
         &self,
         shard: usize,
-        group: Vec<(usize, Request, Fields<Guess>)>,
+        group: Vec<Pending>,
         fps: &[Fingerprint],
         now: Timestamp,
         slots: &mut [Slot],
     ) {
         let storage = &self.stages.storage[shard];
-        let items: Vec<usize> = group.iter().map(|(i, _, _)| *i).collect();
+        let items: Vec<usize> = group.iter().map(|p| p.item).collect();
         let prefixes: Vec<String> = group
             .iter()
-            .map(|(_, r, _)| {
+            .map(|p| {
                 EntryId::prefix_for(
-                    field(&r.fields, Field::Scope),
-                    field(&r.fields, Field::Type),
+                    field(&p.request.fields, Field::Scope),
+                    field(&p.request.fields, Field::Type),
                 )
             })
             .collect();
@@ -419,14 +431,14 @@ impl Pipeline {
             .iter()
             .zip(prefixes)
             .zip(numbers)
-            .map(|(((_, r, _), prefix), number)| Draft {
+            .map(|((p, prefix), number)| Draft {
                 header: Header {
-                    fields: r.fields.clone().map(|_, v| v.unwrap_or_default()),
+                    fields: p.request.fields.clone().map(|_, v| v.unwrap_or_default()),
                     id: EntryId::new(prefix, number),
-                    version: r.version.clone().unwrap_or_default(),
+                    version: p.request.version.clone().unwrap_or_default(),
                 },
-                title: r.title().to_owned(),
-                context: r.context.clone(),
+                title: p.request.title().to_owned(),
+                context: p.request.context.clone(),
             })
             .collect();
         let mut configs = Vec::with_capacity(drafts.len());
@@ -458,16 +470,15 @@ impl Pipeline {
             return fail_all(&items, &Error::stage(StageKind::Validator, e), slots);
         }
         let rejected = reject(&items, problems, slots);
-        let (keep, entries): (Vec<(usize, Fields<Guess>)>, Vec<Entry>) = group
+        let (keep, entries): (Vec<Pending>, Vec<Entry>) = group
             .into_iter()
             .zip(entries)
-            .filter(|((i, _, _), _)| !rejected.contains(i))
-            .map(|((i, _, p), e)| ((i, p), e))
+            .filter(|(p, _)| !rejected.contains(&p.item))
             .unzip();
         if entries.is_empty() {
             return;
         }
-        let keep_items: Vec<usize> = keep.iter().map(|(i, _)| *i).collect();
+        let keep_items: Vec<usize> = keep.iter().map(|p| p.item).collect();
         let mut inserted = Vec::with_capacity(entries.len());
         if let Err(e) = storage.insert(&entries, &mut inserted) {
             return fail_all(&keep_items, &Error::stage(StageKind::Storage, e), slots);
@@ -476,17 +487,17 @@ impl Pipeline {
             return fail_all(&keep_items, &miscount(StageKind::Storage), slots);
         }
         let mut stored = Vec::with_capacity(entries.len());
-        for (((i, provenance), entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {
+        for ((p, entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {
             let added = match outcome {
                 Inserted::Created => Added {
                     entry,
                     created: true,
-                    fields: Some(provenance),
+                    fields: Some(p.provenance),
                 },
                 Inserted::Existing(entry) => existing(entry),
             };
             stored.push(added.entry.clone());
-            slots[i] = Some(Ok(added));
+            slots[p.item] = Some(Ok(added));
         }
         self.fill_cache(&stored);
     }
@@ -762,16 +773,13 @@ fn group_by_shard(items: &[usize], shard_of: &[u32]) -> Vec<(usize, Vec<usize>)>
     groups
 }
 
-fn chunk_by_shard<T>(
-    sorted: Vec<(usize, T, Fields<Guess>)>,
-    shard_of: &[u32],
-) -> Vec<(usize, Vec<(usize, T, Fields<Guess>)>)> {
-    let mut groups: Vec<(usize, Vec<(usize, T, Fields<Guess>)>)> = Vec::new();
-    for item in sorted {
-        let s = shard_of.get(item.0).copied().unwrap_or(0) as usize;
+fn chunk_by_shard(sorted: Vec<Pending>, shard_of: &[u32]) -> Vec<(usize, Vec<Pending>)> {
+    let mut groups: Vec<(usize, Vec<Pending>)> = Vec::new();
+    for p in sorted {
+        let s = shard_of.get(p.item).copied().unwrap_or(0) as usize;
         match groups.last_mut() {
-            Some((g, v)) if *g == s => v.push(item),
-            _ => groups.push((s, vec![item])),
+            Some((g, v)) if *g == s => v.push(p),
+            _ => groups.push((s, vec![p])),
         }
     }
     groups

@@ -176,6 +176,10 @@ pub trait Validator: Send + Sync {
 
 /// What storage did with an entry given to [`Storage::insert`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "outcomes are short-lived and mostly `Created`"
+)]
 pub enum Inserted {
     /// The entry is stored, durably once `insert` returns.
     Created,

@@ -1,0 +1,293 @@
+//! Loads the built plugin libraries and the fixture libraries, one test per load failure mode.
+//!
+//! The libraries must be built first (`cargo build --workspace`, or `cargo xtask test`); they are
+//! found next to this test binary's `deps/` directory.
+
+use std::path::PathBuf;
+
+use registry_abi::load::{self, LoadError, SearchPaths, StageSpec, resolve_library};
+use registry_core::{Context, ErrorCode, Fields, Pipeline, Request, Schema, Setup, StageKind};
+
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps")
+        .to_owned()
+}
+
+fn paths() -> SearchPaths {
+    SearchPaths {
+        plugin_dir: lib_dir(),
+        base_dir: lib_dir(),
+    }
+}
+
+fn lib(name: &str) -> PathBuf {
+    resolve_library(name, &paths())
+}
+
+fn defaults() -> Vec<StageSpec> {
+    [
+        (StageKind::Cache, "cache-moka"),
+        (StageKind::Generator, "generator-default"),
+        (StageKind::Validator, "validator-schema"),
+        (StageKind::Storage, "storage-redb"),
+        (StageKind::Router, "router-hash"),
+    ]
+    .into_iter()
+    .map(|(stage, library)| StageSpec {
+        stage,
+        library: library.into(),
+        config_json: "{}".into(),
+    })
+    .collect()
+}
+
+fn with(stage: StageKind, library: &str, config_json: &str) -> Vec<StageSpec> {
+    let mut specs = defaults();
+    for s in &mut specs {
+        if s.stage == stage {
+            s.library = library.into();
+            s.config_json = config_json.into();
+        }
+    }
+    specs
+}
+
+fn setup(dir: &tempfile::TempDir) -> Setup {
+    Setup {
+        schema: Schema::default(),
+        data_dir: dir.path().to_owned(),
+        shard: 0,
+        shards: 1,
+    }
+}
+
+fn load_err(specs: &[StageSpec]) -> Vec<LoadError> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    match load::load(specs, &paths(), &setup(&dir)) {
+        Ok(_) => panic!("load succeeded"),
+        Err(errors) => errors,
+    }
+}
+
+fn open_err(path: &std::path::Path) -> LoadError {
+    match load::open(path, StageKind::Validator) {
+        Ok((_, info)) => panic!("{} opened as plugin {}", path.display(), info.name),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn every_default_plugin_loads_and_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let loaded =
+        load::load(&defaults(), &paths(), &setup(&dir)).unwrap_or_else(|e| panic!("{e:?}"));
+    let names: Vec<&str> = loaded.plugins.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "cache-moka",
+            "generator-default",
+            "validator-schema",
+            "storage-redb",
+            "router-hash"
+        ]
+    );
+    let pipeline = Pipeline::new(Schema::default(), loaded.stages);
+    let request = Request::new(
+        "Block SSH from the internet",
+        Fields::default(),
+        None,
+        Context::default(),
+    )
+    .expect("valid request");
+    let added = pipeline.add_one(request.clone()).expect("added");
+    assert!(added.created);
+    assert_eq!(added.entry.revision, 1);
+    assert!(added.entry.verify());
+    let again = pipeline.add_one(request).expect("added again");
+    assert!(!again.created);
+    assert_eq!(again.entry.header.id, added.entry.header.id);
+    assert_eq!(
+        pipeline.get(&added.entry.header.id).expect("stored"),
+        added.entry
+    );
+}
+
+#[test]
+fn missing_library() {
+    let e = open_err(&lib("no-such-plugin"));
+    assert!(e.reason.starts_with("library not found"), "{}", e.reason);
+}
+
+#[test]
+fn file_that_is_not_a_library() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("libfake.so");
+    std::fs::write(&path, "not a library\n").expect("write");
+    let e = open_err(&path);
+    assert!(
+        e.reason.starts_with("not a loadable library"),
+        "{}",
+        e.reason
+    );
+}
+
+#[test]
+fn library_that_is_not_a_plugin() {
+    let e = open_err(&lib("fixture-not-a-plugin"));
+    assert_eq!(
+        e.reason,
+        "not a registry plugin: the library exports no plugin root module"
+    );
+}
+
+#[test]
+fn plugin_built_against_another_abi_version() {
+    let e = open_err(&lib("fixture-abi-version"));
+    assert_eq!(
+        e.reason,
+        format!(
+            "built against registry-abi 0.0.1, host expects {}: rebuild the plugin",
+            registry_abi::ABI_VERSION
+        )
+    );
+    assert!(e.detail.is_some(), "the full report is kept for --verbose");
+}
+
+#[test]
+fn plugin_with_an_incompatible_layout() {
+    let e = open_err(&lib("fixture-abi-layout"));
+    assert!(
+        e.reason
+            .starts_with("built against an incompatible registry-abi"),
+        "{}",
+        e.reason
+    );
+    let detail = e.detail.expect("layout report");
+    assert!(
+        detail.lines().count() > 3,
+        "full layout report expected, got {detail}"
+    );
+    assert!(!e.reason.contains('\n'));
+}
+
+#[test]
+fn plugin_init_error() {
+    let errors = load_err(&with(
+        StageKind::Validator,
+        "fixture-faulty",
+        r#"{"fail_init": true}"#,
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].stage, StageKind::Validator);
+    assert_eq!(errors[0].reason, "cannot start: fixture refuses to start");
+}
+
+#[test]
+fn plugin_init_panic() {
+    let errors = load_err(&with(
+        StageKind::Validator,
+        "fixture-faulty",
+        r#"{"panic_init": true}"#,
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let reason = &errors[0].reason;
+    assert!(reason.starts_with("cannot start: panicked at "), "{reason}");
+    assert!(
+        reason.ends_with("fixture panics while starting"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn plugin_panic_during_a_call_is_an_error_for_that_call() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let specs = with(
+        StageKind::Validator,
+        "fixture-faulty",
+        r#"{"panic_on_call": true}"#,
+    );
+    let loaded = load::load(&specs, &paths(), &setup(&dir)).unwrap_or_else(|e| panic!("{e:?}"));
+    let request = Request::new("t", Fields::default(), None, Context::default()).expect("valid");
+    let mut problems = Vec::new();
+    let err = loaded
+        .stages
+        .validator
+        .check_requests(std::slice::from_ref(&request), &mut problems)
+        .expect_err("panics");
+    assert_eq!(err.code, ErrorCode::Panic);
+    assert!(
+        err.message.contains("fixture panics while checking"),
+        "{}",
+        err.message
+    );
+    // The host and the plugin are still usable afterwards.
+    let err = loaded
+        .stages
+        .validator
+        .check_requests(&[request], &mut problems)
+        .expect_err("panics again");
+    assert_eq!(err.code, ErrorCode::Panic);
+}
+
+#[test]
+fn unknown_config_key_is_named() {
+    let errors = load_err(&with(
+        StageKind::Cache,
+        "cache-moka",
+        r#"{"max_entires": 5}"#,
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .reason
+            .starts_with("cannot start: unknown field `max_entires`"),
+        "{}",
+        errors[0].reason
+    );
+}
+
+#[test]
+fn every_failing_stage_is_reported() {
+    let mut specs = with(StageKind::Cache, "no-such-cache", "{}");
+    specs[4].library = "fixture-not-a-plugin".into();
+    let errors = load_err(&specs);
+    let stages: Vec<StageKind> = errors.iter().map(|e| e.stage).collect();
+    assert_eq!(stages, [StageKind::Cache, StageKind::Router]);
+    assert!(
+        errors[0].to_string().starts_with("cache plugin "),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn stage_the_library_does_not_provide() {
+    let errors = load_err(&with(StageKind::Cache, "storage-redb", "{}"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].reason,
+        "the library provides no cache stage (it provides: storage)"
+    );
+}
+
+#[test]
+fn names_and_paths_resolve() {
+    let p = paths();
+    let suffix = std::env::consts::DLL_SUFFIX;
+    assert_eq!(
+        resolve_library("storage-redb", &p),
+        lib_dir().join(format!(
+            "{}storage_redb{suffix}",
+            std::env::consts::DLL_PREFIX
+        ))
+    );
+    assert_eq!(
+        resolve_library("plugins/x.so", &p),
+        lib_dir().join("plugins/x.so")
+    );
+    assert_eq!(resolve_library("/opt/x.so", &p), PathBuf::from("/opt/x.so"));
+}

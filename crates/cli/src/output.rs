@@ -1,0 +1,244 @@
+//! Printing results as text for people or JSON for programs.
+//!
+//! Text output leads with the readable header so that `registry list | grep` works; JSON output
+//! is one document per command (an object, or an array for `list` and `history`).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use registry_core::{Added, Entry, Field, Guess, Source, StageKind, Updated};
+use serde::Serialize;
+
+use crate::{CliError, Format};
+
+fn write_err(e: io::Error) -> CliError {
+    // A closed pipe (`registry list | head`) is not an error worth reporting.
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    CliError::config(format!("cannot write output: {e}"))
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
+    writeln!(out).map_err(write_err)
+}
+
+fn source(g: &Guess) -> String {
+    let how = match g.source {
+        Source::Given => "given",
+        Source::Model => "model",
+        Source::Keyword => "keyword",
+        Source::Default => "default",
+    };
+    match g.confidence {
+        Some(c) => format!("{how} {c:.2}"),
+        None => how.to_owned(),
+    }
+}
+
+fn summary(out: &mut impl Write, e: &Entry) -> io::Result<()> {
+    writeln!(out, "{}", e.header.readable())?;
+    writeln!(out, "grepable  {}", e.header.grepable())?;
+    writeln!(out, "title     {}", e.title)?;
+    if !e.context.is_empty() {
+        let pairs: Vec<String> = e.context.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(out, "context   {}", pairs.join(" "))?;
+    }
+    writeln!(out, "revision  {}", e.revision)?;
+    writeln!(out, "hash      {}", e.hash)?;
+    writeln!(out, "created   {}", e.created_at)?;
+    if e.updated_at != e.created_at {
+        writeln!(out, "updated   {}", e.updated_at)?;
+    }
+    Ok(())
+}
+
+pub fn added(a: &Added, format: Format) -> Result<(), CliError> {
+    match format {
+        Format::Json => json(a),
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            let verb = if a.created { "created" } else { "exists " };
+            (|| {
+                writeln!(out, "{verb}   {}", a.entry.header.id)?;
+                summary(&mut out, &a.entry)?;
+                if let Some(fields) = &a.fields {
+                    let shown: Vec<String> = Field::ALL
+                        .iter()
+                        .map(|&f| format!("{f} {} ({})", fields[f].value, source(&fields[f])))
+                        .collect();
+                    writeln!(out, "fields    {}", shown.join(", "))?;
+                }
+                Ok(())
+            })()
+            .map_err(write_err)
+        }
+    }
+}
+
+pub fn entry(e: &Entry, format: Format) -> Result<(), CliError> {
+    match format {
+        Format::Json => json(e),
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            (|| {
+                summary(&mut out, e)?;
+                writeln!(out, "config:")?;
+                for line in e.config.lines() {
+                    writeln!(out, "  {line}")?;
+                }
+                Ok(())
+            })()
+            .map_err(write_err)
+        }
+    }
+}
+
+pub fn updated(u: &Updated, format: Format) -> Result<(), CliError> {
+    match format {
+        Format::Json => json(u),
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            let verb = if u.changed { "updated" } else { "unchanged" };
+            (|| {
+                writeln!(
+                    out,
+                    "{verb} {} to revision {}",
+                    u.entry.header.id, u.entry.revision
+                )?;
+                summary(&mut out, &u.entry)
+            })()
+            .map_err(write_err)
+        }
+    }
+}
+
+pub fn history(revisions: &[Entry], format: Format) -> Result<(), CliError> {
+    match format {
+        Format::Json => json(revisions),
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            (|| {
+                for e in revisions {
+                    writeln!(
+                        out,
+                        "rev {:<4} {}  {}  {}  {}",
+                        e.revision,
+                        e.updated_at,
+                        e.hash,
+                        e.header.readable(),
+                        e.title
+                    )?;
+                }
+                Ok(())
+            })()
+            .map_err(write_err)
+        }
+    }
+}
+
+/// Streams a listing page by page: text lines as they come, or one JSON array.
+pub struct Lister {
+    format: Format,
+    count: usize,
+}
+
+impl Lister {
+    pub fn new(format: Format) -> Self {
+        Lister { format, count: 0 }
+    }
+
+    pub fn push(&mut self, page: &[Entry]) -> Result<(), CliError> {
+        let mut out = io::stdout().lock();
+        for e in page {
+            match self.format {
+                Format::Text => {
+                    writeln!(out, "{}  {}", e.header.readable(), e.title).map_err(write_err)?
+                }
+                Format::Json => {
+                    out.write_all(if self.count == 0 { b"[\n" } else { b",\n" })
+                        .map_err(write_err)?;
+                    serde_json::to_writer(&mut out, e)
+                        .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
+                }
+            }
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<(), CliError> {
+        let mut out = io::stdout().lock();
+        match (self.format, self.count) {
+            (Format::Json, 0) => writeln!(out, "[]"),
+            (Format::Json, _) => writeln!(out, "\n]"),
+            (Format::Text, _) => Ok(()),
+        }
+        .map_err(write_err)
+    }
+}
+
+/// One stage of `registry plugins`.
+#[derive(Debug, Serialize)]
+pub struct PluginRow {
+    #[serde(serialize_with = "stage_name")]
+    pub stage: StageKind,
+    pub name: String,
+    pub version: String,
+    pub path: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn stage_name<S: serde::Serializer>(s: &StageKind, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.name())
+}
+
+pub fn plugins(
+    rows: &[PluginRow],
+    config: Option<&std::path::Path>,
+    format: Format,
+) -> Result<(), CliError> {
+    match format {
+        Format::Json => json(rows),
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            (|| {
+                match config {
+                    Some(file) => writeln!(out, "configuration {}", file.display())?,
+                    None => writeln!(out, "configuration built-in defaults")?,
+                }
+                writeln!(
+                    out,
+                    "{:<10} {:<20} {:<8} library",
+                    "stage", "plugin", "version"
+                )?;
+                for r in rows {
+                    match &r.error {
+                        None => writeln!(
+                            out,
+                            "{:<10} {:<20} {:<8} {}",
+                            r.stage.name(),
+                            r.name,
+                            r.version,
+                            r.path.display()
+                        )?,
+                        Some(e) => writeln!(
+                            out,
+                            "{:<10} {:<20} {:<8} {} ({e})",
+                            r.stage.name(),
+                            "-",
+                            "-",
+                            r.path.display()
+                        )?,
+                    }
+                }
+                Ok(())
+            })()
+            .map_err(write_err)
+        }
+    }
+}

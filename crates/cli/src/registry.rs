@@ -1,0 +1,275 @@
+//! The commands: each builds a pipeline from the configured plugins and prints what it returns.
+
+use std::fs;
+use std::path::Path;
+
+use registry_abi::load::{self, StageSpec};
+use registry_core::{Changes, Context, EntryId, Fields, ListQuery, Pipeline, Request, Setup};
+
+use crate::config::{self, Settings};
+use crate::output;
+use crate::{Cli, CliError, Command};
+
+/// The most entries `list` reads from storage per call; larger listings are paged.
+const LIST_PAGE: usize = 1000;
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = config::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
+    match cli.command {
+        Command::Plugins { format } => plugins(&settings, format.format),
+        Command::Add(args) => {
+            let request = Request::new(
+                &args.title,
+                Fields {
+                    scope: args.scope,
+                    kind: args.kind,
+                    variant: args.variant,
+                    status: args.status,
+                },
+                args.version,
+                context(&args.context)?,
+            )?;
+            let pipeline = open(&settings)?;
+            let added = pipeline.add_one(request)?;
+            output::added(&added, args.format.format)
+        }
+        Command::Get { id, format } => {
+            let id = parse_id(&id)?;
+            let pipeline = open(&settings)?;
+            output::entry(&pipeline.get(&id)?, format.format)
+        }
+        Command::List(args) => {
+            let filter = Fields {
+                scope: args.scope,
+                kind: args.kind,
+                variant: args.variant,
+                status: args.status,
+            };
+            for (field, value) in filter.iter() {
+                if let Some(v) = value
+                    && settings.schema.canonical(field, v).is_none()
+                {
+                    return Err(CliError::input(format!(
+                        "unknown {field} `{v}`: allowed values are {}",
+                        settings.schema.allowed(field).join(", ")
+                    )));
+                }
+            }
+            let after = args.after.as_deref().map(parse_id).transpose()?;
+            let pipeline = open(&settings)?;
+            let mut lister = output::Lister::new(args.format.format);
+            let mut remaining = args.limit.unwrap_or(usize::MAX);
+            let mut query = ListQuery {
+                filter,
+                after,
+                limit: LIST_PAGE.min(remaining),
+            };
+            while remaining > 0 {
+                let page = pipeline.list(&query)?;
+                let Some(last) = page.last() else { break };
+                query.after = Some(last.header.id.clone());
+                remaining -= page.len();
+                query.limit = LIST_PAGE.min(remaining);
+                let full = page.len() == LIST_PAGE;
+                lister.push(&page)?;
+                if !full {
+                    break;
+                }
+            }
+            lister.finish()
+        }
+        Command::Update(args) => {
+            let id = parse_id(&args.id)?;
+            let pairs = args
+                .context
+                .iter()
+                .map(|c| Context::parse_pair(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Checks keys and values the same way `add` does, before anything is opened.
+            Context::new(pairs.clone())?;
+            let changes = Changes {
+                title: args.title,
+                variant: args.variant,
+                status: args.status,
+                version: args.version,
+                context: pairs,
+            };
+            let pipeline = open(&settings)?;
+            output::updated(&pipeline.update(&id, changes)?, args.format.format)
+        }
+        Command::History { id, format } => {
+            let id = parse_id(&id)?;
+            let pipeline = open(&settings)?;
+            output::history(&pipeline.history(&id)?, format.format)
+        }
+    }
+}
+
+fn parse_id(id: &str) -> Result<EntryId, CliError> {
+    id.parse()
+        .map_err(|e: registry_core::HeaderError| CliError::input(e.to_string()))
+}
+
+fn context(args: &[String]) -> Result<Context, CliError> {
+    let pairs = args
+        .iter()
+        .map(|a| Context::parse_pair(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Context::new(pairs)?)
+}
+
+/// The shard count of a data directory: recorded in `shards` at creation, never changed.
+fn shards(settings: &Settings) -> Result<u32, CliError> {
+    let dir = &settings.data_dir;
+    fs::create_dir_all(dir).map_err(|e| {
+        CliError::config(format!(
+            "cannot create data directory {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let file = dir.join("shards");
+    match fs::read_to_string(&file) {
+        Ok(text) => {
+            let recorded: u32 = text.trim().parse().map_err(|_| {
+                CliError::config(format!(
+                    "{} is damaged: expected a shard count, found `{}`",
+                    file.display(),
+                    text.trim()
+                ))
+            })?;
+            match settings.shards {
+                Some(wanted) if wanted != recorded => Err(CliError::config(format!(
+                    "data directory {} has {recorded} shards but the configuration asks for {wanted}: resharding is not supported",
+                    dir.display()
+                ))),
+                _ => Ok(recorded),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let k = settings.shards.unwrap_or(1);
+            write_atomically(&file, format!("{k}\n").as_bytes()).map_err(|e| {
+                CliError::config(format!(
+                    "cannot write to data directory {}: {}",
+                    dir.display(),
+                    io_reason(&e)
+                ))
+            })?;
+            Ok(k)
+        }
+        Err(e) => Err(CliError::config(format!(
+            "cannot read {}: {}",
+            file.display(),
+            io_reason(&e)
+        ))),
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes)?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// The OS reason without Rust's "(os error N)" suffix, lowercased like every other message.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text.to_owned(),
+    }
+}
+
+/// Loads the plugins and builds the pipeline.
+fn open(settings: &Settings) -> Result<Pipeline, CliError> {
+    let shards = shards(settings)?;
+    let setup = Setup {
+        schema: settings.schema.clone(),
+        data_dir: settings.data_dir.clone(),
+        shard: 0,
+        shards,
+    };
+    let loaded = load::load(&settings.stages, &settings.paths, &setup).map_err(load_error)?;
+    Ok(Pipeline::new(settings.schema.clone(), loaded.stages))
+}
+
+fn load_error(errors: Vec<load::LoadError>) -> CliError {
+    let message = match errors.len() {
+        1 => errors[0].to_string(),
+        n => format!(
+            "{n} stages failed to load: {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    let details: Vec<String> = errors
+        .iter()
+        .filter_map(|e| {
+            e.detail
+                .as_ref()
+                .map(|d| format!("{} plugin {}:\n{d}", e.stage, e.path.display()))
+        })
+        .collect();
+    CliError {
+        code: 2,
+        message,
+        detail: (!details.is_empty()).then(|| details.join("\n\n")),
+    }
+}
+
+/// `registry plugins`: opens each configured library (without starting the stages) and shows
+/// what it is; a library that cannot be opened is reported and makes the exit code 2.
+fn plugins(settings: &Settings, format: crate::Format) -> Result<(), CliError> {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for StageSpec { stage, library, .. } in &settings.stages {
+        let path = load::resolve_library(library, &settings.paths);
+        match load::open(&path, *stage) {
+            Ok((_, info)) if info.stages.contains(stage) => rows.push(output::PluginRow {
+                stage: *stage,
+                name: info.name,
+                version: info.version,
+                path,
+                error: None,
+            }),
+            Ok((_, info)) => {
+                let e = load::LoadError {
+                    stage: *stage,
+                    path: path.clone(),
+                    reason: format!("the library provides no {stage} stage"),
+                    detail: None,
+                };
+                rows.push(output::PluginRow {
+                    stage: *stage,
+                    name: info.name,
+                    version: info.version,
+                    path,
+                    error: Some(e.reason.clone()),
+                });
+                errors.push(e);
+            }
+            Err(e) => {
+                rows.push(output::PluginRow {
+                    stage: *stage,
+                    name: String::new(),
+                    version: String::new(),
+                    path,
+                    error: Some(e.reason.clone()),
+                });
+                errors.push(e);
+            }
+        }
+    }
+    output::plugins(&rows, settings.file.as_deref(), format)?;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(load_error(errors))
+    }
+}

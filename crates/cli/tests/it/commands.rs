@@ -1,0 +1,239 @@
+//! The commands and their output contract.
+
+use serde_json::Value;
+
+use crate::Scratch;
+
+#[test]
+fn add_returns_the_whole_entry() {
+    let s = Scratch::new();
+    let e = s.add(
+        "Block SSH from the internet",
+        &[
+            "--scope",
+            "sec",
+            "--status",
+            "REQUIRED",
+            "--context",
+            "env=prod",
+        ],
+    );
+    assert_eq!(e["id"], "SEC-RUL-001");
+    assert_eq!(e["title"], "Block SSH from the internet");
+    assert_eq!(
+        e["header"],
+        "[SEC][RULES][LIVE][SEC-RUL-001][v2.9][REQUIRED]"
+    );
+    assert_eq!(e["grepable"], "[sec-rules-live-sec-rul-001-v2.9-required]");
+    assert_eq!(e["revision"], 1);
+    assert_eq!(e["created"], true);
+    assert_eq!(e["context"]["env"], "prod");
+    assert!(e["hash"].as_str().expect("hash").starts_with("blake3:"));
+    let config = e["config"].as_str().expect("config");
+    assert!(
+        config.contains("[SEC][RULES][LIVE][SEC-RUL-001][v2.9][REQUIRED]"),
+        "{config}"
+    );
+    assert_eq!(e["fields"]["scope"]["source"], "given");
+    assert_eq!(e["fields"]["variant"]["source"], "default");
+}
+
+#[test]
+fn ids_grow_per_prefix_and_never_collide() {
+    let s = Scratch::new();
+    let ids: Vec<Value> = (0..3)
+        .map(|i| s.add(&format!("rule {i}"), &["--scope", "SEC", "--type", "RULES"])["id"].clone())
+        .collect();
+    assert_eq!(ids, ["SEC-RUL-001", "SEC-RUL-002", "SEC-RUL-003"]);
+    assert_eq!(
+        s.add("a script", &["--scope", "OPS", "--type", "SCRIPT"])["id"],
+        "OPS-SCR-001"
+    );
+    assert_eq!(
+        s.add("an etl job", &["--scope", "ETL", "--type", "MULTI-ETL"])["id"],
+        "ETL-MUL-001"
+    );
+}
+
+#[test]
+fn same_request_twice_returns_the_existing_entry() {
+    let s = Scratch::new();
+    let first = s.add("Rotate access keys", &["--context", "team=iam"]);
+    let again = s.add("  rotate   ACCESS keys ", &["--context", "team=iam"]);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["hash"], first["hash"]);
+    assert_eq!(s.ids().len(), 1);
+    let other = s.add("Rotate access keys", &["--context", "team=ops"]);
+    assert_eq!(other["created"], true);
+}
+
+#[test]
+fn same_request_gives_the_same_config_and_hash() {
+    let a = Scratch::new().add("Security audit of buckets", &["--context", "env=prod"]);
+    let b = Scratch::new().add("Security audit of buckets", &["--context", "env=prod"]);
+    assert_eq!(a["config"], b["config"]);
+    assert_eq!(a["hash"], b["hash"]);
+}
+
+#[test]
+fn keyword_fallback_fills_missing_fields() {
+    let s = Scratch::new();
+    let e = s.add("Nightly security scan", &[]);
+    assert_eq!(e["scope"], "SEC");
+    assert_eq!(e["fields"]["scope"]["source"], "keyword");
+    let e = s.add("Something unrelated", &[]);
+    assert_eq!(e["scope"], "GOV");
+    assert_eq!(e["fields"]["scope"]["source"], "default");
+}
+
+#[test]
+fn get_list_update_history() {
+    let s = Scratch::new();
+    let id = s.add("Block SSH", &["--scope", "SEC"])["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    s.add(
+        "Dashboard of prices",
+        &["--scope", "DASHBOARD", "--status", "LIVE"],
+    );
+    assert_eq!(s.json(&["get", &id.to_lowercase()])["id"], id.as_str());
+
+    let text = s.ok(&["list"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("[DASHBOARD]"), "{text}");
+    assert_eq!(
+        s.json(&["list", "--scope", "sec"]).as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        s.json(&["list", "--status", "LIVE"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        s.json(&["list", "--limit", "1"]).as_array().map(Vec::len),
+        Some(1)
+    );
+
+    let u = s.json(&[
+        "update",
+        &id,
+        "--status",
+        "DEPRECATED",
+        "--context",
+        "reason=replaced",
+    ]);
+    assert_eq!(u["revision"], 2);
+    assert_eq!(u["changed"], true);
+    assert_eq!(u["status"], "DEPRECATED");
+    assert!(u["config"].as_str().expect("config").contains("DEPRECATED"));
+    let same = s.json(&["update", &id, "--status", "DEPRECATED"]);
+    assert_eq!(same["changed"], false);
+    assert_eq!(same["revision"], 2);
+
+    let h = s.json(&["history", &id]);
+    let revs: Vec<&Value> = h
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| &r["revision"])
+        .collect();
+    assert_eq!(revs, [1, 2]);
+    assert_eq!(h[0]["status"], "DEV");
+    assert_eq!(h[1]["status"], "DEPRECATED");
+    assert_eq!(
+        s.json(&["list", "--status", "DEPRECATED"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[test]
+fn entries_survive_across_processes() {
+    let s = Scratch::new();
+    let e = s.add("Durable rule", &[]);
+    let got = s.json(&["get", e["id"].as_str().expect("id")]);
+    assert_eq!(got["hash"], e["hash"]);
+    assert_eq!(got["config"], e["config"]);
+}
+
+#[test]
+fn plugins_lists_every_stage() {
+    let s = Scratch::new();
+    let p = s.json(&["plugins"]);
+    let stages: Vec<&str> = p
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["stage"].as_str().expect("stage"))
+        .collect();
+    assert_eq!(
+        stages,
+        ["cache", "generator", "validator", "storage", "router"]
+    );
+    assert_eq!(p[3]["name"], "storage-redb");
+    assert!(
+        p[3]["path"]
+            .as_str()
+            .expect("path")
+            .ends_with(std::env::consts::DLL_SUFFIX)
+    );
+    assert!(!p[3]["version"].as_str().expect("version").is_empty());
+}
+
+#[test]
+fn config_file_and_environment() {
+    let s = Scratch::new();
+    s.write("custom.toml", "data_dir = \"elsewhere\"\n[schema]\nscope = [\"NET\", \"APP\"]\n[schema.defaults]\nscope = \"APP\"\n");
+    let e = s.add("Open port audit", &["--config", "custom.toml"]);
+    assert_eq!(e["scope"], "APP");
+    assert!(s.path().join("elsewhere").is_dir());
+    let (code, msg) = s.fail(&[
+        "add",
+        "--title",
+        "x",
+        "--scope",
+        "SEC",
+        "--config",
+        "custom.toml",
+    ]);
+    assert_eq!(code, 1);
+    assert!(msg.contains("allowed values are NET, APP"), "{msg}");
+
+    let out = s
+        .command(&["add", "--title", "env rule", "--format", "json"])
+        .env("REGISTRY_DATA_DIR", s.path().join("from-env"))
+        .env("REGISTRY_URL", "ignored: not a registry.toml key")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.path().join("from-env").is_dir());
+}
+
+#[test]
+fn registry_toml_in_the_working_directory_is_used() {
+    let s = Scratch::new();
+    s.write("registry.toml", "data_dir = \"here\"\n");
+    s.add("Found by default", &[]);
+    assert!(s.path().join("here").is_dir());
+}
+
+#[test]
+fn shipped_registry_toml_is_valid() {
+    let s = Scratch::new();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry.toml");
+    let text = std::fs::read_to_string(shipped).expect("shipped registry.toml");
+    s.write("registry.toml", &text);
+    let e = s.add("Security rule from the shipped config", &[]);
+    assert_eq!(e["scope"], "SEC");
+    assert!(s.data_dir().is_dir());
+}

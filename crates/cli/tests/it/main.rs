@@ -1,0 +1,128 @@
+//! The `registry` command-line contract, run against the built binary and plugin libraries
+//! (build them first: `cargo xtask test` does).
+
+mod bad_input;
+mod commands;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A scratch directory to run `registry` in: no `registry.toml` unless a test writes one, data in
+/// `./.registry`.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.path().join(".registry")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_registry"));
+        c.current_dir(self.path()).args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("REGISTRY_") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run registry")
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "registry {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs a command that must succeed with `--format json`; returns the parsed output.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        serde_json::from_str(&self.ok(&args)).expect("json output")
+    }
+
+    /// Runs a command that must fail; returns the exit code and stderr, which must be one line
+    /// (plus an optional hint) with no panic or backtrace.
+    pub fn fail(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(!out.status.success(), "registry {args:?} succeeded");
+        let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
+        assert!(stderr.starts_with("error: "), "not a clean error: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert!(
+            lines.len() == 1 || (lines.len() == 2 && lines[1].starts_with("(run with --verbose")),
+            "error is not one line: {stderr}"
+        );
+        (
+            out.status.code().expect("exit code"),
+            lines[0].trim_start_matches("error: ").to_owned(),
+        )
+    }
+
+    /// Adds a rule and returns its JSON.
+    pub fn add(&self, title: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["add", "--title", title];
+        args.extend(extra);
+        self.json(&args)
+    }
+
+    /// The ids listed, in order.
+    pub fn ids(&self) -> Vec<String> {
+        match self.json(&["list"]) {
+            Value::Array(entries) => entries
+                .iter()
+                .map(|e| e["id"].as_str().expect("id").to_owned())
+                .collect(),
+            other => panic!("list is not an array: {other}"),
+        }
+    }
+}
+
+/// The directory holding the built `registry` binary and plugin libraries.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_registry"))
+        .parent()
+        .expect("binary directory")
+        .to_owned()
+}
+
+pub fn lib_path(name: &str) -> PathBuf {
+    bin_dir().join(format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    ))
+}

@@ -1,0 +1,592 @@
+//! Reference implementations of the five stage traits, kept in memory behind one `Mutex` each.
+//!
+//! They are as simple as the contracts allow, so that a pipeline test failing on them points at
+//! the pipeline, and so that each conformance suite has an implementation it must accept. They
+//! are not meant to be fast: every call takes a lock for its whole batch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use registry_core::Fingerprint;
+use registry_core::{
+    Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Field, FromConfig, Generator,
+    Inserted, ListQuery, Prediction, Problem, Request, Router, Schema, Setup, Severity, StageError,
+    StageResult, Stages, Storage, Validator,
+};
+use serde::Deserialize;
+
+/// The config table of every memory stage: they have nothing to configure, and any key is an
+/// error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoConfig {}
+
+/// Takes a lock, or reports that an earlier panic left the data behind it in doubt.
+fn lock<'a, T>(mutex: &'a Mutex<T>, what: &str) -> StageResult<MutexGuard<'a, T>> {
+    mutex.lock().map_err(|_| {
+        StageError::new(
+            ErrorCode::Internal,
+            format!("{what} is unusable: a thread panicked while holding its lock"),
+        )
+    })
+}
+
+/// A cache in a `HashMap`, unbounded and without expiry, counting hits and misses.
+#[derive(Debug, Default)]
+pub struct MemoryCache {
+    map: Mutex<HashMap<CacheKey, Entry>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl MemoryCache {
+    /// An empty cache.
+    pub fn new() -> MemoryCache {
+        MemoryCache::default()
+    }
+}
+
+impl FromConfig for MemoryCache {
+    type Config = NoConfig;
+
+    fn from_config(_config: NoConfig, _setup: &Setup) -> StageResult<MemoryCache> {
+        Ok(MemoryCache::new())
+    }
+}
+
+impl Cache for MemoryCache {
+    fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        let map = lock(&self.map, "the memory cache")?;
+        let mut hits = 0;
+        for key in keys {
+            let found = map.get(key).cloned();
+            hits += u64::from(found.is_some());
+            out.push(found);
+        }
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses
+            .fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn put(&self, entries: &[Entry]) -> StageResult<()> {
+        let mut map = lock(&self.map, "the memory cache")?;
+        for entry in entries {
+            for key in CacheKey::of_entry(entry) {
+                map.insert(key, entry.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&self, keys: &[CacheKey]) -> StageResult<()> {
+        let mut map = lock(&self.map, "the memory cache")?;
+        for key in keys {
+            map.remove(key);
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> CacheStats {
+        // Counting needs no consistent view, so a poisoned lock still gives a usable count.
+        let entries = self
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: entries as u64,
+        }
+    }
+}
+
+/// What one storage shard holds.
+#[derive(Debug, Default)]
+struct Shelf {
+    /// Every revision of every entry, oldest first, in id order.
+    revisions: BTreeMap<EntryId, Vec<Entry>>,
+    by_fingerprint: HashMap<Fingerprint, EntryId>,
+    /// The last number handed out per id prefix.
+    last: HashMap<String, u64>,
+}
+
+impl Shelf {
+    fn latest(&self, id: &EntryId) -> Option<&Entry> {
+        self.revisions.get(id).and_then(|r| r.last())
+    }
+}
+
+/// The shelves of storages built with [`FromConfig`], by data directory and shard, shared by
+/// every instance in the process. They stand in for the files a durable storage keeps in its
+/// data directory: a storage built again on the same directory finds what the last one stored.
+type Shelves = Mutex<HashMap<(PathBuf, u32), Arc<Mutex<Shelf>>>>;
+
+fn shelves() -> &'static Shelves {
+    static SHELVES: OnceLock<Shelves> = OnceLock::new();
+    SHELVES.get_or_init(Shelves::default)
+}
+
+/// One storage shard in memory, with the allocation rule of [`Storage`]: shard `s` of `K` hands
+/// out, per id prefix, increasing numbers `n` with `(n - 1) % K == s`.
+///
+/// [`MemoryStorage::new`] gives a private store. [`FromConfig`] gives one shared with every other
+/// memory storage built for the same data directory and shard, for the life of the process, so
+/// "reopening" it behaves like reopening a durable store.
+#[derive(Debug)]
+pub struct MemoryStorage {
+    shard: u32,
+    shards: u32,
+    shelf: Arc<Mutex<Shelf>>,
+}
+
+impl Default for MemoryStorage {
+    /// The only shard of a one-shard registry.
+    fn default() -> Self {
+        MemoryStorage {
+            shard: 0,
+            shards: 1,
+            shelf: Arc::default(),
+        }
+    }
+}
+
+impl MemoryStorage {
+    /// An empty, private store for shard `shard` of `shards`.
+    ///
+    /// # Errors
+    /// Code `Config` when `shard` is not in `0..shards`.
+    pub fn new(shard: u32, shards: u32) -> StageResult<MemoryStorage> {
+        check_shard(shard, shards)?;
+        Ok(MemoryStorage {
+            shard,
+            shards,
+            shelf: Arc::default(),
+        })
+    }
+
+    fn shelf(&self) -> StageResult<MutexGuard<'_, Shelf>> {
+        lock(&self.shelf, "the memory storage")
+    }
+
+    /// The smallest number above `last` that belongs to this shard.
+    fn next_number(&self, last: u64) -> Option<u64> {
+        let k = u64::from(self.shards);
+        let s = u64::from(self.shard);
+        let candidate = last.checked_add(1)?;
+        let residue = (candidate - 1) % k;
+        candidate.checked_add((s + k - residue) % k)
+    }
+}
+
+fn check_shard(shard: u32, shards: u32) -> StageResult<()> {
+    if shard >= shards {
+        return Err(StageError::new(
+            ErrorCode::Config,
+            format!(
+                "shard {shard} does not exist: a registry of {shards} shards has shards 0 to {}",
+                shards.saturating_sub(1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl FromConfig for MemoryStorage {
+    type Config = NoConfig;
+
+    fn from_config(_config: NoConfig, setup: &Setup) -> StageResult<MemoryStorage> {
+        check_shard(setup.shard, setup.shards)?;
+        let mut shelves = lock(shelves(), "the shared memory storage")?;
+        let shelf = shelves
+            .entry((setup.data_dir.clone(), setup.shard))
+            .or_default();
+        Ok(MemoryStorage {
+            shard: setup.shard,
+            shards: setup.shards,
+            shelf: Arc::clone(shelf),
+        })
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn find(&self, fingerprints: &[Fingerprint], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        let shelf = self.shelf()?;
+        out.extend(fingerprints.iter().map(|fp| {
+            shelf
+                .by_fingerprint
+                .get(fp)
+                .and_then(|id| shelf.latest(id))
+                .cloned()
+        }));
+        Ok(())
+    }
+
+    fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        let shelf = self.shelf()?;
+        out.extend(ids.iter().map(|id| shelf.latest(id).cloned()));
+        Ok(())
+    }
+
+    fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
+        let mut shelf = self.shelf()?;
+        // Numbers are worked out first and recorded only if the whole batch gets one, so a
+        // failing batch spends nothing.
+        let mut last: HashMap<&str, u64> = HashMap::new();
+        let mut numbers = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let previous = match last.get(prefix.as_str()) {
+                Some(&n) => n,
+                None => shelf.last.get(prefix).copied().unwrap_or(0),
+            };
+            let n = self.next_number(previous).ok_or_else(|| {
+                StageError::new(
+                    ErrorCode::Storage,
+                    format!("the numbers of id prefix {prefix} are used up"),
+                )
+            })?;
+            last.insert(prefix, n);
+            numbers.push(n);
+        }
+        for (prefix, n) in last {
+            shelf.last.insert(prefix.to_owned(), n);
+        }
+        out.extend(numbers);
+        Ok(())
+    }
+
+    fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
+        let mut shelf = self.shelf()?;
+        // Checked before anything is written: a rejected batch stores nothing.
+        let mut batch_ids: HashMap<&EntryId, Fingerprint> = HashMap::new();
+        for entry in entries {
+            if entry.revision != 1 {
+                return Err(StageError::new(
+                    ErrorCode::Invalid,
+                    format!(
+                        "entry {} has revision {}: new entries have revision 1",
+                        entry.header.id, entry.revision
+                    ),
+                ));
+            }
+            let taken_by = shelf
+                .latest(&entry.header.id)
+                .map(|e| e.fingerprint)
+                .or_else(|| batch_ids.get(&entry.header.id).copied());
+            if taken_by.is_some_and(|fp| fp != entry.fingerprint) {
+                return Err(StageError::new(
+                    ErrorCode::Conflict,
+                    format!("id {} is already taken by another entry", entry.header.id),
+                ));
+            }
+            batch_ids.insert(&entry.header.id, entry.fingerprint);
+        }
+        for entry in entries {
+            let known = shelf.by_fingerprint.get(&entry.fingerprint).cloned();
+            match known.and_then(|id| shelf.latest(&id).cloned()) {
+                Some(kept) => out.push(Inserted::Existing(kept)),
+                None => {
+                    shelf
+                        .by_fingerprint
+                        .insert(entry.fingerprint, entry.header.id.clone());
+                    shelf
+                        .revisions
+                        .insert(entry.header.id.clone(), vec![entry.clone()]);
+                    out.push(Inserted::Created);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn update(&self, entries: &[Entry], out: &mut Vec<StageResult<()>>) -> StageResult<()> {
+        let mut shelf = self.shelf()?;
+        for entry in entries {
+            let id = &entry.header.id;
+            let outcome = match shelf.revisions.get_mut(id) {
+                None => Err(StageError::new(
+                    ErrorCode::NotFound,
+                    format!("no entry with id {id}"),
+                )),
+                Some(revisions) => {
+                    let stored = revisions.last().map_or(0, |e| e.revision);
+                    if Some(entry.revision) == stored.checked_add(1) {
+                        revisions.push(entry.clone());
+                        Ok(())
+                    } else {
+                        Err(StageError::new(
+                            ErrorCode::Conflict,
+                            format!(
+                                "entry {id} is at revision {stored}: revision {} must be {}",
+                                entry.revision,
+                                u64::from(stored) + 1
+                            ),
+                        ))
+                    }
+                }
+            };
+            out.push(outcome);
+        }
+        Ok(())
+    }
+
+    fn history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {
+        let shelf = self.shelf()?;
+        if let Some(revisions) = shelf.revisions.get(id) {
+            out.extend(revisions.iter().cloned());
+        }
+        Ok(())
+    }
+
+    fn list(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()> {
+        let shelf = self.shelf()?;
+        let start = match &query.after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        out.extend(
+            shelf
+                .revisions
+                .range((start, Bound::Unbounded))
+                .filter_map(|(_, revisions)| revisions.last())
+                .filter(|entry| query.matches(entry))
+                .take(query.limit)
+                .cloned(),
+        );
+        Ok(())
+    }
+}
+
+/// A generator with no model and no rules: it predicts nothing, so schema defaults fill every
+/// field a request leaves empty, and renders a two-key YAML mapping (see [`render_config`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeywordlessGenerator;
+
+impl FromConfig for KeywordlessGenerator {
+    type Config = NoConfig;
+
+    fn from_config(_config: NoConfig, _setup: &Setup) -> StageResult<KeywordlessGenerator> {
+        Ok(KeywordlessGenerator)
+    }
+}
+
+impl Generator for KeywordlessGenerator {
+    fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
+        out.extend(requests.iter().map(|_| Prediction::default()));
+        Ok(())
+    }
+
+    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
+        out.extend(drafts.iter().map(render_config));
+        Ok(())
+    }
+}
+
+/// The config [`KeywordlessGenerator`] renders: the readable header and the title, as YAML.
+///
+/// ```text
+/// header: "[SEC][RULES][LIVE][SEC-RUL-001][v2.9][REQUIRED]"
+/// title: "Block SSH from the internet"
+/// ```
+pub fn render_config(draft: &Draft) -> String {
+    let mut yaml = String::from("header: ");
+    quote(&mut yaml, &draft.header.readable());
+    yaml.push_str("\ntitle: ");
+    quote(&mut yaml, &draft.title);
+    yaml.push('\n');
+    yaml
+}
+
+/// Appends `text` as a YAML double-quoted scalar. Everything YAML could read as a line break or
+/// that is not printable is escaped, so any title stays one scalar on one line.
+fn quote(yaml: &mut String, text: &str) {
+    yaml.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => yaml.push_str("\\\""),
+            '\\' => yaml.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                // Every such character is in the Basic Multilingual Plane, so four digits do.
+                let _ = write!(yaml, "\\u{:04x}", u32::from(c));
+            }
+            c => yaml.push(c),
+        }
+    }
+    yaml.push('"');
+}
+
+/// A validator that checks one thing: every header field holds a value the schema declares
+/// (compared case-insensitively, as the pipeline canonicalizes). It reads no config.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaOnlyValidator {
+    schema: Schema,
+}
+
+impl SchemaOnlyValidator {
+    /// A validator for the given schema.
+    pub fn new(schema: Schema) -> SchemaOnlyValidator {
+        SchemaOnlyValidator { schema }
+    }
+
+    fn check_fields<'a>(
+        &self,
+        item: usize,
+        fields: impl Iterator<Item = (Field, Option<&'a str>)>,
+        out: &mut Vec<Problem>,
+    ) {
+        for (field, value) in fields {
+            let (code, message) = match value {
+                None => (
+                    format!("missing-{field}"),
+                    format!("{field} is missing: every header field needs a value"),
+                ),
+                Some(v) if self.schema.canonical(field, v).is_none() => (
+                    format!("unknown-{field}"),
+                    format!(
+                        "{field} `{v}` is not declared in the schema: expected one of {}",
+                        self.schema.allowed(field).join(", ")
+                    ),
+                ),
+                Some(_) => continue,
+            };
+            out.push(Problem {
+                item,
+                severity: Severity::Error,
+                code,
+                field: field.name().to_owned(),
+                message,
+            });
+        }
+    }
+}
+
+impl FromConfig for SchemaOnlyValidator {
+    type Config = NoConfig;
+
+    fn from_config(_config: NoConfig, setup: &Setup) -> StageResult<SchemaOnlyValidator> {
+        Ok(SchemaOnlyValidator::new(setup.schema.clone()))
+    }
+}
+
+impl Validator for SchemaOnlyValidator {
+    fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
+        for (item, request) in requests.iter().enumerate() {
+            let fields = request.fields.iter().map(|(f, v)| (f, v.as_deref()));
+            self.check_fields(item, fields, out);
+        }
+        Ok(())
+    }
+
+    fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        for (item, entry) in entries.iter().enumerate() {
+            let fields = entry
+                .header
+                .fields
+                .iter()
+                .map(|(f, v)| (f, Some(v.as_str())));
+            self.check_fields(item, fields, out);
+        }
+        Ok(())
+    }
+}
+
+/// Routes key `k` to shard `k % shards`: balanced on well-spread keys such as fingerprints, but
+/// it moves most keys when the shard count changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModuloRouter;
+
+impl FromConfig for ModuloRouter {
+    type Config = NoConfig;
+
+    fn from_config(_config: NoConfig, _setup: &Setup) -> StageResult<ModuloRouter> {
+        Ok(ModuloRouter)
+    }
+}
+
+impl Router for ModuloRouter {
+    fn route(&self, keys: &[u64], shards: u32, out: &mut Vec<u32>) -> StageResult<()> {
+        if shards == 0 {
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                "shard count is 0: a registry has at least one shard",
+            ));
+        }
+        // The remainder is below `shards`, a `u32`, so it always fits.
+        out.extend(
+            keys.iter()
+                .map(|&k| u32::try_from(k % u64::from(shards)).unwrap_or(0)),
+        );
+        Ok(())
+    }
+}
+
+/// The stages of a registry of `shards` private memory storages, with the other memory doubles.
+/// `Pipeline::new` refuses `shards == 0`.
+pub fn stages(schema: &Schema, shards: u32) -> Stages {
+    Stages {
+        cache: Box::new(MemoryCache::new()),
+        generator: Box::new(KeywordlessGenerator),
+        validator: Box::new(SchemaOnlyValidator::new(schema.clone())),
+        router: Box::new(ModuloRouter),
+        storage: (0..shards)
+            .map(|shard| {
+                Box::new(MemoryStorage {
+                    shard,
+                    shards,
+                    shelf: Arc::default(),
+                }) as Box<dyn Storage>
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_number_keeps_the_residue() {
+        let storage = |shard, shards| MemoryStorage::new(shard, shards).expect("valid shard");
+        for (shard, shards, last, want) in [
+            (0, 1, 0, Some(1)),
+            (0, 1, 41, Some(42)),
+            (0, 3, 0, Some(1)),
+            (0, 3, 1, Some(4)),
+            (1, 3, 0, Some(2)),
+            (2, 3, 0, Some(3)),
+            (2, 3, 3, Some(6)),
+            (2, 3, 4, Some(6)),
+            (1, 3, 7, Some(8)),
+            (0, 1, u64::MAX, None),
+        ] {
+            assert_eq!(
+                storage(shard, shards).next_number(last),
+                want,
+                "shard {shard} of {shards} after {last}"
+            );
+        }
+        assert_eq!(
+            MemoryStorage::new(3, 3).map(|_| ()).map_err(|e| e.code),
+            Err(ErrorCode::Config)
+        );
+    }
+
+    #[test]
+    fn quotes_anything_into_one_line() {
+        for (text, want) in [
+            ("plain", r#""plain""#),
+            (r#"say "hi" \ bye"#, r#""say \"hi\" \\ bye""#),
+            ("a\nb\u{2028}c\td", r#""a\u000ab\u2028c\u0009d""#),
+            ("naïve: ✓ 🦀", r#""naïve: ✓ 🦀""#),
+        ] {
+            let mut out = String::new();
+            quote(&mut out, text);
+            assert_eq!(out, want);
+        }
+    }
+}

