@@ -40,14 +40,13 @@ struct CompactModel;
 
 impl Generator for CompactModel {
     fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
-        out.extend(requests.iter().map(|_| {
-            let mut p = Prediction::default();
-            p.variant = Some(Guess {
+        out.extend(requests.iter().map(|_| Prediction {
+            variant: Some(Guess {
                 value: "compact".into(),
                 confidence: Some(0.8),
                 source: Source::Model,
-            });
-            p
+            }),
+            ..Prediction::default()
         }));
         Ok(())
     }
