@@ -352,8 +352,10 @@ mod tests {
 
     #[test]
     fn field_values_cannot_break_a_header() {
-        let mut fields = Fields::default();
-        fields.scope = Some("SEC][X".into());
+        let fields = Fields {
+            scope: Some("SEC][X".into()),
+            ..Fields::default()
+        };
         assert!(matches!(
             Request::new("t", fields, None, Context::default()),
             Err(RequestError::BadFieldValue { field: "scope", .. })

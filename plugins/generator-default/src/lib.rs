@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(
             err.message,
             "keywords[1].type: `RULEZ` is not one of schema.type: RULES, SCRIPT, CONFIG, MULTI-ETL; \
-             keywords[2].words: is empty: list at least one word; \
+             keywords[2].words: the list is empty: give at least one word; \
              keywords[2].variant: `NOPE` is not one of schema.variant: EXPANDED, COMPACT, LIVE, DEV, TEST, DEPRECATED, SCRIPT, YAML; \
              keywords[3].words: `two words` is not a word: use letters and digits only; \
              keywords[3].words: `` is not a word: use letters and digits only"
