@@ -160,17 +160,13 @@ impl Pipeline {
         self.lookup_stored(&fps, &shard_of, &mut todo, &mut slots);
         self.create(&requests, &fps, &shard_of, &todo, &mut slots);
 
-        let mut out = Vec::with_capacity(n);
+        let mut out: Vec<Result<Added, Error>> = Vec::with_capacity(n);
         for i in 0..n {
+            // A repeat's first occurrence comes earlier, so its result is already in `out`.
             let result = match repeat_of[i] {
-                Some(j) => match &slots[j] {
-                    Some(Ok(a)) => Ok(Added {
-                        entry: a.entry.clone(),
-                        created: false,
-                        fields: None,
-                    }),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err(internal("request was not processed")),
+                Some(j) => match &out[j] {
+                    Ok(a) => Ok(existing(a.entry.clone())),
+                    Err(e) => Err(e.clone()),
                 },
                 None => slots[i]
                     .take()
@@ -572,7 +568,7 @@ impl Pipeline {
             storage
                 .list(&query, &mut all)
                 .map_err(|e| Error::stage(StageKind::Storage, e))?;
-            all.truncate(before + query.limit);
+            all.truncate(before.saturating_add(query.limit));
         }
         if self.stages.storage.len() > 1 {
             all.sort_by(|a, b| a.header.id.cmp(&b.header.id));

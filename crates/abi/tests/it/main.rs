@@ -3,6 +3,8 @@
 //! The libraries must be built first (`cargo build --workspace`, or `cargo xtask test`); they are
 //! found next to this test binary's `deps/` directory.
 
+mod conformance;
+
 use std::path::PathBuf;
 
 use registry_abi::load::{self, LoadError, SearchPaths, StageSpec, resolve_library};
@@ -16,7 +18,7 @@ fn lib_dir() -> PathBuf {
         .to_owned()
 }
 
-fn paths() -> SearchPaths {
+pub fn paths() -> SearchPaths {
     SearchPaths {
         plugin_dir: lib_dir(),
         base_dir: lib_dir(),
@@ -27,7 +29,7 @@ fn lib(name: &str) -> PathBuf {
     resolve_library(name, &paths())
 }
 
-fn defaults() -> Vec<StageSpec> {
+pub fn defaults() -> Vec<StageSpec> {
     [
         (StageKind::Cache, "cache-moka"),
         (StageKind::Generator, "generator-default"),

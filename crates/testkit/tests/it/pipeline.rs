@@ -144,7 +144,6 @@ fn broken_cache_is_counted_and_bypassed() {
 }
 
 #[test]
-#[ignore = "Pipeline::add takes the first occurrence's result before its repeats read it"]
 fn duplicates_inside_one_batch() {
     let pipeline = pipeline(1);
     let results = pipeline.add(vec![
@@ -420,7 +419,6 @@ fn ids_name_their_shard_and_list_merges_in_id_order() {
 }
 
 #[test]
-#[ignore = "Pipeline::list adds usize::MAX to the entries of the first shard and overflows"]
 fn list_without_a_limit_across_shards() {
     let pipeline = pipeline(2);
     let added: Vec<_> = pipeline

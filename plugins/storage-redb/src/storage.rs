@@ -1,0 +1,1288 @@
+//! [`RedbStorage`]: the tables of one shard, and the `Storage` operations on them.
+//!
+//! Tables (all keys start with what grows, so inserts append to the B-trees):
+//!
+//! | table          | key                                        | value                  |
+//! |----------------|--------------------------------------------|------------------------|
+//! | `entries`      | `(prefix, number)`                         | latest revision, coded |
+//! | `revisions`    | `(prefix, number, revision)`               | every revision, coded  |
+//! | `fingerprints` | fingerprint bytes                          | `(prefix, number)`     |
+//! | `field_index`  | `(field tag, value, prefix, number)`       | `()`                   |
+//! | `sequences`    | `prefix`                                   | last allocated number  |
+//! | `layout`       | `"shard"` or `"shards"`                    | the shard's place      |
+//!
+//! Every operation is one redb transaction, so a batch is stored entirely or not at all, and
+//! readers see either all of a batch or none of it.
+
+use std::fmt::{self, Display};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Builder, Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
+    StorageError, Table, TableDefinition, TableHandle, WriteTransaction,
+};
+use registry_core::{
+    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Setup,
+    StageError, StageResult, Storage,
+};
+
+use crate::Config;
+use crate::codec;
+
+const ENTRIES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("entries");
+const REVISIONS: TableDefinition<(&str, u64, u32), &[u8]> = TableDefinition::new("revisions");
+const FINGERPRINTS: TableDefinition<[u8; 16], (&str, u64)> = TableDefinition::new("fingerprints");
+const FIELD_INDEX: TableDefinition<(u8, &str, &str, u64), ()> = TableDefinition::new("field_index");
+const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences");
+const LAYOUT: TableDefinition<&str, u32> = TableDefinition::new("layout");
+
+/// How long to sleep between attempts to open a file another process holds.
+const LOCK_RETRY: Duration = Duration::from_millis(25);
+
+/// The tag of a field in `field_index` keys. Stored on disk: never renumber.
+fn tag(field: Field) -> u8 {
+    match field {
+        Field::Scope => 0,
+        Field::Type => 1,
+        Field::Variant => 2,
+        Field::Status => 3,
+    }
+}
+
+/// One storage shard: one redb file, `{data_dir}/shard-{shard:03}.redb`.
+///
+/// # Allocation and durability
+///
+/// [`Storage::allocate`] commits with [`Durability::None`]: the new sequence numbers are visible
+/// to every later transaction of this process at once, but reach the disk only with the next
+/// durable commit (an `insert` or `update`, or a clean close). This is safe because a number
+/// counts as used only once an entry holding it is stored, and:
+///
+/// - `insert` raises the prefix's sequence to at least every number it stores, in the same
+///   transaction as the entries, so whatever state a crash leaves, the sequence is never below a
+///   stored number;
+/// - redb commits in order and a crash rolls back to the last durable commit, so an allocation
+///   is lost only together with everything after it, including any entry meant to use it.
+///
+/// So a crash may hand out a number again, but only one that no stored entry holds: ids may have
+/// gaps, never collisions. The cost saved is an `fsync` per allocation.
+///
+/// With `durable = false` in the [`Config`], `insert` and `update` also commit with
+/// `Durability::None`; the same argument keeps ids unique among the entries that survive a crash.
+pub struct RedbStorage {
+    db: Database,
+    path: PathBuf,
+    shard: u32,
+    shards: u32,
+    durable: bool,
+}
+
+impl fmt::Debug for RedbStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStorage")
+            .field("path", &self.path)
+            .field("shard", &self.shard)
+            .field("shards", &self.shards)
+            .field("durable", &self.durable)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The write-side handles of every table but `layout`, opened once per write transaction.
+struct Tables<'txn> {
+    entries: Table<'txn, (&'static str, u64), &'static [u8]>,
+    revisions: Table<'txn, (&'static str, u64, u32), &'static [u8]>,
+    fingerprints: Table<'txn, [u8; 16], (&'static str, u64)>,
+    index: Table<'txn, (u8, &'static str, &'static str, u64), ()>,
+    sequences: Table<'txn, &'static str, u64>,
+}
+
+impl FromConfig for RedbStorage {
+    type Config = Config;
+
+    /// Opens (or creates) the shard's file; see [`RedbStorage::open`].
+    fn from_config(config: Config, setup: &Setup) -> StageResult<Self> {
+        RedbStorage::open(&config, setup)
+    }
+}
+
+impl RedbStorage {
+    /// Opens the shard `setup.shard` of `setup.shards` in `setup.data_dir`, creating the
+    /// directory, the file and its tables as needed.
+    ///
+    /// # Errors
+    /// - `Config` when the shard numbers are impossible, the data directory cannot be created or
+    ///   written, or the file was created for another shard layout;
+    /// - `Unavailable` when another process still holds the file after `lock_timeout_ms`;
+    /// - `Storage` when the file cannot be opened or initialised (e.g. it is not a redb file).
+    pub fn open(config: &Config, setup: &Setup) -> StageResult<RedbStorage> {
+        if setup.shards == 0 {
+            return Err(config_error(
+                "shards is 0: a registry needs at least one shard".to_owned(),
+            ));
+        }
+        if setup.shard >= setup.shards {
+            return Err(config_error(format!(
+                "shard {} is out of range: the registry has {} shards, numbered from 0",
+                setup.shard, setup.shards
+            )));
+        }
+        let dir = &setup.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            config_error(format!(
+                "cannot create data directory `{}`: {}",
+                dir.display(),
+                io_reason(&e)
+            ))
+        })?;
+        let path = dir.join(format!("shard-{:03}.redb", setup.shard));
+        let mut builder = Builder::new();
+        let cache_bytes = config.cache_size_mb.saturating_mul(1024 * 1024);
+        builder.set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX));
+        let db = open_waiting(&builder, &path, config.lock_timeout_ms)?;
+        let storage = RedbStorage {
+            db,
+            path,
+            shard: setup.shard,
+            shards: setup.shards,
+            durable: config.durable,
+        };
+        storage.prepare()?;
+        Ok(storage)
+    }
+
+    /// The shard's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates every table, so read transactions always find them, and records or checks the
+    /// shard layout: reopening a file as another shard, or with another shard count, would hand
+    /// out numbers another shard already gave.
+    fn prepare(&self) -> StageResult<()> {
+        let txn = self.begin_write(Durability::Immediate)?;
+        {
+            self.open_tables(&txn)?;
+            let mut layout = self.write_table(&txn, LAYOUT)?;
+            for (key, want) in [("shard", self.shard), ("shards", self.shards)] {
+                let stored = layout
+                    .get(key)
+                    .map_err(|e| self.fail("read", e))?
+                    .map(|g| g.value());
+                match stored {
+                    Some(have) if have != want => {
+                        return Err(config_error(format!(
+                            "`{}` was created with {key} = {have}, but is opened with {key} = \
+                             {want}: changing the shard layout would reuse ids",
+                            self.path.display()
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        layout
+                            .insert(key, want)
+                            .map_err(|e| self.fail("write", e))?;
+                    }
+                }
+            }
+        }
+        self.commit(txn)
+    }
+
+    /// A one-line `Storage` error naming the file: "cannot {doing} `{file}`: {reason}".
+    fn fail(&self, doing: &str, e: impl Display) -> StageError {
+        StageError::new(
+            ErrorCode::Storage,
+            format!(
+                "cannot {doing} `{}`: {}",
+                self.path.display(),
+                one_line(&e.to_string())
+            ),
+        )
+    }
+
+    fn damaged(&self, id: &EntryId, why: impl Display) -> StageError {
+        StageError::new(
+            ErrorCode::Storage,
+            format!(
+                "entry {id} is damaged: {why} (in `{}`)",
+                self.path.display()
+            ),
+        )
+    }
+
+    fn begin_write(&self, durability: Durability) -> StageResult<WriteTransaction> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| self.fail("begin a write transaction on", e))?;
+        txn.set_durability(durability)
+            .map_err(|e| self.fail("set the durability of a transaction on", e))?;
+        // Quick repair records the allocator state with each durable commit, so reopening after
+        // a crash need not walk the whole file.
+        txn.set_quick_repair(true);
+        Ok(txn)
+    }
+
+    fn commit(&self, txn: WriteTransaction) -> StageResult<()> {
+        txn.commit().map_err(|e| self.fail("commit to", e))
+    }
+
+    fn write_durability(&self) -> Durability {
+        if self.durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        }
+    }
+
+    fn begin_read(&self) -> StageResult<ReadTransaction> {
+        self.db
+            .begin_read()
+            .map_err(|e| self.fail("begin a read transaction on", e))
+    }
+
+    fn write_table<'txn, K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        txn: &'txn WriteTransaction,
+        def: TableDefinition<K, V>,
+    ) -> StageResult<Table<'txn, K, V>> {
+        txn.open_table(def)
+            .map_err(|e| self.fail(&format!("open table `{}` in", def.name()), e))
+    }
+
+    fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        txn: &ReadTransaction,
+        def: TableDefinition<K, V>,
+    ) -> StageResult<redb::ReadOnlyTable<K, V>> {
+        txn.open_table(def)
+            .map_err(|e| self.fail(&format!("open table `{}` in", def.name()), e))
+    }
+
+    fn open_tables<'txn>(&self, txn: &'txn WriteTransaction) -> StageResult<Tables<'txn>> {
+        Ok(Tables {
+            entries: self.write_table(txn, ENTRIES)?,
+            revisions: self.write_table(txn, REVISIONS)?,
+            fingerprints: self.write_table(txn, FINGERPRINTS)?,
+            index: self.write_table(txn, FIELD_INDEX)?,
+            sequences: self.write_table(txn, SEQUENCES)?,
+        })
+    }
+
+    /// Decodes a stored entry and checks it is the one its key names.
+    fn decode(&self, id: &EntryId, revision: Option<u32>, bytes: &[u8]) -> StageResult<Entry> {
+        let entry = codec::decode(bytes).map_err(|e| self.damaged(id, e))?;
+        if entry.header.id != *id {
+            return Err(self.damaged(id, format!("its row holds entry {}", entry.header.id)));
+        }
+        if let Some(want) = revision
+            && entry.revision != want
+        {
+            return Err(self.damaged(
+                id,
+                format!("row of revision {want} holds revision {}", entry.revision),
+            ));
+        }
+        Ok(entry)
+    }
+
+    /// The latest revision of `id`, read through either kind of transaction.
+    fn latest(
+        &self,
+        entries: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        id: &EntryId,
+    ) -> StageResult<Option<Entry>> {
+        let row = entries
+            .get((id.prefix(), id.number()))
+            .map_err(|e| self.fail("read", e))?;
+        match row {
+            Some(bytes) => self.decode(id, None, bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The id registered under a fingerprint, if any.
+    fn registered(
+        &self,
+        fingerprints: &impl ReadableTable<[u8; 16], (&'static str, u64)>,
+        fingerprint: &Fingerprint,
+    ) -> StageResult<Option<EntryId>> {
+        let row = fingerprints
+            .get(fingerprint.0)
+            .map_err(|e| self.fail("read", e))?;
+        Ok(row.map(|g| {
+            let (prefix, number) = g.value();
+            EntryId::new(prefix, number)
+        }))
+    }
+
+    /// The entry a fingerprint row names, which must exist.
+    fn registered_entry(
+        &self,
+        entries: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        id: &EntryId,
+        fingerprint: &Fingerprint,
+    ) -> StageResult<Entry> {
+        self.latest(entries, id)?.ok_or_else(|| {
+            self.damaged(
+                id,
+                format!("fingerprint {fingerprint} names it but the entry is missing"),
+            )
+        })
+    }
+
+    /// The smallest number above `last` that belongs to this shard: `(n - 1) % shards == shard`.
+    fn next_number(&self, last: u64) -> Option<u64> {
+        let (s, k) = (u64::from(self.shard), u64::from(self.shards));
+        // Work with m = n - 1, which must be at least `last` and leave the remainder s.
+        let m = last.checked_add((s + k - last % k) % k)?;
+        m.checked_add(1)
+    }
+
+    fn encode(&self, entry: &Entry, buf: &mut Vec<u8>) -> StageResult<()> {
+        buf.clear();
+        codec::encode(entry, buf).map_err(|e| {
+            StageError::new(
+                ErrorCode::Invalid,
+                format!("entry {} cannot be stored: {e}", entry.header.id),
+            )
+        })
+    }
+}
+
+impl Storage for RedbStorage {
+    fn find(&self, fingerprints: &[Fingerprint], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        if fingerprints.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_read()?;
+        let fps = self.read_table(&txn, FINGERPRINTS)?;
+        let entries = self.read_table(&txn, ENTRIES)?;
+        let mut found = Vec::with_capacity(fingerprints.len());
+        for fp in fingerprints {
+            found.push(match self.registered(&fps, fp)? {
+                Some(id) => Some(self.registered_entry(&entries, &id, fp)?),
+                None => None,
+            });
+        }
+        out.extend(found);
+        Ok(())
+    }
+
+    fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_read()?;
+        let entries = self.read_table(&txn, ENTRIES)?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.push(self.latest(&entries, id)?);
+        }
+        out.extend(found);
+        Ok(())
+    }
+
+    fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
+        if prefixes.is_empty() {
+            return Ok(());
+        }
+        // Non-durable: see the type's documentation for why a lost allocation is harmless.
+        let txn = self.begin_write(Durability::None)?;
+        let mut numbers = Vec::with_capacity(prefixes.len());
+        {
+            let mut sequences = self.write_table(&txn, SEQUENCES)?;
+            for prefix in prefixes {
+                let last = sequences
+                    .get(prefix.as_str())
+                    .map_err(|e| self.fail("read", e))?
+                    .map_or(0, |g| g.value());
+                let next = self.next_number(last).ok_or_else(|| {
+                    StageError::new(
+                        ErrorCode::Storage,
+                        format!(
+                            "the numbers of prefix {prefix} are exhausted in `{}`",
+                            self.path.display()
+                        ),
+                    )
+                })?;
+                sequences
+                    .insert(prefix.as_str(), next)
+                    .map_err(|e| self.fail("write", e))?;
+                numbers.push(next);
+            }
+        }
+        self.commit(txn)?;
+        out.extend(numbers);
+        Ok(())
+    }
+
+    fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_write(self.write_durability())?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        {
+            let mut t = self.open_tables(&txn)?;
+            let mut buf = Vec::new();
+            for entry in entries {
+                let id = &entry.header.id;
+                let key = (id.prefix(), id.number());
+                if entry.revision != 1 {
+                    return Err(StageError::new(
+                        ErrorCode::Invalid,
+                        format!(
+                            "entry {id} has revision {}: a new entry has revision 1",
+                            entry.revision
+                        ),
+                    ));
+                }
+                // Earlier entries of this batch are already in the tables, so a fingerprint
+                // repeated within the batch finds the first one.
+                if let Some(known) = self.registered(&t.fingerprints, &entry.fingerprint)? {
+                    let stored = self.registered_entry(&t.entries, &known, &entry.fingerprint)?;
+                    outcomes.push(Inserted::Existing(stored));
+                    continue;
+                }
+                if t.entries
+                    .get(key)
+                    .map_err(|e| self.fail("read", e))?
+                    .is_some()
+                {
+                    return Err(StageError::new(
+                        ErrorCode::Conflict,
+                        format!("id {id} is already taken by another entry"),
+                    ));
+                }
+                self.encode(entry, &mut buf)?;
+                let write = |e| self.fail("write", e);
+                t.entries.insert(key, buf.as_slice()).map_err(write)?;
+                t.revisions
+                    .insert((key.0, key.1, 1), buf.as_slice())
+                    .map_err(write)?;
+                t.fingerprints
+                    .insert(entry.fingerprint.0, key)
+                    .map_err(write)?;
+                for (field, value) in entry.header.fields.iter() {
+                    t.index
+                        .insert((tag(field), value.as_str(), key.0, key.1), ())
+                        .map_err(write)?;
+                }
+                // Keep the sequence at or above every stored number, whatever allocations a
+                // crash may have rolled back.
+                let last = t
+                    .sequences
+                    .get(key.0)
+                    .map_err(|e| self.fail("read", e))?
+                    .map_or(0, |g| g.value());
+                if last < key.1 {
+                    t.sequences.insert(key.0, key.1).map_err(write)?;
+                }
+                outcomes.push(Inserted::Created);
+            }
+        }
+        self.commit(txn)?;
+        out.extend(outcomes);
+        Ok(())
+    }
+
+    fn update(&self, entries: &[Entry], out: &mut Vec<StageResult<()>>) -> StageResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_write(self.write_durability())?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut wrote = false;
+        {
+            let mut t = self.open_tables(&txn)?;
+            let mut buf = Vec::new();
+            for entry in entries {
+                let id = &entry.header.id;
+                let key = (id.prefix(), id.number());
+                // Earlier updates of this batch are already in the tables, so two updates of one
+                // entry to the same revision conflict, as they would in two batches.
+                let Some(stored) = self.latest(&t.entries, id)? else {
+                    outcomes.push(Err(StageError::new(
+                        ErrorCode::NotFound,
+                        format!("no entry with id {id}"),
+                    )));
+                    continue;
+                };
+                if stored.revision.checked_add(1) != Some(entry.revision) {
+                    outcomes.push(Err(StageError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "entry {id} is at revision {}: revision {} does not follow it",
+                            stored.revision, entry.revision
+                        ),
+                    )));
+                    continue;
+                }
+                self.encode(entry, &mut buf)?;
+                let write = |e| self.fail("write", e);
+                t.entries.insert(key, buf.as_slice()).map_err(write)?;
+                t.revisions
+                    .insert((key.0, key.1, entry.revision), buf.as_slice())
+                    .map_err(write)?;
+                for (field, new) in entry.header.fields.iter() {
+                    let old = &stored.header.fields[field];
+                    if old != new {
+                        t.index
+                            .remove((tag(field), old.as_str(), key.0, key.1))
+                            .map_err(write)?;
+                        t.index
+                            .insert((tag(field), new.as_str(), key.0, key.1), ())
+                            .map_err(write)?;
+                    }
+                }
+                wrote = true;
+                outcomes.push(Ok(()));
+            }
+        }
+        if wrote {
+            self.commit(txn)?;
+        } else {
+            // Nothing to store: skip the commit and its fsync.
+            txn.abort()
+                .map_err(|e| self.fail("abort a transaction on", e))?;
+        }
+        out.extend(outcomes);
+        Ok(())
+    }
+
+    fn history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {
+        let txn = self.begin_read()?;
+        let revisions = self.read_table(&txn, REVISIONS)?;
+        let (prefix, number) = (id.prefix(), id.number());
+        let rows = revisions
+            .range((prefix, number, 0)..=(prefix, number, u32::MAX))
+            .map_err(|e| self.fail("read", e))?;
+        let mut found = Vec::new();
+        for row in rows {
+            let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+            found.push(self.decode(id, Some(key.value().2), bytes.value())?);
+        }
+        out.extend(found);
+        Ok(())
+    }
+
+    fn list(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()> {
+        if query.limit == 0 {
+            return Ok(());
+        }
+        let txn = self.begin_read()?;
+        let entries = self.read_table(&txn, ENTRIES)?;
+        let mut found = Vec::new();
+        let mut take = |entry: Entry| {
+            if query.matches(&entry) {
+                found.push(entry);
+            }
+            found.len() < query.limit
+        };
+        // Any filter narrows the scan to its index, which is in id order within one value; the
+        // other filters are checked on each entry. Without estimates of how many entries each
+        // value has, the first given filter is as good a choice as any.
+        let filter = Field::ALL
+            .into_iter()
+            .find_map(|f| query.filter[f].as_deref().map(|v| (f, v)));
+        match filter {
+            None => {
+                let start = match &query.after {
+                    Some(after) => Bound::Excluded((after.prefix(), after.number())),
+                    None => Bound::Unbounded,
+                };
+                let rows = entries
+                    .range((start, Bound::Unbounded))
+                    .map_err(|e| self.fail("read", e))?;
+                for row in rows {
+                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+                    let (prefix, number) = key.value();
+                    let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
+                    if !take(entry) {
+                        break;
+                    }
+                }
+            }
+            Some((field, value)) => {
+                let index = self.read_table(&txn, FIELD_INDEX)?;
+                let t = tag(field);
+                let start = match &query.after {
+                    Some(after) => Bound::Excluded((t, value, after.prefix(), after.number())),
+                    None => Bound::Included((t, value, "", 0)),
+                };
+                let rows = index
+                    .range((start, Bound::Unbounded))
+                    .map_err(|e| self.fail("read", e))?;
+                for row in rows {
+                    let (key, _) = row.map_err(|e| self.fail("read", e))?;
+                    let (row_tag, row_value, prefix, number) = key.value();
+                    if row_tag != t || row_value != value {
+                        break;
+                    }
+                    let id = EntryId::new(prefix, number);
+                    let entry = self.latest(&entries, &id)?.ok_or_else(|| {
+                        self.damaged(
+                            &id,
+                            format!("the {field} index lists it but the entry is missing"),
+                        )
+                    })?;
+                    if !take(entry) {
+                        break;
+                    }
+                }
+            }
+        }
+        out.extend(found);
+        Ok(())
+    }
+}
+
+/// Opens the file, waiting up to `timeout_ms` for another process holding it to let go.
+fn open_waiting(builder: &Builder, path: &Path, timeout_ms: u64) -> StageResult<Database> {
+    // A timeout too large for the clock means waiting for as long as it takes.
+    let deadline = Instant::now().checked_add(Duration::from_millis(timeout_ms));
+    loop {
+        match builder.create(path) {
+            Ok(db) => return Ok(db),
+            Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch) => {
+                let now = Instant::now();
+                let left = deadline.map_or(LOCK_RETRY, |d| d.saturating_duration_since(now));
+                if left.is_zero() {
+                    return Err(StageError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "`{}` is in use by another registry process: gave up after waiting \
+                             {timeout_ms} ms for it (lock_timeout_ms)",
+                            path.display()
+                        ),
+                    ));
+                }
+                std::thread::sleep(left.min(LOCK_RETRY));
+            }
+            Err(DatabaseError::Storage(StorageError::Io(e))) => {
+                // A directory or file this process may not write is a setup problem; other
+                // I/O failures are the disk's.
+                let code = match e.kind() {
+                    std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+                    | std::io::ErrorKind::NotADirectory
+                    | std::io::ErrorKind::IsADirectory => ErrorCode::Config,
+                    _ => ErrorCode::Storage,
+                };
+                return Err(StageError::new(
+                    code,
+                    format!("cannot open `{}`: {}", path.display(), io_reason(&e)),
+                ));
+            }
+            Err(e) => {
+                return Err(StageError::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "cannot open `{}`: {}",
+                        path.display(),
+                        one_line(&e.to_string())
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn config_error(message: String) -> StageError {
+    StageError::new(ErrorCode::Config, message)
+}
+
+/// The operating system's reason, as `permission denied`: without the error number.
+fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => &text,
+    };
+    one_line(text)
+}
+
+/// A message from another library as house style wants it: one lowercase line, no trailing
+/// period. Only library text goes through here, never a path, whose case matters.
+fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    joined.trim_end_matches('.').to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use registry_core::{Context, Fields, Header, Schema, Timestamp};
+    use tempfile::TempDir;
+
+    use super::*;
+
+    fn setup(dir: &Path, shard: u32, shards: u32) -> Setup {
+        Setup {
+            schema: Schema::default(),
+            data_dir: dir.to_path_buf(),
+            shard,
+            shards,
+        }
+    }
+
+    fn open(dir: &Path) -> RedbStorage {
+        RedbStorage::from_config(Config::default(), &setup(dir, 0, 1)).expect("opens")
+    }
+
+    /// An entry of `SEC-RUL-{number}` at revision 1, with a fingerprint unique to `number` unless
+    /// the test sets another.
+    fn entry(number: u64, status: &str) -> Entry {
+        let header = Header {
+            fields: Fields {
+                scope: "SEC".into(),
+                kind: "RULES".into(),
+                variant: "LIVE".into(),
+                status: status.into(),
+            },
+            id: EntryId::new("SEC-RUL", number),
+            version: "v2.9".into(),
+        };
+        let title = format!("rule {number}");
+        let context = Context::new([("env".to_owned(), "prod".to_owned())]).expect("valid");
+        let config = format!("rule: {number}\n");
+        let mut fp = [0u8; 16];
+        fp[..8].copy_from_slice(&number.to_le_bytes());
+        Entry {
+            hash: Entry::compute_hash(&header, &title, &context, &config),
+            header,
+            title,
+            context,
+            config,
+            fingerprint: Fingerprint(fp),
+            revision: 1,
+            created_at: Timestamp(1_000),
+            updated_at: Timestamp(1_000),
+        }
+    }
+
+    /// The next revision of `e` with another status.
+    fn revised(e: &Entry, status: &str) -> Entry {
+        let mut next = e.clone();
+        next.header.fields.status = status.into();
+        next.revision += 1;
+        next.updated_at = Timestamp(e.updated_at.0 + 1);
+        next.hash = Entry::compute_hash(&next.header, &next.title, &next.context, &next.config);
+        next
+    }
+
+    fn insert(s: &RedbStorage, entries: &[Entry]) -> StageResult<Vec<Inserted>> {
+        let mut out = Vec::new();
+        s.insert(entries, &mut out).map(|()| out)
+    }
+
+    fn get(s: &RedbStorage, number: u64) -> Option<Entry> {
+        let mut out = Vec::new();
+        s.get(&[EntryId::new("SEC-RUL", number)], &mut out)
+            .expect("reads");
+        assert_eq!(out.len(), 1);
+        out.pop().flatten()
+    }
+
+    fn allocate(s: &RedbStorage, prefixes: &[&str]) -> Vec<u64> {
+        let prefixes: Vec<String> = prefixes.iter().map(|&p| p.to_owned()).collect();
+        let mut out = Vec::new();
+        s.allocate(&prefixes, &mut out).expect("allocates");
+        out
+    }
+
+    fn list(
+        s: &RedbStorage,
+        filter: &[(Field, &str)],
+        after: Option<u64>,
+        limit: usize,
+    ) -> Vec<u64> {
+        let mut query = ListQuery {
+            after: after.map(|n| EntryId::new("SEC-RUL", n)),
+            limit,
+            ..ListQuery::default()
+        };
+        for &(field, value) in filter {
+            query.filter[field] = Some(value.to_owned());
+        }
+        let mut out = Vec::new();
+        s.list(&query, &mut out).expect("lists");
+        out.iter().map(|e| e.header.id.number()).collect()
+    }
+
+    #[test]
+    fn is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<RedbStorage>();
+    }
+
+    #[test]
+    fn next_number_keeps_the_shard_residue() {
+        // (shard, shards, last allocated or stored, expected next)
+        for (shard, shards, last, next) in [
+            (0, 1, 0, 1),
+            (0, 1, 41, 42),
+            (0, 3, 0, 1),
+            (1, 3, 0, 2),
+            (2, 3, 0, 3),
+            (0, 3, 1, 4),
+            (1, 3, 2, 5),
+            (2, 3, 3, 6),
+            // An inserted number of another residue raised the sequence.
+            (1, 3, 7, 8),
+            (1, 3, 6, 8),
+            (1, 3, 5, 8),
+            (0, 1, u64::MAX - 1, u64::MAX),
+        ] {
+            let dir = TempDir::new().expect("temp dir");
+            let s = RedbStorage::open(&Config::default(), &setup(dir.path(), shard, shards))
+                .expect("opens");
+            assert_eq!(
+                s.next_number(last),
+                Some(next),
+                "{shard}/{shards} after {last}"
+            );
+        }
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        assert_eq!(s.next_number(u64::MAX), None);
+    }
+
+    #[test]
+    fn allocates_per_shard_and_prefix_and_persists() {
+        let dir = TempDir::new().expect("temp dir");
+        for shard in 0..3 {
+            let s =
+                RedbStorage::open(&Config::default(), &setup(dir.path(), shard, 3)).expect("opens");
+            let numbers = allocate(&s, &["SEC-RUL", "SEC-RUL", "OPS-SCR", "SEC-RUL"]);
+            let s1 = u64::from(shard) + 1;
+            assert_eq!(numbers, [s1, s1 + 3, s1, s1 + 6], "shard {shard}");
+            let more = allocate(&s, &["SEC-RUL"]);
+            assert_eq!(more, [s1 + 9]);
+            assert!(
+                numbers
+                    .iter()
+                    .chain(&more)
+                    .all(|n| (n - 1) % 3 == u64::from(shard))
+            );
+        }
+        // Reopening continues where each shard left off.
+        let s = RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 3)).expect("reopens");
+        assert_eq!(allocate(&s, &["SEC-RUL", "OPS-SCR"]), [14, 5]);
+        let mut out = Vec::new();
+        s.allocate(&[], &mut out).expect("nothing to do");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn insert_raises_the_sequence() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        assert_eq!(allocate(&s, &["SEC-RUL"]), [1]);
+        insert(&s, &[entry(7, "LIVE")]).expect("inserts");
+        assert_eq!(allocate(&s, &["SEC-RUL"]), [8]);
+    }
+
+    #[test]
+    fn inserts_and_reads_back() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        let entries: Vec<Entry> = (1..=5).map(|n| entry(n, "LIVE")).collect();
+        let outcomes = insert(&s, &entries).expect("inserts");
+        assert_eq!(outcomes, vec![Inserted::Created; 5]);
+
+        assert_eq!(get(&s, 3), Some(entries[2].clone()));
+        assert_eq!(get(&s, 6), None);
+        let mut out = Vec::new();
+        s.get(
+            &[EntryId::new("SEC-RUL", 5), EntryId::new("OPS-SCR", 1)],
+            &mut out,
+        )
+        .expect("reads");
+        assert_eq!(out, [Some(entries[4].clone()), None]);
+
+        let mut out = Vec::new();
+        s.find(&[entries[1].fingerprint, Fingerprint([9; 16])], &mut out)
+            .expect("reads");
+        assert_eq!(out, [Some(entries[1].clone()), None]);
+
+        let mut out = Vec::new();
+        s.history(&EntryId::new("SEC-RUL", 4), &mut out)
+            .expect("reads");
+        assert_eq!(out, [entries[3].clone()]);
+        let mut out = Vec::new();
+        s.history(&EntryId::new("SEC-RUL", 40), &mut out)
+            .expect("reads");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn insert_is_idempotent_by_fingerprint() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        let first = entry(1, "LIVE");
+        insert(&s, std::slice::from_ref(&first)).expect("inserts");
+
+        // Same fingerprint, another id: the stored entry comes back, nothing is written.
+        let mut again = entry(2, "DEV");
+        again.fingerprint = first.fingerprint;
+        // Within one batch, the first of two equal fingerprints wins.
+        let third = entry(3, "LIVE");
+        let mut third_again = entry(4, "LIVE");
+        third_again.fingerprint = third.fingerprint;
+        let outcomes = insert(&s, &[again, third.clone(), third_again]).expect("inserts");
+        assert_eq!(
+            outcomes,
+            [
+                Inserted::Existing(first),
+                Inserted::Created,
+                Inserted::Existing(third)
+            ]
+        );
+        assert_eq!(get(&s, 2), None);
+        assert_eq!(get(&s, 4), None);
+        assert_eq!(list(&s, &[], None, 10), [1, 3]);
+    }
+
+    #[test]
+    fn a_taken_id_fails_the_whole_batch() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        insert(&s, &[entry(2, "LIVE")]).expect("inserts");
+        let mut clash = entry(2, "DEV");
+        clash.fingerprint = Fingerprint([1; 16]);
+        let mut out = Vec::new();
+        let err = s
+            .insert(&[entry(1, "LIVE"), clash], &mut out)
+            .expect_err("id 2 is taken");
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert_eq!(
+            err.message,
+            "id SEC-RUL-002 is already taken by another entry"
+        );
+        assert!(out.is_empty());
+        assert_eq!(get(&s, 1), None, "the batch was rolled back");
+
+        // Two new entries with one id in one batch clash too.
+        let mut twin = entry(3, "LIVE");
+        twin.fingerprint = Fingerprint([2; 16]);
+        let err = insert(&s, &[entry(3, "LIVE"), twin]).expect_err("id 3 twice");
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert_eq!(get(&s, 3), None);
+
+        let mut later = entry(5, "LIVE");
+        later.revision = 2;
+        let err = insert(&s, &[later]).expect_err("not revision 1");
+        assert_eq!(err.code, ErrorCode::Invalid);
+    }
+
+    #[test]
+    fn updates_keep_history_and_check_revisions() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        let v1 = entry(1, "LIVE");
+        insert(&s, &[v1.clone(), entry(2, "LIVE")]).expect("inserts");
+        let v2 = revised(&v1, "DEPRECATED");
+        let stale = revised(&revised(&revised(&v1, "DEV"), "DEV"), "DEV");
+        let mut unknown = revised(&entry(9, "LIVE"), "DEV");
+        unknown.fingerprint = Fingerprint([3; 16]);
+
+        let mut out = Vec::new();
+        s.update(&[v2.clone(), stale, unknown, v2.clone()], &mut out)
+            .expect("updates");
+        let codes: Vec<Option<ErrorCode>> = out
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| e.code))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                None,
+                Some(ErrorCode::Conflict),
+                Some(ErrorCode::NotFound),
+                Some(ErrorCode::Conflict)
+            ]
+        );
+        assert_eq!(
+            out[1].as_ref().err().map(|e| e.message.as_str()),
+            Some("entry SEC-RUL-001 is at revision 2: revision 4 does not follow it")
+        );
+        assert_eq!(get(&s, 1), Some(v2.clone()));
+        let mut history = Vec::new();
+        s.history(&EntryId::new("SEC-RUL", 1), &mut history)
+            .expect("reads");
+        assert_eq!(history, [v1.clone(), v2.clone()]);
+
+        // The fingerprint still finds the entry, now at its latest revision.
+        let mut found = Vec::new();
+        s.find(&[v1.fingerprint], &mut found).expect("reads");
+        assert_eq!(found, [Some(v2)]);
+
+        // A batch with nothing to store succeeds and pushes one result per entry.
+        let mut out = Vec::new();
+        s.update(&[revised(&v1, "DEV")], &mut out).expect("runs");
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0]
+                .as_ref()
+                .is_err_and(|e| e.code == ErrorCode::Conflict)
+        );
+    }
+
+    #[test]
+    fn lists_in_id_order_with_filters_and_pages() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        let statuses = ["LIVE", "DEV", "LIVE", "DEV", "LIVE", "LIVE"];
+        // Inserted out of order; 1000 sorts after 999 and before nothing else of its prefix.
+        let mut entries: Vec<Entry> = statuses
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, st)| entry(i as u64 + 1, st))
+            .collect();
+        entries.push(entry(1000, "DEV"));
+        insert(&s, &entries).expect("inserts");
+
+        let live = [(Field::Status, "LIVE")];
+        let dev = [(Field::Status, "DEV")];
+        for (filter, after, limit, want) in [
+            (&[][..], None, 100, &[1, 2, 3, 4, 5, 6, 1000][..]),
+            (&[], None, 3, &[1, 2, 3]),
+            (&[], Some(3), 2, &[4, 5]),
+            (&[], Some(1000), 5, &[]),
+            (&[], None, 0, &[]),
+            (&live, None, 100, &[1, 3, 5, 6]),
+            (&live, Some(3), 100, &[5, 6]),
+            (&live, Some(1), 2, &[3, 5]),
+            (&dev, None, 100, &[2, 4, 1000]),
+            (
+                &[(Field::Scope, "SEC"), (Field::Status, "DEV")],
+                Some(2),
+                100,
+                &[4, 1000],
+            ),
+            (&[(Field::Scope, "OPS")], None, 100, &[]),
+            (&[(Field::Status, "LIV")], None, 100, &[]),
+            (
+                &[(Field::Variant, "LIVE"), (Field::Status, "LIVE")],
+                None,
+                100,
+                &[1, 3, 5, 6],
+            ),
+        ] {
+            assert_eq!(
+                list(&s, filter, after, limit),
+                want,
+                "{filter:?} after {after:?}"
+            );
+        }
+
+        // An `after` of another prefix orders by prefix first.
+        let mut query = ListQuery {
+            after: Some(EntryId::new("OPS-SCR", 50)),
+            limit: 2,
+            ..ListQuery::default()
+        };
+        let mut out = Vec::new();
+        s.list(&query, &mut out).expect("lists");
+        assert_eq!(out.len(), 2);
+        query.after = Some(EntryId::new("ZZZ-ZZZ", 1));
+        out.clear();
+        s.list(&query, &mut out).expect("lists");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn indexes_follow_updates() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        let e1 = entry(1, "LIVE");
+        insert(&s, &[e1.clone(), entry(2, "LIVE")]).expect("inserts");
+        let mut out = Vec::new();
+        s.update(&[revised(&e1, "DEPRECATED")], &mut out)
+            .expect("updates");
+        assert!(out[0].is_ok());
+        assert_eq!(list(&s, &[(Field::Status, "LIVE")], None, 10), [2]);
+        assert_eq!(list(&s, &[(Field::Status, "DEPRECATED")], None, 10), [1]);
+        // Unchanged fields keep their index rows.
+        assert_eq!(list(&s, &[(Field::Variant, "LIVE")], None, 10), [1, 2]);
+    }
+
+    #[test]
+    fn reopening_keeps_everything() {
+        let dir = TempDir::new().expect("temp dir");
+        let e1 = entry(1, "LIVE");
+        let e2 = revised(&e1, "DEV");
+        {
+            let s = open(dir.path());
+            assert_eq!(allocate(&s, &["SEC-RUL", "SEC-RUL"]), [1, 2]);
+            insert(&s, &[e1.clone(), entry(2, "LIVE")]).expect("inserts");
+            let mut out = Vec::new();
+            s.update(std::slice::from_ref(&e2), &mut out)
+                .expect("updates");
+            assert_eq!(allocate(&s, &["SEC-RUL"]), [3]);
+        }
+        assert!(dir.path().join("shard-000.redb").is_file());
+        let s = open(dir.path());
+        assert_eq!(get(&s, 1), Some(e2.clone()));
+        let mut history = Vec::new();
+        s.history(&EntryId::new("SEC-RUL", 1), &mut history)
+            .expect("reads");
+        assert_eq!(history, [e1.clone(), e2]);
+        assert_eq!(list(&s, &[(Field::Status, "DEV")], None, 10), [1]);
+        assert_eq!(allocate(&s, &["SEC-RUL"]), [4]);
+        let outcomes = insert(&s, std::slice::from_ref(&e1)).expect("inserts");
+        assert!(matches!(&outcomes[..], [Inserted::Existing(e)] if e.revision == 2));
+    }
+
+    #[test]
+    fn non_durable_mode_works_and_survives_a_clean_close() {
+        let dir = TempDir::new().expect("temp dir");
+        let config = Config {
+            durable: false,
+            ..Config::default()
+        };
+        {
+            let s = RedbStorage::open(&config, &setup(dir.path(), 0, 1)).expect("opens");
+            insert(&s, &[entry(1, "LIVE")]).expect("inserts");
+        }
+        let s = RedbStorage::open(&config, &setup(dir.path(), 0, 1)).expect("reopens");
+        assert_eq!(get(&s, 1), Some(entry(1, "LIVE")));
+    }
+
+    #[test]
+    fn damaged_rows_are_reported_with_their_id() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        insert(&s, &[entry(4, "LIVE")]).expect("inserts");
+        let txn = s.db.begin_write().expect("writes");
+        {
+            let mut entries = txn.open_table(ENTRIES).expect("table exists");
+            entries
+                .insert(("SEC-RUL", 4), [1u8, 0xff, 0, 0].as_slice())
+                .expect("writes");
+        }
+        txn.commit().expect("commits");
+        let mut out = Vec::new();
+        let err = s
+            .get(&[EntryId::new("SEC-RUL", 4)], &mut out)
+            .expect_err("damaged");
+        assert_eq!(err.code, ErrorCode::Storage);
+        assert!(
+            err.message
+                .starts_with("entry SEC-RUL-004 is damaged: truncated"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("shard-000.redb"), "{}", err.message);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_held_file_times_out_as_unavailable() {
+        let dir = TempDir::new().expect("temp dir");
+        let _holder = open(dir.path());
+        let config = Config {
+            lock_timeout_ms: 60,
+            ..Config::default()
+        };
+        let started = Instant::now();
+        let err = RedbStorage::open(&config, &setup(dir.path(), 0, 1)).expect_err("held");
+        assert!(started.elapsed() >= Duration::from_millis(60));
+        assert_eq!(err.code, ErrorCode::Unavailable);
+        assert!(err.message.contains("shard-000.redb"), "{}", err.message);
+        assert!(
+            err.message.contains("another registry process"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn an_unwritable_data_dir_is_a_config_error() {
+        let dir = TempDir::new().expect("temp dir");
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, "not a directory").expect("writes");
+        let data_dir = file.join("data");
+        let err = RedbStorage::open(&Config::default(), &setup(&data_dir, 0, 1))
+            .expect_err("cannot create");
+        assert_eq!(err.code, ErrorCode::Config);
+        assert_eq!(
+            err.message,
+            format!(
+                "cannot create data directory `{}`: not a directory",
+                data_dir.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_redb_is_a_storage_error() {
+        let dir = TempDir::new().expect("temp dir");
+        std::fs::write(dir.path().join("shard-000.redb"), vec![7u8; 8192]).expect("writes");
+        let err =
+            RedbStorage::open(&Config::default(), &setup(dir.path(), 0, 1)).expect_err("not redb");
+        assert_eq!(err.code, ErrorCode::Storage);
+        assert!(err.message.starts_with("cannot open `"), "{}", err.message);
+        assert!(!err.message.contains('\n'));
+    }
+
+    #[test]
+    fn shard_layout_is_checked() {
+        let dir = TempDir::new().expect("temp dir");
+        for (shard, shards) in [(0, 0), (3, 3)] {
+            let err = RedbStorage::open(&Config::default(), &setup(dir.path(), shard, shards))
+                .expect_err("impossible shard");
+            assert_eq!(err.code, ErrorCode::Config, "{}", err.message);
+        }
+        drop(RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 3)).expect("opens"));
+        let err = RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 4))
+            .expect_err("other layout");
+        assert_eq!(err.code, ErrorCode::Config);
+        assert!(err.message.contains("shards = 3"), "{}", err.message);
+    }
+
+    #[test]
+    fn config_keys_and_defaults() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<Config>(v);
+        assert_eq!(
+            parse(serde_json::json!({})).expect("empty is default"),
+            Config::default()
+        );
+        assert_eq!(
+            parse(serde_json::json!({"cache_size_mb": 8, "lock_timeout_ms": 0, "durable": false}))
+                .expect("all keys"),
+            Config {
+                cache_size_mb: 8,
+                lock_timeout_ms: 0,
+                durable: false
+            }
+        );
+        let err = parse(serde_json::json!({"cache_size": 8})).expect_err("misspelt");
+        assert!(
+            err.to_string().contains("unknown field `cache_size`"),
+            "{err}"
+        );
+        assert!(parse(serde_json::json!({"durable": "yes"})).is_err());
+    }
+
+    #[test]
+    fn messages_are_one_lowercase_line() {
+        for (input, want) in [
+            (
+                "Database already open. Cannot acquire lock.",
+                "database already open. cannot acquire lock",
+            ),
+            ("I/O error:\n  disk full.", "i/o error: disk full"),
+            ("", ""),
+        ] {
+            assert_eq!(one_line(input), want);
+        }
+        let e = std::io::Error::from_raw_os_error(13);
+        assert_eq!(io_reason(&e), "permission denied");
+    }
+}
