@@ -442,7 +442,7 @@ macro_rules! export_plugin {
         // needs no direct dependency on abi_stable. The symbol name is abi_stable's
         // ROOT_MODULE_LOADER_NAME (a test in registry-abi keeps the two equal).
         #[unsafe(no_mangle)]
-        pub static _as_0lib_1header_0root_6module_6loader: $crate::__private::LibHeader = {
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
             extern "C" fn erased() -> $crate::__private::RootModuleResult {
                 $crate::__private::__call_root_module_loader(__registry_plugin_root)
             }

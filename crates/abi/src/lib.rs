@@ -43,7 +43,7 @@ mod tests {
         // export_plugin! spells the symbol out; it must match what the loader looks up.
         assert_eq!(
             abi_stable::library::ROOT_MODULE_LOADER_NAME,
-            "_as_0lib_1header_0root_6module_6loader"
+            "_1as_0lib_1header_0root_bmodule_bloader"
         );
     }
 }

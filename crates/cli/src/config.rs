@@ -126,7 +126,8 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
     }
     let env = Env::prefixed("REGISTRY_")
         .filter(|key| {
-            let first = key.as_str().split("__").next().unwrap_or("");
+            let key = key.as_str().to_ascii_lowercase();
+            let first = key.split("__").next().unwrap_or("");
             TOP_LEVEL_KEYS.contains(&first)
         })
         .split("__");
@@ -246,13 +247,9 @@ fn figment_error(e: &figment::Error) -> CliError {
         .as_ref()
         .and_then(|m| m.source.as_ref())
         .map_or_else(|| "configuration".to_owned(), ToString::to_string);
-    let mut key = e.path.join(".");
+    let key = e.path.join(".");
     let message = match &e.kind {
-        Kind::UnknownField(field, expected) => {
-            if !key.is_empty() {
-                key.push('.');
-            }
-            key.push_str(field);
+        Kind::UnknownField(_, expected) => {
             format!(
                 "unknown key `{key}` in {source} (expected one of: {})",
                 expected.join(", ")

@@ -25,7 +25,10 @@ pub use entry::{ContentHash, Entry, Fingerprint};
 pub use error::{Error, ErrorCode, Problem, Severity, StageError, StageKind, StageResult};
 pub use header::{EntryId, Field, Fields, Header, HeaderError};
 pub use pipeline::{Added, Changes, Pipeline, Stages, Updated};
-pub use request::{Context, MAX_TITLE_BYTES, Request, RequestError, check_title};
+pub use request::{
+    Context, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES, Request, RequestError,
+    check_title,
+};
 pub use schema::{Schema, SchemaError};
 pub use stage::{
     Cache, CacheKey, CacheStats, Draft, FromConfig, Generator, Guess, Inserted, ListQuery,

@@ -41,8 +41,8 @@
 //! Design decision: the document is a tree of borrowed `Serialize` structs written by a small
 //! block-YAML serializer in this crate (module `emit`), not assembled with `format!`, which gets the
 //! quoting of titles with `:`, `#`, quotes or a leading `[` wrong. `yaml_serde` was the first
-//! choice and remains the reference: the tests check that both write every document as the same
-//! YAML value. It was set aside for rendering because its emitter, a translation of libyaml,
+//! choice and remains the reference: the tests write the same documents with both and check that
+//! they read back as the same YAML values. It was set aside for rendering because its emitter, a translation of libyaml,
 //! renders this template about 30,000 times a second on one core; the emitter here does several
 //! times that. Building a `yaml_serde::Value` tree first was rejected as needless allocation.
 

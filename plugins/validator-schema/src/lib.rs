@@ -1,1 +1,757 @@
-//! placeholder
+//! The schema validator: checks requests and entries against the schema of `registry.toml`.
+//!
+//! Requests are checked before an id is spent on them: each enumerated field is present and
+//! exactly one of the schema's values (the pipeline has already put given values in the schema's
+//! spelling, so a difference in case here means a stage produced a value the schema does not
+//! know), the version is `v` followed by dot-separated numbers, and the title is within the
+//! configured length. Entries get the same checks on their header, and more: the id's prefix
+//! follows from the scope and type, its number is at least 1, the config is a YAML mapping of
+//! bounded size, and the stored hash matches the content.
+//!
+//! Every problem of every item is reported, not only the first, each with a stable kebab-case
+//! code that callers may match on, and a message for people:
+//!
+//! | code                                   | field             | problem                          |
+//! |----------------------------------------|-------------------|----------------------------------|
+//! | `unknown-<field>`, `missing-<field>`   | `scope`, `type`, `variant`, `status` | not a schema value, or absent |
+//! | `bad-version`, `missing-version`       | `version`         | not `v` and numbers, or absent   |
+//! | `title-too-long`                       | `title`           | over `max_title_bytes`           |
+//! | `id-prefix-mismatch`, `bad-id`         | `id`              | prefix not from scope and type, number 0 |
+//! | `config-too-large`                     | `config`          | over `max_config_bytes`          |
+//! | `config-not-yaml`, `config-not-mapping`| `config`          | unparsable, or not a mapping     |
+//! | `hash-mismatch`                        | `hash`            | content altered since hashing    |
+//!
+//! Configs are parsed with `yaml_serde`, the maintained successor of `serde_yaml`, into a
+//! `yaml_serde::Value`, which also rejects a key repeated in one mapping. Walking the parser's
+//! events without building the value was tried: it saved under a fifth of the time, parsing itself
+//! being most of the cost, and needed a page of visitor code.
+
+use registry_core::{
+    Entry, EntryId, ErrorCode, Field, FromConfig, MAX_TITLE_BYTES, Problem, Request, Schema, Setup,
+    Severity, StageError, StageResult, Validator,
+};
+use serde::Deserialize;
+
+/// The validator's `[validator.config]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `max_title_bytes`: the longest title accepted, in bytes, from 1 up to the limit every
+    /// request obeys anyway ([`MAX_TITLE_BYTES`]). Default: 1024.
+    pub max_title_bytes: usize,
+    /// `max_config_bytes`: the largest rendered config accepted, in bytes, at least 1.
+    /// Default: 65536.
+    pub max_config_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_title_bytes: MAX_TITLE_BYTES,
+            max_config_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Checks requests and entries against the schema; see the crate documentation.
+#[derive(Debug, Clone)]
+pub struct SchemaValidator {
+    schema: Schema,
+    /// Each field's allowed values joined for messages, computed once.
+    allowed: [String; 4],
+    max_title_bytes: usize,
+    max_config_bytes: usize,
+}
+
+impl FromConfig for SchemaValidator {
+    type Config = Config;
+
+    /// # Errors
+    /// A `Config` error when a limit is 0, or `max_title_bytes` is over [`MAX_TITLE_BYTES`]
+    /// (such titles never reach a validator, so the setting would promise what cannot happen).
+    fn from_config(config: Config, setup: &Setup) -> StageResult<Self> {
+        let mut problems = Vec::new();
+        if config.max_title_bytes == 0 || config.max_title_bytes > MAX_TITLE_BYTES {
+            problems.push(format!(
+                "max_title_bytes: {} is out of range: use 1 to {MAX_TITLE_BYTES}",
+                config.max_title_bytes
+            ));
+        }
+        if config.max_config_bytes == 0 {
+            problems.push("max_config_bytes: 0 is out of range: use at least 1".to_owned());
+        }
+        if !problems.is_empty() {
+            return Err(StageError::new(ErrorCode::Config, problems.join("; ")));
+        }
+        let schema = setup.schema.clone();
+        Ok(SchemaValidator {
+            allowed: Field::ALL.map(|f| schema.allowed(f).join(", ")),
+            schema,
+            max_title_bytes: config.max_title_bytes,
+            max_config_bytes: config.max_config_bytes,
+        })
+    }
+}
+
+/// Collects the problems of one item.
+struct Report<'a> {
+    out: &'a mut Vec<Problem>,
+    item: usize,
+}
+
+impl Report<'_> {
+    fn error(&mut self, code: impl Into<String>, field: &str, message: String) {
+        self.out.push(Problem {
+            item: self.item,
+            severity: Severity::Error,
+            code: code.into(),
+            field: field.to_owned(),
+            message,
+        });
+    }
+}
+
+impl SchemaValidator {
+    /// Checks one enumerated field's value: present and exactly one of the schema's values.
+    fn check_field(&self, report: &mut Report<'_>, field: Field, value: Option<&str>) {
+        let allowed = &self.allowed[field as usize];
+        let Some(value) = value else {
+            report.error(
+                format!("missing-{field}"),
+                field.name(),
+                format!("{field} is missing: allowed values are {allowed}"),
+            );
+            return;
+        };
+        if self.schema.allowed(field).iter().any(|v| v == value) {
+            return;
+        }
+        let hint = match self.schema.canonical(field, value) {
+            Some(spelled) => format!(" (values are case-sensitive: `{spelled}`)"),
+            None => String::new(),
+        };
+        report.error(
+            format!("unknown-{field}"),
+            field.name(),
+            format!("unknown {field} `{value}`: allowed values are {allowed}{hint}"),
+        );
+    }
+
+    fn check_version(report: &mut Report<'_>, version: Option<&str>) {
+        match version {
+            None => report.error(
+                "missing-version",
+                "version",
+                "version is missing: expected v followed by numbers, e.g. v2.9".to_owned(),
+            ),
+            Some(v) if !is_version(v) => report.error(
+                "bad-version",
+                "version",
+                format!(
+                    "version `{v}` is not a version: expected v followed by dot-separated numbers, e.g. v2.9"
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    fn check_title(&self, report: &mut Report<'_>, title: &str) {
+        if title.len() > self.max_title_bytes {
+            report.error(
+                "title-too-long",
+                "title",
+                format!(
+                    "title is {} bytes long: the limit is {}",
+                    title.len(),
+                    self.max_title_bytes
+                ),
+            );
+        }
+    }
+
+    fn check_entry(&self, report: &mut Report<'_>, entry: &Entry) {
+        let header = &entry.header;
+        for (field, value) in header.fields.iter() {
+            self.check_field(report, field, Some(value));
+        }
+        Self::check_version(report, Some(&header.version));
+        self.check_title(report, &entry.title);
+
+        let id = &header.id;
+        let expected = EntryId::prefix_for(&header.fields.scope, &header.fields.kind);
+        if id.prefix() != expected {
+            report.error(
+                "id-prefix-mismatch",
+                "id",
+                format!(
+                    "id `{id}` has prefix {}, but scope {} and type {} call for {expected}: an id starts with the scope and the first three letters of the type",
+                    id.prefix(),
+                    header.fields.scope,
+                    header.fields.kind
+                ),
+            );
+        }
+        if id.number() == 0 {
+            report.error(
+                "bad-id",
+                "id",
+                format!("id `{id}` has number 0: numbers start at 1"),
+            );
+        }
+
+        self.check_config(report, &entry.config);
+
+        let computed = Entry::compute_hash(header, &entry.title, &entry.context, &entry.config);
+        if computed != entry.hash {
+            report.error(
+                "hash-mismatch",
+                "hash",
+                format!(
+                    "entry {id} does not match its hash: stored {}, computed {computed}: the entry was altered or damaged",
+                    entry.hash
+                ),
+            );
+        }
+    }
+
+    fn check_config(&self, report: &mut Report<'_>, config: &str) {
+        // An oversized config is not parsed at all: its size is reason enough to refuse it, and
+        // parsing is the expensive part.
+        if config.len() > self.max_config_bytes {
+            report.error(
+                "config-too-large",
+                "config",
+                format!(
+                    "config is {} bytes: the limit is {} (max_config_bytes)",
+                    config.len(),
+                    self.max_config_bytes
+                ),
+            );
+            return;
+        }
+        match yaml_serde::from_str::<yaml_serde::Value>(config) {
+            Ok(yaml_serde::Value::Mapping(_)) => {}
+            Ok(other) => report.error(
+                "config-not-mapping",
+                "config",
+                format!(
+                    "config is {}: its top level must be a mapping",
+                    described(&other)
+                ),
+            ),
+            Err(e) => {
+                // Syntax errors name their line and column; errors found after parsing (a
+                // repeated key) carry the position only as data.
+                let at = match e.location() {
+                    Some(l) if !e.to_string().contains(" at line ") => {
+                        format!(" (at line {} column {})", l.line(), l.column())
+                    }
+                    _ => String::new(),
+                };
+                report.error(
+                    "config-not-yaml",
+                    "config",
+                    format!("config is not valid YAML: {e}{at}"),
+                );
+            }
+        }
+    }
+}
+
+/// What a YAML value is, in words for messages.
+fn described(value: &yaml_serde::Value) -> &'static str {
+    use yaml_serde::Value;
+    match value {
+        Value::Null => "empty or null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a sequence",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+impl Validator for SchemaValidator {
+    fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
+        for (item, request) in requests.iter().enumerate() {
+            let mut report = Report { out, item };
+            for (field, value) in request.fields.iter() {
+                self.check_field(&mut report, field, value.as_deref());
+            }
+            Self::check_version(&mut report, request.version.as_deref());
+            self.check_title(&mut report, request.title());
+        }
+        Ok(())
+    }
+
+    fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        for (item, entry) in entries.iter().enumerate() {
+            self.check_entry(&mut Report { out, item }, entry);
+        }
+        Ok(())
+    }
+}
+
+/// `v` (or `V`) followed by dot-separated numbers of 1 to 9 digits: `v2`, `v2.9`, `v10.0.1`. The
+/// same rule the registry applies when a request names a version, so a version it accepted is
+/// never refused here.
+fn is_version(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix(['v', 'V']) else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest.split('.').all(|part| {
+            !part.is_empty() && part.len() <= 9 && part.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use registry_core::{Context, EntryId, Fields, Fingerprint, Header, Timestamp};
+    use serde_json::json;
+
+    use super::*;
+
+    fn validator(config: serde_json::Value) -> StageResult<SchemaValidator> {
+        let config: Config = serde_json::from_value(config).expect("config deserializes");
+        let setup = Setup {
+            schema: Schema::default(),
+            data_dir: PathBuf::from("/nonexistent"),
+            shard: 0,
+            shards: 1,
+        };
+        SchemaValidator::from_config(config, &setup)
+    }
+
+    /// Small limits, so the size checks are easy to trip.
+    fn strict() -> SchemaValidator {
+        validator(json!({ "max_title_bytes": 20, "max_config_bytes": 100 })).expect("valid config")
+    }
+
+    fn codes(problems: &[Problem]) -> Vec<&str> {
+        problems.iter().map(|p| p.code.as_str()).collect()
+    }
+
+    /// Fields from `"SEC RULES LIVE DEV"`, `-` for a missing one.
+    fn fields(spec: &str) -> Fields<Option<String>> {
+        let parts: Vec<&str> = spec.split_whitespace().collect();
+        assert_eq!(parts.len(), 4, "bad spec {spec:?}");
+        Fields::from_fn(|f| {
+            Some(parts[f as usize])
+                .filter(|p| *p != "-")
+                .map(str::to_owned)
+        })
+    }
+
+    fn request(title: &str, spec: &str, version: Option<&str>) -> Request {
+        let mut r = Request::new(title, fields(spec), None, Context::default()).expect("valid");
+        // Set after construction: `Request::new` already refuses malformed versions.
+        r.version = version.map(str::to_owned);
+        r
+    }
+
+    #[test]
+    fn request_checks() {
+        let v = strict();
+        let check = |title: &str, spec: &str, version: Option<&str>, expected: &[&str]| {
+            let mut out = Vec::new();
+            v.check_requests(&[request(title, spec, version)], &mut out)
+                .expect("validator works");
+            assert_eq!(codes(&out), expected, "{title:?} {spec:?} {version:?}");
+            for p in &out {
+                assert_eq!((p.item, p.severity), (0, Severity::Error));
+            }
+        };
+        let ok = Some("v2.9");
+        check("Block SSH", "SEC RULES LIVE REQUIRED", ok, &[]);
+        check(
+            "Load",
+            "ETL MULTI-ETL EXPANDED OPTIONAL",
+            Some("v10.0.1"),
+            &[],
+        );
+        check("t", "XYZ RULES LIVE DEV", ok, &["unknown-scope"]);
+        check("t", "sec RULES LIVE DEV", ok, &["unknown-scope"]);
+        check("t", "SEC RULEZ LIVE DEV", ok, &["unknown-type"]);
+        check("t", "SEC RULES NOPE DEV", ok, &["unknown-variant"]);
+        check("t", "SEC RULES LIVE NOPE", ok, &["unknown-status"]);
+        check("t", "- RULES LIVE DEV", ok, &["missing-scope"]);
+        check("t", "SEC - LIVE DEV", ok, &["missing-type"]);
+        check("t", "SEC RULES - DEV", ok, &["missing-variant"]);
+        check("t", "SEC RULES LIVE -", ok, &["missing-status"]);
+        check("t", "SEC RULES LIVE DEV", Some("2.9"), &["bad-version"]);
+        check("t", "SEC RULES LIVE DEV", Some("v2."), &["bad-version"]);
+        check("t", "SEC RULES LIVE DEV", None, &["missing-version"]);
+        check("exactly twenty bytes", "SEC RULES LIVE DEV", ok, &[]);
+        check(
+            "twenty-one bytes long",
+            "SEC RULES LIVE DEV",
+            ok,
+            &["title-too-long"],
+        );
+        check(
+            "a title well over the limit",
+            "XYZ - NOPE sec",
+            Some("v"),
+            &[
+                "unknown-scope",
+                "missing-type",
+                "unknown-variant",
+                "unknown-status",
+                "bad-version",
+                "title-too-long",
+            ],
+        );
+    }
+
+    #[test]
+    fn request_messages() {
+        let v = strict();
+        let mut out = Vec::new();
+        v.check_requests(&[request("t", "XYZ - LIVE live", Some("2.9"))], &mut out)
+            .expect("validator works");
+        let got: Vec<(&str, &str)> = out
+            .iter()
+            .map(|p| (p.field.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "scope",
+                    "unknown scope `XYZ`: allowed values are GOV, SEC, OPS, ALERT, BASH, DASHBOARD, ETL"
+                ),
+                (
+                    "type",
+                    "type is missing: allowed values are RULES, SCRIPT, CONFIG, MULTI-ETL"
+                ),
+                (
+                    "status",
+                    "unknown status `live`: allowed values are LIVE, DEV, TEST, DEPRECATED, REQUIRED, STANDARD, OPTIONAL (values are case-sensitive: `LIVE`)"
+                ),
+                (
+                    "version",
+                    "version `2.9` is not a version: expected v followed by dot-separated numbers, e.g. v2.9"
+                ),
+            ]
+        );
+    }
+
+    /// A valid entry: `SEC-RUL-042`, a small mapping as config, and the right hash.
+    fn entry() -> Entry {
+        let header = Header {
+            fields: Fields {
+                scope: "SEC".into(),
+                kind: "RULES".into(),
+                variant: "LIVE".into(),
+                status: "REQUIRED".into(),
+            },
+            id: EntryId::new("SEC-RUL", 42),
+            version: "v2.9".into(),
+        };
+        let mut e = Entry {
+            header,
+            title: "Block SSH".into(),
+            context: Context::default(),
+            config: "dashboard:\n  title: Block SSH\n".into(),
+            hash: registry_core::ContentHash([0; 32]),
+            fingerprint: Fingerprint([0; 16]),
+            revision: 1,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        rehash(&mut e);
+        e
+    }
+
+    fn rehash(e: &mut Entry) {
+        e.hash = Entry::compute_hash(&e.header, &e.title, &e.context, &e.config);
+    }
+
+    fn entry_problems(
+        v: &SchemaValidator,
+        edit: impl FnOnce(&mut Entry),
+        hash: bool,
+    ) -> Vec<Problem> {
+        let mut e = entry();
+        edit(&mut e);
+        if hash {
+            rehash(&mut e);
+        }
+        let mut out = Vec::new();
+        v.check_entries(&[e], &mut out).expect("validator works");
+        out
+    }
+
+    /// Changes one part of an entry: a field, `id`, `version`, `title`, `config`, or
+    /// `config-bytes` (a valid config of that many bytes).
+    fn edit(e: &mut Entry, part: &str, value: &str) {
+        let f = &mut e.header.fields;
+        match part {
+            "scope" => f.scope = value.into(),
+            "type" => f.kind = value.into(),
+            "variant" => f.variant = value.into(),
+            "status" => f.status = value.into(),
+            "id" => e.header.id = value.parse().expect("valid id"),
+            "version" => e.header.version = value.into(),
+            "title" => e.title = value.into(),
+            "config" => e.config = value.into(),
+            "config-bytes" => {
+                let n: usize = value.parse().expect("a size");
+                e.config = format!("a: {}", "x".repeat(n - 3));
+            }
+            _ => panic!("no part {part:?}"),
+        }
+    }
+
+    #[test]
+    fn entry_checks() {
+        let v = strict();
+        // Each case edits a valid entry, then rehashes it, so only the edits can be at fault.
+        type Edits<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Edits, &[&str])] = &[
+            (&[], &[]),
+            (&[("type", "MULTI-ETL")], &["id-prefix-mismatch"]),
+            (&[("scope", "XYZ"), ("id", "XYZ-RUL-1")], &["unknown-scope"]),
+            (&[("type", "RULEZ")], &["unknown-type"]),
+            (&[("variant", "live")], &["unknown-variant"]),
+            (&[("status", "NOPE")], &["unknown-status"]),
+            (&[("version", "2.9")], &["bad-version"]),
+            (&[("version", "v2.9.")], &["bad-version"]),
+            (&[("title", "exactly twenty bytes")], &[]),
+            (&[("title", "twenty-one bytes long")], &["title-too-long"]),
+            (&[("id", "GOV-RUL-42")], &["id-prefix-mismatch"]),
+            (&[("id", "SEC-RUL-0")], &["bad-id"]),
+            (&[("config-bytes", "100")], &[]),
+            (&[("config-bytes", "101")], &["config-too-large"]),
+            (&[("config", "a: [1, 2")], &["config-not-yaml"]),
+            (&[("config", "a: 1\na: 2\n")], &["config-not-yaml"]),
+            (&[("config", "a:\n  k: 1\n  k: 2\n")], &["config-not-yaml"]),
+            (&[("config", "a: &x {k: 1}\nb: *x\n? [1, 2]\n: v\n")], &[]),
+            (&[("config", "--- 1\n--- 2\n")], &["config-not-yaml"]),
+            (&[("config", "- a\n- b\n")], &["config-not-mapping"]),
+            (&[("config", "plain text")], &["config-not-mapping"]),
+            (&[("config", "")], &["config-not-mapping"]),
+            (&[("config", "!tag {a: 1}")], &["config-not-mapping"]),
+            (
+                &[
+                    ("scope", "XYZ"),
+                    ("id", "SEC-RUL-0"),
+                    ("version", "v"),
+                    ("config", "[1"),
+                ],
+                &[
+                    "unknown-scope",
+                    "bad-version",
+                    "id-prefix-mismatch",
+                    "bad-id",
+                    "config-not-yaml",
+                ],
+            ),
+        ];
+        for (edits, expected) in cases {
+            let out = entry_problems(
+                &v,
+                |e| edits.iter().for_each(|(part, value)| edit(e, part, value)),
+                true,
+            );
+            assert_eq!(codes(&out), *expected, "{edits:?}");
+            assert!(
+                out.iter()
+                    .all(|p| p.item == 0 && p.severity == Severity::Error)
+            );
+        }
+    }
+
+    #[test]
+    fn altered_entries_fail_the_hash_check() {
+        let v = strict();
+        let check = |edit: &dyn Fn(&mut Entry), expected: &[&str]| {
+            assert_eq!(codes(&entry_problems(&v, edit, false)), expected);
+        };
+        check(&|_| {}, &[]);
+        check(&|e| e.title.push('!'), &["hash-mismatch"]);
+        check(&|e| e.config.push_str("extra: 1\n"), &["hash-mismatch"]);
+        check(
+            &|e| e.header.fields.status = "LIVE".into(),
+            &["hash-mismatch"],
+        );
+        check(
+            &|e| e.context = Context::new([("env".into(), "prod".into())]).expect("valid"),
+            &["hash-mismatch"],
+        );
+        check(
+            &|e| e.header.id = EntryId::new("SEC-RUL", 0),
+            &["bad-id", "hash-mismatch"],
+        );
+    }
+
+    #[test]
+    fn entry_messages() {
+        let v = strict();
+        let message = |edit: &dyn Fn(&mut Entry), hash: bool| {
+            let out = entry_problems(&v, edit, hash);
+            assert_eq!(out.len(), 1, "{out:?}");
+            (out[0].field.clone(), out[0].message.clone())
+        };
+        assert_eq!(
+            message(&|e| e.header.id = EntryId::new("GOV-RUL", 7), true),
+            (
+                "id".into(),
+                "id `GOV-RUL-007` has prefix GOV-RUL, but scope SEC and type RULES call for SEC-RUL: \
+                 an id starts with the scope and the first three letters of the type"
+                    .into()
+            )
+        );
+        assert_eq!(
+            message(&|e| e.header.id = EntryId::new("SEC-RUL", 0), true),
+            (
+                "id".into(),
+                "id `SEC-RUL-000` has number 0: numbers start at 1".into()
+            )
+        );
+        assert_eq!(
+            message(&|e| e.config = "x".repeat(101), true),
+            (
+                "config".into(),
+                "config is 101 bytes: the limit is 100 (max_config_bytes)".into()
+            )
+        );
+        assert_eq!(
+            message(&|e| e.config = "a: 1\n b: 2\n".into(), true),
+            (
+                "config".into(),
+                "config is not valid YAML: mapping values are not allowed in this context at line 2 column 3"
+                    .into()
+            )
+        );
+        assert_eq!(
+            message(&|e| e.config = "a: 1\nb:\n  k: 1\n  k: 2\n".into(), true),
+            (
+                "config".into(),
+                "config is not valid YAML: b: duplicate entry with key \"k\" at line 3 column 3"
+                    .into()
+            )
+        );
+        assert_eq!(
+            message(&|e| e.config = "a: 1\na: 2\n".into(), true),
+            (
+                "config".into(),
+                "config is not valid YAML: duplicate entry with key \"a\" (at line 1 column 1)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            message(&|e| e.config = "- a\n".into(), true),
+            (
+                "config".into(),
+                "config is a sequence: its top level must be a mapping".into()
+            )
+        );
+        let (field, text) = message(&|e| e.title.push('!'), false);
+        assert_eq!(field, "hash");
+        assert!(
+            text.starts_with("entry SEC-RUL-042 does not match its hash: stored blake3:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn items_are_indexed_in_the_batch() {
+        let v = strict();
+        let mut out = vec![Problem {
+            item: 99,
+            severity: Severity::Warning,
+            code: "earlier".into(),
+            field: String::new(),
+            message: String::new(),
+        }];
+        let requests = [
+            request("fine", "SEC RULES LIVE DEV", Some("v1")),
+            request("bad", "XYZ RULES LIVE DEV", Some("1")),
+            request("fine too", "GOV CONFIG DEV LIVE", Some("v2")),
+            request("bad", "SEC RULES - DEV", Some("v1")),
+        ];
+        v.check_requests(&requests, &mut out)
+            .expect("validator works");
+        let got: Vec<(usize, &str)> = out.iter().map(|p| (p.item, p.code.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (99, "earlier"),
+                (1, "unknown-scope"),
+                (1, "bad-version"),
+                (3, "missing-variant"),
+            ]
+        );
+
+        let mut bad_config = entry();
+        bad_config.config = "[]".into();
+        rehash(&mut bad_config);
+        let mut altered = entry();
+        altered.title = "changed".into();
+        let entries = [entry(), bad_config, entry(), altered, entry()];
+        let mut out = Vec::new();
+        v.check_entries(&entries, &mut out)
+            .expect("validator works");
+        let got: Vec<(usize, &str)> = out.iter().map(|p| (p.item, p.code.as_str())).collect();
+        assert_eq!(got, [(1, "config-not-mapping"), (3, "hash-mismatch")]);
+    }
+
+    #[test]
+    fn config() {
+        assert_eq!(
+            serde_json::from_value::<Config>(json!({})).expect("empty config"),
+            Config {
+                max_title_bytes: 1024,
+                max_config_bytes: 65536
+            }
+        );
+        let err = serde_json::from_value::<Config>(json!({ "max_title_length": 10 }))
+            .expect_err("unknown key");
+        assert!(
+            err.to_string().contains("unknown field `max_title_length`"),
+            "{err}"
+        );
+        let err = validator(json!({ "max_title_bytes": 0, "max_config_bytes": 0 }))
+            .expect_err("zero limits");
+        assert_eq!(err.code, ErrorCode::Config);
+        assert_eq!(
+            err.message,
+            "max_title_bytes: 0 is out of range: use 1 to 1024; \
+             max_config_bytes: 0 is out of range: use at least 1"
+        );
+        let err = validator(json!({ "max_title_bytes": 1025 })).expect_err("over the hard limit");
+        assert_eq!(
+            err.message,
+            "max_title_bytes: 1025 is out of range: use 1 to 1024"
+        );
+        validator(json!({ "max_title_bytes": 1024, "max_config_bytes": 1 })).expect("in range");
+    }
+
+    #[test]
+    fn default_limits() {
+        let v = validator(json!({})).expect("default config");
+        let long = "x".repeat(MAX_TITLE_BYTES);
+        let mut out = Vec::new();
+        v.check_requests(
+            &[request(&long, "SEC RULES LIVE DEV", Some("v1"))],
+            &mut out,
+        )
+        .expect("validator works");
+        assert_eq!(codes(&out), [] as [&str; 0]);
+        let mut big = entry();
+        big.config = format!("a: {}", "x".repeat(64 * 1024 - 3));
+        rehash(&mut big);
+        let mut over = big.clone();
+        over.config.push('x');
+        rehash(&mut over);
+        v.check_entries(&[big, over], &mut out)
+            .expect("validator works");
+        let got: Vec<(usize, &str)> = out.iter().map(|p| (p.item, p.code.as_str())).collect();
+        assert_eq!(got, [(1, "config-too-large")]);
+    }
+}

@@ -1,8 +1,9 @@
 //! The conformance suites against the default plugins through their built libraries, so the FFI
 //! conversions are held to the same contracts as the implementations behind them.
 
-use registry_abi::load::{self, StageSpec};
-use registry_core::{Schema, Setup};
+use abi_stable::std_types::RStr;
+use registry_abi::load::{self, HostStorage, resolve_library};
+use registry_core::{Schema, Setup, StageKind};
 
 use crate::{defaults, paths};
 
@@ -11,17 +12,29 @@ fn load_with(setup: &Setup) -> registry_abi::load::Loaded {
 }
 
 fn scratch_setup(dir: &tempfile::TempDir) -> Setup {
-    Setup { schema: Schema::default(), data_dir: dir.path().to_owned(), shard: 0, shards: 1 }
+    Setup {
+        schema: Schema::default(),
+        data_dir: dir.path().to_owned(),
+        shard: 0,
+        shards: 1,
+    }
 }
 
 #[test]
 fn loaded_storage_conforms() {
-    let storage_only: Vec<StageSpec> = defaults();
+    // One shard per call, as the suite asks: construct through the library's constructor.
+    let (module, _) = load::open(
+        &resolve_library("storage-redb", &paths()),
+        StageKind::Storage,
+    )
+    .expect("open");
+    let ctor = module.storage().flatten().expect("storage constructor");
     registry_testkit::storage::check(&|setup| {
-        let mut loaded = load::load(&storage_only, &paths(), setup).unwrap_or_else(|e| panic!("{e:?}"));
-        let shard = setup.shard as usize;
-        assert!(shard < loaded.stages.storage.len());
-        loaded.stages.storage.swap_remove(shard)
+        let setup = serde_json::to_string(setup).expect("setup as json");
+        let storage = ctor(RStr::from("{}"), RStr::from(setup.as_str()))
+            .into_result()
+            .expect("storage starts");
+        Box::new(HostStorage(storage))
     });
 }
 
@@ -40,5 +53,9 @@ fn loaded_router_generator_validator_conform() {
     let schema = Schema::default();
     registry_testkit::router::check(&*loaded.stages.router);
     registry_testkit::generator::check(&*loaded.stages.generator, &schema);
-    registry_testkit::validator::check_with(&*loaded.stages.validator, &schema, &*loaded.stages.generator);
+    registry_testkit::validator::check_with(
+        &*loaded.stages.validator,
+        &schema,
+        &*loaded.stages.generator,
+    );
 }
