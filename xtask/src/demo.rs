@@ -91,7 +91,7 @@ pub fn run() -> Result<(), String> {
         let mut lines = text.lines();
         let first = lines.next().unwrap_or("");
         let header = lines.next().unwrap_or("");
-        println!("  {first:<22} {header}");
+        println!("  {first:<27} {header}");
     }
     println!(
         "  ({} `registry add` processes, {:.1} ms each on average, slowest {:.1} ms, including the durable write)",
