@@ -129,34 +129,45 @@ fn shards(settings: &Settings) -> Result<u32, CliError> {
         ))
     })?;
     let file = dir.join("shards");
-    match fs::read_to_string(&file) {
-        Ok(text) => {
-            let recorded: u32 = text.trim().parse().map_err(|_| {
-                CliError::config(format!(
-                    "{} is damaged: expected a shard count, found `{}`",
-                    file.display(),
-                    text.trim()
-                ))
-            })?;
-            match settings.shards {
-                Some(wanted) if wanted != recorded => Err(CliError::config(format!(
-                    "data directory {} has {recorded} shards but the configuration asks for {wanted}: resharding is not supported",
-                    dir.display()
-                ))),
-                _ => Ok(recorded),
+    let recorded = match read_shards(&file)? {
+        Some(k) => k,
+        None => {
+            let k = settings.shards.unwrap_or(1);
+            match record_shards(&file, k) {
+                Ok(()) => k,
+                // Another process created the registry at the same moment: its count stands.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read_shards(&file)?.unwrap_or(k)
+                }
+                Err(e) => {
+                    return Err(CliError::config(format!(
+                        "cannot write to data directory {}: {}",
+                        dir.display(),
+                        io_reason(&e)
+                    )));
+                }
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let k = settings.shards.unwrap_or(1);
-            write_atomically(&file, format!("{k}\n").as_bytes()).map_err(|e| {
-                CliError::config(format!(
-                    "cannot write to data directory {}: {}",
-                    dir.display(),
-                    io_reason(&e)
-                ))
-            })?;
-            Ok(k)
-        }
+    };
+    match settings.shards {
+        Some(wanted) if wanted != recorded => Err(CliError::config(format!(
+            "data directory {} has {recorded} shard(s) but the configuration asks for {wanted}: resharding is not supported",
+            dir.display()
+        ))),
+        _ => Ok(recorded),
+    }
+}
+
+fn read_shards(file: &Path) -> Result<Option<u32>, CliError> {
+    match fs::read_to_string(file) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            CliError::config(format!(
+                "{} is damaged: expected a shard count, found `{}`",
+                file.display(),
+                text.trim()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CliError::config(format!(
             "cannot read {}: {}",
             file.display(),
@@ -165,11 +176,16 @@ fn shards(settings: &Settings) -> Result<u32, CliError> {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)?;
+/// Writes the count to a private temporary file, then links it into place: the link either
+/// creates `shards` whole or fails with `AlreadyExists`, so concurrent first runs agree and a
+/// crash never leaves a partial file.
+fn record_shards(file: &Path, k: u32) -> std::io::Result<()> {
+    let tmp = file.with_extension(format!("{}.tmp", std::process::id()));
+    fs::write(&tmp, format!("{k}\n"))?;
     fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, path)
+    let linked = fs::hard_link(&tmp, file);
+    let _ = fs::remove_file(&tmp);
+    linked
 }
 
 /// The OS reason without Rust's "(os error N)" suffix, lowercased like every other message.

@@ -294,7 +294,7 @@ fn shard_count_is_fixed_at_creation() {
     let (code, msg) = s.fail(&["list"]);
     assert_eq!(code, 2);
     assert!(
-        msg.contains("has 1 shards but the configuration asks for 3"),
+        msg.contains("has 1 shard(s) but the configuration asks for 3"),
         "{msg}"
     );
 }

@@ -237,3 +237,30 @@ fn shipped_registry_toml_is_valid() {
     assert_eq!(e["scope"], "SEC");
     assert!(s.data_dir().is_dir());
 }
+
+#[test]
+fn concurrent_processes_get_distinct_ids() {
+    let s = Scratch::new();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            s.command(&[
+                "add",
+                "--title",
+                &format!("parallel rule {i}"),
+                "--scope",
+                "SEC",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn registry")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success());
+    }
+    let mut ids = s.ids();
+    assert_eq!(ids.len(), 8);
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "duplicate ids: {ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("SEC-RUL-")));
+}
