@@ -361,8 +361,9 @@ fn match_value<'s>(
         .map(|(value, _)| value)
 }
 
-/// `v` followed by dot-separated numbers: `v2`, `v2.9`, `v10.0.1`.
-pub(crate) fn is_version(s: &str) -> bool {
+/// Whether `s` is a version: `v` (or `V`) followed by dot-separated numbers of 1 to 9 digits,
+/// e.g. `v2`, `v2.9`, `v10.0.1`.
+pub fn is_version(s: &str) -> bool {
     let Some(rest) = s.strip_prefix(['v', 'V']) else {
         return false;
     };

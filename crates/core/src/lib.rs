@@ -23,7 +23,7 @@ pub mod time;
 
 pub use entry::{ContentHash, Entry, Fingerprint};
 pub use error::{Error, ErrorCode, Problem, Severity, StageError, StageKind, StageResult};
-pub use header::{EntryId, Field, Fields, Header, HeaderError};
+pub use header::{EntryId, Field, Fields, Header, HeaderError, is_version};
 pub use pipeline::{Added, Changes, Pipeline, Stages, Updated};
 pub use request::{
     Context, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES, Request, RequestError,

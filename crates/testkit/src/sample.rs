@@ -27,6 +27,25 @@ pub fn fields(scope: &str, kind: &str, variant: &str, status: &str) -> Fields<St
     }
 }
 
+/// Given fields from a spec like `"SEC RULES - REQUIRED"` (scope, type, variant, status; `-`
+/// for a field left empty), for one-line data-driven tests.
+///
+/// # Panics
+/// When the spec does not have four words.
+pub fn given(spec: &str) -> Fields<Option<String>> {
+    let parts: Vec<&str> = spec.split_whitespace().collect();
+    assert_eq!(
+        parts.len(),
+        4,
+        "bad field spec {spec:?}: expected four words"
+    );
+    Fields::from_fn(|f| {
+        Some(parts[f as usize])
+            .filter(|p| *p != "-")
+            .map(str::to_owned)
+    })
+}
+
 /// The `index`-th declared value of every field of the schema, wrapping around short lists.
 pub fn schema_fields(schema: &Schema, index: usize) -> Fields<String> {
     Fields::from_fn(|field| {

@@ -111,6 +111,7 @@ mod tests {
     use std::path::PathBuf;
 
     use registry_core::{Context, EntryId, ErrorCode, Fields, Header, Schema, Source};
+    use registry_testkit::sample::given as fields;
     use serde_json::json;
 
     use super::*;
@@ -136,17 +137,6 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         )
         .expect("valid context")
-    }
-
-    /// Parses `"SEC RULES - REQUIRED"` (scope, type, variant, status; `-` for none).
-    fn fields(spec: &str) -> Fields<Option<String>> {
-        let parts: Vec<&str> = spec.split_whitespace().collect();
-        assert_eq!(parts.len(), 4, "bad spec {spec:?}");
-        Fields::from_fn(|f| {
-            Some(parts[f as usize])
-                .filter(|p| *p != "-")
-                .map(str::to_owned)
-        })
     }
 
     fn predict_with(

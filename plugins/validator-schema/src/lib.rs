@@ -28,7 +28,7 @@
 
 use registry_core::{
     Entry, EntryId, ErrorCode, Field, FromConfig, MAX_TITLE_BYTES, Problem, Request, Schema, Setup,
-    Severity, StageError, StageResult, Validator,
+    Severity, StageError, StageResult, Validator, is_version,
 };
 use serde::Deserialize;
 
@@ -293,24 +293,12 @@ impl Validator for SchemaValidator {
     }
 }
 
-/// `v` (or `V`) followed by dot-separated numbers of 1 to 9 digits: `v2`, `v2.9`, `v10.0.1`. The
-/// same rule the registry applies when a request names a version, so a version it accepted is
-/// never refused here.
-fn is_version(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix(['v', 'V']) else {
-        return false;
-    };
-    !rest.is_empty()
-        && rest.split('.').all(|part| {
-            !part.is_empty() && part.len() <= 9 && part.bytes().all(|b| b.is_ascii_digit())
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
     use registry_core::{Context, EntryId, Fields, Fingerprint, Header, Timestamp};
+    use registry_testkit::sample::given as fields;
     use serde_json::json;
 
     use super::*;
@@ -333,17 +321,6 @@ mod tests {
 
     fn codes(problems: &[Problem]) -> Vec<&str> {
         problems.iter().map(|p| p.code.as_str()).collect()
-    }
-
-    /// Fields from `"SEC RULES LIVE DEV"`, `-` for a missing one.
-    fn fields(spec: &str) -> Fields<Option<String>> {
-        let parts: Vec<&str> = spec.split_whitespace().collect();
-        assert_eq!(parts.len(), 4, "bad spec {spec:?}");
-        Fields::from_fn(|f| {
-            Some(parts[f as usize])
-                .filter(|p| *p != "-")
-                .map(str::to_owned)
-        })
     }
 
     fn request(title: &str, spec: &str, version: Option<&str>) -> Request {
