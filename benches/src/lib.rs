@@ -41,6 +41,7 @@ pub fn pipeline(storage_config: &str) -> (Pipeline, tempfile::TempDir) {
     let setup = Setup {
         schema: Schema::default(),
         data_dir: dir.path().to_owned(),
+        config_dir: dir.path().to_owned(),
         shard: 0,
         shards: 1,
     };

@@ -5,10 +5,13 @@
 //! - `demo`: builds in release, registers a set of sample rules through the `registry` command
 //!   on the embedded default (redb in `./.registry`), and shows them.
 //! - `lint`: formatting, clippy with warnings denied, and docs without warnings.
+//! - `prowler`: trains the generator's model on Prowler's security checks (a dataset beside the
+//!   repository) and reports its cross-validated accuracy.
 //!
-//! Plain `std` only, so that `cargo xtask` itself compiles in a second.
+//! Plain `std` and `serde_json` only, so that `cargo xtask` itself compiles in seconds.
 
 mod demo;
+mod prowler;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -19,8 +22,11 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
         Some("lint") => lint(),
+        Some("prowler") => prowler::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args...] | demo | lint>");
+            eprintln!(
+                "usage: cargo xtask <test [cargo test args...] | demo | lint | prowler [--folds K]>"
+            );
             return ExitCode::from(2);
         }
     };

@@ -13,7 +13,7 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use registry_core::{
     Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, Request, Router,
-    Setup, StageError, Storage, Validator,
+    Setup, StageError, Storage, TrainOptions, Validator,
 };
 
 use crate::ffi::{
@@ -189,6 +189,32 @@ impl<T: Generator> FfiGenerator for Exported<T> {
             self.0.render(&batch, &mut configs)?;
             out.extend(configs.into_iter().map(RString::from));
             Ok(())
+        })
+    }
+
+    fn train(
+        &self,
+        examples: RSlice<'_, FfiRequest>,
+        options: RStr<'_>,
+    ) -> RResult<RString, FfiError> {
+        guard(|| {
+            let mut batch: Vec<Request> = Vec::with_capacity(examples.len());
+            convert_all(examples.iter().cloned(), &mut batch)?;
+            let options: TrainOptions = serde_json::from_str(options.as_str()).map_err(|e| {
+                StageError::new(
+                    ErrorCode::Internal,
+                    format!("host sent unreadable training options: {e}"),
+                )
+            })?;
+            let report = self.0.train(&batch, &options)?;
+            serde_json::to_string(&report)
+                .map(RString::from)
+                .map_err(|e| {
+                    StageError::new(
+                        ErrorCode::Internal,
+                        format!("cannot encode the training report: {e}"),
+                    )
+                })
         })
     }
 }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
 use abi_stable::std_types::{RResult, RSlice, RString, RVec};
 use registry_core::{
-    Cache, CacheKey, CacheStats, Draft, Entry, EntryId, Fingerprint, Generator, Inserted,
-    ListQuery, Prediction, Problem, Request, Router, Setup, StageError, StageKind, StageResult,
-    Stages, Storage, Validator,
+    Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator,
+    Inserted, ListQuery, Prediction, Problem, Request, Router, Setup, StageError, StageKind,
+    StageResult, Stages, Storage, TrainOptions, TrainReport, Validator,
 };
 
 use crate::ffi::{
@@ -401,6 +401,22 @@ impl Generator for HostGenerator {
         call(self.0.render(RSlice::from_slice(&batch), &mut configs))?;
         out.extend(configs.into_iter().map(RString::into_string));
         Ok(())
+    }
+
+    fn train(&self, examples: &[Request], options: &TrainOptions) -> StageResult<TrainReport> {
+        let batch: Vec<FfiRequest> = examples.iter().map(FfiRequest::from).collect();
+        let options = serde_json::to_string(options).unwrap_or_default();
+        let report = self
+            .0
+            .train(RSlice::from_slice(&batch), options.as_str().into())
+            .into_result()
+            .map_err(StageError::from)?;
+        serde_json::from_str(report.as_str()).map_err(|e| {
+            StageError::new(
+                ErrorCode::Internal,
+                format!("plugin returned an unreadable training report: {e}"),
+            )
+        })
     }
 }
 

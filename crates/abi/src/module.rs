@@ -45,6 +45,13 @@ pub trait FfiGenerator: Send + Sync {
         drafts: RSlice<'_, FfiDraft>,
         out: &mut RVec<RString>,
     ) -> RResult<(), FfiError>;
+    /// `Generator::train`, with the options and the report as JSON: training is rare and its
+    /// report small, and JSON lets both grow without a layout change.
+    fn train(
+        &self,
+        examples: RSlice<'_, FfiRequest>,
+        options: RStr<'_>,
+    ) -> RResult<RString, FfiError>;
 }
 
 /// The validator stage across the boundary; mirrors `registry_core::Validator`.

@@ -6,6 +6,7 @@
 //! (configuration, plugins, storage).
 
 mod config;
+mod learn;
 mod output;
 mod registry;
 
@@ -68,6 +69,10 @@ enum Command {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Train the generator's model on the registered entries or on a JSONL file
+    Train(TrainArgs),
+    /// Show what `add` would fill in for a request, storing nothing
+    Predict(PredictArgs),
     /// Show the plugin loaded for each stage
     Plugins {
         #[command(flatten)]
@@ -133,6 +138,41 @@ struct UpdateArgs {
     /// Context to set, repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     context: Vec<String>,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// Train on this JSONL file of requests with their fields filled in, instead of the
+    /// registered entries ("-" for standard input)
+    #[arg(long, value_name = "FILE.jsonl")]
+    from: Option<PathBuf>,
+    /// Measure accuracy on this fraction of the examples, held out [default: 0.2]
+    #[arg(long, value_name = "FRACTION", conflicts_with = "folds")]
+    holdout: Option<f64>,
+    /// Measure accuracy by K-fold cross-validation instead
+    #[arg(long, value_name = "K")]
+    folds: Option<u32>,
+    /// Seed for the splits and any sampling
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+struct PredictArgs {
+    /// Title of the request
+    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    title: Option<String>,
+    /// Free-form context, repeatable
+    #[arg(long, value_name = "KEY=VALUE", conflicts_with = "from")]
+    context: Vec<String>,
+    /// Predict for every request of this JSONL file, one JSON line out per line in ("-" for
+    /// standard input)
+    #[arg(long, value_name = "FILE.jsonl")]
+    from: Option<PathBuf>,
     #[command(flatten)]
     format: FormatArg,
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{CliError, Format};
 
-fn write_err(e: io::Error) -> CliError {
+pub fn write_err(e: io::Error) -> CliError {
     // A closed pipe (`registry list | head`) is not an error worth reporting.
     if e.kind() == io::ErrorKind::BrokenPipe {
         std::process::exit(0);
@@ -19,14 +19,14 @@ fn write_err(e: io::Error) -> CliError {
     CliError::config(format!("cannot write output: {e}"))
 }
 
-fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)
         .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
     writeln!(out).map_err(write_err)
 }
 
-fn source(g: &Guess) -> String {
+pub fn source(g: &Guess) -> String {
     let how = match g.source {
         Source::Given => "given",
         Source::Model => "model",

@@ -4,11 +4,13 @@ use std::fs;
 use std::path::Path;
 
 use registry_abi::load::{self, StageSpec};
-use registry_core::{Changes, Context, EntryId, Fields, ListQuery, Pipeline, Request, Setup};
+use registry_core::{
+    Changes, Context, EntryId, Evaluation, Fields, ListQuery, Pipeline, Request, Setup,
+};
 
 use crate::config::{self, Settings};
-use crate::output;
 use crate::{Cli, CliError, Command};
+use crate::{learn, output};
 
 /// The most entries `list` reads from storage per call; larger listings are paged.
 const LIST_PAGE: usize = 1000;
@@ -97,6 +99,44 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let pipeline = open(&settings)?;
             output::updated(&pipeline.update(&id, changes)?, args.format.format)
         }
+        Command::Train(args) => {
+            let evaluation = match (args.holdout, args.folds) {
+                (_, Some(k)) => Evaluation::Folds(k),
+                (Some(f), None) => Evaluation::Holdout(f),
+                (None, None) => Evaluation::Holdout(0.2),
+            };
+            if let Evaluation::Holdout(f) = evaluation
+                && !(f > 0.0 && f < 1.0)
+            {
+                return Err(CliError::input(format!(
+                    "--holdout {f}: expected a fraction between 0 and 1"
+                )));
+            }
+            if let Evaluation::Folds(k) = evaluation
+                && k < 2
+            {
+                return Err(CliError::input(format!(
+                    "--folds {k}: expected at least 2 folds"
+                )));
+            }
+            let pipeline = open(&settings)?;
+            learn::train(
+                &pipeline,
+                args.from.as_deref(),
+                evaluation,
+                args.seed,
+                args.format.format,
+            )
+        }
+        Command::Predict(args) => match (&args.title, &args.from) {
+            (_, Some(path)) => learn::predict_file(&open(&settings)?, path),
+            (Some(title), None) => {
+                let request =
+                    Request::new(title, Fields::default(), None, context(&args.context)?)?;
+                learn::predict_one(&open(&settings)?, request, args.format.format)
+            }
+            (None, None) => Err(CliError::input("give --title or --from")),
+        },
         Command::History { id, format } => {
             let id = parse_id(&id)?;
             let pipeline = open(&settings)?;
@@ -205,6 +245,7 @@ fn open(settings: &Settings) -> Result<Pipeline, CliError> {
     let setup = Setup {
         schema: settings.schema.clone(),
         data_dir: settings.data_dir.clone(),
+        config_dir: settings.paths.base_dir.clone(),
         shard: 0,
         shards,
     };

@@ -31,7 +31,8 @@ pub use request::{
 };
 pub use schema::{Schema, SchemaError};
 pub use stage::{
-    Cache, CacheKey, CacheStats, Draft, FromConfig, Generator, Guess, Inserted, ListQuery,
-    Prediction, Router, Setup, Source, Storage, Validator,
+    Cache, CacheKey, CacheStats, Draft, Evaluation, FieldReport, FromConfig, Generator, Guess,
+    Inserted, ListQuery, Prediction, Router, Setup, Source, Storage, TrainOptions, TrainReport,
+    Validator,
 };
 pub use time::Timestamp;

@@ -16,8 +16,8 @@ use crate::header::{EntryId, Field, Fields, Header};
 use crate::request::{Request, check_title};
 use crate::schema::Schema;
 use crate::stage::{
-    Cache, CacheKey, CacheStats, Draft, Generator, Guess, Inserted, ListQuery, Router, Source,
-    Storage, Validator,
+    Cache, CacheKey, CacheStats, Draft, Generator, Guess, Inserted, ListQuery, Prediction, Router,
+    Source, Storage, TrainOptions, TrainReport, Validator,
 };
 use crate::time::Timestamp;
 
@@ -302,69 +302,14 @@ impl Pipeline {
         let mut completed = Vec::with_capacity(batch.len());
         let mut provenance = Vec::with_capacity(batch.len());
         let mut live = Vec::with_capacity(batch.len());
-        for ((&i, mut request), prediction) in todo.iter().zip(batch).zip(predictions) {
-            let mut sources: Fields<Option<Guess>> = Fields::default();
-            let mut missing = None;
-            for f in Field::ALL {
-                let guess = match &request.fields[f] {
-                    Some(v) => Some(Guess {
-                        value: v.clone(),
-                        confidence: None,
-                        source: Source::Given,
-                    }),
-                    None => prediction[f].clone().or_else(|| {
-                        self.schema.default_value(f).map(|v| Guess {
-                            value: v.to_owned(),
-                            confidence: None,
-                            source: Source::Default,
-                        })
-                    }),
-                };
-                match guess {
-                    Some(mut g) => {
-                        if let Some(c) = self.schema.canonical(f, &g.value) {
-                            g.value = c.to_owned();
-                        }
-                        request.fields[f] = Some(g.value.clone());
-                        sources[f] = Some(g);
-                    }
-                    None => missing = Some(f),
-                }
-            }
-            if request.version.is_none() {
-                request.version = Some(self.schema.version().to_owned());
-            }
-            match (missing, sources) {
-                (Some(f), _) => {
-                    slots[i] = Some(Err(Error::Invalid(vec![Problem {
-                        item: 0,
-                        severity: Severity::Error,
-                        code: format!("missing-{f}"),
-                        field: f.name().to_owned(),
-                        message: format!(
-                            "{f}: not given, not predicted, and the schema has no default"
-                        ),
-                    }])))
-                }
-                (
-                    None,
-                    Fields {
-                        scope: Some(scope),
-                        kind: Some(kind),
-                        variant: Some(variant),
-                        status: Some(status),
-                    },
-                ) => {
+        for ((&i, request), prediction) in todo.iter().zip(batch).zip(predictions) {
+            match self.complete(request, prediction) {
+                Ok((request, fields)) => {
                     completed.push(request);
-                    provenance.push(Fields {
-                        scope,
-                        kind,
-                        variant,
-                        status,
-                    });
+                    provenance.push(fields);
                     live.push(i);
                 }
-                (None, _) => slots[i] = Some(Err(internal("field lost while completing request"))),
+                Err(e) => slots[i] = Some(Err(e)),
             }
         }
 
@@ -496,6 +441,117 @@ impl Pipeline {
             slots[p.item] = Some(Ok(added));
         }
         self.fill_cache(&stored);
+    }
+
+    /// Fills every field of a request: the given value, else the generator's guess, else the
+    /// schema's default (each in the schema's spelling), and the version likewise.
+    fn complete(
+        &self,
+        mut request: Request,
+        prediction: Prediction,
+    ) -> Result<(Request, Fields<Guess>), Error> {
+        let mut sources: Fields<Option<Guess>> = Fields::default();
+        for f in Field::ALL {
+            let guess = match &request.fields[f] {
+                Some(v) => Guess {
+                    value: v.clone(),
+                    confidence: None,
+                    source: Source::Given,
+                },
+                None => match prediction[f].clone().or_else(|| {
+                    self.schema.default_value(f).map(|v| Guess {
+                        value: v.to_owned(),
+                        confidence: None,
+                        source: Source::Default,
+                    })
+                }) {
+                    Some(g) => g,
+                    None => {
+                        return Err(Error::Invalid(vec![Problem {
+                            item: 0,
+                            severity: Severity::Error,
+                            code: format!("missing-{f}"),
+                            field: f.name().to_owned(),
+                            message: format!(
+                                "{f}: not given, not predicted, and the schema has no default"
+                            ),
+                        }]));
+                    }
+                },
+            };
+            let value = self
+                .schema
+                .canonical(f, &guess.value)
+                .map_or_else(|| guess.value.clone(), str::to_owned);
+            request.fields[f] = Some(value.clone());
+            sources[f] = Some(Guess { value, ..guess });
+        }
+        if request.version.is_none() {
+            request.version = Some(self.schema.version().to_owned());
+        }
+        match sources {
+            Fields {
+                scope: Some(scope),
+                kind: Some(kind),
+                variant: Some(variant),
+                status: Some(status),
+            } => Ok((
+                request,
+                Fields {
+                    scope,
+                    kind,
+                    variant,
+                    status,
+                },
+            )),
+            _ => Err(internal("field lost while completing request")),
+        }
+    }
+
+    /// What `add` would fill in for each request, and where each value comes from; nothing is
+    /// stored and no id is allocated.
+    ///
+    /// # Errors
+    /// The whole batch fails when the generator does; an item fails when a field has no value.
+    pub fn predict(
+        &self,
+        mut requests: Vec<Request>,
+    ) -> Result<Vec<Result<Fields<Guess>, Error>>, Error> {
+        for r in &mut requests {
+            self.canonicalize(&mut r.fields);
+        }
+        let mut predictions = Vec::with_capacity(requests.len());
+        self.stages
+            .generator
+            .predict(&requests, &mut predictions)
+            .map_err(|e| Error::stage(StageKind::Generator, e))?;
+        if predictions.len() != requests.len() {
+            return Err(miscount(StageKind::Generator));
+        }
+        Ok(requests
+            .into_iter()
+            .zip(predictions)
+            .map(|(r, p)| self.complete(r, p).map(|(_, fields)| fields))
+            .collect())
+    }
+
+    /// Trains the generator on examples (requests with their known fields given).
+    ///
+    /// # Errors
+    /// What the generator reports, e.g. a value outside the schema or a generator that cannot
+    /// be trained.
+    pub fn train(
+        &self,
+        mut examples: Vec<Request>,
+        options: &TrainOptions,
+    ) -> Result<TrainReport, Error> {
+        for r in &mut examples {
+            self.canonicalize(&mut r.fields);
+        }
+        self.stages
+            .generator
+            .train(&examples, options)
+            .map_err(|e| Error::stage(StageKind::Generator, e))
     }
 
     fn fill_cache(&self, entries: &[Entry]) {

@@ -22,6 +22,9 @@ pub struct Setup {
     pub schema: Schema,
     /// The registry's data directory (absolute). A stage that keeps files keeps them here.
     pub data_dir: PathBuf,
+    /// The directory of the configuration file (absolute; the working directory when there is
+    /// none): relative paths in a stage's config table are relative to it.
+    pub config_dir: PathBuf,
     /// For storage: which shard this instance is, in `0..shards`.
     pub shard: u32,
     /// For storage: how many shards the registry has.
@@ -141,6 +144,71 @@ pub struct Draft {
     pub context: Context,
 }
 
+/// How `train` measures the model it builds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Evaluation {
+    /// Train on a random `1 - fraction` of the examples, measure on the rest, then train the
+    /// kept model on everything.
+    Holdout(f64),
+    /// Stratified K-fold cross-validation, then train the kept model on everything.
+    Folds(u32),
+}
+
+/// Options for [`Generator::train`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub evaluation: Evaluation,
+    /// Seeds every random choice (splits, sampling), so a run can be repeated exactly.
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            evaluation: Evaluation::Holdout(0.2),
+            seed: 42,
+        }
+    }
+}
+
+/// What training one field gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldReport {
+    /// The field's name (`scope`, `type`, …).
+    pub field: String,
+    /// Examples with a value for the field.
+    pub examples: usize,
+    /// Distinct values among them.
+    pub classes: usize,
+    /// False when the field was not modelled (fewer than two classes); `note` says why.
+    pub modelled: bool,
+    /// Accuracy measured as the options asked, if the field was modelled.
+    pub accuracy: Option<f64>,
+    /// Accuracy of always predicting the most frequent value, on the same examples.
+    pub baseline: f64,
+    /// Time to evaluate and train this field, in milliseconds.
+    pub train_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What [`Generator::train`] reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// The learner, e.g. `logistic-regression`.
+    pub model: String,
+    /// Examples trained on (after any sampling).
+    pub examples: usize,
+    /// How the model was evaluated, e.g. `5-fold cross-validation`.
+    pub evaluation: String,
+    pub fields: Vec<FieldReport>,
+    /// Where the model was saved.
+    pub saved_to: String,
+    /// Total time, in milliseconds.
+    pub elapsed_ms: f64,
+}
+
 /// Fills missing header fields and renders configs.
 pub trait Generator: Send + Sync {
     /// Proposes values for the fields each request leaves empty: pushes one [`Prediction`] per
@@ -156,6 +224,21 @@ pub trait Generator: Send + Sync {
     /// # Errors
     /// When a config cannot be rendered; the whole batch fails.
     fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()>;
+
+    /// Learns to predict the enumerated fields from `examples` (requests with their fields
+    /// filled in), reports how well it does, saves the model in the data directory and uses it
+    /// for every later `predict`.
+    ///
+    /// # Errors
+    /// Code `Invalid` when the generator cannot learn (the default) or the examples cannot train
+    /// anything; code `Storage` when the model cannot be saved.
+    fn train(&self, examples: &[Request], options: &TrainOptions) -> StageResult<TrainReport> {
+        let _ = (examples, options);
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this generator cannot be trained",
+        ))
+    }
 }
 
 /// Checks requests and entries against the schema.

@@ -57,6 +57,7 @@ impl Scratch {
         Setup {
             schema: Schema::default(),
             data_dir: self.dir.path().to_path_buf(),
+            config_dir: self.dir.path().to_path_buf(),
             shard,
             shards,
         }

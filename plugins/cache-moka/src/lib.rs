@@ -334,6 +334,7 @@ mod tests {
         let setup = Setup {
             schema: Schema::default(),
             data_dir: std::env::temp_dir(),
+            config_dir: std::env::temp_dir(),
             shard: 0,
             shards: 1,
         };

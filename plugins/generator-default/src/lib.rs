@@ -120,6 +120,7 @@ mod tests {
         Setup {
             schema,
             data_dir: PathBuf::from("/nonexistent"),
+            config_dir: PathBuf::from("/nonexistent"),
             shard: 0,
             shards: 1,
         }

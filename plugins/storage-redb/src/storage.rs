@@ -724,6 +724,7 @@ mod tests {
         Setup {
             schema: Schema::default(),
             data_dir: dir.to_path_buf(),
+            config_dir: dir.to_path_buf(),
             shard,
             shards,
         }

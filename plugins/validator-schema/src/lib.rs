@@ -308,6 +308,7 @@ mod tests {
         let setup = Setup {
             schema: Schema::default(),
             data_dir: PathBuf::from("/nonexistent"),
+            config_dir: PathBuf::from("/nonexistent"),
             shard: 0,
             shards: 1,
         };

@@ -61,6 +61,7 @@ fn setup(dir: &tempfile::TempDir) -> Setup {
     Setup {
         schema: Schema::default(),
         data_dir: dir.path().to_owned(),
+        config_dir: dir.path().to_owned(),
         shard: 0,
         shards: 1,
     }

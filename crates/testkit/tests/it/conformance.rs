@@ -11,6 +11,7 @@ fn setup() -> Setup {
     Setup {
         schema: Schema::default(),
         data_dir: std::env::temp_dir(),
+        config_dir: std::env::temp_dir(),
         shard: 0,
         shards: 1,
     }

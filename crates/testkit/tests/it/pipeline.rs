@@ -363,6 +363,7 @@ fn ids_name_their_shard_and_list_merges_in_id_order() {
     let setup = |shard| Setup {
         schema: schema.clone(),
         data_dir: dir.path().to_path_buf(),
+        config_dir: dir.path().to_path_buf(),
         shard,
         shards: 3,
     };

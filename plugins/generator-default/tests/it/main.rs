@@ -8,6 +8,7 @@ fn generator(schema: &Schema) -> DefaultGenerator {
     let setup = Setup {
         schema: schema.clone(),
         data_dir: std::env::temp_dir(),
+        config_dir: std::env::temp_dir(),
         shard: 0,
         shards: 1,
     };

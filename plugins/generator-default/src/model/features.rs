@@ -1,0 +1,316 @@
+//! Text features: a request's title and context hashed into a sparse vector of `dims` buckets.
+//!
+//! Words are the lowercase runs of letters and digits, as for the keyword rules. A request gives
+//! the words of its title, the pairs of adjacent title words (bigrams: "public bucket" says more
+//! than "public" and "bucket" apart), the words of each context value, and one `key=value` token
+//! per context pair. Each token is hashed with FNV-1a (64 bits, then a final mix so that the low
+//! bits used for the bucket depend on every input bit) into `hash % dims`.
+//!
+//! Design decision: the hash is written here, not `std`'s `RandomState`, because a model saved on
+//! one machine must see the same buckets on another and in every later process. Hashing replaces
+//! a vocabulary: nothing grows with the data, and a word never seen in training simply lands in a
+//! bucket whose weight says little.
+//!
+//! Extraction writes into a caller-owned [`Scratch`], so predicting allocates nothing once the
+//! scratch buffers have grown to the size of a request.
+
+use registry_core::Request;
+
+/// Fewest buckets accepted.
+pub(crate) const MIN_DIMS: u32 = 16;
+/// Most buckets accepted: 2^20.
+pub(crate) const MAX_DIMS: u32 = 1 << 20;
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Continues an FNV-1a hash over `bytes`.
+fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+/// The 64-bit finaliser of MurmurHash3: FNV-1a alone leaves its low bits weakly mixed, and the
+/// bucket is taken from the low bits.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// How token counts become feature values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Weighting {
+    /// Raw counts, as multinomial naive Bayes expects.
+    Counts,
+    /// `1 + ln(count)`, then the vector scaled to unit length, so that long titles do not
+    /// outweigh short ones and a repeated word counts less than a new one.
+    SublinearUnit,
+}
+
+impl Weighting {
+    /// The code stored in a model file.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Weighting::Counts => 0,
+            Weighting::SublinearUnit => 1,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Weighting> {
+        match code {
+            0 => Some(Weighting::Counts),
+            1 => Some(Weighting::SublinearUnit),
+            _ => None,
+        }
+    }
+}
+
+/// The feature space of a model: how many buckets, and how counts are weighted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Featurizer {
+    pub(crate) dims: u32,
+    pub(crate) weighting: Weighting,
+}
+
+/// Reusable buffers for [`Featurizer::extract`]; `vector` holds the result.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    word: String,
+    buckets: Vec<u32>,
+    /// The features of the last request extracted: `(bucket, value)`, buckets strictly increasing.
+    pub(crate) vector: Vec<(u32, f32)>,
+}
+
+impl Featurizer {
+    /// Fills `scratch.vector` with the features of a request.
+    pub(crate) fn extract(&self, request: &Request, scratch: &mut Scratch) {
+        let Scratch {
+            word,
+            buckets,
+            vector,
+        } = scratch;
+        buckets.clear();
+        vector.clear();
+        let dims = u64::from(self.dims);
+        let mut push = |hash: u64| {
+            // The remainder is below `dims`, itself a u32.
+            buckets.push((mix(hash) % dims) as u32);
+        };
+        let mut previous: Option<u64> = None;
+        for_each_word(request.title(), word, |w| {
+            let hash = fnv(FNV_OFFSET, w.as_bytes());
+            push(hash);
+            if let Some(previous) = previous {
+                // The bigram "a b" continues the hash of "a": the words need not be kept.
+                push(fnv(fnv(previous, b" "), w.as_bytes()));
+            }
+            previous = Some(hash);
+        });
+        for (key, value) in request.context.iter() {
+            for_each_word(value, word, |w| push(fnv(FNV_OFFSET, w.as_bytes())));
+            let mut hash = fnv(fnv(FNV_OFFSET, key.as_bytes()), b"=");
+            for c in value.chars().flat_map(char::to_lowercase) {
+                let mut utf8 = [0u8; 4];
+                hash = fnv(hash, c.encode_utf8(&mut utf8).as_bytes());
+            }
+            push(hash);
+        }
+        buckets.sort_unstable();
+        for &b in buckets.iter() {
+            match vector.last_mut() {
+                Some((last, count)) if *last == b => *count += 1.0,
+                _ => vector.push((b, 1.0)),
+            }
+        }
+        if self.weighting == Weighting::SublinearUnit {
+            let mut norm = 0.0f32;
+            for (_, v) in vector.iter_mut() {
+                *v = 1.0 + v.ln();
+                norm += *v * *v;
+            }
+            if norm > 0.0 {
+                let scale = norm.sqrt().recip();
+                for (_, v) in vector.iter_mut() {
+                    *v *= scale;
+                }
+            }
+        }
+    }
+}
+
+/// Calls `each` with every lowercase word of `text` (a run of letters and digits), built in `word`.
+fn for_each_word(text: &str, word: &mut String, mut each: impl FnMut(&str)) {
+    word.clear();
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            if c.is_ascii() {
+                word.push(c.to_ascii_lowercase());
+            } else {
+                word.extend(c.to_lowercase());
+            }
+        } else if !word.is_empty() {
+            each(word);
+            word.clear();
+        }
+    }
+    if !word.is_empty() {
+        each(word);
+        word.clear();
+    }
+}
+
+/// Sparse rows in one buffer (compressed sparse rows): row `i` is
+/// `entries[offsets[i]..offsets[i + 1]]`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rows {
+    offsets: Vec<usize>,
+    entries: Vec<(u32, f32)>,
+}
+
+impl Rows {
+    /// The features of every request.
+    pub(crate) fn of(featurizer: &Featurizer, requests: &[&Request]) -> Rows {
+        let mut scratch = Scratch::default();
+        let mut rows = Rows {
+            offsets: Vec::with_capacity(requests.len() + 1),
+            entries: Vec::new(),
+        };
+        rows.offsets.push(0);
+        for request in requests {
+            featurizer.extract(request, &mut scratch);
+            rows.entries.extend_from_slice(&scratch.vector);
+            rows.offsets.push(rows.entries.len());
+        }
+        rows
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    pub(crate) fn row(&self, i: usize) -> &[(u32, f32)] {
+        &self.entries[self.offsets[i]..self.offsets[i + 1]]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use registry_core::{Context, Fields};
+
+    use super::*;
+
+    fn request(title: &str, context: &[(&str, &str)]) -> Request {
+        let context = Context::new(
+            context
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .expect("valid context");
+        Request::new(title, Fields::default(), None, context).expect("valid request")
+    }
+
+    fn features(f: &Featurizer, title: &str, context: &[(&str, &str)]) -> Vec<(u32, f32)> {
+        let mut scratch = Scratch::default();
+        f.extract(&request(title, context), &mut scratch);
+        scratch.vector
+    }
+
+    const COUNTS: Featurizer = Featurizer {
+        dims: 1 << 20,
+        weighting: Weighting::Counts,
+    };
+
+    #[test]
+    fn hashes_are_fixed() {
+        // FNV-1a 64 reference values: a changed hash would silently break every saved model.
+        assert_eq!(fnv(FNV_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv(FNV_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
+        let buckets: Vec<u32> = features(&COUNTS, "Block SSH", &[])
+            .iter()
+            .map(|&(b, _)| b)
+            .collect();
+        let expected = {
+            let mut v: Vec<u32> = [
+                fnv(FNV_OFFSET, b"block"),
+                fnv(FNV_OFFSET, b"ssh"),
+                fnv(FNV_OFFSET, b"block ssh"),
+            ]
+            .iter()
+            .map(|&h| (mix(h) % (1 << 20)) as u32)
+            .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(buckets, expected);
+    }
+
+    #[test]
+    fn tokens_ignore_case_and_punctuation() {
+        let a = features(&COUNTS, "Block SSH: from the INTERNET", &[]);
+        let b = features(&COUNTS, "block ssh -- from the internet!", &[]);
+        assert_eq!(a, b);
+        // 5 words and 4 bigrams, all distinct.
+        assert_eq!(a.len(), 9);
+        assert!(a.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_ne!(a, features(&COUNTS, "ssh block from the internet", &[]));
+    }
+
+    #[test]
+    fn repeated_tokens_are_counted() {
+        let v = features(&COUNTS, "bucket bucket bucket", &[]);
+        let mut values: Vec<f32> = v.iter().map(|&(_, x)| x).collect();
+        values.sort_by(f32::total_cmp);
+        assert_eq!(values, [2.0, 3.0], "`bucket` thrice, `bucket bucket` twice");
+    }
+
+    #[test]
+    fn context_gives_words_and_pairs() {
+        let plain = features(&COUNTS, "t", &[]);
+        let with = features(&COUNTS, "t", &[("env", "Prod West")]);
+        // `t`, plus `prod`, `west` and `env=prod west`.
+        assert_eq!(plain.len(), 1);
+        assert_eq!(with.len(), 4);
+        let other_key = features(&COUNTS, "t", &[("region", "Prod West")]);
+        assert_eq!(other_key.len(), 4);
+        assert_ne!(with, other_key);
+        // A context word is the same token as a title word.
+        let words = features(&COUNTS, "prod", &[]);
+        assert!(with.iter().any(|e| e.0 == words[0].0));
+    }
+
+    #[test]
+    fn deterministic_and_bounded() {
+        for dims in [16, 17, 4096, 1000, 1 << 20] {
+            let f = Featurizer {
+                dims,
+                weighting: Weighting::SublinearUnit,
+            };
+            let title = "Ensure S3 buckets block public access — naïve Ünïcode ✓ 42";
+            let a = features(&f, title, &[("team", "sec")]);
+            let b = features(&f, title, &[("team", "sec")]);
+            assert_eq!(a, b);
+            assert!(a.iter().all(|&(bucket, _)| bucket < dims));
+            let norm: f32 = a.iter().map(|&(_, v)| v * v).sum();
+            assert!((norm - 1.0).abs() < 1e-5, "{dims}: {norm}");
+        }
+        assert!(features(&COUNTS, "✓ — !", &[]).is_empty());
+    }
+
+    #[test]
+    fn rows_hold_each_request() {
+        let requests = [request("a b", &[]), request("c", &[]), request("!", &[])];
+        let refs: Vec<&Request> = requests.iter().collect();
+        let rows = Rows::of(&COUNTS, &refs);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.row(0).len(), 3);
+        assert_eq!(rows.row(1).len(), 1);
+        assert!(rows.row(2).is_empty());
+    }
+}
