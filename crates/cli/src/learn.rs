@@ -245,33 +245,43 @@ pub fn predict_one(pipeline: &Pipeline, request: Request, format: Format) -> Res
     }
 }
 
-/// Predicts for every line of a JSONL file, writing one JSON line per request; a bad line is
-/// reported on its own output line and makes the exit code 1.
+/// Predicts for every line of a JSONL file, writing one JSON line per request in input order; a
+/// bad line is reported on its own output line and makes the exit code 1.
 pub fn predict_file(pipeline: &Pipeline, path: &Path) -> Result<(), CliError> {
     const CHUNK: usize = 1000;
     let name = path.display().to_string();
     let mut failed = 0usize;
-    let mut chunk: Vec<(usize, Request)> = Vec::with_capacity(CHUNK);
+    let mut chunk: Vec<(usize, Result<Request, String>)> = Vec::with_capacity(CHUNK);
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let flush = |chunk: &mut Vec<(usize, Request)>,
+    let flush = |chunk: &mut Vec<(usize, Result<Request, String>)>,
                  out: &mut dyn Write,
                  failed: &mut usize|
      -> Result<(), CliError> {
-        let lines: Vec<usize> = chunk.iter().map(|(l, _)| *l).collect();
-        let titles: Vec<String> = chunk.iter().map(|(_, r)| r.title().to_owned()).collect();
-        let results = pipeline.predict(chunk.drain(..).map(|(_, r)| r).collect())?;
-        for ((line, title), result) in lines.into_iter().zip(titles).zip(results) {
-            let text = match result {
-                Ok(fields) => serde_json::to_string(&Predicted {
-                    title: &title,
-                    fields: &fields,
-                }),
-                Err(e) => {
+        let titles: Vec<Option<String>> = chunk
+            .iter()
+            .map(|(_, r)| r.as_ref().ok().map(|r| r.title().to_owned()))
+            .collect();
+        let requests: Vec<Request> = chunk
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().cloned())
+            .collect();
+        let mut predictions = pipeline.predict(requests)?.into_iter();
+        for ((line, parsed), title) in chunk.drain(..).zip(titles) {
+            let text = match (parsed, title) {
+                (Err(e), _) => {
                     *failed += 1;
-                    serde_json::to_string(
-                        &serde_json::json!({ "line": line, "error": e.to_string() }),
-                    )
+                    serde_json::to_string(&serde_json::json!({ "line": line, "error": format!("{name}:{line}: {e}") }))
                 }
+                (Ok(_), title) => match (title, predictions.next()) {
+                    (Some(title), Some(Ok(fields))) => {
+                        serde_json::to_string(&Predicted { title: &title, fields: &fields })
+                    }
+                    (_, Some(Err(e))) => {
+                        *failed += 1;
+                        serde_json::to_string(&serde_json::json!({ "line": line, "error": e.to_string() }))
+                    }
+                    _ => return Err(CliError::config("the generator returned fewer predictions than requests")),
+                },
             }
             .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
             writeln!(out, "{text}").map_err(crate::output::write_err)?;
@@ -279,19 +289,12 @@ pub fn predict_file(pipeline: &Pipeline, path: &Path) -> Result<(), CliError> {
         Ok(())
     };
     read_lines(path, |line, parsed| {
-        match parsed.and_then(|l| l.into_request(pipeline.schema(), false)) {
-            Ok(request) => {
-                chunk.push((line, request));
-                if chunk.len() == CHUNK {
-                    flush(&mut chunk, &mut out, &mut failed)?;
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                let text =
-                    serde_json::json!({ "line": line, "error": format!("{name}:{line}: {e}") });
-                writeln!(out, "{text}").map_err(crate::output::write_err)?;
-            }
+        chunk.push((
+            line,
+            parsed.and_then(|l| l.into_request(pipeline.schema(), false)),
+        ));
+        if chunk.len() == CHUNK {
+            flush(&mut chunk, &mut out, &mut failed)?;
         }
         Ok(())
     })?;
