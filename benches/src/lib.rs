@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use registry_abi::load::{self, SearchPaths, StageSpec};
-use registry_core::{Pipeline, Schema, Setup, StageKind};
+use registry_core::{Context, Fields, Pipeline, Request, Schema, Setup, StageKind};
 
 /// The directory with the built plugin libraries: `target/<profile>/`, the parent of the
 /// benchmark binary's `deps/`.
@@ -19,6 +19,11 @@ pub fn lib_dir() -> PathBuf {
 /// A pipeline over the default plugins, with `storage_config` (JSON) for the redb plugin, in a
 /// fresh data directory that lives as long as the returned guard.
 pub fn pipeline(storage_config: &str) -> (Pipeline, tempfile::TempDir) {
+    pipeline_with(Schema::default(), storage_config)
+}
+
+/// As [`pipeline`], with another schema.
+pub fn pipeline_with(schema: Schema, storage_config: &str) -> (Pipeline, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let specs: Vec<StageSpec> = [
         (StageKind::Cache, "cache-moka", "{}"),
@@ -39,7 +44,7 @@ pub fn pipeline(storage_config: &str) -> (Pipeline, tempfile::TempDir) {
         base_dir: lib_dir(),
     };
     let setup = Setup {
-        schema: Schema::default(),
+        schema: schema.clone(),
         data_dir: dir.path().to_owned(),
         config_dir: dir.path().to_owned(),
         shard: 0,
@@ -55,5 +60,48 @@ pub fn pipeline(storage_config: &str) -> (Pipeline, tempfile::TempDir) {
                 .join("; ")
         )
     });
-    (Pipeline::new(Schema::default(), loaded.stages), dir)
+    (Pipeline::new(schema, loaded.stages), dir)
+}
+
+/// Prowler's security checks (`../shared/datasets/prowler-checks.jsonl`) as training requests:
+/// provider → scope, resource group → type (empty → `UNGROUPED`), severity → status, and the
+/// schema declaring exactly those values.
+pub fn prowler() -> (Schema, Vec<Request>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets/prowler-checks.jsonl");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("dataset lines are JSON");
+        let get = |k: &str| v[k].as_str().unwrap_or("").to_uppercase();
+        let group = match get("resource_group") {
+            g if g.is_empty() => "UNGROUPED".to_owned(),
+            g => g,
+        };
+        rows.push((v["title"].as_str().unwrap_or("").to_owned(), get("provider"), group, get("severity")));
+    }
+    let distinct = |pick: fn(&(String, String, String, String)) -> &String| {
+        let mut values: Vec<String> = rows.iter().map(|r| pick(r).clone()).collect();
+        values.sort();
+        values.dedup();
+        values
+    };
+    let schema = Schema::new(
+        Fields {
+            scope: distinct(|r| &r.1),
+            kind: distinct(|r| &r.2),
+            variant: vec!["CHECK".to_owned()],
+            status: distinct(|r| &r.3),
+        },
+        "v5.46".to_owned(),
+        Fields { scope: None, kind: None, variant: Some("CHECK".to_owned()), status: None },
+    )
+    .expect("the dataset's values make a valid schema");
+    let requests = rows
+        .into_iter()
+        .map(|(title, scope, kind, status)| {
+            let fields = Fields { scope: Some(scope), kind: Some(kind), variant: None, status: Some(status) };
+            Request::new(&title, fields, None, Context::default()).expect("dataset titles are valid")
+        })
+        .collect();
+    (schema, requests)
 }

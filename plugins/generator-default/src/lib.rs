@@ -1,7 +1,40 @@
-//! The default generator: keyword rules fill the header fields a request leaves empty, and a
-//! fixed template renders the YAML config.
+//! The default generator: a trained model, or else keyword rules, fills the header fields a
+//! request leaves empty, and a fixed template renders the YAML config.
 //!
 //! # Predicting fields
+//!
+//! For each field a request leaves empty, the generator asks the trained model if it has one
+//! for the field, else the keyword rules, else proposes nothing and the pipeline applies the
+//! schema's default.
+//!
+//! # Learning
+//!
+//! [`Generator::train`] learns one classifier per enumerated field from example requests: the
+//! title's words and word pairs and the context's words and `key=value` pairs are hashed into
+//! `features` buckets, and multinomial logistic regression with an L2 penalty (or, with
+//! `learner = "naive-bayes"`, multinomial naive Bayes) learns the field's value from them. The
+//! model's guesses carry the softmax probability of the value chosen as their confidence
+//! ([`Source::Model`]). Training measures the learner first, on a holdout part or by stratified
+//! cross-validation, against always guessing the most frequent value, then fits the kept model
+//! on every example, saves it to `model/generator.bin` in the data directory and uses it at
+//! once. A generator built later finds the file and uses it too. A field with fewer than two
+//! values among the examples is not modelled; a field whose learnt values the schema no longer
+//! declares is left to the keyword rules.
+//!
+//! Measured on 1,631 security-check titles (`examples/measure.rs`; 5-fold stratified
+//! cross-validation, 4,096 buckets, the title alone), logistic regression predicted the resource
+//! group (17 values) with 0.82 accuracy and the cloud provider (20 values) with 0.84, where
+//! always guessing the most frequent value scores 0.16 and 0.41; naive Bayes scored 0.74 and
+//! 0.77. One logistic-regression fit on all the titles took about 0.3 to 0.45 s, one naive
+//! Bayes fit 30 ms; predicting four fields took about 2 µs a request.
+//!
+//! Design decision: the learners are linear models over hashed sparse features. A request's
+//! features are a few dozen buckets, so prediction is a few sparse dot products; hashing needs
+//! no vocabulary that grows with the data. smartcore supplies the optimiser (L-BFGS) and naive
+//! Bayes; its own logistic regression, which works on dense matrices, took minutes on a few
+//! thousand titles and was not used.
+//!
+//! # Keyword rules
 //!
 //! Each rule lists words and the values they suggest. A rule matches a request when one of its
 //! words starts a word of the title or of a context value, ignoring case: `alert` matches
@@ -48,31 +81,125 @@
 
 mod emit;
 mod keywords;
+mod model;
 mod render;
 
-use registry_core::{Draft, FromConfig, Generator, Prediction, Request, Setup, StageResult};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
+
+use registry_core::{
+    Draft, ErrorCode, Field, Fields, FromConfig, Generator, Prediction, Request, Setup, StageError,
+    StageResult, TrainOptions, TrainReport,
+};
 use serde::Deserialize;
 
 pub use keywords::KeywordRule;
 use keywords::Rules;
+pub use model::Learner;
+use model::{MAX_DIMS, MIN_DIMS, Model, Scratch};
 
 #[cfg(doc)]
 use registry_core::{Guess, Source};
 
+/// Where the model is kept, under the data directory.
+const MODEL_FILE: &str = "model/generator.bin";
+
 /// The generator's `[generator.config]` table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `keywords`: the keyword rules, tried in order. When given, they replace the built-in rules
     /// (see the crate documentation); an empty list turns keyword prediction off. Default: the
     /// built-in rules.
     pub keywords: Option<Vec<KeywordRule>>,
+    /// `learner`: `"logistic"` (multinomial logistic regression) or `"naive-bayes"`. Default:
+    /// `"logistic"`.
+    pub learner: Learner,
+    /// `features`: how many hash buckets the text features are spread over, 16 to 1048576. More
+    /// buckets mean fewer unrelated words sharing a weight, and a larger model. A saved model
+    /// keeps the number it was trained with. Default: 4096.
+    pub features: u32,
+    /// `l2`: the L2 penalty of logistic regression, added to the mean cross-entropy as
+    /// `l2 / 2 · ‖W‖²`; at least 0, larger is smoother. Default: 1e-5, the best of 3e-6 to 1e-3
+    /// on the Prowler titles.
+    pub l2: f64,
+    /// `max_iterations`: the most L-BFGS iterations of one logistic-regression fit, 1 to 10000.
+    /// Default: 100.
+    pub max_iterations: u32,
+    /// `max_examples`: the most examples trained on, at least 2; above it a sample of this many,
+    /// chosen with the training seed, is used, and the report says so. Bounds training memory.
+    /// Default: 200000.
+    pub max_examples: usize,
 }
 
-/// Keyword-rule prediction and template rendering; see the crate documentation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            keywords: None,
+            learner: Learner::Logistic,
+            features: 4096,
+            l2: 1e-5,
+            max_iterations: 100,
+            max_examples: 200_000,
+        }
+    }
+}
+
+/// Model and keyword-rule prediction and template rendering; see the crate documentation.
+#[derive(Debug)]
 pub struct DefaultGenerator {
     rules: Rules,
+    settings: model::Settings,
+    schema: registry_core::Schema,
+    model_path: PathBuf,
+    /// The model in use; `train` replaces it, and each `predict` batch takes the one current
+    /// when it starts.
+    model: RwLock<Option<Arc<Model>>>,
+    /// Held by `train` from fitting to replacing the model, so that two trainings at once
+    /// cannot leave one model on disk and the other in use.
+    training: Mutex<()>,
+}
+
+impl Config {
+    /// Checks the learning keys, reporting every problem found.
+    fn settings(&self) -> StageResult<model::Settings> {
+        let mut problems = Vec::new();
+        if !(MIN_DIMS..=MAX_DIMS).contains(&self.features) {
+            problems.push(format!(
+                "features: {} is out of range: use {MIN_DIMS} to {MAX_DIMS}",
+                self.features
+            ));
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            problems.push(format!(
+                "l2: {} is not a penalty: use a finite number of at least 0",
+                self.l2
+            ));
+        }
+        if !(1..=10_000).contains(&self.max_iterations) {
+            problems.push(format!(
+                "max_iterations: {} is out of range: use 1 to 10000",
+                self.max_iterations
+            ));
+        }
+        if self.max_examples < 2 {
+            problems.push(format!(
+                "max_examples: {} is too few: use at least 2",
+                self.max_examples
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(StageError::new(ErrorCode::Config, problems.join("; ")));
+        }
+        Ok(model::Settings {
+            learner: self.learner,
+            dims: self.features,
+            l2: self.l2,
+            max_iterations: self.max_iterations as usize,
+            max_examples: self.max_examples,
+        })
+    }
 }
 
 impl FromConfig for DefaultGenerator {
@@ -80,20 +207,73 @@ impl FromConfig for DefaultGenerator {
 
     /// # Errors
     /// A `Config` error naming every configured rule with no words, a word that is not letters and
-    /// digits, or a value the schema does not declare (with the values it allows).
+    /// digits, or a value the schema does not declare (with the values it allows); every learning
+    /// key out of range; or a model file in the data directory that cannot be read or is damaged
+    /// (naming its path).
     fn from_config(config: Config, setup: &Setup) -> StageResult<Self> {
         let rules = match &config.keywords {
-            Some(rules) => Rules::from_config(rules, &setup.schema)?,
-            None => Rules::built_in(&setup.schema),
+            Some(rules) => Rules::from_config(rules, &setup.schema),
+            None => Ok(Rules::built_in(&setup.schema)),
         };
-        Ok(DefaultGenerator { rules })
+        let settings = config.settings();
+        let (rules, settings) = match (rules, settings) {
+            (Ok(r), Ok(s)) => (r, s),
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+            (Err(a), Err(b)) => {
+                return Err(StageError::new(
+                    ErrorCode::Config,
+                    format!("{}; {}", a.message, b.message),
+                ));
+            }
+        };
+        let model_path = setup.data_dir.join(MODEL_FILE);
+        let model = Model::load(&model_path, &setup.schema)?.map(Arc::new);
+        Ok(DefaultGenerator {
+            rules,
+            settings,
+            schema: setup.schema.clone(),
+            model_path,
+            model: RwLock::new(model),
+            training: Mutex::new(()),
+        })
+    }
+}
+
+impl DefaultGenerator {
+    fn current_model(&self) -> Option<Arc<Model>> {
+        // A panic while the lock was held cannot leave a half-written `Option<Arc>`.
+        self.model
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
 impl Generator for DefaultGenerator {
     fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
         out.reserve(requests.len());
-        out.extend(requests.iter().map(|r| self.rules.predict(r)));
+        let model = self.current_model();
+        let mut scratch = Scratch::default();
+        let mut scores = Vec::new();
+        for request in requests {
+            let open = Fields::from_fn(|f| request.fields[f].is_none());
+            let mut prediction = Prediction::default();
+            if let Some(model) = &model {
+                model.predict(request, &open, &mut prediction, &mut scratch, &mut scores);
+            }
+            let unanswered = Field::ALL
+                .iter()
+                .any(|&f| open[f] && prediction[f].is_none());
+            if unanswered {
+                let mut keywords = self.rules.predict(request);
+                for f in Field::ALL {
+                    if prediction[f].is_none() {
+                        prediction[f] = keywords[f].take();
+                    }
+                }
+            }
+            out.push(prediction);
+        }
         Ok(())
     }
 
@@ -103,6 +283,23 @@ impl Generator for DefaultGenerator {
             out.push(render::render(draft)?);
         }
         Ok(())
+    }
+
+    /// # Errors
+    /// `Invalid` for no examples, a holdout fraction outside (0, 1), fewer than 2 folds or more
+    /// folds than examples, or an example value the schema does not declare ("example N", 1-based);
+    /// `Storage` when the model cannot be saved (the model in use is then unchanged).
+    fn train(&self, examples: &[Request], options: &TrainOptions) -> StageResult<TrainReport> {
+        let started = Instant::now();
+        let _training = self.training.lock().unwrap_or_else(PoisonError::into_inner);
+        let (model, mut report) = model::train(examples, options, &self.schema, &self.settings)?;
+        model::save(&model, &self.model_path).map_err(|e| {
+            StageError::new(ErrorCode::Storage, format!("cannot save the model: {e}"))
+        })?;
+        *self.model.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(model));
+        report.saved_to = self.model_path.display().to_string();
+        report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok(report)
     }
 }
 
@@ -351,6 +548,164 @@ mod tests {
             serde_json::from_value::<Config>(json!({})).expect("empty config"),
             Config::default()
         );
+    }
+
+    #[test]
+    fn learning_keys_are_checked() {
+        let config: Config = serde_json::from_value(json!({
+            "learner": "naive-bayes", "features": 1000, "l2": 0.5,
+            "max_iterations": 7, "max_examples": 10
+        }))
+        .expect("valid keys");
+        assert_eq!(config.learner, Learner::NaiveBayes);
+        assert!(
+            generator(
+                json!({ "features": 16, "max_examples": 2 }),
+                Schema::default()
+            )
+            .is_ok()
+        );
+        let err = generator(
+            json!({ "features": 8, "l2": -1.0, "max_iterations": 0, "max_examples": 1 }),
+            Schema::default(),
+        )
+        .expect_err("out of range");
+        assert_eq!(err.code, ErrorCode::Config);
+        assert_eq!(
+            err.message,
+            "features: 8 is out of range: use 16 to 1048576; \
+             l2: -1 is not a penalty: use a finite number of at least 0; \
+             max_iterations: 0 is out of range: use 1 to 10000; \
+             max_examples: 1 is too few: use at least 2"
+        );
+        let err = generator(json!({ "features": 2_000_000 }), Schema::default())
+            .expect_err("too many buckets");
+        assert!(
+            err.message.starts_with("features: 2000000"),
+            "{}",
+            err.message
+        );
+        let err = serde_json::from_value::<Config>(json!({ "learner": "forest" }))
+            .expect_err("unknown learner");
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+
+    /// A generator whose data directory is a fresh temporary directory.
+    fn trainable(schema: Schema) -> (tempfile::TempDir, DefaultGenerator) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let setup = Setup {
+            schema,
+            data_dir: dir.path().to_owned(),
+            config_dir: dir.path().to_owned(),
+            shard: 0,
+            shards: 1,
+        };
+        let g = DefaultGenerator::from_config(Config::default(), &setup).expect("default config");
+        (dir, g)
+    }
+
+    fn example(title: &str, given: &str) -> Request {
+        Request::new(title, fields(given), None, Context::default()).expect("valid request")
+    }
+
+    #[test]
+    fn schema_violations_name_the_example_and_field() {
+        let (_dir, g) = trainable(Schema::default());
+        let examples = [
+            example("a", "SEC RULES - -"),
+            example("b", "SEC RULEZ - -"),
+            example("c", "- - - LIVE"),
+            example("d", "NOPE - - SOMETIMES"),
+        ];
+        let err = g
+            .train(&examples, &TrainOptions::default())
+            .expect_err("values outside the schema");
+        assert_eq!(err.code, ErrorCode::Invalid);
+        assert_eq!(
+            err.message,
+            "example 2: type `RULEZ` is not one of schema.type: RULES, SCRIPT, CONFIG, MULTI-ETL; \
+             example 4: scope `NOPE` is not one of schema.scope: GOV, SEC, OPS, ALERT, BASH, DASHBOARD, ETL; \
+             example 4: status `SOMETIMES` is not one of schema.status: LIVE, DEV, TEST, DEPRECATED, REQUIRED, STANDARD, OPTIONAL"
+        );
+        let many: Vec<Request> = (0..9)
+            .map(|i| example(&format!("t{i}"), "X - - -"))
+            .collect();
+        let err = g
+            .train(&many, &TrainOptions::default())
+            .expect_err("values outside the schema");
+        assert!(err.message.ends_with("(and 4 more)"), "{}", err.message);
+        let err = g
+            .train(&[], &TrainOptions::default())
+            .expect_err("nothing to learn from");
+        assert_eq!(err.message, "there are no examples to train on");
+    }
+
+    #[test]
+    fn fields_with_fewer_than_two_values_are_not_modelled() {
+        let (_dir, g) = trainable(Schema::default());
+        let examples: Vec<Request> = (0..20)
+            .map(|i| {
+                let (scope, kind) = if i % 2 == 0 {
+                    ("SEC", "RULES")
+                } else {
+                    ("ops", "SCRIPT")
+                };
+                example(
+                    &format!("{kind} number {i}"),
+                    &format!("{scope} {kind} - LIVE"),
+                )
+            })
+            .collect();
+        let report = g
+            .train(&examples, &TrainOptions::default())
+            .expect("trains");
+        let by_name = |name: &str| {
+            report
+                .fields
+                .iter()
+                .find(|f| f.field == name)
+                .expect("every field is reported")
+        };
+        assert!(by_name("scope").modelled);
+        assert_eq!(by_name("scope").classes, 2);
+        assert!(by_name("type").modelled);
+        let variant = by_name("variant");
+        assert!(!variant.modelled);
+        assert_eq!((variant.examples, variant.classes), (0, 0));
+        assert_eq!(
+            variant.note.as_deref(),
+            Some("no example gives a value: the keyword rules and the default apply")
+        );
+        let status = by_name("status");
+        assert!(!status.modelled);
+        assert_eq!(
+            (status.examples, status.classes, status.accuracy),
+            (20, 1, None)
+        );
+        assert!(
+            status
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("every example gives `LIVE`"))
+        );
+        // Modelled fields come from the model, the others from keywords (or nothing).
+        let mut out = Vec::new();
+        g.predict(&[example("security SCRIPT review", "- - - -")], &mut out)
+            .expect("predicts");
+        let p = &out[0];
+        let scope = p.scope.as_ref().expect("modelled");
+        assert_eq!(scope.source, Source::Model);
+        assert!(
+            scope.value == "SEC" || scope.value == "OPS",
+            "schema spelling"
+        );
+        assert_eq!(p.kind.as_ref().map(|g| g.value.as_str()), Some("SCRIPT"));
+        let status = p.status.as_ref().expect("keyword rule");
+        assert_eq!(
+            (status.value.as_str(), status.source),
+            ("REQUIRED", Source::Keyword)
+        );
+        assert!(p.variant.is_none());
     }
 
     fn draft(title: &str, ctx: &[(&str, &str)]) -> Draft {

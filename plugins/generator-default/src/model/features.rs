@@ -48,9 +48,13 @@ fn mix(mut h: u64) -> u64 {
 pub(crate) enum Weighting {
     /// Raw counts, as multinomial naive Bayes expects.
     Counts,
-    /// `1 + ln(count)`, then the vector scaled to unit length, so that long titles do not
-    /// outweigh short ones and a repeated word counts less than a new one.
-    SublinearUnit,
+    /// `1 + ln(count)`: a repeated word counts less than a new one.
+    ///
+    /// Measured on the Prowler titles (5-fold accuracy of the resource group, L2 penalty from
+    /// 3e-6 to 1e-3): raw counts and this did equally well (0.820 at best), since titles rarely
+    /// repeat a word; scaling each vector to unit length as well did no better and took about
+    /// twice as many L-BFGS iterations, so vectors are not normalised.
+    Sublinear,
 }
 
 impl Weighting {
@@ -58,14 +62,14 @@ impl Weighting {
     pub(crate) fn code(self) -> u8 {
         match self {
             Weighting::Counts => 0,
-            Weighting::SublinearUnit => 1,
+            Weighting::Sublinear => 1,
         }
     }
 
     pub(crate) fn from_code(code: u8) -> Option<Weighting> {
         match code {
             0 => Some(Weighting::Counts),
-            1 => Some(Weighting::SublinearUnit),
+            1 => Some(Weighting::Sublinear),
             _ => None,
         }
     }
@@ -128,17 +132,9 @@ impl Featurizer {
                 _ => vector.push((b, 1.0)),
             }
         }
-        if self.weighting == Weighting::SublinearUnit {
-            let mut norm = 0.0f32;
+        if self.weighting == Weighting::Sublinear {
             for (_, v) in vector.iter_mut() {
                 *v = 1.0 + v.ln();
-                norm += *v * *v;
-            }
-            if norm > 0.0 {
-                let scale = norm.sqrt().recip();
-                for (_, v) in vector.iter_mut() {
-                    *v *= scale;
-                }
             }
         }
     }
@@ -190,12 +186,47 @@ impl Rows {
         rows
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
+    /// Rows given as vectors, for tests of the learners.
+    #[cfg(test)]
+    pub(crate) fn from_vecs(rows: &[Vec<(u32, f32)>]) -> Rows {
+        let mut out = Rows {
+            offsets: vec![0],
+            entries: Vec::new(),
+        };
+        for row in rows {
+            out.entries.extend_from_slice(row);
+            out.offsets.push(out.entries.len());
+        }
+        out
     }
 
     pub(crate) fn row(&self, i: usize) -> &[(u32, f32)] {
         &self.entries[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// Numbers the buckets that occur in the rows `sample` from 0, in bucket order: returns the
+    /// column of each bucket (`u32::MAX` for a bucket that does not occur) and the buckets in
+    /// column order. Learners keep weights for these columns only.
+    pub(crate) fn columns(
+        &self,
+        sample: impl IntoIterator<Item = usize>,
+        dims: u32,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let mut column_of = vec![u32::MAX; dims as usize];
+        for i in sample {
+            for &(bucket, _) in self.row(i) {
+                column_of[bucket as usize] = 0;
+            }
+        }
+        let mut buckets = Vec::new();
+        for (bucket, column) in column_of.iter_mut().enumerate() {
+            if *column == 0 {
+                // Fewer than 2^20 buckets: both fit a u32.
+                *column = buckets.len() as u32;
+                buckets.push(bucket as u32);
+            }
+        }
+        (column_of, buckets)
     }
 }
 
@@ -290,15 +321,14 @@ mod tests {
         for dims in [16, 17, 4096, 1000, 1 << 20] {
             let f = Featurizer {
                 dims,
-                weighting: Weighting::SublinearUnit,
+                weighting: Weighting::Sublinear,
             };
             let title = "Ensure S3 buckets block public access — naïve Ünïcode ✓ 42";
             let a = features(&f, title, &[("team", "sec")]);
             let b = features(&f, title, &[("team", "sec")]);
             assert_eq!(a, b);
             assert!(a.iter().all(|&(bucket, _)| bucket < dims));
-            let norm: f32 = a.iter().map(|&(_, v)| v * v).sum();
-            assert!((norm - 1.0).abs() < 1e-5, "{dims}: {norm}");
+            assert!(a.iter().all(|&(_, v)| v >= 1.0), "{dims}: {a:?}");
         }
         assert!(features(&COUNTS, "✓ — !", &[]).is_empty());
     }
@@ -308,9 +338,13 @@ mod tests {
         let requests = [request("a b", &[]), request("c", &[]), request("!", &[])];
         let refs: Vec<&Request> = requests.iter().collect();
         let rows = Rows::of(&COUNTS, &refs);
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.offsets.len(), 4);
         assert_eq!(rows.row(0).len(), 3);
         assert_eq!(rows.row(1).len(), 1);
         assert!(rows.row(2).is_empty());
+        let (column_of, buckets) = rows.columns([1, 2], COUNTS.dims);
+        assert_eq!(buckets, [rows.row(1)[0].0]);
+        assert_eq!(column_of[buckets[0] as usize], 0);
+        assert_eq!(column_of.iter().filter(|&&c| c != u32::MAX).count(), 1);
     }
 }

@@ -1,0 +1,192 @@
+//! The trained model: one linear classifier per enumerated field over hashed text features.
+//!
+//! - `features`: tokens of the title and context hashed into a sparse vector;
+//! - `logistic`: softmax logistic regression, the default learner, optimised with smartcore's
+//!   L-BFGS on a sparse objective;
+//! - `bayes`: multinomial naive Bayes from smartcore, the alternative;
+//! - `linear`: the classifier both produce, which predicts;
+//! - `evaluation`: seeded sampling, holdout and stratified folds;
+//! - `train`: validating examples, measuring and fitting each field;
+//! - `persist`: the model file.
+
+mod bayes;
+mod evaluation;
+mod features;
+mod linear;
+mod logistic;
+mod params;
+mod persist;
+mod train;
+
+use std::fmt;
+use std::path::Path;
+
+use registry_core::{ErrorCode, Field, Fields, Guess, Request, Schema, Source, StageError};
+use serde::Deserialize;
+
+pub(crate) use features::{Featurizer, MAX_DIMS, MIN_DIMS, Scratch, Weighting};
+pub(crate) use linear::Linear;
+pub(crate) use persist::save;
+pub(crate) use train::{Settings, train};
+
+/// The learning algorithm, the `learner` config key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Learner {
+    /// Multinomial logistic regression with L2 regularisation (`"logistic"`): the more accurate.
+    #[default]
+    Logistic,
+    /// Multinomial naive Bayes (`"naive-bayes"`): faster to train, less accurate, and its
+    /// confidences are overconfident.
+    NaiveBayes,
+}
+
+impl Learner {
+    /// The name given in training reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Learner::Logistic => "logistic-regression",
+            Learner::NaiveBayes => "naive-bayes",
+        }
+    }
+
+    /// How the learner wants token counts weighted: naive Bayes models counts.
+    pub(crate) fn weighting(self) -> Weighting {
+        match self {
+            Learner::Logistic => Weighting::Sublinear,
+            Learner::NaiveBayes => Weighting::Counts,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Learner::Logistic => 0,
+            Learner::NaiveBayes => 1,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Learner> {
+        match code {
+            0 => Some(Learner::Logistic),
+            1 => Some(Learner::NaiveBayes),
+            _ => None,
+        }
+    }
+}
+
+/// The classifier of one field: its values, in score order, and the weights.
+#[derive(Clone, PartialEq)]
+pub(crate) struct FieldModel {
+    pub(crate) classes: Vec<String>,
+    pub(crate) linear: Linear,
+}
+
+/// A trained model: the feature space and a classifier per modelled field.
+#[derive(Clone, PartialEq)]
+pub(crate) struct Model {
+    pub(crate) learner: Learner,
+    pub(crate) featurizer: Featurizer,
+    pub(crate) fields: Fields<Option<FieldModel>>,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .filter_map(|(field, m)| {
+                m.as_ref().map(|m| {
+                    format!(
+                        "{field}: {} classes, {} rows",
+                        m.classes.len(),
+                        m.linear.buckets().len()
+                    )
+                })
+            })
+            .collect();
+        f.debug_struct("Model")
+            .field("learner", &self.learner)
+            .field("featurizer", &self.featurizer)
+            .field("fields", &fields)
+            .finish()
+    }
+}
+
+impl Model {
+    /// Whether the model predicts any of the fields `open`.
+    pub(crate) fn covers_any(&self, open: &Fields<bool>) -> bool {
+        self.fields.iter().any(|(f, m)| open[f] && m.is_some())
+    }
+
+    /// Fills `out[f]` for each field `f` that is `open` and modelled, from the request's features
+    /// (extracted into `scratch`); `scores` is scratch space.
+    pub(crate) fn predict(
+        &self,
+        request: &Request,
+        open: &Fields<bool>,
+        out: &mut Fields<Option<Guess>>,
+        scratch: &mut Scratch,
+        scores: &mut Vec<f32>,
+    ) {
+        if !self.covers_any(open) {
+            return;
+        }
+        self.featurizer.extract(request, scratch);
+        for field in Field::ALL {
+            let Some(m) = self.fields[field].as_ref().filter(|_| open[field]) else {
+                continue;
+            };
+            let (class, p) = m.linear.predict(&scratch.vector, scores);
+            if let Some(value) = m.classes.get(class) {
+                out[field] = Some(Guess {
+                    value: value.clone(),
+                    confidence: Some(p),
+                    source: Source::Model,
+                });
+            }
+        }
+    }
+
+    /// Reads the model file at `path`, if there is one, keeping the field models whose classes
+    /// the schema still declares (in the schema's spelling). A field whose classes are no longer
+    /// all declared is dropped, and the keyword rules predict it again.
+    ///
+    /// # Errors
+    /// A `Config` error naming the path when the file cannot be read or is not a usable model.
+    pub(crate) fn load(path: &Path, schema: &Schema) -> Result<Option<Model>, StageError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(StageError::new(
+                    ErrorCode::Config,
+                    format!("cannot read the model file {}: {e}", path.display()),
+                ));
+            }
+        };
+        let stored = persist::decode(&bytes).map_err(|reason| {
+            StageError::new(
+                ErrorCode::Config,
+                format!(
+                    "the model file {} is damaged: {reason}; delete it or train again",
+                    path.display()
+                ),
+            )
+        })?;
+        let mut fields: Fields<Option<FieldModel>> = Fields::default();
+        for (field, classes, linear) in stored.fields {
+            let canonical: Option<Vec<String>> = classes
+                .iter()
+                .map(|c| schema.canonical(field, c).map(str::to_owned))
+                .collect();
+            if let Some(classes) = canonical {
+                fields[field] = Some(FieldModel { classes, linear });
+            }
+        }
+        Ok(Some(Model {
+            learner: stored.learner,
+            featurizer: stored.featurizer,
+            fields,
+        }))
+    }
+}
