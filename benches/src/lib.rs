@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use registry_abi::load::{self, SearchPaths, StageSpec};
-use registry_core::{Context, Fields, Pipeline, Request, Schema, Setup, StageKind};
+use registry_core::{Context, Fields, Pipeline, Request, Schema, Setup, StageKind, Stages};
 
 /// The directory with the built plugin libraries: `target/<profile>/`, the parent of the
 /// benchmark binary's `deps/`.
@@ -24,6 +24,12 @@ pub fn pipeline(storage_config: &str) -> (Pipeline, tempfile::TempDir) {
 
 /// As [`pipeline`], with another schema.
 pub fn pipeline_with(schema: Schema, storage_config: &str) -> (Pipeline, tempfile::TempDir) {
+    let (stages, dir) = stages_with(schema.clone(), storage_config);
+    (Pipeline::new(schema, stages), dir)
+}
+
+/// The loaded default stages themselves, for benchmarks of one stage.
+pub fn stages_with(schema: Schema, storage_config: &str) -> (Stages, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let specs: Vec<StageSpec> = [
         (StageKind::Cache, "cache-moka", "{}"),
@@ -60,14 +66,17 @@ pub fn pipeline_with(schema: Schema, storage_config: &str) -> (Pipeline, tempfil
                 .join("; ")
         )
     });
-    (Pipeline::new(schema, loaded.stages), dir)
+    (loaded.stages, dir)
 }
 
 /// Prowler's security checks (`../shared/datasets/prowler-checks.jsonl`) as training requests:
 /// provider → scope, resource group → type (empty → `UNGROUPED`), severity → status, and the
 /// schema declaring exactly those values.
 pub fn prowler() -> (Schema, Vec<Request>) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets/prowler-checks.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/datasets/prowler-checks.jsonl"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let mut rows = Vec::new();
     for line in text.lines() {
@@ -77,7 +86,12 @@ pub fn prowler() -> (Schema, Vec<Request>) {
             g if g.is_empty() => "UNGROUPED".to_owned(),
             g => g,
         };
-        rows.push((v["title"].as_str().unwrap_or("").to_owned(), get("provider"), group, get("severity")));
+        rows.push((
+            v["title"].as_str().unwrap_or("").to_owned(),
+            get("provider"),
+            group,
+            get("severity"),
+        ));
     }
     let distinct = |pick: fn(&(String, String, String, String)) -> &String| {
         let mut values: Vec<String> = rows.iter().map(|r| pick(r).clone()).collect();
@@ -93,14 +107,25 @@ pub fn prowler() -> (Schema, Vec<Request>) {
             status: distinct(|r| &r.3),
         },
         "v5.46".to_owned(),
-        Fields { scope: None, kind: None, variant: Some("CHECK".to_owned()), status: None },
+        Fields {
+            scope: None,
+            kind: None,
+            variant: Some("CHECK".to_owned()),
+            status: None,
+        },
     )
     .expect("the dataset's values make a valid schema");
     let requests = rows
         .into_iter()
         .map(|(title, scope, kind, status)| {
-            let fields = Fields { scope: Some(scope), kind: Some(kind), variant: None, status: Some(status) };
-            Request::new(&title, fields, None, Context::default()).expect("dataset titles are valid")
+            let fields = Fields {
+                scope: Some(scope),
+                kind: Some(kind),
+                variant: None,
+                status: Some(status),
+            };
+            Request::new(&title, fields, None, Context::default())
+                .expect("dataset titles are valid")
         })
         .collect();
     (schema, requests)

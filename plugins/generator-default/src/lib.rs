@@ -1,5 +1,5 @@
 //! The default generator: a trained model, or else keyword rules, fills the header fields a
-//! request leaves empty, and a fixed template renders the YAML config.
+//! request leaves empty, and YAML templates render the config.
 //!
 //! # Predicting fields
 //!
@@ -64,26 +64,42 @@
 //!
 //! # Rendering configs
 //!
-//! The config keeps the original system's shape: a `dashboard` section (title, version, the
-//! entry's header in both forms, security settings that are stricter when the context says
-//! `env=prod` or `env=production`, the filter fields of the scope, deployment and performance
-//! settings), a `governance` section (id, the four fields, the context's `owner`), and the request
-//! context as a sorted mapping when there is one. Rendering is deterministic: no times, no
-//! randomness, keys in a fixed order.
+//! Configs are rendered from YAML templates: a `default` template and optional templates named
+//! after scopes, read from the `templates_dir` directory (`default.yaml`, `SEC.yaml`, ...), given
+//! inline under `templates`, or, with neither, built in. A template's first document (in
+//! `default`) is the base; later documents are overlays, deep-merged onto it when their `when:`
+//! conditions on the context hold, and a scope's documents apply to that scope only. Placeholders
+//! in string values (`"{{title}}"`, `"{{header}}"`, `"{{context.env | development}}"`, ...) are
+//! filled with the entry's header fields and context; `templates/README.md` in the repository is
+//! the reference. A template that does not parse or names an unknown placeholder is a `Config`
+//! error when the generator is built, naming the template, its file and the place in it.
 //!
-//! Design decision: the document is a tree of borrowed `Serialize` structs written by a small
-//! block-YAML serializer in this crate (module `emit`), not assembled with `format!`, which gets the
-//! quoting of titles with `:`, `#`, quotes or a leading `[` wrong. `yaml_serde` was the first
-//! choice and remains the reference: the tests write the same documents with both and check that
-//! they read back as the same YAML values. It was set aside for rendering because its emitter, a translation of libyaml,
-//! renders this template about 30,000 times a second on one core; the emitter here does several
-//! times that. Building a `yaml_serde::Value` tree first was rejected as needless allocation.
+//! The built-in templates (the repository's `templates/` directory, compiled in) keep the
+//! original system's shape: a `dashboard` section (title, version, the entry's header in both
+//! forms, security settings that are stricter when the context says `env=prod` or
+//! `env=production`, the filter fields of the scope, deployment and performance settings), a
+//! `governance` section (id, the four fields, the context's `owner`), and the request context as
+//! a sorted mapping when there is one. Rendering is deterministic: no times, no randomness, keys
+//! in the templates' order.
+//!
+//! Design decision: templates are parsed, checked and merged once, into trees whose strings are
+//! already split into text and placeholders; rendering walks the tree of the draft's scope and
+//! overlays as a `Serialize` view bound to the draft, written by a small block-YAML serializer in
+//! this crate (module `emit`). Text substitution into YAML source was rejected: it gets the
+//! quoting of titles with `:`, `#`, quotes or a leading `[` wrong, and would parse YAML per
+//! draft. `yaml_serde` parses the templates and remains the reference for output: the tests write
+//! the same view with both and check that they read back as the same YAML values. It was set
+//! aside for writing because its emitter, a translation of libyaml, renders this config about
+//! 30,000 times a second on one core; the emitter here does several times that (about 300,000
+//! with the built-in templates).
 
 mod emit;
 mod keywords;
 mod model;
 mod render;
+mod template;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
@@ -98,6 +114,7 @@ pub use keywords::KeywordRule;
 use keywords::Rules;
 pub use model::Learner;
 use model::{MAX_DIMS, MIN_DIMS, Model, Scratch};
+use template::Templates;
 
 #[cfg(doc)]
 use registry_core::{Guess, Source};
@@ -131,6 +148,13 @@ pub struct Config {
     /// chosen with the training seed, is used, and the report says so. Bounds training memory.
     /// Default: 200000.
     pub max_examples: usize,
+    /// `templates_dir`: a directory of config templates, `default.yaml` and optional
+    /// `<SCOPE>.yaml` files, relative to the configuration file's directory (see "Rendering
+    /// configs" in the crate documentation). Default: none, which means the built-in templates.
+    pub templates_dir: Option<PathBuf>,
+    /// `templates`: templates given as YAML text, by name (`default` or a scope); each replaces
+    /// the file or built-in template of the same name. Default: none.
+    pub templates: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -142,6 +166,8 @@ impl Default for Config {
             l2: 1e-5,
             max_iterations: 100,
             max_examples: 200_000,
+            templates_dir: None,
+            templates: BTreeMap::new(),
         }
     }
 }
@@ -150,6 +176,7 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct DefaultGenerator {
     rules: Rules,
+    templates: Templates,
     settings: model::Settings,
     schema: registry_core::Schema,
     model_path: PathBuf,
@@ -208,28 +235,33 @@ impl FromConfig for DefaultGenerator {
     /// # Errors
     /// A `Config` error naming every configured rule with no words, a word that is not letters and
     /// digits, or a value the schema does not declare (with the values it allows); every learning
-    /// key out of range; or a model file in the data directory that cannot be read or is damaged
-    /// (naming its path).
+    /// key out of range; every problem of the templates (a file that cannot be read, a name that
+    /// is neither `default` nor a scope, YAML that does not parse, an unknown or misplaced
+    /// placeholder, a malformed `when`, naming the template, its file and the place in it); or a
+    /// model file in the data directory that cannot be read or is damaged (naming its path).
     fn from_config(config: Config, setup: &Setup) -> StageResult<Self> {
         let rules = match &config.keywords {
             Some(rules) => Rules::from_config(rules, &setup.schema),
             None => Ok(Rules::built_in(&setup.schema)),
         };
         let settings = config.settings();
-        let (rules, settings) = match (rules, settings) {
-            (Ok(r), Ok(s)) => (r, s),
-            (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
-            (Err(a), Err(b)) => {
-                return Err(StageError::new(
-                    ErrorCode::Config,
-                    format!("{}; {}", a.message, b.message),
-                ));
+        let templates = Templates::load(config.templates_dir.as_deref(), &config.templates, setup);
+        let (rules, settings, templates) = match (rules, settings, templates) {
+            (Ok(r), Ok(s), Ok(t)) => (r, s, t),
+            (r, s, t) => {
+                let messages: Vec<String> = [r.err(), s.err(), t.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.message)
+                    .collect();
+                return Err(StageError::new(ErrorCode::Config, messages.join("; ")));
             }
         };
         let model_path = setup.data_dir.join(MODEL_FILE);
         let model = Model::load(&model_path, &setup.schema)?.map(Arc::new);
         Ok(DefaultGenerator {
             rules,
+            templates,
             settings,
             schema: setup.schema.clone(),
             model_path,
@@ -280,7 +312,7 @@ impl Generator for DefaultGenerator {
     fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
         out.reserve(drafts.len());
         for draft in drafts {
-            out.push(render::render(draft)?);
+            out.push(render::render(&self.templates, draft)?);
         }
         Ok(())
     }

@@ -1,227 +1,46 @@
-//! The YAML config template: the original system's document shape, made deterministic.
+//! Rendering a config: a compiled template tree bound to a draft, written as block YAML.
 //!
-//! The document is a tree of borrowed `#[derive(Serialize)]` structs: struct fields serialize in
-//! declaration order, so the key order is fixed without a map, and nothing is copied into an
-//! intermediate value tree. The parts that do not depend on the draft (security settings,
-//! performance, filters) are constants. The original system embedded random confidences,
-//! timestamps and a second header with another id; none of that is kept, so the same draft
-//! always renders to the same bytes.
+//! `crate::template` has already parsed, checked and merged the templates, so rendering a draft
+//! only picks its tree and walks it: a `Serialize` view binds each placeholder to the draft's
+//! value as it goes, and `crate::emit` writes the result into one string. Nothing is parsed and
+//! no intermediate value tree is built per draft; the only allocations besides the output are
+//! the formatted id and headers, made once per draft when the template uses them, strings that
+//! mix text with placeholders, and, only for a scope with more than eight conditional overlays,
+//! the merged tree.
 //!
-//! The document is written by `crate::emit`, whose output the tests compare with what
-//! `yaml_serde` writes for the same document.
+//! The shipped templates reproduce the document the original system rendered, made
+//! deterministic: `tests/snapshots/built_in.yaml` holds the configs of the hand-built document
+//! these templates replaced, and the tests check the templates still render those bytes.
 
-use registry_core::{Context, Draft, EntryId, ErrorCode, StageError, StageResult};
+use std::cell::OnceCell;
+
+use registry_core::{Context, Draft, ErrorCode, StageError, StageResult};
+use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use crate::emit;
+use crate::template::{Node, Part, Templates};
 
 /// Room for a typical config, so the output buffer seldom grows while rendering.
 const TYPICAL_CONFIG_BYTES: usize = 1536;
 
-#[derive(Serialize)]
-struct Document<'a> {
-    dashboard: Dashboard<'a>,
-    governance: Governance<'a>,
-    #[serde(skip_serializing_if = "ContextMap::is_empty")]
-    context: ContextMap<'a>,
-}
-
-#[derive(Serialize)]
-struct Dashboard<'a> {
-    title: &'a str,
-    version: &'a str,
-    header: String,
-    grepable: String,
-    security: &'static Security,
-    filters: &'static [&'static str],
-    deployment: Deployment<'a>,
-    performance: &'static Performance,
-}
-
-#[derive(Serialize)]
-struct Security {
-    csrf: bool,
-    cookies: Cookies,
-    authentication: Authentication,
-    encryption: Encryption,
-    rate_limit: RateLimit,
-}
-
-#[derive(Serialize)]
-struct Cookies {
-    secure: bool,
-    http_only: bool,
-    same_site: &'static str,
-}
-
-#[derive(Serialize)]
-struct Authentication {
-    required: bool,
-    mfa: bool,
-    session_timeout_minutes: u32,
-}
-
-#[derive(Serialize)]
-struct Encryption {
-    at_rest: bool,
-    in_transit: bool,
-    min_tls_version: &'static str,
-}
-
-#[derive(Serialize)]
-struct RateLimit {
-    requests_per_minute: u32,
-    burst: u32,
-}
-
-#[derive(Serialize)]
-struct Deployment<'a> {
-    environment: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<&'a str>,
-    replicas: u32,
-    health_check: &'static str,
-}
-
-#[derive(Serialize)]
-struct Performance {
-    cache: CacheSettings,
-    batch_size: u32,
-    timeout_ms: u32,
-}
-
-#[derive(Serialize)]
-struct CacheSettings {
-    enabled: bool,
-    ttl_seconds: u32,
-    max_entries: u32,
-}
-
-#[derive(Serialize)]
-struct Governance<'a> {
-    id: &'a EntryId,
-    scope: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    variant: &'a str,
-    status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    owner: Option<&'a str>,
-}
-
-/// The request context as a YAML mapping, in the context's (sorted) key order, without copying it
-/// into a map first.
-struct ContextMap<'a>(&'a Context);
-
-impl ContextMap<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for ContextMap<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter())
-    }
-}
-
-/// Settings for production: secure cookies, mandatory MFA, encryption everywhere, a tight limit.
-static PRODUCTION: Security = Security {
-    csrf: true,
-    cookies: Cookies {
-        secure: true,
-        http_only: true,
-        same_site: "strict",
-    },
-    authentication: Authentication {
-        required: true,
-        mfa: true,
-        session_timeout_minutes: 15,
-    },
-    encryption: Encryption {
-        at_rest: true,
-        in_transit: true,
-        min_tls_version: "1.3",
-    },
-    rate_limit: RateLimit {
-        requests_per_minute: 100,
-        burst: 20,
-    },
-};
-
-/// Settings for every other environment: still authenticated and encrypted in transit, but
-/// without the constraints that get in the way of local work.
-static DEVELOPMENT: Security = Security {
-    csrf: false,
-    cookies: Cookies {
-        secure: false,
-        http_only: true,
-        same_site: "lax",
-    },
-    authentication: Authentication {
-        required: true,
-        mfa: false,
-        session_timeout_minutes: 480,
-    },
-    encryption: Encryption {
-        at_rest: false,
-        in_transit: true,
-        min_tls_version: "1.2",
-    },
-    rate_limit: RateLimit {
-        requests_per_minute: 1000,
-        burst: 200,
-    },
-};
-
-static PERFORMANCE: Performance = Performance {
-    cache: CacheSettings {
-        enabled: true,
-        ttl_seconds: 300,
-        max_entries: 10_000,
-    },
-    batch_size: 50,
-    timeout_ms: 5000,
-};
-
-/// The filter fields a dashboard of a scope offers, as in the original system.
-fn filters(scope: &str) -> &'static [&'static str] {
-    const SEC: &[&str] = &["threat_level", "source_ip", "destination_port", "action"];
-    const OPS: &[&str] = &["cpu", "memory", "disk", "latency_ms"];
-    const ETL: &[&str] = &[
-        "records_processed",
-        "records_failed",
-        "duration_ms",
-        "source",
-    ];
-    const DASHBOARD: &[&str] = &["price", "volume", "change_percent", "market"];
-    const OTHER: &[&str] = &["id", "status", "created_at"];
-    // Scopes arrive in the schema's spelling; comparing without case keeps custom schemas that
-    // spell them differently working.
-    [
-        ("SEC", SEC),
-        ("OPS", OPS),
-        ("ETL", ETL),
-        ("DASHBOARD", DASHBOARD),
-    ]
-    .into_iter()
-    .find(|(name, _)| scope.eq_ignore_ascii_case(name))
-    .map_or(OTHER, |(_, list)| list)
-}
-
-/// Whether the context names a production environment (`env=prod` or `env=production`).
-fn is_production(env: Option<&str>) -> bool {
-    env.is_some_and(|e| e.eq_ignore_ascii_case("prod") || e.eq_ignore_ascii_case("production"))
-}
-
-/// Renders the config of one draft.
+/// Renders the config of one draft from the templates.
 ///
 /// # Errors
-/// An `Internal` error if the emitter fails, which the fixed shape of the document should make
-/// impossible.
-pub(crate) fn render(draft: &Draft) -> StageResult<String> {
+/// An `Internal` error if the emitter fails, which checking the templates at load time should
+/// make impossible.
+pub(crate) fn render(templates: &Templates, draft: &Draft) -> StageResult<String> {
+    let tree = templates.tree(draft);
+    let values = Values::new(draft);
     let capacity = TYPICAL_CONFIG_BYTES + draft.title.len();
-    emit::to_string(&document(draft), capacity).map_err(|e| {
+    emit::to_string(
+        &Bound {
+            node: &tree,
+            values: &values,
+        },
+        capacity,
+    )
+    .map_err(|e| {
         StageError::new(
             ErrorCode::Internal,
             format!("cannot render the config of {}: {e}", draft.header.id),
@@ -229,47 +48,117 @@ pub(crate) fn render(draft: &Draft) -> StageResult<String> {
     })
 }
 
-/// The document of a draft, borrowing from it.
-fn document(draft: &Draft) -> Document<'_> {
-    let header = &draft.header;
-    let context = &draft.context;
-    let env = context.get("env");
-    let production = is_production(env);
-    Document {
-        dashboard: Dashboard {
-            title: &draft.title,
-            version: &header.version,
-            header: header.readable(),
-            grepable: header.grepable(),
-            security: if production {
-                &PRODUCTION
-            } else {
-                &DEVELOPMENT
+/// The values placeholders stand for. The formatted ones are made on first use, once per draft.
+struct Values<'a> {
+    draft: &'a Draft,
+    id: OnceCell<String>,
+    header: OnceCell<String>,
+    grepable: OnceCell<String>,
+}
+
+impl<'a> Values<'a> {
+    fn new(draft: &'a Draft) -> Self {
+        Values {
+            draft,
+            id: OnceCell::new(),
+            header: OnceCell::new(),
+            grepable: OnceCell::new(),
+        }
+    }
+
+    fn context(&self) -> &'a Context {
+        &self.draft.context
+    }
+
+    fn get<'s>(&'s self, part: &'s Part) -> &'s str {
+        let header = &self.draft.header;
+        match part {
+            Part::Text(text) => text,
+            Part::Title => &self.draft.title,
+            Part::Id => self.id.get_or_init(|| header.id.to_string()),
+            Part::Header => self.header.get_or_init(|| header.readable()),
+            Part::Grepable => self.grepable.get_or_init(|| header.grepable()),
+            Part::Scope => &header.fields.scope,
+            Part::Type => &header.fields.kind,
+            Part::Variant => &header.fields.variant,
+            Part::Status => &header.fields.status,
+            Part::Version => &header.version,
+            Part::Context { key, default } => self.context().get(key).unwrap_or(default),
+        }
+    }
+
+    /// Whether a mapping entry with this value is left out.
+    fn omits(&self, node: &Node) -> bool {
+        match node {
+            Node::Optional(key) => self.context().get(key).is_none(),
+            Node::WholeContext => self.context().is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// A compiled tree bound to a draft's values: what the emitter writes.
+struct Bound<'a> {
+    node: &'a Node,
+    values: &'a Values<'a>,
+}
+
+impl Bound<'_> {
+    fn child<'c>(&'c self, node: &'c Node) -> Bound<'c> {
+        Bound {
+            node,
+            values: self.values,
+        }
+    }
+}
+
+impl Serialize for Bound<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let values = self.values;
+        match self.node {
+            Node::Null => s.serialize_unit(),
+            Node::Bool(b) => s.serialize_bool(*b),
+            Node::Int(n) => s.serialize_i64(*n),
+            Node::UInt(n) => s.serialize_u64(*n),
+            Node::Float(x) => s.serialize_f64(*x),
+            Node::Text(text) => s.serialize_str(text),
+            // A string that is one placeholder is written without copying it.
+            Node::Fill(parts) => match &parts[..] {
+                [one] => s.serialize_str(values.get(one)),
+                parts => {
+                    let mut text = String::new();
+                    for part in parts {
+                        text.push_str(values.get(part));
+                    }
+                    s.serialize_str(&text)
+                }
             },
-            filters: filters(&header.fields.scope),
-            deployment: Deployment {
-                environment: env.unwrap_or("development"),
-                region: context.get("region"),
-                replicas: if production { 3 } else { 1 },
-                health_check: "/health",
-            },
-            performance: &PERFORMANCE,
-        },
-        governance: Governance {
-            id: &header.id,
-            scope: &header.fields.scope,
-            kind: &header.fields.kind,
-            variant: &header.fields.variant,
-            status: &header.fields.status,
-            owner: context.get("owner"),
-        },
-        context: ContextMap(context),
+            // A mapping leaves the entry out when the key is absent, so this is the value.
+            Node::Optional(key) => s.serialize_str(values.context().get(key).unwrap_or_default()),
+            Node::WholeContext => s.collect_map(values.context().iter()),
+            Node::Seq(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&self.child(item))?;
+                }
+                seq.end()
+            }
+            Node::Map(entries) => {
+                let mut map = s.serialize_map(None)?;
+                for (key, value) in entries {
+                    if !values.omits(value) {
+                        map.serialize_entry(&**key, &self.child(value))?;
+                    }
+                }
+                map.end()
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use registry_core::{Fields, Header};
+    use registry_core::{EntryId, Fields, Header};
 
     use super::*;
 
@@ -295,13 +184,94 @@ mod tests {
         }
     }
 
-    /// The emitter and `yaml_serde` write the same document as the same YAML value, and for
-    /// ordinary drafts as the same bytes.
+    fn built_in() -> Templates {
+        let setup = registry_core::Setup {
+            schema: registry_core::Schema::default(),
+            data_dir: "/nonexistent".into(),
+            config_dir: "/nonexistent".into(),
+            shard: 0,
+            shards: 1,
+        };
+        Templates::load(None, &Default::default(), &setup).expect("the built-in templates load")
+    }
+
+    /// The drafts of the snapshot file: every scope of the default schema, with no context, in
+    /// production with region and owner, production spelt otherwise, and a development context
+    /// with keys that need quoting.
+    fn snapshot_drafts() -> Vec<(String, Draft)> {
+        let scopes = [
+            ("GOV", "RULES", "Quarterly access review"),
+            ("SEC", "RULES", "Block SSH: from 0.0.0.0/0 # now"),
+            ("OPS", "SCRIPT", "Restart (nightly), then check"),
+            ("ALERT", "RULES", "[P1] disk full"),
+            ("BASH", "SCRIPT", "it's \"quoted\""),
+            ("DASHBOARD", "CONFIG", "yes"),
+            ("ETL", "MULTI-ETL", "Load: orders"),
+        ];
+        let contexts: [&[(&str, &str)]; 4] = [
+            &[],
+            &[
+                ("env", "prod"),
+                ("owner", "secops"),
+                ("region", "eu-west-1"),
+            ],
+            &[("env", "PRODUCTION")],
+            &[
+                ("env", "dev"),
+                ("owner", "it's me"),
+                ("true", "1"),
+                ("note", "# x: [y]"),
+            ],
+        ];
+        let mut drafts = Vec::new();
+        for (scope, kind, title) in scopes {
+            for ctx in contexts {
+                let pairs: Vec<String> = ctx.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let name = format!("{scope} {kind} {title:?} [{}]", pairs.join(", "));
+                drafts.push((name, draft(scope, kind, title, ctx)));
+            }
+        }
+        drafts
+    }
+
+    const SNAPSHOT_HEADER: &str = "# Configs the built-in templates render for the drafts of \
+        `snapshot_drafts` in src/render.rs,\n# one document each, preceded by the draft's scope, \
+        type, title and context.\n# The test `built_in_snapshots` checks them; UPDATE_SNAPSHOTS=1 \
+        rewrites this file.\n";
+
+    /// The built-in templates render the drafts of `snapshot_drafts` exactly as the snapshot file
+    /// says. Set `UPDATE_SNAPSHOTS=1` to rewrite the file instead (then review the difference).
+    #[test]
+    fn built_in_snapshots() {
+        let templates = built_in();
+        let mut text = String::from(SNAPSHOT_HEADER);
+        for (name, d) in snapshot_drafts() {
+            text.push_str(&format!("# {name}\n"));
+            text.push_str(&render(&templates, &d).expect("renders"));
+            text.push_str("---\n");
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/built_in.yaml");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(path, &text).expect("the snapshot file can be written");
+            return;
+        }
+        let expected = std::fs::read_to_string(path).expect("the snapshot file exists");
+        for (ours, theirs) in text.split("---\n").zip(expected.split("---\n")) {
+            assert_eq!(ours, theirs, "rendered config differs from {path}");
+        }
+        assert_eq!(text, expected, "rendered configs differ from {path}");
+    }
+
+    /// Measures renders per second on one thread with the built-in templates; run with
+    /// `cargo test --release -p registry-generator-default --lib -- --ignored --nocapture render_speed`.
+    /// The view the emitter writes, written by `yaml_serde` instead, reads back as the same YAML
+    /// value, and for ordinary drafts is the same bytes.
     #[test]
     fn matches_yaml_serde() {
         let parse = |s: &str| -> yaml_serde::Value {
             yaml_serde::from_str(s).unwrap_or_else(|e| panic!("{s}\ndoes not parse: {e}"))
         };
+        let templates = built_in();
         let cases = [
             draft(
                 "SEC",
@@ -325,8 +295,14 @@ mod tests {
             draft("GOV", "RULES", "yes", &[("a", "\"quoted\""), ("b", "~")]),
         ];
         for (i, d) in cases.iter().enumerate() {
-            let ours = render(d).expect("renders");
-            let theirs = yaml_serde::to_string(&document(d)).expect("yaml_serde writes it");
+            let ours = render(&templates, d).expect("renders");
+            let tree = templates.tree(d);
+            let values = Values::new(d);
+            let view = Bound {
+                node: &tree,
+                values: &values,
+            };
+            let theirs = yaml_serde::to_string(&view).expect("yaml_serde writes it");
             assert_eq!(
                 parse(&ours),
                 parse(&theirs),
@@ -334,6 +310,56 @@ mod tests {
             );
             if i < 2 {
                 assert_eq!(ours, theirs);
+            }
+        }
+    }
+
+    /// Titles and context values that YAML would misread unquoted come back unchanged, and so
+    /// does the header: it parses back into the draft's header.
+    #[test]
+    fn configs_read_back_as_the_drafts_values() {
+        let templates = built_in();
+        let schema = registry_core::Schema::default();
+        for title in [
+            r#"Block "SSH": port 22 # now"#,
+            "[SEC] looks like a header",
+            "{a: b}, [c]",
+            "- starts like a list",
+            "key: value",
+            "it's 'quoted'",
+            "yes",
+            "null",
+            "~",
+            "123",
+            "1e3",
+            "trailing colon:",
+            "&anchor *alias !tag %directive @at `tick`",
+            "é ünïcödé ✓ 日本語",
+        ] {
+            for (scope, kind) in [("SEC", "RULES"), ("ETL", "MULTI-ETL"), ("GOV", "CONFIG")] {
+                let d = draft(
+                    scope,
+                    kind,
+                    title,
+                    &[("env", "prod"), ("owner", title), ("note", "# x: [y]")],
+                );
+                let yaml = render(&templates, &d).expect("renders");
+                let v: yaml_serde::Value =
+                    yaml_serde::from_str(&yaml).expect("the rendered config parses");
+                assert!(v.is_mapping(), "{yaml}");
+                assert_eq!(v["dashboard"]["title"], title, "{yaml}");
+                assert_eq!(v["governance"]["owner"], title, "{yaml}");
+                assert_eq!(v["context"]["note"], "# x: [y]", "{yaml}");
+                let header = v["dashboard"]["header"].as_str().expect("a string");
+                assert_eq!(header, d.header.readable());
+                assert_eq!(
+                    registry_core::Header::parse(header, &schema).expect("a header"),
+                    d.header
+                );
+                let grepable = v["dashboard"]["grepable"].as_str().expect("a string");
+                assert_eq!(grepable, d.header.grepable());
+                assert_eq!(v["governance"]["id"], d.header.id.to_string().as_str());
+                assert_eq!(v["governance"]["type"], kind);
             }
         }
     }

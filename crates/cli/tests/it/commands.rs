@@ -233,9 +233,39 @@ fn shipped_registry_toml_is_valid() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry.toml");
     let text = std::fs::read_to_string(shipped).expect("shipped registry.toml");
     s.write("registry.toml", &text);
+    // It points at the shipped templates directory, which sits beside it.
+    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates");
+    std::fs::create_dir(s.path().join("templates")).expect("templates dir");
+    for file in std::fs::read_dir(templates).expect("shipped templates") {
+        let file = file.expect("dir entry").path();
+        if file.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(
+                &file,
+                s.path()
+                    .join("templates")
+                    .join(file.file_name().expect("name")),
+            )
+            .expect("copy");
+        }
+    }
     let e = s.add("Security rule from the shipped config", &[]);
     assert_eq!(e["scope"], "SEC");
     assert!(s.data_dir().is_dir());
+    let config = e["config"].as_str().expect("config");
+    assert!(
+        config.contains("threat_level"),
+        "SEC filters from templates/SEC.yaml: {config}"
+    );
+
+    // A placeholder that does not exist is a configuration error naming it.
+    let default = std::fs::read_to_string(s.path().join("templates/default.yaml")).expect("read");
+    s.write(
+        "templates/default.yaml",
+        &default.replacen("title: \"{{title}}\"", "title: \"{{titel}}\"", 1),
+    );
+    let (code, msg) = s.fail(&["add", "--title", "another"]);
+    assert_eq!(code, 2);
+    assert!(msg.contains("unknown placeholder `{{titel}}`"), "{msg}");
 }
 
 #[test]
