@@ -22,15 +22,9 @@
 //! matrices and ran for minutes on a few thousand titles. Its optimiser is kept, fed with a
 //! sparse objective.
 
-use std::cell::RefCell;
-
-use smartcore::optimization::first_order::FirstOrderOptimizer;
-use smartcore::optimization::first_order::lbfgs::LBFGS;
-use smartcore::optimization::line_search::Backtracking;
-
 use super::features::Rows;
+use super::lbfgs;
 use super::linear::Linear;
-use super::params::Params;
 
 /// The optimiser stops once the objective has changed by less than this fraction twice. On the
 /// Prowler titles, stopping there rather than at 1e-6 saved a third of the iterations and
@@ -38,8 +32,11 @@ use super::params::Params;
 const F_RELTOL: f64 = 1e-4;
 
 /// How many past steps L-BFGS keeps to model the curvature. Each costs passes over the
-/// parameters in every iteration (see `params`); 5 took about as many iterations as 10.
+/// parameters in every iteration; 5 took about as many iterations as 10.
 const HISTORY: usize = 5;
+
+/// The optimiser stops once no gradient component exceeds this.
+const G_ATOL: f64 = 1e-6;
 
 /// How the learner is set up.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,26 +58,19 @@ struct Problem {
     l2: f64,
 }
 
-/// The last point evaluated, with its objective and gradient.
-struct Memo {
-    x: Vec<f64>,
-    value: f64,
-    gradient: Vec<f64>,
-    scores: Vec<f64>,
-}
-
 impl Problem {
     fn parameters(&self) -> usize {
         (self.columns + 1) * self.classes
     }
 
-    /// The objective at `x`, and the gradient into `gradient` when given.
-    fn evaluate(&self, x: &[f64], mut gradient: Option<&mut [f64]>, scores: &mut Vec<f64>) -> f64 {
+    /// The objective at `x`, with its gradient written into `gradient`, in one pass over the
+    /// rows; `scores` is scratch space.
+    fn evaluate(&self, x: &[f64], gradient: &mut [f64], scores: &mut Vec<f64>) -> f64 {
         let k = self.classes;
         let (weights, bias) = x.split_at(self.columns * k);
-        if let Some(g) = gradient.as_deref_mut() {
-            g.fill(0.0);
-        }
+        let (gw, gb) = gradient.split_at_mut(self.columns * k);
+        gw.fill(0.0);
+        gb.fill(0.0);
         let mut loss = 0.0;
         for (i, &label) in self.labels.iter().enumerate() {
             let row = &self.entries[self.offsets[i]..self.offsets[i + 1]];
@@ -92,54 +82,41 @@ impl Problem {
                     *s += value * w;
                 }
             }
+            let label = label as usize;
             let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let total: f64 = scores.iter().map(|&s| (s - max).exp()).sum();
-            let log_total = max + total.ln();
-            loss += log_total - scores[label as usize];
-            if let Some(g) = gradient.as_deref_mut() {
-                // The scores become the residuals p - onehot.
-                for s in scores.iter_mut() {
-                    *s = (*s - log_total).exp();
-                }
-                scores[label as usize] -= 1.0;
-                let (gw, gb) = g.split_at_mut(self.columns * k);
-                for (gb, r) in gb.iter_mut().zip(scores.iter()) {
-                    *gb += r;
-                }
-                for &(col, value) in row {
-                    let gw = &mut gw[col as usize * k..(col as usize + 1) * k];
-                    for (gw, r) in gw.iter_mut().zip(scores.iter()) {
-                        *gw += value * r;
-                    }
+            let own = scores[label];
+            // The scores become exp(s - max), then the residuals p - onehot.
+            let mut total = 0.0;
+            for s in scores.iter_mut() {
+                *s = (*s - max).exp();
+                total += *s;
+            }
+            loss += max + total.ln() - own;
+            let inverse = total.recip();
+            for s in scores.iter_mut() {
+                *s *= inverse;
+            }
+            scores[label] -= 1.0;
+            for (gb, r) in gb.iter_mut().zip(scores.iter()) {
+                *gb += r;
+            }
+            for &(col, value) in row {
+                let gw = &mut gw[col as usize * k..(col as usize + 1) * k];
+                for (gw, r) in gw.iter_mut().zip(scores.iter()) {
+                    *gw += value * r;
                 }
             }
         }
-        let n = self.labels.len().max(1) as f64;
-        let penalty: f64 = weights.iter().map(|w| w * w).sum();
-        if let Some(g) = gradient {
-            let (gw, gb) = g.split_at_mut(self.columns * k);
-            for (g, w) in gw.iter_mut().zip(weights) {
-                *g = *g / n + self.l2 * w;
-            }
-            for g in gb {
-                *g /= n;
-            }
+        let scale = (self.labels.len().max(1) as f64).recip();
+        let mut penalty = 0.0;
+        for (g, w) in gw.iter_mut().zip(weights) {
+            penalty += w * w;
+            *g = *g * scale + self.l2 * w;
         }
-        loss / n + 0.5 * self.l2 * penalty
-    }
-}
-
-impl Memo {
-    /// Evaluates the objective and its gradient at `x` unless `x` is the point last evaluated.
-    /// The gradient is computed with every value: most points the optimiser evaluates become its
-    /// next iterate, whose gradient it asks for next, and the gradient costs about as much again
-    /// as the value alone.
-    fn at(&mut self, problem: &Problem, x: &[f64]) {
-        if self.x != x {
-            self.x.clear();
-            self.x.extend_from_slice(x);
-            self.value = problem.evaluate(x, Some(&mut self.gradient), &mut self.scores);
+        for g in gb {
+            *g *= scale;
         }
+        loss * scale + 0.5 * self.l2 * penalty
     }
 }
 
@@ -147,7 +124,8 @@ impl Memo {
 /// class of row `sample[i]`.
 ///
 /// # Errors
-/// A message when the optimiser fails (it should not: the objective is smooth and convex).
+/// A message when the optimiser cannot start or ends on weights that are not finite (neither
+/// should happen: the objective is smooth and convex).
 pub(crate) fn fit(
     rows: &Rows,
     sample: &[usize],
@@ -157,7 +135,7 @@ pub(crate) fn fit(
     settings: &Settings,
 ) -> Result<Linear, String> {
     let (problem, buckets) = compact(rows, sample, labels, classes, dims, settings.l2);
-    let mut x0 = vec![0.0; problem.parameters()];
+    let mut x = vec![0.0; problem.parameters()];
     // Starting the biases at the log class frequencies saves the first iterations the work of
     // finding them.
     let mut counts = vec![0usize; classes];
@@ -165,40 +143,21 @@ pub(crate) fn fit(
         counts[l as usize] += 1;
     }
     let n = labels.len().max(1) as f64;
-    for (b, &c) in x0[problem.columns * classes..].iter_mut().zip(&counts) {
+    for (b, &c) in x[problem.columns * classes..].iter_mut().zip(&counts) {
         *b = ((c as f64 + 0.5) / n).ln();
     }
-    let memo = RefCell::new(Memo {
-        x: Vec::new(),
-        value: 0.0,
-        gradient: vec![0.0; problem.parameters()],
-        scores: Vec::with_capacity(classes),
-    });
-    let f = |x: &Params| {
-        let mut memo = memo.borrow_mut();
-        memo.at(&problem, &x.0);
-        memo.value
-    };
-    let df = |g: &mut Params, x: &Params| {
-        let mut memo = memo.borrow_mut();
-        memo.at(&problem, &x.0);
-        g.0.copy_from_slice(&memo.gradient);
-    };
-    let optimizer = LBFGS {
-        max_iter: settings.max_iterations,
-        g_atol: 1e-6,
+    let options = lbfgs::Options {
+        max_iterations: settings.max_iterations,
+        history: HISTORY,
         f_reltol: F_RELTOL,
-        m: HISTORY,
-        ..LBFGS::default()
+        g_atol: G_ATOL,
     };
-    let line_search = Backtracking::<f64>::default();
-    // smartcore's line search panics when it cannot find a step; with a convex objective that
-    // means numbers went wrong, which is reported rather than taken down with the process.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        optimizer.optimize(&f, &df, &Params(x0), &line_search)
-    }))
-    .map_err(|_| "the optimiser failed to find a step".to_owned())?;
-    let x = result.x.0;
+    let mut scores = Vec::with_capacity(classes);
+    lbfgs::minimize(
+        |x, gradient| problem.evaluate(x, gradient, &mut scores),
+        &mut x,
+        &options,
+    )?;
     if !x.iter().all(|v| v.is_finite()) {
         return Err("the optimiser diverged".to_owned());
     }
@@ -323,17 +282,16 @@ mod tests {
             .map(|i| ((i * 7 % 5) as f64 - 2.0) * 0.3)
             .collect();
         let mut g = vec![0.0; p.parameters()];
-        let value = p.evaluate(&x, Some(&mut g), &mut scores);
-        assert!((value - p.evaluate(&x, None, &mut scores)).abs() < 1e-12);
+        p.evaluate(&x, &mut g, &mut scores);
+        let mut scratch = vec![0.0; p.parameters()];
+        let mut value = |x: &[f64]| p.evaluate(x, &mut scratch, &mut scores);
         let h = 1e-6;
         for i in 0..p.parameters() {
             let mut up = x.clone();
             up[i] += h;
             let mut down = x.clone();
             down[i] -= h;
-            let numeric = (p.evaluate(&up, None, &mut scores)
-                - p.evaluate(&down, None, &mut scores))
-                / (2.0 * h);
+            let numeric = (value(&up) - value(&down)) / (2.0 * h);
             assert!((numeric - g[i]).abs() < 1e-6, "{i}: {numeric} vs {}", g[i]);
         }
     }
