@@ -153,11 +153,19 @@ pub(crate) fn fit(
         g_atol: G_ATOL,
     };
     let mut scores = Vec::with_capacity(classes);
-    lbfgs::minimize(
+    let t0 = std::time::Instant::now();
+    let outcome = lbfgs::minimize(
         |x, gradient| problem.evaluate(x, gradient, &mut scores),
         &mut x,
         &options,
     )?;
+    if std::env::var_os("LBFGS_DIAG").is_some() {
+        let mut sc = Vec::new();
+        let mut g = vec![0.0; x.len()];
+        let fx = problem.evaluate(&x, &mut g, &mut sc);
+        let gn = g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        eprintln!("DIAG n={} k={} p={} iters={} evals={} f={:.8} ginf={:.3e} {:?} {:.1}ms", labels.len(), classes, x.len(), outcome.iterations, outcome.evaluations, fx, gn, outcome.stop, t0.elapsed().as_secs_f64()*1e3);
+    }
     if !x.iter().all(|v| v.is_finite()) {
         return Err("the optimiser diverged".to_owned());
     }

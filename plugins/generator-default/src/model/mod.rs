@@ -12,9 +12,9 @@
 mod bayes;
 mod evaluation;
 mod features;
+mod lbfgs;
 mod linear;
 mod logistic;
-mod params;
 mod persist;
 mod train;
 
