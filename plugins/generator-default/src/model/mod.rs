@@ -1,8 +1,8 @@
 //! The trained model: one linear classifier per enumerated field over hashed text features.
 //!
 //! - `features`: tokens of the title and context hashed into a sparse vector;
-//! - `logistic`: softmax logistic regression, the default learner, optimised with smartcore's
-//!   L-BFGS on a sparse objective;
+//! - `logistic`: softmax logistic regression, the default learner, on a sparse objective;
+//! - `lbfgs`: the limited-memory BFGS optimiser the logistic learner uses;
 //! - `bayes`: multinomial naive Bayes from smartcore, the alternative;
 //! - `linear`: the classifier both produce, which predicts;
 //! - `evaluation`: seeded sampling, holdout and stratified folds;

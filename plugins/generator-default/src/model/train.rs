@@ -14,6 +14,7 @@ use registry_core::{
 };
 
 use super::features::{Featurizer, Rows};
+use super::lbfgs::Stop;
 use super::linear::Linear;
 use super::{FieldModel, Learner, Model, bayes, evaluation, logistic};
 
@@ -233,7 +234,7 @@ fn train_field(
         });
         return Ok((report, None));
     }
-    let fit = |sample: &[usize], labels: &[u32]| -> StageResult<(Linear, usize)> {
+    let fit = |sample: &[usize], labels: &[u32]| -> StageResult<(Linear, Option<String>)> {
         let rows_of: Vec<usize> = sample.iter().map(|&p| data.rows[p]).collect();
         fit(rows, &rows_of, labels, k, settings, options.seed).map_err(|e| {
             StageError::new(
@@ -242,8 +243,8 @@ fn train_field(
             )
         })
     };
-    // Every evaluation fit sees at most as many rows as the final one, so only the final fit's
-    // row count is reported.
+    // Every evaluation fit sees at most as many rows as the final one and is fitted alike, so
+    // only the final fit's note is reported.
     let mut tally = Tally::default();
     let mut scratch = Vec::new();
     match options.evaluation {
@@ -262,14 +263,8 @@ fn train_field(
         }
     }
     let all: Vec<usize> = (0..n).collect();
-    let (linear, used) = fit(&all, &data.labels)?;
-    if used < n {
-        report.note = Some(format!(
-            "naive Bayes learnt from {used} of {n} examples: its dense count matrix is bounded \
-             to {} MiB",
-            (bayes::MAX_CELLS * 4) >> 20
-        ));
-    }
+    let (linear, note) = fit(&all, &data.labels)?;
+    report.note = note;
     report.modelled = true;
     if tally.tested > 0 {
         report.accuracy = Some(tally.correct as f64 / tally.tested as f64);
@@ -284,7 +279,8 @@ fn train_field(
     ))
 }
 
-/// Fits the configured learner; returns the classifier and how many rows it learnt from.
+/// Fits the configured learner; returns the classifier and, when the fit fell short of what was
+/// asked, a note for the report saying how.
 fn fit(
     rows: &Rows,
     sample: &[usize],
@@ -292,32 +288,50 @@ fn fit(
     classes: usize,
     settings: &Settings,
     seed: u64,
-) -> Result<(Linear, usize), String> {
+) -> Result<(Linear, Option<String>), String> {
     match settings.learner {
         Learner::Logistic => {
             let s = logistic::Settings {
                 l2: settings.l2,
                 max_iterations: settings.max_iterations,
             };
-            logistic::fit(rows, sample, labels, classes, settings.dims, &s)
-                .map(|l| (l, sample.len()))
+            let (linear, outcome) =
+                logistic::fit(rows, sample, labels, classes, settings.dims, &s)?;
+            let note = (outcome.stop == Stop::Iterations).then(|| {
+                format!(
+                    "logistic regression stopped at max_iterations ({}) before converging: \
+                     a larger max_iterations fits closer",
+                    outcome.iterations
+                )
+            });
+            Ok((linear, note))
         }
-        Learner::NaiveBayes => bayes::fit(
-            rows,
-            sample,
-            labels,
-            classes,
-            settings.dims,
-            seed,
-            bayes::MAX_CELLS,
-        )
-        .map(|f| (f.linear, f.rows_used)),
+        Learner::NaiveBayes => {
+            let fitted = bayes::fit(
+                rows,
+                sample,
+                labels,
+                classes,
+                settings.dims,
+                seed,
+                bayes::MAX_CELLS,
+            )?;
+            let (used, n) = (fitted.rows_used, sample.len());
+            let note = (used < n).then(|| {
+                format!(
+                    "naive Bayes learnt from {used} of {n} examples: its dense count matrix is \
+                     bounded to {} MiB",
+                    (bayes::MAX_CELLS * 4) >> 20
+                )
+            });
+            Ok((fitted.linear, note))
+        }
     }
 }
 
-/// Fits a field's learner on positions of its data with their labels: the classifier and how
-/// many rows it learnt from.
-type FitField<'a> = dyn Fn(&[usize], &[u32]) -> StageResult<(Linear, usize)> + 'a;
+/// Fits a field's learner on positions of its data with their labels: the classifier and the
+/// fit's note, if any.
+type FitField<'a> = dyn Fn(&[usize], &[u32]) -> StageResult<(Linear, Option<String>)> + 'a;
 
 /// Correct answers of the model and of the majority baseline, over every test part.
 #[derive(Default)]
@@ -355,6 +369,34 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logistic_fit_cut_short_says_so() {
+        let vectors: Vec<Vec<(u32, f32)>> = (0..20u32)
+            .map(|i| vec![(i % 2, 1.0), (2 + i % 5, 1.0)])
+            .collect();
+        let rows = Rows::from_vecs(&vectors);
+        let sample: Vec<usize> = (0..vectors.len()).collect();
+        let labels: Vec<u32> = (0..20).map(|i| i % 2).collect();
+        // (max_iterations, whether the fit is noted as cut short)
+        for (max_iterations, noted) in [(1, true), (1000, false)] {
+            let settings = Settings {
+                learner: Learner::Logistic,
+                dims: 16,
+                l2: 1e-3,
+                max_iterations,
+                max_examples: 100,
+            };
+            let (_, note) = fit(&rows, &sample, &labels, 2, &settings, 0).expect("fits");
+            assert_eq!(note.is_some(), noted, "{max_iterations}: {note:?}");
+            if let Some(note) = note {
+                assert!(
+                    note.starts_with("logistic regression stopped at max_iterations (1)"),
+                    "{note}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn evaluations_are_described_and_checked() {
