@@ -69,14 +69,11 @@ pub fn stages_with(schema: Schema, storage_config: &str) -> (Stages, tempfile::T
     (loaded.stages, dir)
 }
 
-/// Prowler's security checks (`../shared/datasets/prowler-checks.jsonl`) as training requests:
+/// Prowler's security checks (`data/prowler/checks.jsonl`) as training requests:
 /// provider → scope, resource group → type (empty → `UNGROUPED`), severity → status, and the
 /// schema declaring exactly those values.
 pub fn prowler() -> (Schema, Vec<Request>) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/datasets/prowler-checks.jsonl"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/prowler/checks.jsonl");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let mut rows = Vec::new();
     for line in text.lines() {

@@ -1,6 +1,6 @@
 //! `cargo xtask prowler [--folds K]`: measures the generator's model on real data.
 //!
-//! Converts `../shared/datasets/prowler-checks.jsonl` (1,631 security checks) into registry
+//! Converts `data/prowler/checks.jsonl` (1,631 security checks) into registry
 //! requests (provider → scope, resource group → type, severity → status; the schema is
 //! `examples/prowler/registry.toml`), then runs `registry train --from … --folds K` on them in
 //! release: the accuracy of predicting each field from the title alone, next to the
@@ -19,7 +19,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         [flag, k] if flag == "--folds" => k.clone(),
         _ => return Err("usage: cargo xtask prowler [--folds K]".into()),
     };
-    let source = root().join("../shared/datasets/prowler-checks.jsonl");
+    let source = root().join("data/prowler/checks.jsonl");
     let text = fs::read_to_string(&source)
         .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
     let out_dir = root().join("target/prowler");

@@ -8,7 +8,7 @@
 //!
 //! `CONFIG_JSON` is a `[generator.config]` table as JSON (default `{}`), e.g.
 //! `'{"learner": "naive-bayes"}'`. The dataset (1,631 security checks) is read from
-//! `../shared/datasets/prowler-checks.jsonl` beside the repository. Each check becomes a request
+//! `data/prowler/checks.jsonl` in the repository. Each check becomes a request
 //! whose title is the check's title and whose fields are its provider (scope, 20 values),
 //! resource group (type, 17 values, an empty group being `UNGROUPED`) and severity (variant and
 //! status, 5 values), so that all four fields are modelled when prediction is timed.
@@ -24,7 +24,7 @@ use registry_generator_default::{Config, DefaultGenerator};
 
 const DATASET: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/datasets/prowler-checks.jsonl"
+    "/../../data/prowler/checks.jsonl"
 );
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -8,7 +8,7 @@ use crate::generator_in;
 
 const DATASET: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/datasets/prowler-checks.jsonl"
+    "/../../data/prowler/checks.jsonl"
 );
 
 const GROUPS: [&str; 17] = [
@@ -48,8 +48,7 @@ fn schema() -> Schema {
 }
 
 fn examples() -> Vec<Request> {
-    let text =
-        std::fs::read_to_string(DATASET).expect("the Prowler dataset is beside the repository");
+    let text = std::fs::read_to_string(DATASET).expect("the Prowler dataset is in data/prowler/");
     text.lines()
         .enumerate()
         .map(|(i, line)| {
