@@ -5,8 +5,8 @@
 //! - `demo`: builds in release, registers a set of sample rules through the `registry` command
 //!   on the embedded default (redb in `./.registry`), and shows them.
 //! - `lint`: formatting, clippy with warnings denied, and docs without warnings.
-//! - `prowler`: trains the generator's model on Prowler's security checks (a dataset beside the
-//!   repository) and reports its cross-validated accuracy.
+//! - `prowler`: trains the generator's model on Prowler's security checks (`data/prowler/`) and
+//!   reports its cross-validated accuracy.
 //!
 //! Plain `std` and `serde_json` only, so that `cargo xtask` itself compiles in seconds.
 
