@@ -197,12 +197,26 @@ fn source_name(file: &Option<PathBuf>) -> String {
     )
 }
 
+/// The absolute form of `path`, with `.` and `..` resolved lexically (without following links),
+/// so messages and reports show `/srv/x/data` rather than `/srv/x/conf/../data`.
 fn absolute(path: &Path, cwd: &Path) -> PathBuf {
-    if path.is_absolute() {
+    use std::path::Component;
+    let joined = if path.is_absolute() {
         path.to_owned()
     } else {
         cwd.join(path)
+    };
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
     }
+    out
 }
 
 fn exe_dir() -> Result<PathBuf, CliError> {
@@ -262,4 +276,27 @@ fn figment_error(e: &figment::Error) -> CliError {
         other => format!("`{key}` in {source}: {other}"),
     };
     CliError::config(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_made_absolute_and_tidy() {
+        let cwd = Path::new("/srv/reg");
+        for (path, want) in [
+            ("data", "/srv/reg/data"),
+            ("conf/../data", "/srv/reg/data"),
+            ("./a/./b", "/srv/reg/a/b"),
+            ("/opt/x/../y", "/opt/y"),
+            ("../../..", "/"),
+        ] {
+            assert_eq!(
+                absolute(Path::new(path), cwd),
+                PathBuf::from(want),
+                "{path}"
+            );
+        }
+    }
 }
