@@ -85,14 +85,8 @@ struct AddArgs {
     /// Title: one line of text, at most 1 KiB
     #[arg(long)]
     title: String,
-    #[arg(long)]
-    scope: Option<String>,
-    #[arg(long = "type", value_name = "TYPE")]
-    kind: Option<String>,
-    #[arg(long)]
-    variant: Option<String>,
-    #[arg(long)]
-    status: Option<String>,
+    #[command(flatten)]
+    fields: FieldArgs,
     /// Version, e.g. v2.9 [default: the schema's]
     #[arg(long)]
     version: Option<String>,
@@ -103,8 +97,9 @@ struct AddArgs {
     format: FormatArg,
 }
 
+/// The four enumerated header fields, as `add` takes them and `list` filters by them.
 #[derive(Debug, Args)]
-struct ListArgs {
+struct FieldArgs {
     #[arg(long)]
     scope: Option<String>,
     #[arg(long = "type", value_name = "TYPE")]
@@ -113,6 +108,23 @@ struct ListArgs {
     variant: Option<String>,
     #[arg(long)]
     status: Option<String>,
+}
+
+impl From<FieldArgs> for registry_core::Fields<Option<String>> {
+    fn from(a: FieldArgs) -> Self {
+        registry_core::Fields {
+            scope: a.scope,
+            kind: a.kind,
+            variant: a.variant,
+            status: a.status,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    #[command(flatten)]
+    fields: FieldArgs,
     /// Show at most this many entries
     #[arg(long)]
     limit: Option<usize>,

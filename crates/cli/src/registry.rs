@@ -22,12 +22,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Add(args) => {
             let request = Request::new(
                 &args.title,
-                Fields {
-                    scope: args.scope,
-                    kind: args.kind,
-                    variant: args.variant,
-                    status: args.status,
-                },
+                args.fields.into(),
                 args.version,
                 context(&args.context)?,
             )?;
@@ -41,12 +36,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             output::entry(&pipeline.get(&id)?, format.format)
         }
         Command::List(args) => {
-            let filter = Fields {
-                scope: args.scope,
-                kind: args.kind,
-                variant: args.variant,
-                status: args.status,
-            };
+            let filter: Fields<Option<String>> = args.fields.into();
             for (field, value) in filter.iter() {
                 if let Some(v) = value
                     && settings.schema.canonical(field, v).is_none()
