@@ -156,6 +156,28 @@ impl Serialize for Bound<'_> {
     }
 }
 
+/// Titles and values YAML would misread if written plain; shared by the rendering tests.
+#[cfg(test)]
+pub(crate) const TRICKY_TITLES: &[&str] = &[
+    r#"Block "SSH": port 22 # now"#,
+    "[SEC] looks like a header",
+    "{a: b}, [c]",
+    "- starts like a list",
+    "key: value",
+    "it's 'quoted'",
+    "yes",
+    "null",
+    "~",
+    "123",
+    "0x1F",
+    "1e3",
+    "v2.9",
+    "trailing colon:",
+    "&anchor *alias !tag %directive @at `tick`",
+    "é ünïcödé ✓ 日本語",
+    "a\\b \\n not a newline",
+];
+
 #[cfg(test)]
 mod tests {
     use registry_core::{EntryId, Fields, Header};
@@ -320,22 +342,7 @@ mod tests {
     fn configs_read_back_as_the_drafts_values() {
         let templates = built_in();
         let schema = registry_core::Schema::default();
-        for title in [
-            r#"Block "SSH": port 22 # now"#,
-            "[SEC] looks like a header",
-            "{a: b}, [c]",
-            "- starts like a list",
-            "key: value",
-            "it's 'quoted'",
-            "yes",
-            "null",
-            "~",
-            "123",
-            "1e3",
-            "trailing colon:",
-            "&anchor *alias !tag %directive @at `tick`",
-            "é ünïcödé ✓ 日本語",
-        ] {
+        for &title in TRICKY_TITLES {
             for (scope, kind) in [("SEC", "RULES"), ("ETL", "MULTI-ETL"), ("GOV", "CONFIG")] {
                 let d = draft(
                     scope,

@@ -5,20 +5,10 @@ use abi_stable::std_types::RStr;
 use registry_abi::load::{self, HostStorage, resolve_library};
 use registry_core::{Schema, Setup, StageKind};
 
-use crate::{defaults, paths};
+use crate::{defaults, paths, setup};
 
 fn load_with(setup: &Setup) -> registry_abi::load::Loaded {
     load::load(&defaults(), &paths(), setup).unwrap_or_else(|e| panic!("{e:?}"))
-}
-
-fn scratch_setup(dir: &tempfile::TempDir) -> Setup {
-    Setup {
-        schema: Schema::default(),
-        data_dir: dir.path().to_owned(),
-        config_dir: dir.path().to_owned(),
-        shard: 0,
-        shards: 1,
-    }
 }
 
 #[test]
@@ -43,14 +33,14 @@ fn loaded_storage_conforms() {
 fn loaded_cache_conforms() {
     registry_testkit::cache::check(&|| {
         let dir = tempfile::tempdir().expect("temp dir");
-        load_with(&scratch_setup(&dir)).stages.cache
+        load_with(&setup(&dir)).stages.cache
     });
 }
 
 #[test]
 fn loaded_router_generator_validator_conform() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let loaded = load_with(&scratch_setup(&dir));
+    let loaded = load_with(&setup(&dir));
     let schema = Schema::default();
     registry_testkit::router::check(&*loaded.stages.router);
     registry_testkit::generator::check(&*loaded.stages.generator, &schema);

@@ -57,7 +57,7 @@ fn with(stage: StageKind, library: &str, config_json: &str) -> Vec<StageSpec> {
     specs
 }
 
-fn setup(dir: &tempfile::TempDir) -> Setup {
+pub fn setup(dir: &tempfile::TempDir) -> Setup {
     Setup {
         schema: Schema::default(),
         data_dir: dir.path().to_owned(),
