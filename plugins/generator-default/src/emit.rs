@@ -1,7 +1,7 @@
 //! A small block-style YAML emitter: a `serde::Serializer` for the documents this crate renders.
 //!
 //! `yaml_serde`'s emitter (a translation of libyaml) analyses every scalar character by character
-//! and queues every event; measured on the config template it renders about 30,000 documents a
+//! and queues every event; measured on the config template it renders about 20,000–30,000 documents a
 //! second on one core, a third of what the registry must sustain. This emitter writes straight
 //! into one `String`, in the same layout `yaml_serde` produces (two-space indentation, sequences
 //! level with their key), and picks each string's style by a conservative rule:

@@ -92,7 +92,7 @@
 //! draft. `yaml_serde` parses the templates and remains the reference for output: the tests write
 //! the same view with both and check that they read back as the same YAML values. It was set
 //! aside for writing because its emitter, a translation of libyaml, renders this config about
-//! 30,000 times a second on one core; the emitter here does several times that (about 300,000
+//! 20,000–30,000 times a second on one core; the emitter here does several times that (about 300,000
 //! with the built-in templates).
 
 mod emit;
