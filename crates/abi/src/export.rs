@@ -12,13 +12,14 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use registry_core::{
-    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, Request, Router,
-    Setup, StageError, Storage, TrainOptions, Validator,
+    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, RawHeader, Request,
+    Router, Setup, StageError, Storage, TrainOptions, Validator,
 };
 
 use crate::ffi::{
     FfiCacheStats, FfiDraft, FfiEntry, FfiError, FfiId, FfiInserted, FfiKey, FfiListQuery,
-    FfiPrediction, FfiProblem, FfiRequest, convert_all, prediction_to_ffi,
+    FfiPrediction, FfiProblem, FfiRawHeader, FfiRequest, convert_all, prediction_to_ffi,
+    restored_to_ffi,
 };
 use crate::module::{
     CacheBox, FfiCache, FfiCache_TO, FfiGenerator, FfiGenerator_TO, FfiRouter, FfiRouter_TO,
@@ -249,6 +250,20 @@ impl<T: Validator> FfiValidator for Exported<T> {
             Ok(())
         })
     }
+
+    fn check_headers(
+        &self,
+        headers: RSlice<'_, FfiRawHeader>,
+        out: &mut RVec<FfiProblem>,
+    ) -> RResult<(), FfiError> {
+        guard(|| {
+            let batch: Vec<RawHeader> = headers.iter().cloned().map(RawHeader::from).collect();
+            let mut problems = Vec::new();
+            self.0.check_headers(&batch, &mut problems)?;
+            out.extend(problems.into_iter().map(FfiProblem::from));
+            Ok(())
+        })
+    }
 }
 
 impl<T: Storage> FfiStorage for Exported<T> {
@@ -345,6 +360,29 @@ impl<T: Storage> FfiStorage for Exported<T> {
             let mut entries = Vec::new();
             self.0.list(&query.clone().into(), &mut entries)?;
             out.extend(entries.iter().map(FfiEntry::from));
+            Ok(())
+        })
+    }
+
+    fn restore(
+        &self,
+        histories: RSlice<'_, RVec<FfiEntry>>,
+        out: &mut RVec<RResult<bool, FfiError>>,
+    ) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Vec<Entry>> = Vec::with_capacity(histories.len());
+            for history in histories.iter() {
+                let mut revisions = Vec::with_capacity(history.len());
+                convert_all(history.iter().cloned(), &mut revisions)?;
+                batch.push(revisions);
+            }
+            let mut outcomes = Vec::with_capacity(batch.len());
+            self.0.restore(&batch, &mut outcomes)?;
+            out.extend(
+                outcomes
+                    .into_iter()
+                    .map(|r| r.map(restored_to_ffi).map_err(FfiError::from).into()),
+            );
             Ok(())
         })
     }

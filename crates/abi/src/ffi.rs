@@ -9,8 +9,8 @@ use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RString, RVec, Tuple2};
 use registry_core::{
     CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
-    Fingerprint, Guess, Header, Inserted, ListQuery, Prediction, Problem, Request, Severity,
-    Source, StageError, Timestamp,
+    Fingerprint, Guess, Header, HeaderForm, Inserted, ListQuery, Prediction, Problem, RawHeader,
+    Request, Restored, Severity, Source, StageError, Timestamp,
 };
 
 /// An error crossing the boundary: a code (see [`ErrorCode`]) and a one-line message.
@@ -406,6 +406,63 @@ impl From<FfiProblem> for Problem {
             field: p.field.into_string(),
             message: p.message.into_string(),
         }
+    }
+}
+
+/// A header as written in a file, split but unchecked. `form`: 0 readable, 1 grepable.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiRawHeader {
+    pub form: u8,
+    pub fields: FfiFields<RString>,
+    pub id: RString,
+    pub version: RString,
+}
+
+impl From<&RawHeader> for FfiRawHeader {
+    fn from(h: &RawHeader) -> Self {
+        FfiRawHeader {
+            form: match h.form {
+                HeaderForm::Readable => 0,
+                HeaderForm::Grepable => 1,
+            },
+            fields: FfiFields {
+                scope: h.fields.scope.as_str().into(),
+                kind: h.fields.kind.as_str().into(),
+                variant: h.fields.variant.as_str().into(),
+                status: h.fields.status.as_str().into(),
+            },
+            id: h.id.as_str().into(),
+            version: h.version.as_str().into(),
+        }
+    }
+}
+
+impl From<FfiRawHeader> for RawHeader {
+    fn from(h: FfiRawHeader) -> Self {
+        RawHeader {
+            form: if h.form == 0 {
+                HeaderForm::Readable
+            } else {
+                HeaderForm::Grepable
+            },
+            fields: h.fields.into_fields(RString::into_string),
+            id: h.id.into_string(),
+            version: h.version.into_string(),
+        }
+    }
+}
+
+/// The outcome of one restore: `true` when created, `false` when already stored unchanged.
+pub(crate) fn restored_to_ffi(r: Restored) -> bool {
+    r == Restored::Created
+}
+
+pub(crate) fn restored_from_ffi(created: bool) -> Restored {
+    if created {
+        Restored::Created
+    } else {
+        Restored::Unchanged
     }
 }
 

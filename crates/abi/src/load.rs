@@ -13,13 +13,13 @@ use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
 use abi_stable::std_types::{RResult, RSlice, RString, RVec};
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator,
-    Inserted, ListQuery, Prediction, Problem, Request, Router, Setup, StageError, StageKind,
-    StageResult, Stages, Storage, TrainOptions, TrainReport, Validator,
+    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Setup,
+    StageError, StageKind, StageResult, Stages, Storage, TrainOptions, TrainReport, Validator,
 };
 
 use crate::ffi::{
-    FfiDraft, FfiEntry, FfiError, FfiId, FfiKey, FfiListQuery, FfiRequest, convert_all,
-    prediction_from_ffi,
+    FfiDraft, FfiEntry, FfiError, FfiId, FfiKey, FfiListQuery, FfiRawHeader, FfiRequest,
+    convert_all, prediction_from_ffi, restored_from_ffi,
 };
 use crate::module::{
     CacheBox, GeneratorBox, PluginInfo, PluginModRef, RouterBox, StorageBox, ValidatorBox,
@@ -442,6 +442,17 @@ impl Validator for HostValidator {
         out.extend(problems.into_iter().map(Problem::from));
         Ok(())
     }
+
+    fn check_headers(&self, headers: &[RawHeader], out: &mut Vec<Problem>) -> StageResult<()> {
+        let batch: Vec<FfiRawHeader> = headers.iter().map(FfiRawHeader::from).collect();
+        let mut problems = RVec::new();
+        call(
+            self.0
+                .check_headers(RSlice::from_slice(&batch), &mut problems),
+        )?;
+        out.extend(problems.into_iter().map(Problem::from));
+        Ok(())
+    }
 }
 
 impl Storage for HostStorage {
@@ -492,6 +503,25 @@ impl Storage for HostStorage {
         let mut entries = RVec::new();
         call(self.0.list(&FfiListQuery::from(query), &mut entries))?;
         convert_all(entries, out)
+    }
+
+    fn restore(
+        &self,
+        histories: &[Vec<Entry>],
+        out: &mut Vec<StageResult<Restored>>,
+    ) -> StageResult<()> {
+        let batch: Vec<RVec<FfiEntry>> = histories
+            .iter()
+            .map(|h| h.iter().map(FfiEntry::from).collect())
+            .collect();
+        let mut outcomes = RVec::with_capacity(batch.len());
+        call(self.0.restore(RSlice::from_slice(&batch), &mut outcomes))?;
+        out.extend(outcomes.into_iter().map(|r| {
+            r.into_result()
+                .map(restored_from_ffi)
+                .map_err(StageError::from)
+        }));
+        Ok(())
     }
 }
 

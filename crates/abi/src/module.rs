@@ -14,7 +14,7 @@ use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings
 
 use crate::ffi::{
     FfiCacheStats, FfiDraft, FfiEntry, FfiError, FfiId, FfiInserted, FfiKey, FfiListQuery,
-    FfiPrediction, FfiProblem, FfiRequest,
+    FfiPrediction, FfiProblem, FfiRawHeader, FfiRequest,
 };
 
 /// The cache stage across the boundary; mirrors `registry_core::Cache`.
@@ -68,6 +68,11 @@ pub trait FfiValidator: Send + Sync {
         entries: RSlice<'_, FfiEntry>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError>;
+    fn check_headers(
+        &self,
+        headers: RSlice<'_, FfiRawHeader>,
+        out: &mut RVec<FfiProblem>,
+    ) -> RResult<(), FfiError>;
 }
 
 /// The storage stage across the boundary; mirrors `registry_core::Storage`.
@@ -98,6 +103,12 @@ pub trait FfiStorage: Send + Sync {
     fn history(&self, id: &FfiId, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError>;
     #[sabi(last_prefix_field)]
     fn list(&self, query: &FfiListQuery, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError>;
+    /// `Storage::restore`; each outcome is `true` for created, `false` for unchanged.
+    fn restore(
+        &self,
+        histories: RSlice<'_, RVec<FfiEntry>>,
+        out: &mut RVec<RResult<bool, FfiError>>,
+    ) -> RResult<(), FfiError>;
 }
 
 /// The router stage across the boundary; mirrors `registry_core::Router`.

@@ -58,6 +58,9 @@ struct RawSchema {
     version: Option<String>,
     #[serde(default)]
     defaults: RawDefaults,
+    /// Dotted config keys each scope's entries must have; `"*"` for every scope.
+    #[serde(default)]
+    required: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,6 +253,7 @@ fn schema(raw: RawSchema) -> Result<Schema, Vec<String>> {
     let values = lists.map(|f, list| list.unwrap_or_else(|| builtin.allowed(f).to_vec()));
     let version = raw.version.unwrap_or_else(|| builtin.version().to_owned());
     Schema::new(values, version, defaults)
+        .and_then(|schema| schema.with_required(raw.required))
         .map_err(|errors| errors.into_iter().map(|e| e.to_string()).collect())
 }
 

@@ -207,16 +207,273 @@ pub struct Header {
 pub enum HeaderError {
     #[error("malformed id `{0}`: expected SCOPE-TYP-NUMBER, e.g. SEC-RUL-042")]
     BadId(String),
-    #[error(
-        "malformed header `{0}`: expected [SCOPE][TYPE][VARIANT][ID][VERSION][STATUS] or its grepable form"
-    )]
-    Malformed(String),
+    #[error("malformed header `{text}`: {reason}")]
+    Malformed { text: String, reason: String },
     #[error("header `{header}`: unknown {field} `{value}`")]
     UnknownValue {
         header: String,
         field: &'static str,
         value: String,
     },
+    #[error(
+        "header `{header}`: id `{id}` does not start with {expected}, the prefix of its scope and type"
+    )]
+    PrefixMismatch {
+        header: String,
+        id: String,
+        expected: String,
+    },
+}
+
+impl HeaderError {
+    fn malformed(text: &str, reason: impl Into<String>) -> HeaderError {
+        HeaderError::Malformed {
+            text: text.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The two ways a header is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderForm {
+    /// `[SEC][RULES][LIVE][SEC-RUL-042][v2.9][REQUIRED]`
+    Readable,
+    /// `[sec-rules-live-sec-rul-042-v2.9-required]`
+    Grepable,
+}
+
+/// A header split into its six parts as written, nothing checked yet: what is found in a file
+/// and handed to a validator, so that every problem of a header is reported, not only the first.
+///
+/// Splitting the readable form needs nothing but the brackets. The grepable form is split with
+/// the schema's values where they match; a token no schema value matches is taken as one whole
+/// value, so `[xyz-rules-live-xyz-rul-001-v2.9-live]` splits into an unknown scope `xyz` rather
+/// than failing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RawHeader {
+    pub form: HeaderForm,
+    pub fields: Fields<String>,
+    /// The id as written (`SEC-RUL-042`; lowercase in the grepable form).
+    pub id: String,
+    pub version: String,
+}
+
+impl RawHeader {
+    /// Splits either form into its parts.
+    ///
+    /// # Errors
+    /// [`HeaderError::Malformed`], saying what is wrong, when the text does not have the shape of
+    /// a header: not bracketed, not six fields, no version in the grepable form, an empty field.
+    pub fn split(text: &str, schema: &Schema) -> Result<RawHeader, HeaderError> {
+        let text = text.trim();
+        let inner = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .ok_or_else(|| HeaderError::malformed(text, "a header is enclosed in brackets"))?;
+        if inner.contains("][") {
+            Self::split_readable(text, inner)
+        } else {
+            Self::split_grepable(text, inner, schema)
+        }
+    }
+
+    fn split_readable(text: &str, inner: &str) -> Result<RawHeader, HeaderError> {
+        let parts: Vec<&str> = inner.split("][").collect();
+        let [scope, kind, variant, id, version, status] = parts[..] else {
+            return Err(HeaderError::malformed(
+                text,
+                format!(
+                    "{} fields, expected 6: [SCOPE][TYPE][VARIANT][ID][VERSION][STATUS]",
+                    parts.len()
+                ),
+            ));
+        };
+        let names = ["scope", "type", "variant", "id", "version", "status"];
+        let parts = [scope, kind, variant, id, version, status];
+        if let Some(at) = parts.iter().position(|p| p.trim().is_empty()) {
+            return Err(HeaderError::malformed(
+                text,
+                format!("the {} field is empty", names[at]),
+            ));
+        }
+        if let Some(at) = parts
+            .iter()
+            .position(|p| p.contains(['[', ']']) || p.contains(char::is_whitespace))
+        {
+            return Err(HeaderError::malformed(
+                text,
+                format!(
+                    "the {} field `{}` contains brackets or spaces",
+                    names[at], parts[at]
+                ),
+            ));
+        }
+        Ok(RawHeader {
+            form: HeaderForm::Readable,
+            fields: Fields {
+                scope: scope.to_owned(),
+                kind: kind.to_owned(),
+                variant: variant.to_owned(),
+                status: status.to_owned(),
+            },
+            id: id.to_owned(),
+            version: version.to_owned(),
+        })
+    }
+
+    /// Layout: `scope.. type.. variant.. idscope.. TYP NUMBER version status..`, `-`-separated.
+    /// Each field takes the schema value whose tokens come next, trying every candidate, so a
+    /// value containing `-` never swallows its neighbour; if no assignment of schema values
+    /// fits, each field not matched by a schema value takes one token.
+    fn split_grepable(text: &str, inner: &str, schema: &Schema) -> Result<RawHeader, HeaderError> {
+        const LAYOUT: &str = "expected [scope-type-variant-id-version-status], e.g. [sec-rules-live-sec-rul-042-v2.9-required]";
+        if inner.is_empty()
+            || inner.contains(['[', ']'])
+            || inner.contains(char::is_whitespace)
+            || inner.split('-').any(str::is_empty)
+        {
+            return Err(HeaderError::malformed(text, LAYOUT));
+        }
+        let tokens: Vec<&str> = inner.split('-').collect();
+        let Some(version_at) = tokens.iter().rposition(|t| is_version(t)) else {
+            return Err(HeaderError::malformed(
+                text,
+                format!("no version (v and numbers) found: {LAYOUT}"),
+            ));
+        };
+        if version_at + 1 == tokens.len() {
+            return Err(HeaderError::malformed(
+                text,
+                format!("no status after the version: {LAYOUT}"),
+            ));
+        }
+        let status = tokens[version_at + 1..].join("-");
+        let before = &tokens[..version_at];
+        if before.len() < 6 {
+            return Err(HeaderError::malformed(
+                text,
+                format!("too few fields before the version: {LAYOUT}"),
+            ));
+        }
+        let (head, id_tail) = before.split_at(before.len() - 2);
+        let raw = |scope: String, kind: String, variant: String, id_scope: String| RawHeader {
+            form: HeaderForm::Grepable,
+            fields: Fields {
+                scope,
+                kind,
+                variant,
+                status: status.clone(),
+            },
+            id: format!("{id_scope}-{}-{}", id_tail[0], id_tail[1]),
+            version: tokens[version_at].to_owned(),
+        };
+        // An assignment of schema values whose id repeats the scope and the type's letters.
+        for (scope, scope_len) in candidates(schema, Field::Scope, head) {
+            let rest = &head[scope_len..];
+            for (kind, kind_len) in candidates(schema, Field::Type, rest) {
+                let after_kind = &rest[kind_len..];
+                let letters = EntryId::prefix_for(scope, kind);
+                if !letters.ends_with(&format!("-{}", id_tail[0].to_ascii_uppercase())) {
+                    continue;
+                }
+                for (_, variant_len) in candidates(schema, Field::Variant, after_kind) {
+                    let id_scope = &after_kind[variant_len..];
+                    if id_scope.len() == scope_len
+                        && id_scope
+                            .iter()
+                            .zip(scope.split('-'))
+                            .all(|(a, b)| a.eq_ignore_ascii_case(b))
+                    {
+                        return Ok(raw(
+                            head[..scope_len].join("-"),
+                            rest[..kind_len].join("-"),
+                            after_kind[..variant_len].join("-"),
+                            id_scope.join("-"),
+                        ));
+                    }
+                }
+            }
+        }
+        // Otherwise: the longest schema value where one matches, one token where none does.
+        let mut at = 0;
+        let mut take = |field: Field| -> Option<String> {
+            let rest = &head[at..];
+            let n = candidates(schema, field, rest)
+                .map(|(_, n)| n)
+                .max()
+                .unwrap_or(1);
+            (n < rest.len()).then(|| {
+                at += n;
+                rest[..n].join("-")
+            })
+        };
+        let too_few = || HeaderError::malformed(text, format!("too few fields: {LAYOUT}"));
+        let scope = take(Field::Scope).ok_or_else(too_few)?;
+        let kind = take(Field::Type).ok_or_else(too_few)?;
+        let variant = take(Field::Variant).ok_or_else(too_few)?;
+        let id_scope = head[at..].join("-");
+        Ok(raw(scope, kind, variant, id_scope))
+    }
+
+    /// The header as written: its parts put back together in its form.
+    pub fn text(&self) -> String {
+        let f = &self.fields;
+        match self.form {
+            HeaderForm::Readable => format!(
+                "[{}][{}][{}][{}][{}][{}]",
+                f.scope, f.kind, f.variant, self.id, self.version, f.status
+            ),
+            HeaderForm::Grepable => format!(
+                "[{}-{}-{}-{}-{}-{}]",
+                f.scope, f.kind, f.variant, self.id, self.version, f.status
+            ),
+        }
+    }
+
+    /// Checks the parts against the schema and builds the header, stopping at the first problem.
+    /// Values may be written in any case and come back in the schema's spelling.
+    ///
+    /// # Errors
+    /// The first problem found: an unknown value, a malformed version or id, or an id whose
+    /// prefix does not follow from the scope and type.
+    pub fn check(&self, text: &str, schema: &Schema) -> Result<Header, HeaderError> {
+        let mut fields = Fields::default();
+        for (field, value) in self.fields.iter() {
+            fields[field] = schema
+                .canonical(field, value)
+                .ok_or_else(|| HeaderError::UnknownValue {
+                    header: text.to_owned(),
+                    field: field.name(),
+                    value: value.clone(),
+                })?
+                .to_owned();
+        }
+        if !is_version(&self.version) {
+            return Err(HeaderError::malformed(
+                text,
+                format!(
+                    "version `{}` is not v followed by dot-separated numbers, e.g. v2.9",
+                    self.version
+                ),
+            ));
+        }
+        let id: EntryId = self.id.parse()?;
+        let expected = EntryId::prefix_for(&fields.scope, &fields.kind);
+        if id.prefix() != expected {
+            return Err(HeaderError::PrefixMismatch {
+                header: text.to_owned(),
+                id: self.id.clone(),
+                expected,
+            });
+        }
+        Ok(Header {
+            fields,
+            id,
+            version: self.version.clone(),
+        })
+    }
 }
 
 impl Header {
@@ -239,97 +496,79 @@ impl Header {
         .to_lowercase()
     }
 
+    /// The header written in `form`.
+    pub fn format(&self, form: HeaderForm) -> String {
+        match form {
+            HeaderForm::Readable => self.readable(),
+            HeaderForm::Grepable => self.grepable(),
+        }
+    }
+
     /// Parses either form. Values are matched against the schema case-insensitively and come back
     /// in the schema's spelling, so both forms of one header parse into the same `Header`.
     ///
     /// # Errors
-    /// [`HeaderError`] when the text is not a header or names a value the schema does not declare.
+    /// [`HeaderError`] when the text is not a header, names a value the schema does not declare,
+    /// or carries an id whose prefix does not follow from its scope and type.
     pub fn parse(text: &str, schema: &Schema) -> Result<Header, HeaderError> {
         let text = text.trim();
-        let inner = text
-            .strip_prefix('[')
-            .and_then(|t| t.strip_suffix(']'))
-            .ok_or_else(|| HeaderError::Malformed(text.to_owned()))?;
-        if inner.contains("][") {
-            Self::parse_readable(text, inner, schema)
-        } else {
-            Self::parse_grepable(text, inner, schema)
-        }
+        RawHeader::split(text, schema)?.check(text, schema)
     }
+}
 
-    fn parse_readable(text: &str, inner: &str, schema: &Schema) -> Result<Header, HeaderError> {
-        let parts: Vec<&str> = inner.split("][").collect();
-        let [scope, kind, variant, id, version, status] = parts[..] else {
-            return Err(HeaderError::Malformed(text.to_owned()));
-        };
-        let mut fields = Fields::default();
-        for (field, value) in Field::ALL.into_iter().zip([scope, kind, variant, status]) {
-            fields[field] = schema
-                .canonical(field, value)
-                .ok_or_else(|| HeaderError::UnknownValue {
-                    header: text.to_owned(),
-                    field: field.name(),
-                    value: value.to_owned(),
-                })?
-                .to_owned();
-        }
-        if !is_version(version) {
-            return Err(HeaderError::Malformed(text.to_owned()));
-        }
-        Ok(Header {
-            fields,
-            id: id.parse()?,
-            version: version.to_owned(),
-        })
-    }
-
-    /// Grepable headers are matched token by token: each field takes the schema value whose
-    /// lowercase `-`-separated tokens come next, trying every candidate, so a value containing `-`
-    /// never swallows its neighbour.
-    fn parse_grepable(text: &str, inner: &str, schema: &Schema) -> Result<Header, HeaderError> {
-        let malformed = || HeaderError::Malformed(text.to_owned());
-        let tokens: Vec<&str> = inner.split('-').collect();
-        // Layout: scope.. type.. variant.. scope.. TYP NUMBER version status..
-        let version_at = tokens
-            .iter()
-            .rposition(|t| is_version(t))
-            .ok_or_else(malformed)?;
-        let status = match_value(schema, Field::Status, &tokens[version_at + 1..], true)
-            .ok_or_else(malformed)?;
-        let before = &tokens[..version_at];
-        if before.len() < 6 {
-            return Err(malformed());
-        }
-        let (head, id_tail) = before.split_at(before.len() - 2);
-        let number: u64 = id_tail[1].parse().map_err(|_| malformed())?;
-        for (scope, scope_len) in candidates(schema, Field::Scope, head) {
-            let rest = &head[scope_len..];
-            for (kind, kind_len) in candidates(schema, Field::Type, rest) {
-                let rest = &rest[kind_len..];
-                for (variant, variant_len) in candidates(schema, Field::Variant, rest) {
-                    let id_scope = &rest[variant_len..];
-                    if id_scope.join("-") != scope.to_lowercase() {
-                        continue;
-                    }
-                    let prefix = EntryId::prefix_for(scope, kind);
-                    if !prefix.ends_with(&format!("-{}", id_tail[0].to_ascii_uppercase())) {
-                        continue;
-                    }
-                    return Ok(Header {
-                        fields: Fields {
-                            scope: scope.to_owned(),
-                            kind: kind.to_owned(),
-                            variant: variant.to_owned(),
-                            status: status.to_owned(),
-                        },
-                        id: EntryId::new(prefix, number),
-                        version: tokens[version_at].to_owned(),
-                    });
-                }
+/// Finds a header in one line of a file: the first bracketed text shaped like a header, in
+/// either form, wherever it stands (after `# `, `// `, `-- `, inside `<!-- -->`, ...). Returns
+/// its byte offset in the line and the text, brackets included.
+///
+/// Shaped like a header means: three or more adjacent `[...]` groups without spaces (the
+/// readable form, also with a wrong number of fields), or one `[...]` group of `-`-joined
+/// tokens, at least six of them, one a version (the grepable form). A group directly after a
+/// letter, digit, `_`, `]` or `)` is an index expression (`a[1][2][3]`), not a header.
+pub fn find_header(line: &str) -> Option<(usize, &str)> {
+    let bytes = line.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = line[from..].find('[').map(|p| p + from) {
+        from = pos + 1;
+        if pos > 0 {
+            let before = bytes[pos - 1];
+            if before.is_ascii_alphanumeric() || matches!(before, b'_' | b']' | b')') {
+                continue;
             }
         }
-        Err(malformed())
+        // Adjacent groups `[...]` without whitespace or nested `[`.
+        let mut end = pos;
+        let mut groups = 0;
+        while end < bytes.len() && bytes[end] == b'[' {
+            let Some(close) = bytes[end + 1..]
+                .iter()
+                .position(|&b| b == b']' || b == b'[' || b.is_ascii_whitespace())
+            else {
+                break;
+            };
+            let close = end + 1 + close;
+            if bytes[close] != b']' {
+                break;
+            }
+            groups += 1;
+            end = close + 1;
+        }
+        if groups >= 3 {
+            return Some((pos, &line[pos..end]));
+        }
+        if groups >= 1 {
+            let first_end = pos + 1 + bytes[pos + 1..].iter().position(|&b| b == b']')?;
+            let inner = &line[pos + 1..first_end];
+            if inner.split('-').count() >= 6
+                && inner
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && inner.split('-').any(is_version)
+            {
+                return Some((pos, &line[pos..=first_end]));
+            }
+        }
     }
+    None
 }
 
 /// Schema values of `field` whose lowercase tokens start `tokens`, with how many tokens each takes.
@@ -348,17 +587,6 @@ fn candidates<'s>(
                 .all(|(a, b)| a.eq_ignore_ascii_case(b));
         matches.then_some((value.as_str(), n))
     })
-}
-
-fn match_value<'s>(
-    schema: &'s Schema,
-    field: Field,
-    tokens: &[&str],
-    whole: bool,
-) -> Option<&'s str> {
-    candidates(schema, field, tokens)
-        .find(|&(_, n)| !whole || n == tokens.len())
-        .map(|(value, _)| value)
 }
 
 /// Whether `s` is a version: `v` (or `V`) followed by dot-separated numbers of 1 to 9 digits,

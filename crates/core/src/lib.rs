@@ -23,16 +23,18 @@ pub mod time;
 
 pub use entry::{ContentHash, Entry, Fingerprint};
 pub use error::{Error, ErrorCode, Problem, Severity, StageError, StageKind, StageResult};
-pub use header::{EntryId, Field, Fields, Header, HeaderError, is_version};
+pub use header::{
+    EntryId, Field, Fields, Header, HeaderError, HeaderForm, RawHeader, find_header, is_version,
+};
 pub use pipeline::{Added, Changes, Pipeline, Stages, Updated};
 pub use request::{
     Context, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES, Request, RequestError,
     check_title,
 };
-pub use schema::{Schema, SchemaError};
+pub use schema::{EVERY_SCOPE, Schema, SchemaError};
 pub use stage::{
     Cache, CacheKey, CacheStats, Draft, Evaluation, FieldReport, FromConfig, Generator, Guess,
-    Inserted, ListQuery, Prediction, Router, Setup, Source, Storage, TrainOptions, TrainReport,
-    Validator,
+    Inserted, ListQuery, Prediction, Restored, Router, Setup, Source, Storage, TrainOptions,
+    TrainReport, Validator,
 };
 pub use time::Timestamp;

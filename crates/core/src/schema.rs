@@ -1,8 +1,10 @@
 //! The schema declared in `registry.toml`: allowed values per enumerated field, the default
-//! version and a default per field.
+//! version, a default per field, and the keys every config of a scope must have.
 //!
 //! `Schema::default()` is the original system's schema, so a registry with no configuration file
 //! behaves like the one it replaces.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +16,14 @@ pub struct Schema {
     values: Fields<Vec<String>>,
     version: String,
     defaults: Fields<Option<String>>,
+    /// Dotted config keys (`metadata.owner`) required per scope (schema spelling), `*` for
+    /// every scope.
+    #[serde(default)]
+    required: BTreeMap<String, Vec<String>>,
 }
+
+/// The key of [`Schema::with_required`] that applies to every scope.
+pub const EVERY_SCOPE: &str = "*";
 
 /// A problem in a schema, naming the key it comes from (`schema.scope`, `schema.defaults.type`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +104,72 @@ impl Schema {
             values,
             version,
             defaults,
+            required: BTreeMap::new(),
         })
+    }
+
+    /// Adds the config keys each scope requires (`schema.required` in `registry.toml`): a map
+    /// from a scope, or [`EVERY_SCOPE`], to dotted key paths such as `metadata.owner`.
+    ///
+    /// # Errors
+    /// One [`SchemaError`] per problem: a scope the schema does not declare, or a key path with
+    /// an empty segment.
+    pub fn with_required(
+        mut self,
+        required: BTreeMap<String, Vec<String>>,
+    ) -> Result<Schema, Vec<SchemaError>> {
+        let mut problems = Vec::new();
+        let mut checked = BTreeMap::new();
+        for (scope, keys) in required {
+            let name = if scope == EVERY_SCOPE {
+                Some(EVERY_SCOPE.to_owned())
+            } else {
+                self.canonical(Field::Scope, &scope).map(str::to_owned)
+            };
+            let Some(name) = name else {
+                problems.push(SchemaError {
+                    key: format!("schema.required.{scope}"),
+                    message: format!(
+                        "`{scope}` is not one of schema.scope ({}) nor `*` for every scope",
+                        self.values.scope.join(", ")
+                    ),
+                });
+                continue;
+            };
+            for key in &keys {
+                if key.split('.').any(|part| part.trim().is_empty()) {
+                    problems.push(SchemaError {
+                        key: format!("schema.required.{scope}"),
+                        message: format!(
+                            "`{key}` is not a key path: use dot-separated names, e.g. metadata.owner"
+                        ),
+                    });
+                }
+            }
+            let list: &mut Vec<String> = checked.entry(name).or_default();
+            for key in keys {
+                if !list.contains(&key) {
+                    list.push(key);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        self.required = checked;
+        Ok(self)
+    }
+
+    /// The dotted config keys an entry of `scope` must have: those of every scope, then the
+    /// scope's own.
+    pub fn required_keys<'a>(&'a self, scope: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let scope = self.canonical(Field::Scope, scope).map(str::to_owned);
+        let every = self.required.get(EVERY_SCOPE).into_iter().flatten();
+        let own = scope
+            .and_then(|s| self.required.get(&s))
+            .into_iter()
+            .flatten();
+        every.chain(own).map(String::as_str)
     }
 
     /// The values a field may take, in declaration order.
@@ -189,6 +263,29 @@ mod tests {
         assert_eq!(s.canonical(Field::Scope, "sec"), Some("SEC"));
         assert_eq!(s.canonical(Field::Scope, "SECURITY"), None);
         assert_eq!(s.version(), "v2.9");
+        assert_eq!(s.required_keys("SEC").count(), 0);
+    }
+
+    #[test]
+    fn required_keys_per_scope() {
+        let required = BTreeMap::from([
+            ("*".to_owned(), vec!["metadata.id".to_owned()]),
+            ("sec".to_owned(), vec!["security.level".to_owned()]),
+        ]);
+        let s = Schema::default().with_required(required).expect("valid");
+        assert_eq!(
+            s.required_keys("SEC").collect::<Vec<_>>(),
+            ["metadata.id", "security.level"]
+        );
+        assert_eq!(s.required_keys("OPS").collect::<Vec<_>>(), ["metadata.id"]);
+
+        let bad = BTreeMap::from([
+            ("NOPE".to_owned(), vec!["a".to_owned()]),
+            ("OPS".to_owned(), vec!["a..b".to_owned()]),
+        ]);
+        let errors = Schema::default().with_required(bad).expect_err("invalid");
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["schema.required.NOPE", "schema.required.OPS"]);
     }
 
     #[test]

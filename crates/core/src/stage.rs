@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Fingerprint};
 use crate::error::{Problem, StageResult};
-use crate::header::{EntryId, Field, Fields, Header};
+use crate::header::{EntryId, Field, Fields, Header, RawHeader};
 use crate::request::{Context, Request};
 use crate::schema::Schema;
 
@@ -255,6 +255,15 @@ pub trait Validator: Send + Sync {
     /// # Errors
     /// As [`Validator::check_requests`].
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()>;
+
+    /// Checks headers as written in files (found by `registry lint`), before anything is known
+    /// about them but their text: pushes every problem of each, with [`Problem::item`] the
+    /// header's index. Values may be in any case (the grepable form is lowercase); a value the
+    /// schema knows in another case, or an id without its zero padding, is at most a warning.
+    ///
+    /// # Errors
+    /// As [`Validator::check_requests`].
+    fn check_headers(&self, headers: &[RawHeader], out: &mut Vec<Problem>) -> StageResult<()>;
 }
 
 /// What storage did with an entry given to [`Storage::insert`].
@@ -268,6 +277,16 @@ pub enum Inserted {
     Created,
     /// An entry with the same fingerprint was already stored: this one, which was kept.
     Existing(Entry),
+}
+
+/// What storage did with an entry's history given to [`Storage::restore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Restored {
+    /// The entry and all its revisions are stored now.
+    Created,
+    /// The same entry was already stored: same id, latest revision and content hash.
+    Unchanged,
 }
 
 /// Filters and a page for [`Storage::list`].
@@ -345,6 +364,31 @@ pub trait Storage: Send + Sync {
     /// # Errors
     /// When the store cannot be read.
     fn list(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()>;
+
+    /// Stores entries exactly as exported from another registry, ids, revisions and times
+    /// included, in one durable transaction. Each item is one entry's history: every revision,
+    /// oldest first, numbered 1 to n, all with the same id and fingerprint. Each prefix's
+    /// sequence is raised to at least the restored number, so `allocate` never hands it out.
+    ///
+    /// Pushes per item `Ok(Restored::Created)`, `Ok(Restored::Unchanged)` when the same id is
+    /// stored with the same latest revision and hash, or an error: code `Conflict` when the id
+    /// or the fingerprint is taken by other content, `Invalid` for a malformed history. Only the
+    /// `Created` items are written.
+    ///
+    /// # Errors
+    /// When the transaction fails (then nothing of the batch is stored), or code `Invalid` when
+    /// the storage cannot restore (the default).
+    fn restore(
+        &self,
+        histories: &[Vec<Entry>],
+        out: &mut Vec<StageResult<Restored>>,
+    ) -> StageResult<()> {
+        let _ = (histories, out);
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage cannot restore exported entries",
+        ))
+    }
 }
 
 /// Chooses the shard of each key.

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use registry_core::Fingerprint;
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Field, FromConfig, Generator,
-    Inserted, ListQuery, Prediction, Problem, Request, Router, Schema, Setup, Severity, StageError,
-    StageResult, Stages, Storage, Validator,
+    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Router, Schema, Setup, Severity,
+    StageError, StageResult, Stages, Storage, Validator,
 };
 use serde::Deserialize;
 
@@ -490,6 +490,28 @@ impl Validator for SchemaOnlyValidator {
                 .iter()
                 .map(|(f, v)| (f, Some(v.as_str())));
             self.check_fields(item, fields, out);
+        }
+        Ok(())
+    }
+
+    /// The enumerated fields only, case-insensitively, and the header's shape through
+    /// [`RawHeader::check`] (version, id, prefix), as one `malformed-header` problem.
+    fn check_headers(&self, headers: &[RawHeader], out: &mut Vec<Problem>) -> StageResult<()> {
+        for (item, header) in headers.iter().enumerate() {
+            let fields = header.fields.iter().map(|(f, v)| (f, Some(v.as_str())));
+            let before = out.len();
+            self.check_fields(item, fields, out);
+            if out.len() == before
+                && let Err(e) = header.check(&header.text(), &self.schema)
+            {
+                out.push(Problem {
+                    item,
+                    severity: Severity::Error,
+                    code: "malformed-header".to_owned(),
+                    field: "header".to_owned(),
+                    message: e.to_string(),
+                });
+            }
         }
         Ok(())
     }

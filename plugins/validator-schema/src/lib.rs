@@ -19,7 +19,15 @@
 //! | `id-prefix-mismatch`, `bad-id`         | `id`              | prefix not from scope and type, number 0 |
 //! | `config-too-large`                     | `config`          | over `max_config_bytes`          |
 //! | `config-not-yaml`, `config-not-mapping`| `config`          | unparsable, or not a mapping     |
+//! | `missing-config-key`                   | `config.<key>`    | a key `schema.required` asks for is absent |
 //! | `hash-mismatch`                        | `hash`            | content altered since hashing    |
+//!
+//! Headers found in files (`check_headers`, for `registry lint`) are checked as written: every
+//! enumerated field against the schema case-insensitively (`unknown-<field>`), the version
+//! (`bad-version`), the id's shape (`bad-id`) and prefix (`id-prefix-mismatch`). Spelling that
+//! parses but differs from what the registry writes is a warning: `not-canonical` for a value
+//! in another case than the schema's (the readable form) or not lowercase (the grepable form),
+//! `id-not-canonical` for an id without its zero padding.
 //!
 //! Configs are parsed with `yaml_serde`, the maintained successor of `serde_yaml`, into a
 //! `yaml_serde::Value`, which also rejects a key repeated in one mapping. Walking the parser's
@@ -27,8 +35,8 @@
 //! being most of the cost, and needed a page of visitor code.
 
 use registry_core::{
-    Entry, EntryId, ErrorCode, Field, FromConfig, MAX_TITLE_BYTES, Problem, Request, Schema, Setup,
-    Severity, StageError, StageResult, Validator, is_version,
+    Entry, EntryId, ErrorCode, Field, FromConfig, HeaderForm, MAX_TITLE_BYTES, Problem, RawHeader,
+    Request, Schema, Setup, Severity, StageError, StageResult, Validator, is_version,
 };
 use serde::Deserialize;
 
@@ -101,10 +109,18 @@ struct Report<'a> {
 
 impl Report<'_> {
     fn error(&mut self, code: impl Into<String>, field: &str, message: String) {
+        self.push(Severity::Error, code.into(), field, message);
+    }
+
+    fn warning(&mut self, code: impl Into<String>, field: &str, message: String) {
+        self.push(Severity::Warning, code.into(), field, message);
+    }
+
+    fn push(&mut self, severity: Severity, code: String, field: &str, message: String) {
         self.out.push(Problem {
             item: self.item,
-            severity: Severity::Error,
-            code: code.into(),
+            severity,
+            code,
             field: field.to_owned(),
             message,
         });
@@ -199,7 +215,7 @@ impl SchemaValidator {
             );
         }
 
-        self.check_config(report, &entry.config);
+        self.check_config(report, &header.fields.scope, &entry.config);
 
         let computed = Entry::compute_hash(header, &entry.title, &entry.context, &entry.config);
         if computed != entry.hash {
@@ -214,7 +230,94 @@ impl SchemaValidator {
         }
     }
 
-    fn check_config(&self, report: &mut Report<'_>, config: &str) {
+    /// Checks a header as written in a file; see the crate documentation.
+    fn check_header(&self, report: &mut Report<'_>, header: &RawHeader) {
+        let written = header.text();
+        let mut known = [None; 4];
+        for (field, value) in header.fields.iter() {
+            let allowed = &self.allowed[field as usize];
+            match self.schema.canonical(field, value) {
+                None => report.error(
+                    format!("unknown-{field}"),
+                    field.name(),
+                    format!("unknown {field} `{value}` in header {written}: allowed values are {allowed}"),
+                ),
+                Some(canonical) => {
+                    known[field as usize] = Some(canonical);
+                    let expected = match header.form {
+                        HeaderForm::Readable => canonical.to_owned(),
+                        HeaderForm::Grepable => canonical.to_lowercase(),
+                    };
+                    if *value != expected {
+                        report.warning(
+                            "not-canonical",
+                            field.name(),
+                            format!("{field} `{value}` is written `{expected}` in this form of header"),
+                        );
+                    }
+                }
+            }
+        }
+        if !is_version(&header.version) {
+            report.error(
+                "bad-version",
+                "version",
+                format!(
+                    "version `{}` in header {written} is not a version: expected v followed by dot-separated numbers, e.g. v2.9",
+                    header.version
+                ),
+            );
+        }
+        let id: EntryId = match header.id.parse() {
+            Ok(id) => id,
+            Err(_) => {
+                report.error(
+                    "bad-id",
+                    "id",
+                    format!(
+                        "id `{}` in header {written} is not an id: expected SCOPE-TYP-NUMBER, e.g. SEC-RUL-042",
+                        header.id
+                    ),
+                );
+                return;
+            }
+        };
+        if id.number() == 0 {
+            report.error(
+                "bad-id",
+                "id",
+                format!("id `{}` has number 0: numbers start at 1", header.id),
+            );
+        }
+        if let [Some(scope), Some(kind), ..] = known {
+            let expected = EntryId::prefix_for(scope, kind);
+            if id.prefix() != expected {
+                report.error(
+                    "id-prefix-mismatch",
+                    "id",
+                    format!(
+                        "id `{}` has prefix {}, but scope {scope} and type {kind} call for {expected}: an id starts with the scope and the first three letters of the type",
+                        header.id,
+                        id.prefix()
+                    ),
+                );
+                return;
+            }
+        }
+        let canonical = match header.form {
+            HeaderForm::Readable => id.to_string(),
+            HeaderForm::Grepable => id.to_string().to_lowercase(),
+        };
+        if header.id != canonical {
+            report.warning(
+                "id-not-canonical",
+                "id",
+                format!("id `{}` is written `{canonical}`", header.id),
+            );
+        }
+    }
+
+    fn check_config(&self, report: &mut Report<'_>, scope: &str, config: &str) {
         // An oversized config is not parsed at all: its size is reason enough to refuse it, and
         // parsing is the expensive part.
         if config.len() > self.max_config_bytes {
@@ -230,7 +333,19 @@ impl SchemaValidator {
             return;
         }
         match yaml_serde::from_str::<yaml_serde::Value>(config) {
-            Ok(yaml_serde::Value::Mapping(_)) => {}
+            Ok(value @ yaml_serde::Value::Mapping(_)) => {
+                for key in self.schema.required_keys(scope) {
+                    if !has_key(&value, key) {
+                        report.error(
+                            "missing-config-key",
+                            &format!("config.{key}"),
+                            format!(
+                                "config lacks `{key}`, which schema.required asks of every {scope} entry"
+                            ),
+                        );
+                    }
+                }
+            }
             Ok(other) => report.error(
                 "config-not-mapping",
                 "config",
@@ -256,6 +371,18 @@ impl SchemaValidator {
             }
         }
     }
+}
+
+/// Whether a dotted key path (`metadata.owner`) leads through mappings to a value that is not null.
+fn has_key(value: &yaml_serde::Value, path: &str) -> bool {
+    let mut at = value;
+    for part in path.split('.') {
+        match at.get(part) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    !at.is_null()
 }
 
 /// What a YAML value is, in words for messages.
@@ -288,6 +415,13 @@ impl Validator for SchemaValidator {
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         for (item, entry) in entries.iter().enumerate() {
             self.check_entry(&mut Report { out, item }, entry);
+        }
+        Ok(())
+    }
+
+    fn check_headers(&self, headers: &[RawHeader], out: &mut Vec<Problem>) -> StageResult<()> {
+        for (item, header) in headers.iter().enumerate() {
+            self.check_header(&mut Report { out, item }, header);
         }
         Ok(())
     }

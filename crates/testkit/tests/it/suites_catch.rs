@@ -265,6 +265,13 @@ impl Validator for BadValidator {
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         SchemaOnlyValidator::default().check_entries(entries, out)
     }
+    fn check_headers(
+        &self,
+        headers: &[registry_core::RawHeader],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        SchemaOnlyValidator::default().check_headers(headers, out)
+    }
 }
 
 #[test]
