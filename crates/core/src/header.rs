@@ -704,4 +704,173 @@ mod tests {
             assert!(!is_version(bad), "{bad}");
         }
     }
+
+    #[test]
+    fn split_names_what_is_wrong() {
+        let schema = Schema::default();
+        let reason = |text: &str| match RawHeader::split(text, &schema) {
+            Err(HeaderError::Malformed { reason, .. }) => reason,
+            other => panic!("{text}: expected malformed, got {other:?}"),
+        };
+        assert!(reason("[SEC][RULES][LIVE][SEC-RUL-042][v2.9]").starts_with("5 fields"));
+        assert!(reason("[SEC][][LIVE][SEC-RUL-042][v2.9][LIVE]").contains("type field is empty"));
+        assert!(reason("[sec-rules-live-sec-rul-042-required]").starts_with("no version"));
+        assert!(reason("[sec-rules-live-sec-rul-042-v2.9]").starts_with("no status"));
+        assert!(reason("SEC RULES").contains("brackets"));
+    }
+
+    #[test]
+    fn split_keeps_unknown_values_for_the_validator() {
+        let schema = Schema::default();
+        let raw = RawHeader::split("[XYZ][FOO][LIVE][XYZ-FOO-001][2.9][NOPE]", &schema)
+            .expect("six fields");
+        assert_eq!(raw.fields.scope, "XYZ");
+        assert_eq!(raw.fields.kind, "FOO");
+        assert_eq!(raw.version, "2.9");
+        assert_eq!(raw.fields.status, "NOPE");
+
+        // Grepable: unknown tokens take one field each; known multi-token values stay whole.
+        let raw = RawHeader::split("[xyz-multi-etl-live-xyz-mul-001-v2.9-nope]", &schema)
+            .expect("splits");
+        assert_eq!(
+            (raw.fields.scope.as_str(), raw.fields.kind.as_str()),
+            ("xyz", "multi-etl")
+        );
+        assert_eq!(raw.id, "xyz-mul-001");
+        assert_eq!(raw.fields.status, "nope");
+        assert_eq!(raw.text(), "[xyz-multi-etl-live-xyz-mul-001-v2.9-nope]");
+        assert!(matches!(
+            raw.check(&raw.text(), &schema),
+            Err(HeaderError::UnknownValue { field: "scope", .. })
+        ));
+    }
+
+    #[test]
+    fn check_refuses_a_prefix_that_does_not_follow() {
+        let schema = Schema::default();
+        assert!(matches!(
+            Header::parse("[SEC][RULES][LIVE][OPS-RUL-042][v2.9][LIVE]", &schema),
+            Err(HeaderError::PrefixMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn finds_headers_in_comments() {
+        let h = "[SEC][RULES][LIVE][SEC-RUL-042][v2.9][REQUIRED]";
+        let g = "[sec-rules-live-sec-rul-042-v2.9-required]";
+        for (line, at, found) in [
+            (format!("# {h}"), 2, h),
+            (format!("// {h} trailing words"), 3, h),
+            (format!("-- {g}"), 3, g),
+            (format!("<!-- {h} -->"), 5, h),
+            (format!("/* {g} */"), 3, g),
+            (h.to_owned(), 0, h),
+            // A malformed header is still found, so that it can be reported.
+            (
+                "# [SEC][RULES][LIVE][SEC-RUL-042][v2.9]".to_owned(),
+                2,
+                "[SEC][RULES][LIVE][SEC-RUL-042][v2.9]",
+            ),
+        ] {
+            assert_eq!(find_header(&line), Some((at, found)), "{line}");
+        }
+        for line in [
+            "see [the docs](https://example.com) and [this][ref]",
+            "if [[ -f x ]]; then",
+            "value = matrix[1][2][3]",
+            "[section]",
+            "[a-b-c]",
+            "- [ ] task",
+            "",
+        ] {
+            assert_eq!(find_header(line), None, "{line}");
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// A schema with values that contain `-`, so the grepable form needs backtracking.
+        fn tricky() -> Schema {
+            let list = |s: &[&str]| s.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+            Schema::new(
+                Fields {
+                    scope: list(&["SEC", "MULTI", "SEC-OPS", "A_B"]),
+                    kind: list(&["RULES", "MULTI-ETL", "ETL", "R2"]),
+                    variant: list(&["LIVE", "LIVE-2", "DEV"]),
+                    status: list(&["LIVE", "REQUIRED", "NOT-USED"]),
+                },
+                "v1".into(),
+                Fields::default(),
+            )
+            .expect("valid schema")
+        }
+
+        fn header_in(schema: Schema) -> impl Strategy<Value = (Schema, Header)> {
+            let pick = |f: Field, s: &Schema| proptest::sample::select(s.allowed(f).to_vec());
+            (
+                pick(Field::Scope, &schema),
+                pick(Field::Type, &schema),
+                pick(Field::Variant, &schema),
+                pick(Field::Status, &schema),
+                1u64..=u64::from(u32::MAX),
+                (0u32..100, 0u32..100),
+            )
+                .prop_map(
+                    move |(scope, kind, variant, status, number, (major, minor))| {
+                        let id = EntryId::new(EntryId::prefix_for(&scope, &kind), number);
+                        let header = Header {
+                            fields: Fields {
+                                scope,
+                                kind,
+                                variant,
+                                status,
+                            },
+                            id,
+                            version: format!("v{major}.{minor}"),
+                        };
+                        (schema.clone(), header)
+                    },
+                )
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_never_panics(text in "\\PC{0,80}") {
+                let schema = Schema::default();
+                let _ = Header::parse(&text, &schema);
+                let _ = RawHeader::split(&text, &schema);
+                let _ = find_header(&text);
+                let _ = text.parse::<EntryId>();
+            }
+
+            #[test]
+            fn header_shaped_noise_never_panics(
+                text in "[\\[\\]a-zA-Z0-9._ -]{0,60}",
+            ) {
+                let schema = tricky();
+                let _ = Header::parse(&text, &schema);
+                if let Some((at, found)) = find_header(&text) {
+                    prop_assert_eq!(&text[at..at + found.len()], found);
+                    let _ = RawHeader::split(found, &schema);
+                }
+            }
+
+            #[test]
+            fn format_then_parse_round_trips(
+                (schema, header) in prop_oneof![header_in(Schema::default()), header_in(tricky())],
+                prefix in prop_oneof![Just(""), Just("# "), Just("// "), Just("-- "), Just("<!-- ")],
+            ) {
+                for text in [header.readable(), header.grepable()] {
+                    prop_assert_eq!(Header::parse(&text, &schema), Ok(header.clone()), "{}", text);
+                    let line = format!("{prefix}{text} -->");
+                    prop_assert_eq!(find_header(&line), Some((prefix.len(), text.as_str())));
+                    let raw = RawHeader::split(&text, &schema).expect("splits");
+                    prop_assert_eq!(raw.text(), text);
+                }
+            }
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! The conformance suite of [`Validator`]: valid requests and entries pass, a value the schema
 //! does not declare is an error on the right item and field, and problems are reported rather
-//! than raised.
+//! than raised. The same holds for headers as written in files, in both forms.
 
 use registry_core::{
-    Draft, Entry, Field, Fields, Generator, Problem, Request, Schema, Severity, Validator,
+    Draft, Entry, Field, Fields, Generator, HeaderForm, Problem, RawHeader, Request, Schema,
+    Severity, Validator,
 };
 
 use crate::memory::KeywordlessGenerator;
@@ -31,6 +32,12 @@ fn check_requests(validator: &dyn Validator, requests: &[Request]) -> Vec<Proble
 fn check_entries(validator: &dyn Validator, entries: &[Entry]) -> Vec<Problem> {
     appended(STAGE, "check_entries", filler(), |out| {
         validator.check_entries(entries, out)
+    })
+}
+
+fn check_headers(validator: &dyn Validator, headers: &[RawHeader]) -> Vec<Problem> {
+    appended(STAGE, "check_headers", filler(), |out| {
+        validator.check_headers(headers, out)
     })
 }
 
@@ -83,10 +90,21 @@ pub fn check_with(validator: &dyn Validator, schema: &Schema, generator: &dyn Ge
     let problems = check_requests(validator, &requests);
     let entries = render_entries(generator, entries_fields);
     let entry_problems = check_entries(validator, &entries);
+    let mut header_problems = Vec::new();
+    for form in [HeaderForm::Readable, HeaderForm::Grepable] {
+        let headers: Vec<RawHeader> = entries.iter().map(|e| raw_header(e, form)).collect();
+        header_problems.push((form, check_headers(validator, &headers), headers.len()));
+    }
+    let [(_, readable, readable_count), (_, grepable, grepable_count)] = &header_problems[..]
+    else {
+        unreachable!("two forms were checked");
+    };
 
     for (what, problems, count) in [
         ("check_requests", &problems, requests.len()),
         ("check_entries", &entry_problems, entries.len()),
+        ("check_headers (readable form)", readable, *readable_count),
+        ("check_headers (grepable form)", grepable, *grepable_count),
     ] {
         if let Some(p) = problems.iter().find(|p| p.item >= count) {
             panic!(
@@ -114,6 +132,21 @@ pub fn check_with(validator: &dyn Validator, schema: &Schema, generator: &dyn Ge
                 sample::undeclared(schema, field)
             );
         }
+    }
+}
+
+/// An entry's header as it would be written in a file, split but unchecked.
+fn raw_header(entry: &Entry, form: HeaderForm) -> RawHeader {
+    let h = &entry.header;
+    let lower = |s: &str| match form {
+        HeaderForm::Readable => s.to_owned(),
+        HeaderForm::Grepable => s.to_lowercase(),
+    };
+    RawHeader {
+        form,
+        fields: h.fields.clone().map(|_, v| lower(&v)),
+        id: lower(&h.id.to_string()),
+        version: h.version.clone(),
     }
 }
 

@@ -866,4 +866,140 @@ mod tests {
         let got: Vec<(usize, &str)> = out.iter().map(|p| (p.item, p.code.as_str())).collect();
         assert_eq!(got, [(1, "config-too-large")]);
     }
+
+    fn header_problems(v: &SchemaValidator, text: &str) -> Vec<Problem> {
+        let raw = registry_core::RawHeader::split(text, &Schema::default()).expect("splits");
+        let mut out = Vec::new();
+        v.check_headers(&[raw], &mut out).expect("validator works");
+        out
+    }
+
+    #[test]
+    fn header_checks() {
+        let v = strict();
+        // (header as written, codes of its problems, severity of each)
+        let cases: &[(&str, &[(&str, Severity)])] = &[
+            ("[SEC][RULES][LIVE][SEC-RUL-042][v2.9][REQUIRED]", &[]),
+            ("[sec-rules-live-sec-rul-042-v2.9-required]", &[]),
+            ("[ETL][MULTI-ETL][DEV][ETL-MUL-7000][v10.0.1][LIVE]", &[]),
+            ("[etl-multi-etl-dev-etl-mul-007-v1-live]", &[]),
+            (
+                "[XYZ][RULEZ][LIVE][XYZ-RUL-042][2.9][NOPE]",
+                &[
+                    ("unknown-scope", Severity::Error),
+                    ("unknown-type", Severity::Error),
+                    ("unknown-status", Severity::Error),
+                    ("bad-version", Severity::Error),
+                ],
+            ),
+            (
+                "[SEC][RULES][LIVE][OPS-RUL-042][v2.9][LIVE]",
+                &[("id-prefix-mismatch", Severity::Error)],
+            ),
+            (
+                "[sec-rules-live-ops-rul-042-v2.9-live]",
+                &[("id-prefix-mismatch", Severity::Error)],
+            ),
+            (
+                "[SEC][RULES][LIVE][SEC-RUL-000][v2.9][LIVE]",
+                &[("bad-id", Severity::Error)],
+            ),
+            (
+                "[SEC][RULES][LIVE][SEC_RUL_042][v2.9][LIVE]",
+                &[("bad-id", Severity::Error)],
+            ),
+            (
+                "[sec][RULES][Live][SEC-RUL-042][v2.9][LIVE]",
+                &[
+                    ("not-canonical", Severity::Warning),
+                    ("not-canonical", Severity::Warning),
+                ],
+            ),
+            (
+                "[SEC][RULES][LIVE][SEC-RUL-42][v2.9][LIVE]",
+                &[("id-not-canonical", Severity::Warning)],
+            ),
+            (
+                "[sec-rules-live-SEC-RUL-042-v2.9-live]",
+                &[("id-not-canonical", Severity::Warning)],
+            ),
+        ];
+        for (text, expected) in cases {
+            let problems = header_problems(&v, text);
+            let got: Vec<(&str, Severity)> = problems
+                .iter()
+                .map(|p| (p.code.as_str(), p.severity))
+                .collect();
+            assert_eq!(&got, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn header_messages_name_the_value_and_the_choices() {
+        let v = strict();
+        let out = header_problems(&v, "[XYZ][RULES][LIVE][XYZ-RUL-042][v2.9][LIVE]");
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].field, "scope");
+        assert_eq!(
+            out[0].message,
+            "unknown scope `XYZ` in header [XYZ][RULES][LIVE][XYZ-RUL-042][v2.9][LIVE]: \
+             allowed values are GOV, SEC, OPS, ALERT, BASH, DASHBOARD, ETL"
+        );
+        let out = header_problems(&v, "[SEC][RULES][LIVE][SEC-RUL-42][v2.9][LIVE]");
+        assert_eq!(out[0].message, "id `SEC-RUL-42` is written `SEC-RUL-042`");
+    }
+
+    #[test]
+    fn configs_have_the_keys_each_scope_requires() {
+        let required = std::collections::BTreeMap::from([
+            ("*".to_owned(), vec!["dashboard.title".to_owned()]),
+            (
+                "SEC".to_owned(),
+                vec!["owner".to_owned(), "dashboard.security.mfa".to_owned()],
+            ),
+            ("OPS".to_owned(), vec!["runbook".to_owned()]),
+        ]);
+        let schema = Schema::default()
+            .with_required(required)
+            .expect("valid schema");
+        let setup = Setup {
+            schema,
+            data_dir: PathBuf::from("/nonexistent"),
+            config_dir: PathBuf::from("/nonexistent"),
+            shard: 0,
+            shards: 1,
+        };
+        let v = SchemaValidator::from_config(Config::default(), &setup).expect("valid");
+        let check = |config: &str, expected: &[&str]| {
+            let out = entry_problems(&v, |e| e.config = config.into(), true);
+            let fields: Vec<&str> = out.iter().map(|p| p.field.as_str()).collect();
+            assert!(
+                out.iter().all(|p| p.code == "missing-config-key"),
+                "{out:?}"
+            );
+            assert_eq!(fields, expected, "{config}");
+        };
+        check(
+            "owner: me\ndashboard:\n  title: t\n  security:\n    mfa: true\n",
+            &[],
+        );
+        check(
+            "dashboard:\n  title: t\n",
+            &["config.owner", "config.dashboard.security.mfa"],
+        );
+        // A null value does not count as present; OPS keys do not apply to a SEC entry.
+        check(
+            "owner: ~\ndashboard:\n  title: t\n  security: {mfa: false}\n",
+            &["config.owner"],
+        );
+        check(
+            "owner: me\ndashboard: [title]\n",
+            &["config.dashboard.title", "config.dashboard.security.mfa"],
+        );
+        let out = entry_problems(&v, |e| e.config = "dashboard:\n  title: t\n".into(), true);
+        assert_eq!(
+            out[0].message,
+            "config lacks `owner`, which schema.required asks of every SEC entry"
+        );
+    }
 }
