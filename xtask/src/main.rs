@@ -7,9 +7,12 @@
 //! - `lint`: formatting, clippy with warnings denied, and docs without warnings.
 //! - `prowler`: trains the generator's model on Prowler's security checks (`data/prowler/`) and
 //!   reports its cross-validated accuracy.
+//! - `bench-lint [--files N] [--runs R]`: times `registry lint` against ripgrep over a generated
+//!   tree of N files.
 //!
 //! Plain `std` and `serde_json` only, so that `cargo xtask` itself compiles in seconds.
 
+mod bench_lint;
 mod demo;
 mod prowler;
 
@@ -23,9 +26,10 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(),
         Some("lint") => lint(),
         Some("prowler") => prowler::run(&args[1..]),
+        Some("bench-lint") => bench_lint::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args...] | demo | lint | prowler [--folds K]>"
+                "usage: cargo xtask <test [cargo test args...] | demo | lint | prowler [--folds K] | bench-lint [--files N] [--runs R]>"
             );
             return ExitCode::from(2);
         }

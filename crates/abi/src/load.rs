@@ -338,6 +338,46 @@ pub fn load(
     }
 }
 
+/// Loads the library named by a validator's spec and builds the validator alone, without the
+/// other stages: for commands that only check text (`registry lint`) and so must not open
+/// storage nor create the data directory. `setup` is handed to the validator as to any stage.
+///
+/// # Errors
+/// A [`LoadError`] saying why: the library cannot be loaded (as in [`open`]), provides no
+/// validator stage, or its validator fails to start (e.g. a bad `[validator.config]`).
+pub fn load_validator(
+    spec: &StageSpec,
+    paths: &SearchPaths,
+    setup: &Setup,
+) -> Result<Box<dyn Validator>, LoadError> {
+    let stage = StageKind::Validator;
+    let path = resolve_library(&spec.library, paths);
+    let (module, info) = open(&path, stage)?;
+    let fail = |reason: String| LoadError {
+        stage,
+        path: path.clone(),
+        reason,
+        detail: None,
+    };
+    let Some(ctor) = module.validator().flatten() else {
+        let provided: Vec<&str> = info.stages.iter().map(|s| s.name()).collect();
+        return Err(fail(format!(
+            "the library provides no validator stage (it provides: {})",
+            if provided.is_empty() {
+                "none".to_owned()
+            } else {
+                provided.join(", ")
+            }
+        )));
+    };
+    let setup = serde_json::to_string(setup).unwrap_or_default();
+    let config = RString::from(spec.config_json.as_str());
+    ctor(config.as_rstr(), setup.as_str().into())
+        .into_result()
+        .map(|v| Box::new(HostValidator(v)) as Box<dyn Validator>)
+        .map_err(|e| fail(format!("cannot start: {}", StageError::from(e).message)))
+}
+
 fn call(r: RResult<(), FfiError>) -> StageResult<()> {
     r.into_result().map_err(StageError::from)
 }

@@ -7,8 +7,11 @@
 
 mod config;
 mod learn;
+mod lint;
 mod output;
 mod registry;
+mod stamp;
+mod transfer;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -78,6 +81,14 @@ enum Command {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Check the headers of files against the schema (and the registry with --registered)
+    Lint(lint::LintArgs),
+    /// Register each file that lacks a header and write the header into it
+    Stamp(stamp::StampArgs),
+    /// Write every entry with its history and hash, as JSON lines or YAML
+    Export(transfer::ExportArgs),
+    /// Read exported entries (or plain requests) into this registry
+    Import(transfer::ImportArgs),
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use registry_core::{
 
 use crate::config::{self, Settings};
 use crate::{Cli, CliError, Command};
-use crate::{learn, output};
+use crate::{learn, lint, output, stamp, transfer};
 
 /// The most entries `list` reads from storage per call; larger listings are paged.
 const LIST_PAGE: usize = 1000;
@@ -132,15 +132,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let pipeline = open(&settings)?;
             output::history(&pipeline.history(&id)?, format.format)
         }
+        Command::Lint(args) => lint::run(args, &settings),
+        Command::Stamp(args) => stamp::run(args, &settings),
+        Command::Export(args) => transfer::export(args, &settings),
+        Command::Import(args) => transfer::import(args, &settings),
     }
 }
 
-fn parse_id(id: &str) -> Result<EntryId, CliError> {
+pub(crate) fn parse_id(id: &str) -> Result<EntryId, CliError> {
     id.parse()
         .map_err(|e: registry_core::HeaderError| CliError::input(e.to_string()))
 }
 
-fn context(args: &[String]) -> Result<Context, CliError> {
+pub(crate) fn context(args: &[String]) -> Result<Context, CliError> {
     let pairs = args
         .iter()
         .map(|a| Context::parse_pair(a))
@@ -230,7 +234,7 @@ pub fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// Loads the plugins and builds the pipeline.
-fn open(settings: &Settings) -> Result<Pipeline, CliError> {
+pub(crate) fn open(settings: &Settings) -> Result<Pipeline, CliError> {
     let shards = shards(settings)?;
     let setup = Setup {
         schema: settings.schema.clone(),
@@ -243,7 +247,7 @@ fn open(settings: &Settings) -> Result<Pipeline, CliError> {
     Ok(Pipeline::new(settings.schema.clone(), loaded.stages))
 }
 
-fn load_error(errors: Vec<load::LoadError>) -> CliError {
+pub(crate) fn load_error(errors: Vec<load::LoadError>) -> CliError {
     let message = match errors.len() {
         1 => errors[0].to_string(),
         n => format!(

@@ -117,18 +117,22 @@ impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let hex = s.strip_prefix("blake3:").unwrap_or(&s);
-        parse_hex(hex)
-            .map(ContentHash)
-            .ok_or_else(|| serde::de::Error::custom(format!("bad hash `{s}`")))
+        parse_hex(hex).map(ContentHash).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "bad hash `{s}`: expected blake3: and 64 hexadecimal digits"
+            ))
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for Fingerprint {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_hex(&s)
-            .map(Fingerprint)
-            .ok_or_else(|| serde::de::Error::custom(format!("bad fingerprint `{s}`")))
+        parse_hex(&s).map(Fingerprint).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "bad fingerprint `{s}`: expected 32 hexadecimal digits"
+            ))
+        })
     }
 }
 

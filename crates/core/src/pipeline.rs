@@ -4,8 +4,12 @@
 //! validation of the completed request → id allocation → config rendering → validation of the
 //! entry → durable insert → cache fill. Each stage is called once per batch (once per shard for
 //! storage), and a failing item never sinks the others: results come back one per request.
+//!
+//! `restore` takes entries exported from a registry, histories included, and stores them as they
+//! are: hashes verified, the core's structural rules and the validator applied, conflicts looked
+//! up in every shard, then one storage call per shard.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -16,8 +20,8 @@ use crate::header::{EntryId, Field, Fields, Header};
 use crate::request::{Request, check_title};
 use crate::schema::Schema;
 use crate::stage::{
-    Cache, CacheKey, CacheStats, Draft, Generator, Guess, Inserted, ListQuery, Prediction, Router,
-    Source, Storage, TrainOptions, TrainReport, Validator,
+    Cache, CacheKey, CacheStats, Draft, Generator, Guess, Inserted, ListQuery, Prediction,
+    Restored, Router, Source, Storage, TrainOptions, TrainReport, Validator,
 };
 use crate::time::Timestamp;
 
@@ -85,7 +89,8 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-type Slot = Option<Result<Added, Error>>;
+/// The result of one item of a batch, once known.
+type Slot<T = Added> = Option<Result<T, Error>>;
 
 /// A new request on its way to storage: its index in the batch, the request with every field
 /// filled, and where each field came from.
@@ -564,14 +569,16 @@ impl Pipeline {
         u32::try_from(self.stages.storage.len()).unwrap_or(u32::MAX)
     }
 
-    /// The shard that allocated an id: numbers `n` with `(n - 1) % K == shard`.
-    fn shard_of_id(&self, id: &EntryId) -> Option<&dyn Storage> {
+    /// The index of the shard that allocated an id: numbers `n` with `(n - 1) % K == shard`.
+    fn shard_index(&self, id: &EntryId) -> Option<usize> {
         let n = id.number().checked_sub(1)?;
         let k = self.stages.storage.len() as u64;
-        self.stages
-            .storage
-            .get(usize::try_from(n % k).ok()?)
-            .map(|s| &**s)
+        usize::try_from(n % k).ok()
+    }
+
+    /// The shard that allocated an id.
+    fn shard_of_id(&self, id: &EntryId) -> Option<&dyn Storage> {
+        self.stages.storage.get(self.shard_index(id)?).map(|s| &**s)
     }
 
     /// The latest revision of an entry, from the cache when it holds it.
@@ -757,6 +764,368 @@ impl Pipeline {
     }
 }
 
+/// What `restore` knows about each history once it has been checked and looked up.
+struct RestorePlan {
+    slots: Vec<Slot<Restored>>,
+    /// The histories that would be created, in batch order.
+    create: Vec<usize>,
+    /// The shard of each history's id, indexed like the batch.
+    shard_of: Vec<u32>,
+}
+
+impl Pipeline {
+    /// Stores entries exported from a registry, as they are: ids, revisions, hashes and times
+    /// included. Each history is every revision of one entry, oldest first (revisions 1 to n);
+    /// returns one result per history, in order: `Created`, `Unchanged` (the same entry is
+    /// already stored: same id, latest revision, hash and fingerprint), or an error.
+    ///
+    /// Before anything is written, every revision's content hash is verified (a mismatch is an
+    /// [`Error::Invalid`] with a `hash-mismatch` problem naming the id, the revision, the
+    /// exported hash and the computed one), every revision is held to the structural rules of
+    /// [`Request::new`] (one-line titles, header values that cannot forge a header), and the
+    /// latest revision goes through [`Validator::check_entries`] (earlier revisions do not: they
+    /// were valid under the schema of their time). Then ids are looked up in their shards and
+    /// fingerprints in every shard, so a request registered under another id in any shard is
+    /// found; a history naming an id or fingerprint an earlier one of the batch names is a
+    /// conflict too. Conflicts are [`Error::Stage`] errors of the storage stage with code
+    /// [`ErrorCode::Conflict`], whether the lookups or storage itself found them.
+    ///
+    /// Each history goes to the shard its id names, `(number - 1) % K`, and each shard stores
+    /// its part in one transaction; a shard whose transaction fails gives that error for each of
+    /// its histories, while the other shards' parts stay stored. Restoring again is harmless:
+    /// what is stored comes back `Unchanged`, so a failed restore is completed by running it
+    /// again.
+    ///
+    /// Registration stays idempotent by fingerprint only if each entry's fingerprint routes to
+    /// the shard its id names, which holds when the exporting registry had the same shard count
+    /// and router; entries restored across another layout are found by id and listed, but `add`
+    /// looks for a fingerprint only in the shard the router picks.
+    ///
+    /// # Errors
+    /// The whole batch fails, with nothing written, when the validator cannot work or a lookup
+    /// cannot read storage.
+    pub fn restore(
+        &self,
+        mut histories: Vec<Vec<Entry>>,
+    ) -> Result<Vec<Result<Restored, Error>>, Error> {
+        let RestorePlan {
+            mut slots,
+            create,
+            shard_of,
+        } = self.plan_restore(&histories)?;
+        let mut stored_keys = Vec::new();
+        for (shard, items) in group_by_shard(&create, &shard_of) {
+            let batch: Vec<Vec<Entry>> = items
+                .iter()
+                .map(|&i| std::mem::take(&mut histories[i]))
+                .collect();
+            let mut outcomes = Vec::with_capacity(batch.len());
+            match self.stages.storage[shard].restore(&batch, &mut outcomes) {
+                Err(e) => fail_all(&items, &Error::stage(StageKind::Storage, e), &mut slots),
+                Ok(()) if outcomes.len() != batch.len() => {
+                    fail_all(&items, &miscount(StageKind::Storage), &mut slots);
+                }
+                Ok(()) => {
+                    for ((i, history), outcome) in items.into_iter().zip(&batch).zip(outcomes) {
+                        if outcome == Ok(Restored::Created)
+                            && let Some(latest) = history.last()
+                        {
+                            stored_keys.extend(CacheKey::of_entry(latest));
+                        }
+                        slots[i] = Some(outcome.map_err(|e| Error::stage(StageKind::Storage, e)));
+                    }
+                }
+            }
+        }
+        // Nothing was cached under these keys by this registry, but a cache shared with another
+        // one (or a stale negative) must not hide the restored entries.
+        if !stored_keys.is_empty() && self.stages.cache.remove(&stored_keys).is_err() {
+            self.cache_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(finish(slots))
+    }
+
+    /// What [`Pipeline::restore`] would do with each history, writing nothing: every check and
+    /// lookup it makes, with `Ok(Restored::Created)` for a history it would store. Another
+    /// writer may change the answer before a later `restore`, which checks everything again.
+    ///
+    /// # Errors
+    /// As [`Pipeline::restore`].
+    pub fn check_restore(
+        &self,
+        histories: &[Vec<Entry>],
+    ) -> Result<Vec<Result<Restored, Error>>, Error> {
+        let RestorePlan {
+            mut slots, create, ..
+        } = self.plan_restore(histories)?;
+        for i in create {
+            slots[i] = Some(Ok(Restored::Created));
+        }
+        Ok(finish(slots))
+    }
+
+    /// Checks every history and looks it up; what is left to create is in `create`.
+    fn plan_restore(&self, histories: &[Vec<Entry>]) -> Result<RestorePlan, Error> {
+        let n = histories.len();
+        let mut slots: Vec<Slot<Restored>> = (0..n).map(|_| None).collect();
+        let mut shard_of = vec![0u32; n];
+        let mut live = Vec::with_capacity(n);
+        let mut ids: HashSet<&EntryId> = HashSet::with_capacity(n);
+        let mut fingerprints: HashSet<Fingerprint> = HashSet::with_capacity(n);
+        for (i, history) in histories.iter().enumerate() {
+            let checked = self.check_history(history).and_then(|latest| {
+                let id = &latest.header.id;
+                if !ids.insert(id) {
+                    return Err(conflict(format!(
+                        "entry {id} is given twice: only the first is restored"
+                    )));
+                }
+                if !fingerprints.insert(latest.fingerprint) {
+                    return Err(conflict(format!(
+                        "entry {id} has the fingerprint {} of an entry given before it: a \
+                         request is registered once",
+                        latest.fingerprint
+                    )));
+                }
+                Ok(latest)
+            });
+            match checked {
+                Ok(latest) => {
+                    let shard = self.shard_index(&latest.header.id).unwrap_or(0);
+                    shard_of[i] = u32::try_from(shard).unwrap_or(0);
+                    live.push(i);
+                }
+                Err(e) => slots[i] = Some(Err(e)),
+            }
+        }
+
+        let latest: Vec<Entry> = live
+            .iter()
+            .filter_map(|&i| histories[i].last().cloned())
+            .collect();
+        let mut problems = Vec::new();
+        self.stages
+            .validator
+            .check_entries(&latest, &mut problems)
+            .map_err(|e| Error::stage(StageKind::Validator, e))?;
+        let rejected: HashSet<usize> = reject(&live, problems, &mut slots).into_iter().collect();
+        live.retain(|i| !rejected.contains(i));
+
+        let create = self.look_up_restore(histories, live, &shard_of, &mut slots)?;
+        Ok(RestorePlan {
+            slots,
+            create,
+            shard_of,
+        })
+    }
+
+    /// The latest revision of a history whose shape, hashes and structure are sound.
+    fn check_history<'h>(&self, history: &'h [Entry]) -> Result<&'h Entry, Error> {
+        let invalid = |code: &str, field: &str, message: String| {
+            Error::Invalid(vec![Problem {
+                item: 0,
+                severity: Severity::Error,
+                code: code.to_owned(),
+                field: field.to_owned(),
+                message,
+            }])
+        };
+        let Some(latest) = history.last() else {
+            return Err(invalid(
+                "empty-history",
+                "history",
+                "an exported entry has no revisions: its history must hold revisions 1 to n"
+                    .to_owned(),
+            ));
+        };
+        let id = &latest.header.id;
+        if self.shard_index(id).is_none() {
+            return Err(invalid(
+                "bad-id",
+                "id",
+                format!("id {id} has number 0: numbers start at 1"),
+            ));
+        }
+        let mut problems = Vec::new();
+        for (at, e) in history.iter().enumerate() {
+            let want = at + 1;
+            let shape = if e.revision as usize != want {
+                Some(format!(
+                    "revision {want} of its history is numbered {}: a history holds revisions 1 \
+                     to n, oldest first",
+                    e.revision
+                ))
+            } else if e.header.id != *id {
+                Some(format!(
+                    "revision {want} has id {}: every revision has the entry's id",
+                    e.header.id
+                ))
+            } else if e.fingerprint != latest.fingerprint {
+                Some(format!(
+                    "revision {want} has fingerprint {}, the latest has {}: every revision has \
+                     the entry's fingerprint",
+                    e.fingerprint, latest.fingerprint
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = shape {
+                return Err(invalid(
+                    "bad-history",
+                    "history",
+                    format!("entry {id}: {reason}"),
+                ));
+            }
+            let computed = Entry::compute_hash(&e.header, &e.title, &e.context, &e.config);
+            if computed != e.hash {
+                problems.push(Problem {
+                    item: 0,
+                    severity: Severity::Error,
+                    code: "hash-mismatch".to_owned(),
+                    field: "hash".to_owned(),
+                    message: format!(
+                        "entry {id} revision {want} does not match its hash: exported {}, \
+                         computed {computed}",
+                        e.hash
+                    ),
+                });
+            }
+            // The rules no plugin may relax hold for imported entries too: an imported title
+            // with a line break would forge a header line wherever the entry is stamped.
+            let fields = e.header.fields.clone().map(|_, v| Some(v));
+            let rules = Request::new(
+                &e.title,
+                fields,
+                Some(e.header.version.clone()),
+                e.context.clone(),
+            )
+            .map_err(|err| err.to_string())
+            .and_then(|r| {
+                if r.title() == e.title {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "title `{}` has leading or trailing whitespace",
+                        e.title
+                    ))
+                }
+            });
+            if let Err(reason) = rules {
+                problems.push(Problem {
+                    item: 0,
+                    severity: Severity::Error,
+                    code: "invalid-entry".to_owned(),
+                    field: "entry".to_owned(),
+                    message: format!("entry {id} revision {want}: {reason}"),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(latest)
+        } else {
+            Err(Error::Invalid(problems))
+        }
+    }
+
+    /// Looks up the ids of `live` in their shards and their fingerprints in every shard; records
+    /// `Unchanged` and conflicts and returns the histories left to create.
+    fn look_up_restore(
+        &self,
+        histories: &[Vec<Entry>],
+        live: Vec<usize>,
+        shard_of: &[u32],
+        slots: &mut [Slot<Restored>],
+    ) -> Result<Vec<usize>, Error> {
+        let latest = |i: usize| histories[i].last();
+        let mut by_id: HashMap<usize, Entry> = HashMap::new();
+        for (shard, items) in group_by_shard(&live, shard_of) {
+            let ids: Vec<EntryId> = items
+                .iter()
+                .filter_map(|&i| latest(i).map(|e| e.header.id.clone()))
+                .collect();
+            let mut found = Vec::with_capacity(ids.len());
+            self.stages.storage[shard]
+                .get(&ids, &mut found)
+                .map_err(|e| Error::stage(StageKind::Storage, e))?;
+            if found.len() != ids.len() {
+                return Err(miscount(StageKind::Storage));
+            }
+            by_id.extend(
+                items
+                    .into_iter()
+                    .zip(found)
+                    .filter_map(|(i, f)| Some((i, f?))),
+            );
+        }
+        let fps: Vec<Fingerprint> = live
+            .iter()
+            .filter_map(|&i| latest(i).map(|e| e.fingerprint))
+            .collect();
+        let mut by_fingerprint: HashMap<usize, Entry> = HashMap::new();
+        if !fps.is_empty() {
+            for storage in &self.stages.storage {
+                let mut found = Vec::with_capacity(fps.len());
+                storage
+                    .find(&fps, &mut found)
+                    .map_err(|e| Error::stage(StageKind::Storage, e))?;
+                if found.len() != fps.len() {
+                    return Err(miscount(StageKind::Storage));
+                }
+                for (&i, f) in live.iter().zip(found) {
+                    if let Some(entry) = f {
+                        by_fingerprint.entry(i).or_insert(entry);
+                    }
+                }
+            }
+        }
+        let mut create = Vec::with_capacity(live.len());
+        for i in live {
+            let Some(given) = latest(i) else { continue };
+            let id = &given.header.id;
+            if let Some(stored) = by_id.remove(&i) {
+                slots[i] = Some(
+                    if (stored.revision, stored.hash, stored.fingerprint)
+                        == (given.revision, given.hash, given.fingerprint)
+                    {
+                        Ok(Restored::Unchanged)
+                    } else {
+                        Err(conflict(format!(
+                            "entry {id} is already stored with other content: stored revision \
+                             {} ({}), exported revision {} ({})",
+                            stored.revision, stored.hash, given.revision, given.hash
+                        )))
+                    },
+                );
+            } else if let Some(other) = by_fingerprint.remove(&i) {
+                slots[i] = Some(Err(conflict(format!(
+                    "the request of entry {id} is already registered as entry {} (fingerprint \
+                     {})",
+                    other.header.id, given.fingerprint
+                ))));
+            } else {
+                create.push(i);
+            }
+        }
+        Ok(create)
+    }
+}
+
+/// The results of a batch, an internal error for any item left without one.
+fn finish<T>(slots: Vec<Slot<T>>) -> Vec<Result<T, Error>> {
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(internal("history was not processed"))))
+        .collect()
+}
+
+/// A conflict with what is stored, reported as storage reports one.
+fn conflict(message: String) -> Error {
+    Error::stage(
+        StageKind::Storage,
+        StageError::new(ErrorCode::Conflict, message),
+    )
+}
+
 fn field(fields: &Fields<Option<String>>, f: Field) -> &str {
     fields[f].as_deref().unwrap_or("")
 }
@@ -786,14 +1155,14 @@ fn miscount(stage: StageKind) -> Error {
     )
 }
 
-fn fail_all(items: &[usize], error: &Error, slots: &mut [Slot]) {
+fn fail_all<T>(items: &[usize], error: &Error, slots: &mut [Slot<T>]) {
     for &i in items {
         slots[i] = Some(Err(error.clone()));
     }
 }
 
 /// Records the problems of each item (indexes into `items`) and returns the items with errors.
-fn reject(items: &[usize], problems: Vec<Problem>, slots: &mut [Slot]) -> Vec<usize> {
+fn reject<T>(items: &[usize], problems: Vec<Problem>, slots: &mut [Slot<T>]) -> Vec<usize> {
     let mut per_item: HashMap<usize, Vec<Problem>> = HashMap::new();
     for p in problems {
         if let Some(&i) = items.get(p.item) {
@@ -835,4 +1204,384 @@ fn chunk_by_shard(sorted: Vec<Pending>, shard_of: &[u32]) -> Vec<(usize, Vec<Pen
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::error::StageResult;
+    use crate::request::Context;
+
+    /// One shard of entries behind a lock: only what `restore` and its lookups use.
+    struct Shelf {
+        shard: u64,
+        shards: u64,
+        entries: Mutex<BTreeMap<EntryId, Vec<Entry>>>,
+    }
+
+    fn refused<T>() -> StageResult<T> {
+        Err(StageError::new(ErrorCode::Internal, "not used by restore"))
+    }
+
+    impl Storage for Shelf {
+        fn find(&self, fps: &[Fingerprint], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+            let map = self
+                .entries
+                .lock()
+                .expect("no test panics holding the lock");
+            out.extend(fps.iter().map(|fp| {
+                map.values()
+                    .filter_map(|h| h.last())
+                    .find(|e| e.fingerprint == *fp)
+                    .cloned()
+            }));
+            Ok(())
+        }
+        fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+            let map = self
+                .entries
+                .lock()
+                .expect("no test panics holding the lock");
+            out.extend(
+                ids.iter()
+                    .map(|id| map.get(id).and_then(|h| h.last()).cloned()),
+            );
+            Ok(())
+        }
+        fn allocate(&self, _: &[String], _: &mut Vec<u64>) -> StageResult<()> {
+            refused()
+        }
+        fn insert(&self, _: &[Entry], _: &mut Vec<Inserted>) -> StageResult<()> {
+            refused()
+        }
+        fn update(&self, _: &[Entry], _: &mut Vec<StageResult<()>>) -> StageResult<()> {
+            refused()
+        }
+        fn history(&self, _: &EntryId, _: &mut Vec<Entry>) -> StageResult<()> {
+            refused()
+        }
+        fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
+            refused()
+        }
+        fn restore(
+            &self,
+            histories: &[Vec<Entry>],
+            out: &mut Vec<StageResult<Restored>>,
+        ) -> StageResult<()> {
+            let mut map = self
+                .entries
+                .lock()
+                .expect("no test panics holding the lock");
+            for h in histories {
+                let id = &h[h.len() - 1].header.id;
+                assert_eq!(
+                    (id.number() - 1) % self.shards,
+                    self.shard,
+                    "misrouted {id}"
+                );
+                out.push(match map.get(id) {
+                    Some(_) => Ok(Restored::Unchanged),
+                    None => {
+                        map.insert(id.clone(), h.clone());
+                        Ok(Restored::Created)
+                    }
+                });
+            }
+            Ok(())
+        }
+    }
+
+    struct NoCache;
+    impl Cache for NoCache {
+        fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+            out.extend(keys.iter().map(|_| None));
+            Ok(())
+        }
+        fn put(&self, _: &[Entry]) -> StageResult<()> {
+            Ok(())
+        }
+        fn remove(&self, _: &[CacheKey]) -> StageResult<()> {
+            Ok(())
+        }
+    }
+
+    struct NoGenerator;
+    impl Generator for NoGenerator {
+        fn predict(&self, _: &[Request], _: &mut Vec<Prediction>) -> StageResult<()> {
+            refused()
+        }
+        fn render(&self, _: &[Draft], _: &mut Vec<String>) -> StageResult<()> {
+            refused()
+        }
+    }
+
+    /// Refuses the scope `BAD`, as a schema that does not declare it would.
+    struct ScopeValidator;
+    impl Validator for ScopeValidator {
+        fn check_requests(&self, _: &[Request], _: &mut Vec<Problem>) -> StageResult<()> {
+            Ok(())
+        }
+        fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+            for (item, e) in entries.iter().enumerate() {
+                if e.header.fields.scope == "BAD" {
+                    out.push(Problem {
+                        item,
+                        severity: Severity::Error,
+                        code: "unknown-scope".into(),
+                        field: "scope".into(),
+                        message: "unknown scope `BAD`".into(),
+                    });
+                }
+            }
+            Ok(())
+        }
+        fn check_headers(
+            &self,
+            _: &[crate::header::RawHeader],
+            _: &mut Vec<Problem>,
+        ) -> StageResult<()> {
+            Ok(())
+        }
+    }
+
+    struct NoRouter;
+    impl Router for NoRouter {
+        fn route(&self, _: &[u64], _: u32, _: &mut Vec<u32>) -> StageResult<()> {
+            refused()
+        }
+    }
+
+    fn pipeline(shards: u32) -> Pipeline {
+        let storage = (0..shards)
+            .map(|s| {
+                Box::new(Shelf {
+                    shard: u64::from(s),
+                    shards: u64::from(shards),
+                    entries: Mutex::default(),
+                }) as Box<dyn Storage>
+            })
+            .collect();
+        Pipeline::new(
+            Schema::default(),
+            Stages {
+                cache: Box::new(NoCache),
+                generator: Box::new(NoGenerator),
+                validator: Box::new(ScopeValidator),
+                router: Box::new(NoRouter),
+                storage,
+            },
+        )
+    }
+
+    /// Revision 1 of `SEC-RUL-{number}`, with a fingerprint of its own unless `fp` is given.
+    fn entry(number: u64, title: &str, fp: Option<u8>) -> Entry {
+        let header = Header {
+            fields: Fields {
+                scope: "SEC".into(),
+                kind: "RULES".into(),
+                variant: "LIVE".into(),
+                status: "DEV".into(),
+            },
+            id: EntryId::new("SEC-RUL", number),
+            version: "v2.9".into(),
+        };
+        let context = Context::default();
+        let config = format!("rule: {number}\n");
+        let mut fingerprint = [fp.unwrap_or(0); 16];
+        if fp.is_none() {
+            fingerprint[..8].copy_from_slice(&number.to_le_bytes());
+        }
+        Entry {
+            hash: Entry::compute_hash(&header, title, &context, &config),
+            header,
+            title: title.into(),
+            context,
+            config,
+            fingerprint: Fingerprint(fingerprint),
+            revision: 1,
+            created_at: Timestamp(1_000),
+            updated_at: Timestamp(1_000),
+        }
+    }
+
+    /// `e` changed by `f`, with its hash computed again.
+    fn rehashed(e: &Entry, f: impl FnOnce(&mut Entry)) -> Entry {
+        let mut e = e.clone();
+        f(&mut e);
+        e.hash = Entry::compute_hash(&e.header, &e.title, &e.context, &e.config);
+        e
+    }
+
+    fn next(e: &Entry, status: &str) -> Entry {
+        rehashed(e, |e| {
+            e.header.fields.status = status.into();
+            e.revision += 1;
+        })
+    }
+
+    /// Each outcome as `created`, `unchanged`, or the error's text.
+    fn outcomes(results: Vec<Result<Restored, Error>>) -> Vec<String> {
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(Restored::Created) => "created".to_owned(),
+                Ok(Restored::Unchanged) => "unchanged".to_owned(),
+                Err(e) => e.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routes_each_history_to_the_shard_its_id_names() {
+        let p = pipeline(3);
+        let histories: Vec<Vec<Entry>> = (1..=6)
+            .map(|n| {
+                let first = entry(n, &format!("rule {n}"), None);
+                let second = next(&first, "LIVE");
+                vec![first, second]
+            })
+            .collect();
+        let results = p.restore(histories.clone()).expect("restores");
+        assert_eq!(outcomes(results), vec!["created"; 6]);
+        for (s, storage) in p.stages.storage.iter().enumerate() {
+            let mut found = Vec::new();
+            let ids = [
+                EntryId::new("SEC-RUL", s as u64 + 1),
+                EntryId::new("SEC-RUL", s as u64 + 4),
+            ];
+            storage.get(&ids, &mut found).expect("reads");
+            assert!(found.iter().all(Option::is_some), "shard {s}");
+        }
+        let again = p.restore(histories).expect("restores");
+        assert_eq!(outcomes(again), vec!["unchanged"; 6]);
+    }
+
+    #[test]
+    fn every_bad_history_fails_alone_and_names_what_is_wrong() {
+        let p = pipeline(2);
+        let good = entry(1, "good rule", None);
+        let tampered = entry(2, "tampered rule", None);
+        let mut tampered_2 = next(&tampered, "LIVE");
+        tampered_2.title = "edited after export".into();
+        let computed = Entry::compute_hash(
+            &tampered_2.header,
+            &tampered_2.title,
+            &tampered_2.context,
+            &tampered_2.config,
+        );
+        let forged = rehashed(&entry(3, "x", None), |e| e.title = "two\nlines".into());
+        let padded = rehashed(&entry(4, "x", None), |e| e.title = " padded ".into());
+        let bad_scope = rehashed(&entry(5, "x", None), |e| {
+            e.header.fields.scope = "BAD".into()
+        });
+        let gap = vec![
+            entry(6, "gap", None),
+            next(&next(&entry(6, "gap", None), "A"), "B"),
+        ];
+        let twin_id = entry(1, "another rule under id 1", None);
+        let twin_fp = entry(7, "good rule", Some(0));
+        let first_fp = entry(8, "shares a fingerprint", Some(9));
+        let second_fp = entry(9, "with this one", Some(9));
+        let got = outcomes(
+            p.restore(vec![
+                vec![good],
+                vec![tampered.clone(), tampered_2.clone()],
+                vec![forged],
+                vec![padded],
+                vec![bad_scope],
+                gap,
+                vec![],
+                vec![entry(0, "zero", None)],
+                vec![twin_id],
+                vec![first_fp],
+                vec![second_fp],
+                vec![twin_fp],
+            ])
+            .expect("restores"),
+        );
+        let want: [&[&str]; 12] = [
+            &["created"],
+            &[
+                "entry SEC-RUL-002 revision 2 does not match its hash",
+                &format!("exported {}, computed {computed}", tampered_2.hash),
+            ],
+            &["SEC-RUL-003 revision 1: title contains a line break"],
+            &["SEC-RUL-004 revision 1: title ` padded ` has leading or trailing whitespace"],
+            &["unknown scope `BAD`"],
+            &["entry SEC-RUL-006: revision 2 of its history is numbered 3"],
+            &["has no revisions"],
+            &["id SEC-RUL-000 has number 0"],
+            &["storage: entry SEC-RUL-001 is given twice"],
+            &["created"],
+            &["SEC-RUL-009 has the fingerprint"],
+            &["created"],
+        ];
+        assert_eq!(got.len(), want.len());
+        for (i, (got, want)) in got.iter().zip(want).enumerate() {
+            for part in want {
+                assert!(got.contains(part), "item {i}: {got:?} lacks {part:?}");
+            }
+        }
+        assert_eq!(
+            stored(&p, 12),
+            [1, 7, 8],
+            "only the good histories reached storage"
+        );
+    }
+
+    /// The numbers up to `upto` of the `SEC-RUL` entries the pipeline finds.
+    fn stored(p: &Pipeline, upto: u64) -> Vec<u64> {
+        (1..=upto)
+            .filter(|&n| p.get_stored(&EntryId::new("SEC-RUL", n)).is_ok())
+            .collect()
+    }
+
+    #[test]
+    fn conflicts_are_found_in_every_shard_before_anything_is_written() {
+        let p = pipeline(2);
+        let a = entry(1, "stored in shard 0", Some(5));
+        assert_eq!(
+            outcomes(p.restore(vec![vec![a.clone()]]).expect("restores")),
+            ["created"]
+        );
+        // Id 2 belongs to shard 1, but its fingerprint is registered in shard 0.
+        let same_request = entry(2, "same request, other id", Some(5));
+        let other_content = entry(1, "other content under a stored id", None);
+        let newer = next(&a, "LIVE");
+        for (history, want) in [
+            (
+                vec![same_request],
+                "storage: the request of entry SEC-RUL-002 is already registered as entry \
+                 SEC-RUL-001 (fingerprint 05050505050505050505050505050505)",
+            ),
+            (
+                vec![other_content.clone()],
+                &format!(
+                    "storage: entry SEC-RUL-001 is already stored with other content: stored \
+                     revision 1 ({}), exported revision 1 ({})",
+                    a.hash, other_content.hash
+                ),
+            ),
+            (vec![a.clone(), newer.clone()], "exported revision 2"),
+            (vec![a.clone()], "unchanged"),
+            (vec![entry(4, "new", None)], "created"),
+        ] {
+            let checked = outcomes(
+                p.check_restore(std::slice::from_ref(&history))
+                    .expect("checks"),
+            );
+            assert!(checked[0].contains(want), "{checked:?} lacks {want:?}");
+            let restored = outcomes(p.restore(vec![history]).expect("restores"));
+            assert_eq!(restored, checked, "check_restore foretells restore");
+        }
+        assert_eq!(stored(&p, 4), [1, 4]);
+        let plan = p
+            .check_restore(&[vec![entry(3, "new", None)]])
+            .expect("checks");
+        assert_eq!(outcomes(plan), ["created"]);
+        assert_eq!(stored(&p, 4), [1, 4], "check_restore wrote nothing");
+    }
 }

@@ -48,7 +48,11 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom(format!("bad timestamp `{s}`")))
+        parse_rfc3339(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "bad timestamp `{s}`: expected UTC in RFC 3339, e.g. 2026-11-27T17:49:44.123Z"
+            ))
+        })
     }
 }
 
@@ -125,5 +129,21 @@ mod tests {
             assert_eq!(parse_rfc3339(text), Some(Timestamp(ms)));
         }
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+    }
+
+    /// Exports write timestamps as text and imports read them back: every instant from year 0
+    /// to 9999, before the epoch included, must come back to the millisecond.
+    #[test]
+    fn every_four_digit_year_round_trips() {
+        let first = -62_167_219_200_000_i64; // 0000-01-01T00:00:00.000Z
+        let last = 253_402_300_799_999_i64; // 9999-12-31T23:59:59.999Z
+        let step = (last - first) / 100_003;
+        let samples = (0..=100_003)
+            .map(|i| first + i * step)
+            .chain([first, -1, 0, last]);
+        for ms in samples {
+            let text = Timestamp(ms).to_string();
+            assert_eq!(parse_rfc3339(&text), Some(Timestamp(ms)), "{text}");
+        }
     }
 }

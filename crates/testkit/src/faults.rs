@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use registry_core::{
-    Cache, CacheKey, Entry, EntryId, ErrorCode, Fingerprint, Inserted, ListQuery, StageError,
-    StageResult, Storage,
+    Cache, CacheKey, Entry, EntryId, ErrorCode, Fingerprint, Inserted, ListQuery, Restored,
+    StageError, StageResult, Storage,
 };
 
 /// A shared count of how many more calls may succeed before every call fails.
@@ -134,6 +134,15 @@ impl<S: Storage> Storage for FailingStorage<S> {
     fn list(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()> {
         self.pass("list")?;
         self.inner.list(query, out)
+    }
+
+    fn restore(
+        &self,
+        histories: &[Vec<Entry>],
+        out: &mut Vec<StageResult<Restored>>,
+    ) -> StageResult<()> {
+        self.pass("restore")?;
+        self.inner.restore(histories, out)
     }
 }
 

@@ -4,7 +4,7 @@
 //! the pipeline, and so that each conformance suite has an implementation it must accept. They
 //! are not meant to be fast: every call takes a lock for its whole batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::ops::Bound;
 use std::path::PathBuf;
@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use registry_core::Fingerprint;
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Field, FromConfig, Generator,
-    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Router, Schema, Setup, Severity,
-    StageError, StageResult, Stages, Storage, Validator,
+    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Schema, Setup,
+    Severity, StageError, StageResult, Stages, Storage, Validator,
 };
 use serde::Deserialize;
 
@@ -172,6 +172,40 @@ impl MemoryStorage {
 
     fn shelf(&self) -> StageResult<MutexGuard<'_, Shelf>> {
         lock(&self.shelf, "the memory storage")
+    }
+
+    /// The latest revision of a well-formed history for this shard, or why it is malformed:
+    /// empty, revisions not numbered 1 to n, several ids or fingerprints, or an id whose number
+    /// belongs to another shard.
+    fn check_history<'h>(&self, history: &'h [Entry]) -> StageResult<&'h Entry> {
+        let invalid = |message: String| StageError::new(ErrorCode::Invalid, message);
+        let latest = history
+            .last()
+            .ok_or_else(|| invalid("a history to restore is empty".to_owned()))?;
+        let id = &latest.header.id;
+        for (at, e) in history.iter().enumerate() {
+            if e.revision as usize != at + 1
+                || e.header.id != *id
+                || e.fingerprint != latest.fingerprint
+            {
+                return Err(invalid(format!(
+                    "entry {id}: revision {} of its history is {} {} with fingerprint {}: a \
+                     history holds revisions 1 to n of one id and fingerprint",
+                    at + 1,
+                    e.header.id,
+                    e.revision,
+                    e.fingerprint
+                )));
+            }
+        }
+        let k = u64::from(self.shards);
+        match id.number().checked_sub(1) {
+            Some(m) if m % k == u64::from(self.shard) => Ok(latest),
+            _ => Err(invalid(format!(
+                "entry {id} does not belong to shard {} of {k}",
+                self.shard
+            ))),
+        }
     }
 
     /// The smallest number above `last` that belongs to this shard.
@@ -339,6 +373,54 @@ impl Storage for MemoryStorage {
         let shelf = self.shelf()?;
         if let Some(revisions) = shelf.revisions.get(id) {
             out.extend(revisions.iter().cloned());
+        }
+        Ok(())
+    }
+
+    /// Decides and writes item by item, under one lock held for the whole batch, so other
+    /// callers see all of the batch or none of it.
+    fn restore(
+        &self,
+        histories: &[Vec<Entry>],
+        out: &mut Vec<StageResult<Restored>>,
+    ) -> StageResult<()> {
+        let mut shelf = self.shelf()?;
+        let conflict = |message: String| Err(StageError::new(ErrorCode::Conflict, message));
+        let mut ids = HashSet::new();
+        let mut fingerprints = HashSet::new();
+        for history in histories {
+            let latest = match self.check_history(history) {
+                Ok(latest) => latest,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let id = &latest.header.id;
+            let outcome = if !ids.insert(id.clone()) || !fingerprints.insert(latest.fingerprint) {
+                conflict(format!(
+                    "entry {id} or its fingerprint is given twice in one batch"
+                ))
+            } else if let Some(stored) = shelf.latest(id) {
+                if (stored.revision, stored.hash, stored.fingerprint)
+                    == (latest.revision, latest.hash, latest.fingerprint)
+                {
+                    Ok(Restored::Unchanged)
+                } else {
+                    conflict(format!("entry {id} is already stored with other content"))
+                }
+            } else if let Some(other) = shelf.by_fingerprint.get(&latest.fingerprint) {
+                conflict(format!(
+                    "the request of entry {id} is already registered as entry {other}"
+                ))
+            } else {
+                shelf.by_fingerprint.insert(latest.fingerprint, id.clone());
+                shelf.revisions.insert(id.clone(), history.clone());
+                let last = shelf.last.entry(id.prefix().to_owned()).or_insert(0);
+                *last = (*last).max(id.number());
+                Ok(Restored::Created)
+            };
+            out.push(outcome);
         }
         Ok(())
     }

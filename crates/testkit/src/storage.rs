@@ -6,11 +6,15 @@
 //! tested with a residue other than 0. A store is also built again on the same directory after
 //! the first is dropped ("reopened"), which is where numbers handed out twice and entries that
 //! were never made durable show up.
+//!
+//! `restore` is checked last, so a store that does not implement it (the trait's default refuses)
+//! fails on it and on nothing else.
 
 use std::collections::HashMap;
 
 use registry_core::{
-    Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Schema, Setup, Storage,
+    Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Restored, Schema, Setup,
+    Storage,
 };
 use tempfile::TempDir;
 
@@ -39,6 +43,9 @@ pub fn check(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
         reopen(make, shard, shards);
     }
     shards_share_a_data_dir(make);
+    for (shard, shards) in [(0, 1), (2, 3)] {
+        restoring(make, shard, shards);
+    }
 }
 
 /// A temporary data directory, removed when dropped.
@@ -145,6 +152,20 @@ fn update(storage: &dyn Storage, entries: &[Entry]) -> Vec<Option<ErrorCode>> {
     })
     .into_iter()
     .map(|r| r.err().map(|e| e.code))
+    .collect()
+}
+
+/// The outcome of each restore: `Ok` with what was done, else the error code.
+fn restore(storage: &dyn Storage, histories: &[Vec<Entry>]) -> Vec<Result<Restored, ErrorCode>> {
+    one_each(
+        STAGE,
+        "restore",
+        histories.len(),
+        Ok(Restored::Unchanged),
+        |out| storage.restore(histories, out),
+    )
+    .into_iter()
+    .map(|r| r.map_err(|e| e.code))
     .collect()
 }
 
@@ -543,4 +564,201 @@ fn shards_share_a_data_dir(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
              its own entries"
         );
     }
+}
+
+/// The history of an entry: its first revision, then one revision per status, in order.
+fn revisions(first: Entry, statuses: &[&str]) -> Vec<Entry> {
+    let mut all = vec![first];
+    for status in statuses {
+        let next = revise(&all[all.len() - 1], status);
+        all.push(next);
+    }
+    all
+}
+
+fn restoring(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+    use Restored::{Created, Unchanged};
+    let scratch = Scratch::new();
+    let setup = scratch.setup(shard, shards);
+    let storage = make(&setup);
+    // The `i`-th number of this shard, so every history below belongs here unless said otherwise.
+    let at = |i: u64| u64::from(shard) + 1 + u64::from(shards) * i;
+
+    let a = revisions(
+        entry(sec(), at(40), "block ssh from the internet"),
+        &["DEPRECATED", "LIVE"],
+    );
+    let b = vec![entry(gov(), at(2), "review access every quarter")];
+    let a_id = a[2].header.id.clone();
+    let b_id = b[0].header.id.clone();
+    let got = restore(&*storage, &[a.clone(), b.clone()]);
+    ensure!(
+        STAGE,
+        got == [Ok(Created), Ok(Created)],
+        "restore of histories whose ids and fingerprints are new must give Created for each; got \
+         {got:?}"
+    );
+    ensure!(
+        STAGE,
+        get(&*storage, &[a_id.clone(), b_id.clone()]) == [Some(a[2].clone()), Some(b[0].clone())],
+        "get must give the latest revision of a restored entry exactly as given, times included"
+    );
+    ensure!(
+        STAGE,
+        history(&*storage, &a_id) == a,
+        "history of a restored entry must give every revision given, oldest first"
+    );
+    ensure!(
+        STAGE,
+        find(&*storage, &[b[0].fingerprint, a[0].fingerprint])
+            == [Some(b[0].clone()), Some(a[2].clone())],
+        "find must give a restored entry's latest revision by its fingerprint"
+    );
+    let by_status = |status: &str| {
+        let mut q = everything();
+        q.filter.scope = Some("SEC".into());
+        q.filter.status = Some(status.into());
+        ids(&list(&*storage, &q))
+    };
+    ensure!(
+        STAGE,
+        by_status("LIVE") == [a_id.to_string()] && by_status("DEPRECATED").is_empty(),
+        "list filters must see a restored entry's latest revision and not its earlier ones"
+    );
+
+    let mut issued = Allocations::new(shard, shards);
+    let n = issued.take(&*storage, &["SEC-RUL", "GOV-RUL"]);
+    ensure!(
+        STAGE,
+        n[0] > a_id.number() && n[1] > b_id.number(),
+        "restore must raise each prefix's sequence to at least the restored number: after \
+         restoring {a_id} and {b_id}, allocate gave SEC-RUL-{} and GOV-RUL-{}",
+        n[0],
+        n[1]
+    );
+    let got = restore(&*storage, &[b.clone(), a.clone()]);
+    ensure!(
+        STAGE,
+        got == [Ok(Unchanged), Ok(Unchanged)],
+        "restoring the same histories again must give Unchanged for each; got {got:?}"
+    );
+    let again = entry(sec(), n[0], "block ssh from the internet");
+    ensure!(
+        STAGE,
+        insert(&*storage, &[again]) == [Inserted::Existing(a[2].clone())],
+        "insert must find a restored entry by its fingerprint and give Existing"
+    );
+
+    // Conflicts: the id taken by other content, an older history of a stored entry, the
+    // fingerprint taken under another id.
+    let other_content = vec![entry(sec(), at(40), "another rule under a taken id")];
+    let older = a[..2].to_vec();
+    let same_request = vec![entry(sec(), at(41), "block ssh from the internet")];
+    let got = restore(&*storage, &[other_content, older, same_request]);
+    ensure!(
+        STAGE,
+        got == [Err(ErrorCode::Conflict); 3],
+        "restore must give Conflict for an id stored with another latest revision or hash, and \
+         for a fingerprint registered under another id; got {got:?}"
+    );
+    ensure!(
+        STAGE,
+        history(&*storage, &a_id) == a
+            && get(&*storage, &[EntryId::new("SEC-RUL", at(41))]) == [None],
+        "a conflicting history must write nothing"
+    );
+
+    // Malformed histories.
+    let c = revisions(entry(ops(), at(5), "restart the queue workers"), &["LIVE"]);
+    let c3 = revise(&c[1], "DEPRECATED");
+    let mut other_id = c[1].clone();
+    other_id.header.id = EntryId::new("OPS-SCR", at(6));
+    let mut other_fingerprint = c[1].clone();
+    other_fingerprint.fingerprint = Fingerprint([7; 16]);
+    let mut malformed = vec![
+        ("an empty history", vec![]),
+        ("revisions 1 and 3", vec![c[0].clone(), c3]),
+        ("a history starting at revision 2", vec![c[1].clone()]),
+        ("two ids", vec![c[0].clone(), other_id]),
+        ("two fingerprints", vec![c[0].clone(), other_fingerprint]),
+        ("number 0", vec![entry(ops(), 0, "numbered zero")]),
+    ];
+    if shards > 1 {
+        malformed.push((
+            "a number of another shard",
+            vec![entry(ops(), at(7) + 1, "another shard's entry")],
+        ));
+    }
+    for (what, history) in malformed {
+        let got = restore(&*storage, std::slice::from_ref(&history));
+        ensure!(
+            STAGE,
+            got == [Err(ErrorCode::Invalid)],
+            "restore must give Invalid for a malformed history ({what}, to shard {shard} of \
+             {shards}); got {got:?}"
+        );
+    }
+    ensure!(
+        STAGE,
+        get(&*storage, std::slice::from_ref(&c[0].header.id)) == [None],
+        "a malformed history must write nothing"
+    );
+
+    // One batch naming an id twice and a fingerprint twice, among good histories.
+    let d = vec![entry(ops(), at(8), "rotate the logs")];
+    let d_twin = vec![entry(ops(), at(8), "another rule under d's id")];
+    let e = vec![entry(ops(), at(9), "compress the archives")];
+    let e_twin = vec![entry(ops(), at(10), "compress the archives")];
+    let got = restore(
+        &*storage,
+        &[d.clone(), d_twin, e.clone(), e_twin.clone(), c.clone()],
+    );
+    ensure!(
+        STAGE,
+        got == [
+            Ok(Created),
+            Err(ErrorCode::Conflict),
+            Ok(Created),
+            Err(ErrorCode::Conflict),
+            Ok(Created)
+        ],
+        "restore must give one outcome per history, Conflict for a history whose id or \
+         fingerprint an earlier one of the batch has, and store the others; got {got:?}"
+    );
+    ensure!(
+        STAGE,
+        get(
+            &*storage,
+            &[
+                d[0].header.id.clone(),
+                e_twin[0].header.id.clone(),
+                c[1].header.id.clone()
+            ]
+        ) == [Some(d[0].clone()), None, Some(c[1].clone())],
+        "restore must store the Created histories of a batch and not the conflicting ones"
+    );
+    ensure!(
+        STAGE,
+        restore(&*storage, &[]).is_empty(),
+        "restore of an empty batch must push nothing"
+    );
+    drop(storage);
+
+    let storage = make(&setup);
+    ensure!(
+        STAGE,
+        history(&*storage, &a_id) == a
+            && find(&*storage, &[b[0].fingerprint]) == [Some(b[0].clone())],
+        "restored entries, their history and fingerprints must survive reopening the store"
+    );
+    issued.take(&*storage, &["SEC-RUL", "GOV-RUL", "OPS-SCR"]);
+    let n = issued.take(&*storage, &["OPS-SCR"]);
+    ensure!(
+        STAGE,
+        n[0] > at(9),
+        "a raised sequence must survive reopening the store: allocate gave OPS-SCR-{} after \
+         OPS-SCR-{} was restored",
+        n[0],
+        at(9)
+    );
 }

@@ -14,6 +14,7 @@
 //! Every operation is one redb transaction, so a batch is stored entirely or not at all, and
 //! readers see either all of a batch or none of it.
 
+use std::collections::HashSet;
 use std::fmt::{self, Display};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -24,8 +25,8 @@ use redb::{
     StorageError, Table, TableDefinition, TableHandle, WriteTransaction,
 };
 use registry_core::{
-    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Setup,
-    StageError, StageResult, Storage,
+    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Restored,
+    Setup, StageError, StageResult, Storage,
 };
 
 use crate::Config;
@@ -60,9 +61,9 @@ fn tag(field: Field) -> u8 {
 /// durable commit (an `insert` or `update`, or a clean close). This is safe because a number
 /// counts as used only once an entry holding it is stored, and:
 ///
-/// - `insert` raises the prefix's sequence to at least every number it stores, in the same
-///   transaction as the entries, so whatever state a crash leaves, the sequence is never below a
-///   stored number;
+/// - `insert` and `restore` raise the prefix's sequence to at least every number they store, in
+///   the same transaction as the entries, so whatever state a crash leaves, the sequence is never
+///   below a stored number;
 /// - redb commits in order and a crash rolls back to the last durable commit, so an allocation
 ///   is lost only together with everything after it, including any entry meant to use it.
 ///
@@ -340,6 +341,143 @@ impl RedbStorage {
         // Work with m = n - 1, which must be at least `last` and leave the remainder s.
         let m = last.checked_add((s + k - last % k) % k)?;
         m.checked_add(1)
+    }
+
+    /// Checks the shape of a history given to `restore` and returns its latest revision: at
+    /// least one revision, numbered 1 to n, all with one id and fingerprint, and an id whose
+    /// number belongs to this shard. The pipeline routes each history by its id, so the last
+    /// check only catches a history sent to the wrong shard.
+    fn check_history<'h>(&self, history: &'h [Entry]) -> Result<&'h Entry, StageError> {
+        let invalid = |message: String| StageError::new(ErrorCode::Invalid, message);
+        let Some(latest) = history.last() else {
+            return Err(invalid(
+                "a history to restore is empty: it must hold revisions 1 to n".to_owned(),
+            ));
+        };
+        let id = &latest.header.id;
+        for (at, e) in history.iter().enumerate() {
+            let want = at + 1;
+            if e.revision as usize != want {
+                return Err(invalid(format!(
+                    "entry {id}: revision {want} of its history is numbered {}: a history holds \
+                     revisions 1 to n, oldest first",
+                    e.revision
+                )));
+            }
+            if e.header.id != *id {
+                return Err(invalid(format!(
+                    "entry {id}: revision {want} of its history has id {}: every revision has \
+                     the entry's id",
+                    e.header.id
+                )));
+            }
+            if e.fingerprint != latest.fingerprint {
+                return Err(invalid(format!(
+                    "entry {id}: revision {want} of its history has fingerprint {}, the latest \
+                     has {}: every revision has the entry's fingerprint",
+                    e.fingerprint, latest.fingerprint
+                )));
+            }
+        }
+        let (s, k) = (u64::from(self.shard), u64::from(self.shards));
+        match id.number().checked_sub(1) {
+            None => Err(invalid(format!(
+                "entry {id} has number 0: numbers start at 1"
+            ))),
+            Some(m) if m % k != s => Err(invalid(format!(
+                "entry {id} belongs to shard {} of {k}, not to shard {s} (`{}`): the shard of \
+                 number n is (n - 1) % shards",
+                m % k,
+                self.path.display()
+            ))),
+            Some(_) => Ok(latest),
+        }
+    }
+
+    /// Restores one history inside the batch's transaction. The outer error fails the whole
+    /// batch (the store cannot be read or written); the inner one is this item's outcome.
+    fn restore_one(
+        &self,
+        t: &mut Tables<'_>,
+        history: &[Entry],
+        claimed: &mut Claimed,
+    ) -> StageResult<StageResult<Restored>> {
+        let latest = match self.check_history(history) {
+            Ok(latest) => latest,
+            Err(e) => return Ok(Err(e)),
+        };
+        let id = &latest.header.id;
+        // A second claim within the batch conflicts even when the first was not written: the
+        // batch names one entry twice, and which one was meant is not storage's to guess.
+        if !claimed.ids.insert(id.clone()) {
+            return Ok(Err(conflict(format!(
+                "entry {id} is given twice in one batch: only the first is restored"
+            ))));
+        }
+        if !claimed.fingerprints.insert(latest.fingerprint) {
+            return Ok(Err(conflict(format!(
+                "entry {id} has the fingerprint {} of an entry given earlier in the batch: a \
+                 request is registered once",
+                latest.fingerprint
+            ))));
+        }
+        if let Some(stored) = self.latest(&t.entries, id)? {
+            return Ok(if same_latest(&stored, latest) {
+                Ok(Restored::Unchanged)
+            } else {
+                Err(conflict(format!(
+                    "entry {id} is already stored with other content: stored revision {} \
+                     ({}), given revision {} ({})",
+                    stored.revision, stored.hash, latest.revision, latest.hash
+                )))
+            });
+        }
+        if let Some(other) = self.registered(&t.fingerprints, &latest.fingerprint)? {
+            return Ok(Err(conflict(format!(
+                "the request of entry {id} is already registered as entry {other} (fingerprint \
+                 {})",
+                latest.fingerprint
+            ))));
+        }
+        // Every revision is coded before anything is written, so an entry too large to store
+        // fails alone and leaves nothing of itself behind.
+        let mut coded = Vec::with_capacity(history.len());
+        for e in history {
+            let mut buf = Vec::new();
+            if let Err(err) = self.encode(e, &mut buf) {
+                return Ok(Err(err));
+            }
+            coded.push(buf);
+        }
+        let key = (id.prefix(), id.number());
+        let write = |e| self.fail("write", e);
+        for (e, bytes) in history.iter().zip(&coded) {
+            t.revisions
+                .insert((key.0, key.1, e.revision), bytes.as_slice())
+                .map_err(write)?;
+        }
+        if let Some(bytes) = coded.last() {
+            t.entries.insert(key, bytes.as_slice()).map_err(write)?;
+        }
+        t.fingerprints
+            .insert(latest.fingerprint.0, key)
+            .map_err(write)?;
+        for (field, value) in latest.header.fields.iter() {
+            t.index
+                .insert((tag(field), value.as_str(), key.0, key.1), ())
+                .map_err(write)?;
+        }
+        // As in `insert`: the sequence never stays below a stored number, so `allocate` never
+        // hands out a restored one.
+        let last = t
+            .sequences
+            .get(key.0)
+            .map_err(|e| self.fail("read", e))?
+            .map_or(0, |g| g.value());
+        if last < key.1 {
+            t.sequences.insert(key.0, key.1).map_err(write)?;
+        }
+        Ok(Ok(Restored::Created))
     }
 
     fn encode(&self, entry: &Entry, buf: &mut Vec<u8>) -> StageResult<()> {
@@ -639,6 +777,61 @@ impl Storage for RedbStorage {
         out.extend(found);
         Ok(())
     }
+
+    /// One transaction for the batch, durable unless `durable = false`. A history is malformed
+    /// (`Invalid`) when it is empty, its revisions are not numbered 1 to n, they differ in id or
+    /// fingerprint, or its id's number belongs to another shard. An entry stored with the
+    /// same latest revision, hash and fingerprint is `Unchanged`; the fingerprint is compared too,
+    /// because an entry that matches in content but was registered from another request is not
+    /// the one being restored. A batch that creates nothing skips the commit and its `fsync`.
+    fn restore(
+        &self,
+        histories: &[Vec<Entry>],
+        out: &mut Vec<StageResult<Restored>>,
+    ) -> StageResult<()> {
+        if histories.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_write(self.write_durability())?;
+        let mut outcomes = Vec::with_capacity(histories.len());
+        let mut wrote = false;
+        {
+            let mut t = self.open_tables(&txn)?;
+            let mut claimed = Claimed::default();
+            for history in histories {
+                let outcome = self.restore_one(&mut t, history, &mut claimed)?;
+                wrote |= outcome == Ok(Restored::Created);
+                outcomes.push(outcome);
+            }
+        }
+        if wrote {
+            self.commit(txn)?;
+        } else {
+            txn.abort()
+                .map_err(|e| self.fail("abort a transaction on", e))?;
+        }
+        out.extend(outcomes);
+        Ok(())
+    }
+}
+
+/// The ids and fingerprints the items of one `restore` batch have named so far.
+#[derive(Default)]
+struct Claimed {
+    ids: HashSet<EntryId>,
+    fingerprints: HashSet<Fingerprint>,
+}
+
+/// Whether a stored entry is the latest revision being restored: same revision, content hash
+/// and fingerprint.
+fn same_latest(stored: &Entry, given: &Entry) -> bool {
+    stored.revision == given.revision
+        && stored.hash == given.hash
+        && stored.fingerprint == given.fingerprint
+}
+
+fn conflict(message: String) -> StageError {
+    StageError::new(ErrorCode::Conflict, message)
 }
 
 /// Opens the file, waiting up to `timeout_ms` for another process holding it to let go.
@@ -1031,6 +1224,63 @@ mod tests {
                 .as_ref()
                 .is_err_and(|e| e.code == ErrorCode::Conflict)
         );
+    }
+
+    #[test]
+    fn restore_messages_name_the_entry_and_what_is_wrong() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 2)).expect("opens");
+        let restore = |histories: &[Vec<Entry>]| {
+            let mut out = Vec::new();
+            s.restore(histories, &mut out).expect("restores");
+            out.into_iter()
+                .map(|r| r.map_err(|e| (e.code, e.message)))
+                .collect::<Vec<_>>()
+        };
+        let e2 = entry(2, "LIVE");
+        let e2b = revised(&e2, "DEV");
+        let mut twin = entry(4, "LIVE");
+        twin.fingerprint = e2.fingerprint;
+        let got = restore(&[
+            vec![e2.clone(), e2b.clone()],
+            vec![entry(3, "LIVE")],
+            vec![e2.clone()],
+            vec![twin.clone()],
+        ]);
+        assert_eq!(got[0], Ok(Restored::Created));
+        let message = |i: usize| got[i].clone().expect_err("fails").1;
+        assert!(
+            message(1).starts_with("entry SEC-RUL-003 belongs to shard 0 of 2, not to shard 1"),
+            "{}",
+            message(1)
+        );
+        assert_eq!(
+            message(2),
+            "entry SEC-RUL-002 is given twice in one batch: only the first is restored"
+        );
+        assert!(message(3).starts_with("entry SEC-RUL-004 has the fingerprint"));
+
+        // In a later batch: the fingerprint is registered, and a stale history conflicts.
+        let mut got = restore(&[vec![twin]]);
+        got.extend(restore(&[vec![e2.clone()]]));
+        assert_eq!(
+            got[0].clone().expect_err("taken").1,
+            format!(
+                "the request of entry SEC-RUL-004 is already registered as entry SEC-RUL-002 \
+                 (fingerprint {})",
+                e2.fingerprint
+            )
+        );
+        assert_eq!(
+            got[1].clone().expect_err("stale").1,
+            format!(
+                "entry SEC-RUL-002 is already stored with other content: stored revision 2 ({}), \
+                 given revision 1 ({})",
+                e2b.hash, e2.hash
+            )
+        );
+        assert_eq!(get(&s, 2), Some(e2b));
+        assert_eq!(allocate(&s, &["SEC-RUL"]), [4]);
     }
 
     #[test]

@@ -4,6 +4,9 @@
 mod bad_input;
 mod commands;
 mod learn;
+mod lint;
+mod stamp;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

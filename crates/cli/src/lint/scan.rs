@@ -1,0 +1,504 @@
+//! Finding header lines: a parallel walk of the given paths and a read of the head of each file.
+//!
+//! The walk is the `ignore` crate's, as in ripgrep: one worker per thread, each keeping its own
+//! results and read buffer and sorting them when the walk ends, so nothing is shared per file.
+//! A file smaller than [`HEAD`] (nearly all of them) costs one `open`, one `read` and one
+//! `close`: a short read is its end. A file that fills the first read is asked its size
+//! (`fstat`), which decides whether it is over `--max-file-size` before anything more is read,
+//! and more is read only while its first lines do not fit. Files whose head holds no header and
+//! raises no problem leave nothing behind but a count.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ignore::{DirEntry, WalkBuilder, WalkState};
+use registry_core::find_header;
+
+use super::Level;
+
+/// Bytes read from each file at first: enough for the first lines of nearly every text file.
+const HEAD: usize = 16 * 1024;
+
+/// A NUL byte among the first this many bytes makes a file binary, as git and ripgrep decide.
+const BINARY_PROBE: usize = 8 * 1024;
+
+/// `ELOOP`, what the OS says of a symbolic link that leads to itself: a loop, not an I/O error.
+const ELOOP: i32 = if cfg!(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+)) {
+    62
+} else {
+    40
+};
+
+/// How to walk and what to read.
+#[derive(Debug, Clone)]
+pub(super) struct Options {
+    /// Headers are looked for in this many first lines of each file.
+    pub lines: usize,
+    /// Larger files are not read (a `too-large` note).
+    pub max_file_size: u64,
+    /// Follow symbolic links (a loop is then a `symlink-loop` note).
+    pub follow: bool,
+    /// Walker threads; 0 lets the walker choose.
+    pub threads: usize,
+}
+
+/// A header-shaped text found in a file, nothing checked yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Found {
+    /// 1-based line number.
+    pub line: u32,
+    /// 1-based byte column of the header's `[` (a byte-order mark is not counted).
+    pub column: u32,
+    /// The header, brackets included.
+    pub text: String,
+}
+
+/// Why a file was not searched: a diagnostic about the whole file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FileProblem {
+    pub severity: Level,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What one file gave: the headers found, or why it was not searched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FileReport {
+    pub path: PathBuf,
+    pub headers: Vec<Found>,
+    pub problem: Option<FileProblem>,
+}
+
+/// Everything the walk found, files in no particular order.
+#[derive(Debug, Default)]
+pub(super) struct Scanned {
+    /// Files with a header or a problem.
+    pub files: Vec<FileReport>,
+    /// Files whose head was searched.
+    pub scanned: u64,
+    /// Files not searched: binary, too large, not UTF-8, unreadable, symbolic link loops.
+    pub skipped: u64,
+}
+
+/// Walks `roots` in parallel and searches the head of every file not ignored. A root that is a
+/// file is searched even if an ignore file names it.
+pub(super) fn scan(roots: &[PathBuf], options: &Options) -> Scanned {
+    let Some((first, rest)) = roots.split_first() else {
+        return Scanned::default();
+    };
+    let mut builder = WalkBuilder::new(first);
+    for root in rest {
+        builder.add(root);
+    }
+    builder
+        .standard_filters(true)
+        // `.gitignore` files apply outside a git repository too: a tree copied out of its
+        // repository, or one that is not versioned, is linted alike.
+        .require_git(false)
+        .follow_links(options.follow)
+        .threads(options.threads)
+        // Hidden files are skipped already; `.git` is skipped even if that changes.
+        .filter_entry(|entry| entry.file_name() != ".git");
+    let merged = Mutex::new(Scanned::default());
+    builder.build_parallel().run(|| {
+        let mut worker = Worker {
+            options,
+            buf: vec![0; HEAD],
+            found: Scanned::default(),
+            merged: &merged,
+        };
+        Box::new(move |entry| {
+            worker.visit(entry);
+            WalkState::Continue
+        })
+    });
+    merged
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One walker thread: its read buffer and its results, merged into the shared ones when the
+/// walk drops it.
+struct Worker<'a> {
+    options: &'a Options,
+    buf: Vec<u8>,
+    found: Scanned,
+    merged: &'a Mutex<Scanned>,
+}
+
+impl Drop for Worker<'_> {
+    fn drop(&mut self) {
+        // Sorted here, on every walker thread at once, the lists only need merging later.
+        self.found
+            .files
+            .sort_unstable_by(|a, b| path_order(&a.path, &b.path));
+        let mut merged = self
+            .merged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        merged.files.append(&mut self.found.files);
+        merged.scanned += self.found.scanned;
+        merged.skipped += self.found.skipped;
+    }
+}
+
+impl Worker<'_> {
+    fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => return self.walk_error(None, e),
+        };
+        let Some(kind) = entry.file_type() else {
+            return;
+        };
+        // A root is what the user named: searched whatever it is (its kind was checked before
+        // the walk). Below it, only regular files: a symbolic link shows up here only when
+        // links are not followed, and then it is skipped, as ripgrep does.
+        if kind.is_dir() || (entry.depth() > 0 && !kind.is_file()) {
+            return;
+        }
+        self.file(entry.into_path());
+    }
+
+    /// Reports a walk error on the path it names: a loop as a note, anything else as an
+    /// unreadable file or directory.
+    fn walk_error(&mut self, path: Option<PathBuf>, e: ignore::Error) {
+        match e {
+            ignore::Error::WithPath { path, err } => self.walk_error(Some(path), *err),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                self.walk_error(path, *err);
+            }
+            ignore::Error::Partial(errors) => {
+                for e in errors {
+                    self.walk_error(path.clone(), e);
+                }
+            }
+            ignore::Error::Loop { ancestor, child } => {
+                let message = format!(
+                    "symbolic link loop: {} leads back to {}, not followed",
+                    super::shown(&child),
+                    super::shown(&ancestor)
+                );
+                self.problem(child, Level::Note, "symlink-loop", message);
+            }
+            ignore::Error::Io(e) => {
+                let path = path.unwrap_or_default();
+                self.io_problem(path, &e);
+            }
+            other => {
+                let path = path.unwrap_or_default();
+                self.problem(path, Level::Warning, "unreadable", other.to_string());
+            }
+        }
+    }
+
+    fn io_problem(&mut self, path: PathBuf, e: &io::Error) {
+        if e.raw_os_error() == Some(ELOOP) {
+            let message = "symbolic link loop (too many levels of symbolic links), not followed";
+            self.problem(path, Level::Note, "symlink-loop", message.to_owned());
+        } else {
+            let message = format!("cannot read: {}", crate::registry::io_reason(e));
+            self.problem(path, Level::Warning, "unreadable", message);
+        }
+    }
+
+    fn problem(&mut self, path: PathBuf, severity: Level, code: &'static str, message: String) {
+        self.found.skipped += 1;
+        self.found.files.push(FileReport {
+            path,
+            headers: Vec::new(),
+            problem: Some(FileProblem {
+                severity,
+                code,
+                message,
+            }),
+        });
+    }
+
+    fn file(&mut self, path: PathBuf) {
+        match self.read_head(&path) {
+            Err(e) => self.io_problem(path, &e),
+            Ok(Head::NotRegular) => {}
+            Ok(Head::TooLarge(size)) => {
+                let message = format!(
+                    "file is {}, over --max-file-size {}: not checked",
+                    human_size(size),
+                    human_size(self.options.max_file_size)
+                );
+                self.problem(path, Level::Note, "too-large", message);
+            }
+            Ok(Head::Read(len)) => self.search(path, len),
+        }
+    }
+
+    /// Opens the file and reads its first lines into `self.buf`.
+    ///
+    /// Most files are smaller than [`HEAD`]: for them one `read` returns the whole file (a
+    /// regular file gives less than asked only at its end), and that is all. A file that fills
+    /// the first read is asked its size (`fstat`), which decides whether it is too large and
+    /// when its end is reached.
+    fn read_head(&mut self, path: &Path) -> io::Result<Head> {
+        let mut file = File::open(path)?;
+        let max = self.options.max_file_size;
+        let first = read_some(&mut file, &mut self.buf[..HEAD])?;
+        if first < HEAD {
+            return Ok(if first as u64 > max {
+                Head::TooLarge(first as u64)
+            } else {
+                Head::Read(first)
+            });
+        }
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(Head::NotRegular);
+        }
+        let size = meta.len();
+        if size > max {
+            return Ok(Head::TooLarge(size));
+        }
+        // More, doubling, only while the first lines do not fit.
+        let limit = usize::try_from(size).unwrap_or(usize::MAX);
+        let mut want = HEAD;
+        let mut len = first;
+        while len < limit {
+            if len == want {
+                if count_lines(&self.buf[..len]) >= self.options.lines {
+                    break;
+                }
+                want = want.saturating_mul(2).min(limit);
+                if self.buf.len() < want {
+                    self.buf.resize(want, 0);
+                }
+            }
+            match read_some(&mut file, &mut self.buf[len..want])? {
+                0 => break,
+                n => len += n,
+            }
+        }
+        Ok(Head::Read(len))
+    }
+
+    /// Looks for headers in the first lines of the head just read.
+    fn search(&mut self, path: PathBuf, len: usize) {
+        let head = &self.buf[..len];
+        if head[..len.min(BINARY_PROBE)].contains(&0) {
+            self.found.skipped += 1;
+            return;
+        }
+        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        let lines = self.options.lines;
+        let text = match head_text(head, lines) {
+            Ok(text) => text,
+            Err(line) => {
+                let message = format!(
+                    "line {line} is not valid UTF-8: headers are not looked for in this file"
+                );
+                self.problem(path, Level::Note, "not-utf8", message);
+                return;
+            }
+        };
+        self.found.scanned += 1;
+        let headers = find_headers(text, lines);
+        if !headers.is_empty() {
+            self.found.files.push(FileReport {
+                path,
+                headers,
+                problem: None,
+            });
+        }
+    }
+}
+
+/// The order files are reported in: by path bytes, with `/` before any other byte, which is
+/// the order of comparing paths component by component (`a/b` before `a.b/c`) without the cost
+/// of splitting them into components at every comparison.
+pub(super) fn path_order(a: &Path, b: &Path) -> Ordering {
+    let (a, b) = (
+        a.as_os_str().as_encoded_bytes(),
+        b.as_os_str().as_encoded_bytes(),
+    );
+    let rank = |byte: u8| if byte == b'/' { 0 } else { u16::from(byte) + 1 };
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(at) => rank(a[at]).cmp(&rank(b[at])),
+        None => a.len().cmp(&b.len()),
+    }
+}
+
+/// One `read`, retried if a signal interrupts it.
+fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// What reading a file's head gave.
+enum Head {
+    /// The first bytes of the file are in the buffer, this many.
+    Read(usize),
+    /// Larger than `--max-file-size`: its size.
+    TooLarge(u64),
+    /// Not a regular file (a device or pipe reached through a followed link): not read.
+    NotRegular,
+}
+
+/// The head as text, up to the first invalid UTF-8 if that comes after the first `lines`
+/// lines; or the line number of invalid UTF-8 within them. Validating the whole head at once
+/// is faster than finding the lines first.
+fn head_text(head: &[u8], lines: usize) -> Result<&str, usize> {
+    match std::str::from_utf8(head) {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            let valid = &head[..e.valid_up_to()];
+            let line = count_lines(valid) + 1;
+            // A character cut by the end of what was read is not an encoding error.
+            if line > lines || e.error_len().is_none() {
+                Ok(std::str::from_utf8(valid).unwrap_or_default())
+            } else {
+                Err(line)
+            }
+        }
+    }
+}
+
+/// The headers in the first `lines` lines of `text`, at most one per line. Only lines with a
+/// `[` are looked at: the search jumps from one `[` to the next and counts the lines between.
+fn find_headers(text: &str, lines: usize) -> Vec<Found> {
+    let mut found = Vec::new();
+    let bytes = text.as_bytes();
+    let mut line = 1;
+    let mut counted = 0;
+    let mut from = 0;
+    while let Some(at) = text[from..].find('[').map(|at| from + at) {
+        let gap = &bytes[counted..at];
+        line += count_lines(gap);
+        if line > lines {
+            break;
+        }
+        let start = gap
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| counted + i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        if let Some((offset, header)) = find_header(&text[start..end]) {
+            found.push(Found {
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                column: u32::try_from(offset + 1).unwrap_or(u32::MAX),
+                text: header.to_owned(),
+            });
+        }
+        // The next search starts on the next line; its newline is counted then.
+        counted = end;
+        from = end;
+    }
+    found
+}
+
+fn count_lines(text: &[u8]) -> usize {
+    text.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// A size in bytes, KiB, MiB or GiB, for messages.
+pub(super) fn human_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, scale) in UNITS {
+        if bytes >= scale {
+            return if bytes.is_multiple_of(scale) {
+                format!("{} {unit}", bytes / scale)
+            } else {
+                let value = bytes as f64 / scale as f64;
+                format!("{value:.1} {unit}")
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_found_in_the_first_lines_only() {
+        let h = "[SEC][RULES][LIVE][SEC-RUL-042][v2.9][REQUIRED]";
+        let g = "[sec-rules-live-sec-rul-042-v2.9-required]";
+        let found = |text: &str, lines: usize| -> Vec<(u32, u32, String)> {
+            find_headers(text, lines)
+                .into_iter()
+                .map(|f| (f.line, f.column, f.text))
+                .collect()
+        };
+        for (text, lines, want) in [
+            (format!("# {h}\n"), 20, vec![(1, 3, h)]),
+            (
+                format!("#!/bin/sh\n# {h}\nx = a[1][2][3]\n"),
+                20,
+                vec![(2, 3, h)],
+            ),
+            (format!("a [x]\n\n<!-- {g} -->"), 20, vec![(3, 6, g)]),
+            (
+                format!("// {h}\r\n// {g}\r\n"),
+                20,
+                vec![(1, 4, h), (2, 4, g)],
+            ),
+            (format!("1\n2\n# {h}"), 3, vec![(3, 3, h)]),
+            (format!("1\n2\n# {h}"), 2, vec![]),
+            (format!("[a] [b] {h} [c]\n[d]"), 20, vec![(1, 9, h)]),
+            ("no header [here]\n".to_owned(), 20, vec![]),
+            (String::new(), 20, vec![]),
+        ] {
+            let want: Vec<(u32, u32, String)> = want
+                .into_iter()
+                .map(|(l, c, t)| (l, c, t.to_owned()))
+                .collect();
+            assert_eq!(found(&text, lines), want, "{text:?} {lines}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_matters_only_in_the_scanned_lines() {
+        assert_eq!(head_text(b"a\nb\n", 1), Ok("a\nb\n"));
+        assert_eq!(head_text(b"a\n\xff\n", 2), Err(2));
+        assert_eq!(head_text(b"a\n\xff\n", 1), Ok("a\n"));
+        // A character cut by the end of the read: the text before it.
+        assert_eq!(head_text(b"a\n\xc3", 5), Ok("a\n"));
+    }
+
+    #[test]
+    fn paths_order_component_by_component() {
+        let mut paths: Vec<&Path> = ["a.b/c", "a/b", "a-b", "a", "b", "a/b/c", "a/a.z", "A"]
+            .into_iter()
+            .map(Path::new)
+            .collect();
+        let mut by_components = paths.clone();
+        by_components.sort();
+        paths.sort_by(|a, b| path_order(a, b));
+        assert_eq!(paths, by_components);
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        for (bytes, want) in [
+            (0, "0 bytes"),
+            (1023, "1023 bytes"),
+            (1024, "1 KiB"),
+            (1536, "1.5 KiB"),
+            (10 << 20, "10 MiB"),
+            (3 << 30, "3 GiB"),
+        ] {
+            assert_eq!(human_size(bytes), want);
+        }
+    }
+}

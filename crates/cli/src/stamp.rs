@@ -1,0 +1,860 @@
+//! `registry stamp`: registers each file that lacks a header and writes the header into it.
+//!
+//! For each FILE: a file whose first 20 lines hold a header ([`find_header`]) that parses and
+//! checks against the schema is left as it is, byte for byte (`unchanged`); a file whose header
+//! does not parse or check is an error naming the line and the problem, and is never stamped a
+//! second time, so re-running `stamp` changes nothing. Any other file gets a request (title,
+//! the fields and version given on the command line, context) registered through the ordinary
+//! [`Pipeline::add`] path, then its header written as one comment line in the file's syntax
+//! (see [`comment`] for the table and for the lines that must stay before it).
+//!
+//! Decisions:
+//! - Title: the first Markdown ATX heading (`# Title`) of a `.md`/`.markdown` file, else the
+//!   file name's stem with `_` and `-` turned into spaces. No guessing from comments or code.
+//! - Context: `file=<path>` is added to every request, the path relative to the nearest
+//!   ancestor directory holding a `.git` (directory or file), with `/` separators, or the path
+//!   as given (without `./`) outside a repository. Registration is idempotent by fingerprint
+//!   (title, given fields, context), so without it two `README.md` files in different folders
+//!   would collapse into one entry. A `--context file=...` given by the user wins; giving one
+//!   to several files with the same title makes them share one entry, as asked.
+//! - Registration comes before the write. If the write fails, the entry stays registered; the
+//!   file still has no header, so the next run registers the same request again, which the
+//!   fingerprint resolves to the same entry and id: no duplicate.
+//! - Writing: the new content goes to a temporary file in the same directory, which gets the
+//!   original's permissions (and owner, on Unix), is synced, then renamed over the original;
+//!   an interrupted stamp leaves either the old file or the new one, never a truncated one.
+//!   Just before writing, the file is read again: if it changed since it was read, it is left
+//!   alone and reported. The header line ends like the file's first line (CRLF or LF); a UTF-8
+//!   byte order mark stays first. Extended attributes are not carried over.
+//! - Links: a symbolic link is followed and its target stamped, so the link stays a link; a
+//!   file named twice (or through a link and directly) is stamped and reported once. A file
+//!   with several hard links is refused: replacing it would separate the links.
+//! - Refused, each with its own message, the other files going ahead: a missing file, a
+//!   directory or other non-regular file, a read-only file, a file over 64 MiB, a binary file
+//!   (a NUL byte in the first 8 KiB), invalid UTF-8, a type with no known comment syntax (unless
+//!   `--comment PREFIX` gives a line comment prefix; it applies only to such files, so a mixed
+//!   list never gets `//` in a Python file), a title or request the pipeline rejects.
+//! - Output: one line per file on stdout, in argument order: `stamped FILE HEADER`,
+//!   `unchanged FILE HEADER`, `error FILE: REASON`; with `--format json` an array of objects
+//!   `{file, status, header, id, title, line, created, message}` (absent keys omitted). When a
+//!   file failed, stderr gets one line (the failure, or how many failed) and the exit code is 1;
+//!   it is 2 when a failure comes from configuration, plugins or storage.
+//! - `--dry-run` asks the generator ([`Pipeline::predict`]) what it would fill in and shows the
+//!   header with `?` for the id number, which only storage allocates
+//!   (`[SEC][RULES][LIVE][SEC-RUL-?][v2.9][REQUIRED]`, status `would-stamp`). It registers and
+//!   writes nothing (it does open the registry, creating a new data directory), and cannot
+//!   know whether an earlier interrupted run registered the file already (that entry's fields
+//!   would then be used), nor what the validator would say.
+
+mod comment;
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use registry_core::{
+    Added, Context, EntryId, Field, Fields, HeaderForm, Pipeline, RawHeader, Request, RequestError,
+    Schema, find_header, is_version,
+};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::registry::{context, io_reason, open};
+use crate::{CliError, FieldArgs, Format, FormatArg};
+use comment::{Comment, Dialect, FileType};
+
+/// How many lines from the top a header is looked for in, as `lint` does.
+const HEADER_LINES: usize = 20;
+/// How much of a file is looked at for a NUL byte, the sign of a binary file.
+const BINARY_SNIFF: usize = 8192;
+/// Largest file stamped: files are read whole, and rules, scripts and configs are small.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+const BOM: &str = "\u{feff}";
+
+#[derive(Debug, Args)]
+pub struct StampArgs {
+    /// Files to stamp; a link's target is stamped and the link stays a link
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    fields: FieldArgs,
+    /// Version, e.g. v2.9 [default: the schema's]
+    #[arg(long)]
+    version: Option<String>,
+    /// Context for every file, repeatable; `file=<path in the repository>` is added unless given
+    #[arg(long, value_name = "KEY=VALUE")]
+    context: Vec<String>,
+    /// How the header is written
+    #[arg(long, value_enum, default_value_t = Form::Readable)]
+    form: Form,
+    /// Line comment prefix for files whose type has no known comment syntax, e.g. '#'
+    #[arg(long, value_name = "PREFIX")]
+    comment: Option<String>,
+    /// Show the headers that would be written (id number `?`); register and write nothing
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Form {
+    /// `[SEC][RULES][LIVE][SEC-RUL-042][v2.9][REQUIRED]`
+    Readable,
+    /// `[sec-rules-live-sec-rul-042-v2.9-required]`
+    Grepable,
+}
+
+impl From<Form> for HeaderForm {
+    fn from(f: Form) -> Self {
+        match f {
+            Form::Readable => HeaderForm::Readable,
+            Form::Grepable => HeaderForm::Grepable,
+        }
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Status {
+    Stamped,
+    Unchanged,
+    WouldStamp,
+    Error,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Stamped => "stamped",
+            Status::Unchanged => "unchanged",
+            Status::WouldStamp => "would-stamp",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// One line of the report (one object in JSON).
+#[derive(Debug, Serialize)]
+struct Report {
+    file: String,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    /// The header's line, 1-based.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    /// For a stamped file: false when an earlier run had registered it already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    /// The failure comes from configuration, plugins or storage, not from the file.
+    #[serde(skip)]
+    severe: bool,
+}
+
+impl Report {
+    fn new(file: String, status: Status) -> Report {
+        Report {
+            file,
+            status,
+            header: None,
+            id: None,
+            title: None,
+            line: None,
+            created: None,
+            message: None,
+            severe: false,
+        }
+    }
+
+    fn failed(file: String, failure: Failure) -> Report {
+        Report {
+            message: Some(failure.message),
+            line: failure.line,
+            severe: failure.severe,
+            ..Report::new(file, Status::Error)
+        }
+    }
+}
+
+/// Why one file cannot be stamped.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    line: Option<usize>,
+    severe: bool,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            line: None,
+            severe: false,
+        }
+    }
+}
+
+/// What every file of one run shares.
+struct Options<'a> {
+    schema: &'a Schema,
+    fields: Fields<Option<String>>,
+    version: Option<String>,
+    context: Context,
+    comment: Option<String>,
+}
+
+/// A file to stamp once its entry is registered.
+struct Plan {
+    /// Index of the file's report.
+    slot: usize,
+    target: PathBuf,
+    original: Vec<u8>,
+    meta: fs::Metadata,
+    /// Byte offset of the header line in `original`.
+    at: usize,
+    /// The header's line once written, 1-based.
+    line: usize,
+    /// The last line before the header has no line ending: one goes before the header.
+    newline_before: bool,
+    eol: &'static str,
+    comment: Comment,
+    request: Request,
+}
+
+/// What reading a file found.
+enum Found {
+    Header {
+        line: usize,
+        text: String,
+        id: EntryId,
+    },
+    Missing(Box<Plan>),
+}
+
+/// Runs `registry stamp`.
+///
+/// # Errors
+/// A bad argument (exit 1) or a pipeline that cannot be opened (exit 2) before any file is
+/// touched; afterwards, when a file failed: 1, or 2 when the failure came from configuration,
+/// plugins or storage.
+pub fn run(args: StampArgs, settings: &Settings) -> Result<(), CliError> {
+    let schema = &settings.schema;
+    let fields: Fields<Option<String>> = args.fields.into();
+    for (field, value) in fields.iter() {
+        if let Some(v) = value
+            && schema.canonical(field, v).is_none()
+        {
+            return Err(CliError::input(format!(
+                "unknown {field} `{v}`: allowed values are {}",
+                schema.allowed(field).join(", ")
+            )));
+        }
+    }
+    if let Some(v) = &args.version
+        && !is_version(v)
+    {
+        return Err(RequestError::BadVersion(v.clone()).into());
+    }
+    if let Some(prefix) = &args.comment {
+        check_prefix(prefix)?;
+    }
+    let options = Options {
+        schema,
+        fields,
+        version: args.version,
+        context: context(&args.context)?,
+        comment: args.comment,
+    };
+
+    let mut reports = Vec::with_capacity(args.files.len());
+    let mut plans = Vec::new();
+    let mut seen = HashSet::new();
+    for given in &args.files {
+        let file = given.display().to_string();
+        let (target, meta) = match resolve(given) {
+            Ok(found) => found,
+            Err(failure) => {
+                reports.push(Report::failed(file, failure));
+                continue;
+            }
+        };
+        if !seen.insert(target.clone()) {
+            continue;
+        }
+        match inspect(given, target, meta, &options) {
+            Ok(Found::Header { line, text, id }) => reports.push(Report {
+                header: Some(text),
+                id: Some(id.to_string()),
+                line: Some(line),
+                ..Report::new(file, Status::Unchanged)
+            }),
+            Ok(Found::Missing(mut plan)) => {
+                plan.slot = reports.len();
+                // Filled in once the pipeline answers for the file.
+                reports.push(Report {
+                    title: Some(plan.request.title().to_owned()),
+                    line: Some(plan.line),
+                    message: Some("the pipeline returned no result for the file".to_owned()),
+                    severe: true,
+                    ..Report::new(file, Status::Error)
+                });
+                plans.push(*plan);
+            }
+            Err(failure) => reports.push(Report::failed(file, failure)),
+        }
+    }
+
+    if !plans.is_empty() {
+        let pipeline = open(settings)?;
+        if args.dry_run {
+            predict(&pipeline, &plans, args.form.into(), &mut reports)?;
+        } else {
+            register_and_write(&pipeline, plans, args.form.into(), &mut reports);
+        }
+    }
+
+    print(&reports, args.format.format)?;
+    let failed: Vec<&Report> = reports
+        .iter()
+        .filter(|r| r.status == Status::Error)
+        .collect();
+    let code = if failed.iter().any(|r| r.severe) {
+        2
+    } else {
+        1
+    };
+    match failed[..] {
+        [] => Ok(()),
+        [one] => Err(CliError {
+            code,
+            message: format!(
+                "cannot stamp {}: {}",
+                one.file,
+                one.message.as_deref().unwrap_or("failed")
+            ),
+            detail: None,
+        }),
+        ref many => Err(CliError {
+            code,
+            message: format!(
+                "{} of {} files could not be stamped",
+                many.len(),
+                reports.len()
+            ),
+            detail: None,
+        }),
+    }
+}
+
+/// A `--comment` prefix must keep the header on one line and findable.
+fn check_prefix(prefix: &str) -> Result<(), CliError> {
+    let ok = !prefix.is_empty()
+        && prefix.chars().count() <= 16
+        && !prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '[' | ']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::input(format!(
+            "--comment `{prefix}` is not a line comment prefix: use 1 to 16 characters without spaces, brackets or control characters, e.g. '#'"
+        )))
+    }
+}
+
+/// The file a FILE argument names, links followed, and its metadata.
+fn resolve(given: &Path) -> Result<(PathBuf, fs::Metadata), Failure> {
+    let link = fs::symlink_metadata(given).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Failure::new("no such file"),
+        _ => Failure::new(io_reason(&e)),
+    })?;
+    let target = fs::canonicalize(given).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound if link.file_type().is_symlink() => {
+            Failure::new("the link points to a file that does not exist")
+        }
+        _ => Failure::new(io_reason(&e)),
+    })?;
+    let meta = fs::metadata(&target).map_err(|e| Failure::new(io_reason(&e)))?;
+    Ok((target, meta))
+}
+
+/// Reads one file: its header, or the plan to stamp it.
+fn inspect(
+    given: &Path,
+    target: PathBuf,
+    meta: fs::Metadata,
+    options: &Options<'_>,
+) -> Result<Found, Failure> {
+    if meta.is_dir() {
+        return Err(Failure::new("a directory: give the files to stamp"));
+    }
+    if !meta.is_file() {
+        return Err(Failure::new("not a regular file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Failure::new(format!(
+            "the file is {} bytes: files over {} MiB are not stamped",
+            meta.len(),
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    let original = fs::read(&target).map_err(|e| Failure::new(io_reason(&e)))?;
+    if let Some(at) = original.iter().take(BINARY_SNIFF).position(|&b| b == 0) {
+        return Err(Failure::new(format!(
+            "a binary file (NUL byte at offset {at}): only text files are stamped"
+        )));
+    }
+    let whole = std::str::from_utf8(&original).map_err(|e| {
+        Failure::new(format!(
+            "not valid UTF-8 (at byte {}): only UTF-8 text files are stamped",
+            e.valid_up_to()
+        ))
+    })?;
+    let bom = if whole.starts_with(BOM) { BOM.len() } else { 0 };
+    let text = &whole[bom..];
+    let lines = comment::split_lines(text);
+
+    for (i, &(start, end)) in lines.iter().take(HEADER_LINES).enumerate() {
+        let Some((_, found)) = find_header(comment::content(&text[start..end])) else {
+            continue;
+        };
+        let checked = RawHeader::split(found, options.schema)
+            .and_then(|raw| raw.check(found, options.schema));
+        return match checked {
+            Ok(header) => Ok(Found::Header {
+                line: i + 1,
+                text: found.to_owned(),
+                id: header.id,
+            }),
+            Err(e) => Err(Failure {
+                message: format!(
+                    "line {}: {e}: fix or remove the header, stamp does not replace it",
+                    i + 1
+                ),
+                line: Some(i + 1),
+                severe: false,
+            }),
+        };
+    }
+
+    // Checked only now: a file that already carries its header is fine as it is.
+    if meta.permissions().readonly() {
+        return Err(Failure::new("the file is read-only"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Err(Failure::new(format!(
+                "the file has {} hard links: stamping replaces the file, which would separate them",
+                meta.nlink()
+            )));
+        }
+    }
+
+    let first = lines
+        .first()
+        .map_or("", |&(s, e)| comment::content(&text[s..e]));
+    let file_type = match (comment::file_type(&target, first), &options.comment) {
+        (Ok(t), _) => t,
+        (Err(_), Some(prefix)) => FileType {
+            comment: Comment::Line(prefix.clone()),
+            dialect: Dialect::Plain,
+        },
+        (Err(unknown), None) => {
+            return Err(Failure::new(format!(
+                "{unknown}: give --comment PREFIX to stamp it with a line comment"
+            )));
+        }
+    };
+    let (at, kept) = comment::preamble_end(text, &file_type);
+    let eol = match text.find('\n') {
+        Some(n) if text[..n].ends_with('\r') => "\r\n",
+        _ => "\n",
+    };
+
+    let heading = match file_type.dialect {
+        Dialect::Markdown => comment::markdown_heading(text),
+        _ => None,
+    };
+    let from = if heading.is_some() {
+        "the first heading"
+    } else {
+        "the file name"
+    };
+    let title = heading.unwrap_or_else(|| comment::title_from_name(&target));
+    let mut context = options.context.clone();
+    if context.get("file").is_none() {
+        context
+            .set("file".to_owned(), file_context(given, &target))
+            .map_err(|e| Failure::new(format!("cannot record the path: {e}")))?;
+    }
+    let request = Request::new(
+        &title,
+        options.fields.clone(),
+        options.version.clone(),
+        context,
+    )
+    .map_err(|e| Failure::new(format!("{e} (the title comes from {from})")))?;
+
+    Ok(Found::Missing(Box::new(Plan {
+        slot: 0,
+        target,
+        meta,
+        at: bom + at,
+        line: kept + 1,
+        newline_before: at > 0 && !text[..at].ends_with('\n'),
+        eol,
+        comment: file_type.comment,
+        request,
+        original,
+    })))
+}
+
+/// The `file` context of a file: its path in the repository holding it, else as given.
+fn file_context(given: &Path, target: &Path) -> String {
+    let root = target.parent().and_then(|dir| {
+        dir.ancestors()
+            .find(|a| fs::symlink_metadata(a.join(".git")).is_ok())
+    });
+    match root.and_then(|r| target.strip_prefix(r).ok()) {
+        Some(inside) => slash_path(inside),
+        None => slash_path(given),
+    }
+}
+
+/// A path with `/` separators and without `.` components, the same on every platform.
+fn slash_path(path: &Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut absolute = false;
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::RootDir if parts.is_empty() => absolute = true,
+            Component::RootDir => {}
+            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
+/// `--dry-run`: the headers the generator would fill in, the id number unknown.
+fn predict(
+    pipeline: &Pipeline,
+    plans: &[Plan],
+    form: HeaderForm,
+    reports: &mut [Report],
+) -> Result<(), CliError> {
+    let requests = plans.iter().map(|p| p.request.clone()).collect();
+    let predictions = pipeline.predict(requests)?;
+    if predictions.len() != plans.len() {
+        return Err(CliError::config(
+            "the generator returned fewer predictions than requests",
+        ));
+    }
+    for (plan, prediction) in plans.iter().zip(predictions) {
+        let report = &mut reports[plan.slot];
+        match prediction {
+            Ok(guesses) => {
+                let fields = Fields::from_fn(|f: Field| guesses[f].value.clone());
+                let version = plan
+                    .request
+                    .version
+                    .clone()
+                    .unwrap_or_else(|| pipeline.schema().version().to_owned());
+                let id = format!("{}-?", EntryId::prefix_for(&fields.scope, &fields.kind));
+                let raw = RawHeader {
+                    form,
+                    fields,
+                    id,
+                    version,
+                };
+                let header = match form {
+                    HeaderForm::Readable => raw.text(),
+                    HeaderForm::Grepable => raw.text().to_lowercase(),
+                };
+                report.status = Status::WouldStamp;
+                report.header = Some(header);
+                report.message = None;
+                report.severe = false;
+            }
+            Err(e) => {
+                report.severe = !e.is_user_error();
+                report.message = Some(e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Registers every planned file in one batch, then writes each header.
+fn register_and_write(
+    pipeline: &Pipeline,
+    plans: Vec<Plan>,
+    form: HeaderForm,
+    reports: &mut [Report],
+) {
+    let requests = plans.iter().map(|p| p.request.clone()).collect();
+    let results = pipeline.add(requests);
+    for (plan, result) in plans.iter().zip(results) {
+        let report = &mut reports[plan.slot];
+        match result {
+            Ok(Added { entry, created, .. }) => {
+                let header = entry.header.format(form);
+                match write(plan, &plan.comment.wrap(&header)) {
+                    Ok(()) => {
+                        report.status = Status::Stamped;
+                        report.created = Some(created);
+                        report.message = None;
+                    }
+                    Err(reason) => {
+                        report.message = Some(format!(
+                            "{reason}; it is registered as {}: run stamp again to write the header",
+                            entry.header.id
+                        ));
+                    }
+                }
+                report.header = Some(header);
+                report.id = Some(entry.header.id.to_string());
+                report.severe = false;
+            }
+            Err(e) => {
+                report.severe = !e.is_user_error();
+                report.message = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// Writes the header line into the planned file, unless it changed since it was read.
+fn write(plan: &Plan, line: &str) -> Result<(), String> {
+    let now = fs::read(&plan.target)
+        .map_err(|e| format!("cannot read the file again: {}", io_reason(&e)))?;
+    if now != plan.original {
+        return Err("the file changed while it was being stamped".to_owned());
+    }
+    let eol = plan.eol.as_bytes();
+    let mut out = Vec::with_capacity(plan.original.len() + line.len() + 2 * eol.len());
+    out.extend_from_slice(&plan.original[..plan.at]);
+    if plan.newline_before {
+        out.extend_from_slice(eol);
+    }
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(eol);
+    out.extend_from_slice(&plan.original[plan.at..]);
+    replace(&plan.target, &out, &plan.meta)
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it, with the original's
+/// permissions and owner, synced, then renamed over it.
+fn replace(path: &Path, bytes: &[u8], meta: &fs::Metadata) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (tmp, mut file) = create_temp(dir, path)?;
+    let written = (|| {
+        file.write_all(bytes)
+            .map_err(|e| format!("cannot write {}: {}", tmp.display(), io_reason(&e)))?;
+        keep_owner(&file, meta)?;
+        // After the owner: changing the owner clears set-user-id and set-group-id bits.
+        file.set_permissions(meta.permissions()).map_err(|e| {
+            format!(
+                "cannot give {} the file's permissions: {}",
+                tmp.display(),
+                io_reason(&e)
+            )
+        })?;
+        file.sync_all()
+            .map_err(|e| format!("cannot sync {}: {}", tmp.display(), io_reason(&e)))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(|e| {
+            format!(
+                "cannot rename {} over the file: {}",
+                tmp.display(),
+                io_reason(&e)
+            )
+        })
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return written;
+    }
+    // The rename is atomic whatever happens next; syncing the directory only makes it survive
+    // a power loss, so a directory that cannot be synced does not fail the file.
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A new, private file in `dir` named after `path`, which no other file has.
+fn create_temp(dir: &Path, path: &Path) -> Result<(PathBuf, File), String> {
+    let name: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(64).collect())
+        .unwrap_or_default();
+    let mut last = None;
+    for attempt in 0..100 {
+        let tmp = dir.join(format!(
+            ".{name}.{}.{attempt}.stamp.tmp",
+            std::process::id()
+        ));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => {
+                return Err(format!(
+                    "cannot create a temporary file in {}: {}",
+                    dir.display(),
+                    io_reason(&e)
+                ));
+            }
+        }
+    }
+    Err(format!(
+        "cannot create a temporary file in {}: {}",
+        dir.display(),
+        last.map_or_else(|| "too many attempts".to_owned(), |e| io_reason(&e))
+    ))
+}
+
+/// Gives the new file the original's owner and group, so stamping as another user (root)
+/// does not take the file over.
+#[cfg(unix)]
+fn keep_owner(file: &File, meta: &fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let now = file
+        .metadata()
+        .map_err(|e| format!("cannot read the temporary file: {}", io_reason(&e)))?;
+    if (now.uid(), now.gid()) == (meta.uid(), meta.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
+        format!(
+            "cannot keep the file's owner {}:{}: {}",
+            meta.uid(),
+            meta.gid(),
+            io_reason(&e)
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_file: &File, _meta: &fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+fn print(reports: &[Report], format: Format) -> Result<(), CliError> {
+    match format {
+        Format::Json => crate::output::json(reports),
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            (|| {
+                for r in reports {
+                    match (&r.header, &r.message) {
+                        (_, Some(message)) => writeln!(out, "error {}: {message}", r.file)?,
+                        (Some(header), None) => {
+                            writeln!(out, "{} {} {header}", r.status.name(), r.file)?;
+                        }
+                        (None, None) => writeln!(out, "{} {}", r.status.name(), r.file)?,
+                    }
+                }
+                Ok(())
+            })()
+            .map_err(crate::output::write_err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slash_paths() {
+        for (path, expected) in [
+            ("./a/./b.py", "a/b.py"),
+            ("a/../b.py", "a/../b.py"),
+            ("/srv/rules/x.sql", "/srv/rules/x.sql"),
+            ("x.md", "x.md"),
+        ] {
+            assert_eq!(slash_path(Path::new(path)), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn comment_prefixes() {
+        for ok in ["#", "//", "--", ";;", "REM", "%"] {
+            assert!(check_prefix(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "# ", "a b", "[", "x]", "\t", &"#".repeat(17)] {
+            assert!(check_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn file_context_is_relative_to_the_repository() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("repo");
+        fs::create_dir_all(root.join("sub")).expect("mkdir");
+        fs::create_dir(root.join(".git")).expect("mkdir .git");
+        let file = root.join("sub/a.py");
+        fs::write(&file, "x\n").expect("write");
+        let target = fs::canonicalize(&file).expect("canonical");
+        assert_eq!(file_context(Path::new("given.py"), &target), "sub/a.py");
+        let outside = dir.path().join("b.py");
+        fs::write(&outside, "x\n").expect("write");
+        let target = fs::canonicalize(&outside).expect("canonical");
+        assert_eq!(file_context(Path::new("./b.py"), &target), "b.py");
+    }
+
+    #[test]
+    fn replace_keeps_permissions_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("run.sh");
+        fs::write(&file, "echo\n").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o751)).expect("chmod");
+        }
+        let meta = fs::metadata(&file).expect("metadata");
+        replace(&file, b"# h\necho\n", &meta).expect("replaced");
+        assert_eq!(fs::read(&file).expect("read"), b"# h\necho\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&file).expect("metadata").permissions().mode();
+            assert_eq!(mode & 0o7777, 0o751);
+        }
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["run.sh"]);
+    }
+}

@@ -1,0 +1,584 @@
+//! `registry lint`, end to end.
+//!
+//! Most cases are files of the fixture tree `tests/fixtures/lint/`, one file per kind of
+//! problem (and valid headers in every comment syntax), linted with the tree as the working
+//! directory and PATH `.`, so that the reported paths are stable. Its full text and JSON
+//! outputs are compared with `tests/fixtures/lint.expected.txt` and `lint.expected.json`; after
+//! a deliberate change of the output, regenerate them with
+//! `UPDATE_SNAPSHOTS=1 cargo test -p registry-cli --test it lint` and review the diff.
+//!
+//! What cannot be committed reliably (symbolic link loops, unreadable files, large files, a
+//! registry with entries) is made by the tests in temporary directories.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::Scratch;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn tree() -> PathBuf {
+    fixtures().join("lint")
+}
+
+/// Runs `registry lint` with `dir` as the working directory.
+fn lint_in(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["lint"];
+    all.extend(args);
+    Scratch::new()
+        .command(&all)
+        .current_dir(dir)
+        .output()
+        .expect("run registry")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+/// The diagnostics of a JSON run, checked to be well-formed.
+fn diagnostics(out: &Output) -> Vec<Value> {
+    let value: Value = serde_json::from_slice(&out.stdout).expect("lint prints valid JSON");
+    let Value::Array(items) = value else {
+        panic!("not an array: {value}");
+    };
+    for d in &items {
+        let mut keys: Vec<&str> = d
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["code", "column", "file", "line", "message", "severity"],
+            "{d}"
+        );
+        assert!(d["file"].is_string() && d["code"].is_string() && d["message"].is_string());
+        assert!(
+            ["error", "warning", "note"].contains(&d["severity"].as_str().expect("severity")),
+            "{d}"
+        );
+        // A file-level diagnostic has neither line nor column; any other has both.
+        assert_eq!(d["line"].is_null(), d["column"].is_null(), "{d}");
+        if !d["line"].is_null() {
+            assert!(d["line"].as_u64().expect("line") >= 1);
+            assert!(d["column"].as_u64().expect("column") >= 1);
+        }
+    }
+    items
+}
+
+/// (file, line, code) of each diagnostic.
+fn found(items: &[Value]) -> Vec<(String, Option<u64>, String)> {
+    items
+        .iter()
+        .map(|d| {
+            (
+                d["file"].as_str().expect("file").to_owned(),
+                d["line"].as_u64(),
+                d["code"].as_str().expect("code").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Compares `actual` with a committed expected file, or rewrites it with `UPDATE_SNAPSHOTS=1`.
+fn snapshot(name: &str, actual: &str) {
+    let path = fixtures().join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        fs::write(&path, actual).expect("write snapshot");
+        return;
+    }
+    let expected = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e} (create it with UPDATE_SNAPSHOTS=1)",
+            path.display()
+        )
+    });
+    assert!(
+        actual == expected,
+        "output differs from {} (if intended, rerun with UPDATE_SNAPSHOTS=1 and review):\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn fixture_tree_is_complete() {
+    // `ignored.rule` is named by the tree's .gitignore on purpose, so git skips it unless it
+    // is added with `git add -f`; without it the ignore test would pass vacuously.
+    assert!(
+        tree().join("ignored.rule").is_file(),
+        "tests/fixtures/lint/ignored.rule is missing: commit it with `git add -f`"
+    );
+    assert!(
+        fs::read(tree().join("other/binary.bin"))
+            .expect("binary fixture")
+            .contains(&0)
+    );
+    assert!(
+        std::str::from_utf8(&fs::read(tree().join("other/latin1.txt")).expect("fixture")).is_err()
+    );
+}
+
+#[test]
+fn text_output_matches_the_snapshot() {
+    let out = lint_in(&tree(), &["."]);
+    assert_eq!(code(&out), 1, "errors fail the run: {}", stderr(&out));
+    snapshot("lint.expected.txt", &stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "28 files scanned, 26 headers found, 15 errors, 8 warnings, 1 note, 2 files skipped\n"
+    );
+    // Linting does not open storage: no data directory appears.
+    assert!(!tree().join(".registry").exists());
+}
+
+#[test]
+fn json_output_matches_the_snapshot_and_the_text() {
+    let out = lint_in(&tree(), &[".", "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(stderr(&out), "", "no summary in JSON mode");
+    snapshot("lint.expected.json", &stdout(&out));
+
+    let items = diagnostics(&out);
+    let text = stdout(&lint_in(&tree(), &["."]));
+    let lines: Vec<String> = items
+        .iter()
+        .map(|d| {
+            let at = match (d["line"].as_u64(), d["column"].as_u64()) {
+                (Some(l), Some(c)) => format!("{}:{l}:{c}", d["file"].as_str().unwrap_or("")),
+                _ => d["file"].as_str().unwrap_or("").to_owned(),
+            };
+            format!(
+                "{at}: {} {} {}",
+                d["severity"].as_str().unwrap_or(""),
+                d["code"].as_str().unwrap_or(""),
+                d["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), lines);
+}
+
+#[test]
+fn every_problem_in_the_fixtures_is_reported_where_it_is() {
+    let items = diagnostics(&lint_in(&tree(), &[".", "--format", "json"]));
+    let all = found(&items);
+    let severity_of = |file: &str, code: &str| -> Vec<&str> {
+        items
+            .iter()
+            .filter(|d| d["file"] == file && d["code"] == code)
+            .map(|d| d["severity"].as_str().unwrap_or(""))
+            .collect()
+    };
+    for (file, line, code, severity) in [
+        (
+            "malformed/five-fields.md",
+            Some(1),
+            "malformed-header",
+            "error",
+        ),
+        (
+            "malformed/empty-field.txt",
+            Some(1),
+            "malformed-header",
+            "error",
+        ),
+        (
+            "malformed/no-status.rb",
+            Some(1),
+            "malformed-header",
+            "error",
+        ),
+        (
+            "malformed/few-fields.py",
+            Some(1),
+            "malformed-header",
+            "error",
+        ),
+        ("schema/unknown-scope.py", Some(1), "unknown-scope", "error"),
+        (
+            "schema/unknown-type-status.js",
+            Some(1),
+            "unknown-type",
+            "error",
+        ),
+        (
+            "schema/unknown-type-status.js",
+            Some(1),
+            "unknown-status",
+            "error",
+        ),
+        (
+            "schema/unknown-variant.sql",
+            Some(1),
+            "unknown-variant",
+            "error",
+        ),
+        ("schema/bad-version.toml", Some(1), "bad-version", "error"),
+        (
+            "schema/prefix-mismatch.sql",
+            Some(1),
+            "id-prefix-mismatch",
+            "error",
+        ),
+        ("schema/bad-id.c", Some(1), "bad-id", "error"),
+        (
+            "schema/id-not-canonical.py",
+            Some(1),
+            "id-not-canonical",
+            "warning",
+        ),
+        (
+            "schema/lowercase-readable.md",
+            Some(1),
+            "not-canonical",
+            "warning",
+        ),
+        (
+            "schema/lowercase-readable.md",
+            Some(1),
+            "id-not-canonical",
+            "warning",
+        ),
+        (
+            "schema/mixed-case-grepable.sh",
+            Some(1),
+            "not-canonical",
+            "warning",
+        ),
+        ("duplicates/first.rb", Some(1), "duplicate-id", "error"),
+        ("duplicates/second.sh", Some(1), "duplicate-id", "error"),
+        ("duplicates/third.txt", Some(2), "duplicate-id", "error"),
+        ("other/bom-crlf.cs", Some(1), "unknown-status", "error"),
+        ("other/latin1.txt", None, "not-utf8", "note"),
+    ] {
+        let want = (file.to_owned(), line, code.to_owned());
+        assert!(all.contains(&want), "{want:?} not reported; got {all:#?}");
+        assert!(
+            severity_of(file, code).iter().all(|s| *s == severity),
+            "{file} {code}: expected {severity}"
+        );
+    }
+    // Valid headers in every comment syntax and form, a header after a shebang, both forms of
+    // one id in one file, files without a header, a binary file, a header beyond line 20, a
+    // grepable text without a version (not a header), and an ignored file: nothing.
+    for quiet in [
+        "valid/",
+        "other/no-header.txt",
+        "other/binary.bin",
+        "other/header-on-line-25.txt",
+        "malformed/no-version.toml",
+        "ignored.rule",
+    ] {
+        assert!(
+            !all.iter().any(|(f, ..)| f.starts_with(quiet)),
+            "{quiet} reported: {all:#?}"
+        );
+    }
+    // The duplicate messages name the other places.
+    let first = items
+        .iter()
+        .find(|d| d["file"] == "duplicates/first.rb" && d["code"] == "duplicate-id")
+        .expect("duplicate reported");
+    let message = first["message"].as_str().expect("message");
+    assert!(
+        message.contains("GOV-RUL-042")
+            && message.contains("duplicates/second.sh:1")
+            && message.contains("duplicates/third.txt:2"),
+        "{message}"
+    );
+}
+
+#[test]
+fn columns_point_at_the_offending_part() {
+    let items = diagnostics(&lint_in(&tree(), &[".", "--format", "json"]));
+    for (file, code, part) in [
+        ("schema/unknown-type-status.js", "unknown-type", "RULEZ"),
+        ("schema/unknown-type-status.js", "unknown-status", "NOPE"),
+        ("schema/unknown-variant.sql", "unknown-variant", "nope"),
+        ("schema/bad-version.toml", "bad-version", "2.9]"),
+        (
+            "schema/prefix-mismatch.sql",
+            "id-prefix-mismatch",
+            "OPS-RUL-013",
+        ),
+        ("duplicates/second.sh", "duplicate-id", "gov-rul-42"),
+        ("malformed/five-fields.md", "malformed-header", "[SEC]"),
+        // After a byte-order mark, which is not counted.
+        ("other/bom-crlf.cs", "unknown-status", "bogus"),
+    ] {
+        let d = items
+            .iter()
+            .find(|d| d["file"] == file && d["code"] == code)
+            .unwrap_or_else(|| panic!("{file} {code} not reported"));
+        let text = fs::read(tree().join(file)).expect("fixture");
+        let text = String::from_utf8_lossy(text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&text))
+            .into_owned();
+        let line = d["line"].as_u64().expect("line") as usize;
+        let column = d["column"].as_u64().expect("column") as usize;
+        let line_text = text.lines().nth(line - 1).expect("line exists");
+        assert_eq!(
+            line_text.find(part).map(|at| at + 1),
+            Some(column),
+            "{file} {code}: column {column} in {line_text:?}"
+        );
+    }
+}
+
+#[test]
+fn lines_option_sets_how_far_headers_are_looked_for() {
+    let default = lint_in(&tree(), &["other/header-on-line-25.txt"]);
+    assert_eq!(code(&default), 0);
+    assert!(
+        stderr(&default).contains("0 headers found"),
+        "{}",
+        stderr(&default)
+    );
+
+    let further = lint_in(&tree(), &["other/header-on-line-25.txt", "--lines", "25"]);
+    assert_eq!(code(&further), 0);
+    assert!(
+        stderr(&further).contains("1 header found"),
+        "{}",
+        stderr(&further)
+    );
+
+    let out = lint_in(&tree(), &[".", "--lines", "0"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("--lines"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn a_file_named_on_the_command_line_is_linted_even_if_ignored() {
+    let out = lint_in(&tree(), &["ignored.rule", "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        found(&diagnostics(&out)),
+        [(
+            "ignored.rule".to_owned(),
+            Some(1),
+            "malformed-header".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn exit_code_is_1_for_errors_and_0_for_warnings_and_notes() {
+    let s = Scratch::new();
+    s.write("ok.py", "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n");
+    s.write(
+        "warn.md",
+        "<!-- [sec][rules][live][sec-rul-2][v2.9][live] -->\n",
+    );
+    fs::write(
+        s.path().join("note.txt"),
+        b"# [SEC][RULES][LIVE][SEC-RUL-003][v2.9][LIVE]\n\xff\n",
+    )
+    .expect("write");
+    let out = s.run(&["lint", "."]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("warn.md:1:7: warning not-canonical"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note.txt: note not-utf8 line 2 is not valid UTF-8"),
+        "{text}"
+    );
+
+    s.write("bad.sql", "-- [SEC][RULES][LIVE][SEC-RUL-004][v2.9]\n");
+    let out = s.run(&["lint", "."]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stdout(&out).contains("bad.sql:1:4: error malformed-header"));
+
+    // Nothing to report: an empty array, exit 0.
+    let empty = Scratch::new();
+    let out = empty.run(&["lint", ".", "--format", "json"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "[]\n"));
+}
+
+#[test]
+fn a_path_that_does_not_exist_is_an_error_before_anything_is_linted() {
+    let s = Scratch::new();
+    s.write("bad.sql", "-- [SEC][RULES][LIVE][SEC-RUL-004][v2.9]\n");
+    let out = s.run(&["lint", "bad.sql", "missing/dir"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(stdout(&out), "", "nothing is linted");
+    let (code, message) = s.fail(&["lint", "bad.sql", "missing/dir"]);
+    assert_eq!(code, 1);
+    assert_eq!(message, "missing/dir: no such file or directory");
+}
+
+#[test]
+fn plugin_problems_exit_with_2() {
+    let s = Scratch::new();
+    s.write(
+        "registry.toml",
+        "[validator]\nlibrary = \"no-such-plugin\"\n",
+    );
+    s.write("a.py", "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n");
+    let (code, message) = s.fail(&["lint", "."]);
+    assert_eq!(code, 2);
+    assert!(message.contains("validator plugin"), "{message}");
+}
+
+#[test]
+fn max_file_size_takes_units_and_rejects_nonsense() {
+    let s = Scratch::new();
+    s.write(
+        "a.py",
+        &format!(
+            "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n{}",
+            "x".repeat(2000)
+        ),
+    );
+    let out = s.run(&["lint", ".", "--max-file-size", "1K", "--format", "json"]);
+    assert_eq!(code(&out), 0);
+    let items = diagnostics(&out);
+    assert_eq!(
+        found(&items),
+        [("a.py".to_owned(), None, "too-large".to_owned())]
+    );
+    assert_eq!(items[0]["severity"], "note");
+    let out = s.run(&["lint", ".", "--max-file-size", "2K"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, ""));
+    let out = s.run(&["lint", ".", "--max-file-size", "10X"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("`10X` is not a size"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn links_loops_and_unreadable_files_are_reported_never_fatal() {
+    use std::os::unix::fs::symlink;
+
+    let s = Scratch::new();
+    fs::create_dir_all(s.path().join("d/sub")).expect("mkdir");
+    s.write(
+        "d/sub/a.py",
+        "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n",
+    );
+    symlink("..", s.path().join("d/sub/up")).expect("symlink");
+    symlink("self", s.path().join("d/self")).expect("symlink");
+    symlink("missing", s.path().join("d/dangling")).expect("symlink");
+    symlink("sub/a.py", s.path().join("d/link.py")).expect("symlink");
+
+    // Not followed by default: the links are not looked at.
+    let out = s.run(&["lint", "d", "--format", "json"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(found(&diagnostics(&out)), []);
+
+    // Followed: loops are notes, a dangling link is unreadable; the file linked twice is the
+    // same id in two files.
+    let out = s.run(&["lint", "-L", "d", "--format", "json"]);
+    let mut all = found(&diagnostics(&out));
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            ("d/dangling".to_owned(), None, "unreadable".to_owned()),
+            ("d/link.py".to_owned(), Some(1), "duplicate-id".to_owned()),
+            ("d/self".to_owned(), None, "symlink-loop".to_owned()),
+            ("d/sub/a.py".to_owned(), Some(1), "duplicate-id".to_owned()),
+            ("d/sub/up".to_owned(), None, "symlink-loop".to_owned()),
+        ]
+    );
+    assert_eq!(code(&out), 1);
+}
+
+#[test]
+fn registered_compares_headers_with_the_registry() {
+    let s = Scratch::new();
+    let added = s.add(
+        "Block SSH from the internet",
+        &["--scope", "SEC", "--status", "REQUIRED"],
+    );
+    assert_eq!(added["id"], "SEC-RUL-001");
+    fs::create_dir(s.path().join("rules")).expect("mkdir");
+    s.write(
+        "rules/same.py",
+        "# [sec-rules-live-sec-rul-001-v2.9-required]\n",
+    );
+    s.write(
+        "rules/changed.py",
+        "# [SEC][RULES][LIVE][SEC-RUL-1][v3.0][LIVE]\n",
+    );
+    s.write(
+        "rules/unknown.py",
+        "# [SEC][RULES][LIVE][SEC-RUL-077][v2.9][LIVE]\n",
+    );
+
+    // Without --registered only the schema is checked.
+    let out = s.run(&["lint", "rules/same.py", "rules/unknown.py"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, ""));
+
+    let out = s.run(&["lint", "rules", "--registered", "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    let items = diagnostics(&out);
+    let codes: Vec<(String, String)> = items
+        .iter()
+        .map(|d| {
+            (
+                d["file"].as_str().unwrap_or("").to_owned(),
+                d["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for want in [
+        ("rules/changed.py", "header-mismatch"),
+        ("rules/unknown.py", "unregistered-id"),
+    ] {
+        assert!(
+            codes.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{want:?} not in {codes:?}"
+        );
+    }
+    assert!(
+        !codes
+            .iter()
+            .any(|(f, c)| f == "rules/same.py" && c != "duplicate-id"),
+        "the matching header is fine: {codes:?}"
+    );
+    let mismatch = items
+        .iter()
+        .find(|d| d["code"] == "header-mismatch")
+        .expect("mismatch");
+    let message = mismatch["message"].as_str().expect("message");
+    assert_eq!(
+        message,
+        "header differs from registered SEC-RUL-001 (revision 1): version `v3.0` here, `v2.9` registered; status `LIVE` here, `REQUIRED` registered"
+    );
+    // The column points at the first part that differs, the version.
+    assert_eq!(mismatch["column"], 33);
+}
+
+#[test]
+fn without_registered_no_data_directory_is_created() {
+    let s = Scratch::new();
+    s.write("a.py", "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n");
+    let out = s.run(&["lint", "."]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!s.data_dir().exists());
+}

@@ -1,0 +1,484 @@
+//! `registry stamp`, end to end.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::Scratch;
+
+/// Runs `stamp --format json` with `args`; returns the exit code and the report, one object
+/// per file.
+fn stamp(s: &Scratch, args: &[&str]) -> (i32, Vec<Value>) {
+    let mut all = vec!["stamp"];
+    all.extend(args);
+    all.extend(["--format", "json"]);
+    let out = s.run(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stamp {args:?}: no JSON report ({e}): {stderr}"));
+    let Value::Array(files) = report else {
+        panic!("report is not an array: {report}")
+    };
+    (out.status.code().expect("exit code"), files)
+}
+
+/// Runs `stamp` that must succeed for every file.
+fn stamp_ok(s: &Scratch, args: &[&str]) -> Vec<Value> {
+    let (code, files) = stamp(s, args);
+    assert_eq!(code, 0, "{files:?}");
+    files
+}
+
+fn text(s: &Scratch, name: &str) -> String {
+    fs::read_to_string(s.path().join(name)).expect("read stamped file")
+}
+
+/// Line `n` (1-based) of a file, without its line ending.
+fn line(s: &Scratch, name: &str, n: usize) -> String {
+    text(s, name)
+        .split('\n')
+        .nth(n - 1)
+        .unwrap_or_else(|| panic!("{name} has no line {n}"))
+        .trim_end_matches('\r')
+        .to_owned()
+}
+
+/// The six fields of the readable header on a comment line written with `open` and `close`:
+/// the line is exactly `open [..][..][..][..][..][..] close`.
+fn header_fields(line: &str, open: &str, close: &str) -> Vec<String> {
+    let inner = line
+        .strip_prefix(&format!("{open} ["))
+        .and_then(|l| l.strip_suffix(&format!("]{close}")))
+        .unwrap_or_else(|| panic!("not a `{open} [..]{close}` header line: {line:?}"));
+    let fields: Vec<String> = inner.split("][").map(str::to_owned).collect();
+    assert_eq!(fields.len(), 6, "{line}");
+    fields
+}
+
+/// The id from the header fields, checked against the report.
+fn id_of(report: &Value, fields: &[String]) -> String {
+    assert_eq!(report["id"], fields[3].as_str(), "{report}");
+    fields[3].clone()
+}
+
+#[test]
+fn a_script_with_a_shebang_gets_its_header_on_line_two() {
+    let s = Scratch::new();
+    s.write("block_ssh.py", "#!/usr/bin/env python3\nprint('x')\n");
+    let files = stamp_ok(&s, &["block_ssh.py"]);
+    assert_eq!(files[0]["status"], "stamped");
+    assert_eq!(files[0]["line"], 2);
+    assert_eq!(line(&s, "block_ssh.py", 1), "#!/usr/bin/env python3");
+    let fields = header_fields(&line(&s, "block_ssh.py", 2), "#", "");
+    assert_eq!(line(&s, "block_ssh.py", 3), "print('x')");
+    let id = id_of(&files[0], &fields);
+    let entry = s.json(&["get", &id]);
+    assert_eq!(entry["title"], "block ssh");
+    assert_eq!(entry["context"]["file"], "block_ssh.py");
+}
+
+#[test]
+fn markdown_takes_its_title_from_the_first_heading() {
+    let s = Scratch::new();
+    s.write(
+        "guide.md",
+        "Intro text\n\n```\n# not this\n```\n## Rotate the keys ##\n\nbody\n",
+    );
+    let files = stamp_ok(&s, &["guide.md"]);
+    assert_eq!(files[0]["title"], "Rotate the keys");
+    let fields = header_fields(&line(&s, "guide.md", 1), "<!--", " -->");
+    assert_eq!(line(&s, "guide.md", 2), "Intro text");
+    let id = id_of(&files[0], &fields);
+    assert_eq!(s.json(&["get", &id])["title"], "Rotate the keys");
+}
+
+#[test]
+fn each_type_gets_its_comment_syntax() {
+    let s = Scratch::new();
+    s.write("q.sql", "select 1;\n");
+    s.write("lib.rs", "#![no_std]\npub fn f() {}\n");
+    s.write("style.css", "a { color: red }\n");
+    s.write("Dockerfile", "# syntax=docker/dockerfile:1\nFROM scratch\n");
+    s.write(
+        "icon.svg",
+        "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n",
+    );
+    let files = stamp_ok(
+        &s,
+        &["q.sql", "lib.rs", "style.css", "Dockerfile", "icon.svg"],
+    );
+    for (report, (name, n, open, close)) in files.iter().zip([
+        ("q.sql", 1, "--", ""),
+        ("lib.rs", 1, "//", ""),
+        ("style.css", 1, "/*", " */"),
+        ("Dockerfile", 2, "#", ""),
+        ("icon.svg", 2, "<!--", " -->"),
+    ]) {
+        assert_eq!(report["file"], name);
+        assert_eq!(report["line"], n, "{name}");
+        let fields = header_fields(&line(&s, name, n), open, close);
+        id_of(report, &fields);
+    }
+    assert_eq!(line(&s, "lib.rs", 2), "#![no_std]");
+    assert_eq!(line(&s, "Dockerfile", 1), "# syntax=docker/dockerfile:1");
+    assert_eq!(line(&s, "icon.svg", 1), "<?xml version=\"1.0\"?>");
+}
+
+#[test]
+fn crlf_files_get_a_crlf_header_line() {
+    let s = Scratch::new();
+    s.write("q.sql", "select 1;\r\nselect 2;\r\n");
+    stamp_ok(&s, &["q.sql"]);
+    let written = text(&s, "q.sql");
+    let (first, rest) = written.split_once("\r\n").expect("a CRLF line");
+    header_fields(first, "--", "");
+    assert_eq!(rest, "select 1;\r\nselect 2;\r\n");
+    assert!(!first.contains('\n'));
+}
+
+#[test]
+fn a_missing_last_line_ending_and_a_byte_order_mark_are_handled() {
+    let s = Scratch::new();
+    s.write("only.sh", "#!/bin/sh");
+    s.write("bom.md", "\u{feff}# Title\n");
+    s.write("empty.py", "");
+    stamp_ok(&s, &["only.sh", "bom.md", "empty.py"]);
+    let only = text(&s, "only.sh");
+    let rest = only
+        .strip_prefix("#!/bin/sh\n")
+        .expect("shebang kept first");
+    header_fields(rest.strip_suffix('\n').expect("line ending"), "#", "");
+    let bom = text(&s, "bom.md");
+    let rest = bom
+        .strip_prefix('\u{feff}')
+        .expect("byte order mark kept first");
+    let (first, rest) = rest.split_once('\n').expect("two lines");
+    header_fields(first, "<!--", " -->");
+    assert_eq!(rest, "# Title\n");
+    let empty = text(&s, "empty.py");
+    header_fields(empty.strip_suffix('\n').expect("line ending"), "#", "");
+}
+
+#[cfg(unix)]
+#[test]
+fn read_only_and_hard_linked_files_are_refused_unless_stamped_already() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let stamped = s.write("done.sh", "echo\n");
+    stamp_ok(&s, &["done.sh"]);
+    let fresh = s.write("fresh.sh", "echo\n");
+    for p in [&stamped, &fresh] {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o444)).expect("chmod");
+    }
+    s.write("linked.sh", "echo\n");
+    fs::hard_link(s.path().join("linked.sh"), s.path().join("other.sh")).expect("link");
+    let (code, files) = stamp(&s, &["done.sh", "fresh.sh", "linked.sh"]);
+    assert_eq!(code, 1);
+    assert_eq!(files[0]["status"], "unchanged");
+    assert_eq!(files[1]["message"], "the file is read-only");
+    let message = files[2]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("the file has 2 hard links"),
+        "{message}"
+    );
+    assert_eq!(text(&s, "fresh.sh"), "echo\n");
+    assert_eq!(text(&s, "other.sh"), "echo\n");
+}
+
+#[test]
+fn given_fields_form_and_version_are_used() {
+    let s = Scratch::new();
+    s.write("a.yaml", "a: 1\n");
+    s.write("b.yaml", "b: 1\n");
+    stamp_ok(
+        &s,
+        &[
+            "a.yaml",
+            "--scope",
+            "ops",
+            "--type",
+            "SCRIPT",
+            "--status",
+            "live",
+            "--version",
+            "v3.1",
+        ],
+    );
+    let fields = header_fields(&line(&s, "a.yaml", 1), "#", "");
+    assert_eq!(fields[0], "OPS");
+    assert_eq!(fields[1], "SCRIPT");
+    assert!(fields[3].starts_with("OPS-SCR-"), "{fields:?}");
+    assert_eq!(fields[4], "v3.1");
+    assert_eq!(fields[5], "LIVE");
+
+    let files = stamp_ok(&s, &["b.yaml", "--scope", "SEC", "--form", "grepable"]);
+    let header = files[0]["header"].as_str().expect("header");
+    assert!(header.starts_with("[sec-rules-"), "{header}");
+    assert_eq!(line(&s, "b.yaml", 1), format!("# {header}"));
+}
+
+#[cfg(unix)]
+#[test]
+fn permissions_are_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let p = s.write("deploy.sh", "#!/bin/sh\necho deploy\n");
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod");
+    stamp_ok(&s, &["deploy.sh"]);
+    let mode = fs::metadata(&p).expect("metadata").permissions().mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    assert!(line(&s, "deploy.sh", 2).starts_with("# ["));
+    // Nothing left beside it.
+    let mut names: Vec<String> = fs::read_dir(s.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".registry", "deploy.sh"]);
+}
+
+#[test]
+fn a_second_run_changes_nothing() {
+    let s = Scratch::new();
+    let names = ["a.py", "b.md", "c.sql", "d.rs"];
+    for name in names {
+        s.write(name, "x\n");
+    }
+    let first = stamp_ok(&s, &names);
+    let before: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| fs::read(s.path().join(n)).expect("read"))
+        .collect();
+    let second = stamp_ok(&s, &names);
+    for ((a, b), name) in first.iter().zip(&second).zip(names) {
+        assert_eq!(a["status"], "stamped", "{name}");
+        assert_eq!(b["status"], "unchanged", "{name}");
+        assert_eq!(a["header"], b["header"], "{name}");
+        assert_eq!(a["line"], b["line"], "{name}");
+    }
+    let after: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| fs::read(s.path().join(n)).expect("read"))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(s.ids().len(), names.len());
+}
+
+#[test]
+fn a_file_without_comment_syntax_is_refused_and_the_others_stamped() {
+    let s = Scratch::new();
+    s.write("a.py", "x = 1\n");
+    s.write("data.json", "{}\n");
+    s.write("b.sql", "select 1;\n");
+    let (code, files) = stamp(&s, &["a.py", "data.json", "b.sql"]);
+    assert_eq!(code, 1);
+    assert_eq!(files[0]["status"], "stamped");
+    assert_eq!(files[1]["status"], "error");
+    assert_eq!(files[2]["status"], "stamped");
+    let message = files[1]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("no comment syntax known for .json files"),
+        "{message}"
+    );
+    assert_eq!(text(&s, "data.json"), "{}\n");
+
+    // Text output: one line per file, the failure on stderr.
+    s.write("c.json", "[]\n");
+    let (code, err) = s.fail(&["stamp", "c.json"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("cannot stamp c.json: no comment syntax known for .json files"),
+        "{err}"
+    );
+}
+
+#[test]
+fn comment_gives_a_prefix_for_unknown_types_only() {
+    let s = Scratch::new();
+    s.write("notes.weird", "text\n");
+    s.write("a.sql", "select 1;\n");
+    stamp_ok(&s, &["notes.weird", "a.sql", "--comment", ";;"]);
+    header_fields(&line(&s, "notes.weird", 1), ";;", "");
+    header_fields(&line(&s, "a.sql", 1), "--", "");
+    let (code, err) = s.fail(&["stamp", "a.sql", "--comment", "a b"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--comment `a b`"), "{err}");
+}
+
+#[test]
+fn a_malformed_header_is_refused_and_left_alone() {
+    let s = Scratch::new();
+    let original = "#!/bin/sh\n# [SEC][RULES][LIVE][SEC-RUL-001][v2.9]\necho\n";
+    s.write("bad.sh", original);
+    s.write(
+        "unknown.sh",
+        "# [NOPE][RULES][LIVE][NOPE-RUL-001][v2.9][LIVE]\n",
+    );
+    let (code, files) = stamp(&s, &["bad.sh", "unknown.sh"]);
+    assert_eq!(code, 1);
+    assert_eq!(files[0]["status"], "error");
+    assert_eq!(files[0]["line"], 2);
+    let message = files[0]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("line 2: malformed header `[SEC][RULES][LIVE][SEC-RUL-001][v2.9]`"),
+        "{message}"
+    );
+    assert!(
+        files[1]["message"]
+            .as_str()
+            .expect("message")
+            .contains("unknown scope `NOPE`"),
+        "{}",
+        files[1]
+    );
+    assert_eq!(text(&s, "bad.sh"), original);
+    assert!(s.ids().is_empty());
+}
+
+#[test]
+fn a_lost_write_is_found_again_by_fingerprint() {
+    let s = Scratch::new();
+    let original = "select 1;\n";
+    s.write("q.sql", original);
+    let first = stamp_ok(&s, &["q.sql"]);
+    assert_eq!(first[0]["created"], true);
+    // As if the write had never happened: registered, but the file has no header.
+    s.write("q.sql", original);
+    let second = stamp_ok(&s, &["q.sql"]);
+    assert_eq!(second[0]["status"], "stamped");
+    assert_eq!(second[0]["created"], false);
+    assert_eq!(first[0]["id"], second[0]["id"]);
+    assert_eq!(s.ids().len(), 1);
+}
+
+#[test]
+fn same_names_in_different_folders_are_different_entries() {
+    let s = Scratch::new();
+    let repo = s.path().join("repo");
+    for dir in ["repo/.git", "repo/net", "repo/db"] {
+        fs::create_dir_all(s.path().join(dir)).expect("mkdir");
+    }
+    s.write("repo/net/README.md", "# Rules\n");
+    s.write("repo/db/README.md", "# Rules\n");
+    let files = stamp_ok(&s, &["repo/net/README.md", "repo/db/README.md"]);
+    assert_ne!(files[0]["id"], files[1]["id"]);
+    let id = files[1]["id"].as_str().expect("id");
+    assert_eq!(s.json(&["get", id])["context"]["file"], "db/README.md");
+    assert!(repo.join("db/README.md").exists());
+
+    // A given file= wins.
+    s.write("repo/x.sql", "select 1;\n");
+    let files = stamp_ok(&s, &["repo/x.sql", "--context", "file=elsewhere.sql"]);
+    let id = files[0]["id"].as_str().expect("id");
+    assert_eq!(s.json(&["get", id])["context"]["file"], "elsewhere.sql");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_stays_a_link_and_its_target_is_stamped() {
+    let s = Scratch::new();
+    let target = s.write("real.sh", "echo\n");
+    let link = s.path().join("link.sh");
+    std::os::unix::fs::symlink("real.sh", &link).expect("symlink");
+    let files = stamp_ok(&s, &["link.sh", "real.sh"]);
+    // Named twice (through the link and directly): stamped and reported once.
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["file"], "link.sh");
+    assert!(
+        fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink()
+    );
+    header_fields(&line(&s, "real.sh", 1), "#", "");
+    assert_eq!(
+        fs::read_link(&link).expect("read link"),
+        Path::new("real.sh")
+    );
+    assert!(target.is_file());
+}
+
+#[test]
+fn unreadable_inputs_are_per_file_errors() {
+    let s = Scratch::new();
+    s.write("ok.py", "x\n");
+    fs::write(s.path().join("blob.sh"), b"ab\0cd").expect("write");
+    fs::write(s.path().join("latin.sh"), b"caf\xe9\n").expect("write");
+    fs::create_dir(s.path().join("dir.py")).expect("mkdir");
+    let (code, files) = stamp(
+        &s,
+        &["missing.py", "blob.sh", "latin.sh", "dir.py", "ok.py"],
+    );
+    assert_eq!(code, 1);
+    let messages: Vec<&str> = files
+        .iter()
+        .map(|f| f["message"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(messages[0], "no such file");
+    assert!(
+        messages[1].starts_with("a binary file (NUL byte at offset 2)"),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].starts_with("not valid UTF-8 (at byte 3)"),
+        "{}",
+        messages[2]
+    );
+    assert!(messages[3].starts_with("a directory"), "{}", messages[3]);
+    assert_eq!(files[4]["status"], "stamped");
+    assert_eq!(fs::read(s.path().join("blob.sh")).expect("read"), b"ab\0cd");
+    assert_eq!(
+        fs::read(s.path().join("latin.sh")).expect("read"),
+        b"caf\xe9\n"
+    );
+
+    let out = s.run(&["stamp", "missing.py", "blob.sh"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    assert_eq!(stderr, "error: 2 of 2 files could not be stamped\n");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        stdout.starts_with("error missing.py: no such file\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn dry_run_registers_and_writes_nothing() {
+    let s = Scratch::new();
+    s.write("a.py", "x\n");
+    let files = stamp_ok(&s, &["a.py", "--dry-run", "--scope", "SEC"]);
+    assert_eq!(files[0]["status"], "would-stamp");
+    assert_eq!(
+        files[0]["header"],
+        "[SEC][RULES][LIVE][SEC-RUL-?][v2.9][DEV]"
+    );
+    assert_eq!(text(&s, "a.py"), "x\n");
+    assert!(s.ids().is_empty());
+}
+
+#[test]
+fn bad_arguments_touch_nothing() {
+    let s = Scratch::new();
+    s.write("a.py", "x\n");
+    for (args, expected) in [
+        (
+            vec!["stamp", "a.py", "--scope", "NOPE"],
+            "unknown scope `NOPE`",
+        ),
+        (vec!["stamp", "a.py", "--version", "2.9"], "version `2.9`"),
+        (
+            vec!["stamp", "a.py", "--context", "novalue"],
+            "malformed context",
+        ),
+    ] {
+        let (code, err) = s.fail(&args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    assert_eq!(text(&s, "a.py"), "x\n");
+    assert!(!s.data_dir().exists());
+}
