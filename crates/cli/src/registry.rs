@@ -244,7 +244,44 @@ pub(crate) fn open(settings: &Settings) -> Result<Pipeline, CliError> {
         shards,
     };
     let loaded = load::load(&settings.stages, &settings.paths, &setup).map_err(load_error)?;
-    Ok(Pipeline::new(settings.schema.clone(), loaded.stages))
+    let pipeline = Pipeline::new(settings.schema.clone(), loaded.stages);
+    if settings.data_dir.join(FINGERPRINTS_ANYWHERE).exists() {
+        pipeline.set_fingerprints_anywhere(true);
+    }
+    Ok(pipeline)
+}
+
+/// A file in the data directory whose presence says that some entry sits in a shard other than
+/// the one the router picks for its fingerprint (it was imported from a registry with another
+/// layout), so `add` must look for fingerprints in every shard.
+const FINGERPRINTS_ANYWHERE: &str = "fingerprints-anywhere";
+
+/// Before a restore: if it would place an entry outside the shard the router picks for its
+/// fingerprint, records that in the data directory (first, so a crash cannot lose it) and tells
+/// the pipeline.
+///
+/// # Errors
+/// When the router fails or the file cannot be written.
+pub(crate) fn before_restore(
+    pipeline: &Pipeline,
+    settings: &Settings,
+    histories: &[Vec<registry_core::Entry>],
+) -> Result<(), CliError> {
+    if pipeline.fingerprints_anywhere() || !pipeline.restore_misplaces(histories)? {
+        return Ok(());
+    }
+    let file = settings.data_dir.join(FINGERPRINTS_ANYWHERE);
+    fs::File::create(&file)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| {
+            CliError::config(format!(
+                "cannot write {}: {}",
+                file.display(),
+                io_reason(&e)
+            ))
+        })?;
+    pipeline.set_fingerprints_anywhere(true);
+    Ok(())
 }
 
 pub(crate) fn load_error(errors: Vec<load::LoadError>) -> CliError {

@@ -34,9 +34,10 @@
 //! idempotent (what is stored comes back unchanged), so importing the file again completes it.
 //!
 //! Entries keep their ids, so each goes to the shard its id names. Importing into a registry
-//! with another shard count works and exports the same bytes; `add` then finds an imported
-//! entry's request only if the router sends its fingerprint to that same shard (see
-//! `Pipeline::restore`).
+//! with another shard count works and exports the same bytes. When an entry lands in a shard
+//! other than the one the router picks for its fingerprint, the import first records
+//! `fingerprints-anywhere` in the data directory, and from then on `add` looks for a request in
+//! every shard before creating one, so registering an imported request again finds it.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -52,7 +53,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::learn::RequestLine;
-use crate::registry::{io_reason, open};
+use crate::registry::{before_restore, io_reason, open};
 use crate::{CliError, Format, FormatArg, output};
 
 /// How many records are read, checked and stored together: one storage transaction per shard.
@@ -450,15 +451,15 @@ pub fn import(args: ImportArgs, settings: &Settings) -> Result<(), CliError> {
         hint: None,
     };
     if args.atomic {
-        import_atomic(&pipeline, &mut input, &mut report)?;
+        import_atomic(&pipeline, settings, &mut input, &mut report)?;
     } else {
         let mut batch = Vec::with_capacity(BATCH);
         while input.next_item(&mut batch, pipeline.schema())? {
             if batch.len() == BATCH {
-                import_batch(&pipeline, std::mem::take(&mut batch), &mut report)?;
+                import_batch(&pipeline, settings, std::mem::take(&mut batch), &mut report)?;
             }
         }
-        import_batch(&pipeline, batch, &mut report)?;
+        import_batch(&pipeline, settings, batch, &mut report)?;
     }
     report.finish()
 }
@@ -469,6 +470,7 @@ pub fn import(args: ImportArgs, settings: &Settings) -> Result<(), CliError> {
 /// taking the ids of entries further down.
 fn import_batch(
     pipeline: &Pipeline,
+    settings: &Settings,
     batch: Vec<Item>,
     report: &mut Report,
 ) -> Result<(), CliError> {
@@ -497,6 +499,7 @@ fn import_batch(
         }
     }
     let (places, histories): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
+    before_restore(pipeline, settings, &histories)?;
     let outcomes = pipeline.restore(histories).map_err(aborted)?;
     for ((line, id), outcome) in places.into_iter().zip(outcomes) {
         match outcome {
@@ -521,6 +524,7 @@ fn import_batch(
 /// so one transaction per shard.
 fn import_atomic(
     pipeline: &Pipeline,
+    settings: &Settings,
     input: &mut Input,
     report: &mut Report,
 ) -> Result<(), CliError> {
@@ -563,6 +567,7 @@ fn import_atomic(
     report.hint = Some(
         "the shards that committed keep their part, and importing the file again completes it",
     );
+    before_restore(pipeline, settings, &histories)?;
     let outcomes = pipeline.restore(histories)?;
     for ((line, id), outcome) in places.into_iter().zip(outcomes) {
         match outcome {

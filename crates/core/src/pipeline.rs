@@ -10,7 +10,7 @@
 //! up in every shard, then one storage call per shard.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -79,6 +79,10 @@ pub struct Pipeline {
     schema: Schema,
     stages: Stages,
     cache_errors: AtomicU64,
+    /// Whether a fingerprint may be stored in a shard other than the one the router picks for
+    /// it (entries restored from a registry with another layout): then `add` looks in every
+    /// shard before creating anything.
+    fingerprints_anywhere: AtomicBool,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -112,7 +116,24 @@ impl Pipeline {
             schema,
             stages,
             cache_errors: AtomicU64::new(0),
+            fingerprints_anywhere: AtomicBool::new(false),
         }
+    }
+
+    /// Tells the pipeline that fingerprints may be stored outside the shard the router picks
+    /// for them, so that `add` looks for a request in every shard before creating an entry.
+    /// A registry sets this when [`Pipeline::restore`] has put such an entry in it (see
+    /// [`Pipeline::fingerprints_anywhere`]); it costs one more lookup per shard for each new
+    /// request, and nothing with one shard.
+    pub fn set_fingerprints_anywhere(&self, on: bool) {
+        self.fingerprints_anywhere.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `add` looks for fingerprints in every shard: set by
+    /// [`Pipeline::set_fingerprints_anywhere`], or by a restore that stored an entry in the
+    /// shard its id names while the router sends its fingerprint to another one.
+    pub fn fingerprints_anywhere(&self) -> bool {
+        self.fingerprints_anywhere.load(Ordering::Relaxed)
     }
 
     pub fn schema(&self) -> &Schema {
@@ -279,8 +300,55 @@ impl Pipeline {
                 }
             }
         }
+        if self.fingerprints_anywhere() && self.shards() > 1 {
+            self.lookup_elsewhere(fps, shard_of, &mut rest, slots);
+        }
         rest.sort_unstable();
         *todo = rest;
+    }
+
+    /// Looks for the fingerprints of `rest` in every shard but the one each was routed to;
+    /// removes the ones found from `rest`.
+    fn lookup_elsewhere(
+        &self,
+        fps: &[Fingerprint],
+        shard_of: &[u32],
+        rest: &mut Vec<usize>,
+        slots: &mut [Slot],
+    ) {
+        for shard in 0..self.shards() {
+            let items: Vec<usize> = rest
+                .iter()
+                .copied()
+                .filter(|&i| shard_of[i] as usize != shard)
+                .collect();
+            if items.is_empty() {
+                continue;
+            }
+            let wanted: Vec<Fingerprint> = items.iter().map(|&i| fps[i]).collect();
+            let mut found = Vec::with_capacity(wanted.len());
+            let result = self.stages.storage[shard].find(&wanted, &mut found);
+            let error = match result {
+                Err(e) => Some(Error::stage(StageKind::Storage, e)),
+                Ok(()) if found.len() != wanted.len() => Some(miscount(StageKind::Storage)),
+                Ok(()) => None,
+            };
+            if let Some(e) = error {
+                // Creating the entry could duplicate one in the shard that could not be read.
+                fail_all(&items, &e, slots);
+                rest.retain(|i| !items.contains(i));
+                continue;
+            }
+            let mut hits = Vec::new();
+            for (i, f) in items.into_iter().zip(found) {
+                if let Some(entry) = f {
+                    hits.push(entry.clone());
+                    slots[i] = Some(Ok(existing(entry)));
+                    rest.retain(|&r| r != i);
+                }
+            }
+            self.fill_cache(&hits);
+        }
     }
 
     /// Predicts, validates, allocates, renders, validates again and inserts the new requests.
@@ -796,10 +864,11 @@ impl Pipeline {
     /// what is stored comes back `Unchanged`, so a failed restore is completed by running it
     /// again.
     ///
-    /// Registration stays idempotent by fingerprint only if each entry's fingerprint routes to
-    /// the shard its id names, which holds when the exporting registry had the same shard count
-    /// and router; entries restored across another layout are found by id and listed, but `add`
-    /// looks for a fingerprint only in the shard the router picks.
+    /// Registration stays idempotent: an entry's fingerprint normally routes to the shard its id
+    /// names (the shard that allocated it). When a restored entry's does not (the exporting
+    /// registry had another shard count or router), the restore turns on
+    /// [`Pipeline::fingerprints_anywhere`], so `add` looks in every shard; a registry that
+    /// persists across processes records that and sets it again when it opens.
     ///
     /// # Errors
     /// The whole batch fails, with nothing written, when the validator cannot work or a lookup
@@ -813,6 +882,19 @@ impl Pipeline {
             create,
             shard_of,
         } = self.plan_restore(&histories)?;
+        // Where the router would look for each fingerprint: if that is not the shard the id
+        // names, `add` must from now on look in every shard.
+        let fps: Vec<Fingerprint> = histories
+            .iter()
+            .map(|h| h.last().map_or(Fingerprint([0; 16]), |e| e.fingerprint))
+            .collect();
+        let routed = match self.route(&create, &fps) {
+            Ok(routed) => routed,
+            Err(e) => {
+                fail_all(&create, &e, &mut slots);
+                return Ok(finish(slots));
+            }
+        };
         let mut stored_keys = Vec::new();
         for (shard, items) in group_by_shard(&create, &shard_of) {
             let batch: Vec<Vec<Entry>> = items
@@ -831,6 +913,9 @@ impl Pipeline {
                             && let Some(latest) = history.last()
                         {
                             stored_keys.extend(CacheKey::of_entry(latest));
+                            if routed[i] != shard_of[i] {
+                                self.set_fingerprints_anywhere(true);
+                            }
                         }
                         slots[i] = Some(outcome.map_err(|e| Error::stage(StageKind::Storage, e)));
                     }
@@ -843,6 +928,27 @@ impl Pipeline {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);
         }
         Ok(finish(slots))
+    }
+
+    /// Whether restoring these histories would put an entry in a shard other than the one the
+    /// router picks for its fingerprint, which turns on [`Pipeline::fingerprints_anywhere`]. A
+    /// caller that persists that setting records it before restoring, so that a crash in
+    /// between cannot lose it.
+    ///
+    /// # Errors
+    /// When the router fails.
+    pub fn restore_misplaces(&self, histories: &[Vec<Entry>]) -> Result<bool, Error> {
+        let all: Vec<usize> = (0..histories.len()).collect();
+        let fps: Vec<Fingerprint> = histories
+            .iter()
+            .map(|h| h.last().map_or(Fingerprint([0; 16]), |e| e.fingerprint))
+            .collect();
+        let routed = self.route(&all, &fps)?;
+        Ok(histories.iter().zip(routed).any(|(h, r)| {
+            h.last()
+                .and_then(|e| self.shard_index(&e.header.id))
+                .is_some_and(|s| s != r as usize)
+        }))
     }
 
     /// What [`Pipeline::restore`] would do with each history, writing nothing: every check and

@@ -212,6 +212,36 @@ fn import_into_two_shards_and_export_the_same() {
         b.json(&["get", "SEC-RUL-002"])["title"],
         "Rotate the signing keys"
     );
+    // Registering an imported request again finds it, whichever shard the router picks for its
+    // fingerprint in this two-shard layout: no duplicate.
+    for (title, extra, id) in [
+        (
+            "Rotate the signing keys",
+            &["--scope", "SEC", "--type", "RULES"][..],
+            "SEC-RUL-002",
+        ),
+        (
+            "Review access every quarter",
+            &["--scope", "GOV"][..],
+            "GOV-RUL-001",
+        ),
+        (
+            "Load the nightly sales",
+            &["--scope", "ETL", "--type", "MULTI-ETL"][..],
+            "ETL-MUL-001",
+        ),
+        (
+            "Restart the queue workers",
+            &["--scope", "OPS", "--type", "SCRIPT"][..],
+            "OPS-SCR-001",
+        ),
+    ] {
+        let again = b.add(title, extra);
+        assert_eq!(
+            (again["id"].as_str(), again["created"].as_bool()),
+            (Some(id), Some(false))
+        );
+    }
     let added = b.add("Encrypt the backups", &["--scope", "SEC"]);
     let id = added["id"].as_str().expect("id");
     assert!(!["SEC-RUL-001", "SEC-RUL-002"].contains(&id), "{id}");
