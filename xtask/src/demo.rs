@@ -2,7 +2,9 @@
 //!
 //! Builds the workspace in release, then registers sample rules with `target/release/registry
 //! add` (one process each, as a user or script would), lists them, updates one and shows its
-//! history. Running it again registers nothing new: registration is idempotent.
+//! history. Then it stamps a few rule files in `target/demo-rules/` with their headers and lints
+//! that folder, where one legacy file carries a broken header. Running it again registers and
+//! stamps nothing new: registration is idempotent and stamped files are left unchanged.
 
 use std::process::Command;
 use std::time::Instant;
@@ -123,7 +125,69 @@ pub fn run() -> Result<(), String> {
     show(&exe, &["history", &first])?;
     println!("\n$ registry plugins");
     show(&exe, &["plugins"])?;
+    rule_files(&exe)?;
     println!("\nTry it: {exe} add --title \"…\" [--scope S] [--format json]");
+    Ok(())
+}
+
+/// Rule files as a team keeps them: three without a header yet, one with a broken one.
+const RULE_FILES: &[(&str, &str)] = &[
+    (
+        "rotate_app_logs.sh",
+        "#!/bin/sh\nfind /var/log/app -name '*.log' -mtime +7 -delete\n",
+    ),
+    (
+        "deny_public_s3_acls.tf",
+        "resource \"aws_s3_account_public_access_block\" \"all\" {\n  block_public_acls = true\n}\n",
+    ),
+    (
+        "firewall-review.md",
+        "# Quarterly security review of firewall rules\n\nCompare the rules with the inventory.\n",
+    ),
+    (
+        "legacy_cleanup.sql",
+        "-- [SEC][RULEZ][LIVE][SEC-RUL-999][2.9][LIVE]\nDELETE FROM sessions WHERE expired;\n",
+    ),
+];
+
+/// Stamps the rule files that lack a header, then lints the folder against the registry.
+fn rule_files(exe: &str) -> Result<(), String> {
+    let dir = root().join("target/demo-rules");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (name, text) in RULE_FILES {
+        let path = dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    let stamped: Vec<String> = RULE_FILES[..3]
+        .iter()
+        .map(|(name, _)| format!("target/demo-rules/{name}"))
+        .collect();
+    println!("\n$ registry stamp {}", stamped.join(" "));
+    let mut args = vec!["stamp"];
+    args.extend(stamped.iter().map(String::as_str));
+    show(exe, &args)?;
+    println!("\n$ head -2 target/demo-rules/rotate_app_logs.sh");
+    let script = std::fs::read_to_string(dir.join("rotate_app_logs.sh"))
+        .map_err(|e| format!("cannot read the stamped script: {e}"))?;
+    for line in script.lines().take(2) {
+        println!("{line}");
+    }
+    println!("\n$ registry lint target/demo-rules --registered");
+    let status = Command::new(exe)
+        .current_dir(root())
+        .args(["lint", "target/demo-rules", "--registered"])
+        .status()
+        .map_err(|e| format!("cannot run {exe}: {e}"))?;
+    // The legacy file's header is wrong on purpose: lint must say so and exit 1.
+    if status.code() != Some(1) {
+        return Err(format!(
+            "registry lint should have found the errors of legacy_cleanup.sql, but exited with {status}"
+        ));
+    }
+    println!("(exit code 1: what a CI job would fail on)");
     Ok(())
 }
 
