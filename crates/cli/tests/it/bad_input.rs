@@ -170,6 +170,21 @@ fn unknown_keys_name_the_key_and_the_file() {
         "schema.defaults.scope: `NOPE` is not one of schema.scope",
     );
     check_config("[schema\n", 2, "registry.toml");
+    check_config(
+        "[schema.required]\nNOPE = [\"owner\"]\nGOV = [\"a..b\"]\n",
+        2,
+        "registry.toml: schema.required.GOV: `a..b` is not a key path: use dot-separated names, \
+         e.g. metadata.owner; schema.required.NOPE: `NOPE` is not one of schema.scope",
+    );
+}
+
+#[test]
+fn a_config_without_a_required_key_is_refused_and_nothing_stored() {
+    check_config(
+        "[schema.required]\n\"*\" = [\"dashboard.title\", \"owner\"]\n",
+        1,
+        "config lacks `owner`, which schema.required asks of every GOV entry",
+    );
 }
 
 #[test]
