@@ -1453,10 +1453,12 @@ mod tests {
         }
     }
 
-    struct NoRouter;
-    impl Router for NoRouter {
-        fn route(&self, _: &[u64], _: u32, _: &mut Vec<u32>) -> StageResult<()> {
-            refused()
+    /// Routes every key to shard 0: a restore asks where each fingerprint would go.
+    struct FirstShard;
+    impl Router for FirstShard {
+        fn route(&self, keys: &[u64], _: u32, out: &mut Vec<u32>) -> StageResult<()> {
+            out.extend(keys.iter().map(|_| 0));
+            Ok(())
         }
     }
 
@@ -1476,7 +1478,7 @@ mod tests {
                 cache: Box::new(NoCache),
                 generator: Box::new(NoGenerator),
                 validator: Box::new(ScopeValidator),
-                router: Box::new(NoRouter),
+                router: Box::new(FirstShard),
                 storage,
             },
         )
@@ -1550,8 +1552,17 @@ mod tests {
                 vec![first, second]
             })
             .collect();
+        // Ids 1 and 4 name shard 0, where the router sends every fingerprint; the others do not.
+        let in_shard_0 = [histories[0].clone(), histories[3].clone()];
+        assert!(!p.restore_misplaces(&in_shard_0).expect("routes"));
+        assert!(p.restore_misplaces(&histories).expect("routes"));
+        assert!(!p.fingerprints_anywhere());
         let results = p.restore(histories.clone()).expect("restores");
         assert_eq!(outcomes(results), vec!["created"; 6]);
+        assert!(
+            p.fingerprints_anywhere(),
+            "add must now look in every shard"
+        );
         for (s, storage) in p.stages.storage.iter().enumerate() {
             let mut found = Vec::new();
             let ids = [
