@@ -193,6 +193,30 @@ impl RedbStorage {
     }
 
     /// A one-line `Storage` error naming the file: "cannot {doing} `{file}`: {reason}".
+    /// Indexes a newly stored entry (its latest revision): the fingerprint, the field index,
+    /// and the prefix's sequence, raised to the entry's number if below it, so `allocate` never
+    /// hands out a stored number, whatever allocations a crash rolled back or a restore brought.
+    fn index_new(&self, t: &mut Tables<'_>, key: (&str, u64), entry: &Entry) -> StageResult<()> {
+        let write = |e| self.fail("write", e);
+        t.fingerprints
+            .insert(entry.fingerprint.0, key)
+            .map_err(write)?;
+        for (field, value) in entry.header.fields.iter() {
+            t.index
+                .insert((tag(field), value.as_str(), key.0, key.1), ())
+                .map_err(write)?;
+        }
+        let last = t
+            .sequences
+            .get(key.0)
+            .map_err(|e| self.fail("read", e))?
+            .map_or(0, |g| g.value());
+        if last < key.1 {
+            t.sequences.insert(key.0, key.1).map_err(write)?;
+        }
+        Ok(())
+    }
+
     fn fail(&self, doing: &str, e: impl Display) -> StageError {
         StageError::new(
             ErrorCode::Storage,
@@ -459,24 +483,7 @@ impl RedbStorage {
         if let Some(bytes) = coded.last() {
             t.entries.insert(key, bytes.as_slice()).map_err(write)?;
         }
-        t.fingerprints
-            .insert(latest.fingerprint.0, key)
-            .map_err(write)?;
-        for (field, value) in latest.header.fields.iter() {
-            t.index
-                .insert((tag(field), value.as_str(), key.0, key.1), ())
-                .map_err(write)?;
-        }
-        // As in `insert`: the sequence never stays below a stored number, so `allocate` never
-        // hands out a restored one.
-        let last = t
-            .sequences
-            .get(key.0)
-            .map_err(|e| self.fail("read", e))?
-            .map_or(0, |g| g.value());
-        if last < key.1 {
-            t.sequences.insert(key.0, key.1).map_err(write)?;
-        }
+        self.index_new(t, key, latest)?;
         Ok(Ok(Restored::Created))
     }
 
@@ -602,24 +609,7 @@ impl Storage for RedbStorage {
                 t.revisions
                     .insert((key.0, key.1, 1), buf.as_slice())
                     .map_err(write)?;
-                t.fingerprints
-                    .insert(entry.fingerprint.0, key)
-                    .map_err(write)?;
-                for (field, value) in entry.header.fields.iter() {
-                    t.index
-                        .insert((tag(field), value.as_str(), key.0, key.1), ())
-                        .map_err(write)?;
-                }
-                // Keep the sequence at or above every stored number, whatever allocations a
-                // crash may have rolled back.
-                let last = t
-                    .sequences
-                    .get(key.0)
-                    .map_err(|e| self.fail("read", e))?
-                    .map_or(0, |g| g.value());
-                if last < key.1 {
-                    t.sequences.insert(key.0, key.1).map_err(write)?;
-                }
+                self.index_new(&mut t, key, entry)?;
                 outcomes.push(Inserted::Created);
             }
         }
