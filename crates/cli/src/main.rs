@@ -5,6 +5,7 @@
 //! is one line on stderr with exit code 1 (the user's input is wrong or not found) or 2
 //! (configuration, plugins, storage).
 
+mod batch;
 mod config;
 mod learn;
 mod lint;
@@ -89,6 +90,12 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Read exported entries (or plain requests) into this registry
     Import(transfer::ImportArgs),
+    /// Register every request of a JSONL file in parallel batches, reporting each line that fails
+    Batch(batch::BatchArgs),
+    /// Register generated requests in a fresh registry; report throughput, latency and memory
+    ScaleTest(batch::ScaleTestArgs),
+    /// Count the entries per scope, type, variant and status, and the space they take
+    Stats(batch::StatsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -136,6 +136,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stamp(args) => stamp::run(args, &settings),
         Command::Export(args) => transfer::export(args, &settings),
         Command::Import(args) => transfer::import(args, &settings),
+        Command::Batch(args) => crate::batch::batch(args, &settings),
+        Command::ScaleTest(args) => {
+            crate::batch::scale_test(args, settings, cli.data_dir.is_some())
+        }
+        Command::Stats(args) => crate::batch::stats(args, &settings),
     }
 }
 

@@ -26,7 +26,7 @@ pub use error::{Error, ErrorCode, Problem, Severity, StageError, StageKind, Stag
 pub use header::{
     EntryId, Field, Fields, Header, HeaderError, HeaderForm, RawHeader, find_header, is_version,
 };
-pub use pipeline::{Added, Changes, Pipeline, Stages, Updated};
+pub use pipeline::{Added, CallTiming, Changes, Pipeline, StageCall, Stages, Updated};
 pub use request::{
     Context, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES, Request, RequestError,
     check_title,

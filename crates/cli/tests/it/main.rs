@@ -2,6 +2,7 @@
 //! (build them first: `cargo xtask test` does).
 
 mod bad_input;
+mod batch;
 mod commands;
 mod learn;
 mod lint;

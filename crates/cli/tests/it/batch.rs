@@ -1,0 +1,235 @@
+//! `registry batch`, `registry scale-test` and `registry stats`, end to end: per-line failures
+//! with their numbers, idempotent re-runs, standard input, the JSON summary, generated loads read
+//! back, and the counts `stats` gives.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::Scratch;
+
+/// Good lines, a blank one, bad JSON, an unknown scope, an unknown key and a repeat.
+const INPUT: &str = r#"{"title": "Block SSH from the internet", "scope": "SEC", "context": {"env": "prod"}}
+{"title": "Restart the queue workers", "scope": "OPS", "type": "SCRIPT"}
+
+{"title": "Rotate the keys",
+{"title": "Load the nightly sales", "scope": "NOPE"}
+{"title": "Review access every quarter", "colour": "red"}
+{"title": "Block SSH from the internet", "scope": "SEC", "context": {"env": "prod"}}
+{"title": "Review access every quarter", "scope": "GOV"}
+"#;
+
+/// Runs a command that must exit with `code`; returns stdout and stderr.
+fn exits(s: &Scratch, args: &[&str], code: i32) -> (String, String) {
+    let out = s.run(args);
+    assert_eq!(out.status.code(), Some(code), "registry {args:?}: {out:?}");
+    let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (String::from_utf8(out.stdout).expect("utf-8 stdout"), stderr)
+}
+
+fn counts(summary: &Value) -> [u64; 4] {
+    ["processed", "created", "duplicates", "failed"].map(|k| summary[k].as_u64().expect(k))
+}
+
+fn failure_lines(summary: &Value) -> Vec<u64> {
+    summary["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|f| f["line"].as_u64().expect("line"))
+        .collect()
+}
+
+#[test]
+fn bad_lines_fail_alone_with_their_numbers_and_reruns_create_nothing() {
+    let s = Scratch::new();
+    s.write("in.jsonl", INPUT);
+    let (stdout, stderr) = exits(&s, &["batch", "in.jsonl"], 1);
+    let failures: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("in.jsonl:"))
+        .collect();
+    assert_eq!(failures.len(), 3, "{stdout}");
+    assert!(failures[0].starts_with("in.jsonl:4: "), "{stdout}");
+    assert!(
+        failures[1].starts_with("in.jsonl:5: scope `NOPE`"),
+        "{stdout}"
+    );
+    assert!(
+        failures[2].contains("in.jsonl:6: unknown field `colour`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("created          3"), "{stdout}");
+    assert!(stdout.contains("duplicates       1"), "{stdout}");
+    assert_eq!(
+        stderr.trim(),
+        "error: 3 of 7 line(s) of in.jsonl failed",
+        "one line, no progress output off a terminal"
+    );
+    assert_eq!(
+        s.ids(),
+        ["GOV-RUL-001", "OPS-SCR-001", "SEC-RUL-001"].map(String::from),
+        "every good line is stored, the repeat once"
+    );
+
+    let out = s.run(&["batch", "in.jsonl", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let again: Value = serde_json::from_slice(&out.stdout).expect("json summary");
+    assert_eq!(counts(&again), [7, 0, 4, 3], "{again}");
+    assert_eq!(failure_lines(&again), [4, 5, 6]);
+    assert_eq!(s.ids().len(), 3);
+}
+
+#[test]
+fn json_summary_is_consistent_and_stdin_is_read() {
+    let s = Scratch::new();
+    let good: String = (1..=25)
+        .map(|i| format!("{{\"title\": \"Check rule number {i}\", \"scope\": \"OPS\"}}\n"))
+        .collect();
+    let mut child = s
+        .command(&["batch", "-", "--batch-size", "7", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn registry");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(good.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("registry runs");
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
+    let [processed, created, duplicates, failed] = counts(&summary);
+    assert_eq!([processed, created, duplicates, failed], [25, 25, 0, 0]);
+    assert_eq!(processed, created + duplicates + failed);
+    for key in [
+        "elapsed_s",
+        "entries_per_s",
+        "cache_hit_rate",
+        "peak_rss_bytes",
+        "failures",
+    ] {
+        assert!(summary.get(key).is_some(), "{key} missing: {summary}");
+    }
+    let insert = &summary["latency"]["storage.insert"];
+    assert_eq!(
+        insert["calls"].as_u64(),
+        Some(4),
+        "25 requests in batches of 7"
+    );
+    assert!(insert["p50_us"].as_u64() <= insert["p99_us"].as_u64());
+
+    let mixed = format!("{good}{{\"title\": \"\"}}\n");
+    s.write("mixed.jsonl", &mixed);
+    let out = s.run(&[
+        "batch",
+        "mixed.jsonl",
+        "--batch-size",
+        "10",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("json summary");
+    assert_eq!(counts(&summary), [26, 0, 25, 1]);
+    assert_eq!(failure_lines(&summary), [26]);
+}
+
+#[test]
+fn a_missing_file_is_one_line() {
+    let s = Scratch::new();
+    let (code, message) = s.fail(&["batch", "absent.jsonl"]);
+    assert_eq!(code, 1);
+    assert!(message.starts_with("cannot read absent.jsonl"), "{message}");
+}
+
+/// The titles of every entry in `dir`, sorted.
+fn titles(s: &Scratch, dir: &str) -> Vec<String> {
+    let list = s.json(&["--data-dir", dir, "list"]);
+    let mut titles: Vec<String> = list
+        .as_array()
+        .expect("list is an array")
+        .iter()
+        .map(|e| e["title"].as_str().expect("title").to_owned())
+        .collect();
+    titles.sort();
+    titles
+}
+
+#[test]
+fn scale_test_registers_reads_back_and_is_deterministic() {
+    let s = Scratch::new();
+    let run = |dir: &str| {
+        s.json(&[
+            "--data-dir",
+            dir,
+            "scale-test",
+            "--count",
+            "2000",
+            "--batch-size",
+            "300",
+        ])
+    };
+    let first = run("a");
+    assert_eq!(counts(&first), [2000, 2000, 0, 0], "{first}");
+    assert!(first["sample_checked"].as_u64() > Some(0), "{first}");
+    assert_eq!(first["sample_failed"].as_u64(), Some(0), "{first}");
+    assert!(first["bytes_per_entry"].as_f64() > Some(0.0), "{first}");
+    assert!(first["bytes_on_disk"].as_u64() > Some(0), "{first}");
+
+    run("b");
+    let a = titles(&s, "a");
+    assert_eq!(a.len(), 2000);
+    assert_eq!(a, titles(&s, "b"), "the same seed gives the same requests");
+
+    let (code, message) = s.fail(&["--data-dir", "a", "scale-test", "--count", "5"]);
+    assert_eq!(code, 1);
+    assert!(message.contains("is not empty"), "{message}");
+
+    let stats = s.json(&["--data-dir", "a", "stats"]);
+    assert_eq!(stats["entries"].as_u64(), Some(2000));
+    for field in ["by_scope", "by_type", "by_variant", "by_status"] {
+        let sum: u64 = stats[field]
+            .as_object()
+            .expect(field)
+            .values()
+            .map(|n| n.as_u64().expect("count"))
+            .sum();
+        assert_eq!(sum, 2000, "{field}: {stats}");
+    }
+}
+
+#[test]
+fn scale_test_without_data_dir_leaves_nothing_behind() {
+    let s = Scratch::new();
+    let summary = s.json(&["scale-test", "--count", "50"]);
+    assert_eq!(counts(&summary), [50, 50, 0, 0]);
+    assert!(summary.get("data_dir").is_none());
+    assert!(
+        !s.data_dir().exists(),
+        "the configured data directory is untouched"
+    );
+}
+
+#[test]
+fn stats_counts_what_was_added() {
+    let s = Scratch::new();
+    s.add("Block SSH", &["--scope", "SEC", "--status", "REQUIRED"]);
+    s.add("Rotate keys", &["--scope", "SEC"]);
+    s.add("Restart workers", &["--scope", "OPS", "--type", "SCRIPT"]);
+    let stats = s.json(&["stats"]);
+    assert_eq!(stats["entries"].as_u64(), Some(3));
+    assert_eq!(stats["shards"].as_u64(), Some(1));
+    assert_eq!(stats["by_scope"]["SEC"].as_u64(), Some(2));
+    assert_eq!(stats["by_scope"]["OPS"].as_u64(), Some(1));
+    assert_eq!(stats["by_type"]["SCRIPT"].as_u64(), Some(1));
+    assert_eq!(stats["by_status"]["REQUIRED"].as_u64(), Some(1));
+    assert!(stats["bytes_per_entry"].as_f64() > Some(0.0));
+    let text = s.ok(&["stats"]);
+    assert!(text.starts_with("entries          3\n"), "{text}");
+}
