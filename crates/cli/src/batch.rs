@@ -10,6 +10,11 @@
 //! An entry counts as stored only once `add` returned it, which is after the storage committed
 //! the batch (one durable transaction per shard per call).
 //!
+//! `--results FILE` writes one JSON line per input line, `{"line", "status", "id", "message"}`
+//! with `status` one of `created`, `duplicate`, `failed`, batch by batch as each is committed (in
+//! input order), so a caller can map its inputs to ids, and a line there says `created` only
+//! once its entry is durable: after an interruption, every line of the file is in the registry.
+//!
 //! `scale-test` feeds generated requests through the same code, then reopens the registry and
 //! reads a sample back by id, checking each entry's hash. `stats` counts what a registry holds.
 
@@ -52,6 +57,10 @@ pub struct BatchArgs {
     /// Requests per call to the pipeline (one storage transaction per shard per call)
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
+    /// Write the outcome of every line to this file as JSON lines (line, status, id, message),
+    /// each batch once it is committed
+    #[arg(long, value_name = "FILE.jsonl")]
+    results: Option<PathBuf>,
     #[command(flatten)]
     format: FormatArg,
 }
@@ -105,6 +114,19 @@ struct Tally {
     /// A uniform sample of the ids created, for `scale-test` to read back.
     sample: Vec<EntryId>,
     rng: generate::Rng,
+    /// Where `--results` go, with the file's name for errors.
+    results: Option<(io::BufWriter<File>, String)>,
+}
+
+/// One line of `--results`.
+#[derive(Serialize)]
+struct Outcome<'a> {
+    line: u64,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a EntryId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
 }
 
 impl Tally {
@@ -123,20 +145,28 @@ impl Tally {
     }
 
     /// Adds one batch: its lines that did not parse and the results of the others.
+    ///
+    /// # Errors
+    /// When `--results` cannot be written.
     fn settle(
         &mut self,
         mut bad: Vec<(u64, String)>,
         lines: Vec<u64>,
         results: Vec<Result<Added, Error>>,
-    ) {
+    ) -> Result<(), CliError> {
         self.processed += (bad.len() + lines.len()) as u64;
+        let mut stored = Vec::with_capacity(lines.len());
         for (line, result) in lines.into_iter().zip(results) {
             match result {
-                Ok(added) if added.created => {
-                    self.created += 1;
-                    self.keep_in_sample(added.entry.header.id);
+                Ok(added) => {
+                    if added.created {
+                        self.created += 1;
+                        self.keep_in_sample(added.entry.header.id.clone());
+                    } else {
+                        self.duplicates += 1;
+                    }
+                    stored.push((line, added.created, added.entry.header.id));
                 }
-                Ok(_) => self.duplicates += 1,
                 Err(e) => {
                     self.severe |= !e.is_user_error();
                     bad.push((line, e.to_string()));
@@ -144,9 +174,35 @@ impl Tally {
             }
         }
         bad.sort_by_key(|(line, _)| *line);
+        if let Some((out, name)) = &mut self.results {
+            let mut outcomes: Vec<Outcome<'_>> = stored
+                .iter()
+                .map(|(line, created, id)| Outcome {
+                    line: *line,
+                    status: if *created { "created" } else { "duplicate" },
+                    id: Some(id),
+                    message: None,
+                })
+                .chain(bad.iter().map(|(line, message)| Outcome {
+                    line: *line,
+                    status: "failed",
+                    id: None,
+                    message: Some(message),
+                }))
+                .collect();
+            outcomes.sort_by_key(|o| o.line);
+            let written = outcomes.iter().try_for_each(|o| {
+                serde_json::to_writer(&mut *out, o).map_err(io::Error::from)?;
+                out.write_all(b"\n")
+            });
+            written.and_then(|()| out.flush()).map_err(|e| {
+                CliError::config(format!("cannot write {name}: {}", io_reason(&e)))
+            })?;
+        }
         for (line, message) in bad {
             self.fail(line, message);
         }
+        Ok(())
     }
 
     /// Reservoir sampling: after `created` entries, each is in the sample with equal chance.
@@ -181,6 +237,7 @@ fn register(
     batch_size: usize,
     progress: &mut Progress,
     seed: u64,
+    results: Option<(io::BufWriter<File>, String)>,
 ) -> Result<Tally, CliError> {
     let cores = std::thread::available_parallelism().map_or(1, NonZero::get);
     let in_flight = cores * 2;
@@ -191,13 +248,13 @@ fn register(
         .build()
         .map_err(|e| CliError::config(format!("cannot start the batch runtime: {e}")))?;
     let mut tally = Tally::new(seed);
+    tally.results = results;
     let mut queue: VecDeque<Job> = VecDeque::with_capacity(in_flight);
     let settle = |job: Job, tally: &mut Tally| -> Result<(), CliError> {
         let results = runtime.block_on(job.task).map_err(|e| {
             CliError::config(format!("a batch of the pipeline did not finish: {e}"))
         })?;
-        tally.settle(job.bad, job.lines, results);
-        Ok(())
+        tally.settle(job.bad, job.lines, results)
     };
     let mut bad = Vec::new();
     let mut lines = Vec::with_capacity(batch_size);
@@ -642,7 +699,24 @@ pub fn batch(args: BatchArgs, settings: &Settings) -> Result<(), CliError> {
     };
     let mut progress = Progress::new(size.map(|s| (s, read)), None);
     let start = Instant::now();
-    let tally = register(&pipeline, lines, args.batch_size as usize, &mut progress, 0)?;
+    let results = match &args.results {
+        None => None,
+        Some(path) => {
+            let shown = path.display().to_string();
+            let file = File::create(path).map_err(|e| {
+                CliError::input(format!("cannot write {shown}: {}", io_reason(&e)))
+            })?;
+            Some((io::BufWriter::new(file), shown))
+        }
+    };
+    let tally = register(
+        &pipeline,
+        lines,
+        args.batch_size as usize,
+        &mut progress,
+        0,
+        results,
+    )?;
     let summary = Summary::new(&tally, &pipeline, start.elapsed());
     summary.print(&name, args.format.format)?;
     summary.outcome(&tally, &name)
@@ -718,6 +792,7 @@ pub fn scale_test(
         args.batch_size as usize,
         &mut progress,
         args.seed,
+        None,
     )?;
     let mut summary = Summary::new(&tally, &pipeline, start.elapsed());
     summary.shards = Some(pipeline.shards());
