@@ -195,9 +195,9 @@ impl Tally {
                 serde_json::to_writer(&mut *out, o).map_err(io::Error::from)?;
                 out.write_all(b"\n")
             });
-            written.and_then(|()| out.flush()).map_err(|e| {
-                CliError::config(format!("cannot write {name}: {}", io_reason(&e)))
-            })?;
+            written
+                .and_then(|()| out.flush())
+                .map_err(|e| CliError::config(format!("cannot write {name}: {}", io_reason(&e))))?;
         }
         for (line, message) in bad {
             self.fail(line, message);
@@ -703,9 +703,8 @@ pub fn batch(args: BatchArgs, settings: &Settings) -> Result<(), CliError> {
         None => None,
         Some(path) => {
             let shown = path.display().to_string();
-            let file = File::create(path).map_err(|e| {
-                CliError::input(format!("cannot write {shown}: {}", io_reason(&e)))
-            })?;
+            let file = File::create(path)
+                .map_err(|e| CliError::input(format!("cannot write {shown}: {}", io_reason(&e))))?;
             Some((io::BufWriter::new(file), shown))
         }
     };
@@ -949,13 +948,15 @@ mod tests {
     #[test]
     fn failures_are_kept_by_line_up_to_the_cap_and_all_counted() {
         let mut t = Tally::new(1);
-        t.settle(vec![(3, "c".into()), (1, "a".into())], vec![], vec![]);
+        t.settle(vec![(3, "c".into()), (1, "a".into())], vec![], vec![])
+            .expect("no results file");
         assert_eq!(
             t.failures.iter().map(|f| f.line).collect::<Vec<_>>(),
             [1, 3]
         );
         for line in 4..(KEPT_FAILURES as u64 + 10) {
-            t.settle(vec![(line, "x".into())], vec![], vec![]);
+            t.settle(vec![(line, "x".into())], vec![], vec![])
+                .expect("no results file");
         }
         assert_eq!(t.failures.len(), KEPT_FAILURES);
         assert_eq!(t.failed, KEPT_FAILURES as u64 + 8);
