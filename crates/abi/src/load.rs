@@ -14,7 +14,8 @@ use abi_stable::std_types::{RResult, RSlice, RString, RVec};
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator,
     Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Setup,
-    StageError, StageKind, StageResult, Stages, Storage, TrainOptions, TrainReport, Validator,
+    StageError, StageKind, StageResult, Stages, Storage, TrainOptions, TrainReport,
+    UnavailableShard, Validator,
 };
 
 use crate::ffi::{
@@ -113,6 +114,9 @@ pub struct StageInfo {
 pub struct Loaded {
     pub stages: Stages,
     pub plugins: Vec<StageInfo>,
+    /// The storage shards that could not be opened, with why: each is an
+    /// [`UnavailableShard`] in `stages`, so the other shards keep working.
+    pub unavailable: Vec<UnavailableShard>,
 }
 
 /// Loads a library and checks it is a plugin built against a compatible interface.
@@ -221,7 +225,8 @@ pub fn load(
     let mut errors = Vec::new();
     let mut plugins = Vec::new();
     let (mut cache, mut generator, mut validator, mut router) = (None, None, None, None);
-    let mut storage = Vec::new();
+    let mut storage: Vec<Box<dyn Storage>> = Vec::new();
+    let mut unavailable = Vec::new();
 
     for spec in specs {
         let path = resolve_library(&spec.library, paths);
@@ -294,7 +299,30 @@ pub fn load(
                 None => Err(missing()),
                 Some(ctor) => (0..setup.shards.max(1)).try_for_each(|shard| {
                     let s = setup_json(shard);
-                    started(ctor(config.as_rstr(), s.as_str().into()).map(|b| storage.push(b)))
+                    match ctor(config.as_rstr(), s.as_str().into()).into_result() {
+                        Ok(b) => {
+                            storage.push(Box::new(HostStorage(b)));
+                            Ok(())
+                        }
+                        // A shard whose store fails (a damaged file, a lock held too long) is
+                        // set aside so the others keep working; a configuration error is not
+                        // about one shard, and stops the registry.
+                        Err(e)
+                            if matches!(
+                                ErrorCode::from_u32(e.code),
+                                ErrorCode::Storage | ErrorCode::Unavailable
+                            ) =>
+                        {
+                            let shard = UnavailableShard {
+                                shard,
+                                reason: StageError::from(e).message,
+                            };
+                            storage.push(Box::new(shard.clone()));
+                            unavailable.push(shard);
+                            Ok(())
+                        }
+                        Err(e) => started(RResult::RErr(e)),
+                    }
                 }),
             },
         };
@@ -319,6 +347,33 @@ pub fn load(
         }
     }
     match (cache, generator, validator, router) {
+        // With every shard unavailable there is nothing to work with: that is an error.
+        (Some(_), Some(_), Some(_), Some(_))
+            if errors.is_empty() && !storage.is_empty() && unavailable.len() == storage.len() =>
+        {
+            let path = specs
+                .iter()
+                .find(|s| s.stage == StageKind::Storage)
+                .map(|s| resolve_library(&s.library, paths))
+                .unwrap_or_default();
+            let reason = match &unavailable[..] {
+                [one] => format!("cannot start: {}", one.reason),
+                all => format!(
+                    "cannot start any of the {} shards: {}",
+                    all.len(),
+                    all.iter()
+                        .map(|u| format!("shard {}: {}", u.shard, u.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            };
+            Err(vec![LoadError {
+                stage: StageKind::Storage,
+                path,
+                reason,
+                detail: None,
+            }])
+        }
         (Some(c), Some(g), Some(v), Some(r)) if errors.is_empty() && !storage.is_empty() => {
             Ok(Loaded {
                 stages: Stages {
@@ -326,12 +381,10 @@ pub fn load(
                     generator: Box::new(HostGenerator(g)),
                     validator: Box::new(HostValidator(v)),
                     router: Box::new(HostRouter(r)),
-                    storage: storage
-                        .into_iter()
-                        .map(|s| Box::new(HostStorage(s)) as Box<dyn Storage>)
-                        .collect(),
+                    storage,
                 },
                 plugins,
+                unavailable,
             })
         }
         _ => Err(errors),

@@ -249,6 +249,15 @@ pub(crate) fn open(settings: &Settings) -> Result<Pipeline, CliError> {
         shards,
     };
     let loaded = load::load(&settings.stages, &settings.paths, &setup).map_err(load_error)?;
+    // A shard that cannot be opened is set aside: the others keep working, and every request
+    // for it fails naming it. Said once here, so that a run is never silently partial.
+    for u in &loaded.unavailable {
+        eprintln!(
+            "warning: shard {} of {shards} is unavailable, its entries can be neither read nor \
+             written until it is repaired: {}",
+            u.shard, u.reason
+        );
+    }
     let pipeline = Pipeline::new(settings.schema.clone(), loaded.stages);
     if settings.data_dir.join(FINGERPRINTS_ANYWHERE).exists() {
         pipeline.set_fingerprints_anywhere(true);

@@ -35,6 +35,6 @@ pub use schema::{EVERY_SCOPE, Schema, SchemaError};
 pub use stage::{
     Cache, CacheKey, CacheStats, Draft, Evaluation, FieldReport, FromConfig, Generator, Guess,
     Inserted, ListQuery, Prediction, Restored, Router, Setup, Source, Storage, TrainOptions,
-    TrainReport, Validator,
+    TrainReport, UnavailableShard, Validator,
 };
 pub use time::Timestamp;

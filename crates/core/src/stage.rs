@@ -400,3 +400,49 @@ pub trait Router: Send + Sync {
     /// When `shards` is 0 or the router cannot work.
     fn route(&self, keys: &[u64], shards: u32, out: &mut Vec<u32>) -> StageResult<()>;
 }
+
+/// A storage shard that could not be opened (its file is damaged, unreadable, or locked by
+/// another process for too long): every call fails with code `Unavailable`, naming the shard
+/// and why, so requests for this shard fail clearly while the other shards keep working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnavailableShard {
+    pub shard: u32,
+    /// Why the shard could not be opened, as its storage reported it.
+    pub reason: String,
+}
+
+impl UnavailableShard {
+    fn error(&self) -> crate::StageError {
+        crate::StageError::new(
+            crate::ErrorCode::Unavailable,
+            format!("shard {} is unavailable: {}", self.shard, self.reason),
+        )
+    }
+}
+
+impl Storage for UnavailableShard {
+    fn find(&self, _: &[Fingerprint], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn get(&self, _: &[EntryId], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn allocate(&self, _: &[String], _: &mut Vec<u64>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn insert(&self, _: &[Entry], _: &mut Vec<Inserted>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn update(&self, _: &[Entry], _: &mut Vec<StageResult<()>>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn history(&self, _: &EntryId, _: &mut Vec<Entry>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn restore(&self, _: &[Vec<Entry>], _: &mut Vec<StageResult<Restored>>) -> StageResult<()> {
+        Err(self.error())
+    }
+}

@@ -338,3 +338,73 @@ fn a_batch_killed_midway_keeps_everything_it_reported() {
     );
     assert_eq!(s.ids().len(), N);
 }
+
+/// Shard health: with one of two shard files damaged, the registry still opens, says so once
+/// on stderr, serves and registers what belongs to the healthy shard, and fails every request
+/// for the damaged one with an error naming it; with both damaged it does not open at all.
+#[test]
+fn a_damaged_shard_fails_alone() {
+    let s = Scratch::new();
+    s.write("registry.toml", "shards = 2\n");
+    let ids: Vec<String> = (0..8)
+        .map(|i| {
+            s.add(&format!("Health drill rule {i}"), &[])["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    let shard_of = |id: &str| {
+        let n: u64 = id
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("number");
+        (n - 1) % 2
+    };
+    let healthy = ids
+        .iter()
+        .find(|id| shard_of(id) == 0)
+        .expect("an id in shard 0");
+    let damaged = ids
+        .iter()
+        .find(|id| shard_of(id) == 1)
+        .expect("an id in shard 1");
+    std::fs::write(s.data_dir().join("shard-001.redb"), "not a database").expect("damage");
+
+    let out = s.run(&["get", healthy, "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    assert!(
+        stderr.starts_with("warning: shard 1 of 2 is unavailable"),
+        "{stderr}"
+    );
+
+    let (_, stderr) = exits(&s, &["get", damaged], 2);
+    assert!(
+        stderr.contains("error: storage: shard 1 is unavailable: cannot open"),
+        "{stderr}"
+    );
+
+    let mut input = String::new();
+    for i in 0..20 {
+        input.push_str(&format!("{{\"title\": \"Health drill new rule {i}\"}}\n"));
+    }
+    s.write("new.jsonl", &input);
+    let (stdout, _) = exits(&s, &["batch", "new.jsonl", "--format", "json"], 2);
+    let summary: Value = serde_json::from_str(&stdout).expect("json summary");
+    let [processed, created, _, failed] = counts(&summary);
+    assert_eq!(processed, 20);
+    assert!(created > 0 && failed > 0, "{summary}");
+    for f in summary["failures"].as_array().expect("failures") {
+        let message = f["message"].as_str().expect("message");
+        assert!(message.contains("shard 1 is unavailable"), "{message}");
+    }
+
+    std::fs::write(s.data_dir().join("shard-000.redb"), "not a database").expect("damage");
+    let (_, stderr) = exits(&s, &["list"], 2);
+    assert!(
+        stderr.contains("cannot start any of the 2 shards"),
+        "{stderr}"
+    );
+}
