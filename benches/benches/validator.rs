@@ -5,10 +5,9 @@
 //! `cargo build --release --workspace` first.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use registry_abi::load::{self, SearchPaths, StageSpec};
 use registry_core::{
-    Context, Draft, Entry, EntryId, Field, Fields, Fingerprint, Header, Schema, Setup, StageKind,
-    Stages, Timestamp,
+    Context, Draft, Entry, EntryId, Field, Fields, Fingerprint, Header, Schema, StageKind, Stages,
+    Timestamp,
 };
 
 /// Entries in the batch, about what one `add` call of a bulk registration validates.
@@ -16,43 +15,10 @@ const BATCH: usize = 1000;
 
 /// The default stages, with `validator_config` (JSON) for the validator.
 fn stages(validator_config: &str) -> (Stages, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let specs: Vec<StageSpec> = [
-        (StageKind::Cache, "cache-moka", "{}"),
-        (StageKind::Generator, "generator-default", "{}"),
-        (StageKind::Validator, "validator-schema", validator_config),
-        (StageKind::Storage, "storage-redb", "{}"),
-        (StageKind::Router, "router-hash", "{}"),
-    ]
-    .into_iter()
-    .map(|(stage, library, config)| StageSpec {
-        stage,
-        library: library.into(),
-        config_json: config.into(),
-    })
-    .collect();
-    let paths = SearchPaths {
-        plugin_dir: registry_benches::lib_dir(),
-        base_dir: registry_benches::lib_dir(),
-    };
-    let setup = Setup {
-        schema: Schema::default(),
-        data_dir: dir.path().to_owned(),
-        config_dir: dir.path().to_owned(),
-        shard: 0,
-        shards: 1,
-    };
-    let loaded = load::load(&specs, &paths, &setup).unwrap_or_else(|errors| {
-        panic!(
-            "cannot load the plugins (run `cargo build --release --workspace` first): {}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    });
-    (loaded.stages, dir)
+    registry_benches::stages_configured(
+        Schema::default(),
+        &[(StageKind::Validator, validator_config)],
+    )
 }
 
 /// A batch of entries across every scope and type, a third of them in production with an

@@ -30,19 +30,34 @@ pub fn pipeline_with(schema: Schema, storage_config: &str) -> (Pipeline, tempfil
 
 /// The loaded default stages themselves, for benchmarks of one stage.
 pub fn stages_with(schema: Schema, storage_config: &str) -> (Stages, tempfile::TempDir) {
+    stages_configured(schema, &[(StageKind::Storage, storage_config)])
+}
+
+/// The loaded default stages, each with the config table (JSON) `configs` gives for its stage,
+/// or an empty one, in a fresh data directory that lives as long as the returned guard.
+pub fn stages_configured(
+    schema: Schema,
+    configs: &[(StageKind, &str)],
+) -> (Stages, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let config = |stage: StageKind| {
+        configs
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map_or("{}", |(_, c)| *c)
+    };
     let specs: Vec<StageSpec> = [
-        (StageKind::Cache, "cache-moka", "{}"),
-        (StageKind::Generator, "generator-default", "{}"),
-        (StageKind::Validator, "validator-schema", "{}"),
-        (StageKind::Storage, "storage-redb", storage_config),
-        (StageKind::Router, "router-hash", "{}"),
+        (StageKind::Cache, "cache-moka"),
+        (StageKind::Generator, "generator-default"),
+        (StageKind::Validator, "validator-schema"),
+        (StageKind::Storage, "storage-redb"),
+        (StageKind::Router, "router-hash"),
     ]
     .into_iter()
-    .map(|(stage, library, config)| StageSpec {
+    .map(|(stage, library)| StageSpec {
         stage,
         library: library.into(),
-        config_json: config.into(),
+        config_json: config(stage).into(),
     })
     .collect();
     let paths = SearchPaths {
@@ -50,7 +65,7 @@ pub fn stages_with(schema: Schema, storage_config: &str) -> (Stages, tempfile::T
         base_dir: lib_dir(),
     };
     let setup = Setup {
-        schema: schema.clone(),
+        schema,
         data_dir: dir.path().to_owned(),
         config_dir: dir.path().to_owned(),
         shard: 0,
