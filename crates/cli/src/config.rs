@@ -87,7 +87,8 @@ pub struct Settings {
     pub file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub paths: SearchPaths,
-    /// Shards requested by the configuration; `None` means "as recorded, or 1 for a new registry".
+    /// Shards requested by the configuration; `None` means "as recorded, or one per core for a
+    /// new registry".
     pub shards: Option<u32>,
     pub schema: Schema,
     pub stages: Vec<StageSpec>,

@@ -171,7 +171,12 @@ fn shards(settings: &Settings) -> Result<u32, CliError> {
     let recorded = match read_shards(&file)? {
         Some(k) => k,
         None => {
-            let k = settings.shards.unwrap_or(1);
+            // A new registry gets one shard per core unless told otherwise: shards are written
+            // in parallel, and the count cannot change later.
+            let k = settings.shards.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+            });
             match record_shards(&file, k) {
                 Ok(()) => k,
                 // Another process created the registry at the same moment: its count stands.

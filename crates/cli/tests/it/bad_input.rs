@@ -305,13 +305,41 @@ fn unwritable_data_directory() {
 fn shard_count_is_fixed_at_creation() {
     let s = Scratch::new();
     s.add("first", &[]);
-    s.write("registry.toml", "shards = 3\n");
-    let (code, msg) = s.fail(&["list"]);
+    let out = s
+        .command(&["list"])
+        .env("REGISTRY_SHARDS", "3")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let msg = String::from_utf8(out.stderr).expect("utf-8");
+    assert!(
+        msg.contains("has 1 shard(s) but the configuration asks for 3"),
+        "{msg}"
+    );
+    // The count in the file is as binding as the one from the environment.
+    let u = Scratch::unpinned();
+    u.write("registry.toml", "shards = 1\n");
+    u.add("first", &[]);
+    u.write("registry.toml", "shards = 3\n");
+    let (code, msg) = u.fail(&["list"]);
     assert_eq!(code, 2);
     assert!(
         msg.contains("has 1 shard(s) but the configuration asks for 3"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_new_registry_has_one_shard_per_core() {
+    let s = Scratch::unpinned();
+    s.add("first", &[]);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let recorded = std::fs::read_to_string(s.data_dir().join("shards")).expect("shards file");
+    assert_eq!(recorded.trim(), cores.to_string());
+    for shard in 0..cores {
+        let file = s.data_dir().join(format!("shard-{shard:03}.redb"));
+        assert!(file.is_file(), "{}", file.display());
+    }
 }
 
 #[test]

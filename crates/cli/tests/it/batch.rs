@@ -344,8 +344,7 @@ fn a_batch_killed_midway_keeps_everything_it_reported() {
 /// for the damaged one with an error naming it; with both damaged it does not open at all.
 #[test]
 fn a_damaged_shard_fails_alone() {
-    let s = Scratch::new();
-    s.write("registry.toml", "shards = 2\n");
+    let s = Scratch::with_shards(2);
     let ids: Vec<String> = (0..8)
         .map(|i| {
             s.add(&format!("Health drill rule {i}"), &[])["id"]

@@ -15,9 +15,13 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// A scratch directory to run `registry` in: no `registry.toml` unless a test writes one, data in
-/// `./.registry`.
+/// `./.registry`, and one shard (`REGISTRY_SHARDS=1`) unless made with [`Scratch::with_shards`] or
+/// [`Scratch::unpinned`], so that ids come out in sequence whatever the machine's core count.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    /// The `REGISTRY_SHARDS` every command gets; `None` leaves the count to the configuration
+    /// (by default one shard per core).
+    shards: Option<u32>,
 }
 
 impl Default for Scratch {
@@ -28,8 +32,22 @@ impl Default for Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
+        Scratch::with_shards(1)
+    }
+
+    /// A scratch registry with `shards` shards.
+    pub fn with_shards(shards: u32) -> Scratch {
         Scratch {
             dir: tempfile::tempdir().expect("temp dir"),
+            shards: Some(shards),
+        }
+    }
+
+    /// A scratch registry whose shard count comes from its configuration alone.
+    pub fn unpinned() -> Scratch {
+        Scratch {
+            shards: None,
+            ..Scratch::with_shards(1)
         }
     }
 
@@ -54,6 +72,9 @@ impl Scratch {
             if k.starts_with("REGISTRY_") {
                 c.env_remove(k);
             }
+        }
+        if let Some(k) = self.shards {
+            c.env("REGISTRY_SHARDS", k.to_string());
         }
         c
     }

@@ -190,8 +190,7 @@ fn scope_filters_keep_id_order_and_unknown_scopes_are_refused() {
 #[test]
 fn import_into_two_shards_and_export_the_same() {
     let a = seeded();
-    let b = Scratch::new();
-    b.write("registry.toml", "shards = 2\n");
+    let b = Scratch::with_shards(2);
     for format in ["jsonl", "yaml"] {
         let exported = a.ok(&["export", "--format", format]);
         b.write("all", &exported);
