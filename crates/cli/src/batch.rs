@@ -689,6 +689,7 @@ pub fn batch(args: BatchArgs, settings: &Settings) -> Result<(), CliError> {
     };
     let pipeline = Arc::new(open(settings)?);
     pipeline.enable_timings();
+    pipeline.set_cache_new_entries(false);
     let lines = Lines {
         reader,
         name: name.clone(),
@@ -782,6 +783,7 @@ pub fn scale_test(
 
     let pipeline = Arc::new(open(&settings)?);
     pipeline.enable_timings();
+    pipeline.set_cache_new_entries(false);
     let generator = generate::Requests::new(args.seed, args.count, pipeline.schema());
     let mut progress = Progress::new(None, Some(args.count));
     let start = Instant::now();

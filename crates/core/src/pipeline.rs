@@ -89,6 +89,8 @@ pub struct Pipeline {
     /// it (entries restored from a registry with another layout): then `add` looks in every
     /// shard before creating anything.
     fingerprints_anywhere: AtomicBool,
+    /// Whether `add` caches the entries it creates (see [`Pipeline::set_cache_new_entries`]).
+    cache_new_entries: AtomicBool,
     /// Whether stage calls are timed; see [`Pipeline::enable_timings`].
     timing: AtomicBool,
     /// Microseconds per timed call, indexed by [`StageCall::index`].
@@ -195,7 +197,16 @@ impl Pipeline {
             fingerprints_anywhere: AtomicBool::new(false),
             timing: AtomicBool::new(false),
             samples: std::array::from_fn(|_| Mutex::new(Vec::new())),
+            cache_new_entries: AtomicBool::new(true),
         }
+    }
+
+    /// Whether `add` puts the entries it creates into the cache (the default), so that asking
+    /// for one right after finds it there. A bulk load turns this off: caching every new entry
+    /// copies each across the plugin boundary once more, for entries nobody asks for, and
+    /// evicts those that are asked for. Lookups still fill the cache.
+    pub fn set_cache_new_entries(&self, on: bool) {
+        self.cache_new_entries.store(on, Ordering::Relaxed);
     }
 
     /// Starts timing the stage calls `add` makes (see [`Pipeline::timings`]). Samples are kept
@@ -650,6 +661,7 @@ impl Pipeline {
         if inserted.len() != entries.len() {
             return fail_all(&keep_items, &miscount(StageKind::Storage), slots);
         }
+        let cache_new = self.cache_new_entries.load(Ordering::Relaxed);
         let mut stored = Vec::with_capacity(entries.len());
         for ((p, entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {
             let added = match outcome {
@@ -660,7 +672,9 @@ impl Pipeline {
                 },
                 Inserted::Existing(entry) => existing(entry),
             };
-            stored.push(added.entry.clone());
+            if cache_new || !added.created {
+                stored.push(added.entry.clone());
+            }
             slots[p.item] = Some(Ok(added));
         }
         self.fill_cache(&stored);

@@ -437,3 +437,22 @@ fn list_without_a_limit_across_shards() {
     };
     assert_eq!(pipeline.list(&unlimited).map(|l| l.len()), Ok(added.len()));
 }
+
+#[test]
+fn new_entries_stay_out_of_the_cache_when_asked() {
+    for (cache_new, cached) in [(true, 2), (false, 0)] {
+        let pipeline = pipeline(1);
+        pipeline.set_cache_new_entries(cache_new);
+        let added = pipeline
+            .add_one(request("rotate keys", &[]))
+            .expect("valid");
+        assert!(added.created);
+        // The entry under its id and its fingerprint, or not at all.
+        assert_eq!(pipeline.cache_stats().0.entries, cached, "{cache_new}");
+        // Registering it again is still idempotent: storage finds it.
+        let again = pipeline
+            .add_one(request("rotate keys", &[]))
+            .expect("valid");
+        assert_eq!((again.created, again.entry), (false, added.entry));
+    }
+}
