@@ -5,11 +5,16 @@
 //! | table          | key                                        | value                  |
 //! |----------------|--------------------------------------------|------------------------|
 //! | `entries`      | `(prefix, number)`                         | latest revision, coded |
-//! | `revisions`    | `(prefix, number, revision)`               | every revision, coded  |
+//! | `revisions`    | `(prefix, number, revision)`               | earlier revisions, coded |
 //! | `fingerprints` | fingerprint bytes                          | `(prefix, number)`     |
 //! | `field_index`  | `(field tag, value, prefix, number)`       | `()`                   |
 //! | `sequences`    | `prefix`                                   | last allocated number  |
 //! | `layout`       | `"shard"` or `"shards"`                    | the shard's place      |
+//!
+//! Each revision is stored once: the latest in `entries`, and an update moves the one it
+//! replaces into `revisions`, so registering an entry writes its config once, not twice. Files
+//! written before this layout also hold the latest revision in `revisions`; reading a history
+//! skips a revision there that is not older than the latest, so both read the same.
 //!
 //! Every operation is one redb transaction, so a batch is stored entirely or not at all, and
 //! readers see either all of a batch or none of it.
@@ -475,7 +480,8 @@ impl RedbStorage {
         }
         let key = (id.prefix(), id.number());
         let write = |e| self.fail("write", e);
-        for (e, bytes) in history.iter().zip(&coded) {
+        let earlier = history.len().saturating_sub(1);
+        for (e, bytes) in history.iter().zip(&coded).take(earlier) {
             t.revisions
                 .insert((key.0, key.1, e.revision), bytes.as_slice())
                 .map_err(write)?;
@@ -606,9 +612,6 @@ impl Storage for RedbStorage {
                 self.encode(entry, &mut buf)?;
                 let write = |e| self.fail("write", e);
                 t.entries.insert(key, buf.as_slice()).map_err(write)?;
-                t.revisions
-                    .insert((key.0, key.1, 1), buf.as_slice())
-                    .map_err(write)?;
                 self.index_new(&mut t, key, entry)?;
                 outcomes.push(Inserted::Created);
             }
@@ -652,10 +655,17 @@ impl Storage for RedbStorage {
                 }
                 self.encode(entry, &mut buf)?;
                 let write = |e| self.fail("write", e);
-                t.entries.insert(key, buf.as_slice()).map_err(write)?;
-                t.revisions
-                    .insert((key.0, key.1, entry.revision), buf.as_slice())
-                    .map_err(write)?;
+                // The revision being replaced moves to `revisions`, as it was coded.
+                let replaced = t
+                    .entries
+                    .insert(key, buf.as_slice())
+                    .map_err(write)?
+                    .map(|old| old.value().to_vec());
+                if let Some(old) = replaced {
+                    t.revisions
+                        .insert((key.0, key.1, stored.revision), old.as_slice())
+                        .map_err(write)?;
+                }
                 for (field, new) in entry.header.fields.iter() {
                     let old = &stored.header.fields[field];
                     if old != new {
@@ -684,16 +694,21 @@ impl Storage for RedbStorage {
 
     fn history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {
         let txn = self.begin_read()?;
+        let entries = self.read_table(&txn, ENTRIES)?;
+        let Some(latest) = self.latest(&entries, id)? else {
+            return Ok(());
+        };
         let revisions = self.read_table(&txn, REVISIONS)?;
         let (prefix, number) = (id.prefix(), id.number());
         let rows = revisions
-            .range((prefix, number, 0)..=(prefix, number, u32::MAX))
+            .range((prefix, number, 0)..(prefix, number, latest.revision))
             .map_err(|e| self.fail("read", e))?;
         let mut found = Vec::new();
         for row in rows {
             let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
             found.push(self.decode(id, Some(key.value().2), bytes.value())?);
         }
+        found.push(latest);
         out.extend(found);
         Ok(())
     }
@@ -1161,6 +1176,51 @@ mod tests {
         later.revision = 2;
         let err = insert(&s, &[later]).expect_err("not revision 1");
         assert_eq!(err.code, ErrorCode::Invalid);
+    }
+
+    #[test]
+    fn each_revision_is_stored_once_and_older_files_read_the_same() {
+        let dir = TempDir::new().expect("temp dir");
+        let s = open(dir.path());
+        let v1 = entry(1, "LIVE");
+        insert(&s, std::slice::from_ref(&v1)).expect("inserts");
+        let v2 = revised(&v1, "DEPRECATED");
+        let v3 = revised(&v2, "DEV");
+        for v in [&v2, &v3] {
+            let mut out = Vec::new();
+            s.update(std::slice::from_ref(v), &mut out)
+                .expect("updates");
+            assert!(out[0].is_ok(), "{out:?}");
+        }
+        let count_revisions = |s: &RedbStorage| {
+            use redb::ReadableTableMetadata as _;
+            let txn = s.db.begin_read().expect("read");
+            let table = txn.open_table(REVISIONS).expect("table");
+            table.len().expect("len")
+        };
+        // Revisions 1 and 2 in `revisions`, the latest only in `entries`.
+        assert_eq!(count_revisions(&s), 2);
+        let history = |s: &RedbStorage| {
+            let mut out = Vec::new();
+            s.history(&EntryId::new("SEC-RUL", 1), &mut out)
+                .expect("reads");
+            out
+        };
+        assert_eq!(history(&s), [v1.clone(), v2.clone(), v3.clone()]);
+
+        // A file of the earlier layout also holds the latest revision in `revisions`.
+        let mut buf = Vec::new();
+        s.encode(&v3, &mut buf).expect("encodes");
+        let txn = s.db.begin_write().expect("write");
+        {
+            let mut table = txn.open_table(REVISIONS).expect("table");
+            table
+                .insert(("SEC-RUL", 1, 3), buf.as_slice())
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+        assert_eq!(count_revisions(&s), 3);
+        assert_eq!(history(&s), [v1, v2, v3]);
     }
 
     #[test]
