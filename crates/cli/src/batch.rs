@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use crate::config::Settings;
-use crate::learn::RequestLine;
+use crate::learn::{RequestLine, strip_position};
 use crate::registry::{io_reason, open};
 use crate::{CliError, Format, FormatArg, output};
 
@@ -308,14 +308,8 @@ fn register(
 /// with the line's number.
 fn parse_line(text: &[u8], schema: &Schema) -> Result<Request, String> {
     let text = std::str::from_utf8(text).map_err(|_| "line is not UTF-8 text".to_owned())?;
-    let line: RequestLine = serde_json::from_str(text).map_err(|e| {
-        // serde_json's "at line 1 column 9" points into the line, which the report names.
-        let m = e.to_string();
-        match m.rfind(" at line ") {
-            Some(at) => m[..at].to_owned(),
-            None => m,
-        }
-    })?;
+    let line: RequestLine =
+        serde_json::from_str(text).map_err(|e| strip_position(&e.to_string()))?;
     line.into_request(schema, true)
 }
 

@@ -96,8 +96,9 @@ pub fn read_lines(
     Ok(())
 }
 
-/// serde_json's "at line 1 column 9" points into the line, which the caller already names.
-fn strip_position(message: &str) -> String {
+/// serde_json's and yaml_serde's "at line 1 column 9" points into the line or record, which the
+/// caller already names by its own line number.
+pub(crate) fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(at) => message[..at].to_owned(),
         None => message.to_owned(),

@@ -52,7 +52,7 @@ use registry_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-use crate::learn::RequestLine;
+use crate::learn::{RequestLine, strip_position};
 use crate::registry::{before_restore, io_reason, open};
 use crate::{CliError, Format, FormatArg, output};
 
@@ -214,6 +214,17 @@ struct Item {
     line: usize,
     id: Option<String>,
     parsed: Result<Parsed, String>,
+}
+
+impl Item {
+    /// A record at `line` that could not be read, for `reason`.
+    fn unreadable(line: usize, reason: String) -> Item {
+        Item {
+            line,
+            id: None,
+            parsed: Err(reason),
+        }
+    }
 }
 
 /// One record that was not imported.
@@ -780,11 +791,7 @@ impl Input {
                 Ok(t) if t.trim().is_empty() => continue,
                 Ok(t) => t,
                 Err(reason) => {
-                    items.push(Item {
-                        line,
-                        id: None,
-                        parsed: Err(reason),
-                    });
+                    items.push(Item::unreadable(line, reason));
                     return Ok(true);
                 }
             };
@@ -792,11 +799,7 @@ impl Input {
                 Ok(raw) => item_of(line, raw, schema),
                 Err(e) => {
                     let what = if e.is_data() { "" } else { "not valid JSON: " };
-                    Item {
-                        line,
-                        id: None,
-                        parsed: Err(format!("{what}{}", strip_position(&e.to_string()))),
-                    }
+                    Item::unreadable(line, format!("{what}{}", strip_position(&e.to_string())))
                 }
             };
             items.push(item);
@@ -855,11 +858,7 @@ impl Input {
         }
         let line = start.unwrap_or(self.line);
         if let Some(reason) = bad_utf8 {
-            items.push(Item {
-                line,
-                id: None,
-                parsed: Err(reason),
-            });
+            items.push(Item::unreadable(line, reason));
             return Ok(true);
         }
         let item = match yaml_serde::from_str::<RawRecord>(&text) {
@@ -870,24 +869,11 @@ impl Input {
                     .location()
                     .map(|l| format!(" (line {})", line + l.line() - 1))
                     .unwrap_or_default();
-                Item {
-                    line,
-                    id: None,
-                    parsed: Err(format!("not a valid record: {message}{at}")),
-                }
+                Item::unreadable(line, format!("not a valid record: {message}{at}"))
             }
         };
         items.push(item);
         Ok(true)
-    }
-}
-
-/// serde_json's and yaml_serde's "at line 1 column 9" points into the record, which the caller
-/// names by its own line.
-fn strip_position(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
     }
 }
 

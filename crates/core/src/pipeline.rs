@@ -424,30 +424,7 @@ impl Pipeline {
     ) {
         let mut rest = Vec::with_capacity(todo.len());
         for (shard, items) in group_by_shard(todo, shard_of) {
-            let wanted: Vec<Fingerprint> = items.iter().map(|&i| fps[i]).collect();
-            let mut found = Vec::with_capacity(wanted.len());
-            let result = self.timed(StageCall::StorageFind, || {
-                self.stages.storage[shard].find(&wanted, &mut found)
-            });
-            match result {
-                Err(e) => fail_all(&items, &Error::stage(StageKind::Storage, e), slots),
-                Ok(()) if found.len() != wanted.len() => {
-                    fail_all(&items, &miscount(StageKind::Storage), slots);
-                }
-                Ok(()) => {
-                    let mut hits = Vec::new();
-                    for (i, f) in items.into_iter().zip(found) {
-                        match f {
-                            Some(entry) => {
-                                hits.push(entry.clone());
-                                slots[i] = Some(Ok(existing(entry)));
-                            }
-                            None => rest.push(i),
-                        }
-                    }
-                    self.fill_cache(&hits);
-                }
-            }
+            rest.extend(self.find_in(shard, &items, fps, slots));
         }
         if self.fingerprints_anywhere() && self.shards() > 1 {
             self.lookup_elsewhere(fps, shard_of, &mut rest, slots);
@@ -457,7 +434,8 @@ impl Pipeline {
     }
 
     /// Looks for the fingerprints of `rest` in every shard but the one each was routed to;
-    /// removes the ones found from `rest`.
+    /// keeps in `rest` only those found nowhere. An item whose lookup fails is failed, not kept:
+    /// creating its entry could duplicate one in the shard that could not be read.
     fn lookup_elsewhere(
         &self,
         fps: &[Fingerprint],
@@ -466,40 +444,60 @@ impl Pipeline {
         slots: &mut [Slot],
     ) {
         for shard in 0..self.shards() {
-            let items: Vec<usize> = rest
+            let asked: Vec<usize> = rest
                 .iter()
                 .copied()
                 .filter(|&i| shard_of[i] as usize != shard)
                 .collect();
-            if items.is_empty() {
+            if asked.is_empty() {
                 continue;
             }
-            let wanted: Vec<Fingerprint> = items.iter().map(|&i| fps[i]).collect();
-            let mut found = Vec::with_capacity(wanted.len());
-            let result = self.timed(StageCall::StorageFind, || {
-                self.stages.storage[shard].find(&wanted, &mut found)
-            });
-            let error = match result {
-                Err(e) => Some(Error::stage(StageKind::Storage, e)),
-                Ok(()) if found.len() != wanted.len() => Some(miscount(StageKind::Storage)),
-                Ok(()) => None,
-            };
-            if let Some(e) = error {
-                // Creating the entry could duplicate one in the shard that could not be read.
-                fail_all(&items, &e, slots);
-                rest.retain(|i| !items.contains(i));
-                continue;
-            }
-            let mut hits = Vec::new();
-            for (i, f) in items.into_iter().zip(found) {
-                if let Some(entry) = f {
+            // `asked` is in `rest`'s order and the missed ones in `asked`'s.
+            let mut missed = self
+                .find_in(shard, &asked, fps, slots)
+                .into_iter()
+                .peekable();
+            rest.retain(|&i| shard_of[i] as usize == shard || missed.next_if_eq(&i).is_some());
+        }
+    }
+
+    /// Looks up the fingerprints of `items` in one shard: the items found get their entry (and
+    /// go into the cache), all of them fail if the shard cannot be read; returns the items not
+    /// found, in order.
+    fn find_in(
+        &self,
+        shard: usize,
+        items: &[usize],
+        fps: &[Fingerprint],
+        slots: &mut [Slot],
+    ) -> Vec<usize> {
+        let wanted: Vec<Fingerprint> = items.iter().map(|&i| fps[i]).collect();
+        let mut found = Vec::with_capacity(wanted.len());
+        let result = self.timed(StageCall::StorageFind, || {
+            self.stages.storage[shard].find(&wanted, &mut found)
+        });
+        let error = match result {
+            Err(e) => Some(Error::stage(StageKind::Storage, e)),
+            Ok(()) if found.len() != wanted.len() => Some(miscount(StageKind::Storage)),
+            Ok(()) => None,
+        };
+        if let Some(e) = error {
+            fail_all(items, &e, slots);
+            return Vec::new();
+        }
+        let mut missed = Vec::new();
+        let mut hits = Vec::new();
+        for (&i, f) in items.iter().zip(found) {
+            match f {
+                Some(entry) => {
                     hits.push(entry.clone());
                     slots[i] = Some(Ok(existing(entry)));
-                    rest.retain(|&r| r != i);
                 }
+                None => missed.push(i),
             }
-            self.fill_cache(&hits);
         }
+        self.fill_cache(&hits);
+        missed
     }
 
     /// Predicts, validates, allocates, renders, validates again and inserts the new requests.
@@ -1052,11 +1050,7 @@ impl Pipeline {
         } = self.plan_restore(&histories)?;
         // Where the router would look for each fingerprint: if that is not the shard the id
         // names, `add` must from now on look in every shard.
-        let fps: Vec<Fingerprint> = histories
-            .iter()
-            .map(|h| h.last().map_or(Fingerprint([0; 16]), |e| e.fingerprint))
-            .collect();
-        let routed = match self.route(&create, &fps) {
+        let routed = match self.route_histories(&histories, &create) {
             Ok(routed) => routed,
             Err(e) => {
                 fail_all(&create, &e, &mut slots);
@@ -1107,16 +1101,26 @@ impl Pipeline {
     /// When the router fails.
     pub fn restore_misplaces(&self, histories: &[Vec<Entry>]) -> Result<bool, Error> {
         let all: Vec<usize> = (0..histories.len()).collect();
-        let fps: Vec<Fingerprint> = histories
-            .iter()
-            .map(|h| h.last().map_or(Fingerprint([0; 16]), |e| e.fingerprint))
-            .collect();
-        let routed = self.route(&all, &fps)?;
+        let routed = self.route_histories(histories, &all)?;
         Ok(histories.iter().zip(routed).any(|(h, r)| {
             h.last()
                 .and_then(|e| self.shard_index(&e.header.id))
                 .is_some_and(|s| s != r as usize)
         }))
+    }
+
+    /// The shard the router picks for the fingerprint of each history in `items`, indexed like
+    /// `histories`.
+    fn route_histories(
+        &self,
+        histories: &[Vec<Entry>],
+        items: &[usize],
+    ) -> Result<Vec<u32>, Error> {
+        let fps: Vec<Fingerprint> = histories
+            .iter()
+            .map(|h| h.last().map_or(Fingerprint([0; 16]), |e| e.fingerprint))
+            .collect();
+        self.route(items, &fps)
     }
 
     /// What [`Pipeline::restore`] would do with each history, writing nothing: every check and

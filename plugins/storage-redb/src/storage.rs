@@ -260,6 +260,17 @@ impl RedbStorage {
         txn.commit().map_err(|e| self.fail("commit to", e))
     }
 
+    /// Commits a transaction that wrote something; aborts one that did not, skipping the commit
+    /// and its fsync.
+    fn commit_if(&self, txn: WriteTransaction, wrote: bool) -> StageResult<()> {
+        if wrote {
+            self.commit(txn)
+        } else {
+            txn.abort()
+                .map_err(|e| self.fail("abort a transaction on", e))
+        }
+    }
+
     fn write_durability(&self) -> Durability {
         if self.durable {
             Durability::Immediate
@@ -681,13 +692,7 @@ impl Storage for RedbStorage {
                 outcomes.push(Ok(()));
             }
         }
-        if wrote {
-            self.commit(txn)?;
-        } else {
-            // Nothing to store: skip the commit and its fsync.
-            txn.abort()
-                .map_err(|e| self.fail("abort a transaction on", e))?;
-        }
+        self.commit_if(txn, wrote)?;
         out.extend(outcomes);
         Ok(())
     }
@@ -809,12 +814,7 @@ impl Storage for RedbStorage {
                 outcomes.push(outcome);
             }
         }
-        if wrote {
-            self.commit(txn)?;
-        } else {
-            txn.abort()
-                .map_err(|e| self.fail("abort a transaction on", e))?;
-        }
+        self.commit_if(txn, wrote)?;
         out.extend(outcomes);
         Ok(())
     }
