@@ -7,6 +7,7 @@
 //! | `entries`      | `(prefix, number)`                         | latest revision, coded |
 //! | `revisions`    | `(prefix, number, revision)`               | earlier revisions, coded |
 //! | `fingerprints` | fingerprint bytes                          | `(prefix, number)`     |
+//! | `pending_fingerprints` | insertion sequence                 | `(fingerprint, prefix, number)` |
 //! | `field_index`  | `(field tag, value, prefix, number)`       | `()`                   |
 //! | `sequences`    | `prefix`                                   | last allocated number  |
 //! | `layout`       | `"shard"` or `"shards"`                    | the shard's place      |
@@ -16,13 +17,27 @@
 //! written before this layout also hold the latest revision in `revisions`; reading a history
 //! skips a revision there that is not older than the latest, so both read the same.
 //!
+//! # The fingerprint index in two levels
+//!
+//! Fingerprints are hashes, so each new one lands on a random page of `fingerprints`: once the
+//! table is larger than a batch, every registration rewrites a whole page of it, which made the
+//! index cost more than the entry itself. So `insert` appends a new fingerprint to
+//! `pending_fingerprints` instead (keyed by a growing sequence, so it costs an append) and keeps
+//! it in memory too, in a map of the pending ones that lookups consult before the table. When
+//! `fingerprint_merge` fingerprints are pending, the next `insert` moves them into
+//! `fingerprints` in key order and empties `pending_fingerprints`, in its own transaction: each
+//! page of the table is then rewritten once per merge rather than once per entry. Opening a
+//! shard reads `pending_fingerprints` back into memory, so a crash loses nothing that was
+//! committed. `restore`, which is rare, indexes into `fingerprints` directly.
+//!
 //! Every operation is one redb transaction, so a batch is stored entirely or not at all, and
 //! readers see either all of a batch or none of it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Display};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use redb::{
@@ -41,8 +56,13 @@ const ENTRIES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("entri
 const REVISIONS: TableDefinition<(&str, u64, u32), &[u8]> = TableDefinition::new("revisions");
 const FINGERPRINTS: TableDefinition<[u8; 16], (&str, u64)> = TableDefinition::new("fingerprints");
 const FIELD_INDEX: TableDefinition<(u8, &str, &str, u64), ()> = TableDefinition::new("field_index");
+const PENDING: TableDefinition<u64, ([u8; 16], &str, u64)> =
+    TableDefinition::new("pending_fingerprints");
 const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences");
 const LAYOUT: TableDefinition<&str, u32> = TableDefinition::new("layout");
+
+/// The smallest page cache a shard gets, in MiB, however many shards share `cache_size_mb`.
+const MIN_CACHE_MB: u64 = 4;
 
 /// How long to sleep between attempts to open a file another process holds.
 const LOCK_RETRY: Duration = Duration::from_millis(25);
@@ -61,19 +81,22 @@ fn tag(field: Field) -> u8 {
 ///
 /// # Allocation and durability
 ///
-/// [`Storage::allocate`] commits with [`Durability::None`]: the new sequence numbers are visible
-/// to every later transaction of this process at once, but reach the disk only with the next
-/// durable commit (an `insert` or `update`, or a clean close). This is safe because a number
-/// counts as used only once an entry holding it is stored, and:
+/// [`Storage::allocate`] writes nothing itself: it hands out the next numbers from a counter in
+/// memory per prefix, started from the `sequences` table, so allocating never waits for a
+/// writer. The next write transaction (an `insert`, `update` or `restore`, or the close of the
+/// shard) saves the counters into `sequences`, and they reach the disk with its commit. This is
+/// safe because a number counts as used only once an entry holding it is stored, only this
+/// process can open the file (redb locks it), and:
 ///
 /// - `insert` and `restore` raise the prefix's sequence to at least every number they store, in
 ///   the same transaction as the entries, so whatever state a crash leaves, the sequence is never
 ///   below a stored number;
-/// - redb commits in order and a crash rolls back to the last durable commit, so an allocation
-///   is lost only together with everything after it, including any entry meant to use it.
+/// - an entry is stored by a write transaction, which saves the counters too, so an allocation
+///   not yet saved is lost only in a crash, together with every entry meant to use it.
 ///
 /// So a crash may hand out a number again, but only one that no stored entry holds: ids may have
-/// gaps, never collisions. The cost saved is an `fsync` per allocation.
+/// gaps, never collisions. The cost saved is a write transaction per allocation, which had to
+/// wait for the shard's writer.
 ///
 /// With `durable = false` in the [`Config`], `insert` and `update` also commit with
 /// `Durability::None`; the same argument keeps ids unique among the entries that survive a crash.
@@ -83,6 +106,28 @@ pub struct RedbStorage {
     shard: u32,
     shards: u32,
     durable: bool,
+    /// The last number handed out per prefix since the file was opened.
+    allocated: Mutex<Allocated>,
+    /// The fingerprints in `pending_fingerprints`, as of the last commit.
+    pending: RwLock<Pending>,
+    /// How many pending fingerprints make the next `insert` merge them into `fingerprints`.
+    merge_every: usize,
+}
+
+/// The numbers handed out since the file was opened.
+#[derive(Default)]
+struct Allocated {
+    last: HashMap<String, u64>,
+    /// Whether some of `last` is above what `sequences` holds.
+    unsaved: bool,
+}
+
+/// The fingerprints registered since the last merge, mirrored from `pending_fingerprints`.
+#[derive(Default)]
+struct Pending {
+    ids: HashMap<Fingerprint, EntryId>,
+    /// The key the next row of `pending_fingerprints` gets.
+    next: u64,
 }
 
 impl fmt::Debug for RedbStorage {
@@ -96,6 +141,26 @@ impl fmt::Debug for RedbStorage {
     }
 }
 
+impl Drop for RedbStorage {
+    /// Saves the numbers handed out since the last write, so a clean close never hands them
+    /// out again. A failure is not reported: no entry holds those numbers, so handing them out
+    /// again is harmless.
+    fn drop(&mut self) {
+        if !self.allocated().unsaved {
+            return;
+        }
+        let Ok(txn) = self.begin_write(Durability::Immediate) else {
+            return;
+        };
+        let saved = self
+            .open_tables(&txn)
+            .and_then(|mut t| self.save_allocations(&mut t));
+        if saved.is_ok() {
+            let _ = self.commit(txn);
+        }
+    }
+}
+
 /// The write-side handles of every table but `layout`, opened once per write transaction.
 struct Tables<'txn> {
     entries: Table<'txn, (&'static str, u64), &'static [u8]>,
@@ -103,6 +168,7 @@ struct Tables<'txn> {
     fingerprints: Table<'txn, [u8; 16], (&'static str, u64)>,
     index: Table<'txn, (u8, &'static str, &'static str, u64), ()>,
     sequences: Table<'txn, &'static str, u64>,
+    pending: Table<'txn, u64, ([u8; 16], &'static str, u64)>,
 }
 
 impl FromConfig for RedbStorage {
@@ -145,7 +211,8 @@ impl RedbStorage {
         })?;
         let path = dir.join(format!("shard-{:03}.redb", setup.shard));
         let mut builder = Builder::new();
-        let cache_bytes = config.cache_size_mb.saturating_mul(1024 * 1024);
+        let per_shard = (config.cache_size_mb / u64::from(setup.shards)).max(MIN_CACHE_MB);
+        let cache_bytes = per_shard.saturating_mul(1024 * 1024);
         builder.set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX));
         let db = open_waiting(&builder, &path, config.lock_timeout_ms)?;
         let storage = RedbStorage {
@@ -154,8 +221,12 @@ impl RedbStorage {
             shard: setup.shard,
             shards: setup.shards,
             durable: config.durable,
+            allocated: Mutex::new(Allocated::default()),
+            pending: RwLock::new(Pending::default()),
+            merge_every: config.fingerprint_merge.max(1),
         };
         storage.prepare()?;
+        storage.load_pending()?;
         Ok(storage)
     }
 
@@ -197,31 +268,128 @@ impl RedbStorage {
         self.commit(txn)
     }
 
-    /// A one-line `Storage` error naming the file: "cannot {doing} `{file}`: {reason}".
-    /// Indexes a newly stored entry (its latest revision): the fingerprint, the field index,
-    /// and the prefix's sequence, raised to the entry's number if below it, so `allocate` never
-    /// hands out a stored number, whatever allocations a crash rolled back or a restore brought.
+    /// Indexes a newly stored entry (its latest revision) in the field index, and raises the
+    /// prefix's sequence to the entry's number if below it, so `allocate` never hands out a
+    /// stored number, whatever a crash forgot or a restore brought. The fingerprint is the
+    /// caller's: `insert` makes it pending, `restore` writes it to `fingerprints`.
     fn index_new(&self, t: &mut Tables<'_>, key: (&str, u64), entry: &Entry) -> StageResult<()> {
         let write = |e| self.fail("write", e);
-        t.fingerprints
-            .insert(entry.fingerprint.0, key)
-            .map_err(write)?;
         for (field, value) in entry.header.fields.iter() {
             t.index
                 .insert((tag(field), value.as_str(), key.0, key.1), ())
                 .map_err(write)?;
         }
+        self.raise_sequence(t, key.0, key.1)
+    }
+
+    /// Raises the stored sequence of `prefix` to `number` if it is below.
+    fn raise_sequence(&self, t: &mut Tables<'_>, prefix: &str, number: u64) -> StageResult<()> {
         let last = t
             .sequences
-            .get(key.0)
+            .get(prefix)
             .map_err(|e| self.fail("read", e))?
             .map_or(0, |g| g.value());
-        if last < key.1 {
-            t.sequences.insert(key.0, key.1).map_err(write)?;
+        if last < number {
+            t.sequences
+                .insert(prefix, number)
+                .map_err(|e| self.fail("write", e))?;
         }
         Ok(())
     }
 
+    /// Saves the numbers handed out since the last save into `sequences`, inside a write
+    /// transaction. Returns whether there were any, so a caller whose commit fails can mark them
+    /// unsaved again with [`RedbStorage::unsave_allocations`].
+    fn save_allocations(&self, t: &mut Tables<'_>) -> StageResult<bool> {
+        let last = {
+            let mut allocated = self.allocated();
+            if !allocated.unsaved {
+                return Ok(false);
+            }
+            allocated.unsaved = false;
+            allocated.last.clone()
+        };
+        for (prefix, number) in &last {
+            if let Err(e) = self.raise_sequence(t, prefix, *number) {
+                self.unsave_allocations(true);
+                return Err(e);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Marks the allocations unsaved again after a commit that was to save them failed.
+    fn unsave_allocations(&self, saving: bool) {
+        if saving {
+            self.allocated().unsaved = true;
+        }
+    }
+
+    /// Reads `pending_fingerprints` into memory, at open.
+    fn load_pending(&self) -> StageResult<()> {
+        let txn = self.begin_read()?;
+        let table = self.read_table(&txn, PENDING)?;
+        let mut pending = Pending::default();
+        for row in table.iter().map_err(|e| self.fail("read", e))? {
+            let (key, value) = row.map_err(|e| self.fail("read", e))?;
+            let (fingerprint, prefix, number) = value.value();
+            pending
+                .ids
+                .insert(Fingerprint(fingerprint), EntryId::new(prefix, number));
+            pending.next = key.value() + 1;
+        }
+        *self.pending_mut() = pending;
+        Ok(())
+    }
+
+    /// The pending fingerprints for reading. A poisoned lock only means a panic elsewhere while
+    /// it was held; the map is changed only after a commit, whole, so it is never half-updated.
+    fn pending(&self) -> RwLockReadGuard<'_, Pending> {
+        self.pending.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pending_mut(&self) -> RwLockWriteGuard<'_, Pending> {
+        self.pending.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn allocated(&self) -> MutexGuard<'_, Allocated> {
+        self.allocated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The id registered under a fingerprint, pending or merged.
+    fn registered_any(
+        &self,
+        pending: &Pending,
+        fingerprints: &impl ReadableTable<[u8; 16], (&'static str, u64)>,
+        fingerprint: &Fingerprint,
+    ) -> StageResult<Option<EntryId>> {
+        match pending.ids.get(fingerprint) {
+            Some(id) => Ok(Some(id.clone())),
+            None => self.registered(fingerprints, fingerprint),
+        }
+    }
+
+    /// Moves every pending fingerprint into `fingerprints`, in key order, and empties
+    /// `pending_fingerprints`, inside `txn`. The caller empties the map after committing.
+    fn merge_pending(&self, txn: &WriteTransaction, pending: &Pending) -> StageResult<()> {
+        {
+            let mut table = self.write_table(txn, FINGERPRINTS)?;
+            let mut sorted: Vec<(&Fingerprint, &EntryId)> = pending.ids.iter().collect();
+            sorted.sort_unstable_by_key(|&(fp, _)| *fp);
+            for (fp, id) in sorted {
+                table
+                    .insert(fp.0, (id.prefix(), id.number()))
+                    .map_err(|e| self.fail("write", e))?;
+            }
+        }
+        txn.delete_table(PENDING)
+            .map_err(|e| self.fail("write", e))?;
+        Ok(())
+    }
+
+    /// A one-line `Storage` error naming the file: "cannot {doing} `{file}`: {reason}".
     fn fail(&self, doing: &str, e: impl Display) -> StageError {
         StageError::new(
             ErrorCode::Storage,
@@ -310,6 +478,7 @@ impl RedbStorage {
             fingerprints: self.write_table(txn, FINGERPRINTS)?,
             index: self.write_table(txn, FIELD_INDEX)?,
             sequences: self.write_table(txn, SEQUENCES)?,
+            pending: self.write_table(txn, PENDING)?,
         })
     }
 
@@ -439,6 +608,7 @@ impl RedbStorage {
     fn restore_one(
         &self,
         t: &mut Tables<'_>,
+        pending: &Pending,
         history: &[Entry],
         claimed: &mut Claimed,
     ) -> StageResult<StageResult<Restored>> {
@@ -472,7 +642,8 @@ impl RedbStorage {
                 )))
             });
         }
-        if let Some(other) = self.registered(&t.fingerprints, &latest.fingerprint)? {
+        let other = self.registered_any(pending, &t.fingerprints, &latest.fingerprint)?;
+        if let Some(other) = other {
             return Ok(Err(conflict(format!(
                 "the request of entry {id} is already registered as entry {other} (fingerprint \
                  {})",
@@ -500,6 +671,9 @@ impl RedbStorage {
         if let Some(bytes) = coded.last() {
             t.entries.insert(key, bytes.as_slice()).map_err(write)?;
         }
+        t.fingerprints
+            .insert(latest.fingerprint.0, key)
+            .map_err(write)?;
         self.index_new(t, key, latest)?;
         Ok(Ok(Restored::Created))
     }
@@ -520,16 +694,24 @@ impl Storage for RedbStorage {
         if fingerprints.is_empty() {
             return Ok(());
         }
+        // The snapshot is taken before the pending map is read, so an id the map names that
+        // the snapshot lacks was committed since: this lookup happened before it, and finds
+        // nothing (the map never names an entry that is not committed).
         let txn = self.begin_read()?;
         let fps = self.read_table(&txn, FINGERPRINTS)?;
         let entries = self.read_table(&txn, ENTRIES)?;
+        let pending = self.pending();
         let mut found = Vec::with_capacity(fingerprints.len());
         for fp in fingerprints {
-            found.push(match self.registered(&fps, fp)? {
-                Some(id) => Some(self.registered_entry(&entries, &id, fp)?),
-                None => None,
+            found.push(match pending.ids.get(fp) {
+                Some(id) => self.latest(&entries, id)?,
+                None => match self.registered(&fps, fp)? {
+                    Some(id) => Some(self.registered_entry(&entries, &id, fp)?),
+                    None => None,
+                },
             });
         }
+        drop(pending);
         out.extend(found);
         Ok(())
     }
@@ -552,32 +734,35 @@ impl Storage for RedbStorage {
         if prefixes.is_empty() {
             return Ok(());
         }
-        // Non-durable: see the type's documentation for why a lost allocation is harmless.
-        let txn = self.begin_write(Durability::None)?;
+        // See the type's documentation for why a counter in memory is enough.
+        let txn = self.begin_read()?;
+        let sequences = self.read_table(&txn, SEQUENCES)?;
+        let mut allocated = self.allocated();
         let mut numbers = Vec::with_capacity(prefixes.len());
-        {
-            let mut sequences = self.write_table(&txn, SEQUENCES)?;
-            for prefix in prefixes {
-                let last = sequences
-                    .get(prefix.as_str())
-                    .map_err(|e| self.fail("read", e))?
-                    .map_or(0, |g| g.value());
-                let next = self.next_number(last).ok_or_else(|| {
-                    StageError::new(
-                        ErrorCode::Storage,
-                        format!(
-                            "the numbers of prefix {prefix} are exhausted in `{}`",
-                            self.path.display()
-                        ),
-                    )
-                })?;
-                sequences
-                    .insert(prefix.as_str(), next)
-                    .map_err(|e| self.fail("write", e))?;
-                numbers.push(next);
+        for prefix in prefixes {
+            let stored = sequences
+                .get(prefix.as_str())
+                .map_err(|e| self.fail("read", e))?
+                .map_or(0, |g| g.value());
+            let handed = allocated.last.get(prefix.as_str()).copied().unwrap_or(0);
+            let next = self.next_number(stored.max(handed)).ok_or_else(|| {
+                StageError::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "the numbers of prefix {prefix} are exhausted in `{}`",
+                        self.path.display()
+                    ),
+                )
+            })?;
+            match allocated.last.get_mut(prefix.as_str()) {
+                Some(last) => *last = next,
+                None => {
+                    allocated.last.insert(prefix.clone(), next);
+                }
             }
+            allocated.unsaved = true;
+            numbers.push(next);
         }
-        self.commit(txn)?;
         out.extend(numbers);
         Ok(())
     }
@@ -587,9 +772,19 @@ impl Storage for RedbStorage {
             return Ok(());
         }
         let txn = self.begin_write(self.write_durability())?;
+        // Only a write transaction changes the pending map, and redb runs one at a time, so the
+        // map read here stays the committed one until this transaction ends.
+        let merge = self.pending().ids.len() >= self.merge_every;
+        if merge {
+            self.merge_pending(&txn, &self.pending())?;
+        }
         let mut outcomes = Vec::with_capacity(entries.len());
+        let mut added: HashMap<Fingerprint, EntryId> = HashMap::new();
+        let mut next = if merge { 0 } else { self.pending().next };
+        let saving;
         {
             let mut t = self.open_tables(&txn)?;
+            let pending = self.pending();
             let mut buf = Vec::new();
             for entry in entries {
                 let id = &entry.header.id;
@@ -603,9 +798,14 @@ impl Storage for RedbStorage {
                         ),
                     ));
                 }
-                // Earlier entries of this batch are already in the tables, so a fingerprint
-                // repeated within the batch finds the first one.
-                if let Some(known) = self.registered(&t.fingerprints, &entry.fingerprint)? {
+                // A fingerprint repeated within the batch finds the first entry, which the
+                // tables already hold. After a merge, the table holds every pending one.
+                let known = match added.get(&entry.fingerprint) {
+                    Some(id) => Some(id.clone()),
+                    None if merge => self.registered(&t.fingerprints, &entry.fingerprint)?,
+                    None => self.registered_any(&pending, &t.fingerprints, &entry.fingerprint)?,
+                };
+                if let Some(known) = known {
                     let stored = self.registered_entry(&t.entries, &known, &entry.fingerprint)?;
                     outcomes.push(Inserted::Existing(stored));
                     continue;
@@ -623,11 +823,26 @@ impl Storage for RedbStorage {
                 self.encode(entry, &mut buf)?;
                 let write = |e| self.fail("write", e);
                 t.entries.insert(key, buf.as_slice()).map_err(write)?;
+                t.pending
+                    .insert(next, (entry.fingerprint.0, key.0, key.1))
+                    .map_err(write)?;
+                next += 1;
                 self.index_new(&mut t, key, entry)?;
+                added.insert(entry.fingerprint, id.clone());
                 outcomes.push(Inserted::Created);
             }
+            saving = self.save_allocations(&mut t)?;
         }
-        self.commit(txn)?;
+        self.commit(txn)
+            .inspect_err(|_| self.unsave_allocations(saving))?;
+        let mut pending = self.pending_mut();
+        if merge {
+            pending.ids = added;
+        } else {
+            pending.ids.extend(added);
+        }
+        pending.next = next;
+        drop(pending);
         out.extend(outcomes);
         Ok(())
     }
@@ -639,6 +854,7 @@ impl Storage for RedbStorage {
         let txn = self.begin_write(self.write_durability())?;
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut wrote = false;
+        let saving;
         {
             let mut t = self.open_tables(&txn)?;
             let mut buf = Vec::new();
@@ -691,8 +907,10 @@ impl Storage for RedbStorage {
                 wrote = true;
                 outcomes.push(Ok(()));
             }
+            saving = wrote && self.save_allocations(&mut t)?;
         }
-        self.commit_if(txn, wrote)?;
+        self.commit_if(txn, wrote)
+            .inspect_err(|_| self.unsave_allocations(saving))?;
         out.extend(outcomes);
         Ok(())
     }
@@ -805,16 +1023,20 @@ impl Storage for RedbStorage {
         let txn = self.begin_write(self.write_durability())?;
         let mut outcomes = Vec::with_capacity(histories.len());
         let mut wrote = false;
+        let saving;
         {
             let mut t = self.open_tables(&txn)?;
             let mut claimed = Claimed::default();
+            let pending = self.pending();
             for history in histories {
-                let outcome = self.restore_one(&mut t, history, &mut claimed)?;
+                let outcome = self.restore_one(&mut t, &pending, history, &mut claimed)?;
                 wrote |= outcome == Ok(Restored::Created);
                 outcomes.push(outcome);
             }
+            saving = wrote && self.save_allocations(&mut t)?;
         }
-        self.commit_if(txn, wrote)?;
+        self.commit_if(txn, wrote)
+            .inspect_err(|_| self.unsave_allocations(saving))?;
         out.extend(outcomes);
         Ok(())
     }
@@ -1413,6 +1635,92 @@ mod tests {
         assert_eq!(list(&s, &[(Field::Variant, "LIVE")], None, 10), [1, 2]);
     }
 
+    /// Rows in `pending_fingerprints`.
+    fn pending_rows(s: &RedbStorage) -> u64 {
+        let txn = s.begin_read().expect("reads");
+        let table = s.read_table(&txn, PENDING).expect("opens");
+        redb::ReadableTableMetadata::len(&table).expect("counts")
+    }
+
+    #[test]
+    fn fingerprints_are_found_pending_merged_and_after_reopening() {
+        let dir = TempDir::new().expect("temp dir");
+        let config = Config {
+            fingerprint_merge: 3,
+            ..Config::default()
+        };
+        let fps = |upto: u64| -> Vec<Fingerprint> {
+            (1..=upto).map(|n| entry(n, "LIVE").fingerprint).collect()
+        };
+        let find = |s: &RedbStorage, upto: u64| -> Vec<Option<u64>> {
+            let mut out = Vec::new();
+            s.find(&fps(upto), &mut out).expect("finds");
+            out.iter()
+                .map(|e| e.as_ref().map(|e| e.header.id.number()))
+                .collect()
+        };
+        {
+            let s =
+                RedbStorage::from_config(config.clone(), &setup(dir.path(), 0, 1)).expect("opens");
+            // Batches of two: merges happen before the batches that find 3 or more pending.
+            let mut rows = Vec::new();
+            for first in [1, 3, 5, 7, 9] {
+                let batch = [entry(first, "LIVE"), entry(first + 1, "LIVE")];
+                let outcomes = insert(&s, &batch).expect("inserts");
+                assert!(outcomes.iter().all(|o| *o == Inserted::Created));
+                rows.push(pending_rows(&s));
+                let want: Vec<Option<u64>> = (1..=first + 1).map(Some).collect();
+                assert_eq!(find(&s, first + 1), want, "after {}", first + 1);
+                // A repeat is found whether its fingerprint is pending or merged.
+                let again = insert(&s, &[entry(1, "LIVE"), entry(first, "LIVE")]).expect("ok");
+                assert!(
+                    matches!(&again[..], [Inserted::Existing(a), Inserted::Existing(b)]
+                        if a.header.id.number() == 1 && b.header.id.number() == first),
+                    "{again:?}"
+                );
+            }
+            assert_eq!(rows, [2, 4, 2, 4, 2], "pending rows after each batch");
+        }
+        // The pending ones are read back at open; merged ones are in the table.
+        let s = RedbStorage::from_config(config, &setup(dir.path(), 0, 1)).expect("reopens");
+        assert_eq!(pending_rows(&s), 2);
+        assert_eq!(find(&s, 10), (1..=10).map(Some).collect::<Vec<_>>());
+        let again = insert(&s, &[entry(10, "LIVE"), entry(2, "LIVE")]).expect("ok");
+        assert!(
+            again.iter().all(|o| matches!(o, Inserted::Existing(_))),
+            "{again:?}"
+        );
+        // A restore names a fingerprint pending in memory as taken.
+        let mut other = entry(11, "LIVE");
+        other.fingerprint = entry(10, "LIVE").fingerprint;
+        let mut out = Vec::new();
+        s.restore(&[vec![other]], &mut out).expect("restores");
+        assert!(
+            matches!(&out[..], [Err(e)] if e.code == ErrorCode::Conflict),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn allocations_are_saved_by_the_next_write_and_at_close() {
+        let dir = TempDir::new().expect("temp dir");
+        {
+            let s = open(dir.path());
+            assert_eq!(allocate(&s, &["SEC-RUL", "SEC-RUL", "SEC-RUL"]), [1, 2, 3]);
+            insert(&s, &[entry(1, "LIVE")]).expect("inserts");
+            // Saved by the insert: a store that is not closed cleanly still knows them.
+            let txn = s.begin_read().expect("reads");
+            let seq = s.read_table(&txn, SEQUENCES).expect("opens");
+            let saved = seq.get("SEC-RUL").expect("reads").map(|g| g.value());
+            assert_eq!(saved, Some(3));
+            drop((seq, txn));
+            assert_eq!(allocate(&s, &["SEC-RUL"]), [4]);
+        }
+        // 4 was saved by the close.
+        let s = open(dir.path());
+        assert_eq!(allocate(&s, &["SEC-RUL"]), [5]);
+    }
+
     #[test]
     fn reopening_keeps_everything() {
         let dir = TempDir::new().expect("temp dir");
@@ -1555,12 +1863,15 @@ mod tests {
             Config::default()
         );
         assert_eq!(
-            parse(serde_json::json!({"cache_size_mb": 8, "lock_timeout_ms": 0, "durable": false}))
-                .expect("all keys"),
+            parse(serde_json::json!({
+                "cache_size_mb": 8, "lock_timeout_ms": 0, "durable": false, "fingerprint_merge": 3
+            }))
+            .expect("all keys"),
             Config {
                 cache_size_mb: 8,
                 lock_timeout_ms: 0,
-                durable: false
+                durable: false,
+                fingerprint_merge: 3,
             }
         );
         let err = parse(serde_json::json!({"cache_size": 8})).expect_err("misspelt");

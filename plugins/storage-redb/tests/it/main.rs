@@ -9,3 +9,16 @@ fn conforms_to_the_storage_contract() {
         Box::new(RedbStorage::from_config(Config::default(), setup).expect("open redb storage"))
     });
 }
+
+/// The same with a fingerprint merge after every second registration, so every check of the
+/// suite also runs across merged and pending fingerprints.
+#[test]
+fn conforms_with_frequent_fingerprint_merges() {
+    registry_testkit::storage::check(&|setup| {
+        let config = Config {
+            fingerprint_merge: 2,
+            ..Config::default()
+        };
+        Box::new(RedbStorage::from_config(config, setup).expect("open redb storage"))
+    });
+}
