@@ -1,13 +1,23 @@
-//! The pipeline against its ceiling: registering a batch of 1,000 new requests through the loaded
-//! plugins (one `add` call, which is one durable transaction per shard), next to inserting the
-//! same 1,000 entries, as they came out of the pipeline, into a bare redb table (sequential keys,
-//! no index, one durable transaction), the fastest any storage on this disk can keep them.
-//! Criterion reports both per batch, so their ratio is the share of the ceiling the pipeline
-//! reaches. Run `cargo build --release --workspace` first.
+//! The pipeline against its ceiling, side by side in one run.
+//!
+//! - `pipeline_add_1000`: one `add` of 1,000 new requests through the loaded plugins, one shard
+//!   (one durable transaction);
+//! - `bare_redb_insert_1000`: the same 1,000 entries, as they came out of the pipeline, inserted
+//!   into a bare redb table (sequential keys, no index, one durable transaction), the fastest
+//!   any storage on this disk can keep them;
+//! - `pipeline_parallel`: what `registry batch` does, one `add` of 1,000 per core at once into
+//!   one shard per core;
+//! - `bare_redb_parallel`: bare inserts of 1,000 entries per core at once, one file per core.
+//!
+//! Criterion reports throughput in entries/s, so `pipeline_add_1000 / bare_redb_insert_1000` and
+//! `pipeline_parallel / bare_redb_parallel` are the shares of the ceiling the pipeline reaches.
+//! Run `cargo build --release --workspace` first.
+
+use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use redb::{Database, Durability, TableDefinition};
-use registry_core::{Context, Entry, Fields, Request};
+use registry_core::{Context, Entry, Fields, Pipeline, Request, Schema, StageKind};
 
 /// Requests per batch, the default of `registry batch`.
 const BATCH: u64 = 1000;
@@ -49,6 +59,43 @@ fn record(e: &Entry, out: &mut Vec<u8>) {
     out.extend_from_slice(&e.created_at.0.to_le_bytes());
 }
 
+/// Registers `BATCH` new requests from `*next` on, and returns the entries.
+fn add_batch(pipeline: &Pipeline, first: u64) -> Vec<Entry> {
+    let requests: Vec<Request> = (first..first + BATCH).map(request).collect();
+    pipeline
+        .add(requests)
+        .into_iter()
+        .map(|a| {
+            let a = a.expect("added");
+            assert!(a.created, "every request is new");
+            a.entry
+        })
+        .collect()
+}
+
+/// Inserts `entries` into a bare table in one durable transaction, numbering from `*number`.
+fn bare_insert(db: &Database, entries: &[Entry], number: &mut u64) {
+    let mut buf = Vec::new();
+    let mut txn = db.begin_write().expect("begin");
+    txn.set_durability(Durability::Immediate)
+        .expect("durability");
+    {
+        let mut table = txn.open_table(TABLE).expect("table");
+        for e in entries {
+            *number += 1;
+            record(e, &mut buf);
+            table
+                .insert((e.header.id.prefix(), *number), buf.as_slice())
+                .expect("insert");
+        }
+    }
+    txn.commit().expect("commit");
+}
+
+fn bare_db(dir: &Path, name: &str) -> Database {
+    Database::create(dir.join(name)).expect("create redb")
+}
+
 fn ceiling(c: &mut Criterion) {
     let mut group = c.benchmark_group("ceiling");
     group.sample_size(10);
@@ -59,38 +106,60 @@ fn ceiling(c: &mut Criterion) {
     let mut entries: Vec<Entry> = Vec::new();
     group.bench_function("pipeline_add_1000", |b| {
         b.iter(|| {
-            let requests: Vec<Request> = (next..next + BATCH).map(request).collect();
+            entries = add_batch(&pipeline, next);
             next += BATCH;
-            let added = pipeline.add(requests);
-            entries.clear();
-            for a in added {
-                let a = a.expect("added");
-                assert!(a.created);
-                entries.push(a.entry);
-            }
         });
     });
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = Database::create(dir.path().join("bare.redb")).expect("create redb");
+    let db = bare_db(dir.path(), "bare.redb");
     let mut number = 0u64;
-    let mut buf = Vec::new();
     group.bench_function("bare_redb_insert_1000", |b| {
+        b.iter(|| bare_insert(&db, &entries, &mut number));
+    });
+
+    // What `registry batch` does: a batch per core at once, one shard per core.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let shards = u32::try_from(cores).expect("a core count fits in u32");
+    group.throughput(Throughput::Elements(BATCH * cores as u64));
+    let (stages, _sharded_dir) = registry_benches::stages_sharded(
+        Schema::default(),
+        &[(StageKind::Storage, r#"{"durable": true}"#)],
+        shards,
+    );
+    let sharded = Pipeline::new(Schema::default(), stages);
+    let mut next = 0u64;
+    let mut batches: Vec<Vec<Entry>> = Vec::new();
+    group.bench_function("pipeline_parallel", |b| {
         b.iter(|| {
-            let mut txn = db.begin_write().expect("begin");
-            txn.set_durability(Durability::Immediate)
-                .expect("durability");
-            {
-                let mut table = txn.open_table(TABLE).expect("table");
-                for e in &entries {
-                    number += 1;
-                    record(e, &mut buf);
-                    table
-                        .insert((e.header.id.prefix(), number), buf.as_slice())
-                        .expect("insert");
+            batches = std::thread::scope(|s| {
+                let workers: Vec<_> = (0..cores as u64)
+                    .map(|w| {
+                        let sharded = &sharded;
+                        let first = next + w * BATCH;
+                        s.spawn(move || add_batch(sharded, first))
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().expect("a worker panicked"))
+                    .collect()
+            });
+            next += BATCH * cores as u64;
+        });
+    });
+
+    let dbs: Vec<Database> = (0..cores)
+        .map(|i| bare_db(dir.path(), &format!("bare-{i}.redb")))
+        .collect();
+    let mut numbers = vec![0u64; cores];
+    group.bench_function("bare_redb_parallel", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for ((db, batch), number) in dbs.iter().zip(&batches).zip(numbers.iter_mut()) {
+                    s.spawn(move || bare_insert(db, batch, number));
                 }
-            }
-            txn.commit().expect("commit");
+            });
         });
     });
     group.finish();

@@ -39,6 +39,15 @@ pub fn stages_configured(
     schema: Schema,
     configs: &[(StageKind, &str)],
 ) -> (Stages, tempfile::TempDir) {
+    stages_sharded(schema, configs, 1)
+}
+
+/// As [`stages_configured`], with `shards` storage shards behind the router.
+pub fn stages_sharded(
+    schema: Schema,
+    configs: &[(StageKind, &str)],
+    shards: u32,
+) -> (Stages, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = |stage: StageKind| {
         configs
@@ -69,7 +78,7 @@ pub fn stages_configured(
         data_dir: dir.path().to_owned(),
         config_dir: dir.path().to_owned(),
         shard: 0,
-        shards: 1,
+        shards,
     };
     let loaded = load::load(&specs, &paths, &setup).unwrap_or_else(|errors| {
         panic!(
