@@ -3,6 +3,10 @@
 //!
 //! Everything here runs inside the plugin library, with the plugin's own copy of `std`: the panic
 //! hook installed here is the plugin's, not the host's.
+//!
+//! Batches arrive as borrowed views of the host's values and are converted by reference: each
+//! string is copied once, into the owned core value the stage trait takes, and checked as the
+//! core constructors check it.
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -12,14 +16,14 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use registry_core::{
-    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, RawHeader, Request,
-    Router, Setup, StageError, Storage, TrainOptions, Validator,
+    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, ListQuery, RawHeader,
+    Request, Router, Setup, StageError, Storage, TrainOptions, Validator,
 };
 
 use crate::ffi::{
-    FfiCacheStats, FfiDraft, FfiEntry, FfiError, FfiId, FfiInserted, FfiKey, FfiListQuery,
-    FfiPrediction, FfiProblem, FfiRawHeader, FfiRequest, convert_all, prediction_to_ffi,
-    restored_to_ffi,
+    FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiInserted, FfiKey,
+    FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, convert_all,
+    prediction_to_ffi, restored_to_ffi,
 };
 use crate::module::{
     CacheBox, FfiCache, FfiCache_TO, FfiGenerator, FfiGenerator_TO, FfiRouter, FfiRouter_TO,
@@ -139,10 +143,10 @@ impl<T: Cache> FfiCache for Exported<T> {
         })
     }
 
-    fn put(&self, entries: RSlice<'_, FfiEntry>) -> RResult<(), FfiError> {
+    fn put(&self, entries: RSlice<'_, FfiEntryRef<'_>>) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch = Vec::with_capacity(entries.len());
-            convert_all(entries.iter().cloned(), &mut batch)?;
+            convert_all(entries.iter(), &mut batch)?;
             self.0.put(&batch)
         })
     }
@@ -165,12 +169,12 @@ impl<T: Cache> FfiCache for Exported<T> {
 impl<T: Generator> FfiGenerator for Exported<T> {
     fn predict(
         &self,
-        requests: RSlice<'_, FfiRequest>,
+        requests: RSlice<'_, FfiRequestRef<'_>>,
         out: &mut RVec<FfiPrediction>,
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Request> = Vec::with_capacity(requests.len());
-            convert_all(requests.iter().cloned(), &mut batch)?;
+            convert_all(requests.iter(), &mut batch)?;
             let mut predictions = Vec::with_capacity(batch.len());
             self.0.predict(&batch, &mut predictions)?;
             out.extend(predictions.into_iter().map(prediction_to_ffi));
@@ -180,12 +184,12 @@ impl<T: Generator> FfiGenerator for Exported<T> {
 
     fn render(
         &self,
-        drafts: RSlice<'_, FfiDraft>,
+        drafts: RSlice<'_, FfiDraftRef<'_>>,
         out: &mut RVec<RString>,
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Draft> = Vec::with_capacity(drafts.len());
-            convert_all(drafts.iter().cloned(), &mut batch)?;
+            convert_all(drafts.iter(), &mut batch)?;
             let mut configs = Vec::with_capacity(batch.len());
             self.0.render(&batch, &mut configs)?;
             out.extend(configs.into_iter().map(RString::from));
@@ -195,12 +199,12 @@ impl<T: Generator> FfiGenerator for Exported<T> {
 
     fn train(
         &self,
-        examples: RSlice<'_, FfiRequest>,
+        examples: RSlice<'_, FfiRequestRef<'_>>,
         options: RStr<'_>,
     ) -> RResult<RString, FfiError> {
         guard(|| {
             let mut batch: Vec<Request> = Vec::with_capacity(examples.len());
-            convert_all(examples.iter().cloned(), &mut batch)?;
+            convert_all(examples.iter(), &mut batch)?;
             let options: TrainOptions = serde_json::from_str(options.as_str()).map_err(|e| {
                 StageError::new(
                     ErrorCode::Internal,
@@ -223,12 +227,12 @@ impl<T: Generator> FfiGenerator for Exported<T> {
 impl<T: Validator> FfiValidator for Exported<T> {
     fn check_requests(
         &self,
-        requests: RSlice<'_, FfiRequest>,
+        requests: RSlice<'_, FfiRequestRef<'_>>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Request> = Vec::with_capacity(requests.len());
-            convert_all(requests.iter().cloned(), &mut batch)?;
+            convert_all(requests.iter(), &mut batch)?;
             let mut problems = Vec::new();
             self.0.check_requests(&batch, &mut problems)?;
             out.extend(problems.into_iter().map(FfiProblem::from));
@@ -238,12 +242,12 @@ impl<T: Validator> FfiValidator for Exported<T> {
 
     fn check_entries(
         &self,
-        entries: RSlice<'_, FfiEntry>,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
-            convert_all(entries.iter().cloned(), &mut batch)?;
+            convert_all(entries.iter(), &mut batch)?;
             let mut problems = Vec::new();
             self.0.check_entries(&batch, &mut problems)?;
             out.extend(problems.into_iter().map(FfiProblem::from));
@@ -257,7 +261,7 @@ impl<T: Validator> FfiValidator for Exported<T> {
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError> {
         guard(|| {
-            let batch: Vec<RawHeader> = headers.iter().cloned().map(RawHeader::from).collect();
+            let batch: Vec<RawHeader> = headers.iter().map(RawHeader::from).collect();
             let mut problems = Vec::new();
             self.0.check_headers(&batch, &mut problems)?;
             out.extend(problems.into_iter().map(FfiProblem::from));
@@ -290,7 +294,7 @@ impl<T: Storage> FfiStorage for Exported<T> {
         out: &mut RVec<ROption<FfiEntry>>,
     ) -> RResult<(), FfiError> {
         guard(|| {
-            let ids: Vec<EntryId> = ids.iter().cloned().map(EntryId::from).collect();
+            let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();
             let mut found = Vec::with_capacity(ids.len());
             self.0.get(&ids, &mut found)?;
             extend_entries(out, &found);
@@ -314,12 +318,12 @@ impl<T: Storage> FfiStorage for Exported<T> {
 
     fn insert(
         &self,
-        entries: RSlice<'_, FfiEntry>,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<FfiInserted>,
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
-            convert_all(entries.iter().cloned(), &mut batch)?;
+            convert_all(entries.iter(), &mut batch)?;
             let mut outcomes = Vec::with_capacity(batch.len());
             self.0.insert(&batch, &mut outcomes)?;
             out.extend(outcomes.into_iter().map(FfiInserted::from));
@@ -329,12 +333,12 @@ impl<T: Storage> FfiStorage for Exported<T> {
 
     fn update(
         &self,
-        entries: RSlice<'_, FfiEntry>,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<RResult<(), FfiError>>,
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
-            convert_all(entries.iter().cloned(), &mut batch)?;
+            convert_all(entries.iter(), &mut batch)?;
             let mut outcomes = Vec::with_capacity(batch.len());
             self.0.update(&batch, &mut outcomes)?;
             out.extend(
@@ -349,7 +353,7 @@ impl<T: Storage> FfiStorage for Exported<T> {
     fn history(&self, id: &FfiId, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError> {
         guard(|| {
             let mut revisions = Vec::new();
-            self.0.history(&EntryId::from(id.clone()), &mut revisions)?;
+            self.0.history(&EntryId::from(id), &mut revisions)?;
             out.extend(revisions.iter().map(FfiEntry::from));
             Ok(())
         })
@@ -358,7 +362,7 @@ impl<T: Storage> FfiStorage for Exported<T> {
     fn list(&self, query: &FfiListQuery, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError> {
         guard(|| {
             let mut entries = Vec::new();
-            self.0.list(&query.clone().into(), &mut entries)?;
+            self.0.list(&ListQuery::from(query), &mut entries)?;
             out.extend(entries.iter().map(FfiEntry::from));
             Ok(())
         })
@@ -366,14 +370,14 @@ impl<T: Storage> FfiStorage for Exported<T> {
 
     fn restore(
         &self,
-        histories: RSlice<'_, RVec<FfiEntry>>,
+        histories: RSlice<'_, RSlice<'_, FfiEntryRef<'_>>>,
         out: &mut RVec<RResult<bool, FfiError>>,
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut batch: Vec<Vec<Entry>> = Vec::with_capacity(histories.len());
             for history in histories.iter() {
                 let mut revisions = Vec::with_capacity(history.len());
-                convert_all(history.iter().cloned(), &mut revisions)?;
+                convert_all(history.iter(), &mut revisions)?;
                 batch.push(revisions);
             }
             let mut outcomes = Vec::with_capacity(batch.len());

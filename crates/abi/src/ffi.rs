@@ -1,12 +1,22 @@
 //! FFI-safe mirrors of the core values that cross the plugin boundary, and their conversions.
 //!
-//! Values are moved, not borrowed, across the boundary where the receiver keeps them (entries,
-//! rendered configs); batches of inputs are passed as slices. Converting an `RString` back into a
-//! `String` reuses the allocation when both sides share an allocator, which they do on every
-//! platform we build for (the system allocator).
+//! Two kinds of mirror, by direction:
+//! - What the host sends (entries, requests, drafts) crosses as borrowed views, the `…Ref` types:
+//!   `RStr`s and `RSlice`s pointing into the host's own values, built without copying a string.
+//!   The plugin copies each string once, into the owned core value its trait takes. A batch's
+//!   context pairs are gathered in one vector and each view's context is a slice of it, so
+//!   building a batch's views allocates a fixed number of vectors, whatever its size.
+//! - What the plugin returns (entries found, rendered configs, problems) outlives the call, so it
+//!   is owned (`RString`, `RVec`). `RString::into_string` copies when the string was allocated in
+//!   another binary, which it always is here: a returned string is copied once by the plugin and
+//!   once by the host.
+//!
+//! Views are only ever built by the host, from valid core values; the plugin still checks what
+//! it receives (a context's keys and values, a request's structural rules) exactly as the core
+//! constructors do, since a view is only as good as the binary that made it.
 
 use abi_stable::StableAbi;
-use abi_stable::std_types::{ROption, RString, RVec, Tuple2};
+use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
     CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
     Fingerprint, Guess, Header, HeaderForm, Inserted, ListQuery, Prediction, Problem, RawHeader,
@@ -36,10 +46,19 @@ impl From<FfiError> for StageError {
     }
 }
 
+/// An invalid value a plugin handed back to the host.
 fn bad_value(what: &str, detail: impl std::fmt::Display) -> StageError {
     StageError::new(
         ErrorCode::Internal,
         format!("plugin returned an invalid {what}: {detail}"),
+    )
+}
+
+/// An invalid value the host handed to a plugin, through a view.
+fn bad_input(what: &str, detail: impl std::fmt::Display) -> StageError {
+    StageError::new(
+        ErrorCode::Internal,
+        format!("host sent an invalid {what}: {detail}"),
     )
 }
 
@@ -66,6 +85,7 @@ impl From<FfiKey> for CacheKey {
     }
 }
 
+/// A cache's counters.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, Default)]
 pub struct FfiCacheStats {
@@ -111,15 +131,38 @@ impl From<&EntryId> for FfiId {
     }
 }
 
-impl From<FfiId> for EntryId {
-    fn from(id: FfiId) -> Self {
-        EntryId::new(id.prefix.into_string(), id.number)
+impl From<&FfiId> for EntryId {
+    fn from(id: &FfiId) -> Self {
+        EntryId::new(id.prefix.as_str(), id.number)
+    }
+}
+
+/// An entry id, borrowed from the host.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FfiIdRef<'a> {
+    pub prefix: RStr<'a>,
+    pub number: u64,
+}
+
+impl<'a> From<&'a EntryId> for FfiIdRef<'a> {
+    fn from(id: &'a EntryId) -> Self {
+        FfiIdRef {
+            prefix: id.prefix().into(),
+            number: id.number(),
+        }
+    }
+}
+
+impl From<&FfiIdRef<'_>> for EntryId {
+    fn from(id: &FfiIdRef<'_>) -> Self {
+        EntryId::new(id.prefix.as_str(), id.number)
     }
 }
 
 /// The four enumerated fields, in header order.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
+#[derive(StableAbi, Debug, Clone, Copy)]
 pub struct FfiFields<T> {
     pub scope: T,
     pub kind: T,
@@ -147,18 +190,50 @@ impl<T> FfiFields<T> {
             status: f(self.status),
         }
     }
+
+    fn to_fields<U>(&self, mut f: impl FnMut(&T) -> U) -> Fields<U> {
+        Fields {
+            scope: f(&self.scope),
+            kind: f(&self.kind),
+            variant: f(&self.variant),
+            status: f(&self.status),
+        }
+    }
+
+    fn of<'a, V>(fields: &'a Fields<V>, mut f: impl FnMut(&'a V) -> T) -> Self {
+        FfiFields {
+            scope: f(&fields.scope),
+            kind: f(&fields.kind),
+            variant: f(&fields.variant),
+            status: f(&fields.status),
+        }
+    }
 }
 
 fn opt_string(o: &Option<String>) -> ROption<RString> {
     o.as_deref().map(RString::from).into()
 }
 
-fn from_opt(o: ROption<RString>) -> Option<String> {
-    o.into_option().map(RString::into_string)
+fn from_opt(o: &ROption<RString>) -> Option<String> {
+    o.as_ref().into_option().map(|s| s.as_str().to_owned())
+}
+
+fn opt_str(o: &Option<String>) -> ROption<RStr<'_>> {
+    o.as_deref().map(RStr::from).into()
+}
+
+fn from_opt_str(o: &ROption<RStr<'_>>) -> Option<String> {
+    o.into_option().map(|s| s.as_str().to_owned())
 }
 
 /// Context pairs, sorted by key.
 pub type FfiContext = RVec<Tuple2<RString, RString>>;
+
+/// One context pair, borrowed from the host.
+pub type FfiPairRef<'a> = Tuple2<RStr<'a>, RStr<'a>>;
+
+/// Context pairs, sorted by key, borrowed from the host.
+pub type FfiContextRef<'a> = RSlice<'a, FfiPairRef<'a>>;
 
 fn context_to_ffi(c: &Context) -> FfiContext {
     c.iter().map(|(k, v)| Tuple2(k.into(), v.into())).collect()
@@ -170,6 +245,15 @@ fn context_from_ffi(c: FfiContext) -> Result<Context, StageError> {
             .map(|Tuple2(k, v)| (k.into_string(), v.into_string())),
     )
     .map_err(|e| bad_value("context", e))
+}
+
+/// Copies a borrowed context, with every check [`Context::new`] makes.
+fn context_from_view(c: FfiContextRef<'_>) -> Result<Context, StageError> {
+    Context::new(
+        c.iter()
+            .map(|Tuple2(k, v)| (k.as_str().to_owned(), v.as_str().to_owned())),
+    )
+    .map_err(|e| bad_input("context", e))
 }
 
 /// A complete header.
@@ -184,7 +268,7 @@ pub struct FfiHeader {
 impl From<&Header> for FfiHeader {
     fn from(h: &Header) -> Self {
         FfiHeader {
-            fields: h.fields.clone().map(|_, v| RString::from(v)).into(),
+            fields: FfiFields::of(&h.fields, |v| RString::from(v.as_str())),
             id: (&h.id).into(),
             version: h.version.as_str().into(),
         }
@@ -195,13 +279,42 @@ impl From<FfiHeader> for Header {
     fn from(h: FfiHeader) -> Self {
         Header {
             fields: h.fields.into_fields(RString::into_string),
-            id: h.id.into(),
+            id: EntryId::new(h.id.prefix.into_string(), h.id.number),
             version: h.version.into_string(),
         }
     }
 }
 
-/// One revision of an entry.
+/// A complete header, borrowed from the host.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FfiHeaderRef<'a> {
+    pub fields: FfiFields<RStr<'a>>,
+    pub id: FfiIdRef<'a>,
+    pub version: RStr<'a>,
+}
+
+impl<'a> From<&'a Header> for FfiHeaderRef<'a> {
+    fn from(h: &'a Header) -> Self {
+        FfiHeaderRef {
+            fields: FfiFields::of(&h.fields, |v| RStr::from(v.as_str())),
+            id: (&h.id).into(),
+            version: h.version.as_str().into(),
+        }
+    }
+}
+
+impl From<&FfiHeaderRef<'_>> for Header {
+    fn from(h: &FfiHeaderRef<'_>) -> Self {
+        Header {
+            fields: h.fields.to_fields(|v| v.as_str().to_owned()),
+            id: (&h.id).into(),
+            version: h.version.as_str().to_owned(),
+        }
+    }
+}
+
+/// One revision of an entry, as a plugin returns it.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct FfiEntry {
@@ -249,42 +362,88 @@ impl TryFrom<FfiEntry> for Entry {
     }
 }
 
-/// A registration request.
+/// One revision of an entry, borrowed from the host: what `put`, `check_entries`, `insert`,
+/// `update` and `restore` receive.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
-pub struct FfiRequest {
-    pub title: RString,
-    pub fields: FfiFields<ROption<RString>>,
-    pub version: ROption<RString>,
-    pub context: FfiContext,
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FfiEntryRef<'a> {
+    pub header: FfiHeaderRef<'a>,
+    pub title: RStr<'a>,
+    pub context: FfiContextRef<'a>,
+    pub config: RStr<'a>,
+    pub hash: [u8; 32],
+    pub fingerprint: [u8; 16],
+    pub revision: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
-impl From<&Request> for FfiRequest {
-    fn from(r: &Request) -> Self {
-        FfiRequest {
-            title: r.title().into(),
-            fields: FfiFields {
-                scope: opt_string(&r.fields.scope),
-                kind: opt_string(&r.fields.kind),
-                variant: opt_string(&r.fields.variant),
-                status: opt_string(&r.fields.status),
-            },
-            version: opt_string(&r.version),
-            context: context_to_ffi(&r.context),
+impl<'a> FfiEntryRef<'a> {
+    /// A view of `e` whose context is `context`, the batch's slice of pairs for `e`.
+    fn new(e: &'a Entry, context: FfiContextRef<'a>) -> Self {
+        FfiEntryRef {
+            header: (&e.header).into(),
+            title: e.title.as_str().into(),
+            context,
+            config: e.config.as_str().into(),
+            hash: e.hash.0,
+            fingerprint: e.fingerprint.0,
+            revision: e.revision,
+            created_at: e.created_at.0,
+            updated_at: e.updated_at.0,
         }
     }
 }
 
-impl TryFrom<FfiRequest> for Request {
+impl TryFrom<&FfiEntryRef<'_>> for Entry {
     type Error = StageError;
-    fn try_from(r: FfiRequest) -> Result<Self, StageError> {
+    fn try_from(e: &FfiEntryRef<'_>) -> Result<Self, StageError> {
+        Ok(Entry {
+            header: (&e.header).into(),
+            title: e.title.as_str().to_owned(),
+            context: context_from_view(e.context)?,
+            config: e.config.as_str().to_owned(),
+            hash: ContentHash(e.hash),
+            fingerprint: Fingerprint(e.fingerprint),
+            revision: e.revision,
+            created_at: Timestamp(e.created_at),
+            updated_at: Timestamp(e.updated_at),
+        })
+    }
+}
+
+/// A registration request, borrowed from the host.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FfiRequestRef<'a> {
+    pub title: RStr<'a>,
+    pub fields: FfiFields<ROption<RStr<'a>>>,
+    pub version: ROption<RStr<'a>>,
+    pub context: FfiContextRef<'a>,
+}
+
+impl<'a> FfiRequestRef<'a> {
+    /// A view of `r` whose context is `context`, the batch's slice of pairs for `r`.
+    fn new(r: &'a Request, context: FfiContextRef<'a>) -> Self {
+        FfiRequestRef {
+            title: r.title().into(),
+            fields: FfiFields::of(&r.fields, opt_str),
+            version: opt_str(&r.version),
+            context,
+        }
+    }
+}
+
+impl TryFrom<&FfiRequestRef<'_>> for Request {
+    type Error = StageError;
+    fn try_from(r: &FfiRequestRef<'_>) -> Result<Self, StageError> {
         Request::new(
             r.title.as_str(),
-            r.fields.into_fields(from_opt),
-            from_opt(r.version),
-            context_from_ffi(r.context)?,
+            r.fields.to_fields(from_opt_str),
+            from_opt_str(&r.version),
+            context_from_view(r.context)?,
         )
-        .map_err(|e| bad_value("request", e))
+        .map_err(|e| bad_input("request", e))
     }
 }
 
@@ -327,6 +486,7 @@ impl From<FfiGuess> for Guess {
     }
 }
 
+/// A generator's proposals for one request.
 pub type FfiPrediction = FfiFields<ROption<FfiGuess>>;
 
 pub(crate) fn prediction_to_ffi(p: Prediction) -> FfiPrediction {
@@ -337,34 +497,120 @@ pub(crate) fn prediction_from_ffi(p: FfiPrediction) -> Prediction {
     p.into_fields(|g| g.into_option().map(Guess::from))
 }
 
-/// What a config is rendered from.
+/// What a config is rendered from, borrowed from the host.
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
-pub struct FfiDraft {
-    pub header: FfiHeader,
-    pub title: RString,
-    pub context: FfiContext,
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FfiDraftRef<'a> {
+    pub header: FfiHeaderRef<'a>,
+    pub title: RStr<'a>,
+    pub context: FfiContextRef<'a>,
 }
 
-impl From<&Draft> for FfiDraft {
-    fn from(d: &Draft) -> Self {
-        FfiDraft {
+impl<'a> FfiDraftRef<'a> {
+    /// A view of `d` whose context is `context`, the batch's slice of pairs for `d`.
+    fn new(d: &'a Draft, context: FfiContextRef<'a>) -> Self {
+        FfiDraftRef {
             header: (&d.header).into(),
             title: d.title.as_str().into(),
-            context: context_to_ffi(&d.context),
+            context,
         }
     }
 }
 
-impl TryFrom<FfiDraft> for Draft {
+impl TryFrom<&FfiDraftRef<'_>> for Draft {
     type Error = StageError;
-    fn try_from(d: FfiDraft) -> Result<Self, StageError> {
+    fn try_from(d: &FfiDraftRef<'_>) -> Result<Self, StageError> {
         Ok(Draft {
-            header: d.header.into(),
-            title: d.title.into_string(),
-            context: context_from_ffi(d.context)?,
+            header: (&d.header).into(),
+            title: d.title.as_str().to_owned(),
+            context: context_from_view(d.context)?,
         })
     }
+}
+
+/// The context pairs of a whole batch, borrowed, in one vector: each view's context is a slice
+/// of it. Collected completely before any view slices it.
+fn batch_pairs<'a>(contexts: impl Iterator<Item = &'a Context>) -> Vec<FfiPairRef<'a>> {
+    contexts
+        .flat_map(|c| c.iter().map(|(k, v)| Tuple2(k.into(), v.into())))
+        .collect()
+}
+
+/// Hands out consecutive slices of a vector, in the order it was filled.
+struct Slices<'p, T>(&'p [T]);
+
+impl<'p, T> Slices<'p, T> {
+    fn take(&mut self, len: usize) -> &'p [T] {
+        let (head, rest) = self
+            .0
+            .split_at_checked(len)
+            .expect("the vector was filled from the same items, in the same order");
+        self.0 = rest;
+        head
+    }
+}
+
+/// Calls `f` with views of `entries`, built without copying a string.
+pub(crate) fn with_entry_views<R>(
+    entries: &[Entry],
+    f: impl FnOnce(RSlice<'_, FfiEntryRef<'_>>) -> R,
+) -> R {
+    let pairs = batch_pairs(entries.iter().map(|e| &e.context));
+    let mut contexts = Slices(&pairs);
+    let views: Vec<FfiEntryRef<'_>> = entries
+        .iter()
+        .map(|e| FfiEntryRef::new(e, contexts.take(e.context.len()).into()))
+        .collect();
+    f(RSlice::from_slice(&views))
+}
+
+/// Calls `f` with one slice of views per history, built without copying a string: every
+/// revision of every history shares one vector of pairs and one of views.
+pub(crate) fn with_history_views<R>(
+    histories: &[Vec<Entry>],
+    f: impl FnOnce(RSlice<'_, RSlice<'_, FfiEntryRef<'_>>>) -> R,
+) -> R {
+    let pairs = batch_pairs(histories.iter().flatten().map(|e| &e.context));
+    let mut contexts = Slices(&pairs);
+    let views: Vec<FfiEntryRef<'_>> = histories
+        .iter()
+        .flatten()
+        .map(|e| FfiEntryRef::new(e, contexts.take(e.context.len()).into()))
+        .collect();
+    let mut revisions = Slices(&views);
+    let slices: Vec<RSlice<'_, FfiEntryRef<'_>>> = histories
+        .iter()
+        .map(|h| revisions.take(h.len()).into())
+        .collect();
+    f(RSlice::from_slice(&slices))
+}
+
+/// Calls `f` with views of `requests`, built without copying a string.
+pub(crate) fn with_request_views<R>(
+    requests: &[Request],
+    f: impl FnOnce(RSlice<'_, FfiRequestRef<'_>>) -> R,
+) -> R {
+    let pairs = batch_pairs(requests.iter().map(|r| &r.context));
+    let mut contexts = Slices(&pairs);
+    let views: Vec<FfiRequestRef<'_>> = requests
+        .iter()
+        .map(|r| FfiRequestRef::new(r, contexts.take(r.context.len()).into()))
+        .collect();
+    f(RSlice::from_slice(&views))
+}
+
+/// Calls `f` with views of `drafts`, built without copying a string.
+pub(crate) fn with_draft_views<R>(
+    drafts: &[Draft],
+    f: impl FnOnce(RSlice<'_, FfiDraftRef<'_>>) -> R,
+) -> R {
+    let pairs = batch_pairs(drafts.iter().map(|d| &d.context));
+    let mut contexts = Slices(&pairs);
+    let views: Vec<FfiDraftRef<'_>> = drafts
+        .iter()
+        .map(|d| FfiDraftRef::new(d, contexts.take(d.context.len()).into()))
+        .collect();
+    f(RSlice::from_slice(&views))
 }
 
 /// A validation problem. `severity`: 0 warning, 1 error.
@@ -426,29 +672,24 @@ impl From<&RawHeader> for FfiRawHeader {
                 HeaderForm::Readable => 0,
                 HeaderForm::Grepable => 1,
             },
-            fields: FfiFields {
-                scope: h.fields.scope.as_str().into(),
-                kind: h.fields.kind.as_str().into(),
-                variant: h.fields.variant.as_str().into(),
-                status: h.fields.status.as_str().into(),
-            },
+            fields: FfiFields::of(&h.fields, |v| RString::from(v.as_str())),
             id: h.id.as_str().into(),
             version: h.version.as_str().into(),
         }
     }
 }
 
-impl From<FfiRawHeader> for RawHeader {
-    fn from(h: FfiRawHeader) -> Self {
+impl From<&FfiRawHeader> for RawHeader {
+    fn from(h: &FfiRawHeader) -> Self {
         RawHeader {
             form: if h.form == 0 {
                 HeaderForm::Readable
             } else {
                 HeaderForm::Grepable
             },
-            fields: h.fields.into_fields(RString::into_string),
-            id: h.id.into_string(),
-            version: h.version.into_string(),
+            fields: h.fields.to_fields(|v| v.as_str().to_owned()),
+            id: h.id.as_str().to_owned(),
+            version: h.version.as_str().to_owned(),
         }
     }
 }
@@ -506,23 +747,18 @@ pub struct FfiListQuery {
 impl From<&ListQuery> for FfiListQuery {
     fn from(q: &ListQuery) -> Self {
         FfiListQuery {
-            filter: FfiFields {
-                scope: opt_string(&q.filter.scope),
-                kind: opt_string(&q.filter.kind),
-                variant: opt_string(&q.filter.variant),
-                status: opt_string(&q.filter.status),
-            },
+            filter: FfiFields::of(&q.filter, opt_string),
             after: q.after.as_ref().map(FfiId::from).into(),
             limit: q.limit as u64,
         }
     }
 }
 
-impl From<FfiListQuery> for ListQuery {
-    fn from(q: FfiListQuery) -> Self {
+impl From<&FfiListQuery> for ListQuery {
+    fn from(q: &FfiListQuery) -> Self {
         ListQuery {
-            filter: q.filter.into_fields(from_opt),
-            after: q.after.into_option().map(EntryId::from),
+            filter: q.filter.to_fields(from_opt),
+            after: q.after.as_ref().into_option().map(EntryId::from),
             limit: usize::try_from(q.limit).unwrap_or(usize::MAX),
         }
     }
@@ -546,6 +782,57 @@ where
 mod tests {
     use super::*;
 
+    fn context(pairs: &[(&str, &str)]) -> Context {
+        Context::new(pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())))
+            .expect("valid context")
+    }
+
+    fn header(scope: &str, kind: &str, number: u64) -> Header {
+        Header {
+            fields: Fields {
+                scope: scope.into(),
+                kind: kind.into(),
+                variant: "LIVE".into(),
+                status: "REQUIRED".into(),
+            },
+            id: EntryId::new(EntryId::prefix_for(scope, kind), number),
+            version: "v2.9".into(),
+        }
+    }
+
+    fn entry(number: u64, title: &str, pairs: &[(&str, &str)], config: &str) -> Entry {
+        let header = header("SEC", "RULES", number);
+        let context = context(pairs);
+        Entry {
+            hash: Entry::compute_hash(&header, title, &context, config),
+            header,
+            title: title.into(),
+            context,
+            config: config.into(),
+            fingerprint: Fingerprint([number as u8; 16]),
+            revision: number as u32,
+            created_at: Timestamp(i64::MIN + i64::from(number as u8)),
+            updated_at: Timestamp(i64::MAX - i64::from(number as u8)),
+        }
+    }
+
+    /// A batch mixing empty and non-empty contexts (so a wrong slice offset shows), unicode in
+    /// every text, and extreme fixed-size fields.
+    fn batch() -> Vec<Entry> {
+        vec![
+            entry(1, "t", &[], "a: 1\n"),
+            entry(2, "Block SSH", &[("env", "prod")], ""),
+            entry(
+                3,
+                "Zugriff prüfen — 日本語 🚀",
+                &[("env", "prod"), ("owner", "équipe-ü"), ("region", "東京-1")],
+                "title: \"Ünïcödé ✓\"\n",
+            ),
+            entry(4, "no context between two", &[], "b: 2\n"),
+            entry(u64::MAX, "last", &[("z", "1"), ("a", "")], "c: 3\n"),
+        ]
+    }
+
     #[test]
     fn keys_round_trip() {
         for k in [
@@ -560,30 +847,258 @@ mod tests {
     }
 
     #[test]
-    fn entries_round_trip() {
-        let header = Header {
+    fn owned_entries_round_trip() {
+        for entry in batch() {
+            let back = Entry::try_from(FfiEntry::from(&entry)).expect("round trip");
+            assert_eq!(back, entry);
+        }
+    }
+
+    #[test]
+    fn entry_views_round_trip_exactly_and_borrow_every_text() {
+        let entries = batch();
+        let round_tripped = with_entry_views(&entries, |views| {
+            assert_eq!(views.len(), entries.len());
+            for (view, entry) in views.iter().zip(&entries) {
+                // The view points into the entry: no string was copied to build it.
+                assert_eq!(view.title.as_str().as_ptr(), entry.title.as_ptr());
+                assert_eq!(view.config.as_str().as_ptr(), entry.config.as_ptr());
+                assert_eq!(
+                    view.header.id.prefix.as_str().as_ptr(),
+                    entry.header.id.prefix().as_ptr()
+                );
+                let pairs: Vec<(&str, &str)> = view
+                    .context
+                    .iter()
+                    .map(|Tuple2(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                assert_eq!(pairs, entry.context.iter().collect::<Vec<_>>());
+            }
+            let mut back: Vec<Entry> = Vec::new();
+            convert_all(views.iter(), &mut back).expect("valid views");
+            back
+        });
+        assert_eq!(round_tripped, entries);
+        assert!(round_tripped.iter().all(Entry::verify));
+        assert!(with_entry_views(&[], |views| views.is_empty()));
+    }
+
+    #[test]
+    fn history_views_round_trip_exactly() {
+        let mut entries = batch().into_iter();
+        let mut take = |n: usize| entries.by_ref().take(n).collect::<Vec<_>>();
+        let histories = vec![take(2), Vec::new(), take(1), take(2)];
+        let round_tripped = with_history_views(&histories, |views| {
+            views
+                .iter()
+                .map(|history| {
+                    let mut back: Vec<Entry> = Vec::new();
+                    convert_all(history.iter(), &mut back).expect("valid views");
+                    back
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(round_tripped, histories);
+    }
+
+    #[test]
+    fn request_views_round_trip_exactly() {
+        let requests = vec![
+            Request::new("Block SSH", Fields::default(), None, Context::default()),
+            Request::new(
+                "Überwachung 監視 🚨",
+                Fields {
+                    scope: Some("SEC".into()),
+                    kind: None,
+                    variant: Some("LIVE".into()),
+                    status: None,
+                },
+                Some("v3.1".into()),
+                context(&[("env", "prod"), ("owner", "équipe")]),
+            ),
+            Request::new("t", Fields::default(), None, context(&[("k", "ü")])),
+        ]
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("valid requests");
+        let round_tripped = with_request_views(&requests, |views| {
+            let mut back: Vec<Request> = Vec::new();
+            convert_all(views.iter(), &mut back).expect("valid views");
+            back
+        });
+        assert_eq!(round_tripped, requests);
+    }
+
+    #[test]
+    fn draft_views_round_trip_exactly() {
+        let drafts: Vec<Draft> = batch()
+            .into_iter()
+            .map(|e| Draft {
+                header: e.header,
+                title: e.title,
+                context: e.context,
+            })
+            .collect();
+        let round_tripped = with_draft_views(&drafts, |views| {
+            let mut back: Vec<Draft> = Vec::new();
+            convert_all(views.iter(), &mut back).expect("valid views");
+            back
+        });
+        assert_eq!(round_tripped, drafts);
+    }
+
+    /// Sends `pairs` as the context of an entry, a request and a draft, through views and through
+    /// the owned mirror, and returns the error each gives.
+    fn refusals(pairs: &[(&str, &str)]) -> [StageError; 4] {
+        let raw: Vec<FfiPairRef<'_>> = pairs
+            .iter()
+            .map(|&(k, v)| Tuple2(k.into(), v.into()))
+            .collect();
+        let bad = RSlice::from_slice(&raw);
+        let refused = "a bad context is refused";
+        let entry = entry(7, "t", &[("env", "prod")], "a: 1\n");
+        let through_entry = with_entry_views(std::slice::from_ref(&entry), |views| {
+            let mut view = views[0];
+            view.context = bad;
+            Entry::try_from(&view).expect_err(refused)
+        });
+        let request =
+            Request::new("t", Fields::default(), None, Context::default()).expect("valid request");
+        let through_request = with_request_views(std::slice::from_ref(&request), |views| {
+            let mut view = views[0];
+            view.context = bad;
+            Request::try_from(&view).expect_err(refused)
+        });
+        let draft = Draft {
+            header: entry.header.clone(),
+            title: entry.title.clone(),
+            context: Context::default(),
+        };
+        let through_draft = with_draft_views(std::slice::from_ref(&draft), |views| {
+            let mut view = views[0];
+            view.context = bad;
+            Draft::try_from(&view).expect_err(refused)
+        });
+        let mut owned = FfiEntry::from(&entry);
+        owned.context = pairs
+            .iter()
+            .map(|&(k, v)| Tuple2(k.into(), v.into()))
+            .collect();
+        let through_owned = Entry::try_from(owned).expect_err(refused);
+        [through_entry, through_request, through_draft, through_owned]
+    }
+
+    #[test]
+    fn a_bad_context_is_refused_through_every_view() {
+        let many: Vec<(String, String)> = (0..65).map(|i| (format!("k{i}"), "v".into())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (&**k, &**v)).collect();
+        let check = |pairs: &[(&str, &str)], expected: &str| {
+            let [entry, request, draft, owned] = refusals(pairs);
+            for (e, prefix) in [
+                (entry, "host sent an invalid context: "),
+                (request, "host sent an invalid context: "),
+                (draft, "host sent an invalid context: "),
+                (owned, "plugin returned an invalid context: "),
+            ] {
+                assert_eq!(e.code, ErrorCode::Internal, "{pairs:?}");
+                assert_eq!(e.message, format!("{prefix}{expected}"), "{pairs:?}");
+            }
+        };
+        check(
+            &[("a b", "x")],
+            "context key `a b` is not valid: use 1 to 64 letters, digits, `_`, `-` or `.`",
+        );
+        check(
+            &[("", "x")],
+            "context key `` is not valid: use 1 to 64 letters, digits, `_`, `-` or `.`",
+        );
+        check(
+            &[("env", "prod\n[SEC][RULES]")],
+            "context value of `env` is over 1024 bytes or contains a line break or control character",
+        );
+        check(
+            &[("env", "a\u{2028}b")],
+            "context value of `env` is over 1024 bytes or contains a line break or control character",
+        );
+        check(&[("a", "1"), ("a", "2")], "context key `a` is given twice");
+        check(&many, "65 context pairs: the limit is 64");
+    }
+
+    #[test]
+    fn unsorted_pairs_through_a_view_are_sorted() {
+        let raw = [
+            Tuple2("z".into(), "1".into()),
+            Tuple2("a".into(), "2".into()),
+        ];
+        let entry = entry(1, "t", &[], "");
+        let back = with_entry_views(std::slice::from_ref(&entry), |views| {
+            let mut view = views[0];
+            view.context = RSlice::from_slice(&raw);
+            Entry::try_from(&view).expect("valid pairs")
+        });
+        assert_eq!(
+            back.context.iter().collect::<Vec<_>>(),
+            [("a", "2"), ("z", "1")]
+        );
+    }
+
+    #[test]
+    fn a_request_view_keeps_the_structural_rules() {
+        let request =
+            Request::new("t", Fields::default(), None, Context::default()).expect("valid request");
+        let check = |edit: &dyn Fn(&mut FfiRequestRef<'_>), expected: &str| {
+            let e = with_request_views(std::slice::from_ref(&request), |views| {
+                let mut view = views[0];
+                edit(&mut view);
+                Request::try_from(&view).expect_err("an invalid request is refused")
+            });
+            assert_eq!(e.code, ErrorCode::Internal);
+            assert_eq!(
+                e.message,
+                format!("host sent an invalid request: {expected}")
+            );
+        };
+        check(&|v| v.title = "  ".into(), "title is empty");
+        check(
+            &|v| v.title = "a\nb".into(),
+            "title contains a line break or control character at byte 1: a title must be one line of text",
+        );
+        check(
+            &|v| v.fields.scope = ROption::RSome("SEC][X".into()),
+            "scope `SEC][X` is not a valid value: use letters, digits, `_` and inner `-`",
+        );
+        check(
+            &|v| v.version = ROption::RSome("2.9".into()),
+            "version `2.9` is not a version: expected v followed by numbers, e.g. v2.9",
+        );
+    }
+
+    #[test]
+    fn raw_headers_and_list_queries_round_trip() {
+        let raw = RawHeader {
+            form: HeaderForm::Grepable,
             fields: Fields {
-                scope: "SEC".into(),
-                kind: "RULES".into(),
-                variant: "LIVE".into(),
-                status: "REQUIRED".into(),
+                scope: "sec".into(),
+                kind: "rules".into(),
+                variant: "live".into(),
+                status: "required".into(),
             },
-            id: EntryId::new("SEC-RUL", 42),
+            id: "sec-rul-7".into(),
             version: "v2.9".into(),
         };
-        let context = Context::new([("env".to_owned(), "prod".to_owned())]).expect("valid context");
-        let entry = Entry {
-            hash: Entry::compute_hash(&header, "t", &context, "a: 1\n"),
-            header,
-            title: "t".into(),
-            context,
-            config: "a: 1\n".into(),
-            fingerprint: Fingerprint([7; 16]),
-            revision: 3,
-            created_at: Timestamp(1),
-            updated_at: Timestamp(2),
-        };
-        let back = Entry::try_from(FfiEntry::from(&entry)).expect("round trip");
-        assert_eq!(back, entry);
+        assert_eq!(RawHeader::from(&FfiRawHeader::from(&raw)), raw);
+        for query in [
+            ListQuery::default(),
+            ListQuery {
+                filter: Fields {
+                    scope: Some("SEC".into()),
+                    ..Fields::default()
+                },
+                after: Some(EntryId::new("SEC-RUL", 41)),
+                limit: 100,
+            },
+        ] {
+            assert_eq!(ListQuery::from(&FfiListQuery::from(&query)), query);
+        }
     }
 }

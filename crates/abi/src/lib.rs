@@ -12,6 +12,10 @@
 //! and returned as errors: unwinding across the boundary would abort the host. Keeping every
 //! abi_stable type here means a move to another ABI crate touches this crate only.
 //!
+//! Inputs cross as borrowed views of the host's values ([`ffi::FfiEntryRef`] and its kin), so a
+//! string the host sends is copied once, by the plugin into the owned value its trait takes;
+//! outputs cross owned, since they outlive the call.
+//!
 //! Rejected: passing entries as one serialized buffer. It would save the per-field conversions,
 //! but lose the layout checks abi_stable does at load, which are what turn a stale plugin into a
 //! clear "rebuild the plugin" error rather than memory corruption.

@@ -19,8 +19,9 @@ use registry_core::{
 };
 
 use crate::ffi::{
-    FfiDraft, FfiEntry, FfiError, FfiId, FfiKey, FfiListQuery, FfiRawHeader, FfiRequest,
-    convert_all, prediction_from_ffi, restored_from_ffi,
+    FfiEntry, FfiError, FfiId, FfiKey, FfiListQuery, FfiRawHeader, convert_all,
+    prediction_from_ffi, restored_from_ffi, with_draft_views, with_entry_views, with_history_views,
+    with_request_views,
 };
 use crate::module::{
     CacheBox, GeneratorBox, PluginInfo, PluginModRef, RouterBox, StorageBox, ValidatorBox,
@@ -465,8 +466,7 @@ impl Cache for HostCache {
     }
 
     fn put(&self, entries: &[Entry]) -> StageResult<()> {
-        let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
-        call(self.0.put(RSlice::from_slice(&batch)))
+        call(with_entry_views(entries, |batch| self.0.put(batch)))
     }
 
     fn remove(&self, keys: &[CacheKey]) -> StageResult<()> {
@@ -481,29 +481,30 @@ impl Cache for HostCache {
 
 impl Generator for HostGenerator {
     fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
-        let batch: Vec<FfiRequest> = requests.iter().map(FfiRequest::from).collect();
-        let mut predictions = RVec::with_capacity(batch.len());
-        call(self.0.predict(RSlice::from_slice(&batch), &mut predictions))?;
+        let mut predictions = RVec::with_capacity(requests.len());
+        call(with_request_views(requests, |batch| {
+            self.0.predict(batch, &mut predictions)
+        }))?;
         out.extend(predictions.into_iter().map(prediction_from_ffi));
         Ok(())
     }
 
     fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
-        let batch: Vec<FfiDraft> = drafts.iter().map(FfiDraft::from).collect();
-        let mut configs = RVec::with_capacity(batch.len());
-        call(self.0.render(RSlice::from_slice(&batch), &mut configs))?;
+        let mut configs = RVec::with_capacity(drafts.len());
+        call(with_draft_views(drafts, |batch| {
+            self.0.render(batch, &mut configs)
+        }))?;
         out.extend(configs.into_iter().map(RString::into_string));
         Ok(())
     }
 
     fn train(&self, examples: &[Request], options: &TrainOptions) -> StageResult<TrainReport> {
-        let batch: Vec<FfiRequest> = examples.iter().map(FfiRequest::from).collect();
         let options = serde_json::to_string(options).unwrap_or_default();
-        let report = self
-            .0
-            .train(RSlice::from_slice(&batch), options.as_str().into())
-            .into_result()
-            .map_err(StageError::from)?;
+        let report = with_request_views(examples, |batch| {
+            self.0.train(batch, options.as_str().into())
+        })
+        .into_result()
+        .map_err(StageError::from)?;
         serde_json::from_str(report.as_str()).map_err(|e| {
             StageError::new(
                 ErrorCode::Internal,
@@ -515,23 +516,19 @@ impl Generator for HostGenerator {
 
 impl Validator for HostValidator {
     fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
-        let batch: Vec<FfiRequest> = requests.iter().map(FfiRequest::from).collect();
         let mut problems = RVec::new();
-        call(
-            self.0
-                .check_requests(RSlice::from_slice(&batch), &mut problems),
-        )?;
+        call(with_request_views(requests, |batch| {
+            self.0.check_requests(batch, &mut problems)
+        }))?;
         out.extend(problems.into_iter().map(Problem::from));
         Ok(())
     }
 
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
-        let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
         let mut problems = RVec::new();
-        call(
-            self.0
-                .check_entries(RSlice::from_slice(&batch), &mut problems),
-        )?;
+        call(with_entry_views(entries, |batch| {
+            self.0.check_entries(batch, &mut problems)
+        }))?;
         out.extend(problems.into_iter().map(Problem::from));
         Ok(())
     }
@@ -572,16 +569,18 @@ impl Storage for HostStorage {
     }
 
     fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
-        let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
-        let mut outcomes = RVec::with_capacity(batch.len());
-        call(self.0.insert(RSlice::from_slice(&batch), &mut outcomes))?;
+        let mut outcomes = RVec::with_capacity(entries.len());
+        call(with_entry_views(entries, |batch| {
+            self.0.insert(batch, &mut outcomes)
+        }))?;
         convert_all(outcomes, out)
     }
 
     fn update(&self, entries: &[Entry], out: &mut Vec<StageResult<()>>) -> StageResult<()> {
-        let batch: Vec<FfiEntry> = entries.iter().map(FfiEntry::from).collect();
-        let mut outcomes = RVec::with_capacity(batch.len());
-        call(self.0.update(RSlice::from_slice(&batch), &mut outcomes))?;
+        let mut outcomes = RVec::with_capacity(entries.len());
+        call(with_entry_views(entries, |batch| {
+            self.0.update(batch, &mut outcomes)
+        }))?;
         out.extend(outcomes.into_iter().map(call));
         Ok(())
     }
@@ -603,12 +602,10 @@ impl Storage for HostStorage {
         histories: &[Vec<Entry>],
         out: &mut Vec<StageResult<Restored>>,
     ) -> StageResult<()> {
-        let batch: Vec<RVec<FfiEntry>> = histories
-            .iter()
-            .map(|h| h.iter().map(FfiEntry::from).collect())
-            .collect();
-        let mut outcomes = RVec::with_capacity(batch.len());
-        call(self.0.restore(RSlice::from_slice(&batch), &mut outcomes))?;
+        let mut outcomes = RVec::with_capacity(histories.len());
+        call(with_history_views(histories, |batch| {
+            self.0.restore(batch, &mut outcomes)
+        }))?;
         out.extend(outcomes.into_iter().map(|r| {
             r.into_result()
                 .map(restored_from_ffi)

@@ -6,6 +6,12 @@
 //! trailing field as absent. Removing, reordering or changing a field or method is a breaking
 //! change: it requires a new major version (a new minor while below 1.0) of this crate, and
 //! plugins built against the old one are refused at load with "rebuild the plugin".
+//!
+//! # Ownership across the boundary
+//! What the host sends is borrowed for the call: entries, requests and drafts arrive as views
+//! ([`FfiEntryRef`], [`FfiRequestRef`], [`FfiDraftRef`]) into the host's own values, which the
+//! plugin copies once into the owned core values its trait takes. What the plugin returns is
+//! owned and pushed onto the host's `RVec`.
 
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
@@ -13,8 +19,8 @@ use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec}
 use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings, sabi_trait};
 
 use crate::ffi::{
-    FfiCacheStats, FfiDraft, FfiEntry, FfiError, FfiId, FfiInserted, FfiKey, FfiListQuery,
-    FfiPrediction, FfiProblem, FfiRawHeader, FfiRequest,
+    FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiInserted, FfiKey,
+    FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef,
 };
 
 /// The cache stage across the boundary; mirrors `registry_core::Cache`.
@@ -25,7 +31,7 @@ pub trait FfiCache: Send + Sync {
         keys: RSlice<'_, FfiKey>,
         out: &mut RVec<ROption<FfiEntry>>,
     ) -> RResult<(), FfiError>;
-    fn put(&self, entries: RSlice<'_, FfiEntry>) -> RResult<(), FfiError>;
+    fn put(&self, entries: RSlice<'_, FfiEntryRef<'_>>) -> RResult<(), FfiError>;
     fn remove(&self, keys: RSlice<'_, FfiKey>) -> RResult<(), FfiError>;
     #[sabi(last_prefix_field)]
     fn stats(&self) -> FfiCacheStats;
@@ -36,20 +42,20 @@ pub trait FfiCache: Send + Sync {
 pub trait FfiGenerator: Send + Sync {
     fn predict(
         &self,
-        requests: RSlice<'_, FfiRequest>,
+        requests: RSlice<'_, FfiRequestRef<'_>>,
         out: &mut RVec<FfiPrediction>,
     ) -> RResult<(), FfiError>;
     #[sabi(last_prefix_field)]
     fn render(
         &self,
-        drafts: RSlice<'_, FfiDraft>,
+        drafts: RSlice<'_, FfiDraftRef<'_>>,
         out: &mut RVec<RString>,
     ) -> RResult<(), FfiError>;
     /// `Generator::train`, with the options and the report as JSON: training is rare and its
     /// report small, and JSON lets both grow without a layout change.
     fn train(
         &self,
-        examples: RSlice<'_, FfiRequest>,
+        examples: RSlice<'_, FfiRequestRef<'_>>,
         options: RStr<'_>,
     ) -> RResult<RString, FfiError>;
 }
@@ -59,13 +65,13 @@ pub trait FfiGenerator: Send + Sync {
 pub trait FfiValidator: Send + Sync {
     fn check_requests(
         &self,
-        requests: RSlice<'_, FfiRequest>,
+        requests: RSlice<'_, FfiRequestRef<'_>>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError>;
     #[sabi(last_prefix_field)]
     fn check_entries(
         &self,
-        entries: RSlice<'_, FfiEntry>,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError>;
     fn check_headers(
@@ -92,12 +98,12 @@ pub trait FfiStorage: Send + Sync {
     -> RResult<(), FfiError>;
     fn insert(
         &self,
-        entries: RSlice<'_, FfiEntry>,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<FfiInserted>,
     ) -> RResult<(), FfiError>;
     fn update(
         &self,
-        entries: RSlice<'_, FfiEntry>,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<RResult<(), FfiError>>,
     ) -> RResult<(), FfiError>;
     fn history(&self, id: &FfiId, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError>;
@@ -106,7 +112,7 @@ pub trait FfiStorage: Send + Sync {
     /// `Storage::restore`; each outcome is `true` for created, `false` for unchanged.
     fn restore(
         &self,
-        histories: RSlice<'_, RVec<FfiEntry>>,
+        histories: RSlice<'_, RSlice<'_, FfiEntryRef<'_>>>,
         out: &mut RVec<RResult<bool, FfiError>>,
     ) -> RResult<(), FfiError>;
 }

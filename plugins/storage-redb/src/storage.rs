@@ -112,6 +112,12 @@ pub struct RedbStorage {
     pending: RwLock<Pending>,
     /// How many pending fingerprints make the next `insert` merge them into `fingerprints`.
     merge_every: usize,
+    /// Held by `insert`, `update` and `restore` from before their transaction begins until
+    /// the pending map matches what they committed. redb lets the next writer in as soon as a
+    /// commit ends; without this, it could read the map (and the next key of
+    /// `pending_fingerprints`) before the previous writer updated it, and overwrite that
+    /// writer's pending rows.
+    writer: Mutex<()>,
 }
 
 /// The numbers handed out since the file was opened.
@@ -224,6 +230,7 @@ impl RedbStorage {
             allocated: Mutex::new(Allocated::default()),
             pending: RwLock::new(Pending::default()),
             merge_every: config.fingerprint_merge.max(1),
+            writer: Mutex::new(()),
         };
         storage.prepare()?;
         storage.load_pending()?;
@@ -350,6 +357,11 @@ impl RedbStorage {
 
     fn pending_mut(&self) -> RwLockWriteGuard<'_, Pending> {
         self.pending.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Serializes the writers with their updates of the pending map; see `writer`.
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn allocated(&self) -> MutexGuard<'_, Allocated> {
@@ -771,6 +783,7 @@ impl Storage for RedbStorage {
         if entries.is_empty() {
             return Ok(());
         }
+        let _writing = self.writing();
         let txn = self.begin_write(self.write_durability())?;
         // Only a write transaction changes the pending map, and redb runs one at a time, so the
         // map read here stays the committed one until this transaction ends.
@@ -851,6 +864,7 @@ impl Storage for RedbStorage {
         if entries.is_empty() {
             return Ok(());
         }
+        let _writing = self.writing();
         let txn = self.begin_write(self.write_durability())?;
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut wrote = false;
@@ -1020,6 +1034,7 @@ impl Storage for RedbStorage {
         if histories.is_empty() {
             return Ok(());
         }
+        let _writing = self.writing();
         let txn = self.begin_write(self.write_durability())?;
         let mut outcomes = Vec::with_capacity(histories.len());
         let mut wrote = false;
@@ -1699,6 +1714,40 @@ mod tests {
             matches!(&out[..], [Err(e)] if e.code == ErrorCode::Conflict),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn concurrent_inserts_keep_every_pending_fingerprint_on_disk() {
+        let dir = TempDir::new().expect("temp dir");
+        let (threads, batches, size) = (4u64, 40u64, 10u64);
+        {
+            let s = open(dir.path());
+            std::thread::scope(|scope| {
+                for t in 0..threads {
+                    let s = &s;
+                    scope.spawn(move || {
+                        for b in 0..batches {
+                            let first = 1 + (t * batches + b) * size;
+                            let batch: Vec<Entry> =
+                                (first..first + size).map(|n| entry(n, "LIVE")).collect();
+                            insert(s, &batch).expect("inserts");
+                        }
+                    });
+                }
+            });
+        }
+        let total = threads * batches * size;
+        let s = open(dir.path());
+        assert_eq!(pending_rows(&s), total, "a pending row was overwritten");
+        let fps: Vec<Fingerprint> = (1..=total).map(|n| entry(n, "LIVE").fingerprint).collect();
+        let mut found = Vec::new();
+        s.find(&fps, &mut found).expect("finds");
+        let missing: Vec<u64> = (1..=total)
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| n)
+            .collect();
+        assert!(missing.is_empty(), "lost after reopening: {missing:?}");
     }
 
     #[test]
