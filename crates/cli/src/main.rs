@@ -251,7 +251,32 @@ impl From<registry_core::RequestError> for CliError {
     }
 }
 
+/// Bounds glibc's allocator before any thread starts, unless the environment already tunes it.
+///
+/// With its defaults, glibc gives each thread that allocates its own arena (up to 8 per core)
+/// and raises its mmap threshold every time a large block is freed, after which large blocks
+/// come from the arenas and fragment them. Loading a million entries then grew the peak RSS
+/// from 83 MB (100,000 entries) to 150 MB; with at most 4 arenas and large blocks always
+/// mapped, it stayed at 114 MB at the same speed (`registry scale-test`, 2 cores).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn bound_allocator() {
+    let set = |name: &str| std::env::var_os(name).is_some();
+    // SAFETY: `mallopt` only changes allocator parameters, and this runs on the only thread.
+    unsafe {
+        if !set("MALLOC_MMAP_THRESHOLD_") {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+        if !set("MALLOC_ARENA_MAX") {
+            libc::mallopt(libc::M_ARENA_MAX, 4);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn bound_allocator() {}
+
 fn main() -> ExitCode {
+    bound_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
