@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use registry_core::{Added, EntryId, Error, Field, ListQuery, Pipeline, Request, Schema};
+use registry_core::{EntryId, Error, Field, ListQuery, Pipeline, Request, Schema};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
@@ -152,20 +152,20 @@ impl Tally {
         &mut self,
         mut bad: Vec<(u64, String)>,
         lines: Vec<u64>,
-        results: Vec<Result<Added, Error>>,
+        results: Vec<Result<Settled, Error>>,
     ) -> Result<(), CliError> {
         self.processed += (bad.len() + lines.len()) as u64;
         let mut stored = Vec::with_capacity(lines.len());
         for (line, result) in lines.into_iter().zip(results) {
             match result {
-                Ok(added) => {
-                    if added.created {
+                Ok(Settled { created, id }) => {
+                    if created {
                         self.created += 1;
-                        self.keep_in_sample(added.entry.header.id.clone());
+                        self.keep_in_sample(id.clone());
                     } else {
                         self.duplicates += 1;
                     }
-                    stored.push((line, added.created, added.entry.header.id));
+                    stored.push((line, created, id));
                 }
                 Err(e) => {
                     self.severe |= !e.is_user_error();
@@ -222,7 +222,29 @@ impl Tally {
 struct Job {
     bad: Vec<(u64, String)>,
     lines: Vec<u64>,
-    task: tokio::task::JoinHandle<Vec<Result<Added, Error>>>,
+    task: tokio::task::JoinHandle<Vec<Result<Settled, Error>>>,
+}
+
+/// What the tally needs of a registered request. The batch's worker thread reduces each
+/// [`registry_core::Added`] to this, so the entries are freed there, in parallel, and not on the one thread
+/// that reads the input and adds up the results.
+struct Settled {
+    created: bool,
+    id: EntryId,
+}
+
+/// Registers a batch and keeps only what the tally needs of each result.
+fn add_settled(pipeline: &Pipeline, batch: Vec<Request>) -> Vec<Result<Settled, Error>> {
+    pipeline
+        .add(batch)
+        .into_iter()
+        .map(|r| {
+            r.map(|added| Settled {
+                created: added.created,
+                id: added.entry.header.id,
+            })
+        })
+        .collect()
 }
 
 /// Runs every item through `pipeline.add`, `batch_size` at a time, with a bounded number of
@@ -282,7 +304,7 @@ fn register(
         {
             let batch = std::mem::replace(&mut requests, Vec::with_capacity(batch_size));
             let p = Arc::clone(pipeline);
-            let task = runtime.spawn_blocking(move || p.add(batch));
+            let task = runtime.spawn_blocking(move || add_settled(&p, batch));
             queue.push_back(Job {
                 bad: std::mem::take(&mut bad),
                 lines: std::mem::replace(&mut lines, Vec::with_capacity(batch_size)),

@@ -327,7 +327,7 @@ impl Pipeline {
             }
         };
         self.lookup_stored(&fps, &shard_of, &mut todo, &mut slots);
-        self.create(&requests, &fps, &shard_of, &todo, &mut slots);
+        self.create(requests, &fps, &shard_of, &todo, &mut slots);
 
         let mut out: Vec<Result<Added, Error>> = Vec::with_capacity(n);
         for i in 0..n {
@@ -503,7 +503,7 @@ impl Pipeline {
     /// Predicts, validates, allocates, renders, validates again and inserts the new requests.
     fn create(
         &self,
-        requests: &[Request],
+        requests: Vec<Request>,
         fps: &[Fingerprint],
         shard_of: &[u32],
         todo: &[usize],
@@ -512,8 +512,13 @@ impl Pipeline {
         if todo.is_empty() {
             return;
         }
-        // Fill the missing fields.
-        let batch: Vec<Request> = todo.iter().map(|&i| requests[i].clone()).collect();
+        // Fill the missing fields. The requests are moved, not copied: each index is in `todo`
+        // at most once, so `take` finds every one.
+        let mut requests: Vec<Option<Request>> = requests.into_iter().map(Some).collect();
+        let batch: Vec<Request> = todo.iter().filter_map(|&i| requests[i].take()).collect();
+        if batch.len() != todo.len() {
+            return fail_all(todo, &internal("a request was listed twice"), slots);
+        }
         let mut predictions = Vec::with_capacity(batch.len());
         if let Err(e) = self.timed(StageCall::GeneratorPredict, || {
             self.stages.generator.predict(&batch, &mut predictions)
@@ -569,14 +574,14 @@ impl Pipeline {
     fn create_in_shard(
         &self,
         shard: usize,
-        group: Vec<Pending>,
+        pending: Vec<Pending>,
         fps: &[Fingerprint],
         now: Timestamp,
         slots: &mut [Slot],
     ) {
         let storage = &self.stages.storage[shard];
-        let items: Vec<usize> = group.iter().map(|p| p.item).collect();
-        let prefixes: Vec<String> = group
+        let items: Vec<usize> = pending.iter().map(|p| p.item).collect();
+        let prefixes: Vec<String> = pending
             .iter()
             .map(|p| {
                 EntryId::prefix_for(
@@ -594,20 +599,22 @@ impl Pipeline {
         if numbers.len() != prefixes.len() {
             return fail_all(&items, &miscount(StageKind::Storage), slots);
         }
-        let drafts: Vec<Draft> = group
-            .iter()
-            .zip(prefixes)
-            .zip(numbers)
-            .map(|((p, prefix), number)| Draft {
+        // The drafts take the requests' parts; only the items and provenance stay behind.
+        let mut group: Vec<(usize, Fields<Guess>)> = Vec::with_capacity(items.len());
+        let mut drafts: Vec<Draft> = Vec::with_capacity(items.len());
+        for ((p, prefix), number) in pending.into_iter().zip(prefixes).zip(numbers) {
+            let (title, fields, version, context) = p.request.into_parts();
+            drafts.push(Draft {
                 header: Header {
-                    fields: p.request.fields.clone().map(|_, v| v.unwrap_or_default()),
+                    fields: fields.map(|_, v| v.unwrap_or_default()),
                     id: EntryId::new(prefix, number),
-                    version: p.request.version.clone().unwrap_or_default(),
+                    version: version.unwrap_or_default(),
                 },
-                title: p.request.title().to_owned(),
-                context: p.request.context.clone(),
-            })
-            .collect();
+                title,
+                context,
+            });
+            group.push((p.item, p.provenance));
+        }
         let mut configs = Vec::with_capacity(drafts.len());
         if let Err(e) = self.timed(StageCall::GeneratorRender, || {
             self.stages.generator.render(&drafts, &mut configs)
@@ -641,15 +648,15 @@ impl Pipeline {
             return fail_all(&items, &Error::stage(StageKind::Validator, e), slots);
         }
         let rejected = reject(&items, problems, slots);
-        let (keep, entries): (Vec<Pending>, Vec<Entry>) = group
+        let (keep, entries): (Vec<(usize, Fields<Guess>)>, Vec<Entry>) = group
             .into_iter()
             .zip(entries)
-            .filter(|(p, _)| !rejected.contains(&p.item))
+            .filter(|((item, _), _)| !rejected.contains(item))
             .unzip();
         if entries.is_empty() {
             return;
         }
-        let keep_items: Vec<usize> = keep.iter().map(|p| p.item).collect();
+        let keep_items: Vec<usize> = keep.iter().map(|(item, _)| *item).collect();
         let mut inserted = Vec::with_capacity(entries.len());
         if let Err(e) = self.timed(StageCall::StorageInsert, || {
             storage.insert(&entries, &mut inserted)
@@ -661,19 +668,19 @@ impl Pipeline {
         }
         let cache_new = self.cache_new_entries.load(Ordering::Relaxed);
         let mut stored = Vec::with_capacity(entries.len());
-        for ((p, entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {
+        for (((item, provenance), entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {
             let added = match outcome {
                 Inserted::Created => Added {
                     entry,
                     created: true,
-                    fields: Some(p.provenance),
+                    fields: Some(provenance),
                 },
                 Inserted::Existing(entry) => existing(entry),
             };
             if cache_new || !added.created {
                 stored.push(added.entry.clone());
             }
-            slots[p.item] = Some(Ok(added));
+            slots[item] = Some(Ok(added));
         }
         self.fill_cache(&stored);
     }

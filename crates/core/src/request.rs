@@ -195,6 +195,11 @@ impl Request {
         &self.title
     }
 
+    /// The request taken apart: title, fields, version and context.
+    pub fn into_parts(self) -> (String, Fields<Option<String>>, Option<String>, Context) {
+        (self.title, self.fields, self.version, self.context)
+    }
+
     /// The request's identity: registering two requests with the same fingerprint gives one entry.
     ///
     /// It covers the title (whitespace collapsed, case folded), the given fields and version (case
