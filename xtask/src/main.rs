@@ -9,9 +9,12 @@
 //!   reports its cross-validated accuracy.
 //! - `bench-lint [--files N] [--runs R]`: times `registry lint` against ripgrep over a generated
 //!   tree of N files.
+//! - `bench-batch [--count N] [--shards 1,2,4] [--runs R]`: `registry batch` throughput and peak
+//!   RSS per shard count, in one table.
 //!
 //! Plain `std` and `serde_json` only, so that `cargo xtask` itself compiles in seconds.
 
+mod bench_batch;
 mod bench_lint;
 mod demo;
 mod prowler;
@@ -27,9 +30,10 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("prowler") => prowler::run(&args[1..]),
         Some("bench-lint") => bench_lint::run(&args[1..]),
+        Some("bench-batch") => bench_batch::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args...] | demo | lint | prowler [--folds K] | bench-lint [--files N] [--runs R]>"
+                "usage: cargo xtask <test [cargo test args...] | demo | lint | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R]>"
             );
             return ExitCode::from(2);
         }
