@@ -129,11 +129,53 @@ struct Allocated {
 }
 
 /// The fingerprints registered since the last merge, mirrored from `pending_fingerprints`.
+///
+/// Ids are kept as a number and the index of their prefix in `prefixes` (a registry has few
+/// prefixes), about 40 bytes per fingerprint and no allocation each.
 #[derive(Default)]
 struct Pending {
-    ids: HashMap<Fingerprint, EntryId>,
+    ids: HashMap<Fingerprint, (u32, u64)>,
+    prefixes: Vec<String>,
     /// The key the next row of `pending_fingerprints` gets.
     next: u64,
+}
+
+impl Pending {
+    fn get(&self, fingerprint: &Fingerprint) -> Option<EntryId> {
+        let &(prefix, number) = self.ids.get(fingerprint)?;
+        let prefix = self.prefixes.get(prefix as usize)?;
+        Some(EntryId::new(prefix.as_str(), number))
+    }
+
+    fn add(&mut self, fingerprint: Fingerprint, id: &EntryId) {
+        let at = match self.prefixes.iter().position(|p| p == id.prefix()) {
+            Some(at) => at,
+            None => {
+                self.prefixes.push(id.prefix().to_owned());
+                self.prefixes.len() - 1
+            }
+        };
+        // A shard with more than 2^32 prefixes cannot be opened in memory anyway.
+        let at = u32::try_from(at).unwrap_or(u32::MAX);
+        self.ids.insert(fingerprint, (at, id.number()));
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Every pending fingerprint with its id's prefix and number, in key order.
+    fn sorted(&self) -> Vec<(&Fingerprint, &str, u64)> {
+        let mut rows: Vec<(&Fingerprint, &str, u64)> = self
+            .ids
+            .iter()
+            .filter_map(|(fp, &(prefix, number))| {
+                Some((fp, self.prefixes.get(prefix as usize)?.as_str(), number))
+            })
+            .collect();
+        rows.sort_unstable_by_key(|&(fp, _, _)| *fp);
+        rows
+    }
 }
 
 impl fmt::Debug for RedbStorage {
@@ -340,9 +382,7 @@ impl RedbStorage {
         for row in table.iter().map_err(|e| self.fail("read", e))? {
             let (key, value) = row.map_err(|e| self.fail("read", e))?;
             let (fingerprint, prefix, number) = value.value();
-            pending
-                .ids
-                .insert(Fingerprint(fingerprint), EntryId::new(prefix, number));
+            pending.add(Fingerprint(fingerprint), &EntryId::new(prefix, number));
             pending.next = key.value() + 1;
         }
         *self.pending_mut() = pending;
@@ -377,8 +417,8 @@ impl RedbStorage {
         fingerprints: &impl ReadableTable<[u8; 16], (&'static str, u64)>,
         fingerprint: &Fingerprint,
     ) -> StageResult<Option<EntryId>> {
-        match pending.ids.get(fingerprint) {
-            Some(id) => Ok(Some(id.clone())),
+        match pending.get(fingerprint) {
+            Some(id) => Ok(Some(id)),
             None => self.registered(fingerprints, fingerprint),
         }
     }
@@ -388,11 +428,9 @@ impl RedbStorage {
     fn merge_pending(&self, txn: &WriteTransaction, pending: &Pending) -> StageResult<()> {
         {
             let mut table = self.write_table(txn, FINGERPRINTS)?;
-            let mut sorted: Vec<(&Fingerprint, &EntryId)> = pending.ids.iter().collect();
-            sorted.sort_unstable_by_key(|&(fp, _)| *fp);
-            for (fp, id) in sorted {
+            for (fp, prefix, number) in pending.sorted() {
                 table
-                    .insert(fp.0, (id.prefix(), id.number()))
+                    .insert(fp.0, (prefix, number))
                     .map_err(|e| self.fail("write", e))?;
             }
         }
@@ -715,8 +753,8 @@ impl Storage for RedbStorage {
         let pending = self.pending();
         let mut found = Vec::with_capacity(fingerprints.len());
         for fp in fingerprints {
-            found.push(match pending.ids.get(fp) {
-                Some(id) => self.latest(&entries, id)?,
+            found.push(match pending.get(fp) {
+                Some(id) => self.latest(&entries, &id)?,
                 None => match self.registered(&fps, fp)? {
                     Some(id) => Some(self.registered_entry(&entries, &id, fp)?),
                     None => None,
@@ -787,7 +825,7 @@ impl Storage for RedbStorage {
         let txn = self.begin_write(self.write_durability())?;
         // Only a write transaction changes the pending map, and redb runs one at a time, so the
         // map read here stays the committed one until this transaction ends.
-        let merge = self.pending().ids.len() >= self.merge_every;
+        let merge = self.pending().len() >= self.merge_every;
         if merge {
             self.merge_pending(&txn, &self.pending())?;
         }
@@ -850,9 +888,10 @@ impl Storage for RedbStorage {
             .inspect_err(|_| self.unsave_allocations(saving))?;
         let mut pending = self.pending_mut();
         if merge {
-            pending.ids = added;
-        } else {
-            pending.ids.extend(added);
+            pending.ids.clear();
+        }
+        for (fp, id) in &added {
+            pending.add(*fp, id);
         }
         pending.next = next;
         drop(pending);
