@@ -92,6 +92,9 @@ pub struct SchemaValidator {
     max_config_bytes: usize,
     /// Whether configs go through the scanner before the parser.
     fast_yaml: bool,
+    /// The config keys `schema.required` asks of each scope, in the order of the schema's
+    /// scope values, so that checking an entry neither looks them up nor builds strings.
+    required: Vec<Vec<String>>,
 }
 
 impl FromConfig for SchemaValidator {
@@ -115,8 +118,14 @@ impl FromConfig for SchemaValidator {
             return Err(StageError::new(ErrorCode::Config, problems.join("; ")));
         }
         let schema = setup.schema.clone();
+        let required = schema
+            .allowed(Field::Scope)
+            .iter()
+            .map(|scope| schema.required_keys(scope).map(str::to_owned).collect())
+            .collect();
         Ok(SchemaValidator {
             allowed: Field::ALL.map(|f| schema.allowed(f).join(", ")),
+            required,
             schema,
             max_title_bytes: config.max_title_bytes,
             max_config_bytes: config.max_config_bytes,
@@ -209,7 +218,7 @@ impl SchemaValidator {
         }
     }
 
-    fn check_entry(&self, report: &mut Report<'_>, entry: &Entry) {
+    fn check_entry(&self, report: &mut Report<'_>, scratch: &mut scan::Scratch, entry: &Entry) {
         let header = &entry.header;
         for (field, value) in header.fields.iter() {
             self.check_field(report, field, Some(value));
@@ -218,8 +227,8 @@ impl SchemaValidator {
         self.check_title(report, &entry.title);
 
         let id = &header.id;
-        let expected = EntryId::prefix_for(&header.fields.scope, &header.fields.kind);
-        if id.prefix() != expected {
+        if !is_prefix_for(id.prefix(), &header.fields.scope, &header.fields.kind) {
+            let expected = EntryId::prefix_for(&header.fields.scope, &header.fields.kind);
             report.error(
                 "id-prefix-mismatch",
                 "id",
@@ -239,8 +248,10 @@ impl SchemaValidator {
             );
         }
 
-        self.check_config(report, &header.fields.scope, &entry.config);
+        self.check_config(report, scratch, &header.fields.scope, &entry.config);
 
+        // The entry is hashed once, here. `compute_hash` formats the readable header into a
+        // new string first, the one allocation per valid entry this check still makes.
         let computed = Entry::compute_hash(header, &entry.title, &entry.context, &entry.config);
         if computed != entry.hash {
             report.error(
@@ -341,7 +352,13 @@ impl SchemaValidator {
         }
     }
 
-    fn check_config(&self, report: &mut Report<'_>, scope: &str, config: &str) {
+    fn check_config(
+        &self,
+        report: &mut Report<'_>,
+        scratch: &mut scan::Scratch,
+        scope: &str,
+        config: &str,
+    ) {
         // An oversized config is not parsed at all: its size is reason enough to refuse it, and
         // parsing is the expensive part.
         if config.len() > self.max_config_bytes {
@@ -357,7 +374,7 @@ impl SchemaValidator {
             return;
         }
         if self.fast_yaml
-            && let Some(document) = scan::scan(config)
+            && let Some(document) = scan::scan(config, scratch)
         {
             self.check_required(report, scope, |key| document.has_key(key));
             return;
@@ -394,7 +411,18 @@ impl SchemaValidator {
 
     /// Reports each key `schema.required` asks of `scope` that `has_key` says is absent.
     fn check_required(&self, report: &mut Report<'_>, scope: &str, has_key: impl Fn(&str) -> bool) {
-        for key in self.schema.required_keys(scope) {
+        // The schema's own lookup, case-insensitive like `Schema::canonical`, without the copy
+        // of the scope it makes; a scope the schema lacks gets the keys of every scope.
+        let keys: &mut dyn Iterator<Item = &str> = match self
+            .schema
+            .allowed(Field::Scope)
+            .iter()
+            .position(|v| v.eq_ignore_ascii_case(scope))
+        {
+            Some(index) => &mut self.required[index].iter().map(String::as_str),
+            None => &mut self.schema.required_keys(scope),
+        };
+        for key in keys {
             if !has_key(key) {
                 report.error(
                     "missing-config-key",
@@ -406,6 +434,36 @@ impl SchemaValidator {
             }
         }
     }
+}
+
+/// Whether `prefix` is what [`EntryId::prefix_for`] makes of `scope` and `kind` (the scope in
+/// upper case, `-`, the first three ASCII letters or digits of the type in upper case), found
+/// without building that string.
+fn is_prefix_for(prefix: &str, scope: &str, kind: &str) -> bool {
+    let (prefix, scope) = (prefix.as_bytes(), scope.as_bytes());
+    let Some((head, rest)) = prefix.split_at_checked(scope.len()) else {
+        return false;
+    };
+    // Upper-casing ASCII byte by byte leaves the bytes of other characters as they are, as
+    // `str::to_ascii_uppercase` does.
+    if !head
+        .iter()
+        .zip(scope)
+        .all(|(&p, &s)| p == s.to_ascii_uppercase())
+    {
+        return false;
+    }
+    let Some((b'-', rest)) = rest.split_first() else {
+        return false;
+    };
+    // Bytes of characters other than ASCII are never ASCII letters or digits, so filtering
+    // bytes keeps what filtering characters keeps.
+    let letters = kind
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .take(3)
+        .map(|b| b.to_ascii_uppercase());
+    letters.eq(rest.iter().copied())
 }
 
 /// Whether a dotted key path (`metadata.owner`) leads through mappings to a value that is not null.
@@ -448,8 +506,10 @@ impl Validator for SchemaValidator {
     }
 
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        // One set of scanner buffers for the whole batch.
+        let mut scratch = scan::Scratch::default();
         for (item, entry) in entries.iter().enumerate() {
-            self.check_entry(&mut Report { out, item }, entry);
+            self.check_entry(&mut Report { out, item }, &mut scratch, entry);
         }
         Ok(())
     }
@@ -710,6 +770,40 @@ mod tests {
                 out.iter()
                     .all(|p| p.item == 0 && p.severity == Severity::Error)
             );
+        }
+    }
+
+    #[test]
+    fn prefix_check_agrees_with_prefix_for() {
+        let scopes = ["SEC", "sec", "Sec", "ETL", "é", "", "GOV-X"];
+        let kinds = [
+            "RULES",
+            "rules",
+            "MULTI-ETL",
+            "M-U-L-T",
+            "ab",
+            "",
+            "ü1bc",
+            "x_y.z9",
+        ];
+        let mut prefixes: Vec<String> = ["SEC-RUL", "SEC-RU", "SEC-RULE", "SEC_RUL", "-", "SE", ""]
+            .map(str::to_owned)
+            .to_vec();
+        for scope in scopes {
+            for kind in kinds {
+                prefixes.push(EntryId::prefix_for(scope, kind));
+            }
+        }
+        for scope in scopes {
+            for kind in kinds {
+                for prefix in &prefixes {
+                    assert_eq!(
+                        is_prefix_for(prefix, scope, kind),
+                        *prefix == EntryId::prefix_for(scope, kind),
+                        "{prefix:?} {scope:?} {kind:?}"
+                    );
+                }
+            }
         }
     }
 

@@ -31,7 +31,11 @@
 //! A value is null when it is empty (a `key:` with nothing under it), `~`, `null`, `Null` or
 //! `NULL`, as `yaml_serde` reads them; other spellings of `null` are left to the parser.
 
-use std::borrow::Cow;
+//!
+//! The scanner allocates nothing per key or scalar: a key is a span of the text, or of a buffer
+//! of decoded keys when it had escapes, and quoted values are checked without being decoded.
+//! The entries and that buffer live in a [`Scratch`] the caller keeps between configs, so a
+//! batch of configs reuses one set of buffers.
 
 /// The deepest nesting of collections the scanner follows.
 pub(crate) const MAX_DEPTH: usize = 32;
@@ -42,20 +46,40 @@ pub(crate) const MAX_KEY_BYTES: usize = 1000;
 /// Marks the end of a chain of entries: no entry.
 const NONE: u32 = u32::MAX;
 
+/// The buffers a scan fills, kept by the caller so that scanning many configs allocates only
+/// while they grow.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Every mapping entry of the last config scanned, in the order their values end.
+    entries: Vec<Entry>,
+    /// The keys of the last config that had escapes, decoded, one after another.
+    decoded: String,
+}
+
 /// A config read by [`scan`]: valid YAML, a mapping at the top, no key repeated in a mapping.
 #[derive(Debug)]
 pub(crate) struct Document<'a> {
-    /// Every mapping entry, in the order their values end.
-    entries: Vec<Entry<'a>>,
+    text: &'a str,
+    /// Keys that had escapes, decoded; [`Span::decoded`] spans point here.
+    decoded: &'a str,
+    entries: &'a [Entry],
     /// The last entry of the top-level mapping, or [`NONE`] when it is empty.
     root: u32,
 }
 
+/// Where a key's value lies: in the text, or in the decoded keys when it had escapes.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+    decoded: bool,
+}
+
 /// One `key: value` of some mapping.
 #[derive(Debug)]
-struct Entry<'a> {
+struct Entry {
     /// The key as the parser reads it: quotes removed, escapes decoded.
-    key: Cow<'a, str>,
+    key: Span,
     /// The entry before this one in the same mapping, or [`NONE`].
     prev: u32,
     value: Kind,
@@ -69,6 +93,16 @@ enum Kind {
     Other,
     /// A mapping with entries: the index of its last entry.
     Mapping(u32),
+}
+
+/// The bytes of `span`, from the text or from the decoded keys.
+fn span_bytes<'a>(text: &'a [u8], decoded: &'a [u8], span: Span) -> &'a [u8] {
+    let source = if span.decoded { decoded } else { text };
+    // Spans are made by the scanner from positions inside these buffers, so they are in range;
+    // an empty slice on a broken span would only make a lookup answer "absent".
+    source
+        .get(span.start as usize..span.end as usize)
+        .unwrap_or_default()
 }
 
 impl Document<'_> {
@@ -92,11 +126,15 @@ impl Document<'_> {
         false
     }
 
+    fn key(&self, entry: &Entry) -> &[u8] {
+        span_bytes(self.text.as_bytes(), self.decoded.as_bytes(), entry.key)
+    }
+
     /// The value of `key` in the mapping whose last entry is `last`.
     fn find(&self, mut last: u32, key: &str) -> Option<Kind> {
         while last != NONE {
             let entry = &self.entries[last as usize];
-            if entry.key == key {
+            if self.key(entry) == key.as_bytes() {
                 return Some(entry.value);
             }
             last = entry.prev;
@@ -117,7 +155,8 @@ impl Document<'_> {
     fn collect(&self, mut last: u32, prefix: &str, out: &mut Vec<(String, bool)>) {
         while last != NONE {
             let entry = &self.entries[last as usize];
-            let path = format!("{prefix}{}", entry.key);
+            let key = std::str::from_utf8(self.key(entry)).expect("keys are whole characters");
+            let path = format!("{prefix}{key}");
             out.push((path.clone(), entry.value == Kind::Null));
             if let Kind::Mapping(inner) = entry.value {
                 self.collect(inner, &format!("{path}."), out);
@@ -127,12 +166,19 @@ impl Document<'_> {
     }
 }
 
-/// Reads `text` if it lies within the subset described in the module documentation; `None`
-/// means "outside the subset": the text may be valid or not, a mapping or not.
-pub(crate) fn scan(text: &str) -> Option<Document<'_>> {
+/// Reads `text` if it lies within the subset described in the module documentation, filling
+/// `scratch` (whatever it held is dropped); `None` means "outside the subset": the text may be
+/// valid or not, a mapping or not.
+pub(crate) fn scan<'a>(text: &'a str, scratch: &'a mut Scratch) -> Option<Document<'a>> {
+    scratch.entries.clear();
+    scratch.decoded.clear();
+    // Positions are kept in 32 bits; a longer text is left to the parser.
+    u32::try_from(text.len()).ok()?;
     if text == "{}\n" {
         return Some(Document {
-            entries: Vec::new(),
+            text,
+            decoded: &scratch.decoded,
+            entries: &scratch.entries,
             root: NONE,
         });
     }
@@ -140,8 +186,7 @@ pub(crate) fn scan(text: &str) -> Option<Document<'_>> {
         text,
         bytes: text.as_bytes(),
         pos: 0,
-        // Enough for a typical rendered config, so the vector seldom grows.
-        entries: Vec::with_capacity(64),
+        scratch,
     };
     let root = scanner.mapping(0, 0)?;
     // A top-level mapping ends only at the end of the text or at a line indented less than
@@ -149,21 +194,24 @@ pub(crate) fn scan(text: &str) -> Option<Document<'_>> {
     if scanner.pos != text.len() {
         return None;
     }
+    let scratch = scanner.scratch;
     Some(Document {
-        entries: scanner.entries,
+        text,
+        decoded: &scratch.decoded,
+        entries: &scratch.entries,
         root,
     })
 }
 
-/// The scanner's state: the text and how far it has read.
+/// The scanner's state: the text, how far it has read, and where it puts what it found.
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    entries: Vec<Entry<'a>>,
+    scratch: &'a mut Scratch,
 }
 
-impl<'a> Scanner<'a> {
+impl Scanner<'_> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -184,15 +232,52 @@ impl<'a> Scanner<'a> {
 
     /// The number of spaces at `self.pos`, which is the start of a line.
     fn indent(&self) -> usize {
-        self.bytes[self.pos..]
-            .iter()
-            .take_while(|&&b| b == b' ')
-            .count()
+        let rest = &self.bytes[self.pos..];
+        // Eight bytes at once: the first byte that is not a space is the first nonzero byte of
+        // the word XOR eight spaces. Most lines are indented less than that.
+        if let Some(word) = rest.first_chunk::<8>() {
+            let other = u64::from_le_bytes(*word) ^ u64::from_le_bytes([b' '; 8]);
+            if other != 0 {
+                return other.trailing_zeros() as usize / 8;
+            }
+        }
+        rest.iter().take_while(|&&b| b == b' ').count()
     }
 
     /// Whether the text at `self.pos + offset` starts a sequence item.
     fn item_at(&self, offset: usize) -> bool {
         self.bytes[self.pos + offset..].starts_with(b"- ")
+    }
+
+    /// A span of the text from `start` to the current position.
+    fn span_from(&self, start: usize) -> Span {
+        // `scan` refuses texts whose positions do not fit in 32 bits.
+        Span {
+            start: start as u32,
+            end: self.pos as u32,
+            decoded: false,
+        }
+    }
+
+    /// Whether the key `span` equals the key of some entry in the chain ending at `last`.
+    fn repeats(&self, span: Span, mut last: u32) -> bool {
+        let (text, decoded) = (self.bytes, self.scratch.decoded.as_bytes());
+        let key = span_bytes(text, decoded, span);
+        while last != NONE {
+            let entry = &self.scratch.entries[last as usize];
+            // Lengths first: most keys of a mapping differ in length, and comparing them costs
+            // nothing.
+            if entry.key.end - entry.key.start == span.end - span.start {
+                // The first bytes before the rest: a call to compare the rest costs more than
+                // the comparison itself for keys this short.
+                let other = span_bytes(text, decoded, entry.key);
+                if other.first() == key.first() && other == key {
+                    return true;
+                }
+            }
+            last = entry.prev;
+        }
+        false
     }
 
     /// Reads a block mapping whose entries sit at column `indent`, starting at its first key
@@ -205,16 +290,8 @@ impl<'a> Scanner<'a> {
         let mut last = NONE;
         loop {
             let key = self.key()?;
-            if !self.eat(b":") {
+            if !self.eat(b":") || self.repeats(key, last) {
                 return None;
-            }
-            let mut sibling = last;
-            while sibling != NONE {
-                let entry = &self.entries[sibling as usize];
-                if entry.key == key {
-                    return None;
-                }
-                sibling = entry.prev;
             }
             let value = match self.peek() {
                 Some(b' ') => {
@@ -227,8 +304,8 @@ impl<'a> Scanner<'a> {
                 }
                 _ => return None,
             };
-            let index = u32::try_from(self.entries.len()).ok()?;
-            self.entries.push(Entry {
+            let index = u32::try_from(self.scratch.entries.len()).ok()?;
+            self.scratch.entries.push(Entry {
                 key,
                 prev: last,
                 value,
@@ -275,14 +352,18 @@ impl<'a> Scanner<'a> {
         let kind = match self.peek()? {
             b'{' | b'[' | b'~' => return self.token_line(),
             b'\'' => {
-                self.single_quoted()?;
+                self.single_quoted(false)?;
                 Kind::Other
             }
             b'"' => {
-                self.double_quoted()?;
+                self.double_quoted(false)?;
                 Kind::Other
             }
-            _ => plain_kind(self.plain(false)?)?,
+            _ => {
+                let start = self.pos;
+                self.plain(false)?;
+                plain_kind(&self.bytes[start..self.pos])?
+            }
         };
         self.eat(b"\n").then_some(kind)
     }
@@ -330,9 +411,12 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'-' if self.item_at(0) => return self.sequence(column, depth + 1),
             b'{' | b'[' | b'~' => return self.token_line().map(drop),
-            b'\'' => drop(self.single_quoted()?),
-            b'"' => drop(self.double_quoted()?),
-            _ => drop(plain_kind(self.plain(false)?)?),
+            b'\'' => drop(self.single_quoted(false)?),
+            b'"' => drop(self.double_quoted(false)?),
+            _ => {
+                self.plain(false)?;
+                plain_kind(&self.bytes[start..self.pos])?;
+            }
         }
         match self.peek()? {
             b'\n' => {
@@ -349,76 +433,127 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads a mapping key: plain or quoted, short enough for YAML's implicit keys.
-    fn key(&mut self) -> Option<Cow<'a, str>> {
+    fn key(&mut self) -> Option<Span> {
         let start = self.pos;
         let key = match self.peek()? {
-            b'\'' => self.single_quoted()?,
-            b'"' => self.double_quoted()?,
-            _ => Cow::Borrowed(self.plain(true)?),
+            b'\'' => self.single_quoted(true)?,
+            b'"' => self.double_quoted(true)?,
+            _ => {
+                self.plain(true)?;
+                self.span_from(start)
+            }
         };
         (self.pos - start <= MAX_KEY_BYTES).then_some(key)
     }
 
     /// Reads a plain scalar up to the first character it may not hold; see the module
     /// documentation for what a key and a value may hold.
-    fn plain(&mut self, key: bool) -> Option<&'a str> {
+    fn plain(&mut self, key: bool) -> Option<()> {
         let start = self.pos;
-        let rest = &self.text[start..];
-        let mut chars = rest.chars();
-        let first = chars.next()?;
-        let first_ok = if key {
-            first.is_alphabetic() || matches!(first, '_' | '/')
-        } else if first == '-' {
-            chars.next().is_some_and(|c| c != ' ' && plain_char(c))
-        } else {
-            first.is_alphanumeric()
-                || matches!(first, '_' | '/' | '.' | '(' | ')' | '+' | ';' | '=')
+        let bytes = &self.bytes[start..];
+        let first_ok = match *bytes.first()? {
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'/' => true,
+            b'0'..=b'9' | b'.' | b'(' | b')' | b'+' | b';' | b'=' => !key,
+            b'-' => {
+                !key && self.text[start + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c != ' ' && plain_char(c))
+            }
+            0x80.. => {
+                let first = self.text[start..].chars().next()?;
+                if key {
+                    first.is_alphabetic()
+                } else {
+                    first.is_alphanumeric()
+                }
+            }
+            _ => false,
         };
         if !first_ok {
             return None;
         }
-        // ASCII, the usual case, is checked byte by byte without decoding.
-        let bytes = rest.as_bytes();
         let mut len = 0;
-        while let Some(&b) = bytes.get(len) {
-            if b.is_ascii() {
-                if !PLAIN_ASCII[usize::from(b)] {
-                    break;
-                }
-                len += 1;
-            } else {
-                match rest[len..].chars().next() {
+        loop {
+            len += run(&bytes[len..], &PLAIN_BYTE);
+            // Anything other than ASCII is decoded and checked as a character.
+            match bytes.get(len) {
+                Some(0x80..) => match self.text[start + len..].chars().next() {
                     Some(c) if plain_char(c) => len += c.len_utf8(),
                     _ => break,
-                }
+                },
+                _ => break,
             }
         }
-        let scalar = &rest[..len];
-        if scalar.ends_with(' ') || (key && is_reserved_word(scalar)) {
+        let scalar = &bytes[..len];
+        if scalar.last() == Some(&b' ') || (key && is_reserved_word(scalar)) {
             return None;
         }
         self.pos += len;
-        Some(scalar)
+        Some(())
     }
 
-    /// Reads a one-line single-quoted scalar, returning its value.
-    fn single_quoted(&mut self) -> Option<Cow<'a, str>> {
+    /// Starts a decoded key at the end of the decoded keys, with the text from `from` to the
+    /// current position; returns where it starts.
+    fn start_decoded(&mut self, from: usize) -> usize {
+        let start = self.scratch.decoded.len();
+        self.scratch.decoded.push_str(&self.text[from..self.pos]);
+        start
+    }
+
+    /// The key read by a quoted scalar: the text from `segment` to `end` when it had no
+    /// escapes, or the decoded key begun at `decoded`, completed with that text.
+    fn quoted_span(&mut self, decoded: Option<usize>, segment: usize, end: usize) -> Span {
+        match decoded {
+            None => Span {
+                start: segment as u32,
+                end: end as u32,
+                decoded: false,
+            },
+            Some(start) => {
+                self.scratch.decoded.push_str(&self.text[segment..end]);
+                // The decoded keys are never longer than the text they came from, which
+                // `scan` keeps within 32 bits.
+                Span {
+                    start: start as u32,
+                    end: self.scratch.decoded.len() as u32,
+                    decoded: true,
+                }
+            }
+        }
+    }
+
+    /// Reads a one-line single-quoted scalar; with `decode`, returns its value as a key span
+    /// (for values the span is not needed and is not built with care).
+    fn single_quoted(&mut self, decode: bool) -> Option<Span> {
         self.pos += 1;
         let mut segment = self.pos;
-        let mut owned: Option<String> = None;
+        let mut decoded: Option<usize> = None;
         loop {
+            self.pos += run(&self.bytes[self.pos..], &SINGLE_QUOTED_BYTE);
             match *self.bytes.get(self.pos)? {
                 b'\'' if self.bytes.get(self.pos + 1) == Some(&b'\'') => {
-                    owned
-                        .get_or_insert_with(String::new)
-                        .push_str(&self.text[segment..=self.pos]);
-                    self.pos += 2;
+                    if decode {
+                        // Keep the first quote of the pair: `''` reads as `'`.
+                        self.pos += 1;
+                        match decoded {
+                            None => decoded = Some(self.start_decoded(segment)),
+                            Some(_) => self.scratch.decoded.push_str(&self.text[segment..self.pos]),
+                        }
+                        self.pos += 1;
+                    } else {
+                        self.pos += 2;
+                    }
                     segment = self.pos;
                 }
                 b'\'' => {
-                    let tail = &self.text[segment..self.pos];
+                    let end = self.pos;
                     self.pos += 1;
-                    return Some(finish(owned, tail));
+                    return Some(if decode {
+                        self.quoted_span(decoded, segment, end)
+                    } else {
+                        self.span_from(segment)
+                    });
                 }
                 b' '..=b'~' => self.pos += 1,
                 0x80.. => self.quotable_char()?,
@@ -427,21 +562,31 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Reads a one-line double-quoted scalar, returning its value.
-    fn double_quoted(&mut self) -> Option<Cow<'a, str>> {
+    /// Reads a one-line double-quoted scalar; with `decode`, returns its value as a key span
+    /// (for values the span is not needed and is not built with care).
+    fn double_quoted(&mut self, decode: bool) -> Option<Span> {
         self.pos += 1;
         let mut segment = self.pos;
-        let mut owned: Option<String> = None;
+        let mut decoded: Option<usize> = None;
         loop {
+            self.pos += run(&self.bytes[self.pos..], &DOUBLE_QUOTED_BYTE);
             match *self.bytes.get(self.pos)? {
                 b'"' => {
-                    let tail = &self.text[segment..self.pos];
+                    let end = self.pos;
                     self.pos += 1;
-                    return Some(finish(owned, tail));
+                    return Some(if decode {
+                        self.quoted_span(decoded, segment, end)
+                    } else {
+                        self.span_from(segment)
+                    });
                 }
                 b'\\' => {
-                    let out = owned.get_or_insert_with(String::new);
-                    out.push_str(&self.text[segment..self.pos]);
+                    if decode {
+                        match decoded {
+                            None => decoded = Some(self.start_decoded(segment)),
+                            Some(_) => self.scratch.decoded.push_str(&self.text[segment..self.pos]),
+                        }
+                    }
                     let escape = *self.bytes.get(self.pos + 1)?;
                     self.pos += 2;
                     let c = match escape {
@@ -458,7 +603,9 @@ impl<'a> Scanner<'a> {
                         b'u' => self.hex(4)?,
                         _ => return None,
                     };
-                    out.push(c);
+                    if decode {
+                        self.scratch.decoded.push(c);
+                    }
                     segment = self.pos;
                 }
                 b' '..=b'~' => self.pos += 1,
@@ -490,29 +637,19 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// A quoted scalar's value: borrowed from the text when it had no escapes.
-fn finish<'a>(owned: Option<String>, tail: &'a str) -> Cow<'a, str> {
-    match owned {
-        Some(mut value) => {
-            value.push_str(tail);
-            Cow::Owned(value)
-        }
-        None => Cow::Borrowed(tail),
-    }
-}
-
 /// Whether a plain value is null; `None` for another spelling of `null`, left to the parser.
-fn plain_kind(scalar: &str) -> Option<Kind> {
+fn plain_kind(scalar: &[u8]) -> Option<Kind> {
     match scalar {
-        "null" | "Null" | "NULL" => Some(Kind::Null),
-        s if s.eq_ignore_ascii_case("null") => None,
+        b"null" | b"Null" | b"NULL" => Some(Kind::Null),
+        s if s.eq_ignore_ascii_case(b"null") => None,
         _ => Some(Kind::Other),
     }
 }
 
-/// [`plain_char`] for each ASCII character, looked up rather than computed on the hot path.
-const PLAIN_ASCII: [bool; 128] = {
-    let mut table = [false; 128];
+/// [`plain_char`] for each byte that is a whole ASCII character, looked up rather than computed
+/// on the hot path; every other byte is `false` here and checked as part of its character.
+const PLAIN_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
     let mut b = 0;
     while b < 128 {
         table[b] = (b as u8).is_ascii_alphanumeric()
@@ -525,6 +662,32 @@ const PLAIN_ASCII: [bool; 128] = {
     table
 };
 
+/// The bytes a single-quoted scalar holds as they are: printable ASCII but the quote.
+const SINGLE_QUOTED_BYTE: [bool; 256] = quoted_bytes(b'\'', b'\'');
+
+/// The bytes a double-quoted scalar holds as they are: printable ASCII but the quote and the
+/// backslash.
+const DOUBLE_QUOTED_BYTE: [bool; 256] = quoted_bytes(b'"', b'\\');
+
+/// Printable ASCII but `quote` and `escape`, as a table.
+const fn quoted_bytes(quote: u8, escape: u8) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        table[b as usize] = b != quote && b != escape;
+        b += 1;
+    }
+    table
+}
+
+/// The length of the run of bytes at the start of `bytes` that `table` marks.
+fn run(bytes: &[u8], table: &[bool; 256]) -> usize {
+    bytes
+        .iter()
+        .position(|&b| !table[usize::from(b)])
+        .unwrap_or(bytes.len())
+}
+
 /// Characters a plain scalar may hold after its first.
 fn plain_char(c: char) -> bool {
     c.is_alphanumeric()
@@ -535,11 +698,11 @@ fn plain_char(c: char) -> bool {
 }
 
 /// Words some YAML version reads as a boolean or a null.
-fn is_reserved_word(s: &str) -> bool {
+fn is_reserved_word(s: &[u8]) -> bool {
     s.len() <= 5
         && ["y", "n", "yes", "no", "on", "off", "true", "false", "null"]
             .iter()
-            .any(|w| s.eq_ignore_ascii_case(w))
+            .any(|w| s.eq_ignore_ascii_case(w.as_bytes()))
 }
 
 /// Characters a quoted scalar may hold as they are: YAML's printable characters, minus those
@@ -591,7 +754,8 @@ mod tests {
     /// parser reads a mapping with the same key paths, the same null values and the same answer
     /// to every lookup. Returns whether the scanner answered.
     fn agrees(text: &str) -> bool {
-        let Some(document) = scan(text) else {
+        let mut scratch = Scratch::default();
+        let Some(document) = scan(text, &mut scratch) else {
             return false;
         };
         let value: Value = yaml_serde::from_str(text)
@@ -932,7 +1096,22 @@ mod tests {
             assert!(agrees(text), "the scanner declined {text:?}");
         }
         for text in OUTSIDE {
-            assert!(scan(text).is_none(), "the scanner accepted {text:?}");
+            assert!(
+                scan(text, &mut Scratch::default()).is_none(),
+                "the scanner accepted {text:?}"
+            );
+        }
+    }
+
+    /// One scratch reused across texts answers as a fresh one would: nothing of an earlier
+    /// text, accepted or declined, leaks into the next.
+    #[test]
+    fn scratch_is_reused_cleanly() {
+        let mut scratch = Scratch::default();
+        for text in INSIDE.iter().chain(OUTSIDE).chain(INSIDE.iter().rev()) {
+            let fresh = scan(text, &mut Scratch::default()).map(|d| d.paths());
+            let reused = scan(text, &mut scratch).map(|d| d.paths());
+            assert_eq!(reused, fresh, "{text:?}");
         }
     }
 
@@ -940,12 +1119,12 @@ mod tests {
     fn limits() {
         let key = |n: usize| format!("{}: 1\n", "k".repeat(n));
         assert!(agrees(&key(MAX_KEY_BYTES)));
-        assert!(scan(&key(MAX_KEY_BYTES + 1)).is_none());
+        assert!(scan(&key(MAX_KEY_BYTES + 1), &mut Scratch::default()).is_none());
         let quoted = format!("'{}': 1\n", "k".repeat(MAX_KEY_BYTES - 2));
         assert!(agrees(&quoted));
         // Over the parser's own limit on implicit keys: the parser refuses it.
         let long = format!("{}: 1\n", "k".repeat(1100));
-        assert!(scan(&long).is_none());
+        assert!(scan(&long, &mut Scratch::default()).is_none());
         assert!(yaml_serde::from_str::<Value>(&long).is_err());
 
         let nested = |levels: usize| {
@@ -959,19 +1138,20 @@ mod tests {
             text
         };
         assert!(agrees(&nested(MAX_DEPTH)));
-        assert!(scan(&nested(MAX_DEPTH + 1)).is_none());
+        assert!(scan(&nested(MAX_DEPTH + 1), &mut Scratch::default()).is_none());
         // Deeper than the parser follows: refused by it, declined by the scanner.
         let deep = nested(200);
-        assert!(scan(&deep).is_none());
+        assert!(scan(&deep, &mut Scratch::default()).is_none());
         assert!(yaml_serde::from_str::<Value>(&deep).is_err());
         let items = format!("a:\n{}x\n", "- ".repeat(200));
-        assert!(scan(&items).is_none());
+        assert!(scan(&items, &mut Scratch::default()).is_none());
     }
 
     #[test]
     fn lookups() {
         let text = "a:\n  b: 1\n  u: ~\n  e:\n  s:\n  - x\n  m: {}\nt: 'q'\n'c.d': 2\n";
-        let document = scan(text).expect("inside the subset");
+        let mut scratch = Scratch::default();
+        let document = scan(text, &mut scratch).expect("inside the subset");
         let cases = [
             ("a", true),
             ("a.b", true),
