@@ -2,6 +2,7 @@
 //! history and idempotency work (content hash, request fingerprint, revision, times).
 
 use std::fmt;
+use std::io::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +79,14 @@ impl Entry {
     ) -> ContentHash {
         let mut h = blake3::Hasher::new();
         h.update(b"registry-entry-v1\0");
-        h.update(header.readable().as_bytes());
+        // The readable header, written straight into the hasher rather than built first.
+        let f = &header.fields;
+        write!(
+            h,
+            "[{}][{}][{}][{}][{}][{}]",
+            f.scope, f.kind, f.variant, header.id, header.version, f.status
+        )
+        .expect("writing into a hasher never fails");
         h.update(b"\0");
         h.update(title.as_bytes());
         h.update(b"\0");
@@ -145,4 +153,56 @@ fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
         *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::{EntryId, Fields};
+
+    /// Stored hashes must keep verifying: the hash is blake3 over the readable header, title,
+    /// context pairs and config, as first defined, whatever way the header is written in.
+    #[test]
+    fn the_hash_covers_the_readable_header_as_first_defined() {
+        let header = Header {
+            fields: Fields {
+                scope: "SEC".into(),
+                kind: "MULTI-ETL".into(),
+                variant: "LIVE".into(),
+                status: "REQUIRED".into(),
+            },
+            id: EntryId::new("SEC-MUL", 42),
+            version: "v2.9".into(),
+        };
+        for (title, pairs, config) in [
+            (
+                "Rotate keys",
+                vec![("env", "prod"), ("team", "ops")],
+                "a: 1\n",
+            ),
+            ("Ünïcode — title", vec![], ""),
+        ] {
+            let context = Context::new(pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())))
+                .expect("valid context");
+            let mut h = blake3::Hasher::new();
+            h.update(b"registry-entry-v1\0");
+            h.update(header.readable().as_bytes());
+            h.update(b"\0");
+            h.update(title.as_bytes());
+            h.update(b"\0");
+            for (k, v) in context.iter() {
+                h.update(k.as_bytes());
+                h.update(b"=");
+                h.update(v.as_bytes());
+                h.update(b"\0");
+            }
+            h.update(b"\0");
+            h.update(config.as_bytes());
+            assert_eq!(
+                Entry::compute_hash(&header, title, &context, config),
+                ContentHash(*h.finalize().as_bytes()),
+                "{title}"
+            );
+        }
+    }
 }
