@@ -62,7 +62,7 @@ pub(crate) fn to_string<T: Serialize + ?Sized>(
 
 /// Where the value being written sits, which decides how it starts and how its children indent.
 #[derive(Debug, Clone, Copy)]
-enum Slot {
+pub(crate) enum Slot {
     /// The document root, at column 0.
     Root,
     /// Right after `key:`, the key at column `indent`.
@@ -73,7 +73,7 @@ enum Slot {
 
 impl Slot {
     /// Column of the entries of a mapping written here.
-    fn mapping_indent(self) -> usize {
+    pub(crate) fn mapping_indent(self) -> usize {
         match self {
             Slot::Root => 0,
             Slot::Value { indent } | Slot::Item { indent } => indent + 2,
@@ -82,7 +82,7 @@ impl Slot {
 
     /// Column of the items of a sequence written here. After a key, items stay level with the key,
     /// as libyaml and `yaml_serde` write them.
-    fn sequence_indent(self) -> usize {
+    pub(crate) fn sequence_indent(self) -> usize {
         match self {
             Slot::Root => 0,
             Slot::Value { indent } => indent,
@@ -91,7 +91,7 @@ impl Slot {
     }
 
     /// What goes between `key:` or `-` and a scalar.
-    fn scalar_prefix(self) -> &'static str {
+    pub(crate) fn scalar_prefix(self) -> &'static str {
         match self {
             Slot::Root => "",
             Slot::Value { .. } | Slot::Item { .. } => " ",
@@ -99,7 +99,7 @@ impl Slot {
     }
 }
 
-fn push_indent(out: &mut String, mut n: usize) {
+pub(crate) fn push_indent(out: &mut String, mut n: usize) {
     const SPACES: &str = "                                ";
     while n > 0 {
         let step = n.min(SPACES.len());
@@ -306,19 +306,8 @@ impl Compound<'_> {
     /// Starts an entry: the first one goes on the line of its key or `-` (or on a new line after a
     /// key), the others on lines of their own.
     fn begin_entry(&mut self) {
-        if self.started {
-            push_indent(self.out, self.indent);
-            return;
-        }
+        begin_entry(self.out, self.slot, self.indent, !self.started);
         self.started = true;
-        match self.slot {
-            Slot::Root => {}
-            Slot::Value { .. } => {
-                self.out.push('\n');
-                push_indent(self.out, self.indent);
-            }
-            Slot::Item { .. } => self.out.push(' '),
-        }
     }
 
     fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EmitError> {
@@ -350,12 +339,47 @@ impl Compound<'_> {
 
     fn finish(self) -> Result<(), EmitError> {
         if !self.started {
-            self.out.push_str(self.slot.scalar_prefix());
-            self.out.push_str(self.empty);
-            self.out.push('\n');
+            write_empty(self.out, self.slot, self.empty);
         }
         Ok(())
     }
+}
+
+/// Writes what starts an entry of a mapping or sequence in `slot` whose entries sit at column
+/// `indent`: the first entry goes on the line of its key or `-` (or on a new line after a key),
+/// the others on lines of their own.
+pub(crate) fn begin_entry(out: &mut String, slot: Slot, indent: usize, first: bool) {
+    if !first {
+        push_indent(out, indent);
+        return;
+    }
+    match slot {
+        Slot::Root => {}
+        Slot::Value { .. } => {
+            out.push('\n');
+            push_indent(out, indent);
+        }
+        Slot::Item { .. } => out.push(' '),
+    }
+}
+
+/// Writes an empty mapping (`{}`) or sequence (`[]`) in `slot`.
+pub(crate) fn write_empty(out: &mut String, slot: Slot, empty: &str) {
+    out.push_str(slot.scalar_prefix());
+    out.push_str(empty);
+    out.push('\n');
+}
+
+/// Writes `value` in `slot` of a larger document, as [`to_string`] writes it at that place.
+///
+/// # Errors
+/// When `value` holds something this emitter does not support (see the module documentation).
+pub(crate) fn write_in<T: Serialize + ?Sized>(
+    out: &mut String,
+    slot: Slot,
+    value: &T,
+) -> Result<(), EmitError> {
+    value.serialize(ValueWriter { out, slot })
 }
 
 impl ser::SerializeSeq for Compound<'_> {
@@ -422,7 +446,7 @@ impl ser::SerializeStruct for Compound<'_> {
 }
 
 /// Longest mapping key YAML allows without the explicit `? key` form, in characters.
-const MAX_KEY_CHARS: usize = 1024;
+pub(crate) const MAX_KEY_CHARS: usize = 1024;
 
 /// Writes a mapping key: a string, short enough to be an implicit key.
 struct KeyWriter<'a> {
@@ -557,21 +581,89 @@ impl ser::Serializer for KeyWriter<'_> {
 
 /// Writes a string as a one-line scalar in the first style that reads back as the same string:
 /// plain, single-quoted, double-quoted.
-fn write_scalar(out: &mut String, s: &str) {
-    if is_plain_safe(s) {
-        out.push_str(s);
-    } else if s.chars().all(is_quotable) {
-        out.push('\'');
-        for (i, part) in s.split('\'').enumerate() {
-            if i > 0 {
-                out.push_str("''");
-            }
-            out.push_str(part);
+pub(crate) fn write_scalar(out: &mut String, s: &str) {
+    // Most strings are ASCII: one pass over a table classifies every byte at once.
+    let class = s.bytes().fold(ASCII | PLAIN | QUOTABLE, |class, b| {
+        class & CLASS[usize::from(b)]
+    });
+    if class & ASCII != 0 {
+        write_ascii_scalar(out, s, class);
+    } else {
+        write_any_scalar(out, s);
+    }
+}
+
+/// [`CLASS`] bit: the byte is ASCII.
+const ASCII: u8 = 1;
+/// [`CLASS`] bit: the byte may stand in a plain scalar (see [`is_plain_safe`]).
+const PLAIN: u8 = 2;
+/// [`CLASS`] bit: the byte may stand in a single-quoted scalar as it is (see [`is_quotable`]).
+const QUOTABLE: u8 = 4;
+
+/// The classes of every byte: what [`is_plain_safe`] and [`is_quotable`] say of ASCII
+/// characters, computed once. Bytes above 0x7F have no class: their strings take the general path.
+const CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 0x80 {
+        let c = b as u8;
+        let mut bits = ASCII;
+        if c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b' ' | b'_' | b'-' | b'.' | b'/' | b'(' | b')' | b'+' | b',' | b';' | b'='
+            )
+        {
+            bits |= PLAIN;
         }
-        out.push('\'');
+        if matches!(c, b' '..=b'~') {
+            bits |= QUOTABLE;
+        }
+        class[b] = bits;
+        b += 1;
+    }
+    class
+};
+
+/// [`write_any_scalar`] for an ASCII string whose bytes' classes, and-ed together, are `class`.
+fn write_ascii_scalar(out: &mut String, s: &str, class: u8) {
+    let bytes = s.as_bytes();
+    let plain = class & PLAIN != 0
+        && bytes
+            .first()
+            .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_' || b == b'/')
+        && bytes.last() != Some(&b' ')
+        && !is_reserved_word(s);
+    if plain {
+        out.push_str(s);
+    } else if class & QUOTABLE != 0 {
+        write_single_quoted(out, s);
     } else {
         write_double_quoted(out, s);
     }
+}
+
+/// [`write_scalar`] for any string, character by character.
+fn write_any_scalar(out: &mut String, s: &str) {
+    if is_plain_safe(s) {
+        out.push_str(s);
+    } else if s.chars().all(is_quotable) {
+        write_single_quoted(out, s);
+    } else {
+        write_double_quoted(out, s);
+    }
+}
+
+/// Writes `s` single-quoted, doubling its quotes.
+fn write_single_quoted(out: &mut String, s: &str) {
+    out.push('\'');
+    for (i, part) in s.split('\'').enumerate() {
+        if i > 0 {
+            out.push_str("''");
+        }
+        out.push_str(part);
+    }
+    out.push('\'');
 }
 
 /// Whether `s` can be written plain and still read back as this string, under YAML 1.1 and 1.2.
@@ -787,6 +879,25 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{s:?} wrote {yaml:?}, which does not parse: {e}"));
             let keys: Vec<&yaml_serde::Value> = back.keys().collect();
             assert_eq!(keys, [&yaml_serde::Value::String(s.clone())], "{yaml:?}");
+        }
+    }
+
+    /// The table-driven path for ASCII strings picks the style the character-by-character rule
+    /// picks.
+    #[test]
+    fn ascii_strings_take_the_same_style_either_way() {
+        let mut ascii: Vec<String> = tricky_strings()
+            .into_iter()
+            .filter(|s| s.is_ascii())
+            .collect();
+        ascii.extend(
+            ["Y", "nO", "TRUE", "nulls", "yes ", "_", "/", "(x)", "x;y=z"].map(String::from),
+        );
+        for s in ascii {
+            let (mut fast, mut general) = (String::new(), String::new());
+            write_scalar(&mut fast, &s);
+            write_any_scalar(&mut general, &s);
+            assert_eq!(fast, general, "{s:?}");
         }
     }
 

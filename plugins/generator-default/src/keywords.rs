@@ -5,7 +5,7 @@
 //! raw substrings, so that `ops` does not fire on "stops" nor `etl` on "kettle".
 
 use registry_core::{
-    ErrorCode, Fields, Guess, Prediction, Request, Schema, Source, StageError, StageResult,
+    ErrorCode, Field, Fields, Guess, Prediction, Request, Schema, Source, StageError, StageResult,
 };
 use serde::Deserialize;
 
@@ -66,11 +66,32 @@ struct Rule {
     values: Fields<Option<String>>,
 }
 
-/// An ordered list of checked rules.
+/// An ordered list of checked rules, indexed by the first letters of their words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rules(Vec<Rule>);
+pub(crate) struct Rules {
+    list: Vec<Rule>,
+    /// For each ASCII byte, the rules (bit `i` for rule `i`, the first 64 rules) with a word
+    /// starting with it, lowercase: an ASCII word of a request can only start with the words of
+    /// these rules, so the others are not compared with it.
+    by_first: Box<[u64; 128]>,
+}
+
+/// How many rules the index covers; with more, every rule is checked on its own.
+const INDEXED: usize = u64::BITS as usize;
 
 impl Rules {
+    fn new(list: Vec<Rule>) -> Rules {
+        let mut by_first = Box::new([0u64; 128]);
+        for (i, rule) in list.iter().enumerate().take(INDEXED) {
+            for word in &rule.words {
+                if let Some(&b) = word.as_bytes().first().filter(|b| b.is_ascii()) {
+                    by_first[usize::from(b.to_ascii_lowercase())] |= 1 << i;
+                }
+            }
+        }
+        Rules { list, by_first }
+    }
+
     /// The built-in rules, keeping only the values `schema` declares: a custom schema without
     /// `SEC` still gets `RULES`/`REQUIRED` from a title about security, and a rule left with no
     /// value at all is dropped.
@@ -90,7 +111,7 @@ impl Rules {
                 })
             })
             .collect();
-        Rules(rules)
+        Rules::new(rules)
     }
 
     /// Checks rules from the config against the schema, reporting every problem found.
@@ -140,40 +161,132 @@ impl Rules {
             rules.push(Rule { words, values });
         }
         if problems.is_empty() {
-            Ok(Rules(rules))
+            Ok(Rules::new(rules))
         } else {
             Err(StageError::new(ErrorCode::Config, problems.join("; ")))
         }
     }
 
-    /// Proposes a value for each field the request leaves empty: the value of the first rule, in
-    /// rule order, that sets the field and has a word in the title or a context value.
-    pub(crate) fn predict(&self, request: &Request) -> Prediction {
-        let mut chosen: Fields<Option<&str>> = Fields::default();
-        // Fields still open: left empty by the request and not yet set by a matching rule.
-        let mut open = Fields::from_fn(|f| request.fields[f].is_none());
-        for rule in &self.0 {
-            let useful = rule.values.iter().any(|(f, v)| open[f] && v.is_some());
-            if !useful || !rule.matches(request) {
-                continue;
-            }
-            for (f, value) in rule.values.iter() {
-                if open[f] && value.is_some() {
-                    chosen[f] = value.as_deref();
-                    open[f] = false;
+    /// Fills each field `needed` marks with the value of the first rule, in rule order, that sets
+    /// the field and has a word in the title or a context value; a field no such rule sets is left
+    /// as it is.
+    pub(crate) fn predict_into(
+        &self,
+        request: &Request,
+        needed: &Fields<bool>,
+        out: &mut Prediction,
+    ) {
+        let guess = |value: &String| Guess {
+            value: value.clone(),
+            confidence: None,
+            source: Source::Keyword,
+        };
+        if self.list.len() > INDEXED {
+            for field in Field::ALL.into_iter().filter(|&f| needed[f]) {
+                let chosen = self
+                    .list
+                    .iter()
+                    .filter_map(|rule| rule.values[field].as_ref().map(|v| (rule, v)))
+                    .find(|(rule, _)| rule.matches(request));
+                if let Some((_, value)) = chosen {
+                    out[field] = Some(guess(value));
                 }
             }
-            if !open.iter().any(|(_, &o)| o) {
-                break;
+            return;
+        }
+        // Only rules that would set a needed field are worth matching.
+        let useful = self
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.values.iter().any(|(f, v)| needed[f] && v.is_some()))
+            .fold(0u64, |mask, (i, _)| mask | 1 << i);
+        if useful == 0 {
+            return;
+        }
+        let matched = self.matching(request, useful);
+        for field in Field::ALL.into_iter().filter(|&f| needed[f]) {
+            let mut rules = matched;
+            while rules != 0 {
+                let i = rules.trailing_zeros() as usize;
+                rules &= rules - 1;
+                if let Some(value) = self.list.get(i).and_then(|r| r.values[field].as_ref()) {
+                    out[field] = Some(guess(value));
+                    break;
+                }
             }
         }
-        chosen.map(|_, value| {
-            value.map(|v| Guess {
-                value: v.to_owned(),
-                confidence: None,
-                source: Source::Keyword,
-            })
-        })
+    }
+
+    /// Which of the rules `candidates` marks match the request: one pass over its words, each
+    /// compared only with the rules whose words can start it.
+    fn matching(&self, request: &Request, candidates: u64) -> u64 {
+        let mut matched = 0u64;
+        let texts = std::iter::once(request.title()).chain(request.context.iter().map(|(_, v)| v));
+        for text in texts {
+            let open = candidates & !matched;
+            if open == 0 {
+                break;
+            }
+            if text.is_ascii() {
+                // Words are runs of ASCII letters and digits here, found byte by byte; a word
+                // whose first letter starts no rule's word is passed over at once.
+                let bytes = text.as_bytes();
+                let mut i = 0;
+                while i < bytes.len() {
+                    if !bytes[i].is_ascii_alphanumeric() {
+                        i += 1;
+                        continue;
+                    }
+                    let start = i;
+                    while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                        i += 1;
+                    }
+                    let first = usize::from(bytes[start].to_ascii_lowercase());
+                    let rules = candidates & !matched & self.by_first[first];
+                    if rules != 0
+                        && let Some(token) = text.get(start..i)
+                    {
+                        matched |= self.match_rules(token, rules);
+                    }
+                }
+            } else {
+                for token in text.split(|c: char| !c.is_alphanumeric()) {
+                    matched |= self.match_token(token, candidates & !matched);
+                }
+            }
+        }
+        matched
+    }
+
+    /// Which of the rules `open` marks have a word that starts `token`.
+    fn match_token(&self, token: &str, open: u64) -> u64 {
+        let Some(&first) = token.as_bytes().first() else {
+            return 0;
+        };
+        let rules = if first.is_ascii() {
+            open & self.by_first[usize::from(first.to_ascii_lowercase())]
+        } else {
+            open
+        };
+        self.match_rules(token, rules)
+    }
+
+    /// Which of the rules `rules` marks have a word that starts `token`.
+    fn match_rules(&self, token: &str, mut rules: u64) -> u64 {
+        let mut matched = 0;
+        while rules != 0 {
+            let i = rules.trailing_zeros() as usize;
+            rules &= rules - 1;
+            let hit = self
+                .list
+                .get(i)
+                .is_some_and(|rule| rule.words.iter().any(|w| starts_with_word(token, w)));
+            if hit {
+                matched |= 1 << i;
+            }
+        }
+        matched
     }
 }
 
@@ -197,5 +310,129 @@ fn starts_with_word(token: &str, word: &str) -> bool {
     } else {
         let mut folded = token.chars().flat_map(char::to_lowercase);
         word.chars().all(|w| folded.next() == Some(w))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use registry_core::Context;
+
+    use super::*;
+
+    /// The rule-by-rule reading of the rules: for each needed field, the first rule in order
+    /// that sets it and matches. The index must choose the same.
+    fn reference(
+        rules: &Rules,
+        request: &Request,
+        needed: &Fields<bool>,
+    ) -> Fields<Option<String>> {
+        Fields::from_fn(|f| {
+            if !needed[f] {
+                return None;
+            }
+            rules
+                .list
+                .iter()
+                .find(|r| r.values[f].is_some() && r.matches(request))
+                .and_then(|r| r.values[f].clone())
+        })
+    }
+
+    fn rule(words: &[&str], values: [Option<&str>; 4]) -> Rule {
+        Rule {
+            words: words.iter().map(|w| (*w).to_owned()).collect(),
+            values: Fields::from_fn(|f| values[f as usize].map(str::to_owned)),
+        }
+    }
+
+    fn requests() -> Vec<Request> {
+        let titles = [
+            "Block SSH security group",
+            "DevOps: ETL dashboards, alerting",
+            "stops the kettle",
+            "Ünïcode Sécurité ÉTL über-ops",
+            "Σ security ΣΑΣ",
+            "shell-bash 2ops x9",
+            "",
+            "a b c",
+        ];
+        let mut out = Vec::new();
+        for title in titles {
+            for ctx in [
+                &[][..],
+                &[("note", "alert ops"), ("owner", "Éric dashboard")][..],
+            ] {
+                let context =
+                    Context::new(ctx.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+                        .expect("valid context");
+                let title = if title.is_empty() { "x" } else { title };
+                out.push(
+                    Request::new(title, Fields::default(), None, context).expect("valid request"),
+                );
+            }
+        }
+        out
+    }
+
+    fn check(rules: &Rules) {
+        let all = Fields::from_fn(|_| true);
+        let some = Fields {
+            scope: false,
+            kind: true,
+            variant: false,
+            status: true,
+        };
+        for request in requests() {
+            for needed in [&all, &some] {
+                let mut out = Prediction::default();
+                rules.predict_into(&request, needed, &mut out);
+                let got = out.map(|_, g| {
+                    g.map(|g| {
+                        assert_eq!((g.confidence, g.source), (None, Source::Keyword));
+                        g.value
+                    })
+                });
+                assert_eq!(
+                    got,
+                    reference(rules, &request, needed),
+                    "{:?}",
+                    request.title()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_index_chooses_what_rule_order_chooses() {
+        let schema = Schema::default();
+        let built_in = Rules::built_in(&schema);
+        check(&built_in);
+        let mut list = vec![
+            rule(&["ét", "über"], [None, Some("A"), None, None]),
+            rule(&["σ"], [Some("S"), None, None, Some("Z")]),
+            rule(&["2ops", "x"], [None, None, Some("V"), None]),
+        ];
+        list.extend(built_in.list.iter().cloned());
+        check(&Rules::new(list.clone()));
+        // Beyond what the index covers, rules are matched one by one, with the same result.
+        let mut many: Vec<Rule> = (0..INDEXED)
+            .map(|i| rule(&[&format!("w{i}")], [Some("N"), None, None, None]))
+            .collect();
+        many.extend(list);
+        check(&Rules::new(many));
+        let got = {
+            let mut out = Prediction::default();
+            Rules::new(vec![rule(&["kettle"], [Some("K"), None, None, None])]).predict_into(
+                &requests()[4],
+                &Fields::from_fn(|_| true),
+                &mut out,
+            );
+            out.scope.map(|g| g.value)
+        };
+        assert_eq!(
+            got.as_deref(),
+            Some("K"),
+            "a rule that matches sets its field"
+        );
     }
 }

@@ -1,16 +1,22 @@
 //! Rendering a config: a compiled template tree bound to a draft, written as block YAML.
 //!
 //! `crate::template` has already parsed, checked and merged the templates, so rendering a draft
-//! only picks its tree and walks it: a `Serialize` view binds each placeholder to the draft's
-//! value as it goes, and `crate::emit` writes the result into one string. Nothing is parsed and
-//! no intermediate value tree is built per draft; the only allocations besides the output are
-//! the formatted id and headers, made once per draft when the template uses them, strings that
-//! mix text with placeholders, and, only for a scope with more than eight conditional overlays,
-//! the merged tree.
+//! only picks its tree and runs the tree's program (module `program`): the text every config of
+//! the tree shares was written when the tree was first used, and the draft's values go between.
+//! A batch reuses one [`Scratch`], so a config costs one allocation, the string returned, made
+//! at its exact size.
+//!
+//! The tree itself, as a `Serialize` view that binds each placeholder to the draft's value, is
+//! written by `crate::emit` for trees without a program: a scope with more than eight
+//! conditional overlays, whose drafts may need a tree merged for them alone, and a template with
+//! a key too long for YAML's implicit form, which that path reports. It is also the reference
+//! the tests hold programs to.
 //!
 //! The shipped templates reproduce the document the original system rendered, made
 //! deterministic: `tests/snapshots/built_in.yaml` holds the configs of the hand-built document
 //! these templates replaced, and the tests check the templates still render those bytes.
+
+mod program;
 
 use std::cell::OnceCell;
 
@@ -21,21 +27,48 @@ use serde::{Serialize, Serializer};
 use crate::emit;
 use crate::template::{Node, Part, Templates};
 
+pub(crate) use program::{Program, Scratch};
+
 /// Room for a typical config, so the output buffer seldom grows while rendering.
 const TYPICAL_CONFIG_BYTES: usize = 1536;
 
-/// Renders the config of one draft from the templates.
+/// Renders the config of one draft from the templates, with fresh buffers.
 ///
 /// # Errors
-/// An `Internal` error if the emitter fails, which checking the templates at load time should
-/// make impossible.
+/// As [`render_with`].
+#[cfg(test)]
 pub(crate) fn render(templates: &Templates, draft: &Draft) -> StageResult<String> {
+    render_with(templates, draft, &mut Scratch::default())
+}
+
+/// Renders the config of one draft from the templates, reusing the buffers of `scratch`.
+///
+/// # Errors
+/// An `Internal` error if the emitter fails on a tree without a program: a mapping key too long
+/// for YAML's implicit form.
+pub(crate) fn render_with(
+    templates: &Templates,
+    draft: &Draft,
+    scratch: &mut Scratch,
+) -> StageResult<String> {
     let tree = templates.tree(draft);
+    if let Some(program) = &tree.program {
+        program.run(draft, scratch);
+        return Ok(scratch.out.as_str().to_owned());
+    }
+    serialize(&tree.node, draft)
+}
+
+/// Renders a tree bound to a draft through the serializer: the path for trees without a program.
+///
+/// # Errors
+/// As [`render_with`].
+fn serialize(tree: &Node, draft: &Draft) -> StageResult<String> {
     let values = Values::new(draft);
     let capacity = TYPICAL_CONFIG_BYTES + draft.title.len();
     emit::to_string(
         &Bound {
-            node: &tree,
+            node: tree,
             values: &values,
         },
         capacity,
@@ -321,7 +354,7 @@ mod tests {
             let tree = templates.tree(d);
             let values = Values::new(d);
             let view = Bound {
-                node: &tree,
+                node: &tree.node,
                 values: &values,
             };
             let theirs = yaml_serde::to_string(&view).expect("yaml_serde writes it");

@@ -29,6 +29,8 @@ use yaml_serde::Value;
 
 pub(crate) use placeholder::Part;
 pub(crate) use tree::Node;
+
+use crate::render::Program;
 use tree::{Condition, Problems};
 
 /// The built-in templates: the files of the repository's `templates/` directory, used when the
@@ -90,17 +92,36 @@ struct Variants {
     /// How many overlays have conditions. Bit `i` of a selection stands for the `i`-th of them.
     conditional: usize,
     /// The base with the unconditional overlays: the tree when no condition holds.
-    plain: Node,
+    plain: Tree,
     /// The merged tree of each selection, built on first use; empty when there are more than
     /// [`MAX_CACHED_CONDITIONS`] conditional overlays.
-    merged: Box<[OnceLock<Node>]>,
+    merged: Box<[OnceLock<Tree>]>,
+}
+
+/// A merged tree, with the program that renders it when the tree is kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Tree {
+    pub(crate) node: Node,
+    /// `None` for a tree merged for one render, or one only the serializer path can write.
+    pub(crate) program: Option<Program>,
+}
+
+impl Tree {
+    /// A tree that is kept: compiling its program once pays off over many renders.
+    fn kept(node: Node) -> Tree {
+        let program = Program::compile(&node);
+        Tree { node, program }
+    }
 }
 
 impl Variants {
     fn new(base: Node, overlays: Vec<(Condition, Node)>) -> Variants {
         let conditional = overlays.iter().filter(|(c, _)| !c.is_empty()).count();
         let mut variants = Variants {
-            plain: Node::Null,
+            plain: Tree {
+                node: Node::Null,
+                program: None,
+            },
             merged: if conditional <= MAX_CACHED_CONDITIONS {
                 (0..1usize << conditional)
                     .map(|_| OnceLock::new())
@@ -112,7 +133,7 @@ impl Variants {
             overlays,
             conditional,
         };
-        variants.plain = variants.merge_selected(|_| false);
+        variants.plain = Tree::kept(variants.merge_selected(|_| false));
         variants
     }
 
@@ -136,7 +157,7 @@ impl Variants {
     }
 
     /// The tree for a context: the base with every overlay whose conditions hold.
-    fn select(&self, context: &Context) -> Cow<'_, Node> {
+    fn select(&self, context: &Context) -> Cow<'_, Tree> {
         if self.conditional == 0 {
             return Cow::Borrowed(&self.plain);
         }
@@ -147,7 +168,10 @@ impl Variants {
             .map(|(c, _)| c.holds(context));
         if self.merged.is_empty() {
             let holding: Vec<bool> = holding.collect();
-            return Cow::Owned(self.merge_selected(|i| holding[i]));
+            return Cow::Owned(Tree {
+                node: self.merge_selected(|i| holding[i]),
+                program: None,
+            });
         }
         let selection = holding
             .enumerate()
@@ -157,7 +181,7 @@ impl Variants {
         }
         Cow::Borrowed(
             self.merged[selection]
-                .get_or_init(|| self.merge_selected(|i| selection & (1 << i) != 0)),
+                .get_or_init(|| Tree::kept(self.merge_selected(|i| selection & (1 << i) != 0))),
         )
     }
 }
@@ -225,7 +249,7 @@ impl Templates {
 
     /// The compiled tree that renders a draft: its scope's variants, with the overlays its
     /// context selects.
-    pub(crate) fn tree(&self, draft: &Draft) -> Cow<'_, Node> {
+    pub(crate) fn tree(&self, draft: &Draft) -> Cow<'_, Tree> {
         let scope = draft.header.fields.scope.as_str();
         let scopes = &self.inner.scopes;
         // Drafts carry the schema's spelling; comparing without case as well keeps drafts built

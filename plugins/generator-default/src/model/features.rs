@@ -102,23 +102,51 @@ impl Featurizer {
         buckets.clear();
         vector.clear();
         let dims = u64::from(self.dims);
+        // With a power of two, the usual case, the remainder is a mask: the same bucket, without
+        // a division per token.
+        let mask = dims.is_power_of_two().then(|| dims - 1);
         let mut push = |hash: u64| {
-            // The remainder is below `dims`, itself a u32.
-            buckets.push((mix(hash) % dims) as u32);
+            let mixed = mix(hash);
+            let bucket = match mask {
+                Some(mask) => mixed & mask,
+                None => mixed % dims,
+            };
+            // The bucket is below `dims`, itself a u32.
+            buckets.push(bucket as u32);
         };
+        let title = request.title();
         let mut previous: Option<u64> = None;
-        for_each_word(request.title(), word, |w| {
-            let hash = fnv(FNV_OFFSET, w.as_bytes());
-            push(hash);
-            if let Some(previous) = previous {
-                // The bigram "a b" continues the hash of "a": the words need not be kept.
-                push(fnv(fnv(previous, b" "), w.as_bytes()));
-            }
-            previous = Some(hash);
-        });
+        if title.is_ascii() {
+            // ASCII words are hashed from the text itself, lowercased byte by byte: the bytes the
+            // general path would build the word from.
+            for_each_ascii_word(title, |w| {
+                let hash = fnv_lower(FNV_OFFSET, w);
+                push(hash);
+                if let Some(previous) = previous {
+                    push(fnv_lower(fnv(previous, b" "), w));
+                }
+                previous = Some(hash);
+            });
+        } else {
+            for_each_word(title, word, |w| {
+                let hash = fnv(FNV_OFFSET, w.as_bytes());
+                push(hash);
+                if let Some(previous) = previous {
+                    // The bigram "a b" continues the hash of "a": the words need not be kept.
+                    push(fnv(fnv(previous, b" "), w.as_bytes()));
+                }
+                previous = Some(hash);
+            });
+        }
         for (key, value) in request.context.iter() {
+            let pair = fnv(fnv(FNV_OFFSET, key.as_bytes()), b"=");
+            if value.is_ascii() {
+                for_each_ascii_word(value, |w| push(fnv_lower(FNV_OFFSET, w)));
+                push(fnv_lower(pair, value.as_bytes()));
+                continue;
+            }
             for_each_word(value, word, |w| push(fnv(FNV_OFFSET, w.as_bytes())));
-            let mut hash = fnv(fnv(FNV_OFFSET, key.as_bytes()), b"=");
+            let mut hash = pair;
             for c in value.chars().flat_map(char::to_lowercase) {
                 let mut utf8 = [0u8; 4];
                 hash = fnv(hash, c.encode_utf8(&mut utf8).as_bytes());
@@ -138,6 +166,23 @@ impl Featurizer {
             }
         }
     }
+}
+
+/// Continues an FNV-1a hash over the ASCII lowercase of `bytes`.
+fn fnv_lower(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b.to_ascii_lowercase());
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+/// Calls `each` with every word (run of letters and digits) of an ASCII `text`, as it is written.
+fn for_each_ascii_word(text: &str, mut each: impl FnMut(&[u8])) {
+    text.as_bytes()
+        .split(|b| !b.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .for_each(&mut each);
 }
 
 /// Calls `each` with every lowercase word of `text` (a run of letters and digits), built in `word`.
@@ -280,6 +325,72 @@ mod tests {
             v
         };
         assert_eq!(buckets, expected);
+    }
+
+    /// Features as the character-by-character path computes them for any text, with a division
+    /// for the bucket: the reference the ASCII and power-of-two shortcuts must match.
+    fn reference(f: &Featurizer, request: &Request) -> Vec<(u32, f32)> {
+        let mut word = String::new();
+        let mut buckets = Vec::new();
+        let mut push = |hash: u64| buckets.push((mix(hash) % u64::from(f.dims)) as u32);
+        let mut previous: Option<u64> = None;
+        for_each_word(request.title(), &mut word, |w| {
+            let hash = fnv(FNV_OFFSET, w.as_bytes());
+            push(hash);
+            if let Some(previous) = previous {
+                push(fnv(fnv(previous, b" "), w.as_bytes()));
+            }
+            previous = Some(hash);
+        });
+        for (key, value) in request.context.iter() {
+            for_each_word(value, &mut word, |w| push(fnv(FNV_OFFSET, w.as_bytes())));
+            let mut hash = fnv(fnv(FNV_OFFSET, key.as_bytes()), b"=");
+            for c in value.chars().flat_map(char::to_lowercase) {
+                let mut utf8 = [0u8; 4];
+                hash = fnv(hash, c.encode_utf8(&mut utf8).as_bytes());
+            }
+            push(hash);
+        }
+        buckets.sort_unstable();
+        let mut vector: Vec<(u32, f32)> = Vec::new();
+        for &b in &buckets {
+            match vector.last_mut() {
+                Some((last, count)) if *last == b => *count += 1.0,
+                _ => vector.push((b, 1.0)),
+            }
+        }
+        if f.weighting == Weighting::Sublinear {
+            for (_, v) in &mut vector {
+                *v = 1.0 + v.ln();
+            }
+        }
+        vector
+    }
+
+    #[test]
+    fn shortcuts_give_the_reference_features() {
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            ("Block SSH: from the INTERNET", &[]),
+            (
+                "Ensure S3 buckets block public access",
+                &[("env", "Prod"), ("team", "Sec-Ops 2")],
+            ),
+            ("a a a b", &[("k", "")]),
+            ("--", &[("note", "x_y z9")]),
+            ("Sécurité ÜBER ops", &[("owner", "Éric")]),
+            ("plain title", &[("owner", "ΣΑΣ σ"), ("env", "DEV")]),
+        ];
+        let mut scratch = Scratch::default();
+        for dims in [16, 4096, 1 << 20, 1000, 17] {
+            for weighting in [Weighting::Counts, Weighting::Sublinear] {
+                let f = Featurizer { dims, weighting };
+                for (title, context) in cases {
+                    let r = request(title, context);
+                    f.extract(&r, &mut scratch);
+                    assert_eq!(scratch.vector, reference(&f, &r), "{title:?} {dims}");
+                }
+            }
+        }
     }
 
     #[test]
