@@ -837,6 +837,9 @@ impl Storage for RedbStorage {
             let mut t = self.open_tables(&txn)?;
             let pending = self.pending();
             let mut buf = Vec::new();
+            let mut index_rows: Vec<(u8, &str, &str, u64)> = Vec::with_capacity(entries.len() * 4);
+            // The highest number stored per prefix: a batch has few prefixes.
+            let mut highest: Vec<(&str, u64)> = Vec::new();
             for entry in entries {
                 let id = &entry.header.id;
                 let key = (id.prefix(), id.number());
@@ -878,9 +881,24 @@ impl Storage for RedbStorage {
                     .insert(next, (entry.fingerprint.0, key.0, key.1))
                     .map_err(write)?;
                 next += 1;
-                self.index_new(&mut t, key, entry)?;
+                for (field, value) in entry.header.fields.iter() {
+                    index_rows.push((tag(field), value.as_str(), key.0, key.1));
+                }
+                match highest.iter_mut().find(|(prefix, _)| *prefix == key.0) {
+                    Some((_, number)) => *number = (*number).max(key.1),
+                    None => highest.push((key.0, key.1)),
+                }
                 added.insert(entry.fingerprint, id.clone());
                 outcomes.push(Inserted::Created);
+            }
+            // The field index and the sequences are written once per batch, the index rows in
+            // key order, so each page of the index is visited once rather than once per row.
+            index_rows.sort_unstable();
+            for row in index_rows {
+                t.index.insert(row, ()).map_err(|e| self.fail("write", e))?;
+            }
+            for (prefix, number) in highest {
+                self.raise_sequence(&mut t, prefix, number)?;
             }
             saving = self.save_allocations(&mut t)?;
         }
