@@ -25,8 +25,9 @@
 //! `pending_fingerprints` instead (keyed by a growing sequence, so it costs an append) and keeps
 //! it in memory too, in a map of the pending ones that lookups consult before the table. When
 //! `fingerprint_merge` fingerprints are pending, the next `insert` moves them into
-//! `fingerprints` in key order and empties `pending_fingerprints`, in its own transaction: each
-//! page of the table is then rewritten once per merge rather than once per entry. Opening a
+//! `fingerprints` in key order and empties `pending_fingerprints`, inside its own transaction,
+//! before its batch: each page of the table is then rewritten once per merge rather than once
+//! per entry. Opening a
 //! shard reads `pending_fingerprints` back into memory, so a crash loses nothing that was
 //! committed. `restore`, which is rare, indexes into `fingerprints` directly.
 //!
