@@ -27,9 +27,8 @@
 //! `fingerprint_merge` fingerprints are pending, the next `insert` moves them into
 //! `fingerprints` in key order and empties `pending_fingerprints`, inside its own transaction,
 //! before its batch: each page of the table is then rewritten once per merge rather than once
-//! per entry. Opening a
-//! shard reads `pending_fingerprints` back into memory, so a crash loses nothing that was
-//! committed. `restore`, which is rare, indexes into `fingerprints` directly.
+//! per entry. Opening a shard reads `pending_fingerprints` back into memory, so a crash loses
+//! nothing that was committed. `restore`, which is rare, indexes into `fingerprints` directly.
 //!
 //! Every operation is one redb transaction, so a batch is stored entirely or not at all, and
 //! readers see either all of a batch or none of it.
