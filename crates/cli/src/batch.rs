@@ -219,6 +219,9 @@ impl Tally {
 }
 
 /// A batch on its way through the pipeline.
+/// How many settled batches between two returns of free memory to the system.
+const TRIM_EVERY: u64 = 16;
+
 struct Job {
     bad: Vec<(u64, String)>,
     lines: Vec<u64>,
@@ -272,10 +275,15 @@ fn register(
     let mut tally = Tally::new(seed);
     tally.results = results;
     let mut queue: VecDeque<Job> = VecDeque::with_capacity(in_flight);
-    let settle = |job: Job, tally: &mut Tally| -> Result<(), CliError> {
+    let mut settled = 0u64;
+    let mut settle = |job: Job, tally: &mut Tally| -> Result<(), CliError> {
         let results = runtime.block_on(job.task).map_err(|e| {
             CliError::config(format!("a batch of the pipeline did not finish: {e}"))
         })?;
+        settled += 1;
+        if settled % TRIM_EVERY == 0 {
+            crate::release_free_memory();
+        }
         tally.settle(job.bad, job.lines, results)
     };
     let mut bad = Vec::new();
