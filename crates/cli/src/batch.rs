@@ -281,7 +281,7 @@ fn register(
             CliError::config(format!("a batch of the pipeline did not finish: {e}"))
         })?;
         settled += 1;
-        if settled % TRIM_EVERY == 0 {
+        if settled.is_multiple_of(TRIM_EVERY) {
             crate::release_free_memory();
         }
         tally.settle(job.bad, job.lines, results)
