@@ -178,6 +178,28 @@ impl Pending {
     }
 }
 
+/// What the entries a batch stores add to the field index and the sequences, gathered while
+/// the batch is stored and written at its end by [`RedbStorage::write_index`].
+#[derive(Default)]
+struct NewIndex<'e> {
+    rows: Vec<(u8, &'e str, &'e str, u64)>,
+    /// The highest number stored per prefix: a batch has few prefixes.
+    highest: Vec<(&'e str, u64)>,
+}
+
+impl<'e> NewIndex<'e> {
+    /// Adds a newly stored entry (its latest revision) stored under `key`.
+    fn add(&mut self, key: (&'e str, u64), entry: &'e Entry) {
+        for (field, value) in entry.header.fields.iter() {
+            self.rows.push((tag(field), value.as_str(), key.0, key.1));
+        }
+        match self.highest.iter_mut().find(|(prefix, _)| *prefix == key.0) {
+            Some((_, number)) => *number = (*number).max(key.1),
+            None => self.highest.push(key),
+        }
+    }
+}
+
 impl fmt::Debug for RedbStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbStorage")
@@ -317,18 +339,20 @@ impl RedbStorage {
         self.commit(txn)
     }
 
-    /// Indexes a newly stored entry (its latest revision) in the field index, and raises the
-    /// prefix's sequence to the entry's number if below it, so `allocate` never hands out a
-    /// stored number, whatever a crash forgot or a restore brought. The fingerprint is the
-    /// caller's: `insert` makes it pending, `restore` writes it to `fingerprints`.
-    fn index_new(&self, t: &mut Tables<'_>, key: (&str, u64), entry: &Entry) -> StageResult<()> {
-        let write = |e| self.fail("write", e);
-        for (field, value) in entry.header.fields.iter() {
-            t.index
-                .insert((tag(field), value.as_str(), key.0, key.1), ())
-                .map_err(write)?;
+    /// Writes what a batch's new entries add to the field index, in key order, and raises each
+    /// prefix's sequence to the highest number stored, so `allocate` never hands out a stored
+    /// number, whatever a crash forgot or a restore brought. Fingerprints are the caller's:
+    /// `insert` makes them pending, `restore` writes them to `fingerprints`.
+    fn write_index(&self, t: &mut Tables<'_>, mut index: NewIndex<'_>) -> StageResult<()> {
+        // In key order, each page of the index is visited once rather than once per row.
+        index.rows.sort_unstable();
+        for row in index.rows {
+            t.index.insert(row, ()).map_err(|e| self.fail("write", e))?;
         }
-        self.raise_sequence(t, key.0, key.1)
+        for (prefix, number) in index.highest {
+            self.raise_sequence(t, prefix, number)?;
+        }
+        Ok(())
     }
 
     /// Raises the stored sequence of `prefix` to `number` if it is below.
@@ -655,12 +679,13 @@ impl RedbStorage {
 
     /// Restores one history inside the batch's transaction. The outer error fails the whole
     /// batch (the store cannot be read or written); the inner one is this item's outcome.
-    fn restore_one(
+    fn restore_one<'e>(
         &self,
         t: &mut Tables<'_>,
         pending: &Pending,
-        history: &[Entry],
+        history: &'e [Entry],
         claimed: &mut Claimed,
+        index: &mut NewIndex<'e>,
     ) -> StageResult<StageResult<Restored>> {
         let latest = match self.check_history(history) {
             Ok(latest) => latest,
@@ -724,7 +749,7 @@ impl RedbStorage {
         t.fingerprints
             .insert(latest.fingerprint.0, key)
             .map_err(write)?;
-        self.index_new(t, key, latest)?;
+        index.add(key, latest);
         Ok(Ok(Restored::Created))
     }
 
@@ -823,23 +848,22 @@ impl Storage for RedbStorage {
         }
         let _writing = self.writing();
         let txn = self.begin_write(self.write_durability())?;
-        // Only a write transaction changes the pending map, and redb runs one at a time, so the
-        // map read here stays the committed one until this transaction ends.
-        let merge = self.pending().len() >= self.merge_every;
+        // Only a writer changes the pending map, after its commit and under `writer`, so the
+        // map read here stays the committed one until this transaction ends. After a merge
+        // the table holds every fingerprint the map does, so looking in both stays right.
+        let pending = self.pending();
+        let merge = pending.len() >= self.merge_every;
         if merge {
-            self.merge_pending(&txn, &self.pending())?;
+            self.merge_pending(&txn, &pending)?;
         }
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut added: HashMap<Fingerprint, EntryId> = HashMap::new();
-        let mut next = if merge { 0 } else { self.pending().next };
+        let mut next = if merge { 0 } else { pending.next };
         let saving;
         {
             let mut t = self.open_tables(&txn)?;
-            let pending = self.pending();
             let mut buf = Vec::new();
-            let mut index_rows: Vec<(u8, &str, &str, u64)> = Vec::with_capacity(entries.len() * 4);
-            // The highest number stored per prefix: a batch has few prefixes.
-            let mut highest: Vec<(&str, u64)> = Vec::new();
+            let mut index = NewIndex::default();
             for entry in entries {
                 let id = &entry.header.id;
                 let key = (id.prefix(), id.number());
@@ -853,10 +877,9 @@ impl Storage for RedbStorage {
                     ));
                 }
                 // A fingerprint repeated within the batch finds the first entry, which the
-                // tables already hold. After a merge, the table holds every pending one.
+                // tables already hold.
                 let known = match added.get(&entry.fingerprint) {
                     Some(id) => Some(id.clone()),
-                    None if merge => self.registered(&t.fingerprints, &entry.fingerprint)?,
                     None => self.registered_any(&pending, &t.fingerprints, &entry.fingerprint)?,
                 };
                 if let Some(known) = known {
@@ -881,29 +904,16 @@ impl Storage for RedbStorage {
                     .insert(next, (entry.fingerprint.0, key.0, key.1))
                     .map_err(write)?;
                 next += 1;
-                for (field, value) in entry.header.fields.iter() {
-                    index_rows.push((tag(field), value.as_str(), key.0, key.1));
-                }
-                match highest.iter_mut().find(|(prefix, _)| *prefix == key.0) {
-                    Some((_, number)) => *number = (*number).max(key.1),
-                    None => highest.push((key.0, key.1)),
-                }
+                index.add(key, entry);
                 added.insert(entry.fingerprint, id.clone());
                 outcomes.push(Inserted::Created);
             }
-            // The field index and the sequences are written once per batch, the index rows in
-            // key order, so each page of the index is visited once rather than once per row.
-            index_rows.sort_unstable();
-            for row in index_rows {
-                t.index.insert(row, ()).map_err(|e| self.fail("write", e))?;
-            }
-            for (prefix, number) in highest {
-                self.raise_sequence(&mut t, prefix, number)?;
-            }
+            self.write_index(&mut t, index)?;
             saving = self.save_allocations(&mut t)?;
         }
         self.commit(txn)
             .inspect_err(|_| self.unsave_allocations(saving))?;
+        drop(pending);
         let mut pending = self.pending_mut();
         if merge {
             pending.ids.clear();
@@ -1099,12 +1109,15 @@ impl Storage for RedbStorage {
         {
             let mut t = self.open_tables(&txn)?;
             let mut claimed = Claimed::default();
+            let mut index = NewIndex::default();
             let pending = self.pending();
             for history in histories {
-                let outcome = self.restore_one(&mut t, &pending, history, &mut claimed)?;
+                let outcome =
+                    self.restore_one(&mut t, &pending, history, &mut claimed, &mut index)?;
                 wrote |= outcome == Ok(Restored::Created);
                 outcomes.push(outcome);
             }
+            self.write_index(&mut t, index)?;
             saving = wrote && self.save_allocations(&mut t)?;
         }
         self.commit_if(txn, wrote)
