@@ -133,7 +133,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let medians: Vec<f64> = results
         .iter()
-        .map(|r| median(r.iter().map(|x| x.0).collect()))
+        .map(|r| {
+            crate::median(
+                &mut r.iter().map(|x| x.0).collect::<Vec<_>>(),
+                f64::total_cmp,
+            )
+        })
         .collect();
     let base = medians.first().copied().unwrap_or(1.0);
     let mut table = format!(
@@ -144,7 +149,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for ((k, r), m) in shards.iter().zip(&results).zip(&medians) {
         let lo = r.iter().map(|x| x.0).fold(f64::INFINITY, f64::min);
         let hi = r.iter().map(|x| x.0).fold(0.0, f64::max);
-        let rss = median(r.iter().map(|x| x.1).collect()) / 1_048_576.0;
+        let rss = crate::median(
+            &mut r.iter().map(|x| x.1).collect::<Vec<_>>(),
+            f64::total_cmp,
+        ) / 1_048_576.0;
         let _ = writeln!(
             table,
             "| {k} | {m:.0} | {lo:.0}–{hi:.0} | {:.2}× | {rss:.0} MiB |",
@@ -153,17 +161,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     println!("{table}");
     Ok(())
-}
-
-/// The median of a non-empty list (the mean of the two middle values for an even length).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// Writes `count` distinct requests: every title names its own service number, and the verb,

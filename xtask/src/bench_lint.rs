@@ -110,7 +110,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         rg_times.push(r);
         lint_times.push(l);
     }
-    let (rg_median, lint_median) = (median(&mut rg_times), median(&mut lint_times));
+    let (rg_median, lint_median) = (
+        crate::median(&mut rg_times, Duration::cmp),
+        crate::median(&mut lint_times, Duration::cmp),
+    );
     let ratio = lint_median.as_secs_f64() / rg_median.as_secs_f64();
     println!(
         "bench-lint: {files} files, {runs} runs: rg median {:.1} ms, lint median {:.1} ms, lint/rg {ratio:.2} (goal: at most 2.00)",
@@ -122,11 +125,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// Runs a command with its output discarded and returns how long it took.

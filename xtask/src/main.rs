@@ -70,6 +70,16 @@ pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The median of a non-empty list under `cmp`: for an even length, the upper of the two middle
+/// values, so it is always a value that was measured.
+///
+/// # Panics
+/// If `values` is empty.
+pub fn median<T: Copy>(values: &mut [T], cmp: impl FnMut(&T, &T) -> std::cmp::Ordering) -> T {
+    values.sort_by(cmp);
+    values[values.len() / 2]
+}
+
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
