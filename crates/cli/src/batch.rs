@@ -218,10 +218,10 @@ impl Tally {
     }
 }
 
-/// A batch on its way through the pipeline.
 /// How many settled batches between two returns of free memory to the system.
 const TRIM_EVERY: u64 = 16;
 
+/// A batch on its way through the pipeline.
 struct Job {
     bad: Vec<(u64, String)>,
     lines: Vec<u64>,
@@ -229,8 +229,8 @@ struct Job {
 }
 
 /// What the tally needs of a registered request. The batch's worker thread reduces each
-/// [`registry_core::Added`] to this, so the entries are freed there, in parallel, and not on the one thread
-/// that reads the input and adds up the results.
+/// [`registry_core::Added`] to this, so the entries are freed there, in parallel, and not on
+/// the one thread that reads the input and adds up the results.
 struct Settled {
     created: bool,
     id: EntryId,

@@ -257,7 +257,7 @@ impl From<registry_core::RequestError> for CliError {
 /// and raises its mmap threshold every time a large block is freed, after which large blocks
 /// come from the arenas and fragment them. Loading a million entries then grew the peak RSS
 /// from 83 MB (100,000 entries) to 150 MB; with at most 4 arenas and large blocks always
-/// mapped, it stayed at 114 MB at the same speed (`registry scale-test`, 2 cores).
+/// mapped, it peaked at 114 to 126 MB at about the same speed (`registry scale-test`, 2 cores).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn bound_allocator() {
     let set = |name: &str| std::env::var_os(name).is_some();
