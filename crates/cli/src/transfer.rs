@@ -1028,9 +1028,14 @@ mod tests {
 
     /// Reads records from `text` as `import` does.
     fn read(text: &str) -> Vec<Item> {
+        read_bytes(text.as_bytes().to_vec())
+    }
+
+    /// Reads records from raw bytes as `import` does.
+    fn read_bytes(bytes: Vec<u8>) -> Vec<Item> {
         let mut input = Input {
             name: "test".into(),
-            reader: Box::new(io::Cursor::new(text.as_bytes().to_vec())),
+            reader: Box::new(io::Cursor::new(bytes)),
             line: 0,
             jsonl: None,
             pending: None,
@@ -1122,20 +1127,7 @@ mod tests {
             "{\"title\": \"block ssh\", \"scope\": \"sec\", \"context\": {\"env\": \"prod\"}}\n",
         );
         assert!(matches!(&items[0].parsed, Ok(Parsed::Request(r)) if r.title() == "block ssh"));
-        let text = b"{\"title\": \"a\"}\n{\"title\": \"\xff\"}\n".to_vec();
-        let mut input = Input {
-            name: "test".into(),
-            reader: Box::new(io::Cursor::new(text)),
-            line: 0,
-            jsonl: None,
-            pending: None,
-            done: false,
-        };
-        let mut items = Vec::new();
-        while input
-            .next_item(&mut items, &Schema::default())
-            .expect("reads")
-        {}
+        let items = read_bytes(b"{\"title\": \"a\"}\n{\"title\": \"\xff\"}\n".to_vec());
         assert_eq!(items.len(), 2);
         assert!(matches!(&items[1].parsed, Err(e) if e == "line 2 is not valid UTF-8 (byte 11)"));
     }
