@@ -17,26 +17,13 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use redb::{Database, Durability, TableDefinition};
-use registry_core::{Context, Entry, Fields, Pipeline, Request, Schema, StageKind};
+use registry_benches::{DURABLE, Linkage, request};
+use registry_core::{Entry, Pipeline, Request, Schema};
 
 /// Requests per batch, the default of `registry batch`.
 const BATCH: u64 = 1000;
 
 const TABLE: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("entries");
-
-fn request(i: u64) -> Request {
-    Request::new(
-        &format!("Rotate the access keys of service account {i} every ninety days"),
-        Fields::default(),
-        None,
-        Context::new([
-            ("env".to_owned(), "prod".to_owned()),
-            ("team".to_owned(), format!("team-{}", i % 17)),
-        ])
-        .expect("valid context"),
-    )
-    .expect("valid request")
-}
 
 /// The bytes a store would keep for an entry: its text parts and fixed-size fields, about what
 /// the redb plugin's codec writes.
@@ -59,7 +46,7 @@ fn record(e: &Entry, out: &mut Vec<u8>) {
     out.extend_from_slice(&e.created_at.0.to_le_bytes());
 }
 
-/// Registers `BATCH` new requests from `*next` on, and returns the entries.
+/// Registers the `BATCH` new requests from `first` on, and returns the entries.
 fn add_batch(pipeline: &Pipeline, first: u64) -> Vec<Entry> {
     let requests: Vec<Request> = (first..first + BATCH).map(request).collect();
     pipeline
@@ -101,7 +88,8 @@ fn ceiling(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH));
 
-    let (pipeline, _dir) = registry_benches::pipeline(r#"{"durable": true}"#);
+    let (pipeline, _dir) =
+        registry_benches::pipeline(Linkage::Dynamic, Schema::default(), &[DURABLE], 1);
     let mut next = 0u64;
     let mut entries: Vec<Entry> = Vec::new();
     group.bench_function("pipeline_add_1000", |b| {
@@ -122,12 +110,8 @@ fn ceiling(c: &mut Criterion) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let shards = u32::try_from(cores).expect("a core count fits in u32");
     group.throughput(Throughput::Elements(BATCH * cores as u64));
-    let (stages, _sharded_dir) = registry_benches::stages_sharded(
-        Schema::default(),
-        &[(StageKind::Storage, r#"{"durable": true}"#)],
-        shards,
-    );
-    let sharded = Pipeline::new(Schema::default(), stages);
+    let (sharded, _sharded_dir) =
+        registry_benches::pipeline(Linkage::Dynamic, Schema::default(), &[DURABLE], shards);
     let mut next = 0u64;
     let mut batches: Vec<Vec<Entry>> = Vec::new();
     group.bench_function("pipeline_parallel", |b| {

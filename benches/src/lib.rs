@@ -1,77 +1,99 @@
-//! Shared set-up for the benchmarks: a pipeline built from the plugin libraries next to the
-//! benchmark binary (build them first with `cargo build --release --workspace`).
+//! Shared set-up for the benchmarks: the default stages, either loaded from the plugin libraries
+//! next to the benchmark binary as `registry` loads them, or linked into the benchmark binary from
+//! the same implementation crates; and the requests and entries the benchmarks feed them.
+//!
+//! Every stage and pipeline benchmark runs one workload through both [`Linkage`]s, so the cost of
+//! the plugin boundary is the ratio of two figures measured in the same run. The dynamic linkage
+//! needs the plugin libraries: build them first with `cargo build --release --workspace` (same
+//! profile and target directory as the benchmarks).
+
+pub mod args;
 
 use std::path::PathBuf;
 
 use registry_abi::load::{self, SearchPaths, StageSpec};
-use registry_core::{Context, Fields, Pipeline, Request, Schema, Setup, StageKind, Stages};
+use registry_cache_moka::MokaCache;
+use registry_core::{
+    Context, Entry, EntryId, Fields, FromConfig, Pipeline, Request, Schema, Setup, StageKind,
+    Stages, Storage,
+};
+use registry_generator_default::DefaultGenerator;
+use registry_router_hash::HashRouter;
+use registry_storage_redb::RedbStorage;
+use registry_validator_schema::SchemaValidator;
+
+/// How the benchmarked stages reach the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Linkage {
+    /// Loaded from the plugin libraries through `abi_stable`, as `registry` does: every call
+    /// crosses the plugin boundary and its values are converted both ways.
+    Dynamic,
+    /// The same implementation crates linked into the benchmark and called as plain Rust trait
+    /// objects: what the pipeline would cost with no plugin boundary at all.
+    Static,
+}
+
+impl Linkage {
+    /// Both linkages, in the order the benchmarks run them.
+    pub const ALL: [Linkage; 2] = [Linkage::Dynamic, Linkage::Static];
+
+    /// The name benchmarks use as their function id: `dynamic` or `static`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Linkage::Dynamic => "dynamic",
+            Linkage::Static => "static",
+        }
+    }
+}
+
+/// The storage config of a durable registry (the default): every insert waits for the disk.
+pub const DURABLE: (StageKind, &str) = (StageKind::Storage, r#"{"durable": true}"#);
+
+/// The storage config of a registry that does not wait for the disk: the pipeline's own cost,
+/// without the `fsync` that dominates a small durable insert.
+pub const NO_FSYNC: (StageKind, &str) = (StageKind::Storage, r#"{"durable": false}"#);
+
+/// The default plugin library of each stage, as `registry.toml` names them.
+const PLUGINS: [(StageKind, &str); 5] = [
+    (StageKind::Cache, "cache-moka"),
+    (StageKind::Generator, "generator-default"),
+    (StageKind::Validator, "validator-schema"),
+    (StageKind::Storage, "storage-redb"),
+    (StageKind::Router, "router-hash"),
+];
 
 /// The directory with the built plugin libraries: `target/<profile>/`, the parent of the
 /// benchmark binary's `deps/`.
 pub fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("benchmark binary path");
+    let exe = std::env::current_exe().expect("the benchmark binary has a path");
     exe.parent()
         .and_then(|deps| deps.parent())
-        .expect("benchmark binary lives in target/<profile>/deps")
+        .expect("the benchmark binary lives in target/<profile>/deps")
         .to_owned()
 }
 
-/// A pipeline over the default plugins, with `storage_config` (JSON) for the redb plugin, in a
-/// fresh data directory that lives as long as the returned guard.
-pub fn pipeline(storage_config: &str) -> (Pipeline, tempfile::TempDir) {
-    pipeline_with(Schema::default(), storage_config)
-}
-
-/// As [`pipeline`], with another schema.
-pub fn pipeline_with(schema: Schema, storage_config: &str) -> (Pipeline, tempfile::TempDir) {
-    let (stages, dir) = stages_with(schema.clone(), storage_config);
-    (Pipeline::new(schema, stages), dir)
-}
-
-/// The loaded default stages themselves, for benchmarks of one stage.
-pub fn stages_with(schema: Schema, storage_config: &str) -> (Stages, tempfile::TempDir) {
-    stages_configured(schema, &[(StageKind::Storage, storage_config)])
-}
-
-/// The loaded default stages, each with the config table (JSON) `configs` gives for its stage,
-/// or an empty one, in a fresh data directory that lives as long as the returned guard.
-pub fn stages_configured(
-    schema: Schema,
-    configs: &[(StageKind, &str)],
-) -> (Stages, tempfile::TempDir) {
-    stages_sharded(schema, configs, 1)
-}
-
-/// As [`stages_configured`], with `shards` storage shards behind the router.
-pub fn stages_sharded(
+/// The default stages, linked as `linkage` says, with `shards` storage shards and the config
+/// table (JSON) `configs` gives for each stage (an empty one for the others), in a fresh data
+/// directory that lives as long as the returned guard.
+///
+/// Both linkages build the same stages from the same schema, configs and shard count; the
+/// static one does what the plugin loader does, one storage per shard, without the FFI.
+///
+/// # Panics
+/// When a stage cannot be built: the plugin libraries are missing (build them first), or a
+/// config is wrong. A benchmark cannot measure anything then.
+pub fn stages(
+    linkage: Linkage,
     schema: Schema,
     configs: &[(StageKind, &str)],
     shards: u32,
 ) -> (Stages, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir().expect("the system has a writable temporary directory");
     let config = |stage: StageKind| {
         configs
             .iter()
             .find(|(s, _)| *s == stage)
             .map_or("{}", |(_, c)| *c)
-    };
-    let specs: Vec<StageSpec> = [
-        (StageKind::Cache, "cache-moka"),
-        (StageKind::Generator, "generator-default"),
-        (StageKind::Validator, "validator-schema"),
-        (StageKind::Storage, "storage-redb"),
-        (StageKind::Router, "router-hash"),
-    ]
-    .into_iter()
-    .map(|(stage, library)| StageSpec {
-        stage,
-        library: library.into(),
-        config_json: config(stage).into(),
-    })
-    .collect();
-    let paths = SearchPaths {
-        plugin_dir: lib_dir(),
-        base_dir: lib_dir(),
     };
     let setup = Setup {
         schema,
@@ -80,7 +102,42 @@ pub fn stages_sharded(
         shard: 0,
         shards,
     };
-    let loaded = load::load(&specs, &paths, &setup).unwrap_or_else(|errors| {
+    let stages = match linkage {
+        Linkage::Dynamic => loaded(&setup, config),
+        Linkage::Static => linked(&setup, config),
+    };
+    (stages, dir)
+}
+
+/// A pipeline over [`stages`] with the same arguments.
+///
+/// # Panics
+/// As [`stages`].
+pub fn pipeline(
+    linkage: Linkage,
+    schema: Schema,
+    configs: &[(StageKind, &str)],
+    shards: u32,
+) -> (Pipeline, tempfile::TempDir) {
+    let (stages, dir) = stages(linkage, schema.clone(), configs, shards);
+    (Pipeline::new(schema, stages), dir)
+}
+
+/// The stages loaded from the plugin libraries in [`lib_dir`].
+fn loaded<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
+    let specs: Vec<StageSpec> = PLUGINS
+        .into_iter()
+        .map(|(stage, library)| StageSpec {
+            stage,
+            library: library.into(),
+            config_json: config(stage).into(),
+        })
+        .collect();
+    let paths = SearchPaths {
+        plugin_dir: lib_dir(),
+        base_dir: lib_dir(),
+    };
+    let loaded = load::load(&specs, &paths, setup).unwrap_or_else(|errors| {
         panic!(
             "cannot load the plugins (run `cargo build --release --workspace` first): {}",
             errors
@@ -90,12 +147,155 @@ pub fn stages_sharded(
                 .join("; ")
         )
     });
-    (loaded.stages, dir)
+    loaded.stages
+}
+
+/// The stages built from the implementation crates linked into this binary, each from its
+/// config exactly as its plugin library would build it.
+fn linked<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
+    let storage = (0..setup.shards.max(1))
+        .map(|shard| {
+            let setup = Setup {
+                shard,
+                ..setup.clone()
+            };
+            Box::new(build::<RedbStorage>(
+                StageKind::Storage,
+                config(StageKind::Storage),
+                &setup,
+            )) as Box<dyn Storage>
+        })
+        .collect();
+    Stages {
+        cache: Box::new(build::<MokaCache>(
+            StageKind::Cache,
+            config(StageKind::Cache),
+            setup,
+        )),
+        generator: Box::new(build::<DefaultGenerator>(
+            StageKind::Generator,
+            config(StageKind::Generator),
+            setup,
+        )),
+        validator: Box::new(build::<SchemaValidator>(
+            StageKind::Validator,
+            config(StageKind::Validator),
+            setup,
+        )),
+        router: Box::new(build::<HashRouter>(
+            StageKind::Router,
+            config(StageKind::Router),
+            setup,
+        )),
+        storage,
+    }
+}
+
+/// One stage built from its config table (JSON) and the setup.
+fn build<T: FromConfig>(stage: StageKind, config: &str, setup: &Setup) -> T {
+    let parsed: T::Config = serde_json::from_str(config)
+        .unwrap_or_else(|e| panic!("{stage} config `{config}` is not valid: {e}"));
+    T::from_config(parsed, setup)
+        .unwrap_or_else(|e| panic!("cannot start the {stage} stage: {}", e.message))
+}
+
+/// The `i`-th benchmark request: titles of eight kinds, which the default generator's keyword
+/// rules send to different scopes and types, and a context, a third of them in production with
+/// an owner and a region (the configs of production entries are larger). The header fields are
+/// left to the generator, as most requests leave them.
+///
+/// Different `i` give different requests (different fingerprints).
+pub fn request(i: u64) -> Request {
+    let title = match i % 8 {
+        0 => format!("Block inbound SSH on security group {i}"),
+        1 => format!("Rotate the access keys of service account {i} every ninety days"),
+        2 => format!("Restart the ops worker pool {i} after a failed deploy"),
+        3 => format!("Dashboard of request latency for checkout service {i}"),
+        4 => format!("Nightly etl job {i} loading billing records into the warehouse"),
+        5 => format!("Alert when disk usage on node {i} stays above 90 percent"),
+        6 => format!("Shell script {i} pruning container images older than a week"),
+        _ => format!("Require two approving reviews on repository {i}"),
+    };
+    let pairs = if i.is_multiple_of(3) {
+        vec![
+            ("env".to_owned(), "prod".to_owned()),
+            ("owner".to_owned(), format!("team-{}", i % 13)),
+            ("region".to_owned(), "eu-west-1".to_owned()),
+        ]
+    } else {
+        vec![("env".to_owned(), "dev".to_owned())]
+    };
+    let context = Context::new(pairs).expect("the benchmark's context pairs are valid");
+    Request::new(&title, Fields::default(), None, context)
+        .expect("the benchmark's titles are valid")
+}
+
+/// The entries a registry makes of `requests(0..n)`: registered through a pipeline of the
+/// statically linked default stages, in one batch, into a throwaway data directory.
+///
+/// # Panics
+/// When a request is not registered: the default stages reject their own workload.
+pub fn registered(n: u64) -> Vec<Entry> {
+    let (pipeline, _dir) = pipeline(Linkage::Static, Schema::default(), &[NO_FSYNC], 1);
+    pipeline
+        .add((0..n).map(request).collect())
+        .into_iter()
+        .map(|added| {
+            let added =
+                added.unwrap_or_else(|e| panic!("a benchmark request was not registered: {e}"));
+            assert!(added.created, "every benchmark request is new");
+            added.entry
+        })
+        .collect()
+}
+
+/// Copies of `entries` that are new to a registry: each title gets the suffix `(copy {round})`,
+/// hence a new fingerprint, and each entry a new id that `storage` allocates, as the pipeline
+/// allocates them before inserting. Configs are kept; hashes are recomputed, so every copy
+/// verifies. Different rounds give different copies.
+///
+/// # Panics
+/// When `storage` cannot allocate ids.
+pub fn renewed(entries: &[Entry], round: u64, storage: &dyn Storage) -> Vec<Entry> {
+    let prefixes: Vec<String> = entries
+        .iter()
+        .map(|e| e.header.id.prefix().to_owned())
+        .collect();
+    let mut numbers = Vec::with_capacity(prefixes.len());
+    storage
+        .allocate(&prefixes, &mut numbers)
+        .unwrap_or_else(|e| panic!("storage cannot allocate ids: {}", e.message));
+    entries
+        .iter()
+        .zip(numbers)
+        .map(|(e, number)| {
+            let title = format!("{} (copy {round})", e.title);
+            let fingerprint = Request::new(&title, Fields::default(), None, e.context.clone())
+                .expect("a benchmark title with a short suffix is still valid")
+                .fingerprint();
+            let mut header = e.header.clone();
+            header.id = EntryId::new(e.header.id.prefix(), number);
+            Entry {
+                hash: Entry::compute_hash(&header, &title, &e.context, &e.config),
+                header,
+                title,
+                context: e.context.clone(),
+                config: e.config.clone(),
+                fingerprint,
+                revision: 1,
+                created_at: e.created_at,
+                updated_at: e.updated_at,
+            }
+        })
+        .collect()
 }
 
 /// Prowler's security checks (`data/prowler/checks.jsonl`) as training requests:
 /// provider → scope, resource group → type (empty → `UNGROUPED`), severity → status, and the
 /// schema declaring exactly those values.
+///
+/// # Panics
+/// When the dataset cannot be read or is not what it was.
 pub fn prowler() -> (Schema, Vec<Request>) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/prowler/checks.jsonl");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
@@ -150,4 +350,43 @@ pub fn prowler() -> (Schema, Vec<Request>) {
         })
         .collect();
     (schema, requests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_differ_and_reach_several_scopes() {
+        let entries = registered(64);
+        let mut fingerprints: Vec<_> = entries.iter().map(|e| e.fingerprint).collect();
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        assert_eq!(fingerprints.len(), 64);
+        let mut scopes: Vec<&str> = entries
+            .iter()
+            .map(|e| e.header.fields.scope.as_str())
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        assert!(scopes.len() >= 5, "scopes: {scopes:?}");
+    }
+
+    #[test]
+    fn renewed_entries_are_new_to_the_storage_and_verify() {
+        let entries = registered(8);
+        let (stages, _dir) = stages(Linkage::Static, Schema::default(), &[NO_FSYNC], 1);
+        let storage = &*stages.storage[0];
+        for round in 0..3 {
+            let copies = renewed(&entries, round, storage);
+            assert!(copies.iter().all(Entry::verify));
+            let mut out = Vec::new();
+            storage.insert(&copies, &mut out).expect("inserted");
+            assert!(
+                out.iter()
+                    .all(|o| matches!(o, registry_core::Inserted::Created)),
+                "round {round}: {out:?}"
+            );
+        }
+    }
 }

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::root;
@@ -68,11 +68,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 
     let dir = root().join("target/bench-batch");
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let input = dir.join(format!("requests-{count}.jsonl"));
-    if !input.is_file() {
-        write_requests(&input, count)?;
-    }
+    let input = requests(count)?;
 
     let cargo = crate::cargo();
     crate::run(&cargo, &["build", "--release", "--workspace"])?;
@@ -84,50 +80,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let at = (step + round) % shards.len();
             let k = shards[at];
             let data = dir.join(format!("data-{k}"));
-            if data.exists() {
-                fs::remove_dir_all(&data)
-                    .map_err(|e| format!("cannot remove {}: {e}", data.display()))?;
-            }
-            let out = Command::new(&registry)
-                .arg("--data-dir")
-                .arg(&data)
-                .arg("batch")
-                .arg(&input)
-                .args(["--format", "json"])
-                .env("REGISTRY_SHARDS", k.to_string())
-                .current_dir(root())
-                .output()
-                .map_err(|e| format!("cannot run {}: {e}", registry.display()))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "registry batch with {k} shards failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-            let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
-                .map_err(|e| format!("registry batch printed no JSON summary: {e}"))?;
-            let number = |key: &str| {
-                summary[key]
-                    .as_f64()
-                    .ok_or_else(|| format!("the summary has no number `{key}`: {summary}"))
-            };
-            let created = number("created")?;
-            if created as usize != count {
-                return Err(format!(
-                    "registry batch with {k} shards created {created} of {count} entries"
-                ));
-            }
-            let rate = number("entries_per_s")?;
-            let rss = number("peak_rss_bytes")?;
+            let run = batch_once(&registry, &input, &data, count, k, 1000)?;
             eprintln!(
-                "round {}: {k} shard(s): {rate:.0} entries/s, peak RSS {:.0} MiB",
+                "round {}: {k} shard(s): {:.0} entries/s, peak RSS {:.0} MiB",
                 round + 1,
-                rss / 1_048_576.0
+                run.entries_per_s,
+                run.peak_rss_bytes / 1_048_576.0
             );
-            results[at].push((rate, rss));
-            fs::remove_dir_all(&data)
-                .map_err(|e| format!("cannot remove {}: {e}", data.display()))?;
+            results[at].push((run.entries_per_s, run.peak_rss_bytes));
         }
     }
 
@@ -161,6 +121,87 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     println!("{table}");
     Ok(())
+}
+
+/// The file of `count` generated requests, `target/bench-batch/requests-N.jsonl`, written the
+/// first time it is asked for.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn requests(count: usize) -> Result<PathBuf, String> {
+    let dir = root().join("target/bench-batch");
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let input = dir.join(format!("requests-{count}.jsonl"));
+    if !input.is_file() {
+        write_requests(&input, count)?;
+    }
+    Ok(input)
+}
+
+/// What one `registry batch` run reported.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRun {
+    pub entries_per_s: f64,
+    pub peak_rss_bytes: f64,
+}
+
+/// Runs `registry batch` once: the `count` requests of `input` into the new data directory
+/// `data` with `shards` shards and `batch_size` requests per call, then removes `data`.
+///
+/// # Errors
+/// When the run fails, prints no summary, or registers fewer entries than `count`.
+pub fn batch_once(
+    registry: &Path,
+    input: &Path,
+    data: &Path,
+    count: usize,
+    shards: usize,
+    batch_size: usize,
+) -> Result<BatchRun, String> {
+    let remove = || {
+        if data.exists() {
+            fs::remove_dir_all(data).map_err(|e| format!("cannot remove {}: {e}", data.display()))
+        } else {
+            Ok(())
+        }
+    };
+    remove()?;
+    let out = Command::new(registry)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("batch")
+        .arg(input)
+        .args(["--format", "json", "--batch-size", &batch_size.to_string()])
+        .env("REGISTRY_SHARDS", shards.to_string())
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", registry.display()));
+    // The data directory goes whatever happened: a failed run leaves nothing behind either.
+    remove()?;
+    let out = out?;
+    let what = format!("registry batch with {shards} shard(s), batch size {batch_size}");
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{what} printed no JSON summary: {e}"))?;
+    let number = |key: &str| {
+        summary[key]
+            .as_f64()
+            .ok_or_else(|| format!("the summary of {what} has no number `{key}`: {summary}"))
+    };
+    let created = number("created")?;
+    if created as usize != count {
+        return Err(format!("{what} created {created} of {count} entries"));
+    }
+    Ok(BatchRun {
+        entries_per_s: number("entries_per_s")?,
+        peak_rss_bytes: number("peak_rss_bytes")?,
+    })
 }
 
 /// Writes `count` distinct requests: every title names its own service number, and the verb,

@@ -1,7 +1,8 @@
 //! The project's build system: `cargo xtask <command>`.
 //!
 //! - `test [ARGS...]`: builds every crate (so the plugin libraries exist next to the test
-//!   binaries), then runs the workspace tests; extra arguments go to `cargo test`.
+//!   binaries), runs the workspace tests (extra arguments go to `cargo test`), then compiles the
+//!   benchmarks without running them, so a change that breaks them fails here.
 //! - `demo`: builds in release, registers a set of sample rules through the `registry` command
 //!   on the embedded default (redb in `./.registry`), and shows them.
 //! - `lint`: formatting, clippy with warnings denied, and docs without warnings.
@@ -11,13 +12,21 @@
 //!   tree of N files.
 //! - `bench-batch [--count N] [--shards 1,2,4] [--runs R]`: `registry batch` throughput and peak
 //!   RSS per shard count, in one table.
+//! - `bench [--quick] [--filter NAME] [--compare OLD.json]`: every benchmark (criterion, single
+//!   add latency, scale test, batch), into `target/bench-report/` as `report.json`, `report.md`
+//!   and SVG charts; `bench --compare OLD.json --against NEW.json` compares two reports.
 //!
-//! Plain `std` and `serde_json` only, so that `cargo xtask` itself compiles in seconds.
+//! Plain `std` and `serde_json`, plus plotters' SVG backend for the charts (without its font
+//! and bitmap features), so that `cargo xtask` itself compiles in seconds.
 
+mod bench;
 mod bench_batch;
 mod bench_lint;
+mod chart;
 mod demo;
+mod markdown;
 mod prowler;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -31,9 +40,10 @@ fn main() -> ExitCode {
         Some("prowler") => prowler::run(&args[1..]),
         Some("bench-lint") => bench_lint::run(&args[1..]),
         Some("bench-batch") => bench_batch::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args...] | demo | lint | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R]>"
+                "usage: cargo xtask <test [cargo test args...] | demo | lint | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R] | bench [--quick] [--filter NAME] [--compare OLD.json [--against NEW.json]]>"
             );
             return ExitCode::from(2);
         }
@@ -90,7 +100,8 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(&cargo, &["build", "--workspace"])?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    run(&cargo, &args)
+    run(&cargo, &args)?;
+    run(&cargo, &["bench", "--workspace", "--no-run"])
 }
 
 fn lint() -> Result<(), String> {
