@@ -277,7 +277,7 @@ impl Plan {
         let timing = if self.quick {
             "0.5 s warm-up, 1 s, 10 samples each, training benchmarks skipped"
         } else {
-            "criterion's defaults: 3 s warm-up, 5 s, 100 samples each"
+            "each benchmark file's own settings, about 1-3 s warm-up and 3-5 s each"
         };
         let which = self
             .filter
