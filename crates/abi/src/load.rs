@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
-use abi_stable::std_types::{RResult, RSlice, RString, RVec};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator,
     Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Setup,
@@ -91,6 +91,18 @@ impl fmt::Display for LoadError {
         )
     }
 }
+
+impl LoadError {
+    /// Whether the library is a plugin built against an interface this host cannot use (another
+    /// `registry-abi` version, other layouts, another abi_stable): rebuilding it against this
+    /// host's `registry-abi` is the fix, and its reason ends with "rebuild the plugin".
+    pub fn needs_rebuild(&self) -> bool {
+        self.reason.ends_with(REBUILD)
+    }
+}
+
+/// How every reason that calls for a rebuild ends.
+const REBUILD: &str = "rebuild the plugin";
 
 /// A loaded plugin library: what it says about itself and what it provides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,15 +197,14 @@ fn short_reason(e: &LibraryError) -> String {
             actual_version,
             ..
         } => format!(
-            "built against registry-abi {actual_version}, host expects {expected_version}: rebuild the plugin"
+            "built against registry-abi {actual_version}, host expects {expected_version}: {REBUILD}"
         ),
         LibraryError::AbiInstability(_) => format!(
-            "built against an incompatible registry-abi (its types differ from this host's {}): rebuild the plugin",
+            "built against an incompatible registry-abi (its types differ from this host's {}): {REBUILD}",
             crate::ABI_VERSION
         ),
         LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
-            "built with an incompatible version of abi_stable or Rust's C ABI: rebuild the plugin"
-                .into()
+            format!("built with an incompatible version of abi_stable or Rust's C ABI: {REBUILD}")
         }
         LibraryError::RootModule { err, .. } => {
             format!(
@@ -216,11 +227,6 @@ pub fn load(
     paths: &SearchPaths,
     setup: &Setup,
 ) -> Result<Loaded, Vec<LoadError>> {
-    let setup_json = |shard: u32| {
-        let mut s = setup.clone();
-        s.shard = shard;
-        serde_json::to_string(&s).unwrap_or_default()
-    };
     let mut libraries: HashMap<PathBuf, Result<(PluginModRef, LibraryInfo), LoadError>> =
         HashMap::new();
     let mut errors = Vec::new();
@@ -251,81 +257,62 @@ pub fn load(
             reason,
             detail: None,
         };
-        let config = RString::from(spec.config_json.as_str());
-        let one = setup_json(0);
-        let missing = || {
-            let provided: Vec<&str> = info.stages.iter().map(|s| s.name()).collect();
-            fail(format!(
-                "the library provides no {} stage (it provides: {})",
-                spec.stage,
-                if provided.is_empty() {
-                    "none".to_owned()
-                } else {
-                    provided.join(", ")
-                }
-            ))
-        };
-        let started = |r: RResult<(), FfiError>| -> Result<(), LoadError> {
-            r.into_result().map_err(|e| {
-                let e = StageError::from(e);
-                fail(format!("cannot start: {}", e.message))
-            })
-        };
-        let result = match spec.stage {
-            StageKind::Cache => match module.cache().flatten() {
-                None => Err(missing()),
-                Some(ctor) => {
-                    started(ctor(config.as_rstr(), one.as_str().into()).map(|b| cache = Some(b)))
-                }
-            },
-            StageKind::Generator => match module.generator().flatten() {
-                None => Err(missing()),
-                Some(ctor) => started(
-                    ctor(config.as_rstr(), one.as_str().into()).map(|b| generator = Some(b)),
-                ),
-            },
-            StageKind::Validator => match module.validator().flatten() {
-                None => Err(missing()),
-                Some(ctor) => started(
-                    ctor(config.as_rstr(), one.as_str().into()).map(|b| validator = Some(b)),
-                ),
-            },
-            StageKind::Router => match module.router().flatten() {
-                None => Err(missing()),
-                Some(ctor) => {
-                    started(ctor(config.as_rstr(), one.as_str().into()).map(|b| router = Some(b)))
-                }
-            },
-            StageKind::Storage => match module.storage().flatten() {
-                None => Err(missing()),
-                Some(ctor) => (0..setup.shards.max(1)).try_for_each(|shard| {
-                    let s = setup_json(shard);
-                    match ctor(config.as_rstr(), s.as_str().into()).into_result() {
-                        Ok(b) => {
-                            storage.push(Box::new(HostStorage(b)));
-                            Ok(())
-                        }
-                        // A shard whose store fails (a damaged file, a lock held too long) is
-                        // set aside so the others keep working; a configuration error is not
-                        // about one shard, and stops the registry.
-                        Err(e)
-                            if matches!(
-                                ErrorCode::from_u32(e.code),
-                                ErrorCode::Storage | ErrorCode::Unavailable
-                            ) =>
-                        {
-                            let shard = UnavailableShard {
-                                shard,
-                                reason: StageError::from(e).message,
-                            };
-                            storage.push(Box::new(shard.clone()));
-                            unavailable.push(shard);
-                            Ok(())
-                        }
-                        Err(e) => started(RResult::RErr(e)),
+        let result = if spec.stage == StageKind::Storage {
+            (0..setup.shards.max(1)).try_for_each(|shard| {
+                let one = Setup {
+                    shard,
+                    ..setup.clone()
+                };
+                match build(module, spec.stage, &spec.config_json, &one) {
+                    Ok(BuiltStage::Storage(s)) => {
+                        storage.push(s);
+                        Ok(())
                     }
-                }),
-            },
+                    // A shard whose store fails (a damaged file, a lock held too long) is set
+                    // aside so the others keep working; a configuration error is not about one
+                    // shard, and stops the registry.
+                    Err(BuildError::Start(e))
+                        if matches!(e.code, ErrorCode::Storage | ErrorCode::Unavailable) =>
+                    {
+                        let shard = UnavailableShard {
+                            shard,
+                            reason: e.message,
+                        };
+                        storage.push(Box::new(shard.clone()));
+                        unavailable.push(shard);
+                        Ok(())
+                    }
+                    Ok(_) => Err(fail(format!("built a stage other than {}", spec.stage))),
+                    Err(e) => Err(fail(e.to_string())),
+                }
+            })
+        } else {
+            let one = Setup {
+                shard: 0,
+                ..setup.clone()
+            };
+            match build(module, spec.stage, &spec.config_json, &one) {
+                Ok(BuiltStage::Cache(c)) => {
+                    cache = Some(c);
+                    Ok(())
+                }
+                Ok(BuiltStage::Generator(g)) => {
+                    generator = Some(g);
+                    Ok(())
+                }
+                Ok(BuiltStage::Validator(v)) => {
+                    validator = Some(v);
+                    Ok(())
+                }
+                Ok(BuiltStage::Router(r)) => {
+                    router = Some(r);
+                    Ok(())
+                }
+                Ok(BuiltStage::Storage(_)) => {
+                    Err(fail(format!("built a stage other than {}", spec.stage)))
+                }
+                Err(e) => Err(fail(e.to_string())),
+            }
         };
         match result {
             Ok(()) => plugins.push(StageInfo {
@@ -378,10 +365,10 @@ pub fn load(
         (Some(c), Some(g), Some(v), Some(r)) if errors.is_empty() && !storage.is_empty() => {
             Ok(Loaded {
                 stages: Stages {
-                    cache: Box::new(HostCache(c)),
-                    generator: Box::new(HostGenerator(g)),
-                    validator: Box::new(HostValidator(v)),
-                    router: Box::new(HostRouter(r)),
+                    cache: c,
+                    generator: g,
+                    validator: v,
+                    router: r,
                     storage,
                 },
                 plugins,
@@ -406,30 +393,140 @@ pub fn load_validator(
 ) -> Result<Box<dyn Validator>, LoadError> {
     let stage = StageKind::Validator;
     let path = resolve_library(&spec.library, paths);
-    let (module, info) = open(&path, stage)?;
-    let fail = |reason: String| LoadError {
-        stage,
-        path: path.clone(),
-        reason,
-        detail: None,
-    };
-    let Some(ctor) = module.validator().flatten() else {
-        let provided: Vec<&str> = info.stages.iter().map(|s| s.name()).collect();
-        return Err(fail(format!(
-            "the library provides no validator stage (it provides: {})",
-            if provided.is_empty() {
-                "none".to_owned()
-            } else {
-                provided.join(", ")
+    let (module, _) = open(&path, stage)?;
+    match build(module, stage, &spec.config_json, setup) {
+        Ok(BuiltStage::Validator(v)) => Ok(v),
+        Ok(_) => Err(LoadError {
+            stage,
+            path,
+            reason: "built a stage other than validator".into(),
+            detail: None,
+        }),
+        Err(e) => Err(LoadError {
+            stage,
+            path,
+            reason: e.to_string(),
+            detail: None,
+        }),
+    }
+}
+
+/// A stage built from a plugin library by [`build`], seen through its `registry_core` trait.
+pub enum BuiltStage {
+    Cache(Box<dyn Cache>),
+    Generator(Box<dyn Generator>),
+    Validator(Box<dyn Validator>),
+    Storage(Box<dyn Storage>),
+    Router(Box<dyn Router>),
+}
+
+impl BuiltStage {
+    /// Which stage this is.
+    pub fn kind(&self) -> StageKind {
+        match self {
+            BuiltStage::Cache(_) => StageKind::Cache,
+            BuiltStage::Generator(_) => StageKind::Generator,
+            BuiltStage::Validator(_) => StageKind::Validator,
+            BuiltStage::Storage(_) => StageKind::Storage,
+            BuiltStage::Router(_) => StageKind::Router,
+        }
+    }
+}
+
+impl fmt::Debug for BuiltStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BuiltStage({})", self.kind())
+    }
+}
+
+/// Why [`build`] could not build a stage. Its `Display` is one line, the reason a
+/// [`LoadError`] gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The library has no constructor for the stage; `provided` lists the stages it has.
+    NotProvided {
+        stage: StageKind,
+        provided: Vec<StageKind>,
+    },
+    /// The stage's constructor returned an error (a config table its `Config` rejects, a store
+    /// that cannot open) or panicked (code `Panic`).
+    Start(StageError),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NotProvided { stage, provided } => {
+                let provided: Vec<&str> = provided.iter().map(|s| s.name()).collect();
+                write!(
+                    f,
+                    "the library provides no {stage} stage (it provides: {})",
+                    if provided.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        provided.join(", ")
+                    }
+                )
             }
-        )));
-    };
+            BuildError::Start(e) => write!(f, "cannot start: {}", e.message),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Builds one stage from a library [`open`] returned, with its `[<stage>.config]` table as JSON
+/// and the host's setup (for storage, `setup.shard` names the shard), and adapts it to its
+/// `registry_core` trait. The host builds every stage this way; conformance kits use it to build
+/// a stage alone.
+///
+/// # Errors
+/// [`BuildError::NotProvided`] when the library has no constructor for `stage`, and
+/// [`BuildError::Start`] when the constructor fails or panics.
+pub fn build(
+    module: PluginModRef,
+    stage: StageKind,
+    config_json: &str,
+    setup: &Setup,
+) -> Result<BuiltStage, BuildError> {
     let setup = serde_json::to_string(setup).unwrap_or_default();
-    let config = RString::from(spec.config_json.as_str());
-    ctor(config.as_rstr(), setup.as_str().into())
-        .into_result()
-        .map(|v| Box::new(HostValidator(v)) as Box<dyn Validator>)
-        .map_err(|e| fail(format!("cannot start: {}", StageError::from(e).message)))
+    let (config, setup) = (RStr::from(config_json), RStr::from(setup.as_str()));
+    let started = |e: FfiError| BuildError::Start(StageError::from(e));
+    let missing = || BuildError::NotProvided {
+        stage,
+        provided: StageKind::ALL
+            .into_iter()
+            .filter(|&s| provides(module, s))
+            .collect(),
+    };
+    match stage {
+        StageKind::Cache => {
+            let ctor = module.cache().flatten().ok_or_else(missing)?;
+            let b = ctor(config, setup).into_result().map_err(started)?;
+            Ok(BuiltStage::Cache(Box::new(HostCache(b))))
+        }
+        StageKind::Generator => {
+            let ctor = module.generator().flatten().ok_or_else(missing)?;
+            let b = ctor(config, setup).into_result().map_err(started)?;
+            Ok(BuiltStage::Generator(Box::new(HostGenerator(b))))
+        }
+        StageKind::Validator => {
+            let ctor = module.validator().flatten().ok_or_else(missing)?;
+            let b = ctor(config, setup).into_result().map_err(started)?;
+            Ok(BuiltStage::Validator(Box::new(HostValidator(b))))
+        }
+        StageKind::Storage => {
+            let ctor = module.storage().flatten().ok_or_else(missing)?;
+            let b = ctor(config, setup).into_result().map_err(started)?;
+            Ok(BuiltStage::Storage(Box::new(HostStorage(b))))
+        }
+        StageKind::Router => {
+            let ctor = module.router().flatten().ok_or_else(missing)?;
+            let b = ctor(config, setup).into_result().map_err(started)?;
+            Ok(BuiltStage::Router(Box::new(HostRouter(b))))
+        }
+    }
 }
 
 fn call(r: RResult<(), FfiError>) -> StageResult<()> {

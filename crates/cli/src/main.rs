@@ -10,6 +10,7 @@ mod config;
 mod learn;
 mod lint;
 mod output;
+mod plugin_check;
 mod registry;
 mod stamp;
 mod transfer;
@@ -77,11 +78,8 @@ enum Command {
     Train(TrainArgs),
     /// Show what `add` would fill in for a request, storing nothing
     Predict(PredictArgs),
-    /// Show the plugin loaded for each stage
-    Plugins {
-        #[command(flatten)]
-        format: FormatArg,
-    },
+    /// Show the plugin loaded for each stage, or check a plugin library (`plugins check`)
+    Plugins(PluginsArgs),
     /// Check the headers of files against the schema (and the registry with --registered)
     Lint(lint::LintArgs),
     /// Register each file that lacks a header and write the header into it
@@ -96,6 +94,21 @@ enum Command {
     ScaleTest(batch::ScaleTestArgs),
     /// Count the entries per scope, type, variant and status, and the space they take
     Stats(batch::StatsArgs),
+}
+
+#[derive(Debug, Args)]
+struct PluginsArgs {
+    #[command(subcommand)]
+    command: Option<PluginsCommand>,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// Load a plugin library as the host would, show its name, version, stages and ABI
+    /// compatibility, and run a short conformance test of each stage; exit 0 if usable, 2 if not
+    Check(plugin_check::CheckArgs),
 }
 
 #[derive(Debug, Args)]

@@ -9,8 +9,8 @@ use registry_core::{
 };
 
 use crate::config::{self, Settings};
-use crate::{Cli, CliError, Command};
-use crate::{learn, lint, output, stamp, transfer};
+use crate::{Cli, CliError, Command, PluginsCommand};
+use crate::{learn, lint, output, plugin_check, stamp, transfer};
 
 /// The most entries `list` reads from storage per call; larger listings are paged.
 const LIST_PAGE: usize = 1000;
@@ -18,7 +18,10 @@ const LIST_PAGE: usize = 1000;
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let settings = config::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
     match cli.command {
-        Command::Plugins { format } => plugins(&settings, format.format),
+        Command::Plugins(args) => match args.command {
+            Some(PluginsCommand::Check(check)) => plugin_check::run(check, &settings),
+            None => plugins(&settings, args.format.format),
+        },
         Command::Add(args) => {
             let request = Request::new(
                 &args.title,

@@ -10,6 +10,8 @@
 //!   `registry-core` and panics, naming the rule, at the first one broken. Every plugin runs the
 //!   suite of its stage in its own tests.
 //! - [`sample`] builds requests, drafts and entries the way the pipeline builds them.
+//! - `library` (cargo feature `library`) runs the same suites through a built plugin library,
+//!   loaded as the host loads it, and reports the broken rule as an `Err` rather than a panic.
 //!
 //! Design decision: the suites are plain functions that panic, not a test harness or macro that
 //! generates tests. A plugin calls one from an ordinary `#[test]`, and a failure reads like any
@@ -31,6 +33,8 @@ macro_rules! ensure {
 pub mod cache;
 pub mod faults;
 pub mod generator;
+#[cfg(feature = "library")]
+pub mod library;
 pub mod memory;
 pub mod router;
 pub mod sample;

@@ -7,7 +7,7 @@ mod conformance;
 
 use std::path::PathBuf;
 
-use registry_abi::load::{self, LoadError, SearchPaths, StageSpec, resolve_library};
+use registry_abi::load::{self, BuildError, LoadError, SearchPaths, StageSpec, resolve_library};
 use registry_core::{Context, ErrorCode, Fields, Pipeline, Request, Schema, Setup, StageKind};
 
 fn lib_dir() -> PathBuf {
@@ -145,6 +145,10 @@ fn library_that_is_not_a_plugin() {
         e.reason,
         "not a registry plugin: the library exports no plugin root module"
     );
+    assert!(
+        !e.needs_rebuild(),
+        "rebuilding a library that is no plugin does not help"
+    );
 }
 
 #[test]
@@ -158,6 +162,7 @@ fn plugin_built_against_another_abi_version() {
         )
     );
     assert!(e.detail.is_some(), "the full report is kept for --verbose");
+    assert!(e.needs_rebuild());
 }
 
 #[test]
@@ -169,12 +174,13 @@ fn plugin_with_an_incompatible_layout() {
         "{}",
         e.reason
     );
-    let detail = e.detail.expect("layout report");
+    let detail = e.detail.as_deref().expect("layout report");
     assert!(
         detail.lines().count() > 3,
         "full layout report expected, got {detail}"
     );
     assert!(!e.reason.contains('\n'));
+    assert!(e.needs_rebuild());
 }
 
 #[test]
@@ -293,4 +299,33 @@ fn names_and_paths_resolve() {
         lib_dir().join("plugins/x.so")
     );
     assert_eq!(resolve_library("/opt/x.so", &p), PathBuf::from("/opt/x.so"));
+}
+
+#[test]
+fn one_stage_is_built_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (module, info) = load::open(&lib("storage-redb"), StageKind::Storage).expect("open");
+    assert_eq!(info.stages, [StageKind::Storage]);
+    let built = load::build(module, StageKind::Storage, "{}", &setup(&dir)).expect("built");
+    assert_eq!(built.kind(), StageKind::Storage);
+    match load::build(module, StageKind::Router, "{}", &setup(&dir)) {
+        Err(e @ BuildError::NotProvided { .. }) => assert_eq!(
+            e.to_string(),
+            "the library provides no router stage (it provides: storage)"
+        ),
+        other => panic!("expected NotProvided, got {other:?}"),
+    }
+    let (module, _) = load::open(&lib("fixture-faulty"), StageKind::Validator).expect("open");
+    match load::build(
+        module,
+        StageKind::Validator,
+        r#"{"fail_init": true}"#,
+        &setup(&dir),
+    ) {
+        Err(BuildError::Start(e)) => {
+            assert_eq!(e.code, ErrorCode::Config);
+            assert_eq!(e.message, "fixture refuses to start");
+        }
+        other => panic!("expected Start, got {other:?}"),
+    }
 }

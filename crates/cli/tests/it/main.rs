@@ -6,7 +6,9 @@ mod batch;
 mod commands;
 mod learn;
 mod lint;
+mod plugins_check;
 mod stamp;
+mod template;
 mod transfer;
 
 use std::path::{Path, PathBuf};

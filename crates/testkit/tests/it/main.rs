@@ -1,6 +1,9 @@
 //! The testkit's own tests: its suites against its reference doubles, the suites' power to catch
-//! broken implementations, and the pipeline driven by the doubles.
+//! broken implementations, the pipeline driven by the doubles, and (feature `library`) the suites
+//! through the built plugin libraries.
 
 mod conformance;
+#[cfg(feature = "library")]
+mod library;
 mod pipeline;
 mod suites_catch;

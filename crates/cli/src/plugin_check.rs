@@ -1,0 +1,262 @@
+//! `registry plugins check`: whether a plugin library will load in this host and behave, before
+//! anyone points `registry.toml` at it.
+//!
+//! It opens the library as the host does (the same version and layout checks), reports what the
+//! library says it is and provides, and runs a short conformance smoke test of each stage
+//! through the loaded objects (`registry_testkit::library::smoke`). The report goes to stdout;
+//! when the library is not usable the reason is one line on stderr and the exit code is 2, with
+//! the loader's full layout report behind `--verbose`.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use registry_abi::load::{self, LibraryInfo, LoadError, SearchPaths};
+use registry_core::StageKind;
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::output::{json, write_err};
+use crate::{CliError, Format, FormatArg};
+
+/// The arguments of `registry plugins check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plugin library: a path (relative to the current directory), or a plugin name such
+    /// as `storage-redb`, looked up in the plugin directory
+    #[arg(value_name = "PATH")]
+    library: String,
+    /// Check only this stage [default: every stage the library provides]
+    #[arg(long, value_enum)]
+    stage: Option<Stage>,
+    /// The config table each checked stage is built with, as a JSON object: what
+    /// `[<stage>.config]` in registry.toml would hold
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    stage_config: String,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+/// A stage name on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Stage {
+    Cache,
+    Generator,
+    Validator,
+    Storage,
+    Router,
+}
+
+impl From<Stage> for StageKind {
+    fn from(s: Stage) -> StageKind {
+        match s {
+            Stage::Cache => StageKind::Cache,
+            Stage::Generator => StageKind::Generator,
+            Stage::Validator => StageKind::Validator,
+            Stage::Storage => StageKind::Storage,
+            Stage::Router => StageKind::Router,
+        }
+    }
+}
+
+/// What `plugins check` found, as `--format json` prints it.
+#[derive(Debug, Serialize)]
+struct Report {
+    path: PathBuf,
+    /// Whether the library opened as a plugin compatible with this host.
+    loadable: bool,
+    name: Option<String>,
+    version: Option<String>,
+    /// The `registry-abi` version of this host.
+    abi_version_expected: &'static str,
+    /// The stages the library provides.
+    stages: Vec<&'static str>,
+    /// `true` when the library loaded, `false` when it is a plugin built against an
+    /// incompatible interface, `null` when it is not a plugin at all.
+    abi_compatible: Option<bool>,
+    checks: Vec<Check>,
+    usable: bool,
+    /// Why the library is not usable, in one line; `null` when it is.
+    reason: Option<String>,
+}
+
+/// The smoke test of one stage.
+#[derive(Debug, Serialize)]
+struct Check {
+    stage: &'static str,
+    ok: bool,
+    error: Option<String>,
+}
+
+/// `registry plugins check`.
+///
+/// # Errors
+/// Exit code 1 for a `--stage-config` that is not a JSON object; exit code 2 (with the report
+/// already printed) when the library is not usable, with the reason and, for `--verbose`, the
+/// loader's full report.
+pub fn run(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
+    let config: serde_json::Value = serde_json::from_str(&args.stage_config).map_err(|e| {
+        CliError::input(format!(
+            "--stage-config is not valid JSON: {e}: expected an object such as '{{\"key\": 1}}'"
+        ))
+    })?;
+    if !config.is_object() {
+        return Err(CliError::input(format!(
+            "--stage-config {}: expected a JSON object (the stage's config table)",
+            args.stage_config
+        )));
+    }
+    let path = library_path(&args.library, settings);
+    let wanted = args.stage.map(StageKind::from);
+    let (report, detail) = match load::open(&path, wanted.unwrap_or(StageKind::Validator)) {
+        Ok((_, info)) => (checked(&path, &info, wanted, &args.stage_config), None),
+        Err(e) => unloadable(&path, &e),
+    };
+    match args.format.format {
+        Format::Json => json(&report)?,
+        Format::Text => text(&report).map_err(write_err)?,
+    }
+    match report.reason {
+        None => Ok(()),
+        Some(reason) => Err(CliError {
+            code: 2,
+            message: format!("{}: {reason}", path.display()),
+            detail,
+        }),
+    }
+}
+
+/// A path if the argument looks like one (a separator, or the platform's library suffix), a
+/// plugin name in the plugin directory otherwise, as for `library = "…"` in registry.toml; but a
+/// relative path stays relative to the current directory, where the user typed it.
+fn library_path(library: &str, settings: &Settings) -> PathBuf {
+    let paths = SearchPaths {
+        plugin_dir: settings.paths.plugin_dir.clone(),
+        base_dir: PathBuf::new(),
+    };
+    load::resolve_library(library, &paths)
+}
+
+fn unloadable(path: &Path, e: &LoadError) -> (Report, Option<String>) {
+    let report = Report {
+        path: path.to_owned(),
+        loadable: false,
+        name: None,
+        version: None,
+        abi_version_expected: registry_abi::ABI_VERSION,
+        stages: Vec::new(),
+        abi_compatible: e.needs_rebuild().then_some(false),
+        checks: Vec::new(),
+        usable: false,
+        reason: Some(e.reason.clone()),
+    };
+    (report, e.detail.clone())
+}
+
+fn checked(
+    path: &Path,
+    info: &LibraryInfo,
+    wanted: Option<StageKind>,
+    config_json: &str,
+) -> Report {
+    let stages = match wanted {
+        Some(stage) => vec![stage],
+        None => info.stages.clone(),
+    };
+    let checks: Vec<Check> = stages
+        .iter()
+        .map(|&stage| {
+            let error = registry_testkit::library::smoke(path, stage, config_json)
+                .err()
+                .map(|e| without_prefix(&e, stage, path));
+            Check {
+                stage: stage.name(),
+                ok: error.is_none(),
+                error,
+            }
+        })
+        .collect();
+    let reason = match checks.iter().find(|c| !c.ok) {
+        Some(Check {
+            stage,
+            error: Some(error),
+            ..
+        }) => Some(format!("{stage}: {error}")),
+        Some(Check { stage, .. }) => Some(format!("{stage}: the smoke test failed")),
+        None if checks.is_empty() => Some("the library provides no stage".to_owned()),
+        None => None,
+    };
+    Report {
+        path: path.to_owned(),
+        loadable: true,
+        name: Some(info.name.clone()),
+        version: Some(info.version.clone()),
+        abi_version_expected: registry_abi::ABI_VERSION,
+        stages: info.stages.iter().map(|s| s.name()).collect(),
+        abi_compatible: Some(true),
+        usable: reason.is_none(),
+        checks,
+        reason,
+    }
+}
+
+/// A smoke test's error without the `<stage> plugin <path>: ` the report already shows.
+fn without_prefix(error: &str, stage: StageKind, path: &Path) -> String {
+    let prefix = format!("{stage} plugin {}: ", path.display());
+    error.strip_prefix(&prefix).unwrap_or(error).to_owned()
+}
+
+fn text(r: &Report) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "library   {}", r.path.display())?;
+    let reason = r.reason.as_deref().unwrap_or_default();
+    match (&r.name, &r.version, r.abi_compatible) {
+        (Some(name), Some(version), _) => writeln!(out, "plugin    {name} {version}")?,
+        (_, _, Some(false)) => writeln!(out, "plugin    not loaded")?,
+        _ => writeln!(out, "plugin    not loaded: {reason}")?,
+    }
+    let expected = r.abi_version_expected;
+    match r.abi_compatible {
+        Some(true) => writeln!(out, "abi       compatible with registry-abi {expected}")?,
+        Some(false) => writeln!(out, "abi       incompatible: {reason}")?,
+        None => writeln!(out, "abi       unknown")?,
+    }
+    if r.loadable {
+        let stages = if r.stages.is_empty() {
+            "none".to_owned()
+        } else {
+            r.stages.join(", ")
+        };
+        writeln!(out, "stages    {stages}")?;
+    }
+    for c in &r.checks {
+        match &c.error {
+            None => writeln!(out, "smoke     {} ok", c.stage)?,
+            Some(e) => writeln!(out, "smoke     {} failed: {e}", c.stage)?,
+        }
+    }
+    writeln!(out, "usable    {}", if r.usable { "yes" } else { "no" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_prefix_of_a_smoke_error_is_dropped() {
+        let path = Path::new("/p/libx.so");
+        for (error, expected) in [
+            (
+                "validator plugin /p/libx.so: cannot start: no",
+                "cannot start: no",
+            ),
+            (
+                "validator contract broken: check_requests must",
+                "validator contract broken: check_requests must",
+            ),
+            ("cache plugin /p/libx.so: x", "cache plugin /p/libx.so: x"),
+        ] {
+            assert_eq!(without_prefix(error, StageKind::Validator, path), expected);
+        }
+    }
+}
