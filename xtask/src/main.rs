@@ -1,8 +1,11 @@
 //! The project's build system: `cargo xtask <command>`.
 //!
 //! - `test [ARGS...]`: builds every crate (so the plugin libraries exist next to the test
-//!   binaries), runs the workspace tests (extra arguments go to `cargo test`), then compiles the
-//!   benchmarks without running them, so a change that breaks them fails here.
+//!   binaries), starts a local Redis Cluster with `scripts/redis-cluster` (ports 7100-7105, in
+//!   `target/redis-cluster-test`; or uses the one `REGISTRY_TEST_REDIS_NODES` names), runs the
+//!   workspace tests with `REGISTRY_TEST_REDIS_NODES` and `REGISTRY_TEST_REDIS_SCRIPT` set (extra
+//!   arguments go to `cargo test`), stops the cluster, then compiles the benchmarks without
+//!   running them, so a change that breaks them fails here.
 //! - `demo`: builds in release, registers a set of sample rules through the `registry` command
 //!   on the embedded default (redb in `./.registry`), and shows them.
 //! - `lint`: formatting, clippy with warnings denied, and docs without warnings.
@@ -94,13 +97,99 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
+/// The variable naming the Redis Cluster the tests use (comma-separated `redis://` URLs).
+const REDIS_NODES_VAR: &str = "REGISTRY_TEST_REDIS_NODES";
+
+/// The variable giving the tests the cluster script, for the tests that start their own.
+const REDIS_SCRIPT_VAR: &str = "REGISTRY_TEST_REDIS_SCRIPT";
+
+/// The first port of the cluster `cargo xtask test` starts (it uses six, and six more for the
+/// cluster bus 10000 above).
+const REDIS_BASE_PORT: &str = "7100";
+
+/// A Redis Cluster started by `scripts/redis-cluster` for the test run, stopped by the same
+/// script when dropped, so that it stops whether the tests pass, fail or the run is cut short
+/// by an error.
+struct RedisCluster {
+    script: PathBuf,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts the cluster in `dir` and returns it with its node URLs.
+    fn start(script: PathBuf, dir: PathBuf) -> Result<(RedisCluster, String), String> {
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!(
+            "$ {} start {} {REDIS_BASE_PORT}",
+            script.display(),
+            dir.display()
+        );
+        let out = Command::new(&script)
+            .arg("start")
+            .arg(&dir)
+            .arg(REDIS_BASE_PORT)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        // From here on the script may have started nodes: the guard stops them on every path.
+        let cluster = RedisCluster { script, dir };
+        if !out.status.success() {
+            return Err(format!("the Redis Cluster did not start ({})", out.status));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let nodes = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("nodes="))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the cluster script printed no `nodes=` line: {stdout}"))?;
+        Ok((cluster, nodes))
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        let status = Command::new(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!(
+                "xtask: stopping the Redis Cluster in {} failed ({status:?})",
+                self.dir.display()
+            );
+        }
+    }
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = cargo();
     // Plugin libraries first: the tests load them from the target directory.
     run(&cargo, &["build", "--workspace"])?;
+    let script = root().join("scripts/redis-cluster");
+    // A cluster named in the environment is used as it is; otherwise one is started for this
+    // run and stopped when `cluster` is dropped, whatever the outcome.
+    let (cluster, nodes) = match std::env::var(REDIS_NODES_VAR) {
+        Ok(nodes) if !nodes.trim().is_empty() => (None, nodes),
+        _ => {
+            let (cluster, nodes) =
+                RedisCluster::start(script.clone(), root().join("target/redis-cluster-test"))?;
+            (Some(cluster), nodes)
+        }
+    };
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    run(&cargo, &args)?;
+    eprintln!("$ {REDIS_NODES_VAR}={nodes} {cargo} {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(&args)
+        .env(REDIS_NODES_VAR, &nodes)
+        .env(REDIS_SCRIPT_VAR, &script)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    drop(cluster);
+    if !status.success() {
+        return Err(format!("`{cargo} {}` failed ({status})", args.join(" ")));
+    }
     run(&cargo, &["bench", "--workspace", "--no-run"])
 }
 

@@ -7,6 +7,7 @@ mod commands;
 mod learn;
 mod lint;
 mod plugins_check;
+mod redis_cluster;
 mod stamp;
 mod template;
 mod transfer;

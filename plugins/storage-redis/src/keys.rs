@@ -1,0 +1,231 @@
+//! Key names of one shard, the sortable form of an id, and the arithmetic of sequence numbers.
+//!
+//! Every key of registry shard `s` starts with the hash tag `{<namespace>/<s>}`, so Redis Cluster
+//! puts all of them in one hash slot and a Lua script may touch any of them atomically. The
+//! layout is written out in the crate documentation.
+
+use registry_core::EntryId;
+
+/// The key prefix of one shard: `{<namespace>/<shard>}:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(namespace: &str, shard: u32) -> Keys {
+        Keys {
+            prefix: format!("{{{namespace}/{shard}}}:"),
+        }
+    }
+
+    /// The prefix every key of the shard starts with; the scripts build key names from it.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The hash holding the shard's layout; scripts are routed by it (any key of the shard would
+    /// do, since all share one slot).
+    pub(crate) fn meta(&self) -> String {
+        format!("{}meta", self.prefix)
+    }
+
+    /// The list of an entry's encoded revisions, oldest first.
+    pub(crate) fn entry(&self, member: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.prefix.len() + 2 + member.len());
+        key.extend_from_slice(self.prefix.as_bytes());
+        key.extend_from_slice(b"e:");
+        key.extend_from_slice(member);
+        key
+    }
+}
+
+/// Whether an id prefix can be stored: not empty, and no byte at or below the space, which
+/// [`member`] uses as the separator that makes members sort like ids.
+pub(crate) fn storable_prefix(prefix: &str) -> bool {
+    !prefix.is_empty() && prefix.bytes().all(|b| b > b' ')
+}
+
+/// The member naming an id in the shard's sorted sets, and the tail of its entry key:
+/// `<prefix> <count of digits as a letter, a = 1><digits>`, e.g. `SEC-RUL b42` for
+/// `SEC-RUL-042` and `SEC-RUL d1000` for `SEC-RUL-1000`.
+///
+/// Members compare bytewise (`ZRANGEBYLEX`) in the order of ids: by prefix first (the space
+/// sorts below every byte a storable prefix has, so a prefix sorts before its extensions), then
+/// by number (fewer digits first, then digit by digit). Readable in `redis-cli`, and 12 bytes for
+/// a typical id where a zero-padded 20-digit number would take 28.
+pub(crate) fn member(id: &EntryId) -> Vec<u8> {
+    let digits = id.number().to_string();
+    let mut out = Vec::with_capacity(id.prefix().len() + 2 + digits.len());
+    out.extend_from_slice(id.prefix().as_bytes());
+    out.push(b' ');
+    // A u64 has at most 20 digits: `a` to `t`.
+    out.push(b'a' + (digits.len() as u8 - 1));
+    out.extend_from_slice(digits.as_bytes());
+    out
+}
+
+/// A member as an id in the usual form (`SEC-RUL b42` as `SEC-RUL-042`), for messages; a member
+/// that [`member`] did not make is shown as it is.
+pub(crate) fn member_text(member: &[u8]) -> String {
+    match parse_member(member) {
+        Some(id) => id.to_string(),
+        None => String::from_utf8_lossy(member).into_owned(),
+    }
+}
+
+/// The id a member names, if it is one [`member`] makes.
+pub(crate) fn parse_member(member: &[u8]) -> Option<EntryId> {
+    let text = std::str::from_utf8(member).ok()?;
+    let (prefix, rest) = text.rsplit_once(' ')?;
+    let mut chars = rest.chars();
+    let count = chars.next()?;
+    let digits = chars.as_str();
+    if !storable_prefix(prefix)
+        || digits.len() != (count as usize).checked_sub('a' as usize)? + 1
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some(EntryId::new(prefix, digits.parse().ok()?))
+}
+
+/// The numbers of shard `shard` of `shards`: the `c`-th one (from 1) is
+/// `shard + 1 + shards * (c - 1)`, so `(n - 1) % shards == shard` as in every storage.
+///
+/// The shard's `seq` hash keeps `c`, the count of numbers handed out per prefix, rather than the
+/// last number: `HINCRBY` then allocates atomically on the server, whoever calls, and the
+/// script never does arithmetic on numbers beyond what Lua's doubles hold exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Numbering {
+    pub(crate) shard: u32,
+    pub(crate) shards: u32,
+}
+
+impl Numbering {
+    /// The `count`-th number of the shard, or `None` past `u64::MAX` or for count 0.
+    pub(crate) fn number(self, count: u64) -> Option<u64> {
+        let step = count.checked_sub(1)?.checked_mul(u64::from(self.shards))?;
+        step.checked_add(u64::from(self.shard) + 1)
+    }
+
+    /// The count the sequence must reach so that allocation never hands out `number` or
+    /// anything below it: the count of the shard's numbers up to `number`.
+    pub(crate) fn count_through(self, number: u64) -> u64 {
+        let first = u64::from(self.shard) + 1;
+        if number < first {
+            0
+        } else {
+            (number - first) / u64::from(self.shards) + 1
+        }
+    }
+
+    /// Whether `number` is one this shard hands out.
+    pub(crate) fn owns(self, number: u64) -> bool {
+        number
+            .checked_sub(1)
+            .is_some_and(|m| m % u64::from(self.shards) == u64::from(self.shard))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_sort_like_ids() {
+        let mut ids = vec![
+            EntryId::new("SEC-RUL", 1000),
+            EntryId::new("SEC-RUL", 999),
+            EntryId::new("SEC-RUL", 1),
+            EntryId::new("SEC-RUL", 0),
+            EntryId::new("SEC-RULE", 1),
+            EntryId::new("OPS-SCR", 50),
+            EntryId::new("SEC-RU", 7),
+            EntryId::new("SEC-RUL", u64::MAX),
+            EntryId::new("SEC-RUL", 10),
+            EntryId::new("SEC-RUL", 9),
+        ];
+        let mut members: Vec<Vec<u8>> = ids.iter().map(member).collect();
+        ids.sort();
+        members.sort();
+        let back: Vec<EntryId> = members
+            .iter()
+            .map(|m| parse_member(m).expect("made by member"))
+            .collect();
+        assert_eq!(back, ids);
+        assert_eq!(member(&EntryId::new("SEC-RUL", 42)), b"SEC-RUL b42");
+        assert_eq!(member(&EntryId::new("SEC-RUL", 1000)), b"SEC-RUL d1000");
+    }
+
+    #[test]
+    fn bad_members_do_not_parse() {
+        for bad in [
+            &b"SEC-RUL"[..],
+            b"SEC-RUL b4",
+            b"SEC-RUL a42",
+            b" b42",
+            b"SEC-RUL bx2",
+            b"SEC-RUL ",
+            b"\xff b42",
+        ] {
+            assert_eq!(parse_member(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn storable_prefixes() {
+        for (prefix, ok) in [
+            ("SEC-RUL", true),
+            ("A_B", true),
+            ("", false),
+            ("SEC RUL", false),
+            ("a\tb", false),
+        ] {
+            assert_eq!(storable_prefix(prefix), ok, "{prefix:?}");
+        }
+    }
+
+    #[test]
+    fn numbering_keeps_the_shard_residue() {
+        for (shard, shards, count, number) in [
+            (0, 1, 1, Some(1)),
+            (0, 1, 42, Some(42)),
+            (0, 3, 1, Some(1)),
+            (1, 3, 1, Some(2)),
+            (2, 3, 1, Some(3)),
+            (2, 3, 2, Some(6)),
+            (1, 3, 3, Some(8)),
+            (0, 1, 0, None),
+            (0, 1, u64::MAX, Some(u64::MAX)),
+            (1, 3, u64::MAX, None),
+        ] {
+            let n = Numbering { shard, shards };
+            assert_eq!(n.number(count), number, "{shard}/{shards} count {count}");
+            if let Some(number) = number {
+                assert!(n.owns(number));
+                assert_eq!(n.count_through(number), count);
+            }
+        }
+        let n = Numbering {
+            shard: 1,
+            shards: 3,
+        };
+        // 2, 5, 8 are shard 1's; a number of another shard raises to the last one below it.
+        for (number, count) in [(0, 0), (1, 0), (2, 1), (4, 1), (5, 2), (7, 2), (8, 3)] {
+            assert_eq!(n.count_through(number), count, "{number}");
+        }
+        assert!(!n.owns(0) && !n.owns(3) && n.owns(5));
+    }
+
+    #[test]
+    fn keys_share_the_shard_tag() {
+        let keys = Keys::new("registry", 3);
+        assert_eq!(keys.prefix(), "{registry/3}:");
+        assert_eq!(keys.meta(), "{registry/3}:meta");
+        assert_eq!(
+            keys.entry(&member(&EntryId::new("SEC-RUL", 42))),
+            b"{registry/3}:e:SEC-RUL b42"
+        );
+    }
+}

@@ -1,0 +1,664 @@
+//! [`RedisStorage`]: one registry shard kept in Redis Cluster, and the `Storage` operations on it.
+//!
+//! Every operation is one call: a Lua script (or, for `history`, one `LRANGE`) on the master of
+//! the shard's hash slot, through [`Cluster::run`], which retries while the cluster is
+//! unavailable. The checks that need no stored data (revision numbers, the shape of a restored
+//! history, ids named twice in a batch) are done here before the call, with the same messages as
+//! the redb storage.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redis::Value;
+use redis::cluster::ClusterConnection;
+use registry_core::{
+    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Restored,
+    Setup, StageError, StageResult, Storage,
+};
+
+use crate::Config;
+use crate::client::{Cluster, WaitShort, config_error};
+use crate::codec;
+use crate::keys::{self, Keys, Numbering};
+use crate::scripts::Scripts;
+
+/// How many entries one `list` script returns at most; a larger `limit` takes several calls.
+const LIST_PAGE: usize = 1000;
+
+/// How many index members one `list` script looks at before it returns, so a filter matching
+/// little of a large shard never blocks the node for long.
+const LIST_BUDGET: usize = 20_000;
+
+/// One storage shard in Redis Cluster: every key under the hash tag `{namespace/shard}`.
+///
+/// Several registry processes (on several hosts) may open the same shard at once: allocation
+/// is an atomic `HINCRBY` on the server, insertion checks fingerprints and ids inside one
+/// script, and an update is a compare-and-set on the stored revision, so they never hand out an
+/// id twice or lose an update. See the crate documentation for the key layout.
+pub struct RedisStorage {
+    cluster: Cluster,
+    keys: Keys,
+    meta: String,
+    numbering: Numbering,
+    scripts: Scripts,
+    /// "shard 3 (`{registry/3}`)", for messages.
+    name: String,
+}
+
+impl std::fmt::Debug for RedisStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStorage")
+            .field("shard", &self.name)
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromConfig for RedisStorage {
+    type Config = Config;
+
+    /// Connects to the cluster; see [`RedisStorage::open`].
+    fn from_config(config: Config, setup: &Setup) -> StageResult<Self> {
+        RedisStorage::open(&config, setup)
+    }
+}
+
+impl RedisStorage {
+    /// Opens shard `setup.shard` of `setup.shards` in the cluster `config.nodes` names: checks
+    /// the config, connects, and records the shard count in the shard's `meta` hash (or checks
+    /// it against the recorded one).
+    ///
+    /// # Errors
+    /// - `Config` when the config or the shard numbers are impossible, or the shard was first
+    ///   opened with another shard count (the numbers already handed out would collide);
+    /// - `Unavailable` when the cluster cannot be reached within the bounded retries.
+    pub fn open(config: &Config, setup: &Setup) -> StageResult<RedisStorage> {
+        if setup.shards == 0 {
+            return Err(config_error(
+                "shards is 0: a registry needs at least one shard".to_owned(),
+            ));
+        }
+        if setup.shard >= setup.shards {
+            return Err(config_error(format!(
+                "shard {} is out of range: the registry has {} shards, numbered from 0",
+                setup.shard, setup.shards
+            )));
+        }
+        let ns = &config.namespace;
+        if ns.is_empty() || ns.contains(['{', '}']) || ns.chars().any(char::is_whitespace) {
+            return Err(config_error(format!(
+                "namespace `{ns}` cannot name keys: it must be non-empty, without braces or \
+                 spaces, e.g. \"registry\""
+            )));
+        }
+        let cluster = Cluster::new(config)?;
+        let keys = Keys::new(ns, setup.shard);
+        let storage = RedisStorage {
+            cluster,
+            meta: keys.meta(),
+            name: format!(
+                "shard {} (`{}`)",
+                setup.shard,
+                keys.prefix().trim_end_matches(':')
+            ),
+            keys,
+            numbering: Numbering {
+                shard: setup.shard,
+                shards: setup.shards,
+            },
+            scripts: Scripts::new(),
+        };
+        let recorded: String = storage
+            .cluster
+            .run(&format!("open {}", storage.name), |c| {
+                storage
+                    .scripts
+                    .layout
+                    .key(&storage.meta)
+                    .arg(storage.keys.prefix())
+                    .arg(setup.shards)
+                    .invoke(c)
+            })?;
+        if recorded != setup.shards.to_string() {
+            return Err(config_error(format!(
+                "{} was created with shards = {recorded}, but is opened with shards = {}: \
+                 changing the shard layout would reuse ids",
+                storage.name, setup.shards
+            )));
+        }
+        Ok(storage)
+    }
+
+    /// Runs a script-calling closure, then WAITs for replicas on the same connection, and turns
+    /// a short WAIT into the error that says the write is on the master.
+    fn write<T>(
+        &self,
+        doing: &str,
+        mut call: impl FnMut(&mut ClusterConnection) -> redis::RedisResult<T>,
+    ) -> StageResult<T> {
+        let (value, short) = self.cluster.run(doing, |c| {
+            let value = call(c)?;
+            let short: Option<WaitShort> = self.cluster.wait_replicas(c, &self.meta)?;
+            Ok((value, short))
+        })?;
+        match short {
+            Some(short) => Err(short.error(doing)),
+            None => Ok(value),
+        }
+    }
+
+    fn damaged(&self, id: &dyn std::fmt::Display, why: impl std::fmt::Display) -> StageError {
+        StageError::new(
+            ErrorCode::Storage,
+            format!("entry {id} is damaged: {why} (in {})", self.name),
+        )
+    }
+
+    /// Decodes a stored revision and checks it is of the entry its key names.
+    fn decode(&self, id: &EntryId, revision: Option<u32>, bytes: &[u8]) -> StageResult<Entry> {
+        let entry = codec::decode(bytes).map_err(|e| self.damaged(id, e))?;
+        if entry.header.id != *id {
+            return Err(self.damaged(id, format!("its key holds entry {}", entry.header.id)));
+        }
+        if let Some(want) = revision
+            && entry.revision != want
+        {
+            return Err(self.damaged(
+                id,
+                format!(
+                    "revision {want} of its list holds revision {}",
+                    entry.revision
+                ),
+            ));
+        }
+        Ok(entry)
+    }
+
+    /// Decodes bytes found through an index or a fingerprint, whose id is only known after.
+    fn decode_any(&self, what: &dyn std::fmt::Display, bytes: &[u8]) -> StageResult<Entry> {
+        codec::decode(bytes).map_err(|e| self.damaged(what, e))
+    }
+
+    /// Checks the shape of a history given to `restore` and returns its latest revision; the
+    /// same rules and messages as the redb storage.
+    fn check_history<'h>(&self, history: &'h [Entry]) -> Result<&'h Entry, StageError> {
+        let invalid = |message: String| StageError::new(ErrorCode::Invalid, message);
+        let Some(latest) = history.last() else {
+            return Err(invalid(
+                "a history to restore is empty: it must hold revisions 1 to n".to_owned(),
+            ));
+        };
+        let id = &latest.header.id;
+        for (at, e) in history.iter().enumerate() {
+            let want = at + 1;
+            if e.revision as usize != want {
+                return Err(invalid(format!(
+                    "entry {id}: revision {want} of its history is numbered {}: a history holds \
+                     revisions 1 to n, oldest first",
+                    e.revision
+                )));
+            }
+            if e.header.id != *id {
+                return Err(invalid(format!(
+                    "entry {id}: revision {want} of its history has id {}: every revision has \
+                     the entry's id",
+                    e.header.id
+                )));
+            }
+            if e.fingerprint != latest.fingerprint {
+                return Err(invalid(format!(
+                    "entry {id}: revision {want} of its history has fingerprint {}, the latest \
+                     has {}: every revision has the entry's fingerprint",
+                    e.fingerprint, latest.fingerprint
+                )));
+            }
+        }
+        storable(id)?;
+        let k = u64::from(self.numbering.shards);
+        match id.number().checked_sub(1) {
+            None => Err(invalid(format!(
+                "entry {id} has number 0: numbers start at 1"
+            ))),
+            Some(m) if !self.numbering.owns(id.number()) => Err(invalid(format!(
+                "entry {id} belongs to shard {} of {k}, not to {}: the shard of number n is \
+                 (n - 1) % shards",
+                m % k,
+                self.name
+            ))),
+            Some(_) => Ok(latest),
+        }
+    }
+}
+
+/// A token naming one writing call, the same for all its tries (see `scripts.rs`): 64 random
+/// bits per process and a counter, so two hosts never share one.
+fn token() -> String {
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded from the operating system's randomness once per process.
+    let process = *PROCESS.get_or_init(|| RandomState::new().hash_one(std::process::id()));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{process:016x}-{n:x}")
+}
+
+/// Refuses an id whose prefix cannot be kept in the sortable member form.
+fn storable(id: &EntryId) -> StageResult<()> {
+    if keys::storable_prefix(id.prefix()) {
+        Ok(())
+    } else {
+        Err(StageError::new(
+            ErrorCode::Invalid,
+            format!(
+                "entry {id} cannot be stored: its id prefix `{}` is empty or holds spaces or \
+                 control characters",
+                id.prefix()
+            ),
+        ))
+    }
+}
+
+fn same_latest(stored: &Entry, given: &Entry) -> bool {
+    stored.revision == given.revision
+        && stored.hash == given.hash
+        && stored.fingerprint == given.fingerprint
+}
+
+fn conflict(message: String) -> StageError {
+    StageError::new(ErrorCode::Conflict, message)
+}
+
+/// The field number the `list` script uses (1 to 4, in `Field::ALL` order).
+fn field_number(field: Field) -> usize {
+    Field::ALL.iter().position(|&f| f == field).unwrap_or(0) + 1
+}
+
+impl Storage for RedisStorage {
+    fn find(&self, fingerprints: &[Fingerprint], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        if fingerprints.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<Option<Vec<u8>>> =
+            self.cluster.run(&format!("find in {}", self.name), |c| {
+                let mut call = self.scripts.find.key(&self.meta);
+                call.arg(self.keys.prefix());
+                for fp in fingerprints {
+                    call.arg(&fp.0[..]);
+                }
+                call.invoke(c)
+            })?;
+        let mut entries = Vec::with_capacity(found.len());
+        for (fp, bytes) in fingerprints.iter().zip(found) {
+            entries.push(match bytes {
+                Some(bytes) => {
+                    let entry = self.decode_any(&format!("with fingerprint {fp}"), &bytes)?;
+                    if entry.fingerprint != *fp {
+                        return Err(self.damaged(
+                            &entry.header.id,
+                            format!("fingerprint {fp} names it but it has {}", entry.fingerprint),
+                        ));
+                    }
+                    Some(entry)
+                }
+                None => None,
+            });
+        }
+        out.extend(entries);
+        Ok(())
+    }
+
+    fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<Option<Vec<u8>>> =
+            self.cluster.run(&format!("get from {}", self.name), |c| {
+                let mut call = self.scripts.get.key(&self.meta);
+                call.arg(self.keys.prefix());
+                for id in ids {
+                    call.arg(keys::member(id));
+                }
+                call.invoke(c)
+            })?;
+        let mut entries = Vec::with_capacity(found.len());
+        for (id, bytes) in ids.iter().zip(found) {
+            entries.push(match bytes {
+                Some(bytes) => Some(self.decode(id, None, &bytes)?),
+                None => None,
+            });
+        }
+        out.extend(entries);
+        Ok(())
+    }
+
+    fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
+        if prefixes.is_empty() {
+            return Ok(());
+        }
+        // One HINCRBY per distinct prefix, by how many of it the batch asks.
+        let mut groups: Vec<(&str, u64)> = Vec::new();
+        for prefix in prefixes {
+            match groups.iter_mut().find(|(p, _)| p == prefix) {
+                Some((_, n)) => *n += 1,
+                None => groups.push((prefix, 1)),
+            }
+        }
+        let token = token();
+        let counts: Vec<u64> = self.write(&format!("allocate in {}", self.name), |c| {
+            let mut call = self.scripts.allocate.key(&self.meta);
+            call.arg(self.keys.prefix()).arg(token.as_str());
+            for (prefix, n) in &groups {
+                call.arg(*prefix).arg(*n);
+            }
+            call.invoke(c)
+        })?;
+        if counts.len() != groups.len() {
+            return Err(StageError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the allocate script of {} gave {} counts for {} prefixes",
+                    self.name,
+                    counts.len(),
+                    groups.len()
+                ),
+            ));
+        }
+        // The next count to hand out per group: the batch's numbers are the last `n` counts.
+        let mut next: HashMap<&str, u64> = groups
+            .iter()
+            .zip(&counts)
+            .map(|(&(prefix, n), &count)| (prefix, count + 1 - n))
+            .collect();
+        let mut numbers = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let count = next.get_mut(prefix.as_str()).ok_or_else(|| {
+                StageError::new(
+                    ErrorCode::Internal,
+                    format!("prefix {prefix} lost its allocation group"),
+                )
+            })?;
+            let number = self.numbering.number(*count).ok_or_else(|| {
+                StageError::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "the numbers of prefix {prefix} are exhausted in {}",
+                        self.name
+                    ),
+                )
+            })?;
+            *count += 1;
+            numbers.push(number);
+        }
+        out.extend(numbers);
+        Ok(())
+    }
+
+    fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut coded = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let id = &entry.header.id;
+            if entry.revision != 1 {
+                return Err(StageError::new(
+                    ErrorCode::Invalid,
+                    format!(
+                        "entry {id} has revision {}: a new entry has revision 1",
+                        entry.revision
+                    ),
+                ));
+            }
+            storable(id)?;
+            coded.push((
+                keys::member(id),
+                self.numbering.count_through(id.number()).to_string(),
+                codec::encoded(entry),
+            ));
+        }
+        let token = token();
+        let replies: Vec<Value> = self.write(&format!("insert into {}", self.name), |c| {
+            let mut call = self.scripts.insert.key(&self.meta);
+            call.arg(self.keys.prefix()).arg(token.as_str());
+            for (entry, (member, count, bytes)) in entries.iter().zip(&coded) {
+                call.arg(member.as_slice())
+                    .arg(&entry.fingerprint.0[..])
+                    .arg(entry.header.id.prefix())
+                    .arg(count.as_str())
+                    .arg(bytes.as_slice());
+            }
+            call.invoke(c)
+        })?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for (entry, reply) in entries.iter().zip(replies) {
+            outcomes.push(match reply {
+                Value::Int(1) => Inserted::Created,
+                Value::BulkString(bytes) => Inserted::Existing(
+                    self.decode_any(&format!("with fingerprint {}", entry.fingerprint), &bytes)?,
+                ),
+                other => {
+                    return Err(StageError::new(
+                        ErrorCode::Internal,
+                        format!(
+                            "the insert script of {} answered {other:?} for entry {}",
+                            self.name, entry.header.id
+                        ),
+                    ));
+                }
+            });
+        }
+        out.extend(outcomes);
+        Ok(())
+    }
+
+    fn update(&self, entries: &[Entry], out: &mut Vec<StageResult<()>>) -> StageResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let coded: Vec<(Vec<u8>, Vec<u8>)> = entries
+            .iter()
+            .map(|e| (keys::member(&e.header.id), codec::encoded(e)))
+            .collect();
+        let token = token();
+        let replies: Vec<i64> = self.write(&format!("update in {}", self.name), |c| {
+            let mut call = self.scripts.update.key(&self.meta);
+            call.arg(self.keys.prefix()).arg(token.as_str());
+            for (entry, (member, bytes)) in entries.iter().zip(&coded) {
+                call.arg(member.as_slice())
+                    .arg(entry.revision)
+                    .arg(bytes.as_slice());
+            }
+            call.invoke(c)
+        })?;
+        let outcomes = entries.iter().zip(replies).map(|(entry, reply)| {
+            let id = &entry.header.id;
+            match reply {
+                0 => Ok(()),
+                -1 => Err(StageError::new(
+                    ErrorCode::NotFound,
+                    format!("no entry with id {id}"),
+                )),
+                stored => Err(conflict(format!(
+                    "entry {id} is at revision {stored}: revision {} does not follow it",
+                    entry.revision
+                ))),
+            }
+        });
+        out.extend(outcomes);
+        Ok(())
+    }
+
+    fn history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {
+        let key = self.keys.entry(&keys::member(id));
+        let all: Vec<Vec<u8>> = self
+            .cluster
+            .run(&format!("read the history of {id} in {}", self.name), |c| {
+                redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c)
+            })?;
+        let mut found = Vec::with_capacity(all.len());
+        for (at, bytes) in all.iter().enumerate() {
+            let revision = u32::try_from(at + 1).unwrap_or(u32::MAX);
+            found.push(self.decode(id, Some(revision), bytes)?);
+        }
+        out.extend(found);
+        Ok(())
+    }
+
+    fn list(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()> {
+        let filters: Vec<(usize, &str)> = Field::ALL
+            .iter()
+            .filter_map(|&f| query.filter[f].as_deref().map(|v| (field_number(f), v)))
+            .collect();
+        let mut after = query.after.as_ref().map(keys::member).unwrap_or_default();
+        let mut found = Vec::new();
+        let doing = format!("list {}", self.name);
+        while found.len() < query.limit {
+            let page = (query.limit - found.len()).min(LIST_PAGE);
+            let reply: Vec<Vec<u8>> = self.cluster.run(&doing, |c| {
+                let mut call = self.scripts.list.key(&self.meta);
+                call.arg(self.keys.prefix())
+                    .arg(after.as_slice())
+                    .arg(page)
+                    .arg(LIST_BUDGET);
+                for (field, value) in &filters {
+                    call.arg(*field).arg(*value);
+                }
+                call.invoke(c)
+            })?;
+            let mut reply = reply.into_iter();
+            let cursor = reply.next().unwrap_or_default();
+            for bytes in reply {
+                let entry = self.decode_any(&"listed by an index", &bytes)?;
+                // The script filtered by the indexes; this keeps a damaged index from showing
+                // an entry the query does not match.
+                if query.matches(&entry) {
+                    found.push(entry);
+                }
+            }
+            if cursor.is_empty() {
+                break;
+            }
+            after = cursor;
+        }
+        found.truncate(query.limit);
+        out.extend(found);
+        Ok(())
+    }
+
+    fn restore(
+        &self,
+        histories: &[Vec<Entry>],
+        out: &mut Vec<StageResult<Restored>>,
+    ) -> StageResult<()> {
+        if histories.is_empty() {
+            return Ok(());
+        }
+        let mut outcomes: Vec<Option<StageResult<Restored>>> = Vec::with_capacity(histories.len());
+        let mut claimed_ids = HashSet::new();
+        let mut claimed_fps = HashSet::new();
+        // The histories that go to the script: (index, latest, member, count, encoded revisions).
+        let mut sent = Vec::new();
+        for (at, history) in histories.iter().enumerate() {
+            let latest = match self.check_history(history) {
+                Ok(latest) => latest,
+                Err(e) => {
+                    outcomes.push(Some(Err(e)));
+                    continue;
+                }
+            };
+            let id = &latest.header.id;
+            // A second claim within the batch conflicts even when the first is not written: the
+            // batch names one entry twice, and which one was meant is not storage's to guess.
+            if !claimed_ids.insert(id.clone()) {
+                outcomes.push(Some(Err(conflict(format!(
+                    "entry {id} is given twice in one batch: only the first is restored"
+                )))));
+                continue;
+            }
+            if !claimed_fps.insert(latest.fingerprint) {
+                outcomes.push(Some(Err(conflict(format!(
+                    "entry {id} has the fingerprint {} of an entry given earlier in the batch: a \
+                     request is registered once",
+                    latest.fingerprint
+                )))));
+                continue;
+            }
+            outcomes.push(None);
+            sent.push((
+                at,
+                latest,
+                keys::member(id),
+                self.numbering.count_through(id.number()).to_string(),
+                history.iter().map(codec::encoded).collect::<Vec<_>>(),
+            ));
+        }
+        if !sent.is_empty() {
+            let token = token();
+            let replies: Vec<Value> = self.write(&format!("restore into {}", self.name), |c| {
+                let mut call = self.scripts.restore.key(&self.meta);
+                call.arg(self.keys.prefix()).arg(token.as_str());
+                for (_, latest, member, count, coded) in &sent {
+                    call.arg(member.as_slice())
+                        .arg(&latest.fingerprint.0[..])
+                        .arg(latest.header.id.prefix())
+                        .arg(count.as_str())
+                        .arg(coded.len());
+                    for bytes in coded {
+                        call.arg(bytes.as_slice());
+                    }
+                }
+                call.invoke(c)
+            })?;
+            for ((at, latest, ..), reply) in sent.iter().zip(replies) {
+                let id = &latest.header.id;
+                outcomes[*at] = Some(match reply {
+                    Value::Int(1) => Ok(Restored::Created),
+                    Value::BulkString(bytes) => {
+                        let stored = self.decode(id, None, &bytes)?;
+                        if same_latest(&stored, latest) {
+                            Ok(Restored::Unchanged)
+                        } else {
+                            Err(conflict(format!(
+                                "entry {id} is already stored with other content: stored \
+                                 revision {} ({}), given revision {} ({})",
+                                stored.revision, stored.hash, latest.revision, latest.hash
+                            )))
+                        }
+                    }
+                    Value::Array(other) => {
+                        let other = match other.first() {
+                            Some(Value::BulkString(m)) => keys::member_text(m),
+                            _ => "another entry".to_owned(),
+                        };
+                        Err(conflict(format!(
+                            "the request of entry {id} is already registered as entry {} \
+                             (fingerprint {})",
+                            other, latest.fingerprint
+                        )))
+                    }
+                    other => {
+                        return Err(StageError::new(
+                            ErrorCode::Internal,
+                            format!(
+                                "the restore script of {} answered {other:?} for entry {id}",
+                                self.name
+                            ),
+                        ));
+                    }
+                });
+            }
+        }
+        let mut done = Vec::with_capacity(outcomes.len());
+        for (at, outcome) in outcomes.into_iter().enumerate() {
+            done.push(outcome.ok_or_else(|| {
+                StageError::new(
+                    ErrorCode::Internal,
+                    format!("the restore script of {} skipped history {at}", self.name),
+                )
+            })?);
+        }
+        out.extend(done);
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! Two hosts on one shard: each a storage object of its own (its own connections), on its own
+//! thread, as two `registry` processes on two machines would be.
+
+use std::collections::HashSet;
+use std::sync::Barrier;
+
+use registry_core::{Entry, EntryId, ErrorCode, Inserted, Storage};
+use registry_testkit::sample::{entry, fields, revise};
+
+use crate::{config, fresh_namespace, open};
+
+fn allocate(s: &dyn Storage, prefixes: &[String]) -> Vec<u64> {
+    let mut out = Vec::new();
+    s.allocate(prefixes, &mut out).expect("allocates");
+    out
+}
+
+#[test]
+fn two_hosts_inserting_at_once_get_distinct_ids() {
+    let config = config(&fresh_namespace("hosts"));
+    let (shard, shards) = (1, 3);
+    let hosts = [open(&config, shard, shards), open(&config, shard, shards)];
+    let (batches, size) = (10, 20);
+    let start = Barrier::new(hosts.len());
+    let stored: Vec<Vec<Entry>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .enumerate()
+            .map(|(host, storage)| {
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    let mut mine = Vec::new();
+                    for b in 0..batches {
+                        let prefixes = vec!["SEC-RUL".to_owned(); size];
+                        let numbers = allocate(storage, &prefixes);
+                        let batch: Vec<Entry> = numbers
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &n)| {
+                                let f = fields("SEC", "RULES", "LIVE", "REQUIRED");
+                                entry(f, n, &format!("host {host} batch {b} rule {i}"))
+                            })
+                            .collect();
+                        let mut out = Vec::new();
+                        storage.insert(&batch, &mut out).expect("inserts");
+                        assert!(out.iter().all(|o| *o == Inserted::Created), "{out:?}");
+                        mine.extend(batch);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("host thread"))
+            .collect()
+    });
+    let all: Vec<&Entry> = stored.iter().flatten().collect();
+    let ids: HashSet<&EntryId> = all.iter().map(|e| &e.header.id).collect();
+    assert_eq!(ids.len(), all.len(), "two hosts were given the same id");
+    assert!(
+        ids.iter()
+            .all(|id| (id.number() - 1) % u64::from(shards) == u64::from(shard))
+    );
+    // Each host reads every entry, its own and the other's.
+    let wanted: Vec<EntryId> = all.iter().map(|e| e.header.id.clone()).collect();
+    for host in &hosts {
+        let mut got = Vec::new();
+        host.get(&wanted, &mut got).expect("reads");
+        let want: Vec<Option<Entry>> = all.iter().map(|&e| Some(e.clone())).collect();
+        assert_eq!(got, want);
+    }
+}
+
+/// One host's try in one round: the revision, the outcome, and the entry it tried to store.
+type Try = (u32, Result<(), ErrorCode>, Entry);
+
+#[test]
+fn concurrent_updates_of_one_entry_lose_nothing() {
+    let config = config(&fresh_namespace("cas"));
+    let hosts = [open(&config, 0, 1), open(&config, 0, 1)];
+    let number = allocate(&hosts[0], &["OPS-SCR".to_owned()])[0];
+    let first = entry(
+        fields("OPS", "SCRIPT", "COMPACT", "STANDARD"),
+        number,
+        "restart the queue workers",
+    );
+    let mut out = Vec::new();
+    hosts[0]
+        .insert(std::slice::from_ref(&first), &mut out)
+        .expect("inserts");
+    let rounds = 25;
+    let barrier = Barrier::new(2);
+    // Each round, both hosts read the latest revision and try to store the next, each with its
+    // own content: exactly one may win the revision.
+    let outcomes: Vec<Vec<Try>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .enumerate()
+            .map(|(host, storage)| {
+                let barrier = &barrier;
+                let id = first.header.id.clone();
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    for _ in 0..rounds {
+                        let mut latest = Vec::new();
+                        storage
+                            .get(std::slice::from_ref(&id), &mut latest)
+                            .expect("reads");
+                        let latest = latest.pop().flatten().expect("stored");
+                        let status = if host == 0 { "LIVE" } else { "DEPRECATED" };
+                        let mut next = revise(&latest, status);
+                        next.title = format!("{} (host {host})", latest.title);
+                        next.hash = Entry::compute_hash(
+                            &next.header,
+                            &next.title,
+                            &next.context,
+                            &next.config,
+                        );
+                        // Both read before either writes.
+                        barrier.wait();
+                        let mut out = Vec::new();
+                        storage
+                            .update(std::slice::from_ref(&next), &mut out)
+                            .expect("the batch runs");
+                        let outcome = out.pop().expect("one outcome").map_err(|e| e.code);
+                        mine.push((next.revision, outcome, next));
+                        barrier.wait();
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("host thread"))
+            .collect()
+    });
+    assert!(outcomes.iter().all(|o| o.len() == rounds));
+    let mut winners = Vec::new();
+    for (round, (a, b)) in outcomes[0].iter().zip(&outcomes[1]).enumerate() {
+        assert_eq!(
+            a.0, b.0,
+            "both hosts tried the same revision in round {round}"
+        );
+        match (&a.1, &b.1) {
+            (Ok(()), Err(ErrorCode::Conflict)) => winners.push(a.2.clone()),
+            (Err(ErrorCode::Conflict), Ok(())) => winners.push(b.2.clone()),
+            other => panic!("round {round}: expected one win and one conflict, got {other:?}"),
+        }
+    }
+    let mut history = Vec::new();
+    hosts[1]
+        .history(&first.header.id, &mut history)
+        .expect("reads");
+    let mut want = vec![first];
+    want.extend(winners);
+    assert_eq!(history, want, "every winning revision is stored, in order");
+}
