@@ -8,7 +8,8 @@
 //!   running them, so a change that breaks them fails here.
 //! - `demo`: builds in release, registers a set of sample rules through the `registry` command
 //!   on the embedded default (redb in `./.registry`), and shows them.
-//! - `lint`: formatting, clippy with warnings denied, and docs without warnings.
+//! - `lint`: formatting, clippy with warnings denied, and docs without warnings, for the
+//!   workspace and for the plugin template outside it.
 //! - `prowler`: trains the generator's model on Prowler's security checks (`data/prowler/`) and
 //!   reports its cross-validated accuracy.
 //! - `bench-lint [--files N] [--runs R]`: times `registry lint` against ripgrep over a generated
@@ -193,6 +194,42 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(&cargo, &["bench", "--workspace", "--no-run"])
 }
 
+/// Formatting and clippy for the plugin template, which lives outside the workspace. It is
+/// resolved offline from the workspace's `Cargo.lock` (copied next to it; ignored by git), so
+/// it is checked against the dependency versions the project tests, and its build goes to
+/// `target/plugin-template-lint` so the workspace's target directory is not disturbed.
+fn lint_template(cargo: &str) -> Result<(), String> {
+    let template = root().join("examples/plugin-template");
+    std::fs::copy(root().join("Cargo.lock"), template.join("Cargo.lock"))
+        .map_err(|e| format!("cannot copy Cargo.lock into {}: {e}", template.display()))?;
+    let manifest = template.join("Cargo.toml");
+    let manifest = manifest
+        .to_str()
+        .ok_or("the template's path is not UTF-8")?;
+    run(cargo, &["fmt", "--manifest-path", manifest, "--check"])?;
+    let status = Command::new(cargo)
+        .args([
+            "clippy",
+            "--manifest-path",
+            manifest,
+            "--all-targets",
+            "--offline",
+        ])
+        .args(["--", "-D", "warnings"])
+        .env(
+            "CARGO_TARGET_DIR",
+            root().join("target/plugin-template-lint"),
+        )
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run cargo clippy on the plugin template: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("cargo clippy reported problems in examples/plugin-template".into())
+    }
+}
+
 fn lint() -> Result<(), String> {
     let cargo = cargo();
     run(&cargo, &["fmt", "--all", "--check"])?;
@@ -207,6 +244,7 @@ fn lint() -> Result<(), String> {
             "warnings",
         ],
     )?;
+    lint_template(&cargo)?;
     let status = Command::new(&cargo)
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings")
