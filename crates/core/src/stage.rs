@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Fingerprint};
-use crate::error::{Problem, StageResult};
+use crate::error::{ErrorCode, Problem, StageError, StageResult};
 use crate::header::{EntryId, Field, Fields, Header, RawHeader};
 use crate::request::{Context, Request};
 use crate::schema::Schema;
@@ -29,6 +29,32 @@ pub struct Setup {
     pub shard: u32,
     /// For storage: how many shards the registry has.
     pub shards: u32,
+}
+
+impl Setup {
+    /// Checks that `shard` is one of `shards` (at least one): what a storage shard checks
+    /// before it opens anything.
+    ///
+    /// # Errors
+    /// A [`StageError`] with code `Config` naming the impossible numbers.
+    pub fn check_shard(&self) -> StageResult<()> {
+        if self.shards == 0 {
+            return Err(StageError::new(
+                ErrorCode::Config,
+                "shards is 0: a registry needs at least one shard",
+            ));
+        }
+        if self.shard >= self.shards {
+            return Err(StageError::new(
+                ErrorCode::Config,
+                format!(
+                    "shard {} is out of range: the registry has {} shards, numbered from 0",
+                    self.shard, self.shards
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Building a stage from its `[<stage>.config]` table in `registry.toml`.
@@ -444,5 +470,44 @@ impl Storage for UnavailableShard {
     }
     fn restore(&self, _: &[Vec<Entry>], _: &mut Vec<StageResult<Restored>>) -> StageResult<()> {
         Err(self.error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_shard_accepts_only_a_shard_of_at_least_one() {
+        let setup = |shard, shards| Setup {
+            schema: Schema::default(),
+            data_dir: PathBuf::from("/data"),
+            config_dir: PathBuf::from("/"),
+            shard,
+            shards,
+        };
+        for (shard, shards, error) in [
+            (0, 1, None),
+            (3, 4, None),
+            (
+                0,
+                0,
+                Some("shards is 0: a registry needs at least one shard"),
+            ),
+            (
+                4,
+                4,
+                Some("shard 4 is out of range: the registry has 4 shards, numbered from 0"),
+            ),
+        ] {
+            let got = setup(shard, shards).check_shard();
+            match error {
+                None => assert!(got.is_ok(), "{shard} of {shards}: {got:?}"),
+                Some(message) => {
+                    let e = got.expect_err("impossible shard numbers");
+                    assert_eq!((e.code, e.message.as_str()), (ErrorCode::Config, message));
+                }
+            }
+        }
     }
 }

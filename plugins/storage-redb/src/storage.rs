@@ -260,17 +260,7 @@ impl RedbStorage {
     /// - `Unavailable` when another process still holds the file after `lock_timeout_ms`;
     /// - `Storage` when the file cannot be opened or initialised (e.g. it is not a redb file).
     pub fn open(config: &Config, setup: &Setup) -> StageResult<RedbStorage> {
-        if setup.shards == 0 {
-            return Err(config_error(
-                "shards is 0: a registry needs at least one shard".to_owned(),
-            ));
-        }
-        if setup.shard >= setup.shards {
-            return Err(config_error(format!(
-                "shard {} is out of range: the registry has {} shards, numbered from 0",
-                setup.shard, setup.shards
-            )));
-        }
+        setup.check_shard()?;
         let dir = &setup.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| {
             config_error(format!(

@@ -75,17 +75,7 @@ impl RedisStorage {
     ///   opened with another shard count (the numbers already handed out would collide);
     /// - `Unavailable` when the cluster cannot be reached within the bounded retries.
     pub fn open(config: &Config, setup: &Setup) -> StageResult<RedisStorage> {
-        if setup.shards == 0 {
-            return Err(config_error(
-                "shards is 0: a registry needs at least one shard".to_owned(),
-            ));
-        }
-        if setup.shard >= setup.shards {
-            return Err(config_error(format!(
-                "shard {} is out of range: the registry has {} shards, numbered from 0",
-                setup.shard, setup.shards
-            )));
-        }
+        setup.check_shard()?;
         let ns = &config.namespace;
         if ns.is_empty() || ns.contains(['{', '}']) || ns.chars().any(char::is_whitespace) {
             return Err(config_error(format!(
