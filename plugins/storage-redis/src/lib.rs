@@ -71,6 +71,28 @@
 //! transit neither stores anything twice nor reports the call's own writes as conflicts.
 //! The defaults ride out a failover of a cluster with `cluster-node-timeout 2000` (about 4 s).
 //!
+//! # Credentials
+//!
+//! A password goes in the node URLs (`redis://:secret@host:port`, or with an ACL user
+//! `redis://user:secret@host:port`; a password holding `@`, `/`, `:` or `%` is percent-encoded,
+//! `%40` for `@`). The `redis` crate authenticates to every node with the first URL's
+//! credentials and refuses URLs that differ.
+//!
+//! No message shows a password: every error, config error and `Debug` output shows a node URL
+//! as `redis://user:***@host:port` (or `redis://***@host:port`), and the text of a `redis`
+//! error is put in a message only after every node URL in it is shown that way and every
+//! password, as written and percent-decoded, is replaced by `***`. A string given for `nodes`
+//! instead of a list is named the same way in the config error.
+//!
+//! A refused password or permission is not retried: no wait cures it, and retrying would only
+//! delay the answer (by the whole retry budget for every shard). It fails the call at once
+//! with code `Config` and one line: `cannot authenticate to redis://user:***@host:port: wrong
+//! password or user (authentication failed)` for a refused `AUTH` (`WRONGPASS` when the
+//! server's code is known), `... the cluster requires a password and the node urls give none
+//! (NOAUTH) ...`, or `cannot <call>: the cluster denies user `name` a permission: <the refused
+//! command> (NOPERM)`. Code `Config` also tells a host not to open the other shards with the
+//! same credentials.
+//!
 //! # Shard count
 //!
 //! The registry's shards (`shards` in `registry.toml`) are spread over the masters by hash slot.
@@ -92,6 +114,7 @@
 mod client;
 mod codec;
 mod keys;
+mod redact;
 mod scripts;
 mod storage;
 
@@ -100,11 +123,15 @@ use serde::Deserialize;
 pub use storage::RedisStorage;
 
 /// The `[storage.config]` table of `registry.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+///
+/// Its `Debug` output shows the nodes without their passwords.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Seed nodes of the cluster, as `redis://host:port` URLs (a password goes in the URL,
-    /// `redis://:secret@host:port`). Required: one reachable node is enough to find the others.
+    /// `redis://:secret@host:port` or `redis://user:secret@host:port`, percent-encoded; see
+    /// the crate documentation). Required: one reachable node is enough to find the others.
+    #[serde(deserialize_with = "redact::deserialize_nodes")]
     pub nodes: Vec<String>,
     /// The prefix of every key, so several registries can share one cluster. Default
     /// `"registry"`; without braces or spaces.
@@ -149,6 +176,37 @@ impl Default for Config {
     }
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field cannot be left out (or shown unredacted) unnoticed.
+        let Config {
+            nodes,
+            namespace,
+            wait_replicas,
+            wait_timeout_ms,
+            retries,
+            retry_wait_min_ms,
+            retry_wait_max_ms,
+            connect_timeout_ms,
+            response_timeout_ms,
+            pool_size,
+        } = self;
+        let nodes: Vec<String> = nodes.iter().map(|n| redact::shown(n)).collect();
+        f.debug_struct("Config")
+            .field("nodes", &nodes)
+            .field("namespace", namespace)
+            .field("wait_replicas", wait_replicas)
+            .field("wait_timeout_ms", wait_timeout_ms)
+            .field("retries", retries)
+            .field("retry_wait_min_ms", retry_wait_min_ms)
+            .field("retry_wait_max_ms", retry_wait_max_ms)
+            .field("connect_timeout_ms", connect_timeout_ms)
+            .field("response_timeout_ms", response_timeout_ms)
+            .field("pool_size", pool_size)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +242,37 @@ mod tests {
         let err = parse(serde_json::json!({"node": []})).expect_err("misspelt");
         assert!(err.to_string().contains("unknown field `node`"), "{err}");
         assert!(parse(serde_json::json!({"nodes": "redis://x:1"})).is_err());
+    }
+
+    #[test]
+    fn passwords_are_not_shown_by_debug_or_config_errors() {
+        let config = Config {
+            nodes: vec![
+                "redis://:hunter2@127.0.0.1:7100".into(),
+                "redis://admin:p%40ss@127.0.0.1:7101".into(),
+            ],
+            ..Config::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(
+            debug.starts_with(
+                "Config { nodes: [\"redis://***@127.0.0.1:7100\", \
+                 \"redis://admin:***@127.0.0.1:7101\"], namespace: \"registry\""
+            ),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("p%40ss"),
+            "{debug}"
+        );
+        let err = serde_json::from_value::<Config>(serde_json::json!({
+            "nodes": "redis://:hunter2@127.0.0.1:7100"
+        }))
+        .expect_err("a string, not a list");
+        assert_eq!(
+            err.to_string(),
+            "invalid type: string \"redis://***@127.0.0.1:7100\", expected a list of node urls, \
+             e.g. [\"redis://127.0.0.1:7000\"]"
+        );
     }
 }

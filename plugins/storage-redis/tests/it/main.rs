@@ -5,8 +5,11 @@
 //! `cargo xtask test` sets after starting one with `scripts/redis-cluster`. Without it these
 //! tests fail and say how to run them: a storage test that silently passes without its store
 //! would hide every regression. Each test works in its own random namespace, so tests running
-//! at once, or again on the same cluster, never see each other's keys.
+//! at once, or again on the same cluster, never see each other's keys. The test of a cluster that
+//! requires a password starts one of its own with the script `REGISTRY_TEST_REDIS_SCRIPT` names
+//! (`scripts/redis-cluster`), which `cargo xtask test` sets too.
 
+mod auth;
 mod concurrency;
 mod damage;
 mod failures;
@@ -39,6 +42,23 @@ pub fn nodes() -> Vec<String> {
          with `scripts/redis-cluster start DIR` and export {NODES_VAR}=redis://127.0.0.1:7100,..."
     );
     nodes
+}
+
+/// The variable naming `scripts/redis-cluster`, for tests that start a cluster of their own.
+const SCRIPT_VAR: &str = "REGISTRY_TEST_REDIS_SCRIPT";
+
+/// The path of the cluster script.
+///
+/// # Panics
+/// When the variable is unset or empty, with the one-line instructions.
+pub fn script() -> std::path::PathBuf {
+    match std::env::var(SCRIPT_VAR) {
+        Ok(path) if !path.trim().is_empty() => path.into(),
+        _ => panic!(
+            "{SCRIPT_VAR} is not set: run these tests with `cargo xtask test`, or export \
+             {SCRIPT_VAR}=<absolute path of scripts/redis-cluster>"
+        ),
+    }
 }
 
 /// A namespace no other test (in this run or an earlier one) uses.
