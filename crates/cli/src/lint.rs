@@ -8,7 +8,8 @@
 //! Symbolic links are not followed unless `--follow`/`-L` is given (a PATH that is a link is
 //! always followed); a link loop met while following is a note, never a hang. In each file the
 //! first `--lines` lines (20) are searched with [`registry_core::find_header`], in any comment
-//! syntax; only the head of a file is read.
+//! syntax; only the head of a file is read, never more than 1 MiB of it (see `scan`), so time
+//! and memory do not grow with a file's size.
 //!
 //! # Diagnostics
 //! | code | severity | what |
@@ -28,11 +29,16 @@
 //! # Output and exit code
 //! Diagnostics are sorted by file, line and column, so the output is the same whatever order
 //! the parallel walk found them in. Paths are shown as reached from the PATH given, without a
-//! leading `./`. `--format json` prints one array of objects with `file`, `line`, `column`
-//! (`null` for file-level diagnostics), `severity`, `code` and `message`, one object per line.
-//! In text mode a summary goes to stderr. The exit code is 1 when any error is found (warnings
-//! and notes do not fail), or when a PATH does not exist (checked first: then nothing is
-//! linted); 2 for configuration, plugin or storage problems.
+//! leading `./`. In text output a file name (and a message, which may quote another file's
+//! name or a value read from a file) has its control characters, Unicode line separators,
+//! bidirectional controls, backslashes and bytes that are not UTF-8 escaped (`\n`, `\x1b`,
+//! `\u{202e}`, `\\`, `\xff`: see [`crate::output`]), so each problem is exactly one line
+//! whatever the names in the tree. `--format json` prints one array of objects with `file`,
+//! `line`, `column` (`null` for file-level diagnostics), `severity`, `code` and `message`, one
+//! object per line, with the real names (JSON escapes them; bytes that are not UTF-8 become
+//! U+FFFD). In text mode a summary goes to stderr. The exit code is 1 when any error is found
+//! (warnings and notes do not fail), or when a PATH does not exist (checked first: then nothing
+//! is linted); 2 for configuration, plugin or storage problems.
 //!
 //! Without `--registered` only the validator plugin is loaded: storage is not opened and the
 //! data directory is not created, so lint runs on any checkout.
@@ -40,7 +46,8 @@
 //! # Speed
 //! The budget is ripgrep's time to search the same tree for the header pattern
 //! (`cargo xtask bench-lint` measures it; lint takes about 1.5 times as long on 100,000 small
-//! files). So: one `open` and one `read` of at most 16 KiB for nearly every file (see `scan`),
+//! files). So: one `open` and one `read` of at most 16 KiB for nearly every file, and at most
+//! 1 MiB for any (see `scan`),
 //! header texts found on the walker threads, headers split and validated in batches of 4096 on
 //! every core (each validator call crosses the plugin boundary), ids grouped by sorting their
 //! hashes, and files sorted by each walker thread before one merge.
@@ -59,7 +66,7 @@ use registry_core::{Setup, StageKind};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::output::write_err;
+use crate::output::{escaped, escaped_path, write_err};
 use crate::registry::{io_reason, load_error};
 use crate::{CliError, Format, FormatArg};
 
@@ -256,11 +263,11 @@ fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     for path in paths {
         let meta = fs::metadata(path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                CliError::input(format!("{}: no such file or directory", path.display()))
+                CliError::input(format!("{}: no such file or directory", escaped_path(path)))
             } else {
                 CliError::input(format!(
                     "{}: cannot read: {}",
-                    path.display(),
+                    escaped_path(path),
                     io_reason(&e)
                 ))
             }
@@ -268,7 +275,7 @@ fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
         if !meta.is_file() && !meta.is_dir() {
             return Err(CliError::input(format!(
                 "{}: not a file or directory",
-                path.display()
+                escaped_path(path)
             )));
         }
         // A PATH that is a link to a directory is walked, as one that is a link to a file is
@@ -288,13 +295,24 @@ fn roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     Ok(roots)
 }
 
-/// A path as shown: as reached from the PATH given, without a leading `./`.
+/// A path as shown: as reached from the PATH given, without a leading `./`. This is the real
+/// name, for JSON and for messages; text output escapes it ([`shown_escaped`]).
 pub(crate) fn shown(path: &Path) -> String {
+    relative(path).display().to_string()
+}
+
+/// A path as shown in text output: [`shown`], with control characters and bytes that are not
+/// UTF-8 escaped ([`escaped_path`]), so that a file name cannot forge a line of output.
+fn shown_escaped(path: &Path) -> String {
+    escaped_path(relative(path))
+}
+
+fn relative(path: &Path) -> &Path {
     let path = path.strip_prefix(".").unwrap_or(path);
     if path.as_os_str().is_empty() {
-        ".".to_owned()
+        Path::new(".")
     } else {
-        path.display().to_string()
+        path
     }
 }
 
@@ -337,22 +355,17 @@ fn print(report: &Report, format: Format) -> Result<(), CliError> {
     match format {
         Format::Text => {
             for d in &report.diagnostics {
-                let file = shown(&report.paths[d.file]);
+                // The message may quote another path or a value read from the file.
+                let file = shown_escaped(&report.paths[d.file]);
+                let message = escaped(&d.message);
                 let written = match (d.line, d.column) {
                     (Some(line), Some(column)) => writeln!(
                         out,
-                        "{file}:{line}:{column}: {} {} {}",
+                        "{file}:{line}:{column}: {} {} {message}",
                         d.severity.name(),
-                        d.code,
-                        d.message
+                        d.code
                     ),
-                    _ => writeln!(
-                        out,
-                        "{file}: {} {} {}",
-                        d.severity.name(),
-                        d.code,
-                        d.message
-                    ),
+                    _ => writeln!(out, "{file}: {} {} {message}", d.severity.name(), d.code),
                 };
                 written.map_err(write_err)?;
             }

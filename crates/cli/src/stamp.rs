@@ -26,9 +26,16 @@
 //!   Just before writing, the file is read again: if it changed since it was read, it is left
 //!   alone and reported. The header line ends like the file's first line (CRLF or LF); a UTF-8
 //!   byte order mark stays first. Extended attributes are not carried over.
-//! - Links: a symbolic link is followed and its target stamped, so the link stays a link; a
-//!   file named twice (or through a link and directly) is stamped and reported once. A file
-//!   with several hard links is refused: replacing it would separate the links.
+//! - Writes stay inside the tree ([`place`] has the rule and how it is kept): a FILE that is a
+//!   symbolic link is stamped only if its real path lies inside the directory it is named in
+//!   (`rules/` for `rules/a.sh`, `.` for `a.sh`); then the link's target is stamped and the
+//!   link stays a link. A link leading out of that directory is refused, naming its target,
+//!   before anything is registered or written. No step writes by path: the directory checked
+//!   is the one written in, so a link planted meanwhile (at the file, at a directory on the
+//!   way, at the temporary file's name) cannot redirect the write.
+//! - Links otherwise: a file named twice (or through a link and directly) is stamped and
+//!   reported once. A file with several hard links is refused: replacing it would separate the
+//!   links.
 //! - Refused, each with its own message, the other files going ahead: a missing file, a
 //!   directory or other non-regular file, a read-only file, a file over 64 MiB, a binary file
 //!   (a NUL byte in the first 8 KiB), invalid UTF-8, a type with no known comment syntax (unless
@@ -38,7 +45,10 @@
 //!   `unchanged FILE HEADER`, `error FILE: REASON`; with `--format json` an array of objects
 //!   `{file, status, header, id, title, line, created, message}` (absent keys omitted). When a
 //!   file failed, stderr gets one line (the failure, or how many failed) and the exit code is 1;
-//!   it is 2 when a failure comes from configuration, plugins or storage.
+//!   it is 2 when a failure comes from configuration, plugins or storage. In text, on stdout
+//!   and stderr, FILE and REASON (which may quote a path) have control characters, Unicode
+//!   line separators, bidirectional controls and backslashes escaped ([`crate::output`]), so
+//!   a file name cannot forge a line; JSON keeps the real name.
 //! - `--dry-run` asks the generator ([`Pipeline::predict`]) what it would fill in and shows the
 //!   header with `?` for the id number, which only storage allocates
 //!   (`[SEC][RULES][LIVE][SEC-RUL-?][v2.9][REQUIRED]`, status `would-stamp`). It registers and
@@ -47,9 +57,10 @@
 //!   would then be used), nor what the validator would say.
 
 mod comment;
+mod place;
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
@@ -61,9 +72,11 @@ use registry_core::{
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::output::{escaped, escaped_path};
 use crate::registry::{context, io_reason, open};
 use crate::{CliError, FieldArgs, Format, FormatArg};
 use comment::{Comment, Dialect, FileType};
+use place::Place;
 
 /// How many lines from the top a header is looked for in, as `lint` does.
 const HEADER_LINES: usize = 20;
@@ -75,7 +88,7 @@ const BOM: &str = "\u{feff}";
 
 #[derive(Debug, Args)]
 pub struct StampArgs {
-    /// Files to stamp; a link's target is stamped and the link stays a link
+    /// Files to stamp; a link's target is stamped if it is inside the link's directory
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     #[command(flatten)]
@@ -159,12 +172,16 @@ struct Report {
     /// The failure comes from configuration, plugins or storage, not from the file.
     #[serde(skip)]
     severe: bool,
+    /// `file` as text output shows it, escaped.
+    #[serde(skip)]
+    shown: String,
 }
 
 impl Report {
-    fn new(file: String, status: Status) -> Report {
+    fn new(given: &Path, status: Status) -> Report {
         Report {
-            file,
+            file: given.display().to_string(),
+            shown: escaped_path(given),
             status,
             header: None,
             id: None,
@@ -176,12 +193,12 @@ impl Report {
         }
     }
 
-    fn failed(file: String, failure: Failure) -> Report {
+    fn failed(given: &Path, failure: Failure) -> Report {
         Report {
             message: Some(failure.message),
             line: failure.line,
             severe: failure.severe,
-            ..Report::new(file, Status::Error)
+            ..Report::new(given, Status::Error)
         }
     }
 }
@@ -217,7 +234,7 @@ struct Options<'a> {
 struct Plan {
     /// Index of the file's report.
     slot: usize,
-    target: PathBuf,
+    place: Place,
     original: Vec<u8>,
     meta: fs::Metadata,
     /// Byte offset of the header line in `original`.
@@ -280,23 +297,22 @@ pub fn run(args: StampArgs, settings: &Settings) -> Result<(), CliError> {
     let mut plans = Vec::new();
     let mut seen = HashSet::new();
     for given in &args.files {
-        let file = given.display().to_string();
-        let (target, meta) = match resolve(given) {
+        let (place, file, meta) = match Place::resolve(given) {
             Ok(found) => found,
             Err(failure) => {
-                reports.push(Report::failed(file, failure));
+                reports.push(Report::failed(given, failure));
                 continue;
             }
         };
-        if !seen.insert(target.clone()) {
+        if !seen.insert(place.target.clone()) {
             continue;
         }
-        match inspect(given, target, meta, &options) {
+        match inspect(given, place, file, &meta, &options) {
             Ok(Found::Header { line, text, id }) => reports.push(Report {
                 header: Some(text),
                 id: Some(id.to_string()),
                 line: Some(line),
-                ..Report::new(file, Status::Unchanged)
+                ..Report::new(given, Status::Unchanged)
             }),
             Ok(Found::Missing(mut plan)) => {
                 plan.slot = reports.len();
@@ -306,11 +322,11 @@ pub fn run(args: StampArgs, settings: &Settings) -> Result<(), CliError> {
                     line: Some(plan.line),
                     message: Some("the pipeline returned no result for the file".to_owned()),
                     severe: true,
-                    ..Report::new(file, Status::Error)
+                    ..Report::new(given, Status::Error)
                 });
                 plans.push(*plan);
             }
-            Err(failure) => reports.push(Report::failed(file, failure)),
+            Err(failure) => reports.push(Report::failed(given, failure)),
         }
     }
 
@@ -339,8 +355,8 @@ pub fn run(args: StampArgs, settings: &Settings) -> Result<(), CliError> {
             code,
             message: format!(
                 "cannot stamp {}: {}",
-                one.file,
-                one.message.as_deref().unwrap_or("failed")
+                one.shown,
+                escaped(one.message.as_deref().unwrap_or("failed"))
             ),
             detail: None,
         }),
@@ -372,43 +388,29 @@ fn check_prefix(prefix: &str) -> Result<(), CliError> {
     }
 }
 
-/// The file a FILE argument names, links followed, and its metadata.
-fn resolve(given: &Path) -> Result<(PathBuf, fs::Metadata), Failure> {
-    let link = fs::symlink_metadata(given).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Failure::new("no such file"),
-        _ => Failure::new(io_reason(&e)),
-    })?;
-    let target = fs::canonicalize(given).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound if link.file_type().is_symlink() => {
-            Failure::new("the link points to a file that does not exist")
-        }
-        _ => Failure::new(io_reason(&e)),
-    })?;
-    let meta = fs::metadata(&target).map_err(|e| Failure::new(io_reason(&e)))?;
-    Ok((target, meta))
-}
-
 /// Reads one file: its header, or the plan to stamp it.
 fn inspect(
     given: &Path,
-    target: PathBuf,
-    meta: fs::Metadata,
+    place: Place,
+    mut file: File,
+    meta: &fs::Metadata,
     options: &Options<'_>,
 ) -> Result<Found, Failure> {
-    if meta.is_dir() {
-        return Err(Failure::new("a directory: give the files to stamp"));
-    }
-    if !meta.is_file() {
-        return Err(Failure::new("not a regular file"));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Failure::new(format!(
-            "the file is {} bytes: files over {} MiB are not stamped",
-            meta.len(),
+    let too_large = |len: u64| {
+        Failure::new(format!(
+            "the file is {len} bytes: files over {} MiB are not stamped",
             MAX_FILE_BYTES >> 20
-        )));
+        ))
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large(meta.len()));
     }
-    let original = fs::read(&target).map_err(|e| Failure::new(io_reason(&e)))?;
+    // At most the limit, even if the file grew since its size was asked.
+    let original = place::read_at_most(&mut file, MAX_FILE_BYTES)
+        .map_err(|e| Failure::new(io_reason(&e)))?
+        .ok_or_else(|| too_large(MAX_FILE_BYTES + 1))?;
+    drop(file);
+    let target = &place.target;
     if let Some(at) = original.iter().take(BINARY_SNIFF).position(|&b| b == 0) {
         return Err(Failure::new(format!(
             "a binary file (NUL byte at offset {at}): only text files are stamped"
@@ -465,7 +467,7 @@ fn inspect(
     let first = lines
         .first()
         .map_or("", |&(s, e)| comment::content(&text[s..e]));
-    let file_type = match (comment::file_type(&target, first), &options.comment) {
+    let file_type = match (comment::file_type(target, first), &options.comment) {
         (Ok(t), _) => t,
         (Err(_), Some(prefix)) => FileType {
             comment: Comment::Line(prefix.clone()),
@@ -492,11 +494,11 @@ fn inspect(
     } else {
         "the file name"
     };
-    let title = heading.unwrap_or_else(|| comment::title_from_name(&target));
+    let title = heading.unwrap_or_else(|| comment::title_from_name(target));
     let mut context = options.context.clone();
     if context.get("file").is_none() {
         context
-            .set("file".to_owned(), file_context(given, &target))
+            .set("file".to_owned(), file_context(given, target))
             .map_err(|e| Failure::new(format!("cannot record the path: {e}")))?;
     }
     let request = Request::new(
@@ -509,8 +511,8 @@ fn inspect(
 
     Ok(Found::Missing(Box::new(Plan {
         slot: 0,
-        target,
-        meta,
+        place,
+        meta: meta.clone(),
         at: bom + at,
         line: kept + 1,
         newline_before: at > 0 && !text[..at].ends_with('\n'),
@@ -643,11 +645,6 @@ fn register_and_write(
 
 /// Writes the header line into the planned file, unless it changed since it was read.
 fn write(plan: &Plan, line: &str) -> Result<(), String> {
-    let now = fs::read(&plan.target)
-        .map_err(|e| format!("cannot read the file again: {}", io_reason(&e)))?;
-    if now != plan.original {
-        return Err("the file changed while it was being stamped".to_owned());
-    }
     let eol = plan.eol.as_bytes();
     let mut out = Vec::with_capacity(plan.original.len() + line.len() + 2 * eol.len());
     out.extend_from_slice(&plan.original[..plan.at]);
@@ -657,115 +654,8 @@ fn write(plan: &Plan, line: &str) -> Result<(), String> {
     out.extend_from_slice(line.as_bytes());
     out.extend_from_slice(eol);
     out.extend_from_slice(&plan.original[plan.at..]);
-    replace(&plan.target, &out, &plan.meta)
-}
-
-/// Replaces `path` with `bytes` atomically: a temporary file beside it, with the original's
-/// permissions and owner, synced, then renamed over it.
-fn replace(path: &Path, bytes: &[u8], meta: &fs::Metadata) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let (tmp, mut file) = create_temp(dir, path)?;
-    let written = (|| {
-        file.write_all(bytes)
-            .map_err(|e| format!("cannot write {}: {}", tmp.display(), io_reason(&e)))?;
-        keep_owner(&file, meta)?;
-        // After the owner: changing the owner clears set-user-id and set-group-id bits.
-        file.set_permissions(meta.permissions()).map_err(|e| {
-            format!(
-                "cannot give {} the file's permissions: {}",
-                tmp.display(),
-                io_reason(&e)
-            )
-        })?;
-        file.sync_all()
-            .map_err(|e| format!("cannot sync {}: {}", tmp.display(), io_reason(&e)))?;
-        drop(file);
-        fs::rename(&tmp, path).map_err(|e| {
-            format!(
-                "cannot rename {} over the file: {}",
-                tmp.display(),
-                io_reason(&e)
-            )
-        })
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return written;
-    }
-    // The rename is atomic whatever happens next; syncing the directory only makes it survive
-    // a power loss, so a directory that cannot be synced does not fail the file.
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// A new, private file in `dir` named after `path`, which no other file has.
-fn create_temp(dir: &Path, path: &Path) -> Result<(PathBuf, File), String> {
-    let name: String = path
-        .file_name()
-        .map(|n| n.to_string_lossy().chars().take(64).collect())
-        .unwrap_or_default();
-    let mut last = None;
-    for attempt in 0..100 {
-        let tmp = dir.join(format!(
-            ".{name}.{}.{attempt}.stamp.tmp",
-            std::process::id()
-        ));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        match options.open(&tmp) {
-            Ok(file) => return Ok((tmp, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => {
-                return Err(format!(
-                    "cannot create a temporary file in {}: {}",
-                    dir.display(),
-                    io_reason(&e)
-                ));
-            }
-        }
-    }
-    Err(format!(
-        "cannot create a temporary file in {}: {}",
-        dir.display(),
-        last.map_or_else(|| "too many attempts".to_owned(), |e| io_reason(&e))
-    ))
-}
-
-/// Gives the new file the original's owner and group, so stamping as another user (root)
-/// does not take the file over.
-#[cfg(unix)]
-fn keep_owner(file: &File, meta: &fs::Metadata) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let now = file
-        .metadata()
-        .map_err(|e| format!("cannot read the temporary file: {}", io_reason(&e)))?;
-    if (now.uid(), now.gid()) == (meta.uid(), meta.gid()) {
-        return Ok(());
-    }
-    std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
-        format!(
-            "cannot keep the file's owner {}:{}: {}",
-            meta.uid(),
-            meta.gid(),
-            io_reason(&e)
-        )
-    })
-}
-
-#[cfg(not(unix))]
-fn keep_owner(_file: &File, _meta: &fs::Metadata) -> Result<(), String> {
-    Ok(())
+    plan.place
+        .replace(&plan.original, &out, &plan.meta, MAX_FILE_BYTES)
 }
 
 fn print(reports: &[Report], format: Format) -> Result<(), CliError> {
@@ -775,12 +665,15 @@ fn print(reports: &[Report], format: Format) -> Result<(), CliError> {
             let mut out = io::stdout().lock();
             (|| {
                 for r in reports {
+                    let file = &r.shown;
                     match (&r.header, &r.message) {
-                        (_, Some(message)) => writeln!(out, "error {}: {message}", r.file)?,
-                        (Some(header), None) => {
-                            writeln!(out, "{} {} {header}", r.status.name(), r.file)?;
+                        (_, Some(message)) => {
+                            writeln!(out, "error {file}: {}", escaped(message))?;
                         }
-                        (None, None) => writeln!(out, "{} {}", r.status.name(), r.file)?,
+                        (Some(header), None) => {
+                            writeln!(out, "{} {file} {}", r.status.name(), escaped(header))?;
+                        }
+                        (None, None) => writeln!(out, "{} {file}", r.status.name())?,
                     }
                 }
                 Ok(())
@@ -830,31 +723,5 @@ mod tests {
         fs::write(&outside, "x\n").expect("write");
         let target = fs::canonicalize(&outside).expect("canonical");
         assert_eq!(file_context(Path::new("./b.py"), &target), "b.py");
-    }
-
-    #[test]
-    fn replace_keeps_permissions_and_leaves_no_temporary_file() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("run.sh");
-        fs::write(&file, "echo\n").expect("write");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&file, fs::Permissions::from_mode(0o751)).expect("chmod");
-        }
-        let meta = fs::metadata(&file).expect("metadata");
-        replace(&file, b"# h\necho\n", &meta).expect("replaced");
-        assert_eq!(fs::read(&file).expect("read"), b"# h\necho\n");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&file).expect("metadata").permissions().mode();
-            assert_eq!(mode & 0o7777, 0o751);
-        }
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .expect("read dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(names, ["run.sh"]);
     }
 }

@@ -4,9 +4,15 @@
 //! results and read buffer and sorting them when the walk ends, so nothing is shared per file.
 //! A file smaller than [`HEAD`] (nearly all of them) costs one `open`, one `read` and one
 //! `close`: a short read is its end. A file that fills the first read is asked its size
-//! (`fstat`), which decides whether it is over `--max-file-size` before anything more is read,
-//! and more is read only while its first lines do not fit. Files whose head holds no header and
-//! raises no problem leave nothing behind but a count.
+//! (`fstat`), which decides whether it is over `--max-file-size` before anything more is read;
+//! a NUL byte in the first read makes it binary, also before anything more is read. More is
+//! read only while the first `--lines` lines do not fit, and never past [`HEAD_LIMIT`] (1 MiB):
+//! what lint reads of a file, the memory it holds for it and the time it spends on it are
+//! bounded whatever the file's size (`--max-file-size` only decides which files are searched).
+//! When the first lines do not fit in that limit, only the complete lines within it are
+//! searched: a header cut short by the limit would otherwise be reported as malformed. Lines
+//! are counted as they are read, each byte once. Files whose head holds no header and raises
+//! no problem leave nothing behind but a count.
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -21,6 +27,11 @@ use super::Level;
 
 /// Bytes read from each file at first: enough for the first lines of nearly every text file.
 const HEAD: usize = 16 * 1024;
+
+/// The most read from any file. A header is a short line near the top: a file whose first
+/// `--lines` lines take more (minified code, data on one line) is searched in the complete
+/// lines within this much, so that no file costs more memory or time than this.
+pub(super) const HEAD_LIMIT: usize = 1 << 20;
 
 /// A NUL byte among the first this many bytes makes a file binary, as git and ripgrep decide.
 const BINARY_PROBE: usize = 8 * 1024;
@@ -229,6 +240,7 @@ impl Worker<'_> {
         match self.read_head(&path) {
             Err(e) => self.io_problem(path, &e),
             Ok(Head::NotRegular) => {}
+            Ok(Head::Binary) => self.found.skipped += 1,
             Ok(Head::TooLarge(size)) => {
                 let message = format!(
                     "file is {}, over --max-file-size {}: not checked",
@@ -241,7 +253,7 @@ impl Worker<'_> {
         }
     }
 
-    /// Opens the file and reads its first lines into `self.buf`.
+    /// Opens the file and reads its first lines into `self.buf`, at most [`HEAD_LIMIT`] bytes.
     ///
     /// Most files are smaller than [`HEAD`]: for them one `read` returns the whole file (a
     /// regular file gives less than asked only at its end), and that is all. A file that fills
@@ -251,39 +263,49 @@ impl Worker<'_> {
         let mut file = File::open(path)?;
         let max = self.options.max_file_size;
         let first = read_some(&mut file, &mut self.buf[..HEAD])?;
-        if first < HEAD {
-            return Ok(if first as u64 > max {
-                Head::TooLarge(first as u64)
-            } else {
-                Head::Read(first)
-            });
-        }
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Ok(Head::NotRegular);
-        }
-        let size = meta.len();
+        let size = if first < HEAD {
+            first as u64
+        } else {
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Ok(Head::NotRegular);
+            }
+            meta.len()
+        };
         if size > max {
             return Ok(Head::TooLarge(size));
         }
-        // More, doubling, only while the first lines do not fit.
-        let limit = usize::try_from(size).unwrap_or(usize::MAX);
-        let mut want = HEAD;
+        if self.buf[..first.min(BINARY_PROBE)].contains(&0) {
+            return Ok(Head::Binary);
+        }
+        if first < HEAD {
+            return Ok(Head::Read(first));
+        }
+        // More, in a buffer doubling up to the limit, only while the first lines do not fit.
+        let wanted = self.options.lines;
+        let limit = usize::try_from(size).unwrap_or(usize::MAX).min(HEAD_LIMIT);
         let mut len = first;
-        while len < limit {
-            if len == want {
-                if count_lines(&self.buf[..len]) >= self.options.lines {
-                    break;
-                }
-                want = want.saturating_mul(2).min(limit);
-                if self.buf.len() < want {
-                    self.buf.resize(want, 0);
-                }
+        let mut lines = count_lines(&self.buf[..len]);
+        while lines < wanted && len < limit {
+            if len == self.buf.len() {
+                let grown = self.buf.len().saturating_mul(2).min(limit);
+                self.buf.resize(grown, 0);
             }
-            match read_some(&mut file, &mut self.buf[len..want])? {
+            let end = self.buf.len().min(limit);
+            match read_some(&mut file, &mut self.buf[len..end])? {
                 0 => break,
-                n => len += n,
+                n => {
+                    lines += count_lines(&self.buf[len..len + n]);
+                    len += n;
+                }
             }
+        }
+        if lines < wanted && len == HEAD_LIMIT && size > HEAD_LIMIT as u64 {
+            // The limit cut the last line read short: the head ends with the last whole line.
+            len = self.buf[..len]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |at| at + 1);
         }
         Ok(Head::Read(len))
     }
@@ -291,10 +313,6 @@ impl Worker<'_> {
     /// Looks for headers in the first lines of the head just read.
     fn search(&mut self, path: PathBuf, len: usize) {
         let head = &self.buf[..len];
-        if head[..len.min(BINARY_PROBE)].contains(&0) {
-            self.found.skipped += 1;
-            return;
-        }
         let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
         let lines = self.options.lines;
         let text = match head_text(head, lines) {
@@ -350,6 +368,8 @@ enum Head {
     Read(usize),
     /// Larger than `--max-file-size`: its size.
     TooLarge(u64),
+    /// A NUL byte in the first [`BINARY_PROBE`] bytes: skipped, nothing more read.
+    Binary,
     /// Not a regular file (a device or pipe reached through a followed link): not read.
     NotRegular,
 }
@@ -428,6 +448,8 @@ pub(super) fn human_size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -465,6 +487,92 @@ mod tests {
                 .collect();
             assert_eq!(found(&text, lines), want, "{text:?} {lines}");
         }
+    }
+
+    /// What a walker thread finds in `path` reading `lines` lines, and the size its read
+    /// buffer grew to.
+    fn scan_file(path: &Path, lines: usize) -> (Vec<FileReport>, u64, usize) {
+        let options = Options {
+            lines,
+            max_file_size: u64::MAX,
+            follow: false,
+            threads: 1,
+        };
+        let merged = Mutex::new(Scanned::default());
+        let mut worker = Worker {
+            options: &options,
+            buf: vec![0; HEAD],
+            found: Scanned::default(),
+            merged: &merged,
+        };
+        worker.file(path.to_owned());
+        let grown = worker.buf.len();
+        drop(worker);
+        let scanned = merged
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (scanned.files, scanned.skipped, grown)
+    }
+
+    const HEADER: &str = "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n";
+
+    #[test]
+    fn no_more_than_the_limit_is_read_whatever_the_file_size() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // One line, then a line longer than the limit; the rest a hole of NUL bytes.
+        let long = dir.path().join("long.txt");
+        let mut text = HEADER.as_bytes().to_vec();
+        text.resize(text.len() + 2 * HEAD, b'x');
+        fs::write(&long, &text).expect("write");
+        File::options()
+            .write(true)
+            .open(&long)
+            .and_then(|f| f.set_len(64 << 20))
+            .expect("set length");
+        let (files, skipped, grown) = scan_file(&long, 1_000_000);
+        assert!(grown <= HEAD_LIMIT, "buffer grew to {grown}");
+        assert_eq!(skipped, 0);
+        assert_eq!(files.len(), 1);
+        let found: Vec<u32> = files[0].headers.iter().map(|h| h.line).collect();
+        assert_eq!(found, [1]);
+
+        // Binary: decided on the first read.
+        let binary = dir.path().join("zeros.bin");
+        File::create(&binary)
+            .and_then(|f| f.set_len(64 << 20))
+            .expect("sparse file");
+        let (files, skipped, grown) = scan_file(&binary, 1_000_000);
+        assert_eq!((files.len(), skipped, grown), (0, 1, HEAD));
+    }
+
+    #[test]
+    fn a_line_cut_by_the_limit_is_not_searched() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("cut.txt");
+        let mut text = HEADER.as_bytes().to_vec();
+        // A line of filler ending 24 bytes before the limit, then a header across it: the
+        // part within the limit is header-shaped (`# [SEC][RULES][LIVE][SE`), but cut.
+        text.resize(HEAD_LIMIT - 25, b'x');
+        text.push(b'\n');
+        text.extend_from_slice(HEADER.replace("001", "002").as_bytes());
+        text.extend_from_slice(b"more\n");
+        fs::write(&path, &text).expect("write");
+        let (files, _, _) = scan_file(&path, 1_000_000);
+        let found: Vec<(u32, &str)> = files[0]
+            .headers
+            .iter()
+            .map(|h| (h.line, h.text.as_str()))
+            .collect();
+        assert_eq!(found, [(1, HEADER[2..].trim_end())]);
+
+        let (files, _, _) = scan_file(&path, 2);
+        assert_eq!(files[0].headers.len(), 1, "line 3 is beyond --lines 2");
+        let (files, _, _) = scan_file(&path, 3);
+        assert_eq!(
+            files[0].headers.len(),
+            1,
+            "line 3 begins within the limit but is cut"
+        );
     }
 
     #[test]

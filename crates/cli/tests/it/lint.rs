@@ -582,3 +582,186 @@ fn without_registered_no_data_directory_is_created() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!s.data_dir().exists());
 }
+
+/// Runs `registry lint` in `s` with at most `bytes` of address space (`RLIMIT_AS`), set in the
+/// child before it starts: a run that reads a huge file into memory cannot succeed.
+#[cfg(target_os = "linux")]
+fn lint_limited(s: &Scratch, bytes: u64, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut all = vec!["lint"];
+    all.extend(args);
+    let mut command = s.command(&all);
+    // SAFETY: between fork and exec the hook only calls `setrlimit`, which is
+    // async-signal-safe, on values it owns.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.output().expect("run registry")
+}
+
+/// Creates `name` in `s` holding `head`, then `extra` at `offset`, and makes it `size` bytes
+/// long: the rest is a hole, so a file of many GiB costs no disk.
+#[cfg(target_os = "linux")]
+fn sparse(s: &Scratch, name: &str, head: &[u8], extra: (u64, &[u8]), size: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = fs::File::create(s.path().join(name)).expect("create");
+    file.write_all(head).expect("write head");
+    file.seek(SeekFrom::Start(extra.0)).expect("seek");
+    file.write_all(extra.1).expect("write");
+    file.set_len(size).expect("set length");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_huge_file_is_read_no_further_than_its_head() {
+    const GIB: u64 = 1 << 30;
+    let s = Scratch::new();
+    // A header on line 1, then a line longer than anything lint reads, then (far beyond the
+    // head) bytes that are not UTF-8 and another header: none of it may be read.
+    let mut head = b"# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n".to_vec();
+    head.extend(std::iter::repeat_n(b'x', 40_000));
+    sparse(
+        &s,
+        "long-line.txt",
+        &head,
+        (
+            8 * GIB,
+            b"\n\xff\xfe\n# [SEC][RULES][LIVE][SEC-RUL-002][v2.9]\n",
+        ),
+        16 * GIB,
+    );
+    // Text for 20 KiB, then a hole: NUL bytes, but after the binary probe.
+    sparse(
+        &s,
+        "text-then-hole.txt",
+        &[b'y'; 20_000],
+        (0, b"z"),
+        16 * GIB,
+    );
+    // Binary from its first byte.
+    sparse(&s, "hole.bin", b"", (0, b""), 16 * GIB);
+
+    let args = [
+        ".",
+        "--max-file-size",
+        "64G",
+        "--lines",
+        "1000000",
+        "-j",
+        "2",
+        "--format",
+        "json",
+    ];
+    let out = lint_limited(&s, 512 << 20, &args);
+    assert!(
+        out.status.success(),
+        "lint needs more than 512 MiB for sparse files: {:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    assert_eq!(found(&diagnostics(&out)), []);
+
+    let out = lint_limited(&s, 512 << 20, &[".", "--max-file-size", "64G", "-j", "2"]);
+    assert!(out.status.success(), "{:?} {}", out.status, stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "2 files scanned, 1 header found, 0 errors, 0 warnings, 0 notes, 1 file skipped\n"
+    );
+}
+
+/// The file names a tree may hold that would break a line of text output: a newline, a
+/// carriage return, an escape sequence, a Unicode line separator, a right-to-left override,
+/// the text of an escape (a backslash and `n`), and a byte that is not UTF-8; with the way
+/// text output shows each.
+#[cfg(unix)]
+fn odd_names() -> Vec<(std::ffi::OsString, &'static str)> {
+    use std::os::unix::ffi::OsStringExt;
+    [
+        (&b"a\nb.py: error forged"[..], "a\\nb.py: error forged"),
+        (b"c\rd.py", "c\\rd.py"),
+        (b"e\x1b[2Jf.py", "e\\x1b[2Jf.py"),
+        ("g\u{2028}h.py".as_bytes(), "g\\u{2028}h.py"),
+        ("i\u{202e}yp.j".as_bytes(), "i\\u{202e}yp.j"),
+        (b"k\\n.py", "k\\\\n.py"),
+        (b"caf\xe9.py", "caf\\xe9.py"),
+    ]
+    .into_iter()
+    .map(|(name, shown)| (std::ffi::OsString::from_vec(name.to_vec()), shown))
+    .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn file_names_cannot_forge_lines_of_text_output() {
+    let s = Scratch::new();
+    let names = odd_names();
+    for (name, _) in &names {
+        fs::write(
+            s.path().join(name),
+            "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9]\n",
+        )
+        .expect("write");
+    }
+    // A duplicate id: the message on the plain file quotes the odd one's name.
+    fs::write(
+        s.path().join("dup\nx.py"),
+        "# [SEC][RULES][LIVE][SEC-RUL-009][v2.9][LIVE]\n",
+    )
+    .expect("write");
+    s.write("dup.py", "# [SEC][RULES][LIVE][SEC-RUL-009][v2.9][LIVE]\n");
+
+    let out = s.run(&["lint", "."]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(
+        !text.chars().any(|c| (c.is_control() && c != '\n')
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}')),
+        "control characters reach the terminal: {text:?}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), names.len() + 2, "one line per problem: {text}");
+    for (_, shown) in &names {
+        let want = format!("{shown}:1:3: error malformed-header ");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&want)),
+            "no line starts with {want:?}: {text}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("dup.py:1:")
+            && l.contains(" error duplicate-id id SEC-RUL-009 is also in dup\\nx.py:1: ")),
+        "{text}"
+    );
+
+    // JSON keeps the real names (bytes that are not UTF-8 as U+FFFD).
+    let out = s.run(&["lint", ".", "--format", "json"]);
+    let files: Vec<String> = found(&diagnostics(&out))
+        .into_iter()
+        .map(|(file, ..)| file)
+        .collect();
+    for (name, _) in &names {
+        let real = name.to_string_lossy();
+        assert!(
+            files.iter().any(|f| *f == real),
+            "{real:?} not in {files:?}"
+        );
+    }
+    assert!(files.iter().any(|f| f == "dup\nx.py"), "{files:?}");
+
+    // A PATH that does not exist is named escaped in the one-line error.
+    let (code, message) = s.fail(&["lint", "missing\nerror: forged"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        message,
+        "missing\\nerror: forged: no such file or directory"
+    );
+}

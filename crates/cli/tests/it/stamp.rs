@@ -334,7 +334,8 @@ fn a_malformed_header_is_refused_and_left_alone() {
         files[1]
     );
     assert_eq!(text(&s, "bad.sh"), original);
-    assert!(s.ids().is_empty());
+    // Nothing registered: the registry was not even opened.
+    assert!(!s.data_dir().exists());
 }
 
 #[test]
@@ -481,4 +482,165 @@ fn bad_arguments_touch_nothing() {
     }
     assert_eq!(text(&s, "a.py"), "x\n");
     assert!(!s.data_dir().exists());
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_leading_out_of_its_directory_is_refused_and_its_target_left_alone() {
+    use std::os::unix::fs::symlink;
+    let s = Scratch::new();
+    let outside = tempfile::tempdir().expect("temp dir");
+    let secret = outside.path().join("x.conf");
+    let original = b"PermitRootLogin no\n";
+    fs::write(&secret, original).expect("write");
+    let secret_real = fs::canonicalize(&secret).expect("canonical");
+    fs::create_dir_all(s.path().join("repo/sub")).expect("mkdir");
+    fs::write(s.path().join("repo/sibling.conf"), original).expect("write");
+    // Absolute, relative out of the directory, and relative to a sibling of the directory.
+    symlink(&secret, s.path().join("repo/link.conf")).expect("symlink");
+    symlink("../../repo/sibling.conf", s.path().join("repo/sub/up.conf")).expect("symlink");
+
+    // The exact attack: `stamp link.conf` in the directory holding the link.
+    let out = s
+        .command(&["stamp", "link.conf"])
+        .current_dir(s.path().join("repo"))
+        .output()
+        .expect("run registry");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    let repo_real = fs::canonicalize(s.path().join("repo")).expect("canonical");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: cannot stamp link.conf: a symbolic link to {}, outside its directory {}: stamp writes only inside the directory a file is named in (name the target to stamp it)\n",
+            secret_real.display(),
+            repo_real.display()
+        )
+    );
+    assert_eq!(fs::read(&secret).expect("read"), original);
+
+    let (code, files) = stamp(&s, &["repo/link.conf", "repo/sub/up.conf"]);
+    assert_eq!(code, 1);
+    for (report, target) in files
+        .iter()
+        .zip([secret_real.clone(), repo_real.join("sibling.conf")])
+    {
+        assert_eq!(report["status"], "error", "{report}");
+        let message = report["message"].as_str().expect("message");
+        assert!(
+            message.starts_with(&format!("a symbolic link to {}, outside", target.display())),
+            "{message}"
+        );
+    }
+    // Byte for byte as they were; the links are links; nothing left beside them; the registry
+    // not even opened.
+    assert_eq!(fs::read(&secret).expect("read"), original);
+    assert_eq!(
+        fs::read(s.path().join("repo/sibling.conf")).expect("read"),
+        original
+    );
+    for link in ["repo/link.conf", "repo/sub/up.conf"] {
+        let meta = fs::symlink_metadata(s.path().join(link)).expect("link");
+        assert!(meta.file_type().is_symlink(), "{link}");
+    }
+    assert_eq!(names_in(outside.path()), ["x.conf"]);
+    assert_eq!(
+        names_in(&s.path().join("repo")),
+        ["link.conf", "sibling.conf", "sub"]
+    );
+    assert!(!s.data_dir().exists(), "the registry was opened");
+
+    // Named itself, the target is the user's choice: stamped.
+    let files = stamp_ok(&s, &["repo/sibling.conf"]);
+    assert_eq!(files[0]["status"], "stamped");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_to_a_file_below_its_directory_is_stamped_through() {
+    use std::os::unix::fs::symlink;
+    let s = Scratch::new();
+    fs::create_dir_all(s.path().join("rules/impl")).expect("mkdir");
+    s.write("rules/impl/check.sh", "echo\n");
+    symlink("impl/check.sh", s.path().join("rules/check.sh")).expect("symlink");
+    // A link in a directory that is itself reached through a link the user named.
+    symlink("rules", s.path().join("alias")).expect("symlink");
+    let files = stamp_ok(&s, &["alias/check.sh"]);
+    assert_eq!(files[0]["status"], "stamped");
+    header_fields(&line(&s, "rules/impl/check.sh", 1), "#", "");
+    assert_eq!(
+        fs::read_link(s.path().join("rules/check.sh")).expect("still a link"),
+        Path::new("impl/check.sh")
+    );
+    assert_eq!(names_in(&s.path().join("rules/impl")), ["check.sh"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn file_names_cannot_forge_lines_of_text_output() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new();
+    // Markdown, so the title comes from the heading and not from the odd name.
+    let names: [(&[u8], &str); 6] = [
+        (b"a\nstamped b.md", "a\\nstamped b.md"),
+        (b"c\rd.md", "c\\rd.md"),
+        (b"e\x1b[2Jf.md", "e\\x1b[2Jf.md"),
+        ("g\u{2028}h.md".as_bytes(), "g\\u{2028}h.md"),
+        ("i\u{202e}dm.j.md".as_bytes(), "i\\u{202e}dm.j.md"),
+        (b"caf\xe9.md", "caf\\xe9.md"),
+    ];
+    let mut args: Vec<&std::ffi::OsStr> = vec![std::ffi::OsStr::new("stamp")];
+    for (i, (name, _)) in names.iter().enumerate() {
+        let name = std::ffi::OsStr::from_bytes(name);
+        fs::write(s.path().join(name), format!("# Title {i}\n")).expect("write");
+        args.push(name);
+    }
+    // The file's path cannot be context: it holds control characters.
+    args.extend(["--context", "file=odd"].map(std::ffi::OsStr::new));
+    let out = s.command(&[]).args(&args).output().expect("run registry");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        !text.chars().any(|c| (c.is_control() && c != '\n')
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}')),
+        "control characters reach the terminal: {text:?}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), names.len(), "{text}");
+    for (line, (_, shown)) in lines.iter().zip(&names) {
+        assert!(line.starts_with(&format!("stamped {shown} [")), "{line:?}");
+    }
+
+    // JSON has the real names.
+    let mut again = args.clone();
+    again.extend(["--format", "json"].map(std::ffi::OsStr::new));
+    let out = s.command(&[]).args(&again).output().expect("run registry");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    for (file, (name, _)) in report.as_array().expect("array").iter().zip(&names) {
+        assert_eq!(file["status"], "unchanged");
+        assert_eq!(
+            file["file"],
+            String::from_utf8_lossy(name).as_ref(),
+            "{file}"
+        );
+    }
+
+    // The one-line error on stderr escapes the name and the reason.
+    fs::write(s.path().join("x\nerror: y.py"), "x\n").expect("write");
+    let (code, message) = s.fail(&["stamp", "x\nerror: y.py"]);
+    assert_eq!(code, 1);
+    assert!(
+        message.starts_with("cannot stamp x\\nerror: y.py: "),
+        "{message}"
+    );
 }
