@@ -15,6 +15,7 @@
 mod entry;
 mod error;
 mod header;
+pub mod nesting;
 mod pipeline;
 mod request;
 mod schema;

@@ -11,6 +11,10 @@
 //! Everything that can be wrong with a template is found here, when the generator is built, and
 //! reported at once as one `Config` error naming each template, its origin and the place in it.
 //! Rendering then only walks a compiled tree (see `crate::render`): no YAML is parsed per draft.
+//! Before a template is parsed, `registry_core::nesting::check` bounds its nesting (64 levels)
+//! and what its aliases expand to (65,536 nodes): templates come from a directory a repository's
+//! `registry.toml` names, and past those bounds the parser's time or memory has no useful limit.
+//! A template past them is reported as YAML that does not parse, with the line and column.
 //! The merged tree of each combination of overlays is built on first use and kept, so a draft
 //! costs one merge per combination over the generator's life, not one per render.
 
@@ -23,7 +27,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use registry_core::{Context, Draft, ErrorCode, Field, Schema, Setup, StageError, StageResult};
+use registry_core::{
+    Context, Draft, ErrorCode, Field, Schema, Setup, StageError, StageResult, nesting,
+};
 use serde::Deserialize;
 use yaml_serde::Value;
 
@@ -462,6 +468,13 @@ fn compile(sources: Vec<Source>, schema: &Schema, problems: &mut Vec<String>) ->
 /// `when`; every other document is an overlay (an empty one is skipped).
 fn compile_source(source: &Source, problems: &mut Vec<String>) -> Vec<Document> {
     let label = format!("template `{}` ({})", source.name, source.origin);
+    // Templates come from a directory a repository names: the parser's time grows with nesting
+    // times size and its aliases can copy a node without bound, so a template past those
+    // limits is refused before it is parsed.
+    if let Err(e) = nesting::check(&source.text, &nesting::Limits::default()) {
+        problems.push(format!("{label}: not valid YAML: {e}"));
+        return Vec::new();
+    }
     let is_default = source.name == DEFAULT;
     let mut documents = Vec::new();
     for (i, document) in yaml_serde::Deserializer::from_str(&source.text).enumerate() {
@@ -926,6 +939,49 @@ mod tests {
                  are {}",
                 placeholder::NAMES
             ),
+        );
+    }
+
+    /// Templates past the nesting and alias limits are refused before they are parsed, each
+    /// with its line and column, and the other templates are still checked.
+    #[test]
+    fn deep_and_alias_heavy_templates_are_refused() {
+        let flow = |n: usize| format!("a: 1\nb: {}1{}\n", "[".repeat(n), "]".repeat(n));
+        let mut laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n".to_owned();
+        for (name, previous) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d")] {
+            let items = vec![format!("*{previous}"); 10].join(", ");
+            laughs.push_str(&format!("{name}: &{name} [{items}]\n"));
+        }
+        let (root, dir) = dir_with(&[
+            ("default.yaml", &flow(63)),
+            ("SEC.yaml", &flow(64)),
+            ("OPS.yaml", &laughs),
+            ("ETL.yaml", "x: '{{nope}}'\n"),
+        ]);
+        let err = config_error(Templates::load(
+            Some(&dir),
+            &BTreeMap::new(),
+            &setup_in(root.path(), Schema::default()),
+        ));
+        assert_eq!(
+            err,
+            "template `ETL` (templates/ETL.yaml): unknown placeholder `{{nope}}` at x; \
+             placeholders are "
+                .to_owned()
+                + placeholder::NAMES
+                + "; template `OPS` (templates/OPS.yaml): not valid YAML: the alias at line 5 \
+                   column 12 makes aliases repeat more than 65536 nodes: at most 65536 are \
+                   allowed; \
+                   template `SEC` (templates/SEC.yaml): not valid YAML: a flow collection at line \
+                   2 column 67 nests 65 levels deep: at most 64 are allowed"
+        );
+        // 100,000 nested flow mappings, on which the parser spent 76 s, are refused as soon.
+        let n = 100_000;
+        let huge = format!("{}{}", "{a: ".repeat(n), "}".repeat(n));
+        assert_eq!(
+            config_error(load_inline(&[("default", &huge)])),
+            "template `default` (generator.config.templates.default): not valid YAML: a flow \
+             collection at line 1 column 257 nests 65 levels deep: at most 64 are allowed"
         );
     }
 

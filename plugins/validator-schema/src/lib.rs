@@ -18,7 +18,7 @@
 //! | `title-too-long`                       | `title`           | over `max_title_bytes`           |
 //! | `id-prefix-mismatch`, `bad-id`         | `id`              | prefix not from scope and type, number 0 |
 //! | `config-too-large`                     | `config`          | over `max_config_bytes`          |
-//! | `config-not-yaml`, `config-not-mapping`| `config`          | unparsable, or not a mapping     |
+//! | `config-not-yaml`, `config-not-mapping`| `config`          | unparsable (or past the nesting and alias limits), or not a mapping |
 //! | `missing-config-key`                   | `config.<key>`    | a key `schema.required` asks for is absent |
 //! | `hash-mismatch`                        | `hash`            | content altered since hashing    |
 //!
@@ -43,13 +43,21 @@
 //! would; so the problems reported never depend on which path ran. Tests compare the two on every
 //! config the default generator renders, on hand-written hazards and on random mutations.
 //!
+//! Before the full parse, `registry_core::nesting::check` refuses a config whose collections
+//! nest more than 64 levels deep or whose aliases repeat more than 65,536 nodes, as
+//! `config-not-yaml` with the line and column: past those, the parser's time grows with the
+//! size times the depth (100,000 nested flow mappings took 76 s; `max_config_bytes` bounds the
+//! size, but can be raised) and what its aliases expand to has no useful bound (3 KB of nested
+//! aliases took over 4 GB). The scanner needs no such check: it follows at most 32 levels and
+//! no aliases.
+//!
 //! Walking the parser's events without building the value was tried before the scanner: it saved
 //! under a fifth of the time, parsing itself being most of the cost, and needed a page of visitor
 //! code.
 
 use registry_core::{
     Entry, EntryId, ErrorCode, Field, FromConfig, HeaderForm, MAX_TITLE_BYTES, Problem, RawHeader,
-    Request, Schema, Setup, Severity, StageError, StageResult, Validator, is_version,
+    Request, Schema, Setup, Severity, StageError, StageResult, Validator, is_version, nesting,
 };
 use serde::Deserialize;
 
@@ -377,6 +385,16 @@ impl SchemaValidator {
             && let Some(document) = scan::scan(config, scratch)
         {
             self.check_required(report, scope, |key| document.has_key(key));
+            return;
+        }
+        // The parser's time grows with nesting times size and its aliases can copy a node
+        // without bound, so a text past those limits is refused before it is parsed.
+        if let Err(e) = nesting::check(config, &nesting::Limits::default()) {
+            report.error(
+                "config-not-yaml",
+                "config",
+                format!("config is not valid YAML: {e}"),
+            );
             return;
         }
         match yaml_serde::from_str::<yaml_serde::Value>(config) {
@@ -972,6 +990,99 @@ mod tests {
             "max_title_bytes: 1025 is out of range: use 1 to 1024"
         );
         validator(json!({ "max_title_bytes": 1024, "max_config_bytes": 1 })).expect("in range");
+    }
+
+    /// An anchored list of `scalars` scalars, then `levels` lists of ten aliases to the one
+    /// before: what aliases expand to grows tenfold with each level.
+    fn laughs(scalars: usize, levels: usize) -> String {
+        let mut text = format!("a: &a [{}]\n", vec!["x"; scalars].join(", "));
+        let mut previous = "a".to_owned();
+        for level in 0..levels {
+            let name = format!("l{level}");
+            let items = vec![format!("*{previous}"); 10].join(", ");
+            text.push_str(&format!("{name}: &{name} [{items}]\n"));
+            previous = name;
+        }
+        text
+    }
+
+    /// Configs past the nesting and alias limits of `registry_core::nesting` are refused before
+    /// the parser reads them, with the code and the kind of message of malformed YAML.
+    #[test]
+    fn deep_and_alias_heavy_configs_are_refused_before_parsing() {
+        let v = validator(json!({})).expect("default config");
+        for fast_yaml in [true, false] {
+            let v = SchemaValidator {
+                fast_yaml,
+                ..v.clone()
+            };
+            let problems = |config: &str| -> Vec<(String, String)> {
+                entry_problems(&v, |e| e.config = config.to_owned(), true)
+                    .into_iter()
+                    .map(|p| (p.code, p.message))
+                    .collect()
+            };
+            let refused = |message: &str| vec![("config-not-yaml".to_owned(), message.to_owned())];
+            // One block level and 63 flow levels are within the limit; 64 flow levels are one
+            // too many, though the parser would read them (its own limit is 128).
+            let flow = |n: usize| format!("a: {}1{}\n", "{b: ".repeat(n), "}".repeat(n));
+            assert_eq!(problems(&flow(63)), []);
+            assert_eq!(
+                problems(&flow(64)),
+                refused(
+                    "config is not valid YAML: a flow collection at line 1 column 256 nests 65 \
+                     levels deep: at most 64 are allowed"
+                )
+            );
+            let block = |n: usize| {
+                let mut text = String::new();
+                for level in 0..n {
+                    text.push_str(&format!("{}k:\n", "  ".repeat(level)));
+                }
+                text.push_str(&format!("{}k: 1\n", "  ".repeat(n)));
+                text
+            };
+            assert_eq!(problems(&block(63)), []);
+            assert_eq!(
+                problems(&block(64)),
+                refused(
+                    "config is not valid YAML: a block collection at line 65 column 129 nests 65 \
+                     levels deep: at most 64 are allowed"
+                )
+            );
+            // A few aliases are fine; ten thousand copies of a list are not, although the parser
+            // would build them.
+            assert_eq!(problems(&laughs(10, 1)), []);
+            assert_eq!(
+                problems(&laughs(10, 4)),
+                refused(
+                    "config is not valid YAML: the alias at line 5 column 15 makes aliases repeat \
+                     more than 65536 nodes: at most 65536 are allowed"
+                )
+            );
+        }
+    }
+
+    /// 100,000 nested flow mappings (the parser took 76 s on them) are refused at the first
+    /// level past the limit.
+    #[test]
+    fn a_huge_adversarial_config_is_refused_at_the_limit() {
+        let v = validator(json!({ "max_config_bytes": 1_000_000 })).expect("valid config");
+        let n = 100_000;
+        let config = format!("{}{}", "{a: ".repeat(n), "}".repeat(n));
+        let out = entry_problems(&v, |e| e.config = config, true);
+        let got: Vec<(&str, &str)> = out
+            .iter()
+            .map(|p| (p.code.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                "config-not-yaml",
+                "config is not valid YAML: a flow collection at line 1 column 257 nests 65 levels \
+                 deep: at most 64 are allowed"
+            )]
+        );
     }
 
     #[test]

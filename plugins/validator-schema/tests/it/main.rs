@@ -1,5 +1,8 @@
 //! The validator conformance suite against `SchemaValidator`, in process: with the suite's own
-//! configs, and with the configs `DefaultGenerator` renders, which must pass.
+//! configs, and with the configs `DefaultGenerator` renders, which must pass; and the nesting
+//! pre-check the validator runs before `yaml_serde`, held to `yaml_serde`.
+
+mod nesting;
 
 use registry_core::{FromConfig, Schema, Setup};
 use registry_generator_default::DefaultGenerator;
