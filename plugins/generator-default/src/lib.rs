@@ -17,7 +17,12 @@
 //! ([`Source::Model`]). Training measures the learner first, on a holdout part or by stratified
 //! cross-validation, against always guessing the most frequent value, then fits the kept model
 //! on every example, saves it to `model/generator.bin` in the data directory and uses it at
-//! once. A generator built later finds the file and uses it too. A field with fewer than two
+//! once. A generator built later finds the file and uses it too; without the file, the keyword
+//! rules predict. A file that cannot be used (damaged, unreadable, a directory or a FIFO in its
+//! place) does not stop the generator from being built, so the commands that only read entries
+//! keep working: `predict`, and so registering, fails with a `Storage` error naming the file,
+//! the reason and the fix (`registry train`), until `train` replaces the file. The file's type
+//! is checked before it is opened, so a FIFO cannot make building the generator wait. A field with fewer than two
 //! values among the examples is not modelled; a field whose learnt values the schema no longer
 //! declares is left to the keyword rules.
 //!
@@ -191,9 +196,9 @@ pub struct DefaultGenerator {
     settings: model::Settings,
     schema: registry_core::Schema,
     model_path: PathBuf,
-    /// The model in use; `train` replaces it, and each `predict` batch takes the one current
-    /// when it starts.
-    model: RwLock<Option<Arc<Model>>>,
+    /// The model in use, or why the model file cannot be used; `train` replaces it, and each
+    /// `predict` batch takes the one current when it starts.
+    model: RwLock<Loaded>,
     /// Held by `train` from fitting to replacing the model, so that two trainings at once
     /// cannot leave one model on disk and the other in use.
     training: Mutex<()>,
@@ -201,6 +206,17 @@ pub struct DefaultGenerator {
     predict_buffers: Pool<PredictBuffers>,
     /// Buffers of `render` batches, kept for later batches.
     render_buffers: Pool<render::Scratch>,
+}
+
+/// The model as the generator has it.
+#[derive(Debug, Clone)]
+enum Loaded {
+    /// No model file: the keyword rules predict.
+    Absent,
+    Ready(Arc<Model>),
+    /// A model file that cannot be used: the error every `predict` fails with, naming the
+    /// file, the reason and the fix, until `train` replaces the file.
+    Unusable(StageError),
 }
 
 /// What predicting a batch writes through: the features of a request and the class scores.
@@ -259,8 +275,8 @@ impl FromConfig for DefaultGenerator {
     /// digits, or a value the schema does not declare (with the values it allows); every learning
     /// key out of range; every problem of the templates (a file that cannot be read, a name that
     /// is neither `default` nor a scope, YAML that does not parse, an unknown or misplaced
-    /// placeholder, a malformed `when`, naming the template, its file and the place in it); or a
-    /// model file in the data directory that cannot be read or is damaged (naming its path).
+    /// placeholder, a malformed `when`, naming the template, its file and the place in it). A
+    /// model file that cannot be used is not an error here: `predict` reports it.
     fn from_config(config: Config, setup: &Setup) -> StageResult<Self> {
         let rules = match &config.keywords {
             Some(rules) => Rules::from_config(rules, &setup.schema),
@@ -280,7 +296,14 @@ impl FromConfig for DefaultGenerator {
             }
         };
         let model_path = setup.data_dir.join(MODEL_FILE);
-        let model = Model::load(&model_path, &setup.schema)?.map(Arc::new);
+        // A model file that cannot be used does not stop the generator from being built: every
+        // command that builds it (reads among them) keeps working, and `predict` says what is
+        // wrong.
+        let model = match Model::load(&model_path, &setup.schema) {
+            Ok(Some(model)) => Loaded::Ready(Arc::new(model)),
+            Ok(None) => Loaded::Absent,
+            Err(e) => Loaded::Unusable(e),
+        };
         Ok(DefaultGenerator {
             rules,
             templates,
@@ -296,19 +319,28 @@ impl FromConfig for DefaultGenerator {
 }
 
 impl DefaultGenerator {
-    fn current_model(&self) -> Option<Arc<Model>> {
-        // A panic while the lock was held cannot leave a half-written `Option<Arc>`.
-        self.model
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// The model to predict with, `None` for the keyword rules alone.
+    ///
+    /// # Errors
+    /// The `Storage` error of a model file that cannot be used.
+    fn current_model(&self) -> StageResult<Option<Arc<Model>>> {
+        // A panic while the lock was held cannot leave a half-written `Loaded`.
+        match &*self.model.read().unwrap_or_else(PoisonError::into_inner) {
+            Loaded::Absent => Ok(None),
+            Loaded::Ready(model) => Ok(Some(Arc::clone(model))),
+            Loaded::Unusable(e) => Err(e.clone()),
+        }
     }
 }
 
 impl Generator for DefaultGenerator {
+    /// # Errors
+    /// `Storage` when the model file cannot be used (damaged, unreadable, not a file), naming
+    /// it, the reason and the fix, whichever fields the requests leave open: until `train`
+    /// replaces the file, the model the registry was trained to use is not there.
     fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
         out.reserve(requests.len());
-        let model = self.current_model();
+        let model = self.current_model()?;
         let mut buffers = self.predict_buffers.take();
         let PredictBuffers { features, scores } = &mut buffers;
         for request in requests {
@@ -344,7 +376,8 @@ impl Generator for DefaultGenerator {
     /// # Errors
     /// `Invalid` for no examples, a holdout fraction outside (0, 1), fewer than 2 folds or more
     /// folds than examples, or an example value the schema does not declare ("example N", 1-based);
-    /// `Storage` when the model cannot be saved (the model in use is then unchanged).
+    /// `Storage` when the model cannot be saved (the model in use is then unchanged). A model
+    /// file that could not be used is no obstacle: it is replaced.
     fn train(&self, examples: &[Request], options: &TrainOptions) -> StageResult<TrainReport> {
         let started = Instant::now();
         let _training = self.training.lock().unwrap_or_else(PoisonError::into_inner);
@@ -352,7 +385,8 @@ impl Generator for DefaultGenerator {
         model::save(&model, &self.model_path).map_err(|e| {
             StageError::new(ErrorCode::Storage, format!("cannot save the model: {e}"))
         })?;
-        *self.model.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(model));
+        *self.model.write().unwrap_or_else(PoisonError::into_inner) =
+            Loaded::Ready(Arc::new(model));
         report.saved_to = self.model_path.display().to_string();
         report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(report)

@@ -149,30 +149,42 @@ impl Model {
 
     /// Reads the model file at `path`, if there is one, keeping the field models whose classes
     /// the schema still declares (in the schema's spelling). A field whose classes are no longer
-    /// all declared is dropped, and the keyword rules predict it again.
+    /// all declared is dropped, and the keyword rules predict it again. The file's type is
+    /// checked before it is opened, so a FIFO or a device in its place is never read (opening a
+    /// FIFO would wait for a writer).
     ///
     /// # Errors
-    /// A `Config` error naming the path when the file cannot be read or is not a usable model.
+    /// A `Storage` error naming the path, why the file cannot be used (not a regular file,
+    /// unreadable, damaged, from another format version) and that `registry train` rebuilds it.
     pub(crate) fn load(path: &Path, schema: &Schema) -> Result<Option<Model>, StageError> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(StageError::new(
-                    ErrorCode::Config,
-                    format!("cannot read the model file {}: {e}", path.display()),
-                ));
-            }
-        };
-        let stored = persist::decode(&bytes).map_err(|reason| {
+        let unusable = |reason: String| {
             StageError::new(
-                ErrorCode::Config,
+                ErrorCode::Storage,
                 format!(
-                    "the model file {} is damaged: {reason}; delete it or train again",
+                    "the model file {} cannot be used: {reason}; `registry train` rebuilds it",
                     path.display()
                 ),
             )
-        })?;
+        };
+        let cannot_read = |e: std::io::Error| unusable(format!("it cannot be read: {e}"));
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(meta) => {
+                return Err(unusable(format!(
+                    "it is {}, not a file",
+                    file_kind(&meta.file_type())
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(cannot_read(e)),
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            // Removed since it was looked at: as if it had not been there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(cannot_read(e)),
+        };
+        let stored = persist::decode(&bytes).map_err(unusable)?;
         let mut fields: Fields<Option<FieldModel>> = Fields::default();
         for (field, classes, linear) in stored.fields {
             let canonical: Option<Vec<String>> = classes
@@ -188,5 +200,27 @@ impl Model {
             featurizer: stored.featurizer,
             fields,
         }))
+    }
+}
+
+/// What a file that is not a regular file is, in words for messages.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "something other than a file"
     }
 }

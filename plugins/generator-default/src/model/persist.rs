@@ -103,7 +103,8 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Writes the model to `path` through a temporary file in the same directory, creating the
-/// directory if needed.
+/// directory if needed. The rename replaces whatever file was at `path`, damaged, unreadable
+/// or not a regular file (a FIFO, say), and an empty directory there is removed first.
 ///
 /// # Errors
 /// The I/O error's message, naming the file it concerns.
@@ -112,6 +113,16 @@ pub(crate) fn save(model: &Model, path: &Path) -> Result<(), String> {
         .parent()
         .ok_or_else(|| format!("{} has no parent directory", path.display()))?;
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // A directory where the file belongs cannot be renamed over; an empty one is removed, one
+    // with something in it is left to whoever put it there.
+    if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        fs::remove_dir(path).map_err(|e| {
+            format!(
+                "{} is a directory and cannot be removed ({e}): move it away",
+                path.display()
+            )
+        })?;
+    }
     let temp = path.with_extension(format!("bin.tmp{}", std::process::id()));
     let bytes = encode(model);
     let write = || -> std::io::Result<()> {
@@ -217,7 +228,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Stored, String> {
     let version = r.u32("version")?;
     if version != VERSION {
         return Err(format!(
-            "it has format version {version}, and this build reads version {VERSION}: train again"
+            "it has format version {version}, and this build reads version {VERSION}"
         ));
     }
     let Some(body) = bytes.len().checked_sub(8) else {

@@ -2,6 +2,7 @@
 //! loading, damaged files, schema changes and the training report.
 
 use std::fs;
+use std::path::Path;
 
 use registry_core::{
     Context, ErrorCode, Evaluation, Field, Fields, FromConfig, Generator, Prediction, Request,
@@ -135,31 +136,204 @@ fn training_is_deterministic() {
     assert_eq!(bytes(7), bytes(7));
 }
 
+/// The error `predict` gives for a model file that cannot be used, for the reason `reason`.
+fn unusable_message(path: &Path, reason: &str) -> String {
+    format!(
+        "the model file {} cannot be used: {reason}; `registry train` rebuilds it",
+        path.display()
+    )
+}
+
+/// With `damage` done to a trained registry's model file: the generator is still built and
+/// renders, `predict` fails with a `Storage` error whose message `check` accepts, `train`
+/// replaces the file, and the model is used again, also by a generator built afterwards.
+fn recovers_from(damage: impl FnOnce(&Path), check: impl FnOnce(&str, &Path)) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = Schema::default();
+    let path = dir.path().join("model/generator.bin");
+    generator_in(&schema, dir.path(), Config::default())
+        .train(&examples(&schema, 30), &TrainOptions::default())
+        .expect("trains");
+    damage(&path);
+
+    let g = DefaultGenerator::from_config(Config::default(), &setup(&schema, dir.path()))
+        .expect("a damaged model file does not stop the generator from being built");
+    let draft = registry_testkit::sample::draft(
+        registry_testkit::sample::schema_fields(&schema, 0),
+        1,
+        "rendering needs no model",
+        Context::default(),
+    );
+    let mut configs = Vec::new();
+    g.render(&[draft], &mut configs).expect("renders");
+    let mut out = Vec::new();
+    let err = g
+        .predict(&[request("security wscope3")], &mut out)
+        .expect_err("the model file cannot be used");
+    assert_eq!(err.code, ErrorCode::Storage);
+    assert!(!err.message.contains('\n'), "{}", err.message);
+    check(&err.message, &path);
+
+    g.train(&examples(&schema, 30), &TrainOptions::default())
+        .expect("train replaces the damaged file");
+    let p = &predict(&g, &[request("security wscope3")])[0];
+    assert_eq!(p.scope.as_ref().map(|g| g.source), Some(Source::Model));
+    let again = generator_in(&schema, dir.path(), Config::default());
+    let p = &predict(&again, &[request("security wscope3")])[0];
+    assert_eq!(p.scope.as_ref().map(|g| g.source), Some(Source::Model));
+}
+
+/// A file damaged in its content: the reason is what the reader found.
 #[test]
-fn a_damaged_model_file_is_a_config_error_naming_it() {
+fn a_damaged_model_file_fails_predict_until_train_replaces_it() {
+    let rewrite = |change: fn(&mut Vec<u8>)| {
+        move |path: &Path| {
+            let mut bytes = fs::read(path).expect("saved");
+            change(&mut bytes);
+            fs::write(path, bytes).expect("writable");
+        }
+    };
+    let checksum = "its checksum does not match: the file is truncated or corrupt";
+    type Change = fn(&mut Vec<u8>);
+    let cases: [(Change, &str); 4] = [
+        (|b| b.truncate(b.len() / 2), checksum),
+        (|b| b.truncate(b.len() - 1), checksum),
+        (
+            |b| {
+                let middle = b.len() / 2;
+                b[middle] ^= 0x01;
+            },
+            checksum,
+        ),
+        (|b| b.clear(), "it is not a model file (wrong magic bytes)"),
+    ];
+    for (change, reason) in cases {
+        recovers_from(rewrite(change), |message, path| {
+            assert_eq!(message, unusable_message(path, reason));
+        });
+    }
+}
+
+/// Something other than a file where the model file belongs.
+#[test]
+fn a_directory_in_place_of_the_model_file_fails_predict_until_train_replaces_it() {
+    let reason = "it is a directory, not a file";
+    recovers_from(
+        |path| {
+            fs::remove_file(path).expect("removable");
+            fs::create_dir(path).expect("a directory");
+        },
+        |message, path| assert_eq!(message, unusable_message(path, reason)),
+    );
+
+    // A directory with something in it is not removed: train says so, and succeeds once it
+    // is moved away.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = Schema::default();
+    let path = dir.path().join("model/generator.bin");
+    fs::create_dir_all(path.join("kept")).expect("a directory");
+    let g = generator_in(&schema, dir.path(), Config::default());
+    let mut out = Vec::new();
+    let err = g
+        .predict(&[request("security")], &mut out)
+        .expect_err("a directory is not a model");
+    assert_eq!(err.message, unusable_message(&path, reason));
+    let err = g
+        .train(&examples(&schema, 30), &TrainOptions::default())
+        .expect_err("cannot remove a directory with something in it");
+    assert_eq!(err.code, ErrorCode::Storage);
+    let expected = format!(
+        "cannot save the model: {} is a directory and cannot be removed (",
+        path.display()
+    );
+    assert!(
+        err.message.starts_with(&expected) && err.message.ends_with("): move it away"),
+        "{}",
+        err.message
+    );
+    assert!(path.join("kept").is_dir());
+    fs::remove_dir_all(&path).expect("removable");
+    g.train(&examples(&schema, 30), &TrainOptions::default())
+        .expect("trains");
+}
+
+/// A FIFO where the model file belongs is not opened: opening it would wait for a writer. A
+/// writer waiting on it here is only let go at the end, so building the generator cannot
+/// wait for it.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_the_model_file_does_not_block_the_generator() {
+    recovers_from(
+        |path| {
+            fs::remove_file(path).expect("removable");
+            let made = std::process::Command::new("mkfifo")
+                .arg(path)
+                .status()
+                .expect("mkfifo runs");
+            assert!(made.success(), "mkfifo {}", path.display());
+            let fifo = path.to_owned();
+            // A writer, so that a build that did open the FIFO would read it to its end and
+            // fail instead of waiting forever.
+            std::thread::spawn(move || {
+                let _ = fs::OpenOptions::new().write(true).open(fifo);
+            });
+        },
+        |message, path| {
+            assert_eq!(message, unusable_message(path, "it is a FIFO, not a file"));
+            // Lets the writer go before `train` renames over the FIFO.
+            let _ = fs::File::open(path);
+        },
+    );
+}
+
+/// A model file that cannot be read: a symbolic link to itself always, and a file without read
+/// permission when the tests do not run with the power to read it anyway.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_model_file_fails_predict_until_train_replaces_it() {
+    use std::os::unix::fs::PermissionsExt;
+
+    recovers_from(
+        |path| {
+            fs::remove_file(path).expect("removable");
+            std::os::unix::fs::symlink(path, path).expect("a symbolic link");
+        },
+        |message, path| {
+            let prefix = unusable_message(path, "it cannot be read: ");
+            let prefix = &prefix[..prefix.find("; `registry").expect("the fix")];
+            assert!(message.starts_with(prefix), "{message}");
+        },
+    );
+    let readable_anyway = std::cell::Cell::new(false);
+    recovers_from(
+        |path| {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o000)).expect("chmod");
+            readable_anyway.set(fs::read(path).is_ok());
+            if readable_anyway.get() {
+                // Privileged tests read it whatever its mode: damage it another way.
+                fs::write(path, b"").expect("writable");
+            }
+        },
+        |message, path| {
+            let reason = if readable_anyway.get() {
+                "it is not a model file (wrong magic bytes)".to_owned()
+            } else {
+                "it cannot be read: Permission denied (os error 13)".to_owned()
+            };
+            assert_eq!(message, unusable_message(path, &reason));
+        },
+    );
+}
+
+/// Without a model file, the keyword rules predict, as before any training.
+#[test]
+fn without_a_model_file_the_keyword_rules_predict() {
     let dir = tempfile::tempdir().expect("temp dir");
     let schema = Schema::default();
     let g = generator_in(&schema, dir.path(), Config::default());
-    g.train(&examples(&schema, 30), &TrainOptions::default())
-        .expect("trains");
-    let path = dir.path().join("model/generator.bin");
-    let good = fs::read(&path).expect("saved");
-    for damaged in [
-        good[..good.len() / 2].to_vec(),
-        b"not a model at all".to_vec(),
-        Vec::new(),
-    ] {
-        fs::write(&path, &damaged).expect("writable");
-        let err = DefaultGenerator::from_config(Config::default(), &setup(&schema, dir.path()))
-            .expect_err("damaged model");
-        assert_eq!(err.code, ErrorCode::Config);
-        assert!(
-            err.message
-                .starts_with(&format!("the model file {} is damaged: ", path.display())),
-            "{}",
-            err.message
-        );
-    }
+    let p = &predict(&g, &[request("security wscope3")])[0];
+    assert_eq!(value(p, Field::Scope), Some(("SEC", Source::Keyword)));
+    assert!(!dir.path().join("model").exists());
 }
 
 #[test]
