@@ -153,6 +153,26 @@ pub enum NestingError {
     },
 }
 
+impl NestingError {
+    /// The line where the limit was passed, from 1: a caller that parses a part of a file adds
+    /// the line the part starts on.
+    pub fn line(&self) -> usize {
+        match self {
+            NestingError::TooDeep { line, .. } | NestingError::TooManyAliasedNodes { line, .. } => {
+                *line
+            }
+        }
+    }
+
+    /// The column where the limit was passed, in characters from 1.
+    pub fn column(&self) -> usize {
+        match self {
+            NestingError::TooDeep { column, .. }
+            | NestingError::TooManyAliasedNodes { column, .. } => *column,
+        }
+    }
+}
+
 /// Scans `text` as libyaml would and refuses it when its collections nest deeper than
 /// `limits.max_depth` or its aliases add more than `limits.max_aliased_nodes` nodes; see the
 /// module documentation.
@@ -1232,6 +1252,7 @@ mod tests {
                 column: 18
             }
         );
+        assert_eq!((err.line(), err.column()), (3, 18));
         assert_eq!(
             err.to_string(),
             "the alias at line 3 column 18 makes aliases repeat more than 65536 nodes: at most \
