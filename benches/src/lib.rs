@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use registry_abi::load::{self, SearchPaths, StageSpec};
 use registry_cache_moka::MokaCache;
+use registry_core::layout::{self, Access};
 use registry_core::{
     Context, Entry, EntryId, Fields, FromConfig, Pipeline, Request, Schema, Setup, StageKind,
     Stages, Storage,
@@ -101,6 +102,7 @@ pub fn stages(
         config_dir: dir.path().to_owned(),
         shard: 0,
         shards,
+        create: None,
     };
     let stages = match linkage {
         Linkage::Dynamic => loaded(&setup, config),
@@ -136,8 +138,18 @@ fn loaded<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
     let paths = SearchPaths {
         plugin_dir: lib_dir(),
         base_dir: lib_dir(),
+        trust: load::Trust {
+            own: vec![lib_dir()],
+            trusted: Vec::new(),
+        },
     };
-    let loaded = load::load(&specs, &paths, setup).unwrap_or_else(|errors| {
+    let options = load::LoadOptions {
+        stages: &StageKind::ALL,
+        access: Access::Create,
+        shards: Some(setup.shards.max(1)),
+        new_shards: setup.shards.max(1),
+    };
+    let loaded = load::load(&specs, &paths, setup, &options).unwrap_or_else(|errors| {
         panic!(
             "cannot load the plugins (run `cargo build --release --workspace` first): {}",
             errors
@@ -153,19 +165,30 @@ fn loaded<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
 /// The stages built from the implementation crates linked into this binary, each from its
 /// config exactly as its plugin library would build it.
 fn linked<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
-    let storage = (0..setup.shards.max(1))
-        .map(|shard| {
-            let setup = Setup {
-                shard,
-                ..setup.clone()
-            };
-            Box::new(build::<RedbStorage>(
-                StageKind::Storage,
-                config(StageKind::Storage),
-                &setup,
-            )) as Box<dyn Storage>
-        })
-        .collect();
+    // The same protocol as the host's: the registry is created, shard 0 first.
+    let options = layout::OpenOptions {
+        shards: Some(setup.shards.max(1)),
+        new_shards: setup.shards.max(1),
+        access: Access::Create,
+        schema: &setup.schema,
+    };
+    let storage = layout::open(&options, &mut |shard, shards, create| {
+        let setup = Setup {
+            shard,
+            shards,
+            create: create.cloned(),
+            ..setup.clone()
+        };
+        let parsed = serde_json::from_str(config(StageKind::Storage)).unwrap_or_else(|e| {
+            panic!(
+                "storage config `{}` is not valid: {e}",
+                config(StageKind::Storage)
+            )
+        });
+        RedbStorage::from_config(parsed, &setup).map(|s| Box::new(s) as Box<dyn Storage>)
+    })
+    .unwrap_or_else(|e| panic!("cannot create the registry: {e}"))
+    .storage;
     Stages {
         cache: Box::new(build::<MokaCache>(
             StageKind::Cache,
@@ -285,6 +308,7 @@ pub fn renewed(entries: &[Entry], round: u64, storage: &dyn Storage) -> Vec<Entr
                 revision: 1,
                 created_at: e.created_at,
                 updated_at: e.updated_at,
+                provenance: None,
             }
         })
         .collect()

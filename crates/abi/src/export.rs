@@ -390,6 +390,27 @@ impl<T: Storage> FfiStorage for Exported<T> {
             Ok(())
         })
     }
+
+    fn meta(&self) -> RResult<RString, FfiError> {
+        guard(|| {
+            let mut meta = registry_core::Meta::new();
+            self.0.meta(&mut meta)?;
+            Ok(serde_json::to_string(&meta).unwrap_or_default().into())
+        })
+    }
+
+    fn set_meta(&self, changes: RStr<'_>) -> RResult<(), FfiError> {
+        guard(|| {
+            let changes: registry_core::Meta =
+                serde_json::from_str(changes.as_str()).map_err(|e| {
+                    StageError::new(
+                        registry_core::ErrorCode::Internal,
+                        format!("the host sent unreadable metadata: {e}"),
+                    )
+                })?;
+            self.0.set_meta(&changes)
+        })
+    }
 }
 
 impl<T: Router> FfiRouter for Exported<T> {

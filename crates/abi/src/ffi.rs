@@ -19,8 +19,8 @@ use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
     CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
-    Fingerprint, Guess, Header, HeaderForm, Inserted, ListQuery, Prediction, Problem, RawHeader,
-    Request, Restored, Severity, Source, StageError, Timestamp,
+    Fingerprint, Guess, Header, HeaderForm, Inserted, ListQuery, Prediction, Problem, Provenance,
+    RawHeader, Request, Restored, Severity, Source, StageError, Timestamp,
 };
 
 /// An error crossing the boundary: a code (see [`ErrorCode`]) and a one-line message.
@@ -327,6 +327,8 @@ pub struct FfiEntry {
     pub revision: u32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `Provenance::pack`; 0 when not recorded.
+    pub provenance: u32,
 }
 
 impl From<&Entry> for FfiEntry {
@@ -341,6 +343,7 @@ impl From<&Entry> for FfiEntry {
             revision: e.revision,
             created_at: e.created_at.0,
             updated_at: e.updated_at.0,
+            provenance: Provenance::pack_option(e.provenance.as_ref()),
         }
     }
 }
@@ -358,6 +361,7 @@ impl TryFrom<FfiEntry> for Entry {
             revision: e.revision,
             created_at: Timestamp(e.created_at),
             updated_at: Timestamp(e.updated_at),
+            provenance: provenance_from_ffi(e.provenance)?,
         })
     }
 }
@@ -376,6 +380,8 @@ pub struct FfiEntryRef<'a> {
     pub revision: u32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `Provenance::pack`; 0 when not recorded.
+    pub provenance: u32,
 }
 
 impl<'a> FfiEntryRef<'a> {
@@ -391,6 +397,7 @@ impl<'a> FfiEntryRef<'a> {
             revision: e.revision,
             created_at: e.created_at.0,
             updated_at: e.updated_at.0,
+            provenance: Provenance::pack_option(e.provenance.as_ref()),
         }
     }
 }
@@ -408,8 +415,18 @@ impl TryFrom<&FfiEntryRef<'_>> for Entry {
             revision: e.revision,
             created_at: Timestamp(e.created_at),
             updated_at: Timestamp(e.updated_at),
+            provenance: provenance_from_ffi(e.provenance)?,
         })
     }
+}
+
+fn provenance_from_ffi(n: u32) -> Result<Option<Provenance>, StageError> {
+    Provenance::unpack(n).map_err(|why| {
+        StageError::new(
+            registry_core::ErrorCode::Internal,
+            format!("an entry crossed the plugin boundary with an unreadable provenance: {why}"),
+        )
+    })
 }
 
 /// A registration request, borrowed from the host.
@@ -447,7 +464,7 @@ impl TryFrom<&FfiRequestRef<'_>> for Request {
     }
 }
 
-/// A value proposed for a field. `source`: 0 given, 1 model, 2 keyword, 3 default.
+/// A value proposed for a field. `source`: 0 given, 1 model, 2 keyword, 3 default, 4 unrecorded.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct FfiGuess {
@@ -466,6 +483,7 @@ impl From<Guess> for FfiGuess {
                 Source::Model => 1,
                 Source::Keyword => 2,
                 Source::Default => 3,
+                Source::Unrecorded => 4,
             },
         }
     }
@@ -480,6 +498,7 @@ impl From<FfiGuess> for Guess {
                 0 => Source::Given,
                 1 => Source::Model,
                 2 => Source::Keyword,
+                4 => Source::Unrecorded,
                 _ => Source::Default,
             },
         }
@@ -813,6 +832,17 @@ mod tests {
             revision: number as u32,
             created_at: Timestamp(i64::MIN + i64::from(number as u8)),
             updated_at: Timestamp(i64::MAX - i64::from(number as u8)),
+            // Every source and both derivations cross, and none.
+            provenance: (!number.is_multiple_of(3)).then(|| Provenance {
+                derivation: 1 + (number % 2) as u8,
+                fields: Fields {
+                    scope: Source::Given,
+                    kind: Source::Model,
+                    variant: Source::Keyword,
+                    status: Source::Default,
+                },
+                version: Source::Unrecorded,
+            }),
         }
     }
 

@@ -27,6 +27,7 @@ pub mod export;
 pub mod ffi;
 pub mod load;
 pub mod module;
+pub mod trust;
 
 pub use ffi::FfiError;
 pub use module::{ABI_VERSION, PluginInfo, PluginMod, PluginModRef};

@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use registry_core::layout::{self, Access};
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator,
-    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Setup,
-    StageError, StageKind, StageResult, Stages, Storage, TrainOptions, TrainReport,
+    Inserted, ListQuery, NotLoaded, Prediction, Problem, RawHeader, Request, Restored, Router,
+    Setup, StageError, StageKind, StageResult, Stages, Storage, TrainOptions, TrainReport,
     UnavailableShard, Validator,
 };
+
+pub use crate::trust::Trust;
 
 use crate::ffi::{
     FfiEntry, FfiError, FfiId, FfiKey, FfiListQuery, FfiRawHeader, convert_all,
@@ -37,13 +40,15 @@ pub struct StageSpec {
     pub config_json: String,
 }
 
-/// Where libraries are looked up.
+/// Where libraries are looked up, and where they may be loaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchPaths {
     /// Where plugin names resolve.
     pub plugin_dir: PathBuf,
     /// What relative library paths are relative to (the directory of `registry.toml`).
     pub base_dir: PathBuf,
+    /// Which libraries may be loaded: [`load`] checks every library against it first.
+    pub trust: Trust,
 }
 
 /// The library a `library = "…"` value names: a value containing a path separator or ending in
@@ -78,6 +83,8 @@ pub struct LoadError {
     pub path: PathBuf,
     pub reason: String,
     pub detail: Option<String>,
+    /// Why storage could not open the registry, when that is the failure.
+    pub layout: Option<layout::OpenError>,
 }
 
 impl fmt::Display for LoadError {
@@ -130,6 +137,10 @@ pub struct Loaded {
     /// The storage shards that could not be opened, with why: each is an
     /// [`UnavailableShard`] in `stages`, so the other shards keep working.
     pub unavailable: Vec<UnavailableShard>,
+    /// Which shards hold foreign fingerprints (see `Pipeline::set_foreign_shards`).
+    pub foreign: Vec<bool>,
+    /// Whether the registry was created by this load.
+    pub created: bool,
 }
 
 /// Loads a library and checks it is a plugin built against a compatible interface.
@@ -143,12 +154,17 @@ pub fn open(path: &Path, stage: StageKind) -> Result<(PluginModRef, LibraryInfo)
         path: path.to_owned(),
         reason,
         detail,
+        layout: None,
     };
     if !path.exists() {
         return Err(fail(
             "library not found (build the plugins with `cargo build --workspace`, or fix `library` in registry.toml)".into(),
             None,
         ));
+    }
+    // `dlopen` on anything but a regular file (a FIFO, a device) can block or read forever.
+    if !path.is_file() {
+        return Err(fail("not a regular file, so not a library".into(), None));
     }
     let header =
         lib_header_from_path(path).map_err(|e| fail(short_reason(&e), Some(full_report(&e))))?;
@@ -217,81 +233,140 @@ fn short_reason(e: &LibraryError) -> String {
     }
 }
 
-/// Loads every stage's library, builds the stages (one storage per shard) and reports every
-/// stage that fails, not only the first.
+/// What a command needs from [`load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions<'a> {
+    /// The stages the command uses; the others are not loaded (their libraries never run) and
+    /// stand as [`NotLoaded`]. Without storage, no registry is opened: a one-shard `NotLoaded`
+    /// storage stands in.
+    pub stages: &'a [StageKind],
+    /// Whether the command writes, and so may create a registry that does not exist.
+    pub access: Access,
+    /// The shard count the configuration asks for.
+    pub shards: Option<u32>,
+    /// The shard count of a registry created without one configured.
+    pub new_shards: u32,
+}
+
+/// Loads the libraries of the stages a command needs, checking each against
+/// [`SearchPaths::trust`] first, builds those stages and opens the registry's storage shards
+/// by the protocol of [`registry_core::layout`], and reports every stage that fails, not only
+/// the first.
 ///
 /// # Errors
-/// One [`LoadError`] per failing stage.
+/// One [`LoadError`] per failing stage; a registry that cannot be opened is one storage error
+/// carrying the [`layout::OpenError`].
 pub fn load(
     specs: &[StageSpec],
     paths: &SearchPaths,
     setup: &Setup,
+    options: &LoadOptions<'_>,
 ) -> Result<Loaded, Vec<LoadError>> {
     let mut libraries: HashMap<PathBuf, Result<(PluginModRef, LibraryInfo), LoadError>> =
         HashMap::new();
     let mut errors = Vec::new();
     let mut plugins = Vec::new();
     let (mut cache, mut generator, mut validator, mut router) = (None, None, None, None);
-    let mut storage: Vec<Box<dyn Storage>> = Vec::new();
-    let mut unavailable = Vec::new();
+    let mut shards = None;
 
-    for spec in specs {
+    // Storage last, so that a registry is opened (and, for a command that may, created) only
+    // once every other stage has loaded: a command that fails leaves nothing behind.
+    let order = [
+        StageKind::Cache,
+        StageKind::Generator,
+        StageKind::Validator,
+        StageKind::Router,
+        StageKind::Storage,
+    ];
+    for stage in order {
+        if !options.stages.contains(&stage) {
+            continue;
+        }
+        let Some(spec) = specs.iter().find(|s| s.stage == stage) else {
+            errors.push(LoadError {
+                stage,
+                path: PathBuf::new(),
+                reason: "no library configured".into(),
+                detail: None,
+                layout: None,
+            });
+            continue;
+        };
         let path = resolve_library(&spec.library, paths);
         let opened = libraries
             .entry(path.clone())
-            .or_insert_with(|| open(&path, spec.stage))
+            .or_insert_with(|| {
+                // A missing library is `open`'s to report, with how to build the plugins.
+                if path.exists() {
+                    paths.trust.check(&path).map_err(|reason| LoadError {
+                        stage,
+                        path: path.clone(),
+                        reason,
+                        detail: None,
+                        layout: None,
+                    })?;
+                }
+                open(&path, stage)
+            })
             .clone();
         let (module, info) = match opened {
             Ok(ok) => ok,
             Err(e) => {
-                errors.push(LoadError {
-                    stage: spec.stage,
-                    ..e
-                });
+                errors.push(LoadError { stage, ..e });
                 continue;
             }
         };
         let fail = |reason: String| LoadError {
-            stage: spec.stage,
+            stage,
             path: path.clone(),
             reason,
             detail: None,
+            layout: None,
         };
-        let result = if spec.stage == StageKind::Storage {
-            (0..setup.shards.max(1)).try_for_each(|shard| {
+        let result = if stage == StageKind::Storage && !errors.is_empty() {
+            // The library loaded; the registry is not opened for a command that cannot run.
+            Ok(())
+        } else if stage == StageKind::Storage {
+            let open_options = layout::OpenOptions {
+                shards: options.shards,
+                new_shards: options.new_shards,
+                access: options.access,
+                schema: &setup.schema,
+            };
+            let mut build_shard = |shard: u32, count: u32, create: Option<&registry_core::Meta>| {
                 let one = Setup {
                     shard,
+                    shards: count,
+                    create: create.cloned(),
                     ..setup.clone()
                 };
-                match build(module, spec.stage, &spec.config_json, &one) {
-                    Ok(BuiltStage::Storage(s)) => {
-                        storage.push(s);
-                        Ok(())
-                    }
-                    // A shard whose store fails (a damaged file, a lock held too long) is set
-                    // aside so the others keep working; a configuration error is not about one
-                    // shard, and stops the registry.
-                    Err(BuildError::Start(e))
-                        if matches!(e.code, ErrorCode::Storage | ErrorCode::Unavailable) =>
-                    {
-                        let shard = UnavailableShard {
-                            shard,
-                            reason: e.message,
-                        };
-                        storage.push(Box::new(shard.clone()));
-                        unavailable.push(shard);
-                        Ok(())
-                    }
-                    Ok(_) => Err(fail(format!("built a stage other than {}", spec.stage))),
-                    Err(e) => Err(fail(e.to_string())),
+                match build(module, stage, &spec.config_json, &one) {
+                    Ok(BuiltStage::Storage(s)) => Ok(s),
+                    Ok(_) => Err(StageError::new(
+                        ErrorCode::Internal,
+                        format!("built a stage other than {stage}"),
+                    )),
+                    Err(BuildError::Start(e)) => Err(e),
+                    Err(e) => Err(StageError::new(ErrorCode::Config, e.to_string())),
                 }
-            })
+            };
+            match layout::open(&open_options, &mut build_shard) {
+                Ok(opened) => {
+                    shards = Some(opened);
+                    Ok(())
+                }
+                Err(e) => Err(LoadError {
+                    reason: e.to_string(),
+                    layout: Some(e),
+                    ..fail(String::new())
+                }),
+            }
         } else {
             let one = Setup {
                 shard: 0,
                 ..setup.clone()
             };
-            match build(module, spec.stage, &spec.config_json, &one) {
+            match build(module, stage, &spec.config_json, &one) {
                 Ok(BuiltStage::Cache(c)) => {
                     cache = Some(c);
                     Ok(())
@@ -309,14 +384,14 @@ pub fn load(
                     Ok(())
                 }
                 Ok(BuiltStage::Storage(_)) => {
-                    Err(fail(format!("built a stage other than {}", spec.stage)))
+                    Err(fail(format!("built a stage other than {stage}")))
                 }
                 Err(e) => Err(fail(e.to_string())),
             }
         };
         match result {
             Ok(()) => plugins.push(StageInfo {
-                stage: spec.stage,
+                stage,
                 name: info.name.clone(),
                 version: info.version.clone(),
                 path: path.clone(),
@@ -324,59 +399,30 @@ pub fn load(
             Err(e) => errors.push(e),
         }
     }
-    for stage in StageKind::ALL {
-        if !specs.iter().any(|s| s.stage == stage) {
-            errors.push(LoadError {
-                stage,
-                path: PathBuf::new(),
-                reason: "no library configured".into(),
-                detail: None,
-            });
-        }
+    if !errors.is_empty() {
+        return Err(errors);
     }
-    match (cache, generator, validator, router) {
-        // With every shard unavailable there is nothing to work with: that is an error.
-        (Some(_), Some(_), Some(_), Some(_))
-            if errors.is_empty() && !storage.is_empty() && unavailable.len() == storage.len() =>
-        {
-            let path = specs
-                .iter()
-                .find(|s| s.stage == StageKind::Storage)
-                .map(|s| resolve_library(&s.library, paths))
-                .unwrap_or_default();
-            let reason = match &unavailable[..] {
-                [one] => format!("cannot start: {}", one.reason),
-                all => format!(
-                    "cannot start any of the {} shards: {}",
-                    all.len(),
-                    all.iter()
-                        .map(|u| format!("shard {}: {}", u.shard, u.reason))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            };
-            Err(vec![LoadError {
-                stage: StageKind::Storage,
-                path,
-                reason,
-                detail: None,
-            }])
-        }
-        (Some(c), Some(g), Some(v), Some(r)) if errors.is_empty() && !storage.is_empty() => {
-            Ok(Loaded {
-                stages: Stages {
-                    cache: c,
-                    generator: g,
-                    validator: v,
-                    router: r,
-                    storage,
-                },
-                plugins,
-                unavailable,
-            })
-        }
-        _ => Err(errors),
-    }
+    plugins.sort_by_key(|p| StageKind::ALL.iter().position(|&s| s == p.stage));
+    let shards = shards.unwrap_or_else(|| layout::Shards {
+        storage: vec![Box::new(NotLoaded(StageKind::Storage))],
+        unavailable: Vec::new(),
+        foreign: vec![false],
+        created: false,
+    });
+    let not_loaded = |stage| NotLoaded(stage);
+    Ok(Loaded {
+        stages: Stages {
+            cache: cache.unwrap_or_else(|| Box::new(not_loaded(StageKind::Cache))),
+            generator: generator.unwrap_or_else(|| Box::new(not_loaded(StageKind::Generator))),
+            validator: validator.unwrap_or_else(|| Box::new(not_loaded(StageKind::Validator))),
+            router: router.unwrap_or_else(|| Box::new(not_loaded(StageKind::Router))),
+            storage: shards.storage,
+        },
+        plugins,
+        unavailable: shards.unavailable,
+        foreign: shards.foreign,
+        created: shards.created,
+    })
 }
 
 /// Loads the library named by a validator's spec and builds the validator alone, without the
@@ -393,6 +439,13 @@ pub fn load_validator(
 ) -> Result<Box<dyn Validator>, LoadError> {
     let stage = StageKind::Validator;
     let path = resolve_library(&spec.library, paths);
+    paths.trust.check(&path).map_err(|reason| LoadError {
+        stage,
+        path: path.clone(),
+        reason,
+        detail: None,
+        layout: None,
+    })?;
     let (module, _) = open(&path, stage)?;
     match build(module, stage, &spec.config_json, setup) {
         Ok(BuiltStage::Validator(v)) => Ok(v),
@@ -401,12 +454,14 @@ pub fn load_validator(
             path,
             reason: "built a stage other than validator".into(),
             detail: None,
+            layout: None,
         }),
         Err(e) => Err(LoadError {
             stage,
             path,
             reason: e.to_string(),
             detail: None,
+            layout: None,
         }),
     }
 }
@@ -709,6 +764,23 @@ impl Storage for HostStorage {
                 .map_err(StageError::from)
         }));
         Ok(())
+    }
+
+    fn meta(&self, out: &mut registry_core::Meta) -> StageResult<()> {
+        let json = self.0.meta().into_result().map_err(StageError::from)?;
+        let meta: registry_core::Meta = serde_json::from_str(json.as_str()).map_err(|e| {
+            StageError::new(
+                ErrorCode::Internal,
+                format!("plugin returned unreadable metadata: {e}"),
+            )
+        })?;
+        out.extend(meta);
+        Ok(())
+    }
+
+    fn set_meta(&self, changes: &registry_core::Meta) -> StageResult<()> {
+        let json = serde_json::to_string(changes).unwrap_or_default();
+        call(self.0.set_meta(json.as_str().into()))
     }
 }
 

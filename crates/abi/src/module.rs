@@ -115,6 +115,10 @@ pub trait FfiStorage: Send + Sync {
         histories: RSlice<'_, RSlice<'_, FfiEntryRef<'_>>>,
         out: &mut RVec<RResult<bool, FfiError>>,
     ) -> RResult<(), FfiError>;
+    /// `Storage::meta`, as a JSON object of strings (rare, small: JSON keeps it free to grow).
+    fn meta(&self) -> RResult<RString, FfiError>;
+    /// `Storage::set_meta`, with the changes as a JSON object of strings.
+    fn set_meta(&self, changes: RStr<'_>) -> RResult<(), FfiError>;
 }
 
 /// The router stage across the boundary; mirrors `registry_core::Router`.

@@ -35,13 +35,20 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use crate::config::Settings;
+use crate::input::{self, BoundedLines};
 use crate::learn::{RequestLine, strip_position};
-use crate::registry::{io_reason, open};
+use crate::registry::{Damage, Needs, io_reason, open};
 use crate::{CliError, Format, FormatArg, output};
 
 /// The most failures kept for the report; the rest are counted only, so that a file of bad
 /// lines cannot make the report grow without bound.
 const KEPT_FAILURES: usize = 1000;
+
+/// The largest `--batch-size`: memory grows with it (about 24 KiB per request in flight, from
+/// 77 MiB at 1,000 to 240 MiB at 10,000 in `cargo xtask bench`, with up to two batches per
+/// core in flight), so 100,000 already asks for a few GiB; a larger one would fail by running
+/// out of memory rather than say why.
+pub const MAX_BATCH_SIZE: i64 = 100_000;
 
 /// How many entries `scale-test` reads back and checks, at most.
 const SAMPLE: usize = 1000;
@@ -55,7 +62,7 @@ pub struct BatchArgs {
     #[arg(value_name = "FILE.jsonl")]
     file: PathBuf,
     /// Requests per call to the pipeline (one storage transaction per shard per call)
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_SIZE))]
     batch_size: u32,
     /// Write the outcome of every line to this file as JSON lines (line, status, id, message),
     /// each batch once it is committed
@@ -75,7 +82,7 @@ pub struct ScaleTestArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Requests per call to the pipeline
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_SIZE))]
     batch_size: u32,
     /// Keep the temporary data directory (used when --data-dir is not given) and print its path
     #[arg(long)]
@@ -357,12 +364,13 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// The non-blank lines of a stream, parsed, with their 1-based numbers.
+/// The non-blank lines of a stream, parsed, with their 1-based numbers; a line over the size
+/// limit is an item that failed, never held in memory.
 struct Lines<'s> {
-    reader: Box<dyn BufRead>,
+    lines: BoundedLines<Box<dyn BufRead>>,
+    max: u64,
     name: String,
     schema: &'s Schema,
-    line: u64,
     buf: Vec<u8>,
     done: bool,
 }
@@ -372,25 +380,23 @@ impl Iterator for Lines<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
-                    self.line += 1;
-                    let text = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
-                    let text = text.strip_suffix(b"\r").unwrap_or(text);
-                    if text.iter().all(u8::is_ascii_whitespace) {
+            match self.lines.next_line(&mut self.buf) {
+                Ok(None) => self.done = true,
+                Ok(Some((line, input::Read::TooLong(bytes)))) => {
+                    return Some(Ok((line, Err(input::too_long(bytes, self.max)))));
+                }
+                Ok(Some((line, input::Read::Line))) => {
+                    if self.buf.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    return Some(Ok((self.line, parse_line(text, self.schema))));
+                    return Some(Ok((line, parse_line(&self.buf, self.schema))));
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.done = true;
                     return Some(Err(CliError::input(format!(
                         "{}:{}: cannot read: {}",
                         self.name,
-                        self.line + 1,
+                        self.lines.number() + 1,
                         io_reason(&e)
                     ))));
                 }
@@ -711,28 +717,27 @@ pub fn batch(args: BatchArgs, settings: &Settings) -> Result<(), CliError> {
         };
         (Box::new(BufReader::with_capacity(1 << 16, counting)), size)
     };
-    let pipeline = Arc::new(open(settings)?);
+    // Checked before the registry is opened: a run refused here changes nothing.
+    let results = match &args.results {
+        None => None,
+        Some(path) => {
+            let file = input::create_output(path, &[args.file.as_path()])?;
+            Some((io::BufWriter::new(file), path.display().to_string()))
+        }
+    };
+    let pipeline = Arc::new(open(settings, Needs::REGISTER)?);
     pipeline.enable_timings();
     pipeline.set_cache_new_entries(false);
     let lines = Lines {
-        reader,
+        lines: BoundedLines::new(reader, settings.max_record_bytes),
+        max: settings.max_record_bytes,
         name: name.clone(),
         schema: pipeline.schema(),
-        line: 0,
         buf: Vec::new(),
         done: false,
     };
     let mut progress = Progress::new(size.map(|s| (s, read)), None);
     let start = Instant::now();
-    let results = match &args.results {
-        None => None,
-        Some(path) => {
-            let shown = path.display().to_string();
-            let file = File::create(path)
-                .map_err(|e| CliError::input(format!("cannot write {shown}: {}", io_reason(&e))))?;
-            Some((io::BufWriter::new(file), shown))
-        }
-    };
     let tally = register(
         &pipeline,
         lines,
@@ -805,7 +810,7 @@ pub fn scale_test(
         })
     };
 
-    let pipeline = Arc::new(open(&settings)?);
+    let pipeline = Arc::new(open(&settings, Needs::REGISTER)?);
     pipeline.enable_timings();
     pipeline.set_cache_new_entries(false);
     let generator = generate::Requests::new(args.seed, args.count, pipeline.schema());
@@ -824,7 +829,7 @@ pub fn scale_test(
     drop(pipeline);
 
     // A new pipeline has an empty cache: the sample is read from the storage files.
-    let pipeline = open(&settings)?;
+    let pipeline = open(&settings, Needs::READ)?;
     let mut sample_failed = 0;
     for id in &tally.sample {
         match pipeline.get(id) {
@@ -872,27 +877,25 @@ struct Stats {
 /// # Errors
 /// Exit 2 when the registry cannot be opened or read.
 pub fn stats(args: StatsArgs, settings: &Settings) -> Result<(), CliError> {
-    let pipeline = open(settings)?;
+    let pipeline = open(settings, Needs::READ)?;
     let mut counts: [BTreeMap<String, u64>; 4] = Default::default();
     let mut entries = 0u64;
     let mut query = ListQuery {
         limit: STATS_PAGE,
         ..ListQuery::default()
     };
+    let mut damaged = Damage::default();
     loop {
         let page = pipeline.list(&query)?;
-        let Some(last) = page.last() else { break };
-        query.after = Some(last.header.id.clone());
-        let full = page.len() == STATS_PAGE;
-        for e in &page {
+        damaged.report(&page.damaged);
+        for e in &page.entries {
             entries += 1;
             for (i, f) in Field::ALL.iter().enumerate() {
                 *counts[i].entry(e.header.fields[*f].clone()).or_default() += 1;
             }
         }
-        if !full {
-            break;
-        }
+        let Some(next) = page.next else { break };
+        query.after = Some(next);
     }
     let shards = pipeline.shards();
     drop(pipeline);

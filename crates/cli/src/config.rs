@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, magic::RelativePathBuf};
-use registry_abi::load::{SearchPaths, StageSpec};
+use registry_abi::load::{SearchPaths, StageSpec, Trust};
 use registry_core::{Fields, Schema, StageKind};
 use serde::Deserialize;
 
@@ -15,10 +15,11 @@ use crate::CliError;
 /// The top-level keys of `registry.toml`. Environment variables are matched against these only:
 /// `REGISTRY_*` is a common prefix (container registries use it too), so a variable naming no
 /// known key is someone else's and is ignored rather than rejected.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "data_dir",
     "plugin_dir",
     "shards",
+    "limits",
     "schema",
     "cache",
     "generator",
@@ -27,12 +28,27 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "router",
 ];
 
+/// `REGISTRY_*` variables the command reads itself, not settings.
+const OWN_VARIABLES: [&str; 2] = ["REGISTRY_CONFIG", "REGISTRY_TRUST"];
+
+/// The most shards a registry may have: each is a file (or a Redis hash slot) opened by every
+/// command, and 1,024 is past what the sizing projection asks for a billion entries (40) by
+/// a wide margin, while a mistyped 100,000 would otherwise create files until the process runs
+/// out of them.
+pub const MAX_SHARDS: u32 = 1024;
+
+/// The longest input line or record (`batch`, `import`, `predict --from`, `train --from`)
+/// read by default: 1 MiB. A longer one is refused without being held in memory.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1024 * 1024;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: Option<RelativePathBuf>,
     plugin_dir: Option<RelativePathBuf>,
     shards: Option<u32>,
+    #[serde(default)]
+    limits: RawLimits,
     #[serde(default)]
     schema: RawSchema,
     #[serde(default)]
@@ -45,6 +61,13 @@ struct RawConfig {
     storage: RawStage,
     #[serde(default)]
     router: RawStage,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// The longest input line or record, in bytes.
+    max_record_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +109,10 @@ pub struct Settings {
     /// The configuration file read, if any.
     pub file: Option<PathBuf>,
     pub data_dir: PathBuf,
+    /// Where `data_dir` came from, for messages: "--data-dir", "REGISTRY_DATA_DIR", the file.
+    pub data_dir_source: String,
+    /// The longest input line or record accepted, in bytes.
+    pub max_record_bytes: u64,
     pub paths: SearchPaths,
     /// Shards requested by the configuration; `None` means "as recorded, or one per core for a
     /// new registry".
@@ -115,6 +142,12 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::config(format!("cannot read the current directory: {e}")))?;
     let file = match config {
+        Some(path) if path.is_dir() => {
+            return Err(CliError::config(format!(
+                "config file {} is a directory: give the path of a registry.toml",
+                path.display()
+            )));
+        }
         Some(path) if !path.is_file() => {
             return Err(CliError::config(format!(
                 "config file {} not found",
@@ -124,6 +157,7 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
         Some(path) => Some(path.to_owned()),
         None => Some(cwd.join("registry.toml")).filter(|p| p.is_file()),
     };
+    warn_about_lookalike_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()));
     let mut figment = Figment::new();
     if let Some(file) = &file {
         figment = figment.merge(Toml::file_exact(file));
@@ -144,18 +178,59 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
         Some(f) => absolute(f.parent().unwrap_or(Path::new(".")), &cwd),
         None => cwd.clone(),
     };
-    let data_dir = match (data_dir, &raw.data_dir) {
-        (Some(d), _) => absolute(d, &cwd),
-        (None, Some(d)) => absolute(&d.relative(), &cwd),
-        (None, None) => base_dir.join(".registry"),
+    let from_env = std::env::var_os("REGISTRY_DATA_DIR").is_some();
+    let (data_dir, data_dir_source) = match (data_dir, &raw.data_dir) {
+        (Some(d), _) if d.as_os_str().is_empty() => {
+            return Err(CliError::config(
+                "--data-dir is empty: give the directory of the registry",
+            ));
+        }
+        (Some(d), _) => (absolute(d, &cwd), "--data-dir".to_owned()),
+        (None, Some(d)) if d.original().as_os_str().is_empty() => {
+            let source = if from_env {
+                "REGISTRY_DATA_DIR".to_owned()
+            } else {
+                source_name(&file)
+            };
+            return Err(CliError::config(format!(
+                "data_dir is empty in {source}: give the directory of the registry"
+            )));
+        }
+        (None, Some(d)) => (
+            absolute(&d.relative(), &cwd),
+            if from_env {
+                "REGISTRY_DATA_DIR".to_owned()
+            } else {
+                format!("data_dir in {}", source_name(&file))
+            },
+        ),
+        (None, None) => (
+            base_dir.join(".registry"),
+            match &file {
+                Some(f) => format!("the default beside {}", f.display()),
+                None => "the default in the working directory (no registry.toml)".to_owned(),
+            },
+        ),
     };
     let plugin_dir = match &raw.plugin_dir {
         Some(d) => absolute(&d.relative(), &cwd),
         None => exe_dir()?,
     };
-    if raw.shards == Some(0) {
+    if let Some(k) = raw.shards
+        && !(1..=MAX_SHARDS).contains(&k)
+    {
         return Err(CliError::config(format!(
-            "{}: shards must be at least 1",
+            "{}: shards = {k}: a registry has 1 to {MAX_SHARDS} shards",
+            source_name(&file)
+        )));
+    }
+    let max_record_bytes = raw
+        .limits
+        .max_record_bytes
+        .unwrap_or(DEFAULT_MAX_RECORD_BYTES);
+    if max_record_bytes == 0 {
+        return Err(CliError::config(format!(
+            "{}: limits.max_record_bytes must be at least 1",
             source_name(&file)
         )));
     }
@@ -181,17 +256,88 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
         }
     })
     .collect();
+    let own = exe_dir()?;
     Ok(Settings {
         file,
         data_dir,
+        data_dir_source,
+        max_record_bytes,
         paths: SearchPaths {
             plugin_dir,
             base_dir,
+            trust: Trust {
+                own: vec![own],
+                trusted: crate::trust::trusted_paths(),
+            },
         },
         shards: raw.shards,
         schema,
         stages,
     })
+}
+
+/// Warns about each `REGISTRY_*` variable that names no setting but is a small edit away from
+/// one (`REGISTRY_DATADIR`), since a mistyped variable would otherwise be silently ignored. Other
+/// `REGISTRY_*` variables stay allowed: other software uses the prefix too.
+fn warn_about_lookalike_variables(names: impl Iterator<Item = String>) {
+    for name in names {
+        if let Some(meant) = lookalike(&name) {
+            eprintln!(
+                "warning: environment variable {name} is not a registry setting and is ignored; \
+                 did you mean {meant}?"
+            );
+        }
+    }
+}
+
+/// The setting variable `name` resembles, when it names none itself.
+fn lookalike(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("REGISTRY_")?;
+    if OWN_VARIABLES.contains(&name) || rest.starts_with("TEST_") {
+        return None;
+    }
+    let first = rest.split("__").next().unwrap_or(rest).to_ascii_lowercase();
+    if TOP_LEVEL_KEYS.contains(&first.as_str()) {
+        return None;
+    }
+    let own = OWN_VARIABLES.iter().map(|v| {
+        (
+            v.trim_start_matches("REGISTRY_").to_ascii_lowercase(),
+            (*v).to_owned(),
+        )
+    });
+    let settings = TOP_LEVEL_KEYS.iter().map(|k| {
+        (
+            (*k).to_owned(),
+            format!("REGISTRY_{}", k.to_ascii_uppercase()),
+        )
+    });
+    own.chain(settings)
+        .map(|(key, var)| (edit_distance(&first, &key), var))
+        .filter(|&(d, _)| d <= 2 && d < first.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, var)| {
+            let tail = rest.find("__").map_or("", |at| &rest[at..]);
+            format!("{var}{tail}")
+        })
+}
+
+/// Levenshtein distance between two short ASCII strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn source_name(file: &Option<PathBuf>) -> String {
@@ -286,6 +432,31 @@ fn figment_error(e: &figment::Error) -> CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_close_to_a_setting_are_named() {
+        for (name, want) in [
+            ("REGISTRY_DATADIR", Some("REGISTRY_DATA_DIR")),
+            ("REGISTRY_DATA_DIRR", Some("REGISTRY_DATA_DIR")),
+            ("REGISTRY_SHRADS", Some("REGISTRY_SHARDS")),
+            (
+                "REGISTRY_STORGE__CONFIG__CACHE_SIZE_MB",
+                Some("REGISTRY_STORAGE__CONFIG__CACHE_SIZE_MB"),
+            ),
+            ("REGISTRY_TRUTS", Some("REGISTRY_TRUST")),
+            ("REGISTRY_DATA_DIR", None),
+            ("REGISTRY_STORAGE__CONFIG__DURABLE", None),
+            ("REGISTRY_CONFIG", None),
+            ("REGISTRY_TEST_REDIS_NODES", None),
+            ("REGISTRY_AUTH", None),
+            ("REGISTRY_MIRROR_URL", None),
+            ("HOME", None),
+        ] {
+            assert_eq!(lookalike(name).as_deref(), want, "{name}");
+        }
+        assert_eq!(edit_distance("datadir", "data_dir"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
 
     #[test]
     fn paths_are_made_absolute_and_tidy() {

@@ -3,6 +3,8 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
+
+use crate::input::{BoundedLines, Read};
 use std::path::Path;
 
 use registry_core::{
@@ -24,8 +26,9 @@ pub struct RequestLine {
     pub variant: Option<String>,
     pub status: Option<String>,
     pub version: Option<String>,
+    /// Checked as it is read: a key given twice is an error, not silently one of its values.
     #[serde(default)]
-    pub context: std::collections::BTreeMap<String, String>,
+    pub context: Context,
 }
 
 impl RequestLine {
@@ -52,18 +55,19 @@ impl RequestLine {
                 }
             }
         }
-        let context = Context::new(self.context).map_err(|e| e.to_string())?;
-        Request::new(&self.title, fields, self.version, context).map_err(|e| e.to_string())
+        Request::new(&self.title, fields, self.version, self.context).map_err(|e| e.to_string())
     }
 }
 
 /// Reads a JSONL file of requests (`-` for standard input), calling `each` with the 1-based line
-/// number and the parsed line; blank lines are skipped.
+/// number and the parsed line; blank lines are skipped, and a line over `max` bytes is an error
+/// for that line, never held in memory (see [`crate::input`]).
 ///
 /// # Errors
-/// An unreadable file, or the first line that is not a request object.
+/// An unreadable file, or what `each` returns.
 pub fn read_lines(
     path: &Path,
+    max: u64,
     mut each: impl FnMut(usize, Result<RequestLine, String>) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     let name = path.display().to_string();
@@ -78,22 +82,32 @@ pub fn read_lines(
         })?;
         Box::new(BufReader::new(file))
     };
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| {
+    let mut lines = BoundedLines::new(reader, max);
+    let mut buf = Vec::new();
+    loop {
+        let next = lines.next_line(&mut buf).map_err(|e| {
             CliError::input(format!(
                 "{name}:{}: cannot read: {}",
-                i + 1,
+                lines.number() + 1,
                 crate::registry::io_reason(&e)
             ))
         })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed =
-            serde_json::from_str::<RequestLine>(&line).map_err(|e| strip_position(&e.to_string()));
-        each(i + 1, parsed)?;
+        let Some((number, read)) = next else {
+            return Ok(());
+        };
+        let number = usize::try_from(number).unwrap_or(usize::MAX);
+        let parsed = match read {
+            Read::TooLong(bytes) => Err(crate::input::too_long(bytes, max)),
+            Read::Line if buf.iter().all(u8::is_ascii_whitespace) => continue,
+            Read::Line => std::str::from_utf8(&buf)
+                .map_err(|_| "line is not UTF-8 text".to_owned())
+                .and_then(|text| {
+                    serde_json::from_str::<RequestLine>(text)
+                        .map_err(|e| strip_position(&e.to_string()))
+                }),
+        };
+        each(number, parsed)?;
     }
-    Ok(())
 }
 
 /// serde_json's and yaml_serde's "at line 1 column 9" points into the line or record, which the
@@ -107,12 +121,12 @@ pub(crate) fn strip_position(message: &str) -> String {
 
 /// Examples for training: every line of `from` (given values must be in the schema), or every
 /// registered entry.
-fn examples(pipeline: &Pipeline, from: Option<&Path>) -> Result<Vec<Request>, CliError> {
+fn examples(pipeline: &Pipeline, from: Option<&Path>, max: u64) -> Result<Vec<Request>, CliError> {
     let mut out = Vec::new();
     match from {
         Some(path) => {
             let name = path.display().to_string();
-            read_lines(path, |line, parsed| {
+            read_lines(path, max, |line, parsed| {
                 let request = parsed
                     .and_then(|l| l.into_request(pipeline.schema(), true))
                     .map_err(|e| CliError::input(format!("{name}:{line}: {e}")))?;
@@ -127,10 +141,11 @@ fn examples(pipeline: &Pipeline, from: Option<&Path>) -> Result<Vec<Request>, Cl
             };
             loop {
                 let page = pipeline.list(&query)?;
-                let Some(last) = page.last() else { break };
-                query.after = Some(last.header.id.clone());
-                let full = page.len() == query.limit;
-                for e in page {
+                // A damaged entry is named and left out; the model learns from the others.
+                for d in &page.damaged {
+                    eprintln!("warning: not trained on: {d}");
+                }
+                for e in page.entries {
                     let fields = e.header.fields.map(|_, v| Some(v));
                     out.push(Request::new(
                         &e.title,
@@ -139,9 +154,8 @@ fn examples(pipeline: &Pipeline, from: Option<&Path>) -> Result<Vec<Request>, Cl
                         e.context,
                     )?);
                 }
-                if !full {
-                    break;
-                }
+                let Some(next) = page.next else { break };
+                query.after = Some(next);
             }
         }
     }
@@ -157,11 +171,12 @@ fn examples(pipeline: &Pipeline, from: Option<&Path>) -> Result<Vec<Request>, Cl
 pub fn train(
     pipeline: &Pipeline,
     from: Option<&Path>,
+    max: u64,
     evaluation: Evaluation,
     seed: u64,
     format: Format,
 ) -> Result<(), CliError> {
-    let examples = examples(pipeline, from)?;
+    let examples = examples(pipeline, from, max)?;
     let report = pipeline.train(examples, &TrainOptions { evaluation, seed })?;
     match format {
         Format::Json => crate::output::json(&report),
@@ -248,7 +263,7 @@ pub fn predict_one(pipeline: &Pipeline, request: Request, format: Format) -> Res
 
 /// Predicts for every line of a JSONL file, writing one JSON line per request in input order; a
 /// bad line is reported on its own output line and makes the exit code 1.
-pub fn predict_file(pipeline: &Pipeline, path: &Path) -> Result<(), CliError> {
+pub fn predict_file(pipeline: &Pipeline, path: &Path, max: u64) -> Result<(), CliError> {
     const CHUNK: usize = 1000;
     let name = path.display().to_string();
     let mut failed = 0usize;
@@ -289,7 +304,7 @@ pub fn predict_file(pipeline: &Pipeline, path: &Path) -> Result<(), CliError> {
         }
         Ok(())
     };
-    read_lines(path, |line, parsed| {
+    read_lines(path, max, |line, parsed| {
         chunk.push((
             line,
             parsed.and_then(|l| l.into_request(pipeline.schema(), false)),

@@ -175,6 +175,7 @@ fn lint(args: LintArgs, settings: &Settings) -> Result<Report, CliError> {
         config_dir: settings.paths.base_dir.clone(),
         shard: 0,
         shards: 1,
+        create: None,
     };
     let spec = settings
         .stages
@@ -185,7 +186,10 @@ fn lint(args: LintArgs, settings: &Settings) -> Result<Report, CliError> {
         load::load_validator(spec, &settings.paths, &setup).map_err(|e| load_error(vec![e]))?;
     // Opened before the walk, so that a configuration problem shows before any work is done.
     let pipeline = if args.registered {
-        Some(crate::registry::open(settings)?)
+        Some(crate::registry::open(
+            settings,
+            crate::registry::Needs::READ,
+        )?)
     } else {
         None
     };

@@ -7,6 +7,7 @@
 
 mod batch;
 mod config;
+mod input;
 mod learn;
 mod lint;
 mod output;
@@ -14,6 +15,7 @@ mod plugin_check;
 mod registry;
 mod stamp;
 mod transfer;
+mod trust;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -94,6 +96,9 @@ enum Command {
     ScaleTest(batch::ScaleTestArgs),
     /// Count the entries per scope, type, variant and status, and the space they take
     Stats(batch::StatsArgs),
+    /// Allow a plugin library (or a directory of them) outside the registry's own plugin
+    /// directory to be loaded; recorded in the user's configuration, never in a repository
+    Trust(trust::TrustArgs),
 }
 
 #[derive(Debug, Args)]

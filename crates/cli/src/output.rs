@@ -108,6 +108,7 @@ pub fn source(g: &Guess) -> String {
         Source::Model => "model",
         Source::Keyword => "keyword",
         Source::Default => "default",
+        Source::Unrecorded => "unrecorded",
     };
     match g.confidence {
         Some(c) => format!("{how} {c:.2}"),

@@ -6,14 +6,26 @@
 //! through the loaded objects (`registry_testkit::library::smoke`). The report goes to stdout;
 //! when the library is not usable the reason is one line on stderr and the exit code is 2, with
 //! the loader's full layout report behind `--verbose`.
+//!
+//! Loading a library runs its code, and the library may be anything: so the check runs in a
+//! child process (this executable again, with a hidden `--child` flag) that the command waits
+//! for at most `--timeout` seconds. A library that hangs (an endless constructor) is killed and
+//! reported as hanging, one that crashes (a segfault, an abort) is reported as crashing, and
+//! neither takes the command down. Before that, the file itself is checked as every library
+//! the host loads is: a regular file (a FIFO would block the loader), owned by the user or
+//! root, writable by nobody else, in a directory nobody else can write
+//! (`registry_abi::trust::check_safe`). Naming a library on the command line is the user's own
+//! choice, so it need not be trusted with `registry trust` first.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use registry_abi::load::{self, LibraryInfo, LoadError, SearchPaths};
 use registry_core::StageKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::output::{json, write_err};
@@ -33,6 +45,12 @@ pub struct CheckArgs {
     /// `[<stage>.config]` in registry.toml would hold
     #[arg(long, value_name = "JSON", default_value = "{}")]
     stage_config: String,
+    /// Seconds the library has to load and pass its smoke test before it is killed
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    /// Run the check in this process: what the child process does
+    #[arg(long, hide = true)]
+    child: bool,
     #[command(flatten)]
     format: FormatArg,
 }
@@ -60,7 +78,7 @@ impl From<Stage> for StageKind {
 }
 
 /// What `plugins check` found, as `--format json` prints it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Report {
     path: PathBuf,
     /// Whether the library opened as a plugin compatible with this host.
@@ -68,9 +86,9 @@ struct Report {
     name: Option<String>,
     version: Option<String>,
     /// The `registry-abi` version of this host.
-    abi_version_expected: &'static str,
+    abi_version_expected: String,
     /// The stages the library provides.
-    stages: Vec<&'static str>,
+    stages: Vec<String>,
     /// `true` when the library loaded, `false` when it is a plugin built against an
     /// incompatible interface, `null` when it is not a plugin at all.
     abi_compatible: Option<bool>,
@@ -81,9 +99,9 @@ struct Report {
 }
 
 /// The smoke test of one stage.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Check {
-    stage: &'static str,
+    stage: String,
     ok: bool,
     error: Option<String>,
 }
@@ -108,9 +126,27 @@ pub fn run(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
     }
     let path = library_path(&args.library, settings);
     let wanted = args.stage.map(StageKind::from);
-    let (report, detail) = match load::open(&path, wanted.unwrap_or(StageKind::Validator)) {
-        Ok((_, info)) => (checked(&path, &info, wanted, &args.stage_config), None),
-        Err(e) => unloadable(&path, &e),
+    if args.child {
+        let (report, detail) = match load::open(&path, wanted.unwrap_or(StageKind::Validator)) {
+            Ok((_, info)) => (checked(&path, &info, wanted, &args.stage_config), None),
+            Err(e) => unloadable(&path, &e),
+        };
+        return json(&FromChild { report, detail });
+    }
+    let (report, detail) = if !path.exists() {
+        // Nothing to run: `open` says how to build the plugins, without loading anything.
+        match load::open(&path, wanted.unwrap_or(StageKind::Validator)) {
+            Err(e) => unloadable(&path, &e),
+            Ok(_) => (
+                refused(&path, "appeared while being checked".to_owned()),
+                None,
+            ),
+        }
+    } else {
+        match registry_abi::trust::check_safe(&path, None) {
+            Err(reason) => (refused(&path, reason), None),
+            Ok(()) => in_child(&args, &path, wanted)?,
+        }
     };
     match args.format.format {
         Format::Json => json(&report)?,
@@ -126,6 +162,155 @@ pub fn run(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
     }
 }
 
+/// What the child process hands back: the report and the loader's full report, if any.
+#[derive(Debug, Serialize, Deserialize)]
+struct FromChild {
+    report: Report,
+    detail: Option<String>,
+}
+
+/// Runs the check in a child process, killed after `--timeout` seconds.
+fn in_child(
+    args: &CheckArgs,
+    path: &Path,
+    wanted: Option<StageKind>,
+) -> Result<(Report, Option<String>), CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::config(format!("cannot locate the registry executable: {e}")))?;
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "plugins",
+            "check",
+            "--child",
+            "--format",
+            "json",
+            "--stage-config",
+        ])
+        .arg(&args.stage_config)
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(stage) = wanted {
+        command.args(["--stage", stage.name()]);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| CliError::config(format!("cannot start the checking process: {e}")))?;
+    // Both pipes are drained while waiting, so a chatty library cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(p) = pipe {
+                let _ = p.take(1 << 20).read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                // Ends exactly the process this command started.
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                let _ = child.kill();
+                return Err(CliError::config(format!(
+                    "cannot wait for the checking process: {e}"
+                )));
+            }
+        }
+    };
+    let out = stdout.join().unwrap_or_default();
+    let err = stderr.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Ok((
+            refused(
+                path,
+                format!(
+                    "the library did not finish loading and its smoke test within {} s (it \
+                     hangs, e.g. in its constructor): the checking process was killed",
+                    args.timeout
+                ),
+            ),
+            None,
+        ));
+    };
+    if let Ok(FromChild { report, detail }) = serde_json::from_str::<FromChild>(&out) {
+        return Ok((report, detail));
+    }
+    let how = crashed(status);
+    let last = err
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let reason = if last.is_empty() {
+        format!("the library {how}")
+    } else {
+        format!("the library {how}: {}", last.trim())
+    };
+    Ok((refused(path, reason), None))
+}
+
+/// How a checking process that reported nothing ended.
+fn crashed(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGILL => " (SIGILL)",
+                libc::SIGFPE => " (SIGFPE)",
+                libc::SIGKILL => " (SIGKILL)",
+                _ => "",
+            };
+            return format!("crashed the checking process with signal {signal}{name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("ended the checking process with exit code {code} and no report"),
+        None => "ended the checking process without a report".to_owned(),
+    }
+}
+
+/// The report on a library that was not loaded, for `reason`.
+fn refused(path: &Path, reason: String) -> Report {
+    Report {
+        path: path.to_owned(),
+        loadable: false,
+        name: None,
+        version: None,
+        abi_version_expected: registry_abi::ABI_VERSION.to_owned(),
+        stages: Vec::new(),
+        abi_compatible: None,
+        checks: Vec::new(),
+        usable: false,
+        reason: Some(reason),
+    }
+}
+
 /// A path if the argument looks like one (a separator, or the platform's library suffix), a
 /// plugin name in the plugin directory otherwise, as for `library = "…"` in registry.toml; but a
 /// relative path stays relative to the current directory, where the user typed it.
@@ -133,6 +318,7 @@ fn library_path(library: &str, settings: &Settings) -> PathBuf {
     let paths = SearchPaths {
         plugin_dir: settings.paths.plugin_dir.clone(),
         base_dir: PathBuf::new(),
+        trust: settings.paths.trust.clone(),
     };
     load::resolve_library(library, &paths)
 }
@@ -143,7 +329,7 @@ fn unloadable(path: &Path, e: &LoadError) -> (Report, Option<String>) {
         loadable: false,
         name: None,
         version: None,
-        abi_version_expected: registry_abi::ABI_VERSION,
+        abi_version_expected: registry_abi::ABI_VERSION.to_owned(),
         stages: Vec::new(),
         abi_compatible: e.needs_rebuild().then_some(false),
         checks: Vec::new(),
@@ -170,7 +356,7 @@ fn checked(
                 .err()
                 .map(|e| without_prefix(&e, stage, path));
             Check {
-                stage: stage.name(),
+                stage: stage.name().to_owned(),
                 ok: error.is_none(),
                 error,
             }
@@ -191,8 +377,8 @@ fn checked(
         loadable: true,
         name: Some(info.name.clone()),
         version: Some(info.version.clone()),
-        abi_version_expected: registry_abi::ABI_VERSION,
-        stages: info.stages.iter().map(|s| s.name()).collect(),
+        abi_version_expected: registry_abi::ABI_VERSION.to_owned(),
+        stages: info.stages.iter().map(|s| s.name().to_owned()).collect(),
         abi_compatible: Some(true),
         usable: reason.is_none(),
         checks,
@@ -215,7 +401,7 @@ fn text(r: &Report) -> io::Result<()> {
         (_, _, Some(false)) => writeln!(out, "plugin    not loaded")?,
         _ => writeln!(out, "plugin    not loaded: {reason}")?,
     }
-    let expected = r.abi_version_expected;
+    let expected = &r.abi_version_expected;
     match r.abi_compatible {
         Some(true) => writeln!(out, "abi       compatible with registry-abi {expected}")?,
         Some(false) => writeln!(out, "abi       incompatible: {reason}")?,

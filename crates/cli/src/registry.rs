@@ -1,11 +1,12 @@
 //! The commands: each builds a pipeline from the configured plugins and prints what it returns.
 
 use std::fs;
-use std::path::Path;
 
 use registry_abi::load::{self, StageSpec};
+use registry_core::layout::{Access, OpenError};
 use registry_core::{
-    Changes, Context, EntryId, Evaluation, Fields, ListQuery, Pipeline, Request, Setup,
+    Changes, Context, Damaged, EntryId, Evaluation, Fields, ListQuery, Pipeline, Request, Setup,
+    StageKind,
 };
 
 use crate::config::{self, Settings};
@@ -18,6 +19,7 @@ const LIST_PAGE: usize = 1000;
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let settings = config::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
     match cli.command {
+        Command::Trust(args) => crate::trust::run(args),
         Command::Plugins(args) => match args.command {
             Some(PluginsCommand::Check(check)) => plugin_check::run(check, &settings),
             None => plugins(&settings, args.format.format),
@@ -29,13 +31,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 args.version,
                 context(&args.context)?,
             )?;
-            let pipeline = open(&settings)?;
+            let pipeline = open(&settings, Needs::REGISTER)?;
             let added = pipeline.add_one(request)?;
             output::added(&added, args.format.format)
         }
         Command::Get { id, format } => {
             let id = parse_id(&id)?;
-            let pipeline = open(&settings)?;
+            let pipeline = open(&settings, Needs::READ)?;
             output::entry(&pipeline.get(&id)?, format.format)
         }
         Command::List(args) => {
@@ -51,7 +53,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
             let after = args.after.as_deref().map(parse_id).transpose()?;
-            let pipeline = open(&settings)?;
+            let pipeline = open(&settings, Needs::READ)?;
             let mut lister = output::Lister::new(args.format.format);
             let mut remaining = args.limit.unwrap_or(usize::MAX);
             let mut query = ListQuery {
@@ -59,19 +61,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 after,
                 limit: LIST_PAGE.min(remaining),
             };
+            let mut damaged = Damage::default();
             while remaining > 0 {
                 let page = pipeline.list(&query)?;
-                let Some(last) = page.last() else { break };
-                query.after = Some(last.header.id.clone());
-                remaining -= page.len();
+                remaining = remaining.saturating_sub(page.entries.len() + page.damaged.len());
+                lister.push(&page.entries)?;
+                damaged.report(&page.damaged);
+                let Some(next) = page.next else { break };
+                query.after = Some(next);
                 query.limit = LIST_PAGE.min(remaining);
-                let full = page.len() == LIST_PAGE;
-                lister.push(&page)?;
-                if !full {
-                    break;
-                }
             }
-            lister.finish()
+            lister.finish()?;
+            damaged.result()
         }
         Command::Update(args) => {
             let id = parse_id(&args.id)?;
@@ -89,7 +90,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 version: args.version,
                 context: pairs,
             };
-            let pipeline = open(&settings)?;
+            let pipeline = open(&settings, Needs::UPDATE)?;
             output::updated(&pipeline.update(&id, changes)?, args.format.format)
         }
         Command::Train(args) => {
@@ -112,27 +113,41 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     "--folds {k}: expected at least 2 folds"
                 )));
             }
-            let pipeline = open(&settings)?;
+            let needs = if args.from.is_some() {
+                Needs::GENERATOR
+            } else {
+                Needs::TRAIN
+            };
+            let pipeline = open(&settings, needs)?;
             learn::train(
                 &pipeline,
                 args.from.as_deref(),
+                settings.max_record_bytes,
                 evaluation,
                 args.seed,
                 args.format.format,
             )
         }
         Command::Predict(args) => match (&args.title, &args.from) {
-            (_, Some(path)) => learn::predict_file(&open(&settings)?, path),
+            (_, Some(path)) => learn::predict_file(
+                &open(&settings, Needs::GENERATOR)?,
+                path,
+                settings.max_record_bytes,
+            ),
             (Some(title), None) => {
                 let request =
                     Request::new(title, Fields::default(), None, context(&args.context)?)?;
-                learn::predict_one(&open(&settings)?, request, args.format.format)
+                learn::predict_one(
+                    &open(&settings, Needs::GENERATOR)?,
+                    request,
+                    args.format.format,
+                )
             }
             (None, None) => Err(CliError::input("give --title or --from")),
         },
         Command::History { id, format } => {
             let id = parse_id(&id)?;
-            let pipeline = open(&settings)?;
+            let pipeline = open(&settings, Needs::READ)?;
             output::history(&pipeline.history(&id)?, format.format)
         }
         Command::Lint(args) => lint::run(args, &settings),
@@ -144,6 +159,32 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::batch::scale_test(args, settings, cli.data_dir.is_some())
         }
         Command::Stats(args) => crate::batch::stats(args, &settings),
+    }
+}
+
+/// Damaged entries met while reading many: each is reported on standard error as it is met,
+/// the others are still served, and the command then fails with exit code 2.
+#[derive(Debug, Default)]
+pub(crate) struct Damage {
+    count: usize,
+}
+
+impl Damage {
+    pub(crate) fn report(&mut self, damaged: &[Damaged]) {
+        for d in damaged {
+            eprintln!("error: {d}");
+        }
+        self.count += damaged.len();
+    }
+
+    pub(crate) fn result(&self) -> Result<(), CliError> {
+        match self.count {
+            0 => Ok(()),
+            n => Err(CliError::config(format!(
+                "{n} damaged {} (named above) left out; the others were served",
+                if n == 1 { "entry was" } else { "entries were" }
+            ))),
+        }
     }
 }
 
@@ -160,81 +201,6 @@ pub(crate) fn context(args: &[String]) -> Result<Context, CliError> {
     Ok(Context::new(pairs)?)
 }
 
-/// The shard count of a data directory: recorded in `shards` at creation, never changed.
-fn shards(settings: &Settings) -> Result<u32, CliError> {
-    let dir = &settings.data_dir;
-    fs::create_dir_all(dir).map_err(|e| {
-        CliError::config(format!(
-            "cannot create data directory {}: {}",
-            dir.display(),
-            io_reason(&e)
-        ))
-    })?;
-    let file = dir.join("shards");
-    let recorded = match read_shards(&file)? {
-        Some(k) => k,
-        None => {
-            // A new registry gets one shard per core unless told otherwise: shards are written
-            // in parallel, and the count cannot change later.
-            let k = settings.shards.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
-            });
-            match record_shards(&file, k) {
-                Ok(()) => k,
-                // Another process created the registry at the same moment: its count stands.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    read_shards(&file)?.unwrap_or(k)
-                }
-                Err(e) => {
-                    return Err(CliError::config(format!(
-                        "cannot write to data directory {}: {}",
-                        dir.display(),
-                        io_reason(&e)
-                    )));
-                }
-            }
-        }
-    };
-    match settings.shards {
-        Some(wanted) if wanted != recorded => Err(CliError::config(format!(
-            "data directory {} has {recorded} shard(s) but the configuration asks for {wanted}: resharding is not supported",
-            dir.display()
-        ))),
-        _ => Ok(recorded),
-    }
-}
-
-fn read_shards(file: &Path) -> Result<Option<u32>, CliError> {
-    match fs::read_to_string(file) {
-        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
-            CliError::config(format!(
-                "{} is damaged: expected a shard count, found `{}`",
-                file.display(),
-                text.trim()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::config(format!(
-            "cannot read {}: {}",
-            file.display(),
-            io_reason(&e)
-        ))),
-    }
-}
-
-/// Writes the count to a private temporary file, then links it into place: the link either
-/// creates `shards` whole or fails with `AlreadyExists`, so concurrent first runs agree and a
-/// crash never leaves a partial file.
-fn record_shards(file: &Path, k: u32) -> std::io::Result<()> {
-    let tmp = file.with_extension(format!("{}.tmp", std::process::id()));
-    fs::write(&tmp, format!("{k}\n"))?;
-    fs::File::open(&tmp)?.sync_all()?;
-    let linked = fs::hard_link(&tmp, file);
-    let _ = fs::remove_file(&tmp);
-    linked
-}
-
 /// The OS reason without Rust's "(os error N)" suffix, lowercased like every other message.
 pub fn io_reason(e: &std::io::Error) -> String {
     let text = e.to_string();
@@ -246,19 +212,75 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Loads the plugins and builds the pipeline.
-pub(crate) fn open(settings: &Settings) -> Result<Pipeline, CliError> {
-    let shards = shards(settings)?;
+/// What a command needs of the registry: the stages it uses (the others are not loaded, so
+/// a library named for them never runs) and what it does to the registry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Needs {
+    pub stages: &'static [StageKind],
+    pub access: Access,
+}
+
+impl Needs {
+    /// Registering (`add`, `batch`, `import`, `stamp`, `scale-test`): every stage, creating the
+    /// registry if it does not exist.
+    pub const REGISTER: Needs = Needs {
+        stages: &StageKind::ALL,
+        access: Access::Create,
+    };
+    /// `update`: what renders and checks a new revision, in a registry that exists.
+    pub const UPDATE: Needs = Needs {
+        stages: &[
+            StageKind::Cache,
+            StageKind::Generator,
+            StageKind::Validator,
+            StageKind::Storage,
+        ],
+        access: Access::Write,
+    };
+    /// Reading entries (`get`, `list`, `history`, `export`, `stats`, `lint --registered`).
+    pub const READ: Needs = Needs {
+        stages: &[StageKind::Cache, StageKind::Storage],
+        access: Access::Read,
+    };
+    /// `train` on the registered entries.
+    pub const TRAIN: Needs = Needs {
+        stages: &[StageKind::Generator, StageKind::Storage],
+        access: Access::Read,
+    };
+    /// `predict`, and `train --from`: the generator alone, no registry.
+    pub const GENERATOR: Needs = Needs {
+        stages: &[StageKind::Generator],
+        access: Access::Read,
+    };
+}
+
+/// Loads the plugins a command needs and opens the registry (creating it only if the command
+/// may), then builds the pipeline.
+pub(crate) fn open(settings: &Settings, needs: Needs) -> Result<Pipeline, CliError> {
     let setup = Setup {
         schema: settings.schema.clone(),
         data_dir: settings.data_dir.clone(),
         config_dir: settings.paths.base_dir.clone(),
         shard: 0,
-        shards,
+        shards: 0,
+        create: None,
     };
-    let loaded = load::load(&settings.stages, &settings.paths, &setup).map_err(load_error)?;
+    // A new registry gets one shard per core unless told otherwise: shards are written in
+    // parallel, and the count cannot change later.
+    let new_shards = std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+        .min(config::MAX_SHARDS);
+    let options = load::LoadOptions {
+        stages: needs.stages,
+        access: needs.access,
+        shards: settings.shards,
+        new_shards,
+    };
+    let loaded = load::load(&settings.stages, &settings.paths, &setup, &options)
+        .map_err(|errors| open_error(errors, settings))?;
     // A shard that cannot be opened is set aside: the others keep working, and every request
     // for it fails naming it. Said once here, so that a run is never silently partial.
+    let shards = loaded.stages.storage.len();
     for u in &loaded.unavailable {
         eprintln!(
             "warning: shard {} of {shards} is unavailable, its entries can be neither read nor \
@@ -267,43 +289,83 @@ pub(crate) fn open(settings: &Settings) -> Result<Pipeline, CliError> {
         );
     }
     let pipeline = Pipeline::new(settings.schema.clone(), loaded.stages);
-    if settings.data_dir.join(FINGERPRINTS_ANYWHERE).exists() {
-        pipeline.set_fingerprints_anywhere(true);
+    pipeline.set_foreign_shards(&loaded.foreign);
+    if needs.stages.contains(&StageKind::Storage) {
+        migrate_side_files(&pipeline, settings, needs.access)?;
     }
     Ok(pipeline)
 }
 
-/// A file in the data directory whose presence says that some entry sits in a shard other than
-/// the one the router picks for its fingerprint (it was imported from a registry with another
-/// layout), so `add` must look for fingerprints in every shard.
-const FINGERPRINTS_ANYWHERE: &str = "fingerprints-anywhere";
-
-/// Before a restore: if it would place an entry outside the shard the router picks for its
-/// fingerprint, records that in the data directory (first, so a crash cannot lose it) and tells
-/// the pipeline.
-///
-/// # Errors
-/// When the router fails or the file cannot be written.
-pub(crate) fn before_restore(
+/// A registry made by an earlier version kept two facts in files beside its shards: `shards`
+/// (the count, which every shard records too) and `fingerprints-anywhere` (some shard holds an
+/// entry whose fingerprint routes elsewhere, without saying which). Both now live in the
+/// shards' own metadata. A read honours the second; a write moves it into every shard (it is
+/// not known which one needs it) and then removes both files.
+fn migrate_side_files(
     pipeline: &Pipeline,
     settings: &Settings,
-    histories: &[Vec<registry_core::Entry>],
+    access: Access,
 ) -> Result<(), CliError> {
-    if pipeline.fingerprints_anywhere() || !pipeline.restore_misplaces(histories)? {
+    let anywhere = settings.data_dir.join(LEGACY_FINGERPRINTS_ANYWHERE);
+    let count = settings.data_dir.join(LEGACY_SHARDS);
+    let flagged = anywhere.exists();
+    if flagged {
+        pipeline.set_fingerprints_anywhere(true);
+    }
+    if access == Access::Read || !(flagged || count.exists()) {
         return Ok(());
     }
-    let file = settings.data_dir.join(FINGERPRINTS_ANYWHERE);
-    fs::File::create(&file)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| {
-            CliError::config(format!(
-                "cannot write {}: {}",
-                file.display(),
-                io_reason(&e)
-            ))
-        })?;
-    pipeline.set_fingerprints_anywhere(true);
+    if flagged {
+        pipeline
+            .mark_every_shard_foreign()
+            .map_err(CliError::from)?;
+    }
+    for file in [&anywhere, &count] {
+        match fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(CliError::config(format!(
+                    "cannot remove {}: {}",
+                    file.display(),
+                    io_reason(&e)
+                )));
+            }
+        }
+    }
     Ok(())
+}
+
+/// The file in which an earlier version recorded that fingerprints may sit in any shard.
+const LEGACY_FINGERPRINTS_ANYWHERE: &str = "fingerprints-anywhere";
+/// The file in which an earlier version recorded the shard count.
+const LEGACY_SHARDS: &str = "shards";
+
+/// The error of a failed open: a registry that is not there, or has lost shards, is named with
+/// the data directory and where that came from.
+fn open_error(errors: Vec<load::LoadError>, settings: &Settings) -> CliError {
+    if let [one] = &errors[..]
+        && let Some(layout) = &one.layout
+    {
+        let dir = settings.data_dir.display();
+        let source = &settings.data_dir_source;
+        let message = match layout {
+            OpenError::Absent => format!(
+                "no registry in {dir} (data directory from {source}): check the path; \
+                 `registry add`, `batch`, `import` or `stamp` create one"
+            ),
+            OpenError::Missing(_)
+            | OpenError::ShardZero(_)
+            | OpenError::SchemaDrift(_)
+            | OpenError::NoneAvailable(_) => {
+                format!("registry in {dir} (data directory from {source}): {layout}")
+            }
+            // A shard that cannot be built is the plugin's to explain, as for any stage.
+            _ => return load_error(errors),
+        };
+        return CliError::config(message);
+    }
+    load_error(errors)
 }
 
 pub(crate) fn load_error(errors: Vec<load::LoadError>) -> CliError {
@@ -340,7 +402,19 @@ fn plugins(settings: &Settings, format: crate::Format) -> Result<(), CliError> {
     let mut errors = Vec::new();
     for StageSpec { stage, library, .. } in &settings.stages {
         let path = load::resolve_library(library, &settings.paths);
-        match load::open(&path, *stage) {
+        let opened = settings
+            .paths
+            .trust
+            .check(&path)
+            .map_err(|reason| load::LoadError {
+                stage: *stage,
+                path: path.clone(),
+                reason,
+                detail: None,
+                layout: None,
+            })
+            .and_then(|()| load::open(&path, *stage));
+        match opened {
             Ok((_, info)) if info.stages.contains(stage) => rows.push(output::PluginRow {
                 stage: *stage,
                 name: info.name,
@@ -354,6 +428,7 @@ fn plugins(settings: &Settings, format: crate::Format) -> Result<(), CliError> {
                     path: path.clone(),
                     reason: format!("the library provides no {stage} stage"),
                     detail: None,
+                    layout: None,
                 };
                 rows.push(output::PluginRow {
                     stage: *stage,

@@ -331,7 +331,7 @@ pub fn run(args: StampArgs, settings: &Settings) -> Result<(), CliError> {
     }
 
     if !plans.is_empty() {
-        let pipeline = open(settings)?;
+        let pipeline = open(settings, crate::registry::Needs::REGISTER)?;
         if args.dry_run {
             predict(&pipeline, &plans, args.form.into(), &mut reports)?;
         } else {

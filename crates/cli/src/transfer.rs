@@ -39,21 +39,22 @@
 //! `fingerprints-anywhere` in the data directory, and from then on `add` looks for a request in
 //! every shard before creating one, so registering an imported request again finds it.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use registry_core::{
     ContentHash, Context, Entry, EntryId, Error, ErrorCode, Field, Fields, Fingerprint, Header,
-    ListQuery, Pipeline, Request, Restored, Schema, StageKind, Timestamp,
+    ListQuery, Pipeline, Provenance, Request, Restored, Schema, StageKind, Timestamp, nesting,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
+use crate::input::{self, BoundedLines};
 use crate::learn::{RequestLine, strip_position};
-use crate::registry::{before_restore, io_reason, open};
+use crate::registry::{Damage, Needs, io_reason, open};
 use crate::{CliError, Format, FormatArg, output};
 
 /// How many records are read, checked and stored together: one storage transaction per shard.
@@ -115,6 +116,8 @@ struct Record<'a> {
     hash: ContentHash,
     #[serde(skip_serializing_if = "Option::is_none")]
     fingerprint: Option<Fingerprint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<Provenance>,
     revision: u32,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -138,6 +141,7 @@ impl<'a> Record<'a> {
             config: &e.config,
             hash: e.hash,
             fingerprint: None,
+            provenance: None,
             revision: e.revision,
             created_at: e.created_at,
             updated_at: e.updated_at,
@@ -151,6 +155,7 @@ impl<'a> Record<'a> {
         Some(Record {
             id: Some(&latest.header.id),
             fingerprint: Some(latest.fingerprint),
+            provenance: latest.provenance,
             history: Some(earlier.iter().map(Record::revision).collect()),
             ..Record::revision(latest)
         })
@@ -171,10 +176,11 @@ struct RawRecord {
     status: Option<String>,
     version: Option<String>,
     title: Option<String>,
-    context: Option<BTreeMap<String, String>>,
+    context: Option<Context>,
     config: Option<String>,
     hash: Option<ContentHash>,
     fingerprint: Option<Fingerprint>,
+    provenance: Option<Provenance>,
     revision: Option<u32>,
     created_at: Option<Timestamp>,
     updated_at: Option<Timestamp>,
@@ -193,7 +199,7 @@ struct RawRevision {
     status: String,
     version: String,
     title: String,
-    context: BTreeMap<String, String>,
+    context: Context,
     config: String,
     hash: ContentHash,
     revision: u32,
@@ -257,29 +263,35 @@ struct Summary {
 /// write failure (exit 2); a file named by `--output` is then left as it was.
 pub fn export(args: ExportArgs, settings: &Settings) -> Result<(), CliError> {
     let scopes = check_scopes(&args.scope, &settings.schema)?;
-    let pipeline = open(settings)?;
+    let pipeline = open(settings, Needs::READ)?;
     match &args.output {
         None => {
             let mut out = BufWriter::new(io::stdout().lock());
-            write_export(
+            let damage = write_export(
                 &pipeline,
                 &scopes,
                 args.format,
                 &mut out,
                 &output::write_err,
             )?;
-            out.flush().map_err(output::write_err)
+            out.flush().map_err(output::write_err)?;
+            damage.result()
         }
-        Some(path) => write_replacing(path, |out| {
-            let fail = |e: io::Error| {
-                CliError::config(format!(
-                    "cannot write {}: {}",
-                    path.display(),
-                    io_reason(&e)
-                ))
-            };
-            write_export(&pipeline, &scopes, args.format, out, &fail)
-        }),
+        Some(path) => {
+            let mut damage = Damage::default();
+            write_replacing(path, |out| {
+                let fail = |e: io::Error| {
+                    CliError::config(format!(
+                        "cannot write {}: {}",
+                        path.display(),
+                        io_reason(&e)
+                    ))
+                };
+                damage = write_export(&pipeline, &scopes, args.format, out, &fail)?;
+                Ok(())
+            })?;
+            damage.result()
+        }
     }
 }
 
@@ -342,14 +354,17 @@ fn sync_and_rename(out: BufWriter<File>, tmp: &Path, path: &Path) -> io::Result<
     fs::rename(tmp, path)
 }
 
-/// Writes the record of every entry (of the given scopes, or all), in id order.
+/// Writes the record of every entry (of the given scopes, or all), in id order, each history
+/// checked first (see `registry_core::integrity`): a damaged entry is reported on standard error
+/// and left out, the others are written, and the damage is returned for the exit code.
 fn write_export(
     pipeline: &Pipeline,
     scopes: &[String],
     format: FileFormat,
     out: &mut dyn Write,
     fail: &dyn Fn(io::Error) -> CliError,
-) -> Result<(), CliError> {
+) -> Result<Damage, CliError> {
+    let mut damage = Damage::default();
     // One pager per scope, merged by id: ids order by prefix first, and the prefixes of two
     // scopes may interleave, so each scope's listing is read in order and the smallest id taken.
     let mut pagers: Vec<Pager<'_>> = if scopes.is_empty() {
@@ -374,7 +389,14 @@ fn write_export(
         let Some(id) = next.and_then(|i| pagers[i].pop()) else {
             break;
         };
-        let history = pipeline.history(&id)?;
+        let history = match pipeline.history(&id) {
+            Ok(history) => history,
+            Err(Error::Damaged(d)) => {
+                damage.report(std::slice::from_ref(&d));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let Some(record) = Record::entry(&history) else {
             continue;
         };
@@ -395,7 +417,7 @@ fn write_export(
         }
         out.write_all(line.as_bytes()).map_err(fail)?;
     }
-    Ok(())
+    Ok(damage)
 }
 
 /// The ids of one listing, in order, read a page at a time.
@@ -427,9 +449,17 @@ impl<'p> Pager<'p> {
     fn fill(&mut self) -> Result<(), CliError> {
         if self.page.is_empty() && !self.done {
             let page = self.pipeline.list(&self.query)?;
-            self.done = page.len() < PAGE;
-            self.query.after = page.last().map(|e| e.header.id.clone());
-            self.page.extend(page.into_iter().map(|e| e.header.id));
+            // A damaged entry stays in the listing: reading its history reports it.
+            let mut ids: Vec<EntryId> = page
+                .entries
+                .into_iter()
+                .map(|e| e.header.id)
+                .chain(page.damaged.into_iter().map(|d| d.id))
+                .collect();
+            ids.sort();
+            self.done = page.next.is_none();
+            self.query.after = page.next;
+            self.page.extend(ids);
         }
         Ok(())
     }
@@ -451,8 +481,14 @@ impl<'p> Pager<'p> {
 /// imported; with `--atomic`, none is); exit 2 when a stage fails as a whole, in which case the
 /// batches before it stay imported.
 pub fn import(args: ImportArgs, settings: &Settings) -> Result<(), CliError> {
-    let mut input = Input::open(&args.file)?;
-    let pipeline = open(settings)?;
+    let max = settings.max_record_bytes;
+    let (mut input, spool) = if args.atomic {
+        let (input, spool) = Input::spooled(&args.file, max)?;
+        (input, Some(spool))
+    } else {
+        (Input::open(&args.file, max)?, None)
+    };
+    let pipeline = open(settings, Needs::REGISTER)?;
     let format = args.format.format;
     let mut report = Report {
         name: input.name.clone(),
@@ -461,16 +497,16 @@ pub fn import(args: ImportArgs, settings: &Settings) -> Result<(), CliError> {
         total: 0,
         hint: None,
     };
-    if args.atomic {
-        import_atomic(&pipeline, settings, &mut input, &mut report)?;
+    if let Some(spool) = spool {
+        import_atomic(&pipeline, input, spool, max, &mut report)?;
     } else {
         let mut batch = Vec::with_capacity(BATCH);
         while input.next_item(&mut batch, pipeline.schema())? {
             if batch.len() == BATCH {
-                import_batch(&pipeline, settings, std::mem::take(&mut batch), &mut report)?;
+                import_batch(&pipeline, std::mem::take(&mut batch), &mut report)?;
             }
         }
-        import_batch(&pipeline, settings, batch, &mut report)?;
+        import_batch(&pipeline, batch, &mut report)?;
     }
     report.finish()
 }
@@ -481,7 +517,6 @@ pub fn import(args: ImportArgs, settings: &Settings) -> Result<(), CliError> {
 /// taking the ids of entries further down.
 fn import_batch(
     pipeline: &Pipeline,
-    settings: &Settings,
     batch: Vec<Item>,
     report: &mut Report,
 ) -> Result<(), CliError> {
@@ -510,7 +545,6 @@ fn import_batch(
         }
     }
     let (places, histories): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
-    before_restore(pipeline, settings, &histories)?;
     let outcomes = pipeline.restore(histories).map_err(aborted)?;
     for ((line, id), outcome) in places.into_iter().zip(outcomes) {
         match outcome {
@@ -531,41 +565,85 @@ fn import_batch(
     report.failed(failures)
 }
 
-/// Reads every record, checks them all, and restores them only if none fails: one restore call,
-/// so one transaction per shard.
+/// Checks every record, and restores them only if none fails, in memory bounded by one batch
+/// (plus about a hundred bytes per record, for the ids and fingerprints seen):
+///
+/// 1. The input is read once, batch by batch, and copied as it is read into a private
+///    temporary file (deleted when the command ends). Each batch gets every check a restore
+///    makes ([`Pipeline::check_restore`]); an id or fingerprint that an earlier batch of the
+///    file names is a failure too.
+/// 2. Only if nothing failed, the copy (not the input, which may change meanwhile) is read again
+///    and restored batch by batch. A restore checks everything again, so another writer that
+///    got in between is found, not overwritten.
 fn import_atomic(
     pipeline: &Pipeline,
-    settings: &Settings,
-    input: &mut Input,
+    mut input: Input,
+    spool: File,
+    max: u64,
     report: &mut Report,
 ) -> Result<(), CliError> {
-    let mut items = Vec::new();
-    while input.next_item(&mut items, pipeline.schema())? {}
-    report.total = items.len();
+    let refused_request = "a plain request cannot be imported with --atomic: its id is allocated \
+                           as it is added, so it cannot be checked before anything is written; \
+                           import requests without --atomic";
     let mut failures = Vec::new();
-    let mut places = Vec::new();
-    let mut histories = Vec::new();
-    for item in items {
-        match item.parsed {
-            Err(message) => failures.push(failure(item.line, item.id, message)),
-            Ok(Parsed::Request(_)) => failures.push(failure(
-                item.line,
-                None,
-                "a plain request cannot be imported with --atomic: its id is allocated as it is \
-                 added, so it cannot be checked before anything is written; import requests \
-                 without --atomic"
-                    .to_owned(),
-            )),
-            Ok(Parsed::Entry(history)) => {
-                places.push((item.line, item.id));
-                histories.push(history);
+    let mut ids: HashMap<EntryId, usize> = HashMap::new();
+    let mut fingerprints: HashMap<Fingerprint, (EntryId, usize)> = HashMap::new();
+    let mut more = true;
+    while more {
+        let mut items = Vec::with_capacity(BATCH);
+        while items.len() < BATCH {
+            if !input.next_item(&mut items, pipeline.schema())? {
+                more = false;
+                break;
             }
         }
-    }
-    let checked = pipeline.check_restore(&histories)?;
-    for ((line, id), outcome) in places.iter().zip(checked) {
-        if let Err(e) = outcome {
-            failures.push(failure(*line, id.clone(), item_message(&e)));
+        report.total += items.len();
+        let mut places = Vec::new();
+        let mut histories = Vec::new();
+        for item in items {
+            match item.parsed {
+                Err(message) => failures.push(failure(item.line, item.id, message)),
+                Ok(Parsed::Request(_)) => {
+                    failures.push(failure(item.line, None, refused_request.to_owned()));
+                }
+                Ok(Parsed::Entry(history)) => {
+                    let Some(latest) = history.last() else {
+                        places.push((item.line, item.id));
+                        histories.push(history);
+                        continue;
+                    };
+                    let id = latest.header.id.clone();
+                    if let Some(&first) = ids.get(&id) {
+                        failures.push(failure(
+                            item.line,
+                            item.id,
+                            format!("conflict: entry {id} is given twice: first at line {first}"),
+                        ));
+                        continue;
+                    }
+                    if let Some((other, first)) = fingerprints.get(&latest.fingerprint) {
+                        failures.push(failure(
+                            item.line,
+                            item.id,
+                            format!(
+                                "conflict: entry {id} has the fingerprint of entry {other} at \
+                                 line {first}: a request is registered once"
+                            ),
+                        ));
+                        continue;
+                    }
+                    ids.insert(id.clone(), item.line);
+                    fingerprints.insert(latest.fingerprint, (id, item.line));
+                    places.push((item.line, item.id));
+                    histories.push(history);
+                }
+            }
+        }
+        let checked = pipeline.check_restore(&histories)?;
+        for ((line, id), outcome) in places.iter().zip(checked) {
+            if let Err(e) = outcome {
+                failures.push(failure(*line, id.clone(), item_message(&e)));
+            }
         }
     }
     if !failures.is_empty() {
@@ -573,18 +651,41 @@ fn import_atomic(
         report.hint = Some("nothing was imported (--atomic)");
         return report.failed(failures);
     }
-    // Each shard commits on its own: should one fail, the others keep their part, which a
-    // second run finds `Unchanged`.
-    report.hint = Some(
-        "the shards that committed keep their part, and importing the file again completes it",
-    );
-    before_restore(pipeline, settings, &histories)?;
-    let outcomes = pipeline.restore(histories)?;
-    for ((line, id), outcome) in places.into_iter().zip(outcomes) {
-        match outcome {
-            Ok(Restored::Created) => report.summary.imported += 1,
-            Ok(Restored::Unchanged) => report.summary.unchanged += 1,
-            Err(e) => failures.push(failure(line, id, item_message(&e))),
+    drop((ids, fingerprints));
+    let name = input.name.clone();
+    drop(input);
+    let mut spool = spool;
+    spool.rewind().map_err(|e| {
+        CliError::config(format!("cannot read the copy of {name}: {}", io_reason(&e)))
+    })?;
+    let mut copy = Input::of(name, Box::new(BufReader::new(spool)), max);
+    // Each batch, and in it each shard, commits on its own: should one fail, the others keep
+    // their part, which a second run finds `Unchanged`.
+    report.hint = Some("what was committed stays, and importing the file again completes it");
+    let mut more = true;
+    while more {
+        let mut items = Vec::with_capacity(BATCH);
+        while items.len() < BATCH {
+            if !copy.next_item(&mut items, pipeline.schema())? {
+                more = false;
+                break;
+            }
+        }
+        let mut places = Vec::new();
+        let mut histories = Vec::new();
+        for item in items {
+            if let Ok(Parsed::Entry(history)) = item.parsed {
+                places.push((item.line, item.id));
+                histories.push(history);
+            }
+        }
+        let outcomes = pipeline.restore(histories)?;
+        for ((line, id), outcome) in places.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(Restored::Created) => report.summary.imported += 1,
+                Ok(Restored::Unchanged) => report.summary.unchanged += 1,
+                Err(e) => failures.push(failure(line, id, item_message(&e))),
+            }
         }
     }
     report.failed(failures)
@@ -670,10 +771,30 @@ impl Report {
 /// A line read: its number, and its text or why it is not text.
 type Line = (usize, Result<String, String>);
 
-/// The file being imported, read line by line.
+/// A reader that writes a copy of what it reads.
+struct Tee {
+    source: Box<dyn io::Read>,
+    copy: BufWriter<File>,
+}
+
+impl io::Read for Tee {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.source.read(out)?;
+        self.copy.write_all(&out[..n])?;
+        if n == 0 {
+            self.copy.flush()?;
+        }
+        Ok(n)
+    }
+}
+
+/// The file being imported, read line by line, each line and each YAML document at most
+/// `max` bytes (see [`crate::input`]).
 struct Input {
     name: String,
-    reader: Box<dyn BufRead>,
+    lines: BoundedLines<Box<dyn BufRead>>,
+    max: u64,
+    buf: Vec<u8>,
     /// The number of the last line read.
     line: usize,
     /// JSONL, or else a YAML stream; decided by the first non-blank line.
@@ -685,7 +806,7 @@ struct Input {
 }
 
 impl Input {
-    fn open(path: &Path) -> Result<Input, CliError> {
+    fn open(path: &Path, max: u64) -> Result<Input, CliError> {
         let is_stdin = path.as_os_str() == "-";
         let name = if is_stdin {
             "<stdin>".to_owned()
@@ -699,14 +820,56 @@ impl Input {
                 .map_err(|e| CliError::input(format!("cannot read {name}: {}", io_reason(&e))))?;
             Box::new(BufReader::new(file))
         };
-        Ok(Input {
+        Ok(Input::of(name, reader, max))
+    }
+
+    /// The input, copied as it is read into a private temporary file: the file, to read it
+    /// again.
+    fn spooled(path: &Path, max: u64) -> Result<(Input, File), CliError> {
+        let spool = tempfile::tempfile().map_err(|e| {
+            CliError::config(format!(
+                "cannot make a temporary copy of the input: {}",
+                io_reason(&e)
+            ))
+        })?;
+        let copy = spool.try_clone().map_err(|e| {
+            CliError::config(format!(
+                "cannot make a temporary copy of the input: {}",
+                io_reason(&e)
+            ))
+        })?;
+        let is_stdin = path.as_os_str() == "-";
+        let name = if is_stdin {
+            "<stdin>".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        let source: Box<dyn io::Read> =
+            if is_stdin {
+                Box::new(io::stdin())
+            } else {
+                Box::new(File::open(path).map_err(|e| {
+                    CliError::input(format!("cannot read {name}: {}", io_reason(&e)))
+                })?)
+            };
+        let tee = Tee {
+            source,
+            copy: BufWriter::new(copy),
+        };
+        Ok((Input::of(name, Box::new(BufReader::new(tee)), max), spool))
+    }
+
+    fn of(name: String, reader: Box<dyn BufRead>, max: u64) -> Input {
+        Input {
             name,
-            reader,
+            lines: BoundedLines::new(reader, max),
+            max,
+            buf: Vec::new(),
             line: 0,
             jsonl: None,
             pending: None,
             done: false,
-        })
+        }
     }
 
     /// The next line without its line break: `Err` with a reason when it is not UTF-8, `None`
@@ -718,8 +881,7 @@ impl Input {
         if self.done {
             return Ok(None);
         }
-        let mut bytes = Vec::new();
-        let n = self.reader.read_until(b'\n', &mut bytes).map_err(|e| {
+        let next = self.lines.next_line(&mut self.buf).map_err(|e| {
             CliError::input(format!(
                 "{}:{}: cannot read: {}",
                 self.name,
@@ -727,31 +889,21 @@ impl Input {
                 io_reason(&e)
             ))
         })?;
-        if n == 0 {
+        let Some((number, read)) = next else {
             self.done = true;
             return Ok(None);
-        }
-        self.line += 1;
-        if bytes.last() == Some(&b'\n') {
-            bytes.pop();
-            if bytes.last() == Some(&b'\r') {
-                bytes.pop();
-            }
-        }
-        let text = String::from_utf8(bytes)
-            .map(|mut s| {
-                if self.line == 1 && s.starts_with('\u{feff}') {
-                    s.remove(0);
-                }
-                s
-            })
-            .map_err(|e| {
+        };
+        self.line = usize::try_from(number).unwrap_or(usize::MAX);
+        let text = match read {
+            input::Read::TooLong(bytes) => Err(input::too_long(bytes, self.max)),
+            input::Read::Line => String::from_utf8(std::mem::take(&mut self.buf)).map_err(|e| {
                 format!(
                     "line {} is not valid UTF-8 (byte {})",
                     self.line,
                     e.utf8_error().valid_up_to()
                 )
-            });
+            }),
+        };
         Ok(Some((self.line, text)))
     }
 
@@ -814,6 +966,7 @@ impl Input {
         let mut start: Option<usize> = None;
         let mut content = false;
         let mut bad_utf8: Option<String> = None;
+        let mut too_big = false;
         while let Some((line, read)) = self.read_line()? {
             let row = match read {
                 Ok(row) => row,
@@ -850,8 +1003,16 @@ impl Input {
                     start.get_or_insert(line);
                 }
             }
-            text.push_str(&row);
-            text.push('\n');
+            // A document is held whole to be parsed, so it is bounded as a line is; the rest of
+            // an oversized one is read past, not kept.
+            if text.len() as u64 + row.len() as u64 >= self.max {
+                too_big = true;
+                text.clear();
+            }
+            if !too_big {
+                text.push_str(&row);
+                text.push('\n');
+            }
         }
         if !content {
             return Ok(false);
@@ -859,6 +1020,22 @@ impl Input {
         let line = start.unwrap_or(self.line);
         if let Some(reason) = bad_utf8 {
             items.push(Item::unreadable(line, reason));
+            return Ok(true);
+        }
+        if too_big {
+            items.push(Item::unreadable(
+                line,
+                format!(
+                    "the document is over {} bytes (limits.max_record_bytes in registry.toml); \
+                     it was skipped",
+                    self.max
+                ),
+            ));
+            return Ok(true);
+        }
+        // Nesting is bounded before the parser sees the text (see `registry_core::nesting`).
+        if let Err(e) = nesting::check(&text, &nesting::Limits::default()) {
+            items.push(Item::unreadable(line, nesting_message(&e, line)));
             return Ok(true);
         }
         let item = match yaml_serde::from_str::<RawRecord>(&text) {
@@ -874,6 +1051,28 @@ impl Input {
         };
         items.push(item);
         Ok(true)
+    }
+}
+
+/// A nesting error of the document starting at `line`, its position made a line of the file.
+fn nesting_message(e: &nesting::NestingError, line: usize) -> String {
+    let at = line + e.line() - 1;
+    match e {
+        nesting::NestingError::TooDeep {
+            collection,
+            depth,
+            max,
+            column,
+            ..
+        } => format!(
+            "not a valid record: a {collection} collection at line {at} column {column} nests \
+             {depth} levels deep: at most {max} are allowed"
+        ),
+        nesting::NestingError::TooManyAliasedNodes { max, column, .. } => format!(
+            "not a valid record: the alias at line {at} column {column} makes aliases repeat \
+             more than {max} nodes"
+        ),
+        other => format!("not a valid record: {other}"),
     }
 }
 
@@ -895,6 +1094,7 @@ fn request_of(raw: RawRecord, schema: &Schema) -> Result<Request, String> {
         ("header", raw.header.is_some()),
         ("config", raw.config.is_some()),
         ("fingerprint", raw.fingerprint.is_some()),
+        ("provenance", raw.provenance.is_some()),
         ("revision", raw.revision.is_some()),
         ("created_at", raw.created_at.is_some()),
         ("updated_at", raw.updated_at.is_some()),
@@ -926,6 +1126,9 @@ fn history_of(raw: RawRecord) -> Result<Vec<Entry>, String> {
     }
     let id = need(raw.id, "id")?;
     let fingerprint = need(raw.fingerprint, "fingerprint")?;
+    // Optional: a record exported before provenance was recorded has none, and import finds
+    // it from the fingerprint.
+    let provenance = raw.provenance;
     let earlier = need(raw.history, "history")?;
     let latest = RawRevision {
         header: need(raw.header, "header")?,
@@ -945,12 +1148,17 @@ fn history_of(raw: RawRecord) -> Result<Vec<Entry>, String> {
     earlier
         .into_iter()
         .chain([latest])
-        .map(|r| entry_of(r, &id, fingerprint))
+        .map(|r| entry_of(r, &id, fingerprint, provenance))
         .collect()
 }
 
 /// One revision, its header rebuilt from its fields and checked against the `header` written.
-fn entry_of(r: RawRevision, id: &EntryId, fingerprint: Fingerprint) -> Result<Entry, String> {
+fn entry_of(
+    r: RawRevision,
+    id: &EntryId,
+    fingerprint: Fingerprint,
+    provenance: Option<Provenance>,
+) -> Result<Entry, String> {
     let header = Header {
         fields: Fields {
             scope: r.scope,
@@ -968,17 +1176,17 @@ fn entry_of(r: RawRevision, id: &EntryId, fingerprint: Fingerprint) -> Result<En
             r.revision, r.header
         ));
     }
-    let context = Context::new(r.context).map_err(|e| format!("revision {}: {e}", r.revision))?;
     Ok(Entry {
         header,
         title: r.title,
-        context,
+        context: r.context,
         config: r.config,
         hash: r.hash,
         fingerprint,
         revision: r.revision,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        provenance,
     })
 }
 
@@ -1013,6 +1221,7 @@ mod tests {
             revision,
             created_at: Timestamp(-5),
             updated_at: Timestamp(1_795_801_784_123 + i64::from(revision)),
+            provenance: None,
         }
     }
 
@@ -1033,14 +1242,11 @@ mod tests {
 
     /// Reads records from raw bytes as `import` does.
     fn read_bytes(bytes: Vec<u8>) -> Vec<Item> {
-        let mut input = Input {
-            name: "test".into(),
-            reader: Box::new(io::Cursor::new(bytes)),
-            line: 0,
-            jsonl: None,
-            pending: None,
-            done: false,
-        };
+        let mut input = Input::of(
+            "test".into(),
+            Box::new(io::Cursor::new(bytes)),
+            crate::config::DEFAULT_MAX_RECORD_BYTES,
+        );
         let mut items = Vec::new();
         while input
             .next_item(&mut items, &Schema::default())

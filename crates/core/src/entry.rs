@@ -6,8 +6,9 @@ use std::io::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::header::Header;
-use crate::request::Context;
+use crate::header::{Field, Fields, Header};
+use crate::request::{Context, derive_fingerprint};
+use crate::stage::Source;
 use crate::time::Timestamp;
 
 /// blake3 of an entry's content: its header, title, context and config (not its times or revision).
@@ -67,6 +68,199 @@ pub struct Entry {
     pub revision: u32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// How the entry was registered, the same in every revision; `None` for an entry stored
+    /// before registrations recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// How an entry was registered: which derivation gave its fingerprint, and where each header
+/// field and the version came from. The fingerprint covers the request's *given* fields only,
+/// so with this record the fingerprint can be recomputed from revision 1 and checked, which is
+/// what import does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Provenance {
+    /// The fingerprint derivation (see [`crate::derive_fingerprint`]).
+    pub derivation: u8,
+    pub fields: Fields<Source>,
+    /// `Given` or `Default` (or `Unrecorded`).
+    pub version: Source,
+}
+
+/// The stable number of a source in [`Provenance::pack`]; never renumber.
+fn source_number(s: Source) -> u32 {
+    match s {
+        Source::Given => 0,
+        Source::Model => 1,
+        Source::Keyword => 2,
+        Source::Default => 3,
+        Source::Unrecorded => 4,
+    }
+}
+
+fn source_from_number(n: u32) -> Option<Source> {
+    Some(match n {
+        0 => Source::Given,
+        1 => Source::Model,
+        2 => Source::Keyword,
+        3 => Source::Default,
+        4 => Source::Unrecorded,
+        _ => return None,
+    })
+}
+
+impl Provenance {
+    /// Provenance as one number, the form storage and the plugin boundary keep: bits 0 to 3
+    /// the derivation (never 0), then 3 bits per source, the four fields in header order and
+    /// the version. [`Provenance::unpack`] reads it back; 0 stands for "not recorded".
+    pub fn pack(&self) -> u32 {
+        let mut n = u32::from(self.derivation & 0xF);
+        let sources = Field::ALL
+            .iter()
+            .map(|&f| self.fields[f])
+            .chain([self.version]);
+        for (i, s) in sources.enumerate() {
+            n |= source_number(s) << (4 + 3 * i);
+        }
+        n
+    }
+
+    /// Packs an optional provenance: 0 for `None`.
+    pub fn pack_option(p: Option<&Provenance>) -> u32 {
+        p.map_or(0, Provenance::pack)
+    }
+
+    /// Reads what [`Provenance::pack`] wrote.
+    ///
+    /// # Errors
+    /// A message when the number holds an unknown derivation or source, or stray bits: the
+    /// stored value is damaged or written by a newer build.
+    pub fn unpack(n: u32) -> Result<Option<Provenance>, String> {
+        if n == 0 {
+            return Ok(None);
+        }
+        if n >> 19 != 0 {
+            return Err(format!("provenance {n:#x} has unknown bits set"));
+        }
+        let derivation = u8::try_from(n & 0xF).unwrap_or(0);
+        if !(1..=crate::FINGERPRINT_DERIVATION).contains(&derivation) {
+            return Err(format!("unknown fingerprint derivation {derivation}"));
+        }
+        let source = |i: u32| {
+            source_from_number((n >> (4 + 3 * i)) & 0x7)
+                .ok_or_else(|| format!("provenance {n:#x} holds an unknown source"))
+        };
+        Ok(Some(Provenance {
+            derivation,
+            fields: Fields {
+                scope: source(0)?,
+                kind: source(1)?,
+                variant: source(2)?,
+                status: source(3)?,
+            },
+            version: source(4)?,
+        }))
+    }
+
+    /// The fingerprint the registration request of `first` (an entry's revision 1) had, if
+    /// this is how it was registered; `None` for an unknown derivation.
+    pub fn fingerprint_of(&self, first: &Entry) -> Option<Fingerprint> {
+        let f = &first.header.fields;
+        let given = Fields::from_fn(|field| {
+            (self.fields[field] == Source::Given).then_some(f[field].as_str())
+        });
+        let version = (self.version == Source::Given).then_some(first.header.version.as_str());
+        derive_fingerprint(
+            self.derivation,
+            &first.title,
+            &given,
+            version,
+            &first.context,
+        )
+    }
+
+    /// Finds how an entry recorded without provenance was registered: the derivation and the
+    /// set of given fields and version whose fingerprint, recomputed from revision 1, is the one
+    /// stored. Fields that were not given are `Unrecorded` (which of a model, a keyword rule or
+    /// a default chose them is lost). `None` when no combination gives the stored fingerprint:
+    /// the fingerprint does not belong to this entry's request.
+    ///
+    /// 64 candidates at most (two derivations, 32 sets of given values): about 0.1 ms.
+    pub fn recover(first: &Entry) -> Option<Provenance> {
+        for derivation in 1..=crate::FINGERPRINT_DERIVATION {
+            for mask in 0u32..32 {
+                let given = |bit: u32| {
+                    if mask & (1 << bit) != 0 {
+                        Source::Given
+                    } else {
+                        Source::Unrecorded
+                    }
+                };
+                let candidate = Provenance {
+                    derivation,
+                    fields: Fields {
+                        scope: given(0),
+                        kind: given(1),
+                        variant: given(2),
+                        status: given(3),
+                    },
+                    version: given(4),
+                };
+                if candidate.fingerprint_of(first) == Some(first.fingerprint) {
+                    return Some(candidate);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Serialize for Provenance {
+    /// `{"fingerprint": 2, "scope": "given", "type": "model", …, "version": "default"}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(6))?;
+        m.serialize_entry("fingerprint", &self.derivation)?;
+        for f in Field::ALL {
+            m.serialize_entry(f.name(), &self.fields[f])?;
+        }
+        m.serialize_entry("version", &self.version)?;
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Provenance {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            fingerprint: u8,
+            scope: Source,
+            #[serde(rename = "type")]
+            kind: Source,
+            variant: Source,
+            status: Source,
+            version: Source,
+        }
+        let r = Raw::deserialize(d)?;
+        if !(1..=crate::FINGERPRINT_DERIVATION).contains(&r.fingerprint) {
+            return Err(serde::de::Error::custom(format!(
+                "unknown fingerprint derivation {}: this build knows 1 to {}",
+                r.fingerprint,
+                crate::FINGERPRINT_DERIVATION
+            )));
+        }
+        Ok(Provenance {
+            derivation: r.fingerprint,
+            fields: Fields {
+                scope: r.scope,
+                kind: r.kind,
+                variant: r.variant,
+                status: r.status,
+            },
+            version: r.version,
+        })
+    }
 }
 
 impl Entry {
@@ -158,7 +352,79 @@ fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header::{EntryId, Fields};
+    use crate::header::EntryId;
+
+    #[test]
+    fn provenance_packs_into_one_number_and_back() {
+        let sources = [
+            Source::Given,
+            Source::Model,
+            Source::Keyword,
+            Source::Default,
+            Source::Unrecorded,
+        ];
+        for (i, &a) in sources.iter().enumerate() {
+            let b = sources[(i + 1) % sources.len()];
+            let p = Provenance {
+                derivation: 1 + (i % 2) as u8,
+                fields: Fields {
+                    scope: a,
+                    kind: b,
+                    variant: a,
+                    status: b,
+                },
+                version: b,
+            };
+            assert_eq!(Provenance::unpack(p.pack()), Ok(Some(p)));
+            let json = serde_json::to_string(&p).expect("serializes");
+            assert_eq!(serde_json::from_str::<Provenance>(&json).expect("reads"), p);
+        }
+        assert_eq!(Provenance::unpack(0), Ok(None));
+        for bad in [0x3, 0x7 << 4 | 1, 1 << 19 | 1] {
+            assert!(Provenance::unpack(bad).is_err(), "{bad:#x}");
+        }
+    }
+
+    #[test]
+    fn provenance_is_recovered_from_the_fingerprint_alone() {
+        let header = Header {
+            fields: Fields {
+                scope: "SEC".into(),
+                kind: "RULES".into(),
+                variant: "LIVE".into(),
+                status: "REQUIRED".into(),
+            },
+            id: EntryId::new("SEC-RUL", 1),
+            version: "v3.1".into(),
+        };
+        let context = Context::new([("env".to_owned(), "prod".to_owned())]).expect("valid");
+        let truth = Provenance {
+            derivation: 1,
+            fields: Fields {
+                scope: Source::Given,
+                kind: Source::Unrecorded,
+                variant: Source::Unrecorded,
+                status: Source::Given,
+            },
+            version: Source::Given,
+        };
+        let mut first = Entry {
+            hash: Entry::compute_hash(&header, "Rotate keys", &context, ""),
+            header,
+            title: "Rotate keys".into(),
+            context,
+            config: String::new(),
+            fingerprint: Fingerprint([0; 16]),
+            revision: 1,
+            created_at: Timestamp(1),
+            updated_at: Timestamp(1),
+            provenance: None,
+        };
+        first.fingerprint = truth.fingerprint_of(&first).expect("known derivation");
+        assert_eq!(Provenance::recover(&first), Some(truth));
+        first.fingerprint = Fingerprint([7; 16]);
+        assert_eq!(Provenance::recover(&first), None, "a made-up fingerprint");
+    }
 
     /// Stored hashes must keep verifying: the hash is blake3 over the readable header, title,
     /// context pairs and config, as first defined, whatever way the header is written in.

@@ -65,6 +65,9 @@ pub enum ErrorCode {
     Panic = 7,
     /// Anything else: a bug in the plugin.
     Internal = 8,
+    /// A store the registry has is gone or empty (a shard file deleted or truncated to zero
+    /// bytes, a shard's keys removed): refused until the operator restores it, never recreated.
+    Missing = 9,
 }
 
 impl ErrorCode {
@@ -78,6 +81,7 @@ impl ErrorCode {
             5 => ErrorCode::Storage,
             6 => ErrorCode::Unavailable,
             7 => ErrorCode::Panic,
+            9 => ErrorCode::Missing,
             _ => ErrorCode::Internal,
         }
     }
@@ -139,6 +143,9 @@ pub enum Error {
     Stage { stage: StageKind, error: StageError },
     #[error("entry {0} was changed by someone else meanwhile: retry")]
     Conflict(EntryId),
+    /// The stored entry fails an integrity check (its content does not match its hash, say).
+    #[error("{0}")]
+    Damaged(crate::integrity::Damaged),
 }
 
 impl Error {
@@ -150,6 +157,7 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         match self {
             Error::Request(_) | Error::Invalid(_) | Error::NotFound(_) | Error::Conflict(_) => true,
+            Error::Damaged(_) => false,
             Error::Stage { error, .. } => {
                 matches!(error.code, ErrorCode::Invalid | ErrorCode::NotFound)
             }

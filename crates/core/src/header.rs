@@ -48,7 +48,7 @@ impl fmt::Display for Field {
 }
 
 /// One value per enumerated [`Field`], indexed by the field.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fields<T> {
     pub scope: T,
     #[serde(rename = "type")]

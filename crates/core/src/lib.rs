@@ -15,6 +15,8 @@
 mod entry;
 mod error;
 mod header;
+pub mod integrity;
+pub mod layout;
 pub mod nesting;
 mod pipeline;
 mod request;
@@ -22,20 +24,21 @@ mod schema;
 mod stage;
 pub mod time;
 
-pub use entry::{ContentHash, Entry, Fingerprint};
+pub use entry::{ContentHash, Entry, Fingerprint, Provenance};
 pub use error::{Error, ErrorCode, Problem, Severity, StageError, StageKind, StageResult};
 pub use header::{
     EntryId, Field, Fields, Header, HeaderError, HeaderForm, RawHeader, find_header, is_version,
 };
-pub use pipeline::{Added, CallTiming, Changes, Pipeline, StageCall, Stages, Updated};
+pub use integrity::Damaged;
+pub use pipeline::{Added, CallTiming, Changes, Page, Pipeline, StageCall, Stages, Updated};
 pub use request::{
-    Context, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES, Request, RequestError,
-    check_title,
+    Context, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES,
+    Request, RequestError, check_title, derive_fingerprint,
 };
 pub use schema::{EVERY_SCOPE, Schema, SchemaError};
 pub use stage::{
     Cache, CacheKey, CacheStats, Draft, Evaluation, FieldReport, FromConfig, Generator, Guess,
-    Inserted, ListQuery, Prediction, Restored, Router, Setup, Source, Storage, TrainOptions,
-    TrainReport, UnavailableShard, Validator,
+    Inserted, ListQuery, Meta, NotLoaded, Prediction, Restored, Router, Setup, Source, Storage,
+    TrainOptions, TrainReport, UnavailableShard, Validator,
 };
 pub use time::Timestamp;

@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::entry::{Entry, Fingerprint};
+use crate::entry::{Entry, Fingerprint, Provenance};
 use crate::error::{Error, ErrorCode, Problem, Severity, StageError, StageKind};
 use crate::header::{EntryId, Field, Fields, Header};
-use crate::request::{Request, check_title};
+use crate::integrity::{self, Damaged};
+use crate::request::{FINGERPRINT_DERIVATION, Request, check_title};
 use crate::schema::Schema;
 use crate::stage::{
     Cache, CacheKey, CacheStats, Draft, Generator, Guess, Inserted, ListQuery, Prediction,
@@ -60,6 +61,19 @@ pub struct Added {
     pub fields: Option<Fields<Guess>>,
 }
 
+/// A page of [`Pipeline::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The entries whose content matches their hash, in id order.
+    pub entries: Vec<Entry>,
+    /// Entries of the page that fail their hash check: left out of `entries` and reported here,
+    /// so a damaged entry never hides the others.
+    pub damaged: Vec<Damaged>,
+    /// Where the next page starts ([`ListQuery::after`]) when this one is full and more may
+    /// follow.
+    pub next: Option<EntryId>,
+}
+
 /// What `update` may change. `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -85,10 +99,10 @@ pub struct Pipeline {
     schema: Schema,
     stages: Stages,
     cache_errors: AtomicU64,
-    /// Whether a fingerprint may be stored in a shard other than the one the router picks for
-    /// it (entries restored from a registry with another layout): then `add` looks in every
-    /// shard before creating anything.
-    fingerprints_anywhere: AtomicBool,
+    /// Per shard: whether it holds entries whose fingerprints the router sends to another shard
+    /// (restored from a registry with another layout). `add` looks for a new request in these
+    /// shards too before creating anything.
+    foreign: Vec<AtomicBool>,
     /// Whether `add` caches the entries it creates (see [`Pipeline::set_cache_new_entries`]).
     cache_new_entries: AtomicBool,
     /// Whether stage calls are timed; see [`Pipeline::enable_timings`].
@@ -180,6 +194,8 @@ struct Pending {
     item: usize,
     request: Request,
     provenance: Fields<Guess>,
+    /// Where the version came from: given or the schema's default.
+    version: Source,
 }
 
 impl Pipeline {
@@ -190,11 +206,16 @@ impl Pipeline {
             !stages.storage.is_empty(),
             "a pipeline needs at least one storage shard"
         );
+        let foreign = stages
+            .storage
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         Pipeline {
             schema,
             stages,
             cache_errors: AtomicU64::new(0),
-            fingerprints_anywhere: AtomicBool::new(false),
+            foreign,
             timing: AtomicBool::new(false),
             samples: std::array::from_fn(|_| Mutex::new(Vec::new())),
             cache_new_entries: AtomicBool::new(true),
@@ -263,20 +284,55 @@ impl Pipeline {
             .push(us);
     }
 
-    /// Tells the pipeline that fingerprints may be stored outside the shard the router picks
-    /// for them, so that `add` looks for a request in every shard before creating an entry.
-    /// A registry sets this when [`Pipeline::restore`] has put such an entry in it (see
-    /// [`Pipeline::fingerprints_anywhere`]); it costs one more lookup per shard for each new
-    /// request, and nothing with one shard.
-    pub fn set_fingerprints_anywhere(&self, on: bool) {
-        self.fingerprints_anywhere.store(on, Ordering::Relaxed);
+    /// Tells the pipeline which shards hold entries whose fingerprints the router sends to
+    /// another shard (as their metadata say, [`crate::layout::FOREIGN_FINGERPRINTS`]), so that
+    /// `add` looks for a request in those shards too before creating an entry. It costs one
+    /// more lookup per such shard for each new request. [`Pipeline::restore`] keeps this up to
+    /// date for the entries it stores.
+    pub fn set_foreign_shards(&self, foreign: &[bool]) {
+        for (flag, &on) in self.foreign.iter().zip(foreign) {
+            flag.store(on, Ordering::Relaxed);
+        }
     }
 
-    /// Whether `add` looks for fingerprints in every shard: set by
-    /// [`Pipeline::set_fingerprints_anywhere`], or by a restore that stored an entry in the
-    /// shard its id names while the router sends its fingerprint to another one.
+    /// Marks every shard or none as holding foreign fingerprints; see
+    /// [`Pipeline::set_foreign_shards`].
+    pub fn set_fingerprints_anywhere(&self, on: bool) {
+        for flag in &self.foreign {
+            flag.store(on, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether some shard holds entries whose fingerprints route elsewhere, so that `add` looks
+    /// beyond the routed shard.
     pub fn fingerprints_anywhere(&self) -> bool {
-        self.fingerprints_anywhere.load(Ordering::Relaxed)
+        self.foreign.iter().any(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// Records in every shard's metadata that it may hold foreign fingerprints, and marks them
+    /// so here: for a registry that knows some shard does but not which.
+    ///
+    /// # Errors
+    /// When a shard's metadata cannot be written.
+    pub fn mark_every_shard_foreign(&self) -> Result<(), Error> {
+        let mark: crate::Meta = [(
+            crate::layout::FOREIGN_FINGERPRINTS.to_owned(),
+            "true".to_owned(),
+        )]
+        .into();
+        for (storage, flag) in self.stages.storage.iter().zip(&self.foreign) {
+            storage
+                .set_meta(&mark)
+                .map_err(|e| Error::stage(StageKind::Storage, e))?;
+            flag.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn is_foreign(&self, shard: usize) -> bool {
+        self.foreign
+            .get(shard)
+            .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     pub fn schema(&self) -> &Schema {
@@ -327,6 +383,7 @@ impl Pipeline {
             }
         };
         self.lookup_stored(&fps, &shard_of, &mut todo, &mut slots);
+        self.lookup_legacy(&requests, &mut todo, &mut slots);
         self.create(requests, &fps, &shard_of, &todo, &mut slots);
 
         let mut out: Vec<Result<Added, Error>> = Vec::with_capacity(n);
@@ -433,9 +490,38 @@ impl Pipeline {
         *todo = rest;
     }
 
-    /// Looks for the fingerprints of `rest` in every shard but the one each was routed to;
-    /// keeps in `rest` only those found nowhere. An item whose lookup fails is failed, not kept:
-    /// creating its entry could duplicate one in the shard that could not be read.
+    /// Looks for the requests of `todo` whose title is not in Unicode NFC under the fingerprint
+    /// derivation 1 gave them (see [`Request::legacy_fingerprint`]): an entry registered before
+    /// derivation 2 is stored under that one. Keeps in `todo` only those found under neither.
+    fn lookup_legacy(&self, requests: &[Request], todo: &mut Vec<usize>, slots: &mut [Slot]) {
+        let mut legacy = vec![Fingerprint([0; 16]); requests.len()];
+        let mut asked = Vec::new();
+        for &i in todo.iter() {
+            if let Some(fp) = requests[i].legacy_fingerprint() {
+                legacy[i] = fp;
+                asked.push(i);
+            }
+        }
+        if asked.is_empty() {
+            return;
+        }
+        let shard_of = match self.route(&asked, &legacy) {
+            Ok(s) => s,
+            Err(e) => {
+                fail_all(&asked, &e, slots);
+                todo.retain(|i| !asked.contains(i));
+                return;
+            }
+        };
+        let mut missed = asked.clone();
+        self.lookup_stored(&legacy, &shard_of, &mut missed, slots);
+        todo.retain(|i| !asked.contains(i) || missed.contains(i));
+    }
+
+    /// Looks for the fingerprints of `rest` in every shard that holds foreign fingerprints but
+    /// the one each was routed to; keeps in `rest` only those found nowhere. An item whose
+    /// lookup fails is failed, not kept: creating its entry could duplicate one in the shard
+    /// that could not be read.
     fn lookup_elsewhere(
         &self,
         fps: &[Fingerprint],
@@ -443,7 +529,7 @@ impl Pipeline {
         rest: &mut Vec<usize>,
         slots: &mut [Slot],
     ) {
-        for shard in 0..self.shards() {
+        for shard in (0..self.shards()).filter(|&s| self.is_foreign(s)) {
             let asked: Vec<usize> = rest
                 .iter()
                 .copied()
@@ -533,9 +619,9 @@ impl Pipeline {
         let mut live = Vec::with_capacity(batch.len());
         for ((&i, request), prediction) in todo.iter().zip(batch).zip(predictions) {
             match self.complete(request, prediction) {
-                Ok((request, fields)) => {
+                Ok((request, fields, version)) => {
                     completed.push(request);
-                    provenance.push(fields);
+                    provenance.push((fields, version));
                     live.push(i);
                 }
                 Err(e) => slots[i] = Some(Err(e)),
@@ -557,10 +643,11 @@ impl Pipeline {
             .zip(completed)
             .zip(provenance)
             .filter(|((i, _), _)| !rejected.contains(i))
-            .map(|((item, request), provenance)| Pending {
+            .map(|((item, request), (provenance, version))| Pending {
                 item,
                 request,
                 provenance,
+                version,
             })
             .collect();
         pending.sort_by_key(|p| shard_of[p.item]);
@@ -602,7 +689,13 @@ impl Pipeline {
         // The drafts take the requests' parts; only the items and provenance stay behind.
         let mut group: Vec<(usize, Fields<Guess>)> = Vec::with_capacity(items.len());
         let mut drafts: Vec<Draft> = Vec::with_capacity(items.len());
+        let mut registered: Vec<Provenance> = Vec::with_capacity(items.len());
         for ((p, prefix), number) in pending.into_iter().zip(prefixes).zip(numbers) {
+            registered.push(Provenance {
+                derivation: FINGERPRINT_DERIVATION,
+                fields: Fields::from_fn(|f| p.provenance[f].source),
+                version: p.version,
+            });
             let (title, fields, version, context) = p.request.into_parts();
             drafts.push(Draft {
                 header: Header {
@@ -627,8 +720,8 @@ impl Pipeline {
         let entries: Vec<Entry> = drafts
             .into_iter()
             .zip(configs)
-            .zip(&items)
-            .map(|((d, config), &i)| Entry {
+            .zip(items.iter().zip(registered))
+            .map(|((d, config), (&i, provenance))| Entry {
                 hash: Entry::compute_hash(&d.header, &d.title, &d.context, &config),
                 header: d.header,
                 title: d.title,
@@ -638,6 +731,7 @@ impl Pipeline {
                 revision: 1,
                 created_at: now,
                 updated_at: now,
+                provenance: Some(provenance),
             })
             .collect();
 
@@ -691,7 +785,7 @@ impl Pipeline {
         &self,
         mut request: Request,
         prediction: Prediction,
-    ) -> Result<(Request, Fields<Guess>), Error> {
+    ) -> Result<(Request, Fields<Guess>, Source), Error> {
         let mut sources: Fields<Option<Guess>> = Fields::default();
         for f in Field::ALL {
             let guess = match &request.fields[f] {
@@ -728,9 +822,12 @@ impl Pipeline {
             request.fields[f] = Some(value.clone());
             sources[f] = Some(Guess { value, ..guess });
         }
-        if request.version.is_none() {
+        let version = if request.version.is_none() {
             request.version = Some(self.schema.version().to_owned());
-        }
+            Source::Default
+        } else {
+            Source::Given
+        };
         match sources {
             Fields {
                 scope: Some(scope),
@@ -745,6 +842,7 @@ impl Pipeline {
                     variant,
                     status,
                 },
+                version,
             )),
             _ => Err(internal("field lost while completing request")),
         }
@@ -773,7 +871,7 @@ impl Pipeline {
         Ok(requests
             .into_iter()
             .zip(predictions)
-            .map(|(r, p)| self.complete(r, p).map(|(_, fields)| fields))
+            .map(|(r, p)| self.complete(r, p).map(|(_, fields, _)| fields))
             .collect())
     }
 
@@ -822,10 +920,11 @@ impl Pipeline {
         self.stages.storage.get(self.shard_index(id)?).map(|s| &**s)
     }
 
-    /// The latest revision of an entry, from the cache when it holds it.
+    /// The latest revision of an entry, from the cache when it holds it. What storage returns
+    /// is checked against its hash first.
     ///
     /// # Errors
-    /// [`Error::NotFound`], or a storage failure.
+    /// [`Error::NotFound`], [`Error::Damaged`], or a storage failure.
     pub fn get(&self, id: &EntryId) -> Result<Entry, Error> {
         let key = [CacheKey::of_id(id)];
         let mut hit = Vec::with_capacity(1);
@@ -854,16 +953,20 @@ impl Pipeline {
         storage
             .get(std::slice::from_ref(id), &mut out)
             .map_err(|e| Error::stage(StageKind::Storage, e))?;
-        out.pop()
+        let entry = out
+            .pop()
             .flatten()
-            .ok_or_else(|| Error::NotFound(id.clone()))
+            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        integrity::verify_entry(&entry).map_err(Error::Damaged)?;
+        Ok(entry)
     }
 
-    /// Up to `query.limit` entries matching the query, in id order, across all shards.
+    /// Up to `query.limit` entries matching the query, in id order, across all shards, each
+    /// checked against its hash: those that fail are in [`Page::damaged`] instead.
     ///
     /// # Errors
     /// A storage failure.
-    pub fn list(&self, query: &ListQuery) -> Result<Vec<Entry>, Error> {
+    pub fn list(&self, query: &ListQuery) -> Result<Page, Error> {
         let mut query = query.clone();
         self.canonicalize(&mut query.filter);
         let mut all = Vec::new();
@@ -878,13 +981,27 @@ impl Pipeline {
             all.sort_by(|a, b| a.header.id.cmp(&b.header.id));
             all.truncate(query.limit);
         }
-        Ok(all)
+        let next = (all.len() == query.limit && query.limit > 0)
+            .then(|| all.last().map(|e| e.header.id.clone()))
+            .flatten();
+        let mut page = Page {
+            entries: Vec::with_capacity(all.len()),
+            damaged: Vec::new(),
+            next,
+        };
+        for entry in all {
+            match integrity::verify_entry(&entry) {
+                Ok(()) => page.entries.push(entry),
+                Err(d) => page.damaged.push(d),
+            }
+        }
+        Ok(page)
     }
 
-    /// Every revision of an entry, oldest first.
+    /// Every revision of an entry, oldest first, checked as a whole (see [`crate::integrity`]).
     ///
     /// # Errors
-    /// [`Error::NotFound`], or a storage failure.
+    /// [`Error::NotFound`], [`Error::Damaged`], or a storage failure.
     pub fn history(&self, id: &EntryId) -> Result<Vec<Entry>, Error> {
         let storage = self
             .shard_of_id(id)
@@ -896,6 +1013,7 @@ impl Pipeline {
         if out.is_empty() {
             return Err(Error::NotFound(id.clone()));
         }
+        integrity::verify_history(&out).map_err(Error::Damaged)?;
         Ok(out)
     }
 
@@ -970,6 +1088,7 @@ impl Pipeline {
             revision: current.revision + 1,
             created_at: current.created_at,
             updated_at: Timestamp::now().max(current.updated_at),
+            provenance: current.provenance,
         };
         let mut problems = Vec::new();
         self.stages
@@ -1012,6 +1131,8 @@ struct RestorePlan {
     create: Vec<usize>,
     /// The shard of each history's id, indexed like the batch.
     shard_of: Vec<u32>,
+    /// The provenance found for each history recorded without one, indexed like the batch.
+    recovered: Vec<Option<Provenance>>,
 }
 
 impl Pipeline {
@@ -1039,9 +1160,13 @@ impl Pipeline {
     ///
     /// Registration stays idempotent: an entry's fingerprint normally routes to the shard its id
     /// names (the shard that allocated it). When a restored entry's does not (the exporting
-    /// registry had another shard count or router), the restore turns on
-    /// [`Pipeline::fingerprints_anywhere`], so `add` looks in every shard; a registry that
-    /// persists across processes records that and sets it again when it opens.
+    /// registry had another shard count or router), the restore first records in that shard's
+    /// metadata that it holds foreign fingerprints ([`crate::layout::FOREIGN_FINGERPRINTS`],
+    /// durably, before the entry is stored), and `add` looks there too from then on, in this
+    /// process and every later one.
+    ///
+    /// An entry recorded without provenance (exported by an earlier version) is stored with the
+    /// provenance its fingerprint was found to have ([`Provenance::recover`]).
     ///
     /// # Errors
     /// The whole batch fails, with nothing written, when the validator cannot work or a lookup
@@ -1054,9 +1179,17 @@ impl Pipeline {
             mut slots,
             create,
             shard_of,
+            recovered,
         } = self.plan_restore(&histories)?;
+        for (history, provenance) in histories.iter_mut().zip(recovered) {
+            if let Some(p) = provenance {
+                for e in history.iter_mut() {
+                    e.provenance.get_or_insert(p);
+                }
+            }
+        }
         // Where the router would look for each fingerprint: if that is not the shard the id
-        // names, `add` must from now on look in every shard.
+        // names, `add` must from now on look in that shard too.
         let routed = match self.route_histories(&histories, &create) {
             Ok(routed) => routed,
             Err(e) => {
@@ -1066,6 +1199,19 @@ impl Pipeline {
         };
         let mut stored_keys = Vec::new();
         for (shard, items) in group_by_shard(&create, &shard_of) {
+            let misplaces = items.iter().any(|&i| routed[i] != shard_of[i]);
+            if misplaces && !self.is_foreign(shard) {
+                let mark: crate::Meta = [(
+                    crate::layout::FOREIGN_FINGERPRINTS.to_owned(),
+                    "true".to_owned(),
+                )]
+                .into();
+                if let Err(e) = self.stages.storage[shard].set_meta(&mark) {
+                    fail_all(&items, &Error::stage(StageKind::Storage, e), &mut slots);
+                    continue;
+                }
+                self.foreign[shard].store(true, Ordering::Relaxed);
+            }
             let batch: Vec<Vec<Entry>> = items
                 .iter()
                 .map(|&i| std::mem::take(&mut histories[i]))
@@ -1082,9 +1228,6 @@ impl Pipeline {
                             && let Some(latest) = history.last()
                         {
                             stored_keys.extend(CacheKey::of_entry(latest));
-                            if routed[i] != shard_of[i] {
-                                self.set_fingerprints_anywhere(true);
-                            }
                         }
                         slots[i] = Some(outcome.map_err(|e| Error::stage(StageKind::Storage, e)));
                     }
@@ -1097,23 +1240,6 @@ impl Pipeline {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);
         }
         Ok(finish(slots))
-    }
-
-    /// Whether restoring these histories would put an entry in a shard other than the one the
-    /// router picks for its fingerprint, which turns on [`Pipeline::fingerprints_anywhere`]. A
-    /// caller that persists that setting records it before restoring, so that a crash in
-    /// between cannot lose it.
-    ///
-    /// # Errors
-    /// When the router fails.
-    pub fn restore_misplaces(&self, histories: &[Vec<Entry>]) -> Result<bool, Error> {
-        let all: Vec<usize> = (0..histories.len()).collect();
-        let routed = self.route_histories(histories, &all)?;
-        Ok(histories.iter().zip(routed).any(|(h, r)| {
-            h.last()
-                .and_then(|e| self.shard_index(&e.header.id))
-                .is_some_and(|s| s != r as usize)
-        }))
     }
 
     /// The shard the router picks for the fingerprint of each history in `items`, indexed like
@@ -1157,8 +1283,10 @@ impl Pipeline {
         let mut live = Vec::with_capacity(n);
         let mut ids: HashSet<&EntryId> = HashSet::with_capacity(n);
         let mut fingerprints: HashSet<Fingerprint> = HashSet::with_capacity(n);
+        let mut recovered = vec![None; n];
         for (i, history) in histories.iter().enumerate() {
-            let checked = self.check_history(history).and_then(|latest| {
+            let checked = self.check_history(history).and_then(|(latest, found)| {
+                recovered[i] = found;
                 let id = &latest.header.id;
                 if !ids.insert(id) {
                     return Err(conflict(format!(
@@ -1201,80 +1329,57 @@ impl Pipeline {
             slots,
             create,
             shard_of,
+            recovered,
         })
     }
 
-    /// The latest revision of a history whose shape, hashes and structure are sound.
-    fn check_history<'h>(&self, history: &'h [Entry]) -> Result<&'h Entry, Error> {
-        let invalid = |code: &str, field: &str, message: String| {
-            Error::Invalid(vec![Problem {
-                item: 0,
-                severity: Severity::Error,
-                code: code.to_owned(),
-                field: field.to_owned(),
-                message,
-            }])
+    /// The latest revision of a history that passes every integrity check
+    /// ([`integrity::check_history`]: shape, hashes, times, fingerprint) and the structural rules
+    /// of requests, with the provenance recovered for a history recorded without one.
+    fn check_history<'h>(
+        &self,
+        history: &'h [Entry],
+    ) -> Result<(&'h Entry, Option<Provenance>), Error> {
+        let problem = |code: &str, field: &str, message: String| Problem {
+            item: 0,
+            severity: Severity::Error,
+            code: code.to_owned(),
+            field: field.to_owned(),
+            message,
         };
         let Some(latest) = history.last() else {
-            return Err(invalid(
+            return Err(Error::Invalid(vec![problem(
                 "empty-history",
                 "history",
                 "an exported entry has no revisions: its history must hold revisions 1 to n"
                     .to_owned(),
-            ));
+            )]));
         };
         let id = &latest.header.id;
         if self.shard_index(id).is_none() {
-            return Err(invalid(
+            return Err(Error::Invalid(vec![problem(
                 "bad-id",
                 "id",
                 format!("id {id} has number 0: numbers start at 1"),
-            ));
+            )]));
         }
-        let mut problems = Vec::new();
+        let (flaws, provenance) = integrity::check_history(history);
+        let mut problems: Vec<Problem> = flaws
+            .into_iter()
+            .map(|f| {
+                let field = match f.code {
+                    "hash-mismatch" => "hash",
+                    "bad-times" => "times",
+                    "fingerprint-mismatch" => "fingerprint",
+                    _ => "history",
+                };
+                problem(f.code, field, format!("entry {id}: {}", f.message))
+            })
+            .collect();
+        if problems.iter().any(|p| p.code == "bad-history") {
+            return Err(Error::Invalid(problems));
+        }
         for (at, e) in history.iter().enumerate() {
-            let want = at + 1;
-            let shape = if e.revision as usize != want {
-                Some(format!(
-                    "revision {want} of its history is numbered {}: a history holds revisions 1 \
-                     to n, oldest first",
-                    e.revision
-                ))
-            } else if e.header.id != *id {
-                Some(format!(
-                    "revision {want} has id {}: every revision has the entry's id",
-                    e.header.id
-                ))
-            } else if e.fingerprint != latest.fingerprint {
-                Some(format!(
-                    "revision {want} has fingerprint {}, the latest has {}: every revision has \
-                     the entry's fingerprint",
-                    e.fingerprint, latest.fingerprint
-                ))
-            } else {
-                None
-            };
-            if let Some(reason) = shape {
-                return Err(invalid(
-                    "bad-history",
-                    "history",
-                    format!("entry {id}: {reason}"),
-                ));
-            }
-            let computed = Entry::compute_hash(&e.header, &e.title, &e.context, &e.config);
-            if computed != e.hash {
-                problems.push(Problem {
-                    item: 0,
-                    severity: Severity::Error,
-                    code: "hash-mismatch".to_owned(),
-                    field: "hash".to_owned(),
-                    message: format!(
-                        "entry {id} revision {want} does not match its hash: exported {}, \
-                         computed {computed}",
-                        e.hash
-                    ),
-                });
-            }
             // The rules no plugin may relax hold for imported entries too: an imported title
             // with a line break would forge a header line wherever the entry is stamped.
             let fields = e.header.fields.clone().map(|_, v| Some(v));
@@ -1296,17 +1401,16 @@ impl Pipeline {
                 }
             });
             if let Err(reason) = rules {
-                problems.push(Problem {
-                    item: 0,
-                    severity: Severity::Error,
-                    code: "invalid-entry".to_owned(),
-                    field: "entry".to_owned(),
-                    message: format!("entry {id} revision {want}: {reason}"),
-                });
+                problems.push(problem(
+                    "invalid-entry",
+                    "entry",
+                    format!("entry {id} revision {}: {reason}", at + 1),
+                ));
             }
         }
         if problems.is_empty() {
-            Ok(latest)
+            let recovered = provenance.filter(|_| latest.provenance.is_none());
+            Ok((latest, recovered))
         } else {
             Err(Error::Invalid(problems))
         }
@@ -1505,6 +1609,7 @@ mod tests {
         shard: u64,
         shards: u64,
         entries: Mutex<BTreeMap<EntryId, Vec<Entry>>>,
+        meta: Mutex<crate::Meta>,
     }
 
     fn refused<T>() -> StageResult<T> {
@@ -1550,6 +1655,20 @@ mod tests {
         }
         fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
             refused()
+        }
+        fn meta(&self, out: &mut crate::Meta) -> StageResult<()> {
+            out.extend(
+                self.meta
+                    .lock()
+                    .expect("no test panics holding the lock")
+                    .clone(),
+            );
+            Ok(())
+        }
+        fn set_meta(&self, changes: &crate::Meta) -> StageResult<()> {
+            let mut meta = self.meta.lock().expect("no test panics holding the lock");
+            meta.extend(changes.clone());
+            Ok(())
         }
         fn restore(
             &self,
@@ -1648,6 +1767,7 @@ mod tests {
                     shard: u64::from(s),
                     shards: u64::from(shards),
                     entries: Mutex::default(),
+                    meta: Mutex::default(),
                 }) as Box<dyn Storage>
             })
             .collect();
@@ -1663,8 +1783,9 @@ mod tests {
         )
     }
 
-    /// Revision 1 of `SEC-RUL-{number}`, with a fingerprint of its own unless `fp` is given.
-    fn entry(number: u64, title: &str, fp: Option<u8>) -> Entry {
+    /// Revision 1 of `SEC-RUL-{number}`, registered with no field given: its fingerprint is its
+    /// title's, so two entries with the same title are the same request.
+    fn entry(number: u64, title: &str) -> Entry {
         let header = Header {
             fields: Fields {
                 scope: "SEC".into(),
@@ -1677,21 +1798,25 @@ mod tests {
         };
         let context = Context::default();
         let config = format!("rule: {number}\n");
-        let mut fingerprint = [fp.unwrap_or(0); 16];
-        if fp.is_none() {
-            fingerprint[..8].copy_from_slice(&number.to_le_bytes());
-        }
-        Entry {
+        let provenance = Provenance {
+            derivation: FINGERPRINT_DERIVATION,
+            fields: Fields::from_fn(|_| Source::Default),
+            version: Source::Default,
+        };
+        let mut e = Entry {
             hash: Entry::compute_hash(&header, title, &context, &config),
             header,
             title: title.into(),
             context,
             config,
-            fingerprint: Fingerprint(fingerprint),
+            fingerprint: Fingerprint([0; 16]),
             revision: 1,
             created_at: Timestamp(1_000),
             updated_at: Timestamp(1_000),
-        }
+            provenance: Some(provenance),
+        };
+        e.fingerprint = provenance.fingerprint_of(&e).expect("a known derivation");
+        e
     }
 
     /// `e` changed by `f`, with its hash computed again.
@@ -1759,21 +1884,50 @@ mod tests {
         let p = pipeline(3);
         let histories: Vec<Vec<Entry>> = (1..=6)
             .map(|n| {
-                let first = entry(n, &format!("rule {n}"), None);
+                let first = entry(n, &format!("rule {n}"));
                 let second = next(&first, "LIVE");
                 vec![first, second]
             })
             .collect();
         // Ids 1 and 4 name shard 0, where the router sends every fingerprint; the others do not.
-        let in_shard_0 = [histories[0].clone(), histories[3].clone()];
-        assert!(!p.restore_misplaces(&in_shard_0).expect("routes"));
-        assert!(p.restore_misplaces(&histories).expect("routes"));
+        let in_shard_0 = vec![histories[0].clone(), histories[3].clone()];
+        assert_eq!(
+            outcomes(p.restore(in_shard_0).expect("restores")),
+            vec!["created"; 2]
+        );
         assert!(!p.fingerprints_anywhere());
         let results = p.restore(histories.clone()).expect("restores");
-        assert_eq!(outcomes(results), vec!["created"; 6]);
+        assert_eq!(
+            outcomes(results),
+            [
+                "unchanged",
+                "created",
+                "created",
+                "unchanged",
+                "created",
+                "created"
+            ]
+        );
         assert!(
             p.fingerprints_anywhere(),
-            "add must now look in every shard"
+            "add must now look in the shards that hold foreign fingerprints"
+        );
+        let marked: Vec<bool> = p
+            .stages
+            .storage
+            .iter()
+            .map(|s| {
+                let mut meta = crate::Meta::new();
+                s.meta(&mut meta).expect("readable");
+                meta.get(crate::layout::FOREIGN_FINGERPRINTS)
+                    .map(String::as_str)
+                    == Some("true")
+            })
+            .collect();
+        assert_eq!(
+            marked,
+            [false, true, true],
+            "recorded in the shards' own metadata"
         );
         for (s, storage) in p.stages.storage.iter().enumerate() {
             let mut found = Vec::new();
@@ -1791,8 +1945,8 @@ mod tests {
     #[test]
     fn every_bad_history_fails_alone_and_names_what_is_wrong() {
         let p = pipeline(2);
-        let good = entry(1, "good rule", None);
-        let tampered = entry(2, "tampered rule", None);
+        let good = entry(1, "good rule");
+        let tampered = entry(2, "tampered rule");
         let mut tampered_2 = next(&tampered, "LIVE");
         tampered_2.title = "edited after export".into();
         let computed = Entry::compute_hash(
@@ -1801,19 +1955,26 @@ mod tests {
             &tampered_2.context,
             &tampered_2.config,
         );
-        let forged = rehashed(&entry(3, "x", None), |e| e.title = "two\nlines".into());
-        let padded = rehashed(&entry(4, "x", None), |e| e.title = " padded ".into());
-        let bad_scope = rehashed(&entry(5, "x", None), |e| {
-            e.header.fields.scope = "BAD".into()
+        let forged = rehashed(&entry(3, "x"), |e| e.title = "two\nlines".into());
+        let padded = rehashed(&entry(4, "x4"), |e| e.title = " padded ".into());
+        let bad_scope = rehashed(&entry(5, "x5"), |e| e.header.fields.scope = "BAD".into());
+        let gap = vec![entry(6, "gap"), next(&next(&entry(6, "gap"), "A"), "B")];
+        let twin_id = entry(1, "another rule under id 1");
+        let zero_fp = Entry {
+            fingerprint: Fingerprint([0; 16]),
+            ..entry(7, "all-zero fingerprint")
+        };
+        let first_fp = entry(8, "one request");
+        let second_fp = entry(9, "one request");
+        let mut other_fp = entry(10, "a request of its own");
+        other_fp.fingerprint = good.fingerprint;
+        let unstamped = Entry {
+            provenance: None,
+            ..entry(11, "exported before provenance")
+        };
+        let late = rehashed(&entry(12, "created after updated"), |e| {
+            e.updated_at = Timestamp(999)
         });
-        let gap = vec![
-            entry(6, "gap", None),
-            next(&next(&entry(6, "gap", None), "A"), "B"),
-        ];
-        let twin_id = entry(1, "another rule under id 1", None);
-        let twin_fp = entry(7, "good rule", Some(0));
-        let first_fp = entry(8, "shares a fingerprint", Some(9));
-        let second_fp = entry(9, "with this one", Some(9));
         let got = outcomes(
             p.restore(vec![
                 vec![good],
@@ -1823,19 +1984,22 @@ mod tests {
                 vec![bad_scope],
                 gap,
                 vec![],
-                vec![entry(0, "zero", None)],
+                vec![entry(0, "zero")],
                 vec![twin_id],
                 vec![first_fp],
                 vec![second_fp],
-                vec![twin_fp],
+                vec![zero_fp],
+                vec![other_fp],
+                vec![unstamped],
+                vec![late],
             ])
             .expect("restores"),
         );
-        let want: [&[&str]; 12] = [
+        let want: [&[&str]; 15] = [
             &["created"],
             &[
-                "entry SEC-RUL-002 revision 2 does not match its hash",
-                &format!("exported {}, computed {computed}", tampered_2.hash),
+                "entry SEC-RUL-002: revision 2 does not match its hash",
+                &format!("recorded {}, computed {computed}", tampered_2.hash),
             ],
             &["SEC-RUL-003 revision 1: title contains a line break"],
             &["SEC-RUL-004 revision 1: title ` padded ` has leading or trailing whitespace"],
@@ -1846,7 +2010,15 @@ mod tests {
             &["storage: entry SEC-RUL-001 is given twice"],
             &["created"],
             &["SEC-RUL-009 has the fingerprint"],
+            &[
+                "entry SEC-RUL-007: its fingerprint 00000000000000000000000000000000 is not its request's",
+            ],
+            &["entry SEC-RUL-010: its fingerprint", "is not its request's"],
             &["created"],
+            &[
+                "entry SEC-RUL-012: revision 1 was updated at",
+                "before it was created",
+            ],
         ];
         assert_eq!(got.len(), want.len());
         for (i, (got, want)) in got.iter().zip(want).enumerate() {
@@ -1856,8 +2028,18 @@ mod tests {
         }
         assert_eq!(
             stored(&p, 12),
-            [1, 7, 8],
+            [1, 8, 11],
             "only the good histories reached storage"
+        );
+        let recovered = p.get_stored(&EntryId::new("SEC-RUL", 11)).expect("stored");
+        assert_eq!(
+            recovered.provenance,
+            Some(Provenance {
+                derivation: 1,
+                fields: Fields::from_fn(|_| Source::Unrecorded),
+                version: Source::Unrecorded,
+            }),
+            "an entry exported without provenance is stored with the one its fingerprint has"
         );
     }
 
@@ -1871,20 +2053,23 @@ mod tests {
     #[test]
     fn conflicts_are_found_in_every_shard_before_anything_is_written() {
         let p = pipeline(2);
-        let a = entry(1, "stored in shard 0", Some(5));
+        let a = entry(1, "stored in shard 0");
         assert_eq!(
             outcomes(p.restore(vec![vec![a.clone()]]).expect("restores")),
             ["created"]
         );
         // Id 2 belongs to shard 1, but its fingerprint is registered in shard 0.
-        let same_request = entry(2, "same request, other id", Some(5));
-        let other_content = entry(1, "other content under a stored id", None);
+        let same_request = entry(2, "stored in shard 0");
+        let other_content = entry(1, "other content under a stored id");
         let newer = next(&a, "LIVE");
         for (history, want) in [
             (
                 vec![same_request],
-                "storage: the request of entry SEC-RUL-002 is already registered as entry \
-                 SEC-RUL-001 (fingerprint 05050505050505050505050505050505)",
+                &*format!(
+                    "storage: the request of entry SEC-RUL-002 is already registered as entry \
+                     SEC-RUL-001 (fingerprint {})",
+                    a.fingerprint
+                ),
             ),
             (
                 vec![other_content.clone()],
@@ -1896,7 +2081,7 @@ mod tests {
             ),
             (vec![a.clone(), newer.clone()], "exported revision 2"),
             (vec![a.clone()], "unchanged"),
-            (vec![entry(4, "new", None)], "created"),
+            (vec![entry(4, "new")], "created"),
         ] {
             let checked = outcomes(
                 p.check_restore(std::slice::from_ref(&history))
@@ -1907,9 +2092,7 @@ mod tests {
             assert_eq!(restored, checked, "check_restore foretells restore");
         }
         assert_eq!(stored(&p, 4), [1, 4]);
-        let plan = p
-            .check_restore(&[vec![entry(3, "new", None)]])
-            .expect("checks");
+        let plan = p.check_restore(&[vec![entry(3, "new 3")]]).expect("checks");
         assert_eq!(outcomes(plan), ["created"]);
         assert_eq!(stored(&p, 4), [1, 4], "check_restore wrote nothing");
     }

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::entry::Fingerprint;
 use crate::header::{Field, Fields, is_version};
@@ -20,11 +21,11 @@ pub const MAX_CONTEXT_VALUE_BYTES: usize = 1024;
 pub const MAX_CONTEXT_PAIRS: usize = 64;
 
 /// Free-form `KEY=VALUE` context, kept sorted by key, one value per key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(
-    try_from = "std::collections::BTreeMap<String, String>",
-    into = "std::collections::BTreeMap<String, String>"
-)]
+///
+/// It deserializes from a map whose keys must be distinct: a JSON object that names a key twice
+/// is refused (a map type would keep one of the values silently).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "std::collections::BTreeMap<String, String>")]
 pub struct Context(Vec<(String, String)>);
 
 impl Context {
@@ -101,6 +102,35 @@ impl Context {
     }
 }
 
+impl<'de> Deserialize<'de> for Context {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = Context;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of context keys to string values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Context, A::Error> {
+                let mut pairs =
+                    Vec::with_capacity(map.size_hint().unwrap_or(0).min(MAX_CONTEXT_PAIRS));
+                while let Some((key, value)) = map.next_entry::<String, String>()? {
+                    if pairs.len() == MAX_CONTEXT_PAIRS {
+                        return Err(serde::de::Error::custom(RequestError::TooManyContextPairs(
+                            MAX_CONTEXT_PAIRS + 1,
+                        )));
+                    }
+                    pairs.push((key, value));
+                }
+                Context::new(pairs).map_err(serde::de::Error::custom)
+            }
+        }
+        d.deserialize_map(Pairs)
+    }
+}
+
 impl TryFrom<std::collections::BTreeMap<String, String>> for Context {
     type Error = RequestError;
     fn try_from(map: std::collections::BTreeMap<String, String>) -> Result<Self, RequestError> {
@@ -131,6 +161,12 @@ pub struct Request {
 pub enum RequestError {
     #[error("title is empty")]
     EmptyTitle,
+    #[error("title has no visible characters: it is only spaces and zero-width characters")]
+    InvisibleTitle,
+    #[error(
+        "title contains the bidirectional control character U+{code:04X} at byte {at}: it can make the title display differently from what it is"
+    )]
+    TitleBidi { at: usize, code: u32 },
     #[error("title is {0} bytes long: the limit is {MAX_TITLE_BYTES}")]
     TitleTooLong(usize),
     #[error(
@@ -202,40 +238,94 @@ impl Request {
 
     /// The request's identity: registering two requests with the same fingerprint gives one entry.
     ///
-    /// It covers the title (whitespace collapsed, case folded), the given fields and version (case
-    /// folded) and the context, and not what a generator predicts, so a retrained model never turns
-    /// a repeated request into a new entry.
+    /// It covers the title (Unicode NFC, whitespace collapsed, case folded), the given fields and
+    /// version (case folded) and the context, and not what a generator predicts, so a retrained
+    /// model never turns a repeated request into a new entry. It is derivation
+    /// [`FINGERPRINT_DERIVATION`] of [`derive_fingerprint`].
     pub fn fingerprint(&self) -> Fingerprint {
-        let mut h = blake3::Hasher::new();
-        h.update(b"registry-request-v1\0");
-        for word in self.title.split_whitespace() {
-            h.update(word.to_lowercase().as_bytes());
-            h.update(b" ");
-        }
-        h.update(b"\0");
-        for field in Field::ALL {
-            let value = self.fields[field].as_deref().unwrap_or("");
-            h.update(value.to_ascii_uppercase().as_bytes());
-            h.update(b"\0");
-        }
-        h.update(
-            self.version
-                .as_deref()
-                .unwrap_or("")
-                .to_ascii_lowercase()
-                .as_bytes(),
-        );
-        h.update(b"\0");
-        for (k, v) in self.context.iter() {
-            h.update(k.as_bytes());
-            h.update(b"=");
-            h.update(v.as_bytes());
-            h.update(b"\0");
-        }
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&h.finalize().as_bytes()[..16]);
-        Fingerprint(out)
+        self.derive(FINGERPRINT_DERIVATION)
     }
+
+    /// The fingerprint derivation 1 gave this request, when it differs from
+    /// [`Request::fingerprint`]: only for a title that is not in Unicode NFC. An entry
+    /// registered before derivation 2 is stored under that one, so `add` looks for both.
+    pub fn legacy_fingerprint(&self) -> Option<Fingerprint> {
+        if unicode_normalization::is_nfc(&self.title) {
+            None
+        } else {
+            Some(self.derive(1))
+        }
+    }
+
+    fn derive(&self, derivation: u8) -> Fingerprint {
+        let given = Fields::from_fn(|f| self.fields[f].as_deref());
+        derive_fingerprint(
+            derivation,
+            &self.title,
+            &given,
+            self.version.as_deref(),
+            &self.context,
+        )
+        .unwrap_or(Fingerprint([0; 16]))
+    }
+}
+
+/// The fingerprint derivation new registrations use; see [`derive_fingerprint`].
+pub const FINGERPRINT_DERIVATION: u8 = 2;
+
+/// The fingerprint of a registration request, by derivation `derivation`; `None` for a
+/// derivation this build does not know.
+///
+/// - Derivation 1: blake3 (128 bits) of the title's words, each lowercased, then each given
+///   field's value (uppercased; empty when not given), the given version (lowercased; empty when
+///   not given) and the context pairs, separated by NUL bytes.
+/// - Derivation 2: derivation 1 of the title in Unicode NFC, so the same title typed in another
+///   normalization (a decomposed `é` from a file name, say) is the same request. For a title
+///   already in NFC, which is nearly every title, both give the same fingerprint, so entries
+///   registered under derivation 1 are found as before.
+///
+/// Import recomputes it from revision 1 of an entry and the provenance that says which fields
+/// were given, and refuses a record whose fingerprint differs.
+pub fn derive_fingerprint(
+    derivation: u8,
+    title: &str,
+    given: &Fields<Option<&str>>,
+    version: Option<&str>,
+    context: &Context,
+) -> Option<Fingerprint> {
+    let normalized;
+    let title = match derivation {
+        1 => title,
+        2 if unicode_normalization::is_nfc(title) => title,
+        2 => {
+            normalized = title.nfc().collect::<String>();
+            normalized.as_str()
+        }
+        _ => return None,
+    };
+    let mut h = blake3::Hasher::new();
+    h.update(b"registry-request-v1\0");
+    for word in title.split_whitespace() {
+        h.update(word.to_lowercase().as_bytes());
+        h.update(b" ");
+    }
+    h.update(b"\0");
+    for field in Field::ALL {
+        let value = given[field].unwrap_or("");
+        h.update(value.to_ascii_uppercase().as_bytes());
+        h.update(b"\0");
+    }
+    h.update(version.unwrap_or("").to_ascii_lowercase().as_bytes());
+    h.update(b"\0");
+    for (k, v) in context.iter() {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"\0");
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    Some(Fingerprint(out))
 }
 
 /// Trims a title and checks it is one line of text within the size limit.
@@ -253,7 +343,32 @@ pub fn check_title(title: &str) -> Result<String, RequestError> {
     if let Some((at, _)) = title.char_indices().find(|&(_, c)| is_line_breaking(c)) {
         return Err(RequestError::TitleControl(at));
     }
+    if let Some((at, c)) = title.char_indices().find(|&(_, c)| is_bidi_control(c)) {
+        return Err(RequestError::TitleBidi {
+            at,
+            code: u32::from(c),
+        });
+    }
+    if title.chars().all(|c| c.is_whitespace() || is_zero_width(c)) {
+        return Err(RequestError::InvisibleTitle);
+    }
     Ok(title.to_owned())
+}
+
+/// The bidirectional embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069):
+/// they reorder how the text around them is displayed, so a title holding one can read as
+/// something else than it is ("Trojan Source"). The implicit marks (U+200E, U+200F) only
+/// nudge neutral characters and stay allowed.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that take no width: a title made of them and spaces looks empty.
+fn is_zero_width(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{180E}' | '\u{034F}'
+    )
 }
 
 /// Control characters (C0, C1, DEL, so `\n`, `\r`, NEL) and the Unicode line and paragraph
@@ -320,6 +435,78 @@ mod tests {
         let mut e = a.clone();
         e.context = Context::new([("env".to_owned(), "prod".to_owned())]).expect("valid");
         assert_ne!(a.fingerprint(), e.fingerprint());
+    }
+
+    #[test]
+    fn a_title_in_another_unicode_normalization_is_the_same_request() {
+        let composed = req("Caf\u{e9} rules").expect("valid");
+        let decomposed = req("Cafe\u{301} rules").expect("valid");
+        assert_eq!(composed.fingerprint(), decomposed.fingerprint());
+        // An NFC title keeps the fingerprint derivation 1 gave it, so stored entries are found.
+        assert_eq!(composed.legacy_fingerprint(), None);
+        assert_eq!(
+            composed.fingerprint(),
+            composed.derive(1),
+            "derivation 2 of an NFC title is derivation 1"
+        );
+        // A decomposed title registered under derivation 1 is found through its old fingerprint.
+        assert_eq!(decomposed.legacy_fingerprint(), Some(decomposed.derive(1)));
+        assert_ne!(decomposed.derive(1), decomposed.fingerprint());
+        assert_eq!(
+            derive_fingerprint(3, "t", &Fields::default(), None, &Context::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn titles_that_display_otherwise_than_they_are_are_refused() {
+        for (title, want) in [
+            ("\u{200B}", RequestError::InvisibleTitle),
+            (" \u{200B}\u{FEFF} \u{2060} ", RequestError::InvisibleTitle),
+            (
+                "Allow \u{202E}hss\u{202C} from anywhere",
+                RequestError::TitleBidi {
+                    at: 6,
+                    code: 0x202E,
+                },
+            ),
+            (
+                "a\u{2066}b",
+                RequestError::TitleBidi {
+                    at: 1,
+                    code: 0x2066,
+                },
+            ),
+        ] {
+            assert_eq!(req(title), Err(want), "{title:?}");
+        }
+        for fine in [
+            "a\u{200D}b",
+            "\u{200F}\u{5e9}\u{5dc}\u{5d5}\u{5dd}",
+            "zero\u{200B}width",
+        ] {
+            assert!(req(fine).is_ok(), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn a_context_naming_a_key_twice_is_refused_when_read() {
+        let twice: Result<Context, _> = serde_json::from_str(r#"{"env": "prod", "env": "dev"}"#);
+        let e = twice.expect_err("duplicate key");
+        assert!(
+            e.to_string().contains("context key `env` is given twice"),
+            "{e}"
+        );
+        let once: Context = serde_json::from_str(r#"{"z": "1", "a": "2"}"#).expect("valid");
+        assert_eq!(once.iter().collect::<Vec<_>>(), [("a", "2"), ("z", "1")]);
+        let many = format!(
+            "{{{}}}",
+            (0..=MAX_CONTEXT_PAIRS)
+                .map(|i| format!("\"k{i}\": \"v\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(serde_json::from_str::<Context>(&many).is_err());
     }
 
     #[test]

@@ -27,17 +27,34 @@ pub struct Setup {
     pub config_dir: PathBuf,
     /// For storage: which shard this instance is, in `0..shards`.
     pub shard: u32,
-    /// For storage: how many shards the registry has.
+    /// For storage: how many shards the registry has. 0 only when the host opens shard 0 to
+    /// learn the count it recorded (see [`crate::layout`]): the shard then uses its recorded
+    /// count, and reports it in [`Storage::meta`] under [`crate::layout::SHARDS`].
     pub shards: u32,
+    /// For storage: `Some` when the constructor may create the shard's store if it does not
+    /// exist, writing these metadata (see [`Storage::meta`]) in the same transaction as the
+    /// store itself, so that a store never exists without them; `None` when it must not create
+    /// anything, and a store that does not exist is an error with code `NotFound`. The host
+    /// creates stores only when it creates a registry (see [`crate::layout`]).
+    #[serde(default)]
+    pub create: Option<Meta>,
 }
 
+/// Registry metadata a storage shard keeps: small named values (see [`crate::layout`] for the
+/// names the host uses). Values are text; structured ones are JSON.
+pub type Meta = std::collections::BTreeMap<String, String>;
+
 impl Setup {
-    /// Checks that `shard` is one of `shards` (at least one): what a storage shard checks
+    /// Checks that `shard` is one of `shards` (at least one), or that this is shard 0 opened to
+    /// learn the recorded count (`shards` 0, creating nothing): what a storage shard checks
     /// before it opens anything.
     ///
     /// # Errors
     /// A [`StageError`] with code `Config` naming the impossible numbers.
     pub fn check_shard(&self) -> StageResult<()> {
+        if self.shards == 0 && self.shard == 0 && self.create.is_none() {
+            return Ok(());
+        }
         if self.shards == 0 {
             return Err(StageError::new(
                 ErrorCode::Config,
@@ -136,7 +153,7 @@ pub trait Cache: Send + Sync {
 }
 
 /// Where a header field's value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The request named it.
@@ -147,6 +164,9 @@ pub enum Source {
     Keyword,
     /// The schema's default for the field.
     Default,
+    /// Not given, and registered before the origin of values was recorded: a model, a keyword
+    /// rule or the default chose it (see [`crate::Provenance::recover`]).
+    Unrecorded,
 }
 
 /// A value a generator proposes for a field the request left empty.
@@ -415,6 +435,34 @@ pub trait Storage: Send + Sync {
             "this storage cannot restore exported entries",
         ))
     }
+
+    /// The registry metadata this shard keeps: what the host recorded with [`Storage::set_meta`]
+    /// or at creation ([`Setup::create`]), and [`crate::layout::SHARDS`], the shard count the
+    /// store was created with, which the storage records itself.
+    ///
+    /// # Errors
+    /// When the store cannot be read, or code `Invalid` when the storage keeps no metadata (the
+    /// default).
+    fn meta(&self, out: &mut Meta) -> StageResult<()> {
+        let _ = out;
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage keeps no registry metadata",
+        ))
+    }
+
+    /// Sets metadata durably, in one transaction: each key to its value, or removes it when
+    /// the value is empty. [`crate::layout::SHARDS`] cannot be set (code `Invalid`).
+    ///
+    /// # Errors
+    /// When the transaction fails (then nothing is set), or code `Invalid` (the default).
+    fn set_meta(&self, changes: &Meta) -> StageResult<()> {
+        let _ = changes;
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage keeps no registry metadata",
+        ))
+    }
 }
 
 /// Chooses the shard of each key.
@@ -468,7 +516,94 @@ impl Storage for UnavailableShard {
     fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
         Err(self.error())
     }
+    fn meta(&self, _: &mut Meta) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn set_meta(&self, _: &Meta) -> StageResult<()> {
+        Err(self.error())
+    }
     fn restore(&self, _: &[Vec<Entry>], _: &mut Vec<StageResult<Restored>>) -> StageResult<()> {
+        Err(self.error())
+    }
+}
+
+/// A stage a command does not load, because it does not need it (`registry get` needs no
+/// generator): a command loads only the plugin libraries it uses, so a library named for a
+/// stage it does not use is never run. As a cache it always misses; as any other stage every
+/// call fails with code `Internal`, naming the stage, which would be a bug in the command's
+/// choice of stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotLoaded(pub crate::StageKind);
+
+impl NotLoaded {
+    fn error(&self) -> crate::StageError {
+        crate::StageError::new(
+            crate::ErrorCode::Internal,
+            format!("the {} stage is not loaded for this command", self.0),
+        )
+    }
+}
+
+impl Cache for NotLoaded {
+    fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        out.extend(keys.iter().map(|_| None));
+        Ok(())
+    }
+    fn put(&self, _: &[Entry]) -> StageResult<()> {
+        Ok(())
+    }
+    fn remove(&self, _: &[CacheKey]) -> StageResult<()> {
+        Ok(())
+    }
+}
+
+impl Generator for NotLoaded {
+    fn predict(&self, _: &[Request], _: &mut Vec<Prediction>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn render(&self, _: &[Draft], _: &mut Vec<String>) -> StageResult<()> {
+        Err(self.error())
+    }
+}
+
+impl Validator for NotLoaded {
+    fn check_requests(&self, _: &[Request], _: &mut Vec<Problem>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn check_entries(&self, _: &[Entry], _: &mut Vec<Problem>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn check_headers(&self, _: &[RawHeader], _: &mut Vec<Problem>) -> StageResult<()> {
+        Err(self.error())
+    }
+}
+
+impl Router for NotLoaded {
+    fn route(&self, _: &[u64], _: u32, _: &mut Vec<u32>) -> StageResult<()> {
+        Err(self.error())
+    }
+}
+
+impl Storage for NotLoaded {
+    fn find(&self, _: &[Fingerprint], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn get(&self, _: &[EntryId], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn allocate(&self, _: &[String], _: &mut Vec<u64>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn insert(&self, _: &[Entry], _: &mut Vec<Inserted>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn update(&self, _: &[Entry], _: &mut Vec<StageResult<()>>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn history(&self, _: &EntryId, _: &mut Vec<Entry>) -> StageResult<()> {
+        Err(self.error())
+    }
+    fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
         Err(self.error())
     }
 }
@@ -485,12 +620,14 @@ mod tests {
             config_dir: PathBuf::from("/"),
             shard,
             shards,
+            create: None,
         };
         for (shard, shards, error) in [
             (0, 1, None),
             (3, 4, None),
+            (0, 0, None),
             (
-                0,
+                1,
                 0,
                 Some("shards is 0: a registry needs at least one shard"),
             ),
@@ -509,5 +646,13 @@ mod tests {
                 }
             }
         }
+        let creating = Setup {
+            create: Some(Meta::new()),
+            ..setup(0, 0)
+        };
+        assert!(
+            creating.check_shard().is_err(),
+            "a store is created only with its shard count"
+        );
     }
 }

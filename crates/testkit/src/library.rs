@@ -131,6 +131,8 @@ impl Scratch {
             config_dir: self.config_dir.clone(),
             shard: 0,
             shards: 1,
+            // The suites choose their own data directories; a storage built here creates one.
+            create: Some(registry_core::Meta::new()),
         }
     }
 }
@@ -172,9 +174,11 @@ fn run(
                     config_dir: scratch.config_dir.clone(),
                     ..setup.clone()
                 };
-                match built(module, path, stage, config_json, &setup) {
-                    BuiltStage::Storage(s) => s,
-                    other => panic!("built {} for a storage stage", other.kind()),
+                match load::build(module, stage, config_json, &setup) {
+                    Ok(BuiltStage::Storage(s)) => Ok(s),
+                    Ok(other) => panic!("built {} for a storage stage", other.kind()),
+                    Err(load::BuildError::Start(e)) => Err(e),
+                    Err(e) => panic!("{stage} plugin {}: {e}", path.display()),
                 }
             };
             match depth {

@@ -114,6 +114,10 @@ struct Shelf {
     by_fingerprint: HashMap<Fingerprint, EntryId>,
     /// The last number handed out per id prefix.
     last: HashMap<String, u64>,
+    /// The registry metadata kept in this shard (see [`Storage::meta`]).
+    meta: registry_core::Meta,
+    /// The shard count the shelf was created with (0 for a private store, which has no layout).
+    shards: u32,
 }
 
 impl Shelf {
@@ -234,16 +238,54 @@ fn check_shard(shard: u32, shards: u32) -> StageResult<()> {
 impl FromConfig for MemoryStorage {
     type Config = NoConfig;
 
+    /// The shelf of `setup.data_dir` and `setup.shard`, created (with the metadata
+    /// `setup.create` gives) only when `setup.create` says so, as a durable store's file would
+    /// be; with `shards` 0, shard 0 of the recorded count.
     fn from_config(_config: NoConfig, setup: &Setup) -> StageResult<MemoryStorage> {
-        check_shard(setup.shard, setup.shards)?;
+        setup.check_shard()?;
         let mut shelves = lock(shelves(), "the shared memory storage")?;
-        let shelf = shelves
-            .entry((setup.data_dir.clone(), setup.shard))
-            .or_default();
+        let key = (setup.data_dir.clone(), setup.shard);
+        let shelf = match (shelves.get(&key), &setup.create) {
+            (Some(shelf), _) => Arc::clone(shelf),
+            (None, Some(meta)) => {
+                let shelf = Arc::new(Mutex::new(Shelf {
+                    meta: meta.clone(),
+                    shards: setup.shards,
+                    ..Shelf::default()
+                }));
+                shelves.insert(key, Arc::clone(&shelf));
+                shelf
+            }
+            (None, None) => {
+                return Err(StageError::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "shard {} of `{}` does not exist",
+                        setup.shard,
+                        setup.data_dir.display()
+                    ),
+                ));
+            }
+        };
+        let recorded = lock(&shelf, "the memory storage")?.shards;
+        let shards = match setup.shards {
+            0 => recorded,
+            k if k == recorded => k,
+            k => {
+                return Err(StageError::new(
+                    ErrorCode::Config,
+                    format!(
+                        "shard {} was created with shards = {recorded}, but is opened with \
+                         shards = {k}",
+                        setup.shard
+                    ),
+                ));
+            }
+        };
         Ok(MemoryStorage {
             shard: setup.shard,
-            shards: setup.shards,
-            shelf: Arc::clone(shelf),
+            shards,
+            shelf,
         })
     }
 }
@@ -421,6 +463,34 @@ impl Storage for MemoryStorage {
                 Ok(Restored::Created)
             };
             out.push(outcome);
+        }
+        Ok(())
+    }
+
+    fn meta(&self, out: &mut registry_core::Meta) -> StageResult<()> {
+        let shelf = self.shelf()?;
+        out.extend(shelf.meta.clone());
+        out.insert(
+            registry_core::layout::SHARDS.to_owned(),
+            self.shards.to_string(),
+        );
+        Ok(())
+    }
+
+    fn set_meta(&self, changes: &registry_core::Meta) -> StageResult<()> {
+        if changes.contains_key(registry_core::layout::SHARDS) {
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                "the shard count is recorded at creation and cannot be set",
+            ));
+        }
+        let mut shelf = self.shelf()?;
+        for (key, value) in changes {
+            if value.is_empty() {
+                shelf.meta.remove(key);
+            } else {
+                shelf.meta.insert(key.clone(), value.clone());
+            }
         }
         Ok(())
     }

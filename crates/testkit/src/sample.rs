@@ -131,6 +131,7 @@ pub fn entry_of(draft: Draft, config: String) -> Entry {
         revision: 1,
         created_at: CREATED,
         updated_at: CREATED,
+        provenance: None,
     }
 }
 
@@ -165,6 +166,7 @@ pub fn revise(entry: &Entry, status: &str) -> Entry {
         revision: entry.revision + 1,
         created_at: entry.created_at,
         updated_at: Timestamp(entry.updated_at.0 + 1000),
+        provenance: None,
     }
 }
 

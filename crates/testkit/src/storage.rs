@@ -12,9 +12,10 @@
 
 use std::collections::HashMap;
 
+use registry_core::layout::SHARDS;
 use registry_core::{
-    Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Restored, Schema, Setup,
-    Storage,
+    Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Meta, Restored, Schema,
+    Setup, StageResult, Storage,
 };
 use tempfile::TempDir;
 
@@ -22,6 +23,28 @@ use crate::sample::{self, entry, revise};
 use crate::{appended, one_each};
 
 const STAGE: &str = "storage";
+
+/// Builds a store for a setup, as the storage's constructor does: an error is the
+/// constructor's.
+pub type Make<'a> = dyn Fn(&Setup) -> StageResult<Box<dyn Storage>> + 'a;
+
+/// Builds a store the suite expects to build.
+fn open(make: &Make<'_>, setup: &Setup) -> Box<dyn Storage> {
+    match make(setup) {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "{STAGE} contract broken: building shard {} of {} ({}) failed: {}",
+            setup.shard,
+            setup.shards,
+            if setup.create.is_some() {
+                "creating it if needed"
+            } else {
+                "it exists"
+            },
+            e.message
+        ),
+    }
+}
 
 /// Runs every check against stores built by `make`.
 ///
@@ -33,9 +56,13 @@ const STAGE: &str = "storage";
 /// # Panics
 /// With a message naming the rule, at the first contract the store breaks, or when `make`
 /// panics.
-pub fn check(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
+pub fn check(make: &Make<'_>) {
     for (shard, shards) in [(0, 1), (2, 3)] {
-        misses(&*make(&Scratch::new().setup(shard, shards)), shard, shards);
+        misses(
+            &*open(make, &Scratch::new().setup(shard, shards)),
+            shard,
+            shards,
+        );
         allocation(make, shard, shards);
         insert_and_read(make, shard, shards);
         updates(make, shard, shards);
@@ -43,6 +70,7 @@ pub fn check(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
         reopen(make, shard, shards);
     }
     shards_share_a_data_dir(make);
+    creation_and_metadata(make);
     for (shard, shards) in [(0, 1), (2, 3)] {
         restoring(make, shard, shards);
     }
@@ -54,8 +82,8 @@ pub fn check(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
 ///
 /// # Panics
 /// As [`check`], at the first contract the store breaks in the subset.
-pub fn smoke(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
-    misses(&*make(&Scratch::new().setup(0, 1)), 0, 1);
+pub fn smoke(make: &Make<'_>) {
+    misses(&*open(make, &Scratch::new().setup(0, 1)), 0, 1);
     allocation(make, 0, 1);
     insert_and_read(make, 0, 1);
 }
@@ -72,6 +100,7 @@ impl Scratch {
         }
     }
 
+    /// The setup of a shard the suite creates if it does not exist yet.
     fn setup(&self, shard: u32, shards: u32) -> Setup {
         Setup {
             schema: Schema::default(),
@@ -79,6 +108,7 @@ impl Scratch {
             config_dir: self.dir.path().to_path_buf(),
             shard,
             shards,
+            create: Some(Meta::new()),
         }
     }
 }
@@ -230,22 +260,22 @@ fn misses(storage: &dyn Storage, shard: u32, shards: u32) {
     Allocations::new(shard, shards).take(storage, &[]);
 }
 
-fn allocation(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+fn allocation(make: &Make<'_>, shard: u32, shards: u32) {
     let scratch = Scratch::new();
     let setup = scratch.setup(shard, shards);
     let mut issued = Allocations::new(shard, shards);
-    let storage = make(&setup);
+    let storage = open(make, &setup);
     issued.take(&*storage, &["SEC-RUL", "GOV-RUL", "SEC-RUL", "SEC-RUL"]);
     issued.take(&*storage, &["GOV-RUL"]);
     issued.take(&*storage, &["SEC-RUL", "ETL-MUL"]);
     drop(storage);
-    let storage = make(&setup);
+    let storage = open(make, &setup);
     issued.take(&*storage, &["GOV-RUL", "SEC-RUL", "ETL-MUL"]);
 }
 
-fn insert_and_read(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+fn insert_and_read(make: &Make<'_>, shard: u32, shards: u32) {
     let scratch = Scratch::new();
-    let storage = make(&scratch.setup(shard, shards));
+    let storage = open(make, &scratch.setup(shard, shards));
     let storage = &*storage;
     let n = Allocations::new(shard, shards).take(
         storage,
@@ -319,9 +349,9 @@ fn insert_and_read(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards
     );
 }
 
-fn updates(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+fn updates(make: &Make<'_>, shard: u32, shards: u32) {
     let scratch = Scratch::new();
-    let storage = make(&scratch.setup(shard, shards));
+    let storage = open(make, &scratch.setup(shard, shards));
     let storage = &*storage;
     let n = Allocations::new(shard, shards).take(storage, &["SEC-RUL", "SEC-RUL", "SEC-RUL"]);
     let a = entry(sec(), n[0], "block ssh from the internet");
@@ -379,9 +409,9 @@ fn updates(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
     );
 }
 
-fn listing(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+fn listing(make: &Make<'_>, shard: u32, shards: u32) {
     let scratch = Scratch::new();
-    let storage = make(&scratch.setup(shard, shards));
+    let storage = open(make, &scratch.setup(shard, shards));
     let storage = &*storage;
     let mut issued = Allocations::new(shard, shards);
     // Enough numbers to get one with three digits and one with four: ids order by number, not
@@ -500,11 +530,11 @@ fn listing(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
     }
 }
 
-fn reopen(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+fn reopen(make: &Make<'_>, shard: u32, shards: u32) {
     let scratch = Scratch::new();
     let setup = scratch.setup(shard, shards);
     let mut issued = Allocations::new(shard, shards);
-    let storage = make(&setup);
+    let storage = open(make, &setup);
     let n = issued.take(&*storage, &["SEC-RUL", "SEC-RUL"]);
     let a = entry(sec(), n[0], "block ssh from the internet");
     let b = entry(sec(), n[1], "rotate the signing keys");
@@ -513,7 +543,7 @@ fn reopen(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
     update(&*storage, std::slice::from_ref(&a2));
     drop(storage);
 
-    let storage = make(&setup);
+    let storage = open(make, &setup);
     let storage = &*storage;
     ensure!(
         STAGE,
@@ -546,12 +576,17 @@ fn reopen(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
     );
 }
 
-fn shards_share_a_data_dir(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
+fn shards_share_a_data_dir(make: &Make<'_>) {
     let scratch = Scratch::new();
     let shards = 3;
     // A registry opens all its shards at once, on one data directory.
     let stores: Vec<(Box<dyn Storage>, Allocations)> = (0..shards)
-        .map(|s| (make(&scratch.setup(s, shards)), Allocations::new(s, shards)))
+        .map(|s| {
+            (
+                open(make, &scratch.setup(s, shards)),
+                Allocations::new(s, shards),
+            )
+        })
         .collect();
     let mut all = Vec::new();
     for (shard, (storage, mut issued)) in stores.into_iter().enumerate() {
@@ -579,6 +614,107 @@ fn shards_share_a_data_dir(make: &dyn Fn(&Setup) -> Box<dyn Storage>) {
 }
 
 /// The history of an entry: its first revision, then one revision per status, in order.
+/// A store is created only when the setup allows it, with the metadata given, which it keeps
+/// (durably, across a reopen) beside the shard count it records itself; shard 0 opened with
+/// `shards` 0 tells the count.
+fn creation_and_metadata(make: &Make<'_>) {
+    let scratch = Scratch::new();
+    let existing = |shard, shards| Setup {
+        create: None,
+        ..scratch.setup(shard, shards)
+    };
+    match make(&existing(0, 3)) {
+        Err(e) => ensure!(
+            STAGE,
+            e.code == ErrorCode::NotFound,
+            "building a shard that does not exist without `create` must fail with code \
+             NotFound, not {:?} ({})",
+            e.code,
+            e.message
+        ),
+        Ok(_) => ensure!(
+            STAGE,
+            false,
+            "building a shard that does not exist without `create` must fail with code \
+             NotFound: it created one"
+        ),
+    }
+    ensure!(
+        STAGE,
+        make(&existing(0, 0)).map(|_| ()).map_err(|e| e.code) == Err(ErrorCode::NotFound),
+        "shard 0 asked for the shard count (`shards` 0) where no registry is must fail with \
+         code NotFound"
+    );
+    let given: Meta = [("state".to_owned(), "creating".to_owned())].into();
+    let created = open(
+        make,
+        &Setup {
+            create: Some(given.clone()),
+            ..scratch.setup(0, 3)
+        },
+    );
+    let meta_of = |s: &dyn Storage| {
+        let mut meta = Meta::new();
+        s.meta(&mut meta)
+            .unwrap_or_else(|e| panic!("{STAGE} contract broken: meta failed: {}", e.message));
+        meta
+    };
+    let mut want = given.clone();
+    want.insert(SHARDS.to_owned(), "3".to_owned());
+    ensure!(
+        STAGE,
+        meta_of(&*created) == want,
+        "a created store keeps the metadata it was created with and its shard count: {:?}, \
+         expected {want:?}",
+        meta_of(&*created)
+    );
+    let change: Meta = [
+        ("state".to_owned(), "ready".to_owned()),
+        ("flag".to_owned(), "true".to_owned()),
+    ]
+    .into();
+    ensure!(
+        STAGE,
+        created.set_meta(&change).is_ok(),
+        "set_meta must store new values"
+    );
+    let shards_too: Meta = [(SHARDS.to_owned(), "9".to_owned())].into();
+    ensure!(
+        STAGE,
+        created.set_meta(&shards_too).map_err(|e| e.code) == Err(ErrorCode::Invalid),
+        "set_meta must refuse to change the shard count (code Invalid)"
+    );
+    let removal: Meta = [("flag".to_owned(), String::new())].into();
+    ensure!(
+        STAGE,
+        created.set_meta(&removal).is_ok(),
+        "set_meta with an empty value removes the key"
+    );
+    drop(created);
+    let again = open(make, &existing(0, 3));
+    want.insert("state".to_owned(), "ready".to_owned());
+    ensure!(
+        STAGE,
+        meta_of(&*again) == want,
+        "metadata must survive reopening the store: {:?}, expected {want:?}",
+        meta_of(&*again)
+    );
+    drop(again);
+    let probe = open(make, &existing(0, 0));
+    ensure!(
+        STAGE,
+        meta_of(&*probe).get(SHARDS).map(String::as_str) == Some("3"),
+        "shard 0 opened with `shards` 0 must report the count it was created with"
+    );
+    drop(probe);
+    ensure!(
+        STAGE,
+        make(&existing(0, 2)).map(|_| ()).map_err(|e| e.code) == Err(ErrorCode::Config),
+        "opening a store with another shard count than it was created with must fail with code \
+         Config: its numbers would collide"
+    );
+}
+
 fn revisions(first: Entry, statuses: &[&str]) -> Vec<Entry> {
     let mut all = vec![first];
     for status in statuses {
@@ -588,11 +724,11 @@ fn revisions(first: Entry, statuses: &[&str]) -> Vec<Entry> {
     all
 }
 
-fn restoring(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32) {
+fn restoring(make: &Make<'_>, shard: u32, shards: u32) {
     use Restored::{Created, Unchanged};
     let scratch = Scratch::new();
     let setup = scratch.setup(shard, shards);
-    let storage = make(&setup);
+    let storage = open(make, &setup);
     // The `i`-th number of this shard, so every history below belongs here unless said otherwise.
     let at = |i: u64| u64::from(shard) + 1 + u64::from(shards) * i;
 
@@ -756,7 +892,7 @@ fn restoring(make: &dyn Fn(&Setup) -> Box<dyn Storage>, shard: u32, shards: u32)
     );
     drop(storage);
 
-    let storage = make(&setup);
+    let storage = open(make, &setup);
     ensure!(
         STAGE,
         history(&*storage, &a_id) == a

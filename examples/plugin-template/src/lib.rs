@@ -403,6 +403,7 @@ mod tests {
             config_dir: PathBuf::from("/nonexistent"),
             shard: 0,
             shards: 1,
+            create: None,
         }
     }
 

@@ -14,6 +14,7 @@ fn setup(schema: &Schema) -> Setup {
         config_dir: PathBuf::from("/nonexistent"),
         shard: 0,
         shards: 1,
+        create: None,
     }
 }
 

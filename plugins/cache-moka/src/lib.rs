@@ -192,6 +192,7 @@ mod tests {
             revision,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_000),
+            provenance: None,
         }
     }
 
@@ -337,6 +338,7 @@ mod tests {
             config_dir: std::env::temp_dir(),
             shard: 0,
             shards: 1,
+            create: None,
         };
         let config = Config {
             ttl_secs: MAX_TTL_SECS + 1,

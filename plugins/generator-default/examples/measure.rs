@@ -75,6 +75,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         config_dir: dir.clone(),
         shard: 0,
         shards: 1,
+        create: None,
     };
     let generator = DefaultGenerator::from_config(config, &setup)?;
     println!("config {config_json}, {} examples", examples.len());

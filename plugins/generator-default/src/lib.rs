@@ -410,6 +410,7 @@ mod tests {
             config_dir: PathBuf::from("/nonexistent"),
             shard: 0,
             shards: 1,
+            create: None,
         }
     }
 
@@ -689,6 +690,7 @@ mod tests {
             config_dir: dir.path().to_owned(),
             shard: 0,
             shards: 1,
+            create: None,
         };
         let g = DefaultGenerator::from_config(Config::default(), &setup).expect("default config");
         (dir, g)

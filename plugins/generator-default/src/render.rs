@@ -246,6 +246,7 @@ mod tests {
             config_dir: "/nonexistent".into(),
             shard: 0,
             shards: 1,
+            create: None,
         };
         Templates::load(None, &Default::default(), &setup).expect("the built-in templates load")
     }

@@ -554,6 +554,7 @@ mod tests {
             config_dir: config_dir.to_owned(),
             shard: 0,
             shards: 1,
+            create: None,
         }
     }
 

@@ -16,17 +16,22 @@
 //! | fingerprint     | 16 raw bytes                                                |
 //! | revision        | `u32`                                                       |
 //! | created, updated| `i64` milliseconds each                                     |
+//! | provenance      | `u32`, `Provenance::pack` (format 2 only; 0 when not recorded) |
 //!
+//! Format 1 is format 2 without its provenance, which entries registered before provenance
+//! was recorded have; both are read, and format 2 is written.
 //! Strings are a `u32` byte length followed by UTF-8; every number is little-endian and fixed
 //! width. Decoding checks every length against the bytes left before allocating, so damaged or
 //! hostile input gives a [`DecodeError`] and never a panic or a huge allocation.
 
 use std::fmt;
 
-use registry_core::{ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Timestamp};
+use registry_core::{
+    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Provenance, Timestamp,
+};
 
-/// The format this build writes, and the only one it reads.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+/// The format this build writes; it reads this one and format 1.
+pub(crate) const FORMAT_VERSION: u8 = 2;
 
 /// Why stored bytes do not decode into an entry. The message is one lowercase line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +88,7 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), EncodeError
     out.extend_from_slice(&entry.revision.to_le_bytes());
     out.extend_from_slice(&entry.created_at.0.to_le_bytes());
     out.extend_from_slice(&entry.updated_at.0.to_le_bytes());
+    out.extend_from_slice(&Provenance::pack_option(entry.provenance.as_ref()).to_le_bytes());
     Ok(())
 }
 
@@ -105,10 +111,10 @@ fn put_str(out: &mut Vec<u8>, part: &'static str, s: &str) -> Result<(), EncodeE
 /// no longer passes [`Context::new`], or bytes left over at the end.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
-    let version = r.take::<1>("format version")?[0];
-    if version != FORMAT_VERSION {
+    let format = r.take::<1>("format version")?[0];
+    if !(1..=FORMAT_VERSION).contains(&format) {
         return Err(DecodeError(format!(
-            "unknown format version {version}: this build reads version {FORMAT_VERSION}"
+            "unknown format version {format}: this build reads versions 1 to {FORMAT_VERSION}"
         )));
     }
     let scope = r.string("scope")?;
@@ -139,6 +145,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let revision = r.u32("revision")?;
     let created_at = Timestamp(i64::from_le_bytes(r.take("created_at")?));
     let updated_at = Timestamp(i64::from_le_bytes(r.take("updated_at")?));
+    let provenance = if format >= 2 {
+        Provenance::unpack(r.u32("provenance")?)
+            .map_err(|e| DecodeError(format!("invalid provenance: {e}")))?
+    } else {
+        None
+    };
     if r.left() != 0 {
         return Err(DecodeError(format!(
             "{} unexpected bytes after the entry at byte {}",
@@ -165,6 +177,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         revision,
         created_at,
         updated_at,
+        provenance,
     })
 }
 
@@ -245,6 +258,7 @@ mod tests {
             revision: 3,
             created_at: Timestamp(-5),
             updated_at: Timestamp(1_795_801_784_123),
+            provenance: None,
         }
     }
 
@@ -321,9 +335,9 @@ mod tests {
             assert!(err.to_string().contains(want), "{err} lacks {want:?}");
         };
         let good = encoded(&entry("t", &[("env", "prod")], "c"));
-        let mut v2 = good.clone();
-        v2[0] = 2;
-        check(&v2, "unknown format version 2");
+        let mut v3 = good.clone();
+        v3[0] = 3;
+        check(&v3, "unknown format version 3");
         check(&[], "truncated: format version");
         check(
             &[1, 0xff, 0xff, 0xff, 0xff],

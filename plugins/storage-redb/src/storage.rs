@@ -11,6 +11,18 @@
 //! | `field_index`  | `(field tag, value, prefix, number)`       | `()`                   |
 //! | `sequences`    | `prefix`                                   | last allocated number  |
 //! | `layout`       | `"shard"` or `"shards"`                    | the shard's place      |
+//! | `meta`         | name                                       | registry metadata ([`registry_core::layout`]) |
+//!
+//! # Creating and opening
+//!
+//! A shard's file is created only when the host asks for it ([`Setup::create`]), and then
+//! atomically: the database is initialised in a temporary file beside it (every table, the
+//! layout and the metadata the host gives, in one durable transaction), and only then linked
+//! under its name, which fails if another process got there first. A disk that fills up during
+//! creation leaves no file that can never be opened, and a crash leaves at most a temporary
+//! file nobody opens. Otherwise the file must exist: a missing one is `NotFound`, an empty one
+//! (truncated) `Missing`, and neither is ever recreated, which would hide the shard's entries
+//! and hand out their ids again.
 //!
 //! Each revision is stored once: the latest in `entries`, and an update moves the one it
 //! replaces into `revisions`, so registering an entry writes its config once, not twice. Files
@@ -44,8 +56,9 @@ use redb::{
     Builder, Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
     StorageError, Table, TableDefinition, TableHandle, WriteTransaction,
 };
+use registry_core::layout;
 use registry_core::{
-    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Restored,
+    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Meta, Restored,
     Setup, StageError, StageResult, Storage,
 };
 
@@ -60,6 +73,7 @@ const PENDING: TableDefinition<u64, ([u8; 16], &str, u64)> =
     TableDefinition::new("pending_fingerprints");
 const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences");
 const LAYOUT: TableDefinition<&str, u32> = TableDefinition::new("layout");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 /// The smallest page cache a shard gets, in MiB, however many shards share `cache_size_mb`.
 const MIN_CACHE_MB: u64 = 4;
@@ -251,10 +265,15 @@ impl FromConfig for RedbStorage {
 }
 
 impl RedbStorage {
-    /// Opens the shard `setup.shard` of `setup.shards` in `setup.data_dir`, creating the
-    /// directory, the file and its tables as needed.
+    /// Opens the shard `setup.shard` of `setup.shards` in `setup.data_dir`; creates it (and the
+    /// directory) only when `setup.create` says so and it does not exist. With `shards` 0 (shard
+    /// 0, asked for the registry's shard count), the recorded count is used.
     ///
     /// # Errors
+    /// - `NotFound` when the file does not exist and may not be created (for shard 0 asked for
+    ///   the count: when no shard file exists in the directory at all);
+    /// - `Missing` when the file is empty (truncated), or when shard 0 is asked for the count
+    ///   while other shard files exist without it;
     /// - `Config` when the shard numbers are impossible, the data directory cannot be created or
     ///   written, or the file was created for another shard layout;
     /// - `Unavailable` when another process still holds the file after `lock_timeout_ms`;
@@ -262,20 +281,20 @@ impl RedbStorage {
     pub fn open(config: &Config, setup: &Setup) -> StageResult<RedbStorage> {
         setup.check_shard()?;
         let dir = &setup.data_dir;
-        std::fs::create_dir_all(dir).map_err(|e| {
-            config_error(format!(
-                "cannot create data directory `{}`: {}",
-                dir.display(),
-                io_reason(&e)
-            ))
-        })?;
-        let path = dir.join(format!("shard-{:03}.redb", setup.shard));
+        let path = shard_path(dir, setup.shard);
         let mut builder = Builder::new();
-        let per_shard = (config.cache_size_mb / u64::from(setup.shards)).max(MIN_CACHE_MB);
+        let per_shard = (config.cache_size_mb / u64::from(setup.shards.max(1))).max(MIN_CACHE_MB);
         let cache_bytes = per_shard.saturating_mul(1024 * 1024);
         builder.set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX));
-        let db = open_waiting(&builder, &path, config.lock_timeout_ms)?;
-        let storage = RedbStorage {
+        let (db, created) = match (existing(&path)?, &setup.create) {
+            (true, _) => (open_waiting(&builder, &path, config.lock_timeout_ms)?, None),
+            (false, None) => return Err(not_found(dir, &path, setup)),
+            (false, Some(meta)) => match create_atomically(&builder, dir, &path, setup, meta)? {
+                Created::New(db) => (db, Some(meta)),
+                Created::Raced => (open_waiting(&builder, &path, config.lock_timeout_ms)?, None),
+            },
+        };
+        let mut storage = RedbStorage {
             db,
             path,
             shard: setup.shard,
@@ -286,7 +305,9 @@ impl RedbStorage {
             merge_every: config.fingerprint_merge.max(1),
             writer: Mutex::new(()),
         };
-        storage.prepare()?;
+        if created.is_none() {
+            storage.prepare()?;
+        }
         storage.load_pending()?;
         Ok(storage)
     }
@@ -296,19 +317,53 @@ impl RedbStorage {
         &self.path
     }
 
-    /// Creates every table, so read transactions always find them, and records or checks the
-    /// shard layout: reopening a file as another shard, or with another shard count, would hand
-    /// out numbers another shard already gave.
-    fn prepare(&self) -> StageResult<()> {
+    /// Checks the shard layout of an existing file (reopening a file as another shard, or with
+    /// another shard count, would hand out numbers another shard already gave; with `shards` 0,
+    /// adopts the recorded count), and creates the tables an older file lacks, so read
+    /// transactions always find them. Commits only when a table was missing.
+    fn prepare(&mut self) -> StageResult<()> {
         let txn = self.begin_write(Durability::Immediate)?;
+        let tables: HashSet<String> = txn
+            .list_tables()
+            .map_err(|e| self.fail("read", e))?
+            .map(|t| t.name().to_owned())
+            .collect();
+        let missing = [
+            ENTRIES.name(),
+            REVISIONS.name(),
+            FINGERPRINTS.name(),
+            FIELD_INDEX.name(),
+            SEQUENCES.name(),
+            PENDING.name(),
+            META.name(),
+        ]
+        .iter()
+        .any(|t| !tables.contains(*t));
         {
-            self.open_tables(&txn)?;
-            let mut layout = self.write_table(&txn, LAYOUT)?;
-            for (key, want) in [("shard", self.shard), ("shards", self.shards)] {
-                let stored = layout
+            if !tables.contains(LAYOUT.name()) {
+                return Err(StageError::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "`{}` has no shard layout: it is not a shard of this registry",
+                        self.path.display()
+                    ),
+                ));
+            }
+            let layout = self.write_table(&txn, LAYOUT)?;
+            let mut recorded = [None, None];
+            for (slot, key) in recorded.iter_mut().zip(["shard", "shards"]) {
+                *slot = layout
                     .get(key)
                     .map_err(|e| self.fail("read", e))?
                     .map(|g| g.value());
+            }
+            if self.shards == 0 {
+                self.shards = recorded[1].unwrap_or(0);
+            }
+            for ((key, want), stored) in [("shard", self.shard), ("shards", self.shards)]
+                .into_iter()
+                .zip(recorded)
+            {
                 match stored {
                     Some(have) if have != want => {
                         return Err(config_error(format!(
@@ -319,14 +374,37 @@ impl RedbStorage {
                     }
                     Some(_) => {}
                     None => {
-                        layout
-                            .insert(key, want)
-                            .map_err(|e| self.fail("write", e))?;
+                        return Err(StageError::new(
+                            ErrorCode::Storage,
+                            format!(
+                                "`{}` records no `{key}` in its layout: it is damaged",
+                                self.path.display()
+                            ),
+                        ));
                     }
                 }
             }
         }
-        self.commit(txn)
+        if missing {
+            self.open_tables(&txn)?;
+            self.write_table(&txn, META)?;
+            self.commit(txn)
+        } else {
+            txn.abort()
+                .map_err(|e| self.fail("abort a transaction on", e))
+        }
+    }
+
+    /// The metadata table and the layout's shard count.
+    fn read_meta(&self, out: &mut Meta) -> StageResult<()> {
+        let txn = self.begin_read()?;
+        let table = self.read_table(&txn, META)?;
+        for row in table.iter().map_err(|e| self.fail("read", e))? {
+            let (key, value) = row.map_err(|e| self.fail("read", e))?;
+            out.insert(key.value().to_owned(), value.value().to_owned());
+        }
+        out.insert(layout::SHARDS.to_owned(), self.shards.to_string());
+        Ok(())
     }
 
     /// Writes what a batch's new entries add to the field index, in key order, and raises each
@@ -1115,6 +1193,35 @@ impl Storage for RedbStorage {
         out.extend(outcomes);
         Ok(())
     }
+
+    fn meta(&self, out: &mut Meta) -> StageResult<()> {
+        self.read_meta(out)
+    }
+
+    fn set_meta(&self, changes: &Meta) -> StageResult<()> {
+        if changes.contains_key(layout::SHARDS) {
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                "the shard count is recorded at creation and cannot be set",
+            ));
+        }
+        let txn = self.begin_write(Durability::Immediate)?;
+        {
+            let mut table = self.write_table(&txn, META)?;
+            for (key, value) in changes {
+                if value.is_empty() {
+                    table
+                        .remove(key.as_str())
+                        .map_err(|e| self.fail("write", e))?;
+                } else {
+                    table
+                        .insert(key.as_str(), value.as_str())
+                        .map_err(|e| self.fail("write", e))?;
+                }
+            }
+        }
+        self.commit(txn)
+    }
 }
 
 /// The ids and fingerprints the items of one `restore` batch have named so far.
@@ -1136,12 +1243,190 @@ fn conflict(message: String) -> StageError {
     StageError::new(ErrorCode::Conflict, message)
 }
 
-/// Opens the file, waiting up to `timeout_ms` for another process holding it to let go.
+/// The file of shard `shard`.
+fn shard_path(dir: &Path, shard: u32) -> PathBuf {
+    dir.join(format!("shard-{shard:03}.redb"))
+}
+
+/// Whether the shard's file exists (and holds something).
+///
+/// # Errors
+/// `Missing` for an empty file, which `Builder::create` would silently turn into an empty
+/// database, and `Storage` or `Config` when it cannot be looked at or is not a file.
+fn existing(path: &Path) -> StageResult<bool> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(StageError::new(
+            ErrorCode::Storage,
+            format!("`{}` is not a file", path.display()),
+        )),
+        Ok(m) if m.len() == 0 => Err(StageError::new(
+            ErrorCode::Missing,
+            format!(
+                "`{}` is empty (0 bytes): it was truncated, and its entries are gone",
+                path.display()
+            ),
+        )),
+        Ok(_) => Ok(true),
+        // A file where a directory of the path should be: the shard is not there either, and
+        // creating it says why not.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(io_error("look at", path, &e)),
+    }
+}
+
+/// The error for a shard file that does not exist and may not be created.
+fn not_found(dir: &Path, path: &Path, setup: &Setup) -> StageError {
+    if setup.shards == 0 {
+        // Asked for the registry's shard count: is there a registry without shard 0?
+        let others: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with("shard-") && n.ends_with(".redb"))
+            .collect();
+        if let Some(other) = others.iter().min() {
+            return StageError::new(
+                ErrorCode::Missing,
+                format!(
+                    "`{}` does not exist, but `{other}` does: shard 0 of this registry is gone",
+                    path.display()
+                ),
+            );
+        }
+        return StageError::new(
+            ErrorCode::NotFound,
+            format!("no registry in `{}`", dir.display()),
+        );
+    }
+    StageError::new(
+        ErrorCode::NotFound,
+        format!("`{}` does not exist", path.display()),
+    )
+}
+
+/// What [`create_atomically`] did.
+enum Created {
+    /// It created the file: the database, initialised.
+    New(Database),
+    /// Another process created it first.
+    Raced,
+}
+
+/// Creates the shard's file whole or not at all: initialises the database in a temporary file
+/// in the same directory (tables, layout and `meta` in one durable transaction), then links it
+/// under its name, which fails if the name exists.
+fn create_atomically(
+    builder: &Builder,
+    dir: &Path,
+    path: &Path,
+    setup: &Setup,
+    meta: &Meta,
+) -> StageResult<Created> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        config_error(format!(
+            "cannot create data directory `{}`: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let tmp = dir.join(format!(
+        ".shard-{:03}.redb.{}.creating",
+        setup.shard,
+        std::process::id()
+    ));
+    let result = initialise(builder, &tmp, setup, meta).and_then(|db| {
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {
+                sync_dir(dir)?;
+                Ok(Created::New(db))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Created::Raced),
+            Err(e) => Err(io_error("create", path, &e)),
+        }
+    });
+    // The link holds the file now (or nobody needs it): the temporary name goes either way.
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+fn initialise(builder: &Builder, tmp: &Path, setup: &Setup, meta: &Meta) -> StageResult<Database> {
+    let _ = std::fs::remove_file(tmp);
+    let fail = |e: &dyn Display| {
+        StageError::new(
+            ErrorCode::Storage,
+            format!(
+                "cannot create `{}`: {}",
+                tmp.display(),
+                one_line(&e.to_string())
+            ),
+        )
+    };
+    let db = builder.create(tmp).map_err(|e| match e {
+        DatabaseError::Storage(StorageError::Io(io)) => io_error("create", tmp, &io),
+        e => fail(&e),
+    })?;
+    let txn = db.begin_write().map_err(|e| fail(&e))?;
+    {
+        txn.open_table(ENTRIES).map_err(|e| fail(&e))?;
+        txn.open_table(REVISIONS).map_err(|e| fail(&e))?;
+        txn.open_table(FINGERPRINTS).map_err(|e| fail(&e))?;
+        txn.open_table(FIELD_INDEX).map_err(|e| fail(&e))?;
+        txn.open_table(SEQUENCES).map_err(|e| fail(&e))?;
+        txn.open_table(PENDING).map_err(|e| fail(&e))?;
+        let mut layout = txn.open_table(LAYOUT).map_err(|e| fail(&e))?;
+        layout.insert("shard", setup.shard).map_err(|e| fail(&e))?;
+        layout
+            .insert("shards", setup.shards)
+            .map_err(|e| fail(&e))?;
+        let mut table = txn.open_table(META).map_err(|e| fail(&e))?;
+        for (key, value) in meta {
+            table
+                .insert(key.as_str(), value.as_str())
+                .map_err(|e| fail(&e))?;
+        }
+    }
+    txn.commit().map_err(|e| fail(&e))?;
+    Ok(db)
+}
+
+/// Makes a new name in `dir` durable.
+fn sync_dir(dir: &Path) -> StageResult<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error("sync", dir, &e))
+}
+
+/// An I/O failure on `path`: `Config` when this process may not use it (permissions, a file
+/// where a directory should be), `Storage` otherwise (the disk's).
+fn io_error(doing: &str, path: &Path, e: &std::io::Error) -> StageError {
+    let code = match e.kind() {
+        std::io::ErrorKind::PermissionDenied
+        | std::io::ErrorKind::ReadOnlyFilesystem
+        | std::io::ErrorKind::NotADirectory
+        | std::io::ErrorKind::IsADirectory => ErrorCode::Config,
+        _ => ErrorCode::Storage,
+    };
+    StageError::new(
+        code,
+        format!("cannot {doing} `{}`: {}", path.display(), io_reason(e)),
+    )
+}
+
+/// Opens the existing file, waiting up to `timeout_ms` for another process holding it to let
+/// go.
 fn open_waiting(builder: &Builder, path: &Path, timeout_ms: u64) -> StageResult<Database> {
     // A timeout too large for the clock means waiting for as long as it takes.
     let deadline = Instant::now().checked_add(Duration::from_millis(timeout_ms));
     loop {
-        match builder.create(path) {
+        match builder.open(path) {
             Ok(db) => return Ok(db),
             Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch) => {
                 let now = Instant::now();
@@ -1159,19 +1444,7 @@ fn open_waiting(builder: &Builder, path: &Path, timeout_ms: u64) -> StageResult<
                 std::thread::sleep(left.min(LOCK_RETRY));
             }
             Err(DatabaseError::Storage(StorageError::Io(e))) => {
-                // A directory or file this process may not write is a setup problem; other
-                // I/O failures are the disk's.
-                let code = match e.kind() {
-                    std::io::ErrorKind::PermissionDenied
-                    | std::io::ErrorKind::ReadOnlyFilesystem
-                    | std::io::ErrorKind::NotADirectory
-                    | std::io::ErrorKind::IsADirectory => ErrorCode::Config,
-                    _ => ErrorCode::Storage,
-                };
-                return Err(StageError::new(
-                    code,
-                    format!("cannot open `{}`: {}", path.display(), io_reason(&e)),
-                ));
+                return Err(io_error("open", path, &e));
             }
             Err(e) => {
                 return Err(StageError::new(
@@ -1215,6 +1488,7 @@ mod tests {
 
     use super::*;
 
+    /// The setup of a shard that is created if it does not exist.
     fn setup(dir: &Path, shard: u32, shards: u32) -> Setup {
         Setup {
             schema: Schema::default(),
@@ -1222,6 +1496,15 @@ mod tests {
             config_dir: dir.to_path_buf(),
             shard,
             shards,
+            create: Some(Meta::new()),
+        }
+    }
+
+    /// The setup of a shard that must exist.
+    fn existing(dir: &Path, shard: u32, shards: u32) -> Setup {
+        Setup {
+            create: None,
+            ..setup(dir, shard, shards)
         }
     }
 
@@ -1257,6 +1540,7 @@ mod tests {
             revision: 1,
             created_at: Timestamp(1_000),
             updated_at: Timestamp(1_000),
+            provenance: None,
         }
     }
 
@@ -1947,6 +2231,108 @@ mod tests {
         assert_eq!(err.code, ErrorCode::Storage);
         assert!(err.message.starts_with("cannot open `"), "{}", err.message);
         assert!(!err.message.contains('\n'));
+    }
+
+    #[test]
+    fn a_missing_or_emptied_file_is_never_recreated() {
+        let dir = TempDir::new().expect("temp dir");
+        let config = Config::default();
+        let err = RedbStorage::open(&config, &existing(dir.path(), 0, 2)).expect_err("missing");
+        assert_eq!(err.code, ErrorCode::NotFound, "{}", err.message);
+        assert!(
+            err.message.contains("shard-000.redb` does not exist"),
+            "{}",
+            err.message
+        );
+        assert!(
+            !dir.path().join("shard-000.redb").exists(),
+            "a shard that must exist is not created"
+        );
+        let probe = RedbStorage::open(&config, &existing(dir.path(), 0, 0)).expect_err("none");
+        assert_eq!(probe.code, ErrorCode::NotFound, "{}", probe.message);
+        for shard in 0..2 {
+            let mut s = RedbStorage::open(&config, &setup(dir.path(), shard, 2)).expect("creates");
+            s.shards = 2;
+            drop(s);
+        }
+        let probe = RedbStorage::open(&config, &existing(dir.path(), 0, 0)).expect("exists");
+        assert_eq!(
+            probe.shards, 2,
+            "shard 0 tells the count it was created with"
+        );
+        drop(probe);
+        // Truncated to nothing: `Builder::create` would make a fresh empty database of it.
+        let one = dir.path().join("shard-001.redb");
+        std::fs::File::create(&one).expect("truncates");
+        for create in [None, Some(Meta::new())] {
+            let err = RedbStorage::open(
+                &config,
+                &Setup {
+                    create,
+                    ..setup(dir.path(), 1, 2)
+                },
+            )
+            .expect_err("emptied");
+            assert_eq!(err.code, ErrorCode::Missing, "{}", err.message);
+            assert!(
+                err.message.contains("is empty (0 bytes)"),
+                "{}",
+                err.message
+            );
+        }
+        assert_eq!(std::fs::metadata(&one).expect("still there").len(), 0);
+        // Shard 0 gone while another shard is there: not "no registry".
+        std::fs::remove_file(dir.path().join("shard-000.redb")).expect("removes");
+        let err = RedbStorage::open(&config, &existing(dir.path(), 0, 0)).expect_err("gone");
+        assert_eq!(err.code, ErrorCode::Missing, "{}", err.message);
+        assert!(err.message.contains("shard-001.redb"), "{}", err.message);
+    }
+
+    #[test]
+    fn creation_is_whole_or_nothing() {
+        let dir = TempDir::new().expect("temp dir");
+        let config = Config::default();
+        let meta: Meta = [("state".to_owned(), "creating".to_owned())].into();
+        let creating = Setup {
+            create: Some(meta.clone()),
+            ..setup(dir.path(), 0, 1)
+        };
+        // The temporary file cannot be made (a directory holds its name), as when the disk is
+        // full: no file is left under the shard's name, and none that could never be opened.
+        let tmp = dir
+            .path()
+            .join(format!(".shard-000.redb.{}.creating", std::process::id()));
+        std::fs::create_dir(&tmp).expect("blocks the temporary name");
+        std::fs::write(tmp.join("x"), "x").expect("makes it non-empty");
+        let err = RedbStorage::open(&config, &creating).expect_err("cannot create");
+        assert!(err.message.contains("cannot create"), "{}", err.message);
+        assert!(!dir.path().join("shard-000.redb").exists());
+        std::fs::remove_dir_all(&tmp).expect("unblocks");
+        // Created whole: its metadata came in the same transaction as its tables.
+        let s = RedbStorage::open(&config, &creating).expect("creates");
+        let mut got = Meta::new();
+        s.meta(&mut got).expect("reads");
+        assert_eq!(got.get("state").map(String::as_str), Some("creating"));
+        assert_eq!(got.get(layout::SHARDS).map(String::as_str), Some("1"));
+        drop(s);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("lists")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["shard-000.redb"], "no temporary file is left");
+        // Opening an existing shard with `create` keeps what it holds.
+        let again = RedbStorage::open(
+            &config,
+            &Setup {
+                create: Some(Meta::new()),
+                ..setup(dir.path(), 0, 1)
+            },
+        )
+        .expect("opens");
+        let mut got = Meta::new();
+        again.meta(&mut got).expect("reads");
+        assert_eq!(got.get("state").map(String::as_str), Some("creating"));
     }
 
     #[test]

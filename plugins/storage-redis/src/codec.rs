@@ -18,6 +18,10 @@
 //! | fingerprint     | 16 raw bytes                                                |
 //! | revision        | varint                                                      |
 //! | created, updated| zigzag varint milliseconds each                             |
+//! | provenance      | varint, `Provenance::pack` (format 2 only; 0 when not recorded) |
+//!
+//! Format 1 is format 2 without its provenance, which entries registered before provenance
+//! was recorded have; both are read (here and by the scripts), and format 2 is written.
 //!
 //! A string is a varint byte length followed by UTF-8. The four header fields come first on
 //! purpose: the Lua scripts read them (and only them) to maintain the field indexes, with the
@@ -26,10 +30,12 @@
 
 use std::fmt;
 
-use registry_core::{ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Timestamp};
+use registry_core::{
+    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Provenance, Timestamp,
+};
 
-/// The format this build writes, and the only one it reads. The Lua scripts check it too.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+/// The format this build writes; it reads this one and format 1. The Lua scripts check it too.
+pub(crate) const FORMAT_VERSION: u8 = 2;
 
 /// Why stored bytes do not decode into an entry. The message is one lowercase line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +70,10 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
     put_varint(out, u64::from(entry.revision));
     put_varint(out, zigzag(entry.created_at.0));
     put_varint(out, zigzag(entry.updated_at.0));
+    put_varint(
+        out,
+        u64::from(Provenance::pack_option(entry.provenance.as_ref())),
+    );
 }
 
 /// The encoding of `entry` in a new buffer.
@@ -102,10 +112,10 @@ fn unzigzag(n: u64) -> i64 {
 /// UTF-8, a context that no longer passes [`Context::new`], or bytes left over at the end.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
-    let version = r.take::<1>("format version")?[0];
-    if version != FORMAT_VERSION {
+    let format = r.take::<1>("format version")?[0];
+    if !(1..=FORMAT_VERSION).contains(&format) {
         return Err(DecodeError(format!(
-            "unknown format version {version}: this build reads version {FORMAT_VERSION}"
+            "unknown format version {format}: this build reads versions 1 to {FORMAT_VERSION}"
         )));
     }
     let scope = r.string("scope")?;
@@ -138,6 +148,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         .map_err(|_| DecodeError(format!("revision {revision} is above {}", u32::MAX)))?;
     let created_at = Timestamp(unzigzag(r.varint("created_at")?));
     let updated_at = Timestamp(unzigzag(r.varint("updated_at")?));
+    let provenance = if format >= 2 {
+        let n = r.varint("provenance")?;
+        let n = u32::try_from(n)
+            .map_err(|_| DecodeError(format!("provenance {n} is above {}", u32::MAX)))?;
+        Provenance::unpack(n).map_err(|e| DecodeError(format!("invalid provenance: {e}")))?
+    } else {
+        None
+    };
     if r.left() != 0 {
         return Err(DecodeError(format!(
             "{} unexpected bytes after the entry at byte {}",
@@ -164,6 +182,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         revision,
         created_at,
         updated_at,
+        provenance,
     })
 }
 
@@ -261,6 +280,7 @@ mod tests {
             revision: 3,
             created_at: Timestamp(-5),
             updated_at: Timestamp(1_795_801_784_123),
+            provenance: None,
         }
     }
 
@@ -382,8 +402,8 @@ mod tests {
             assert!(err.to_string().contains(want), "{err} lacks {want:?}");
         };
         let mut v2 = encoded(&entry("t", &[("env", "prod")], "c", 1));
-        v2[0] = 2;
-        check(&v2, "unknown format version 2");
+        v2[0] = 3;
+        check(&v2, "unknown format version 3");
         check(&[], "truncated: format version");
         check(&[1, 0x7f], "truncated: scope needs 127 bytes");
         check(&[1, 1, 0xff], "scope at byte 2 is not valid utf-8");

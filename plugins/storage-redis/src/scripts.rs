@@ -38,9 +38,11 @@ local function varint(s, pos)
   end
 end
 
--- The scope, type, variant and status of an encoded entry, or nil if it does not parse.
+-- The scope, type, variant and status of an encoded entry (format 1 or 2), or nil if it does
+-- not parse.
 local function fields(s)
-  if string.byte(s, 1) ~= 1 then return nil end
+  local format = string.byte(s, 1)
+  if format ~= 1 and format ~= 2 then return nil end
   local out, pos = {}, 2
   for i = 1, 4 do
     local len
@@ -105,11 +107,32 @@ local function raise(prefix, c)
 end
 "#;
 
-/// Records the shard count at first use and returns the recorded one.
-/// ARGV: prefix, shards.
+/// Reads the shard count the shard recorded: ARGV: prefix, shards (0 to learn it), create
+/// (`1` or `0`), then (name, value) pairs of metadata. A shard not created yet is created when
+/// `create` is `1`: its count and the metadata (as `m:<name>` fields) in one script, so it never
+/// exists without them; otherwise the reply is nil. Returns the recorded count.
 const LAYOUT: &str = r#"
-redis.call('HSETNX', KEYS[1], 'shards', ARGV[2])
-return redis.call('HGET', KEYS[1], 'shards')
+local recorded = redis.call('HGET', KEYS[1], 'shards')
+if recorded then return recorded end
+if ARGV[3] ~= '1' then return false end
+redis.call('HSET', KEYS[1], 'shards', ARGV[2])
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], 'm:' .. ARGV[i], ARGV[i + 1])
+end
+return ARGV[2]
+"#;
+
+/// Sets registry metadata: ARGV: prefix, then (name, value) pairs; an empty value removes the
+/// name. One script, so the changes are applied together.
+const SET_META: &str = r#"
+for i = 2, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[1], 'm:' .. ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], 'm:' .. ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
 "#;
 
 /// Allocates: ARGV: prefix, token, then (id prefix, how many) pairs. Returns the new count of
@@ -329,6 +352,7 @@ pub(crate) const REPLAY_SECONDS: u32 = 300;
 /// The compiled scripts (their SHA1s are computed once).
 pub(crate) struct Scripts {
     pub(crate) layout: Script,
+    pub(crate) set_meta: Script,
     pub(crate) allocate: Script,
     pub(crate) insert: Script,
     pub(crate) update: Script,
@@ -347,6 +371,7 @@ impl Scripts {
         };
         Scripts {
             layout: with_common(LAYOUT),
+            set_meta: with_common(SET_META),
             allocate: with_common(ALLOCATE),
             insert: with_common(INSERT),
             update: with_common(UPDATE),

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis::Value;
 use redis::cluster::ClusterConnection;
+use registry_core::layout;
 use registry_core::{
-    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Restored,
+    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Meta, Restored,
     Setup, StageError, StageResult, Storage,
 };
 
@@ -85,7 +86,7 @@ impl RedisStorage {
         }
         let cluster = Cluster::new(config)?;
         let keys = Keys::new(ns, setup.shard);
-        let storage = RedisStorage {
+        let mut storage = RedisStorage {
             cluster,
             meta: keys.meta(),
             name: format!(
@@ -100,18 +101,41 @@ impl RedisStorage {
             },
             scripts: Scripts::new(),
         };
-        let recorded: String = storage
-            .cluster
-            .run(&format!("open {}", storage.name), |c| {
-                storage
-                    .scripts
-                    .layout
-                    .key(&storage.meta)
-                    .arg(storage.keys.prefix())
-                    .arg(setup.shards)
-                    .invoke(c)
-            })?;
-        if recorded != setup.shards.to_string() {
+        let recorded: Option<String> =
+            storage
+                .cluster
+                .run(&format!("open {}", storage.name), |c| {
+                    let mut call = storage.scripts.layout.key(&storage.meta);
+                    call.arg(storage.keys.prefix())
+                        .arg(setup.shards)
+                        .arg(if setup.create.is_some() { "1" } else { "0" });
+                    for (name, value) in setup.create.iter().flatten() {
+                        call.arg(name).arg(value);
+                    }
+                    call.invoke(c)
+                })?;
+        let Some(recorded) = recorded else {
+            return Err(StageError::new(
+                ErrorCode::NotFound,
+                if setup.shards == 0 {
+                    format!("no registry in namespace `{ns}`")
+                } else {
+                    format!("{} does not exist", storage.name)
+                },
+            ));
+        };
+        let Ok(count) = recorded.parse::<u32>() else {
+            return Err(StageError::new(
+                ErrorCode::Storage,
+                format!(
+                    "{} records the shard count `{recorded}`: it is damaged",
+                    storage.name
+                ),
+            ));
+        };
+        if setup.shards == 0 {
+            storage.numbering.shards = count;
+        } else if count != setup.shards {
             return Err(config_error(format!(
                 "{} was created with shards = {recorded}, but is opened with shards = {}: \
                  changing the shard layout would reuse ids",
@@ -477,6 +501,38 @@ impl Storage for RedisStorage {
         });
         out.extend(outcomes);
         Ok(())
+    }
+
+    fn meta(&self, out: &mut Meta) -> StageResult<()> {
+        let all: Vec<(String, String)> = self
+            .cluster
+            .run(&format!("read the metadata of {}", self.name), |c| {
+                redis::cmd("HGETALL").arg(&self.meta).query(c)
+            })?;
+        for (field, value) in all {
+            if let Some(name) = field.strip_prefix("m:") {
+                out.insert(name.to_owned(), value);
+            }
+        }
+        out.insert(layout::SHARDS.to_owned(), self.numbering.shards.to_string());
+        Ok(())
+    }
+
+    fn set_meta(&self, changes: &Meta) -> StageResult<()> {
+        if changes.contains_key(layout::SHARDS) {
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                "the shard count is recorded at creation and cannot be set",
+            ));
+        }
+        self.write(&format!("write the metadata of {}", self.name), |c| {
+            let mut call = self.scripts.set_meta.key(&self.meta);
+            call.arg(self.keys.prefix());
+            for (name, value) in changes {
+                call.arg(name).arg(value);
+            }
+            call.invoke::<i64>(c).map(|_| ())
+        })
     }
 
     fn history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {

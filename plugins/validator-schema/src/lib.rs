@@ -558,6 +558,7 @@ mod tests {
             config_dir: PathBuf::from("/nonexistent"),
             shard: 0,
             shards: 1,
+            create: None,
         };
         SchemaValidator::from_config(config, &setup)
     }
@@ -687,6 +688,7 @@ mod tests {
             revision: 1,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
+            provenance: None,
         };
         rehash(&mut e);
         e
@@ -1209,6 +1211,7 @@ mod tests {
             config_dir: PathBuf::from("/nonexistent"),
             shard: 0,
             shards: 1,
+            create: None,
         };
         let v = SchemaValidator::from_config(Config::default(), &setup).expect("valid");
         let check = |config: &str, expected: &[&str]| {

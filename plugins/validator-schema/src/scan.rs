@@ -798,6 +798,7 @@ mod tests {
             config_dir: PathBuf::from("/nonexistent"),
             shard: 0,
             shards: 1,
+            create: None,
         }
     }
 
@@ -1242,6 +1243,7 @@ mod tests {
                     revision: 1,
                     created_at: Timestamp(0),
                     updated_at: Timestamp(0),
+                    provenance: None,
                 }
             })
             .collect();

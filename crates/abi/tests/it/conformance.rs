@@ -8,7 +8,7 @@ use registry_core::{Schema, Setup, StageKind};
 use crate::{defaults, paths, setup};
 
 fn load_with(setup: &Setup) -> registry_abi::load::Loaded {
-    load::load(&defaults(), &paths(), setup).unwrap_or_else(|e| panic!("{e:?}"))
+    crate::load_all(&defaults(), &paths(), setup).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 #[test]
@@ -22,10 +22,10 @@ fn loaded_storage_conforms() {
     let ctor = module.storage().flatten().expect("storage constructor");
     registry_testkit::storage::check(&|setup| {
         let setup = serde_json::to_string(setup).expect("setup as json");
-        let storage = ctor(RStr::from("{}"), RStr::from(setup.as_str()))
+        ctor(RStr::from("{}"), RStr::from(setup.as_str()))
             .into_result()
-            .expect("storage starts");
-        Box::new(HostStorage(storage))
+            .map(|s| Box::new(HostStorage(s)) as Box<dyn registry_core::Storage>)
+            .map_err(registry_core::StageError::from)
     });
 }
 

@@ -22,7 +22,26 @@ pub fn paths() -> SearchPaths {
     SearchPaths {
         plugin_dir: lib_dir(),
         base_dir: lib_dir(),
+        trust: load::Trust {
+            own: vec![lib_dir()],
+            trusted: Vec::new(),
+        },
     }
+}
+
+/// Loads every stage, creating the registry with the setup's shard count.
+pub fn load_all(
+    specs: &[StageSpec],
+    paths: &SearchPaths,
+    setup: &Setup,
+) -> Result<load::Loaded, Vec<LoadError>> {
+    let options = load::LoadOptions {
+        stages: &StageKind::ALL,
+        access: registry_core::layout::Access::Create,
+        shards: Some(setup.shards.max(1)),
+        new_shards: setup.shards.max(1),
+    };
+    load::load(specs, paths, setup, &options)
 }
 
 fn lib(name: &str) -> PathBuf {
@@ -64,12 +83,13 @@ pub fn setup(dir: &tempfile::TempDir) -> Setup {
         config_dir: dir.path().to_owned(),
         shard: 0,
         shards: 1,
+        create: None,
     }
 }
 
 fn load_err(specs: &[StageSpec]) -> Vec<LoadError> {
     let dir = tempfile::tempdir().expect("temp dir");
-    match load::load(specs, &paths(), &setup(&dir)) {
+    match load_all(specs, &paths(), &setup(&dir)) {
         Ok(_) => panic!("load succeeded"),
         Err(errors) => errors,
     }
@@ -85,8 +105,7 @@ fn open_err(path: &std::path::Path) -> LoadError {
 #[test]
 fn every_default_plugin_loads_and_runs() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let loaded =
-        load::load(&defaults(), &paths(), &setup(&dir)).unwrap_or_else(|e| panic!("{e:?}"));
+    let loaded = load_all(&defaults(), &paths(), &setup(&dir)).unwrap_or_else(|e| panic!("{e:?}"));
     let names: Vec<&str> = loaded.plugins.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -219,7 +238,7 @@ fn plugin_panic_during_a_call_is_an_error_for_that_call() {
         "fixture-faulty",
         r#"{"panic_on_call": true}"#,
     );
-    let loaded = load::load(&specs, &paths(), &setup(&dir)).unwrap_or_else(|e| panic!("{e:?}"));
+    let loaded = load_all(&specs, &paths(), &setup(&dir)).unwrap_or_else(|e| panic!("{e:?}"));
     let request = Request::new("t", Fields::default(), None, Context::default()).expect("valid");
     let mut problems = Vec::new();
     let err = loaded
@@ -306,7 +325,11 @@ fn one_stage_is_built_alone() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (module, info) = load::open(&lib("storage-redb"), StageKind::Storage).expect("open");
     assert_eq!(info.stages, [StageKind::Storage]);
-    let built = load::build(module, StageKind::Storage, "{}", &setup(&dir)).expect("built");
+    let creating = Setup {
+        create: Some(registry_core::Meta::new()),
+        ..setup(&dir)
+    };
+    let built = load::build(module, StageKind::Storage, "{}", &creating).expect("built");
     assert_eq!(built.kind(), StageKind::Storage);
     match load::build(module, StageKind::Router, "{}", &setup(&dir)) {
         Err(e @ BuildError::NotProvided { .. }) => assert_eq!(

@@ -117,8 +117,9 @@ fn training_data_outside_the_schema_names_the_line_and_field() {
 fn nothing_to_train_on() {
     let s = Scratch::new();
     let (code, msg) = s.fail(&["train"]);
-    assert_eq!(code, 1);
-    assert!(msg.contains("no entries to train on"), "{msg}");
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("no registry in"), "{msg}");
+    assert!(!s.data_dir().exists(), "a read creates nothing");
     let (code, msg) = s.fail(&["train", "--folds", "1"]);
     assert_eq!(code, 1);
     assert!(msg.contains("at least 2 folds"), "{msg}");

@@ -79,7 +79,14 @@ impl Scratch {
         if let Some(k) = self.shards {
             c.env("REGISTRY_SHARDS", k.to_string());
         }
+        // The user's configuration (trusted plugin paths) is the scratch directory's own.
+        c.env("XDG_CONFIG_HOME", self.config_home());
         c
+    }
+
+    /// Where commands find the user's configuration: `registry trust` writes there.
+    pub fn config_home(&self) -> PathBuf {
+        self.path().join(".user-config")
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -135,7 +142,14 @@ impl Scratch {
     }
 
     /// The ids listed, in order.
+    /// The registered ids; none when no registry was created at all.
     pub fn ids(&self) -> Vec<String> {
+        let out = self.run(&["list", "--format", "json"]);
+        if out.status.code() == Some(2)
+            && String::from_utf8_lossy(&out.stderr).starts_with("error: no registry in ")
+        {
+            return Vec::new();
+        }
         match self.json(&["list"]) {
             Value::Array(entries) => entries
                 .iter()

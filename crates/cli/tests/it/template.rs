@@ -151,6 +151,14 @@ fn changed_template_built_outside_the_workspace_takes_effect() {
             library.display().to_string()
         ),
     );
+    // A library outside the registry's own directory runs only once the user trusts it.
+    let (code, message) = s.fail(&["plugins"]);
+    assert_eq!(code, 2, "{message}");
+    assert!(message.contains("registry trust"), "{message}");
+    let (code, message) = s.fail(&["add", "--title", "Feed the wombat"]);
+    assert_eq!(code, 2, "{message}");
+    assert!(message.contains("not loaded"), "{message}");
+    s.ok(&["trust", &library_arg]);
     let plugins = s.ok(&["plugins"]);
     assert!(plugins.contains("plugin-template"), "{plugins}");
 

@@ -133,6 +133,7 @@ fn records_hold_the_latest_revision_and_the_earlier_ones() {
             "header",
             "history",
             "id",
+            "provenance",
             "revision",
             "scope",
             "status",
@@ -262,6 +263,15 @@ fn undeclared_scope_record() -> String {
     let context = Context::default();
     let config = "rule: x\n";
     let hash = Entry::compute_hash(&header, "Undeclared scope", &context, config);
+    // The fingerprint of the request with no field given, as registering it would make.
+    let fingerprint = registry_core::derive_fingerprint(
+        registry_core::FINGERPRINT_DERIVATION,
+        "Undeclared scope",
+        &Fields::default(),
+        None,
+        &context,
+    )
+    .expect("a known derivation");
     serde_json::json!({
         "id": "NOPE-RUL-001",
         "header": header.readable(),
@@ -271,7 +281,7 @@ fn undeclared_scope_record() -> String {
         "context": {},
         "config": config,
         "hash": hash.to_string(),
-        "fingerprint": "00112233445566778899aabbccddeeff",
+        "fingerprint": fingerprint.to_string(),
         "revision": 1,
         "created_at": "2026-01-02T03:04:05.678Z",
         "updated_at": "2026-01-02T03:04:05.678Z",
@@ -308,9 +318,9 @@ fn bad_records_are_reported_by_line_and_the_rest_imported() {
     // The title is in both revisions, so both fail their hash.
     assert!(
         lines[1].starts_with(
-            "bad.jsonl:3: entry OPS-SCR-001 revision 1 does not match its hash: exported blake3:"
+            "bad.jsonl:3: entry OPS-SCR-001: revision 1 does not match its hash: recorded blake3:"
         ) && lines[1].contains(", computed blake3:")
-            && lines[1].contains("; entry OPS-SCR-001 revision 2 does not match its hash"),
+            && lines[1].contains("; entry OPS-SCR-001: revision 2 does not match its hash"),
         "{}",
         lines[1]
     );
@@ -358,7 +368,7 @@ fn a_hash_mismatch_in_yaml_names_the_document_line() {
     let (stdout, _) = fails(&b, &["import", "sec.yaml"]);
     assert!(
         stdout.starts_with(&format!(
-            "sec.yaml:{second}: entry SEC-RUL-002 revision 1 does not match its hash"
+            "sec.yaml:{second}: entry SEC-RUL-002: revision 1 does not match its hash"
         )),
         "{stdout}"
     );
@@ -374,7 +384,7 @@ fn atomic_imports_nothing_when_one_record_is_bad() {
     b.write("one-bad.jsonl", &tampered);
     let (stdout, stderr) = fails(&b, &["import", "one-bad.jsonl", "--atomic"]);
     assert!(
-        stdout.starts_with("one-bad.jsonl:2: entry GOV-RUL-001 revision 1 does not match"),
+        stdout.starts_with("one-bad.jsonl:2: entry GOV-RUL-001: revision 1 does not match"),
         "{stdout}"
     );
     assert!(
@@ -517,6 +527,7 @@ fn unreadable_inputs_and_outputs_are_one_line_errors() {
         message,
         "cannot read missing.jsonl: no such file or directory"
     );
+    s.add("something to export", &[]);
     let (code, message) = s.fail(&["export", "--output", "no/such/dir/out.jsonl"]);
     assert_eq!(code, 1);
     assert!(

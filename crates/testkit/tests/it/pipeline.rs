@@ -126,7 +126,13 @@ fn same_request_twice_is_one_entry() {
         assert!(!second.created);
         assert_eq!(second.fields, None);
         assert_eq!(second.entry, first.entry);
-        assert_eq!(pipeline.list(&everything()).map(|l| l.len()), Ok(1));
+        assert_eq!(
+            pipeline
+                .list(&everything())
+                .map(|p| p.entries)
+                .map(|l| l.len()),
+            Ok(1)
+        );
     }
 }
 
@@ -162,7 +168,13 @@ fn duplicates_inside_one_batch() {
     assert!(a.created && b.created && !again.created);
     assert_eq!(again.entry.header.id, a.entry.header.id);
     assert_ne!(a.entry.header.id, b.entry.header.id);
-    assert_eq!(pipeline.list(&everything()).map(|l| l.len()), Ok(2));
+    assert_eq!(
+        pipeline
+            .list(&everything())
+            .map(|p| p.entries)
+            .map(|l| l.len()),
+        Ok(2)
+    );
 }
 
 #[test]
@@ -213,7 +225,10 @@ fn unknown_scope_is_invalid_and_stores_nothing() {
     // No id was spent on the invalid request: validation runs before allocation.
     assert_eq!(good.entry.header.id.to_string(), "GOV-RUL-001");
     assert_eq!(
-        pipeline.list(&everything()).map(|l| l.len()),
+        pipeline
+            .list(&everything())
+            .map(|p| p.entries)
+            .map(|l| l.len()),
         Ok(1),
         "only the valid request is stored"
     );
@@ -269,7 +284,10 @@ fn failing_storage_sinks_only_its_items() {
     assert!(switch.failures() > 0);
 
     switch.heal();
-    let mut listed = pipeline.list(&everything()).expect("healed");
+    let mut listed = pipeline
+        .list(&everything())
+        .map(|p| p.entries)
+        .expect("healed");
     assert_eq!(
         listed.len(),
         earlier.len() + stored,
@@ -314,7 +332,10 @@ fn update_writes_a_revision_and_keeps_history() {
         Ok(vec![first.clone(), second.clone()])
     );
     assert_eq!(pipeline.get(&first.header.id), Ok(second.clone()));
-    assert_eq!(pipeline.list(&everything()), Ok(vec![second]));
+    assert_eq!(
+        pipeline.list(&everything()).map(|p| p.entries),
+        Ok(vec![second])
+    );
 }
 
 #[test]
@@ -366,6 +387,7 @@ fn ids_name_their_shard_and_list_merges_in_id_order() {
         config_dir: dir.path().to_path_buf(),
         shard,
         shards: 3,
+        create: Some(registry_core::Meta::new()),
     };
     let open = |shard| MemoryStorage::from_config(NoConfig {}, &setup(shard)).expect("valid shard");
     let mut stages = memory::stages(&schema, 3);
@@ -403,12 +425,18 @@ fn ids_name_their_shard_and_list_merges_in_id_order() {
     assert_eq!(held, added.len());
 
     added.sort_by(|a, b| a.header.id.cmp(&b.header.id));
-    assert_eq!(pipeline.list(&everything()), Ok(added.clone()));
+    assert_eq!(
+        pipeline.list(&everything()).map(|p| p.entries),
+        Ok(added.clone())
+    );
     let first_seven = ListQuery {
         limit: 7,
         ..ListQuery::default()
     };
-    assert_eq!(pipeline.list(&first_seven), Ok(added[..7].to_vec()));
+    assert_eq!(
+        pipeline.list(&first_seven).map(|p| p.entries),
+        Ok(added[..7].to_vec())
+    );
     let mut sec = everything();
     sec.filter.scope = Some("sec".into());
     let want: Vec<_> = added
@@ -416,7 +444,7 @@ fn ids_name_their_shard_and_list_merges_in_id_order() {
         .filter(|e| e.header.fields.scope == "SEC")
         .cloned()
         .collect();
-    assert_eq!(pipeline.list(&sec), Ok(want));
+    assert_eq!(pipeline.list(&sec).map(|p| p.entries), Ok(want));
 }
 
 #[test]
@@ -435,7 +463,13 @@ fn list_without_a_limit_across_shards() {
         limit: usize::MAX,
         ..ListQuery::default()
     };
-    assert_eq!(pipeline.list(&unlimited).map(|l| l.len()), Ok(added.len()));
+    assert_eq!(
+        pipeline
+            .list(&unlimited)
+            .map(|p| p.entries)
+            .map(|l| l.len()),
+        Ok(added.len())
+    );
 }
 
 #[test]

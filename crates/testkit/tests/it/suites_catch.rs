@@ -73,7 +73,7 @@ fn shared(setup: &Setup) -> MemoryStorage {
 #[test]
 fn storage_that_forgets_on_reopen() {
     fails_with("never handed out twice", || {
-        storage::check(&|_setup| Box::new(MemoryStorage::default()));
+        storage::check(&|_setup| Ok(Box::new(MemoryStorage::default())));
     });
 }
 
@@ -86,7 +86,7 @@ fn storage_that_ignores_its_shard() {
                 shards: 1,
                 ..setup.clone()
             };
-            Box::new(shared(&one))
+            Ok(Box::new(shared(&one)))
         });
     });
 }
@@ -95,13 +95,13 @@ fn storage_that_ignores_its_shard() {
 fn storage_that_clears_the_output() {
     fails_with("keep what it held", || {
         storage::check(&|setup| {
-            Box::new(Broken {
+            Ok(Box::new(Broken {
                 inner: shared(setup),
                 list: |s: &MemoryStorage, q: &ListQuery, out: &mut Vec<Entry>| {
                     out.clear();
                     s.list(q, out)
                 },
-            })
+            }))
         });
     });
 }
@@ -110,7 +110,7 @@ fn storage_that_clears_the_output() {
 fn storage_that_reads_limit_0_as_no_limit() {
     fails_with("nothing when `limit` is 0", || {
         storage::check(&|setup| {
-            Box::new(Broken {
+            Ok(Box::new(Broken {
                 inner: shared(setup),
                 list: |s: &MemoryStorage, q: &ListQuery, out: &mut Vec<Entry>| {
                     let mut q = q.clone();
@@ -119,7 +119,7 @@ fn storage_that_reads_limit_0_as_no_limit() {
                     }
                     s.list(&q, out)
                 },
-            })
+            }))
         });
     });
 }

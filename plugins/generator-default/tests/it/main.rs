@@ -18,6 +18,7 @@ pub fn setup(schema: &Schema, dir: &Path) -> Setup {
         config_dir: dir.to_owned(),
         shard: 0,
         shards: 1,
+        create: None,
     }
 }
 

@@ -1,12 +1,12 @@
 //! The storage conformance suite against `RedbStorage`, in process.
 
-use registry_core::FromConfig;
+use registry_core::{FromConfig, Storage};
 use registry_storage_redb::{Config, RedbStorage};
 
 #[test]
 fn conforms_to_the_storage_contract() {
     registry_testkit::storage::check(&|setup| {
-        Box::new(RedbStorage::from_config(Config::default(), setup).expect("open redb storage"))
+        RedbStorage::from_config(Config::default(), setup).map(|s| Box::new(s) as Box<dyn Storage>)
     });
 }
 
@@ -19,6 +19,6 @@ fn conforms_with_frequent_fingerprint_merges() {
             fingerprint_merge: 2,
             ..Config::default()
         };
-        Box::new(RedbStorage::from_config(config, setup).expect("open redb storage"))
+        RedbStorage::from_config(config, setup).map(|s| Box::new(s) as Box<dyn Storage>)
     });
 }

@@ -15,6 +15,7 @@ fn setup() -> Setup {
         config_dir: std::env::temp_dir(),
         shard: 0,
         shards: 1,
+        create: None,
     }
 }
 

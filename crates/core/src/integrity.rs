@@ -1,0 +1,213 @@
+//! What makes a stored or exported entry trustworthy, checked on every read and every import.
+//!
+//! - Each revision's content matches its hash ([`Entry::verify`]).
+//! - A history holds revisions 1 to n, oldest first, all with the entry's id, fingerprint and
+//!   provenance.
+//! - Times make sense: every revision has the entry's creation time, none was updated before it
+//!   was created, and updates come in order.
+//! - The fingerprint is the registration request's: recomputed from revision 1 with the
+//!   provenance that says which fields were given ([`Provenance::fingerprint_of`]); for an
+//!   entry recorded without provenance, some set of given fields must give it
+//!   ([`Provenance::recover`]). A record carrying another request's fingerprint, or a made-up
+//!   one such as all zeros, fails here: accepting it would make later registrations of that
+//!   request return an unrelated entry and drop the new one.
+//!
+//! Reads check what they return ([`Pipeline::get`](crate::Pipeline::get) the latest revision's
+//! hash, [`Pipeline::history`](crate::Pipeline::history) everything above), and report a failure
+//! as [`Damaged`], naming the entry, without hiding the other entries.
+
+use std::fmt;
+
+use crate::entry::{Entry, Provenance};
+use crate::header::EntryId;
+
+/// An entry whose stored content fails an integrity check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    pub id: EntryId,
+    /// What is wrong, e.g. "revision 2 does not match its hash (…)".
+    pub reason: String,
+}
+
+impl fmt::Display for Damaged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "entry {} is damaged: {}; restore it from a backup or an export",
+            self.id, self.reason
+        )
+    }
+}
+
+/// One integrity problem: a stable code and a message (without the entry's id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flaw {
+    /// `bad-history`, `hash-mismatch`, `bad-times` or `fingerprint-mismatch`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Checks that a revision's content matches its hash.
+///
+/// # Errors
+/// A `hash-mismatch` [`Flaw`] naming the revision and both hashes.
+pub fn check_hash(e: &Entry) -> Result<(), Flaw> {
+    let computed = Entry::compute_hash(&e.header, &e.title, &e.context, &e.config);
+    if computed == e.hash {
+        Ok(())
+    } else {
+        Err(Flaw {
+            code: "hash-mismatch",
+            message: format!(
+                "revision {} does not match its hash: recorded {}, computed {computed}",
+                e.revision, e.hash
+            ),
+        })
+    }
+}
+
+/// Every flaw of a history (see the module documentation), and the provenance its
+/// fingerprint was found to have: the recorded one, or the one [`Provenance::recover`] found for
+/// an entry recorded without. A history whose shape is wrong (empty, misnumbered, mixed ids,
+/// fingerprints or provenance) gives that one flaw and nothing else is checked.
+pub fn check_history(history: &[Entry]) -> (Vec<Flaw>, Option<Provenance>) {
+    let flaw = |code, message: String| Flaw { code, message };
+    let (Some(first), Some(latest)) = (history.first(), history.last()) else {
+        return (
+            vec![flaw(
+                "bad-history",
+                "the history has no revisions: it must hold revisions 1 to n".to_owned(),
+            )],
+            None,
+        );
+    };
+    for (at, e) in history.iter().enumerate() {
+        let want = at + 1;
+        let shape = if e.revision as usize != want {
+            Some(format!(
+                "revision {want} of its history is numbered {}: a history holds revisions 1 to \
+                 n, oldest first",
+                e.revision
+            ))
+        } else if e.header.id != latest.header.id {
+            Some(format!(
+                "revision {want} has id {}: every revision has the entry's id",
+                e.header.id
+            ))
+        } else if e.fingerprint != latest.fingerprint {
+            Some(format!(
+                "revision {want} has fingerprint {}, the latest has {}: every revision has the \
+                 entry's fingerprint",
+                e.fingerprint, latest.fingerprint
+            ))
+        } else if e.provenance != latest.provenance {
+            Some(format!(
+                "revision {want} records another provenance than the latest: every revision has \
+                 the entry's"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = shape {
+            return (vec![flaw("bad-history", message)], None);
+        }
+    }
+    let mut flaws: Vec<Flaw> = history.iter().filter_map(|e| check_hash(e).err()).collect();
+    let mut previous = None;
+    for e in history {
+        let message = if e.created_at > e.updated_at {
+            Some(format!(
+                "revision {} was updated at {}, before it was created at {}",
+                e.revision, e.updated_at, e.created_at
+            ))
+        } else if e.created_at != first.created_at {
+            Some(format!(
+                "revision {} says the entry was created at {}, revision 1 at {}",
+                e.revision, e.created_at, first.created_at
+            ))
+        } else if previous.is_some_and(|p| e.updated_at < p) {
+            Some(format!(
+                "revision {} was updated at {}, before the revision it replaces",
+                e.revision, e.updated_at
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = message {
+            flaws.push(flaw("bad-times", message));
+        }
+        previous = Some(e.updated_at);
+    }
+    // Revision 1's content is what the fingerprint is recomputed from: when it does not match
+    // its hash, the hash mismatch already says it is not what was registered.
+    if check_hash(first).is_err() {
+        return (flaws, None);
+    }
+    let provenance = match &latest.provenance {
+        Some(p) => match p.fingerprint_of(first) {
+            Some(fp) if fp == first.fingerprint => Some(*p),
+            Some(fp) => {
+                flaws.push(flaw(
+                    "fingerprint-mismatch",
+                    format!(
+                        "its fingerprint {} is not its request's: revision 1 with its recorded \
+                         provenance gives {fp}",
+                        first.fingerprint
+                    ),
+                ));
+                None
+            }
+            None => {
+                flaws.push(flaw(
+                    "fingerprint-mismatch",
+                    format!(
+                        "its fingerprint derivation {} is unknown to this build",
+                        p.derivation
+                    ),
+                ));
+                None
+            }
+        },
+        None => {
+            let found = Provenance::recover(first);
+            if found.is_none() {
+                flaws.push(flaw(
+                    "fingerprint-mismatch",
+                    format!(
+                        "its fingerprint {} is not its request's: no set of given fields of \
+                         revision 1 gives it",
+                        first.fingerprint
+                    ),
+                ));
+            }
+            found
+        }
+    };
+    (flaws, provenance)
+}
+
+/// The first flaw of a history as a [`Damaged`] entry, for reads.
+///
+/// # Errors
+/// The first flaw [`check_history`] finds.
+pub fn verify_history(history: &[Entry]) -> Result<(), Damaged> {
+    let (flaws, _) = check_history(history);
+    match (flaws.into_iter().next(), history.last()) {
+        (Some(f), Some(latest)) => Err(Damaged {
+            id: latest.header.id.clone(),
+            reason: f.message,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A revision's hash check as a [`Damaged`] entry, for reads.
+///
+/// # Errors
+/// When the content does not match the hash.
+pub fn verify_entry(e: &Entry) -> Result<(), Damaged> {
+    check_hash(e).map_err(|f| Damaged {
+        id: e.header.id.clone(),
+        reason: f.message,
+    })
+}
