@@ -862,6 +862,7 @@ pub fn scale_test(
 /// What `stats` reports.
 #[derive(Serialize)]
 struct Stats {
+    /// Entries that pass their hash check; a damaged one is reported and not counted.
     entries: u64,
     shards: usize,
     by_scope: BTreeMap<String, u64>,
@@ -912,9 +913,10 @@ pub fn stats(args: StatsArgs, settings: &Settings) -> Result<(), CliError> {
         bytes_per_entry: (entries > 0).then(|| (bytes as f64 / entries as f64).round()),
     };
     match args.format.format {
-        Format::Json => output::json(&stats),
-        Format::Text => print_stats(&stats).map_err(output::write_err),
+        Format::Json => output::json(&stats)?,
+        Format::Text => print_stats(&stats).map_err(output::write_err)?,
     }
+    damaged.result()
 }
 
 fn print_stats(s: &Stats) -> io::Result<()> {

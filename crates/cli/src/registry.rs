@@ -355,6 +355,7 @@ fn open_error(errors: Vec<load::LoadError>, settings: &Settings) -> CliError {
                  `registry add`, `batch`, `import` or `stamp` create one"
             ),
             OpenError::Missing(_)
+            | OpenError::Incomplete(_)
             | OpenError::ShardZero(_)
             | OpenError::SchemaDrift(_)
             | OpenError::NoneAvailable(_) => {

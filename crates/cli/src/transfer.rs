@@ -917,6 +917,11 @@ impl Input {
                     match self.read_line()? {
                         None => return Ok(false),
                         Some((_, Ok(text))) if text.trim().is_empty() => {}
+                        // A line too long or not UTF-8 fails alone and decides nothing.
+                        Some((line, Err(reason))) => {
+                            items.push(Item::unreadable(line, reason));
+                            return Ok(true);
+                        }
                         Some(first) => {
                             let j = matches!(&first.1, Ok(t) if t.trim_start().starts_with('{'));
                             self.jsonl = Some(j);

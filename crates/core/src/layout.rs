@@ -122,6 +122,9 @@ pub enum OpenError {
     Absent,
     /// The registry exists but these shards do not, or are empty: `(shard, why)`.
     Missing(Vec<(u32, String)>),
+    /// The registry is being created, or its creation was interrupted: these shards do not
+    /// exist yet, and the access may not create them.
+    Incomplete(Vec<u32>),
     /// Shard 0 cannot be opened, and it is the one that records the shard count.
     ShardZero(StageError),
     /// Building a shard failed with an error that is not about that shard alone (its
@@ -161,6 +164,13 @@ impl std::fmt::Display for OpenError {
                     if missing.len() == 1 { "it" } else { "them" }
                 )
             }
+            OpenError::Incomplete(shards) => write!(
+                f,
+                "the registry is being created, or its creation was interrupted: {} of its \
+                 shards do not exist yet; a registering command (`add`, `batch`, `import`, \
+                 `stamp`) completes it",
+                shards.len()
+            ),
             OpenError::ShardZero(e) => write!(
                 f,
                 "shard 0 cannot be opened ({}), and it records the shard count: set `shards` in \
@@ -215,6 +225,7 @@ impl OpenError {
         match self {
             OpenError::Absent => ErrorCode::NotFound,
             OpenError::Missing(_) => ErrorCode::Missing,
+            OpenError::Incomplete(_) => ErrorCode::NotFound,
             OpenError::ShardZero(e) | OpenError::Build { error: e, .. } => e.code,
             OpenError::NoneAvailable(_) => ErrorCode::Unavailable,
             OpenError::SchemaDrift(_) => ErrorCode::Config,
@@ -369,6 +380,19 @@ fn open_existing(
     if absent.len() == count as usize {
         return Ok(None);
     }
+    // Shard 0 is created first, so other shards without it is either a lost shard 0 or another
+    // process creating the registry right now, whose shard 0 appeared after it was looked for:
+    // one more look tells them apart.
+    if absent.first().is_some_and(|(shard, _)| *shard == 0) {
+        match build(0, count, None) {
+            Ok(zero) => {
+                slots[0] = Some(zero);
+                absent.remove(0);
+            }
+            Err(e) if e.code == ErrorCode::NotFound => {}
+            Err(e) => return Err(OpenError::Build { shard: 0, error: e }),
+        }
+    }
     let zero_meta = match &slots[0] {
         Some(zero) if !unavailable.iter().any(|u| u.shard == 0) => Some(read_meta(&**zero, 0)?),
         _ => None,
@@ -391,7 +415,9 @@ fn open_existing(
             slots[shard as usize] = Some(s);
         }
     } else if !absent.is_empty() {
-        return Err(OpenError::Missing(absent));
+        return Err(OpenError::Incomplete(
+            absent.into_iter().map(|(shard, _)| shard).collect(),
+        ));
     }
     let storage: Vec<Box<dyn Storage>> = slots.into_iter().flatten().collect();
     if unavailable.len() == storage.len() {

@@ -1,6 +1,7 @@
 //! The `registry` command-line contract, run against the built binary and plugin libraries
 //! (build them first: `cargo xtask test` does).
 
+mod attacks;
 mod bad_input;
 mod batch;
 mod commands;

@@ -634,3 +634,57 @@ fn a_master_killed_during_a_batch_loses_nothing_acknowledged() {
     assert_eq!(stats["entries"].as_u64(), Some(N as u64), "{stats}");
     drop(cluster);
 }
+
+/// A namespace records the schema it was written with: a host whose `registry.toml` no longer
+/// declares a value stored entries use is refused, naming it; one that adds values is fine, and
+/// a host with a fresh local directory reads the registry the others wrote, creating nothing.
+#[test]
+fn a_namespace_refuses_a_schema_that_drops_values_in_use() {
+    let nodes = cluster_nodes();
+    let ns = namespace("schema");
+    let a = host(&nodes, &ns, 0);
+    let added = a.add("A dashboard of sales", &["--scope", "DASHBOARD"]);
+    let b = host(&nodes, &ns, 0);
+    let toml = std::fs::read_to_string(a.path().join("registry.toml")).expect("reads");
+    b.write(
+        "registry.toml",
+        &format!(
+            "{toml}[schema]\nscope = [\"GOV\", \"SEC\", \"OPS\", \"ALERT\", \"BASH\", \"ETL\"]\n\
+             [schema.defaults]\nscope = \"GOV\"\n"
+        ),
+    );
+    for args in [&["list"][..], &["add", "--title", "Another rule"]] {
+        let (code, msg) = b.fail(args);
+        assert_eq!(code, 2, "{msg}");
+        assert!(
+            msg.contains(&format!(
+                "scope `DASHBOARD` (used by {})",
+                added["id"].as_str().expect("id")
+            )),
+            "{msg}"
+        );
+    }
+    b.write(
+        "registry.toml",
+        &format!(
+            "{toml}[schema]\nscope = [\"GOV\", \"SEC\", \"OPS\", \"ALERT\", \"BASH\", \
+             \"DASHBOARD\", \"ETL\", \"NET\"]\n[schema.defaults]\nscope = \"GOV\"\n"
+        ),
+    );
+    let net = b.add("A network rule", &["--scope", "NET"]);
+    assert_eq!(b.ids().len(), 2, "one registry holds both");
+    // Now the first host's schema lacks a value stored entries use: it is refused in turn.
+    let (code, msg) = a.fail(&["list"]);
+    assert_eq!(code, 2, "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "scope `NET` (used by {})",
+            net["id"].as_str().expect("id")
+        )),
+        "{msg}"
+    );
+    assert!(
+        !b.data_dir().exists() && !a.data_dir().exists(),
+        "nothing local"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod conformance;
 #[cfg(feature = "library")]
+mod layout;
 mod library;
 mod pipeline;
 mod suites_catch;
