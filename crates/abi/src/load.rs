@@ -187,6 +187,28 @@ pub fn open(path: &Path, stage: StageKind) -> Result<(PluginModRef, LibraryInfo)
     ))
 }
 
+/// [`open`], once `trust` allows the library (a missing one is `open`'s to report, with how to
+/// build the plugins).
+///
+/// # Errors
+/// Why the library may not be loaded, or why it does not open.
+pub fn open_trusted(
+    path: &Path,
+    stage: StageKind,
+    trust: &Trust,
+) -> Result<(PluginModRef, LibraryInfo), LoadError> {
+    if path.exists() {
+        trust.check(path).map_err(|reason| LoadError {
+            stage,
+            path: path.to_owned(),
+            reason,
+            detail: None,
+            layout: None,
+        })?;
+    }
+    open(path, stage)
+}
+
 fn provides(module: PluginModRef, stage: StageKind) -> bool {
     match stage {
         StageKind::Cache => module.cache().flatten().is_some(),
@@ -295,19 +317,7 @@ pub fn load(
         let path = resolve_library(&spec.library, paths);
         let opened = libraries
             .entry(path.clone())
-            .or_insert_with(|| {
-                // A missing library is `open`'s to report, with how to build the plugins.
-                if path.exists() {
-                    paths.trust.check(&path).map_err(|reason| LoadError {
-                        stage,
-                        path: path.clone(),
-                        reason,
-                        detail: None,
-                        layout: None,
-                    })?;
-                }
-                open(&path, stage)
-            })
+            .or_insert_with(|| open_trusted(&path, stage, &paths.trust))
             .clone();
         let (module, info) = match opened {
             Ok(ok) => ok,
@@ -439,14 +449,7 @@ pub fn load_validator(
 ) -> Result<Box<dyn Validator>, LoadError> {
     let stage = StageKind::Validator;
     let path = resolve_library(&spec.library, paths);
-    paths.trust.check(&path).map_err(|reason| LoadError {
-        stage,
-        path: path.clone(),
-        reason,
-        detail: None,
-        layout: None,
-    })?;
-    let (module, _) = open(&path, stage)?;
+    let (module, _) = open_trusted(&path, stage, &paths.trust)?;
     match build(module, stage, &spec.config_json, setup) {
         Ok(BuiltStage::Validator(v)) => Ok(v),
         Ok(_) => Err(LoadError {

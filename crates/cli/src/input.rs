@@ -171,14 +171,21 @@ pub fn create_output(output: &Path, inputs: &[&Path]) -> Result<File, CliError> 
     }
     #[cfg(not(unix))]
     let _ = inputs;
-    file.set_len(0)
-        .and_then(|()| (&file).rewind())
-        .map_err(|e| CliError::input(format!("cannot write {name}: {}", io_reason(&e))))?;
+    // A regular file is emptied; a terminal, pipe or device (`/dev/stdout`) is written as is.
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    if regular {
+        file.set_len(0)
+            .and_then(|()| (&file).rewind())
+            .map_err(|e| CliError::input(format!("cannot write {name}: {}", io_reason(&e))))?;
+    }
     Ok(file)
 }
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    use std::os::unix::fs::FileTypeExt;
+
     use super::*;
 
     fn lines(input: &[u8], max: u64) -> Vec<Result<String, u64>> {
@@ -234,6 +241,13 @@ mod tests {
         let got = l.next_line(&mut buf).expect("reads");
         assert_eq!(got, Some((1, Read::TooLong((64 << 20) - 1))));
         assert!(buf.capacity() <= 64 * 1024 + 1024, "{}", buf.capacity());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_written_as_is() {
+        let file = create_output(Path::new("/dev/null"), &[Path::new("-")]).expect("a device");
+        assert!(file.metadata().expect("stat").file_type().is_char_device());
     }
 
     #[cfg(unix)]

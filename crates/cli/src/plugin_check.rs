@@ -325,16 +325,8 @@ fn library_path(library: &str, settings: &Settings) -> PathBuf {
 
 fn unloadable(path: &Path, e: &LoadError) -> (Report, Option<String>) {
     let report = Report {
-        path: path.to_owned(),
-        loadable: false,
-        name: None,
-        version: None,
-        abi_version_expected: registry_abi::ABI_VERSION.to_owned(),
-        stages: Vec::new(),
         abi_compatible: e.needs_rebuild().then_some(false),
-        checks: Vec::new(),
-        usable: false,
-        reason: Some(e.reason.clone()),
+        ..refused(path, e.reason.clone())
     };
     (report, e.detail.clone())
 }

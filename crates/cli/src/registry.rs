@@ -403,19 +403,7 @@ fn plugins(settings: &Settings, format: crate::Format) -> Result<(), CliError> {
     let mut errors = Vec::new();
     for StageSpec { stage, library, .. } in &settings.stages {
         let path = load::resolve_library(library, &settings.paths);
-        let opened = settings
-            .paths
-            .trust
-            .check(&path)
-            .map_err(|reason| load::LoadError {
-                stage: *stage,
-                path: path.clone(),
-                reason,
-                detail: None,
-                layout: None,
-            })
-            .and_then(|()| load::open(&path, *stage));
-        match opened {
+        match load::open_trusted(&path, *stage, &settings.paths.trust) {
             Ok((_, info)) if info.stages.contains(stage) => rows.push(output::PluginRow {
                 stage: *stage,
                 name: info.name,

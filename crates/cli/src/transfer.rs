@@ -588,14 +588,10 @@ fn import_atomic(
     let mut failures = Vec::new();
     let mut ids: HashMap<EntryId, usize> = HashMap::new();
     let mut fingerprints: HashMap<Fingerprint, (EntryId, usize)> = HashMap::new();
-    let mut more = true;
-    while more {
-        let mut items = Vec::with_capacity(BATCH);
-        while items.len() < BATCH {
-            if !input.next_item(&mut items, pipeline.schema())? {
-                more = false;
-                break;
-            }
+    loop {
+        let items = input.next_batch(pipeline.schema())?;
+        if items.is_empty() {
+            break;
         }
         report.total += items.len();
         let mut places = Vec::new();
@@ -662,14 +658,10 @@ fn import_atomic(
     // Each batch, and in it each shard, commits on its own: should one fail, the others keep
     // their part, which a second run finds `Unchanged`.
     report.hint = Some("what was committed stays, and importing the file again completes it");
-    let mut more = true;
-    while more {
-        let mut items = Vec::with_capacity(BATCH);
-        while items.len() < BATCH {
-            if !copy.next_item(&mut items, pipeline.schema())? {
-                more = false;
-                break;
-            }
+    loop {
+        let items = copy.next_batch(pipeline.schema())?;
+        if items.is_empty() {
+            break;
         }
         let mut places = Vec::new();
         let mut histories = Vec::new();
@@ -905,6 +897,13 @@ impl Input {
             }),
         };
         Ok(Some((self.line, text)))
+    }
+
+    /// The next [`BATCH`] records (fewer at the end; none after it).
+    fn next_batch(&mut self, schema: &Schema) -> Result<Vec<Item>, CliError> {
+        let mut items = Vec::with_capacity(BATCH);
+        while items.len() < BATCH && self.next_item(&mut items, schema)? {}
+        Ok(items)
     }
 
     /// Reads the next record onto `items`; false at the end of the input.

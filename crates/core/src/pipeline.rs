@@ -1698,20 +1698,6 @@ mod tests {
         }
     }
 
-    struct NoCache;
-    impl Cache for NoCache {
-        fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
-            out.extend(keys.iter().map(|_| None));
-            Ok(())
-        }
-        fn put(&self, _: &[Entry]) -> StageResult<()> {
-            Ok(())
-        }
-        fn remove(&self, _: &[CacheKey]) -> StageResult<()> {
-            Ok(())
-        }
-    }
-
     struct NoGenerator;
     impl Generator for NoGenerator {
         fn predict(&self, _: &[Request], _: &mut Vec<Prediction>) -> StageResult<()> {
@@ -1774,7 +1760,7 @@ mod tests {
         Pipeline::new(
             Schema::default(),
             Stages {
-                cache: Box::new(NoCache),
+                cache: Box::new(crate::NotLoaded(StageKind::Cache)),
                 generator: Box::new(NoGenerator),
                 validator: Box::new(ScopeValidator),
                 router: Box::new(FirstShard),

@@ -494,38 +494,49 @@ impl UnavailableShard {
     }
 }
 
-impl Storage for UnavailableShard {
-    fn find(&self, _: &[Fingerprint], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn get(&self, _: &[EntryId], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn allocate(&self, _: &[String], _: &mut Vec<u64>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn insert(&self, _: &[Entry], _: &mut Vec<Inserted>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn update(&self, _: &[Entry], _: &mut Vec<StageResult<()>>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn history(&self, _: &EntryId, _: &mut Vec<Entry>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn meta(&self, _: &mut Meta) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn set_meta(&self, _: &Meta) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn restore(&self, _: &[Vec<Entry>], _: &mut Vec<StageResult<Restored>>) -> StageResult<()> {
-        Err(self.error())
-    }
+/// Implements [`Storage`] for a type whose every call fails with its `error()`.
+macro_rules! refusing_storage {
+    ($t:ty) => {
+        impl Storage for $t {
+            fn find(&self, _: &[Fingerprint], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn get(&self, _: &[EntryId], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn allocate(&self, _: &[String], _: &mut Vec<u64>) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn insert(&self, _: &[Entry], _: &mut Vec<Inserted>) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn update(&self, _: &[Entry], _: &mut Vec<StageResult<()>>) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn history(&self, _: &EntryId, _: &mut Vec<Entry>) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn meta(&self, _: &mut Meta) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn set_meta(&self, _: &Meta) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn restore(
+                &self,
+                _: &[Vec<Entry>],
+                _: &mut Vec<StageResult<Restored>>,
+            ) -> StageResult<()> {
+                Err(self.error())
+            }
+        }
+    };
 }
+
+refusing_storage!(UnavailableShard);
 
 /// A stage a command does not load, because it does not need it (`registry get` needs no
 /// generator): a command loads only the plugin libraries it uses, so a library named for a
@@ -584,29 +595,7 @@ impl Router for NotLoaded {
     }
 }
 
-impl Storage for NotLoaded {
-    fn find(&self, _: &[Fingerprint], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn get(&self, _: &[EntryId], _: &mut Vec<Option<Entry>>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn allocate(&self, _: &[String], _: &mut Vec<u64>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn insert(&self, _: &[Entry], _: &mut Vec<Inserted>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn update(&self, _: &[Entry], _: &mut Vec<StageResult<()>>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn history(&self, _: &EntryId, _: &mut Vec<Entry>) -> StageResult<()> {
-        Err(self.error())
-    }
-    fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
-        Err(self.error())
-    }
-}
+refusing_storage!(NotLoaded);
 
 #[cfg(test)]
 mod tests {

@@ -35,6 +35,37 @@ fn bounded(mut command: Command, secs: u64) -> Output {
     }
 }
 
+/// `command` with the resource limit `resource` set to `bytes` in the child (and `SIGXFSZ`
+/// ignored, so that a write past a file size limit fails instead of killing it).
+fn limited(mut command: Command, resource: libc::__rlimit_resource_t, bytes: u64) -> Command {
+    // SAFETY: between fork and exec only async-signal-safe calls are made.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(resource, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Runs `registry args` with the fixture told to record, in `marker`, being loaded.
+fn marked(s: &Scratch, args: &[&str], marker: &Path, trust: Option<&Path>) -> Output {
+    let mut command = s.command(args);
+    command.env("REGISTRY_FIXTURE_LOADED", marker);
+    if let Some(t) = trust {
+        command.env("REGISTRY_TRUST", t);
+    }
+    command.output().expect("runs registry")
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -101,23 +132,12 @@ fn a_truncated_or_deleted_shard_refuses_the_registry() {
 #[test]
 fn a_full_disk_during_creation_leaves_nothing_half_made() {
     let s = Scratch::new();
-    let mut command = s.command(&["add", "--title", "The first rule"]);
     // Files may grow to 16 KiB only: the store's first write past it fails, as on a full disk.
-    // SAFETY: between fork and exec only async-signal-safe calls are made.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit {
-                rlim_cur: 16 * 1024,
-                rlim_max: 16 * 1024,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let command = limited(
+        s.command(&["add", "--title", "The first rule"]),
+        libc::RLIMIT_FSIZE,
+        16 * 1024,
+    );
     let out = bounded(command, 60);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let left: Vec<String> = files(&s.data_dir())
@@ -324,11 +344,7 @@ fn a_configuration_cannot_make_the_registry_run_a_library() {
         &["plugins"],
         &["add", "--title", "Block SSH"],
     ] {
-        let out = s
-            .command(args)
-            .env("REGISTRY_FIXTURE_LOADED", &marker)
-            .output()
-            .expect("runs");
+        let out = marked(&s, args, &marker, None);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("registry trust"), "{}", stderr(&out));
         assert!(!marker.exists(), "{args:?} ran the library's code");
@@ -338,31 +354,23 @@ fn a_configuration_cannot_make_the_registry_run_a_library() {
         "registry.toml",
         "plugin_dir = \"plugins\"\n[validator]\nlibrary = \"x\"\n",
     );
-    let out = s
-        .command(&["lint", "a.rule"])
-        .env("REGISTRY_FIXTURE_LOADED", &marker)
-        .output()
-        .expect("runs");
+    let out = marked(&s, &["lint", "a.rule"], &marker, None);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!marker.exists());
     // Once the user trusts it (never the repository), it runs: the check above could fail.
     s.ok(&["trust", &lib.display().to_string()]);
-    let out = s
-        .command(&["lint", "a.rule"])
-        .env("REGISTRY_FIXTURE_LOADED", &marker)
-        .output()
-        .expect("runs");
+    let out = marked(&s, &["lint", "a.rule"], &marker, None);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(marker.exists(), "the trusted library ran");
     // CI trusts through the environment instead.
     std::fs::remove_file(&marker).expect("removes");
     s.ok(&["trust", "--remove", &lib.display().to_string()]);
-    let out = s
-        .command(&["lint", "a.rule"])
-        .env("REGISTRY_FIXTURE_LOADED", &marker)
-        .env("REGISTRY_TRUST", s.path().join("plugins"))
-        .output()
-        .expect("runs");
+    let out = marked(
+        &s,
+        &["lint", "a.rule"],
+        &marker,
+        Some(&s.path().join("plugins")),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(marker.exists());
 }
@@ -381,11 +389,7 @@ fn commands_load_only_the_stages_they_need() {
         "a.rule",
         "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][REQUIRED]\n",
     );
-    let out = s
-        .command(&["lint", "a.rule"])
-        .env("REGISTRY_FIXTURE_LOADED", &marker)
-        .output()
-        .expect("runs");
+    let out = marked(&s, &["lint", "a.rule"], &marker, None);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!marker.exists());
     assert!(!s.data_dir().exists(), "lint opens no registry");
@@ -587,24 +591,9 @@ fn an_oversized_line_is_refused_without_being_held() {
         .write_all(b"\n{\"title\": \"A fine rule\"}\n")
         .expect("appends");
     for args in [&["batch", "big.jsonl"][..], &["import", "big.jsonl"]] {
-        let mut command = s.command(args);
         // 768 MiB of address space: enough for the command's threads and caches, not for the
-        // line held in memory (it is copied as its buffer doubles).
-        // SAFETY: between fork and exec only async-signal-safe calls are made.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                let limit = libc::rlimit {
-                    rlim_cur: 768 << 20,
-                    rlim_max: 768 << 20,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let out = bounded(command, 120);
+        // line held in memory.
+        let out = bounded(limited(s.command(args), libc::RLIMIT_AS, 768 << 20), 120);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
