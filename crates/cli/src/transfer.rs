@@ -3,9 +3,11 @@
 //!
 //! One record per entry. Its keys, always in this order: `id`, `header` (readable), `scope`,
 //! `type`, `variant`, `status`, `version`, `title`, `context` (an object, keys sorted), `config`,
-//! `hash`, `fingerprint`, `revision`, `created_at`, `updated_at`, `history`. The top level is the
-//! latest revision; `history` lists the earlier ones, oldest first, each with the same keys but
-//! `id`, `fingerprint` and `history`, which every revision shares with the entry. Keeping only the
+//! `hash`, `fingerprint`, `provenance` (which fingerprint derivation, and where each field came
+//! from; left out for an entry stored without it), `revision`, `created_at`, `updated_at`,
+//! `history`. The top level is the latest revision; `history` lists the earlier ones, oldest
+//! first, each with the same keys but `id`, `fingerprint`, `provenance` and `history`, which
+//! every revision shares with the entry. Keeping only the
 //! earlier revisions there means a config is written once per revision, and an entry never
 //! updated has `history: []`. Entries come in id order across all shards, and nothing in a record
 //! depends on when or where it was exported, so export, import elsewhere and export again gives
@@ -20,24 +22,30 @@
 //! JSONL, anything else a YAML stream. A record without `hash` and `history` is a plain request,
 //! with the keys `registry add` takes (`title`, `scope`, `type`, `variant`, `status`, `version`,
 //! `context`), and is registered through the pipeline like one. Records are read and imported in
-//! batches, so a file of any size is never held whole, except with `--atomic`, which must check
-//! every record before writing any.
+//! batches, so a file of any size is never held whole.
 //!
 //! A bad record (unreadable, a missing field, a hash that does not match, a schema problem, a
 //! conflict with what is stored) is reported with its line and the rest are imported; the exit
 //! code is then 1. `--atomic` reads and checks everything first (hashes, structure, the
-//! validator, and lookups by id and fingerprint in every shard) and writes nothing if any record
-//! fails. Plain requests are refused there: their ids are allocated as they are added, so they
-//! cannot be checked before a write. The write itself is one restore call, which is one
-//! transaction in a one-shard registry; with K shards each shard commits its own, so a storage
-//! failure (I/O) between two commits leaves the earlier shards imported. Restores are
-//! idempotent (what is stored comes back unchanged), so importing the file again completes it.
+//! validator, and lookups by id and fingerprint in every shard and in the earlier batches of the
+//! file) and writes nothing if any record fails. Plain requests are refused there: their ids are
+//! allocated as they are added, so they cannot be checked before a write. The writes are one
+//! restore call per batch, each one transaction per shard, so a storage failure (I/O) between
+//! two commits leaves the earlier ones imported. Restores are idempotent (what is stored comes
+//! back unchanged), so importing the file again completes it.
 //!
 //! Entries keep their ids, so each goes to the shard its id names. Importing into a registry
 //! with another shard count works and exports the same bytes. When an entry lands in a shard
-//! other than the one the router picks for its fingerprint, the import first records
-//! `fingerprints-anywhere` in the data directory, and from then on `add` looks for a request in
-//! every shard before creating one, so registering an imported request again finds it.
+//! other than the one the router picks for its fingerprint, the restore first records in that
+//! shard's metadata that it holds foreign fingerprints, and from then on `add` looks for a
+//! request there too, so registering an imported request again finds it.
+//!
+//! Every record is checked before it is stored: hashes, times, and its fingerprint recomputed
+//! from its first revision and its provenance (`registry_core::integrity`); a record exported
+//! before provenance was recorded is accepted when some set of given fields gives its
+//! fingerprint. Lines and YAML documents are read at most `limits.max_record_bytes` each
+//! (`crate::input`), and YAML nesting is bounded before it is parsed. `--atomic` reads the
+//! input twice, from a private temporary copy, so it never holds more than a batch.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
