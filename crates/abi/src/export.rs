@@ -103,9 +103,35 @@ pub fn construct<T: FromConfig>(config: RStr<'_>, setup: RStr<'_>) -> Result<T, 
             format!("host sent an unreadable setup: {e}"),
         )
     })?;
-    let config: T::Config = serde_json::from_str(config.as_str())
-        .map_err(|e| StageError::new(ErrorCode::Config, strip_position(&e.to_string())))?;
+    let config: T::Config = serde_json::from_str(config.as_str()).map_err(|e| {
+        StageError::new(
+            ErrorCode::Config,
+            hide_strings(&strip_position(&e.to_string())),
+        )
+    })?;
     T::from_config(config, &setup)
+}
+
+/// serde quotes a string value it rejects (`invalid type: string "…", expected …`); a config
+/// value may be a secret (a password, a token in a URL), and the message goes to a terminal or a
+/// log, so the value is left out: `invalid type: a string, expected …`.
+fn hide_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("string \"") {
+        out.push_str(&rest[..at]);
+        out.push_str("a string");
+        let value = &rest[at + "string \"".len()..];
+        let mut escaped = false;
+        let end = value.char_indices().find_map(|(i, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes.then_some(i + 1)
+        });
+        rest = &value[end.unwrap_or(value.len())..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// serde_json appends "at line 1 column 9", a position in JSON the user never wrote.
@@ -545,4 +571,29 @@ macro_rules! export_plugin {
             }
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hide_strings;
+
+    #[test]
+    fn rejected_string_values_are_not_repeated() {
+        for (message, want) in [
+            (
+                r#"invalid type: string "redis://u:hunter2@h", expected a sequence"#,
+                "invalid type: a string, expected a sequence",
+            ),
+            (
+                r#"invalid type: string "a \"quoted\" one", expected u64"#,
+                "invalid type: a string, expected u64",
+            ),
+            (
+                "unknown field `cache_size`, expected one of `cache_size_mb`",
+                "unknown field `cache_size`, expected one of `cache_size_mb`",
+            ),
+        ] {
+            assert_eq!(hide_strings(message), want);
+        }
+    }
 }

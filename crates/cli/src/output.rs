@@ -70,21 +70,14 @@ fn push_escaped(out: &mut String, text: &str) {
     }
 }
 
-/// What [`escaped`] escapes: characters that break, rewrite or reorder a terminal line, and
-/// the backslash that starts an escape.
+/// What [`escaped`] escapes: characters that break, rewrite or reorder a terminal line (the
+/// ones no title may hold, and the bidirectional marks), and the backslash that starts an
+/// escape.
 fn needs_escape(c: char) -> bool {
-    c.is_control()
+    registry_core::is_line_breaking(c)
+        || registry_core::is_bidi_control(c)
         || (c == '\\' && !cfg!(windows))
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{061C}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}'
-        )
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}')
 }
 
 pub fn write_err(e: io::Error) -> CliError {

@@ -33,7 +33,7 @@ pub use integrity::Damaged;
 pub use pipeline::{Added, CallTiming, Changes, Page, Pipeline, StageCall, Stages, Updated};
 pub use request::{
     Context, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES,
-    Request, RequestError, check_title, derive_fingerprint,
+    Request, RequestError, check_title, derive_fingerprint, is_bidi_control, is_line_breaking,
 };
 pub use schema::{EVERY_SCOPE, Schema, SchemaError};
 pub use stage::{

@@ -359,7 +359,7 @@ pub fn check_title(title: &str) -> Result<String, RequestError> {
 /// they reorder how the text around them is displayed, so a title holding one can read as
 /// something else than it is ("Trojan Source"). The implicit marks (U+200E, U+200F) only
 /// nudge neutral characters and stay allowed.
-fn is_bidi_control(c: char) -> bool {
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
@@ -373,7 +373,7 @@ fn is_zero_width(c: char) -> bool {
 
 /// Control characters (C0, C1, DEL, so `\n`, `\r`, NEL) and the Unicode line and paragraph
 /// separators: anything that could start a new line in some reader.
-fn is_line_breaking(c: char) -> bool {
+pub fn is_line_breaking(c: char) -> bool {
     c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
