@@ -36,6 +36,10 @@
 //!    temporary file renamed into place, one script), so an interruption leaves whole stores or
 //!    none, and step 2 finishes the job the next time.
 //!
+//! A storage that keeps no metadata (the trait's default) still works, with less: its registry
+//! needs `shards` configured, records no schema, reports an interrupted creation as lost
+//! shards, and refuses restores that would place a fingerprint outside the shard it routes to.
+//!
 //! Then [`SCHEMA`] is compared with the configured schema: a value the registry recorded, that
 //! the configuration no longer declares and that a stored entry still uses, refuses the
 //! registry, naming it (every such value, with one entry using it). Values added are fine; a
@@ -311,11 +315,9 @@ pub fn open(options: &OpenOptions<'_>, build: &mut Build<'_>) -> Result<Shards, 
                     .ok_or_else(|| OpenError::Meta {
                         shard: 0,
                         error: StageError::new(
-                            ErrorCode::Storage,
-                            format!(
-                                "it records no shard count (`{SHARDS}` is {:?})",
-                                meta.get(SHARDS)
-                            ),
+                            ErrorCode::Config,
+                            "its storage records no shard count: set `shards` in the \
+                             configuration",
                         ),
                     })?;
                 (k, Some(true))
@@ -466,12 +468,16 @@ fn create(
     })
 }
 
+/// A shard's metadata. A storage that keeps none (the trait's default, code `Invalid`) reads as
+/// empty: its registry works, but needs `shards` configured, records no schema and refuses
+/// restores that would place a fingerprint outside its routed shard.
 fn read_meta(storage: &dyn Storage, shard: u32) -> Result<Meta, OpenError> {
     let mut meta = Meta::new();
-    storage
-        .meta(&mut meta)
-        .map_err(|error| OpenError::Meta { shard, error })?;
-    Ok(meta)
+    match storage.meta(&mut meta) {
+        Ok(()) => Ok(meta),
+        Err(e) if e.code == ErrorCode::Invalid => Ok(Meta::new()),
+        Err(error) => Err(OpenError::Meta { shard, error }),
+    }
 }
 
 fn set_meta<const N: usize>(
@@ -480,9 +486,10 @@ fn set_meta<const N: usize>(
     pairs: [(&str, String); N],
 ) -> Result<(), OpenError> {
     let changes: Meta = pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    storage
-        .set_meta(&changes)
-        .map_err(|error| OpenError::Meta { shard, error })
+    match storage.set_meta(&changes) {
+        Err(e) if e.code == ErrorCode::Invalid => Ok(()),
+        other => other.map_err(|error| OpenError::Meta { shard, error }),
+    }
 }
 
 fn foreign_flags(

@@ -161,3 +161,87 @@ fn a_schema_dropping_a_value_in_use_is_refused_and_adding_one_is_not() {
     .expect("valid schema");
     open(dir.path(), Access::Write, None, &wider).expect("adding values is fine");
 }
+
+/// A storage that keeps no metadata (the trait's default): what the memory storage does,
+/// without `meta` and `set_meta`.
+struct Forgetful(MemoryStorage);
+
+impl Storage for Forgetful {
+    fn find(
+        &self,
+        f: &[registry_core::Fingerprint],
+        out: &mut Vec<Option<registry_core::Entry>>,
+    ) -> registry_core::StageResult<()> {
+        self.0.find(f, out)
+    }
+    fn get(
+        &self,
+        ids: &[registry_core::EntryId],
+        out: &mut Vec<Option<registry_core::Entry>>,
+    ) -> registry_core::StageResult<()> {
+        self.0.get(ids, out)
+    }
+    fn allocate(&self, p: &[String], out: &mut Vec<u64>) -> registry_core::StageResult<()> {
+        self.0.allocate(p, out)
+    }
+    fn insert(
+        &self,
+        e: &[registry_core::Entry],
+        out: &mut Vec<registry_core::Inserted>,
+    ) -> registry_core::StageResult<()> {
+        self.0.insert(e, out)
+    }
+    fn update(
+        &self,
+        e: &[registry_core::Entry],
+        out: &mut Vec<registry_core::StageResult<()>>,
+    ) -> registry_core::StageResult<()> {
+        self.0.update(e, out)
+    }
+    fn history(
+        &self,
+        id: &registry_core::EntryId,
+        out: &mut Vec<registry_core::Entry>,
+    ) -> registry_core::StageResult<()> {
+        self.0.history(id, out)
+    }
+    fn list(
+        &self,
+        q: &registry_core::ListQuery,
+        out: &mut Vec<registry_core::Entry>,
+    ) -> registry_core::StageResult<()> {
+        self.0.list(q, out)
+    }
+}
+
+#[test]
+fn a_storage_without_metadata_still_opens_with_a_configured_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = Schema::default();
+    let options = |shards| OpenOptions {
+        shards,
+        new_shards: 2,
+        access: Access::Create,
+        schema: &schema,
+    };
+    let mut build = |shard, count, create: Option<&Meta>| {
+        let setup = Setup {
+            schema: schema.clone(),
+            data_dir: dir.path().to_owned(),
+            config_dir: dir.path().to_owned(),
+            shard,
+            shards: count,
+            create: create.cloned(),
+        };
+        MemoryStorage::from_config(NoConfig {}, &setup)
+            .map(|s| Box::new(Forgetful(s)) as Box<dyn Storage>)
+    };
+    let created = layout::open(&options(Some(2)), &mut build).expect("creates");
+    assert_eq!(created.storage.len(), 2);
+    drop(created);
+    layout::open(&options(Some(2)), &mut build).expect("opens again");
+    match layout::open(&options(None), &mut build) {
+        Err(e) => assert!(e.to_string().contains("set `shards`"), "{e}"),
+        Ok(_) => panic!("the count cannot be learnt from a storage that records none"),
+    }
+}
