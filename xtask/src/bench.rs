@@ -355,7 +355,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let plan = Plan::new(&options, machine.cores as usize);
     eprintln!("{}", plan.describe());
 
-    let out_dir = root().join("target/bench-report");
+    let out_dir = crate::target_dir().join("bench-report");
     let criterion_home = out_dir.join("criterion");
     remove(&criterion_home)?;
     for stale in [
@@ -386,7 +386,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         Some(latency(&plan, &out_dir)?)
     };
-    let registry = root().join("target/release/registry");
+    let registry = crate::target_dir().join("release/registry");
     let scale = if plan.scale {
         scale_test(&plan, &registry, &scratch.path)?
     } else {

@@ -67,12 +67,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
-    let dir = root().join("target/bench-batch");
+    let dir = crate::target_dir().join("bench-batch");
     let input = requests(count)?;
 
     let cargo = crate::cargo();
     crate::run(&cargo, &["build", "--release", "--workspace"])?;
-    let registry = root().join("target/release/registry");
+    let registry = crate::target_dir().join("release/registry");
 
     let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); shards.len()];
     for round in 0..runs {
@@ -129,7 +129,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// # Errors
 /// When the file cannot be written.
 pub fn requests(count: usize) -> Result<PathBuf, String> {
-    let dir = root().join("target/bench-batch");
+    let dir = crate::target_dir().join("bench-batch");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let input = dir.join(format!("requests-{count}.jsonl"));
     if !input.is_file() {

@@ -57,7 +57,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
     }
 
-    let tree = root().join("target/bench-lint").join(files.to_string());
+    let tree = crate::target_dir()
+        .join("bench-lint")
+        .join(files.to_string());
     ensure_tree(&tree, files)?;
 
     let cargo = crate::cargo();
@@ -72,7 +74,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "registry-validator-schema-cdylib",
         ],
     )?;
-    let registry = root().join("target/release/registry");
+    let registry = crate::target_dir().join("release/registry");
     let config = root().join("registry.toml");
     let tree_arg = tree.to_string_lossy().into_owned();
 

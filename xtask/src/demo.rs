@@ -63,7 +63,7 @@ const SAMPLES: &[(&str, &[&str])] = &[
 pub fn run() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     crate::run(&cargo, &["build", "--release", "--workspace"])?;
-    let registry = root().join("target/release/registry");
+    let registry = crate::target_dir().join("release/registry");
     let exe = registry.to_string_lossy().into_owned();
 
     println!(
@@ -152,7 +152,7 @@ const RULE_FILES: &[(&str, &str)] = &[
 
 /// Stamps the rule files that lack a header, then lints the folder against the registry.
 fn rule_files(exe: &str) -> Result<(), String> {
-    let dir = root().join("target/demo-rules");
+    let dir = crate::target_dir().join("demo-rules");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for (name, text) in RULE_FILES {
         let path = dir.join(name);
@@ -161,24 +161,30 @@ fn rule_files(exe: &str) -> Result<(), String> {
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
     }
+    // Shown and passed relative to the workspace root when the target directory is below it.
+    let shown = dir
+        .strip_prefix(root())
+        .unwrap_or(&dir)
+        .display()
+        .to_string();
     let stamped: Vec<String> = RULE_FILES[..3]
         .iter()
-        .map(|(name, _)| format!("target/demo-rules/{name}"))
+        .map(|(name, _)| format!("{shown}/{name}"))
         .collect();
     println!("\n$ registry stamp {}", stamped.join(" "));
     let mut args = vec!["stamp"];
     args.extend(stamped.iter().map(String::as_str));
     show(exe, &args)?;
-    println!("\n$ head -2 target/demo-rules/rotate_app_logs.sh");
+    println!("\n$ head -2 {shown}/rotate_app_logs.sh");
     let script = std::fs::read_to_string(dir.join("rotate_app_logs.sh"))
         .map_err(|e| format!("cannot read the stamped script: {e}"))?;
     for line in script.lines().take(2) {
         println!("{line}");
     }
-    println!("\n$ registry lint target/demo-rules --registered");
+    println!("\n$ registry lint {shown} --registered");
     let status = Command::new(exe)
         .current_dir(root())
-        .args(["lint", "target/demo-rules", "--registered"])
+        .args(["lint", &shown, "--registered"])
         .status()
         .map_err(|e| format!("cannot run {exe}: {e}"))?;
     // The legacy file's header is wrong on purpose: lint must say so and exit 1.

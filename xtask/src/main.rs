@@ -10,6 +10,12 @@
 //!   on the embedded default (redb in `./.registry`), and shows them.
 //! - `lint`: formatting, clippy with warnings denied, and docs without warnings, for the
 //!   workspace and for the plugin template outside it.
+//! - `tidy`: the promises of ARCHITECTURE.md no compiler checks (dependency edges, a `//!` line
+//!   in every source file, no file over 1,500 lines).
+//! - `deny`: `cargo deny check licenses bans sources` (`deny.toml`), installing cargo-deny if
+//!   missing.
+//!
+//! Everything built or written goes to Cargo's target directory, `CARGO_TARGET_DIR` when set.
 //! - `prowler`: trains the generator's model on Prowler's security checks (`data/prowler/`) and
 //!   reports its cross-validated accuracy.
 //! - `bench-lint [--files N] [--runs R]`: times `registry lint` against ripgrep over a generated
@@ -28,9 +34,11 @@ mod bench_batch;
 mod bench_lint;
 mod chart;
 mod demo;
+mod deny;
 mod markdown;
 mod prowler;
 mod report;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -41,13 +49,15 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
         Some("lint") => lint(),
+        Some("tidy") => tidy::run(),
+        Some("deny") => deny::run(),
         Some("prowler") => prowler::run(&args[1..]),
         Some("bench-lint") => bench_lint::run(&args[1..]),
         Some("bench-batch") => bench_batch::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args...] | demo | lint | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R] | bench [--quick] [--filter NAME] [--compare OLD.json [--against NEW.json]]>"
+                "usage: cargo xtask <test [cargo test args...] | demo | lint | tidy | deny | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R] | bench [--quick] [--filter NAME] [--compare OLD.json [--against NEW.json]]>"
             );
             return ExitCode::from(2);
         }
@@ -58,6 +68,15 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root when not
+/// absolute) when set, else `target/` in the workspace root.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
     }
 }
 
@@ -173,7 +192,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         Ok(nodes) if !nodes.trim().is_empty() => (None, nodes),
         _ => {
             let (cluster, nodes) =
-                RedisCluster::start(script.clone(), root().join("target/redis-cluster-test"))?;
+                RedisCluster::start(script.clone(), target_dir().join("redis-cluster-test"))?;
             (Some(cluster), nodes)
         }
     };
@@ -218,7 +237,7 @@ fn lint_template(cargo: &str) -> Result<(), String> {
         .args(["--", "-D", "warnings"])
         .env(
             "CARGO_TARGET_DIR",
-            root().join("target/plugin-template-lint"),
+            target_dir().join("plugin-template-lint"),
         )
         .current_dir(root())
         .status()

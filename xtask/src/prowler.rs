@@ -22,7 +22,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let source = root().join("data/prowler/checks.jsonl");
     let text = fs::read_to_string(&source)
         .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
-    let out_dir = root().join("target/prowler");
+    let out_dir = crate::target_dir().join("prowler");
     fs::create_dir_all(&out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let requests = out_dir.join("requests.jsonl");
@@ -51,8 +51,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     crate::run(&cargo, &["build", "--release", "--workspace"])?;
-    let registry = root()
-        .join("target/release/registry")
+    let registry = crate::target_dir()
+        .join("release/registry")
         .to_string_lossy()
         .into_owned();
     let config = root()
