@@ -66,20 +66,22 @@ pub fn check_hash(e: &Entry) -> Result<(), Flaw> {
     }
 }
 
-/// Every flaw of a history (see the module documentation), and the provenance its
-/// fingerprint was found to have: the recorded one, or the one [`Provenance::recover`] found for
-/// an entry recorded without. A history whose shape is wrong (empty, misnumbered, mixed ids,
-/// fingerprints or provenance) gives that one flaw and nothing else is checked.
-pub fn check_history(history: &[Entry]) -> (Vec<Flaw>, Option<Provenance>) {
-    let flaw = |code, message: String| Flaw { code, message };
-    let (Some(first), Some(latest)) = (history.first(), history.last()) else {
-        return (
-            vec![flaw(
-                "bad-history",
-                "the history has no revisions: it must hold revisions 1 to n".to_owned(),
-            )],
-            None,
-        );
+/// The latest revision of a history whose shape is right: at least one revision, numbered 1 to
+/// n oldest first, every one with the latest's id, fingerprint and provenance. This is the part
+/// of [`check_history`] a storage checks of what it is given to restore
+/// ([`crate::rules::check_history`]), so both hold histories to one definition.
+///
+/// # Errors
+/// The first `bad-history` [`Flaw`].
+pub fn check_shape(history: &[Entry]) -> Result<&Entry, Flaw> {
+    let flaw = |message: String| Flaw {
+        code: "bad-history",
+        message,
+    };
+    let Some(latest) = history.last() else {
+        return Err(flaw(
+            "the history has no revisions: it must hold revisions 1 to n".to_owned(),
+        ));
     };
     for (at, e) in history.iter().enumerate() {
         let want = at + 1;
@@ -109,9 +111,24 @@ pub fn check_history(history: &[Entry]) -> (Vec<Flaw>, Option<Provenance>) {
             None
         };
         if let Some(message) = shape {
-            return (vec![flaw("bad-history", message)], None);
+            return Err(flaw(message));
         }
     }
+    Ok(latest)
+}
+
+/// Every flaw of a history (see the module documentation), and the provenance its
+/// fingerprint was found to have: the recorded one, or the one [`Provenance::recover`] found for
+/// an entry recorded without. A history whose shape is wrong ([`check_shape`]) gives that one
+/// flaw and nothing else is checked.
+pub fn check_history(history: &[Entry]) -> (Vec<Flaw>, Option<Provenance>) {
+    let flaw = |code, message: String| Flaw { code, message };
+    let latest = match check_shape(history) {
+        Ok(latest) => latest,
+        Err(f) => return (vec![f], None),
+    };
+    // `check_shape` refuses an empty history, so the first revision is there.
+    let first = history.first().unwrap_or(latest);
     let mut flaws: Vec<Flaw> = history.iter().filter_map(|e| check_hash(e).err()).collect();
     let mut previous = None;
     for e in history {

@@ -20,6 +20,7 @@ pub mod layout;
 pub mod nesting;
 mod pipeline;
 mod request;
+pub mod rules;
 mod schema;
 mod stage;
 pub mod time;

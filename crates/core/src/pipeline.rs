@@ -908,11 +908,10 @@ impl Pipeline {
         u32::try_from(self.stages.storage.len()).unwrap_or(u32::MAX)
     }
 
-    /// The index of the shard that allocated an id: numbers `n` with `(n - 1) % K == shard`.
+    /// The index of the shard that allocated an id ([`crate::rules::shard_of`]).
     fn shard_index(&self, id: &EntryId) -> Option<usize> {
-        let n = id.number().checked_sub(1)?;
-        let k = self.stages.storage.len() as u64;
-        usize::try_from(n % k).ok()
+        let shard = crate::rules::shard_of(id.number(), self.shards_u32())?;
+        usize::try_from(shard).ok()
     }
 
     /// The shard that allocated an id.
