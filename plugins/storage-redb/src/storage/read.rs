@@ -1,0 +1,236 @@
+//! The reading operations of [`RedbStorage`]: `find`, `get`, `history`, `list` and `meta`.
+
+use super::*;
+
+impl RedbStorage {
+    /// The metadata table and the layout's shard count.
+    pub(super) fn read_meta(&self, out: &mut Meta) -> StageResult<()> {
+        let txn = self.begin_read()?;
+        let table = self.read_table(&txn, META)?;
+        for row in table.iter().map_err(|e| self.fail("read", e))? {
+            let (key, value) = row.map_err(|e| self.fail("read", e))?;
+            out.insert(key.value().to_owned(), value.value().to_owned());
+        }
+        out.insert(layout::SHARDS.to_owned(), self.shards.to_string());
+        Ok(())
+    }
+
+    /// Decodes a stored entry and checks it is the one its key names.
+    pub(super) fn decode(
+        &self,
+        id: &EntryId,
+        revision: Option<u32>,
+        bytes: &[u8],
+    ) -> StageResult<Entry> {
+        let entry = codec::decode(bytes).map_err(|e| self.damaged(id, e))?;
+        if entry.header.id != *id {
+            return Err(self.damaged(id, format!("its row holds entry {}", entry.header.id)));
+        }
+        if let Some(want) = revision
+            && entry.revision != want
+        {
+            return Err(self.damaged(
+                id,
+                format!("row of revision {want} holds revision {}", entry.revision),
+            ));
+        }
+        Ok(entry)
+    }
+
+    /// The latest revision of `id`, read through either kind of transaction.
+    pub(super) fn latest(
+        &self,
+        entries: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        id: &EntryId,
+    ) -> StageResult<Option<Entry>> {
+        let row = entries
+            .get((id.prefix(), id.number()))
+            .map_err(|e| self.fail("read", e))?;
+        match row {
+            Some(bytes) => self.decode(id, None, bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The id registered under a fingerprint, if any.
+    pub(super) fn registered(
+        &self,
+        fingerprints: &impl ReadableTable<[u8; 16], (&'static str, u64)>,
+        fingerprint: &Fingerprint,
+    ) -> StageResult<Option<EntryId>> {
+        let row = fingerprints
+            .get(fingerprint.0)
+            .map_err(|e| self.fail("read", e))?;
+        Ok(row.map(|g| {
+            let (prefix, number) = g.value();
+            EntryId::new(prefix, number)
+        }))
+    }
+
+    /// The id registered under a fingerprint, pending or merged.
+    pub(super) fn registered_any(
+        &self,
+        pending: &Pending,
+        fingerprints: &impl ReadableTable<[u8; 16], (&'static str, u64)>,
+        fingerprint: &Fingerprint,
+    ) -> StageResult<Option<EntryId>> {
+        match pending.get(fingerprint) {
+            Some(id) => Ok(Some(id)),
+            None => self.registered(fingerprints, fingerprint),
+        }
+    }
+
+    /// The entry a fingerprint row names, which must exist.
+    pub(super) fn registered_entry(
+        &self,
+        entries: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        id: &EntryId,
+        fingerprint: &Fingerprint,
+    ) -> StageResult<Entry> {
+        self.latest(entries, id)?.ok_or_else(|| {
+            self.damaged(
+                id,
+                format!("fingerprint {fingerprint} names it but the entry is missing"),
+            )
+        })
+    }
+
+    pub(super) fn find_latest(
+        &self,
+        fingerprints: &[Fingerprint],
+        out: &mut Vec<Option<Entry>>,
+    ) -> StageResult<()> {
+        if fingerprints.is_empty() {
+            return Ok(());
+        }
+        // The snapshot is taken before the pending map is read, so an id the map names that
+        // the snapshot lacks was committed since: this lookup happened before it, and finds
+        // nothing (the map never names an entry that is not committed).
+        let txn = self.begin_read()?;
+        let fps = self.read_table(&txn, FINGERPRINTS)?;
+        let entries = self.read_table(&txn, ENTRIES)?;
+        let pending = self.pending();
+        let mut found = Vec::with_capacity(fingerprints.len());
+        for fp in fingerprints {
+            found.push(match pending.get(fp) {
+                Some(id) => self.latest(&entries, &id)?,
+                None => match self.registered(&fps, fp)? {
+                    Some(id) => Some(self.registered_entry(&entries, &id, fp)?),
+                    None => None,
+                },
+            });
+        }
+        drop(pending);
+        out.extend(found);
+        Ok(())
+    }
+
+    pub(super) fn get_latest(
+        &self,
+        ids: &[EntryId],
+        out: &mut Vec<Option<Entry>>,
+    ) -> StageResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_read()?;
+        let entries = self.read_table(&txn, ENTRIES)?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.push(self.latest(&entries, id)?);
+        }
+        out.extend(found);
+        Ok(())
+    }
+
+    pub(super) fn read_history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {
+        let txn = self.begin_read()?;
+        let entries = self.read_table(&txn, ENTRIES)?;
+        let Some(latest) = self.latest(&entries, id)? else {
+            return Ok(());
+        };
+        let revisions = self.read_table(&txn, REVISIONS)?;
+        let (prefix, number) = (id.prefix(), id.number());
+        let rows = revisions
+            .range((prefix, number, 0)..(prefix, number, latest.revision))
+            .map_err(|e| self.fail("read", e))?;
+        let mut found = Vec::new();
+        for row in rows {
+            let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+            found.push(self.decode(id, Some(key.value().2), bytes.value())?);
+        }
+        found.push(latest);
+        out.extend(found);
+        Ok(())
+    }
+
+    pub(super) fn list_entries(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()> {
+        if query.limit == 0 {
+            return Ok(());
+        }
+        let txn = self.begin_read()?;
+        let entries = self.read_table(&txn, ENTRIES)?;
+        let mut found = Vec::new();
+        let mut take = |entry: Entry| {
+            if query.matches(&entry) {
+                found.push(entry);
+            }
+            found.len() < query.limit
+        };
+        // Any filter narrows the scan to its index, which is in id order within one value; the
+        // other filters are checked on each entry. Without estimates of how many entries each
+        // value has, the first given filter is as good a choice as any.
+        let filter = Field::ALL
+            .into_iter()
+            .find_map(|f| query.filter[f].as_deref().map(|v| (f, v)));
+        match filter {
+            None => {
+                let start = match &query.after {
+                    Some(after) => Bound::Excluded((after.prefix(), after.number())),
+                    None => Bound::Unbounded,
+                };
+                let rows = entries
+                    .range((start, Bound::Unbounded))
+                    .map_err(|e| self.fail("read", e))?;
+                for row in rows {
+                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+                    let (prefix, number) = key.value();
+                    let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
+                    if !take(entry) {
+                        break;
+                    }
+                }
+            }
+            Some((field, value)) => {
+                let index = self.read_table(&txn, FIELD_INDEX)?;
+                let t = tag(field);
+                let start = match &query.after {
+                    Some(after) => Bound::Excluded((t, value, after.prefix(), after.number())),
+                    None => Bound::Included((t, value, "", 0)),
+                };
+                let rows = index
+                    .range((start, Bound::Unbounded))
+                    .map_err(|e| self.fail("read", e))?;
+                for row in rows {
+                    let (key, _) = row.map_err(|e| self.fail("read", e))?;
+                    let (row_tag, row_value, prefix, number) = key.value();
+                    if row_tag != t || row_value != value {
+                        break;
+                    }
+                    let id = EntryId::new(prefix, number);
+                    let entry = self.latest(&entries, &id)?.ok_or_else(|| {
+                        self.damaged(
+                            &id,
+                            format!("the {field} index lists it but the entry is missing"),
+                        )
+                    })?;
+                    if !take(entry) {
+                        break;
+                    }
+                }
+            }
+        }
+        out.extend(found);
+        Ok(())
+    }
+}

@@ -1,0 +1,905 @@
+//! Tests of [`RedbStorage`] against real files in temporary directories.
+
+use registry_core::{Context, Fields, Header, Schema, Timestamp};
+use tempfile::TempDir;
+
+use super::open::io_reason;
+use super::*;
+
+/// The setup of a shard that is created if it does not exist.
+fn setup(dir: &Path, shard: u32, shards: u32) -> Setup {
+    Setup {
+        schema: Schema::default(),
+        data_dir: dir.to_path_buf(),
+        config_dir: dir.to_path_buf(),
+        shard,
+        shards,
+        create: Some(Meta::new()),
+    }
+}
+
+/// The setup of a shard that must exist.
+fn existing(dir: &Path, shard: u32, shards: u32) -> Setup {
+    Setup {
+        create: None,
+        ..setup(dir, shard, shards)
+    }
+}
+
+fn open(dir: &Path) -> RedbStorage {
+    RedbStorage::from_config(Config::default(), &setup(dir, 0, 1)).expect("opens")
+}
+
+/// An entry of `SEC-RUL-{number}` at revision 1, with a fingerprint unique to `number` unless
+/// the test sets another.
+fn entry(number: u64, status: &str) -> Entry {
+    let header = Header {
+        fields: Fields {
+            scope: "SEC".into(),
+            kind: "RULES".into(),
+            variant: "LIVE".into(),
+            status: status.into(),
+        },
+        id: EntryId::new("SEC-RUL", number),
+        version: "v2.9".into(),
+    };
+    let title = format!("rule {number}");
+    let context = Context::new([("env".to_owned(), "prod".to_owned())]).expect("valid");
+    let config = format!("rule: {number}\n");
+    let mut fp = [0u8; 16];
+    fp[..8].copy_from_slice(&number.to_le_bytes());
+    Entry {
+        hash: Entry::compute_hash(&header, &title, &context, &config),
+        header,
+        title,
+        context,
+        config,
+        fingerprint: Fingerprint(fp),
+        revision: 1,
+        created_at: Timestamp(1_000),
+        updated_at: Timestamp(1_000),
+        provenance: None,
+    }
+}
+
+/// The next revision of `e` with another status.
+fn revised(e: &Entry, status: &str) -> Entry {
+    let mut next = e.clone();
+    next.header.fields.status = status.into();
+    next.revision += 1;
+    next.updated_at = Timestamp(e.updated_at.0 + 1);
+    next.hash = Entry::compute_hash(&next.header, &next.title, &next.context, &next.config);
+    next
+}
+
+fn insert(s: &RedbStorage, entries: &[Entry]) -> StageResult<Vec<Inserted>> {
+    let mut out = Vec::new();
+    s.insert(entries, &mut out).map(|()| out)
+}
+
+fn get(s: &RedbStorage, number: u64) -> Option<Entry> {
+    let mut out = Vec::new();
+    s.get(&[EntryId::new("SEC-RUL", number)], &mut out)
+        .expect("reads");
+    assert_eq!(out.len(), 1);
+    out.pop().flatten()
+}
+
+fn allocate(s: &RedbStorage, prefixes: &[&str]) -> Vec<u64> {
+    let prefixes: Vec<String> = prefixes.iter().map(|&p| p.to_owned()).collect();
+    let mut out = Vec::new();
+    s.allocate(&prefixes, &mut out).expect("allocates");
+    out
+}
+
+fn list(s: &RedbStorage, filter: &[(Field, &str)], after: Option<u64>, limit: usize) -> Vec<u64> {
+    let mut query = ListQuery {
+        after: after.map(|n| EntryId::new("SEC-RUL", n)),
+        limit,
+        ..ListQuery::default()
+    };
+    for &(field, value) in filter {
+        query.filter[field] = Some(value.to_owned());
+    }
+    let mut out = Vec::new();
+    s.list(&query, &mut out).expect("lists");
+    out.iter().map(|e| e.header.id.number()).collect()
+}
+
+#[test]
+fn is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<RedbStorage>();
+}
+
+#[test]
+fn next_number_keeps_the_shard_residue() {
+    // (shard, shards, last allocated or stored, expected next)
+    for (shard, shards, last, next) in [
+        (0, 1, 0, 1),
+        (0, 1, 41, 42),
+        (0, 3, 0, 1),
+        (1, 3, 0, 2),
+        (2, 3, 0, 3),
+        (0, 3, 1, 4),
+        (1, 3, 2, 5),
+        (2, 3, 3, 6),
+        // An inserted number of another residue raised the sequence.
+        (1, 3, 7, 8),
+        (1, 3, 6, 8),
+        (1, 3, 5, 8),
+        (0, 1, u64::MAX - 1, u64::MAX),
+    ] {
+        let dir = TempDir::new().expect("temp dir");
+        let s = RedbStorage::open(&Config::default(), &setup(dir.path(), shard, shards))
+            .expect("opens");
+        assert_eq!(
+            s.next_number(last),
+            Some(next),
+            "{shard}/{shards} after {last}"
+        );
+    }
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    assert_eq!(s.next_number(u64::MAX), None);
+}
+
+#[test]
+fn allocates_per_shard_and_prefix_and_persists() {
+    let dir = TempDir::new().expect("temp dir");
+    for shard in 0..3 {
+        let s = RedbStorage::open(&Config::default(), &setup(dir.path(), shard, 3)).expect("opens");
+        let numbers = allocate(&s, &["SEC-RUL", "SEC-RUL", "OPS-SCR", "SEC-RUL"]);
+        let s1 = u64::from(shard) + 1;
+        assert_eq!(numbers, [s1, s1 + 3, s1, s1 + 6], "shard {shard}");
+        let more = allocate(&s, &["SEC-RUL"]);
+        assert_eq!(more, [s1 + 9]);
+        assert!(
+            numbers
+                .iter()
+                .chain(&more)
+                .all(|n| (n - 1) % 3 == u64::from(shard))
+        );
+    }
+    // Reopening continues where each shard left off.
+    let s = RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 3)).expect("reopens");
+    assert_eq!(allocate(&s, &["SEC-RUL", "OPS-SCR"]), [14, 5]);
+    let mut out = Vec::new();
+    s.allocate(&[], &mut out).expect("nothing to do");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn insert_raises_the_sequence() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    assert_eq!(allocate(&s, &["SEC-RUL"]), [1]);
+    insert(&s, &[entry(7, "LIVE")]).expect("inserts");
+    assert_eq!(allocate(&s, &["SEC-RUL"]), [8]);
+}
+
+#[test]
+fn inserts_and_reads_back() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    let entries: Vec<Entry> = (1..=5).map(|n| entry(n, "LIVE")).collect();
+    let outcomes = insert(&s, &entries).expect("inserts");
+    assert_eq!(outcomes, vec![Inserted::Created; 5]);
+
+    assert_eq!(get(&s, 3), Some(entries[2].clone()));
+    assert_eq!(get(&s, 6), None);
+    let mut out = Vec::new();
+    s.get(
+        &[EntryId::new("SEC-RUL", 5), EntryId::new("OPS-SCR", 1)],
+        &mut out,
+    )
+    .expect("reads");
+    assert_eq!(out, [Some(entries[4].clone()), None]);
+
+    let mut out = Vec::new();
+    s.find(&[entries[1].fingerprint, Fingerprint([9; 16])], &mut out)
+        .expect("reads");
+    assert_eq!(out, [Some(entries[1].clone()), None]);
+
+    let mut out = Vec::new();
+    s.history(&EntryId::new("SEC-RUL", 4), &mut out)
+        .expect("reads");
+    assert_eq!(out, [entries[3].clone()]);
+    let mut out = Vec::new();
+    s.history(&EntryId::new("SEC-RUL", 40), &mut out)
+        .expect("reads");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn insert_is_idempotent_by_fingerprint() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    let first = entry(1, "LIVE");
+    insert(&s, std::slice::from_ref(&first)).expect("inserts");
+
+    // Same fingerprint, another id: the stored entry comes back, nothing is written.
+    let mut again = entry(2, "DEV");
+    again.fingerprint = first.fingerprint;
+    // Within one batch, the first of two equal fingerprints wins.
+    let third = entry(3, "LIVE");
+    let mut third_again = entry(4, "LIVE");
+    third_again.fingerprint = third.fingerprint;
+    let outcomes = insert(&s, &[again, third.clone(), third_again]).expect("inserts");
+    assert_eq!(
+        outcomes,
+        [
+            Inserted::Existing(first),
+            Inserted::Created,
+            Inserted::Existing(third)
+        ]
+    );
+    assert_eq!(get(&s, 2), None);
+    assert_eq!(get(&s, 4), None);
+    assert_eq!(list(&s, &[], None, 10), [1, 3]);
+}
+
+#[test]
+fn a_taken_id_fails_the_whole_batch() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    insert(&s, &[entry(2, "LIVE")]).expect("inserts");
+    let mut clash = entry(2, "DEV");
+    clash.fingerprint = Fingerprint([1; 16]);
+    let mut out = Vec::new();
+    let err = s
+        .insert(&[entry(1, "LIVE"), clash], &mut out)
+        .expect_err("id 2 is taken");
+    assert_eq!(err.code, ErrorCode::Conflict);
+    assert_eq!(
+        err.message,
+        "id SEC-RUL-002 is already taken by another entry"
+    );
+    assert!(out.is_empty());
+    assert_eq!(get(&s, 1), None, "the batch was rolled back");
+
+    // Two new entries with one id in one batch clash too.
+    let mut twin = entry(3, "LIVE");
+    twin.fingerprint = Fingerprint([2; 16]);
+    let err = insert(&s, &[entry(3, "LIVE"), twin]).expect_err("id 3 twice");
+    assert_eq!(err.code, ErrorCode::Conflict);
+    assert_eq!(get(&s, 3), None);
+
+    let mut later = entry(5, "LIVE");
+    later.revision = 2;
+    let err = insert(&s, &[later]).expect_err("not revision 1");
+    assert_eq!(err.code, ErrorCode::Invalid);
+}
+
+#[test]
+fn each_revision_is_stored_once_and_older_files_read_the_same() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    let v1 = entry(1, "LIVE");
+    insert(&s, std::slice::from_ref(&v1)).expect("inserts");
+    let v2 = revised(&v1, "DEPRECATED");
+    let v3 = revised(&v2, "DEV");
+    for v in [&v2, &v3] {
+        let mut out = Vec::new();
+        s.update(std::slice::from_ref(v), &mut out)
+            .expect("updates");
+        assert!(out[0].is_ok(), "{out:?}");
+    }
+    let count_revisions = |s: &RedbStorage| {
+        use redb::ReadableTableMetadata as _;
+        let txn = s.db.begin_read().expect("read");
+        let table = txn.open_table(REVISIONS).expect("table");
+        table.len().expect("len")
+    };
+    // Revisions 1 and 2 in `revisions`, the latest only in `entries`.
+    assert_eq!(count_revisions(&s), 2);
+    let history = |s: &RedbStorage| {
+        let mut out = Vec::new();
+        s.history(&EntryId::new("SEC-RUL", 1), &mut out)
+            .expect("reads");
+        out
+    };
+    assert_eq!(history(&s), [v1.clone(), v2.clone(), v3.clone()]);
+
+    // A file of the earlier layout also holds the latest revision in `revisions`.
+    let mut buf = Vec::new();
+    s.encode(&v3, &mut buf).expect("encodes");
+    let txn = s.db.begin_write().expect("write");
+    {
+        let mut table = txn.open_table(REVISIONS).expect("table");
+        table
+            .insert(("SEC-RUL", 1, 3), buf.as_slice())
+            .expect("insert");
+    }
+    txn.commit().expect("commit");
+    assert_eq!(count_revisions(&s), 3);
+    assert_eq!(history(&s), [v1, v2, v3]);
+}
+
+#[test]
+fn updates_keep_history_and_check_revisions() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    let v1 = entry(1, "LIVE");
+    insert(&s, &[v1.clone(), entry(2, "LIVE")]).expect("inserts");
+    let v2 = revised(&v1, "DEPRECATED");
+    let stale = revised(&revised(&revised(&v1, "DEV"), "DEV"), "DEV");
+    let mut unknown = revised(&entry(9, "LIVE"), "DEV");
+    unknown.fingerprint = Fingerprint([3; 16]);
+
+    let mut out = Vec::new();
+    s.update(&[v2.clone(), stale, unknown, v2.clone()], &mut out)
+        .expect("updates");
+    let codes: Vec<Option<ErrorCode>> = out
+        .iter()
+        .map(|r| r.as_ref().err().map(|e| e.code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            None,
+            Some(ErrorCode::Conflict),
+            Some(ErrorCode::NotFound),
+            Some(ErrorCode::Conflict)
+        ]
+    );
+    assert_eq!(
+        out[1].as_ref().err().map(|e| e.message.as_str()),
+        Some("entry SEC-RUL-001 is at revision 2: revision 4 does not follow it")
+    );
+    assert_eq!(get(&s, 1), Some(v2.clone()));
+    let mut history = Vec::new();
+    s.history(&EntryId::new("SEC-RUL", 1), &mut history)
+        .expect("reads");
+    assert_eq!(history, [v1.clone(), v2.clone()]);
+
+    // The fingerprint still finds the entry, now at its latest revision.
+    let mut found = Vec::new();
+    s.find(&[v1.fingerprint], &mut found).expect("reads");
+    assert_eq!(found, [Some(v2)]);
+
+    // A batch with nothing to store succeeds and pushes one result per entry.
+    let mut out = Vec::new();
+    s.update(&[revised(&v1, "DEV")], &mut out).expect("runs");
+    assert_eq!(out.len(), 1);
+    assert!(
+        out[0]
+            .as_ref()
+            .is_err_and(|e| e.code == ErrorCode::Conflict)
+    );
+}
+
+#[test]
+fn restore_messages_name_the_entry_and_what_is_wrong() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 2)).expect("opens");
+    let restore = |histories: &[Vec<Entry>]| {
+        let mut out = Vec::new();
+        s.restore(histories, &mut out).expect("restores");
+        out.into_iter()
+            .map(|r| r.map_err(|e| (e.code, e.message)))
+            .collect::<Vec<_>>()
+    };
+    let e2 = entry(2, "LIVE");
+    let e2b = revised(&e2, "DEV");
+    let mut twin = entry(4, "LIVE");
+    twin.fingerprint = e2.fingerprint;
+    let got = restore(&[
+        vec![e2.clone(), e2b.clone()],
+        vec![entry(3, "LIVE")],
+        vec![e2.clone()],
+        vec![twin.clone()],
+    ]);
+    assert_eq!(got[0], Ok(Restored::Created));
+    let message = |i: usize| got[i].clone().expect_err("fails").1;
+    assert!(
+        message(1).starts_with("entry SEC-RUL-003 belongs to shard 0 of 2, not to shard 1"),
+        "{}",
+        message(1)
+    );
+    assert_eq!(
+        message(2),
+        "entry SEC-RUL-002 is given twice in one batch: only the first is restored"
+    );
+    assert!(message(3).starts_with("entry SEC-RUL-004 has the fingerprint"));
+
+    // In a later batch: the fingerprint is registered, and a stale history conflicts.
+    let mut got = restore(&[vec![twin]]);
+    got.extend(restore(&[vec![e2.clone()]]));
+    assert_eq!(
+        got[0].clone().expect_err("taken").1,
+        format!(
+            "the request of entry SEC-RUL-004 is already registered as entry SEC-RUL-002 \
+             (fingerprint {})",
+            e2.fingerprint
+        )
+    );
+    assert_eq!(
+        got[1].clone().expect_err("stale").1,
+        format!(
+            "entry SEC-RUL-002 is already stored with other content: stored revision 2 ({}), \
+             given revision 1 ({})",
+            e2b.hash, e2.hash
+        )
+    );
+    assert_eq!(get(&s, 2), Some(e2b));
+    assert_eq!(allocate(&s, &["SEC-RUL"]), [4]);
+}
+
+#[test]
+fn lists_in_id_order_with_filters_and_pages() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    let statuses = ["LIVE", "DEV", "LIVE", "DEV", "LIVE", "LIVE"];
+    // Inserted out of order; 1000 sorts after 999 and before nothing else of its prefix.
+    let mut entries: Vec<Entry> = statuses
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, st)| entry(i as u64 + 1, st))
+        .collect();
+    entries.push(entry(1000, "DEV"));
+    insert(&s, &entries).expect("inserts");
+
+    let live = [(Field::Status, "LIVE")];
+    let dev = [(Field::Status, "DEV")];
+    for (filter, after, limit, want) in [
+        (&[][..], None, 100, &[1, 2, 3, 4, 5, 6, 1000][..]),
+        (&[], None, 3, &[1, 2, 3]),
+        (&[], Some(3), 2, &[4, 5]),
+        (&[], Some(1000), 5, &[]),
+        (&[], None, 0, &[]),
+        (&live, None, 100, &[1, 3, 5, 6]),
+        (&live, Some(3), 100, &[5, 6]),
+        (&live, Some(1), 2, &[3, 5]),
+        (&dev, None, 100, &[2, 4, 1000]),
+        (
+            &[(Field::Scope, "SEC"), (Field::Status, "DEV")],
+            Some(2),
+            100,
+            &[4, 1000],
+        ),
+        (&[(Field::Scope, "OPS")], None, 100, &[]),
+        (&[(Field::Status, "LIV")], None, 100, &[]),
+        (
+            &[(Field::Variant, "LIVE"), (Field::Status, "LIVE")],
+            None,
+            100,
+            &[1, 3, 5, 6],
+        ),
+    ] {
+        assert_eq!(
+            list(&s, filter, after, limit),
+            want,
+            "{filter:?} after {after:?}"
+        );
+    }
+
+    // An `after` of another prefix orders by prefix first.
+    let mut query = ListQuery {
+        after: Some(EntryId::new("OPS-SCR", 50)),
+        limit: 2,
+        ..ListQuery::default()
+    };
+    let mut out = Vec::new();
+    s.list(&query, &mut out).expect("lists");
+    assert_eq!(out.len(), 2);
+    query.after = Some(EntryId::new("ZZZ-ZZZ", 1));
+    out.clear();
+    s.list(&query, &mut out).expect("lists");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn indexes_follow_updates() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    let e1 = entry(1, "LIVE");
+    insert(&s, &[e1.clone(), entry(2, "LIVE")]).expect("inserts");
+    let mut out = Vec::new();
+    s.update(&[revised(&e1, "DEPRECATED")], &mut out)
+        .expect("updates");
+    assert!(out[0].is_ok());
+    assert_eq!(list(&s, &[(Field::Status, "LIVE")], None, 10), [2]);
+    assert_eq!(list(&s, &[(Field::Status, "DEPRECATED")], None, 10), [1]);
+    // Unchanged fields keep their index rows.
+    assert_eq!(list(&s, &[(Field::Variant, "LIVE")], None, 10), [1, 2]);
+}
+
+/// Rows in `pending_fingerprints`.
+fn pending_rows(s: &RedbStorage) -> u64 {
+    let txn = s.begin_read().expect("reads");
+    let table = s.read_table(&txn, PENDING).expect("opens");
+    redb::ReadableTableMetadata::len(&table).expect("counts")
+}
+
+#[test]
+fn fingerprints_are_found_pending_merged_and_after_reopening() {
+    let dir = TempDir::new().expect("temp dir");
+    let config = Config {
+        fingerprint_merge: 3,
+        ..Config::default()
+    };
+    let fps = |upto: u64| -> Vec<Fingerprint> {
+        (1..=upto).map(|n| entry(n, "LIVE").fingerprint).collect()
+    };
+    let find = |s: &RedbStorage, upto: u64| -> Vec<Option<u64>> {
+        let mut out = Vec::new();
+        s.find(&fps(upto), &mut out).expect("finds");
+        out.iter()
+            .map(|e| e.as_ref().map(|e| e.header.id.number()))
+            .collect()
+    };
+    {
+        let s = RedbStorage::from_config(config.clone(), &setup(dir.path(), 0, 1)).expect("opens");
+        // Batches of two: merges happen before the batches that find 3 or more pending.
+        let mut rows = Vec::new();
+        for first in [1, 3, 5, 7, 9] {
+            let batch = [entry(first, "LIVE"), entry(first + 1, "LIVE")];
+            let outcomes = insert(&s, &batch).expect("inserts");
+            assert!(outcomes.iter().all(|o| *o == Inserted::Created));
+            rows.push(pending_rows(&s));
+            let want: Vec<Option<u64>> = (1..=first + 1).map(Some).collect();
+            assert_eq!(find(&s, first + 1), want, "after {}", first + 1);
+            // A repeat is found whether its fingerprint is pending or merged.
+            let again = insert(&s, &[entry(1, "LIVE"), entry(first, "LIVE")]).expect("ok");
+            assert!(
+                matches!(&again[..], [Inserted::Existing(a), Inserted::Existing(b)]
+                    if a.header.id.number() == 1 && b.header.id.number() == first),
+                "{again:?}"
+            );
+        }
+        assert_eq!(rows, [2, 4, 2, 4, 2], "pending rows after each batch");
+    }
+    // The pending ones are read back at open; merged ones are in the table.
+    let s = RedbStorage::from_config(config, &setup(dir.path(), 0, 1)).expect("reopens");
+    assert_eq!(pending_rows(&s), 2);
+    assert_eq!(find(&s, 10), (1..=10).map(Some).collect::<Vec<_>>());
+    let again = insert(&s, &[entry(10, "LIVE"), entry(2, "LIVE")]).expect("ok");
+    assert!(
+        again.iter().all(|o| matches!(o, Inserted::Existing(_))),
+        "{again:?}"
+    );
+    // A restore names a fingerprint pending in memory as taken.
+    let mut other = entry(11, "LIVE");
+    other.fingerprint = entry(10, "LIVE").fingerprint;
+    let mut out = Vec::new();
+    s.restore(&[vec![other]], &mut out).expect("restores");
+    assert!(
+        matches!(&out[..], [Err(e)] if e.code == ErrorCode::Conflict),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn concurrent_inserts_keep_every_pending_fingerprint_on_disk() {
+    let dir = TempDir::new().expect("temp dir");
+    let (threads, batches, size) = (4u64, 40u64, 10u64);
+    {
+        let s = open(dir.path());
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let s = &s;
+                scope.spawn(move || {
+                    for b in 0..batches {
+                        let first = 1 + (t * batches + b) * size;
+                        let batch: Vec<Entry> =
+                            (first..first + size).map(|n| entry(n, "LIVE")).collect();
+                        insert(s, &batch).expect("inserts");
+                    }
+                });
+            }
+        });
+    }
+    let total = threads * batches * size;
+    let s = open(dir.path());
+    assert_eq!(pending_rows(&s), total, "a pending row was overwritten");
+    let fps: Vec<Fingerprint> = (1..=total).map(|n| entry(n, "LIVE").fingerprint).collect();
+    let mut found = Vec::new();
+    s.find(&fps, &mut found).expect("finds");
+    let missing: Vec<u64> = (1..=total)
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(n, _)| n)
+        .collect();
+    assert!(missing.is_empty(), "lost after reopening: {missing:?}");
+}
+
+#[test]
+fn allocations_are_saved_by_the_next_write_and_at_close() {
+    let dir = TempDir::new().expect("temp dir");
+    {
+        let s = open(dir.path());
+        assert_eq!(allocate(&s, &["SEC-RUL", "SEC-RUL", "SEC-RUL"]), [1, 2, 3]);
+        insert(&s, &[entry(1, "LIVE")]).expect("inserts");
+        // Saved by the insert: a store that is not closed cleanly still knows them.
+        let txn = s.begin_read().expect("reads");
+        let seq = s.read_table(&txn, SEQUENCES).expect("opens");
+        let saved = seq.get("SEC-RUL").expect("reads").map(|g| g.value());
+        assert_eq!(saved, Some(3));
+        drop((seq, txn));
+        assert_eq!(allocate(&s, &["SEC-RUL"]), [4]);
+    }
+    // 4 was saved by the close.
+    let s = open(dir.path());
+    assert_eq!(allocate(&s, &["SEC-RUL"]), [5]);
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let dir = TempDir::new().expect("temp dir");
+    let e1 = entry(1, "LIVE");
+    let e2 = revised(&e1, "DEV");
+    {
+        let s = open(dir.path());
+        assert_eq!(allocate(&s, &["SEC-RUL", "SEC-RUL"]), [1, 2]);
+        insert(&s, &[e1.clone(), entry(2, "LIVE")]).expect("inserts");
+        let mut out = Vec::new();
+        s.update(std::slice::from_ref(&e2), &mut out)
+            .expect("updates");
+        assert_eq!(allocate(&s, &["SEC-RUL"]), [3]);
+    }
+    assert!(dir.path().join("shard-000.redb").is_file());
+    let s = open(dir.path());
+    assert_eq!(get(&s, 1), Some(e2.clone()));
+    let mut history = Vec::new();
+    s.history(&EntryId::new("SEC-RUL", 1), &mut history)
+        .expect("reads");
+    assert_eq!(history, [e1.clone(), e2]);
+    assert_eq!(list(&s, &[(Field::Status, "DEV")], None, 10), [1]);
+    assert_eq!(allocate(&s, &["SEC-RUL"]), [4]);
+    let outcomes = insert(&s, std::slice::from_ref(&e1)).expect("inserts");
+    assert!(matches!(&outcomes[..], [Inserted::Existing(e)] if e.revision == 2));
+}
+
+#[test]
+fn non_durable_mode_works_and_survives_a_clean_close() {
+    let dir = TempDir::new().expect("temp dir");
+    let config = Config {
+        durable: false,
+        ..Config::default()
+    };
+    {
+        let s = RedbStorage::open(&config, &setup(dir.path(), 0, 1)).expect("opens");
+        insert(&s, &[entry(1, "LIVE")]).expect("inserts");
+    }
+    let s = RedbStorage::open(&config, &setup(dir.path(), 0, 1)).expect("reopens");
+    assert_eq!(get(&s, 1), Some(entry(1, "LIVE")));
+}
+
+#[test]
+fn damaged_rows_are_reported_with_their_id() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    insert(&s, &[entry(4, "LIVE")]).expect("inserts");
+    let txn = s.db.begin_write().expect("writes");
+    {
+        let mut entries = txn.open_table(ENTRIES).expect("table exists");
+        entries
+            .insert(("SEC-RUL", 4), [1u8, 0xff, 0, 0].as_slice())
+            .expect("writes");
+    }
+    txn.commit().expect("commits");
+    let mut out = Vec::new();
+    let err = s
+        .get(&[EntryId::new("SEC-RUL", 4)], &mut out)
+        .expect_err("damaged");
+    assert_eq!(err.code, ErrorCode::Storage);
+    assert!(
+        err.message
+            .starts_with("entry SEC-RUL-004 is damaged: truncated"),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("shard-000.redb"), "{}", err.message);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_held_file_times_out_as_unavailable() {
+    let dir = TempDir::new().expect("temp dir");
+    let _holder = open(dir.path());
+    let config = Config {
+        lock_timeout_ms: 60,
+        ..Config::default()
+    };
+    let started = Instant::now();
+    let err = RedbStorage::open(&config, &setup(dir.path(), 0, 1)).expect_err("held");
+    assert!(started.elapsed() >= Duration::from_millis(60));
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    assert!(err.message.contains("shard-000.redb"), "{}", err.message);
+    assert!(
+        err.message.contains("another registry process"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn an_unwritable_data_dir_is_a_config_error() {
+    let dir = TempDir::new().expect("temp dir");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "not a directory").expect("writes");
+    let data_dir = file.join("data");
+    let err =
+        RedbStorage::open(&Config::default(), &setup(&data_dir, 0, 1)).expect_err("cannot create");
+    assert_eq!(err.code, ErrorCode::Config);
+    assert_eq!(
+        err.message,
+        format!(
+            "cannot create data directory `{}`: not a directory",
+            data_dir.display()
+        )
+    );
+}
+
+#[test]
+fn a_file_that_is_not_redb_is_a_storage_error() {
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::write(dir.path().join("shard-000.redb"), vec![7u8; 8192]).expect("writes");
+    let err =
+        RedbStorage::open(&Config::default(), &setup(dir.path(), 0, 1)).expect_err("not redb");
+    assert_eq!(err.code, ErrorCode::Storage);
+    assert!(err.message.starts_with("cannot open `"), "{}", err.message);
+    assert!(!err.message.contains('\n'));
+}
+
+#[test]
+fn a_missing_or_emptied_file_is_never_recreated() {
+    let dir = TempDir::new().expect("temp dir");
+    let config = Config::default();
+    let err = RedbStorage::open(&config, &existing(dir.path(), 0, 2)).expect_err("missing");
+    assert_eq!(err.code, ErrorCode::NotFound, "{}", err.message);
+    assert!(
+        err.message.contains("shard-000.redb` does not exist"),
+        "{}",
+        err.message
+    );
+    assert!(
+        !dir.path().join("shard-000.redb").exists(),
+        "a shard that must exist is not created"
+    );
+    let probe = RedbStorage::open(&config, &existing(dir.path(), 0, 0)).expect_err("none");
+    assert_eq!(probe.code, ErrorCode::NotFound, "{}", probe.message);
+    for shard in 0..2 {
+        let mut s = RedbStorage::open(&config, &setup(dir.path(), shard, 2)).expect("creates");
+        s.shards = 2;
+        drop(s);
+    }
+    let probe = RedbStorage::open(&config, &existing(dir.path(), 0, 0)).expect("exists");
+    assert_eq!(
+        probe.shards, 2,
+        "shard 0 tells the count it was created with"
+    );
+    drop(probe);
+    // Truncated to nothing: `Builder::create` would make a fresh empty database of it.
+    let one = dir.path().join("shard-001.redb");
+    std::fs::File::create(&one).expect("truncates");
+    for create in [None, Some(Meta::new())] {
+        let err = RedbStorage::open(
+            &config,
+            &Setup {
+                create,
+                ..setup(dir.path(), 1, 2)
+            },
+        )
+        .expect_err("emptied");
+        assert_eq!(err.code, ErrorCode::Missing, "{}", err.message);
+        assert!(
+            err.message.contains("is empty (0 bytes)"),
+            "{}",
+            err.message
+        );
+    }
+    assert_eq!(std::fs::metadata(&one).expect("still there").len(), 0);
+    // Shard 0 gone while another shard is there: not "no registry".
+    std::fs::remove_file(dir.path().join("shard-000.redb")).expect("removes");
+    let err = RedbStorage::open(&config, &existing(dir.path(), 0, 0)).expect_err("gone");
+    assert_eq!(err.code, ErrorCode::Missing, "{}", err.message);
+    assert!(err.message.contains("shard-001.redb"), "{}", err.message);
+}
+
+#[test]
+fn creation_is_whole_or_nothing() {
+    let dir = TempDir::new().expect("temp dir");
+    let config = Config::default();
+    let meta: Meta = [("state".to_owned(), "creating".to_owned())].into();
+    let creating = Setup {
+        create: Some(meta.clone()),
+        ..setup(dir.path(), 0, 1)
+    };
+    // The temporary file cannot be made (a directory holds its name), as when the disk is
+    // full: no file is left under the shard's name, and none that could never be opened.
+    let tmp = dir
+        .path()
+        .join(format!(".shard-000.redb.{}.creating", std::process::id()));
+    std::fs::create_dir(&tmp).expect("blocks the temporary name");
+    std::fs::write(tmp.join("x"), "x").expect("makes it non-empty");
+    let err = RedbStorage::open(&config, &creating).expect_err("cannot create");
+    assert!(err.message.contains("cannot create"), "{}", err.message);
+    assert!(!dir.path().join("shard-000.redb").exists());
+    std::fs::remove_dir_all(&tmp).expect("unblocks");
+    // Created whole: its metadata came in the same transaction as its tables.
+    let s = RedbStorage::open(&config, &creating).expect("creates");
+    let mut got = Meta::new();
+    s.meta(&mut got).expect("reads");
+    assert_eq!(got.get("state").map(String::as_str), Some("creating"));
+    assert_eq!(got.get(layout::SHARDS).map(String::as_str), Some("1"));
+    drop(s);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["shard-000.redb"], "no temporary file is left");
+    // Opening an existing shard with `create` keeps what it holds.
+    let again = RedbStorage::open(
+        &config,
+        &Setup {
+            create: Some(Meta::new()),
+            ..setup(dir.path(), 0, 1)
+        },
+    )
+    .expect("opens");
+    let mut got = Meta::new();
+    again.meta(&mut got).expect("reads");
+    assert_eq!(got.get("state").map(String::as_str), Some("creating"));
+}
+
+#[test]
+fn shard_layout_is_checked() {
+    let dir = TempDir::new().expect("temp dir");
+    for (shard, shards) in [(0, 0), (3, 3)] {
+        let err = RedbStorage::open(&Config::default(), &setup(dir.path(), shard, shards))
+            .expect_err("impossible shard");
+        assert_eq!(err.code, ErrorCode::Config, "{}", err.message);
+    }
+    drop(RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 3)).expect("opens"));
+    let err =
+        RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 4)).expect_err("other layout");
+    assert_eq!(err.code, ErrorCode::Config);
+    assert!(err.message.contains("shards = 3"), "{}", err.message);
+}
+
+#[test]
+fn config_keys_and_defaults() {
+    let parse = |v: serde_json::Value| serde_json::from_value::<Config>(v);
+    assert_eq!(
+        parse(serde_json::json!({})).expect("empty is default"),
+        Config::default()
+    );
+    assert_eq!(
+        parse(serde_json::json!({
+            "cache_size_mb": 8, "lock_timeout_ms": 0, "durable": false, "fingerprint_merge": 3
+        }))
+        .expect("all keys"),
+        Config {
+            cache_size_mb: 8,
+            lock_timeout_ms: 0,
+            durable: false,
+            fingerprint_merge: 3,
+        }
+    );
+    let err = parse(serde_json::json!({"cache_size": 8})).expect_err("misspelt");
+    assert!(
+        err.to_string().contains("unknown field `cache_size`"),
+        "{err}"
+    );
+    assert!(parse(serde_json::json!({"durable": "yes"})).is_err());
+}
+
+#[test]
+fn messages_are_one_lowercase_line() {
+    for (input, want) in [
+        (
+            "Database already open. Cannot acquire lock.",
+            "database already open. cannot acquire lock",
+        ),
+        ("I/O error:\n  disk full.", "i/o error: disk full"),
+        ("", ""),
+    ] {
+        assert_eq!(one_line(input), want);
+    }
+    let e = std::io::Error::from_raw_os_error(13);
+    assert_eq!(io_reason(&e), "permission denied");
+}

@@ -1,0 +1,317 @@
+//! The writing operations of [`RedbStorage`] but `restore`: `allocate`, `insert`, `update` and
+//! `set_meta`, and what they share (the field index, the sequences, the pending fingerprints).
+
+use super::*;
+
+impl RedbStorage {
+    /// Writes what a batch's new entries add to the field index, in key order, and raises each
+    /// prefix's sequence to the highest number stored, so `allocate` never hands out a stored
+    /// number, whatever a crash forgot or a restore brought. Fingerprints are the caller's:
+    /// `insert` makes them pending, `restore` writes them to `fingerprints`.
+    pub(super) fn write_index(
+        &self,
+        t: &mut Tables<'_>,
+        mut index: NewIndex<'_>,
+    ) -> StageResult<()> {
+        // In key order, each page of the index is visited once rather than once per row.
+        index.rows.sort_unstable();
+        for row in index.rows {
+            t.index.insert(row, ()).map_err(|e| self.fail("write", e))?;
+        }
+        for (prefix, number) in index.highest {
+            self.raise_sequence(t, prefix, number)?;
+        }
+        Ok(())
+    }
+
+    /// Raises the stored sequence of `prefix` to `number` if it is below.
+    fn raise_sequence(&self, t: &mut Tables<'_>, prefix: &str, number: u64) -> StageResult<()> {
+        let last = t
+            .sequences
+            .get(prefix)
+            .map_err(|e| self.fail("read", e))?
+            .map_or(0, |g| g.value());
+        if last < number {
+            t.sequences
+                .insert(prefix, number)
+                .map_err(|e| self.fail("write", e))?;
+        }
+        Ok(())
+    }
+
+    /// Saves the numbers handed out since the last save into `sequences`, inside a write
+    /// transaction. Returns whether there were any, so a caller whose commit fails can mark them
+    /// unsaved again with [`RedbStorage::unsave_allocations`].
+    pub(super) fn save_allocations(&self, t: &mut Tables<'_>) -> StageResult<bool> {
+        let last = {
+            let mut allocated = self.allocated();
+            if !allocated.unsaved {
+                return Ok(false);
+            }
+            allocated.unsaved = false;
+            allocated.last.clone()
+        };
+        for (prefix, number) in &last {
+            if let Err(e) = self.raise_sequence(t, prefix, *number) {
+                self.unsave_allocations(true);
+                return Err(e);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Marks the allocations unsaved again after a commit that was to save them failed.
+    pub(super) fn unsave_allocations(&self, saving: bool) {
+        if saving {
+            self.allocated().unsaved = true;
+        }
+    }
+
+    /// Moves every pending fingerprint into `fingerprints`, in key order, and empties
+    /// `pending_fingerprints`, inside `txn`. The caller empties the map after committing.
+    fn merge_pending(&self, txn: &WriteTransaction, pending: &Pending) -> StageResult<()> {
+        {
+            let mut table = self.write_table(txn, FINGERPRINTS)?;
+            for (fp, prefix, number) in pending.sorted() {
+                table
+                    .insert(fp.0, (prefix, number))
+                    .map_err(|e| self.fail("write", e))?;
+            }
+        }
+        txn.delete_table(PENDING)
+            .map_err(|e| self.fail("write", e))?;
+        Ok(())
+    }
+
+    /// The smallest number above `last` that belongs to this shard: `(n - 1) % shards == shard`.
+    pub(super) fn next_number(&self, last: u64) -> Option<u64> {
+        let (s, k) = (u64::from(self.shard), u64::from(self.shards));
+        // Work with m = n - 1, which must be at least `last` and leave the remainder s.
+        let m = last.checked_add((s + k - last % k) % k)?;
+        m.checked_add(1)
+    }
+
+    pub(super) fn allocate_numbers(
+        &self,
+        prefixes: &[String],
+        out: &mut Vec<u64>,
+    ) -> StageResult<()> {
+        if prefixes.is_empty() {
+            return Ok(());
+        }
+        // See the type's documentation for why a counter in memory is enough.
+        let txn = self.begin_read()?;
+        let sequences = self.read_table(&txn, SEQUENCES)?;
+        let mut allocated = self.allocated();
+        let mut numbers = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let stored = sequences
+                .get(prefix.as_str())
+                .map_err(|e| self.fail("read", e))?
+                .map_or(0, |g| g.value());
+            let handed = allocated.last.get(prefix.as_str()).copied().unwrap_or(0);
+            let next = self.next_number(stored.max(handed)).ok_or_else(|| {
+                StageError::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "the numbers of prefix {prefix} are exhausted in `{}`",
+                        self.path.display()
+                    ),
+                )
+            })?;
+            match allocated.last.get_mut(prefix.as_str()) {
+                Some(last) => *last = next,
+                None => {
+                    allocated.last.insert(prefix.clone(), next);
+                }
+            }
+            allocated.unsaved = true;
+            numbers.push(next);
+        }
+        out.extend(numbers);
+        Ok(())
+    }
+
+    pub(super) fn insert_new(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.writing();
+        let txn = self.begin_write(self.write_durability())?;
+        // Only a writer changes the pending map, after its commit and under `writer`, so the
+        // map read here stays the committed one until this transaction ends. After a merge
+        // the table holds every fingerprint the map does, so looking in both stays right.
+        let pending = self.pending();
+        let merge = pending.len() >= self.merge_every;
+        if merge {
+            self.merge_pending(&txn, &pending)?;
+        }
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut added: HashMap<Fingerprint, EntryId> = HashMap::new();
+        let mut next = if merge { 0 } else { pending.next };
+        let saving;
+        {
+            let mut t = self.open_tables(&txn)?;
+            let mut buf = Vec::new();
+            let mut index = NewIndex::default();
+            for entry in entries {
+                let id = &entry.header.id;
+                let key = (id.prefix(), id.number());
+                if entry.revision != 1 {
+                    return Err(StageError::new(
+                        ErrorCode::Invalid,
+                        format!(
+                            "entry {id} has revision {}: a new entry has revision 1",
+                            entry.revision
+                        ),
+                    ));
+                }
+                // A fingerprint repeated within the batch finds the first entry, which the
+                // tables already hold.
+                let known = match added.get(&entry.fingerprint) {
+                    Some(id) => Some(id.clone()),
+                    None => self.registered_any(&pending, &t.fingerprints, &entry.fingerprint)?,
+                };
+                if let Some(known) = known {
+                    let stored = self.registered_entry(&t.entries, &known, &entry.fingerprint)?;
+                    outcomes.push(Inserted::Existing(stored));
+                    continue;
+                }
+                if t.entries
+                    .get(key)
+                    .map_err(|e| self.fail("read", e))?
+                    .is_some()
+                {
+                    return Err(StageError::new(
+                        ErrorCode::Conflict,
+                        format!("id {id} is already taken by another entry"),
+                    ));
+                }
+                self.encode(entry, &mut buf)?;
+                let write = |e| self.fail("write", e);
+                t.entries.insert(key, buf.as_slice()).map_err(write)?;
+                t.pending
+                    .insert(next, (entry.fingerprint.0, key.0, key.1))
+                    .map_err(write)?;
+                next += 1;
+                index.add(key, entry);
+                added.insert(entry.fingerprint, id.clone());
+                outcomes.push(Inserted::Created);
+            }
+            self.write_index(&mut t, index)?;
+            saving = self.save_allocations(&mut t)?;
+        }
+        self.commit(txn)
+            .inspect_err(|_| self.unsave_allocations(saving))?;
+        drop(pending);
+        let mut pending = self.pending_mut();
+        if merge {
+            pending.ids.clear();
+        }
+        for (fp, id) in &added {
+            pending.add(*fp, id);
+        }
+        pending.next = next;
+        drop(pending);
+        out.extend(outcomes);
+        Ok(())
+    }
+
+    pub(super) fn update_latest(
+        &self,
+        entries: &[Entry],
+        out: &mut Vec<StageResult<()>>,
+    ) -> StageResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.writing();
+        let txn = self.begin_write(self.write_durability())?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut wrote = false;
+        let saving;
+        {
+            let mut t = self.open_tables(&txn)?;
+            let mut buf = Vec::new();
+            for entry in entries {
+                let id = &entry.header.id;
+                let key = (id.prefix(), id.number());
+                // Earlier updates of this batch are already in the tables, so two updates of one
+                // entry to the same revision conflict, as they would in two batches.
+                let Some(stored) = self.latest(&t.entries, id)? else {
+                    outcomes.push(Err(StageError::new(
+                        ErrorCode::NotFound,
+                        format!("no entry with id {id}"),
+                    )));
+                    continue;
+                };
+                if stored.revision.checked_add(1) != Some(entry.revision) {
+                    outcomes.push(Err(StageError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "entry {id} is at revision {}: revision {} does not follow it",
+                            stored.revision, entry.revision
+                        ),
+                    )));
+                    continue;
+                }
+                self.encode(entry, &mut buf)?;
+                let write = |e| self.fail("write", e);
+                // The revision being replaced moves to `revisions`, as it was coded.
+                let replaced = t
+                    .entries
+                    .insert(key, buf.as_slice())
+                    .map_err(write)?
+                    .map(|old| old.value().to_vec());
+                if let Some(old) = replaced {
+                    t.revisions
+                        .insert((key.0, key.1, stored.revision), old.as_slice())
+                        .map_err(write)?;
+                }
+                for (field, new) in entry.header.fields.iter() {
+                    let old = &stored.header.fields[field];
+                    if old != new {
+                        t.index
+                            .remove((tag(field), old.as_str(), key.0, key.1))
+                            .map_err(write)?;
+                        t.index
+                            .insert((tag(field), new.as_str(), key.0, key.1), ())
+                            .map_err(write)?;
+                    }
+                }
+                wrote = true;
+                outcomes.push(Ok(()));
+            }
+            saving = wrote && self.save_allocations(&mut t)?;
+        }
+        self.commit_if(txn, wrote)
+            .inspect_err(|_| self.unsave_allocations(saving))?;
+        out.extend(outcomes);
+        Ok(())
+    }
+
+    pub(super) fn write_meta(&self, changes: &Meta) -> StageResult<()> {
+        if changes.contains_key(layout::SHARDS) {
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                "the shard count is recorded at creation and cannot be set",
+            ));
+        }
+        let txn = self.begin_write(Durability::Immediate)?;
+        {
+            let mut table = self.write_table(&txn, META)?;
+            for (key, value) in changes {
+                if value.is_empty() {
+                    table
+                        .remove(key.as_str())
+                        .map_err(|e| self.fail("write", e))?;
+                } else {
+                    table
+                        .insert(key.as_str(), value.as_str())
+                        .map_err(|e| self.fail("write", e))?;
+                }
+            }
+        }
+        self.commit(txn)
+    }
+}
