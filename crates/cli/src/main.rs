@@ -186,6 +186,10 @@ struct UpdateArgs {
     /// Context to set, repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     context: Vec<String>,
+    /// Update only if the entry is at this revision (as `get` or `history` shows it); else fail
+    /// with a conflict, changing nothing
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    if_revision: Option<u32>,
     #[command(flatten)]
     format: FormatArg,
 }

@@ -5,8 +5,8 @@ use std::fs;
 use registry_abi::load::{self, StageSpec};
 use registry_core::layout::{Access, OpenError};
 use registry_core::{
-    Changes, Context, Damaged, EntryId, Evaluation, Fields, ListQuery, Pipeline, Request, Setup,
-    StageKind,
+    Changes, Context, Damaged, EntryId, Error, Evaluation, Fields, ListQuery, Pipeline, Request,
+    Setup, StageKind,
 };
 
 use crate::config::{self, Settings};
@@ -89,9 +89,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 status: args.status,
                 version: args.version,
                 context: pairs,
+                expected_revision: args.if_revision,
             };
             let pipeline = open(&settings, Needs::UPDATE)?;
-            output::updated(&pipeline.update(&id, changes)?, args.format.format)
+            let updated = match (pipeline.update(&id, changes), args.if_revision) {
+                (Err(Error::Conflict(id)), Some(expected)) => {
+                    return Err(revision_conflict(&pipeline, &id, expected));
+                }
+                (result, _) => result?,
+            };
+            output::updated(&updated, args.format.format)
         }
         Command::Train(args) => {
             let evaluation = match (args.holdout, args.folds) {
@@ -185,6 +192,19 @@ impl Damage {
                 if n == 1 { "entry was" } else { "entries were" }
             ))),
         }
+    }
+}
+
+/// The conflict of an `update --if-revision` that storage refused: names the revision the entry
+/// is at now, read again, or falls back to the pipeline's message when it cannot be read.
+fn revision_conflict(pipeline: &Pipeline, id: &EntryId, expected: u32) -> CliError {
+    match pipeline.get(id) {
+        Ok(entry) if entry.revision != expected => CliError::input(format!(
+            "entry {id} is at revision {}, not {expected} as --if-revision says: nothing was \
+             written (read it again, then retry)",
+            entry.revision
+        )),
+        _ => Error::Conflict(id.clone()).into(),
     }
 }
 

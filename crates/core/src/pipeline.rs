@@ -83,6 +83,10 @@ pub struct Changes {
     pub version: Option<String>,
     /// Context pairs to set (replacing a value with the same key).
     pub context: Vec<(String, String)>,
+    /// Apply the changes only if the entry is at this revision (optimistic concurrency, as an
+    /// HTTP `If-Match`). The new revision is numbered one more than this, so storage's
+    /// compare-and-set refuses it ([`Error::Conflict`]) unless this is the stored revision.
+    pub expected_revision: Option<u32>,
 }
 
 /// The outcome of an update.
@@ -1017,13 +1021,26 @@ impl Pipeline {
     }
 
     /// Writes a new revision of an entry with the given changes, keeping every earlier one.
-    /// Changes that leave the content as it was write nothing.
+    ///
+    /// The new revision is built on the latest stored one and numbered one more than it, or,
+    /// with [`Changes::expected_revision`], one more than the expected revision: storage stores
+    /// a revision only on top of the one before it (compare-and-set), so the update is stored
+    /// only if the entry is still at the revision it was built on and, when one is expected,
+    /// that revision is the expected one. The conflict is storage's answer, so it holds against
+    /// writers in other processes too. Changes that leave the content as it was write nothing
+    /// and reach no storage: then the revision read is compared with the expected one.
     ///
     /// # Errors
     /// [`Error::NotFound`], an invalid change, [`Error::Conflict`] when another writer stored a
-    /// revision meanwhile, or a stage failure.
+    /// revision meanwhile or the entry is not at the expected revision, or a stage failure.
     pub fn update(&self, id: &EntryId, changes: Changes) -> Result<Updated, Error> {
         let current = self.get_stored(id)?;
+        // The number storage will accept only on top of the revision it follows.
+        let revision = match changes.expected_revision {
+            None => current.revision.checked_add(1),
+            Some(expected) => expected.checked_add(1),
+        }
+        .ok_or_else(|| Error::Conflict(id.clone()))?;
         let title = match &changes.title {
             Some(t) => check_title(t)?,
             None => current.title.clone(),
@@ -1072,6 +1089,12 @@ impl Pipeline {
             .ok_or_else(|| miscount(StageKind::Generator))?;
         let hash = Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config);
         if hash == current.hash {
+            if changes
+                .expected_revision
+                .is_some_and(|expected| expected != current.revision)
+            {
+                return Err(Error::Conflict(id.clone()));
+            }
             return Ok(Updated {
                 entry: current,
                 changed: false,
@@ -1084,7 +1107,7 @@ impl Pipeline {
             config,
             hash,
             fingerprint: current.fingerprint,
-            revision: current.revision + 1,
+            revision,
             created_at: current.created_at,
             updated_at: Timestamp::now().max(current.updated_at),
             provenance: current.provenance,

@@ -294,3 +294,79 @@ fn concurrent_processes_get_distinct_ids() {
     assert_eq!(ids.len(), 8, "duplicate ids: {ids:?}");
     assert!(ids.iter().all(|id| id.starts_with("SEC-RUL-")));
 }
+
+/// `update --if-revision N`: two updates from revision 1, one after the other, as two users who
+/// both read revision 1 would send them. The first writes revision 2; the second is refused by
+/// storage's compare-and-set (exit 1, naming the revision found) and writes nothing.
+#[test]
+fn update_if_revision_refuses_a_stale_revision() {
+    let s = Scratch::new();
+    let id = s.add("Rotate access keys", &["--scope", "SEC"])["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let first = s.json(&[
+        "update",
+        &id,
+        "--status",
+        "DEPRECATED",
+        "--if-revision",
+        "1",
+    ]);
+    assert_eq!(first["revision"], 2);
+    assert_eq!(first["changed"], true);
+
+    let (code, message) = s.fail(&[
+        "update",
+        &id,
+        "--context",
+        "reason=mine",
+        "--if-revision",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{message}");
+    assert_eq!(
+        message,
+        format!(
+            "entry {id} is at revision 2, not 1 as --if-revision says: nothing was written \
+             (read it again, then retry)"
+        )
+    );
+    // The same change that is already stored, from the stale revision: still refused.
+    let (code, _) = s.fail(&[
+        "update",
+        &id,
+        "--status",
+        "DEPRECATED",
+        "--if-revision",
+        "1",
+    ]);
+    assert_eq!(code, 1);
+
+    let history = s.json(&["history", &id]);
+    let history = history.as_array().expect("history is an array");
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[1]["status"], "DEPRECATED");
+    assert!(history[1]["context"].get("reason").is_none(), "{history:?}");
+
+    // From the revision now stored, the update applies on top of it.
+    let second = s.json(&[
+        "update",
+        &id,
+        "--context",
+        "reason=mine",
+        "--if-revision",
+        "2",
+    ]);
+    assert_eq!(second["revision"], 3);
+    assert_eq!(second["status"], "DEPRECATED");
+    assert_eq!(second["context"]["reason"], "mine");
+    // Revisions start at 1: a usage error.
+    let out = s.run(&["update", &id, "--status", "LIVE", "--if-revision", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--if-revision"),
+        "{out:?}"
+    );
+    assert_eq!(s.json(&["history", &id]).as_array().map(Vec::len), Some(3));
+}

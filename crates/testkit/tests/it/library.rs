@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use registry_core::StageKind;
 use registry_testkit::library::{check, check_with_schema, smoke};
 
-fn lib(name: &str) -> PathBuf {
+pub(crate) fn lib(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()

@@ -8,6 +8,7 @@ use registry_core::{
 use registry_testkit::faults::{BrokenCache, FailingStorage, FaultSwitch};
 use registry_testkit::memory::{self, KeywordlessGenerator, MemoryStorage, NoConfig};
 use registry_testkit::sample;
+use std::sync::{Arc, Mutex};
 
 fn pipeline(shards: u32) -> Pipeline {
     let schema = Schema::default();
@@ -488,5 +489,278 @@ fn new_entries_stay_out_of_the_cache_when_asked() {
             .add_one(request("rotate keys", &[]))
             .expect("valid");
         assert_eq!((again.created, again.entry), (false, added.entry));
+    }
+}
+
+/// Storage seen by one of two pipelines that share it, as two processes share a registry's
+/// files: it records each revision handed to `update` with storage's verdict, and can let the
+/// other writer in just before the next update reaches storage, which makes the interleaving of
+/// two writers that read the same revision deterministic.
+struct Watched {
+    inner: Arc<dyn Storage>,
+    watch: Watch,
+}
+
+/// A revision handed to storage's `update`, with the code of storage's refusal if it refused.
+type Verdict = (u32, Option<ErrorCode>);
+
+/// The other writer's turn.
+type Turn = Box<dyn FnOnce() + Send>;
+
+/// What a [`Watched`] storage saw, and the other writer's turn.
+#[derive(Clone, Default)]
+struct Watch {
+    verdicts: Arc<Mutex<Vec<Verdict>>>,
+    /// Runs once, right before the next update reaches storage.
+    before_update: Arc<Mutex<Option<Turn>>>,
+}
+
+impl Watch {
+    fn before_next_update(&self, f: impl FnOnce() + Send + 'static) {
+        *self
+            .before_update
+            .lock()
+            .expect("no test panics holding it") = Some(Box::new(f));
+    }
+
+    fn verdicts(&self) -> Vec<Verdict> {
+        self.verdicts
+            .lock()
+            .expect("no test panics holding it")
+            .clone()
+    }
+}
+
+impl Storage for Watched {
+    fn find(
+        &self,
+        fingerprints: &[registry_core::Fingerprint],
+        out: &mut Vec<Option<registry_core::Entry>>,
+    ) -> StageResult<()> {
+        self.inner.find(fingerprints, out)
+    }
+    fn get(&self, ids: &[EntryId], out: &mut Vec<Option<registry_core::Entry>>) -> StageResult<()> {
+        self.inner.get(ids, out)
+    }
+    fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
+        self.inner.allocate(prefixes, out)
+    }
+    fn insert(
+        &self,
+        entries: &[registry_core::Entry],
+        out: &mut Vec<registry_core::Inserted>,
+    ) -> StageResult<()> {
+        self.inner.insert(entries, out)
+    }
+    fn update(
+        &self,
+        entries: &[registry_core::Entry],
+        out: &mut Vec<StageResult<()>>,
+    ) -> StageResult<()> {
+        let turn = self
+            .watch
+            .before_update
+            .lock()
+            .expect("no test panics holding it")
+            .take();
+        if let Some(other_writer) = turn {
+            other_writer();
+        }
+        let before = out.len();
+        self.inner.update(entries, out)?;
+        let mut verdicts = self
+            .watch
+            .verdicts
+            .lock()
+            .expect("no test panics holding it");
+        for (entry, verdict) in entries.iter().zip(&out[before..]) {
+            verdicts.push((entry.revision, verdict.as_ref().err().map(|e| e.code)));
+        }
+        Ok(())
+    }
+    fn history(&self, id: &EntryId, out: &mut Vec<registry_core::Entry>) -> StageResult<()> {
+        self.inner.history(id, out)
+    }
+    fn list(&self, query: &ListQuery, out: &mut Vec<registry_core::Entry>) -> StageResult<()> {
+        self.inner.list(query, out)
+    }
+}
+
+/// Two pipelines on one storage shard: the first, shared so that a test can hand it to the
+/// other writer's turn, and the second with the [`Watch`] on its storage.
+fn writers(storage: Arc<dyn Storage>) -> (Arc<Pipeline>, Pipeline, Watch) {
+    let schema = Schema::default();
+    let on = |watch: Watch| {
+        let mut stages = memory::stages(&schema, 1);
+        stages.storage = vec![Box::new(Watched {
+            inner: Arc::clone(&storage),
+            watch,
+        })];
+        Pipeline::new(schema.clone(), stages)
+    };
+    let watch = Watch::default();
+    (Arc::new(on(Watch::default())), on(watch.clone()), watch)
+}
+
+fn set_status(status: &str, expected_revision: Option<u32>) -> Changes {
+    Changes {
+        status: Some(status.into()),
+        expected_revision,
+        ..Changes::default()
+    }
+}
+
+fn set_reason(reason: &str, expected_revision: Option<u32>) -> Changes {
+    Changes {
+        context: vec![("reason".into(), reason.into())],
+        expected_revision,
+        ..Changes::default()
+    }
+}
+
+/// Two updates built on the same revision: the one that reaches storage second is refused by
+/// storage's compare-and-set (a conflict, nothing written), and once retried it applies on top
+/// of the other.
+pub(crate) fn check_updates_from_one_base(storage: Arc<dyn Storage>) {
+    let (a, b, watch) = writers(storage);
+    let first = a
+        .add_one(request("block ssh", &[("scope", "SEC")]))
+        .expect("valid")
+        .entry;
+    let id = first.header.id.clone();
+    let (other, at) = (Arc::clone(&a), id.clone());
+    // `b` reads revision 1; the other writer stores revision 2 before `b`'s write arrives.
+    watch.before_next_update(move || {
+        let theirs = other
+            .update(&at, set_status("deprecated", None))
+            .expect("the other writer's update is stored");
+        assert_eq!(theirs.entry.revision, 2);
+    });
+    assert_eq!(
+        b.update(&id, set_reason("mine", None)),
+        Err(Error::Conflict(id.clone()))
+    );
+    assert_eq!(
+        watch.verdicts(),
+        [(2, Some(ErrorCode::Conflict))],
+        "revision 2 reached storage twice, and storage refused the second"
+    );
+    let history = b.history(&id).expect("readable");
+    assert_eq!(history.len(), 2, "nothing of the lost update was written");
+    assert_eq!(history[1].header.fields.status, "DEPRECATED");
+    assert_eq!(history[1].context.get("reason"), None);
+
+    // Retried, it is built on the revision stored now and keeps the other writer's change.
+    let retried = b
+        .update(&id, set_reason("mine", None))
+        .expect("the retry is stored")
+        .entry;
+    assert_eq!(retried.revision, 3);
+    assert_eq!(retried.header.fields.status, "DEPRECATED");
+    assert_eq!(retried.context.get("reason"), Some("mine"));
+    assert_eq!(watch.verdicts().last(), Some(&(3, None)));
+}
+
+/// `Changes::expected_revision`: an update applies only on top of the revision it names, and
+/// the refusal is storage's compare-and-set (the revision numbered after the expected one
+/// reaches storage and is refused), not a check of the pipeline's.
+pub(crate) fn check_expected_revision(storage: Arc<dyn Storage>) {
+    let (a, b, watch) = writers(storage);
+    let first = a
+        .add_one(request("block ssh", &[("scope", "SEC")]))
+        .expect("valid")
+        .entry;
+    let id = first.header.id.clone();
+    let theirs = a
+        .update(&id, set_status("deprecated", Some(1)))
+        .expect("revision 1 is the stored one");
+    assert_eq!((theirs.changed, theirs.entry.revision), (true, 2));
+
+    // From revision 1 too: refused, since revision 2 is taken.
+    assert_eq!(
+        b.update(&id, set_reason("mine", Some(1))),
+        Err(Error::Conflict(id.clone()))
+    );
+    assert_eq!(watch.verdicts(), [(2, Some(ErrorCode::Conflict))]);
+    // A revision the entry has not reached: revision 4 does not follow revision 2.
+    assert_eq!(
+        b.update(&id, set_reason("mine", Some(3))),
+        Err(Error::Conflict(id.clone()))
+    );
+    assert_eq!(watch.verdicts()[1], (4, Some(ErrorCode::Conflict)));
+    // Changes that leave the content as it is write nothing, yet still name a stale revision.
+    assert_eq!(
+        b.update(&id, set_status("deprecated", Some(1))),
+        Err(Error::Conflict(id.clone()))
+    );
+    let unchanged = b
+        .update(&id, set_status("deprecated", Some(2)))
+        .expect("revision 2 is the stored one");
+    assert!(!unchanged.changed);
+    assert_eq!(unchanged.entry, theirs.entry);
+    assert_eq!(
+        watch.verdicts().len(),
+        2,
+        "no-change updates reach no storage"
+    );
+    assert_eq!(
+        b.history(&id).map(|h| h.len()),
+        Ok(2),
+        "nothing was written"
+    );
+
+    // From the stored revision: applied, on top of everything stored.
+    let mine = b
+        .update(&id, set_reason("mine", Some(2)))
+        .expect("revision 2 is the stored one")
+        .entry;
+    assert_eq!(mine.revision, 3);
+    assert_eq!(
+        mine.header.fields.status, "DEPRECATED",
+        "built on revision 2"
+    );
+    assert_eq!(mine.context.get("reason"), Some("mine"));
+    assert_eq!(watch.verdicts()[2], (3, None));
+    assert_eq!(
+        b.history(&id)
+            .map(|h| h.iter().map(|e| e.revision).collect::<Vec<_>>()),
+        Ok(vec![1, 2, 3])
+    );
+}
+
+#[test]
+fn two_updates_from_one_base_revision_one_conflicts() {
+    check_updates_from_one_base(Arc::new(MemoryStorage::default()));
+}
+
+#[test]
+fn an_expected_revision_is_checked_by_storage() {
+    check_expected_revision(Arc::new(MemoryStorage::default()));
+}
+
+/// The same, with the redb storage plugin loaded from its library as the registry loads it.
+#[cfg(feature = "library")]
+#[test]
+fn through_the_redb_library_an_update_from_a_stale_revision_conflicts() {
+    use registry_abi::load::{self, BuiltStage};
+    let library = crate::library::lib("storage-redb");
+    let (module, _) = load::open(&library, StageKind::Storage).expect("the library opens");
+    for check in [check_updates_from_one_base, check_expected_revision] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let setup = Setup {
+            schema: Schema::default(),
+            data_dir: dir.path().to_owned(),
+            config_dir: dir.path().to_owned(),
+            shard: 0,
+            shards: 1,
+            create: Some(registry_core::Meta::new()),
+        };
+        let BuiltStage::Storage(storage) =
+            load::build(module, StageKind::Storage, r#"{"durable": false}"#, &setup)
+                .expect("the storage starts")
+        else {
+            panic!("the storage library built another stage");
+        };
+        check(Arc::from(storage));
     }
 }
