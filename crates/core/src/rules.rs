@@ -243,8 +243,9 @@ pub fn no_entry(id: &EntryId) -> StageError {
     StageError::new(ErrorCode::NotFound, format!("no entry with id {id}"))
 }
 
-/// `Conflict`: `insert` was given a new entry whose id another entry holds.
-pub fn id_taken(id: &EntryId) -> StageError {
+/// `Conflict`: `insert` was given a new entry whose id another entry holds; `id` is the id, or
+/// what the store knows of it.
+pub fn id_taken(id: &dyn Display) -> StageError {
     conflict(format!("id {id} is already taken by another entry"))
 }
 

@@ -4,7 +4,7 @@
 //! the pipeline, and so that each conformance suite has an implementation it must accept. They
 //! are not meant to be fast: every call takes a lock for its whole batch.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::ops::Bound;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use registry_core::Fingerprint;
+use registry_core::rules::{self, Numbering};
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Field, FromConfig, Generator,
     Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Schema, Setup,
@@ -178,47 +179,12 @@ impl MemoryStorage {
         lock(&self.shelf, "the memory storage")
     }
 
-    /// The latest revision of a well-formed history for this shard, or why it is malformed:
-    /// empty, revisions not numbered 1 to n, several ids or fingerprints, or an id whose number
-    /// belongs to another shard.
-    fn check_history<'h>(&self, history: &'h [Entry]) -> StageResult<&'h Entry> {
-        let invalid = |message: String| StageError::new(ErrorCode::Invalid, message);
-        let latest = history
-            .last()
-            .ok_or_else(|| invalid("a history to restore is empty".to_owned()))?;
-        let id = &latest.header.id;
-        for (at, e) in history.iter().enumerate() {
-            if e.revision as usize != at + 1
-                || e.header.id != *id
-                || e.fingerprint != latest.fingerprint
-            {
-                return Err(invalid(format!(
-                    "entry {id}: revision {} of its history is {} {} with fingerprint {}: a \
-                     history holds revisions 1 to n of one id and fingerprint",
-                    at + 1,
-                    e.header.id,
-                    e.revision,
-                    e.fingerprint
-                )));
-            }
+    /// The numbers this shard hands out.
+    fn numbering(&self) -> Numbering {
+        Numbering {
+            shard: self.shard,
+            shards: self.shards,
         }
-        let k = u64::from(self.shards);
-        match id.number().checked_sub(1) {
-            Some(m) if m % k == u64::from(self.shard) => Ok(latest),
-            _ => Err(invalid(format!(
-                "entry {id} does not belong to shard {} of {k}",
-                self.shard
-            ))),
-        }
-    }
-
-    /// The smallest number above `last` that belongs to this shard.
-    fn next_number(&self, last: u64) -> Option<u64> {
-        let k = u64::from(self.shards);
-        let s = u64::from(self.shard);
-        let candidate = last.checked_add(1)?;
-        let residue = (candidate - 1) % k;
-        candidate.checked_add((s + k - residue) % k)
     }
 }
 
@@ -272,14 +238,8 @@ impl FromConfig for MemoryStorage {
             0 => recorded,
             k if k == recorded => k,
             k => {
-                return Err(StageError::new(
-                    ErrorCode::Config,
-                    format!(
-                        "shard {} was created with shards = {recorded}, but is opened with \
-                         shards = {k}",
-                        setup.shard
-                    ),
-                ));
+                let shard = format!("shard {}", setup.shard);
+                return Err(rules::layout_changed(&shard, "shards", &recorded, k));
             }
         };
         Ok(MemoryStorage {
@@ -320,12 +280,10 @@ impl Storage for MemoryStorage {
                 Some(&n) => n,
                 None => shelf.last.get(prefix).copied().unwrap_or(0),
             };
-            let n = self.next_number(previous).ok_or_else(|| {
-                StageError::new(
-                    ErrorCode::Storage,
-                    format!("the numbers of id prefix {prefix} are used up"),
-                )
-            })?;
+            let n = self
+                .numbering()
+                .next_after(previous)
+                .ok_or_else(|| rules::exhausted(prefix, &format_args!("shard {}", self.shard)))?;
             last.insert(prefix, n);
             numbers.push(n);
         }
@@ -341,24 +299,13 @@ impl Storage for MemoryStorage {
         // Checked before anything is written: a rejected batch stores nothing.
         let mut batch_ids: HashMap<&EntryId, Fingerprint> = HashMap::new();
         for entry in entries {
-            if entry.revision != 1 {
-                return Err(StageError::new(
-                    ErrorCode::Invalid,
-                    format!(
-                        "entry {} has revision {}: new entries have revision 1",
-                        entry.header.id, entry.revision
-                    ),
-                ));
-            }
+            rules::check_new(entry)?;
             let taken_by = shelf
                 .latest(&entry.header.id)
                 .map(|e| e.fingerprint)
                 .or_else(|| batch_ids.get(&entry.header.id).copied());
             if taken_by.is_some_and(|fp| fp != entry.fingerprint) {
-                return Err(StageError::new(
-                    ErrorCode::Conflict,
-                    format!("id {} is already taken by another entry", entry.header.id),
-                ));
+                return Err(rules::id_taken(&entry.header.id));
             }
             batch_ids.insert(&entry.header.id, entry.fingerprint);
         }
@@ -385,25 +332,11 @@ impl Storage for MemoryStorage {
         for entry in entries {
             let id = &entry.header.id;
             let outcome = match shelf.revisions.get_mut(id) {
-                None => Err(StageError::new(
-                    ErrorCode::NotFound,
-                    format!("no entry with id {id}"),
-                )),
+                None => Err(rules::no_entry(id)),
                 Some(revisions) => {
                     let stored = revisions.last().map_or(0, |e| e.revision);
-                    if Some(entry.revision) == stored.checked_add(1) {
-                        revisions.push(entry.clone());
-                        Ok(())
-                    } else {
-                        Err(StageError::new(
-                            ErrorCode::Conflict,
-                            format!(
-                                "entry {id} is at revision {stored}: revision {} must be {}",
-                                entry.revision,
-                                u64::from(stored) + 1
-                            ),
-                        ))
-                    }
+                    rules::check_follows(id, stored, entry.revision)
+                        .map(|()| revisions.push(entry.clone()))
                 }
             };
             out.push(outcome);
@@ -427,11 +360,12 @@ impl Storage for MemoryStorage {
         out: &mut Vec<StageResult<Restored>>,
     ) -> StageResult<()> {
         let mut shelf = self.shelf()?;
-        let conflict = |message: String| Err(StageError::new(ErrorCode::Conflict, message));
-        let mut ids = HashSet::new();
-        let mut fingerprints = HashSet::new();
+        let shard = format!("shard {}", self.shard);
+        let mut claimed = rules::Claimed::default();
         for history in histories {
-            let latest = match self.check_history(history) {
+            let checked = rules::check_restore(history, self.numbering(), &shard)
+                .and_then(|latest| claimed.claim(latest).map(|()| latest));
+            let latest = match checked {
                 Ok(latest) => latest,
                 Err(e) => {
                     out.push(Err(e));
@@ -439,22 +373,10 @@ impl Storage for MemoryStorage {
                 }
             };
             let id = &latest.header.id;
-            let outcome = if !ids.insert(id.clone()) || !fingerprints.insert(latest.fingerprint) {
-                conflict(format!(
-                    "entry {id} or its fingerprint is given twice in one batch"
-                ))
-            } else if let Some(stored) = shelf.latest(id) {
-                if (stored.revision, stored.hash, stored.fingerprint)
-                    == (latest.revision, latest.hash, latest.fingerprint)
-                {
-                    Ok(Restored::Unchanged)
-                } else {
-                    conflict(format!("entry {id} is already stored with other content"))
-                }
+            let outcome = if let Some(stored) = shelf.latest(id) {
+                rules::restore_over(stored, latest)
             } else if let Some(other) = shelf.by_fingerprint.get(&latest.fingerprint) {
-                conflict(format!(
-                    "the request of entry {id} is already registered as entry {other}"
-                ))
+                Err(rules::registered_as(id, other, &latest.fingerprint))
             } else {
                 shelf.by_fingerprint.insert(latest.fingerprint, id.clone());
                 shelf.revisions.insert(id.clone(), history.clone());
@@ -478,12 +400,7 @@ impl Storage for MemoryStorage {
     }
 
     fn set_meta(&self, changes: &registry_core::Meta) -> StageResult<()> {
-        if changes.contains_key(registry_core::layout::SHARDS) {
-            return Err(StageError::new(
-                ErrorCode::Invalid,
-                "the shard count is recorded at creation and cannot be set",
-            ));
-        }
+        rules::check_meta_changes(changes)?;
         let mut shelf = self.shelf()?;
         for (key, value) in changes {
             if value.is_empty() {
@@ -724,26 +641,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_number_keeps_the_residue() {
-        let storage = |shard, shards| MemoryStorage::new(shard, shards).expect("valid shard");
-        for (shard, shards, last, want) in [
-            (0, 1, 0, Some(1)),
-            (0, 1, 41, Some(42)),
-            (0, 3, 0, Some(1)),
-            (0, 3, 1, Some(4)),
-            (1, 3, 0, Some(2)),
-            (2, 3, 0, Some(3)),
-            (2, 3, 3, Some(6)),
-            (2, 3, 4, Some(6)),
-            (1, 3, 7, Some(8)),
-            (0, 1, u64::MAX, None),
-        ] {
-            assert_eq!(
-                storage(shard, shards).next_number(last),
-                want,
-                "shard {shard} of {shards} after {last}"
-            );
-        }
+    fn a_shard_outside_the_count_is_refused() {
+        assert!(MemoryStorage::new(2, 3).is_ok());
         assert_eq!(
             MemoryStorage::new(3, 3).map(|_| ()).map_err(|e| e.code),
             Err(ErrorCode::Config)

@@ -52,18 +52,17 @@
 //! `open` (opening a file, creating it whole), `read` (`find`, `get`, `history`, `list`,
 //! `meta`), `write` (`allocate`, `insert`, `update`, `set_meta`) and `restore`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::{self, Display};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redb::{
-    Builder, Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
-    StorageError, Table, TableDefinition, TableHandle, WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, Table, TableDefinition, TableHandle,
+    WriteTransaction,
 };
-use registry_core::layout;
+use registry_core::rules::{self, Numbering};
 use registry_core::{
     Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Meta, Restored,
     Setup, StageError, StageResult, Storage,
@@ -259,6 +258,24 @@ impl Drop for RedbStorage {
     }
 }
 
+/// A path in backquotes, as messages name files.
+struct Quoted<'p>(&'p Path);
+
+impl Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.0.display())
+    }
+}
+
+/// A shard and its file, as messages name the shard: "shard 1 (`data/shard-001.redb`)".
+struct Named<'p>(u32, &'p Path);
+
+impl Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shard {} ({})", self.0, Quoted(self.1))
+    }
+}
+
 /// The write-side handles of every table but `layout`, opened once per write transaction.
 struct Tables<'txn> {
     entries: Table<'txn, (&'static str, u64), &'static [u8]>,
@@ -313,13 +330,25 @@ impl RedbStorage {
     }
 
     fn damaged(&self, id: &EntryId, why: impl Display) -> StageError {
-        StageError::new(
-            ErrorCode::Storage,
-            format!(
-                "entry {id} is damaged: {why} (in `{}`)",
-                self.path.display()
-            ),
-        )
+        rules::damaged(id, &why, &self.file())
+    }
+
+    /// The numbers this shard hands out.
+    fn numbering(&self) -> Numbering {
+        Numbering {
+            shard: self.shard,
+            shards: self.shards,
+        }
+    }
+
+    /// The shard's file, for messages: "`data/shard-001.redb`".
+    fn file(&self) -> Quoted<'_> {
+        Quoted(&self.path)
+    }
+
+    /// The shard, for messages: "shard 1 (`data/shard-001.redb`)".
+    fn name(&self) -> Named<'_> {
+        Named(self.shard, &self.path)
     }
 
     fn begin_write(&self, durability: Durability) -> StageResult<WriteTransaction> {

@@ -413,13 +413,11 @@ pub(crate) fn transient(e: &RedisError) -> bool {
 pub(crate) fn classify(doing: &str, e: &RedisError, nodes: &NodeUrls) -> StageError {
     // The scripts' own errors first: their details hold ids, which may spell anything.
     match e.code() {
-        Some("TAKEN") => StageError::new(
-            ErrorCode::Conflict,
-            format!(
-                "cannot {doing}: id {} is already taken by another entry",
-                crate::keys::member_text(e.detail().unwrap_or("").as_bytes())
-            ),
-        ),
+        Some("TAKEN") => {
+            let id = crate::keys::member_text(e.detail().unwrap_or("").as_bytes());
+            let taken = registry_core::rules::id_taken(&id);
+            StageError::new(taken.code, format!("cannot {doing}: {taken}"))
+        }
         Some("DAMAGED") => {
             // Redis appends where in the script the error was raised; the reader needs only what.
             let detail = e.detail().unwrap_or("");

@@ -1,4 +1,5 @@
-//! Key names of one shard, the sortable form of an id, and the arithmetic of sequence numbers.
+//! Key names of one shard and the sortable form of an id. Which numbers a shard hands out is the
+//! rule every storage keeps, [`registry_core::rules::Numbering`].
 //!
 //! Every key of registry shard `s` starts with the hash tag `{<namespace>/<s>}`, so Redis Cluster
 //! puts all of them in one hash slot and a Lua script may touch any of them atomically. The
@@ -90,44 +91,6 @@ pub(crate) fn parse_member(member: &[u8]) -> Option<EntryId> {
     Some(EntryId::new(prefix, digits.parse().ok()?))
 }
 
-/// The numbers of shard `shard` of `shards`: the `c`-th one (from 1) is
-/// `shard + 1 + shards * (c - 1)`, so `(n - 1) % shards == shard` as in every storage.
-///
-/// The shard's `seq` hash keeps `c`, the count of numbers handed out per prefix, rather than the
-/// last number: `HINCRBY` then allocates atomically on the server, whoever calls, and the
-/// script never does arithmetic on numbers beyond what Lua's doubles hold exactly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Numbering {
-    pub(crate) shard: u32,
-    pub(crate) shards: u32,
-}
-
-impl Numbering {
-    /// The `count`-th number of the shard, or `None` past `u64::MAX` or for count 0.
-    pub(crate) fn number(self, count: u64) -> Option<u64> {
-        let step = count.checked_sub(1)?.checked_mul(u64::from(self.shards))?;
-        step.checked_add(u64::from(self.shard) + 1)
-    }
-
-    /// The count the sequence must reach so that allocation never hands out `number` or
-    /// anything below it: the count of the shard's numbers up to `number`.
-    pub(crate) fn count_through(self, number: u64) -> u64 {
-        let first = u64::from(self.shard) + 1;
-        if number < first {
-            0
-        } else {
-            (number - first) / u64::from(self.shards) + 1
-        }
-    }
-
-    /// Whether `number` is one this shard hands out.
-    pub(crate) fn owns(self, number: u64) -> bool {
-        number
-            .checked_sub(1)
-            .is_some_and(|m| m % u64::from(self.shards) == u64::from(self.shard))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,38 +147,6 @@ mod tests {
         ] {
             assert_eq!(storable_prefix(prefix), ok, "{prefix:?}");
         }
-    }
-
-    #[test]
-    fn numbering_keeps_the_shard_residue() {
-        for (shard, shards, count, number) in [
-            (0, 1, 1, Some(1)),
-            (0, 1, 42, Some(42)),
-            (0, 3, 1, Some(1)),
-            (1, 3, 1, Some(2)),
-            (2, 3, 1, Some(3)),
-            (2, 3, 2, Some(6)),
-            (1, 3, 3, Some(8)),
-            (0, 1, 0, None),
-            (0, 1, u64::MAX, Some(u64::MAX)),
-            (1, 3, u64::MAX, None),
-        ] {
-            let n = Numbering { shard, shards };
-            assert_eq!(n.number(count), number, "{shard}/{shards} count {count}");
-            if let Some(number) = number {
-                assert!(n.owns(number));
-                assert_eq!(n.count_through(number), count);
-            }
-        }
-        let n = Numbering {
-            shard: 1,
-            shards: 3,
-        };
-        // 2, 5, 8 are shard 1's; a number of another shard raises to the last one below it.
-        for (number, count) in [(0, 0), (1, 0), (2, 1), (4, 1), (5, 2), (7, 2), (8, 3)] {
-            assert_eq!(n.count_through(number), count, "{number}");
-        }
-        assert!(!n.owns(0) && !n.owns(3) && n.owns(5));
     }
 
     #[test]

@@ -30,10 +30,11 @@
 //!
 //! # Numbers
 //!
-//! Shard `s` of `K` hands out the numbers `n` with `(n - 1) % K == s`, as every storage does: the
-//! `c`-th is `s + 1 + K (c - 1)`, and `T:seq` keeps `c`, raised by `HINCRBY` on the server, so
-//! hosts allocating at once never get the same number. `insert` and `restore` raise `c` to cover
-//! the numbers they store. If a failover loses an allocation that was not yet replicated, a
+//! Shard `s` of `K` hands out the numbers `n` with `(n - 1) % K == s`, as every storage does
+//! ([`registry_core::rules::Numbering`]): the `c`-th is `s + 1 + K (c - 1)`, and `T:seq` keeps
+//! `c` rather than the last number, raised by `HINCRBY` on the server, so hosts allocating at
+//! once never get the same number and the scripts never do arithmetic on numbers beyond what
+//! Lua's doubles hold exactly. `insert` and `restore` raise `c` to cover the numbers they store. If a failover loses an allocation that was not yet replicated, a
 //! number may be handed out again, but never stored twice: `insert` refuses an id that already
 //! holds an entry (code `Conflict`).
 //!

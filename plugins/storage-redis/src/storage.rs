@@ -3,10 +3,11 @@
 //! Every operation is one call: a Lua script (or, for `history`, one `LRANGE`) on the master of
 //! the shard's hash slot, through [`Cluster::run`], which retries while the cluster is
 //! unavailable. The checks that need no stored data (revision numbers, the shape of a restored
-//! history, ids named twice in a batch) are done here before the call, with the same messages as
-//! the redb storage.
+//! history, ids named twice in a batch) are done here before the call, by the rules every
+//! storage keeps ([`registry_core::rules`]), which also make every message the scripts' answers
+//! become.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::Value;
 use redis::cluster::ClusterConnection;
 use registry_core::layout;
+use registry_core::rules::{self, Numbering};
 use registry_core::{
     Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Meta, Restored,
     Setup, StageError, StageResult, Storage,
@@ -22,7 +24,7 @@ use registry_core::{
 use crate::Config;
 use crate::client::{Cluster, WaitShort, config_error};
 use crate::codec;
-use crate::keys::{self, Keys, Numbering};
+use crate::keys::{self, Keys};
 use crate::scripts::Scripts;
 
 /// How many entries one `list` script returns at most; a larger `limit` takes several calls.
@@ -136,11 +138,12 @@ impl RedisStorage {
         if setup.shards == 0 {
             storage.numbering.shards = count;
         } else if count != setup.shards {
-            return Err(config_error(format!(
-                "{} was created with shards = {recorded}, but is opened with shards = {}: \
-                 changing the shard layout would reuse ids",
-                storage.name, setup.shards
-            )));
+            return Err(rules::layout_changed(
+                &storage.name,
+                "shards",
+                &recorded,
+                setup.shards,
+            ));
         }
         Ok(storage)
     }
@@ -164,10 +167,7 @@ impl RedisStorage {
     }
 
     fn damaged(&self, id: &dyn std::fmt::Display, why: impl std::fmt::Display) -> StageError {
-        StageError::new(
-            ErrorCode::Storage,
-            format!("entry {id} is damaged: {why} (in {})", self.name),
-        )
+        rules::damaged(id, &why, &self.name)
     }
 
     /// Decodes a stored revision and checks it is of the entry its key names.
@@ -195,54 +195,15 @@ impl RedisStorage {
         codec::decode(bytes).map_err(|e| self.damaged(what, e))
     }
 
-    /// Checks the shape of a history given to `restore` and returns its latest revision; the
-    /// same rules and messages as the redb storage.
+    /// Checks a history given to `restore` as every storage does ([`rules::check_history`],
+    /// [`rules::check_owner`]), and that its id can be kept in the member form, and returns its
+    /// latest revision.
     fn check_history<'h>(&self, history: &'h [Entry]) -> Result<&'h Entry, StageError> {
-        let invalid = |message: String| StageError::new(ErrorCode::Invalid, message);
-        let Some(latest) = history.last() else {
-            return Err(invalid(
-                "a history to restore is empty: it must hold revisions 1 to n".to_owned(),
-            ));
-        };
+        let latest = rules::check_history(history)?;
         let id = &latest.header.id;
-        for (at, e) in history.iter().enumerate() {
-            let want = at + 1;
-            if e.revision as usize != want {
-                return Err(invalid(format!(
-                    "entry {id}: revision {want} of its history is numbered {}: a history holds \
-                     revisions 1 to n, oldest first",
-                    e.revision
-                )));
-            }
-            if e.header.id != *id {
-                return Err(invalid(format!(
-                    "entry {id}: revision {want} of its history has id {}: every revision has \
-                     the entry's id",
-                    e.header.id
-                )));
-            }
-            if e.fingerprint != latest.fingerprint {
-                return Err(invalid(format!(
-                    "entry {id}: revision {want} of its history has fingerprint {}, the latest \
-                     has {}: every revision has the entry's fingerprint",
-                    e.fingerprint, latest.fingerprint
-                )));
-            }
-        }
         storable(id)?;
-        let k = u64::from(self.numbering.shards);
-        match id.number().checked_sub(1) {
-            None => Err(invalid(format!(
-                "entry {id} has number 0: numbers start at 1"
-            ))),
-            Some(m) if !self.numbering.owns(id.number()) => Err(invalid(format!(
-                "entry {id} belongs to shard {} of {k}, not to {}: the shard of number n is \
-                 (n - 1) % shards",
-                m % k,
-                self.name
-            ))),
-            Some(_) => Ok(latest),
-        }
+        rules::check_owner(id, self.numbering, &self.name)?;
+        Ok(latest)
     }
 }
 
@@ -271,16 +232,6 @@ fn storable(id: &EntryId) -> StageResult<()> {
             ),
         ))
     }
-}
-
-fn same_latest(stored: &Entry, given: &Entry) -> bool {
-    stored.revision == given.revision
-        && stored.hash == given.hash
-        && stored.fingerprint == given.fingerprint
-}
-
-fn conflict(message: String) -> StageError {
-    StageError::new(ErrorCode::Conflict, message)
 }
 
 /// The field number the `list` script uses (1 to 4, in `Field::ALL` order).
@@ -392,15 +343,10 @@ impl Storage for RedisStorage {
                     format!("prefix {prefix} lost its allocation group"),
                 )
             })?;
-            let number = self.numbering.number(*count).ok_or_else(|| {
-                StageError::new(
-                    ErrorCode::Storage,
-                    format!(
-                        "the numbers of prefix {prefix} are exhausted in {}",
-                        self.name
-                    ),
-                )
-            })?;
+            let number = self
+                .numbering
+                .nth(*count)
+                .ok_or_else(|| rules::exhausted(prefix, &self.name))?;
             *count += 1;
             numbers.push(number);
         }
@@ -415,15 +361,7 @@ impl Storage for RedisStorage {
         let mut coded = Vec::with_capacity(entries.len());
         for entry in entries {
             let id = &entry.header.id;
-            if entry.revision != 1 {
-                return Err(StageError::new(
-                    ErrorCode::Invalid,
-                    format!(
-                        "entry {id} has revision {}: a new entry has revision 1",
-                        entry.revision
-                    ),
-                ));
-            }
+            rules::check_new(entry)?;
             storable(id)?;
             coded.push((
                 keys::member(id),
@@ -489,14 +427,8 @@ impl Storage for RedisStorage {
             let id = &entry.header.id;
             match reply {
                 0 => Ok(()),
-                -1 => Err(StageError::new(
-                    ErrorCode::NotFound,
-                    format!("no entry with id {id}"),
-                )),
-                stored => Err(conflict(format!(
-                    "entry {id} is at revision {stored}: revision {} does not follow it",
-                    entry.revision
-                ))),
+                -1 => Err(rules::no_entry(id)),
+                stored => Err(rules::stale_revision(id, stored, entry.revision)),
             }
         });
         out.extend(outcomes);
@@ -519,12 +451,7 @@ impl Storage for RedisStorage {
     }
 
     fn set_meta(&self, changes: &Meta) -> StageResult<()> {
-        if changes.contains_key(layout::SHARDS) {
-            return Err(StageError::new(
-                ErrorCode::Invalid,
-                "the shard count is recorded at creation and cannot be set",
-            ));
-        }
+        rules::check_meta_changes(changes)?;
         self.write(&format!("write the metadata of {}", self.name), |c| {
             let mut call = self.scripts.set_meta.key(&self.meta);
             call.arg(self.keys.prefix());
@@ -601,12 +528,14 @@ impl Storage for RedisStorage {
             return Ok(());
         }
         let mut outcomes: Vec<Option<StageResult<Restored>>> = Vec::with_capacity(histories.len());
-        let mut claimed_ids = HashSet::new();
-        let mut claimed_fps = HashSet::new();
+        let mut claimed = rules::Claimed::default();
         // The histories that go to the script: (index, latest, member, count, encoded revisions).
         let mut sent = Vec::new();
         for (at, history) in histories.iter().enumerate() {
-            let latest = match self.check_history(history) {
+            let checked = self
+                .check_history(history)
+                .and_then(|latest| claimed.claim(latest).map(|()| latest));
+            let latest = match checked {
                 Ok(latest) => latest,
                 Err(e) => {
                     outcomes.push(Some(Err(e)));
@@ -614,22 +543,6 @@ impl Storage for RedisStorage {
                 }
             };
             let id = &latest.header.id;
-            // A second claim within the batch conflicts even when the first is not written: the
-            // batch names one entry twice, and which one was meant is not storage's to guess.
-            if !claimed_ids.insert(id.clone()) {
-                outcomes.push(Some(Err(conflict(format!(
-                    "entry {id} is given twice in one batch: only the first is restored"
-                )))));
-                continue;
-            }
-            if !claimed_fps.insert(latest.fingerprint) {
-                outcomes.push(Some(Err(conflict(format!(
-                    "entry {id} has the fingerprint {} of an entry given earlier in the batch: a \
-                     request is registered once",
-                    latest.fingerprint
-                )))));
-                continue;
-            }
             outcomes.push(None);
             sent.push((
                 at,
@@ -661,27 +574,14 @@ impl Storage for RedisStorage {
                 outcomes[*at] = Some(match reply {
                     Value::Int(1) => Ok(Restored::Created),
                     Value::BulkString(bytes) => {
-                        let stored = self.decode(id, None, &bytes)?;
-                        if same_latest(&stored, latest) {
-                            Ok(Restored::Unchanged)
-                        } else {
-                            Err(conflict(format!(
-                                "entry {id} is already stored with other content: stored \
-                                 revision {} ({}), given revision {} ({})",
-                                stored.revision, stored.hash, latest.revision, latest.hash
-                            )))
-                        }
+                        rules::restore_over(&self.decode(id, None, &bytes)?, latest)
                     }
                     Value::Array(other) => {
                         let other = match other.first() {
                             Some(Value::BulkString(m)) => keys::member_text(m),
                             _ => "another entry".to_owned(),
                         };
-                        Err(conflict(format!(
-                            "the request of entry {id} is already registered as entry {} \
-                             (fingerprint {})",
-                            other, latest.fingerprint
-                        )))
+                        Err(rules::registered_as(id, &other, &latest.fingerprint))
                     }
                     other => {
                         return Err(StageError::new(

@@ -1,6 +1,22 @@
 //! Opening a shard's file, and creating it whole or not at all (see the parent module).
 
-use super::*;
+use std::collections::HashSet;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Builder, Database, DatabaseError, Durability, ReadableTable, StorageError, TableHandle,
+};
+use registry_core::rules;
+use registry_core::{EntryId, ErrorCode, Fingerprint, Meta, Setup, StageError, StageResult};
+
+use super::{
+    Allocated, ENTRIES, FIELD_INDEX, FINGERPRINTS, LAYOUT, LOCK_RETRY, META, MIN_CACHE_MB, PENDING,
+    Pending, REVISIONS, RedbStorage, SEQUENCES,
+};
+use crate::Config;
 
 impl RedbStorage {
     /// Opens the shard `setup.shard` of `setup.shards` in `setup.data_dir`; creates it (and the
@@ -104,11 +120,7 @@ impl RedbStorage {
             {
                 match stored {
                     Some(have) if have != want => {
-                        return Err(config_error(format!(
-                            "`{}` was created with {key} = {have}, but is opened with {key} = \
-                             {want}: changing the shard layout would reuse ids",
-                            self.path.display()
-                        )));
+                        return Err(rules::layout_changed(&self.file(), key, &have, want));
                     }
                     Some(_) => {}
                     None => {

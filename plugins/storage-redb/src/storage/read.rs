@@ -1,6 +1,13 @@
 //! The reading operations of [`RedbStorage`]: `find`, `get`, `history`, `list` and `meta`.
 
-use super::*;
+use std::ops::Bound;
+
+use redb::ReadableTable;
+use registry_core::layout;
+use registry_core::{Entry, EntryId, Field, Fingerprint, ListQuery, Meta, StageResult};
+
+use super::{ENTRIES, FIELD_INDEX, FINGERPRINTS, META, Pending, REVISIONS, RedbStorage, tag};
+use crate::codec;
 
 impl RedbStorage {
     /// The metadata table and the layout's shard count.

@@ -1,5 +1,8 @@
 //! Tests of [`RedbStorage`] against real files in temporary directories.
 
+use std::time::Instant;
+
+use registry_core::layout;
 use registry_core::{Context, Fields, Header, Schema, Timestamp};
 use tempfile::TempDir;
 
@@ -110,38 +113,6 @@ fn list(s: &RedbStorage, filter: &[(Field, &str)], after: Option<u64>, limit: us
 fn is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<RedbStorage>();
-}
-
-#[test]
-fn next_number_keeps_the_shard_residue() {
-    // (shard, shards, last allocated or stored, expected next)
-    for (shard, shards, last, next) in [
-        (0, 1, 0, 1),
-        (0, 1, 41, 42),
-        (0, 3, 0, 1),
-        (1, 3, 0, 2),
-        (2, 3, 0, 3),
-        (0, 3, 1, 4),
-        (1, 3, 2, 5),
-        (2, 3, 3, 6),
-        // An inserted number of another residue raised the sequence.
-        (1, 3, 7, 8),
-        (1, 3, 6, 8),
-        (1, 3, 5, 8),
-        (0, 1, u64::MAX - 1, u64::MAX),
-    ] {
-        let dir = TempDir::new().expect("temp dir");
-        let s = RedbStorage::open(&Config::default(), &setup(dir.path(), shard, shards))
-            .expect("opens");
-        assert_eq!(
-            s.next_number(last),
-            Some(next),
-            "{shard}/{shards} after {last}"
-        );
-    }
-    let dir = TempDir::new().expect("temp dir");
-    let s = open(dir.path());
-    assert_eq!(s.next_number(u64::MAX), None);
 }
 
 #[test]

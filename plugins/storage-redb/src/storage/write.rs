@@ -1,7 +1,13 @@
 //! The writing operations of [`RedbStorage`] but `restore`: `allocate`, `insert`, `update` and
 //! `set_meta`, and what they share (the field index, the sequences, the pending fingerprints).
 
-use super::*;
+use std::collections::HashMap;
+
+use redb::{Durability, ReadableTable, WriteTransaction};
+use registry_core::rules;
+use registry_core::{Entry, EntryId, Fingerprint, Inserted, Meta, StageResult};
+
+use super::{FINGERPRINTS, META, NewIndex, PENDING, Pending, RedbStorage, SEQUENCES, Tables, tag};
 
 impl RedbStorage {
     /// Writes what a batch's new entries add to the field index, in key order, and raises each
@@ -83,14 +89,6 @@ impl RedbStorage {
         Ok(())
     }
 
-    /// The smallest number above `last` that belongs to this shard: `(n - 1) % shards == shard`.
-    pub(super) fn next_number(&self, last: u64) -> Option<u64> {
-        let (s, k) = (u64::from(self.shard), u64::from(self.shards));
-        // Work with m = n - 1, which must be at least `last` and leave the remainder s.
-        let m = last.checked_add((s + k - last % k) % k)?;
-        m.checked_add(1)
-    }
-
     pub(super) fn allocate_numbers(
         &self,
         prefixes: &[String],
@@ -110,15 +108,10 @@ impl RedbStorage {
                 .map_err(|e| self.fail("read", e))?
                 .map_or(0, |g| g.value());
             let handed = allocated.last.get(prefix.as_str()).copied().unwrap_or(0);
-            let next = self.next_number(stored.max(handed)).ok_or_else(|| {
-                StageError::new(
-                    ErrorCode::Storage,
-                    format!(
-                        "the numbers of prefix {prefix} are exhausted in `{}`",
-                        self.path.display()
-                    ),
-                )
-            })?;
+            let next = self
+                .numbering()
+                .next_after(stored.max(handed))
+                .ok_or_else(|| rules::exhausted(prefix, &self.file()))?;
             match allocated.last.get_mut(prefix.as_str()) {
                 Some(last) => *last = next,
                 None => {
@@ -157,15 +150,7 @@ impl RedbStorage {
             for entry in entries {
                 let id = &entry.header.id;
                 let key = (id.prefix(), id.number());
-                if entry.revision != 1 {
-                    return Err(StageError::new(
-                        ErrorCode::Invalid,
-                        format!(
-                            "entry {id} has revision {}: a new entry has revision 1",
-                            entry.revision
-                        ),
-                    ));
-                }
+                rules::check_new(entry)?;
                 // A fingerprint repeated within the batch finds the first entry, which the
                 // tables already hold.
                 let known = match added.get(&entry.fingerprint) {
@@ -182,10 +167,7 @@ impl RedbStorage {
                     .map_err(|e| self.fail("read", e))?
                     .is_some()
                 {
-                    return Err(StageError::new(
-                        ErrorCode::Conflict,
-                        format!("id {id} is already taken by another entry"),
-                    ));
+                    return Err(rules::id_taken(id));
                 }
                 self.encode(entry, &mut buf)?;
                 let write = |e| self.fail("write", e);
@@ -239,20 +221,11 @@ impl RedbStorage {
                 // Earlier updates of this batch are already in the tables, so two updates of one
                 // entry to the same revision conflict, as they would in two batches.
                 let Some(stored) = self.latest(&t.entries, id)? else {
-                    outcomes.push(Err(StageError::new(
-                        ErrorCode::NotFound,
-                        format!("no entry with id {id}"),
-                    )));
+                    outcomes.push(Err(rules::no_entry(id)));
                     continue;
                 };
-                if stored.revision.checked_add(1) != Some(entry.revision) {
-                    outcomes.push(Err(StageError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "entry {id} is at revision {}: revision {} does not follow it",
-                            stored.revision, entry.revision
-                        ),
-                    )));
+                if let Err(stale) = rules::check_follows(id, stored.revision, entry.revision) {
+                    outcomes.push(Err(stale));
                     continue;
                 }
                 self.encode(entry, &mut buf)?;
@@ -291,12 +264,7 @@ impl RedbStorage {
     }
 
     pub(super) fn write_meta(&self, changes: &Meta) -> StageResult<()> {
-        if changes.contains_key(layout::SHARDS) {
-            return Err(StageError::new(
-                ErrorCode::Invalid,
-                "the shard count is recorded at creation and cannot be set",
-            ));
-        }
+        rules::check_meta_changes(changes)?;
         let txn = self.begin_write(Durability::Immediate)?;
         {
             let mut table = self.write_table(&txn, META)?;
