@@ -255,6 +255,8 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use registry_core::Source;
+
     use super::*;
 
     fn entry(title: &str, context: &[(&str, &str)], config: &str, number: u64) -> Entry {
@@ -407,5 +409,304 @@ mod tests {
         check(&[], "truncated: format version");
         check(&[1, 0x7f], "truncated: scope needs 127 bytes");
         check(&[1, 1, 0xff], "scope at byte 2 is not valid utf-8");
+    }
+
+    // The entries whose stored bytes the golden tests pin. Hashes and fingerprints are patterned
+    // bytes: the codec stores them as they are, whatever they hold.
+
+    fn header(fields: [&str; 4], id: EntryId, version: &str) -> Header {
+        let [scope, kind, variant, status] = fields.map(str::to_owned);
+        Header {
+            fields: Fields {
+                scope,
+                kind,
+                variant,
+                status,
+            },
+            id,
+            version: version.into(),
+        }
+    }
+
+    fn pattern<const N: usize>(first: u8) -> [u8; N] {
+        std::array::from_fn(|i| first.wrapping_add(i as u8))
+    }
+
+    fn context(pairs: &[(&str, &str)]) -> Context {
+        Context::new(pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())))
+            .expect("test context is valid")
+    }
+
+    /// No provenance, no context, an empty config.
+    fn minimal() -> Entry {
+        Entry {
+            header: header(
+                ["SEC", "RULES", "LIVE", "LIVE"],
+                EntryId::new("SEC-RUL", 1),
+                "v1",
+            ),
+            title: "Block SSH".into(),
+            context: Context::default(),
+            config: String::new(),
+            hash: ContentHash(pattern(0x00)),
+            fingerprint: Fingerprint(pattern(0xf0)),
+            revision: 1,
+            created_at: Timestamp(1_700_000_000_000),
+            updated_at: Timestamp(1_700_000_000_000),
+            provenance: None,
+        }
+    }
+
+    /// A recorded provenance (every kind of source), two context pairs, a multi-line config.
+    fn recorded() -> Entry {
+        Entry {
+            header: header(
+                ["ETL", "MULTI-ETL", "DEV", "LIVE"],
+                EntryId::new("ETL-MUL", 300),
+                "v2.9",
+            ),
+            title: "Nightly load".into(),
+            context: context(&[("team", "data"), ("env", "prod")]),
+            config: "job:\n  name: load\n".into(),
+            hash: ContentHash(pattern(0x20)),
+            fingerprint: Fingerprint(pattern(0x40)),
+            revision: 3,
+            created_at: Timestamp(1_700_000_000_000),
+            updated_at: Timestamp(1_700_000_123_456),
+            provenance: Some(Provenance {
+                derivation: 2,
+                fields: Fields {
+                    scope: Source::Given,
+                    kind: Source::Model,
+                    variant: Source::Keyword,
+                    status: Source::Default,
+                },
+                version: Source::Given,
+            }),
+        }
+    }
+
+    /// Multi-byte UTF-8 in the title, a context value and the config.
+    fn unicode() -> Entry {
+        Entry {
+            header: header(
+                ["SEC", "RULES", "LIVE", "DEPRECATED"],
+                EntryId::new("SEC-RUL", 7),
+                "v1",
+            ),
+            title: "Zugriff prüfen ✓ 🦀".into(),
+            context: context(&[("owner", "Zoë")]),
+            config: "title: \"ünï\"\n".into(),
+            hash: ContentHash([0xa5; 32]),
+            fingerprint: Fingerprint([0x5a; 16]),
+            revision: 2,
+            created_at: Timestamp(1_600_000_000_000),
+            updated_at: Timestamp(1_700_000_000_000),
+            provenance: Some(Provenance {
+                derivation: 1,
+                fields: Fields::from_fn(|_| Source::Unrecorded),
+                version: Source::Unrecorded,
+            }),
+        }
+    }
+
+    /// The largest number and revision, the earliest and latest times.
+    fn extremes() -> Entry {
+        Entry {
+            header: header(
+                ["SEC", "RULES", "LIVE", "LIVE"],
+                EntryId::new("SEC-RUL", u64::MAX),
+                "v1",
+            ),
+            title: "x".into(),
+            context: Context::default(),
+            config: String::new(),
+            hash: ContentHash([0xff; 32]),
+            fingerprint: Fingerprint([0; 16]),
+            revision: u32::MAX,
+            created_at: Timestamp(i64::MIN),
+            updated_at: Timestamp(i64::MAX),
+            provenance: None,
+        }
+    }
+
+    /// Hex as the golden tests write it, one part per field, spaces ignored.
+    fn unhex(parts: &[&str]) -> Vec<u8> {
+        let digits: Vec<u8> = parts
+            .concat()
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        digits
+            .chunks(2)
+            .map(|pair| {
+                let pair = std::str::from_utf8(pair).expect("ascii");
+                u8::from_str_radix(pair, 16).expect("two hex digits")
+            })
+            .collect()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Pins stored bytes: `entry` encodes to exactly `parts` and they decode to `entry`.
+    ///
+    /// A failure means the bytes this build stores changed. Stored entries outlive builds, so
+    /// that is never a fix of the hex: a new format gets a new [`FORMAT_VERSION`], these cases
+    /// become decode-only pins of the old one (as format 1's below), and the new bytes are
+    /// pinned beside them.
+    fn check(entry: &Entry, parts: &[&str]) {
+        let want = unhex(parts);
+        assert_eq!(
+            hex(&encoded(entry)),
+            hex(&want),
+            "{}: encoding changed",
+            entry.title
+        );
+        assert_eq!(decode(&want).as_ref(), Ok(entry), "{}", entry.title);
+    }
+
+    #[test]
+    fn golden_bytes_without_provenance() {
+        check(
+            &minimal(),
+            &[
+                "02",                                                               // format 2
+                "03 534543",                                                        // scope "SEC"
+                "05 52554c4553",                                                    // type "RULES"
+                "04 4c495645",           // variant "LIVE"
+                "04 4c495645",           // status "LIVE"
+                "07 5345432d52554c",     // id prefix "SEC-RUL"
+                "01",                    // id number 1
+                "02 7631",               // version "v1"
+                "09 426c6f636b20535348", // title "Block SSH"
+                "00",                    // context: 0 pairs
+                "00",                    // config (empty)
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // hash
+                "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", // fingerprint
+                "01",                    // revision 1
+                "80a0abfef962",          // created at 1700000000000, zigzag
+                "80a0abfef962",          // updated at 1700000000000, zigzag
+                "00",                    // provenance: not recorded
+            ],
+        );
+    }
+
+    #[test]
+    fn golden_bytes_with_provenance_and_context() {
+        check(
+            &recorded(),
+            &[
+                "02",                                                               // format 2
+                "03 45544c",                                                        // scope "ETL"
+                "09 4d554c54492d45544c",                   // type "MULTI-ETL"
+                "03 444556",                               // variant "DEV"
+                "04 4c495645",                             // status "LIVE"
+                "07 45544c2d4d554c",                       // id prefix "ETL-MUL"
+                "ac02",                                    // id number 300
+                "04 76322e39",                             // version "v2.9"
+                "0c 4e696768746c79206c6f6164",             // title "Nightly load"
+                "02",                                      // context: 2 pairs
+                "03 656e76",                               // key "env"
+                "04 70726f64",                             // value "prod"
+                "04 7465616d",                             // key "team"
+                "04 64617461",                             // value "data"
+                "12 6a6f623a0a20206e616d653a206c6f61640a", // config "job:\n  name: load\n"
+                "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f", // hash
+                "404142434445464748494a4b4c4d4e4f",        // fingerprint
+                "03",                                      // revision 3
+                "80a0abfef962",                            // created at 1700000000000, zigzag
+                "80a9bafef962",                            // updated at 1700000123456, zigzag
+                "82d101",                                  // provenance 0x6882
+            ],
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_unicode() {
+        check(
+            &unicode(),
+            &[
+                "02",                                                               // format 2
+                "03 534543",                                                        // scope "SEC"
+                "05 52554c4553",                                                    // type "RULES"
+                "04 4c495645",                                         // variant "LIVE"
+                "0a 44455052454341544544",                             // status "DEPRECATED"
+                "07 5345432d52554c",                                   // id prefix "SEC-RUL"
+                "07",                                                  // id number 7
+                "02 7631",                                             // version "v1"
+                "18 5a756772696666207072c3bc66656e20e29c9320f09fa680", // title "Zugriff prüfen ✓ 🦀"
+                "01",                                                  // context: 1 pairs
+                "05 6f776e6572",                                       // key "owner"
+                "04 5a6fc3ab",                                         // value "Zoë"
+                "0f 7469746c653a2022c3bc6ec3af220a",                   // config "title: \"ünï\"\n"
+                "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5", // hash
+                "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",                    // fingerprint
+                "02",                                                  // revision 2
+                "8080f4f6905d", // created at 1600000000000, zigzag
+                "80a0abfef962", // updated at 1700000000000, zigzag
+                "c1a412",       // provenance 0x49241
+            ],
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_extremes() {
+        check(
+            &extremes(),
+            &[
+                "02",                                                               // format 2
+                "03 534543",                                                        // scope "SEC"
+                "05 52554c4553",                                                    // type "RULES"
+                "04 4c495645",          // variant "LIVE"
+                "04 4c495645",          // status "LIVE"
+                "07 5345432d52554c",    // id prefix "SEC-RUL"
+                "ffffffffffffffffff01", // id number 18446744073709551615
+                "02 7631",              // version "v1"
+                "01 78",                // title "x"
+                "00",                   // context: 0 pairs
+                "00",                   // config (empty)
+                "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", // hash
+                "00000000000000000000000000000000", // fingerprint
+                "ffffffff0f",           // revision 4294967295
+                "ffffffffffffffffff01", // created at -9223372036854775808, zigzag
+                "feffffffffffffffff01", // updated at 9223372036854775807, zigzag
+                "00",                   // provenance: not recorded
+            ],
+        );
+    }
+
+    /// Format 1 (before provenance was recorded) is read, never written: pinned bytes decode to
+    /// the entry without provenance.
+    #[test]
+    fn golden_bytes_of_format_1_still_decode() {
+        let bytes = unhex(&[
+            "01",                                                               // format 1
+            "03 45544c",                                                        // scope "ETL"
+            "09 4d554c54492d45544c",                                            // type "MULTI-ETL"
+            "03 444556",                                                        // variant "DEV"
+            "04 4c495645",                                                      // status "LIVE"
+            "07 45544c2d4d554c",                       // id prefix "ETL-MUL"
+            "ac02",                                    // id number 300
+            "04 76322e39",                             // version "v2.9"
+            "0c 4e696768746c79206c6f6164",             // title "Nightly load"
+            "02",                                      // context: 2 pairs
+            "03 656e76",                               // key "env"
+            "04 70726f64",                             // value "prod"
+            "04 7465616d",                             // key "team"
+            "04 64617461",                             // value "data"
+            "12 6a6f623a0a20206e616d653a206c6f61640a", // config "job:\n  name: load\n"
+            "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f", // hash
+            "404142434445464748494a4b4c4d4e4f",        // fingerprint
+            "03",                                      // revision 3
+            "80a0abfef962",                            // created at 1700000000000, zigzag
+            "80a9bafef962",                            // updated at 1700000123456, zigzag
+        ]);
+        let want = Entry {
+            provenance: None,
+            ..recorded()
+        };
+        assert_eq!(decode(&bytes), Ok(want));
     }
 }
