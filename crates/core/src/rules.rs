@@ -151,7 +151,7 @@ pub fn check_owner(id: &EntryId, numbering: Numbering, shard: &dyn Display) -> S
         )),
         None if id.number() == 0 => invalid(format!("entry {id} has number 0: numbers start at 1")),
         None => invalid(format!(
-            "entry {id} belongs to no shard of {shard}: it was opened with 0 shards"
+            "entry {id} cannot be restored into {shard}: it was opened with 0 shards"
         )),
     }
 }
@@ -595,7 +595,7 @@ mod tests {
             nowhere.map_err(text),
             Err((
                 ErrorCode::Invalid,
-                "entry SEC-RUL-001 belongs to no shard of shard 0: it was opened with 0 shards"
+                "entry SEC-RUL-001 cannot be restored into shard 0: it was opened with 0 shards"
                     .to_owned()
             ))
         );
