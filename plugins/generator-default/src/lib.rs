@@ -91,23 +91,25 @@
 //!
 //! Design decision: templates are parsed, checked and merged once, into trees whose strings are
 //! already split into text and placeholders; rendering walks the tree of the draft's scope and
-//! overlays as a `Serialize` view bound to the draft, written by a small block-YAML serializer in
-//! this crate (module `emit`). Text substitution into YAML source was rejected: it gets the
+//! overlays as a `Serialize` view bound to the draft, written by the block-YAML writer of
+//! `registry-yaml`, the crate that defines the YAML subset this generator writes and the
+//! validator reads (it was this crate's `emit` module; the bytes it writes did not change when it
+//! moved, and must not: configs' bytes feed their hashes). Text substitution into YAML source
+//! was rejected: it gets the
 //! quoting of titles with `:`, `#`, quotes or a leading `[` wrong, and would parse YAML per
 //! draft. `yaml_serde` parses the templates and remains the reference for output: the tests write
 //! the same view with both and check that they read back as the same YAML values. It was set
 //! aside for writing because its emitter, a translation of libyaml, renders this config about
-//! 20,000–30,000 times a second on one core; the emitter here does several times that (about 300,000
+//! 20,000–30,000 times a second on one core; the writer does several times that (about 300,000
 //! with the built-in templates).
 //!
 //! Each merged tree is then compiled once, on first use, into a program: the text all its configs
-//! share (keys, indentation, fixed values), already written in the emitter's layout, and the steps
+//! share (keys, indentation, fixed values), already written in the writer's layout, and the steps
 //! that write the draft's values between. Rendering a draft runs the program with buffers kept
 //! from batch to batch, so a config costs one allocation, its own string; the `Serialize` view
 //! remains the reference the tests hold programs to, and renders the trees a program cannot
 //! express. Through the plugin interface this took a render from about 4–7 µs to 1.3–2.2 µs.
 
-mod emit;
 mod keywords;
 mod model;
 mod pool;

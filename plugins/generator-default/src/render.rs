@@ -7,7 +7,7 @@
 //! at its exact size.
 //!
 //! The tree itself, as a `Serialize` view that binds each placeholder to the draft's value, is
-//! written by `crate::emit` for trees without a program: a scope with more than eight
+//! written by `registry_yaml::write` for trees without a program: a scope with more than eight
 //! conditional overlays, whose drafts may need a tree merged for them alone, and a template with
 //! a key too long for YAML's implicit form, which that path reports. It is also the reference
 //! the tests hold programs to.
@@ -24,7 +24,8 @@ use registry_core::{Context, Draft, ErrorCode, StageError, StageResult};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use crate::emit;
+use registry_yaml::write;
+
 use crate::template::{Node, Part, Templates};
 
 pub(crate) use program::{Program, Scratch};
@@ -44,7 +45,7 @@ pub(crate) fn render(templates: &Templates, draft: &Draft) -> StageResult<String
 /// Renders the config of one draft from the templates, reusing the buffers of `scratch`.
 ///
 /// # Errors
-/// An `Internal` error if the emitter fails on a tree without a program: a mapping key too long
+/// An `Internal` error if the writer fails on a tree without a program: a mapping key too long
 /// for YAML's implicit form.
 pub(crate) fn render_with(
     templates: &Templates,
@@ -66,7 +67,7 @@ pub(crate) fn render_with(
 fn serialize(tree: &Node, draft: &Draft) -> StageResult<String> {
     let values = Values::new(draft);
     let capacity = TYPICAL_CONFIG_BYTES + draft.title.len();
-    emit::to_string(
+    write::to_string(
         &Bound {
             node: tree,
             values: &values,
@@ -130,7 +131,7 @@ impl<'a> Values<'a> {
     }
 }
 
-/// A compiled tree bound to a draft's values: what the emitter writes.
+/// A compiled tree bound to a draft's values: what the writer writes.
 struct Bound<'a> {
     node: &'a Node,
     values: &'a Values<'a>,
@@ -318,9 +319,7 @@ mod tests {
         assert_eq!(text, expected, "rendered configs differ from {path}");
     }
 
-    /// Measures renders per second on one thread with the built-in templates; run with
-    /// `cargo test --release -p registry-generator-default --lib -- --ignored --nocapture render_speed`.
-    /// The view the emitter writes, written by `yaml_serde` instead, reads back as the same YAML
+    /// The view the writer writes, written by `yaml_serde` instead, reads back as the same YAML
     /// value, and for ordinary drafts is the same bytes.
     #[test]
     fn matches_yaml_serde() {

@@ -30,9 +30,10 @@
 //! `id-not-canonical` for an id without its zero padding.
 //!
 //! Configs are checked in two ways that always agree. The fast path, on by default
-//! (`fast_yaml`), is a strict scanner for the small part of YAML the default generator writes:
-//! block mappings and sequences indented by two spaces, one-line plain and quoted scalars, and
-//! `{}` / `[]` (see the `scan` module for the exact rules). For a config inside that subset it
+//! (`fast_yaml`), is the reader of `registry-yaml`, a strict scanner for the small part of YAML
+//! the default generator writes: block mappings and sequences indented by two spaces, one-line
+//! plain and quoted scalars, and `{}` / `[]` (that crate defines the subset, both directions, and
+//! its rules). For a config inside that subset it
 //! proves that the text is valid YAML, that its top level is a mapping and that no mapping repeats
 //! a key, and it answers the `schema.required` lookups, all without building a value; it costs a
 //! small fraction of a full parse. For anything else, and whenever in doubt, it answers "outside
@@ -40,8 +41,10 @@
 //! `serde_yaml`, into a `yaml_serde::Value`, which also rejects a key repeated in one mapping and
 //! gives every message above. The guarantee: the scanner accepts only texts `yaml_serde` reads as
 //! a mapping without repeated keys, and reports a key present exactly when walking that value
-//! would; so the problems reported never depend on which path ran. Tests compare the two on every
-//! config the default generator renders, on hand-written hazards and on random mutations.
+//! would; so the problems reported never depend on which path ran. `registry-yaml`'s tests hold
+//! the scanner to `yaml_serde` on hand-written hazards, generated documents and random
+//! mutations; this crate's tests compare the validator's reports both ways on every config the
+//! default generator renders (`tests/it/fast_yaml.rs`).
 //!
 //! Before the full parse, `registry_core::nesting::check` refuses a config whose collections
 //! nest more than 64 levels deep or whose aliases repeat more than 65,536 nodes, as
@@ -59,9 +62,8 @@ use registry_core::{
     Entry, EntryId, ErrorCode, Field, FromConfig, HeaderForm, MAX_TITLE_BYTES, Problem, RawHeader,
     Request, Schema, Setup, Severity, StageError, StageResult, Validator, is_version, nesting,
 };
+use registry_yaml::read::{self, Scratch};
 use serde::Deserialize;
-
-mod scan;
 
 /// The validator's `[validator.config]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -226,7 +228,7 @@ impl SchemaValidator {
         }
     }
 
-    fn check_entry(&self, report: &mut Report<'_>, scratch: &mut scan::Scratch, entry: &Entry) {
+    fn check_entry(&self, report: &mut Report<'_>, scratch: &mut Scratch, entry: &Entry) {
         let header = &entry.header;
         for (field, value) in header.fields.iter() {
             self.check_field(report, field, Some(value));
@@ -363,7 +365,7 @@ impl SchemaValidator {
     fn check_config(
         &self,
         report: &mut Report<'_>,
-        scratch: &mut scan::Scratch,
+        scratch: &mut Scratch,
         scope: &str,
         config: &str,
     ) {
@@ -382,7 +384,7 @@ impl SchemaValidator {
             return;
         }
         if self.fast_yaml
-            && let Some(document) = scan::scan(config, scratch)
+            && let Some(document) = read::scan(config, scratch)
         {
             self.check_required(report, scope, |key| document.has_key(key));
             return;
@@ -399,7 +401,7 @@ impl SchemaValidator {
         }
         match yaml_serde::from_str::<yaml_serde::Value>(config) {
             Ok(value @ yaml_serde::Value::Mapping(_)) => {
-                self.check_required(report, scope, |key| has_key(&value, key));
+                self.check_required(report, scope, |key| read::value_has_key(&value, key));
             }
             Ok(other) => report.error(
                 "config-not-mapping",
@@ -484,18 +486,6 @@ fn is_prefix_for(prefix: &str, scope: &str, kind: &str) -> bool {
     letters.eq(rest.iter().copied())
 }
 
-/// Whether a dotted key path (`metadata.owner`) leads through mappings to a value that is not null.
-fn has_key(value: &yaml_serde::Value, path: &str) -> bool {
-    let mut at = value;
-    for part in path.split('.') {
-        match at.get(part) {
-            Some(next) => at = next,
-            None => return false,
-        }
-    }
-    !at.is_null()
-}
-
 /// What a YAML value is, in words for messages.
 fn described(value: &yaml_serde::Value) -> &'static str {
     use yaml_serde::Value;
@@ -525,7 +515,7 @@ impl Validator for SchemaValidator {
 
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         // One set of scanner buffers for the whole batch.
-        let mut scratch = scan::Scratch::default();
+        let mut scratch = Scratch::default();
         for (item, entry) in entries.iter().enumerate() {
             self.check_entry(&mut Report { out, item }, &mut scratch, entry);
         }

@@ -2,20 +2,21 @@
 //! tree shares and the few steps that depend on the draft.
 //!
 //! Most of a config is the same for every draft: keys, indentation, numbers, fixed strings. A
-//! program holds that text already written, in the layout `crate::emit` gives it, so rendering a
-//! draft copies runs of text and writes only the placeholders' values, the optional entries and
-//! the context. Walking the tree through `serde` did the same work again for every draft: a call
-//! per key and value, a style check per fixed string, an indentation loop per line.
+//! program holds that text already written, in the layout `registry_yaml::write` gives it, so
+//! rendering a draft copies runs of text and writes only the placeholders' values, the optional
+//! entries and the context. Walking the tree through `serde` did the same work again for every
+//! draft: a call per key and value, a style check per fixed string, an indentation loop per line.
 //!
-//! The serializer path (`crate::render::Bound` written by `crate::emit`) remains the reference:
-//! the tests check that a program writes the same bytes, and a tree a program cannot express (a
-//! mapping key too long for an implicit key, which the emitter rejects) is rendered through it.
+//! The serializer path (`crate::render::Bound` written by `registry_yaml::write::to_string`)
+//! remains the reference: the tests check that a program writes the same bytes, and a tree a
+//! program cannot express (a mapping key too long for an implicit key, which the writer rejects)
+//! is rendered through it.
 
 use std::ops::Range;
 
 use registry_core::{Context, Draft, EntryId, Header};
+use registry_yaml::write::{self, Collection, MAX_KEY_CHARS, Slot};
 
-use crate::emit::{self, MAX_KEY_CHARS, Slot};
 use crate::template::{Node, Part};
 
 /// A compiled tree as text and steps; see the module documentation.
@@ -261,15 +262,15 @@ impl Program {
         while let Some(op) = self.ops.get(i) {
             match op {
                 Op::Text(span) => out.push_str(text(span)),
-                Op::Value(part) => emit::write_scalar(out, formatted.get(draft, part)),
+                Op::Value(part) => write::write_scalar(out, formatted.get(draft, part)),
                 Op::Join(parts) => {
                     join.clear();
                     for part in parts {
                         join.push_str(formatted.get(draft, part));
                     }
-                    emit::write_scalar(out, join);
+                    write::write_scalar(out, join);
                 }
-                Op::Optional(key) => emit::write_scalar(out, context.get(key).unwrap_or_default()),
+                Op::Optional(key) => write::write_scalar(out, context.get(key).unwrap_or_default()),
                 Op::Context {
                     first,
                     later,
@@ -281,9 +282,9 @@ impl Program {
                     for (n, (key, value)) in context.iter().enumerate() {
                         out.push_str(text(if n == 0 { first } else { later }));
                         // Context keys are at most 64 characters: always an implicit key.
-                        emit::write_scalar(out, key);
+                        write::write_scalar(out, key);
                         out.push_str(": ");
-                        emit::write_scalar(out, value);
+                        write::write_scalar(out, value);
                         out.push('\n');
                     }
                 }
@@ -362,10 +363,10 @@ impl Builder {
         self.ops.push(op);
     }
 
-    /// A value written by the emitter, known when compiling.
+    /// A value written by the writer, known when compiling.
     fn fixed<T: serde::Serialize + ?Sized>(&mut self, slot: Slot, value: &T) -> Option<()> {
         let mut result = Some(());
-        self.lit_with(|b| result = emit::write_in(b, slot, value).ok());
+        self.lit_with(|b| result = write::write_in(b, slot, value).ok());
         result
     }
 
@@ -403,9 +404,9 @@ impl Builder {
             }
             Node::WholeContext => {
                 let indent = slot.mapping_indent();
-                let first = self.span(|b| emit::begin_entry(b, slot, indent, true));
-                let later = self.span(|b| emit::begin_entry(b, slot, indent, false));
-                let empty = self.span(|b| emit::write_empty(b, slot, "{}"));
+                let first = self.span(|b| write::begin_entry(b, slot, indent, true));
+                let later = self.span(|b| write::begin_entry(b, slot, indent, false));
+                let empty = self.span(|b| write::write_empty(b, slot, Collection::Mapping));
                 self.push(Op::Context {
                     first,
                     later,
@@ -416,11 +417,11 @@ impl Builder {
             Node::Seq(items) => {
                 let indent = slot.sequence_indent();
                 if items.is_empty() {
-                    self.lit_with(|b| emit::write_empty(b, slot, "[]"));
+                    self.lit_with(|b| write::write_empty(b, slot, Collection::Sequence));
                 }
                 for (i, item) in items.iter().enumerate() {
                     self.lit_with(|b| {
-                        emit::begin_entry(b, slot, indent, i == 0);
+                        write::begin_entry(b, slot, indent, i == 0);
                         b.push('-');
                     });
                     self.node(item, Slot::Item { indent })?;
@@ -436,7 +437,7 @@ impl Builder {
     fn map(&mut self, entries: &[(Box<str>, Node)], slot: Slot) -> Option<()> {
         let indent = slot.mapping_indent();
         if entries.is_empty() {
-            self.lit_with(|b| emit::write_empty(b, slot, "{}"));
+            self.lit_with(|b| write::write_empty(b, slot, Collection::Mapping));
             return Some(());
         }
         // Until an entry that is always written, whether an entry comes first is not known.
@@ -456,14 +457,14 @@ impl Builder {
                 self.ops.len() - 1
             });
             if written || !tracked {
-                self.lit_with(|b| emit::begin_entry(b, slot, indent, i == 0));
+                self.lit_with(|b| write::begin_entry(b, slot, indent, i == 0));
             } else {
-                let first = self.span(|b| emit::begin_entry(b, slot, indent, true));
-                let later = self.span(|b| emit::begin_entry(b, slot, indent, false));
+                let first = self.span(|b| write::begin_entry(b, slot, indent, true));
+                let later = self.span(|b| write::begin_entry(b, slot, indent, false));
                 self.push(Op::Entry { first, later });
             }
             self.lit_with(|b| {
-                emit::write_scalar(b, key);
+                write::write_scalar(b, key);
                 b.push(':');
             });
             self.node(value, Slot::Value { indent })?;
@@ -479,7 +480,7 @@ impl Builder {
             }
         }
         if tracked {
-            let empty = self.span(|b| emit::write_empty(b, slot, "{}"));
+            let empty = self.span(|b| write::write_empty(b, slot, Collection::Mapping));
             self.push(Op::Close { empty });
             self.sealed = self.ops.len();
         }
@@ -519,7 +520,7 @@ mod tests {
     /// What the serializer path writes for a tree and a draft: the reference.
     fn reference(node: &Node, d: &Draft) -> String {
         let values = Values::new(d);
-        emit::to_string(
+        write::to_string(
             &Bound {
                 node,
                 values: &values,

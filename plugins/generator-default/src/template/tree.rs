@@ -8,12 +8,10 @@
 use std::fmt::{self, Write as _};
 
 use registry_core::Context;
+use registry_yaml::write::MAX_KEY_CHARS;
 use yaml_serde::Value;
 
 use super::placeholder::{self, Parsed, Part, PlaceholderError, is_context_key};
-
-/// The longest mapping key, in characters, YAML allows without the explicit `? key` form.
-const MAX_KEY_CHARS: usize = 1024;
 
 /// A compiled YAML value.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,7 +224,7 @@ fn compile_key(key: &Value, problems: &mut Problems) -> Option<String> {
             ));
             None
         }
-        // The emitter writes keys as implicit keys, which YAML limits to 1024 characters.
+        // The writer writes keys as implicit keys, which YAML limits to 1024 characters.
         Value::String(s) if s.chars().count() > MAX_KEY_CHARS => {
             problems.push(format_args!(
                 "key of {} characters: the limit is {MAX_KEY_CHARS}",

@@ -1,7 +1,9 @@
 //! The validator conformance suite against `SchemaValidator`, in process: with the suite's own
-//! configs, and with the configs `DefaultGenerator` renders, which must pass; and the nesting
-//! pre-check the validator runs before `yaml_serde`, held to `yaml_serde`.
+//! configs, and with the configs `DefaultGenerator` renders, which must pass; the nesting
+//! pre-check the validator runs before `yaml_serde`, held to `yaml_serde`; and the fast YAML path
+//! against the full parse.
 
+mod fast_yaml;
 mod nesting;
 
 use registry_core::{FromConfig, Schema, Setup};
