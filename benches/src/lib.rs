@@ -11,14 +11,15 @@ pub mod args;
 
 use std::path::PathBuf;
 
-use registry_abi::load::{self, SearchPaths, StageSpec};
+use registry_abi::load::{self, BuildError, BuiltStage, SearchPaths, StageSpec};
 use registry_cache_moka::MokaCache;
-use registry_core::layout::{self, Access};
+use registry_core::layout::Access;
 use registry_core::{
-    Context, Entry, EntryId, Fields, FromConfig, Pipeline, Request, Schema, Setup, StageKind,
-    Stages, Storage,
+    Context, Entry, EntryId, ErrorCode, Fields, FromConfig, Pipeline, Request, Schema, Setup,
+    StageError, StageKind, Stages, Storage,
 };
 use registry_generator_default::DefaultGenerator;
+use registry_host::assemble::{self, Link, Source};
 use registry_router_hash::HashRouter;
 use registry_storage_redb::RedbStorage;
 use registry_validator_schema::SchemaValidator;
@@ -125,7 +126,8 @@ pub fn pipeline(
     (Pipeline::new(schema, stages), dir)
 }
 
-/// The stages loaded from the plugin libraries in [`lib_dir`].
+/// The stages loaded from the plugin libraries in [`lib_dir`], assembled as `registry` assembles
+/// them (`registry_host::assemble`).
 fn loaded<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
     let specs: Vec<StageSpec> = PLUGINS
         .into_iter()
@@ -143,83 +145,95 @@ fn loaded<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
             trusted: Vec::new(),
         },
     };
-    let options = load::LoadOptions {
+    assembled(
+        &Source::Libraries {
+            specs: &specs,
+            paths: &paths,
+        },
+        setup,
+    )
+    .unwrap_or_else(|e| {
+        panic!("cannot load the plugins (run `cargo build --release --workspace` first): {e}")
+    })
+}
+
+/// The stages built from the implementation crates linked into this binary, each from its
+/// config exactly as its plugin library would build it, through the same assembly.
+fn linked<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
+    let configs: Vec<(StageKind, String)> = StageKind::ALL
+        .into_iter()
+        .map(|stage| (stage, config(stage).to_owned()))
+        .collect();
+    assembled(
+        &Source::Linked {
+            link: &Linked,
+            configs: &configs,
+        },
+        setup,
+    )
+    .unwrap_or_else(|e| panic!("cannot build the linked stages: {e}"))
+}
+
+/// Every stage, in a registry created with the setup's shard count.
+fn assembled(source: &Source<'_>, setup: &Setup) -> Result<Stages, String> {
+    let options = assemble::Options {
         stages: &StageKind::ALL,
         access: Access::Create,
         shards: Some(setup.shards.max(1)),
         new_shards: setup.shards.max(1),
     };
-    let loaded = load::load(&specs, &paths, setup, &options).unwrap_or_else(|errors| {
-        panic!(
-            "cannot load the plugins (run `cargo build --release --workspace` first): {}",
+    assemble::assemble(source, setup, &options)
+        .map(|a| a.stages)
+        .map_err(|errors| {
             errors
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ")
-        )
-    });
-    loaded.stages
+        })
 }
 
-/// The stages built from the implementation crates linked into this binary, each from its
-/// config exactly as its plugin library would build it.
-fn linked<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
-    // The same protocol as the host's: the registry is created, shard 0 first.
-    let options = layout::OpenOptions {
-        shards: Some(setup.shards.max(1)),
-        new_shards: setup.shards.max(1),
-        access: Access::Create,
-        schema: &setup.schema,
-    };
-    let storage = layout::open(&options, &mut |shard, shards, create| {
-        let setup = Setup {
-            shard,
-            shards,
-            create: create.cloned(),
-            ..setup.clone()
-        };
-        let parsed = serde_json::from_str(config(StageKind::Storage)).unwrap_or_else(|e| {
-            panic!(
-                "storage config `{}` is not valid: {e}",
-                config(StageKind::Storage)
-            )
-        });
-        RedbStorage::from_config(parsed, &setup).map(|s| Box::new(s) as Box<dyn Storage>)
-    })
-    .unwrap_or_else(|e| panic!("cannot create the registry: {e}"))
-    .storage;
-    Stages {
-        cache: Box::new(build::<MokaCache>(
-            StageKind::Cache,
-            config(StageKind::Cache),
-            setup,
-        )),
-        generator: Box::new(build::<DefaultGenerator>(
-            StageKind::Generator,
-            config(StageKind::Generator),
-            setup,
-        )),
-        validator: Box::new(build::<SchemaValidator>(
-            StageKind::Validator,
-            config(StageKind::Validator),
-            setup,
-        )),
-        router: Box::new(build::<HashRouter>(
-            StageKind::Router,
-            config(StageKind::Router),
-            setup,
-        )),
-        storage,
+/// The default stages linked into this binary, built from their config tables as their plugin
+/// libraries build them.
+pub struct Linked;
+
+impl Link for Linked {
+    fn build(
+        &self,
+        stage: StageKind,
+        config_json: &str,
+        setup: &Setup,
+    ) -> Result<BuiltStage, BuildError> {
+        fn make<T: FromConfig>(config_json: &str, setup: &Setup) -> Result<T, BuildError> {
+            let parsed: T::Config = serde_json::from_str(config_json).map_err(|e| {
+                BuildError::Start(StageError::new(ErrorCode::Config, e.to_string()))
+            })?;
+            T::from_config(parsed, setup).map_err(BuildError::Start)
+        }
+        Ok(match stage {
+            StageKind::Cache => BuiltStage::Cache(Box::new(make::<MokaCache>(config_json, setup)?)),
+            StageKind::Generator => {
+                BuiltStage::Generator(Box::new(make::<DefaultGenerator>(config_json, setup)?))
+            }
+            StageKind::Validator => {
+                BuiltStage::Validator(Box::new(make::<SchemaValidator>(config_json, setup)?))
+            }
+            StageKind::Storage => {
+                BuiltStage::Storage(Box::new(make::<RedbStorage>(config_json, setup)?))
+            }
+            StageKind::Router => {
+                BuiltStage::Router(Box::new(make::<HashRouter>(config_json, setup)?))
+            }
+        })
     }
-}
 
-/// One stage built from its config table (JSON) and the setup.
-fn build<T: FromConfig>(stage: StageKind, config: &str, setup: &Setup) -> T {
-    let parsed: T::Config = serde_json::from_str(config)
-        .unwrap_or_else(|e| panic!("{stage} config `{config}` is not valid: {e}"));
-    T::from_config(parsed, setup)
-        .unwrap_or_else(|e| panic!("cannot start the {stage} stage: {}", e.message))
+    fn name(&self, stage: StageKind) -> String {
+        let plugin = PLUGINS
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map_or("unknown", |(_, name)| *name);
+        format!("{plugin} (linked)")
+    }
 }
 
 /// The `i`-th benchmark request: titles of eight kinds, which the default generator's keyword

@@ -5,18 +5,16 @@
 //! point into the library's code, and unloading a library that spawned threads or registered
 //! thread-locals is unsound in general.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
-use registry_core::layout::{self, Access};
+use registry_core::layout;
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator,
-    Inserted, ListQuery, NotLoaded, Prediction, Problem, RawHeader, Request, Restored, Router,
-    Setup, StageError, StageKind, StageResult, Stages, Storage, TrainOptions, TrainReport,
-    UnavailableShard, Validator,
+    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Setup,
+    StageError, StageKind, StageResult, Storage, TrainOptions, TrainReport, Validator,
 };
 
 pub use crate::trust::Trust;
@@ -75,41 +73,158 @@ pub fn resolve_library(library: &str, paths: &SearchPaths) -> PathBuf {
     }
 }
 
-/// Why a stage could not be loaded: a short reason, and the full report of the loader when
-/// there is one (shown with `--verbose`).
+/// Why a stage could not be loaded: what kind of failure (one per row of PLUGINS.md's table of
+/// load errors), and the loader's full report when there is one (shown with `--verbose`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
     pub stage: StageKind,
+    /// The library; empty for a stage linked into the program.
     pub path: PathBuf,
-    pub reason: String,
+    pub kind: LoadErrorKind,
     pub detail: Option<String>,
-    /// Why storage could not open the registry, when that is the failure.
-    pub layout: Option<layout::OpenError>,
 }
 
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} plugin {}: {}",
-            self.stage,
-            self.path.display(),
-            self.reason
-        )
-    }
-}
-
-impl LoadError {
-    /// Whether the library is a plugin built against an interface this host cannot use (another
-    /// `registry-abi` version, other layouts, another abi_stable): rebuilding it against this
-    /// host's `registry-abi` is the fix, and its reason ends with "rebuild the plugin".
-    pub fn needs_rebuild(&self) -> bool {
-        self.reason.ends_with(REBUILD)
-    }
+/// The kinds of [`LoadError`]. Their `Display` is the one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadErrorKind {
+    /// No file at the resolved path.
+    NotFound,
+    /// A FIFO, a device or a directory is named as the library.
+    NotAFile,
+    /// The trust policy refuses the library: outside the registry's own directory and not
+    /// trusted, or changeable by someone else ([`crate::trust`]); the reason says which.
+    Refused(String),
+    /// The system loader refused the file (not a shared library, another architecture, a
+    /// missing dependency).
+    NotALibrary(String),
+    /// A shared library without a plugin root module.
+    NotAPlugin,
+    /// A plugin built against a `registry-abi` version this host cannot use.
+    IncompatibleVersion { plugin: String, host: String },
+    /// A plugin built against a `registry-abi` whose types differ from this host's.
+    IncompatibleLayout,
+    /// A plugin built with another abi_stable, or another Rust C ABI.
+    IncompatibleAbi,
+    /// The library's root module failed to initialize.
+    InitFailed(String),
+    /// The library's version strings are not a version.
+    UnreadableVersion(String),
+    /// Several failures the loader found together.
+    Several(Vec<LoadErrorKind>),
+    /// A plugin, but not for this stage.
+    NotProvided { provided: Vec<StageKind> },
+    /// The stage's constructor returned an error or panicked (code `Panic`).
+    Start(StageError),
+    /// The storage could not open the registry (see [`registry_core::layout`]).
+    Registry(layout::OpenError),
+    /// No library is configured for the stage.
+    NotConfigured,
 }
 
 /// How every reason that calls for a rebuild ends.
 const REBUILD: &str = "rebuild the plugin";
+
+impl LoadErrorKind {
+    /// Whether the library is a plugin built against an interface this host cannot use (another
+    /// `registry-abi` version, other layouts, another abi_stable): rebuilding it against this
+    /// host's `registry-abi` is the fix.
+    pub fn needs_rebuild(&self) -> bool {
+        match self {
+            LoadErrorKind::IncompatibleVersion { .. }
+            | LoadErrorKind::IncompatibleLayout
+            | LoadErrorKind::IncompatibleAbi => true,
+            LoadErrorKind::Several(all) => all.iter().any(LoadErrorKind::needs_rebuild),
+            _ => false,
+        }
+    }
+
+    /// The reason, for the given stage (a missing stage names it).
+    fn reason(&self, stage: StageKind) -> String {
+        match self {
+            LoadErrorKind::NotFound => "library not found (build the plugins with `cargo build \
+                 --workspace`, or fix `library` in registry.toml)"
+                .to_owned(),
+            LoadErrorKind::NotAFile => "not a regular file, so it is not a library".to_owned(),
+            LoadErrorKind::Refused(why) => why.clone(),
+            LoadErrorKind::NotALibrary(err) => format!("not a loadable library: {err}"),
+            LoadErrorKind::NotAPlugin => {
+                "not a registry plugin: the library exports no plugin root module".to_owned()
+            }
+            LoadErrorKind::IncompatibleVersion { plugin, host } => {
+                format!("built against registry-abi {plugin}, host expects {host}: {REBUILD}")
+            }
+            LoadErrorKind::IncompatibleLayout => format!(
+                "built against an incompatible registry-abi (its types differ from this host's \
+                 {}): {REBUILD}",
+                crate::ABI_VERSION
+            ),
+            LoadErrorKind::IncompatibleAbi => format!(
+                "built with an incompatible version of abi_stable or Rust's C ABI: {REBUILD}"
+            ),
+            LoadErrorKind::InitFailed(err) => {
+                format!("the plugin failed while initializing: {err}")
+            }
+            LoadErrorKind::UnreadableVersion(v) => format!("unreadable interface version: {v}"),
+            LoadErrorKind::Several(all) => all
+                .iter()
+                .map(|k| k.reason(stage))
+                .collect::<Vec<_>>()
+                .join("; "),
+            LoadErrorKind::NotProvided { provided } => {
+                let provided: Vec<&str> = provided.iter().map(|s| s.name()).collect();
+                format!(
+                    "the library provides no {stage} stage (it provides: {})",
+                    if provided.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        provided.join(", ")
+                    }
+                )
+            }
+            LoadErrorKind::Start(e) => format!("cannot start: {}", e.message),
+            LoadErrorKind::Registry(e) => e.to_string(),
+            LoadErrorKind::NotConfigured => "no library configured".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.as_os_str().is_empty() {
+            write!(f, "{} stage: {}", self.stage, self.reason())
+        } else {
+            write!(
+                f,
+                "{} plugin {}: {}",
+                self.stage,
+                self.path.display(),
+                self.reason()
+            )
+        }
+    }
+}
+
+impl LoadError {
+    pub fn new(stage: StageKind, path: &Path, kind: LoadErrorKind) -> LoadError {
+        LoadError {
+            stage,
+            path: path.to_owned(),
+            kind,
+            detail: None,
+        }
+    }
+
+    /// The one-line reason, without the stage and the path.
+    pub fn reason(&self) -> String {
+        self.kind.reason(self.stage)
+    }
+
+    /// See [`LoadErrorKind::needs_rebuild`].
+    pub fn needs_rebuild(&self) -> bool {
+        self.kind.needs_rebuild()
+    }
+}
 
 /// A loaded plugin library: what it says about itself and what it provides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,48 +244,25 @@ pub struct StageInfo {
     pub path: PathBuf,
 }
 
-/// Stages built from loaded plugins, ready for `registry_core::Pipeline::new`.
-#[derive(Debug)]
-pub struct Loaded {
-    pub stages: Stages,
-    pub plugins: Vec<StageInfo>,
-    /// The storage shards that could not be opened, with why: each is an
-    /// [`UnavailableShard`] in `stages`, so the other shards keep working.
-    pub unavailable: Vec<UnavailableShard>,
-    /// Which shards hold foreign fingerprints (see `Pipeline::set_foreign_shards`).
-    pub foreign: Vec<bool>,
-    /// Whether the registry was created by this load.
-    pub created: bool,
-}
-
 /// Loads a library and checks it is a plugin built against a compatible interface.
 ///
 /// # Errors
 /// A [`LoadError`] (with `stage` set to the given one) saying why: missing file, not a library,
 /// not a plugin, an incompatible interface version or layout.
 pub fn open(path: &Path, stage: StageKind) -> Result<(PluginModRef, LibraryInfo), LoadError> {
-    let fail = |reason: String, detail: Option<String>| LoadError {
-        stage,
-        path: path.to_owned(),
-        reason,
-        detail,
-        layout: None,
+    let fail = |e: LibraryError| LoadError {
+        detail: Some(full_report(&e)),
+        ..LoadError::new(stage, path, kind_of(&e))
     };
     if !path.exists() {
-        return Err(fail(
-            "library not found (build the plugins with `cargo build --workspace`, or fix `library` in registry.toml)".into(),
-            None,
-        ));
+        return Err(LoadError::new(stage, path, LoadErrorKind::NotFound));
     }
     // `dlopen` on anything but a regular file (a FIFO, a device) can block or read forever.
     if !path.is_file() {
-        return Err(fail("not a regular file, so not a library".into(), None));
+        return Err(LoadError::new(stage, path, LoadErrorKind::NotAFile));
     }
-    let header =
-        lib_header_from_path(path).map_err(|e| fail(short_reason(&e), Some(full_report(&e))))?;
-    let module = header
-        .init_root_module::<PluginModRef>()
-        .map_err(|e| fail(short_reason(&e), Some(full_report(&e))))?;
+    let header = lib_header_from_path(path).map_err(fail)?;
+    let module = header.init_root_module::<PluginModRef>().map_err(fail)?;
     let PluginInfo { name, version } = (module.info())();
     let stages = StageKind::ALL
         .into_iter()
@@ -197,14 +289,10 @@ pub fn open_trusted(
     stage: StageKind,
     trust: &Trust,
 ) -> Result<(PluginModRef, LibraryInfo), LoadError> {
-    if path.exists() {
-        trust.check(path).map_err(|reason| LoadError {
-            stage,
-            path: path.to_owned(),
-            reason,
-            detail: None,
-            layout: None,
-        })?;
+    if path.is_file() {
+        trust
+            .check(path)
+            .map_err(|why| LoadError::new(stage, path, LoadErrorKind::Refused(why)))?;
     }
     open(path, stage)
 }
@@ -223,249 +311,28 @@ fn full_report(e: &LibraryError) -> String {
     e.to_string().trim().to_owned()
 }
 
-/// One line for a loader error; the multi-line report stays for `--verbose`.
-fn short_reason(e: &LibraryError) -> String {
+/// The kind of a loader error; the multi-line report stays for `--verbose`.
+fn kind_of(e: &LibraryError) -> LoadErrorKind {
     match e {
-        LibraryError::OpenError { err, .. } => format!("not a loadable library: {err}"),
-        LibraryError::GetSymbolError { .. } => {
-            "not a registry plugin: the library exports no plugin root module".into()
-        }
+        LibraryError::OpenError { err, .. } => LoadErrorKind::NotALibrary(err.to_string()),
+        LibraryError::GetSymbolError { .. } => LoadErrorKind::NotAPlugin,
         LibraryError::IncompatibleVersionNumber {
             expected_version,
             actual_version,
             ..
-        } => format!(
-            "built against registry-abi {actual_version}, host expects {expected_version}: {REBUILD}"
-        ),
-        LibraryError::AbiInstability(_) => format!(
-            "built against an incompatible registry-abi (its types differ from this host's {}): {REBUILD}",
-            crate::ABI_VERSION
-        ),
+        } => LoadErrorKind::IncompatibleVersion {
+            plugin: actual_version.to_string(),
+            host: expected_version.to_string(),
+        },
+        LibraryError::AbiInstability(_) => LoadErrorKind::IncompatibleLayout,
         LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
-            format!("built with an incompatible version of abi_stable or Rust's C ABI: {REBUILD}")
+            LoadErrorKind::IncompatibleAbi
         }
         LibraryError::RootModule { err, .. } => {
-            format!(
-                "the plugin failed while initializing: {}",
-                err.to_string().trim()
-            )
+            LoadErrorKind::InitFailed(err.to_string().trim().to_owned())
         }
-        LibraryError::ParseVersionError(v) => format!("unreadable interface version: {v}"),
-        LibraryError::Many(list) => list.iter().map(short_reason).collect::<Vec<_>>().join("; "),
-    }
-}
-
-/// What a command needs from [`load`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoadOptions<'a> {
-    /// The stages the command uses; the others are not loaded (their libraries never run) and
-    /// stand as [`NotLoaded`]. Without storage, no registry is opened: a one-shard `NotLoaded`
-    /// storage stands in.
-    pub stages: &'a [StageKind],
-    /// Whether the command writes, and so may create a registry that does not exist.
-    pub access: Access,
-    /// The shard count the configuration asks for.
-    pub shards: Option<u32>,
-    /// The shard count of a registry created without one configured.
-    pub new_shards: u32,
-}
-
-/// Loads the libraries of the stages a command needs, checking each against
-/// [`SearchPaths::trust`] first, builds those stages and opens the registry's storage shards
-/// by the protocol of [`registry_core::layout`], and reports every stage that fails, not only
-/// the first.
-///
-/// # Errors
-/// One [`LoadError`] per failing stage; a registry that cannot be opened is one storage error
-/// carrying the [`layout::OpenError`].
-pub fn load(
-    specs: &[StageSpec],
-    paths: &SearchPaths,
-    setup: &Setup,
-    options: &LoadOptions<'_>,
-) -> Result<Loaded, Vec<LoadError>> {
-    let mut libraries: HashMap<PathBuf, Result<(PluginModRef, LibraryInfo), LoadError>> =
-        HashMap::new();
-    let mut errors = Vec::new();
-    let mut plugins = Vec::new();
-    let (mut cache, mut generator, mut validator, mut router) = (None, None, None, None);
-    let mut shards = None;
-
-    // Storage last, so that a registry is opened (and, for a command that may, created) only
-    // once every other stage has loaded: a command that fails leaves nothing behind.
-    let order = [
-        StageKind::Cache,
-        StageKind::Generator,
-        StageKind::Validator,
-        StageKind::Router,
-        StageKind::Storage,
-    ];
-    for stage in order {
-        if !options.stages.contains(&stage) {
-            continue;
-        }
-        let Some(spec) = specs.iter().find(|s| s.stage == stage) else {
-            errors.push(LoadError {
-                stage,
-                path: PathBuf::new(),
-                reason: "no library configured".into(),
-                detail: None,
-                layout: None,
-            });
-            continue;
-        };
-        let path = resolve_library(&spec.library, paths);
-        let opened = libraries
-            .entry(path.clone())
-            .or_insert_with(|| open_trusted(&path, stage, &paths.trust))
-            .clone();
-        let (module, info) = match opened {
-            Ok(ok) => ok,
-            Err(e) => {
-                errors.push(LoadError { stage, ..e });
-                continue;
-            }
-        };
-        let fail = |reason: String| LoadError {
-            stage,
-            path: path.clone(),
-            reason,
-            detail: None,
-            layout: None,
-        };
-        let result = if stage == StageKind::Storage && !errors.is_empty() {
-            // The library loaded; the registry is not opened for a command that cannot run.
-            Ok(())
-        } else if stage == StageKind::Storage {
-            let open_options = layout::OpenOptions {
-                shards: options.shards,
-                new_shards: options.new_shards,
-                access: options.access,
-                schema: &setup.schema,
-            };
-            let mut build_shard = |shard: u32, count: u32, create: Option<&registry_core::Meta>| {
-                let one = Setup {
-                    shard,
-                    shards: count,
-                    create: create.cloned(),
-                    ..setup.clone()
-                };
-                match build(module, stage, &spec.config_json, &one) {
-                    Ok(BuiltStage::Storage(s)) => Ok(s),
-                    Ok(_) => Err(StageError::new(
-                        ErrorCode::Internal,
-                        format!("built a stage other than {stage}"),
-                    )),
-                    Err(BuildError::Start(e)) => Err(e),
-                    Err(e) => Err(StageError::new(ErrorCode::Config, e.to_string())),
-                }
-            };
-            match layout::open(&open_options, &mut build_shard) {
-                Ok(opened) => {
-                    shards = Some(opened);
-                    Ok(())
-                }
-                Err(e) => Err(LoadError {
-                    reason: e.to_string(),
-                    layout: Some(e),
-                    ..fail(String::new())
-                }),
-            }
-        } else {
-            let one = Setup {
-                shard: 0,
-                ..setup.clone()
-            };
-            match build(module, stage, &spec.config_json, &one) {
-                Ok(BuiltStage::Cache(c)) => {
-                    cache = Some(c);
-                    Ok(())
-                }
-                Ok(BuiltStage::Generator(g)) => {
-                    generator = Some(g);
-                    Ok(())
-                }
-                Ok(BuiltStage::Validator(v)) => {
-                    validator = Some(v);
-                    Ok(())
-                }
-                Ok(BuiltStage::Router(r)) => {
-                    router = Some(r);
-                    Ok(())
-                }
-                Ok(BuiltStage::Storage(_)) => {
-                    Err(fail(format!("built a stage other than {stage}")))
-                }
-                Err(e) => Err(fail(e.to_string())),
-            }
-        };
-        match result {
-            Ok(()) => plugins.push(StageInfo {
-                stage,
-                name: info.name.clone(),
-                version: info.version.clone(),
-                path: path.clone(),
-            }),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    plugins.sort_by_key(|p| StageKind::ALL.iter().position(|&s| s == p.stage));
-    let shards = shards.unwrap_or_else(|| layout::Shards {
-        storage: vec![Box::new(NotLoaded(StageKind::Storage))],
-        unavailable: Vec::new(),
-        foreign: vec![false],
-        created: false,
-    });
-    let not_loaded = |stage| NotLoaded(stage);
-    Ok(Loaded {
-        stages: Stages {
-            cache: cache.unwrap_or_else(|| Box::new(not_loaded(StageKind::Cache))),
-            generator: generator.unwrap_or_else(|| Box::new(not_loaded(StageKind::Generator))),
-            validator: validator.unwrap_or_else(|| Box::new(not_loaded(StageKind::Validator))),
-            router: router.unwrap_or_else(|| Box::new(not_loaded(StageKind::Router))),
-            storage: shards.storage,
-        },
-        plugins,
-        unavailable: shards.unavailable,
-        foreign: shards.foreign,
-        created: shards.created,
-    })
-}
-
-/// Loads the library named by a validator's spec and builds the validator alone, without the
-/// other stages: for commands that only check text (`registry lint`) and so must not open
-/// storage nor create the data directory. `setup` is handed to the validator as to any stage.
-///
-/// # Errors
-/// A [`LoadError`] saying why: the library cannot be loaded (as in [`open`]), provides no
-/// validator stage, or its validator fails to start (e.g. a bad `[validator.config]`).
-pub fn load_validator(
-    spec: &StageSpec,
-    paths: &SearchPaths,
-    setup: &Setup,
-) -> Result<Box<dyn Validator>, LoadError> {
-    let stage = StageKind::Validator;
-    let path = resolve_library(&spec.library, paths);
-    let (module, _) = open_trusted(&path, stage, &paths.trust)?;
-    match build(module, stage, &spec.config_json, setup) {
-        Ok(BuiltStage::Validator(v)) => Ok(v),
-        Ok(_) => Err(LoadError {
-            stage,
-            path,
-            reason: "built a stage other than validator".into(),
-            detail: None,
-            layout: None,
-        }),
-        Err(e) => Err(LoadError {
-            stage,
-            path,
-            reason: e.to_string(),
-            detail: None,
-            layout: None,
-        }),
+        LibraryError::ParseVersionError(v) => LoadErrorKind::UnreadableVersion(v.to_string()),
+        LibraryError::Many(list) => LoadErrorKind::Several(list.iter().map(kind_of).collect()),
     }
 }
 

@@ -36,9 +36,9 @@ use serde::ser::SerializeMap;
 
 use crate::config::Settings;
 use crate::input::{self, BoundedLines};
-use crate::learn::{RequestLine, strip_position};
 use crate::registry::{Damage, Needs, io_reason, open};
 use crate::{CliError, Format, FormatArg, output};
+use registry_host::requests::{RequestLine, strip_position};
 
 /// The most failures kept for the report; the rest are counted only, so that a file of bad
 /// lines cannot make the report grow without bound.

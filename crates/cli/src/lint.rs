@@ -61,8 +61,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use registry_abi::load;
-use registry_core::{Setup, StageKind};
+use registry_core::Setup;
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -177,13 +176,12 @@ fn lint(args: LintArgs, settings: &Settings) -> Result<Report, CliError> {
         shards: 1,
         create: None,
     };
-    let spec = settings
-        .stages
-        .iter()
-        .find(|s| s.stage == StageKind::Validator)
-        .ok_or_else(|| CliError::config("no validator configured"))?;
+    let source = registry_host::assemble::Source::Libraries {
+        specs: &settings.stages,
+        paths: &settings.paths,
+    };
     let validator =
-        load::load_validator(spec, &settings.paths, &setup).map_err(|e| load_error(vec![e]))?;
+        registry_host::assemble::validator(&source, &setup).map_err(|e| load_error(vec![e]))?;
     // Opened before the walk, so that a configuration problem shows before any work is done.
     let pipeline = if args.registered {
         Some(crate::registry::open(

@@ -6,8 +6,6 @@
 //! (configuration, plugins, storage).
 
 mod batch;
-mod config;
-mod input;
 mod learn;
 mod lint;
 mod output;
@@ -230,48 +228,8 @@ struct PredictArgs {
 }
 
 /// An error for the user: the exit code and one line (plus optional detail for `--verbose`).
-#[derive(Debug)]
-pub struct CliError {
-    pub code: u8,
-    pub message: String,
-    pub detail: Option<String>,
-}
-
-impl CliError {
-    /// Exit code 1: the user's input is invalid or names something that does not exist.
-    pub fn input(message: impl Into<String>) -> Self {
-        CliError {
-            code: 1,
-            message: message.into(),
-            detail: None,
-        }
-    }
-
-    /// Exit code 2: configuration, plugins or storage.
-    pub fn config(message: impl Into<String>) -> Self {
-        CliError {
-            code: 2,
-            message: message.into(),
-            detail: None,
-        }
-    }
-}
-
-impl From<registry_core::Error> for CliError {
-    fn from(e: registry_core::Error) -> Self {
-        if e.is_user_error() {
-            CliError::input(e.to_string())
-        } else {
-            CliError::config(e.to_string())
-        }
-    }
-}
-
-impl From<registry_core::RequestError> for CliError {
-    fn from(e: registry_core::RequestError) -> Self {
-        CliError::input(e.to_string())
-    }
-}
+pub use registry_host::Error as CliError;
+pub(crate) use registry_host::{input, settings as config};
 
 /// Bounds glibc's allocator before any thread starts, unless the environment already tunes it.
 ///

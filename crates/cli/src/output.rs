@@ -80,6 +80,13 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}')
 }
 
+/// Shows what the host said a person should know, one `warning:` line each on stderr.
+pub fn warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 pub fn write_err(e: io::Error) -> CliError {
     // A closed pipe (`registry list | head`) is not an error worth reporting.
     if e.kind() == io::ErrorKind::BrokenPipe {

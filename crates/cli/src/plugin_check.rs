@@ -326,7 +326,7 @@ fn library_path(library: &str, settings: &Settings) -> PathBuf {
 fn unloadable(path: &Path, e: &LoadError) -> (Report, Option<String>) {
     let report = Report {
         abi_compatible: e.needs_rebuild().then_some(false),
-        ..refused(path, e.reason.clone())
+        ..refused(path, e.reason())
     };
     (report, e.detail.clone())
 }

@@ -1,12 +1,8 @@
 //! The commands: each builds a pipeline from the configured plugins and prints what it returns.
 
-use std::fs;
-
 use registry_abi::load::{self, StageSpec};
-use registry_core::layout::{Access, OpenError};
 use registry_core::{
     Changes, Context, Damaged, EntryId, Error, Evaluation, Fields, ListQuery, Pipeline, Request,
-    Setup, StageKind,
 };
 
 use crate::config::{self, Settings};
@@ -18,6 +14,7 @@ const LIST_PAGE: usize = 1000;
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let settings = config::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
+    output::warnings(&settings.warnings);
     match cli.command {
         Command::Trust(args) => crate::trust::run(args),
         Command::Plugins(args) => match args.command {
@@ -221,199 +218,17 @@ pub(crate) fn context(args: &[String]) -> Result<Context, CliError> {
     Ok(Context::new(pairs)?)
 }
 
-/// The OS reason without Rust's "(os error N)" suffix, lowercased like every other message.
-pub fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => text.to_owned(),
-    }
-}
+pub use registry_host::io_reason;
 
-/// What a command needs of the registry: the stages it uses (the others are not loaded, so
-/// a library named for them never runs) and what it does to the registry.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Needs {
-    pub stages: &'static [StageKind],
-    pub access: Access,
-}
-
-impl Needs {
-    /// Registering (`add`, `batch`, `import`, `stamp`, `scale-test`): every stage, creating the
-    /// registry if it does not exist.
-    pub const REGISTER: Needs = Needs {
-        stages: &StageKind::ALL,
-        access: Access::Create,
-    };
-    /// `update`: what renders and checks a new revision, in a registry that exists.
-    pub const UPDATE: Needs = Needs {
-        stages: &[
-            StageKind::Cache,
-            StageKind::Generator,
-            StageKind::Validator,
-            StageKind::Storage,
-        ],
-        access: Access::Write,
-    };
-    /// Reading entries (`get`, `list`, `history`, `export`, `stats`, `lint --registered`).
-    pub const READ: Needs = Needs {
-        stages: &[StageKind::Cache, StageKind::Storage],
-        access: Access::Read,
-    };
-    /// `train` on the registered entries.
-    pub const TRAIN: Needs = Needs {
-        stages: &[StageKind::Generator, StageKind::Storage],
-        access: Access::Read,
-    };
-    /// `predict`, and `train --from`: the generator alone, no registry.
-    pub const GENERATOR: Needs = Needs {
-        stages: &[StageKind::Generator],
-        access: Access::Read,
-    };
-}
+pub(crate) use registry_host::Needs;
+pub(crate) use registry_host::registry::load_error;
 
 /// Loads the plugins a command needs and opens the registry (creating it only if the command
-/// may), then builds the pipeline.
+/// may), shows what a person should know about it, and gives its pipeline.
 pub(crate) fn open(settings: &Settings, needs: Needs) -> Result<Pipeline, CliError> {
-    let setup = Setup {
-        schema: settings.schema.clone(),
-        data_dir: settings.data_dir.clone(),
-        config_dir: settings.paths.base_dir.clone(),
-        shard: 0,
-        shards: 0,
-        create: None,
-    };
-    // A new registry gets one shard per core unless told otherwise: shards are written in
-    // parallel, and the count cannot change later.
-    let new_shards = std::thread::available_parallelism()
-        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
-        .min(config::MAX_SHARDS);
-    let options = load::LoadOptions {
-        stages: needs.stages,
-        access: needs.access,
-        shards: settings.shards,
-        new_shards,
-    };
-    let loaded = load::load(&settings.stages, &settings.paths, &setup, &options)
-        .map_err(|errors| open_error(errors, settings))?;
-    // A shard that cannot be opened is set aside: the others keep working, and every request
-    // for it fails naming it. Said once here, so that a run is never silently partial.
-    let shards = loaded.stages.storage.len();
-    for u in &loaded.unavailable {
-        eprintln!(
-            "warning: shard {} of {shards} is unavailable, its entries can be neither read nor \
-             written until it is repaired: {}",
-            u.shard, u.reason
-        );
-    }
-    let pipeline = Pipeline::new(settings.schema.clone(), loaded.stages);
-    pipeline.set_foreign_shards(&loaded.foreign);
-    if needs.stages.contains(&StageKind::Storage) {
-        migrate_side_files(&pipeline, settings, needs.access)?;
-    }
-    Ok(pipeline)
-}
-
-/// A registry made by an earlier version kept two facts in files beside its shards: `shards`
-/// (the count, which every shard records too) and `fingerprints-anywhere` (some shard holds an
-/// entry whose fingerprint routes elsewhere, without saying which). Both now live in the
-/// shards' own metadata. A read honours the second; a write moves it into every shard (it is
-/// not known which one needs it) and then removes both files.
-fn migrate_side_files(
-    pipeline: &Pipeline,
-    settings: &Settings,
-    access: Access,
-) -> Result<(), CliError> {
-    let anywhere = settings.data_dir.join(LEGACY_FINGERPRINTS_ANYWHERE);
-    let count = settings.data_dir.join(LEGACY_SHARDS);
-    let flagged = anywhere.exists();
-    if flagged {
-        pipeline.set_fingerprints_anywhere(true);
-    }
-    if access == Access::Read || !(flagged || count.exists()) {
-        return Ok(());
-    }
-    if flagged {
-        pipeline
-            .mark_every_shard_foreign()
-            .map_err(CliError::from)?;
-    }
-    for file in [&anywhere, &count] {
-        match fs::remove_file(file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(CliError::config(format!(
-                    "cannot remove {}: {}",
-                    file.display(),
-                    io_reason(&e)
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The file in which an earlier version recorded that fingerprints may sit in any shard.
-const LEGACY_FINGERPRINTS_ANYWHERE: &str = "fingerprints-anywhere";
-/// The file in which an earlier version recorded the shard count.
-const LEGACY_SHARDS: &str = "shards";
-
-/// The error of a failed open: a registry that is not there, or has lost shards, is named with
-/// the data directory and where that came from.
-fn open_error(errors: Vec<load::LoadError>, settings: &Settings) -> CliError {
-    if let [one] = &errors[..]
-        && let Some(layout) = &one.layout
-    {
-        let dir = settings.data_dir.display();
-        let source = &settings.data_dir_source;
-        let message = match layout {
-            OpenError::Absent => format!(
-                "no registry in {dir} (data directory from {source}): check the path; \
-                 `registry add`, `batch`, `import` or `stamp` create one"
-            ),
-            OpenError::Missing(_)
-            | OpenError::Incomplete(_)
-            | OpenError::ShardZero(_)
-            | OpenError::SchemaDrift(_)
-            | OpenError::NoneAvailable(_) => {
-                format!("registry in {dir} (data directory from {source}): {layout}")
-            }
-            // A shard that cannot be built is the plugin's to explain, as for any stage.
-            _ => return load_error(errors),
-        };
-        return CliError::config(message);
-    }
-    load_error(errors)
-}
-
-pub(crate) fn load_error(errors: Vec<load::LoadError>) -> CliError {
-    let message = match errors.len() {
-        1 => errors[0].to_string(),
-        n => format!(
-            "{n} stages failed to load: {}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    };
-    let details: Vec<String> = errors
-        .iter()
-        .filter_map(|e| {
-            e.detail
-                .as_ref()
-                .map(|d| format!("{} plugin {}:\n{d}", e.stage, e.path.display()))
-        })
-        .collect();
-    CliError {
-        code: 2,
-        message,
-        detail: (!details.is_empty()).then(|| details.join("\n\n")),
-    }
+    let registry = registry_host::Registry::open(settings, needs)?;
+    output::warnings(&registry.warnings);
+    Ok(registry.into_pipeline())
 }
 
 /// `registry plugins`: opens each configured library (without starting the stages) and shows
@@ -432,19 +247,19 @@ fn plugins(settings: &Settings, format: crate::Format) -> Result<(), CliError> {
                 error: None,
             }),
             Ok((_, info)) => {
-                let e = load::LoadError {
-                    stage: *stage,
-                    path: path.clone(),
-                    reason: format!("the library provides no {stage} stage"),
-                    detail: None,
-                    layout: None,
-                };
+                let e = load::LoadError::new(
+                    *stage,
+                    &path,
+                    load::LoadErrorKind::NotProvided {
+                        provided: info.stages.clone(),
+                    },
+                );
                 rows.push(output::PluginRow {
                     stage: *stage,
                     name: info.name,
                     version: info.version,
                     path,
-                    error: Some(e.reason.clone()),
+                    error: Some(e.reason()),
                 });
                 errors.push(e);
             }
@@ -454,7 +269,7 @@ fn plugins(settings: &Settings, format: crate::Format) -> Result<(), CliError> {
                     name: String::new(),
                     version: String::new(),
                     path,
-                    error: Some(e.reason.clone()),
+                    error: Some(e.reason()),
                 });
                 errors.push(e);
             }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use registry_abi::load::{self, BuildError, LoadError, SearchPaths, StageSpec, resolve_library};
 use registry_core::{Context, ErrorCode, Fields, Pipeline, Request, Schema, Setup, StageKind};
+use registry_host::assemble::{self, Assembled};
 
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -34,14 +35,18 @@ pub fn load_all(
     specs: &[StageSpec],
     paths: &SearchPaths,
     setup: &Setup,
-) -> Result<load::Loaded, Vec<LoadError>> {
-    let options = load::LoadOptions {
+) -> Result<Assembled, Vec<LoadError>> {
+    let options = assemble::Options {
         stages: &StageKind::ALL,
         access: registry_core::layout::Access::Create,
         shards: Some(setup.shards.max(1)),
         new_shards: setup.shards.max(1),
     };
-    load::load(specs, paths, setup, &options)
+    assemble::assemble(
+        &assemble::Source::Libraries { specs, paths },
+        setup,
+        &options,
+    )
 }
 
 fn lib(name: &str) -> PathBuf {
@@ -141,7 +146,11 @@ fn every_default_plugin_loads_and_runs() {
 #[test]
 fn missing_library() {
     let e = open_err(&lib("no-such-plugin"));
-    assert!(e.reason.starts_with("library not found"), "{}", e.reason);
+    assert!(
+        e.reason().starts_with("library not found"),
+        "{}",
+        e.reason()
+    );
 }
 
 #[test]
@@ -151,9 +160,9 @@ fn file_that_is_not_a_library() {
     std::fs::write(&path, "not a library\n").expect("write");
     let e = open_err(&path);
     assert!(
-        e.reason.starts_with("not a loadable library"),
+        e.reason().starts_with("not a loadable library"),
         "{}",
-        e.reason
+        e.reason()
     );
 }
 
@@ -161,7 +170,7 @@ fn file_that_is_not_a_library() {
 fn library_that_is_not_a_plugin() {
     let e = open_err(&lib("fixture-not-a-plugin"));
     assert_eq!(
-        e.reason,
+        e.reason(),
         "not a registry plugin: the library exports no plugin root module"
     );
     assert!(
@@ -174,7 +183,7 @@ fn library_that_is_not_a_plugin() {
 fn plugin_built_against_another_abi_version() {
     let e = open_err(&lib("fixture-abi-version"));
     assert_eq!(
-        e.reason,
+        e.reason(),
         format!(
             "built against registry-abi 0.0.1, host expects {}: rebuild the plugin",
             registry_abi::ABI_VERSION
@@ -188,17 +197,17 @@ fn plugin_built_against_another_abi_version() {
 fn plugin_with_an_incompatible_layout() {
     let e = open_err(&lib("fixture-abi-layout"));
     assert!(
-        e.reason
+        e.reason()
             .starts_with("built against an incompatible registry-abi"),
         "{}",
-        e.reason
+        e.reason()
     );
     let detail = e.detail.as_deref().expect("layout report");
     assert!(
         detail.lines().count() > 3,
         "full layout report expected, got {detail}"
     );
-    assert!(!e.reason.contains('\n'));
+    assert!(!e.reason().contains('\n'));
     assert!(e.needs_rebuild());
 }
 
@@ -211,7 +220,7 @@ fn plugin_init_error() {
     ));
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].stage, StageKind::Validator);
-    assert_eq!(errors[0].reason, "cannot start: fixture refuses to start");
+    assert_eq!(errors[0].reason(), "cannot start: fixture refuses to start");
 }
 
 #[test]
@@ -222,7 +231,7 @@ fn plugin_init_panic() {
         r#"{"panic_init": true}"#,
     ));
     assert_eq!(errors.len(), 1, "{errors:?}");
-    let reason = &errors[0].reason;
+    let reason = &errors[0].reason();
     assert!(reason.starts_with("cannot start: panicked at "), "{reason}");
     assert!(
         reason.ends_with("fixture panics while starting"),
@@ -271,10 +280,10 @@ fn unknown_config_key_is_named() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0]
-            .reason
+            .reason()
             .starts_with("cannot start: unknown field `max_entires`"),
         "{}",
-        errors[0].reason
+        errors[0].reason()
     );
 }
 
@@ -297,7 +306,7 @@ fn stage_the_library_does_not_provide() {
     let errors = load_err(&with(StageKind::Cache, "storage-redb", "{}"));
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(
-        errors[0].reason,
+        errors[0].reason(),
         "the library provides no cache stage (it provides: storage)"
     );
 }

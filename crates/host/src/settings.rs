@@ -10,7 +10,7 @@ use registry_abi::load::{SearchPaths, StageSpec, Trust};
 use registry_core::{Fields, Schema, StageKind};
 use serde::Deserialize;
 
-use crate::CliError;
+use crate::error::Error;
 
 /// The top-level keys of `registry.toml`. Environment variables are matched against these only:
 /// `REGISTRY_*` is a common prefix (container registries use it too), so a variable naming no
@@ -113,6 +113,9 @@ pub struct Settings {
     pub data_dir_source: String,
     /// The longest input line or record accepted, in bytes.
     pub max_record_bytes: u64,
+    /// What a person should know about how the settings were read (a mistyped variable, a
+    /// trust file that is ignored); a front end shows them.
+    pub warnings: Vec<String>,
     pub paths: SearchPaths,
     /// Shards requested by the configuration; `None` means "as recorded, or one per core for a
     /// new registry".
@@ -138,18 +141,18 @@ pub fn default_library(stage: StageKind) -> &'static str {
 /// # Errors
 /// A missing `--config` file, unparsable TOML, an unknown key (named, with its file), or an
 /// invalid schema (every problem, one per line).
-pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, CliError> {
+pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, Error> {
     let cwd = std::env::current_dir()
-        .map_err(|e| CliError::config(format!("cannot read the current directory: {e}")))?;
+        .map_err(|e| Error::config(format!("cannot read the current directory: {e}")))?;
     let file = match config {
         Some(path) if path.is_dir() => {
-            return Err(CliError::config(format!(
+            return Err(Error::config(format!(
                 "config file {} is a directory: give the path of a registry.toml",
                 path.display()
             )));
         }
         Some(path) if !path.is_file() => {
-            return Err(CliError::config(format!(
+            return Err(Error::config(format!(
                 "config file {} not found",
                 path.display()
             )));
@@ -157,7 +160,8 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
         Some(path) => Some(path.to_owned()),
         None => Some(cwd.join("registry.toml")).filter(|p| p.is_file()),
     };
-    warn_about_lookalike_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()));
+    let mut warnings =
+        lookalike_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()));
     let mut figment = Figment::new();
     if let Some(file) = &file {
         figment = figment.merge(Toml::file_exact(file));
@@ -181,7 +185,7 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
     let from_env = std::env::var_os("REGISTRY_DATA_DIR").is_some();
     let (data_dir, data_dir_source) = match (data_dir, &raw.data_dir) {
         (Some(d), _) if d.as_os_str().is_empty() => {
-            return Err(CliError::config(
+            return Err(Error::config(
                 "--data-dir is empty: give the directory of the registry",
             ));
         }
@@ -192,7 +196,7 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
             } else {
                 source_name(&file)
             };
-            return Err(CliError::config(format!(
+            return Err(Error::config(format!(
                 "data_dir is empty in {source}: give the directory of the registry"
             )));
         }
@@ -219,7 +223,7 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
     if let Some(k) = raw.shards
         && !(1..=MAX_SHARDS).contains(&k)
     {
-        return Err(CliError::config(format!(
+        return Err(Error::config(format!(
             "{}: shards = {k}: a registry has 1 to {MAX_SHARDS} shards",
             source_name(&file)
         )));
@@ -229,13 +233,13 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
         .max_record_bytes
         .unwrap_or(DEFAULT_MAX_RECORD_BYTES);
     if max_record_bytes == 0 {
-        return Err(CliError::config(format!(
+        return Err(Error::config(format!(
             "{}: limits.max_record_bytes must be at least 1",
             source_name(&file)
         )));
     }
     let schema = schema(raw.schema).map_err(|problems| {
-        CliError::config(format!("{}: {}", source_name(&file), problems.join("; ")))
+        Error::config(format!("{}: {}", source_name(&file), problems.join("; ")))
     })?;
     let stages = [
         (StageKind::Cache, raw.cache),
@@ -257,17 +261,19 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
     })
     .collect();
     let own = exe_dir()?;
+    let trusted = crate::trust::trusted_paths(&mut warnings);
     Ok(Settings {
         file,
         data_dir,
         data_dir_source,
         max_record_bytes,
+        warnings,
         paths: SearchPaths {
             plugin_dir,
             base_dir,
             trust: Trust {
                 own: vec![own],
-                trusted: crate::trust::trusted_paths(),
+                trusted,
             },
         },
         shards: raw.shards,
@@ -276,18 +282,19 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
     })
 }
 
-/// Warns about each `REGISTRY_*` variable that names no setting but is a small edit away from
+/// A warning for each `REGISTRY_*` variable that names no setting but is a small edit away from
 /// one (`REGISTRY_DATADIR`), since a mistyped variable would otherwise be silently ignored. Other
 /// `REGISTRY_*` variables stay allowed: other software uses the prefix too.
-fn warn_about_lookalike_variables(names: impl Iterator<Item = String>) {
-    for name in names {
-        if let Some(meant) = lookalike(&name) {
-            eprintln!(
-                "warning: environment variable {name} is not a registry setting and is ignored; \
-                 did you mean {meant}?"
-            );
-        }
-    }
+fn lookalike_variables(names: impl Iterator<Item = String>) -> Vec<String> {
+    names
+        .filter_map(|name| {
+            let meant = lookalike(&name)?;
+            Some(format!(
+                "environment variable {name} is not a registry setting and is ignored; did you \
+                 mean {meant}?"
+            ))
+        })
+        .collect()
 }
 
 /// The setting variable `name` resembles, when it names none itself.
@@ -369,9 +376,9 @@ fn absolute(path: &Path, cwd: &Path) -> PathBuf {
     out
 }
 
-fn exe_dir() -> Result<PathBuf, CliError> {
+fn exe_dir() -> Result<PathBuf, Error> {
     let exe = std::env::current_exe()
-        .map_err(|e| CliError::config(format!("cannot locate the registry executable: {e}")))?;
+        .map_err(|e| Error::config(format!("cannot locate the registry executable: {e}")))?;
     let exe = exe.canonicalize().unwrap_or(exe);
     Ok(exe.parent().map(Path::to_owned).unwrap_or_default())
 }
@@ -405,7 +412,7 @@ fn schema(raw: RawSchema) -> Result<Schema, Vec<String>> {
 }
 
 /// One line naming the key and where it was set.
-fn figment_error(e: &figment::Error) -> CliError {
+fn figment_error(e: &figment::Error) -> Error {
     use figment::error::Kind;
     let source = e
         .metadata
@@ -426,7 +433,7 @@ fn figment_error(e: &figment::Error) -> CliError {
         Kind::Message(m) => format!("{source}: {}", m.lines().next().unwrap_or(m)),
         other => format!("`{key}` in {source}: {other}"),
     };
-    CliError::config(message)
+    Error::config(message)
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! The conformance suites against the default plugins through their built libraries, so the FFI
 //! conversions are held to the same contracts as the implementations behind them.
 
-use abi_stable::std_types::RStr;
-use registry_abi::load::{self, HostStorage, resolve_library};
+use registry_abi::load::{self, BuildError, BuiltStage, resolve_library};
 use registry_core::{Schema, Setup, StageKind};
+use registry_host::assemble::Assembled;
 
 use crate::{defaults, paths, setup};
 
-fn load_with(setup: &Setup) -> registry_abi::load::Loaded {
+fn load_with(setup: &Setup) -> Assembled {
     crate::load_all(&defaults(), &paths(), setup).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
@@ -19,13 +19,16 @@ fn loaded_storage_conforms() {
         StageKind::Storage,
     )
     .expect("open");
-    let ctor = module.storage().flatten().expect("storage constructor");
-    registry_testkit::storage::check(&|setup| {
-        let setup = serde_json::to_string(setup).expect("setup as json");
-        ctor(RStr::from("{}"), RStr::from(setup.as_str()))
-            .into_result()
-            .map(|s| Box::new(HostStorage(s)) as Box<dyn registry_core::Storage>)
-            .map_err(registry_core::StageError::from)
+    registry_testkit::storage::check(&|setup| match load::build(
+        module,
+        StageKind::Storage,
+        "{}",
+        setup,
+    ) {
+        Ok(BuiltStage::Storage(s)) => Ok(s),
+        Ok(other) => panic!("built {} for storage", other.kind()),
+        Err(BuildError::Start(e)) => Err(e),
+        Err(e) => panic!("{e}"),
     });
 }
 

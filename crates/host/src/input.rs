@@ -15,8 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Seek};
 use std::path::Path;
 
-use crate::CliError;
-use crate::registry::io_reason;
+use crate::error::{Error, io_reason};
 
 /// What [`BoundedLines::next_line`] read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,20 +140,20 @@ fn identity(input: &Path) -> Option<(u64, u64)> {
 ///
 /// # Errors
 /// Exit code 1 naming both when the output is an input, or when it cannot be opened.
-pub fn create_output(output: &Path, inputs: &[&Path]) -> Result<File, CliError> {
+pub fn create_output(output: &Path, inputs: &[&Path]) -> Result<File, Error> {
     let name = output.display();
     let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .open(output)
-        .map_err(|e| CliError::input(format!("cannot create {name}: {}", io_reason(&e))))?;
+        .map_err(|e| Error::input(format!("cannot create {name}: {}", io_reason(&e))))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         let meta = file
             .metadata()
-            .map_err(|e| CliError::input(format!("cannot read {name}: {}", io_reason(&e))))?;
+            .map_err(|e| Error::input(format!("cannot read {name}: {}", io_reason(&e))))?;
         for input in inputs {
             if identity(input) == Some((meta.dev(), meta.ino())) {
                 let what = if input.as_os_str() == "-" {
@@ -162,7 +161,7 @@ pub fn create_output(output: &Path, inputs: &[&Path]) -> Result<File, CliError> 
                 } else {
                     format!("it is the input {}", input.display())
                 };
-                return Err(CliError::input(format!(
+                return Err(Error::input(format!(
                     "{name} cannot be written: {what}, which writing would destroy; choose \
                      another output file"
                 )));
@@ -176,7 +175,7 @@ pub fn create_output(output: &Path, inputs: &[&Path]) -> Result<File, CliError> 
     if regular {
         file.set_len(0)
             .and_then(|()| (&file).rewind())
-            .map_err(|e| CliError::input(format!("cannot write {name}: {}", io_reason(&e))))?;
+            .map_err(|e| Error::input(format!("cannot write {name}: {}", io_reason(&e))))?;
     }
     Ok(file)
 }

@@ -1,0 +1,249 @@
+//! Opening a registry: the stages a command needs, built by [`crate::assemble`] from the
+//! settings, the registry's shards opened (or, for a registering command, created) through
+//! `registry_core::layout`, and what a registry made by an earlier version kept beside its
+//! shards moved into them.
+
+use std::fs;
+
+use registry_abi::load::{LoadError, LoadErrorKind, StageInfo};
+use registry_core::layout::{Access, OpenError};
+use registry_core::{Pipeline, Setup, StageKind};
+
+use crate::assemble::{self, Source};
+use crate::error::{Error, io_reason};
+use crate::settings::{MAX_SHARDS, Settings};
+
+/// What a command needs of the registry: the stages it uses (the others are not loaded, so a
+/// library named for them never runs) and what it does to the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    pub stages: &'static [StageKind],
+    pub access: Access,
+}
+
+impl Needs {
+    /// Registering (`add`, `batch`, `import`, `stamp`, `scale-test`): every stage, creating the
+    /// registry if it does not exist.
+    pub const REGISTER: Needs = Needs {
+        stages: &StageKind::ALL,
+        access: Access::Create,
+    };
+    /// `update`: what renders and checks a new revision, in a registry that exists.
+    pub const UPDATE: Needs = Needs {
+        stages: &[
+            StageKind::Cache,
+            StageKind::Generator,
+            StageKind::Validator,
+            StageKind::Storage,
+        ],
+        access: Access::Write,
+    };
+    /// Reading entries (`get`, `list`, `history`, `export`, `stats`, `lint --registered`).
+    pub const READ: Needs = Needs {
+        stages: &[StageKind::Cache, StageKind::Storage],
+        access: Access::Read,
+    };
+    /// `train` on the registered entries.
+    pub const TRAIN: Needs = Needs {
+        stages: &[StageKind::Generator, StageKind::Storage],
+        access: Access::Read,
+    };
+    /// `predict`, and `train --from`: the generator alone, no registry.
+    pub const GENERATOR: Needs = Needs {
+        stages: &[StageKind::Generator],
+        access: Access::Read,
+    };
+}
+
+/// An opened registry: its pipeline, and what opening it found.
+#[derive(Debug)]
+pub struct Registry {
+    pipeline: Pipeline,
+    /// The plugin behind each stage built.
+    pub plugins: Vec<StageInfo>,
+    /// Whether this open created the registry.
+    pub created: bool,
+    /// What a person should know: shards set aside as unavailable, one line each.
+    pub warnings: Vec<String>,
+}
+
+impl Registry {
+    /// Opens the registry the settings describe, with the plugin libraries they name.
+    ///
+    /// # Errors
+    /// A stage that cannot be built, or a registry that cannot be opened (exit code 2), named
+    /// with the data directory and where it came from.
+    pub fn open(settings: &Settings, needs: Needs) -> Result<Registry, Error> {
+        let source = Source::Libraries {
+            specs: &settings.stages,
+            paths: &settings.paths,
+        };
+        Registry::open_from(&source, settings, needs)
+    }
+
+    /// Opens the registry the settings describe, with stages from `source` (libraries, or
+    /// implementations linked into the program).
+    ///
+    /// # Errors
+    /// As [`Registry::open`].
+    pub fn open_from(
+        source: &Source<'_>,
+        settings: &Settings,
+        needs: Needs,
+    ) -> Result<Registry, Error> {
+        let setup = Setup {
+            schema: settings.schema.clone(),
+            data_dir: settings.data_dir.clone(),
+            config_dir: settings.paths.base_dir.clone(),
+            shard: 0,
+            shards: 0,
+            create: None,
+        };
+        // A new registry gets one shard per core unless told otherwise: shards are written in
+        // parallel, and the count cannot change later.
+        let new_shards = std::thread::available_parallelism()
+            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+            .min(MAX_SHARDS);
+        let options = assemble::Options {
+            stages: needs.stages,
+            access: needs.access,
+            shards: settings.shards,
+            new_shards,
+        };
+        let built = assemble::assemble(source, &setup, &options)
+            .map_err(|errors| open_error(errors, settings))?;
+        let shards = built.stages.storage.len();
+        // A shard that cannot be opened is set aside: the others keep working, and every
+        // request for it fails naming it. Said once, so that a run is never silently partial.
+        let warnings = built
+            .unavailable
+            .iter()
+            .map(|u| {
+                format!(
+                    "shard {} of {shards} is unavailable, its entries can be neither read nor \
+                     written until it is repaired: {}",
+                    u.shard, u.reason
+                )
+            })
+            .collect();
+        let pipeline = Pipeline::new(settings.schema.clone(), built.stages);
+        pipeline.set_foreign_shards(&built.foreign);
+        if needs.stages.contains(&StageKind::Storage) {
+            migrate_side_files(&pipeline, settings, needs.access)?;
+        }
+        Ok(Registry {
+            pipeline,
+            plugins: built.plugins,
+            created: built.created,
+            warnings,
+        })
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub fn into_pipeline(self) -> Pipeline {
+        self.pipeline
+    }
+}
+
+/// The file in which an earlier version recorded that fingerprints may sit in any shard.
+const LEGACY_FINGERPRINTS_ANYWHERE: &str = "fingerprints-anywhere";
+/// The file in which an earlier version recorded the shard count.
+const LEGACY_SHARDS: &str = "shards";
+
+/// A registry made by an earlier version kept two facts in files beside its shards: `shards`
+/// (the count, which every shard records too) and `fingerprints-anywhere` (some shard holds an
+/// entry whose fingerprint routes elsewhere, without saying which). Both now live in the
+/// shards' own metadata. A read honours the second; a write moves it into every shard (it is
+/// not known which one needs it) and then removes both files.
+fn migrate_side_files(
+    pipeline: &Pipeline,
+    settings: &Settings,
+    access: Access,
+) -> Result<(), Error> {
+    let anywhere = settings.data_dir.join(LEGACY_FINGERPRINTS_ANYWHERE);
+    let count = settings.data_dir.join(LEGACY_SHARDS);
+    let flagged = anywhere.exists();
+    if flagged {
+        pipeline.set_fingerprints_anywhere(true);
+    }
+    if access == Access::Read || !(flagged || count.exists()) {
+        return Ok(());
+    }
+    if flagged {
+        pipeline.mark_every_shard_foreign().map_err(Error::from)?;
+    }
+    for file in [&anywhere, &count] {
+        match fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::config(format!(
+                    "cannot remove {}: {}",
+                    file.display(),
+                    io_reason(&e)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The error of a failed open: a registry that is not there, or has lost shards, is named with
+/// the data directory and where that came from.
+fn open_error(errors: Vec<LoadError>, settings: &Settings) -> Error {
+    if let [one] = &errors[..]
+        && let LoadErrorKind::Registry(layout) = &one.kind
+    {
+        let dir = settings.data_dir.display();
+        let source = &settings.data_dir_source;
+        let message = match layout {
+            OpenError::Absent => format!(
+                "no registry in {dir} (data directory from {source}): check the path; \
+                 `registry add`, `batch`, `import` or `stamp` create one"
+            ),
+            OpenError::Missing(_)
+            | OpenError::Incomplete(_)
+            | OpenError::ShardZero(_)
+            | OpenError::SchemaDrift(_)
+            | OpenError::NoneAvailable(_) => {
+                format!("registry in {dir} (data directory from {source}): {layout}")
+            }
+            // A shard that cannot be built is the plugin's to explain, as for any stage.
+            _ => return load_error(errors),
+        };
+        return Error::config(message);
+    }
+    load_error(errors)
+}
+
+/// Stages that failed to load as one error: each named with its library, and the loaders' full
+/// reports as detail.
+pub fn load_error(errors: Vec<LoadError>) -> Error {
+    let message = match errors.len() {
+        1 => errors[0].to_string(),
+        n => format!(
+            "{n} stages failed to load: {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    let details: Vec<String> = errors
+        .iter()
+        .filter_map(|e| {
+            e.detail
+                .as_ref()
+                .map(|d| format!("{} plugin {}:\n{d}", e.stage, e.path.display()))
+        })
+        .collect();
+    Error {
+        code: 2,
+        message,
+        detail: (!details.is_empty()).then(|| details.join("\n\n")),
+    }
+}

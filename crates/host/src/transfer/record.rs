@@ -1,0 +1,281 @@
+//! A record of an export file: written from an entry's history, read back as an exported
+//! entry or a plain request, every key checked.
+
+use registry_core::{
+    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Provenance, Request, Schema,
+    Timestamp, nesting,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::requests::RequestLine;
+
+/// One revision as exported. `id`, `fingerprint` and `history` are written for the top level only.
+#[derive(Debug, Serialize)]
+pub(super) struct Record<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a EntryId>,
+    header: String,
+    scope: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    variant: &'a str,
+    status: &'a str,
+    version: &'a str,
+    title: &'a str,
+    context: &'a Context,
+    config: &'a str,
+    hash: ContentHash,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<Fingerprint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<Provenance>,
+    revision: u32,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<Vec<Record<'a>>>,
+}
+
+impl<'a> Record<'a> {
+    fn revision(e: &'a Entry) -> Record<'a> {
+        let f = &e.header.fields;
+        Record {
+            id: None,
+            header: e.header.readable(),
+            scope: &f.scope,
+            kind: &f.kind,
+            variant: &f.variant,
+            status: &f.status,
+            version: &e.header.version,
+            title: &e.title,
+            context: &e.context,
+            config: &e.config,
+            hash: e.hash,
+            fingerprint: None,
+            provenance: None,
+            revision: e.revision,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            history: None,
+        }
+    }
+
+    /// The record of an entry from its history, oldest first; `None` for an empty history.
+    pub(super) fn entry(history: &'a [Entry]) -> Option<Record<'a>> {
+        let (latest, earlier) = history.split_last()?;
+        Some(Record {
+            id: Some(&latest.header.id),
+            fingerprint: Some(latest.fingerprint),
+            provenance: latest.provenance,
+            history: Some(earlier.iter().map(Record::revision).collect()),
+            ..Record::revision(latest)
+        })
+    }
+}
+
+/// A record as read: every key optional, so one type reads both exported entries and plain
+/// requests, and a missing key is reported by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecord {
+    id: Option<EntryId>,
+    header: Option<String>,
+    scope: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    variant: Option<String>,
+    status: Option<String>,
+    version: Option<String>,
+    title: Option<String>,
+    context: Option<Context>,
+    config: Option<String>,
+    hash: Option<ContentHash>,
+    fingerprint: Option<Fingerprint>,
+    provenance: Option<Provenance>,
+    revision: Option<u32>,
+    created_at: Option<Timestamp>,
+    updated_at: Option<Timestamp>,
+    history: Option<Vec<RawRevision>>,
+}
+
+/// An earlier revision in a record's `history`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRevision {
+    header: String,
+    scope: String,
+    #[serde(rename = "type")]
+    kind: String,
+    variant: String,
+    status: String,
+    version: String,
+    title: String,
+    context: Context,
+    config: String,
+    hash: ContentHash,
+    revision: u32,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// What a record asks for.
+pub(super) enum Parsed {
+    /// An exported entry: every revision, oldest first.
+    Entry(Vec<Entry>),
+    Request(Request),
+}
+
+/// A record read from the file: where it starts, its id if it names one, and what it asks for
+/// or why it cannot be read.
+pub(super) struct Item {
+    pub(super) line: usize,
+    pub(super) id: Option<String>,
+    pub(super) parsed: Result<Parsed, String>,
+}
+
+impl Item {
+    /// A record at `line` that could not be read, for `reason`.
+    pub(super) fn unreadable(line: usize, reason: String) -> Item {
+        Item {
+            line,
+            id: None,
+            parsed: Err(reason),
+        }
+    }
+}
+
+/// A nesting error of the document starting at `line`, its position made a line of the file.
+pub(super) fn nesting_message(e: &nesting::NestingError, line: usize) -> String {
+    let at = line + e.line() - 1;
+    match e {
+        nesting::NestingError::TooDeep {
+            collection,
+            depth,
+            max,
+            column,
+            ..
+        } => format!(
+            "not a valid record: a {collection} collection at line {at} column {column} nests \
+             {depth} levels deep: at most {max} are allowed"
+        ),
+        nesting::NestingError::TooManyAliasedNodes { max, column, .. } => format!(
+            "not a valid record: the alias at line {at} column {column} makes aliases repeat \
+             more than {max} nodes"
+        ),
+        other => format!("not a valid record: {other}"),
+    }
+}
+
+/// What a record read from line `line` asks for.
+pub(super) fn item_of(line: usize, raw: RawRecord, schema: &Schema) -> Item {
+    let id = raw.id.as_ref().map(ToString::to_string);
+    let parsed = if raw.hash.is_none() && raw.history.is_none() {
+        request_of(raw, schema).map(Parsed::Request)
+    } else {
+        history_of(raw).map(Parsed::Entry)
+    };
+    Item { line, id, parsed }
+}
+
+/// A plain request, checked as `registry add` checks one.
+pub(super) fn request_of(raw: RawRecord, schema: &Schema) -> Result<Request, String> {
+    let exported_only = [
+        ("id", raw.id.is_some()),
+        ("header", raw.header.is_some()),
+        ("config", raw.config.is_some()),
+        ("fingerprint", raw.fingerprint.is_some()),
+        ("provenance", raw.provenance.is_some()),
+        ("revision", raw.revision.is_some()),
+        ("created_at", raw.created_at.is_some()),
+        ("updated_at", raw.updated_at.is_some()),
+    ];
+    if let Some((key, _)) = exported_only.iter().find(|(_, given)| *given) {
+        return Err(format!(
+            "`{key}` is given but `hash` and `history` are not: an exported entry has every \
+             field of an export, a plain request only title, scope, type, variant, status, \
+             version and context"
+        ));
+    }
+    let title = raw.title.ok_or("missing field `title`")?;
+    RequestLine {
+        title,
+        scope: raw.scope,
+        kind: raw.kind,
+        variant: raw.variant,
+        status: raw.status,
+        version: raw.version,
+        context: raw.context.unwrap_or_default(),
+    }
+    .into_request(schema, true)
+}
+
+/// Every revision of an exported entry, oldest first.
+pub(super) fn history_of(raw: RawRecord) -> Result<Vec<Entry>, String> {
+    fn need<T>(value: Option<T>, key: &str) -> Result<T, String> {
+        value.ok_or_else(|| format!("missing field `{key}`"))
+    }
+    let id = need(raw.id, "id")?;
+    let fingerprint = need(raw.fingerprint, "fingerprint")?;
+    // Optional: a record exported before provenance was recorded has none, and import finds
+    // it from the fingerprint.
+    let provenance = raw.provenance;
+    let earlier = need(raw.history, "history")?;
+    let latest = RawRevision {
+        header: need(raw.header, "header")?,
+        scope: need(raw.scope, "scope")?,
+        kind: need(raw.kind, "type")?,
+        variant: need(raw.variant, "variant")?,
+        status: need(raw.status, "status")?,
+        version: need(raw.version, "version")?,
+        title: need(raw.title, "title")?,
+        context: need(raw.context, "context")?,
+        config: need(raw.config, "config")?,
+        hash: need(raw.hash, "hash")?,
+        revision: need(raw.revision, "revision")?,
+        created_at: need(raw.created_at, "created_at")?,
+        updated_at: need(raw.updated_at, "updated_at")?,
+    };
+    earlier
+        .into_iter()
+        .chain([latest])
+        .map(|r| entry_of(r, &id, fingerprint, provenance))
+        .collect()
+}
+
+/// One revision, its header rebuilt from its fields and checked against the `header` written.
+pub(super) fn entry_of(
+    r: RawRevision,
+    id: &EntryId,
+    fingerprint: Fingerprint,
+    provenance: Option<Provenance>,
+) -> Result<Entry, String> {
+    let header = Header {
+        fields: Fields {
+            scope: r.scope,
+            kind: r.kind,
+            variant: r.variant,
+            status: r.status,
+        },
+        id: id.clone(),
+        version: r.version,
+    };
+    let readable = header.readable();
+    if r.header != readable {
+        return Err(format!(
+            "revision {}: header `{}` does not match its fields, which make {readable}",
+            r.revision, r.header
+        ));
+    }
+    Ok(Entry {
+        header,
+        title: r.title,
+        context: r.context,
+        config: r.config,
+        hash: r.hash,
+        fingerprint,
+        revision: r.revision,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        provenance,
+    })
+}
