@@ -229,7 +229,7 @@ struct PredictArgs {
 
 /// An error for the user: the exit code and one line (plus optional detail for `--verbose`).
 pub use registry_host::Error as CliError;
-pub(crate) use registry_host::{input, settings as config};
+pub(crate) use registry_host::settings as config;
 
 /// Bounds glibc's allocator before any thread starts, unless the environment already tunes it.
 ///
@@ -254,21 +254,6 @@ fn bound_allocator() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn bound_allocator() {}
-
-/// Returns the allocator's free memory to the system. A long bulk load frees as much as it
-/// allocates, but glibc keeps freed blocks in its arenas, and they add up over the run: called
-/// every 16 batches, it took the peak RSS of a 1M-entry `scale-test` from 101 to 94 MB at the
-/// same speed (100k entries: 70 MB either way).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) fn release_free_memory() {
-    // SAFETY: `malloc_trim` only returns free memory to the system; it is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn release_free_memory() {}
 
 fn main() -> ExitCode {
     bound_allocator();

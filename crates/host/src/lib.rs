@@ -4,6 +4,8 @@
 //! - [`settings`]: `registry.toml` and the environment, read and checked.
 //! - [`assemble`]: the stages a command needs, from plugin libraries or linked into the program.
 //! - [`Registry`]: a registry opened (or created) with the stages a command [`Needs`].
+//! - [`batch`]: bulk registration (`batch`, `scale-test`) and `stats`, with their reports.
+//! - [`events`]: what a long operation tells its caller as it goes.
 //! - [`transfer`]: export and import, every entry with its history.
 //! - [`trust`]: the plugin libraries the user allows.
 //! - [`input`]: bounded reading of input files, and outputs that must not be inputs.
@@ -15,7 +17,9 @@
 //! crate, which every other front end would then have had to copy.
 
 pub mod assemble;
+pub mod batch;
 mod error;
+pub mod events;
 pub mod input;
 pub mod registry;
 pub mod requests;

@@ -143,7 +143,7 @@ impl Requests {
         title
     }
 
-    fn request(&self, i: u64) -> Result<Request, String> {
+    pub(super) fn request(&self, i: u64) -> Result<Request, String> {
         let mut rng = Rng::new(self.seed ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d));
         let env = ENVS[rng.below(ENVS.len() as u64) as usize];
         let team = TEAMS[rng.below(TEAMS.len() as u64) as usize];

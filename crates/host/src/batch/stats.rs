@@ -1,0 +1,77 @@
+//! `stats`: how many entries a registry holds per scope, type, variant and status, and the space
+//! they take.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use registry_core::{Field, ListQuery, Pipeline};
+use serde::Serialize;
+
+use super::bytes_on_disk;
+use crate::error::Error;
+use crate::events::Events;
+
+/// The entries read per storage call.
+const STATS_PAGE: usize = 10_000;
+
+/// What a registry holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Entries that pass their hash check; a damaged one is reported and not counted.
+    pub entries: u64,
+    pub shards: usize,
+    pub by_scope: BTreeMap<String, u64>,
+    pub by_type: BTreeMap<String, u64>,
+    pub by_variant: BTreeMap<String, u64>,
+    pub by_status: BTreeMap<String, u64>,
+    pub bytes_on_disk: u64,
+    pub bytes_per_entry: Option<f64>,
+    /// Entries that failed their integrity check (each given to the events as it is met).
+    #[serde(skip)]
+    pub damaged: usize,
+}
+
+/// Reads every entry of `pipeline`, page by page, and counts them; `data_dir` is measured for
+/// the space they take (after `pipeline` is dropped, so its files are complete).
+///
+/// # Errors
+/// The registry cannot be read.
+pub fn stats(pipeline: Pipeline, data_dir: &Path, events: &mut dyn Events) -> Result<Stats, Error> {
+    let mut counts: [BTreeMap<String, u64>; 4] = Default::default();
+    let mut entries = 0u64;
+    let mut damaged = 0;
+    let mut query = ListQuery {
+        limit: STATS_PAGE,
+        ..ListQuery::default()
+    };
+    loop {
+        let page = pipeline.list(&query)?;
+        for d in &page.damaged {
+            events.damaged(d);
+        }
+        damaged += page.damaged.len();
+        for e in &page.entries {
+            entries += 1;
+            for (i, f) in Field::ALL.iter().enumerate() {
+                *counts[i].entry(e.header.fields[*f].clone()).or_default() += 1;
+            }
+        }
+        let Some(next) = page.next else { break };
+        query.after = Some(next);
+    }
+    let shards = pipeline.shards();
+    drop(pipeline);
+    let bytes = bytes_on_disk(data_dir);
+    let [by_scope, by_type, by_variant, by_status] = counts;
+    Ok(Stats {
+        entries,
+        shards,
+        by_scope,
+        by_type,
+        by_variant,
+        by_status,
+        bytes_on_disk: bytes,
+        bytes_per_entry: (entries > 0).then(|| (bytes as f64 / entries as f64).round()),
+        damaged,
+    })
+}
