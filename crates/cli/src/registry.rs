@@ -218,8 +218,6 @@ pub(crate) fn context(args: &[String]) -> Result<Context, CliError> {
     Ok(Context::new(pairs)?)
 }
 
-pub use registry_host::io_reason;
-
 pub(crate) use registry_host::Needs;
 pub(crate) use registry_host::registry::load_error;
 

@@ -8,6 +8,9 @@
 //! - [`events`]: what a long operation tells its caller as it goes.
 //! - [`transfer`]: export and import, every entry with its history.
 //! - [`trust`]: the plugin libraries the user allows.
+//! - [`lint`]: header lines found in files and checked against the schema and the registry.
+//! - [`stamp`]: registering files that lack a header and writing it into them.
+//! - [`text`]: how text from outside is shown on a terminal.
 //! - [`input`]: bounded reading of input files, and outputs that must not be inputs.
 //! - [`Error`]: one line for a person, and whether the user's input is at fault.
 //!
@@ -21,9 +24,12 @@ pub mod batch;
 mod error;
 pub mod events;
 pub mod input;
+pub mod lint;
 pub mod registry;
 pub mod requests;
 pub mod settings;
+pub mod stamp;
+pub mod text;
 pub mod transfer;
 pub mod trust;
 

@@ -12,7 +12,7 @@ use registry_core::{
 
 use super::scan::{FileReport, Found};
 use super::{Diagnostic, Level, shown};
-use crate::CliError;
+use crate::error::Error as HostError;
 
 /// Headers per `check_headers` call: each call crosses the plugin boundary, so headers go in
 /// large batches, and batches are checked on several threads at once.
@@ -110,7 +110,7 @@ pub(super) fn validate(
     headers: &[Located<'_>],
     threads: usize,
     keep_raw: bool,
-) -> Result<(Vec<Checked>, Vec<Diagnostic>), CliError> {
+) -> Result<(Vec<Checked>, Vec<Diagnostic>), HostError> {
     let chunks: Vec<&[Located<'_>]> = headers.chunks(BATCH).collect();
     let threads = threads.clamp(1, chunks.len().max(1));
     let check = |chunk: &[Located<'_>]| check_batch(validator, schema, chunk, keep_raw);
@@ -150,7 +150,7 @@ pub(super) fn validate(
     let mut checked = Vec::with_capacity(headers.len());
     let mut diagnostics = Vec::new();
     for (_, result) in done {
-        let (c, d) = result.map_err(|e| CliError::config(format!("validator: {e}")))?;
+        let (c, d) = result.map_err(|e| HostError::config(format!("validator: {e}")))?;
         checked.extend(c);
         diagnostics.extend(d);
     }
@@ -289,7 +289,7 @@ pub(super) fn registered(
     pipeline: &Pipeline,
     headers: &[Located<'_>],
     checked: &[Checked],
-) -> Result<Vec<Diagnostic>, CliError> {
+) -> Result<Vec<Diagnostic>, HostError> {
     let mut entries: HashMap<&EntryId, Option<Entry>> = HashMap::new();
     let mut diagnostics = Vec::new();
     for (h, c) in headers.iter().zip(checked) {

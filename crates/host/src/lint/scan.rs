@@ -218,7 +218,7 @@ impl Worker<'_> {
             let message = "symbolic link loop (too many levels of symbolic links), not followed";
             self.problem(path, Level::Note, "symlink-loop", message.to_owned());
         } else {
-            let message = format!("cannot read: {}", crate::registry::io_reason(e));
+            let message = format!("cannot read: {}", crate::error::io_reason(e));
             self.problem(path, Level::Warning, "unreadable", message);
         }
     }

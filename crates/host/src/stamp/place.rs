@@ -40,7 +40,7 @@ use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use super::Failure;
-use crate::registry::io_reason;
+use crate::error::io_reason;
 
 /// What makes a directory the same one when it is opened again: device and inode on Unix.
 #[cfg(unix)]
