@@ -407,3 +407,39 @@ fn a_damaged_shard_fails_alone() {
         "{stderr}"
     );
 }
+
+/// Lines the validator plugin rejects in `check_entries` (their configs lack a key the schema
+/// requires of their scope), in one multi-line batch through the real plugin libraries: each
+/// fails alone with its line number, and the others in the same batch are stored.
+#[test]
+fn lines_the_validator_plugin_rejects_fail_alone_in_one_batch() {
+    let s = Scratch::new();
+    // The default templates render no `runbook` section for any scope.
+    s.write(
+        "registry.toml",
+        "[schema.required]\nOPS = [\"runbook.owner\"]\n",
+    );
+    s.write(
+        "in.jsonl",
+        r#"{"title": "Block SSH from the internet", "scope": "SEC"}
+{"title": "Restart the queue workers", "scope": "OPS"}
+{"title": "Review access every quarter", "scope": "GOV"}
+{"title": "Drain the old nodes", "scope": "OPS"}
+{"title": "Rotate the keys", "scope": "SEC"}
+"#,
+    );
+    let (stdout, stderr) = exits(&s, &["batch", "in.jsonl", "--format", "json"], 1);
+    assert_eq!(stderr.trim(), "error: 2 of 5 line(s) of in.jsonl failed");
+    let summary: Value = serde_json::from_str(&stdout).expect("json summary");
+    assert_eq!(counts(&summary), [5, 3, 0, 2], "{summary}");
+    assert_eq!(failure_lines(&summary), [2, 4], "{summary}");
+    for failure in summary["failures"].as_array().expect("failures") {
+        let message = failure["message"].as_str().expect("message");
+        assert!(message.contains("runbook.owner"), "{message}");
+    }
+    assert_eq!(
+        s.ids(),
+        ["GOV-RUL-001", "SEC-RUL-001", "SEC-RUL-002"].map(String::from),
+        "the other lines of the batch are stored"
+    );
+}

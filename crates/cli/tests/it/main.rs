@@ -7,6 +7,7 @@ mod batch;
 mod commands;
 mod learn;
 mod lint;
+mod panics;
 mod plugins_check;
 mod redis_cluster;
 mod stamp;
@@ -115,6 +116,13 @@ impl Scratch {
     /// Runs a command that must fail; returns the exit code and stderr, which must be one line
     /// (plus an optional hint) with no panic or backtrace.
     pub fn fail(&self, args: &[&str]) -> (i32, String) {
+        let (code, error, _) = self.fail_with_stdout(args);
+        (code, error)
+    }
+
+    /// As [`Scratch::fail`], returning standard output too (where `batch` and `import` report
+    /// each failed line).
+    pub fn fail_with_stdout(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.run(args);
         assert!(!out.status.success(), "registry {args:?} succeeded");
         let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
@@ -132,6 +140,7 @@ impl Scratch {
         (
             out.status.code().expect("exit code"),
             lines[0].trim_start_matches("error: ").to_owned(),
+            String::from_utf8(out.stdout).expect("utf-8 stdout"),
         )
     }
 

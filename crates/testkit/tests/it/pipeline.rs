@@ -150,6 +150,57 @@ fn broken_cache_is_counted_and_bypassed() {
     assert!(pipeline.cache_stats().1 >= 3, "get, put and get failed");
 }
 
+/// A cache that answers every key with the same entry, registered under another id and
+/// fingerprint than any the tests ask for.
+struct WrongCache(registry_core::Entry);
+
+impl registry_core::Cache for WrongCache {
+    fn get(
+        &self,
+        keys: &[registry_core::CacheKey],
+        out: &mut Vec<Option<registry_core::Entry>>,
+    ) -> StageResult<()> {
+        out.extend(keys.iter().map(|_| Some(self.0.clone())));
+        Ok(())
+    }
+    fn put(&self, _: &[registry_core::Entry]) -> StageResult<()> {
+        Ok(())
+    }
+    fn remove(&self, _: &[registry_core::CacheKey]) -> StageResult<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn cache_hits_for_another_key_are_ignored() {
+    let schema = Schema::default();
+    let decoy = sample::entry(
+        sample::fields("SEC", "RULES", "LIVE", "DEV"),
+        999,
+        "a decoy",
+    );
+    let mut stages = memory::stages(&schema, 1);
+    stages.cache = Box::new(WrongCache(decoy.clone()));
+    let pipeline = Pipeline::new(schema, stages);
+    let first = pipeline
+        .add_one(request("rotate keys", &[("scope", "SEC")]))
+        .expect("valid");
+    assert!(first.created, "the decoy is not the request's entry");
+    assert_ne!(first.entry.header.id, decoy.header.id);
+    let again = pipeline
+        .add_one(request("rotate keys", &[("scope", "SEC")]))
+        .expect("valid");
+    assert_eq!((again.created, &again.entry), (false, &first.entry));
+    assert_eq!(
+        pipeline.get(&first.entry.header.id),
+        Ok(first.entry.clone())
+    );
+    assert_eq!(
+        pipeline.list(&everything()).map(|p| p.entries),
+        Ok(vec![first.entry])
+    );
+}
+
 #[test]
 fn duplicates_inside_one_batch() {
     let pipeline = pipeline(1);
