@@ -2,16 +2,119 @@
 //! entries or on a JSONL file of requests, and asked what it would fill in.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use registry_core::{
     Evaluation, Field, Fields, Guess, Pipeline, Request, TrainOptions, TrainReport,
 };
 use serde::Serialize;
 
-use crate::{CliError, Format};
+use clap::Args;
 
-pub fn train(
+use crate::config::Settings;
+use crate::entries::context;
+use crate::registry::{Needs, open};
+use crate::{CliError, Format, FormatArg};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Train on this JSONL file of requests with their fields filled in, instead of the
+    /// registered entries ("-" for standard input)
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub from: Option<PathBuf>,
+    /// Measure accuracy on this fraction of the examples, held out [default: 0.2]
+    #[arg(long, value_name = "FRACTION", conflicts_with = "folds")]
+    pub holdout: Option<f64>,
+    /// Measure accuracy by K-fold cross-validation instead
+    #[arg(long, value_name = "K")]
+    pub folds: Option<u32>,
+    /// Seed for the splits and any sampling
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Title of the request
+    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    pub title: Option<String>,
+    /// Free-form context, repeatable
+    #[arg(long, value_name = "KEY=VALUE", conflicts_with = "from")]
+    pub context: Vec<String>,
+    /// Predict for every request of this JSONL file, one JSON line out per line in ("-" for
+    /// standard input)
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub from: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+/// `registry train`.
+///
+/// # Errors
+/// A bad `--holdout` or `--folds` (exit 1), unusable examples, or a stage failing.
+pub fn train(args: TrainArgs, settings: &Settings) -> Result<(), CliError> {
+    let evaluation = match (args.holdout, args.folds) {
+        (_, Some(k)) => Evaluation::Folds(k),
+        (Some(f), None) => Evaluation::Holdout(f),
+        (None, None) => Evaluation::Holdout(0.2),
+    };
+    if let Evaluation::Holdout(f) = evaluation
+        && !(f > 0.0 && f < 1.0)
+    {
+        return Err(CliError::input(format!(
+            "--holdout {f}: expected a fraction between 0 and 1"
+        )));
+    }
+    if let Evaluation::Folds(k) = evaluation
+        && k < 2
+    {
+        return Err(CliError::input(format!(
+            "--folds {k}: expected at least 2 folds"
+        )));
+    }
+    let needs = if args.from.is_some() {
+        Needs::GENERATOR
+    } else {
+        Needs::TRAIN
+    };
+    let pipeline = open(settings, needs)?;
+    train_on(
+        &pipeline,
+        args.from.as_deref(),
+        settings.max_record_bytes,
+        evaluation,
+        args.seed,
+        args.format.format,
+    )
+}
+
+/// `registry predict`, for one title or every line of a file.
+///
+/// # Errors
+/// A bad request (exit 1), or a stage failing (exit 2).
+pub fn predict(args: PredictArgs, settings: &Settings) -> Result<(), CliError> {
+    match (&args.title, &args.from) {
+        (_, Some(path)) => predict_file(
+            &open(settings, Needs::GENERATOR)?,
+            path,
+            settings.max_record_bytes,
+        ),
+        (Some(title), None) => {
+            let request = Request::new(title, Fields::default(), None, context(&args.context)?)?;
+            predict_one(
+                &open(settings, Needs::GENERATOR)?,
+                request,
+                args.format.format,
+            )
+        }
+        (None, None) => Err(CliError::input("give --title or --from")),
+    }
+}
+
+fn train_on(
     pipeline: &Pipeline,
     from: Option<&Path>,
     max: u64,
@@ -67,7 +170,7 @@ struct Predicted<'a> {
     fields: &'a Fields<Guess>,
 }
 
-pub fn predict_one(pipeline: &Pipeline, request: Request, format: Format) -> Result<(), CliError> {
+fn predict_one(pipeline: &Pipeline, request: Request, format: Format) -> Result<(), CliError> {
     let title = request.title().to_owned();
     let fields = pipeline
         .predict(vec![request])?
@@ -109,7 +212,7 @@ pub fn predict_one(pipeline: &Pipeline, request: Request, format: Format) -> Res
 
 /// Predicts for every line of a JSONL file, writing one JSON line per request in input order; a
 /// bad line is reported on its own output line and makes the exit code 1.
-pub fn predict_file(pipeline: &Pipeline, path: &Path, max: u64) -> Result<(), CliError> {
+fn predict_file(pipeline: &Pipeline, path: &Path, max: u64) -> Result<(), CliError> {
     const CHUNK: usize = 1000;
     let name = path.display().to_string();
     let mut failed = 0usize;

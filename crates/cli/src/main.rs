@@ -6,10 +6,12 @@
 //! (configuration, plugins, storage).
 
 mod batch;
+mod entries;
 mod learn;
 mod lint;
 mod output;
 mod plugin_check;
+mod plugins;
 mod registry;
 mod stamp;
 mod transfer;
@@ -55,31 +57,21 @@ struct FormatArg {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Register a rule: fill the missing header fields, allocate an id, render its config
-    Add(AddArgs),
+    Add(entries::AddArgs),
     /// Show an entry
-    Get {
-        /// Entry id, e.g. SEC-RUL-042
-        id: String,
-        #[command(flatten)]
-        format: FormatArg,
-    },
+    Get(entries::IdArgs),
     /// List entries in id order
-    List(ListArgs),
+    List(entries::ListArgs),
     /// Write a new revision of an entry
-    Update(UpdateArgs),
+    Update(entries::UpdateArgs),
     /// Show every revision of an entry, oldest first
-    History {
-        /// Entry id, e.g. SEC-RUL-042
-        id: String,
-        #[command(flatten)]
-        format: FormatArg,
-    },
+    History(entries::IdArgs),
     /// Train the generator's model on the registered entries or on a JSONL file
-    Train(TrainArgs),
+    Train(learn::TrainArgs),
     /// Show what `add` would fill in for a request, storing nothing
-    Predict(PredictArgs),
+    Predict(learn::PredictArgs),
     /// Show the plugin loaded for each stage, or check a plugin library (`plugins check`)
-    Plugins(PluginsArgs),
+    Plugins(plugins::PluginsArgs),
     /// Check the headers of files against the schema (and the registry with --registered)
     Lint(lint::LintArgs),
     /// Register each file that lacks a header and write the header into it
@@ -97,38 +89,6 @@ enum Command {
     /// Allow a plugin library (or a directory of them) outside the registry's own plugin
     /// directory to be loaded; recorded in the user's configuration, never in a repository
     Trust(trust::TrustArgs),
-}
-
-#[derive(Debug, Args)]
-struct PluginsArgs {
-    #[command(subcommand)]
-    command: Option<PluginsCommand>,
-    #[command(flatten)]
-    format: FormatArg,
-}
-
-#[derive(Debug, Subcommand)]
-enum PluginsCommand {
-    /// Load a plugin library as the host would, show its name, version, stages and ABI
-    /// compatibility, and run a short conformance test of each stage; exit 0 if usable, 2 if not
-    Check(plugin_check::CheckArgs),
-}
-
-#[derive(Debug, Args)]
-struct AddArgs {
-    /// Title: one line of text, at most 1 KiB
-    #[arg(long)]
-    title: String,
-    #[command(flatten)]
-    fields: FieldArgs,
-    /// Version, e.g. v2.9 [default: the schema's]
-    #[arg(long)]
-    version: Option<String>,
-    /// Free-form context, repeatable
-    #[arg(long, value_name = "KEY=VALUE")]
-    context: Vec<String>,
-    #[command(flatten)]
-    format: FormatArg,
 }
 
 /// The four enumerated header fields, as `add` takes them and `list` filters by them.
@@ -153,78 +113,6 @@ impl From<FieldArgs> for registry_core::Fields<Option<String>> {
             status: a.status,
         }
     }
-}
-
-#[derive(Debug, Args)]
-struct ListArgs {
-    #[command(flatten)]
-    fields: FieldArgs,
-    /// Show at most this many entries
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Start after this id
-    #[arg(long, value_name = "ID")]
-    after: Option<String>,
-    #[command(flatten)]
-    format: FormatArg,
-}
-
-#[derive(Debug, Args)]
-struct UpdateArgs {
-    /// Entry id, e.g. SEC-RUL-042
-    id: String,
-    #[arg(long)]
-    title: Option<String>,
-    #[arg(long)]
-    variant: Option<String>,
-    #[arg(long)]
-    status: Option<String>,
-    #[arg(long)]
-    version: Option<String>,
-    /// Context to set, repeatable
-    #[arg(long, value_name = "KEY=VALUE")]
-    context: Vec<String>,
-    /// Update only if the entry is at this revision (as `get` or `history` shows it); else fail
-    /// with a conflict, changing nothing
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    if_revision: Option<u32>,
-    #[command(flatten)]
-    format: FormatArg,
-}
-
-#[derive(Debug, Args)]
-struct TrainArgs {
-    /// Train on this JSONL file of requests with their fields filled in, instead of the
-    /// registered entries ("-" for standard input)
-    #[arg(long, value_name = "FILE.jsonl")]
-    from: Option<PathBuf>,
-    /// Measure accuracy on this fraction of the examples, held out [default: 0.2]
-    #[arg(long, value_name = "FRACTION", conflicts_with = "folds")]
-    holdout: Option<f64>,
-    /// Measure accuracy by K-fold cross-validation instead
-    #[arg(long, value_name = "K")]
-    folds: Option<u32>,
-    /// Seed for the splits and any sampling
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    #[command(flatten)]
-    format: FormatArg,
-}
-
-#[derive(Debug, Args)]
-struct PredictArgs {
-    /// Title of the request
-    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
-    title: Option<String>,
-    /// Free-form context, repeatable
-    #[arg(long, value_name = "KEY=VALUE", conflicts_with = "from")]
-    context: Vec<String>,
-    /// Predict for every request of this JSONL file, one JSON line out per line in ("-" for
-    /// standard input)
-    #[arg(long, value_name = "FILE.jsonl")]
-    from: Option<PathBuf>,
-    #[command(flatten)]
-    format: FormatArg,
 }
 
 /// An error for the user: the exit code and one line (plus optional detail for `--verbose`).
@@ -255,6 +143,30 @@ fn bound_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn bound_allocator() {}
 
+/// Reads the settings and runs the command.
+fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = config::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
+    output::warnings(&settings.warnings);
+    match cli.command {
+        Command::Trust(args) => trust::run(args),
+        Command::Plugins(args) => plugins::run(args, &settings),
+        Command::Add(args) => entries::add(args, &settings),
+        Command::Get(args) => entries::get(args, &settings),
+        Command::List(args) => entries::list(args, &settings),
+        Command::Update(args) => entries::update(args, &settings),
+        Command::History(args) => entries::history(args, &settings),
+        Command::Train(args) => learn::train(args, &settings),
+        Command::Predict(args) => learn::predict(args, &settings),
+        Command::Lint(args) => lint::run(args, &settings),
+        Command::Stamp(args) => stamp::run(args, &settings),
+        Command::Export(args) => transfer::export(args, &settings),
+        Command::Import(args) => transfer::import(args, &settings),
+        Command::Batch(args) => batch::batch(args, &settings),
+        Command::ScaleTest(args) => batch::scale_test(args, settings, cli.data_dir.is_some()),
+        Command::Stats(args) => batch::stats(args, &settings),
+    }
+}
+
 fn main() -> ExitCode {
     bound_allocator();
     let cli = match Cli::try_parse() {
@@ -267,7 +179,7 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cli.verbose;
-    match registry::run(cli) {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut err = std::io::stderr().lock();

@@ -9,8 +9,8 @@ use registry_core::HeaderForm;
 use registry_host::stamp::{self, Report, Stamp};
 
 use crate::config::Settings;
+use crate::entries::context;
 use crate::output::{self, escaped};
-use crate::registry::context;
 use crate::{CliError, FieldArgs, Format, FormatArg};
 
 #[derive(Debug, Args)]

@@ -87,11 +87,14 @@ pub struct Assembled {
     pub created: bool,
 }
 
+/// Builds one stage for a setup.
+type Build<'a> = Box<dyn Fn(&Setup) -> Result<BuiltStage, BuildError> + 'a>;
+
 /// One stage's maker: builds it for a setup.
 struct Maker<'a> {
     path: PathBuf,
     info: StageInfo,
-    build: Box<dyn Fn(&Setup) -> Result<BuiltStage, BuildError> + 'a>,
+    build: Build<'a>,
 }
 
 /// How stages are made from a source; libraries are opened once each, whatever stages they

@@ -1,0 +1,206 @@
+//! `registry add`, `get`, `list`, `update` and `history`: one entry at a time, or a listing.
+
+use clap::Args;
+use registry_core::{Changes, Context, EntryId, Error, Fields, ListQuery, Pipeline, Request};
+
+use crate::config::Settings;
+use crate::registry::{Damage, Needs, open};
+use crate::{CliError, FieldArgs, FormatArg, output};
+
+/// The most entries `list` reads from storage per call; larger listings are paged.
+const LIST_PAGE: usize = 1000;
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Title: one line of text, at most 1 KiB
+    #[arg(long)]
+    pub title: String,
+    #[command(flatten)]
+    pub fields: FieldArgs,
+    /// Version, e.g. v2.9 [default: the schema's]
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Free-form context, repeatable
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Entry id, e.g. SEC-RUL-042
+    pub id: String,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub fields: FieldArgs,
+    /// Show at most this many entries
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Start after this id
+    #[arg(long, value_name = "ID")]
+    pub after: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Entry id, e.g. SEC-RUL-042
+    pub id: String,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub variant: Option<String>,
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Context to set, repeatable
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
+    /// Update only if the entry is at this revision (as `get` or `history` shows it); else fail
+    /// with a conflict, changing nothing
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub if_revision: Option<u32>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+/// `registry add`.
+///
+/// # Errors
+/// A bad request (exit 1), or a stage failing (exit 2).
+pub fn add(args: AddArgs, settings: &Settings) -> Result<(), CliError> {
+    let request = Request::new(
+        &args.title,
+        args.fields.into(),
+        args.version,
+        context(&args.context)?,
+    )?;
+    let pipeline = open(settings, Needs::REGISTER)?;
+    let added = pipeline.add_one(request)?;
+    output::added(&added, args.format.format)
+}
+
+/// `registry get`.
+///
+/// # Errors
+/// A malformed or unknown id (exit 1), or a stage failing (exit 2).
+pub fn get(args: IdArgs, settings: &Settings) -> Result<(), CliError> {
+    let id = parse_id(&args.id)?;
+    let pipeline = open(settings, Needs::READ)?;
+    output::entry(&pipeline.get(&id)?, args.format.format)
+}
+
+/// `registry history`.
+///
+/// # Errors
+/// A malformed or unknown id (exit 1), or a stage failing (exit 2).
+pub fn history(args: IdArgs, settings: &Settings) -> Result<(), CliError> {
+    let id = parse_id(&args.id)?;
+    let pipeline = open(settings, Needs::READ)?;
+    output::history(&pipeline.history(&id)?, args.format.format)
+}
+
+/// `registry list`: pages through storage, printing as it goes; a damaged entry is named on
+/// stderr, the others listed, and the exit code is then 2.
+///
+/// # Errors
+/// A filter value outside the schema or a malformed `--after` (exit 1), or a stage failing.
+pub fn list(args: ListArgs, settings: &Settings) -> Result<(), CliError> {
+    let filter: Fields<Option<String>> = args.fields.into();
+    for (field, value) in filter.iter() {
+        if let Some(v) = value
+            && settings.schema.canonical(field, v).is_none()
+        {
+            return Err(CliError::input(format!(
+                "unknown {field} `{v}`: allowed values are {}",
+                settings.schema.allowed(field).join(", ")
+            )));
+        }
+    }
+    let after = args.after.as_deref().map(parse_id).transpose()?;
+    let pipeline = open(settings, Needs::READ)?;
+    let mut lister = output::Lister::new(args.format.format);
+    let mut remaining = args.limit.unwrap_or(usize::MAX);
+    let mut query = ListQuery {
+        filter,
+        after,
+        limit: LIST_PAGE.min(remaining),
+    };
+    let mut damaged = Damage::default();
+    while remaining > 0 {
+        let page = pipeline.list(&query)?;
+        remaining = remaining.saturating_sub(page.entries.len() + page.damaged.len());
+        lister.push(&page.entries)?;
+        damaged.report(&page.damaged);
+        let Some(next) = page.next else { break };
+        query.after = Some(next);
+        query.limit = LIST_PAGE.min(remaining);
+    }
+    lister.finish()?;
+    damaged.result()
+}
+
+/// `registry update`; with `--if-revision`, only from that revision.
+///
+/// # Errors
+/// A malformed or unknown id, a bad change, or a revision conflict (exit 1); a stage failing.
+pub fn update(args: UpdateArgs, settings: &Settings) -> Result<(), CliError> {
+    let id = parse_id(&args.id)?;
+    let pairs = args
+        .context
+        .iter()
+        .map(|c| Context::parse_pair(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Checks keys and values the same way `add` does, before anything is opened.
+    Context::new(pairs.clone())?;
+    let changes = Changes {
+        title: args.title,
+        variant: args.variant,
+        status: args.status,
+        version: args.version,
+        context: pairs,
+        expected_revision: args.if_revision,
+    };
+    let pipeline = open(settings, Needs::UPDATE)?;
+    let updated = match (pipeline.update(&id, changes), args.if_revision) {
+        (Err(Error::Conflict(id)), Some(expected)) => {
+            return Err(revision_conflict(&pipeline, &id, expected));
+        }
+        (result, _) => result?,
+    };
+    output::updated(&updated, args.format.format)
+}
+
+/// The conflict of an `update --if-revision` that storage refused: names the revision the entry
+/// is at now, read again, or falls back to the pipeline's message when it cannot be read.
+fn revision_conflict(pipeline: &Pipeline, id: &EntryId, expected: u32) -> CliError {
+    match pipeline.get(id) {
+        Ok(entry) if entry.revision != expected => CliError::input(format!(
+            "entry {id} is at revision {}, not {expected} as --if-revision says: nothing was \
+             written (read it again, then retry)",
+            entry.revision
+        )),
+        _ => Error::Conflict(id.clone()).into(),
+    }
+}
+
+pub(crate) fn parse_id(id: &str) -> Result<EntryId, CliError> {
+    id.parse()
+        .map_err(|e: registry_core::HeaderError| CliError::input(e.to_string()))
+}
+
+pub(crate) fn context(args: &[String]) -> Result<Context, CliError> {
+    let pairs = args
+        .iter()
+        .map(|a| Context::parse_pair(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Context::new(pairs)?)
+}
