@@ -4,8 +4,11 @@
 //!   binaries), starts a local Redis Cluster with `scripts/redis-cluster` (ports 7100-7105, in
 //!   `target/redis-cluster-test`; or uses the one `REGISTRY_TEST_REDIS_NODES` names), runs the
 //!   workspace tests with `REGISTRY_TEST_REDIS_NODES` and `REGISTRY_TEST_REDIS_SCRIPT` set (extra
-//!   arguments go to `cargo test`), stops the cluster, then compiles the benchmarks without
-//!   running them, so a change that breaks them fails here.
+//!   arguments go to `cargo test`), stops the cluster, runs the plugin template's own tests
+//!   (outside the workspace), runs each benchmark but the slow `generator` once as a test
+//!   (`cargo test --bench NAME`: their built-in checks, nothing timed), and compiles the
+//!   benchmarks in the bench profile, so a change that breaks them fails here. It refuses to
+//!   run with `UPDATE_SNAPSHOTS` set, so snapshot tests always compare.
 //! - `demo`: builds in release, registers a set of sample rules through the `registry` command
 //!   on the embedded default (redb in `./.registry`), and shows them.
 //! - `lint`: formatting, clippy with warnings denied, and docs without warnings, for the
@@ -181,8 +184,17 @@ impl Drop for RedisCluster {
     }
 }
 
+/// Why `cargo xtask test` refuses to run with `UPDATE_SNAPSHOTS` set.
+const UPDATE_SNAPSHOTS_SET: &str = "UPDATE_SNAPSHOTS is set: `cargo xtask test` compares \
+    snapshots and never rewrites them; unset it (rewrite them with `UPDATE_SNAPSHOTS=1 cargo \
+    test -p CRATE`, then review the diff)";
+
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = cargo();
+    // Snapshot tests rewrite their files instead of comparing when this is set.
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        return Err(UPDATE_SNAPSHOTS_SET.into());
+    }
     // Plugin libraries first: the tests load them from the target directory.
     run(&cargo, &["build", "--workspace"])?;
     let script = root().join("scripts/redis-cluster");
@@ -210,7 +222,90 @@ fn test(extra: &[String]) -> Result<(), String> {
     if !status.success() {
         return Err(format!("`{cargo} {}` failed ({status})", args.join(" ")));
     }
-    run(&cargo, &["bench", "--workspace", "--no-run"])
+    test_template(&cargo)?;
+    bench_checks(&cargo)?;
+    // The benchmark targets only: without `--bench '*'`, `cargo bench` also builds every
+    // crate's unit tests in the bench profile, which doubled the time of this step and checks
+    // nothing the test run above does not.
+    run(
+        &cargo,
+        &["bench", "--workspace", "--bench", "*", "--no-run"],
+    )
+}
+
+/// Benchmarks left out of [`bench_checks`]: `generator` trains the model on Prowler's checks
+/// seven times, over a minute in a debug build. It is still compiled (`cargo bench --no-run`),
+/// and what it runs is tested elsewhere (the generator's Prowler test, the CLI's `train`).
+const SLOW_BENCHES: &[&str] = &["generator"];
+
+/// Runs each benchmark once, as a test (`cargo test --bench NAME`: criterion's test mode, each
+/// benchmark function once, nothing timed), in the debug build of the workspace test run and
+/// against the plugin libraries built for it, so the checks the benchmarks make of what they
+/// measure (rendering gives the configs the pipeline stored, every add creates or finds its
+/// entry, ...) run in CI. The benchmarks are read from `cargo metadata`, so a new one is run
+/// without being named here.
+fn bench_checks(cargo: &str) -> Result<(), String> {
+    let out = Command::new(cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo metadata failed ({})", out.status));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("cargo metadata printed no JSON: {e}"))?;
+    let benches: Vec<&str> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == "registry-benches")
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bench"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .filter(|name| !SLOW_BENCHES.contains(name))
+        .collect();
+    if benches.is_empty() {
+        return Err("cargo metadata lists no benchmark of registry-benches".into());
+    }
+    // `--workspace`, as the test run above, so no dependency is built again with other features.
+    let mut args = vec!["test", "--workspace"];
+    for name in benches {
+        args.extend(["--bench", name]);
+    }
+    run(cargo, &args)
+}
+
+/// The plugin template's own tests (its validator's conformance suite, in process and through
+/// the library it builds), which live outside the workspace. Like [`lint_template`] it is
+/// resolved offline from the workspace's `Cargo.lock`, and it builds into
+/// `target/plugin-template`, where the CLI's template test builds a copy of it: the
+/// dependencies are compiled once for both.
+fn test_template(cargo: &str) -> Result<(), String> {
+    let template = root().join("examples/plugin-template");
+    std::fs::copy(root().join("Cargo.lock"), template.join("Cargo.lock"))
+        .map_err(|e| format!("cannot copy Cargo.lock into {}: {e}", template.display()))?;
+    let manifest = template.join("Cargo.toml");
+    let manifest = manifest
+        .to_str()
+        .ok_or("the template's path is not UTF-8")?;
+    let args = ["test", "--manifest-path", manifest, "--offline"];
+    eprintln!("$ {cargo} {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .env("CARGO_TARGET_DIR", target_dir().join("plugin-template"))
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run cargo test on the plugin template: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the plugin template's tests failed ({status})"))
+    }
 }
 
 /// Formatting and clippy for the plugin template, which lives outside the workspace. It is
