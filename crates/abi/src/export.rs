@@ -523,6 +523,15 @@ pub fn info(name: &str, version: &str) -> PluginInfo {
 /// `registry_core` and [`registry_core::FromConfig`]. The crate must be built as a `cdylib`, and
 /// a library exports exactly one root module.
 ///
+/// The root module is exported by abi_stable's `#[export_root_module]`, which records the
+/// module's type layout and this crate's version for the host's checks at load. Its expansion
+/// names `::abi_stable::library` by absolute path; so that a plugin crate needs no dependency
+/// on abi_stable (this crate is the only one that names it), the macro brings `registry_abi`
+/// into the crate root under the name `abi_stable`, whose `library` module re-exports
+/// abi_stable's. Hence two rules: invoke it at the crate root (an `extern crate` elsewhere does
+/// not reach absolute paths), depend on this crate under its own name `registry_abi`, and do not
+/// also depend on abi_stable itself (the two names would clash).
+///
 /// # Examples
 /// ```ignore
 /// registry_abi::export_plugin! {
@@ -553,23 +562,13 @@ macro_rules! export_plugin {
             $crate::export::leak(module)
         }
 
-        // What abi_stable's `#[export_root_module]` generates, spelt out so that a plugin crate
-        // needs no direct dependency on abi_stable. The symbol name is abi_stable's
-        // ROOT_MODULE_LOADER_NAME (a test in registry-abi keeps the two equal).
-        #[unsafe(no_mangle)]
-        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
-            extern "C" fn erased() -> $crate::__private::RootModuleResult {
-                $crate::__private::__call_root_module_loader(__registry_plugin_root)
-            }
-            // SAFETY: `erased` returns the root module of type `PluginModRef`, the type whose
-            // layout the header records, as `from_constructor` requires.
-            unsafe {
-                $crate::__private::LibHeader::from_constructor::<$crate::PluginModRef>(
-                    erased,
-                    $crate::__private::CheckTypeLayout::Yes,
-                )
-            }
-        };
+        // See the macro's documentation: `#[export_root_module]` expands to `::abi_stable::…`.
+        extern crate registry_abi as abi_stable;
+
+        #[$crate::__private::export_root_module]
+        fn __registry_plugin_module() -> $crate::PluginModRef {
+            __registry_plugin_root()
+        }
     };
 }
 

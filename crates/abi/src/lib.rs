@@ -35,20 +35,15 @@ pub use module::{ABI_VERSION, PluginInfo, PluginMod, PluginModRef};
 /// Items [`export_plugin!`] expands to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use abi_stable::library::{
-        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
-    };
-    pub use abi_stable::std_types::{RResult, RStr};
+    pub use ::abi_stable::export_root_module;
+    pub use ::abi_stable::std_types::{RResult, RStr};
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn export_macro_uses_the_loader_symbol() {
-        // export_plugin! spells the symbol out; it must match what the loader looks up.
-        assert_eq!(
-            abi_stable::library::ROOT_MODULE_LOADER_NAME,
-            "_1as_0lib_1header_0root_bmodule_bloader"
-        );
-    }
+/// What abi_stable's `#[export_root_module]` expands to names by absolute path
+/// (`::abi_stable::library::…`). [`export_plugin!`] brings this crate into the plugin crate's
+/// root under the name `abi_stable`, so those paths lead here, and a plugin crate needs no
+/// dependency on abi_stable of its own; not part of the API.
+#[doc(hidden)]
+pub mod library {
+    pub use ::abi_stable::library::*;
 }

@@ -17,7 +17,7 @@ use registry_core::{
     StageError, StageKind, StageResult, Storage, TrainOptions, TrainReport, Validator,
 };
 
-pub use crate::trust::Trust;
+pub use crate::trust::{Refusal, Trust};
 
 use crate::ffi::{
     FfiEntry, FfiError, FfiId, FfiKey, FfiListQuery, FfiRawHeader, convert_all,
@@ -92,9 +92,15 @@ pub enum LoadErrorKind {
     NotFound,
     /// A FIFO, a device or a directory is named as the library.
     NotAFile,
-    /// The trust policy refuses the library: outside the registry's own directory and not
-    /// trusted, or changeable by someone else ([`crate::trust`]); the reason says which.
-    Refused(String),
+    /// The library's path cannot be resolved or its metadata read (it vanished or changed
+    /// while being checked, or a directory on the way cannot be searched).
+    Unreadable(String),
+    /// The trust policy refuses the library: it is outside the registry's own plugin directory
+    /// and every trusted path ([`crate::trust`]).
+    Untrusted(String),
+    /// The trust policy refuses the library: someone other than the user (or root) could change
+    /// it or a directory leading to it.
+    Unsafe(String),
     /// The system loader refused the file (not a shared library, another architecture, a
     /// missing dependency).
     NotALibrary(String),
@@ -126,6 +132,29 @@ pub enum LoadErrorKind {
 const REBUILD: &str = "rebuild the plugin";
 
 impl LoadErrorKind {
+    /// The variant's name, as the table of load errors in PLUGINS.md gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoadErrorKind::NotFound => "NotFound",
+            LoadErrorKind::NotAFile => "NotAFile",
+            LoadErrorKind::Unreadable(_) => "Unreadable",
+            LoadErrorKind::Untrusted(_) => "Untrusted",
+            LoadErrorKind::Unsafe(_) => "Unsafe",
+            LoadErrorKind::NotALibrary(_) => "NotALibrary",
+            LoadErrorKind::NotAPlugin => "NotAPlugin",
+            LoadErrorKind::IncompatibleVersion { .. } => "IncompatibleVersion",
+            LoadErrorKind::IncompatibleLayout => "IncompatibleLayout",
+            LoadErrorKind::IncompatibleAbi => "IncompatibleAbi",
+            LoadErrorKind::InitFailed(_) => "InitFailed",
+            LoadErrorKind::UnreadableVersion(_) => "UnreadableVersion",
+            LoadErrorKind::Several(_) => "Several",
+            LoadErrorKind::NotProvided { .. } => "NotProvided",
+            LoadErrorKind::Start(_) => "Start",
+            LoadErrorKind::Registry(_) => "Registry",
+            LoadErrorKind::NotConfigured => "NotConfigured",
+        }
+    }
+
     /// Whether the library is a plugin built against an interface this host cannot use (another
     /// `registry-abi` version, other layouts, another abi_stable): rebuilding it against this
     /// host's `registry-abi` is the fix.
@@ -146,7 +175,9 @@ impl LoadErrorKind {
                  --workspace`, or fix `library` in registry.toml)"
                 .to_owned(),
             LoadErrorKind::NotAFile => "not a regular file, so it is not a library".to_owned(),
-            LoadErrorKind::Refused(why) => why.clone(),
+            LoadErrorKind::Untrusted(why)
+            | LoadErrorKind::Unsafe(why)
+            | LoadErrorKind::Unreadable(why) => why.clone(),
             LoadErrorKind::NotALibrary(err) => format!("not a loadable library: {err}"),
             LoadErrorKind::NotAPlugin => {
                 "not a registry plugin: the library exports no plugin root module".to_owned()
@@ -290,9 +321,14 @@ pub fn open_trusted(
     trust: &Trust,
 ) -> Result<(PluginModRef, LibraryInfo), LoadError> {
     if path.is_file() {
-        trust
-            .check(path)
-            .map_err(|why| LoadError::new(stage, path, LoadErrorKind::Refused(why)))?;
+        trust.check(path).map_err(|refusal| {
+            let kind = match refusal {
+                Refusal::Untrusted(why) => LoadErrorKind::Untrusted(why),
+                Refusal::Unsafe(why) => LoadErrorKind::Unsafe(why),
+                Refusal::Unreadable(why) => LoadErrorKind::Unreadable(why),
+            };
+            LoadError::new(stage, path, kind)
+        })?;
     }
     open(path, stage)
 }
@@ -666,4 +702,69 @@ impl Router for HostRouter {
 /// The module type's name, used in tests and diagnostics.
 pub fn module_name() -> &'static str {
     PluginModRef::NAME
+}
+
+#[cfg(test)]
+mod tests {
+    use registry_core::ErrorCode;
+
+    use super::*;
+
+    /// One value of every kind. `name` matches every variant (the compiler sees to it); a kind
+    /// added there must be added here too, and to PLUGINS.md's table.
+    fn one_of_each() -> Vec<LoadErrorKind> {
+        let s = String::new;
+        vec![
+            LoadErrorKind::NotFound,
+            LoadErrorKind::NotAFile,
+            LoadErrorKind::Unreadable(s()),
+            LoadErrorKind::Untrusted(s()),
+            LoadErrorKind::Unsafe(s()),
+            LoadErrorKind::NotALibrary(s()),
+            LoadErrorKind::NotAPlugin,
+            LoadErrorKind::IncompatibleVersion {
+                plugin: s(),
+                host: s(),
+            },
+            LoadErrorKind::IncompatibleLayout,
+            LoadErrorKind::IncompatibleAbi,
+            LoadErrorKind::InitFailed(s()),
+            LoadErrorKind::UnreadableVersion(s()),
+            LoadErrorKind::Several(vec![]),
+            LoadErrorKind::NotProvided { provided: vec![] },
+            LoadErrorKind::Start(StageError::new(ErrorCode::Config, "x")),
+            LoadErrorKind::Registry(layout::OpenError::Absent),
+            LoadErrorKind::NotConfigured,
+        ]
+    }
+
+    /// The kinds named in the first column of PLUGINS.md's table of load errors.
+    fn documented() -> Vec<String> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../PLUGINS.md");
+        let text = std::fs::read_to_string(path).expect("PLUGINS.md");
+        let table = text
+            .split("## Load errors")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a Load errors section");
+        table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .filter(|k| k.chars().next().is_some_and(char::is_uppercase))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_has_one_row_in_the_table_of_load_errors() {
+        let mut kinds: Vec<&str> = one_of_each().iter().map(LoadErrorKind::name).collect();
+        kinds.sort_unstable();
+        let mut rows = documented();
+        rows.sort();
+        assert_eq!(
+            rows, kinds,
+            "PLUGINS.md's table of load errors, first column"
+        );
+    }
 }

@@ -22,6 +22,35 @@
 use std::path::{Path, PathBuf};
 
 /// Where libraries may load from.
+/// Why a library may not be loaded; each reason is one line saying what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Outside the registry's own plugin directory and every path the user trusted.
+    Untrusted(String),
+    /// In a trusted place, but someone other than the user (or root) could change the library
+    /// or a directory leading to it.
+    Unsafe(String),
+    /// Not a regular file, or it cannot be read.
+    Unreadable(String),
+}
+
+impl Refusal {
+    /// The reason, one line.
+    pub fn reason(&self) -> &str {
+        match self {
+            Refusal::Untrusted(r) | Refusal::Unsafe(r) | Refusal::Unreadable(r) => r,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trust {
     /// Directories whose libraries load without being trusted: the executable's own.
@@ -36,11 +65,11 @@ impl Trust {
     /// to it from that place.
     ///
     /// # Errors
-    /// One line saying why not and what to do.
-    pub fn check(&self, library: &Path) -> Result<(), String> {
+    /// Why not, and what to do.
+    pub fn check(&self, library: &Path) -> Result<(), Refusal> {
         let real = real_path(library)?;
         let root = self.root_of(&real).ok_or_else(|| {
-            format!(
+            Refusal::Untrusted(format!(
                 "not loaded: it is not in the registry's own plugin directory ({}) nor in a \
                  trusted path; a configuration file cannot make the registry run a library. If \
                  you trust this one, run `registry trust {}` (or add it to REGISTRY_TRUST)",
@@ -48,7 +77,7 @@ impl Trust {
                     .first()
                     .map_or_else(|| "unknown".to_owned(), |d| d.display().to_string()),
                 real.display()
-            )
+            ))
         })?;
         check_safe(&real, Some(&root))
     }
@@ -80,16 +109,17 @@ impl Trust {
 
 /// The library's path with every symbolic link resolved, once it is known to be a regular
 /// file.
-fn real_path(library: &Path) -> Result<PathBuf, String> {
+fn real_path(library: &Path) -> Result<PathBuf, Refusal> {
     let real = library
         .canonicalize()
-        .map_err(|e| format!("cannot resolve the path: {}", reason(&e)))?;
-    let meta = std::fs::metadata(&real).map_err(|e| format!("cannot read it: {}", reason(&e)))?;
+        .map_err(|e| Refusal::Unreadable(format!("cannot resolve the path: {}", reason(&e))))?;
+    let meta = std::fs::metadata(&real)
+        .map_err(|e| Refusal::Unreadable(format!("cannot read it: {}", reason(&e))))?;
     if !meta.is_file() {
-        return Err(format!(
+        return Err(Refusal::Unreadable(format!(
             "{} is not a regular file, so it is not a library",
             real.display()
-        ));
+        )));
     }
     Ok(real)
 }
@@ -100,10 +130,10 @@ fn real_path(library: &Path) -> Result<PathBuf, String> {
 /// library the user names on its command line.
 ///
 /// # Errors
-/// One line naming the file or directory and what is wrong with it.
-pub fn check_safe(library: &Path, root: Option<&Path>) -> Result<(), String> {
+/// The file or directory at fault and what is wrong with it.
+pub fn check_safe(library: &Path, root: Option<&Path>) -> Result<(), Refusal> {
     let real = real_path(library)?;
-    let refuse = |why: String| format!("not loaded: {why}");
+    let refuse = |why: String| Refusal::Unsafe(format!("not loaded: {why}"));
     check_one(&real, "library").map_err(refuse)?;
     let mut dir = real.parent();
     while let Some(d) = dir {
@@ -211,7 +241,10 @@ mod tests {
         };
         assert_eq!(trust.check(&installed), Ok(()));
         let refused = trust.check(&planted).expect_err("a repository's library");
-        assert!(refused.contains("registry trust"), "{refused}");
+        assert!(
+            matches!(&refused, Refusal::Untrusted(r) if r.contains("registry trust")),
+            "{refused}"
+        );
         // A link in the repository to an installed plugin loads that plugin, and a link in the
         // plugin directory to the repository's library does not launder it.
         let link = repo.join("libcache.so");
@@ -248,14 +281,14 @@ mod tests {
         let l = lib(tmp.path(), "libw.so");
         chmod(&l, 0o777);
         let e = trust.check(&l).expect_err("world-writable");
-        assert!(e.contains("writable by everyone"), "{e}");
+        assert!(e.to_string().contains("writable by everyone"), "{e}");
         chmod(&l, 0o775);
         let e = trust.check(&l).expect_err("group-writable");
-        assert!(e.contains("writable by its group"), "{e}");
+        assert!(e.to_string().contains("writable by its group"), "{e}");
         chmod(&l, 0o755);
         chmod(tmp.path(), 0o777);
         let e = trust.check(&l).expect_err("world-writable directory");
-        assert!(e.contains("directory"), "{e}");
+        assert!(e.to_string().contains("directory"), "{e}");
         chmod(tmp.path(), 0o755);
         assert_eq!(trust.check(&l), Ok(()));
         let fifo = tmp.path().join("libfifo.so");
@@ -263,10 +296,10 @@ mod tests {
         // SAFETY: `c` is a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         let e = trust.check(&fifo).expect_err("a FIFO");
-        assert!(e.contains("not a regular file"), "{e}");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
         let e = trust
             .check(&tmp.path().join("libmissing.so"))
             .expect_err("missing");
-        assert!(e.contains("no such file"), "{e}");
+        assert!(e.to_string().contains("no such file"), "{e}");
     }
 }

@@ -144,7 +144,7 @@ pub fn run(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
         }
     } else {
         match registry_abi::trust::check_safe(&path, None) {
-            Err(reason) => (refused(&path, reason), None),
+            Err(refusal) => (refused(&path, refusal.to_string()), None),
             Ok(()) => in_child(&args, &path, wanted)?,
         }
     };
