@@ -1,6 +1,7 @@
 //! `registry` on a Redis Cluster through the `storage-redis` plugin, as several hosts would run
-//! it: two processes registering overlapping loads at once, two updating one entry at once, the
-//! example cluster configuration, and a master killed in the middle of a batch.
+//! it: two processes registering overlapping loads at once, two updating one entry at once, one
+//! importing what another then registers again, the example cluster configuration, and a master
+//! killed in the middle of a batch.
 //!
 //! Each process has its own scratch directory (its own host, as far as `registry` knows) and
 //! shares the cluster and a namespace of its own with the other "hosts" of the same test. The
@@ -217,6 +218,57 @@ fn two_hosts_batching_overlapping_loads_at_once_store_each_request_once() {
         let e = hosts[request % 2].json(&["get", id]);
         assert_eq!(e["title"], format!("Shared rule {request}"), "{e}");
         assert_eq!(e["revision"], 1);
+    }
+}
+
+/// One host imports entries exported from a registry with another shard count; another host,
+/// which never saw the import, then registers the same requests: each is found, none is
+/// registered twice. The imported entries keep their ids, so most sit in a shard other than
+/// the one the router picks for their fingerprints (with 12 shards, each does with chance
+/// 11/12); the importing host records that in the shards' own metadata, in the cluster, which
+/// is how the other host knows to look there too. Nothing about it is left in either host's
+/// directory.
+#[test]
+fn an_import_on_one_host_is_found_by_registrations_on_another() {
+    const N: usize = 400;
+    let nodes = cluster_nodes();
+    let ns = namespace("import");
+    let lines = requests(0..N, "Imported");
+
+    // The source: a local registry of 3 shards, not the cluster's 12.
+    let source = Scratch::with_shards(3);
+    source.write("in.jsonl", &lines);
+    let loaded = source.json(&["batch", "in.jsonl", "--results", "ids.jsonl"]);
+    assert_eq!(loaded["created"].as_u64(), Some(N as u64), "{loaded}");
+    let source_ids = results(&source.path().join("ids.jsonl"));
+    let exported = source.ok(&["export"]);
+
+    let [importer, registrar] = [host(&nodes, &ns, 0), host(&nodes, &ns, 0)];
+    importer.write("all.jsonl", &exported);
+    let imported = importer.json(&["import", "all.jsonl"]);
+    assert_eq!(imported["imported"].as_u64(), Some(N as u64), "{imported}");
+    assert_eq!(imported["failed"].as_u64(), Some(0), "{imported}");
+
+    registrar.write("in.jsonl", &lines);
+    let again = registrar.json(&["batch", "in.jsonl", "--results", "ids.jsonl"]);
+    assert_eq!(again["created"].as_u64(), Some(0), "nothing new: {again}");
+    assert_eq!(again["duplicates"].as_u64(), Some(N as u64), "{again}");
+    let found = results(&registrar.path().join("ids.jsonl"));
+    assert_eq!(found.len(), N);
+    for (line, outcome) in &found {
+        assert_eq!(outcome["status"], "duplicate", "line {line}: {outcome}");
+        assert_eq!(
+            id_of(outcome),
+            id_of(&source_ids[line]),
+            "line {line} resolves to the id the source registry gave it"
+        );
+    }
+
+    // The cluster holds each entry once, exactly as the source did.
+    assert_eq!(registrar.ok(&["export"]), exported);
+    for h in [&importer, &registrar] {
+        let side_file = h.data_dir().join("fingerprints-anywhere");
+        assert!(!side_file.exists(), "{} exists", side_file.display());
     }
 }
 
