@@ -1,5 +1,7 @@
 //! The project's build system: `cargo xtask <command>`.
 //!
+//! - `ci`: what CI runs (`.ci/run`), the README's test command: `tidy`, `deny`, `lint`, then
+//!   `test`, the quick checks first, stopping at the first that fails.
 //! - `test [ARGS...]`: builds every crate (so the plugin libraries exist next to the test
 //!   binaries), starts a local Redis Cluster with `scripts/redis-cluster` (ports 7100-7105, in
 //!   `target/redis-cluster-test`; or uses the one `REGISTRY_TEST_REDIS_NODES` names), runs the
@@ -17,8 +19,6 @@
 //!   in every source file, no file over 1,500 lines).
 //! - `deny`: `cargo deny check licenses bans sources` (`deny.toml`), installing cargo-deny if
 //!   missing.
-//!
-//! Everything built or written goes to Cargo's target directory, `CARGO_TARGET_DIR` when set.
 //! - `prowler`: trains the generator's model on Prowler's security checks (`data/prowler/`) and
 //!   reports its cross-validated accuracy.
 //! - `bench-lint [--files N] [--runs R]`: times `registry lint` against ripgrep over a generated
@@ -28,6 +28,8 @@
 //! - `bench [--quick] [--filter NAME] [--compare OLD.json]`: every benchmark (criterion, single
 //!   add latency, scale test, batch), into `target/bench-report/` as `report.json`, `report.md`
 //!   and SVG charts; `bench --compare OLD.json --against NEW.json` compares two reports.
+//!
+//! Everything built or written goes to Cargo's target directory, `CARGO_TARGET_DIR` when set.
 //!
 //! Plain `std` and `serde_json`, plus plotters' SVG backend for the charts (without its font
 //! and bitmap features), so that `cargo xtask` itself compiles in seconds.
@@ -49,6 +51,7 @@ use std::process::{Command, ExitCode};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
         Some("lint") => lint(),
@@ -60,7 +63,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args...] | demo | lint | tidy | deny | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R] | bench [--quick] [--filter NAME] [--compare OLD.json [--against NEW.json]]>"
+                "usage: cargo xtask <ci | test [cargo test args...] | demo | lint | tidy | deny | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R] | bench [--quick] [--filter NAME] [--compare OLD.json [--against NEW.json]]>"
             );
             return ExitCode::from(2);
         }
@@ -188,6 +191,22 @@ impl Drop for RedisCluster {
 const UPDATE_SNAPSHOTS_SET: &str = "UPDATE_SNAPSHOTS is set: `cargo xtask test` compares \
     snapshots and never rewrites them; unset it (rewrite them with `UPDATE_SNAPSHOTS=1 cargo \
     test -p CRATE`, then review the diff)";
+
+/// `tidy`, `deny`, `lint` and `test`, in that order: a failure of the quick checks shows before
+/// the long build and test run.
+fn ci() -> Result<(), String> {
+    let steps: [(&str, fn() -> Result<(), String>); 4] = [
+        ("tidy", tidy::run),
+        ("deny", deny::run),
+        ("lint", lint),
+        ("test", || test(&[])),
+    ];
+    for (name, step) in steps {
+        eprintln!("== cargo xtask {name}");
+        step().map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(())
+}
 
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = cargo();
