@@ -45,7 +45,7 @@ pub struct SearchPaths {
     pub plugin_dir: PathBuf,
     /// What relative library paths are relative to (the directory of `registry.toml`).
     pub base_dir: PathBuf,
-    /// Which libraries may be loaded: [`load`] checks every library against it first.
+    /// Which libraries may be loaded: [`open_trusted`] checks every library against it first.
     pub trust: Trust,
 }
 

@@ -32,7 +32,7 @@
 //! leading `./`. In text output a file name (and a message, which may quote another file's
 //! name or a value read from a file) has its control characters, Unicode line separators,
 //! bidirectional controls, backslashes and bytes that are not UTF-8 escaped (`\n`, `\x1b`,
-//! `\u{202e}`, `\\`, `\xff`: see [`crate::output`]), so each problem is exactly one line
+//! `\u{202e}`, `\\`, `\xff`: see [`crate::text`]), so each problem is exactly one line
 //! whatever the names in the tree. `--format json` prints one array of objects with `file`,
 //! `line`, `column` (`null` for file-level diagnostics), `severity`, `code` and `message`, one
 //! object per line, with the real names (JSON escapes them; bytes that are not UTF-8 become

@@ -6,7 +6,7 @@
 //! second time, so re-running `stamp` changes nothing. Any other file gets a request (title,
 //! the fields and version given on the command line, context) registered through the ordinary
 //! [`Pipeline::add`] path, then its header written as one comment line in the file's syntax
-//! (see [`comment`] for the table and for the lines that must stay before it).
+//! (see the `comment` module for the table and for the lines that must stay before it).
 //!
 //! Decisions:
 //! - Title: the first Markdown ATX heading (`# Title`) of a `.md`/`.markdown` file, else the
@@ -26,7 +26,7 @@
 //!   Just before writing, the file is read again: if it changed since it was read, it is left
 //!   alone and reported. The header line ends like the file's first line (CRLF or LF); a UTF-8
 //!   byte order mark stays first. Extended attributes are not carried over.
-//! - Writes stay inside the tree ([`place`] has the rule and how it is kept): a FILE that is a
+//! - Writes stay inside the tree (the `place` module has the rule and how it is kept): a FILE that is a
 //!   symbolic link is stamped only if its real path lies inside the directory it is named in
 //!   (`rules/` for `rules/a.sh`, `.` for `a.sh`); then the link's target is stamped and the
 //!   link stays a link. A link leading out of that directory is refused, naming its target,

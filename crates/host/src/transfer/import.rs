@@ -108,7 +108,7 @@ impl Imported {
 ///
 /// Without `atomic` (as the source was opened), each batch is imported as it is read: exported
 /// entries first, in one restore, then the requests, in one add. With it, nothing is written
-/// unless every record passes every check (see [`import_atomic`]).
+/// unless every record passes every check (the private `import_atomic` says how).
 ///
 /// # Errors
 /// A stage failing as a whole (exit 2; the batches before it stay imported, and the message
