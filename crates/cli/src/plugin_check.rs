@@ -3,9 +3,10 @@
 //!
 //! It opens the library as the host does (the same version and layout checks), reports what the
 //! library says it is and provides, and runs a short conformance smoke test of each stage
-//! through the loaded objects (`registry_testkit::library::smoke`). The report goes to stdout;
-//! when the library is not usable the reason is one line on stderr and the exit code is 2, with
-//! the loader's full layout report behind `--verbose`.
+//! through the loaded objects (`registry_conformance::library::smoke`, whose suites return the
+//! broken rule as an error: no test code, panic hook or `catch_unwind` here). The report goes to
+//! stdout; when the library is not usable the reason is one line on stderr and the exit code is
+//! 2, with the loader's full layout report behind `--verbose`.
 //!
 //! Loading a library runs its code, and the library may be anything: so the check runs in a
 //! child process (this executable again, with a hidden `--child` flag) that the command waits
@@ -344,7 +345,7 @@ fn checked(
     let checks: Vec<Check> = stages
         .iter()
         .map(|&stage| {
-            let error = registry_testkit::library::smoke(path, stage, config_json)
+            let error = registry_conformance::library::smoke(path, stage, config_json)
                 .err()
                 .map(|e| without_prefix(&e, stage, path));
             Check {

@@ -1,145 +1,17 @@
-//! The conformance suite of [`Generator`]: one prediction per request, proposals the schema
-//! allows, honest provenance, one config per draft and the same bytes for the same draft.
+//! The conformance suite of [`Generator`], panicking at the first broken rule: see
+//! [`registry_conformance::generator`] for the rules.
 
-use registry_core::{Draft, Field, Fields, Generator, Prediction, Request, Schema, Source};
+use registry_conformance::generator as suite;
+use registry_core::{Generator, Schema};
 
-use crate::one_each;
-use crate::sample::{self, context};
+use crate::passed;
 
-const STAGE: &str = "generator";
-
-fn predict(generator: &dyn Generator, requests: &[Request]) -> Vec<Prediction> {
-    one_each(
-        STAGE,
-        "predict",
-        requests.len(),
-        Prediction::default(),
-        |out| generator.predict(requests, out),
-    )
-}
-
-fn render(generator: &dyn Generator, drafts: &[Draft]) -> Vec<String> {
-    one_each(STAGE, "render", drafts.len(), String::new(), |out| {
-        generator.render(drafts, out)
-    })
-}
-
-/// Requests naming none, some and all of the fields, with plain and awkward titles.
-fn requests(schema: &Schema) -> Vec<Request> {
-    let all = sample::schema_fields(schema, 1);
-    let some = Fields {
-        scope: Some(all.scope.clone()),
-        ..Fields::default()
-    };
-    let mut with_context = sample::request("deploy the dashboard to prod", Fields::default());
-    with_context.context = context(&[("env", "prod"), ("team", "platform")]);
-    vec![
-        sample::request("block ssh from the internet", Fields::default()),
-        sample::request("rotate the signing keys", some),
-        sample::request("nightly etl of billing records", all.map(|_, v| Some(v))),
-        with_context,
-        sample::request(r#"quote " backslash \ colon: naïve ✓"#, Fields::default()),
-    ]
-}
-
-/// Drafts over the schema's values, with titles and contexts a config must carry safely.
-fn drafts(schema: &Schema) -> Vec<Draft> {
-    let titles = [
-        "block ssh from the internet",
-        "nightly etl of billing records",
-        r#"quote " backslash \ colon: hash # naïve ✓"#,
-        "- leading dash, trailing colon:",
-    ];
-    titles
-        .iter()
-        .enumerate()
-        .map(|(i, title)| {
-            let ctx = match i % 2 {
-                0 => context(&[]),
-                _ => context(&[("env", "prod"), ("owner", "a: b # c")]),
-            };
-            sample::draft(
-                sample::schema_fields(schema, i),
-                u64::try_from(i).unwrap_or(0) * 997 + 1,
-                title,
-                ctx,
-            )
-        })
-        .collect()
-}
-
-/// Runs every check against `generator`, with requests and drafts built from `schema`'s values.
+/// Runs every check against `generator`, with requests and drafts built from `schema`'s values
+/// (see [`registry_conformance::generator::check`]).
 ///
 /// # Panics
 /// With a message naming the rule, at the first contract the generator breaks.
+#[track_caller]
 pub fn check(generator: &dyn Generator, schema: &Schema) {
-    let requests = requests(schema);
-    predict(generator, &[]);
-    let predictions = predict(generator, &requests);
-    for (i, (request, prediction)) in requests.iter().zip(&predictions).enumerate() {
-        for field in Field::ALL {
-            let Some(guess) = &prediction[field] else {
-                continue;
-            };
-            // What a generator proposes for a field the request names is ignored.
-            if request.fields[field].is_some() {
-                continue;
-            }
-            ensure!(
-                STAGE,
-                schema.canonical(field, &guess.value).is_some(),
-                "predict proposed {field} `{}` for request {i} ({:?}): proposals must be values \
-                 the schema declares ({})",
-                guess.value,
-                request.title(),
-                schema.allowed(field).join(", ")
-            );
-            ensure!(
-                STAGE,
-                guess.source != Source::Given,
-                "predict marked its {field} proposal for request {i} as given: only values the \
-                 request names are given"
-            );
-            match guess.confidence {
-                Some(c) => ensure!(
-                    STAGE,
-                    guess.source == Source::Model && (0.0..=1.0).contains(&c),
-                    "predict gave {field} of request {i} confidence {c} with source {:?}: only a \
-                     model's estimate has a confidence, in [0, 1]",
-                    guess.source
-                ),
-                None => ensure!(
-                    STAGE,
-                    guess.source != Source::Model,
-                    "predict gave a model's estimate of {field} for request {i} without a \
-                     confidence"
-                ),
-            }
-        }
-    }
-
-    let drafts = drafts(schema);
-    render(generator, &[]);
-    let configs = render(generator, &drafts);
-    ensure!(
-        STAGE,
-        render(generator, &drafts) == configs,
-        "render must give the same bytes for the same drafts"
-    );
-    for (i, draft) in drafts.iter().enumerate() {
-        ensure!(
-            STAGE,
-            render(generator, std::slice::from_ref(draft)) == [configs[i].clone()],
-            "render must give draft {i} ({}) the same bytes alone as in a batch",
-            draft.header.readable()
-        );
-    }
-    let reversed: Vec<Draft> = drafts.iter().rev().cloned().collect();
-    let mut back = render(generator, &reversed);
-    back.reverse();
-    ensure!(
-        STAGE,
-        back == configs,
-        "render must give each draft the same bytes whatever else is in the batch"
-    );
+    passed(suite::check(generator, schema));
 }

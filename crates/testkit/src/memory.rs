@@ -2,10 +2,10 @@
 //!
 //! They are as simple as the contracts allow, so that a pipeline test failing on them points at
 //! the pipeline, and so that each conformance suite has an implementation it must accept. They
-//! are not meant to be fast: every call takes a lock for its whole batch.
+//! are not meant to be fast: every call takes a lock for its whole batch. The generator,
+//! [`KeywordlessGenerator`], is `registry-conformance`'s reference generator, re-exported.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,17 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use registry_core::Fingerprint;
 use registry_core::rules::{self, Numbering};
 use registry_core::{
-    Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Field, FromConfig, Generator,
-    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Schema, Setup,
-    Severity, StageError, StageResult, Stages, Storage, Validator,
+    Cache, CacheKey, CacheStats, Entry, EntryId, ErrorCode, Field, FromConfig, Inserted, ListQuery,
+    Problem, RawHeader, Request, Restored, Router, Schema, Setup, Severity, StageError,
+    StageResult, Stages, Storage, Validator,
 };
-use serde::Deserialize;
 
-/// The config table of every memory stage: they have nothing to configure, and any key is an
-/// error.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NoConfig {}
+/// The reference generator lives with the suites, which render valid entries with it; the memory
+/// stages use the same one.
+pub use registry_conformance::reference::{KeywordlessGenerator, NoConfig, render_config};
 
 /// Takes a lock, or reports that an earlier panic left the data behind it in doubt.
 fn lock<'a, T>(mutex: &'a Mutex<T>, what: &str) -> StageResult<MutexGuard<'a, T>> {
@@ -431,64 +428,6 @@ impl Storage for MemoryStorage {
     }
 }
 
-/// A generator with no model and no rules: it predicts nothing, so schema defaults fill every
-/// field a request leaves empty, and renders a two-key YAML mapping (see [`render_config`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct KeywordlessGenerator;
-
-impl FromConfig for KeywordlessGenerator {
-    type Config = NoConfig;
-
-    fn from_config(_config: NoConfig, _setup: &Setup) -> StageResult<KeywordlessGenerator> {
-        Ok(KeywordlessGenerator)
-    }
-}
-
-impl Generator for KeywordlessGenerator {
-    fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
-        out.extend(requests.iter().map(|_| Prediction::default()));
-        Ok(())
-    }
-
-    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
-        out.extend(drafts.iter().map(render_config));
-        Ok(())
-    }
-}
-
-/// The config [`KeywordlessGenerator`] renders: the readable header and the title, as YAML.
-///
-/// ```text
-/// header: "[SEC][RULES][LIVE][SEC-RUL-001][v2.9][REQUIRED]"
-/// title: "Block SSH from the internet"
-/// ```
-pub fn render_config(draft: &Draft) -> String {
-    let mut yaml = String::from("header: ");
-    quote(&mut yaml, &draft.header.readable());
-    yaml.push_str("\ntitle: ");
-    quote(&mut yaml, &draft.title);
-    yaml.push('\n');
-    yaml
-}
-
-/// Appends `text` as a YAML double-quoted scalar. Everything YAML could read as a line break or
-/// that is not printable is escaped, so any title stays one scalar on one line.
-fn quote(yaml: &mut String, text: &str) {
-    yaml.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => yaml.push_str("\\\""),
-            '\\' => yaml.push_str("\\\\"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
-                // Every such character is in the Basic Multilingual Plane, so four digits do.
-                let _ = write!(yaml, "\\u{:04x}", u32::from(c));
-            }
-            c => yaml.push(c),
-        }
-    }
-    yaml.push('"');
-}
-
 /// A validator that checks one thing: every header field holds a value the schema declares
 /// (compared case-insensitively, as the pipeline canonicalizes). It reads no config.
 #[derive(Debug, Clone, Default)]
@@ -647,19 +586,5 @@ mod tests {
             MemoryStorage::new(3, 3).map(|_| ()).map_err(|e| e.code),
             Err(ErrorCode::Config)
         );
-    }
-
-    #[test]
-    fn quotes_anything_into_one_line() {
-        for (text, want) in [
-            ("plain", r#""plain""#),
-            (r#"say "hi" \ bye"#, r#""say \"hi\" \\ bye""#),
-            ("a\nb\u{2028}c\td", r#""a\u000ab\u2028c\u0009d""#),
-            ("naïve: ✓ 🦀", r#""naïve: ✓ 🦀""#),
-        ] {
-            let mut out = String::new();
-            quote(&mut out, text);
-            assert_eq!(out, want);
-        }
     }
 }

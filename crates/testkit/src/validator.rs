@@ -1,191 +1,30 @@
-//! The conformance suite of [`Validator`]: valid requests and entries pass, a value the schema
-//! does not declare is an error on the right item and field, and problems are reported rather
-//! than raised. The same holds for headers as written in files, in both forms.
+//! The conformance suite of [`Validator`], panicking at the first broken rule: see
+//! [`registry_conformance::validator`] for the rules.
 
-use registry_core::{
-    Draft, Entry, Field, Fields, Generator, HeaderForm, Problem, RawHeader, Request, Schema,
-    Severity, Validator,
-};
+use registry_conformance::validator as suite;
+use registry_core::{Generator, Schema, Validator};
 
-use crate::memory::KeywordlessGenerator;
-use crate::sample;
-use crate::{appended, ok};
-
-const STAGE: &str = "validator";
-
-fn filler() -> Problem {
-    Problem {
-        item: usize::MAX,
-        severity: Severity::Warning,
-        code: "filler".into(),
-        field: "filler".into(),
-        message: "a problem the suite put there".into(),
-    }
-}
-
-fn check_requests(validator: &dyn Validator, requests: &[Request]) -> Vec<Problem> {
-    appended(STAGE, "check_requests", filler(), |out| {
-        validator.check_requests(requests, out)
-    })
-}
-
-fn check_entries(validator: &dyn Validator, entries: &[Entry]) -> Vec<Problem> {
-    appended(STAGE, "check_entries", filler(), |out| {
-        validator.check_entries(entries, out)
-    })
-}
-
-fn check_headers(validator: &dyn Validator, headers: &[RawHeader]) -> Vec<Problem> {
-    appended(STAGE, "check_headers", filler(), |out| {
-        validator.check_headers(headers, out)
-    })
-}
-
-/// The errors about item `item`.
-fn errors(problems: &[Problem], item: usize) -> Vec<&Problem> {
-    problems
-        .iter()
-        .filter(|p| p.item == item && p.severity == Severity::Error)
-        .collect()
-}
+use crate::passed;
 
 /// Runs every check against `validator`, with entries whose configs
-/// [`KeywordlessGenerator`] renders. Use [`check_with`] when the validator expects the configs of
-/// a particular generator.
+/// [`KeywordlessGenerator`](crate::memory::KeywordlessGenerator) renders. Use [`check_with`]
+/// when the validator expects the configs of a particular generator.
 ///
 /// # Panics
 /// With a message naming the rule, at the first contract the validator breaks.
+#[track_caller]
 pub fn check(validator: &dyn Validator, schema: &Schema) {
-    check_with(validator, schema, &KeywordlessGenerator);
+    passed(suite::check(validator, schema));
 }
 
 /// Runs every check against `validator`, with requests and entries built from `schema`'s values
-/// and configs rendered by `generator`: "a valid entry" is one that generator rendered.
+/// and configs rendered by `generator`: "a valid entry" is one that generator rendered (see
+/// [`registry_conformance::validator::check_with`]).
 ///
 /// # Panics
 /// With a message naming the rule, at the first contract the validator breaks, or when
 /// `generator` fails to render.
+#[track_caller]
 pub fn check_with(validator: &dyn Validator, schema: &Schema, generator: &dyn Generator) {
-    ensure!(
-        STAGE,
-        check_requests(validator, &[]).is_empty() && check_entries(validator, &[]).is_empty(),
-        "an empty batch has no problems"
-    );
-
-    // One valid item between each pair of broken ones, so a problem on the wrong item shows.
-    let mut requests = Vec::new();
-    let mut entries_fields = Vec::new();
-    for (i, field) in Field::ALL.into_iter().enumerate() {
-        let good = sample::schema_fields(schema, i);
-        let mut bad = good.clone();
-        bad[field] = sample::undeclared(schema, field);
-        requests.push(sample::complete_request(
-            &format!("valid request {i}"),
-            &good,
-        ));
-        requests.push(sample::complete_request(&format!("broken {field}"), &bad));
-        entries_fields.push(good);
-        entries_fields.push(bad);
-    }
-    let problems = check_requests(validator, &requests);
-    let entries = render_entries(generator, entries_fields);
-    let entry_problems = check_entries(validator, &entries);
-    let mut header_problems = Vec::new();
-    for form in [HeaderForm::Readable, HeaderForm::Grepable] {
-        let headers: Vec<RawHeader> = entries.iter().map(|e| raw_header(e, form)).collect();
-        header_problems.push((form, check_headers(validator, &headers), headers.len()));
-    }
-    let [(_, readable, readable_count), (_, grepable, grepable_count)] = &header_problems[..]
-    else {
-        unreachable!("two forms were checked");
-    };
-
-    for (what, problems, count) in [
-        ("check_requests", &problems, requests.len()),
-        ("check_entries", &entry_problems, entries.len()),
-        ("check_headers (readable form)", readable, *readable_count),
-        ("check_headers (grepable form)", grepable, *grepable_count),
-    ] {
-        if let Some(p) = problems.iter().find(|p| p.item >= count) {
-            panic!(
-                "{STAGE} contract broken: {what} reported a problem about item {} of a batch of \
-                 {count}: `item` is the index in the batch ({p:?})",
-                p.item
-            );
-        }
-        for (i, field) in Field::ALL.into_iter().enumerate() {
-            let valid = 2 * i;
-            let broken = 2 * i + 1;
-            let wrong = errors(problems, valid);
-            ensure!(
-                STAGE,
-                wrong.is_empty(),
-                "{what} must accept item {valid}, whose fields are all declared in the schema; \
-                 it reported {wrong:?}"
-            );
-            let found = errors(problems, broken);
-            ensure!(
-                STAGE,
-                found.iter().any(|p| p.field == field.name()),
-                "{what} must report an error on field `{field}` of item {broken}, whose {field} \
-                 `{}` the schema does not declare; it reported {found:?}",
-                sample::undeclared(schema, field)
-            );
-        }
-    }
-}
-
-/// An entry's header as it would be written in a file, split but unchecked.
-fn raw_header(entry: &Entry, form: HeaderForm) -> RawHeader {
-    let h = &entry.header;
-    let lower = |s: &str| match form {
-        HeaderForm::Readable => s.to_owned(),
-        HeaderForm::Grepable => s.to_lowercase(),
-    };
-    RawHeader {
-        form,
-        fields: h.fields.clone().map(|_, v| lower(&v)),
-        id: lower(&h.id.to_string()),
-        version: h.version.clone(),
-    }
-}
-
-/// Pairs of entries numbered 1, 2, …: each valid one rendered by `generator`, each broken one
-/// the same but for its fields, with the valid one's config (a generator need not be able to
-/// render a value the schema does not declare).
-fn render_entries(generator: &dyn Generator, fields: Vec<Fields<String>>) -> Vec<Entry> {
-    let draft = |f: Fields<String>, n: u64| {
-        sample::draft(
-            f,
-            n,
-            &format!("entry {n}"),
-            sample::context(&[("env", "test")]),
-        )
-    };
-    let pairs: Vec<(Draft, Draft)> = fields
-        .chunks(2)
-        .zip((1u64..).step_by(2))
-        .filter_map(|(pair, n)| match pair {
-            [good, bad] => Some((draft(good.clone(), n), draft(bad.clone(), n + 1))),
-            _ => None,
-        })
-        .collect();
-    let good: Vec<Draft> = pairs.iter().map(|(g, _)| g.clone()).collect();
-    let mut configs = Vec::with_capacity(good.len());
-    ok("generator", "render", generator.render(&good, &mut configs));
-    assert_eq!(
-        configs.len(),
-        good.len(),
-        "generator contract broken: render must push one config per draft"
-    );
-    pairs
-        .into_iter()
-        .zip(configs)
-        .flat_map(|((g, b), config)| {
-            [
-                sample::entry_of(g, config.clone()),
-                sample::entry_of(b, config),
-            ]
-        })
-        .collect()
+    passed(suite::check_with(validator, schema, generator));
 }

@@ -2,14 +2,16 @@
 //!
 //! An entry is only consistent when its hash covers its content and its fingerprint is that of
 //! the request it came from; these builders keep it so, and the suites and plugin tests use them
-//! rather than each writing the construction out again. They panic on input a test should not
-//! give (a title `Request::new` refuses), since they are test helpers.
+//! rather than each writing the construction out again. The public builders panic on input a
+//! test should not give (a title `Request::new` refuses), since they are test helpers; the
+//! suites build through their fallible forms (`try_*`, private to this crate), so that a sample
+//! the suite cannot make is a [`Violation`](crate::Violation) and never a panic.
 
 use registry_core::{
     Context, Draft, Entry, EntryId, Field, Fields, Header, Request, Schema, Timestamp,
 };
 
-use crate::memory::render_config;
+use crate::reference::render_config;
 
 /// The version of sample headers.
 pub const VERSION: &str = "v2.9";
@@ -70,8 +72,13 @@ pub fn undeclared(schema: &Schema, field: Field) -> String {
 /// # Panics
 /// When `Context::new` refuses the pairs.
 pub fn context(pairs: &[(&str, &str)]) -> Context {
+    try_context(pairs).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`context`], or why the pairs are refused.
+pub(crate) fn try_context(pairs: &[(&str, &str)]) -> Result<Context, String> {
     Context::new(pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())))
-        .unwrap_or_else(|e| panic!("sample context {pairs:?} is invalid: {e}"))
+        .map_err(|e| format!("sample context {pairs:?} is invalid: {e}"))
 }
 
 /// A request with the given title that names the given fields and nothing else.
@@ -79,8 +86,13 @@ pub fn context(pairs: &[(&str, &str)]) -> Context {
 /// # Panics
 /// When `Request::new` refuses the title or a value.
 pub fn request(title: &str, given: Fields<Option<String>>) -> Request {
+    try_request(title, given).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`request`], or why the title or a value is refused.
+pub(crate) fn try_request(title: &str, given: Fields<Option<String>>) -> Result<Request, String> {
     Request::new(title, given, None, Context::default())
-        .unwrap_or_else(|e| panic!("sample request {title:?} is invalid: {e}"))
+        .map_err(|e| format!("sample request {title:?} is invalid: {e}"))
 }
 
 /// A request that names every field, as the validator sees one once the fields are filled in.
@@ -88,9 +100,17 @@ pub fn request(title: &str, given: Fields<Option<String>>) -> Request {
 /// # Panics
 /// As [`request`].
 pub fn complete_request(title: &str, fields: &Fields<String>) -> Request {
-    let mut r = request(title, fields.clone().map(|_, v| Some(v)));
+    try_complete_request(title, fields).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`complete_request`], or why the title or a value is refused.
+pub(crate) fn try_complete_request(
+    title: &str,
+    fields: &Fields<String>,
+) -> Result<Request, String> {
+    let mut r = try_request(title, fields.clone().map(|_, v| Some(v)))?;
     r.version = Some(VERSION.to_owned());
-    r
+    Ok(r)
 }
 
 /// The draft of entry `number` with these fields: the id prefix follows the scope and type.
@@ -114,14 +134,19 @@ pub fn draft(fields: Fields<String>, number: u64, title: &str, context: Context)
 /// # Panics
 /// When `Request::new` refuses the draft's title.
 pub fn entry_of(draft: Draft, config: String) -> Entry {
+    try_entry_of(draft, config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`entry_of`], or why the draft's title or a value is refused.
+pub(crate) fn try_entry_of(draft: Draft, config: String) -> Result<Entry, String> {
     let request = Request::new(
         &draft.title,
         draft.header.fields.clone().map(|_, v| Some(v)),
         Some(draft.header.version.clone()),
         draft.context.clone(),
     )
-    .unwrap_or_else(|e| panic!("sample entry {:?} is invalid: {e}", draft.title));
-    Entry {
+    .map_err(|e| format!("sample entry {:?} is invalid: {e}", draft.title))?;
+    Ok(Entry {
         hash: Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config),
         fingerprint: request.fingerprint(),
         header: draft.header,
@@ -132,18 +157,23 @@ pub fn entry_of(draft: Draft, config: String) -> Entry {
         created_at: CREATED,
         updated_at: CREATED,
         provenance: None,
-    }
+    })
 }
 
 /// The first revision of entry `number`, with a one-pair context and the config of
-/// [`KeywordlessGenerator`](crate::memory::KeywordlessGenerator).
+/// [`KeywordlessGenerator`](crate::reference::KeywordlessGenerator).
 ///
 /// # Panics
 /// As [`entry_of`].
 pub fn entry(fields: Fields<String>, number: u64, title: &str) -> Entry {
-    let draft = draft(fields, number, title, context(&[("env", "test")]));
+    try_entry(fields, number, title).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`entry`], or why the title or a value is refused.
+pub(crate) fn try_entry(fields: Fields<String>, number: u64, title: &str) -> Result<Entry, String> {
+    let draft = draft(fields, number, title, try_context(&[("env", "test")])?);
     let config = render_config(&draft);
-    entry_of(draft, config)
+    try_entry_of(draft, config)
 }
 
 /// The next revision of an entry, with its status changed and its config rendered again.
@@ -199,5 +229,17 @@ mod tests {
             given[field] = Some(v);
             assert!(Request::new("t", given, None, Context::default()).is_ok());
         }
+    }
+
+    #[test]
+    fn refused_input_is_an_error_for_the_suites() {
+        let bad = fields("SEC", "RULES", "LIVE", "REQUIRED");
+        let e = try_entry(bad, 1, "two\nlines").expect_err("a title of two lines");
+        assert!(
+            e.starts_with("sample entry \"two\\nlines\" is invalid: "),
+            "{e}"
+        );
+        let e = try_context(&[("bad key", "v")]).expect_err("a key with a space");
+        assert!(e.starts_with("sample context"), "{e}");
     }
 }
