@@ -3,7 +3,8 @@
 //! - Dependency edges (from `cargo metadata`): `registry-core` depends on no `abi_stable` (and
 //!   names it in no line of code); only `registry-abi` depends on it directly, the two
 //!   fixtures that stand for other builds of it aside; the `registry` binary's crate depends on
-//!   no test crate (`registry-testkit`) for its normal build.
+//!   no test crate (`registry-testkit`) for its normal build, and `registry-conformance` (the
+//!   suites the binary runs) depends on neither that nor `tempfile`.
 //! - Every Rust source file tracked by git opens with a `//!` line saying what it is for (test
 //!   fixtures under `tests/fixtures/` are data, not code).
 //! - No Rust source file is longer than [`MAX_LINES`] lines.
@@ -28,6 +29,10 @@ const MAY_NAME_ABI_STABLE: [&str; 3] = [
 
 /// The crates the `registry` binary's crate may not depend on for its normal build.
 const TEST_CRATES: [&str; 1] = ["registry-testkit"];
+
+/// What the conformance suites may not depend on for their normal build: they ship in the
+/// binary (`registry plugins check`), which links no test code.
+const NOT_FOR_CONFORMANCE: [&str; 2] = ["registry-testkit", "tempfile"];
 
 pub fn run() -> Result<(), String> {
     let mut problems = Vec::new();
@@ -94,6 +99,12 @@ fn check_edges(metadata: &serde_json::Value, problems: &mut Vec<String>) {
                 problems.push(format!(
                     "registry-cli depends on the test crate {dep_name}: test code does not ship \
                      in the binary"
+                ));
+            }
+            if name == "registry-conformance" && normal && NOT_FOR_CONFORMANCE.contains(&dep_name) {
+                problems.push(format!(
+                    "registry-conformance depends on {dep_name}: the suites ship in the binary, \
+                     which links no test code"
                 ));
             }
         }
@@ -188,6 +199,11 @@ mod tests {
             {"name": "registry-cli", "dependencies": [
                 {"name": "registry-testkit", "kind": null},
                 {"name": "registry-testkit", "kind": "dev"}
+            ]},
+            {"name": "registry-conformance", "dependencies": [
+                {"name": "registry-core", "kind": null},
+                {"name": "tempfile", "kind": null},
+                {"name": "registry-testkit", "kind": "dev"}
             ]}
         ]});
         let mut problems = Vec::new();
@@ -197,7 +213,9 @@ mod tests {
             [
                 "registry-core depends on abi_stable: only registry-abi names it",
                 "registry-cli depends on the test crate registry-testkit: test code does not \
-                 ship in the binary"
+                 ship in the binary",
+                "registry-conformance depends on tempfile: the suites ship in the binary, which \
+                 links no test code"
             ]
         );
     }
