@@ -195,7 +195,8 @@ const UPDATE_SNAPSHOTS_SET: &str = "UPDATE_SNAPSHOTS is set: `cargo xtask test` 
 /// `tidy`, `deny`, `lint` and `test`, in that order: a failure of the quick checks shows before
 /// the long build and test run.
 fn ci() -> Result<(), String> {
-    let steps: [(&str, fn() -> Result<(), String>); 4] = [
+    type Step = fn() -> Result<(), String>;
+    let steps: [(&str, Step); 4] = [
         ("tidy", tidy::run),
         ("deny", deny::run),
         ("lint", lint),
