@@ -11,6 +11,7 @@
 //!   broken. Every plugin runs the suite of its stage in its own tests.
 //! - [`sample`] (the conformance crate's) builds requests, drafts and entries the way the
 //!   pipeline builds them.
+//! - [`snapshot`] compares output with a committed file, rewritten only when asked.
 //! - `library` (cargo feature `library`) runs the same suites through a built plugin library,
 //!   loaded as the host loads it, and reports the broken rule as an `Err` rather than a panic.
 //!
@@ -29,6 +30,7 @@ pub mod generator;
 pub mod library;
 pub mod memory;
 pub mod router;
+pub mod snapshot;
 pub mod storage;
 pub mod validator;
 

@@ -297,7 +297,7 @@ mod tests {
         rewrites this file.\n";
 
     /// The built-in templates render the drafts of `snapshot_drafts` exactly as the snapshot file
-    /// says. Set `UPDATE_SNAPSHOTS=1` to rewrite the file instead (then review the difference).
+    /// says (see `registry_testkit::snapshot`: `UPDATE_SNAPSHOTS=1` rewrites it instead).
     #[test]
     fn built_in_snapshots() {
         let templates = built_in();
@@ -308,15 +308,11 @@ mod tests {
             text.push_str("---\n");
         }
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/built_in.yaml");
-        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-            std::fs::write(path, &text).expect("the snapshot file can be written");
-            return;
-        }
-        let expected = std::fs::read_to_string(path).expect("the snapshot file exists");
-        for (ours, theirs) in text.split("---\n").zip(expected.split("---\n")) {
-            assert_eq!(ours, theirs, "rendered config differs from {path}");
-        }
-        assert_eq!(text, expected, "rendered configs differ from {path}");
+        registry_testkit::snapshot::compare(
+            std::path::Path::new(path),
+            &text,
+            "cargo test -p registry-generator-default --lib built_in_snapshots",
+        );
     }
 
     /// The view the writer writes, written by `yaml_serde` instead, reads back as the same YAML

@@ -97,65 +97,13 @@ fn found(items: &[Value]) -> Vec<(String, Option<u64>, String)> {
         .collect()
 }
 
-/// Compares `actual` with a committed expected file, or rewrites it when `UPDATE_SNAPSHOTS` is
-/// exactly `1`. A missing file fails like a different one: a snapshot test never passes without
-/// comparing unless it was asked to rewrite.
+/// Compares `actual` with a committed expected file in the fixtures (see
+/// `registry_testkit::snapshot`).
 fn snapshot(name: &str, actual: &str) {
-    let path = fixtures().join(name);
-    match std::env::var_os("UPDATE_SNAPSHOTS") {
-        None => {}
-        Some(v) if v == "1" => {
-            fs::write(&path, actual).expect("write snapshot");
-            eprintln!("rewrote {}: review the difference", path.display());
-            return;
-        }
-        Some(v) => panic!(
-            "UPDATE_SNAPSHOTS is {v:?}: set it to 1 to rewrite {} (then review the diff), or \
-             unset it to compare",
-            path.display()
-        ),
-    }
-    let expected = fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e} (write it with `UPDATE_SNAPSHOTS=1 cargo test -p registry-cli \
-             --test it lint`, then review it)",
-            path.display()
-        )
-    });
-    assert!(
-        actual == expected,
-        "output differs from {} (if intended, rerun with UPDATE_SNAPSHOTS=1 and review):\n--- expected\n{expected}\n--- actual\n{actual}",
-        path.display()
-    );
-}
-
-/// The helper fails on a snapshot file that does not exist, and writes none.
-#[test]
-fn a_missing_snapshot_fails_the_test() {
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        return; // a rewriting run would write the file it is asked about
-    }
-    let name = "no-such-snapshot.expected.txt";
-    let compared = std::panic::catch_unwind(|| snapshot(name, "anything\n"));
-    assert!(compared.is_err(), "a missing snapshot passed");
-    assert!(!fixtures().join(name).exists(), "a snapshot was written");
-}
-
-#[test]
-fn fixture_tree_is_complete() {
-    // `ignored.rule` is named by the tree's .gitignore on purpose, so git skips it unless it
-    // is added with `git add -f`; without it the ignore test would pass vacuously.
-    assert!(
-        tree().join("ignored.rule").is_file(),
-        "tests/fixtures/lint/ignored.rule is missing: commit it with `git add -f`"
-    );
-    assert!(
-        fs::read(tree().join("other/binary.bin"))
-            .expect("binary fixture")
-            .contains(&0)
-    );
-    assert!(
-        std::str::from_utf8(&fs::read(tree().join("other/latin1.txt")).expect("fixture")).is_err()
+    registry_testkit::snapshot::compare(
+        &fixtures().join(name),
+        actual,
+        "cargo test -p registry-cli --test it lint",
     );
 }
 
