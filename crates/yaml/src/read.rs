@@ -455,7 +455,7 @@ impl Scanner<'_> {
         }
         let mut len = 0;
         loop {
-            len += run(&bytes[len..], PLAIN);
+            len += run::<PLAIN>(&bytes[len..]);
             // Anything other than ASCII is decoded and checked as a character.
             match bytes.get(len) {
                 Some(0x80..) => match self.text[start + len..].chars().next() {
@@ -510,7 +510,7 @@ impl Scanner<'_> {
         let mut segment = self.pos;
         let mut decoded: Option<usize> = None;
         loop {
-            self.pos += run(&self.bytes[self.pos..], SINGLE_RUN);
+            self.pos += run::<SINGLE_RUN>(&self.bytes[self.pos..]);
             match *self.bytes.get(self.pos)? {
                 b'\'' if self.bytes.get(self.pos + 1) == Some(&b'\'') => {
                     if decode {
@@ -549,7 +549,7 @@ impl Scanner<'_> {
         let mut segment = self.pos;
         let mut decoded: Option<usize> = None;
         loop {
-            self.pos += run(&self.bytes[self.pos..], DOUBLE_RUN);
+            self.pos += run::<DOUBLE_RUN>(&self.bytes[self.pos..]);
             match *self.bytes.get(self.pos)? {
                 b'"' => {
                     let end = self.pos;
@@ -616,11 +616,12 @@ fn plain_kind(scalar: &[u8]) -> Option<Kind> {
     }
 }
 
-/// The length of the run of bytes at the start of `bytes` whose class has `bit`.
-fn run(bytes: &[u8], bit: u8) -> usize {
+/// The length of the run of bytes at the start of `bytes` whose class has `BIT`. The bit is a
+/// constant, so the test of each byte is one masked load, as with a table of booleans.
+fn run<const BIT: u8>(bytes: &[u8]) -> usize {
     bytes
         .iter()
-        .position(|&b| !chars::has(b, bit))
+        .position(|&b| !chars::has(b, BIT))
         .unwrap_or(bytes.len())
 }
 

@@ -15,10 +15,11 @@
 //! - otherwise double-quoted, with escapes.
 //!
 //! It was the default generator's `emit.rs` until the subset was defined in this crate; it moved
-//! unchanged, and the bytes it writes are pinned by golden tests (`tests/it/golden.rs`): configs'
-//! bytes feed their content hashes, so a changed byte would change every stored hash. The tests
-//! also hold it to `yaml_serde`: what it writes reads back as the value written, and as what
-//! `yaml_serde` writes for the same value.
+//! with its logic unchanged (its character rules now come from `crate::chars`, its error is an
+//! enum), and the bytes it writes are pinned by golden tests (`tests/it/golden.rs`): configs'
+//! bytes feed their content hashes, so a changed byte would make every config rendered again
+//! differ from the one stored. The tests also hold it to `yaml_serde`: what it writes reads back
+//! as the value written, and as what `yaml_serde` writes for the same value.
 //!
 //! Only what documents need is supported: mappings with string keys, sequences, strings, booleans,
 //! integers, floats and nulls. Enum variants with data and byte strings are errors.
