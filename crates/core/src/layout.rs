@@ -21,8 +21,10 @@
 //! 1. The shard count is the configured one, or else the one shard 0 recorded: shard 0 is built
 //!    alone with `shards = 0` and asked for [`SHARDS`]. If it does not exist, neither does the
 //!    registry (a storage answers `NotFound` for shard 0 only when it holds no shard at all).
-//! 2. Every shard is built with `create: None`. A shard that does not exist (`NotFound`) or
-//!    is empty (`Missing`) while others exist means the registry lost it: the registry is
+//! 2. Every shard is built with `create: None`, shard 0 first, its [`STATE`] read before any
+//!    other shard is looked for (so a shard another host creates meanwhile is never taken for
+//!    lost). A shard that does not exist (`NotFound`) or is empty (`Missing`) while others
+//!    exist means the registry lost it: the registry is
 //!    refused, naming each one, until the operator restores it. Recreating it empty would hide
 //!    its entries and hand out their ids again. The one exception is a registry whose creation
 //!    was interrupted ([`STATE`] is still `creating` in shard 0): a command that may create a
@@ -348,57 +350,118 @@ pub fn open(options: &OpenOptions<'_>, build: &mut Build<'_>) -> Result<Shards, 
 
 /// Step 2: every shard, creating none unless the registry's creation was interrupted. `None`
 /// when no shard exists.
+///
+/// Shard 0's metadata is read before any other shard is looked for. Another host may be
+/// creating the registry meanwhile (shard 0 first, `ready` once every shard exists), so a shard
+/// looked for after `ready` was read exists unless it was lost, and one looked for after
+/// `creating` was read may be on its way; reading the state last would take shards that were
+/// created between the two looks for lost ones.
 fn open_existing(
     options: &OpenOptions<'_>,
     count: u32,
     build: &mut Build<'_>,
 ) -> Result<Option<Shards>, OpenError> {
-    let mut slots: Vec<Option<Box<dyn Storage>>> = Vec::with_capacity(count as usize);
-    let mut absent = Vec::new();
-    let mut emptied = Vec::new();
-    let mut unavailable = Vec::new();
+    let mut looked_again = false;
+    loop {
+        match scan(count, build)? {
+            Scan::NoShard => return Ok(None),
+            // Shard 0 is created first, so other shards without it is either a lost shard 0
+            // or another process creating the registry right now, whose shard 0 appeared
+            // after it was looked for: one more look tells them apart, and if it is there now,
+            // everything is looked at again, in order.
+            Scan::Found(found)
+                if !looked_again && found.absent.first().is_some_and(|a| a.0 == 0) =>
+            {
+                match build(0, count, None) {
+                    Ok(_) => looked_again = true,
+                    Err(e) if e.code == ErrorCode::NotFound => {
+                        return finish(options, count, build, found);
+                    }
+                    Err(e) => return Err(OpenError::Build { shard: 0, error: e }),
+                }
+            }
+            Scan::Found(found) => return finish(options, count, build, found),
+        }
+    }
+}
+
+/// What one look at every shard found.
+enum Scan {
+    /// No shard exists.
+    NoShard,
+    Found(Found),
+}
+
+struct Found {
+    slots: Vec<Option<Box<dyn Storage>>>,
+    /// Shards that do not exist: `(shard, why)`.
+    absent: Vec<(u32, String)>,
+    /// Shards that exist but are empty.
+    emptied: Vec<(u32, String)>,
+    unavailable: Vec<UnavailableShard>,
+    /// Shard 0's metadata, read before any other shard was looked for; `None` when it could
+    /// not be opened.
+    zero_meta: Option<Meta>,
+}
+
+/// Looks at every shard in order, reading shard 0's metadata before going on.
+fn scan(count: u32, build: &mut Build<'_>) -> Result<Scan, OpenError> {
+    let mut found = Found {
+        slots: Vec::with_capacity(count as usize),
+        absent: Vec::new(),
+        emptied: Vec::new(),
+        unavailable: Vec::new(),
+        zero_meta: None,
+    };
     for shard in 0..count {
         match build(shard, count, None) {
-            Ok(s) => slots.push(Some(s)),
+            Ok(s) => {
+                if shard == 0 {
+                    found.zero_meta = Some(read_meta(&*s, 0)?);
+                }
+                found.slots.push(Some(s));
+            }
             Err(e) if e.code == ErrorCode::NotFound => {
-                absent.push((shard, e.message));
-                slots.push(None);
+                found.absent.push((shard, e.message));
+                found.slots.push(None);
             }
             Err(e) if e.code == ErrorCode::Missing => {
-                emptied.push((shard, e.message));
-                slots.push(None);
+                found.emptied.push((shard, e.message));
+                found.slots.push(None);
             }
             Err(e) if matches!(e.code, ErrorCode::Storage | ErrorCode::Unavailable) => {
                 let u = UnavailableShard {
                     shard,
                     reason: e.message,
                 };
-                slots.push(Some(Box::new(u.clone())));
-                unavailable.push(u);
+                found.slots.push(Some(Box::new(u.clone())));
+                found.unavailable.push(u);
             }
             Err(e) => return Err(OpenError::Build { shard, error: e }),
         }
     }
-    if absent.len() == count as usize {
-        return Ok(None);
-    }
-    // Shard 0 is created first, so other shards without it is either a lost shard 0 or another
-    // process creating the registry right now, whose shard 0 appeared after it was looked for:
-    // one more look tells them apart.
-    if absent.first().is_some_and(|(shard, _)| *shard == 0) {
-        match build(0, count, None) {
-            Ok(zero) => {
-                slots[0] = Some(zero);
-                absent.remove(0);
-            }
-            Err(e) if e.code == ErrorCode::NotFound => {}
-            Err(e) => return Err(OpenError::Build { shard: 0, error: e }),
-        }
-    }
-    let zero_meta = match &slots[0] {
-        Some(zero) if !unavailable.iter().any(|u| u.shard == 0) => Some(read_meta(&**zero, 0)?),
-        _ => None,
-    };
+    Ok(if found.absent.len() == count as usize {
+        Scan::NoShard
+    } else {
+        Scan::Found(found)
+    })
+}
+
+/// Step 2 once the shards were looked at: refuses lost shards, completes an interrupted
+/// creation when allowed to, and reads which shards hold foreign fingerprints.
+fn finish(
+    options: &OpenOptions<'_>,
+    count: u32,
+    build: &mut Build<'_>,
+    found: Found,
+) -> Result<Option<Shards>, OpenError> {
+    let Found {
+        mut slots,
+        absent,
+        emptied,
+        unavailable,
+        zero_meta,
+    } = found;
     let creating = zero_meta
         .as_ref()
         .is_some_and(|m| m.get(STATE).map(String::as_str) == Some(CREATING));

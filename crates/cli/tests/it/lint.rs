@@ -108,6 +108,24 @@ fn snapshot(name: &str, actual: &str) {
 }
 
 #[test]
+fn fixture_tree_is_complete() {
+    // `ignored.rule` is named by the tree's .gitignore on purpose, so git skips it unless it
+    // is added with `git add -f`; without it the ignore test would pass vacuously.
+    assert!(
+        tree().join("ignored.rule").is_file(),
+        "tests/fixtures/lint/ignored.rule is missing: commit it with `git add -f`"
+    );
+    assert!(
+        fs::read(tree().join("other/binary.bin"))
+            .expect("binary fixture")
+            .contains(&0)
+    );
+    assert!(
+        std::str::from_utf8(&fs::read(tree().join("other/latin1.txt")).expect("fixture")).is_err()
+    );
+}
+
+#[test]
 fn text_output_matches_the_snapshot() {
     let out = lint_in(&tree(), &["."]);
     assert_eq!(code(&out), 1, "errors fail the run: {}", stderr(&out));

@@ -114,6 +114,69 @@ fn an_interrupted_creation_is_completed_and_a_lost_shard_refused() {
     }
 }
 
+/// Opens the 3-shard registry of `dir` while another host creates it: the first time shard
+/// `during` is looked for and found absent, the other host creates every shard (shard 0
+/// first, as `layout::open` does) and marks the registry ready, before the look returns.
+fn open_while_another_creates(
+    dir: &std::path::Path,
+    access: Access,
+    during: u32,
+) -> Result<Shards, OpenError> {
+    let schema = Schema::default();
+    let options = OpenOptions {
+        shards: Some(3),
+        new_shards: 3,
+        access,
+        schema: &schema,
+    };
+    let setup = |shard, create| Setup {
+        schema: schema.clone(),
+        data_dir: dir.to_owned(),
+        config_dir: dir.to_owned(),
+        shard,
+        shards: 3,
+        create,
+    };
+    let mut raced = false;
+    layout::open(&options, &mut |shard, _, create: Option<&Meta>| {
+        let result = MemoryStorage::from_config(NoConfig {}, &setup(shard, create.cloned()));
+        if result.is_err() && shard == during && !raced {
+            raced = true;
+            let first: Meta = [(layout::STATE.to_owned(), "creating".to_owned())].into();
+            let zero =
+                MemoryStorage::from_config(NoConfig {}, &setup(0, Some(first))).expect("shard 0");
+            for other in 1..3 {
+                MemoryStorage::from_config(NoConfig {}, &setup(other, Some(Meta::new())))
+                    .expect("shard");
+            }
+            let ready = [(layout::STATE.to_owned(), "ready".to_owned())].into();
+            zero.set_meta(&ready).expect("ready");
+        }
+        result.map(|s| Box::new(s) as Box<dyn Storage>)
+    })
+}
+
+#[test]
+fn a_registry_another_host_creates_during_the_look_is_opened_not_refused() {
+    // Another host creates the registry while its shards are looked at: the shards it creates
+    // after they were looked for are on their way, not lost (reading shard 0's state after
+    // the look took them for lost).
+    for during in 0..3 {
+        for access in [Access::Read, Access::Create] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            match open_while_another_creates(dir.path(), access, during) {
+                Ok(shards) => {
+                    assert_eq!(shards.storage.len(), 3, "{during} {access:?}");
+                    assert!(shards.unavailable.is_empty(), "{during} {access:?}");
+                }
+                // Every shard was looked for before the other host made any: no registry yet.
+                Err(OpenError::Absent) if during == 2 && access == Access::Read => {}
+                Err(e) => panic!("shard {during}, {access:?}: {e}"),
+            }
+        }
+    }
+}
+
 #[test]
 fn a_schema_dropping_a_value_in_use_is_refused_and_adding_one_is_not() {
     let dir = tempfile::tempdir().expect("temp dir");
