@@ -1,6 +1,7 @@
 //! Shared set-up for the benchmarks: the default stages, either loaded from the plugin libraries
-//! next to the benchmark binary as `registry` loads them, or linked into the benchmark binary from
-//! the same implementation crates; and the requests and entries the benchmarks feed them.
+//! next to the benchmark binary as `registry` loads a library it is given, or built in as the
+//! `registry` binary's defaults are (`registry_builtin`); and the requests and entries the
+//! benchmarks feed them.
 //!
 //! Every stage and pipeline benchmark runs one workload through both [`Linkage`]s, so the cost of
 //! the plugin boundary is the ratio of two figures measured in the same run. The dynamic linkage
@@ -11,18 +12,12 @@ pub mod args;
 
 use std::path::PathBuf;
 
-use registry_abi::load::{self, BuildError, BuiltStage, SearchPaths, StageSpec};
-use registry_cache_moka::MokaCache;
+use registry_abi::load::{self, SearchPaths, StageSpec};
 use registry_core::layout::Access;
 use registry_core::{
-    Context, Entry, EntryId, ErrorCode, Fields, FromConfig, Pipeline, Request, Schema, Setup,
-    StageError, StageKind, Stages, Storage,
+    Context, Entry, EntryId, Fields, Pipeline, Request, Schema, Setup, StageKind, Stages, Storage,
 };
-use registry_generator_default::DefaultGenerator;
-use registry_host::assemble::{self, Link, Source};
-use registry_router_hash::HashRouter;
-use registry_storage_redb::RedbStorage;
-use registry_validator_schema::SchemaValidator;
+use registry_host::assemble::{self, Source};
 
 /// How the benchmarked stages reach the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,8 +25,9 @@ pub enum Linkage {
     /// Loaded from the plugin libraries through `abi_stable`, as `registry` does: every call
     /// crosses the plugin boundary and its values are converted both ways.
     Dynamic,
-    /// The same implementation crates linked into the benchmark and called as plain Rust trait
-    /// objects: what the pipeline would cost with no plugin boundary at all.
+    /// The same implementation crates linked into the benchmark as the `registry` binary's
+    /// built-in plugins are (`registry_builtin`), called as Rust trait objects under the same
+    /// panic guard: what the pipeline costs with no plugin boundary.
     Static,
 }
 
@@ -55,7 +51,7 @@ pub const DURABLE: (StageKind, &str) = (StageKind::Storage, r#"{"durable": true}
 /// without the `fsync` that dominates a small durable insert.
 pub const NO_FSYNC: (StageKind, &str) = (StageKind::Storage, r#"{"durable": false}"#);
 
-/// The default plugin library of each stage, as `registry.toml` names them.
+/// The default plugin of each stage, by name.
 const PLUGINS: [(StageKind, &str); 5] = [
     (StageKind::Cache, "cache-moka"),
     (StageKind::Generator, "generator-default"),
@@ -126,17 +122,40 @@ pub fn pipeline(
     (Pipeline::new(schema, stages), dir)
 }
 
-/// The stages loaded from the plugin libraries in [`lib_dir`], assembled as `registry` assembles
-/// them (`registry_host::assemble`).
+/// The stages loaded from the plugin libraries in [`lib_dir`] (named by file), assembled as
+/// `registry` assembles them (`registry_host::assemble`).
 fn loaded<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
-    let specs: Vec<StageSpec> = PLUGINS
+    let specs = specs(config, load::library_file_name);
+    assembled(&specs, setup).unwrap_or_else(|e| {
+        panic!("cannot load the plugins (run `cargo build --release --workspace` first): {e}")
+    })
+}
+
+/// The same stages built into this binary, as the `registry` binary's built-in plugins are
+/// (`registry_builtin`), through the same assembly: the settings differ only in naming the
+/// built-ins instead of the files.
+fn linked<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
+    let specs = specs(config, str::to_owned);
+    assembled(&specs, setup).unwrap_or_else(|e| panic!("cannot build the built-in stages: {e}"))
+}
+
+/// Each stage's spec: its default plugin, named by `name`, with its config table.
+fn specs<'c>(
+    config: impl Fn(StageKind) -> &'c str,
+    name: impl Fn(&str) -> String,
+) -> Vec<StageSpec> {
+    PLUGINS
         .into_iter()
-        .map(|(stage, library)| StageSpec {
+        .map(|(stage, plugin)| StageSpec {
             stage,
-            library: library.into(),
+            library: name(plugin),
             config_json: config(stage).into(),
         })
-        .collect();
+        .collect()
+}
+
+/// Every stage, in a registry created with the setup's shard count.
+fn assembled(specs: &[StageSpec], setup: &Setup) -> Result<Stages, String> {
     let paths = SearchPaths {
         plugin_dir: lib_dir(),
         base_dir: lib_dir(),
@@ -145,44 +164,18 @@ fn loaded<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
             trusted: Vec::new(),
         },
     };
-    assembled(
-        &Source::Libraries {
-            specs: &specs,
-            paths: &paths,
-        },
-        setup,
-    )
-    .unwrap_or_else(|e| {
-        panic!("cannot load the plugins (run `cargo build --release --workspace` first): {e}")
-    })
-}
-
-/// The stages built from the implementation crates linked into this binary, each from its
-/// config exactly as its plugin library would build it, through the same assembly.
-fn linked<'c>(setup: &Setup, config: impl Fn(StageKind) -> &'c str) -> Stages {
-    let configs: Vec<(StageKind, String)> = StageKind::ALL
-        .into_iter()
-        .map(|stage| (stage, config(stage).to_owned()))
-        .collect();
-    assembled(
-        &Source::Linked {
-            link: &Linked,
-            configs: &configs,
-        },
-        setup,
-    )
-    .unwrap_or_else(|e| panic!("cannot build the linked stages: {e}"))
-}
-
-/// Every stage, in a registry created with the setup's shard count.
-fn assembled(source: &Source<'_>, setup: &Setup) -> Result<Stages, String> {
+    let source = Source {
+        specs,
+        paths: &paths,
+        builtins: registry_builtin::BUILTINS,
+    };
     let options = assemble::Options {
         stages: &StageKind::ALL,
         access: Access::Create,
         shards: Some(setup.shards.max(1)),
         new_shards: setup.shards.max(1),
     };
-    assemble::assemble(source, setup, &options)
+    assemble::assemble(&source, setup, &options)
         .map(|a| a.stages)
         .map_err(|errors| {
             errors
@@ -191,49 +184,6 @@ fn assembled(source: &Source<'_>, setup: &Setup) -> Result<Stages, String> {
                 .collect::<Vec<_>>()
                 .join("; ")
         })
-}
-
-/// The default stages linked into this binary, built from their config tables as their plugin
-/// libraries build them.
-pub struct Linked;
-
-impl Link for Linked {
-    fn build(
-        &self,
-        stage: StageKind,
-        config_json: &str,
-        setup: &Setup,
-    ) -> Result<BuiltStage, BuildError> {
-        fn make<T: FromConfig>(config_json: &str, setup: &Setup) -> Result<T, BuildError> {
-            let parsed: T::Config = serde_json::from_str(config_json).map_err(|e| {
-                BuildError::Start(StageError::new(ErrorCode::Config, e.to_string()))
-            })?;
-            T::from_config(parsed, setup).map_err(BuildError::Start)
-        }
-        Ok(match stage {
-            StageKind::Cache => BuiltStage::Cache(Box::new(make::<MokaCache>(config_json, setup)?)),
-            StageKind::Generator => {
-                BuiltStage::Generator(Box::new(make::<DefaultGenerator>(config_json, setup)?))
-            }
-            StageKind::Validator => {
-                BuiltStage::Validator(Box::new(make::<SchemaValidator>(config_json, setup)?))
-            }
-            StageKind::Storage => {
-                BuiltStage::Storage(Box::new(make::<RedbStorage>(config_json, setup)?))
-            }
-            StageKind::Router => {
-                BuiltStage::Router(Box::new(make::<HashRouter>(config_json, setup)?))
-            }
-        })
-    }
-
-    fn name(&self, stage: StageKind) -> String {
-        let plugin = PLUGINS
-            .iter()
-            .find(|(s, _)| *s == stage)
-            .map_or("unknown", |(_, name)| *name);
-        format!("{plugin} (linked)")
-    }
 }
 
 /// The `i`-th benchmark request: titles of eight kinds, which the default generator's keyword

@@ -41,7 +41,7 @@ static HOOK: Once = Once::new();
 /// Installs a panic hook that, inside [`guard`], records the panic's message and location
 /// instead of printing them (they become the call's error); elsewhere it defers to the previous
 /// hook.
-fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -103,13 +103,15 @@ pub fn construct<T: FromConfig>(config: RStr<'_>, setup: RStr<'_>) -> Result<T, 
             format!("host sent an unreadable setup: {e}"),
         )
     })?;
-    let config: T::Config = serde_json::from_str(config.as_str()).map_err(|e| {
-        StageError::new(
-            ErrorCode::Config,
-            hide_strings(&strip_position(&e.to_string())),
-        )
-    })?;
+    let config: T::Config = serde_json::from_str(config.as_str())
+        .map_err(|e| StageError::new(ErrorCode::Config, config_message(&e)))?;
     T::from_config(config, &setup)
+}
+
+/// The message for a config table its `Config` type rejects: serde's, without the position
+/// and without any string value it quotes.
+pub(crate) fn config_message(e: &serde_json::Error) -> String {
+    hide_strings(&strip_position(&e.to_string()))
 }
 
 /// serde quotes a string value it rejects (`invalid type: string "…", expected …`); a config

@@ -25,6 +25,7 @@
 
 pub mod export;
 pub mod ffi;
+pub mod linked;
 pub mod load;
 pub mod module;
 pub mod trust;

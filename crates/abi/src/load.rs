@@ -32,7 +32,8 @@ use crate::module::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageSpec {
     pub stage: StageKind,
-    /// A plugin name (`storage-redb`, looked up in the plugin directory) or a path to a library.
+    /// A plugin built into the program (`storage-redb`), a library's file name
+    /// (`libstorage_redb.so`, in the plugin directory) or its path; see [`library`].
     pub library: String,
     /// The `[<stage>.config]` table, as a JSON object.
     pub config_json: String,
@@ -41,7 +42,7 @@ pub struct StageSpec {
 /// Where libraries are looked up, and where they may be loaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchPaths {
-    /// Where plugin names resolve.
+    /// Where library file names resolve.
     pub plugin_dir: PathBuf,
     /// What relative library paths are relative to (the directory of `registry.toml`).
     pub base_dir: PathBuf,
@@ -49,28 +50,48 @@ pub struct SearchPaths {
     pub trust: Trust,
 }
 
-/// The library a `library = "…"` value names: a value containing a path separator or ending in
-/// the platform's library suffix is a path; anything else is a plugin name, `storage-redb`
-/// meaning `libstorage_redb.so` (Linux) in the plugin directory.
-pub fn resolve_library(library: &str, paths: &SearchPaths) -> PathBuf {
-    let is_path = library.contains('/')
-        || library.contains(std::path::MAIN_SEPARATOR)
-        || library.ends_with(std::env::consts::DLL_SUFFIX);
+/// What a `library = "…"` value names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Library {
+    /// A plugin linked into the program, by its name (`storage-redb`). No file can stand in for
+    /// it: a name never resolves to a file.
+    Builtin(String),
+    /// A plugin library file, resolved to its path.
+    File(PathBuf),
+}
+
+/// What a `library = "…"` value names:
+/// - a value with a path separator is a path, relative to `paths.base_dir` (the directory of
+///   `registry.toml`) unless absolute: `./libmine.so`, `plugins/libmine.so`;
+/// - a file name with the platform's library suffix (`libstorage_redb.so` on Linux) is a
+///   library in `paths.plugin_dir`;
+/// - anything else names a plugin built into the program (`storage-redb`), whether or not
+///   there is one by that name (the caller says which there are).
+pub fn library(value: &str, paths: &SearchPaths) -> Library {
+    let is_path = value.contains('/') || value.contains(std::path::MAIN_SEPARATOR);
     if is_path {
-        let p = Path::new(library);
-        if p.is_absolute() {
+        let p = Path::new(value);
+        Library::File(if p.is_absolute() {
             p.to_owned()
         } else {
             paths.base_dir.join(p)
-        }
+        })
+    } else if value.ends_with(std::env::consts::DLL_SUFFIX) {
+        Library::File(paths.plugin_dir.join(value))
     } else {
-        paths.plugin_dir.join(format!(
-            "{}{}{}",
-            std::env::consts::DLL_PREFIX,
-            library.replace('-', "_"),
-            std::env::consts::DLL_SUFFIX
-        ))
+        Library::Builtin(value.to_owned())
     }
+}
+
+/// The file name of plugin `name`'s library on this platform: `storage-redb` is
+/// `libstorage_redb.so` on Linux.
+pub fn library_file_name(name: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
 }
 
 /// Why a stage could not be loaded: what kind of failure (one per row of PLUGINS.md's table of
@@ -126,6 +147,8 @@ pub enum LoadErrorKind {
     Registry(layout::OpenError),
     /// No library is configured for the stage.
     NotConfigured,
+    /// A name that is neither a plugin built into the program nor a library file.
+    NoSuchBuiltin { name: String, builtin: Vec<String> },
 }
 
 /// How every reason that calls for a rebuild ends.
@@ -152,6 +175,7 @@ impl LoadErrorKind {
             LoadErrorKind::Start(_) => "Start",
             LoadErrorKind::Registry(_) => "Registry",
             LoadErrorKind::NotConfigured => "NotConfigured",
+            LoadErrorKind::NoSuchBuiltin { .. } => "NoSuchBuiltin",
         }
     }
 
@@ -216,6 +240,13 @@ impl LoadErrorKind {
             LoadErrorKind::Start(e) => format!("cannot start: {}", e.message),
             LoadErrorKind::Registry(e) => e.to_string(),
             LoadErrorKind::NotConfigured => "no library configured".to_owned(),
+            LoadErrorKind::NoSuchBuiltin { name, builtin } => format!(
+                "no plugin named `{name}` is built in (built in: {}); name a plugin library by \
+                 its file name (`{}`) or its path (`./{}`)",
+                builtin.join(", "),
+                library_file_name("name"),
+                library_file_name("name")
+            ),
         }
     }
 }
@@ -735,6 +766,10 @@ mod tests {
             LoadErrorKind::Start(StageError::new(ErrorCode::Config, "x")),
             LoadErrorKind::Registry(layout::OpenError::Absent),
             LoadErrorKind::NotConfigured,
+            LoadErrorKind::NoSuchBuiltin {
+                name: s(),
+                builtin: vec![],
+            },
         ]
     }
 

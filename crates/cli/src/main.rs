@@ -145,7 +145,11 @@ fn bound_allocator() {}
 
 /// Reads the settings and runs the command.
 fn run(cli: Cli) -> Result<(), CliError> {
-    let settings = config::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
+    let settings = config::load(
+        cli.config.as_deref(),
+        cli.data_dir.as_deref(),
+        registry_builtin::BUILTINS,
+    )?;
     output::warnings(&settings.warnings);
     match cli.command {
         Command::Trust(args) => trust::run(args),

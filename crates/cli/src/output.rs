@@ -212,9 +212,23 @@ pub struct PluginRow {
     pub stage: StageKind,
     pub name: String,
     pub version: String,
-    pub path: PathBuf,
+    /// Whether the stage is linked into the program (then `path` is `None`).
+    pub builtin: bool,
+    /// The library file loaded, or that could not be.
+    pub path: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl PluginRow {
+    /// What the text output's last column says: `built in`, or the library's path.
+    fn library(&self) -> String {
+        match &self.path {
+            Some(path) => escaped_path(path),
+            None if self.builtin => "built in".to_owned(),
+            None => "-".to_owned(),
+        }
+    }
 }
 
 fn stage_name<S: serde::Serializer>(s: &StageKind, ser: S) -> Result<S::Ok, S::Error> {
@@ -248,7 +262,7 @@ pub fn plugins(
                             r.stage.name(),
                             r.name,
                             r.version,
-                            r.path.display()
+                            r.library()
                         )?,
                         Some(e) => writeln!(
                             out,
@@ -256,7 +270,7 @@ pub fn plugins(
                             r.stage.name(),
                             "-",
                             "-",
-                            r.path.display()
+                            r.library()
                         )?,
                     }
                 }

@@ -312,16 +312,23 @@ fn refused(path: &Path, reason: String) -> Report {
     }
 }
 
-/// A path if the argument looks like one (a separator, or the platform's library suffix), a
-/// plugin name in the plugin directory otherwise, as for `library = "…"` in registry.toml; but a
-/// relative path stays relative to the current directory, where the user typed it.
+/// The library file the argument names: a path or a file name, relative to the current
+/// directory where the user typed it, or a plugin's name, meaning its library file in the plugin
+/// directory (`storage-redb`: `libstorage_redb.so`). `plugins check` checks libraries, so unlike
+/// `library = "…"` in registry.toml a name never means the built-in.
 fn library_path(library: &str, settings: &Settings) -> PathBuf {
     let paths = SearchPaths {
-        plugin_dir: settings.paths.plugin_dir.clone(),
+        plugin_dir: PathBuf::new(),
         base_dir: PathBuf::new(),
         trust: settings.paths.trust.clone(),
     };
-    load::resolve_library(library, &paths)
+    match load::library(library, &paths) {
+        load::Library::File(path) => path,
+        load::Library::Builtin(name) => settings
+            .paths
+            .plugin_dir
+            .join(load::library_file_name(&name)),
+    }
 }
 
 fn unloadable(path: &Path, e: &LoadError) -> (Report, Option<String>) {

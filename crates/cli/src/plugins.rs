@@ -2,7 +2,10 @@
 //! library checked as the host would load it.
 
 use clap::{Args, Subcommand};
-use registry_abi::load::{self, StageSpec};
+use std::path::PathBuf;
+
+use registry_abi::load::{self, LoadError, LoadErrorKind, StageSpec};
+use registry_core::StageKind;
 
 use crate::config::Settings;
 use crate::registry::load_error;
@@ -34,54 +37,107 @@ pub fn run(args: PluginsArgs, settings: &Settings) -> Result<(), CliError> {
     }
 }
 
-/// `registry plugins`: opens each configured library (without starting the stages) and shows
-/// what it is; a library that cannot be opened is reported and makes the exit code 2.
+/// `registry plugins`: for each stage, the built-in plugin it uses, or the library it names,
+/// opened (without starting the stage) to show what it is; a stage whose plugin cannot be found
+/// or opened is reported and makes the exit code 2.
 fn plugins(settings: &Settings, format: crate::Format) -> Result<(), CliError> {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for StageSpec { stage, library, .. } in &settings.stages {
-        let path = load::resolve_library(library, &settings.paths);
-        match load::open_trusted(&path, *stage, &settings.paths.trust) {
-            Ok((_, info)) if info.stages.contains(stage) => rows.push(output::PluginRow {
-                stage: *stage,
-                name: info.name,
-                version: info.version,
-                path,
-                error: None,
-            }),
-            Ok((_, info)) => {
-                let e = load::LoadError::new(
-                    *stage,
-                    &path,
-                    load::LoadErrorKind::NotProvided {
-                        provided: info.stages.clone(),
-                    },
-                );
-                rows.push(output::PluginRow {
-                    stage: *stage,
-                    name: info.name,
-                    version: info.version,
-                    path,
-                    error: Some(e.reason()),
-                });
-                errors.push(e);
-            }
-            Err(e) => {
-                rows.push(output::PluginRow {
-                    stage: *stage,
-                    name: String::new(),
-                    version: String::new(),
-                    path,
-                    error: Some(e.reason()),
-                });
-                errors.push(e);
-            }
-        }
+        let (row, error) = row(*stage, library, settings);
+        rows.push(row);
+        errors.extend(error);
     }
     output::plugins(&rows, settings.file.as_deref(), format)?;
     if errors.is_empty() {
         Ok(())
     } else {
         Err(load_error(errors))
+    }
+}
+
+/// One stage's row, and its error.
+fn row(
+    stage: StageKind,
+    library: &str,
+    settings: &Settings,
+) -> (output::PluginRow, Option<LoadError>) {
+    let failed = |path: Option<PathBuf>, builtin: bool, e: LoadError| {
+        let row = output::PluginRow {
+            stage,
+            name: String::new(),
+            version: String::new(),
+            builtin,
+            path,
+            error: Some(e.reason()),
+        };
+        (row, Some(e))
+    };
+    match load::library(library, &settings.paths) {
+        load::Library::Builtin(name) => {
+            let Some(builtin) = settings.builtins.iter().find(|b| b.name == name) else {
+                let kind = LoadErrorKind::NoSuchBuiltin {
+                    name,
+                    builtin: settings
+                        .builtins
+                        .iter()
+                        .map(|b| b.name.to_owned())
+                        .collect(),
+                };
+                return failed(None, false, LoadError::new(stage, &PathBuf::new(), kind));
+            };
+            let row = output::PluginRow {
+                stage,
+                name: builtin.name.to_owned(),
+                version: builtin.version.to_owned(),
+                builtin: true,
+                path: None,
+                error: None,
+            };
+            if builtin.stages.contains(&stage) {
+                (row, None)
+            } else {
+                let kind = LoadErrorKind::NotProvided {
+                    provided: builtin.stages.to_vec(),
+                };
+                let e = LoadError::new(stage, &PathBuf::new(), kind);
+                let row = output::PluginRow {
+                    error: Some(e.reason()),
+                    ..row
+                };
+                (row, Some(e))
+            }
+        }
+        load::Library::File(path) => {
+            match load::open_trusted(&path, stage, &settings.paths.trust) {
+                Ok((_, info)) if info.stages.contains(&stage) => {
+                    let row = output::PluginRow {
+                        stage,
+                        name: info.name,
+                        version: info.version,
+                        builtin: false,
+                        path: Some(path),
+                        error: None,
+                    };
+                    (row, None)
+                }
+                Ok((_, info)) => {
+                    let kind = LoadErrorKind::NotProvided {
+                        provided: info.stages.clone(),
+                    };
+                    let e = LoadError::new(stage, &path, kind);
+                    let row = output::PluginRow {
+                        stage,
+                        name: info.name,
+                        version: info.version,
+                        builtin: false,
+                        path: Some(path),
+                        error: Some(e.reason()),
+                    };
+                    (row, Some(e))
+                }
+                Err(e) => failed(Some(path), false, e),
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
-//! Building a registry's stages: from the plugin libraries the settings name (checked against
-//! the trust policy first) or from implementations linked into the program, through one path
-//! with one failure policy.
+//! Building a registry's stages: from plugins linked into the program or from the plugin
+//! libraries the settings name (checked against the trust policy first), through one path with
+//! one failure policy.
 //!
 //! - A command builds only the stages it uses ([`Options::stages`]); the others stand as
 //!   [`NotLoaded`], so a library named for a stage the command does not use never runs.
@@ -10,15 +10,17 @@
 //!   is set aside as an [`registry_core::UnavailableShard`] while the others keep working.
 //! - Every stage that fails is reported, not only the first.
 //!
-//! The benchmarks' static builds and the command line's plugin libraries go through the same
-//! code: [`Source::Linked`] and [`Source::Libraries`] differ only in how one stage is built.
+//! A stage's `library` names a plugin linked into the program (a [`Builtin`]) or a library
+//! file; both go through the same code, and differ only in how one stage is built. The
+//! benchmarks' static and dynamic builds are the same settings naming built-ins or files.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub use registry_abi::linked::Builtin;
 use registry_abi::load::{
-    self, BuildError, BuiltStage, LibraryInfo, LoadError, LoadErrorKind, SearchPaths, StageInfo,
-    StageSpec,
+    self, BuildError, BuiltStage, Library, LibraryInfo, LoadError, LoadErrorKind, SearchPaths,
+    StageInfo, StageSpec,
 };
 use registry_abi::module::PluginModRef;
 use registry_core::layout::{self, Access};
@@ -27,35 +29,15 @@ use registry_core::{
     Validator,
 };
 
-/// Stages linked into the program: builds one from its `[<stage>.config]` table (JSON) and a
-/// setup (for storage, `setup.shard` names the shard), as a plugin library's constructor would.
-pub trait Link {
-    /// # Errors
-    /// [`BuildError::NotProvided`] for a stage the program does not link, [`BuildError::Start`]
-    /// when the constructor fails.
-    fn build(
-        &self,
-        stage: StageKind,
-        config_json: &str,
-        setup: &Setup,
-    ) -> Result<BuiltStage, BuildError>;
-
-    /// A name for `registry plugins`, e.g. `storage-redb (linked)`.
-    fn name(&self, stage: StageKind) -> String;
-}
-
-/// Where stages come from.
-pub enum Source<'a> {
-    /// The libraries the settings name; `paths.trust` decides which may load.
-    Libraries {
-        specs: &'a [StageSpec],
-        paths: &'a SearchPaths,
-    },
-    /// Implementations linked into the program, each stage's config table given.
-    Linked {
-        link: &'a dyn Link,
-        configs: &'a [(StageKind, String)],
-    },
+/// Where stages come from: each stage's `library` names a plugin linked into the program (one
+/// of `builtins`) or a library file, which loads if `paths.trust` lets it
+/// (see [`load::library`]).
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub specs: &'a [StageSpec],
+    pub paths: &'a SearchPaths,
+    /// The plugins linked into the program (`registry_builtin::BUILTINS` for the binary).
+    pub builtins: &'a [Builtin],
 }
 
 /// What a command needs built.
@@ -113,22 +95,47 @@ impl<'a> Makers<'a> {
     }
 
     fn maker(&mut self, stage: StageKind) -> Result<Maker<'a>, LoadError> {
-        let not_configured =
-            || LoadError::new(stage, &PathBuf::new(), LoadErrorKind::NotConfigured);
-        match self.source {
-            Source::Libraries { specs, paths } => {
-                let spec = specs
-                    .iter()
-                    .find(|s| s.stage == stage)
-                    .ok_or_else(not_configured)?;
-                let path = load::resolve_library(&spec.library, paths);
+        let fail = |kind| LoadError::new(stage, &PathBuf::new(), kind);
+        let spec = self
+            .source
+            .specs
+            .iter()
+            .find(|s| s.stage == stage)
+            .ok_or_else(|| fail(LoadErrorKind::NotConfigured))?;
+        let config = spec.config_json.clone();
+        match load::library(&spec.library, self.source.paths) {
+            Library::Builtin(name) => {
+                let builtins = self.source.builtins;
+                let builtin = builtins.iter().find(|b| b.name == name).ok_or_else(|| {
+                    fail(LoadErrorKind::NoSuchBuiltin {
+                        name: name.clone(),
+                        builtin: builtins.iter().map(|b| b.name.to_owned()).collect(),
+                    })
+                })?;
+                if !builtin.stages.contains(&stage) {
+                    return Err(fail(LoadErrorKind::NotProvided {
+                        provided: builtin.stages.to_vec(),
+                    }));
+                }
+                Ok(Maker {
+                    info: StageInfo {
+                        stage,
+                        name: builtin.name.to_owned(),
+                        version: builtin.version.to_owned(),
+                        path: PathBuf::new(),
+                    },
+                    path: PathBuf::new(),
+                    build: Box::new(move |setup: &Setup| builtin.build(stage, &config, setup)),
+                })
+            }
+            Library::File(path) => {
+                let trust = &self.source.paths.trust;
                 let opened = self
                     .opened
                     .entry(path.clone())
-                    .or_insert_with(|| load::open_trusted(&path, stage, &paths.trust))
+                    .or_insert_with(|| load::open_trusted(&path, stage, trust))
                     .clone();
                 let (module, info) = opened.map_err(|e| LoadError { stage, ..e })?;
-                let config = spec.config_json.clone();
                 Ok(Maker {
                     info: StageInfo {
                         stage,
@@ -140,23 +147,6 @@ impl<'a> Makers<'a> {
                     build: Box::new(move |setup: &Setup| {
                         load::build(module, stage, &config, setup)
                     }),
-                })
-            }
-            Source::Linked { link, configs } => {
-                let config = configs
-                    .iter()
-                    .find(|(s, _)| *s == stage)
-                    .map_or_else(|| "{}".to_owned(), |(_, c)| c.clone());
-                let link = *link;
-                Ok(Maker {
-                    info: StageInfo {
-                        stage,
-                        name: link.name(stage),
-                        version: env!("CARGO_PKG_VERSION").to_owned(),
-                        path: PathBuf::new(),
-                    },
-                    path: PathBuf::new(),
-                    build: Box::new(move |setup: &Setup| link.build(stage, &config, setup)),
                 })
             }
         }

@@ -68,29 +68,18 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Opens the registry the settings describe, with the plugin libraries they name.
+    /// Opens the registry the settings describe, with the plugins they name (built in, or
+    /// libraries).
     ///
     /// # Errors
     /// A stage that cannot be built, or a registry that cannot be opened (exit code 2), named
     /// with the data directory and where it came from.
     pub fn open(settings: &Settings, needs: Needs) -> Result<Registry, Error> {
-        let source = Source::Libraries {
+        let source = Source {
             specs: &settings.stages,
             paths: &settings.paths,
+            builtins: settings.builtins,
         };
-        Registry::open_from(&source, settings, needs)
-    }
-
-    /// Opens the registry the settings describe, with stages from `source` (libraries, or
-    /// implementations linked into the program).
-    ///
-    /// # Errors
-    /// As [`Registry::open`].
-    pub fn open_from(
-        source: &Source<'_>,
-        settings: &Settings,
-        needs: Needs,
-    ) -> Result<Registry, Error> {
         let setup = Setup {
             schema: settings.schema.clone(),
             data_dir: settings.data_dir.clone(),
@@ -110,7 +99,7 @@ impl Registry {
             shards: settings.shards,
             new_shards,
         };
-        let built = assemble::assemble(source, &setup, &options)
+        let built = assemble::assemble(&source, &setup, &options)
             .map_err(|errors| open_error(errors, settings))?;
         let shards = built.stages.storage.len();
         // A shard that cannot be opened is set aside: the others keep working, and every

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, magic::RelativePathBuf};
+use registry_abi::linked::Builtin;
 use registry_abi::load::{SearchPaths, StageSpec, Trust};
 use registry_core::{Fields, Schema, StageKind};
 use serde::Deserialize;
@@ -122,9 +123,11 @@ pub struct Settings {
     pub shards: Option<u32>,
     pub schema: Schema,
     pub stages: Vec<StageSpec>,
+    /// The plugins linked into the program, which `library = "<name>"` names.
+    pub builtins: &'static [Builtin],
 }
 
-/// The plugin each stage uses when `registry.toml` does not say.
+/// The plugin each stage uses when `registry.toml` does not say: a built-in name.
 pub fn default_library(stage: StageKind) -> &'static str {
     match stage {
         StageKind::Cache => "cache-moka",
@@ -141,7 +144,11 @@ pub fn default_library(stage: StageKind) -> &'static str {
 /// # Errors
 /// A missing `--config` file, unparsable TOML, an unknown key (named, with its file), or an
 /// invalid schema (every problem, one per line).
-pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, Error> {
+pub fn load(
+    config: Option<&Path>,
+    data_dir: Option<&Path>,
+    builtins: &'static [Builtin],
+) -> Result<Settings, Error> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::config(format!("cannot read the current directory: {e}")))?;
     let file = match config {
@@ -279,6 +286,7 @@ pub fn load(config: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, 
         shards: raw.shards,
         schema,
         stages,
+        builtins,
     })
 }
 

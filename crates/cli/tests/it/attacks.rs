@@ -352,11 +352,29 @@ fn a_configuration_cannot_make_the_registry_run_a_library() {
     // A plugin directory named by the configuration is no way around it.
     s.write(
         "registry.toml",
+        "plugin_dir = \"plugins\"\n[validator]\nlibrary = \"libx.so\"\n",
+    );
+    let out = marked(&s, &["lint", "a.rule"], &marker, None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("registry trust"), "{}", stderr(&out));
+    assert!(!marker.exists());
+    // Nor is a bare name, which names only built-in plugins, never a file.
+    s.write(
+        "registry.toml",
         "plugin_dir = \"plugins\"\n[validator]\nlibrary = \"x\"\n",
     );
     let out = marked(&s, &["lint", "a.rule"], &marker, None);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no plugin named `x` is built in"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!marker.exists());
+    s.write(
+        "registry.toml",
+        "plugin_dir = \"plugins\"\n[validator]\nlibrary = \"libx.so\"\n",
+    );
     // Once the user trusts it (never the repository), it runs: the check above could fail.
     s.ok(&["trust", &lib.display().to_string()]);
     let out = marked(&s, &["lint", "a.rule"], &marker, None);

@@ -163,7 +163,11 @@ fn unknown_keys_name_the_key_and_the_file() {
         2,
         "unknown field `max_entires`",
     );
-    check_config("[storage.config]\ncache_size = 5\n", 2, "storage plugin");
+    check_config(
+        "[storage.config]\ncache_size = 5\n",
+        2,
+        "storage stage: shard 0: unknown field `cache_size`",
+    );
     check_config(
         "[schema.defaults]\nscope = \"NOPE\"\n",
         2,
@@ -197,13 +201,20 @@ fn missing_config_file() {
 
 #[test]
 fn plugin_load_failures() {
+    // A bare name names a built-in plugin, never a file.
     check_config(
         "[storage]\nlibrary = \"no-such-storage\"\n",
         2,
-        "storage plugin",
+        "storage stage: no plugin named `no-such-storage` is built in (built in: cache-moka, ",
+    );
+    // A file name is a library in the plugin directory.
+    check_config(
+        "[storage]\nlibrary = \"libno_such_storage.so\"\n",
+        2,
+        "storage plugin ",
     );
     check_config(
-        "[storage]\nlibrary = \"no-such-storage\"\n",
+        "[storage]\nlibrary = \"libno_such_storage.so\"\n",
         2,
         "library not found",
     );
@@ -243,7 +254,8 @@ fn every_failing_stage_is_reported_at_once() {
     assert_eq!(code, 2);
     assert!(msg.starts_with("2 stages failed to load"), "{msg}");
     assert!(
-        msg.contains("cache plugin") && msg.contains("router plugin"),
+        msg.contains("cache stage: no plugin named `nope-a`")
+            && msg.contains("router stage: no plugin named `nope-b`"),
         "{msg}"
     );
 }

@@ -1,8 +1,10 @@
 //! The commands and their output contract.
 
+use std::path::PathBuf;
+
 use serde_json::Value;
 
-use crate::Scratch;
+use crate::{Scratch, lib_path};
 
 #[test]
 fn add_returns_the_whole_entry() {
@@ -177,13 +179,56 @@ fn plugins_lists_every_stage() {
         ["cache", "generator", "validator", "storage", "router"]
     );
     assert_eq!(p[3]["name"], "storage-redb");
+    for row in p.as_array().expect("array") {
+        assert_eq!(row["builtin"], true, "the defaults are built in: {row}");
+        assert_eq!(row["path"], Value::Null, "{row}");
+        assert!(!row["version"].as_str().expect("version").is_empty());
+    }
+    let text = s.ok(&["plugins"]);
     assert!(
-        p[3]["path"]
-            .as_str()
-            .expect("path")
-            .ends_with(std::env::consts::DLL_SUFFIX)
+        text.lines().any(|l| l.starts_with("storage")
+            && l.contains("storage-redb")
+            && l.ends_with("built in")),
+        "{text}"
     );
-    assert!(!p[3]["version"].as_str().expect("version").is_empty());
+
+    // The same plugins from their library files, named by file name (in the plugin directory,
+    // the executable's).
+    let files: String = [
+        ("cache", "cache-moka"),
+        ("generator", "generator-default"),
+        ("validator", "validator-schema"),
+        ("storage", "storage-redb"),
+        ("router", "router-hash"),
+    ]
+    .iter()
+    .map(|(stage, name)| {
+        let file = lib_path(name);
+        let file = file.file_name().expect("file name").to_string_lossy();
+        format!("[{stage}]\nlibrary = \"{file}\"\n")
+    })
+    .collect();
+    s.write("registry.toml", &files);
+    let p = s.json(&["plugins"]);
+    for (row, name) in p.as_array().expect("array").iter().zip([
+        "cache-moka",
+        "generator-default",
+        "validator-schema",
+        "storage-redb",
+        "router-hash",
+    ]) {
+        assert_eq!(row["builtin"], false, "{row}");
+        assert_eq!(row["name"], name, "{row}");
+        assert_eq!(
+            row["path"].as_str().map(PathBuf::from),
+            Some(lib_path(name)),
+            "{row}"
+        );
+    }
+    // And they work as plugins: a registry made through them reads back.
+    let e = s.add("Loaded through the plugin libraries", &[]);
+    let got = s.json(&["get", e["id"].as_str().expect("id")]);
+    assert_eq!(got["hash"], e["hash"]);
 }
 
 #[test]

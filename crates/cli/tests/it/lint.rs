@@ -427,7 +427,10 @@ fn plugin_problems_exit_with_2() {
     s.write("a.py", "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n");
     let (code, message) = s.fail(&["lint", "."]);
     assert_eq!(code, 2);
-    assert!(message.contains("validator plugin"), "{message}");
+    assert!(
+        message.contains("validator stage: no plugin named `no-such-plugin` is built in"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -163,9 +163,10 @@ pub fn lint(
         shards: 1,
         create: None,
     };
-    let source = Source::Libraries {
+    let source = Source {
         specs: &settings.stages,
         paths: &settings.paths,
+        builtins: settings.builtins,
     };
     let validator = assemble::validator(&source, &setup).map_err(|e| load_error(vec![e]))?;
     // Opened before the walk, so that a configuration problem shows before any work is done.

@@ -1,7 +1,7 @@
 //! The conformance suites against the default plugins through their built libraries, so the FFI
 //! conversions are held to the same contracts as the implementations behind them.
 
-use registry_abi::load::{self, BuildError, BuiltStage, resolve_library};
+use registry_abi::load::{self, BuildError, BuiltStage};
 use registry_core::{Schema, Setup, StageKind};
 use registry_host::assemble::Assembled;
 
@@ -14,11 +14,7 @@ fn load_with(setup: &Setup) -> Assembled {
 #[test]
 fn loaded_storage_conforms() {
     // One shard per call, as the suite asks: construct through the library's constructor.
-    let (module, _) = load::open(
-        &resolve_library("storage-redb", &paths()),
-        StageKind::Storage,
-    )
-    .expect("open");
+    let (module, _) = load::open(&crate::lib("storage-redb"), StageKind::Storage).expect("open");
     registry_testkit::storage::check(&|setup| match load::build(
         module,
         StageKind::Storage,

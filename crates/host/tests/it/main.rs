@@ -7,7 +7,7 @@ mod conformance;
 
 use std::path::PathBuf;
 
-use registry_abi::load::{self, BuildError, LoadError, SearchPaths, StageSpec, resolve_library};
+use registry_abi::load::{self, BuildError, Library, LoadError, SearchPaths, StageSpec};
 use registry_core::{Context, ErrorCode, Fields, Pipeline, Request, Schema, Setup, StageKind};
 use registry_host::assemble::{self, Assembled};
 
@@ -42,15 +42,17 @@ pub fn load_all(
         shards: Some(setup.shards.max(1)),
         new_shards: setup.shards.max(1),
     };
-    assemble::assemble(
-        &assemble::Source::Libraries { specs, paths },
-        setup,
-        &options,
-    )
+    let source = assemble::Source {
+        specs,
+        paths,
+        builtins: registry_builtin::BUILTINS,
+    };
+    assemble::assemble(&source, setup, &options)
 }
 
-fn lib(name: &str) -> PathBuf {
-    resolve_library(name, &paths())
+/// Plugin `name`'s library file in the plugin directory.
+pub fn lib(name: &str) -> PathBuf {
+    lib_dir().join(load::library_file_name(name))
 }
 
 pub fn defaults() -> Vec<StageSpec> {
@@ -62,19 +64,20 @@ pub fn defaults() -> Vec<StageSpec> {
         (StageKind::Router, "router-hash"),
     ]
     .into_iter()
-    .map(|(stage, library)| StageSpec {
+    .map(|(stage, name)| StageSpec {
         stage,
-        library: library.into(),
+        library: load::library_file_name(name),
         config_json: "{}".into(),
     })
     .collect()
 }
 
-fn with(stage: StageKind, library: &str, config_json: &str) -> Vec<StageSpec> {
+/// The default libraries, but `stage` from plugin `name`'s library file, with a config table.
+fn with(stage: StageKind, name: &str, config_json: &str) -> Vec<StageSpec> {
     let mut specs = defaults();
     for s in &mut specs {
         if s.stage == stage {
-            s.library = library.into();
+            s.library = load::library_file_name(name);
             s.config_json = config_json.into();
         }
     }
@@ -312,21 +315,94 @@ fn stage_the_library_does_not_provide() {
 }
 
 #[test]
-fn names_and_paths_resolve() {
+fn names_are_builtins_and_files_resolve() {
     let p = paths();
-    let suffix = std::env::consts::DLL_SUFFIX;
+    let file = load::library_file_name("storage-redb");
     assert_eq!(
-        resolve_library("storage-redb", &p),
-        lib_dir().join(format!(
-            "{}storage_redb{suffix}",
-            std::env::consts::DLL_PREFIX
-        ))
+        file,
+        format!(
+            "{}storage_redb{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        )
+    );
+    // A bare name is a built-in, even with its library file right there.
+    assert!(lib_dir().join(&file).is_file());
+    assert_eq!(
+        load::library("storage-redb", &p),
+        Library::Builtin("storage-redb".into())
+    );
+    // A file name is looked up in the plugin directory, a path beside registry.toml.
+    assert_eq!(
+        load::library(&file, &p),
+        Library::File(lib_dir().join(&file))
     );
     assert_eq!(
-        resolve_library("plugins/x.so", &p),
-        lib_dir().join("plugins/x.so")
+        load::library("plugins/x.so", &p),
+        Library::File(lib_dir().join("plugins/x.so"))
     );
-    assert_eq!(resolve_library("/opt/x.so", &p), PathBuf::from("/opt/x.so"));
+    assert_eq!(
+        load::library("/opt/x.so", &p),
+        Library::File(PathBuf::from("/opt/x.so"))
+    );
+}
+
+#[test]
+fn builtins_are_built_and_unknown_names_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The default plugins, named as registry.toml names the built-ins.
+    let specs: Vec<StageSpec> = defaults()
+        .into_iter()
+        .map(|spec| StageSpec {
+            library: registry_builtin::BUILTINS
+                .iter()
+                .find(|b| load::library_file_name(b.name) == spec.library)
+                .expect("each default is built in")
+                .name
+                .to_owned(),
+            ..spec
+        })
+        .collect();
+    let names: Vec<&str> = registry_builtin::BUILTINS.iter().map(|b| b.name).collect();
+    let built = load_all(&specs, &paths(), &setup(&dir)).unwrap_or_else(|e| panic!("{e:?}"));
+    for info in &built.plugins {
+        assert_eq!(info.path, PathBuf::new(), "{info:?}: built in, no file");
+        assert!(names.contains(&info.name.as_str()), "{info:?}");
+    }
+    let pipeline = Pipeline::new(Schema::default(), built.stages);
+    let request =
+        Request::new("Block SSH", Fields::default(), None, Context::default()).expect("request");
+    let added = pipeline.add_one(request).expect("added");
+    assert!(added.created && added.entry.verify());
+    drop(pipeline);
+
+    // A name that is no built-in, and one that is but not of this stage.
+    let mut wrong = specs.clone();
+    for s in &mut wrong {
+        match s.stage {
+            StageKind::Cache => s.library = "cache-mokka".into(),
+            StageKind::Router => s.library = "storage-redb".into(),
+            _ => {}
+        }
+    }
+    let errors = load_err(&wrong);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    let cache = errors
+        .iter()
+        .find(|e| e.stage == StageKind::Cache)
+        .expect("cache");
+    assert_eq!(cache.kind.name(), "NoSuchBuiltin");
+    assert!(
+        cache.to_string().starts_with(
+            "cache stage: no plugin named `cache-mokka` is built in (built in: cache-moka, "
+        ),
+        "{cache}"
+    );
+    let router = errors
+        .iter()
+        .find(|e| e.stage == StageKind::Router)
+        .expect("router");
+    assert_eq!(router.kind.name(), "NotProvided", "{router}");
 }
 
 #[test]
