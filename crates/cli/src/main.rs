@@ -7,6 +7,7 @@
 
 mod batch;
 mod entries;
+mod info;
 mod learn;
 mod lint;
 mod output;
@@ -27,7 +28,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "registry", version, about, disable_help_subcommand = true)]
 struct Cli {
-    /// Configuration file [default: ./registry.toml if present, else built-in defaults]
+    /// Configuration file [default: the nearest registry.toml in this directory or a parent, up
+    /// to the repository root; else built-in defaults]
     #[arg(long, global = true, env = "REGISTRY_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
     /// Data directory, overriding `data_dir` from the configuration
@@ -87,8 +89,11 @@ enum Command {
     /// Count the entries per scope, type, variant and status, and the space they take
     Stats(batch::StatsArgs),
     /// Allow a plugin library (or a directory of them) outside the registry's own plugin
-    /// directory to be loaded; recorded in the user's configuration, never in a repository
+    /// directory to be loaded, or a registry.toml found in a repository to choose plugins and
+    /// paths; recorded in the user's configuration, never in a repository
     Trust(trust::TrustArgs),
+    /// Show which configuration and data directory commands use here, and how they were found
+    Info(info::InfoArgs),
 }
 
 /// The four enumerated header fields, as `add` takes them and `list` filters by them.
@@ -145,14 +150,22 @@ fn bound_allocator() {}
 
 /// Reads the settings and runs the command.
 fn run(cli: Cli) -> Result<(), CliError> {
+    // Trusting a configuration must work while that configuration is refused.
+    if let Command::Trust(args) = cli.command {
+        return trust::run(args);
+    }
     let settings = config::load(
         cli.config.as_deref(),
         cli.data_dir.as_deref(),
         registry_builtin::BUILTINS,
     )?;
     output::warnings(&settings.warnings);
+    if cli.verbose {
+        info::announce(&settings);
+    }
     match cli.command {
         Command::Trust(args) => trust::run(args),
+        Command::Info(args) => info::run(args, &settings),
         Command::Plugins(args) => plugins::run(args, &settings),
         Command::Add(args) => entries::add(args, &settings),
         Command::Get(args) => entries::get(args, &settings),

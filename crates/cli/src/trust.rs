@@ -1,5 +1,6 @@
 //! `registry trust`: the plugin libraries the user allows outside the registry's own plugin
-//! directory; the list itself is `registry_host::trust`'s.
+//! directory, and the `registry.toml` files found in repositories that may choose plugins and
+//! paths; the list itself is `registry_host::trust`'s.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use crate::{CliError, Format, FormatArg};
 
 #[derive(Debug, Args)]
 pub struct TrustArgs {
-    /// A plugin library, or a directory whose libraries (at any depth) may load
+    /// A plugin library, a registry.toml, or a directory whose libraries and registry.toml
+    /// files (at any depth) are trusted
     #[arg(value_name = "PATH", required_unless_present = "list")]
     path: Option<PathBuf>,
     /// Stop trusting PATH

@@ -4,6 +4,7 @@
 //! shards moved into them.
 
 use std::fs;
+use std::path::Path;
 
 use registry_abi::load::{LoadError, LoadErrorKind, StageInfo};
 use registry_core::layout::{Access, OpenError};
@@ -99,12 +100,13 @@ impl Registry {
             shards: settings.shards,
             new_shards,
         };
+        let existed = settings.data_dir.exists();
         let built = assemble::assemble(&source, &setup, &options)
             .map_err(|errors| open_error(errors, settings))?;
         let shards = built.stages.storage.len();
         // A shard that cannot be opened is set aside: the others keep working, and every
         // request for it fails naming it. Said once, so that a run is never silently partial.
-        let warnings = built
+        let mut warnings: Vec<String> = built
             .unavailable
             .iter()
             .map(|u| {
@@ -115,6 +117,12 @@ impl Registry {
                 )
             })
             .collect();
+        if built.created
+            && !existed
+            && let Err(e) = ignore_data_dir(&settings.data_dir)
+        {
+            warnings.push(e);
+        }
         let pipeline = Pipeline::new(settings.schema.clone(), built.stages);
         pipeline.set_foreign_shards(&built.foreign);
         if needs.stages.contains(&StageKind::Storage) {
@@ -135,6 +143,31 @@ impl Registry {
     pub fn into_pipeline(self) -> Pipeline {
         self.pipeline
     }
+}
+
+/// Writes a `.gitignore` holding `*` into a data directory this run created, so that a
+/// registry made inside a repository is never committed by accident (a directory that existed
+/// before is the user's, and left alone).
+///
+/// # Errors
+/// A warning's text, when the file cannot be written: the registry itself is fine.
+fn ignore_data_dir(dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        // A storage that keeps nothing here (Redis) made no directory.
+        return Ok(());
+    }
+    let file = dir.join(".gitignore");
+    std::fs::write(
+        &file,
+        "# The registry's data: never committed (written by `registry` when it made this \
+         directory).\n*\n",
+    )
+    .map_err(|e| {
+        format!(
+            "cannot write {}, so version control may pick up the registry's files: {e}",
+            file.display()
+        )
+    })
 }
 
 /// The file in which an earlier version recorded that fingerprints may sit in any shard.

@@ -104,11 +104,44 @@ struct RawStage {
     config: Option<Dict>,
 }
 
+/// How the configuration file was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `--config PATH`.
+    Flag,
+    /// The `REGISTRY_CONFIG` environment variable.
+    Environment,
+    /// The nearest `registry.toml` in the working directory or a parent, up to the repository
+    /// root or the file system's root.
+    Discovered,
+    /// None found: built-in defaults.
+    Defaults,
+}
+
+impl ConfigSource {
+    /// How a person would say it: `--config`, `REGISTRY_CONFIG`, `found from the working
+    /// directory`, `built-in defaults`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConfigSource::Flag => "--config",
+            ConfigSource::Environment => "REGISTRY_CONFIG",
+            ConfigSource::Discovered => "found from the working directory",
+            ConfigSource::Defaults => "built-in defaults",
+        }
+    }
+}
+
 /// Checked settings.
 #[derive(Debug)]
 pub struct Settings {
     /// The configuration file read, if any.
     pub file: Option<PathBuf>,
+    /// How it was found.
+    pub source: ConfigSource,
+    /// Whether the file is trusted: named by the user (`--config`, `REGISTRY_CONFIG`), or
+    /// found and then trusted with `registry trust`. An untrusted one may not choose code to run
+    /// nor point outside its directory (see [`load`]).
+    pub trusted: bool,
     pub data_dir: PathBuf,
     /// Where `data_dir` came from, for messages: "--data-dir", "REGISTRY_DATA_DIR", the file.
     pub data_dir_source: String,
@@ -138,12 +171,24 @@ pub fn default_library(stage: StageKind) -> &'static str {
     }
 }
 
-/// Reads the settings: `--config PATH`, else `./registry.toml` if present, else built-in
-/// defaults; then `REGISTRY_*` environment variables on top.
+/// Reads the settings: `--config PATH` (or `REGISTRY_CONFIG`), else the nearest
+/// `registry.toml` in the working directory or its parents (stopping at the repository root, a
+/// directory holding `.git`, or the file system's root), else built-in defaults; then
+/// `REGISTRY_*` environment variables on top. Relative paths in a file are relative to it.
+///
+/// A file that was found rather than named is a repository's, so untrusted input (git's
+/// CVE-2022-24765 is the lesson): it is refused when someone other than the user (or root)
+/// owns it or could write it or its directory, unless the user trusted it; and until the user
+/// trusts it (`registry trust FILE`, or a directory holding it), it may set the schema,
+/// templates inside its own directory, lint options and a data directory inside its own
+/// directory, but not `plugin_dir` nor a plugin library file, which would choose code to run,
+/// nor a data directory or templates elsewhere. Built-in plugins, which run no outside code,
+/// it may name.
 ///
 /// # Errors
-/// A missing `--config` file, unparsable TOML, an unknown key (named, with its file), or an
-/// invalid schema (every problem, one per line).
+/// A missing `--config` file, unparsable TOML, an unknown key (named, with its file), an
+/// invalid schema (every problem, one per line), an unsafe found file, or a key an untrusted
+/// file may not set (named).
 pub fn load(
     config: Option<&Path>,
     data_dir: Option<&Path>,
@@ -151,6 +196,15 @@ pub fn load(
 ) -> Result<Settings, Error> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::config(format!("cannot read the current directory: {e}")))?;
+    let mut source = match config {
+        Some(path)
+            if std::env::var_os("REGISTRY_CONFIG").is_some_and(|v| v == path.as_os_str()) =>
+        {
+            ConfigSource::Environment
+        }
+        Some(_) => ConfigSource::Flag,
+        None => ConfigSource::Defaults,
+    };
     let file = match config {
         Some(path) if path.is_dir() => {
             return Err(Error::config(format!(
@@ -165,10 +219,30 @@ pub fn load(
             )));
         }
         Some(path) => Some(path.to_owned()),
-        None => Some(cwd.join("registry.toml")).filter(|p| p.is_file()),
+        None => nearest_config(&cwd),
     };
+    if config.is_none() && file.is_some() {
+        source = ConfigSource::Discovered;
+    }
     let mut warnings =
         lookalike_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()));
+    let trusted_paths = crate::trust::trusted_paths(&mut warnings);
+    let trusted = match (&file, source) {
+        (Some(f), ConfigSource::Discovered) => {
+            let trusted = is_trusted(f, &trusted_paths);
+            if !trusted && let Err(why) = registry_abi::trust::check_owned(f) {
+                return Err(Error::config(format!(
+                    "not reading {}: {why}; a registry.toml found from the working directory \
+                     must be safe from other users (or name it with --config, or run \
+                     `registry trust {}`)",
+                    f.display(),
+                    f.display()
+                )));
+            }
+            trusted
+        }
+        _ => true,
+    };
     let mut figment = Figment::new();
     if let Some(file) = &file {
         figment = figment.merge(Toml::file_exact(file));
@@ -248,7 +322,7 @@ pub fn load(
     let schema = schema(raw.schema).map_err(|problems| {
         Error::config(format!("{}: {}", source_name(&file), problems.join("; ")))
     })?;
-    let stages = [
+    let stages: Vec<StageSpec> = [
         (StageKind::Cache, raw.cache),
         (StageKind::Generator, raw.generator),
         (StageKind::Validator, raw.validator),
@@ -267,10 +341,14 @@ pub fn load(
         }
     })
     .collect();
+    if !trusted && let Some(f) = &file {
+        restricted(f, &base_dir, &paths_given(f)?)?;
+    }
     let own = exe_dir()?;
-    let trusted = crate::trust::trusted_paths(&mut warnings);
     Ok(Settings {
         file,
+        source,
+        trusted,
         data_dir,
         data_dir_source,
         max_record_bytes,
@@ -280,7 +358,7 @@ pub fn load(
             base_dir,
             trust: Trust {
                 own: vec![own],
-                trusted,
+                trusted: trusted_paths,
             },
         },
         shards: raw.shards,
@@ -288,6 +366,138 @@ pub fn load(
         stages,
         builtins,
     })
+}
+
+/// The name of the configuration file [`load`] looks for.
+pub const CONFIG_FILE: &str = "registry.toml";
+
+/// The nearest `registry.toml` in `dir` or its parents, stopping after the repository root (a
+/// directory holding `.git`) or at the file system's root, as cargo and ruff look for theirs.
+pub fn nearest_config(dir: &Path) -> Option<PathBuf> {
+    let mut dir = Some(dir);
+    while let Some(d) = dir {
+        let candidate = d.join(CONFIG_FILE);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        if d.join(".git").exists() {
+            return None;
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+/// Whether the user trusted `file`: it, or a directory holding it, is a trusted path.
+fn is_trusted(file: &Path, trusted: &[PathBuf]) -> bool {
+    let Ok(real) = file.canonicalize() else {
+        return false;
+    };
+    trusted.iter().any(|t| {
+        t.canonicalize()
+            .is_ok_and(|t| real == t || (t.is_dir() && real.starts_with(&t)))
+    })
+}
+
+/// The paths a configuration file itself sets (not the environment): `data_dir`, `plugin_dir`
+/// and the generator's `templates_dir`.
+struct FilePaths {
+    data_dir: Option<PathBuf>,
+    plugin_dir: bool,
+    templates_dir: Option<PathBuf>,
+    /// Each `library` the file sets.
+    libraries: Vec<(StageKind, String)>,
+}
+
+fn paths_given(file: &Path) -> Result<FilePaths, Error> {
+    let raw: RawConfig = Figment::new()
+        .merge(Toml::file_exact(file))
+        .extract()
+        .map_err(|e| figment_error(&e))?;
+    let templates_dir = raw
+        .generator
+        .config
+        .as_ref()
+        .and_then(|c| c.get("templates_dir"))
+        .and_then(|v| v.as_str().map(PathBuf::from));
+    let libraries = [
+        (StageKind::Cache, raw.cache.library),
+        (StageKind::Generator, raw.generator.library),
+        (StageKind::Validator, raw.validator.library),
+        (StageKind::Storage, raw.storage.library),
+        (StageKind::Router, raw.router.library),
+    ]
+    .into_iter()
+    .filter_map(|(stage, library)| Some((stage, library?)))
+    .collect();
+    Ok(FilePaths {
+        data_dir: raw.data_dir.map(|d| d.original().to_owned()),
+        plugin_dir: raw.plugin_dir.is_some(),
+        templates_dir,
+        libraries,
+    })
+}
+
+/// Refuses what an untrusted configuration file may not set: code to run (`plugin_dir`, a
+/// plugin library file) or a place outside its own directory (`data_dir`, `templates_dir`).
+fn restricted(file: &Path, base_dir: &Path, given: &FilePaths) -> Result<(), Error> {
+    let refuse = |key: &str, why: &str| {
+        Error::config(format!(
+            "{}: `{key}` {why}, which a registry.toml found from the working directory may \
+             not do until you trust it: run `registry trust {}` if you do (or name it with \
+             --config)",
+            file.display(),
+            file.display()
+        ))
+    };
+    if given.plugin_dir {
+        return Err(refuse(
+            "plugin_dir",
+            "chooses where plugin code is loaded from",
+        ));
+    }
+    let nowhere = SearchPaths {
+        plugin_dir: PathBuf::new(),
+        base_dir: PathBuf::new(),
+        trust: Trust::default(),
+    };
+    for (stage, library) in &given.libraries {
+        if let registry_abi::load::Library::File(_) = registry_abi::load::library(library, &nowhere)
+        {
+            return Err(refuse(
+                &format!("{stage}.library = {library:?}"),
+                "names a plugin library, code that would run",
+            ));
+        }
+    }
+    let inside = |p: &Path| {
+        let joined = absolute(p, base_dir);
+        let real = joined.canonicalize().unwrap_or(joined);
+        let base = base_dir
+            .canonicalize()
+            .unwrap_or_else(|_| base_dir.to_owned());
+        real.starts_with(base)
+    };
+    if let Some(d) = &given.data_dir
+        && !inside(d)
+    {
+        return Err(refuse(
+            &format!("data_dir = {:?}", d.display().to_string()),
+            "points outside its directory",
+        ));
+    }
+    if let Some(d) = &given.templates_dir
+        && !inside(d)
+    {
+        return Err(refuse(
+            &format!(
+                "generator.config.templates_dir = {:?}",
+                d.display().to_string()
+            ),
+            "points outside its directory",
+        ));
+    }
+    Ok(())
 }
 
 /// A warning for each `REGISTRY_*` variable that names no setting but is a small edit away from

@@ -22,8 +22,14 @@ use serde_json::Value;
 /// A scratch directory to run `registry` in: no `registry.toml` unless a test writes one, data in
 /// `./.registry`, and one shard (`REGISTRY_SHARDS=1`) unless made with [`Scratch::with_shards`] or
 /// [`Scratch::unpinned`], so that ids come out in sequence whatever the machine's core count.
+///
+/// The `registry.toml` a test writes there is trusted by the scratch user (as if they had run
+/// `registry trust` on it), so that tests may name library files in it; [`Scratch::untrusted`]
+/// makes one whose configuration is a repository's like any other.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    /// The user's configuration directory (`XDG_CONFIG_HOME`), outside the scratch directory.
+    home: tempfile::TempDir,
     /// The `REGISTRY_SHARDS` every command gets; `None` leaves the count to the configuration
     /// (by default one shard per core).
     shards: Option<u32>,
@@ -42,9 +48,27 @@ impl Scratch {
 
     /// A scratch registry with `shards` shards.
     pub fn with_shards(shards: u32) -> Scratch {
+        let s = Scratch::untrusted();
+        let file = s.config_home().join("registry").join("trusted");
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("config dir");
+        let config = s
+            .path()
+            .canonicalize()
+            .expect("real path")
+            .join("registry.toml");
+        std::fs::write(&file, format!("{}\n", config.display())).expect("trust file");
+        Scratch {
+            shards: Some(shards),
+            ..s
+        }
+    }
+
+    /// A scratch registry with one shard whose `registry.toml`, once written, is not trusted.
+    pub fn untrusted() -> Scratch {
         Scratch {
             dir: tempfile::tempdir().expect("temp dir"),
-            shards: Some(shards),
+            home: tempfile::tempdir().expect("temp dir"),
+            shards: Some(1),
         }
     }
 
@@ -88,7 +112,7 @@ impl Scratch {
 
     /// Where commands find the user's configuration: `registry trust` writes there.
     pub fn config_home(&self) -> PathBuf {
-        self.path().join(".user-config")
+        self.home.path().to_owned()
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

@@ -232,6 +232,12 @@ fn verbose_adds_the_layout_report() {
     let long = s.run(&["plugins", "check", &path, "--verbose"]);
     assert_eq!(long.status.code(), Some(2));
     let long = String::from_utf8_lossy(&long.stderr).into_owned();
+    // `--verbose` first says which configuration and data directory the command uses.
+    let (said, long) = long.split_at(long.find("error: ").expect("an error"));
+    assert!(
+        said.starts_with("config: built-in defaults\ndata dir: "),
+        "{said}"
+    );
     assert!(long.starts_with(&format!("error: {msg}\n")), "{long}");
     assert!(long.lines().count() > 5, "{long}");
     assert!(long.contains("Type Layout"), "{long}");
