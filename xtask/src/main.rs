@@ -129,6 +129,39 @@ const REDIS_NODES_VAR: &str = "REGISTRY_TEST_REDIS_NODES";
 /// The variable giving the tests the cluster script, for the tests that start their own.
 const REDIS_SCRIPT_VAR: &str = "REGISTRY_TEST_REDIS_SCRIPT";
 
+/// The variable giving the tests the `registry` binary `cargo install` put into an empty
+/// prefix, for the test that runs it alone.
+const INSTALLED_VAR: &str = "REGISTRY_TEST_INSTALLED_BIN";
+
+/// Installs the `registry` binary with `cargo install` into an empty prefix under the target
+/// directory, as a user would, and returns its path. It is the debug build of the test run,
+/// from the same target directory, so it costs a copy, not a build.
+fn install_alone(cargo: &str) -> Result<PathBuf, String> {
+    let prefix = target_dir().join("install-test");
+    if prefix.exists() {
+        std::fs::remove_dir_all(&prefix)
+            .map_err(|e| format!("cannot empty {}: {e}", prefix.display()))?;
+    }
+    let prefix_arg = prefix.display().to_string();
+    let target_arg = target_dir().display().to_string();
+    run(
+        cargo,
+        &[
+            "install",
+            "--path",
+            "crates/cli",
+            "--root",
+            &prefix_arg,
+            "--debug",
+            "--locked",
+            "--offline",
+            "--target-dir",
+            &target_arg,
+        ],
+    )?;
+    Ok(prefix.join("bin").join("registry"))
+}
+
 /// The first port of the cluster `cargo xtask test` starts (it uses six, and six more for the
 /// cluster bus 10000 above).
 const REDIS_BASE_PORT: &str = "7100";
@@ -217,6 +250,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     }
     // Plugin libraries first: the tests load them from the target directory.
     run(&cargo, &["build", "--workspace"])?;
+    let installed = install_alone(&cargo)?;
     let script = root().join("scripts/redis-cluster");
     // A cluster named in the environment is used as it is; otherwise one is started for this
     // run and stopped when `cluster` is dropped, whatever the outcome.
@@ -235,6 +269,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(&args)
         .env(REDIS_NODES_VAR, &nodes)
         .env(REDIS_SCRIPT_VAR, &script)
+        .env(INSTALLED_VAR, &installed)
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;

@@ -5,6 +5,7 @@ mod attacks;
 mod bad_input;
 mod batch;
 mod commands;
+mod installed;
 mod learn;
 mod lint;
 mod panics;
