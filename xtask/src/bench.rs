@@ -9,7 +9,9 @@
 //! - `add/latency`: the `latency` bench target times single adds one by one, miss and hit;
 //! - `scale`: `registry scale-test`, pipeline throughput, memory and bytes on disk;
 //! - `batch/shards` and `batch/batch_size`: `registry batch` with 1, 2 and 4 shards, and with
-//!   100, 1,000 and 10,000 requests per call (a configuration in both is run once).
+//!   100, 1,000 and 10,000 requests per call (a configuration in both is run once);
+//! - `startup`: a whole `registry get` with the built-in plugins and with their libraries
+//!   ([`bench_startup`]).
 //!
 //! Then it writes `report.json` (the figures, for comparing runs), `report.md` and the SVG
 //! charts into `target/bench-report/`. `--quick` runs smaller counts, shorter criterion
@@ -29,6 +31,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::bench_batch::{batch_once, requests};
+use crate::bench_startup::{self, STARTUP};
 use crate::chart::{self, Point};
 use crate::markdown::{self, batch_id, value};
 use crate::report::{
@@ -67,6 +70,8 @@ struct Sizes {
     batch_requests: usize,
     batch_runs: usize,
     latency_count: usize,
+    /// Runs of `registry get` of each kind in the start-up section.
+    startup_runs: usize,
     /// Criterion's arguments (none: its defaults of 3 s warm-up, 5 s and 100 samples).
     criterion_args: &'static [&'static str],
     /// Rough seconds one criterion benchmark takes, warm-up, measurement and analysis.
@@ -81,6 +86,7 @@ const FULL: Sizes = Sizes {
     batch_requests: 200_000,
     batch_runs: 3,
     latency_count: 5000,
+    startup_runs: 200,
     criterion_args: &[],
     criterion_s: 10.0,
 };
@@ -92,6 +98,7 @@ const QUICK: Sizes = Sizes {
     batch_requests: 50_000,
     batch_runs: 3,
     latency_count: 1000,
+    startup_runs: 50,
     criterion_args: &[
         "--warm-up-time",
         "0.5",
@@ -107,6 +114,8 @@ const QUICK: Sizes = Sizes {
 /// and what one durable commit costs (an fsync), seconds.
 const ROUGH_CPU_S_PER_ENTRY: f64 = 1.0 / 30_000.0;
 const ROUGH_COMMIT_S: f64 = 0.005;
+/// One whole `registry get`, seconds.
+const ROUGH_STARTUP_S: f64 = 0.03;
 /// Process start, opening and removing a data directory, per run, seconds.
 const ROUGH_RUN_OVERHEAD_S: f64 = 1.5;
 /// Criterion benchmarks expected before they can be listed (after the build), and how many of
@@ -174,6 +183,7 @@ struct Plan {
     filter: Option<String>,
     latency: bool,
     scale: bool,
+    startup: bool,
     shard_series: Vec<BatchConfig>,
     size_series: Vec<BatchConfig>,
     /// The configurations of both series, each once.
@@ -220,6 +230,7 @@ impl Plan {
             filter: options.filter.clone(),
             latency: on(LATENCY),
             scale: on(SCALE),
+            startup: on(STARTUP),
             shard_series,
             size_series,
             batch,
@@ -242,6 +253,9 @@ impl Plan {
                 + ROUGH_RUN_OVERHEAD_S
         };
         let mut total = criterion_benches as f64 * s.criterion_s;
+        if self.startup {
+            total += 2.0 * s.startup_runs as f64 * ROUGH_STARTUP_S;
+        }
         if self.latency {
             total += s.latency_count as f64 * (ROUGH_COMMIT_S + 0.001) + ROUGH_RUN_OVERHEAD_S;
         }
@@ -292,6 +306,13 @@ impl Plan {
             lines.push(format!(
                 "  {LATENCY}  {} single adds one at a time, miss and hit each",
                 value(units::COUNT, s.latency_count as f64)
+            ));
+        }
+        if self.startup {
+            lines.push(format!(
+                "  {STARTUP}      registry get, whole process, {} runs with built-in plugins and {} \
+                 with their libraries, alternating",
+                s.startup_runs, s.startup_runs
             ));
         }
         if self.scale {
@@ -393,6 +414,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Vec::new()
     };
     let batch = batch(&plan, &registry, &scratch.path)?;
+    let startup = if plan.startup {
+        let s = bench_startup::run(&registry, &scratch.path, plan.sizes.startup_runs)?;
+        progress(&format!(
+            "{STARTUP}: {} runs of registry get each, built in and dynamic",
+            s.builtin.len()
+        ));
+        Some(s)
+    } else {
+        None
+    };
     drop(scratch);
 
     let mut figures = criterion_figures(&benches);
@@ -401,6 +432,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(l) = &latencies {
         figures.extend(latency_figures("miss", &l.miss));
         figures.extend(latency_figures("hit", &l.hit));
+    }
+    if let Some(s) = &startup {
+        figures.extend(bench_startup::figures(s));
+    } else {
+        notes.push(format!("{STARTUP} did not run (filter)"));
     }
     let rows = batch_rows(&plan, &batch);
     figures.extend(batch_figures(&rows));

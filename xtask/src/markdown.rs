@@ -283,6 +283,22 @@ pub fn report(r: &Report, charts: &[(&str, &str)], comparison: Option<&str>) -> 
         let _ = writeln!(md, "![{title}]({file})\n");
     }
 
+    let startup = section("startup/");
+    if !startup.is_empty() {
+        md.push_str(
+            "## Start-up
+
+A whole `registry get` of a stored id, process start to exit, \
+             with the plugins built into the binary and with the same plugins loaded from their \
+             libraries (alternating runs; range: 95 % confidence interval of the percentile).\n\n\
+             | figure | value [range] | runs |\n|---|---|---|\n",
+        );
+        for f in startup {
+            let _ = writeln!(md, "| {} | {} | {} |", f.label, with_range(f), runs(f));
+        }
+        md.push('\n');
+    }
+
     let latency = section("add/latency/");
     if !latency.is_empty() {
         let _ = writeln!(

@@ -29,8 +29,10 @@ pub struct Builtin {
     pub version: &'static str,
     /// The stages it provides.
     pub stages: &'static [StageKind],
-    /// Builds one of its stages from the stage's config table (JSON) and a setup.
-    pub build: fn(StageKind, &str, &Setup) -> Result<BuiltStage, BuildError>,
+    /// Builds one of its stages from the stage's config table (JSON) and a setup, adding to
+    /// the notes what a person should know that is not an error (a linked stage can say more
+    /// than a library, which has no way to).
+    pub build: fn(StageKind, &str, &Setup, &mut Vec<String>) -> Result<BuiltStage, BuildError>,
 }
 
 impl Builtin {
@@ -44,6 +46,7 @@ impl Builtin {
         stage: StageKind,
         config_json: &str,
         setup: &Setup,
+        notes: &mut Vec<String>,
     ) -> Result<BuiltStage, BuildError> {
         if !self.stages.contains(&stage) {
             return Err(BuildError::NotProvided {
@@ -51,7 +54,7 @@ impl Builtin {
                 provided: self.stages.to_vec(),
             });
         }
-        (self.build)(stage, config_json, setup)
+        (self.build)(stage, config_json, setup, notes)
     }
 }
 

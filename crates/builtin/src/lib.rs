@@ -13,10 +13,11 @@
 //! ratios measure that cost); each of their calls still runs under the same panic guard as a
 //! library's ([`registry_abi::linked`]).
 
-use registry_abi::linked::Builtin;
+use registry_abi::linked::{Builtin, Guarded};
 use registry_abi::linked_stage;
 use registry_abi::load::{BuildError, BuiltStage};
 use registry_core::{Setup, StageKind};
+use registry_generator_default::DefaultGenerator;
 
 /// Every plugin built in, by name.
 pub static BUILTINS: &[Builtin] = &[
@@ -58,20 +59,32 @@ pub static BUILTINS: &[Builtin] = &[
     },
 ];
 
-fn cache_moka(_: StageKind, config: &str, setup: &Setup) -> Result<BuiltStage, BuildError> {
+fn cache_moka(
+    _: StageKind,
+    config: &str,
+    setup: &Setup,
+    _: &mut Vec<String>,
+) -> Result<BuiltStage, BuildError> {
     linked_stage!(Cache, registry_cache_moka::MokaCache, config, setup)
 }
 
-fn generator_default(_: StageKind, config: &str, setup: &Setup) -> Result<BuiltStage, BuildError> {
-    linked_stage!(
-        Generator,
-        registry_generator_default::DefaultGenerator,
-        config,
-        setup
-    )
+fn generator_default(
+    _: StageKind,
+    config: &str,
+    setup: &Setup,
+    notes: &mut Vec<String>,
+) -> Result<BuiltStage, BuildError> {
+    let generator: DefaultGenerator = registry_abi::linked::construct(config, setup)?;
+    notes.extend(generator.notes().iter().cloned());
+    Ok(BuiltStage::Generator(Box::new(Guarded(generator))))
 }
 
-fn validator_schema(_: StageKind, config: &str, setup: &Setup) -> Result<BuiltStage, BuildError> {
+fn validator_schema(
+    _: StageKind,
+    config: &str,
+    setup: &Setup,
+    _: &mut Vec<String>,
+) -> Result<BuiltStage, BuildError> {
     linked_stage!(
         Validator,
         registry_validator_schema::SchemaValidator,
@@ -80,15 +93,30 @@ fn validator_schema(_: StageKind, config: &str, setup: &Setup) -> Result<BuiltSt
     )
 }
 
-fn storage_redb(_: StageKind, config: &str, setup: &Setup) -> Result<BuiltStage, BuildError> {
+fn storage_redb(
+    _: StageKind,
+    config: &str,
+    setup: &Setup,
+    _: &mut Vec<String>,
+) -> Result<BuiltStage, BuildError> {
     linked_stage!(Storage, registry_storage_redb::RedbStorage, config, setup)
 }
 
-fn storage_redis(_: StageKind, config: &str, setup: &Setup) -> Result<BuiltStage, BuildError> {
+fn storage_redis(
+    _: StageKind,
+    config: &str,
+    setup: &Setup,
+    _: &mut Vec<String>,
+) -> Result<BuiltStage, BuildError> {
     linked_stage!(Storage, registry_storage_redis::RedisStorage, config, setup)
 }
 
-fn router_hash(_: StageKind, config: &str, setup: &Setup) -> Result<BuiltStage, BuildError> {
+fn router_hash(
+    _: StageKind,
+    config: &str,
+    setup: &Setup,
+    _: &mut Vec<String>,
+) -> Result<BuiltStage, BuildError> {
     linked_stage!(Router, registry_router_hash::HashRouter, config, setup)
 }
 

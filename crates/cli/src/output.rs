@@ -25,6 +25,13 @@ pub fn warnings(warnings: &[String]) {
     }
 }
 
+/// Shows what the host said a person might like to know, one `note:` line each on stderr.
+pub fn notes(notes: &[String]) {
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+}
+
 /// The events of an operation that shows only its warnings (see [`warnings`]).
 pub struct Warnings;
 

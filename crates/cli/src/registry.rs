@@ -40,5 +40,6 @@ pub(crate) use registry_host::registry::load_error;
 pub(crate) fn open(settings: &Settings, needs: Needs) -> Result<Pipeline, CliError> {
     let registry = registry_host::Registry::open(settings, needs)?;
     output::warnings(&registry.warnings);
+    output::notes(&registry.notes);
     Ok(registry.into_pipeline())
 }

@@ -14,8 +14,10 @@
 //! file; both go through the same code, and differ only in how one stage is built. The
 //! benchmarks' static and dynamic builds are the same settings naming built-ins or files.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 pub use registry_abi::linked::Builtin;
 use registry_abi::load::{
@@ -67,6 +69,8 @@ pub struct Assembled {
     pub foreign: Vec<bool>,
     /// Whether the registry was created by this assembly.
     pub created: bool,
+    /// What the stages built had to say that is not an error (built-in stages only).
+    pub notes: Vec<String>,
 }
 
 /// Builds one stage for a setup.
@@ -83,6 +87,8 @@ struct Maker<'a> {
 /// serve.
 struct Makers<'a> {
     source: &'a Source<'a>,
+    /// What the built-in stages built so far had to say.
+    notes: Rc<RefCell<Vec<String>>>,
     opened: HashMap<PathBuf, Result<(PluginModRef, LibraryInfo), LoadError>>,
 }
 
@@ -90,6 +96,7 @@ impl<'a> Makers<'a> {
     fn new(source: &'a Source<'a>) -> Makers<'a> {
         Makers {
             source,
+            notes: Rc::default(),
             opened: HashMap::new(),
         }
     }
@@ -125,7 +132,21 @@ impl<'a> Makers<'a> {
                         path: PathBuf::new(),
                     },
                     path: PathBuf::new(),
-                    build: Box::new(move |setup: &Setup| builtin.build(stage, &config, setup)),
+                    build: {
+                        let notes = Rc::clone(&self.notes);
+                        Box::new(move |setup: &Setup| {
+                            let mut said = Vec::new();
+                            let built = builtin.build(stage, &config, setup, &mut said);
+                            let mut notes = notes.borrow_mut();
+                            for note in said {
+                                // Each storage shard is built alike: say a note once.
+                                if !notes.contains(&note) {
+                                    notes.push(note);
+                                }
+                            }
+                            built
+                        })
+                    },
                 })
             }
             Library::File(path) => {
@@ -260,6 +281,7 @@ pub fn assemble(
         unavailable: shards.unavailable,
         foreign: shards.foreign,
         created: shards.created,
+        notes: makers.notes.borrow().clone(),
     })
 }
 

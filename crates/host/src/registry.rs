@@ -66,6 +66,9 @@ pub struct Registry {
     pub created: bool,
     /// What a person should know: shards set aside as unavailable, one line each.
     pub warnings: Vec<String>,
+    /// What the stages had to say that is not a problem (a template file not used), one line
+    /// each.
+    pub notes: Vec<String>,
 }
 
 impl Registry {
@@ -133,6 +136,7 @@ impl Registry {
             plugins: built.plugins,
             created: built.created,
             warnings,
+            notes: built.notes,
         })
     }
 

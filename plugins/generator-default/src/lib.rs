@@ -321,6 +321,13 @@ impl FromConfig for DefaultGenerator {
 }
 
 impl DefaultGenerator {
+    /// What a person should know about this generator's configuration that is not an error (a
+    /// template file left out because the schema does not declare its scope). A plugin library
+    /// has no way to say it; the `registry` binary shows it for its built-in generator.
+    pub fn notes(&self) -> &[String] {
+        self.templates.notes()
+    }
+
     /// The model to predict with, `None` for the keyword rules alone.
     ///
     /// # Errors

@@ -68,6 +68,9 @@ const MAX_CACHED_CONDITIONS: usize = 8;
 #[derive(Clone)]
 pub(crate) struct Templates {
     inner: Arc<Compiled>,
+    /// What a person should know about the templates that is not an error: files of
+    /// `templates_dir` left out because the schema does not declare their scope.
+    notes: Vec<String>,
 }
 
 struct Compiled {
@@ -208,9 +211,10 @@ impl Templates {
         setup: &Setup,
     ) -> StageResult<Templates> {
         let mut problems = Vec::new();
+        let mut notes = Vec::new();
         // `None` when the directory cannot be read, which is reported already.
         let sources = match dir {
-            Some(dir) => read_dir(dir, setup, &mut problems),
+            Some(dir) => read_dir(dir, setup, &mut problems, &mut notes),
             None => Some(built_in(&setup.schema)),
         };
         let mut given = Vec::new();
@@ -250,7 +254,13 @@ impl Templates {
         }
         Ok(Templates {
             inner: Arc::new(compiled),
+            notes,
         })
+    }
+
+    /// What a person should know about the templates that is not an error.
+    pub(crate) fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The compiled tree that renders a draft: its scope's variants, with the overlays its
@@ -318,7 +328,15 @@ fn built_in(schema: &Schema) -> Vec<Source> {
 /// Reads the `*.yaml` files of a templates directory; `None` if the directory cannot be read.
 /// Other files (a README, say) are left alone; `*.yml` files are reported, since they would
 /// otherwise be ignored without a word.
-fn read_dir(dir: &Path, setup: &Setup, problems: &mut Vec<String>) -> Option<Vec<Source>> {
+/// The templates of a directory. A file named after a scope the schema does not declare is left
+/// out with a note rather than refused, so that narrowing `schema.scope` never requires
+/// deleting template files (as the built-in templates of undeclared scopes are left out).
+fn read_dir(
+    dir: &Path,
+    setup: &Setup,
+    problems: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Option<Vec<Source>> {
     let full = setup.config_dir.join(dir);
     let entries = match std::fs::read_dir(&full) {
         Ok(entries) => entries,
@@ -364,7 +382,16 @@ fn read_dir(dir: &Path, setup: &Setup, problems: &mut Vec<String>) -> Option<Vec
         if extension != "yaml" || !path.is_file() {
             continue;
         }
-        let Some(name) = template_name(stem, &origin, &setup.schema, problems) else {
+        let name = if stem == DEFAULT {
+            DEFAULT.to_owned()
+        } else if let Some(scope) = setup.schema.canonical(Field::Scope, stem) {
+            scope.to_owned()
+        } else {
+            notes.push(format!(
+                "template file `{origin}` is not used: `{stem}` is not a scope of the schema \
+                 ({}); declare it in schema.scope to use it",
+                setup.schema.allowed(Field::Scope).join(", ")
+            ));
             continue;
         };
         match std::fs::read_to_string(&path) {
@@ -987,6 +1014,31 @@ mod tests {
     }
 
     #[test]
+    fn a_file_for_an_undeclared_scope_is_left_out_with_a_note() {
+        let (root, dir) = dir_with(&[
+            ("default.yaml", "a: 1\n"),
+            ("SEC.yaml", "b: 1\n"),
+            ("TYPO.yaml", "c: 1\n"),
+        ]);
+        let t = Templates::load(
+            Some(&dir),
+            &BTreeMap::new(),
+            &setup_in(root.path(), Schema::default()),
+        )
+        .expect("loads");
+        let names: Vec<&str> = t.inner.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["SEC", "default"]);
+        assert_eq!(
+            t.notes(),
+            [
+                "template file `templates/TYPO.yaml` is not used: `TYPO` is not a scope of the \
+              schema (GOV, SEC, OPS, ALERT, BASH, DASHBOARD, ETL); declare it in schema.scope \
+              to use it"
+            ]
+        );
+    }
+
+    #[test]
     fn directory_errors() {
         let (root, dir) = dir_with(&[
             ("SEC.yaml", "a: 1\n"),
@@ -1005,8 +1057,6 @@ mod tests {
             err,
             "template file `templates/OPS.yml`: templates are read from `*.yaml` files: rename \
              it to OPS.yaml; \
-             template `TYPO` (templates/TYPO.yaml): `TYPO` is neither `default` nor a scope: use \
-             default or one of schema.scope: GOV, SEC, OPS, ALERT, BASH, DASHBOARD, ETL; \
              templates `templates/SEC.yaml` and `templates/sec.yaml` are both for `SEC`: keep \
              one; \
              templates_dir `templates` has no default.yaml and no inline `templates.default` is \

@@ -415,3 +415,39 @@ fn update_if_revision_refuses_a_stale_revision() {
     );
     assert_eq!(s.json(&["history", &id]).as_array().map(Vec::len), Some(3));
 }
+
+#[test]
+fn a_template_for_an_undeclared_scope_is_left_out_with_a_note() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join("t")).expect("dir");
+    s.write("t/default.yaml", "rule:\n  title: \"{{title}}\"\n");
+    s.write(
+        "t/SEC.yaml",
+        "rule:\n  title: \"{{title}}\"\n  security: true\n",
+    );
+    s.write("t/RETIRED.yaml", "rule:\n  old: true\n");
+    s.write(
+        "registry.toml",
+        "[schema]\nscope = [\"SEC\", \"OPS\"]\n[generator.config]\ntemplates_dir = \"t\"\n",
+    );
+    let out = s.run(&[
+        "add",
+        "--title",
+        "Block SSH",
+        "--scope",
+        "SEC",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "note: template file `t/RETIRED.yaml` is not used: `RETIRED` is not a scope of the \
+         schema (SEC, OPS); declare it in schema.scope to use it"
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let config = added["config"].as_str().expect("config");
+    assert!(config.contains("security: true"), "{config}");
+    assert!(!config.contains("old:"), "{config}");
+}
