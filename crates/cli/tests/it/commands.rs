@@ -278,7 +278,26 @@ fn shipped_registry_toml_is_valid() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry.toml");
     let text = std::fs::read_to_string(shipped).expect("shipped registry.toml");
     s.write("registry.toml", &text);
-    // It points at the shipped templates directory, which sits beside it.
+    // Copied alone, it renders with the built-in templates.
+    let e = s.add("Security rule from the shipped config", &[]);
+    assert_eq!(e["scope"], "SEC");
+    assert!(s.data_dir().is_dir());
+    let config = e["config"].as_str().expect("config");
+    assert!(
+        config.contains("threat_level"),
+        "SEC filters from templates/SEC.yaml: {config}"
+    );
+
+    // With templates_dir set, it renders from the directory beside it: a placeholder that does
+    // not exist there is a configuration error naming it.
+    assert!(text.contains("\n# templates_dir = \"templates\"\n"));
+    s.write(
+        "registry.toml",
+        &text.replace(
+            "\n# templates_dir = \"templates\"\n",
+            "\ntemplates_dir = \"templates\"\n",
+        ),
+    );
     let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates");
     std::fs::create_dir(s.path().join("templates")).expect("templates dir");
     for file in std::fs::read_dir(templates).expect("shipped templates") {
@@ -293,16 +312,13 @@ fn shipped_registry_toml_is_valid() {
             .expect("copy");
         }
     }
-    let e = s.add("Security rule from the shipped config", &[]);
-    assert_eq!(e["scope"], "SEC");
-    assert!(s.data_dir().is_dir());
-    let config = e["config"].as_str().expect("config");
+    let from_dir = s.add("Another security rule", &[]);
     assert!(
-        config.contains("threat_level"),
-        "SEC filters from templates/SEC.yaml: {config}"
+        from_dir["config"]
+            .as_str()
+            .is_some_and(|c| c.contains("threat_level")),
+        "{from_dir}"
     );
-
-    // A placeholder that does not exist is a configuration error naming it.
     let default = std::fs::read_to_string(s.path().join("templates/default.yaml")).expect("read");
     s.write(
         "templates/default.yaml",
