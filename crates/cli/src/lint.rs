@@ -123,8 +123,7 @@ fn print(report: &Report, format: Format) -> Result<(), CliError> {
                     code: &d.code,
                     message: &d.message,
                 };
-                serde_json::to_writer(&mut out, &json)
-                    .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
+                serde_json::to_writer(&mut out, &json).map_err(output::json_err)?;
             }
             let end: &[u8] = if report.diagnostics.is_empty() {
                 b"]\n"

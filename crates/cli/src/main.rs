@@ -4,6 +4,12 @@
 //! named in `registry.toml`, and prints what the `registry_core::Pipeline` returns. Every error
 //! is one line on stderr with exit code 1 (the user's input is wrong or not found) or 2
 //! (configuration, plugins, storage).
+//!
+//! Nothing prints with `println!` or `eprintln!` (both panic when the stream is closed): every
+//! write goes through `output`, which ends the command quietly on a closed pipe
+//! ([`output::write_err`] says why that way).
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod batch;
 mod entries;
@@ -25,7 +31,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A fast, plugin-based registry of rules, scripts and configs.
 #[derive(Debug, Parser)]
-#[command(name = "registry", version, about, disable_help_subcommand = true)]
+#[command(name = "registry", version, about)]
 struct Cli {
     /// Configuration file [default: ./registry.toml if present, else built-in defaults]
     #[arg(long, global = true, env = "REGISTRY_CONFIG", value_name = "PATH")]

@@ -21,8 +21,14 @@ use crate::{CliError, Format};
 /// Shows what the host said a person should know, one `warning:` line each on stderr.
 pub fn warnings(warnings: &[String]) {
     for w in warnings {
-        eprintln!("warning: {w}");
+        to_stderr(format_args!("warning: {w}"));
     }
+}
+
+/// Writes one line to stderr, ignoring a failure: there is nowhere left to report it, and
+/// `eprintln!` would panic.
+pub fn to_stderr(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 /// The events of an operation that shows only its warnings (see [`warnings`]).
@@ -34,18 +40,40 @@ impl registry_host::events::Events for Warnings {
     }
 }
 
+/// The error of a write to standard output that failed.
+///
+/// # A closed pipe
+/// When whoever reads the output stops (`registry list | head -1`), the next write fails with
+/// `BrokenPipe`, and the command ends there, quietly, with exit code 0, as ripgrep does: what
+/// was asked for was delivered to a reader that wanted no more. Every write to standard output
+/// goes through this function (or [`json_err`]); nothing prints with `println!`, which panics
+/// on a closed pipe.
+///
+/// Rejected: restoring the default action of `SIGPIPE` at start-up (the C tools' way). The
+/// process would then be killed by the signal, which a shell reports as exit code 141 and
+/// `set -o pipefail` as a failure, and a plugin writing to a socket whose peer went away (a Redis
+/// connection) would kill the whole process instead of getting an error it retries.
 pub fn write_err(e: io::Error) -> CliError {
-    // A closed pipe (`registry list | head`) is not an error worth reporting.
     if e.kind() == io::ErrorKind::BrokenPipe {
         std::process::exit(0);
     }
-    CliError::config(format!("cannot write output: {e}"))
+    CliError::config(format!(
+        "cannot write output: {}",
+        registry_host::io_reason(&e)
+    ))
+}
+
+/// [`write_err`] for a value serialized straight to standard output.
+pub fn json_err(e: serde_json::Error) -> CliError {
+    match e.io_error_kind() {
+        Some(io::ErrorKind::BrokenPipe) => write_err(io::ErrorKind::BrokenPipe.into()),
+        _ => CliError::config(format!("cannot write output: {e}")),
+    }
 }
 
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)
-        .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
+    serde_json::to_writer_pretty(&mut out, value).map_err(json_err)?;
     writeln!(out).map_err(write_err)
 }
 
@@ -185,8 +213,7 @@ impl Lister {
                 Format::Json => {
                     out.write_all(if self.count == 0 { b"[\n" } else { b",\n" })
                         .map_err(write_err)?;
-                    serde_json::to_writer(&mut out, e)
-                        .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
+                    serde_json::to_writer(&mut out, e).map_err(json_err)?;
                 }
             }
             self.count += 1;

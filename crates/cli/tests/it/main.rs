@@ -5,6 +5,7 @@ mod attacks;
 mod bad_input;
 mod batch;
 mod commands;
+mod conventions;
 mod learn;
 mod lint;
 mod panics;
