@@ -132,7 +132,7 @@ impl Terminal {
     fn new() -> Terminal {
         let now = Instant::now();
         Terminal {
-            on: io::stderr().is_terminal(),
+            on: io::stderr().is_terminal() && !output::quiet(),
             start: now,
             last: now,
             width: 0,

@@ -135,7 +135,9 @@ fn print(report: &Report, format: Format) -> Result<(), CliError> {
     }
     out.flush().map_err(write_err)?;
     drop(out);
-    if let Format::Text = format {
+    if let Format::Text = format
+        && !output::quiet()
+    {
         let summary = format!(
             "{} scanned, {} found, {}, {}, {}, {} skipped",
             plural(report.scanned, "file", "files"),

@@ -42,6 +42,10 @@ struct Cli {
     /// Show full details of plugin load errors
     #[arg(long, short, global = true)]
     verbose: bool,
+    /// Print errors only: no warnings, notes, progress or summaries on stderr (the results a
+    /// command writes to stdout are still written)
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -185,6 +189,7 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cli.verbose;
+    output::set_quiet(cli.quiet);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -10,6 +10,7 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use registry_core::{Added, Entry, Field, Guess, Source, StageKind, Updated};
 use serde::Serialize;
@@ -18,8 +19,26 @@ pub use registry_host::text::{escaped, escaped_path};
 
 use crate::{CliError, Format};
 
-/// Shows what the host said a person should know, one `warning:` line each on stderr.
+/// Whether `--quiet` was given: standard error then gets errors only.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Records `--quiet` for the whole run (it is global: every command takes it).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether what a person would only like to know (warnings, notes, progress, summaries on
+/// stderr) is left out: `--quiet`. Results on standard output and errors are never left out.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Shows what the host said a person should know, one `warning:` line each on stderr (none
+/// with `--quiet`).
 pub fn warnings(warnings: &[String]) {
+    if quiet() {
+        return;
+    }
     for w in warnings {
         to_stderr(format_args!("warning: {w}"));
     }

@@ -72,3 +72,63 @@ fn output_into_a_closed_pipe_ends_quietly_with_success() {
     closed_early(&s, &["export"]);
     closed_early(&s, &["export", "--format", "yaml"]);
 }
+
+#[test]
+fn quiet_leaves_errors_and_results_only() {
+    let s = Scratch::new();
+    s.add("Rotate the keys", &["--scope", "SEC"]);
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // A mistyped setting variable is a warning on stderr, but not with --quiet.
+    let listed = s
+        .command(&["list"])
+        .env("REGISTRY_DATADIR", "x")
+        .output()
+        .expect("run");
+    assert!(stderr(&listed).starts_with("warning: environment variable REGISTRY_DATADIR"));
+    for flag in ["--quiet", "-q"] {
+        let quiet = s
+            .command(&["list", flag])
+            .env("REGISTRY_DATADIR", "x")
+            .output()
+            .expect("run");
+        assert!(quiet.status.success());
+        assert_eq!(stderr(&quiet), "", "{flag}");
+        assert_eq!(
+            quiet.stdout, listed.stdout,
+            "the results are written all the same"
+        );
+    }
+    // Global: before the command too.
+    let quiet = s
+        .command(&["-q", "list"])
+        .env("REGISTRY_DATADIR", "x")
+        .output()
+        .expect("run");
+    assert_eq!(stderr(&quiet), "");
+
+    // lint's summary is on stderr; its diagnostics are the results.
+    s.write(
+        "rule.yaml",
+        "# [SEC][NOPE][LIVE][SEC-RUL-001][v1.0][REQUIRED]\n",
+    );
+    let linted = s.run(&["lint", "rule.yaml"]);
+    assert!(
+        stderr(&linted).contains("1 file scanned"),
+        "{}",
+        stderr(&linted)
+    );
+    let quiet = s.run(&["lint", "rule.yaml", "--quiet"]);
+    assert_eq!(
+        quiet.status.code(),
+        Some(1),
+        "an error found is still the exit code"
+    );
+    assert_eq!(stderr(&quiet), "");
+    assert_eq!(quiet.stdout, linted.stdout);
+    assert!(!quiet.stdout.is_empty());
+
+    // Errors are still shown.
+    let (code, message) = s.fail(&["get", "SEC-RUL-999", "-q"]);
+    assert_eq!(code, 1);
+    assert_eq!(message, "no entry with id SEC-RUL-999");
+}
