@@ -122,7 +122,9 @@ pub fn list(args: ListArgs, settings: &Settings) -> Result<(), CliError> {
             return Err(CliError::input(format!(
                 "unknown {field} `{v}`: allowed values are {}",
                 settings.schema.allowed(field).join(", ")
-            )));
+            ))
+            .with_kind(format!("unknown-{field}"))
+            .on_field(field.name()));
         }
     }
     let after = args.after.as_deref().map(parse_id).transpose()?;
@@ -193,8 +195,11 @@ fn revision_conflict(pipeline: &Pipeline, id: &EntryId, expected: u32) -> CliErr
 }
 
 pub(crate) fn parse_id(id: &str) -> Result<EntryId, CliError> {
-    id.parse()
-        .map_err(|e: registry_core::HeaderError| CliError::input(e.to_string()))
+    id.parse().map_err(|e: registry_core::HeaderError| {
+        CliError::input(e.to_string())
+            .with_kind("invalid")
+            .on_field("id")
+    })
 }
 
 pub(crate) fn context(args: &[String]) -> Result<Context, CliError> {

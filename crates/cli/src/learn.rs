@@ -214,7 +214,7 @@ fn predict_one(pipeline: &Pipeline, request: Request, format: Format) -> Result<
 /// bad line is reported on its own output line and makes the exit code 1.
 fn predict_file(pipeline: &Pipeline, path: &Path, max: u64) -> Result<(), CliError> {
     const CHUNK: usize = 1000;
-    let name = path.display().to_string();
+    let name = registry_host::input::name(path);
     let mut failed = 0usize;
     let mut chunk: Vec<(usize, Result<Request, String>)> = Vec::with_capacity(CHUNK);
     let mut out = io::BufWriter::new(io::stdout().lock());
@@ -266,9 +266,10 @@ fn predict_file(pipeline: &Pipeline, path: &Path, max: u64) -> Result<(), CliErr
     flush(&mut chunk, &mut out, &mut failed)?;
     out.flush().map_err(crate::output::write_err)?;
     if failed > 0 {
-        return Err(CliError::input(format!(
-            "{failed} line(s) of {name} could not be predicted"
-        )));
+        return Err(
+            CliError::input(format!("{failed} line(s) of {name} could not be predicted"))
+                .in_file(name),
+        );
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod batch;
+mod command;
 mod entries;
 mod learn;
 mod lint;
@@ -23,28 +24,39 @@ mod stamp;
 mod transfer;
 mod trust;
 
-use std::io::Write;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// A fast, plugin-based registry of rules, scripts and configs.
 #[derive(Debug, Parser)]
 #[command(name = "registry", version, about)]
 struct Cli {
     /// Configuration file [default: ./registry.toml if present, else built-in defaults]
-    #[arg(long, global = true, env = "REGISTRY_CONFIG", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_CONFIG",
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     config: Option<PathBuf>,
     /// Data directory, overriding `data_dir` from the configuration
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     data_dir: Option<PathBuf>,
     /// Show full details of plugin load errors
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Global options")]
     verbose: bool,
     /// Print errors only: no warnings, notes, progress or summaries on stderr (the results a
     /// command writes to stdout are still written)
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Global options")]
     quiet: bool,
     #[command(subcommand)]
     command: Command,
@@ -153,9 +165,27 @@ fn bound_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn bound_allocator() {}
 
-/// Reads the settings and runs the command.
-fn run(cli: Cli) -> Result<(), CliError> {
-    let settings = config::load(cli.config.as_deref(), cli.data_dir.as_deref())?;
+/// Reads the settings of `early`'s global options (read before the arguments were parsed).
+fn settings(early: &command::Early) -> Result<config::Settings, CliError> {
+    config::load(early.config.as_deref(), early.data_dir.as_deref())
+}
+
+/// Runs the command with the settings read for its help, or read again if the parsed global
+/// options say otherwise than what was read of them first.
+fn run(
+    cli: Cli,
+    early: command::Early,
+    read: Result<config::Settings, CliError>,
+) -> Result<(), CliError> {
+    let parsed = command::Early {
+        config: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    let settings = if parsed == early {
+        read
+    } else {
+        settings(&parsed)
+    }?;
     output::warnings(&settings.warnings);
     match cli.command {
         Command::Trust(args) => trust::run(args),
@@ -179,8 +209,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
 
 fn main() -> ExitCode {
     bound_allocator();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The settings come first: the schema they hold gives the values the help lists.
+    let early = command::Early::read(&args);
+    let read = settings(&early);
+    let fallback = registry_core::Schema::default();
+    let schema = read.as_ref().map_or(&fallback, |s| &s.schema);
+    let parsed = command::command(schema)
+        .try_get_matches_from(&args)
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, command::asks_json(&m))));
+    let (cli, json) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) if e.use_stderr() && command::args_ask_json(&args) => {
+            output::set_json(true);
+            output::error(&output::usage_error(&e), false);
+            return ExitCode::from(1);
+        }
         Err(e) => {
             // Help and version go to stdout with success; usage errors are clap's short report.
             let code = if e.use_stderr() { 1 } else { 0 };
@@ -190,18 +234,11 @@ fn main() -> ExitCode {
     };
     let verbose = cli.verbose;
     output::set_quiet(cli.quiet);
-    match run(cli) {
+    output::set_json(json);
+    match run(cli, early, read) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "error: {}", e.message);
-            if let Some(detail) = e.detail {
-                if verbose {
-                    let _ = writeln!(err, "{detail}");
-                } else {
-                    let _ = writeln!(err, "(run with --verbose for details)");
-                }
-            }
+            output::error(&e, verbose);
             ExitCode::from(e.code)
         }
     }

@@ -3,6 +3,13 @@
 //! Text output leads with the readable header so that `registry list | grep` works; JSON output
 //! is one document per command (an object, or an array for `list` and `history`).
 //!
+//! # Standard error
+//! In text, one line per message: `warning: …`, `error: …`. With `--format json`, one JSON object
+//! per line instead, so that a program can read standard error too: `{"warning": {"message"}}`,
+//! `{"damaged": {"id", "message"}}` for an entry left out as it is met, and, when the command
+//! fails, last, exactly one `{"error": {"code", "message", "file"?, "line"?, "field"?,
+//! "detail"?}}` ([`error`]). The exit code is the same either way.
+//!
 //! # Names from the file system in text output
 //! Every path, and every message that may quote one or a value read from a file, reaches text
 //! output through [`escaped`] or [`escaped_path`] (`registry_host::text`, where the escapes are
@@ -22,6 +29,18 @@ use crate::{CliError, Format};
 /// Whether `--quiet` was given: standard error then gets errors only.
 static QUIET: AtomicBool = AtomicBool::new(false);
 
+/// Whether the command runs with `--format json`: standard error then gets JSON lines.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Records that the command runs with `--format json` (see the module documentation).
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
+
+fn json_stderr() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
 /// Records `--quiet` for the whole run (it is global: every command takes it).
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
@@ -40,7 +59,89 @@ pub fn warnings(warnings: &[String]) {
         return;
     }
     for w in warnings {
-        to_stderr(format_args!("warning: {w}"));
+        if json_stderr() {
+            to_stderr(format_args!(
+                "{}",
+                serde_json::json!({ "warning": { "message": w } })
+            ));
+        } else {
+            to_stderr(format_args!("warning: {w}"));
+        }
+    }
+}
+
+/// Names an entry left out because it is damaged (the command then fails with exit code 2).
+pub fn damaged(d: &registry_core::Damaged) {
+    if json_stderr() {
+        to_stderr(format_args!(
+            "{}",
+            serde_json::json!({ "damaged": { "id": d.id.to_string(), "message": d.to_string() } })
+        ));
+    } else {
+        to_stderr(format_args!("error: {d}"));
+    }
+}
+
+/// A failed command's error as JSON (see the module documentation).
+#[derive(Serialize)]
+struct ErrorReport<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    /// What went wrong, a stable kebab-case name: [`registry_host::Error::kind`], or `usage`.
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+/// Shows the error a command failed with: `error: MESSAGE` and, when there is more, the detail
+/// (with `--verbose`) or a hint that there is; with `--format json`, one JSON object holding
+/// both.
+pub fn error(e: &CliError, verbose: bool) {
+    if json_stderr() {
+        let at = e.location.as_deref().cloned().unwrap_or_default();
+        let report = ErrorReport {
+            error: ErrorBody {
+                code: e.kind(),
+                message: &e.message,
+                file: at.file.as_deref(),
+                line: at.line,
+                field: at.field.as_deref(),
+                detail: e.detail.as_deref(),
+            },
+        };
+        if let Ok(text) = serde_json::to_string(&report) {
+            to_stderr(format_args!("{text}"));
+        }
+        return;
+    }
+    to_stderr(format_args!("error: {}", e.message));
+    match (&e.detail, verbose) {
+        (Some(detail), true) => to_stderr(format_args!("{detail}")),
+        (Some(_), false) => to_stderr(format_args!("(run with --verbose for details)")),
+        (None, _) => {}
+    }
+}
+
+/// A usage error of clap's (the arguments do not parse) as [`error`] shows it with `--format
+/// json`: code `usage`, clap's first line as the message, the argument as the field.
+pub fn usage_error(e: &clap::Error) -> CliError {
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let error = CliError::input(message).with_kind("usage");
+    match e.get(clap::error::ContextKind::InvalidArg) {
+        Some(arg) => error.on_field(arg.to_string()),
+        None => error,
     }
 }
 

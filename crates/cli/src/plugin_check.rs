@@ -156,9 +156,10 @@ pub fn run(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
     match report.reason {
         None => Ok(()),
         Some(reason) => Err(CliError {
-            code: 2,
-            message: format!("{}: {reason}", path.display()),
             detail,
+            ..CliError::config(format!("{}: {reason}", path.display()))
+                .with_kind("plugin")
+                .in_file(path.display().to_string())
         }),
     }
 }

@@ -132,3 +132,86 @@ fn quiet_leaves_errors_and_results_only() {
     assert_eq!(code, 1);
     assert_eq!(message, "no entry with id SEC-RUL-999");
 }
+
+#[test]
+fn errors_with_format_json_are_one_json_object() {
+    let s = Scratch::new();
+    // No registry yet: exit code 2 in both forms.
+    let (code, text) = s.fail(&["list"]);
+    let (json_code, error) = s.json_fail(&["list"]);
+    assert_eq!((code, json_code), (2, 2));
+    assert_eq!(error["message"], text.as_str());
+    assert_eq!(error["code"], "config");
+
+    s.add("Rotate the keys", &["--scope", "SEC"]);
+    // Not found: the same exit code as in text, the message the same words.
+    let (code, text) = s.fail(&["get", "SEC-RUL-999"]);
+    let (json_code, error) = s.json_fail(&["get", "SEC-RUL-999"]);
+    assert_eq!((code, json_code), (1, 1));
+    assert_eq!(error["message"], text.as_str());
+    assert_eq!(error["code"], "not-found");
+    assert_eq!(error["field"], "id");
+
+    // A value outside the schema names the field.
+    let (code, error) = s.json_fail(&["list", "--scope", "NOPE"]);
+    assert_eq!(code, 1);
+    assert_eq!(error["code"], "unknown-scope");
+    assert_eq!(error["field"], "scope");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("message")
+            .contains("allowed values are")
+    );
+
+    // A bad request names its field.
+    let (_, error) = s.json_fail(&["add", "--title", "  ", "--scope", "SEC"]);
+    assert_eq!(
+        (&error["code"], &error["field"]),
+        (&"invalid".into(), &"title".into())
+    );
+
+    // A line of an input file names the file and the line.
+    s.write(
+        "train.jsonl",
+        "{\"title\": \"Rotate\", \"scope\": \"SEC\"}\n{\"title\": 1}\n",
+    );
+    let (code, error) = s.json_fail(&["train", "--from", "train.jsonl"]);
+    assert_eq!(code, 1);
+    assert_eq!(error["file"], "train.jsonl");
+    assert_eq!(error["line"], 2);
+
+    // A file that cannot be read names it.
+    let (_, error) = s.json_fail(&["import", "absent.jsonl"]);
+    assert_eq!(error["file"], "absent.jsonl");
+    assert!(error.get("line").is_none());
+
+    // A usage error is JSON too when --format json was given.
+    let out = s.run(&["list", "--limit", "many", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = crate::json_error(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(error["code"], "usage");
+    assert_eq!(error["field"], "--limit <LIMIT>");
+}
+
+#[test]
+fn warnings_with_format_json_are_json_lines_too() {
+    let s = Scratch::new();
+    s.add("Rotate the keys", &["--scope", "SEC"]);
+    let out = s
+        .command(&["get", "SEC-RUL-002", "--format", "json"])
+        .env("REGISTRY_DATADIR", "x")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first: serde_json::Value =
+        serde_json::from_str(stderr.lines().next().expect("a line")).expect("JSON warning");
+    assert!(
+        first["warning"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("REGISTRY_DATADIR")),
+        "{stderr}"
+    );
+    assert_eq!(crate::json_error(&stderr)["code"], "not-found");
+}

@@ -128,9 +128,10 @@ impl Summary {
             Err(Error::config(format!(
                 "{message}, some for a storage or plugin error: registering the file again \
                  completes it"
-            )))
+            ))
+            .in_file(name))
         } else if self.failed > 0 {
-            Err(Error::input(message))
+            Err(Error::input(message).in_file(name))
         } else {
             Ok(())
         }

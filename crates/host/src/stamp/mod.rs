@@ -352,21 +352,20 @@ pub fn result(reports: &[Report]) -> Result<(), Error> {
         [] => Ok(()),
         [one] => Err(Error {
             code,
-            message: format!(
+            ..Error::input(format!(
                 "cannot stamp {}: {}",
                 one.shown,
                 escaped(one.message.as_deref().unwrap_or("failed"))
-            ),
-            detail: None,
+            ))
+            .in_file(&one.file)
         }),
         ref many => Err(Error {
             code,
-            message: format!(
+            ..Error::input(format!(
                 "{} of {} files could not be stamped",
                 many.len(),
                 reports.len()
-            ),
-            detail: None,
+            ))
         }),
     }
 }

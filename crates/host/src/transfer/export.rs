@@ -51,6 +51,8 @@ pub fn check_scopes(asked: &[String], schema: &Schema) -> Result<Vec<String>, Er
                 "unknown scope `{s}`: allowed values are {}",
                 schema.allowed(Field::Scope).join(", ")
             ))
+            .with_kind("unknown-scope")
+            .on_field("scope")
         })?;
         if !scopes.iter().any(|c| c == canonical) {
             scopes.push(canonical.to_owned());

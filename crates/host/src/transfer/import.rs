@@ -98,7 +98,8 @@ impl Imported {
         Err(Error::input(format!(
             "{} of {} record(s) in {} failed{hint}",
             s.failed, self.total, self.name
-        )))
+        ))
+        .in_file(&self.name))
     }
 }
 
