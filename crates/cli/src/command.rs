@@ -31,24 +31,51 @@ pub struct Early {
 
 impl Early {
     /// Reads `--config` and `--data-dir` from `args`, ignoring every error (the real parse
-    /// reports them).
+    /// reports them). Help and version flags are left out here: clap stops at them, and
+    /// `registry list --help --config other.toml` shows the values of `other.toml`.
     pub fn read(args: &[OsString]) -> Early {
+        let stops = ["-h", "--help", "-V", "--version"];
+        let args: Vec<&OsString> = args
+            .iter()
+            .filter(|a| !stops.iter().any(|s| a.as_os_str() == *s))
+            .collect();
         let lenient = Cli::command()
             .ignore_errors(true)
-            .try_get_matches_from(args);
+            .try_get_matches_from(&args);
         match lenient {
             Ok(m) => Early {
                 config: m.get_one::<PathBuf>("config").cloned(),
                 data_dir: m.get_one::<PathBuf>("data_dir").cloned(),
             },
+            // `registry --config F help list`: clap's help subcommand stops the lenient parse
+            // too, so the options are looked for by name.
             Err(_) => Early {
-                config: std::env::var_os("REGISTRY_CONFIG")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from),
-                data_dir: None,
+                config: option(&args, "--config").or_else(|| {
+                    std::env::var_os("REGISTRY_CONFIG")
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                }),
+                data_dir: option(&args, "--data-dir"),
             },
         }
     }
+}
+
+/// The value of the long option `name` (`--name VALUE` or `--name=VALUE`), the last one given.
+fn option(args: &[&OsString], name: &str) -> Option<PathBuf> {
+    let mut found = None;
+    let mut it = args.iter().skip(1);
+    while let Some(arg) = it.next() {
+        let Some(text) = arg.to_str() else { continue };
+        if text == "--" {
+            break;
+        } else if text == name {
+            found = it.next().map(PathBuf::from);
+        } else if let Some(value) = text.strip_prefix(name).and_then(|v| v.strip_prefix('=')) {
+            found = Some(PathBuf::from(value));
+        }
+    }
+    found
 }
 
 /// The enumerated options, by argument id, and the header field each takes.

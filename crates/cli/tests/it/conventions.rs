@@ -215,3 +215,52 @@ fn warnings_with_format_json_are_json_lines_too() {
     );
     assert_eq!(crate::json_error(&stderr)["code"], "not-found");
 }
+
+#[test]
+fn the_help_lists_the_values_of_the_schema_in_use() {
+    let s = Scratch::new();
+    let builtin = s.ok(&["add", "--help"]);
+    assert!(
+        builtin.contains("[possible values: GOV, SEC, OPS"),
+        "{builtin}"
+    );
+
+    s.write(
+        "registry.toml",
+        "[schema]\nscope = [\"NET\", \"APP\"]\n[schema.defaults]\nscope = \"APP\"\n",
+    );
+    for args in [
+        &["add", "--help"][..],
+        &["help", "list"],
+        &["stamp", "--help"],
+    ] {
+        let help = s.ok(args);
+        assert!(
+            help.contains("[possible values: NET, APP]"),
+            "{args:?}: {help}"
+        );
+        assert!(!help.contains("GOV"), "{args:?}: {help}");
+    }
+    assert!(s.ok(&["add", "--help"]).contains("else APP"));
+    // --config names another file: its schema is the one shown.
+    s.write("other.toml", "[schema]\nscope = [\"WEB\"]\n");
+    let other = s.ok(&["list", "--help", "--config", "other.toml"]);
+    assert!(other.contains("[possible values: WEB]"), "{other}");
+    let other = s.ok(&["--config", "other.toml", "help", "list"]);
+    assert!(other.contains("[possible values: WEB]"), "{other}");
+
+    // The registry, not clap, refuses a value outside the schema: one line, its own words.
+    let (code, message) = s.fail(&["list", "--scope", "GOV"]);
+    assert_eq!(code, 1);
+    assert_eq!(message, "unknown scope `GOV`: allowed values are NET, APP");
+    // Case does not matter to the registry.
+    s.add("Open port audit", &["--scope", "net"]);
+
+    // A configuration that cannot be read still gives the help (with the built-in values),
+    // and the command itself reports the error.
+    s.write("registry.toml", "[schema\n");
+    let help = s.ok(&["list", "--help"]);
+    assert!(help.contains("[possible values: GOV, SEC"), "{help}");
+    let (code, _) = s.fail(&["list"]);
+    assert_eq!(code, 2);
+}
