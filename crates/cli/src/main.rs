@@ -14,6 +14,7 @@
 mod batch;
 mod command;
 mod entries;
+mod generate;
 mod learn;
 mod lint;
 mod output;
@@ -111,6 +112,11 @@ enum Command {
     /// Allow a plugin library (or a directory of them) outside the registry's own plugin
     /// directory to be loaded; recorded in the user's configuration, never in a repository
     Trust(trust::TrustArgs),
+    /// Print a completion script for a shell, e.g. `registry completions bash >
+    /// ~/.local/share/bash-completion/completions/registry`
+    Completions(generate::CompletionsArgs),
+    /// Write the man pages: registry(1) to standard output, or one page per command into DIR
+    Man(generate::ManArgs),
 }
 
 /// The four enumerated header fields, as `add` takes them and `list` filters by them.
@@ -185,7 +191,17 @@ fn run(
         read
     } else {
         settings(&parsed)
-    }?;
+    };
+    // Completions and man pages need no registry: a configuration that cannot be read gives
+    // the built-in schema's values, as the help does.
+    let fallback = registry_core::Schema::default();
+    let schema = settings.as_ref().map_or(&fallback, |s| &s.schema);
+    match &cli.command {
+        Command::Completions(args) => return generate::completions(args, command::command(schema)),
+        Command::Man(args) => return generate::man(args, command::command(schema)),
+        _ => {}
+    }
+    let settings = settings?;
     output::warnings(&settings.warnings);
     match cli.command {
         Command::Trust(args) => trust::run(args),
@@ -204,6 +220,7 @@ fn run(
         Command::Batch(args) => batch::batch(args, &settings),
         Command::ScaleTest(args) => batch::scale_test(args, settings, cli.data_dir.is_some()),
         Command::Stats(args) => batch::stats(args, &settings),
+        Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }
 

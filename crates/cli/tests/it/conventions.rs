@@ -264,3 +264,120 @@ fn the_help_lists_the_values_of_the_schema_in_use() {
     let (code, _) = s.fail(&["list"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn completion_scripts_are_made_for_each_shell_and_bash_parses_its_own() {
+    let s = Scratch::new();
+    s.write("registry.toml", "[schema]\nscope = [\"NET\", \"APP\"]\n");
+    let bash = s.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("complete ") && bash.contains("registry"),
+        "{bash}"
+    );
+    assert!(bash.contains("NET APP"), "the schema's values are offered");
+    let script = s.write("registry.bash", &bash);
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("run bash");
+    assert!(
+        checked.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    for shell in ["zsh", "fish", "powershell"] {
+        let script = s.ok(&["completions", shell]);
+        assert!(script.contains("registry"), "{shell}: {script}");
+        assert!(
+            script.contains("scale-test"),
+            "{shell}: every command is completed"
+        );
+    }
+    let out = s.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn man_pages_are_written_one_per_command_and_are_roff() {
+    let s = Scratch::new();
+    let top = s.ok(&["man"]);
+    check_roff("registry.1", &top);
+    assert!(
+        top.contains("registry\\-add(1)"),
+        "the page names the others"
+    );
+
+    let listed = s.ok(&["man", "share/man/man1"]);
+    let dir = s.path().join("share/man/man1");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("man dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in [
+        "registry.1",
+        "registry-add.1",
+        "registry-list.1",
+        "registry-plugins-check.1",
+        "registry-scale-test.1",
+        "registry-man.1",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+    }
+    assert_eq!(listed.lines().count(), names.len(), "{listed}");
+    assert!(!names.iter().any(|n| n.contains("help")), "{names:?}");
+    for name in &names {
+        check_roff(
+            name,
+            &std::fs::read_to_string(dir.join(name)).expect("page"),
+        );
+    }
+    let list = std::fs::read_to_string(dir.join("registry-list.1")).expect("page");
+    assert!(list.contains("SEC"), "the schema's values are in the page");
+
+    // groff, where it is installed, reads every page without a warning.
+    let groff = std::process::Command::new("groff").arg("-v").output();
+    if groff.is_ok_and(|o| o.status.success()) {
+        for name in &names {
+            let out = std::process::Command::new("groff")
+                .args(["-man", "-ww", "-z"])
+                .arg(dir.join(name))
+                .output()
+                .expect("run groff");
+            assert!(out.status.success(), "{name}");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{name}");
+        }
+    }
+
+    // A directory that cannot be made is one line naming it.
+    s.write("file", "");
+    let (code, message) = s.fail(&["man", "file/man1"]);
+    assert_eq!(code, 1);
+    assert!(
+        message.starts_with("cannot create file/man1: "),
+        "{message}"
+    );
+}
+
+/// A man page's shape: a title line, then NAME and SYNOPSIS sections, every request line known.
+fn check_roff(name: &str, page: &str) {
+    let th = page.lines().position(|l| l.starts_with(".TH "));
+    let section = |s: &str| page.lines().position(|l| l == format!(".SH {s}"));
+    assert!(th.is_some(), "{name}: no .TH");
+    assert!(
+        th < section("NAME") && section("NAME") < section("SYNOPSIS"),
+        "{name}"
+    );
+    let known = [
+        ".TH", ".SH", ".TP", ".PP", ".RS", ".RE", ".IP", ".br", ".ie", ".el", ".B", ".I", ".\\\"",
+    ];
+    for line in page.lines().filter(|l| l.starts_with('.')) {
+        let request = line.split_whitespace().next().unwrap_or(line);
+        assert!(
+            known.contains(&request),
+            "{name}: unexpected request {line}"
+        );
+    }
+    assert!(page.is_ascii(), "{name}: not ASCII");
+}
