@@ -64,6 +64,9 @@ pub struct UpdateArgs {
     /// Context to set, repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     pub context: Vec<String>,
+    /// Context key to remove, repeatable (the entry must have it)
+    #[arg(long, value_name = "KEY")]
+    pub unset_context: Vec<String>,
     /// Update only if the entry is at this revision (as `get` or `history` shows it); else fail
     /// with a conflict, changing nothing
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -169,6 +172,7 @@ pub fn update(args: UpdateArgs, settings: &Settings) -> Result<(), CliError> {
         status: args.status,
         version: args.version,
         context: pairs,
+        unset_context: args.unset_context,
         expected_revision: args.if_revision,
     };
     let pipeline = open(settings, Needs::UPDATE)?;

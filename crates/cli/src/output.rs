@@ -274,13 +274,14 @@ pub fn updated(u: &Updated, format: Format) -> Result<(), CliError> {
         Format::Json => json(u),
         Format::Text => {
             let mut out = io::stdout().lock();
-            let verb = if u.changed { "updated" } else { "unchanged" };
             (|| {
-                writeln!(
-                    out,
-                    "{verb} {} to revision {}",
-                    u.entry.header.id, u.entry.revision
-                )?;
+                let id = &u.entry.header.id;
+                let revision = u.entry.revision;
+                if u.changed {
+                    writeln!(out, "updated   {id} to revision {revision}")?;
+                } else {
+                    writeln!(out, "unchanged {id}: no revision written")?;
+                }
                 summary(&mut out, &u.entry)
             })()
             .map_err(write_err)

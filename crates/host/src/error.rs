@@ -165,10 +165,16 @@ impl From<registry_core::RequestError> for Error {
             | R::BadContextKey(_)
             | R::BadContextValue(_)
             | R::DuplicateContextKey(_)
-            | R::TooManyContextPairs(_) => Some("context"),
+            | R::TooManyContextPairs(_)
+            | R::SetAndUnsetContextKey(_)
+            | R::UnsetContextKey { .. } => Some("context"),
             _ => None,
         };
-        let error = Error::input(e.to_string()).with_kind("invalid");
+        let kind = match e {
+            R::UnsetContextKey { .. } => "not-found",
+            _ => "invalid",
+        };
+        let error = Error::input(e.to_string()).with_kind(kind);
         match field {
             Some(field) => error.on_field(field),
             None => error,

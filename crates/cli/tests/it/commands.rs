@@ -370,3 +370,85 @@ fn update_if_revision_refuses_a_stale_revision() {
     );
     assert_eq!(s.json(&["history", &id]).as_array().map(Vec::len), Some(3));
 }
+
+#[test]
+fn update_unsets_context_keys_and_says_when_nothing_changed() {
+    let s = Scratch::new();
+    let id = s.add(
+        "Rotate the keys",
+        &["--scope", "SEC", "--context", "env=prod"],
+    )["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let set = s.ok(&[
+        "update",
+        &id,
+        "--context",
+        "team=net",
+        "--context",
+        "ticket=T-1",
+    ]);
+    assert!(
+        set.starts_with(&format!("updated   {id} to revision 2\n")),
+        "{set}"
+    );
+
+    let unset = s.json(&[
+        "update",
+        &id,
+        "--unset-context",
+        "ticket",
+        "--unset-context",
+        "env",
+    ]);
+    assert_eq!(unset["changed"], true);
+    assert_eq!(unset["revision"], 3);
+    assert_eq!(unset["context"], serde_json::json!({ "team": "net" }));
+    let history = s.json(&["history", &id]);
+    assert_eq!(
+        history[1]["context"]["ticket"], "T-1",
+        "the earlier revisions keep it"
+    );
+
+    // Nothing to change: no revision, and the text says so.
+    let same = s.ok(&["update", &id, "--context", "team=net"]);
+    assert!(
+        same.starts_with(&format!("unchanged {id}: no revision written\n")),
+        "{same}"
+    );
+    assert!(!same.contains("to revision"), "{same}");
+    let same = s.json(&["update", &id, "--context", "team=net"]);
+    assert_eq!(
+        (&same["changed"], &same["revision"]),
+        (&false.into(), &3.into())
+    );
+    assert_eq!(s.json(&["history", &id]).as_array().map(Vec::len), Some(3));
+
+    // A key that is not set, or set and unset at once: one line, nothing written.
+    let (code, message) = s.fail(&["update", &id, "--unset-context", "ticket"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        message,
+        "context key `ticket` is not set: the keys set are team"
+    );
+    let (code, message) = s.fail(&[
+        "update",
+        &id,
+        "--context",
+        "team=ops",
+        "--unset-context",
+        "team",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        message,
+        "context key `team` is both set and removed: give one or the other"
+    );
+    let (_, error) = s.json_fail(&["update", &id, "--unset-context", "nope"]);
+    assert_eq!(
+        (&error["code"], &error["field"]),
+        (&"not-found".into(), &"context".into())
+    );
+    assert_eq!(s.json(&["history", &id]).as_array().map(Vec::len), Some(3));
+}
