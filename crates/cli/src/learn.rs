@@ -13,8 +13,10 @@ use clap::Args;
 
 use crate::config::Settings;
 use crate::entries::context;
+use crate::progress::Progress;
 use crate::registry::{Needs, open};
 use crate::{CliError, Format, FormatArg};
+use registry_host::events::Events as _;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -126,7 +128,11 @@ fn train_on(
     let examples = registry_host::requests::examples(pipeline, from, max, &mut warnings);
     crate::output::warnings(&warnings);
     let examples = examples?;
-    let report = pipeline.train(examples, &TrainOptions { evaluation, seed })?;
+    let mut progress = Progress::new(format);
+    progress.phase(&format!("training on {} examples", examples.len()));
+    let report = pipeline.train(examples, &TrainOptions { evaluation, seed });
+    progress.finished();
+    let report = report?;
     match format {
         Format::Json => crate::output::json(&report),
         Format::Text => print_report(&report).map_err(crate::output::write_err),

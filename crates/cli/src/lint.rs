@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::output::{self, escaped, escaped_path, write_err};
+use crate::progress::Progress;
 use crate::{CliError, Format, FormatArg};
 
 #[derive(Debug, Args)]
@@ -56,7 +57,7 @@ pub fn run(args: LintArgs, settings: &Settings) -> Result<(), CliError> {
         follow: args.follow,
         threads: args.threads,
     };
-    let report = lint::lint(settings, &options, &mut output::Warnings)?;
+    let report = lint::lint(settings, &options, &mut Progress::new(format))?;
     print(&report, format)?;
     if report.count(Level::Error) > 0 {
         // The diagnostics are the report: an `error:` line after them would only repeat the

@@ -20,6 +20,7 @@ mod lint;
 mod output;
 mod plugin_check;
 mod plugins;
+mod progress;
 mod registry;
 mod stamp;
 mod transfer;

@@ -151,15 +151,6 @@ pub fn to_stderr(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
-/// The events of an operation that shows only its warnings (see [`warnings`]).
-pub struct Warnings;
-
-impl registry_host::events::Events for Warnings {
-    fn warning(&mut self, message: &str) {
-        warnings(&[message.to_owned()]);
-    }
-}
-
 /// The error of a write to standard output that failed.
 ///
 /// # A closed pipe

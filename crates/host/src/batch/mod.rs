@@ -297,6 +297,7 @@ pub fn register(
         events.progress(Progress {
             processed: tally.processed,
             done: done(tally.processed),
+            unit: "requests",
         });
     };
     let mut bad = Vec::new();
