@@ -59,6 +59,12 @@ pub struct StatsArgs {
 /// # Errors
 /// Exit 1 when a line failed or the input cannot be read, 2 for configuration and storage.
 pub fn batch(args: BatchArgs, settings: &Settings) -> Result<(), CliError> {
+    if args.results.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(CliError::input(
+            "--results -: standard output holds the summary; name a file for the results",
+        )
+        .on_field("--results"));
+    }
     let input = batch::Input::open(&args.file, settings.max_record_bytes)?;
     // Checked before the registry is opened: a run refused here changes nothing.
     let results = match &args.results {
@@ -134,7 +140,7 @@ fn print_text(s: &Summary, name: &str) -> io::Result<()> {
     let row = |out: &mut dyn Write, key: &str, value: String| writeln!(out, "{key:<16} {value}");
     row(&mut out, "processed", s.processed.to_string())?;
     row(&mut out, "created", s.created.to_string())?;
-    row(&mut out, "duplicates", s.duplicates.to_string())?;
+    row(&mut out, "unchanged", s.duplicates.to_string())?;
     row(&mut out, "failed", s.failed.to_string())?;
     row(&mut out, "elapsed", format!("{:.3} s", s.elapsed_s))?;
     row(&mut out, "entries/s", format!("{:.0}", s.entries_per_s))?;

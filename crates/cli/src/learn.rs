@@ -272,10 +272,11 @@ fn predict_file(pipeline: &Pipeline, path: &Path, max: u64) -> Result<(), CliErr
     flush(&mut chunk, &mut out, &mut failed)?;
     out.flush().map_err(crate::output::write_err)?;
     if failed > 0 {
-        return Err(
-            CliError::input(format!("{failed} line(s) of {name} could not be predicted"))
-                .in_file(name),
-        );
+        return Err(CliError::input(format!(
+            "{failed} {} in {name} could not be predicted",
+            if failed == 1 { "record" } else { "records" }
+        ))
+        .in_file(name));
     }
     Ok(())
 }

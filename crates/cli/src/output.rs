@@ -224,9 +224,9 @@ pub fn added(a: &Added, format: Format) -> Result<(), CliError> {
         Format::Json => json(a),
         Format::Text => {
             let mut out = io::stdout().lock();
-            let verb = if a.created { "created" } else { "exists " };
+            let verb = if a.created { "created" } else { "unchanged" };
             (|| {
-                writeln!(out, "{verb}   {}", a.entry.header.id)?;
+                writeln!(out, "{verb:<9} {}", a.entry.header.id)?;
                 summary(&mut out, &a.entry)?;
                 if let Some(fields) = &a.fields {
                     let shown: Vec<String> = Field::ALL

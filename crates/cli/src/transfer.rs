@@ -40,8 +40,8 @@ pub struct ExportArgs {
     /// Export only the entries of this scope (repeatable)
     #[arg(long, value_name = "SCOPE")]
     scope: Vec<String>,
-    /// Write to this file instead of standard output; it is replaced whole once the export is
-    /// complete, never left half-written
+    /// Write to this file instead of standard output ("-" for standard output); it is replaced
+    /// whole once the export is complete, never left half-written
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -68,7 +68,7 @@ pub fn export(args: ExportArgs, settings: &Settings) -> Result<(), CliError> {
     // The export's own format is a file format: standard error is text.
     let mut progress = Progress::new(Format::Text);
     let format = args.format.into();
-    match &args.output {
+    match args.output.as_ref().filter(|p| p.as_os_str() != "-") {
         None => {
             let mut out = BufWriter::new(io::stdout().lock());
             transfer::export(
@@ -147,15 +147,22 @@ fn finish(imported: &Imported, failures: Vec<Failure>, format: Format) -> Result
             summary: s,
             failures,
         })?,
-        Format::Text => writeln!(
-            io::stdout().lock(),
-            "imported {}, unchanged {}, added {}, failed {}",
-            s.imported,
-            s.unchanged,
-            s.added,
-            s.failed
-        )
-        .map_err(output::write_err)?,
+        Format::Text => {
+            // Entries restored from an export and entries registered from plain requests are
+            // both created; JSON tells them apart (`imported`, `added`).
+            let from_requests = match s.added {
+                0 => String::new(),
+                n => format!(" ({n} from requests)"),
+            };
+            writeln!(
+                io::stdout().lock(),
+                "created {}{from_requests}, unchanged {}, failed {}",
+                s.imported + s.added,
+                s.unchanged,
+                s.failed
+            )
+            .map_err(output::write_err)?
+        }
     }
     imported.result()
 }

@@ -381,3 +381,49 @@ fn check_roff(name: &str, page: &str) {
     }
     assert!(page.is_ascii(), "{name}: not ASCII");
 }
+
+/// One word for each outcome across commands: `created` for a new entry, `unchanged` when what
+/// was asked is already stored (nothing written), records counted in `records`; `-` is standard
+/// input (and `export --output -` standard output).
+#[test]
+fn every_command_says_created_and_unchanged_alike() {
+    let s = Scratch::new();
+    let first = s.ok(&["add", "--title", "Rotate the keys", "--scope", "SEC"]);
+    assert!(first.starts_with("created   SEC-RUL-001\n"), "{first}");
+    let again = s.ok(&["add", "--title", "Rotate the keys", "--scope", "SEC"]);
+    assert!(again.starts_with("unchanged SEC-RUL-001\n"), "{again}");
+
+    s.write(
+        "in.jsonl",
+        "{\"title\": \"Rotate the keys\", \"scope\": \"SEC\"}\n{\"title\": \"Drain the nodes\", \"scope\": \"OPS\"}\n",
+    );
+    let batch = s.ok(&["batch", "in.jsonl"]);
+    assert!(batch.contains("created          1\n"), "{batch}");
+    assert!(batch.contains("unchanged        1\n"), "{batch}");
+
+    let other = Scratch::new();
+    other.write(
+        "requests.jsonl",
+        "{\"title\": \"Rotate the keys\", \"scope\": \"SEC\"}\n{\"title\": \"Block SSH\", \"scope\": \"SEC\"}\n",
+    );
+    assert_eq!(
+        other.ok(&["import", "requests.jsonl"]),
+        "created 2 (2 from requests), unchanged 0, failed 0\n"
+    );
+    assert_eq!(
+        other.ok(&["import", "requests.jsonl"]),
+        "created 0, unchanged 2, failed 0\n"
+    );
+    other.write("bad.jsonl", "{\"title\": \"\"}\n");
+    let (code, message, _) = other.fail_with_stdout(&["import", "bad.jsonl"]);
+    assert_eq!(code, 1);
+    assert_eq!(message, "1 of 1 record in bad.jsonl failed");
+
+    // `-` is standard output for export, and refused for batch's results (stdout holds the
+    // summary).
+    assert_eq!(s.ok(&["export", "--output", "-"]), s.ok(&["export"]));
+    assert!(!s.path().join("-").exists());
+    let (code, message) = s.fail(&["batch", "in.jsonl", "--results", "-"]);
+    assert_eq!(code, 1);
+    assert!(message.starts_with("--results -: "), "{message}");
+}

@@ -126,7 +126,7 @@ fn check(stage: &str, shards: u32, cases: &[Case]) {
                 let records = stdout.lines().filter(|l| l.contains(&panicked)).count();
                 assert!(records > 0, "{name}: no record names the panic: {stdout}");
                 assert!(
-                    message.starts_with(&format!("{records} of {records} record(s)")),
+                    message.starts_with(&format!("{records} of {records} record")),
                     "{name}: {message}"
                 );
             }
@@ -439,7 +439,7 @@ fn a_panic_on_one_line_of_a_batch_fails_that_line_alone() {
         // invalid line (exit 1).
         assert_eq!(
             error,
-            "1 of 5 line(s) of in.jsonl failed, some for a storage or plugin error: \
+            "1 of 5 records in in.jsonl failed, some for a storage or plugin error: \
              registering the file again completes it",
             "{name}"
         );

@@ -297,7 +297,7 @@ pub fn register(
         events.progress(Progress {
             processed: tally.processed,
             done: done(tally.processed),
-            unit: "requests",
+            unit: "records",
         });
     };
     let mut bad = Vec::new();

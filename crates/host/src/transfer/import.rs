@@ -97,8 +97,11 @@ impl Imported {
         }
         let hint = self.hint.map(|h| format!(": {h}")).unwrap_or_default();
         Err(Error::input(format!(
-            "{} of {} record(s) in {} failed{hint}",
-            s.failed, self.total, self.name
+            "{} of {} {} in {} failed{hint}",
+            s.failed,
+            self.total,
+            if self.total == 1 { "record" } else { "records" },
+            self.name
         ))
         .in_file(&self.name))
     }
