@@ -113,8 +113,11 @@ enum Command {
     /// Allow a plugin library (or a directory of them) outside the registry's own plugin
     /// directory to be loaded; recorded in the user's configuration, never in a repository
     Trust(trust::TrustArgs),
-    /// Print a completion script for a shell, e.g. `registry completions bash >
-    /// ~/.local/share/bash-completion/completions/registry`
+    /// Print the completion script of a shell
+    ///
+    /// For example `registry completions bash >
+    /// ~/.local/share/bash-completion/completions/registry`. The script offers the values of
+    /// the schema in use when it is made.
     Completions(generate::CompletionsArgs),
     /// Write the man pages: registry(1) to standard output, or one page per command into DIR
     Man(generate::ManArgs),
