@@ -1,18 +1,16 @@
-//! `registry batch`, `registry scale-test` and `registry stats`: the arguments, the progress line
-//! and the reports. The work is `registry_host::batch`.
+//! `registry batch`, `registry scale-test` and `registry stats`: the arguments and the reports.
+//! The work is `registry_host::batch`; its progress is drawn by `progress`.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use clap::Args;
-use registry_core::Damaged;
 use registry_host::batch::{self, MAX_BATCH_SIZE, ScaleTest, Stats, Summary};
-use registry_host::events::{Events, Progress};
 
 use crate::config::Settings;
-use crate::registry::{Damage, Needs, open};
+use crate::progress::Progress;
+use crate::registry::{Needs, open};
 use crate::{CliError, Format, FormatArg, output};
 
 #[derive(Debug, Args)]
@@ -61,6 +59,12 @@ pub struct StatsArgs {
 /// # Errors
 /// Exit 1 when a line failed or the input cannot be read, 2 for configuration and storage.
 pub fn batch(args: BatchArgs, settings: &Settings) -> Result<(), CliError> {
+    if args.results.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(CliError::input(
+            "--results -: standard output holds the summary; name a file for the results",
+        )
+        .on_field("--results"));
+    }
     let input = batch::Input::open(&args.file, settings.max_record_bytes)?;
     // Checked before the registry is opened: a run refused here changes nothing.
     let results = match &args.results {
@@ -74,7 +78,7 @@ pub fn batch(args: BatchArgs, settings: &Settings) -> Result<(), CliError> {
         input,
         args.batch_size as usize,
         results,
-        &mut Terminal::new(),
+        &mut Progress::new(args.format.format),
     )?;
     print(&batched.summary, &name, args.format.format)?;
     batched.result(&name)
@@ -97,7 +101,7 @@ pub fn scale_test(
         keep: args.keep,
         data_dir_given,
     };
-    let scaled = batch::scale_test(settings, &test, &mut Terminal::new())?;
+    let scaled = batch::scale_test(settings, &test, &mut Progress::new(args.format.format))?;
     print(&scaled.summary, "<generated>", args.format.format)?;
     scaled.result()
 }
@@ -109,73 +113,13 @@ pub fn scale_test(
 /// the others counted).
 pub fn stats(args: StatsArgs, settings: &Settings) -> Result<(), CliError> {
     let pipeline = open(settings, Needs::READ)?;
-    let mut terminal = Terminal::new();
-    let stats = batch::stats(pipeline, &settings.data_dir, &mut terminal)?;
+    let mut progress = Progress::new(args.format.format);
+    let stats = batch::stats(pipeline, &settings.data_dir, &mut progress)?;
     match args.format.format {
         Format::Json => output::json(&stats)?,
         Format::Text => print_stats(&stats).map_err(output::write_err)?,
     }
-    terminal.damage.result()
-}
-
-/// What the user sees of a long run on the terminal: warnings and damaged entries on stderr as
-/// they come, and a self-overwriting progress line when stderr is a terminal.
-struct Terminal {
-    on: bool,
-    start: Instant,
-    last: Instant,
-    width: usize,
-    damage: Damage,
-}
-
-impl Terminal {
-    fn new() -> Terminal {
-        let now = Instant::now();
-        Terminal {
-            on: io::stderr().is_terminal(),
-            start: now,
-            last: now,
-            width: 0,
-            damage: Damage::default(),
-        }
-    }
-}
-
-impl Events for Terminal {
-    fn warning(&mut self, message: &str) {
-        output::warnings(&[message.to_owned()]);
-    }
-
-    fn progress(&mut self, p: Progress) {
-        if !self.on || self.last.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        self.last = Instant::now();
-        let secs = self.start.elapsed().as_secs_f64();
-        let rate = p.processed as f64 / secs.max(1e-9);
-        let mut text = format!("{} processed, {rate:.0} entries/s", p.processed);
-        if let Some(done) = p.done {
-            let done = done.clamp(0.0, 1.0);
-            text.push_str(&format!(", {:.1}%", done * 100.0));
-            if done > 0.0 {
-                text.push_str(&format!(", eta {:.0} s", secs * (1.0 - done) / done));
-            }
-        }
-        let pad = self.width.saturating_sub(text.len());
-        self.width = text.len();
-        let _ = write!(io::stderr().lock(), "\r{text}{:pad$}", "");
-    }
-
-    fn finished(&mut self) {
-        if self.on && self.width > 0 {
-            let _ = write!(io::stderr().lock(), "\r{:w$}\r", "", w = self.width);
-            self.width = 0;
-        }
-    }
-
-    fn damaged(&mut self, damaged: &Damaged) {
-        self.damage.report(std::slice::from_ref(damaged));
-    }
+    progress.damage.result()
 }
 
 fn print(summary: &Summary, name: &str, format: Format) -> Result<(), CliError> {
@@ -196,7 +140,7 @@ fn print_text(s: &Summary, name: &str) -> io::Result<()> {
     let row = |out: &mut dyn Write, key: &str, value: String| writeln!(out, "{key:<16} {value}");
     row(&mut out, "processed", s.processed.to_string())?;
     row(&mut out, "created", s.created.to_string())?;
-    row(&mut out, "duplicates", s.duplicates.to_string())?;
+    row(&mut out, "unchanged", s.duplicates.to_string())?;
     row(&mut out, "failed", s.failed.to_string())?;
     row(&mut out, "elapsed", format!("{:.3} s", s.elapsed_s))?;
     row(&mut out, "entries/s", format!("{:.0}", s.entries_per_s))?;

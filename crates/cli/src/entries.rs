@@ -64,6 +64,9 @@ pub struct UpdateArgs {
     /// Context to set, repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     pub context: Vec<String>,
+    /// Context key to remove, repeatable (the entry must have it)
+    #[arg(long, value_name = "KEY")]
+    pub unset_context: Vec<String>,
     /// Update only if the entry is at this revision (as `get` or `history` shows it); else fail
     /// with a conflict, changing nothing
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -122,7 +125,9 @@ pub fn list(args: ListArgs, settings: &Settings) -> Result<(), CliError> {
             return Err(CliError::input(format!(
                 "unknown {field} `{v}`: allowed values are {}",
                 settings.schema.allowed(field).join(", ")
-            )));
+            ))
+            .with_kind(format!("unknown-{field}"))
+            .on_field(field.name()));
         }
     }
     let after = args.after.as_deref().map(parse_id).transpose()?;
@@ -167,6 +172,7 @@ pub fn update(args: UpdateArgs, settings: &Settings) -> Result<(), CliError> {
         status: args.status,
         version: args.version,
         context: pairs,
+        unset_context: args.unset_context,
         expected_revision: args.if_revision,
     };
     let pipeline = open(settings, Needs::UPDATE)?;
@@ -193,8 +199,11 @@ fn revision_conflict(pipeline: &Pipeline, id: &EntryId, expected: u32) -> CliErr
 }
 
 pub(crate) fn parse_id(id: &str) -> Result<EntryId, CliError> {
-    id.parse()
-        .map_err(|e: registry_core::HeaderError| CliError::input(e.to_string()))
+    id.parse().map_err(|e: registry_core::HeaderError| {
+        CliError::input(e.to_string())
+            .with_kind("invalid")
+            .on_field("id")
+    })
 }
 
 pub(crate) fn context(args: &[String]) -> Result<Context, CliError> {

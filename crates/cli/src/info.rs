@@ -103,10 +103,23 @@ pub fn run(args: InfoArgs, settings: &Settings) -> Result<(), CliError> {
 
 /// Says on stderr which configuration and data directory a command uses (`--verbose`).
 pub fn announce(settings: &Settings) {
-    eprintln!("config: {}", config_line(settings));
-    eprintln!(
+    if crate::output::json_stderr() {
+        crate::output::to_stderr(format_args!(
+            "{}",
+            serde_json::json!({ "using": {
+                "config": settings.file,
+                "config_source": settings.source.describe(),
+                "config_trusted": settings.trusted,
+                "data_dir": settings.data_dir,
+                "data_dir_source": settings.data_dir_source,
+            } })
+        ));
+        return;
+    }
+    crate::output::to_stderr(format_args!("config: {}", config_line(settings)));
+    crate::output::to_stderr(format_args!(
         "data dir: {} ({})",
         escaped_path(&settings.data_dir),
         settings.data_dir_source
-    );
+    ));
 }

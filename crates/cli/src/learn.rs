@@ -13,8 +13,10 @@ use clap::Args;
 
 use crate::config::Settings;
 use crate::entries::context;
+use crate::progress::Progress;
 use crate::registry::{Needs, open};
 use crate::{CliError, Format, FormatArg};
+use registry_host::events::Events as _;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -126,7 +128,11 @@ fn train_on(
     let examples = registry_host::requests::examples(pipeline, from, max, &mut warnings);
     crate::output::warnings(&warnings);
     let examples = examples?;
-    let report = pipeline.train(examples, &TrainOptions { evaluation, seed })?;
+    let mut progress = Progress::new(format);
+    progress.phase(&format!("training on {} examples", examples.len()));
+    let report = pipeline.train(examples, &TrainOptions { evaluation, seed });
+    progress.finished();
+    let report = report?;
     match format {
         Format::Json => crate::output::json(&report),
         Format::Text => print_report(&report).map_err(crate::output::write_err),
@@ -214,7 +220,7 @@ fn predict_one(pipeline: &Pipeline, request: Request, format: Format) -> Result<
 /// bad line is reported on its own output line and makes the exit code 1.
 fn predict_file(pipeline: &Pipeline, path: &Path, max: u64) -> Result<(), CliError> {
     const CHUNK: usize = 1000;
-    let name = path.display().to_string();
+    let name = registry_host::input::name(path);
     let mut failed = 0usize;
     let mut chunk: Vec<(usize, Result<Request, String>)> = Vec::with_capacity(CHUNK);
     let mut out = io::BufWriter::new(io::stdout().lock());
@@ -267,8 +273,10 @@ fn predict_file(pipeline: &Pipeline, path: &Path, max: u64) -> Result<(), CliErr
     out.flush().map_err(crate::output::write_err)?;
     if failed > 0 {
         return Err(CliError::input(format!(
-            "{failed} line(s) of {name} could not be predicted"
-        )));
+            "{failed} {} in {name} could not be predicted",
+            if failed == 1 { "record" } else { "records" }
+        ))
+        .in_file(name));
     }
     Ok(())
 }

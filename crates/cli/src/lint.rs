@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::output::{self, escaped, escaped_path, write_err};
+use crate::progress::Progress;
 use crate::{CliError, Format, FormatArg};
 
 #[derive(Debug, Args)]
@@ -56,7 +57,7 @@ pub fn run(args: LintArgs, settings: &Settings) -> Result<(), CliError> {
         follow: args.follow,
         threads: args.threads,
     };
-    let report = lint::lint(settings, &options, &mut output::Warnings)?;
+    let report = lint::lint(settings, &options, &mut Progress::new(format))?;
     print(&report, format)?;
     if report.count(Level::Error) > 0 {
         // The diagnostics are the report: an `error:` line after them would only repeat the
@@ -123,8 +124,7 @@ fn print(report: &Report, format: Format) -> Result<(), CliError> {
                     code: &d.code,
                     message: &d.message,
                 };
-                serde_json::to_writer(&mut out, &json)
-                    .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
+                serde_json::to_writer(&mut out, &json).map_err(output::json_err)?;
             }
             let end: &[u8] = if report.diagnostics.is_empty() {
                 b"]\n"
@@ -136,7 +136,9 @@ fn print(report: &Report, format: Format) -> Result<(), CliError> {
     }
     out.flush().map_err(write_err)?;
     drop(out);
-    if let Format::Text = format {
+    if let Format::Text = format
+        && !output::quiet()
+    {
         let summary = format!(
             "{} scanned, {} found, {}, {}, {}, {} skipped",
             plural(report.scanned, "file", "files"),

@@ -4,40 +4,64 @@
 //! named in `registry.toml`, and prints what the `registry_core::Pipeline` returns. Every error
 //! is one line on stderr with exit code 1 (the user's input is wrong or not found) or 2
 //! (configuration, plugins, storage).
+//!
+//! Nothing prints with `println!` or `eprintln!` (both panic when the stream is closed): every
+//! write goes through `output`, which ends the command quietly on a closed pipe
+//! ([`output::write_err`] says why that way).
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod batch;
+mod command;
 mod entries;
+mod generate;
 mod info;
 mod learn;
 mod lint;
 mod output;
 mod plugin_check;
 mod plugins;
+mod progress;
 mod registry;
 mod stamp;
 mod transfer;
 mod trust;
 
-use std::io::Write;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// A fast, plugin-based registry of rules, scripts and configs.
 #[derive(Debug, Parser)]
-#[command(name = "registry", version, about, disable_help_subcommand = true)]
+#[command(name = "registry", version, about)]
 struct Cli {
     /// Configuration file [default: the nearest registry.toml in this directory or a parent, up
     /// to the repository root; else built-in defaults]
-    #[arg(long, global = true, env = "REGISTRY_CONFIG", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_CONFIG",
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     config: Option<PathBuf>,
     /// Data directory, overriding `data_dir` from the configuration
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     data_dir: Option<PathBuf>,
     /// Show full details of plugin load errors
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Global options")]
     verbose: bool,
+    /// Print errors only: no warnings, notes, progress or summaries on stderr (the results a
+    /// command writes to stdout are still written)
+    #[arg(long, short, global = true, help_heading = "Global options")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,6 +118,14 @@ enum Command {
     Trust(trust::TrustArgs),
     /// Show which configuration and data directory commands use here, and how they were found
     Info(info::InfoArgs),
+    /// Print the completion script of a shell
+    ///
+    /// For example `registry completions bash >
+    /// ~/.local/share/bash-completion/completions/registry`. The script offers the values of
+    /// the schema in use when it is made.
+    Completions(generate::CompletionsArgs),
+    /// Write the man pages: registry(1) to standard output, or one page per command into DIR
+    Man(generate::ManArgs),
 }
 
 /// The four enumerated header fields, as `add` takes them and `list` filters by them.
@@ -148,17 +180,45 @@ fn bound_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn bound_allocator() {}
 
-/// Reads the settings and runs the command.
-fn run(cli: Cli) -> Result<(), CliError> {
+/// Reads the settings of `early`'s global options (read before the arguments were parsed).
+fn settings(early: &command::Early) -> Result<config::Settings, CliError> {
+    config::load(
+        early.config.as_deref(),
+        early.data_dir.as_deref(),
+        registry_builtin::BUILTINS,
+    )
+}
+
+/// Runs the command with the settings read for its help, or read again if the parsed global
+/// options say otherwise than what was read of them first.
+fn run(
+    cli: Cli,
+    early: command::Early,
+    read: Result<config::Settings, CliError>,
+) -> Result<(), CliError> {
     // Trusting a configuration must work while that configuration is refused.
     if let Command::Trust(args) = cli.command {
         return trust::run(args);
     }
-    let settings = config::load(
-        cli.config.as_deref(),
-        cli.data_dir.as_deref(),
-        registry_builtin::BUILTINS,
-    )?;
+    let parsed = command::Early {
+        config: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    let settings = if parsed == early {
+        read
+    } else {
+        settings(&parsed)
+    };
+    // Completions and man pages need no registry: a configuration that cannot be read gives
+    // the built-in schema's values, as the help does.
+    let fallback = registry_core::Schema::default();
+    let schema = settings.as_ref().map_or(&fallback, |s| &s.schema);
+    match &cli.command {
+        Command::Completions(args) => return generate::completions(args, command::command(schema)),
+        Command::Man(args) => return generate::man(args, command::command(schema)),
+        _ => {}
+    }
+    let settings = settings?;
     output::warnings(&settings.warnings);
     if cli.verbose {
         info::announce(&settings);
@@ -181,13 +241,28 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Batch(args) => batch::batch(args, &settings),
         Command::ScaleTest(args) => batch::scale_test(args, settings, cli.data_dir.is_some()),
         Command::Stats(args) => batch::stats(args, &settings),
+        Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }
 
 fn main() -> ExitCode {
     bound_allocator();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The settings come first: the schema they hold gives the values the help lists.
+    let early = command::Early::read(&args);
+    let read = settings(&early);
+    let fallback = registry_core::Schema::default();
+    let schema = read.as_ref().map_or(&fallback, |s| &s.schema);
+    let parsed = command::command(schema)
+        .try_get_matches_from(&args)
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, command::asks_json(&m))));
+    let (cli, json) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) if e.use_stderr() && command::args_ask_json(&args) => {
+            output::set_json(true);
+            output::error(&output::usage_error(&e), false);
+            return ExitCode::from(1);
+        }
         Err(e) => {
             // Help and version go to stdout with success; usage errors are clap's short report.
             let code = if e.use_stderr() { 1 } else { 0 };
@@ -196,18 +271,12 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cli.verbose;
-    match run(cli) {
+    output::set_quiet(cli.quiet);
+    output::set_json(json);
+    match run(cli, early, read) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "error: {}", e.message);
-            if let Some(detail) = e.detail {
-                if verbose {
-                    let _ = writeln!(err, "{detail}");
-                } else {
-                    let _ = writeln!(err, "(run with --verbose for details)");
-                }
-            }
+            output::error(&e, verbose);
             ExitCode::from(e.code)
         }
     }

@@ -3,6 +3,13 @@
 //! Text output leads with the readable header so that `registry list | grep` works; JSON output
 //! is one document per command (an object, or an array for `list` and `history`).
 //!
+//! # Standard error
+//! In text, one line per message: `warning: …`, `error: …`. With `--format json`, one JSON object
+//! per line instead, so that a program can read standard error too: `{"warning": {"message"}}`,
+//! `{"damaged": {"id", "message"}}` for an entry left out as it is met, and, when the command
+//! fails, last, exactly one `{"error": {"code", "message", "file"?, "line"?, "field"?,
+//! "detail"?}}` ([`error`]). The exit code is the same either way.
+//!
 //! # Names from the file system in text output
 //! Every path, and every message that may quote one or a value read from a file, reaches text
 //! output through [`escaped`] or [`escaped_path`] (`registry_host::text`, where the escapes are
@@ -10,6 +17,7 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use registry_core::{Added, Entry, Field, Guess, Source, StageKind, Updated};
 use serde::Serialize;
@@ -18,41 +26,183 @@ pub use registry_host::text::{escaped, escaped_path};
 
 use crate::{CliError, Format};
 
-/// Shows what the host said a person should know, one `warning:` line each on stderr.
+/// Whether `--quiet` was given: standard error then gets errors only.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Whether the command runs with `--format json`: standard error then gets JSON lines.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Records that the command runs with `--format json` (see the module documentation).
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
+
+pub(crate) fn json_stderr() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Records `--quiet` for the whole run (it is global: every command takes it).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether what a person would only like to know (warnings, notes, progress, summaries on
+/// stderr) is left out: `--quiet`. Results on standard output and errors are never left out.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Shows what the host said a person should know, one `warning:` line each on stderr (none
+/// with `--quiet`).
 pub fn warnings(warnings: &[String]) {
+    if quiet() {
+        return;
+    }
     for w in warnings {
-        eprintln!("warning: {w}");
+        if json_stderr() {
+            to_stderr(format_args!(
+                "{}",
+                serde_json::json!({ "warning": { "message": w } })
+            ));
+        } else {
+            to_stderr(format_args!("warning: {w}"));
+        }
     }
 }
 
-/// Shows what the host said a person might like to know, one `note:` line each on stderr.
+/// Shows what the host said a person might like to know, one `note:` line each on stderr (none
+/// with `--quiet`).
 pub fn notes(notes: &[String]) {
+    if quiet() {
+        return;
+    }
     for n in notes {
-        eprintln!("note: {n}");
+        if json_stderr() {
+            to_stderr(format_args!(
+                "{}",
+                serde_json::json!({ "note": { "message": n } })
+            ));
+        } else {
+            to_stderr(format_args!("note: {n}"));
+        }
     }
 }
 
-/// The events of an operation that shows only its warnings (see [`warnings`]).
-pub struct Warnings;
-
-impl registry_host::events::Events for Warnings {
-    fn warning(&mut self, message: &str) {
-        warnings(&[message.to_owned()]);
+/// Names an entry left out because it is damaged (the command then fails with exit code 2).
+pub fn damaged(d: &registry_core::Damaged) {
+    if json_stderr() {
+        to_stderr(format_args!(
+            "{}",
+            serde_json::json!({ "damaged": { "id": d.id.to_string(), "message": d.to_string() } })
+        ));
+    } else {
+        to_stderr(format_args!("error: {d}"));
     }
 }
 
+/// A failed command's error as JSON (see the module documentation).
+#[derive(Serialize)]
+struct ErrorReport<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    /// What went wrong, a stable kebab-case name: [`registry_host::Error::kind`], or `usage`.
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+/// Shows the error a command failed with: `error: MESSAGE` and, when there is more, the detail
+/// (with `--verbose`) or a hint that there is; with `--format json`, one JSON object holding
+/// both.
+pub fn error(e: &CliError, verbose: bool) {
+    if json_stderr() {
+        let at = e.location.as_deref().cloned().unwrap_or_default();
+        let report = ErrorReport {
+            error: ErrorBody {
+                code: e.kind(),
+                message: &e.message,
+                file: at.file.as_deref(),
+                line: at.line,
+                field: at.field.as_deref(),
+                detail: e.detail.as_deref(),
+            },
+        };
+        if let Ok(text) = serde_json::to_string(&report) {
+            to_stderr(format_args!("{text}"));
+        }
+        return;
+    }
+    to_stderr(format_args!("error: {}", e.message));
+    match (&e.detail, verbose) {
+        (Some(detail), true) => to_stderr(format_args!("{detail}")),
+        (Some(_), false) => to_stderr(format_args!("(run with --verbose for details)")),
+        (None, _) => {}
+    }
+}
+
+/// A usage error of clap's (the arguments do not parse) as [`error`] shows it with `--format
+/// json`: code `usage`, clap's first line as the message, the argument as the field.
+pub fn usage_error(e: &clap::Error) -> CliError {
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let error = CliError::input(message).with_kind("usage");
+    match e.get(clap::error::ContextKind::InvalidArg) {
+        Some(arg) => error.on_field(arg.to_string()),
+        None => error,
+    }
+}
+
+/// Writes one line to stderr, ignoring a failure: there is nowhere left to report it, and
+/// `eprintln!` would panic.
+pub fn to_stderr(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// The error of a write to standard output that failed.
+///
+/// # A closed pipe
+/// When whoever reads the output stops (`registry list | head -1`), the next write fails with
+/// `BrokenPipe`, and the command ends there, quietly, with exit code 0, as ripgrep does: what
+/// was asked for was delivered to a reader that wanted no more. Every write to standard output
+/// goes through this function (or [`json_err`]); nothing prints with `println!`, which panics
+/// on a closed pipe.
+///
+/// Rejected: restoring the default action of `SIGPIPE` at start-up (the C tools' way). The
+/// process would then be killed by the signal, which a shell reports as exit code 141 and
+/// `set -o pipefail` as a failure, and a plugin writing to a socket whose peer went away (a Redis
+/// connection) would kill the whole process instead of getting an error it retries.
 pub fn write_err(e: io::Error) -> CliError {
-    // A closed pipe (`registry list | head`) is not an error worth reporting.
     if e.kind() == io::ErrorKind::BrokenPipe {
         std::process::exit(0);
     }
-    CliError::config(format!("cannot write output: {e}"))
+    CliError::config(format!(
+        "cannot write output: {}",
+        registry_host::io_reason(&e)
+    ))
+}
+
+/// [`write_err`] for a value serialized straight to standard output.
+pub fn json_err(e: serde_json::Error) -> CliError {
+    match e.io_error_kind() {
+        Some(io::ErrorKind::BrokenPipe) => write_err(io::ErrorKind::BrokenPipe.into()),
+        _ => CliError::config(format!("cannot write output: {e}")),
+    }
 }
 
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)
-        .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
+    serde_json::to_writer_pretty(&mut out, value).map_err(json_err)?;
     writeln!(out).map_err(write_err)
 }
 
@@ -92,9 +242,9 @@ pub fn added(a: &Added, format: Format) -> Result<(), CliError> {
         Format::Json => json(a),
         Format::Text => {
             let mut out = io::stdout().lock();
-            let verb = if a.created { "created" } else { "exists " };
+            let verb = if a.created { "created" } else { "unchanged" };
             (|| {
-                writeln!(out, "{verb}   {}", a.entry.header.id)?;
+                writeln!(out, "{verb:<9} {}", a.entry.header.id)?;
                 summary(&mut out, &a.entry)?;
                 if let Some(fields) = &a.fields {
                     let shown: Vec<String> = Field::ALL
@@ -133,13 +283,14 @@ pub fn updated(u: &Updated, format: Format) -> Result<(), CliError> {
         Format::Json => json(u),
         Format::Text => {
             let mut out = io::stdout().lock();
-            let verb = if u.changed { "updated" } else { "unchanged" };
             (|| {
-                writeln!(
-                    out,
-                    "{verb} {} to revision {}",
-                    u.entry.header.id, u.entry.revision
-                )?;
+                let id = &u.entry.header.id;
+                let revision = u.entry.revision;
+                if u.changed {
+                    writeln!(out, "updated   {id} to revision {revision}")?;
+                } else {
+                    writeln!(out, "unchanged {id}: no revision written")?;
+                }
                 summary(&mut out, &u.entry)
             })()
             .map_err(write_err)
@@ -192,8 +343,7 @@ impl Lister {
                 Format::Json => {
                     out.write_all(if self.count == 0 { b"[\n" } else { b",\n" })
                         .map_err(write_err)?;
-                    serde_json::to_writer(&mut out, e)
-                        .map_err(|e| CliError::config(format!("cannot write output: {e}")))?;
+                    serde_json::to_writer(&mut out, e).map_err(json_err)?;
                 }
             }
             self.count += 1;

@@ -156,9 +156,10 @@ pub fn run(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
     match report.reason {
         None => Ok(()),
         Some(reason) => Err(CliError {
-            code: 2,
-            message: format!("{}: {reason}", path.display()),
             detail,
+            ..CliError::config(format!("{}: {reason}", path.display()))
+                .with_kind("plugin")
+                .in_file(path.display().to_string())
         }),
     }
 }
@@ -264,6 +265,15 @@ fn in_child(
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
+    // The child runs with --format json: its own error, if it failed with one, is JSON.
+    let own = serde_json::from_str::<serde_json::Value>(last)
+        .ok()
+        .and_then(|v| {
+            v["error"]["message"]
+                .as_str()
+                .map(|m| format!("error: {m}"))
+        });
+    let last = own.as_deref().unwrap_or(last);
     let reason = if last.is_empty() {
         format!("the library {how}")
     } else {

@@ -16,7 +16,7 @@ pub(crate) struct Damage {
 impl Damage {
     pub(crate) fn report(&mut self, damaged: &[Damaged]) {
         for d in damaged {
-            eprintln!("error: {d}");
+            output::damaged(d);
         }
         self.count += damaged.len();
     }

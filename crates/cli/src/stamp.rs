@@ -10,7 +10,8 @@ use registry_host::stamp::{self, Report, Stamp};
 
 use crate::config::Settings;
 use crate::entries::context;
-use crate::output::{self, escaped};
+use crate::output::escaped;
+use crate::progress::Progress;
 use crate::{CliError, FieldArgs, Format, FormatArg};
 
 #[derive(Debug, Args)]
@@ -72,7 +73,7 @@ pub fn run(args: StampArgs, settings: &Settings) -> Result<(), CliError> {
         comment: args.comment,
         dry_run: args.dry_run,
     };
-    let reports = stamp::stamp(settings, request, &mut output::Warnings)?;
+    let reports = stamp::stamp(settings, request, &mut Progress::new(args.format.format))?;
     print(&reports, args.format.format)?;
     stamp::result(&reports)
 }

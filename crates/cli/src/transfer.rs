@@ -9,7 +9,8 @@ use registry_host::transfer::{self, Failure, Imported, Source, Summary};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::registry::{Damage, Needs, open};
+use crate::progress::Progress;
+use crate::registry::{Needs, open};
 use crate::{CliError, Format, FormatArg, output};
 
 /// The format of an export file.
@@ -39,8 +40,8 @@ pub struct ExportArgs {
     /// Export only the entries of this scope (repeatable)
     #[arg(long, value_name = "SCOPE")]
     scope: Vec<String>,
-    /// Write to this file instead of standard output; it is replaced whole once the export is
-    /// complete, never left half-written
+    /// Write to this file instead of standard output ("-" for standard output); it is replaced
+    /// whole once the export is complete, never left half-written
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -64,10 +65,10 @@ pub struct ImportArgs {
 pub fn export(args: ExportArgs, settings: &Settings) -> Result<(), CliError> {
     let scopes = transfer::check_scopes(&args.scope, &settings.schema)?;
     let pipeline = open(settings, Needs::READ)?;
-    let mut damage = Damage::default();
-    let mut damaged = |d: &registry_core::Damaged| damage.report(std::slice::from_ref(d));
+    // The export's own format is a file format: standard error is text.
+    let mut progress = Progress::new(Format::Text);
     let format = args.format.into();
-    match &args.output {
+    match args.output.as_ref().filter(|p| p.as_os_str() != "-") {
         None => {
             let mut out = BufWriter::new(io::stdout().lock());
             transfer::export(
@@ -76,15 +77,15 @@ pub fn export(args: ExportArgs, settings: &Settings) -> Result<(), CliError> {
                 format,
                 &mut out,
                 &output::write_err,
-                &mut damaged,
+                &mut progress,
             )?;
             out.flush().map_err(output::write_err)?;
         }
         Some(path) => {
-            transfer::export_file(&pipeline, &scopes, format, path, &mut damaged)?;
+            transfer::export_file(&pipeline, &scopes, format, path, &mut progress)?;
         }
     }
-    damage.result()
+    progress.damage.result()
 }
 
 /// `registry import`: each failed record is printed as it is found (text) or listed in the
@@ -100,13 +101,19 @@ pub fn import(args: ImportArgs, settings: &Settings) -> Result<(), CliError> {
     let format = args.format.format;
     let name = source.name().to_owned();
     let mut kept = Vec::new();
-    let imported = transfer::import(&pipeline, source, &mut |failures| match format {
-        Format::Json => {
-            kept.extend(failures);
-            Ok(())
-        }
-        Format::Text => print_failures(&name, &failures),
-    })?;
+    let mut progress = Progress::new(format);
+    let imported = transfer::import(
+        &pipeline,
+        source,
+        &mut |failures| match format {
+            Format::Json => {
+                kept.extend(failures);
+                Ok(())
+            }
+            Format::Text => print_failures(&name, &failures),
+        },
+        &mut progress,
+    )?;
     finish(&imported, kept, format)
 }
 
@@ -140,15 +147,22 @@ fn finish(imported: &Imported, failures: Vec<Failure>, format: Format) -> Result
             summary: s,
             failures,
         })?,
-        Format::Text => writeln!(
-            io::stdout().lock(),
-            "imported {}, unchanged {}, added {}, failed {}",
-            s.imported,
-            s.unchanged,
-            s.added,
-            s.failed
-        )
-        .map_err(output::write_err)?,
+        Format::Text => {
+            // Entries restored from an export and entries registered from plain requests are
+            // both created; JSON tells them apart (`imported`, `added`).
+            let from_requests = match s.added {
+                0 => String::new(),
+                n => format!(" ({n} from requests)"),
+            };
+            writeln!(
+                io::stdout().lock(),
+                "created {}{from_requests}, unchanged {}, failed {}",
+                s.imported + s.added,
+                s.unchanged,
+                s.failed
+            )
+            .map_err(output::write_err)?
+        }
     }
     imported.result()
 }

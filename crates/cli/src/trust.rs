@@ -38,12 +38,13 @@ pub fn run(args: TrustArgs) -> Result<(), CliError> {
             Format::Text => {
                 let mut out = std::io::stdout().lock();
                 for t in &all {
-                    let _ = writeln!(
+                    writeln!(
                         out,
                         "{}\t{}",
                         crate::output::escaped_path(&t.path),
                         t.source
-                    );
+                    )
+                    .map_err(crate::output::write_err)?;
                 }
                 Ok(())
             }
@@ -72,13 +73,12 @@ pub fn run(args: TrustArgs) -> Result<(), CliError> {
             "action": action.replace(' ', "-"),
             "file": change.file,
         })),
-        Format::Text => {
-            println!(
-                "{}: {action} (in {})",
-                crate::output::escaped_path(&change.path),
-                crate::output::escaped_path(&change.file)
-            );
-            Ok(())
-        }
+        Format::Text => writeln!(
+            std::io::stdout().lock(),
+            "{}: {action} (in {})",
+            crate::output::escaped_path(&change.path),
+            crate::output::escaped_path(&change.file)
+        )
+        .map_err(crate::output::write_err),
     }
 }

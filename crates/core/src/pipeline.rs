@@ -24,7 +24,7 @@ use crate::entry::{Entry, Fingerprint, Provenance};
 use crate::error::{Error, ErrorCode, Problem, Severity, StageError, StageKind};
 use crate::header::{EntryId, Field, Fields, Header};
 use crate::integrity::{self, Damaged};
-use crate::request::{FINGERPRINT_DERIVATION, Request, check_title};
+use crate::request::{FINGERPRINT_DERIVATION, Request, RequestError, check_title};
 use crate::schema::Schema;
 use crate::stage::{
     Cache, CacheKey, CacheStats, Draft, Generator, Guess, Inserted, ListQuery, Prediction,
@@ -85,6 +85,8 @@ pub struct Changes {
     pub version: Option<String>,
     /// Context pairs to set (replacing a value with the same key).
     pub context: Vec<(String, String)>,
+    /// Context keys to remove; each must be set, and none may also be in `context`.
+    pub unset_context: Vec<String>,
     /// Apply the changes only if the entry is at this revision (optimistic concurrency, as an
     /// HTTP `If-Match`). The new revision is numbered one more than this, so storage's
     /// compare-and-set refuses it ([`Error::Conflict`]) unless this is the stored revision.
@@ -1056,6 +1058,12 @@ impl Pipeline {
         }
         self.canonicalize(&mut fields);
         let mut context = current.context.clone();
+        for key in &changes.unset_context {
+            if changes.context.iter().any(|(k, _)| k == key) {
+                return Err(RequestError::SetAndUnsetContextKey(key.clone()).into());
+            }
+            context.remove(key)?;
+        }
         for (k, v) in changes.context {
             context.set(k, v)?;
         }

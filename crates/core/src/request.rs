@@ -89,6 +89,23 @@ impl Context {
         self.0.is_empty()
     }
 
+    /// Removes `key`.
+    ///
+    /// # Errors
+    /// [`RequestError::UnsetContextKey`] when the context has no such key.
+    pub fn remove(&mut self, key: &str) -> Result<(), RequestError> {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+            Ok(i) => {
+                self.0.remove(i);
+                Ok(())
+            }
+            Err(_) => Err(RequestError::UnsetContextKey {
+                key: key.to_owned(),
+                keys: self.0.iter().map(|(k, _)| k.clone()).collect(),
+            }),
+        }
+    }
+
     /// Sets `key` to `value`, replacing any earlier value.
     ///
     /// # Errors
@@ -189,6 +206,12 @@ pub enum RequestError {
     DuplicateContextKey(String),
     #[error("{0} context pairs: the limit is {MAX_CONTEXT_PAIRS}")]
     TooManyContextPairs(usize),
+    /// A key to remove that the context does not have.
+    #[error("context key `{key}` is not set: the keys set are {}", if keys.is_empty() { "none".to_owned() } else { keys.join(", ") })]
+    UnsetContextKey { key: String, keys: Vec<String> },
+    /// A key both set and removed by one change.
+    #[error("context key `{0}` is both set and removed: give one or the other")]
+    SetAndUnsetContextKey(String),
 }
 
 impl Request {

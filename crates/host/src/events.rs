@@ -10,6 +10,8 @@ pub struct Progress {
     pub processed: u64,
     /// The fraction done, when it is known (a regular file's bytes read, or a known count).
     pub done: Option<f64>,
+    /// What is counted, plural: `requests`, `records`, `entries`, `files`.
+    pub unit: &'static str,
 }
 
 /// Called as an operation goes; every method does nothing unless implemented.
@@ -20,7 +22,8 @@ pub trait Events {
         let _ = message;
     }
 
-    /// Work done so far; called after each batch settles, so a front end throttles it.
+    /// Work done so far; called as often as every item, so a front end throttles what it shows.
+    /// `batch`, `scale-test`, `import`, `export`, `lint` and `stamp` report it.
     fn progress(&mut self, progress: Progress) {
         let _ = progress;
     }

@@ -113,6 +113,16 @@ impl<R: BufRead> BoundedLines<R> {
     }
 }
 
+/// How messages name an input file: its path, or `<stdin>` for `-` (standard input, as every
+/// command that reads a file of records takes it).
+pub fn name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
 /// The one-line reason for a line over the limit.
 pub fn too_long(bytes: u64, max: u64) -> String {
     format!(
@@ -142,18 +152,21 @@ fn identity(input: &Path) -> Option<(u64, u64)> {
 /// Exit code 1 naming both when the output is an input, or when it cannot be opened.
 pub fn create_output(output: &Path, inputs: &[&Path]) -> Result<File, Error> {
     let name = output.display();
+    let at = || output.display().to_string();
     let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .open(output)
-        .map_err(|e| Error::input(format!("cannot create {name}: {}", io_reason(&e))))?;
+        .map_err(|e| {
+            Error::input(format!("cannot create {name}: {}", io_reason(&e))).in_file(at())
+        })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::input(format!("cannot read {name}: {}", io_reason(&e))))?;
+        let meta = file.metadata().map_err(|e| {
+            Error::input(format!("cannot read {name}: {}", io_reason(&e))).in_file(at())
+        })?;
         for input in inputs {
             if identity(input) == Some((meta.dev(), meta.ino())) {
                 let what = if input.as_os_str() == "-" {
@@ -164,7 +177,8 @@ pub fn create_output(output: &Path, inputs: &[&Path]) -> Result<File, Error> {
                 return Err(Error::input(format!(
                     "{name} cannot be written: {what}, which writing would destroy; choose \
                      another output file"
-                )));
+                ))
+                .in_file(at()));
             }
         }
     }
@@ -175,7 +189,9 @@ pub fn create_output(output: &Path, inputs: &[&Path]) -> Result<File, Error> {
     if regular {
         file.set_len(0)
             .and_then(|()| (&file).rewind())
-            .map_err(|e| Error::input(format!("cannot write {name}: {}", io_reason(&e))))?;
+            .map_err(|e| {
+                Error::input(format!("cannot write {name}: {}", io_reason(&e))).in_file(at())
+            })?;
     }
     Ok(file)
 }

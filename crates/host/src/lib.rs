@@ -33,6 +33,6 @@ pub mod text;
 pub mod transfer;
 pub mod trust;
 
-pub use error::{Error, io_reason};
+pub use error::{Error, Location, io_reason};
 pub use registry::{Needs, Registry};
 pub use settings::Settings;

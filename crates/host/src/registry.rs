@@ -268,8 +268,7 @@ pub fn load_error(errors: Vec<LoadError>) -> Error {
         })
         .collect();
     Error {
-        code: 2,
-        message,
         detail: (!details.is_empty()).then(|| details.join("\n\n")),
+        ..Error::config(message).with_kind("plugin")
     }
 }

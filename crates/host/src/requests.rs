@@ -67,12 +67,13 @@ pub fn read_lines(
     max: u64,
     mut each: impl FnMut(usize, Result<RequestLine, String>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let name = path.display().to_string();
-    let reader: Box<dyn BufRead> = if name == "-" {
+    let name = input::name(path);
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(BufReader::new(io::stdin()))
     } else {
-        let file = File::open(path)
-            .map_err(|e| Error::input(format!("cannot read {name}: {}", io_reason(&e))))?;
+        let file = File::open(path).map_err(|e| {
+            Error::input(format!("cannot read {name}: {}", io_reason(&e))).in_file(&name)
+        })?;
         Box::new(BufReader::new(file))
     };
     let mut lines = BoundedLines::new(reader, max);
@@ -84,6 +85,8 @@ pub fn read_lines(
                 lines.number() + 1,
                 io_reason(&e)
             ))
+            .in_file(&name)
+            .at_line(lines.number() + 1)
         })?;
         let Some((number, read)) = next else {
             return Ok(());
@@ -123,11 +126,15 @@ pub fn examples(
     let mut out = Vec::new();
     match from {
         Some(path) => {
-            let name = path.display().to_string();
+            let name = input::name(path);
             read_lines(path, max, |line, parsed| {
                 let request = parsed
                     .and_then(|l| l.into_request(pipeline.schema(), true))
-                    .map_err(|e| Error::input(format!("{name}:{line}: {e}")))?;
+                    .map_err(|e| {
+                        Error::input(format!("{name}:{line}: {e}"))
+                            .in_file(&name)
+                            .at_line(line as u64)
+                    })?;
                 out.push(request);
                 Ok(())
             })?;
@@ -157,7 +164,7 @@ pub fn examples(
     }
     if out.is_empty() {
         return Err(Error::input(match from {
-            Some(p) => format!("{} holds no requests to train on", p.display()),
+            Some(p) => format!("{} holds no requests to train on", input::name(p)),
             None => "the registry holds no entries to train on: register some, or train --from a JSONL file".to_owned(),
         }));
     }

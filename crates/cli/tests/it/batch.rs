@@ -62,10 +62,10 @@ fn bad_lines_fail_alone_with_their_numbers_and_reruns_create_nothing() {
         "{stdout}"
     );
     assert!(stdout.contains("created          3"), "{stdout}");
-    assert!(stdout.contains("duplicates       1"), "{stdout}");
+    assert!(stdout.contains("unchanged        1"), "{stdout}");
     assert_eq!(
         stderr.trim(),
-        "error: 3 of 7 line(s) of in.jsonl failed",
+        "error: 3 of 7 records in in.jsonl failed",
         "one line, no progress output off a terminal"
     );
     assert_eq!(
@@ -374,8 +374,12 @@ fn a_damaged_shard_fails_alone() {
     let out = s.run(&["get", healthy, "--format", "json"]);
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    // With --format json the warning is a JSON line too.
+    let warning: Value = serde_json::from_str(stderr.trim_end()).expect("one JSON line");
     assert!(
-        stderr.starts_with("warning: shard 1 of 2 is unavailable"),
+        warning["warning"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("shard 1 of 2 is unavailable")),
         "{stderr}"
     );
 
@@ -429,7 +433,9 @@ fn lines_the_validator_plugin_rejects_fail_alone_in_one_batch() {
 "#,
     );
     let (stdout, stderr) = exits(&s, &["batch", "in.jsonl", "--format", "json"], 1);
-    assert_eq!(stderr.trim(), "error: 2 of 5 line(s) of in.jsonl failed");
+    let error = crate::json_error(&stderr);
+    assert_eq!(error["message"], "2 of 5 records in in.jsonl failed");
+    assert_eq!(error["file"], "in.jsonl");
     let summary: Value = serde_json::from_str(&stdout).expect("json summary");
     assert_eq!(counts(&summary), [5, 3, 0, 2], "{summary}");
     assert_eq!(failure_lines(&summary), [2, 4], "{summary}");

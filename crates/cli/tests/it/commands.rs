@@ -457,13 +457,106 @@ fn a_template_for_an_undeclared_scope_is_left_out_with_a_note() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    // With --format json, stderr is JSON lines: the note is one.
+    let note: Value = serde_json::from_str(stderr.trim_end()).expect("one JSON line");
     assert_eq!(
-        stderr.trim_end(),
-        "note: template file `t/RETIRED.yaml` is not used: `RETIRED` is not a scope of the \
-         schema (SEC, OPS); declare it in schema.scope to use it"
+        note["note"]["message"],
+        "template file `t/RETIRED.yaml` is not used: `RETIRED` is not a scope of the schema \
+         (SEC, OPS); declare it in schema.scope to use it"
     );
     let added: Value = serde_json::from_slice(&out.stdout).expect("json");
     let config = added["config"].as_str().expect("config");
     assert!(config.contains("security: true"), "{config}");
     assert!(!config.contains("old:"), "{config}");
+    // In text, the note is a line of its own.
+    let text = s.run(&["add", "--title", "Restart the workers", "--scope", "OPS"]);
+    assert!(text.status.success());
+    assert!(
+        String::from_utf8_lossy(&text.stderr)
+            .starts_with("note: template file `t/RETIRED.yaml` is not used: "),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+}
+
+#[test]
+fn update_unsets_context_keys_and_says_when_nothing_changed() {
+    let s = Scratch::new();
+    let id = s.add(
+        "Rotate the keys",
+        &["--scope", "SEC", "--context", "env=prod"],
+    )["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let set = s.ok(&[
+        "update",
+        &id,
+        "--context",
+        "team=net",
+        "--context",
+        "ticket=T-1",
+    ]);
+    assert!(
+        set.starts_with(&format!("updated   {id} to revision 2\n")),
+        "{set}"
+    );
+
+    let unset = s.json(&[
+        "update",
+        &id,
+        "--unset-context",
+        "ticket",
+        "--unset-context",
+        "env",
+    ]);
+    assert_eq!(unset["changed"], true);
+    assert_eq!(unset["revision"], 3);
+    assert_eq!(unset["context"], serde_json::json!({ "team": "net" }));
+    let history = s.json(&["history", &id]);
+    assert_eq!(
+        history[1]["context"]["ticket"], "T-1",
+        "the earlier revisions keep it"
+    );
+
+    // Nothing to change: no revision, and the text says so.
+    let same = s.ok(&["update", &id, "--context", "team=net"]);
+    assert!(
+        same.starts_with(&format!("unchanged {id}: no revision written\n")),
+        "{same}"
+    );
+    assert!(!same.contains("to revision"), "{same}");
+    let same = s.json(&["update", &id, "--context", "team=net"]);
+    assert_eq!(
+        (&same["changed"], &same["revision"]),
+        (&false.into(), &3.into())
+    );
+    assert_eq!(s.json(&["history", &id]).as_array().map(Vec::len), Some(3));
+
+    // A key that is not set, or set and unset at once: one line, nothing written.
+    let (code, message) = s.fail(&["update", &id, "--unset-context", "ticket"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        message,
+        "context key `ticket` is not set: the keys set are team"
+    );
+    let (code, message) = s.fail(&[
+        "update",
+        &id,
+        "--context",
+        "team=ops",
+        "--unset-context",
+        "team",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        message,
+        "context key `team` is both set and removed: give one or the other"
+    );
+    let (_, error) = s.json_fail(&["update", &id, "--unset-context", "nope"]);
+    assert_eq!(
+        (&error["code"], &error["field"]),
+        (&"not-found".into(), &"context".into())
+    );
+    assert_eq!(s.json(&["history", &id]).as_array().map(Vec::len), Some(3));
 }

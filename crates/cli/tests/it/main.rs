@@ -5,6 +5,7 @@ mod attacks;
 mod bad_input;
 mod batch;
 mod commands;
+mod conventions;
 mod installed;
 mod learn;
 mod lint;
@@ -169,6 +170,17 @@ impl Scratch {
         )
     }
 
+    /// Runs a command with `--format json` that must fail; returns the exit code and the one
+    /// error object standard error holds.
+    pub fn json_fail(&self, args: &[&str]) -> (i32, Value) {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        let out = self.run(&args);
+        assert!(!out.status.success(), "registry {args:?} succeeded");
+        let stderr = String::from_utf8(out.stderr).expect("utf-8 stderr");
+        (out.status.code().expect("exit code"), json_error(&stderr))
+    }
+
     /// Adds a rule and returns its JSON.
     pub fn add(&self, title: &str, extra: &[&str]) -> Value {
         let mut args = vec!["add", "--title", title];
@@ -181,7 +193,9 @@ impl Scratch {
     pub fn ids(&self) -> Vec<String> {
         let out = self.run(&["list", "--format", "json"]);
         if out.status.code() == Some(2)
-            && String::from_utf8_lossy(&out.stderr).starts_with("error: no registry in ")
+            && json_error(&String::from_utf8_lossy(&out.stderr))["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("no registry in "))
         {
             return Vec::new();
         }
@@ -193,6 +207,28 @@ impl Scratch {
             other => panic!("list is not an array: {other}"),
         }
     }
+}
+
+/// The error of a command run with `--format json`: standard error's last line must be one
+/// `{"error": {...}}` object (any line before it is another JSON object: a warning, a damaged
+/// entry); returns what `error` holds.
+pub fn json_error(stderr: &str) -> Value {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let Some((last, before)) = lines.split_last() else {
+        panic!("no error on stderr");
+    };
+    for line in before {
+        let other: Value = serde_json::from_str(line).expect("a JSON line before the error");
+        assert!(other.get("error").is_none(), "two errors: {stderr}");
+    }
+    let report: Value = serde_json::from_str(last).expect("the error as one JSON object");
+    let error = report["error"].clone();
+    assert!(error.is_object(), "{stderr}");
+    assert!(
+        error["code"].is_string() && error["message"].is_string(),
+        "{stderr}"
+    );
+    error
 }
 
 /// The directory holding the built `registry` binary and plugin libraries.

@@ -629,7 +629,7 @@ fn a_master_killed_during_a_batch_loses_nothing_acknowledged() {
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains(&format!("{} of {N} line(s)", failed.len())),
+            stderr.contains(&format!("{} of {N} records", failed.len())),
             "{stderr}"
         );
     }

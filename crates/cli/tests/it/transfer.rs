@@ -307,7 +307,7 @@ fn bad_records_are_reported_by_line_and_the_rest_imported() {
     let b = Scratch::new();
     b.write("bad.jsonl", &bad_file(&a));
     let (stdout, stderr) = fails(&b, &["import", "bad.jsonl"]);
-    assert_eq!(stderr, "error: 3 of 6 record(s) in bad.jsonl failed\n");
+    assert_eq!(stderr, "error: 3 of 6 records in bad.jsonl failed\n");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(
@@ -329,7 +329,7 @@ fn bad_records_are_reported_by_line_and_the_rest_imported() {
         "{}",
         lines[2]
     );
-    assert_eq!(lines[3], "imported 3, unchanged 0, added 0, failed 3");
+    assert_eq!(lines[3], "created 3, unchanged 0, failed 3");
     assert_eq!(b.ids(), ["ETL-MUL-001", "SEC-RUL-001", "SEC-RUL-002"]);
 
     // The same as JSON, into a fresh registry.
@@ -388,12 +388,12 @@ fn atomic_imports_nothing_when_one_record_is_bad() {
         "{stdout}"
     );
     assert!(
-        stdout.ends_with("imported 0, unchanged 0, added 0, failed 1\n"),
+        stdout.ends_with("created 0, unchanged 0, failed 1\n"),
         "{stdout}"
     );
     assert_eq!(
         stderr,
-        "error: 1 of 5 record(s) in one-bad.jsonl failed: nothing was imported (--atomic)\n"
+        "error: 1 of 5 records in one-bad.jsonl failed: nothing was imported (--atomic)\n"
     );
     assert!(b.ids().is_empty());
 
@@ -421,7 +421,7 @@ fn importing_again_changes_nothing() {
         assert_eq!(counts(&summary), [0, 5, 0, 0], "{extra:?}");
     }
     let text = a.ok(&["import", "all.jsonl"]);
-    assert_eq!(text, "imported 0, unchanged 5, added 0, failed 0\n");
+    assert_eq!(text, "created 0, unchanged 5, failed 0\n");
 }
 
 #[test]
@@ -440,7 +440,7 @@ fn a_record_conflicting_with_a_stored_entry_is_reported() {
         "{stdout}"
     );
     assert!(
-        stdout.ends_with("imported 4, unchanged 0, added 0, failed 1\n"),
+        stdout.ends_with("created 4, unchanged 0, failed 1\n"),
         "{stdout}"
     );
     assert_eq!(
@@ -538,7 +538,7 @@ fn unreadable_inputs_and_outputs_are_one_line_errors() {
     s.write("empty.jsonl", "\n\n");
     assert_eq!(
         s.ok(&["import", "empty.jsonl"]),
-        "imported 0, unchanged 0, added 0, failed 0\n"
+        "created 0, unchanged 0, failed 0\n"
     );
     // A successful export leaves no temporary file behind.
     s.ok(&["export", "--output", "out.jsonl"]);

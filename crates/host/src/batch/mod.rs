@@ -297,6 +297,7 @@ pub fn register(
         events.progress(Progress {
             processed: tally.processed,
             done: done(tally.processed),
+            unit: "records",
         });
     };
     let mut bad = Vec::new();
@@ -373,17 +374,14 @@ impl Input {
     /// The file cannot be opened (exit 1).
     pub fn open(path: &Path, max: u64) -> Result<Input, Error> {
         let is_stdin = path.as_os_str() == "-";
-        let name = if is_stdin {
-            "<stdin>".to_owned()
-        } else {
-            path.display().to_string()
-        };
+        let name = input::name(path);
         let read = Arc::new(AtomicU64::new(0));
         let (reader, size): (Box<dyn BufRead>, Option<u64>) = if is_stdin {
             (Box::new(BufReader::new(io::stdin())), None)
         } else {
-            let file = File::open(path)
-                .map_err(|e| Error::input(format!("cannot read {name}: {}", io_reason(&e))))?;
+            let file = File::open(path).map_err(|e| {
+                Error::input(format!("cannot read {name}: {}", io_reason(&e))).in_file(&name)
+            })?;
             let size = file
                 .metadata()
                 .ok()
@@ -516,7 +514,9 @@ impl Iterator for Lines<'_> {
                         self.name,
                         self.lines.number() + 1,
                         io_reason(&e)
-                    ))));
+                    ))
+                    .in_file(&self.name)
+                    .at_line(self.lines.number() + 1)));
                 }
             }
         }

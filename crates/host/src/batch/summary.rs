@@ -38,8 +38,12 @@ impl Serialize for Latency {
 /// The report of `batch` and `scale-test`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
+    /// Records read (requests, for `scale-test`).
     pub processed: u64,
+    /// New entries stored.
     pub created: u64,
+    /// Requests already registered: nothing written (text output says `unchanged`; the key
+    /// keeps its first name).
     pub duplicates: u64,
     pub failed: u64,
     pub elapsed_s: f64,
@@ -121,16 +125,23 @@ impl Summary {
     /// Some line failed.
     pub fn result(&self, tally: &Tally, name: &str) -> Result<(), Error> {
         let message = format!(
-            "{} of {} line(s) of {name} failed",
-            self.failed, self.processed
+            "{} of {} {} in {name} failed",
+            self.failed,
+            self.processed,
+            if self.processed == 1 {
+                "record"
+            } else {
+                "records"
+            }
         );
         if tally.severe {
             Err(Error::config(format!(
                 "{message}, some for a storage or plugin error: registering the file again \
                  completes it"
-            )))
+            ))
+            .in_file(name))
         } else if self.failed > 0 {
-            Err(Error::input(message))
+            Err(Error::input(message).in_file(name))
         } else {
             Ok(())
         }

@@ -189,7 +189,7 @@ pub fn lint(
         threads,
     };
 
-    let mut scanned = scan::scan(&roots, &scan_options);
+    let mut scanned = scan::walk(&roots, &scan_options, events);
     // Each walker thread sorted its own files; a stable sort merges those runs.
     scanned
         .files

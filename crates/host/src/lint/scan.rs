@@ -19,11 +19,14 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::Duration;
 
 use ignore::{DirEntry, WalkBuilder, WalkState};
 use registry_core::find_header;
 
 use super::Level;
+use crate::events::{Events, Progress};
 
 /// Bytes read from each file at first: enough for the first lines of nearly every text file.
 const HEAD: usize = 16 * 1024;
@@ -101,9 +104,41 @@ pub(super) struct Scanned {
     pub skipped: u64,
 }
 
+/// [`scan`], on threads of its own, while this thread reports the files met so far to `events`
+/// about ten times a second (and `finished` at the end). The walk wakes this thread when it
+/// ends, so waiting adds nothing to the run's time.
+pub(super) fn walk(roots: &[PathBuf], options: &Options, events: &mut dyn Events) -> Scanned {
+    let visited = AtomicU64::new(0);
+    let visited = &visited;
+    let scanned = std::thread::scope(|scope| {
+        let waiting = std::thread::current();
+        let walker = scope.spawn(move || {
+            let scanned = scan(roots, options, visited);
+            waiting.unpark();
+            scanned
+        });
+        while !walker.is_finished() {
+            std::thread::park_timeout(Duration::from_millis(100));
+            events.progress(Progress {
+                processed: visited.load(AtomicOrdering::Relaxed),
+                done: None,
+                unit: "files",
+            });
+        }
+        walker.join()
+    });
+    events.finished();
+    match scanned {
+        Ok(scanned) => scanned,
+        // The walk's own code does not panic; should it, the panic is the caller's.
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// Walks `roots` in parallel and searches the head of every file not ignored. A root that is a
-/// file is searched even if an ignore file names it.
-pub(super) fn scan(roots: &[PathBuf], options: &Options) -> Scanned {
+/// file is searched even if an ignore file names it. `visited` counts the files met as they are
+/// met (one relaxed add each), for a progress report.
+pub(super) fn scan(roots: &[PathBuf], options: &Options, visited: &AtomicU64) -> Scanned {
     let Some((first, rest)) = roots.split_first() else {
         return Scanned::default();
     };
@@ -127,6 +162,7 @@ pub(super) fn scan(roots: &[PathBuf], options: &Options) -> Scanned {
             buf: vec![0; HEAD],
             found: Scanned::default(),
             merged: &merged,
+            visited,
         };
         Box::new(move |entry| {
             worker.visit(entry);
@@ -145,6 +181,7 @@ struct Worker<'a> {
     buf: Vec<u8>,
     found: Scanned,
     merged: &'a Mutex<Scanned>,
+    visited: &'a AtomicU64,
 }
 
 impl Drop for Worker<'_> {
@@ -237,6 +274,7 @@ impl Worker<'_> {
     }
 
     fn file(&mut self, path: PathBuf) {
+        self.visited.fetch_add(1, AtomicOrdering::Relaxed);
         match self.read_head(&path) {
             Err(e) => self.io_problem(path, &e),
             Ok(Head::NotRegular) => {}
@@ -504,6 +542,7 @@ mod tests {
             buf: vec![0; HEAD],
             found: Scanned::default(),
             merged: &merged,
+            visited: &AtomicU64::new(0),
         };
         worker.file(path.to_owned());
         let grown = worker.buf.len();

@@ -70,7 +70,7 @@ use registry_core::{
 use serde::Serialize;
 
 use crate::error::{Error, io_reason};
-use crate::events::Events;
+use crate::events::{Events, Progress};
 use crate::registry::{Needs, Registry};
 use crate::settings::Settings;
 use crate::text::{escaped, escaped_path};
@@ -283,7 +283,12 @@ pub fn stamp(
     let mut reports = Vec::with_capacity(files.len());
     let mut plans = Vec::new();
     let mut seen = HashSet::new();
-    for given in &files {
+    for (done, given) in files.iter().enumerate() {
+        events.progress(Progress {
+            processed: done as u64,
+            done: Some(done as f64 / files.len() as f64),
+            unit: "files",
+        });
         let (place, file, meta) = match Place::resolve(given) {
             Ok(found) => found,
             Err(failure) => {
@@ -329,6 +334,7 @@ pub fn stamp(
             register_and_write(&pipeline, plans, form, &mut reports);
         }
     }
+    events.finished();
     Ok(reports)
 }
 
@@ -352,21 +358,20 @@ pub fn result(reports: &[Report]) -> Result<(), Error> {
         [] => Ok(()),
         [one] => Err(Error {
             code,
-            message: format!(
+            ..Error::input(format!(
                 "cannot stamp {}: {}",
                 one.shown,
                 escaped(one.message.as_deref().unwrap_or("failed"))
-            ),
-            detail: None,
+            ))
+            .in_file(&one.file)
         }),
         ref many => Err(Error {
             code,
-            message: format!(
+            ..Error::input(format!(
                 "{} of {} files could not be stamped",
                 many.len(),
                 reports.len()
-            ),
-            detail: None,
+            ))
         }),
     }
 }

@@ -4,13 +4,12 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use registry_core::{
-    Damaged, EntryId, Error as CoreError, Field, Fields, ListQuery, Pipeline, Schema,
-};
+use registry_core::{EntryId, Error as CoreError, Field, Fields, ListQuery, Pipeline, Schema};
 
 use super::record::Record;
 use super::{FileFormat, PAGE};
 use crate::error::{Error, io_reason};
+use crate::events::{Events, Progress};
 
 /// Writes every entry's record to the file at `path`, replacing it whole once the export is
 /// complete (see [`write_replacing`]). Returns how many entries were damaged and left out.
@@ -22,7 +21,7 @@ pub fn export_file(
     scopes: &[String],
     format: FileFormat,
     path: &Path,
-    damaged: &mut dyn FnMut(&Damaged),
+    events: &mut dyn Events,
 ) -> Result<usize, Error> {
     let mut count = 0;
     write_replacing(path, |out| {
@@ -33,7 +32,7 @@ pub fn export_file(
                 io_reason(&e)
             ))
         };
-        count = export(pipeline, scopes, format, out, &fail, damaged)?;
+        count = export(pipeline, scopes, format, out, &fail, events)?;
         Ok(())
     })?;
     Ok(count)
@@ -51,6 +50,8 @@ pub fn check_scopes(asked: &[String], schema: &Schema) -> Result<Vec<String>, Er
                 "unknown scope `{s}`: allowed values are {}",
                 schema.allowed(Field::Scope).join(", ")
             ))
+            .with_kind("unknown-scope")
+            .on_field("scope")
         })?;
         if !scopes.iter().any(|c| c == canonical) {
             scopes.push(canonical.to_owned());
@@ -106,9 +107,10 @@ fn sync_and_rename(out: BufWriter<File>, tmp: &Path, path: &Path) -> io::Result<
 }
 
 /// Writes the record of every entry (of the given scopes, or all), in id order, each history
-/// checked first (see `registry_core::integrity`): a damaged entry is given to `damaged` and left
+/// checked first (see `registry_core::integrity`): a damaged entry is given to `events` and left
 /// out, the others are written. Returns how many were damaged. `fail` makes an error of a write
-/// that failed (a front end knows what its output is).
+/// that failed (a front end knows what its output is). The entries written so far are reported
+/// as progress; `events` hears `finished` once the export ends, however it ends.
 ///
 /// # Errors
 /// A storage failure, or a write that failed.
@@ -118,9 +120,23 @@ pub fn export(
     format: FileFormat,
     out: &mut dyn Write,
     fail: &dyn Fn(io::Error) -> Error,
-    damaged: &mut dyn FnMut(&Damaged),
+    events: &mut dyn Events,
+) -> Result<usize, Error> {
+    let written = export_entries(pipeline, scopes, format, out, fail, events);
+    events.finished();
+    written
+}
+
+fn export_entries(
+    pipeline: &Pipeline,
+    scopes: &[String],
+    format: FileFormat,
+    out: &mut dyn Write,
+    fail: &dyn Fn(io::Error) -> Error,
+    events: &mut dyn Events,
 ) -> Result<usize, Error> {
     let mut count = 0;
+    let mut written = 0u64;
     // One pager per scope, merged by id: ids order by prefix first, and the prefixes of two
     // scopes may interleave, so each scope's listing is read in order and the smallest id taken.
     let mut pagers: Vec<Pager<'_>> = if scopes.is_empty() {
@@ -148,7 +164,7 @@ pub fn export(
         let history = match pipeline.history(&id) {
             Ok(history) => history,
             Err(CoreError::Damaged(d)) => {
-                damaged(&d);
+                events.damaged(&d);
                 count += 1;
                 continue;
             }
@@ -174,6 +190,12 @@ pub fn export(
             }
         }
         out.write_all(line.as_bytes()).map_err(fail)?;
+        written += 1;
+        events.progress(Progress {
+            processed: written,
+            done: None,
+            unit: "entries",
+        });
     }
     Ok(count)
 }

@@ -15,6 +15,7 @@ use super::BATCH;
 use super::read::Input;
 use super::record::{Item, Parsed};
 use crate::error::{Error, io_reason};
+use crate::events::{Events, Progress};
 
 /// One record that was not imported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,9 +97,13 @@ impl Imported {
         }
         let hint = self.hint.map(|h| format!(": {h}")).unwrap_or_default();
         Err(Error::input(format!(
-            "{} of {} record(s) in {} failed{hint}",
-            s.failed, self.total, self.name
-        )))
+            "{} of {} {} in {} failed{hint}",
+            s.failed,
+            self.total,
+            if self.total == 1 { "record" } else { "records" },
+            self.name
+        ))
+        .in_file(&self.name))
     }
 }
 
@@ -110,6 +115,9 @@ impl Imported {
 /// entries first, in one restore, then the requests, in one add. With it, nothing is written
 /// unless every record passes every check (the private `import_atomic` says how).
 ///
+/// The records read so far are reported to `events` as progress after each batch, and
+/// `finished` once the import ends, however it ends.
+///
 /// # Errors
 /// A stage failing as a whole (exit 2; the batches before it stay imported, and the message
 /// says so), a read error, or an error `failed` returns.
@@ -117,10 +125,23 @@ pub fn import(
     pipeline: &Pipeline,
     source: Source,
     failed: &mut dyn FnMut(Vec<Failure>) -> Result<(), Error>,
+    events: &mut dyn Events,
+) -> Result<Imported, Error> {
+    let imported = import_all(pipeline, source, failed, events);
+    events.finished();
+    imported
+}
+
+fn import_all(
+    pipeline: &Pipeline,
+    source: Source,
+    failed: &mut dyn FnMut(Vec<Failure>) -> Result<(), Error>,
+    events: &mut dyn Events,
 ) -> Result<Imported, Error> {
     let Source { mut input, spool } = source;
     let mut run = Run {
         failed,
+        events,
         imported: Imported {
             name: input.name.clone(),
             summary: Summary::default(),
@@ -142,13 +163,23 @@ pub fn import(
     Ok(run.imported)
 }
 
-/// An import under way: its counts, and where its failures go.
+/// An import under way: its counts, and where its failures and progress go.
 struct Run<'f> {
     failed: &'f mut dyn FnMut(Vec<Failure>) -> Result<(), Error>,
+    events: &'f mut dyn Events,
     imported: Imported,
 }
 
 impl Run<'_> {
+    /// The records read so far, as progress.
+    fn progress(&mut self) {
+        self.events.progress(Progress {
+            processed: self.imported.total as u64,
+            done: None,
+            unit: "records",
+        });
+    }
+
     fn failed(&mut self, failures: Vec<Failure>) -> Result<(), Error> {
         self.imported.summary.failed += failures.len();
         if failures.is_empty() {
@@ -211,7 +242,9 @@ fn import_batch(pipeline: &Pipeline, batch: Vec<Item>, run: &mut Run<'_>) -> Res
         }
     }
     failures.sort_by_key(|f| f.line);
-    run.failed(failures)
+    run.failed(failures)?;
+    run.progress();
+    Ok(())
 }
 
 /// Checks every record, and restores them only if none fails, in memory bounded by one batch
@@ -290,6 +323,7 @@ fn import_atomic(
                 failures.push(failure(*line, id.clone(), item_message(&e)));
             }
         }
+        run.progress();
     }
     if !failures.is_empty() {
         failures.sort_by_key(|f| f.line);
@@ -327,6 +361,15 @@ fn import_atomic(
                 Err(e) => failures.push(failure(line, id, item_message(&e))),
             }
         }
+        // The second pass: the records restored so far, of all the file's.
+        let s = &run.imported.summary;
+        let restored = (s.imported + s.unchanged) as u64;
+        let total = run.imported.total.max(1) as f64;
+        run.events.progress(Progress {
+            processed: restored,
+            done: Some(restored as f64 / total),
+            unit: "records",
+        });
     }
     run.failed(failures)
 }

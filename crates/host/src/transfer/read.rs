@@ -53,16 +53,13 @@ pub(super) struct Input {
 impl Input {
     pub(super) fn open(path: &Path, max: u64) -> Result<Input, Error> {
         let is_stdin = path.as_os_str() == "-";
-        let name = if is_stdin {
-            "<stdin>".to_owned()
-        } else {
-            path.display().to_string()
-        };
+        let name = crate::input::name(path);
         let reader: Box<dyn BufRead> = if is_stdin {
             Box::new(BufReader::new(io::stdin()))
         } else {
-            let file = File::open(path)
-                .map_err(|e| Error::input(format!("cannot read {name}: {}", io_reason(&e))))?;
+            let file = File::open(path).map_err(|e| {
+                Error::input(format!("cannot read {name}: {}", io_reason(&e))).in_file(&name)
+            })?;
             Box::new(BufReader::new(file))
         };
         Ok(Input::of(name, reader, max))
@@ -84,18 +81,13 @@ impl Input {
             ))
         })?;
         let is_stdin = path.as_os_str() == "-";
-        let name = if is_stdin {
-            "<stdin>".to_owned()
-        } else {
-            path.display().to_string()
-        };
+        let name = crate::input::name(path);
         let source: Box<dyn io::Read> = if is_stdin {
             Box::new(io::stdin())
         } else {
-            Box::new(
-                File::open(path)
-                    .map_err(|e| Error::input(format!("cannot read {name}: {}", io_reason(&e))))?,
-            )
+            Box::new(File::open(path).map_err(|e| {
+                Error::input(format!("cannot read {name}: {}", io_reason(&e))).in_file(&name)
+            })?)
         };
         let tee = Tee {
             source,
@@ -138,6 +130,8 @@ impl Input {
                 self.line + 1,
                 io_reason(&e)
             ))
+            .in_file(&self.name)
+            .at_line(self.line as u64 + 1)
         })?;
         let Some((number, read)) = next else {
             self.done = true;

@@ -412,6 +412,68 @@ fn update_without_change_writes_nothing() {
 }
 
 #[test]
+fn an_update_removes_context_keys_as_a_new_revision() {
+    let pipeline = pipeline(1);
+    let set = |pairs: &[(&str, &str)]| Changes {
+        context: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Changes::default()
+    };
+    let unset = |keys: &[&str]| Changes {
+        unset_context: keys.iter().map(|k| (*k).to_owned()).collect(),
+        ..Changes::default()
+    };
+    let first = pipeline
+        .add_one(request("block ssh", &[]))
+        .expect("valid")
+        .entry;
+    let id = first.header.id.clone();
+    let second = pipeline
+        .update(&id, set(&[("team", "net"), ("ticket", "T-1")]))
+        .expect("set")
+        .entry;
+    assert_eq!(second.context.len(), 2);
+
+    let third = pipeline.update(&id, unset(&["ticket"])).expect("unset");
+    assert!(third.changed);
+    assert_eq!(third.entry.revision, 3);
+    assert_eq!(third.entry.context.get("ticket"), None);
+    assert_eq!(third.entry.context.get("team"), Some("net"));
+    assert_eq!(
+        third.entry.fingerprint, first.fingerprint,
+        "an update keeps the fingerprint"
+    );
+    assert!(third.entry.verify());
+    let history = pipeline.history(&id).expect("history");
+    assert_eq!(history.len(), 3, "every revision is kept");
+    assert_eq!(history[1].context.get("ticket"), Some("T-1"));
+
+    // A key that is not set, or set and removed at once, is refused and writes nothing.
+    assert_eq!(
+        pipeline.update(&id, unset(&["ticket"])),
+        Err(registry_core::Error::Request(
+            registry_core::RequestError::UnsetContextKey {
+                key: "ticket".into(),
+                keys: vec!["team".into()],
+            }
+        ))
+    );
+    let both = Changes {
+        unset_context: vec!["team".into()],
+        ..set(&[("team", "ops")])
+    };
+    assert!(matches!(
+        pipeline.update(&id, both),
+        Err(registry_core::Error::Request(
+            registry_core::RequestError::SetAndUnsetContextKey(_)
+        ))
+    ));
+    assert_eq!(pipeline.history(&id).map(|h| h.len()), Ok(3));
+}
+
+#[test]
 fn unknown_ids_are_not_found() {
     let pipeline = pipeline(3);
     pipeline.add_one(request("block ssh", &[])).expect("valid");
