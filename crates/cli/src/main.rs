@@ -55,7 +55,8 @@ struct Cli {
         help_heading = "Global options"
     )]
     data_dir: Option<PathBuf>,
-    /// Show full details of plugin load errors
+    /// Say which configuration and data directory are used, and show full details of plugin load
+    /// errors
     #[arg(long, short, global = true, help_heading = "Global options")]
     verbose: bool,
     /// Print errors only: no warnings, notes, progress or summaries on stderr (the results a
