@@ -119,6 +119,8 @@ enum Command {
     Trust(trust::TrustArgs),
     /// Show which configuration and data directory commands use here, and how they were found
     Info(info::InfoArgs),
+    /// Write a registered entry's header into a file, replacing the header it has
+    Link(stamp::LinkArgs),
     /// Print the completion script of a shell
     ///
     /// For example `registry completions bash >
@@ -227,6 +229,7 @@ fn run(
     match cli.command {
         Command::Trust(args) => trust::run(args),
         Command::Info(args) => info::run(args, &settings),
+        Command::Link(args) => stamp::link(args, &settings),
         Command::Plugins(args) => plugins::run(args, &settings),
         Command::Add(args) => entries::add(args, &settings),
         Command::Get(args) => entries::get(args, &settings),

@@ -408,10 +408,12 @@ fn unreadable_inputs_are_per_file_errors() {
     fs::write(s.path().join("blob.sh"), b"ab\0cd").expect("write");
     fs::write(s.path().join("latin.sh"), b"caf\xe9\n").expect("write");
     fs::create_dir(s.path().join("dir.py")).expect("mkdir");
+    // A directory is walked (this one is empty: it adds no file).
     let (code, files) = stamp(
         &s,
         &["missing.py", "blob.sh", "latin.sh", "dir.py", "ok.py"],
     );
+    assert_eq!(files.len(), 4, "{files:?}");
     assert_eq!(code, 1);
     let messages: Vec<&str> = files
         .iter()
@@ -428,8 +430,7 @@ fn unreadable_inputs_are_per_file_errors() {
         "{}",
         messages[2]
     );
-    assert!(messages[3].starts_with("a directory"), "{}", messages[3]);
-    assert_eq!(files[4]["status"], "stamped");
+    assert_eq!(files[3]["status"], "stamped");
     assert_eq!(fs::read(s.path().join("blob.sh")).expect("read"), b"ab\0cd");
     assert_eq!(
         fs::read(s.path().join("latin.sh")).expect("read"),
@@ -643,4 +644,166 @@ fn file_names_cannot_forge_lines_of_text_output() {
         message.starts_with("cannot stamp x\\nerror: y.py: "),
         "{message}"
     );
+}
+
+#[test]
+fn refresh_rewrites_headers_an_update_made_stale() {
+    let s = Scratch::new();
+    s.write("deploy.sh", "#!/bin/sh\necho deploy\n");
+    s.write("query.sql", "SELECT 1;\n");
+    let stamped = stamp_ok(&s, &["deploy.sh", "query.sql", "--form", "readable"]);
+    let id = stamped[0]["id"].as_str().expect("id").to_owned();
+    // The other file in the grepable form, which a refresh keeps.
+    let other = stamped[1]["id"].as_str().expect("id").to_owned();
+    s.ok(&["update", &id, "--status", "REQUIRED"]);
+    s.ok(&["update", &other, "--status", "REQUIRED"]);
+    let sql = text(&s, "query.sql");
+    let grepable = sql.replacen(
+        line(&s, "query.sql", 1).trim_start_matches("-- "),
+        &s.json(&["get", &other])["grepable"]
+            .as_str()
+            .expect("grepable")
+            .replace("required", "dev"),
+        1,
+    );
+    s.write("query.sql", &grepable);
+    let (code, lint) = lint_registered(&s);
+    assert_eq!(code, 1, "stale headers fail lint --registered: {lint}");
+
+    // A dry run shows a diff of each change and writes nothing.
+    let before = (text(&s, "deploy.sh"), text(&s, "query.sql"));
+    let dry = stamp_ok(&s, &["deploy.sh", "query.sql", "--refresh", "--dry-run"]);
+    assert_eq!(dry[0]["status"], "would-refresh", "{dry:?}");
+    let diff = dry[0]["diff"].as_str().expect("diff");
+    assert!(
+        diff.starts_with("--- a/deploy.sh\n+++ b/deploy.sh\n@@ "),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n-# [") && diff.contains("[REQUIRED]\n"),
+        "{diff}"
+    );
+    assert_eq!((text(&s, "deploy.sh"), text(&s, "query.sql")), before);
+
+    let done = stamp_ok(&s, &["deploy.sh", "query.sql", "--refresh"]);
+    assert_eq!(done[0]["status"], "refreshed", "{done:?}");
+    assert_eq!(done[1]["status"], "refreshed", "{done:?}");
+    assert!(
+        done[0]["was"]
+            .as_str()
+            .is_some_and(|w| w.ends_with("[DEV]"))
+    );
+    assert_eq!(line(&s, "deploy.sh", 1), "#!/bin/sh");
+    assert!(line(&s, "deploy.sh", 2).ends_with("[REQUIRED]"));
+    assert!(
+        line(&s, "query.sql", 1).ends_with("-required]"),
+        "grepable kept"
+    );
+    assert_eq!(lint_registered(&s).0, 0);
+    // Nothing left to refresh.
+    let again = stamp_ok(&s, &["deploy.sh", "query.sql", "--refresh"]);
+    assert!(
+        again.iter().all(|r| r["status"] == "unchanged"),
+        "{again:?}"
+    );
+}
+
+/// `lint --registered .`: exit code and stdout.
+fn lint_registered(s: &Scratch) -> (i32, String) {
+    let out = s.run(&["lint", "--registered", "."]);
+    (
+        out.status.code().expect("code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn link_writes_an_entrys_header_into_a_file() {
+    let s = Scratch::new();
+    let entry = s.add("Block inbound SSH", &["--scope", "SEC"]);
+    let id = entry["id"].as_str().expect("id");
+    s.write("new.py", "print(1)\n");
+    // A dry run writes nothing.
+    let out = s.json(&["link", "new.py", id, "--dry-run"]);
+    assert_eq!(out[0]["status"], "would-link", "{out}");
+    assert_eq!(text(&s, "new.py"), "print(1)\n");
+    let out = s.json(&["link", "new.py", id]);
+    assert_eq!(out[0]["status"], "linked", "{out}");
+    assert_eq!(
+        text(&s, "new.py"),
+        format!(
+            "# {}\nprint(1)\n",
+            entry["header"].as_str().expect("header")
+        )
+    );
+    // A file carrying another entry's header is pointed at this one.
+    let other = s.add("Restart the workers", &["--scope", "OPS"]);
+    s.write(
+        "old.sh",
+        &format!("# {}\necho\n", other["header"].as_str().expect("header")),
+    );
+    let out = s.json(&["link", "old.sh", id]);
+    assert_eq!(out[0]["status"], "refreshed", "{out}");
+    assert_eq!(out[0]["was"], other["header"]);
+    assert!(
+        text(&s, "old.sh").starts_with(&format!("# {}\n", entry["header"].as_str().expect("h")))
+    );
+    // An id that is not registered, or is not an id: one line, exit 1, nothing written.
+    let (code, msg) = s.fail(&["link", "new.py", "SEC-RUL-999"]);
+    assert_eq!(code, 1);
+    assert_eq!(msg, "no entry with id SEC-RUL-999");
+    let (code, _) = s.fail(&["link", "new.py", "not an id"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_directory_is_walked_as_lint_walks_it() {
+    let s = Scratch::new();
+    fs::create_dir_all(s.path().join("rules/sub")).expect("dirs");
+    s.write("rules/a.sh", "echo a\n");
+    s.write("rules/sub/b.py", "print(2)\n");
+    s.write("rules/sub/c.sql", "SELECT 3;\n");
+    s.write("rules/sub/data.json", "{}\n");
+    s.write("rules/sub/logo.bin", "\0\0\0");
+    s.write("rules/.gitignore", "ignored.sh\n");
+    s.write("rules/ignored.sh", "echo no\n");
+    let files = stamp_ok(&s, &["rules", "--exclude", "*.sql"]);
+    let seen: Vec<(&str, &str)> = files
+        .iter()
+        .map(|r| {
+            (
+                r["file"].as_str().expect("file"),
+                r["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("rules/a.sh", "stamped"),
+            ("rules/sub/b.py", "stamped"),
+            ("rules/sub/data.json", "skipped"),
+            ("rules/sub/logo.bin", "skipped"),
+        ]
+    );
+    assert_eq!(
+        text(&s, "rules/ignored.sh"),
+        "echo no\n",
+        ".gitignore honoured"
+    );
+    assert_eq!(
+        text(&s, "rules/sub/c.sql"),
+        "SELECT 3;\n",
+        "--exclude honoured"
+    );
+    let only = stamp_ok(&s, &["rules", "--include", "sub/*.sql"]);
+    assert_eq!(only.len(), 1, "{only:?}");
+    assert_eq!(only[0]["status"], "stamped");
+    // Named on its own, a file stamp cannot write into is an error, as before.
+    let (code, files) = stamp(&s, &["rules/sub/data.json"]);
+    assert_eq!(code, 1);
+    assert_eq!(files[0]["status"], "error");
+    let (code, msg) = s.fail(&["stamp", "rules", "--include", "a[b"]);
+    assert_eq!(code, 1);
+    assert!(msg.starts_with("--include `a[b`: not a glob"), "{msg}");
 }

@@ -1,4 +1,22 @@
-//! Stamping: registers each file that lacks a header and writes the header into it.
+//! Stamping: registers each file that lacks a header and writes the header into it; with
+//! `--refresh`, rewrites headers an update made stale; and `link`, which writes an existing
+//! entry's header into a file.
+//!
+//! Paths: a FILE is stamped as given; a directory is walked as `lint` walks it (`.gitignore`
+//! and hidden files honoured, `.git` skipped, links not followed, `--include`/`--exclude`
+//! globs relative to it), its files in path order, and those stamp cannot write into (binary,
+//! not UTF-8, no known comment syntax) are reported `skipped`, not as errors: a tree holds
+//! images and data files beside its rules. Named on its own, such a file is still an error.
+//!
+//! `--refresh`: each header found is compared with its entry's current header (looked up by
+//! the id it names, in the form it is written in); a header that differs is rewritten in place,
+//! atomically as a stamp is (`refreshed`, with the header it `was`). A header naming no
+//! registered entry is an error pointing at `registry link`. `link FILE ID` replaces whatever
+//! header the file has with that entry's (`refreshed`), or writes it as a stamp would
+//! (`linked`); it registers nothing.
+//!
+//! `--dry-run` everywhere reports what would happen (`would-stamp`, `would-refresh`,
+//! `would-link`) with a unified diff of the file (`diff`), and writes nothing.
 //!
 //! For each FILE: a file whose first 20 lines hold a header ([`find_header`]) that parses and
 //! checks against the schema is left as it is, byte for byte (`unchanged`); a file whose header
@@ -92,6 +110,17 @@ pub enum Status {
     Stamped,
     Unchanged,
     WouldStamp,
+    /// `--refresh`, `link`: the header was rewritten from the registered entry.
+    Refreshed,
+    /// `--refresh --dry-run`, `link --dry-run`: the header would be rewritten.
+    WouldRefresh,
+    /// `link`: a file without a header got the entry's.
+    Linked,
+    /// `link --dry-run`: the file would get the entry's header.
+    WouldLink,
+    /// A file found by walking a directory that stamp does not write into (binary, not UTF-8,
+    /// no known comment syntax).
+    Skipped,
     Error,
 }
 
@@ -101,6 +130,11 @@ impl Status {
             Status::Stamped => "stamped",
             Status::Unchanged => "unchanged",
             Status::WouldStamp => "would-stamp",
+            Status::Refreshed => "refreshed",
+            Status::WouldRefresh => "would-refresh",
+            Status::Linked => "linked",
+            Status::WouldLink => "would-link",
+            Status::Skipped => "skipped",
             Status::Error => "error",
         }
     }
@@ -125,6 +159,12 @@ pub struct Report {
     pub created: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For a header rewritten (or that would be): the header the file had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub was: Option<String>,
+    /// With `--dry-run`: what would be written, as a unified diff of the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
     /// The failure comes from configuration, plugins or storage, not from the file.
     #[serde(skip)]
     pub severe: bool,
@@ -145,6 +185,8 @@ impl Report {
             line: None,
             created: None,
             message: None,
+            was: None,
+            diff: None,
             severe: false,
         }
     }
@@ -165,6 +207,9 @@ pub(crate) struct Failure {
     message: String,
     line: Option<usize>,
     severe: bool,
+    /// The file is of a kind stamp does not write into (binary, not UTF-8, no known comment
+    /// syntax): skipped rather than an error when it was found by walking a directory.
+    not_stampable: bool,
 }
 
 impl Failure {
@@ -173,6 +218,14 @@ impl Failure {
             message: message.into(),
             line: None,
             severe: false,
+            not_stampable: false,
+        }
+    }
+
+    fn not_stampable(message: impl Into<String>) -> Failure {
+        Failure {
+            not_stampable: true,
+            ..Failure::new(message)
         }
     }
 }
@@ -194,6 +247,12 @@ pub struct Stamp {
     pub comment: Option<String>,
     /// Show the headers that would be written; register and write nothing.
     pub dry_run: bool,
+    /// Rewrite headers that differ from their registered entry's current header.
+    pub refresh: bool,
+    /// Globs a file found in a directory must match (all files when empty), relative to it.
+    pub include: Vec<String>,
+    /// Globs of files found in a directory to leave out, relative to it.
+    pub exclude: Vec<String>,
 }
 
 /// What every file of one run shares.
@@ -229,8 +288,68 @@ enum Found {
         line: usize,
         text: String,
         id: EntryId,
+        /// How to rewrite the header in place.
+        rewrite: Box<Rewrite>,
     },
     Missing(Box<Plan>),
+}
+
+/// A header found in a file, and what rewriting it needs.
+struct Rewrite {
+    place: Place,
+    original: Vec<u8>,
+    meta: fs::Metadata,
+    /// The header's bytes in `original`.
+    start: usize,
+    end: usize,
+    form: HeaderForm,
+}
+
+impl Rewrite {
+    /// Writes `header` in place of the one found, unless the file changed since it was read.
+    fn write(&self, header: &str) -> Result<(), String> {
+        if self.meta.permissions().readonly() {
+            return Err("the file is read-only".to_owned());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if self.meta.nlink() > 1 {
+                return Err(format!(
+                    "the file has {} hard links: rewriting replaces the file, which would \
+                     separate them",
+                    self.meta.nlink()
+                ));
+            }
+        }
+        self.place.replace(
+            &self.original,
+            &self.content(header),
+            &self.meta,
+            MAX_FILE_BYTES,
+        )
+    }
+
+    /// The file's content with `header` in place of the one found.
+    fn content(&self, header: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.original.len() + header.len());
+        out.extend_from_slice(&self.original[..self.start]);
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&self.original[self.end..]);
+        out
+    }
+}
+
+/// What a `--dry-run` would write into `file`: a unified diff of its content, as `diff -u`
+/// and `git diff` show it (both contents are UTF-8: stamp reads only UTF-8 files).
+fn unified_diff(file: &str, before: &[u8], after: &[u8]) -> String {
+    let before = String::from_utf8_lossy(before);
+    let after = String::from_utf8_lossy(after);
+    similar::TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{file}"), &format!("b/{file}"))
+        .to_string()
 }
 
 /// Stamps every file of `stamp` (see the module doc), in argument order; one report per file.
@@ -253,7 +372,11 @@ pub fn stamp(
         form,
         comment,
         dry_run,
+        refresh,
+        include,
+        exclude,
     } = stamp;
+    let files = walk(&files, &include, &exclude)?;
     for (field, value) in fields.iter() {
         if let Some(v) = value
             && schema.canonical(field, v).is_none()
@@ -282,8 +405,10 @@ pub fn stamp(
 
     let mut reports = Vec::with_capacity(files.len());
     let mut plans = Vec::new();
+    let mut rewrites: Vec<(usize, EntryId, Box<Rewrite>)> = Vec::new();
     let mut seen = HashSet::new();
-    for (done, given) in files.iter().enumerate() {
+    for (done, (given, walked)) in files.iter().enumerate() {
+        let walked = *walked;
         events.progress(Progress {
             processed: done as u64,
             done: Some(done as f64 / files.len() as f64),
@@ -299,13 +424,33 @@ pub fn stamp(
         if !seen.insert(place.target.clone()) {
             continue;
         }
+        let failed = |failure: Failure| {
+            if walked && failure.not_stampable {
+                Report {
+                    message: Some(failure.message),
+                    ..Report::new(given, Status::Skipped)
+                }
+            } else {
+                Report::failed(given, failure)
+            }
+        };
         match inspect(given, place, file, &meta, &options) {
-            Ok(Found::Header { line, text, id }) => reports.push(Report {
-                header: Some(text),
-                id: Some(id.to_string()),
-                line: Some(line),
-                ..Report::new(given, Status::Unchanged)
-            }),
+            Ok(Found::Header {
+                line,
+                text,
+                id,
+                rewrite,
+            }) => {
+                if refresh {
+                    rewrites.push((reports.len(), id.clone(), rewrite));
+                }
+                reports.push(Report {
+                    header: Some(text),
+                    id: Some(id.to_string()),
+                    line: Some(line),
+                    ..Report::new(given, Status::Unchanged)
+                });
+            }
             Ok(Found::Missing(mut plan)) => {
                 plan.slot = reports.len();
                 // Filled in once the pipeline answers for the file.
@@ -318,24 +463,234 @@ pub fn stamp(
                 });
                 plans.push(*plan);
             }
-            Err(failure) => reports.push(Report::failed(given, failure)),
+            Err(failure) => reports.push(failed(failure)),
         }
     }
 
-    if !plans.is_empty() {
-        let registry = Registry::open(settings, Needs::REGISTER)?;
+    if !plans.is_empty() || !rewrites.is_empty() {
+        let needs = if plans.is_empty() {
+            Needs::READ
+        } else {
+            Needs::REGISTER
+        };
+        let registry = Registry::open(settings, needs)?;
         for w in &registry.warnings {
             events.warning(w);
         }
         let pipeline = registry.into_pipeline();
-        if dry_run {
-            predict(&pipeline, &plans, form, &mut reports)?;
-        } else {
-            register_and_write(&pipeline, plans, form, &mut reports);
+        if !plans.is_empty() {
+            if dry_run {
+                predict(&pipeline, &plans, form, &mut reports)?;
+            } else {
+                register_and_write(&pipeline, plans, form, &mut reports);
+            }
+        }
+        for (slot, id, rewrite) in rewrites {
+            refresh_one(&pipeline, &id, &rewrite, dry_run, &mut reports[slot]);
         }
     }
     events.finished();
     Ok(reports)
+}
+
+/// The files to stamp, in order: each FILE given, and for each directory given, the files
+/// under it as `lint` walks them (`.gitignore` and hidden files honoured, `.git` skipped, links
+/// not followed), narrowed by the `include` and `exclude` globs, sorted by path. `true` marks
+/// a file found by walking.
+///
+/// # Errors
+/// A glob that does not parse (exit 1).
+fn walk(
+    given: &[PathBuf],
+    include: &[String],
+    exclude: &[String],
+) -> Result<Vec<(PathBuf, bool)>, Error> {
+    let mut out = Vec::new();
+    for path in given {
+        if !path.is_dir() {
+            out.push((path.clone(), false));
+            continue;
+        }
+        let mut globs = ignore::overrides::OverrideBuilder::new(path);
+        for (glob, whitelist) in include
+            .iter()
+            .map(|g| (g.clone(), true))
+            .chain(exclude.iter().map(|g| (format!("!{g}"), false)))
+        {
+            let flag = if whitelist { "--include" } else { "--exclude" };
+            globs.add(&glob).map_err(|e| {
+                Error::input(format!(
+                    "{flag} `{}`: not a glob: {e}",
+                    glob.trim_start_matches('!')
+                ))
+            })?;
+        }
+        let globs = globs
+            .build()
+            .map_err(|e| Error::input(format!("--include/--exclude: {e}")))?;
+        let mut found: Vec<PathBuf> = ignore::WalkBuilder::new(path)
+            .standard_filters(true)
+            .require_git(false)
+            .follow_links(false)
+            .overrides(globs)
+            .filter_entry(|entry| entry.file_name() != ".git")
+            .build()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_some_and(|t| t.is_file()))
+            .map(ignore::DirEntry::into_path)
+            .collect();
+        found.sort();
+        out.extend(found.into_iter().map(|p| (p, true)));
+    }
+    Ok(out)
+}
+
+/// `--refresh` of one file: rewrites its header from the registered entry when they differ.
+fn refresh_one(
+    pipeline: &Pipeline,
+    id: &EntryId,
+    rewrite: &Rewrite,
+    dry_run: bool,
+    report: &mut Report,
+) {
+    let entry = match pipeline.get(id) {
+        Ok(entry) => entry,
+        Err(e) => {
+            report.status = Status::Error;
+            report.severe = !e.is_user_error();
+            report.message = Some(if e.is_user_error() {
+                format!(
+                    "{e}: its header names no registered entry (`registry link FILE ID` points \
+                     it at one)"
+                )
+            } else {
+                e.to_string()
+            });
+            return;
+        }
+    };
+    let header = entry.header.format(rewrite.form);
+    if Some(&header) == report.header.as_ref() {
+        return;
+    }
+    report.was = report.header.replace(header.clone());
+    if dry_run {
+        report.status = Status::WouldRefresh;
+        report.diff = Some(unified_diff(
+            &report.file,
+            &rewrite.original,
+            &rewrite.content(&header),
+        ));
+        return;
+    }
+    match rewrite.write(&header) {
+        Ok(()) => report.status = Status::Refreshed,
+        Err(reason) => {
+            report.status = Status::Error;
+            report.message = Some(reason);
+        }
+    }
+}
+
+/// What `registry link FILE ID` does.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub file: PathBuf,
+    pub id: String,
+    /// How the header is written into a file without one (a header found keeps its form).
+    pub form: HeaderForm,
+    /// Line comment prefix for a file whose type has no known comment syntax.
+    pub comment: Option<String>,
+    pub dry_run: bool,
+}
+
+/// `registry link FILE ID`: writes an existing entry's header into a file, in place of the
+/// header it has (any header that parses, whatever entry it names) or as stamp writes a new
+/// one. Nothing is registered.
+///
+/// # Errors
+/// A malformed or unregistered id (exit 1), a registry that cannot be opened (exit 2). What
+/// happened to the file is in the report; [`result`] makes the exit status.
+pub fn link(settings: &Settings, link: Link) -> Result<Report, Error> {
+    let id: EntryId = link
+        .id
+        .parse()
+        .map_err(|e| Error::input(format!("{e}")).on_field("id"))?;
+    if let Some(prefix) = &link.comment {
+        check_prefix(prefix)?;
+    }
+    let registry = Registry::open(settings, Needs::READ)?;
+    let pipeline = registry.into_pipeline();
+    let entry = pipeline.get(&id)?;
+    let given = link.file.as_path();
+    let (place, file, meta) = match Place::resolve(given) {
+        Ok(found) => found,
+        Err(failure) => return Ok(Report::failed(given, failure)),
+    };
+    let options = Options {
+        schema: &settings.schema,
+        fields: Fields::default(),
+        version: None,
+        context: Context::default(),
+        comment: link.comment.clone(),
+    };
+    let mut report = Report::new(given, Status::Unchanged);
+    report.id = Some(id.to_string());
+    report.title = Some(entry.title.clone());
+    match inspect(given, place, file, &meta, &options) {
+        Ok(Found::Header {
+            line,
+            text,
+            rewrite,
+            ..
+        }) => {
+            let header = entry.header.format(rewrite.form);
+            report.line = Some(line);
+            report.header = Some(header.clone());
+            if header != text {
+                report.was = Some(text);
+                if link.dry_run {
+                    report.status = Status::WouldRefresh;
+                    report.diff = Some(unified_diff(
+                        &report.file,
+                        &rewrite.original,
+                        &rewrite.content(&header),
+                    ));
+                } else {
+                    match rewrite.write(&header) {
+                        Ok(()) => report.status = Status::Refreshed,
+                        Err(reason) => {
+                            report.status = Status::Error;
+                            report.message = Some(reason);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Found::Missing(plan)) => {
+            let header = entry.header.format(link.form);
+            report.line = Some(plan.line);
+            report.header = Some(header.clone());
+            if link.dry_run {
+                report.status = Status::WouldLink;
+                report.diff = Some(unified_diff(
+                    &report.file,
+                    &plan.original,
+                    &content(&plan, &plan.comment.wrap(&header)),
+                ));
+            } else {
+                match write(&plan, &plan.comment.wrap(&header)) {
+                    Ok(()) => report.status = Status::Linked,
+                    Err(reason) => {
+                        report.status = Status::Error;
+                        report.message = Some(reason);
+                    }
+                }
+            }
+        }
+        Err(failure) => return Ok(Report::failed(given, failure)),
+    }
+    Ok(report)
 }
 
 /// The outcome of a run: Ok when every file was stamped or unchanged; else the one failure, or
@@ -416,12 +771,12 @@ fn inspect(
     drop(file);
     let target = &place.target;
     if let Some(at) = original.iter().take(BINARY_SNIFF).position(|&b| b == 0) {
-        return Err(Failure::new(format!(
+        return Err(Failure::not_stampable(format!(
             "a binary file (NUL byte at offset {at}): only text files are stamped"
         )));
     }
     let whole = std::str::from_utf8(&original).map_err(|e| {
-        Failure::new(format!(
+        Failure::not_stampable(format!(
             "not valid UTF-8 (at byte {}): only UTF-8 text files are stamped",
             e.valid_up_to()
         ))
@@ -430,25 +785,40 @@ fn inspect(
     let text = &whole[bom..];
     let lines = comment::split_lines(text);
 
+    let mut header_found = None;
     for (i, &(start, end)) in lines.iter().take(HEADER_LINES).enumerate() {
         let Some((_, found)) = find_header(comment::content(&text[start..end])) else {
             continue;
         };
-        let checked = RawHeader::split(found, options.schema)
-            .and_then(|raw| raw.check(found, options.schema));
+        let raw = RawHeader::split(found, options.schema);
+        let form = raw.as_ref().map_or(HeaderForm::Readable, |r| r.form);
+        let checked = raw.and_then(|raw| raw.check(found, options.schema));
+        // `found` is a part of `text`, which starts `bom` bytes into `original`.
+        let offset = found.as_ptr().addr() - text.as_ptr().addr() + bom;
+        header_found = Some((i + 1, found.to_owned(), offset, form, checked));
+        break;
+    }
+    if let Some((line, found, offset, form, checked)) = header_found {
         return match checked {
             Ok(header) => Ok(Found::Header {
-                line: i + 1,
-                text: found.to_owned(),
+                line,
                 id: header.id,
+                rewrite: Box::new(Rewrite {
+                    place,
+                    start: offset,
+                    end: offset + found.len(),
+                    form,
+                    meta: meta.clone(),
+                    original,
+                }),
+                text: found,
             }),
             Err(e) => Err(Failure {
                 message: format!(
-                    "line {}: {e}: fix or remove the header, stamp does not replace it",
-                    i + 1
+                    "line {line}: {e}: fix or remove the header, stamp does not replace it"
                 ),
-                line: Some(i + 1),
-                severe: false,
+                line: Some(line),
+                ..Failure::new(String::new())
             }),
         };
     }
@@ -478,7 +848,7 @@ fn inspect(
             dialect: Dialect::Plain,
         },
         (Err(unknown), None) => {
-            return Err(Failure::new(format!(
+            return Err(Failure::not_stampable(format!(
                 "{unknown}: give --comment PREFIX to stamp it with a line comment"
             )));
         }
@@ -595,6 +965,11 @@ fn predict(
                     HeaderForm::Grepable => raw.text().to_lowercase(),
                 };
                 report.status = Status::WouldStamp;
+                report.diff = Some(unified_diff(
+                    &report.file,
+                    &plan.original,
+                    &content(plan, &plan.comment.wrap(&header)),
+                ));
                 report.header = Some(header);
                 report.message = None;
                 report.severe = false;
@@ -649,6 +1024,16 @@ fn register_and_write(
 
 /// Writes the header line into the planned file, unless it changed since it was read.
 fn write(plan: &Plan, line: &str) -> Result<(), String> {
+    plan.place.replace(
+        &plan.original,
+        &content(plan, line),
+        &plan.meta,
+        MAX_FILE_BYTES,
+    )
+}
+
+/// The planned file's content with the header line in.
+fn content(plan: &Plan, line: &str) -> Vec<u8> {
     let eol = plan.eol.as_bytes();
     let mut out = Vec::with_capacity(plan.original.len() + line.len() + 2 * eol.len());
     out.extend_from_slice(&plan.original[..plan.at]);
@@ -658,8 +1043,7 @@ fn write(plan: &Plan, line: &str) -> Result<(), String> {
     out.extend_from_slice(line.as_bytes());
     out.extend_from_slice(eol);
     out.extend_from_slice(&plan.original[plan.at..]);
-    plan.place
-        .replace(&plan.original, &out, &plan.meta, MAX_FILE_BYTES)
+    out
 }
 
 #[cfg(test)]
