@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
-use registry_core::{Context, Fields, ListQuery, Pipeline, Request, Schema};
+use registry_core::{Context, Entry, Fields, ListQuery, Pipeline, Request, Schema, Source};
 use serde::Deserialize;
 
 use crate::error::{Error, io_reason};
@@ -117,6 +117,13 @@ pub fn strip_position(message: &str) -> String {
 
 /// Examples for training: every line of `from` (given values must be in the schema), or every
 /// registered entry (a damaged one is left out, with a warning).
+///
+/// From the registry, only real labels are learned: a field's value is an example's label when
+/// a person chose it, that is when the request gave it (its recorded provenance says `Given`)
+/// or an update changed it since revision 1. Values the generator filled in (a model, a keyword
+/// rule, a default, or `Unrecorded`: chosen by one of them before origins were recorded) are
+/// left out, or the model would learn back its own guesses and the schema's defaults. An entry
+/// with no label at all is no example.
 pub fn examples(
     pipeline: &Pipeline,
     from: Option<&Path>,
@@ -140,6 +147,7 @@ pub fn examples(
             })?;
         }
         None => {
+            let mut unlabelled = 0usize;
             let mut query = ListQuery {
                 limit: 10_000,
                 ..ListQuery::default()
@@ -149,7 +157,11 @@ pub fn examples(
                 // A damaged entry is named and left out; the model learns from the others.
                 warnings.extend(page.damaged.iter().map(|d| format!("not trained on: {d}")));
                 for e in page.entries {
-                    let fields = e.header.fields.map(|_, v| Some(v));
+                    let fields = labels(pipeline, &e)?;
+                    if fields.iter().all(|(_, v)| v.is_none()) {
+                        unlabelled += 1;
+                        continue;
+                    }
                     out.push(Request::new(
                         &e.title,
                         fields,
@@ -160,6 +172,14 @@ pub fn examples(
                 let Some(next) = page.next else { break };
                 query.after = Some(next);
             }
+            if unlabelled > 0 {
+                warnings.push(format!(
+                    "not trained on {unlabelled} {}: every field of {} was filled in by the \
+                     generator, none given or changed by a person",
+                    if unlabelled == 1 { "entry" } else { "entries" },
+                    if unlabelled == 1 { "it" } else { "them" }
+                ));
+            }
         }
     }
     if out.is_empty() {
@@ -169,4 +189,31 @@ pub fn examples(
         }));
     }
     Ok(out)
+}
+
+/// The labels of a registered entry: each field a person chose (see [`examples`]), `None` for
+/// the others.
+///
+/// # Errors
+/// The entry's history cannot be read (for an entry updated since revision 1).
+fn labels(pipeline: &Pipeline, entry: &Entry) -> Result<Fields<Option<String>>, Error> {
+    let given = match &entry.provenance {
+        Some(p) => p.fields,
+        None => Fields::from_fn(|_| Source::Unrecorded),
+    };
+    // A field an update changed was chosen by a person, whatever filled it in first.
+    let first = if entry.revision > 1 {
+        pipeline
+            .history(&entry.header.id)?
+            .into_iter()
+            .next()
+            .map(|first| first.header.fields)
+    } else {
+        None
+    };
+    Ok(Fields::from_fn(|f| {
+        let value = &entry.header.fields[f];
+        let changed = first.as_ref().is_some_and(|first| first[f] != *value);
+        (given[f] == Source::Given || changed).then(|| value.clone())
+    }))
 }

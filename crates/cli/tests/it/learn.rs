@@ -150,3 +150,45 @@ fn predict_from_a_file_writes_one_line_per_request() {
     );
     assert_eq!(lines[2]["scope"]["value"], "OPS");
 }
+
+#[test]
+fn training_on_the_registry_learns_only_values_a_person_chose() {
+    let s = Scratch::new();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        // Scope given; type, variant and status filled in by the generator.
+        let e = s.add(&format!("firewall rule {i}"), &["--scope", "SEC"]);
+        ids.push(e["id"].as_str().expect("id").to_owned());
+    }
+    // Nothing given at all: no example.
+    s.add("a rule nobody labelled", &[]);
+    // A status a person set by an update is a label, although the generator chose the first.
+    s.ok(&["update", &ids[0], "--status", "REQUIRED"]);
+    s.ok(&["update", &ids[1], "--status", "REQUIRED"]);
+    let out = s.run(&["train", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["examples"], 6, "{report}");
+    let examples = |field: &str| {
+        report["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|f| f["field"] == field)
+            .map(|f| f["examples"].clone())
+            .expect(field)
+    };
+    assert_eq!(examples("scope"), 6);
+    assert_eq!(examples("type"), 0, "defaults are not labels");
+    assert_eq!(examples("variant"), 0);
+    assert_eq!(examples("status"), 2, "updated values are");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not trained on 1 entry: every field of it was filled in by the generator"),
+        "{stderr}"
+    );
+}
