@@ -8,7 +8,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, magic::RelativePathBuf};
 use registry_abi::linked::Builtin;
 use registry_abi::load::{SearchPaths, StageSpec, Trust};
-use registry_core::{Fields, Schema, StageKind};
+use registry_core::{Field, Fields, Schema, StageKind};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -16,7 +16,7 @@ use crate::error::Error;
 /// The top-level keys of `registry.toml`. Environment variables are matched against these only:
 /// `REGISTRY_*` is a common prefix (container registries use it too), so a variable naming no
 /// known key is someone else's and is ignored rather than rejected.
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "data_dir",
     "plugin_dir",
     "shards",
@@ -27,6 +27,7 @@ const TOP_LEVEL_KEYS: [&str; 10] = [
     "validator",
     "storage",
     "router",
+    "stamp",
 ];
 
 /// `REGISTRY_*` variables the command reads itself, not settings.
@@ -62,6 +63,55 @@ struct RawConfig {
     storage: RawStage,
     #[serde(default)]
     router: RawStage,
+    #[serde(default)]
+    stamp: StampConfig,
+}
+
+/// `[stamp]`: what stamping reads from files themselves, and comment syntax for more types.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StampConfig {
+    /// How files matching a glob say what they are (`[[stamp.map]]`), the first match wins.
+    #[serde(default)]
+    pub map: Vec<Mapping>,
+    /// Line comment prefix per file extension (`".rego" = "#"`), for types stamp does not know.
+    #[serde(default)]
+    pub comments: std::collections::BTreeMap<String, String>,
+}
+
+/// One `[[stamp.map]]`: request fields read from a file's own metadata.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// Files it applies to: a glob relative to the configuration's directory (`sigma/**/*.yml`).
+    pub glob: String,
+    /// Where the metadata is: `yaml` (the file is a YAML mapping) or `front-matter` (a YAML
+    /// mapping between `---` lines at the top, as Markdown files carry).
+    pub format: MetadataFormat,
+    /// The dotted key whose value is the title.
+    pub title: Option<String>,
+    /// The dotted key of the file's own identifier (Sigma's `id`): recorded in the context
+    /// under that key, and a file whose identifier is registered is linked to that entry,
+    /// never registered again.
+    pub key: Option<String>,
+    /// Header fields from dotted keys (`status = "status"`).
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// Translations of values into the schema's, per field
+    /// (`[stamp.map.values.status] experimental = "DEV"`).
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// Context pairs from dotted keys (`level = "level"`); a sequence is joined with `,`.
+    #[serde(default)]
+    pub context: std::collections::BTreeMap<String, String>,
+}
+
+/// Where a mapped file keeps its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetadataFormat {
+    Yaml,
+    FrontMatter,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +206,8 @@ pub struct Settings {
     pub shards: Option<u32>,
     pub schema: Schema,
     pub stages: Vec<StageSpec>,
+    /// `[stamp]`: file metadata mappings and extra comment syntax.
+    pub stamp: StampConfig,
     /// The plugins linked into the program, which `library = "<name>"` names.
     pub builtins: &'static [Builtin],
 }
@@ -322,6 +374,7 @@ pub fn load(
     let schema = schema(raw.schema).map_err(|problems| {
         Error::config(format!("{}: {}", source_name(&file), problems.join("; ")))
     })?;
+    let stamp = checked_stamp(raw.stamp, &file)?;
     let stages: Vec<StageSpec> = [
         (StageKind::Cache, raw.cache),
         (StageKind::Generator, raw.generator),
@@ -364,8 +417,44 @@ pub fn load(
         shards: raw.shards,
         schema,
         stages,
+        stamp,
         builtins,
     })
+}
+
+/// Checks `[stamp]`: globs that parse, fields that are header fields, comment prefixes.
+///
+/// # Errors
+/// The first problem, naming the key and the file.
+fn checked_stamp(stamp: StampConfig, file: &Option<PathBuf>) -> Result<StampConfig, Error> {
+    let at = source_name(file);
+    for (i, m) in stamp.map.iter().enumerate() {
+        let key = format!("stamp.map[{i}]");
+        globset::Glob::new(&m.glob)
+            .map_err(|e| Error::config(format!("{at}: {key}.glob `{}`: {e}", m.glob)))?;
+        for field in m.fields.keys().chain(m.values.keys()) {
+            if !Field::ALL.iter().any(|f| f.name() == field) {
+                return Err(Error::config(format!(
+                    "{at}: {key}: `{field}` is not a header field: use scope, type, variant or \
+                     status"
+                )));
+            }
+        }
+    }
+    for (ext, prefix) in &stamp.comments {
+        if !ext.starts_with('.') || ext.len() < 2 || ext.contains(['/', '\\']) {
+            return Err(Error::config(format!(
+                "{at}: stamp.comments: `{ext}` is not a file extension: write it with its dot, \
+                 e.g. \".rego\""
+            )));
+        }
+        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::config(format!(
+                "{at}: stamp.comments.\"{ext}\": `{prefix}` is not a line comment prefix"
+            )));
+        }
+    }
+    Ok(stamp)
 }
 
 /// The name of the configuration file [`load`] looks for.

@@ -807,3 +807,136 @@ fn a_directory_is_walked_as_lint_walks_it() {
     assert_eq!(code, 1);
     assert!(msg.starts_with("--include `a[b`: not a glob"), "{msg}");
 }
+
+/// A Sigma-style rule, made by the test.
+fn sigma_rule(title: &str, id: &str, status: &str, product: &str) -> String {
+    format!(
+        "title: {title}\nid: {id}\nstatus: {status}\ndescription: Detects {title}\n\
+         logsource:\n  product: {product}\n  service: auth\ndetection:\n  selection:\n    \
+         event: x\n  condition: selection\nlevel: high\ntags:\n  - attack.t1110\n  - \
+         attack.credential_access\n"
+    )
+}
+
+#[test]
+fn a_tree_with_sigma_rules_is_stamped_refreshed_and_lints_clean() {
+    let s = Scratch::new();
+    s.write(
+        "registry.toml",
+        &fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/sigma/registry.toml"
+        ))
+        .expect("the Sigma example"),
+    );
+    fs::create_dir_all(s.path().join("rules/linux")).expect("dirs");
+    fs::create_dir_all(s.path().join("scripts")).expect("dirs");
+    s.write(
+        "rules/linux/ssh_brute.yml",
+        &sigma_rule("SSH Brute Force", "0a1b-1", "experimental", "linux"),
+    );
+    s.write(
+        "rules/linux/sudo_abuse.yml",
+        &sigma_rule("Sudo Abuse", "0a1b-2", "stable", "linux"),
+    );
+    s.write(
+        "rules/win_logon.yml",
+        &sigma_rule("Suspicious Logon", "0a1b-3", "test", "windows"),
+    );
+    s.write("scripts/rotate.sh", "#!/bin/sh\necho rotate\n");
+    s.write("scripts/report.sql", "SELECT 1;\n");
+    s.write("README.md", "# Detection rules\n");
+
+    let files = stamp_ok(&s, &["."]);
+    let by_file = |name: &str| {
+        files
+            .iter()
+            .find(|r| r["file"] == format!("./{name}") || r["file"] == name)
+            .unwrap_or_else(|| panic!("{name} in {files:?}"))
+            .clone()
+    };
+    let ssh = by_file("rules/linux/ssh_brute.yml");
+    assert_eq!(ssh["status"], "stamped", "{ssh}");
+    assert_eq!(
+        ssh["title"], "SSH Brute Force",
+        "titled from the rule, not its name"
+    );
+    let id = ssh["id"].as_str().expect("id").to_owned();
+    let entry = s.json(&["get", &id]);
+    assert_eq!(entry["status"], "DEV", "Sigma's experimental, translated");
+    assert_eq!(entry["context"]["level"], "high");
+    assert_eq!(entry["context"]["product"], "linux");
+    assert_eq!(entry["context"]["id"], "0a1b-1");
+    assert_eq!(
+        entry["context"]["tags"],
+        "attack.t1110,attack.credential_access"
+    );
+    assert!(
+        text(&s, "rules/linux/ssh_brute.yml").starts_with("# ["),
+        "a YAML comment"
+    );
+    let sudo = s.json(&[
+        "get",
+        by_file("rules/linux/sudo_abuse.yml")["id"]
+            .as_str()
+            .expect("id"),
+    ]);
+    assert_eq!(sudo["status"], "LIVE");
+    assert_eq!(by_file("scripts/rotate.sh")["status"], "stamped");
+
+    // Two entries change; refreshing the tree writes their new headers back.
+    s.ok(&["update", &id, "--status", "REQUIRED"]);
+    let other = by_file("scripts/report.sql")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    s.ok(&["update", &other, "--status", "DEPRECATED"]);
+    assert_eq!(lint_registered(&s).0, 1, "stale headers");
+    let refreshed = stamp_ok(&s, &[".", "--refresh"]);
+    let changed: Vec<&Value> = refreshed
+        .iter()
+        .filter(|r| r["status"] == "refreshed")
+        .collect();
+    assert_eq!(changed.len(), 2, "{refreshed:?}");
+    let (code, out) = lint_registered(&s);
+    assert_eq!(code, 0, "{out}");
+
+    // A rule moved and retitled keeps its entry: its id links it, nothing is registered.
+    let before = s.ids().len();
+    let moved = sigma_rule(
+        "SSH Brute Force (renamed)",
+        "0a1b-1",
+        "experimental",
+        "linux",
+    );
+    fs::remove_file(s.path().join("rules/linux/ssh_brute.yml")).expect("remove");
+    s.write("rules/ssh_renamed.yml", &moved);
+    let again = stamp_ok(&s, &["rules"]);
+    let renamed = again
+        .iter()
+        .find(|r| r["file"] == "rules/ssh_renamed.yml")
+        .expect("the moved rule");
+    assert_eq!(renamed["status"], "linked", "{renamed}");
+    assert_eq!(renamed["id"], id.as_str());
+    assert_eq!(s.ids().len(), before, "no entry registered twice");
+}
+
+#[test]
+fn comment_syntax_for_more_types_comes_from_the_configuration() {
+    let s = Scratch::new();
+    s.write("policy.rego", "package authz\n");
+    let (code, files) = stamp(&s, &["policy.rego"]);
+    assert_eq!(code, 1, "unknown without configuration: {files:?}");
+    s.write("registry.toml", "[stamp.comments]\n\".rego\" = \"#\"\n");
+    stamp_ok(&s, &["policy.rego"]);
+    assert!(line(&s, "policy.rego", 1).starts_with("# ["));
+    s.write("registry.toml", "[stamp.comments]\n\"rego\" = \"#\"\n");
+    let (code, msg) = s.fail(&["stamp", "policy.rego"]);
+    assert_eq!(code, 2);
+    assert!(
+        msg.ends_with(
+            "stamp.comments: `rego` is not a file extension: write it with its dot, e.g. \".rego\""
+        ),
+        "{msg}"
+    );
+}

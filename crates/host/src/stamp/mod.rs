@@ -75,6 +75,7 @@
 //!   would then be used), nor what the validator would say.
 
 mod comment;
+mod metadata;
 mod place;
 
 use std::collections::HashSet;
@@ -262,6 +263,10 @@ struct Options<'a> {
     version: Option<String>,
     context: Context,
     comment: Option<String>,
+    /// `[[stamp.map]]`: what files say about themselves.
+    mappings: metadata::Mappings,
+    /// `[stamp.comments]`: line comment prefixes per extension.
+    comments: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// A file to stamp once its entry is registered.
@@ -280,6 +285,8 @@ struct Plan {
     eol: &'static str,
     comment: Comment,
     request: Request,
+    /// The file's own identifier, from a mapping: (context key, value).
+    key: Option<(String, String)>,
 }
 
 /// What reading a file found.
@@ -376,7 +383,8 @@ pub fn stamp(
         include,
         exclude,
     } = stamp;
-    let files = walk(&files, &include, &exclude)?;
+    let config = settings.file.as_ref().and_then(|f| f.canonicalize().ok());
+    let files = walk(&files, &include, &exclude, config.as_deref())?;
     for (field, value) in fields.iter() {
         if let Some(v) = value
             && schema.canonical(field, v).is_none()
@@ -401,6 +409,8 @@ pub fn stamp(
         version,
         context,
         comment,
+        mappings: metadata::Mappings::new(&settings.stamp, &settings.paths.base_dir),
+        comments: &settings.stamp.comments,
     };
 
     let mut reports = Vec::with_capacity(files.len());
@@ -478,6 +488,18 @@ pub fn stamp(
             events.warning(w);
         }
         let pipeline = registry.into_pipeline();
+        // A file whose own identifier is registered is linked to that entry, never registered
+        // again, whatever its title or path says now.
+        let known = keyed_entries(&pipeline, &plans)?;
+        let (linked, plans): (Vec<Plan>, Vec<Plan>) = plans
+            .into_iter()
+            .partition(|p| p.key.as_ref().is_some_and(|k| known.contains_key(k)));
+        for plan in &linked {
+            let entry = plan.key.as_ref().and_then(|k| known.get(k));
+            if let Some(entry) = entry {
+                write_linked(plan, entry, form, dry_run, &mut reports[plan.slot]);
+            }
+        }
         if !plans.is_empty() {
             if dry_run {
                 predict(&pipeline, &plans, form, &mut reports)?;
@@ -495,8 +517,8 @@ pub fn stamp(
 
 /// The files to stamp, in order: each FILE given, and for each directory given, the files
 /// under it as `lint` walks them (`.gitignore` and hidden files honoured, `.git` skipped, links
-/// not followed), narrowed by the `include` and `exclude` globs, sorted by path. `true` marks
-/// a file found by walking.
+/// not followed), narrowed by the `include` and `exclude` globs, sorted by path, without the
+/// registry's own configuration file. `true` marks a file found by walking.
 ///
 /// # Errors
 /// A glob that does not parse (exit 1).
@@ -504,6 +526,7 @@ fn walk(
     given: &[PathBuf],
     include: &[String],
     exclude: &[String],
+    config: Option<&Path>,
 ) -> Result<Vec<(PathBuf, bool)>, Error> {
     let mut out = Vec::new();
     for path in given {
@@ -538,11 +561,82 @@ fn walk(
             .filter_map(Result::ok)
             .filter(|entry| entry.file_type().is_some_and(|t| t.is_file()))
             .map(ignore::DirEntry::into_path)
+            .filter(|p| config.is_none_or(|c| p.canonicalize().ok().as_deref() != Some(c)))
             .collect();
         found.sort();
         out.extend(found.into_iter().map(|p| (p, true)));
     }
     Ok(out)
+}
+
+/// The registered entries that carry, in their context, the identifier a planned file's
+/// mapping reads (`id = <Sigma id>`), by (key, value). Every entry is listed once, page by
+/// page, and only when some planned file has an identifier.
+///
+/// # Errors
+/// Storage failing.
+fn keyed_entries(
+    pipeline: &Pipeline,
+    plans: &[Plan],
+) -> Result<std::collections::HashMap<(String, String), registry_core::Entry>, Error> {
+    let wanted: HashSet<&str> = plans
+        .iter()
+        .filter_map(|p| p.key.as_ref().map(|(k, _)| k.as_str()))
+        .collect();
+    let mut out = std::collections::HashMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let mut query = registry_core::ListQuery {
+        limit: 10_000,
+        ..registry_core::ListQuery::default()
+    };
+    loop {
+        let page = pipeline.list(&query)?;
+        for entry in page.entries {
+            for key in &wanted {
+                if let Some(value) = entry.context.get(key) {
+                    out.insert(((*key).to_owned(), value.to_owned()), entry.clone());
+                }
+            }
+        }
+        let Some(next) = page.next else { break };
+        query.after = Some(next);
+    }
+    Ok(out)
+}
+
+/// Writes a registered entry's header into a planned file (`linked`), or shows it (`would-link`).
+fn write_linked(
+    plan: &Plan,
+    entry: &registry_core::Entry,
+    form: HeaderForm,
+    dry_run: bool,
+    report: &mut Report,
+) {
+    let header = entry.header.format(form);
+    let line = plan.comment.wrap(&header);
+    report.id = Some(entry.header.id.to_string());
+    report.title = Some(entry.title.clone());
+    report.severe = false;
+    if dry_run {
+        report.status = Status::WouldLink;
+        report.diff = Some(unified_diff(
+            &report.file,
+            &plan.original,
+            &content(plan, &line),
+        ));
+        report.message = None;
+    } else {
+        match write(plan, &line) {
+            Ok(()) => {
+                report.status = Status::Linked;
+                report.message = None;
+            }
+            Err(reason) => report.message = Some(reason),
+        }
+    }
+    report.header = Some(header);
 }
 
 /// `--refresh` of one file: rewrites its header from the registered entry when they differ.
@@ -633,6 +727,8 @@ pub fn link(settings: &Settings, link: Link) -> Result<Report, Error> {
         version: None,
         context: Context::default(),
         comment: link.comment.clone(),
+        mappings: metadata::Mappings::new(&settings.stamp, &settings.paths.base_dir),
+        comments: &settings.stamp.comments,
     };
     let mut report = Report::new(given, Status::Unchanged);
     report.id = Some(id.to_string());
@@ -841,13 +937,25 @@ fn inspect(
     let first = lines
         .first()
         .map_or("", |&(s, e)| comment::content(&text[s..e]));
-    let file_type = match (comment::file_type(target, first), &options.comment) {
-        (Ok(t), _) => t,
-        (Err(_), Some(prefix)) => FileType {
+    let configured = target
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| options.comments.get(&format!(".{e}")));
+    let file_type = match (
+        comment::file_type(target, first),
+        configured,
+        &options.comment,
+    ) {
+        (_, Some(prefix), _) => FileType {
             comment: Comment::Line(prefix.clone()),
             dialect: Dialect::Plain,
         },
-        (Err(unknown), None) => {
+        (Ok(t), None, _) => t,
+        (Err(_), None, Some(prefix)) => FileType {
+            comment: Comment::Line(prefix.clone()),
+            dialect: Dialect::Plain,
+        },
+        (Err(unknown), None, None) => {
             return Err(Failure::not_stampable(format!(
                 "{unknown}: give --comment PREFIX to stamp it with a line comment"
             )));
@@ -868,20 +976,46 @@ fn inspect(
     } else {
         "the file name"
     };
-    let title = heading.unwrap_or_else(|| comment::title_from_name(target));
+    let said = match options.mappings.find(target) {
+        Some(mapping) => metadata::read(text, mapping, options.schema).map_err(|e| {
+            Failure::new(format!(
+                "{e} (read by the [[stamp.map]] for `{}`)",
+                mapping.glob
+            ))
+        })?,
+        None => metadata::Said::default(),
+    };
+    let from = if said.title.is_some() {
+        "the file's metadata"
+    } else {
+        from
+    };
+    let title = said
+        .title
+        .or(heading)
+        .unwrap_or_else(|| comment::title_from_name(target));
+    let mut fields = options.fields.clone();
+    for f in Field::ALL {
+        // What the command line gives wins over what the file says.
+        if fields[f].is_none() {
+            fields[f] = said.fields[f].clone();
+        }
+    }
     let mut context = options.context.clone();
+    for (k, v) in said.context.into_iter().chain(said.key.clone()) {
+        if context.get(&k).is_none() {
+            context
+                .set(k.clone(), v)
+                .map_err(|e| Failure::new(format!("cannot record `{k}` from the file: {e}")))?;
+        }
+    }
     if context.get("file").is_none() {
         context
             .set("file".to_owned(), file_context(given, target))
             .map_err(|e| Failure::new(format!("cannot record the path: {e}")))?;
     }
-    let request = Request::new(
-        &title,
-        options.fields.clone(),
-        options.version.clone(),
-        context,
-    )
-    .map_err(|e| Failure::new(format!("{e} (the title comes from {from})")))?;
+    let request = Request::new(&title, fields, options.version.clone(), context)
+        .map_err(|e| Failure::new(format!("{e} (the title comes from {from})")))?;
 
     Ok(Found::Missing(Box::new(Plan {
         slot: 0,
@@ -894,6 +1028,7 @@ fn inspect(
         comment: file_type.comment,
         request,
         original,
+        key: said.key,
     })))
 }
 
