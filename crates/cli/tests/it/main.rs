@@ -11,6 +11,7 @@ mod learn;
 mod lint;
 mod panics;
 mod plugins_check;
+mod precommit;
 mod redis_cluster;
 mod stamp;
 mod template;
