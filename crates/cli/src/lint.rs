@@ -1,18 +1,32 @@
 //! `registry lint PATH...`: the arguments, and the report as text (one diagnostic per line,
-//! `file:line:column: severity code message`, escaped) or JSON. What is looked at and what is
-//! reported is `registry_host::lint`.
+//! `file:line:column: severity code message`, escaped), JSON (`{"summary", "findings"}`), SARIF
+//! 2.1.0 or JUnit XML. What is looked at and what is reported, and the SARIF and JUnit
+//! documents, are `registry_host::lint`.
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use registry_host::lint::{self, Level, Report, parse_size, shown};
 use serde::Serialize;
 
 use crate::config::Settings;
 use crate::output::{self, escaped, escaped_path, write_err};
 use crate::progress::Progress;
-use crate::{CliError, Format, FormatArg};
+use crate::{CliError, Format};
+
+/// What `registry lint` prints on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    /// One line per diagnostic, `file:line:column: severity code message`
+    Text,
+    /// One object: `summary` (the counts) and `findings` (one object per diagnostic)
+    Json,
+    /// SARIF 2.1.0, for code-scanning services
+    Sarif,
+    /// JUnit XML, for CI test reports: a test case per file, a failure per error
+    Junit,
+}
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
@@ -39,8 +53,9 @@ pub struct LintArgs {
     /// Threads walking and checking [default: one per CPU]
     #[arg(long, short = 'j', value_name = "N")]
     threads: Option<usize>,
-    #[command(flatten)]
-    format: FormatArg,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    format: LintFormat,
 }
 
 /// Runs `registry lint`; exits with code 1 when an error was found.
@@ -48,7 +63,7 @@ pub struct LintArgs {
 /// # Errors
 /// A PATH that does not exist (exit 1); a validator, storage or configuration problem (exit 2).
 pub fn run(args: LintArgs, settings: &Settings) -> Result<(), CliError> {
-    let format = args.format.format;
+    let format = args.format;
     let options = lint::Options {
         paths: args.paths,
         registered: args.registered,
@@ -57,7 +72,13 @@ pub fn run(args: LintArgs, settings: &Settings) -> Result<(), CliError> {
         follow: args.follow,
         threads: args.threads,
     };
-    let report = lint::lint(settings, &options, &mut Progress::new(format))?;
+    // Only `--format json` makes standard error JSON lines; SARIF and JUnit are documents of
+    // their own on standard output, and standard error stays text.
+    let stderr = match format {
+        LintFormat::Json => Format::Json,
+        _ => Format::Text,
+    };
+    let report = lint::lint(settings, &options, &mut Progress::new(stderr))?;
     print(&report, format)?;
     if report.count(Level::Error) > 0 {
         // The diagnostics are the report: an `error:` line after them would only repeat the
@@ -90,10 +111,10 @@ struct JsonDiagnostic<'a> {
     message: &'a str,
 }
 
-fn print(report: &Report, format: Format) -> Result<(), CliError> {
+fn print(report: &Report, format: LintFormat) -> Result<(), CliError> {
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     match format {
-        Format::Text => {
+        LintFormat::Text => {
             for d in &report.diagnostics {
                 // The message may quote another path or a value read from the file.
                 let file = shown_escaped(&report.paths[d.file]);
@@ -110,8 +131,12 @@ fn print(report: &Report, format: Format) -> Result<(), CliError> {
                 written.map_err(write_err)?;
             }
         }
-        Format::Json => {
-            out.write_all(b"[").map_err(write_err)?;
+        LintFormat::Json => {
+            // The summary first, then one finding per line, as readable and diffable as
+            // the array this replaced.
+            out.write_all(b"{\"summary\":").map_err(write_err)?;
+            serde_json::to_writer(&mut out, &report.summary()).map_err(output::json_err)?;
+            out.write_all(b",\"findings\":[").map_err(write_err)?;
             for (i, d) in report.diagnostics.iter().enumerate() {
                 out.write_all(if i == 0 { b"\n" } else { b",\n" })
                     .map_err(write_err)?;
@@ -127,18 +152,26 @@ fn print(report: &Report, format: Format) -> Result<(), CliError> {
                 serde_json::to_writer(&mut out, &json).map_err(output::json_err)?;
             }
             let end: &[u8] = if report.diagnostics.is_empty() {
-                b"]\n"
+                b"]}\n"
             } else {
-                b"\n]\n"
+                b"\n]}\n"
             };
             out.write_all(end).map_err(write_err)?;
+        }
+        LintFormat::Sarif => {
+            let cwd = std::env::current_dir().ok();
+            let log = lint::sarif(report, cwd.as_deref());
+            serde_json::to_writer_pretty(&mut out, &log).map_err(output::json_err)?;
+            out.write_all(b"\n").map_err(write_err)?;
+        }
+        LintFormat::Junit => {
+            out.write_all(lint::junit(report).as_bytes())
+                .map_err(write_err)?;
         }
     }
     out.flush().map_err(write_err)?;
     drop(out);
-    if let Format::Text = format
-        && !output::quiet()
-    {
+    if format != LintFormat::Json && !output::quiet() {
         let summary = format!(
             "{} scanned, {} found, {}, {}, {}, {} skipped",
             plural(report.scanned, "file", "files"),

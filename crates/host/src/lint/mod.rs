@@ -33,10 +33,12 @@
 //! name or a value read from a file) has its control characters, Unicode line separators,
 //! bidirectional controls, backslashes and bytes that are not UTF-8 escaped (`\n`, `\x1b`,
 //! `\u{202e}`, `\\`, `\xff`: see [`crate::text`]), so each problem is exactly one line
-//! whatever the names in the tree. `--format json` prints one array of objects with `file`,
-//! `line`, `column` (`null` for file-level diagnostics), `severity`, `code` and `message`, one
-//! object per line, with the real names (JSON escapes them; bytes that are not UTF-8 become
-//! U+FFFD). In text mode a summary goes to stderr. The exit code is 1 when any error is found
+//! whatever the names in the tree. `--format json` prints one object: `summary` ([`Summary`])
+//! and `findings`, an array of objects with `file`, `line`, `column` (`null` for file-level
+//! diagnostics), `severity`, `code` and `message`, one object per line, with the real names
+//! (JSON escapes them; bytes that are not UTF-8 become
+//! U+FFFD). `--format sarif` and `--format junit` are [`sarif()`] and [`junit()`]. In text,
+//! SARIF and JUnit mode a summary goes to stderr. The exit code is 1 when any error is found
 //! (warnings and notes do not fail), or when a PATH does not exist (checked first: then nothing
 //! is linted); 2 for configuration, plugin or storage problems.
 //!
@@ -53,7 +55,13 @@
 //! hashes, and files sorted by each walker thread before one merge.
 
 mod check;
+pub mod codes;
+mod junit;
+mod sarif;
 mod scan;
+
+pub use junit::junit;
+pub use sarif::sarif;
 
 use std::borrow::Cow;
 use std::fs;
@@ -133,7 +141,33 @@ pub struct Report {
     pub headers: usize,
 }
 
+/// The counts of a run: what text output prints on stderr, and JSON and SARIF carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Files whose head was searched.
+    pub scanned: u64,
+    /// Headers found.
+    pub headers: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    pub notes: u64,
+    /// Files not searched: binary, too large, not UTF-8, unreadable, symbolic link loops.
+    pub skipped: u64,
+}
+
 impl Report {
+    /// The counts of this run.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            scanned: self.scanned,
+            headers: self.headers as u64,
+            errors: self.count(Level::Error) as u64,
+            warnings: self.count(Level::Warning) as u64,
+            notes: self.count(Level::Note) as u64,
+            skipped: self.skipped,
+        }
+    }
+
     /// How many diagnostics have this severity.
     pub fn count(&self, level: Level) -> usize {
         self.diagnostics
