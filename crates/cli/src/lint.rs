@@ -31,8 +31,11 @@ pub enum LintFormat {
 #[derive(Debug, Args)]
 pub struct LintArgs {
     /// Files and directories to check
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "explain", value_name = "PATH")]
     paths: Vec<PathBuf>,
+    /// Say what a lint code means, its severity and how to fix it, and check nothing
+    #[arg(long, value_name = "CODE", conflicts_with = "paths")]
+    explain: Option<String>,
     /// Also check each header against its registered entry
     #[arg(long)]
     registered: bool,
@@ -64,6 +67,9 @@ pub struct LintArgs {
 /// A PATH that does not exist (exit 1); a validator, storage or configuration problem (exit 2).
 pub fn run(args: LintArgs, settings: &Settings) -> Result<(), CliError> {
     let format = args.format;
+    if let Some(code) = &args.explain {
+        return explain(code, format);
+    }
     let options = lint::Options {
         paths: args.paths,
         registered: args.registered,
@@ -87,6 +93,35 @@ pub fn run(args: LintArgs, settings: &Settings) -> Result<(), CliError> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// `--explain CODE`: the code's entry of `docs/LINT.md`, from the same list.
+fn explain(code: &str, format: LintFormat) -> Result<(), CliError> {
+    let Some(entry) = lint::codes::explain(code) else {
+        return Err(CliError::input(format!(
+            "unknown lint code `{}`: docs/LINT.md lists every code",
+            escaped(code)
+        )));
+    };
+    match format {
+        LintFormat::Json => output::json(entry),
+        _ => {
+            let origin = match entry.origin {
+                lint::codes::Origin::Lint => "lint",
+                lint::codes::Origin::Validator => "the validator plugin",
+            };
+            let mut out = io::stdout().lock();
+            writeln!(
+                out,
+                "{} ({}, reported by {origin})\n{}\nfix: {}",
+                entry.code,
+                entry.severity.name(),
+                entry.summary,
+                entry.fix
+            )
+            .map_err(write_err)
+        }
+    }
 }
 
 /// A path as shown in text output: [`shown`], with control characters and bytes that are not

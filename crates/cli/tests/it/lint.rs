@@ -85,6 +85,11 @@ fn diagnostics(out: &Output) -> Vec<Value> {
             ["error", "warning", "note"].contains(&d["severity"].as_str().expect("severity")),
             "{d}"
         );
+        // Every code reported is documented, with the severity it is reported with.
+        let code = d["code"].as_str().expect("code");
+        let documented = registry_host::lint::codes::explain(code)
+            .unwrap_or_else(|| panic!("{code} is not in lint::codes::CODES"));
+        assert_eq!(d["severity"], documented.severity.name(), "{d}");
         // A file-level diagnostic has neither line nor column; any other has both.
         assert_eq!(d["line"].is_null(), d["column"].is_null(), "{d}");
         if !d["line"].is_null() {
@@ -1010,5 +1015,69 @@ fn junit_output_has_a_case_per_file_and_a_failure_per_error() {
     assert!(
         cases >= files.len(),
         "a case per file with a finding or a header"
+    );
+}
+
+/// `docs/LINT.md`'s table as made from `lint::codes::CODES`.
+fn codes_table() -> String {
+    let mut table = String::from(
+        "| code | severity | reported by | what it means | how to fix it |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for c in registry_host::lint::codes::CODES {
+        let origin = match c.origin {
+            registry_host::lint::codes::Origin::Lint => "lint",
+            registry_host::lint::codes::Origin::Validator => "validator",
+        };
+        assert!(
+            !c.summary.contains('|') && !c.fix.contains('|'),
+            "{}",
+            c.code
+        );
+        table.push_str(&format!(
+            "| `{}` | {} | {origin} | {} | {} |\n",
+            c.code,
+            c.severity.name(),
+            c.summary,
+            c.fix
+        ));
+    }
+    table
+}
+
+#[test]
+fn every_code_is_documented_and_explained() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/LINT.md");
+    let doc = fs::read_to_string(&path).expect("docs/LINT.md");
+    let (start, end) = ("<!-- codes -->\n", "<!-- end codes -->");
+    let (Some(from), Some(to)) = (doc.find(start), doc.find(end)) else {
+        panic!("docs/LINT.md has no {start:?} ... {end:?} section");
+    };
+    let made = format!("{}{start}{}{}", &doc[..from], codes_table(), &doc[to..]);
+    registry_testkit::snapshot::compare(&path, &made, "cargo test -p registry-cli --test it lint");
+
+    let s = Scratch::new();
+    for c in registry_host::lint::codes::CODES {
+        let text = s.ok(&["lint", "--explain", c.code]);
+        assert!(
+            text.starts_with(&format!("{} ({}, reported by ", c.code, c.severity.name())),
+            "{text}"
+        );
+        assert!(
+            text.contains(c.summary) && text.contains(&format!("fix: {}", c.fix)),
+            "{text}"
+        );
+        let json: Value =
+            serde_json::from_str(&s.ok(&["lint", "--explain", c.code, "--format", "json"]))
+                .expect("JSON");
+        assert_eq!(json["code"], c.code);
+        assert_eq!(json["severity"], c.severity.name());
+        assert_eq!(json["summary"], c.summary);
+        assert_eq!(json["fix"], c.fix);
+    }
+    let (code, message) = s.fail(&["lint", "--explain", "no-such\ncode"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        message,
+        "unknown lint code `no-such\\ncode`: docs/LINT.md lists every code"
     );
 }

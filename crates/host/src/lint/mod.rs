@@ -12,15 +12,13 @@
 //! and memory do not grow with a file's size.
 //!
 //! # Diagnostics
-//! | code | severity | what |
-//! | --- | --- | --- |
-//! | `malformed-header` | error | not the shape of a header (wrong field count, empty field, ...) |
-//! | validator codes (`unknown-scope`, `bad-version`, `bad-id`, `id-prefix-mismatch`, ...) | error | what the validator plugin reports |
-//! | `not-canonical`, `id-not-canonical` | warning | spelled otherwise than the registry writes it |
-//! | `duplicate-id` | error | the same id (compared parsed: `SEC-RUL-42` is `sec-rul-042`) in two or more files, at every occurrence; twice in one file is allowed (a file may carry both forms) |
-//! | `unregistered-id`, `header-mismatch` | error | with `--registered`: no such entry, or parts that differ from its latest revision |
-//! | `unreadable` | warning | a file or directory that cannot be read (permissions, a dangling link followed) |
-//! | `not-utf8`, `too-large`, `symlink-loop` | note | not searched: invalid UTF-8 in the scanned lines, over `--max-file-size`, a link loop |
+//! Every code, with its severity, what it means and how to fix it, is in [`codes::CODES`],
+//! which `docs/LINT.md`, `registry lint --explain CODE` and the SARIF rules are made from:
+//! problems of a header's shape (`malformed-header`), what the validator plugin reports
+//! (`unknown-scope`, `bad-id`, ...; spelling the registry would not write is a warning), ids
+//! repeated across files (`duplicate-id`; twice in one file is allowed, a file may carry both
+//! forms), with `--registered` ids not registered or headers that differ, and files that could
+//! not be searched (`unreadable`, a warning; `not-utf8`, `too-large`, `symlink-loop`, notes).
 //!
 //! Binary files (a NUL byte in the first 8 KiB) are skipped silently and counted. File-level
 //! diagnostics have no line nor column. A column is the 1-based byte column of the part of the
