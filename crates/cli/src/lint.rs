@@ -56,6 +56,15 @@ pub struct LintArgs {
     /// Threads walking and checking [default: one per CPU]
     #[arg(long, short = 'j', value_name = "N")]
     threads: Option<usize>,
+    /// Report only these codes (comma-separated; `--explain CODE` describes each)
+    #[arg(long, value_name = "CODE,...", value_delimiter = ',')]
+    select: Vec<String>,
+    /// Never report these codes (comma-separated)
+    #[arg(long, value_name = "CODE,...", value_delimiter = ',')]
+    ignore: Vec<String>,
+    /// A file searched without a header is an error (`missing-header`)
+    #[arg(long)]
+    require_header: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = LintFormat::Text)]
     format: LintFormat,
@@ -77,6 +86,9 @@ pub fn run(args: LintArgs, settings: &Settings) -> Result<(), CliError> {
         max_file_size: args.max_file_size,
         follow: args.follow,
         threads: args.threads,
+        select: (!args.select.is_empty()).then_some(args.select),
+        ignore: args.ignore,
+        require_header: args.require_header,
     };
     // Only `--format json` makes standard error JSON lines; SARIF and JUnit are documents of
     // their own on standard output, and standard error stays text.

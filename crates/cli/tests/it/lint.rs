@@ -1081,3 +1081,143 @@ fn every_code_is_documented_and_explained() {
         "unknown lint code `no-such\\ncode`: docs/LINT.md lists every code"
     );
 }
+
+/// (file, code) of each finding of a JSON run in `s` with `args`.
+fn codes_found(s: &Scratch, args: &[&str]) -> Vec<(String, String)> {
+    let mut all = vec!["lint", ".", "--format", "json"];
+    all.extend(args);
+    found(&diagnostics(&s.run(&all)))
+        .into_iter()
+        .map(|(file, _, code)| (file, code))
+        .collect()
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
+#[test]
+fn select_ignore_and_ignore_comments_choose_what_is_reported() {
+    let s = Scratch::new();
+    // A bad version (error) and a lower-case id (warning) in one header.
+    s.write("a.py", "# [SEC][RULES][LIVE][sec-rul-1][2.9][LIVE]\n");
+    s.write("b.sh", "# [SEC][RULES][LIVE][SEC-RUL-002][v2.9]\n");
+    let all = pairs(&[
+        ("a.py", "id-not-canonical"),
+        ("a.py", "bad-version"),
+        ("b.sh", "malformed-header"),
+    ]);
+    let mut sorted = codes_found(&s, &[]);
+    sorted.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(sorted, want);
+
+    assert_eq!(
+        codes_found(&s, &["--select", "bad-version,malformed-header"]),
+        pairs(&[("a.py", "bad-version"), ("b.sh", "malformed-header")])
+    );
+    assert_eq!(
+        codes_found(
+            &s,
+            &[
+                "--ignore",
+                "malformed-header",
+                "--ignore",
+                "id-not-canonical"
+            ]
+        ),
+        pairs(&[("a.py", "bad-version")])
+    );
+    // What is left out does not fail the run.
+    let out = s.run(&["lint", ".", "--select", "id-not-canonical"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+
+    // A code that does not exist: one line naming it, exit 1, nothing linted.
+    for option in ["--select", "--ignore"] {
+        let (code, message) = s.fail(&["lint", ".", option, "bad-version,bad-vresion"]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            message,
+            format!("{option}: unknown lint code `bad-vresion`: docs/LINT.md lists every code")
+        );
+    }
+
+    // A file's own ignore comment, in its first lines, for that file only.
+    s.write(
+        "a.py",
+        "# [SEC][RULES][LIVE][sec-rul-1][2.9][LIVE]\n# registry: ignore[bad-version]\n",
+    );
+    s.write(
+        "b.sh",
+        "# [SEC][RULES][LIVE][SEC-RUL-002][v2.9]\n# registry: ignore\n",
+    );
+    s.write(
+        "c.sql",
+        "-- registry: ignore[id-not-canonical\n-- [SEC][RULES][LIVE][sec-rul-3][2.9][LIVE]\n",
+    );
+    assert_eq!(
+        codes_found(&s, &[]),
+        pairs(&[
+            ("a.py", "id-not-canonical"),
+            ("c.sql", "id-not-canonical"),
+            ("c.sql", "bad-version"),
+        ]),
+        "a list without its `]` ignores nothing"
+    );
+    // Beyond --lines, the comment is not read.
+    assert_eq!(
+        codes_found(&s, &["--lines", "1"]),
+        pairs(&[
+            ("a.py", "id-not-canonical"),
+            ("a.py", "bad-version"),
+            ("b.sh", "malformed-header")
+        ])
+    );
+}
+
+#[test]
+fn require_header_makes_a_file_without_one_an_error() {
+    let s = Scratch::new();
+    s.write("ok.py", "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n");
+    s.write("bare.py", "print('no header')\n");
+    s.write(
+        "late.sh",
+        &format!(
+            "{}# [SEC][RULES][LIVE][SEC-RUL-002][v2.9][LIVE]\n",
+            "#\n".repeat(5)
+        ),
+    );
+    s.write(
+        "waived.md",
+        "<!-- registry: ignore[missing-header] -->\n# Notes\n",
+    );
+    fs::write(s.path().join("blob.bin"), b"\0\x01").expect("write");
+
+    let out = s.run(&["lint", "."]);
+    assert_eq!(code(&out), 0, "not required by default: {}", stdout(&out));
+
+    let out = s.run(&["lint", ".", "--require-header"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "bare.py: error missing-header no header in the first 20 lines, and one is required\n"
+    );
+    assert_eq!(
+        codes_found(&s, &["--require-header", "--lines", "3"]),
+        pairs(&[("bare.py", "missing-header"), ("late.sh", "missing-header")])
+    );
+    // Binary files are not rules: skipped as ever. SARIF and JUnit report it like any error.
+    let out = s.run(&["lint", ".", "--require-header", "--format", "sarif"]);
+    let log: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    assert_valid_sarif(&log);
+    assert_eq!(log["runs"][0]["results"][0]["ruleId"], "missing-header");
+    let out = s.run(&["lint", ".", "--require-header", "--format", "junit"]);
+    assert!(
+        stdout(&out).contains("<failure message=\"no header in the first 20 lines, and one is required\" type=\"missing-header\">bare.py: error missing-header "),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -148,6 +148,13 @@ pub const CODES: &[LintCode] = &[
         "Write the registered header into the file (`registry get ID` shows it), or `registry update` the entry.",
     ),
     code(
+        "missing-header",
+        Error,
+        Lint,
+        "With `--require-header`: the file has no header in its first lines.",
+        "Register the rule and write its header with `registry stamp FILE`, or exclude the file from the requirement.",
+    ),
+    code(
         "unreadable",
         Warning,
         Lint,

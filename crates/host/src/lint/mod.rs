@@ -20,6 +20,11 @@
 //! forms), with `--registered` ids not registered or headers that differ, and files that could
 //! not be searched (`unreadable`, a warning; `not-utf8`, `too-large`, `symlink-loop`, notes).
 //!
+//! `--select` and `--ignore` choose codes (an unknown one is refused); a file's own comment
+//! `registry: ignore` or `registry: ignore[CODE,...]` on one of its first `--lines` lines
+//! waives codes for that file; `--require-header` makes a searched file without a header a
+//! `missing-header` error. What is left out is not counted.
+//!
 //! Binary files (a NUL byte in the first 8 KiB) are skipped silently and counted. File-level
 //! diagnostics have no line nor column. A column is the 1-based byte column of the part of the
 //! header a problem is about (the scope, the id, ...), or of the header's `[`.
@@ -91,6 +96,12 @@ pub struct Options {
     pub follow: bool,
     /// Threads walking and checking (one per CPU when `None`).
     pub threads: Option<usize>,
+    /// Report only these codes (all when `None`): `--select`.
+    pub select: Option<Vec<String>>,
+    /// Never report these codes: `--ignore`.
+    pub ignore: Vec<String>,
+    /// A searched file without a header is a `missing-header` error: `--require-header`.
+    pub require_header: bool,
 }
 
 /// How bad a diagnostic is: only errors fail the run.
@@ -186,6 +197,17 @@ pub fn lint(
     options: &Options,
     events: &mut dyn Events,
 ) -> Result<Report, Error> {
+    for (option, codes) in [
+        ("--select", options.select.as_deref().unwrap_or_default()),
+        ("--ignore", &options.ignore[..]),
+    ] {
+        if let Some(unknown) = codes.iter().find(|c| codes::explain(c).is_none()) {
+            return Err(Error::input(format!(
+                "{option}: unknown lint code `{}`: docs/LINT.md lists every code",
+                crate::text::escaped(unknown)
+            )));
+        }
+    }
     let roots = roots(&options.paths)?;
     let setup = Setup {
         schema: settings.schema.clone(),
@@ -219,6 +241,7 @@ pub fn lint(
         max_file_size: options.max_file_size,
         follow: options.follow,
         threads,
+        require_header: options.require_header,
     };
 
     let mut scanned = scan::walk(&roots, &scan_options, events);
@@ -265,6 +288,18 @@ pub fn lint(
             });
         }
     }
+    // What `--select`, `--ignore` and the files' own ignore comments leave out.
+    diagnostics.retain(|d| {
+        options
+            .select
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|c| *c == d.code))
+            && !options.ignore.iter().any(|c| *c == d.code)
+            && !files[d.file]
+                .ignore
+                .as_ref()
+                .is_some_and(|i| i.covers(&d.code))
+    });
     // Stable: diagnostics at one place keep the order they were found in, which is itself
     // fixed (headers in file order, then the validator's order).
     diagnostics.sort_by_key(|d| (d.file, d.line, d.column));

@@ -64,6 +64,8 @@ pub(super) struct Options {
     pub follow: bool,
     /// Walker threads; 0 lets the walker choose.
     pub threads: usize,
+    /// A searched file without a header is a `missing-header` error.
+    pub require_header: bool,
 }
 
 /// A header-shaped text found in a file, nothing checked yet.
@@ -85,12 +87,62 @@ pub(super) struct FileProblem {
     pub message: String,
 }
 
-/// What one file gave: the headers found, or why it was not searched.
+/// What one file gave: the headers found, or why it was not searched (or, with
+/// `--require-header`, that it has no header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FileReport {
     pub path: PathBuf,
     pub headers: Vec<Found>,
     pub problem: Option<FileProblem>,
+    /// The file's own ignore comment, if its head has one.
+    pub ignore: Option<Ignore>,
+}
+
+/// What a file's ignore comment (`registry: ignore` or `registry: ignore[CODE,...]` on one of
+/// its first `--lines` lines) leaves out of the report for that file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ignore {
+    /// `registry: ignore`: every diagnostic about the file.
+    All,
+    /// `registry: ignore[CODE,...]`: these codes. A list without its `]` is an empty one, so a
+    /// typo never hides more than was asked.
+    Codes(Vec<String>),
+}
+
+impl Ignore {
+    /// Whether a diagnostic with `code` about the file is left out.
+    pub fn covers(&self, code: &str) -> bool {
+        match self {
+            Ignore::All => true,
+            Ignore::Codes(codes) => codes.iter().any(|c| c == code),
+        }
+    }
+}
+
+/// The text that starts an ignore comment.
+const IGNORE: &str = "registry: ignore";
+
+/// The ignore comment in the first `lines` lines of `text`, if any (the first one counts).
+fn find_ignore(text: &str, lines: usize) -> Option<Ignore> {
+    let at = text.find(IGNORE)?;
+    if count_lines(&text.as_bytes()[..at]) >= lines {
+        return None;
+    }
+    let rest = &text[at + IGNORE.len()..];
+    let Some(list) = rest.strip_prefix('[') else {
+        return Some(Ignore::All);
+    };
+    let line = list.split('\n').next().unwrap_or_default();
+    let codes = match line.find(']') {
+        Some(end) => line[..end]
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
+    Some(Ignore::Codes(codes))
 }
 
 /// Everything the walk found, files in no particular order.
@@ -270,6 +322,7 @@ impl Worker<'_> {
                 code,
                 message,
             }),
+            ignore: None,
         });
     }
 
@@ -365,11 +418,17 @@ impl Worker<'_> {
         };
         self.found.scanned += 1;
         let headers = find_headers(text, lines);
-        if !headers.is_empty() {
+        let problem = (headers.is_empty() && self.options.require_header).then(|| FileProblem {
+            severity: Level::Error,
+            code: "missing-header",
+            message: format!("no header in the first {lines} lines, and one is required"),
+        });
+        if !headers.is_empty() || problem.is_some() {
             self.found.files.push(FileReport {
                 path,
                 headers,
-                problem: None,
+                problem,
+                ignore: find_ignore(text, lines),
             });
         }
     }
@@ -535,6 +594,7 @@ mod tests {
             max_file_size: u64::MAX,
             follow: false,
             threads: 1,
+            require_header: false,
         };
         let merged = Mutex::new(Scanned::default());
         let mut worker = Worker {
@@ -612,6 +672,28 @@ mod tests {
             1,
             "line 3 begins within the limit but is cut"
         );
+    }
+
+    #[test]
+    fn ignore_comments_are_read_in_the_first_lines() {
+        let codes = |c: &[&str]| Some(Ignore::Codes(c.iter().map(|c| (*c).to_owned()).collect()));
+        for (text, lines, want) in [
+            ("# registry: ignore\n", 20, Some(Ignore::All)),
+            ("x\n// registry: ignore[bad-id]\n", 20, codes(&["bad-id"])),
+            (
+                "# registry: ignore[ bad-id , duplicate-id,]\n",
+                20,
+                codes(&["bad-id", "duplicate-id"]),
+            ),
+            ("# registry: ignore[bad-id\nx]\n", 20, codes(&[])),
+            ("1\n2\n# registry: ignore\n", 2, None),
+            ("1\n2\n# registry: ignore\n", 3, Some(Ignore::All)),
+            ("# registry ignore\n", 20, None),
+        ] {
+            assert_eq!(find_ignore(text, lines), want, "{text:?} {lines}");
+        }
+        assert!(Ignore::All.covers("bad-id"));
+        assert!(codes(&["bad-id"]).is_some_and(|i| i.covers("bad-id") && !i.covers("bad-version")));
     }
 
     #[test]
