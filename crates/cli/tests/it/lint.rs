@@ -1221,3 +1221,50 @@ fn require_header_makes_a_file_without_one_an_error() {
         stdout(&out)
     );
 }
+
+#[test]
+fn lint_require_in_the_configuration_names_the_files_that_need_a_header() {
+    let s = Scratch::new();
+    s.write(
+        "registry.toml",
+        "[lint]\nrequire = [\"rules/**/*.yml\", \"*.rego\"]\n",
+    );
+    for dir in ["rules/deep", "sub"] {
+        fs::create_dir_all(s.path().join(dir)).expect("mkdir");
+    }
+    s.write("rules/a.yml", "title: no header\n");
+    s.write(
+        "rules/deep/b.yml",
+        "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n",
+    );
+    s.write("rules/notes.md", "no header, not required\n");
+    s.write("top.rego", "package x\n");
+    s.write("sub/other.rego", "package y\n");
+    assert_eq!(
+        codes_found(&s, &[]),
+        pairs(&[
+            ("rules/a.yml", "missing-header"),
+            ("top.rego", "missing-header")
+        ])
+    );
+    // The globs are relative to the configuration's directory, wherever lint runs.
+    let out = s
+        .command(&["lint", ".", "--format", "json"])
+        .current_dir(s.path().join("rules"))
+        .output()
+        .expect("run registry");
+    assert_eq!(
+        found(&diagnostics(&out)),
+        [("a.yml".to_owned(), None, "missing-header".to_owned())]
+    );
+    // --require-header asks it of every file searched, registry.toml included.
+    assert_eq!(codes_found(&s, &["--require-header"]).len(), 5);
+
+    s.write("registry.toml", "[lint]\nrequire = [\"rules/[a.yml\"]\n");
+    let (code, message) = s.fail(&["lint", "."]);
+    assert_eq!(code, 2);
+    assert!(
+        message.contains("lint.require: `rules/[a.yml` is not a glob"),
+        "{message}"
+    );
+}

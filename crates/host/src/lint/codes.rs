@@ -151,7 +151,7 @@ pub const CODES: &[LintCode] = &[
         "missing-header",
         Error,
         Lint,
-        "With `--require-header`: the file has no header in its first lines.",
+        "With `--require-header`, or for a file matching `[lint] require` in `registry.toml`: the file has no header in its first lines.",
         "Register the rule and write its header with `registry stamp FILE`, or exclude the file from the requirement.",
     ),
     code(

@@ -23,7 +23,8 @@
 //! `--select` and `--ignore` choose codes (an unknown one is refused); a file's own comment
 //! `registry: ignore` or `registry: ignore[CODE,...]` on one of its first `--lines` lines
 //! waives codes for that file; `--require-header` makes a searched file without a header a
-//! `missing-header` error. What is left out is not counted.
+//! `missing-header` error, and `[lint] require` in `registry.toml` does for the files its
+//! globs match (relative to the file's directory). What is left out is not counted.
 //!
 //! Binary files (a NUL byte in the first 8 KiB) are skipped silently and counted. File-level
 //! diagnostics have no line nor column. A column is the 1-based byte column of the part of the
@@ -242,6 +243,11 @@ pub fn lint(
         follow: options.follow,
         threads,
         require_header: options.require_header,
+        require: (!settings.lint.require.is_empty()).then(|| scan::Required {
+            globs: settings.lint.require.clone(),
+            base: settings.lint.base.clone(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+        }),
     };
 
     let mut scanned = scan::walk(&roots, &scan_options, events);

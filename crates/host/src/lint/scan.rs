@@ -66,6 +66,37 @@ pub(super) struct Options {
     pub threads: usize,
     /// A searched file without a header is a `missing-header` error.
     pub require_header: bool,
+    /// The files that must have a header (`[lint] require`), when any are named.
+    pub require: Option<Required>,
+}
+
+/// `[lint] require`: globs matched against a file's path relative to a base directory.
+#[derive(Debug, Clone)]
+pub(super) struct Required {
+    pub globs: globset::GlobSet,
+    /// The directory the globs are relative to (the configuration file's), absolute.
+    pub base: PathBuf,
+    /// The working directory, which the walked paths are relative to, absolute.
+    pub cwd: PathBuf,
+}
+
+impl Required {
+    /// Whether `path` (as walked: relative to the working directory, or absolute) matches.
+    /// Only files under the base directory can.
+    pub fn matches(&self, path: &Path) -> bool {
+        let mut full = PathBuf::new();
+        for part in self.cwd.join(path).components() {
+            match part {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    full.pop();
+                }
+                other => full.push(other),
+            }
+        }
+        full.strip_prefix(&self.base)
+            .is_ok_and(|relative| self.globs.is_match(relative))
+    }
 }
 
 /// A header-shaped text found in a file, nothing checked yet.
@@ -418,7 +449,15 @@ impl Worker<'_> {
         };
         self.found.scanned += 1;
         let headers = find_headers(text, lines);
-        let problem = (headers.is_empty() && self.options.require_header).then(|| FileProblem {
+        let required = || {
+            self.options.require_header
+                || self
+                    .options
+                    .require
+                    .as_ref()
+                    .is_some_and(|r| r.matches(&path))
+        };
+        let problem = (headers.is_empty() && required()).then(|| FileProblem {
             severity: Level::Error,
             code: "missing-header",
             message: format!("no header in the first {lines} lines, and one is required"),
@@ -595,6 +634,7 @@ mod tests {
             follow: false,
             threads: 1,
             require_header: false,
+            require: None,
         };
         let merged = Mutex::new(Scanned::default());
         let mut worker = Worker {
@@ -672,6 +712,36 @@ mod tests {
             1,
             "line 3 begins within the limit but is cut"
         );
+    }
+
+    #[test]
+    fn required_globs_match_paths_relative_to_the_base() {
+        let mut set = globset::GlobSetBuilder::new();
+        for glob in ["rules/**/*.yml", "*.rego"] {
+            set.add(
+                globset::GlobBuilder::new(glob)
+                    .literal_separator(true)
+                    .build()
+                    .expect("glob"),
+            );
+        }
+        let required = Required {
+            globs: set.build().expect("set"),
+            base: PathBuf::from("/repo"),
+            cwd: PathBuf::from("/repo/rules"),
+        };
+        for (path, want) in [
+            ("a.yml", true),
+            ("./deep/er/b.yml", true),
+            ("a.yaml", false),
+            ("../policy.rego", true),
+            ("../sub/policy.rego", false),
+            ("/repo/rules/x.yml", true),
+            ("/elsewhere/rules/x.yml", false),
+            ("../../repo/rules/x.yml", true),
+        ] {
+            assert_eq!(required.matches(Path::new(path)), want, "{path}");
+        }
     }
 
     #[test]
