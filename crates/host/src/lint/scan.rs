@@ -155,11 +155,18 @@ const IGNORE: &str = "registry: ignore";
 
 /// The ignore comment in the first `lines` lines of `text`, if any (the first one counts).
 fn find_ignore(text: &str, lines: usize) -> Option<Ignore> {
-    let at = text.find(IGNORE)?;
+    // `registry: ignored` or `registry: ignore-me` is prose, not the comment.
+    let (at, rest) = text.match_indices(IGNORE).find_map(|(at, _)| {
+        let rest = &text[at + IGNORE.len()..];
+        let word = rest
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        (!word).then_some((at, rest))
+    })?;
     if count_lines(&text.as_bytes()[..at]) >= lines {
         return None;
     }
-    let rest = &text[at + IGNORE.len()..];
     let Some(list) = rest.strip_prefix('[') else {
         return Some(Ignore::All);
     };
@@ -759,6 +766,12 @@ mod tests {
             ("1\n2\n# registry: ignore\n", 2, None),
             ("1\n2\n# registry: ignore\n", 3, Some(Ignore::All)),
             ("# registry ignore\n", 20, None),
+            ("# registry: ignored\n# registry: ignore-me\n", 20, None),
+            (
+                "# registry: ignored\n# registry: ignore\n",
+                20,
+                Some(Ignore::All),
+            ),
         ] {
             assert_eq!(find_ignore(text, lines), want, "{text:?} {lines}");
         }
