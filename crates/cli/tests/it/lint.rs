@@ -1268,3 +1268,28 @@ fn lint_require_in_the_configuration_names_the_files_that_need_a_header() {
         "{message}"
     );
 }
+
+#[test]
+fn sarif_columns_count_utf16_code_units() {
+    let s = Scratch::new();
+    // Before the header: 10 bytes, 7 UTF-16 code units (the emoji is a surrogate pair).
+    s.write(
+        "u.py",
+        "# é 😀 [XYZ][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n",
+    );
+    let text = s.run(&["lint", "u.py"]);
+    assert!(
+        stdout(&text).starts_with("u.py:1:12: error unknown-scope"),
+        "{}",
+        stdout(&text)
+    );
+    let out = s.run(&["lint", "u.py", "--format", "sarif"]);
+    let log: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    assert_valid_sarif(&log);
+    assert_eq!(log["runs"][0]["columnKind"], "utf16CodeUnits");
+    let region = &log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(
+        (region["startLine"].as_u64(), region["startColumn"].as_u64()),
+        (Some(1), Some(9))
+    );
+}

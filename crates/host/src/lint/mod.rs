@@ -130,7 +130,10 @@ pub struct Diagnostic {
     /// Index into the sorted file list.
     pub file: usize,
     pub line: Option<u32>,
+    /// 1-based byte column.
     pub column: Option<u32>,
+    /// The same column counted in UTF-16 code units, as SARIF counts by default.
+    pub column_utf16: Option<u32>,
     pub severity: Level,
     pub code: Cow<'static, str>,
     pub message: String,
@@ -288,6 +291,7 @@ pub fn lint(
                 file,
                 line: None,
                 column: None,
+                column_utf16: None,
                 severity: p.severity,
                 code: Cow::Borrowed(p.code),
                 message: p.message.clone(),

@@ -6,9 +6,8 @@
 //! sets to the working directory, so an upload from a checkout places each result on its file
 //! in the repository. A path given absolute stays an absolute `file:` URI. Every byte of a
 //! path outside RFC 3986's unreserved characters and `/` is percent-encoded (a file name may
-//! hold `#`, `?`, `%`, spaces or bytes that are not UTF-8). Columns are the 1-based byte columns
-//! the text output shows; headers are ASCII, so within a header they are also character
-//! columns.
+//! hold `#`, `?`, `%`, spaces or bytes that are not UTF-8). Columns count UTF-16 code units
+//! (`columnKind`), as GitHub and the SARIF viewers do, not the bytes text output counts.
 
 use std::path::Path;
 
@@ -57,7 +56,7 @@ pub fn sarif(report: &Report, cwd: Option<&Path>) -> Value {
             }
         };
         let mut location = json!({ "artifactLocation": artifact(&report.paths[d.file]) });
-        if let (Some(line), Some(column)) = (d.line, d.column) {
+        if let (Some(line), Some(column)) = (d.line, d.column_utf16) {
             location["region"] = json!({ "startLine": line, "startColumn": column });
         }
         results.push(json!({
@@ -74,6 +73,7 @@ pub fn sarif(report: &Report, cwd: Option<&Path>) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "rules": rules,
         } },
+        "columnKind": "utf16CodeUnits",
         "invocations": [{ "executionSuccessful": true }],
         "results": results,
         "properties": { "summary": report.summary() },

@@ -106,6 +106,9 @@ pub(super) struct Found {
     pub line: u32,
     /// 1-based byte column of the header's `[` (a byte-order mark is not counted).
     pub column: u32,
+    /// The UTF-16 code units before the header's `[` on its line, for SARIF, whose columns
+    /// count those.
+    pub before_utf16: u32,
     /// The header, brackets included.
     pub text: String,
 }
@@ -559,6 +562,8 @@ fn find_headers(text: &str, lines: usize) -> Vec<Found> {
             found.push(Found {
                 line: u32::try_from(line).unwrap_or(u32::MAX),
                 column: u32::try_from(offset + 1).unwrap_or(u32::MAX),
+                before_utf16: u32::try_from(text[start..start + offset].encode_utf16().count())
+                    .unwrap_or(u32::MAX),
                 text: header.to_owned(),
             });
         }
