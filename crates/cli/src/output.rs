@@ -70,6 +70,19 @@ pub fn warnings(warnings: &[String]) {
     }
 }
 
+/// One line of what a command did on the side, on stderr (none with `--quiet`; a JSON line
+/// `{"done": ...}` with `--format json`).
+pub fn note_line(line: &str) {
+    if quiet() {
+        return;
+    }
+    if json_stderr() {
+        to_stderr(format_args!("{}", serde_json::json!({ "done": line })));
+    } else {
+        to_stderr(format_args!("{line}"));
+    }
+}
+
 /// Shows what the host said a person might like to know, one `note:` line each on stderr (none
 /// with `--quiet`).
 pub fn notes(notes: &[String]) {

@@ -86,6 +86,7 @@ pub fn run(args: StampArgs, settings: &Settings) -> Result<(), CliError> {
         comment: args.comment,
         dry_run: args.dry_run,
         refresh: args.refresh,
+        refresh_only: false,
         include: args.include,
         exclude: args.exclude,
     };

@@ -16,11 +16,12 @@ use crate::error::Error;
 /// The top-level keys of `registry.toml`. Environment variables are matched against these only:
 /// `REGISTRY_*` is a common prefix (container registries use it too), so a variable naming no
 /// known key is someone else's and is ignored rather than rejected.
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "data_dir",
     "plugin_dir",
     "shards",
     "limits",
+    "lint",
     "schema",
     "cache",
     "generator",
@@ -51,6 +52,8 @@ struct RawConfig {
     shards: Option<u32>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    lint: RawLint,
     #[serde(default)]
     schema: RawSchema,
     #[serde(default)]
@@ -112,6 +115,14 @@ pub struct Mapping {
 pub enum MetadataFormat {
     Yaml,
     FrontMatter,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLint {
+    /// Globs of the files that must carry a header.
+    #[serde(default)]
+    require: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -197,6 +208,8 @@ pub struct Settings {
     pub data_dir_source: String,
     /// The longest input line or record accepted, in bytes.
     pub max_record_bytes: u64,
+    /// `[lint]`: what `registry lint` asks of files.
+    pub lint: LintSettings,
     /// What a person should know about how the settings were read (a mistyped variable, a
     /// trust file that is ignored); a front end shows them.
     pub warnings: Vec<String>,
@@ -210,6 +223,20 @@ pub struct Settings {
     pub stamp: StampConfig,
     /// The plugins linked into the program, which `library = "<name>"` names.
     pub builtins: &'static [Builtin],
+}
+
+/// `[lint]` of `registry.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct LintSettings {
+    /// `require`: the files matching any of these globs must carry a header (a
+    /// `missing-header` error otherwise), as with `--require-header` for them alone. Matched
+    /// against the path relative to `base`; `*` stays within one path component, `**`
+    /// crosses them.
+    pub require: globset::GlobSet,
+    /// The globs as written, for messages.
+    pub require_globs: Vec<String>,
+    /// The directory the globs are relative to: that of the configuration file.
+    pub base: PathBuf,
 }
 
 /// The plugin each stage uses when `registry.toml` does not say: a built-in name.
@@ -371,6 +398,9 @@ pub fn load(
             source_name(&file)
         )));
     }
+    let lint = lint_settings(raw.lint, &base_dir).map_err(|problems| {
+        Error::config(format!("{}: {}", source_name(&file), problems.join("; ")))
+    })?;
     let schema = schema(raw.schema).map_err(|problems| {
         Error::config(format!("{}: {}", source_name(&file), problems.join("; ")))
     })?;
@@ -405,6 +435,7 @@ pub fn load(
         data_dir,
         data_dir_source,
         max_record_bytes,
+        lint,
         warnings,
         paths: SearchPaths {
             plugin_dir,
@@ -692,6 +723,37 @@ fn exe_dir() -> Result<PathBuf, Error> {
 
 /// Builds the schema: a field whose list is not given keeps the built-in list and default; a
 /// field whose list is given has the default written in `[schema.defaults]`, or none.
+/// Compiles `[lint] require`, naming every glob that is not one.
+fn lint_settings(raw: RawLint, base: &Path) -> Result<LintSettings, Vec<String>> {
+    let mut set = globset::GlobSetBuilder::new();
+    let mut problems = Vec::new();
+    for glob in &raw.require {
+        match globset::GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+        {
+            Ok(g) => {
+                set.add(g);
+            }
+            Err(e) => problems.push(format!(
+                "lint.require: `{glob}` is not a glob: {}",
+                e.kind()
+            )),
+        }
+    }
+    let require = set
+        .build()
+        .map_err(|e| vec![format!("lint.require: {e}")])?;
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(LintSettings {
+        require,
+        require_globs: raw.require,
+        base: base.to_owned(),
+    })
+}
+
 fn schema(raw: RawSchema) -> Result<Schema, Vec<String>> {
     let builtin = Schema::default();
     let lists = Fields {

@@ -49,12 +49,24 @@ fn code(out: &Output) -> i32 {
     out.status.code().expect("exit code")
 }
 
-/// The diagnostics of a JSON run, checked to be well-formed.
+/// The diagnostics of a JSON run, checked to be well-formed, as is the summary beside them.
 fn diagnostics(out: &Output) -> Vec<Value> {
     let value: Value = serde_json::from_slice(&out.stdout).expect("lint prints valid JSON");
-    let Value::Array(items) = value else {
-        panic!("not an array: {value}");
+    let Some(Value::Array(items)) = value.get("findings").cloned() else {
+        panic!("no findings array: {value}");
     };
+    let summary = &value["summary"];
+    for (key, severity) in [
+        ("errors", "error"),
+        ("warnings", "warning"),
+        ("notes", "note"),
+    ] {
+        let counted = items.iter().filter(|d| d["severity"] == severity).count() as u64;
+        assert_eq!(summary[key].as_u64(), Some(counted), "{key}: {summary}");
+    }
+    for key in ["scanned", "headers", "skipped"] {
+        assert!(summary[key].is_u64(), "{key}: {summary}");
+    }
     for d in &items {
         let mut keys: Vec<&str> = d
             .as_object()
@@ -73,6 +85,11 @@ fn diagnostics(out: &Output) -> Vec<Value> {
             ["error", "warning", "note"].contains(&d["severity"].as_str().expect("severity")),
             "{d}"
         );
+        // Every code reported is documented, with the severity it is reported with.
+        let code = d["code"].as_str().expect("code");
+        let documented = registry_host::lint::codes::explain(code)
+            .unwrap_or_else(|| panic!("{code} is not in lint::codes::CODES"));
+        assert_eq!(d["severity"], documented.severity.name(), "{d}");
         // A file-level diagnostic has neither line nor column; any other has both.
         assert_eq!(d["line"].is_null(), d["column"].is_null(), "{d}");
         if !d["line"].is_null() {
@@ -399,10 +416,16 @@ fn exit_code_is_1_for_errors_and_0_for_warnings_and_notes() {
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     assert!(stdout(&out).contains("bad.sql:1:4: error malformed-header"));
 
-    // Nothing to report: an empty array, exit 0.
+    // Nothing to report: no findings, exit 0.
     let empty = Scratch::new();
     let out = empty.run(&["lint", ".", "--format", "json"]);
-    assert_eq!((code(&out), stdout(&out).as_str()), (0, "[]\n"));
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (
+            0,
+            "{\"summary\":{\"scanned\":0,\"headers\":0,\"errors\":0,\"warnings\":0,\"notes\":0,\"skipped\":0},\"findings\":[]}\n"
+        )
+    );
 }
 
 #[test]
@@ -756,5 +779,517 @@ fn file_names_cannot_forge_lines_of_text_output() {
     assert_eq!(
         message,
         "missing\\nerror: forged: no such file or directory"
+    );
+}
+
+/// The SARIF 2.1.0 schema (draft-04), checking the formats it names (`uri`, `uri-reference`)
+/// too. See `tests/fixtures/schemas/README.md` for its origin.
+fn sarif_schema() -> jsonschema::Validator {
+    let text = fs::read(fixtures().join("schemas/sarif-schema-2.1.0.json")).expect("schema");
+    let schema: Value = serde_json::from_slice(&text).expect("schema is JSON");
+    jsonschema::draft4::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("the SARIF schema compiles")
+}
+
+/// Validates `log` against the SARIF schema, naming every violation.
+fn assert_valid_sarif(log: &Value) {
+    let schema = sarif_schema();
+    let errors: Vec<String> = schema
+        .iter_errors(log)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "invalid SARIF: {errors:#?}");
+}
+
+#[test]
+fn sarif_output_is_valid_and_places_every_finding() {
+    let out = lint_in(&tree(), &[".", "--format", "sarif"]);
+    assert_eq!(code(&out), 1, "errors fail the run: {}", stderr(&out));
+    let log: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    assert_valid_sarif(&log);
+    // The schema check can fail: a level SARIF does not know is refused.
+    let mut broken = log.clone();
+    broken["runs"][0]["results"][0]["level"] = Value::from("fatal");
+    assert!(!sarif_schema().is_valid(&broken));
+
+    assert_eq!(log["version"], "2.1.0");
+    let runs = log["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    let driver = &run["tool"]["driver"];
+    assert_eq!(driver["name"], "registry");
+    assert_eq!(driver["version"], env!("CARGO_PKG_VERSION"));
+    let rules = driver["rules"].as_array().expect("rules");
+    let ids: Vec<&str> = rules
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    let codes: Vec<&str> = registry_host::lint::codes::CODES
+        .iter()
+        .map(|c| c.code)
+        .collect();
+    assert_eq!(ids, codes, "one rule per lint code");
+    for (rule, c) in rules.iter().zip(registry_host::lint::codes::CODES) {
+        assert_eq!(rule["defaultConfiguration"]["level"], c.severity.name());
+        assert_eq!(rule["shortDescription"]["text"], c.summary);
+        assert_eq!(rule["help"]["text"], c.fix);
+    }
+    let root = format!("file://{}/", tree().display());
+    assert_eq!(run["originalUriBaseIds"]["%SRCROOT%"]["uri"], root.as_str());
+
+    // The same findings as JSON, in the same order, at the same places.
+    let json = diagnostics(&lint_in(&tree(), &[".", "--format", "json"]));
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(results.len(), json.len());
+    for (r, d) in results.iter().zip(&json) {
+        assert_eq!(r["ruleId"], d["code"], "{r}");
+        let index = r["ruleIndex"].as_u64().expect("ruleIndex") as usize;
+        assert_eq!(rules[index]["id"], d["code"]);
+        assert_eq!(r["level"], d["severity"]);
+        assert_eq!(r["message"]["text"], d["message"]);
+        let at = &r["locations"][0]["physicalLocation"];
+        assert_eq!(
+            at["artifactLocation"]["uri"], d["file"],
+            "plain names as they are"
+        );
+        assert_eq!(at["artifactLocation"]["uriBaseId"], "%SRCROOT%");
+        assert_eq!(at["region"]["startLine"], d["line"]);
+        assert_eq!(at["region"]["startColumn"], d["column"]);
+        if d["line"].is_null() {
+            assert!(at.get("region").is_none(), "file-level: no region: {r}");
+        }
+    }
+    assert_eq!(
+        run["properties"]["summary"]["errors"].as_u64(),
+        Some(json.iter().filter(|d| d["severity"] == "error").count() as u64)
+    );
+    // Standard output is the document; the summary is on standard error.
+    assert!(
+        stderr(&out).ends_with("2 files skipped\n"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sarif_and_junit_carry_odd_names_safely() {
+    let s = Scratch::new();
+    let names = odd_names();
+    for (name, _) in &names {
+        fs::write(
+            s.path().join(name),
+            "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9]\n",
+        )
+        .expect("write");
+    }
+    s.write(
+        "a <b> & \"c\" 'd'.py",
+        "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9]\n",
+    );
+    s.write(
+        "# 100%?.py",
+        "# [SEC][RULES][LIVE][SEC-RUL-002][v2.9][LIVE]\n",
+    );
+
+    let out = s.run(&["lint", ".", "--format", "sarif"]);
+    assert_eq!(code(&out), 1);
+    let log: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    assert_valid_sarif(&log);
+    let uris: Vec<&str> = log["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .expect("uri")
+        })
+        .collect();
+    for want in [
+        "a%0Ab.py%3A%20error%20forged",
+        "caf%E9.py",
+        "e%1B%5B2Jf.py",
+        "a%20%3Cb%3E%20%26%20%22c%22%20%27d%27.py",
+    ] {
+        assert!(uris.contains(&want), "{want} not in {uris:?}");
+    }
+    assert!(!uris.iter().any(|u| u.contains('#')), "{uris:?}");
+
+    let out = s.run(&["lint", ".", "--format", "junit"]);
+    assert_eq!(code(&out), 1);
+    let xml = stdout(&out);
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit output is well-formed XML");
+    let cases: Vec<roxmltree::Node<'_, '_>> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let case_names: Vec<&str> = cases
+        .iter()
+        .map(|c| c.attribute("name").expect("name"))
+        .collect();
+    for (_, shown) in &names {
+        assert!(case_names.contains(shown), "{shown} not in {case_names:?}");
+    }
+    assert!(
+        case_names.contains(&"a <b> & \"c\" 'd'.py"),
+        "{case_names:?}"
+    );
+    assert!(case_names.contains(&"# 100%?.py"), "{case_names:?}");
+    // Parsed back, no text holds a control character: the names are shown escaped.
+    for node in doc.descendants() {
+        let texts = node
+            .text()
+            .into_iter()
+            .chain(node.attributes().map(|a| a.value()));
+        for text in texts {
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn junit_output_has_a_case_per_file_and_a_failure_per_error() {
+    let out = lint_in(&tree(), &[".", "--format", "junit"]);
+    assert_eq!(code(&out), 1, "errors fail the run: {}", stderr(&out));
+    let xml = stdout(&out);
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit output is well-formed XML");
+    let suites: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 1);
+    let suite = suites[0];
+    assert_eq!(suite.attribute("name"), Some("registry lint"));
+
+    let json = diagnostics(&lint_in(&tree(), &[".", "--format", "json"]));
+    let errors: Vec<&Value> = json.iter().filter(|d| d["severity"] == "error").collect();
+    let failures: Vec<_> = suite
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .collect();
+    assert_eq!(failures.len(), errors.len());
+    assert_eq!(
+        suite.attribute("failures"),
+        Some(errors.len().to_string().as_str())
+    );
+    for (f, d) in failures.iter().zip(&errors) {
+        assert_eq!(f.attribute("type"), d["code"].as_str());
+        assert_eq!(f.attribute("message"), d["message"].as_str());
+        let place = match (d["line"].as_u64(), d["column"].as_u64()) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}: ", d["file"].as_str().expect("file")),
+            _ => format!("{}: ", d["file"].as_str().expect("file")),
+        };
+        let text = f.text().expect("failure text");
+        assert!(
+            text.starts_with(&place),
+            "{text} does not start with {place}"
+        );
+        // The failure sits in the test case of its file.
+        assert_eq!(
+            f.parent().and_then(|c| c.attribute("name")),
+            d["file"].as_str()
+        );
+    }
+    // Warnings and notes are in their file's output, not failures nor skipped tests.
+    let outputs: String = suite
+        .descendants()
+        .filter(|n| n.has_tag_name("system-out"))
+        .filter_map(|n| n.text())
+        .collect();
+    let others = json.iter().filter(|d| d["severity"] != "error").count();
+    assert_eq!(outputs.lines().count(), others, "{outputs}");
+    assert!(!xml.contains("<skipped"), "{xml}");
+    let cases = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
+    assert_eq!(suite.attribute("tests"), Some(cases.to_string().as_str()));
+    let files: std::collections::BTreeSet<&str> =
+        json.iter().filter_map(|d| d["file"].as_str()).collect();
+    assert!(
+        cases >= files.len(),
+        "a case per file with a finding or a header"
+    );
+}
+
+/// `docs/LINT.md`'s table as made from `lint::codes::CODES`.
+fn codes_table() -> String {
+    let mut table = String::from(
+        "| code | severity | reported by | what it means | how to fix it |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for c in registry_host::lint::codes::CODES {
+        let origin = match c.origin {
+            registry_host::lint::codes::Origin::Lint => "lint",
+            registry_host::lint::codes::Origin::Validator => "validator",
+        };
+        assert!(
+            !c.summary.contains('|') && !c.fix.contains('|'),
+            "{}",
+            c.code
+        );
+        table.push_str(&format!(
+            "| `{}` | {} | {origin} | {} | {} |\n",
+            c.code,
+            c.severity.name(),
+            c.summary,
+            c.fix
+        ));
+    }
+    table
+}
+
+#[test]
+fn every_code_is_documented_and_explained() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/LINT.md");
+    let doc = fs::read_to_string(&path).expect("docs/LINT.md");
+    let (start, end) = ("<!-- codes -->\n", "<!-- end codes -->");
+    let (Some(from), Some(to)) = (doc.find(start), doc.find(end)) else {
+        panic!("docs/LINT.md has no {start:?} ... {end:?} section");
+    };
+    let made = format!("{}{start}{}{}", &doc[..from], codes_table(), &doc[to..]);
+    registry_testkit::snapshot::compare(&path, &made, "cargo test -p registry-cli --test it lint");
+
+    let s = Scratch::new();
+    for c in registry_host::lint::codes::CODES {
+        let text = s.ok(&["lint", "--explain", c.code]);
+        assert!(
+            text.starts_with(&format!("{} ({}, reported by ", c.code, c.severity.name())),
+            "{text}"
+        );
+        assert!(
+            text.contains(c.summary) && text.contains(&format!("fix: {}", c.fix)),
+            "{text}"
+        );
+        let json: Value =
+            serde_json::from_str(&s.ok(&["lint", "--explain", c.code, "--format", "json"]))
+                .expect("JSON");
+        assert_eq!(json["code"], c.code);
+        assert_eq!(json["severity"], c.severity.name());
+        assert_eq!(json["summary"], c.summary);
+        assert_eq!(json["fix"], c.fix);
+    }
+    let (code, message) = s.fail(&["lint", "--explain", "no-such\ncode"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        message,
+        "unknown lint code `no-such\\ncode`: docs/LINT.md lists every code"
+    );
+}
+
+/// (file, code) of each finding of a JSON run in `s` with `args`.
+fn codes_found(s: &Scratch, args: &[&str]) -> Vec<(String, String)> {
+    let mut all = vec!["lint", ".", "--format", "json"];
+    all.extend(args);
+    found(&diagnostics(&s.run(&all)))
+        .into_iter()
+        .map(|(file, _, code)| (file, code))
+        .collect()
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
+#[test]
+fn select_ignore_and_ignore_comments_choose_what_is_reported() {
+    let s = Scratch::new();
+    // A bad version (error) and a lower-case id (warning) in one header.
+    s.write("a.py", "# [SEC][RULES][LIVE][sec-rul-1][2.9][LIVE]\n");
+    s.write("b.sh", "# [SEC][RULES][LIVE][SEC-RUL-002][v2.9]\n");
+    let all = pairs(&[
+        ("a.py", "id-not-canonical"),
+        ("a.py", "bad-version"),
+        ("b.sh", "malformed-header"),
+    ]);
+    let mut sorted = codes_found(&s, &[]);
+    sorted.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(sorted, want);
+
+    assert_eq!(
+        codes_found(&s, &["--select", "bad-version,malformed-header"]),
+        pairs(&[("a.py", "bad-version"), ("b.sh", "malformed-header")])
+    );
+    assert_eq!(
+        codes_found(
+            &s,
+            &[
+                "--ignore",
+                "malformed-header",
+                "--ignore",
+                "id-not-canonical"
+            ]
+        ),
+        pairs(&[("a.py", "bad-version")])
+    );
+    // What is left out does not fail the run.
+    let out = s.run(&["lint", ".", "--select", "id-not-canonical"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+
+    // A code that does not exist: one line naming it, exit 1, nothing linted.
+    for option in ["--select", "--ignore"] {
+        let (code, message) = s.fail(&["lint", ".", option, "bad-version,bad-vresion"]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            message,
+            format!("{option}: unknown lint code `bad-vresion`: docs/LINT.md lists every code")
+        );
+    }
+
+    // A file's own ignore comment, in its first lines, for that file only.
+    s.write(
+        "a.py",
+        "# [SEC][RULES][LIVE][sec-rul-1][2.9][LIVE]\n# registry: ignore[bad-version]\n",
+    );
+    s.write(
+        "b.sh",
+        "# [SEC][RULES][LIVE][SEC-RUL-002][v2.9]\n# registry: ignore\n",
+    );
+    s.write(
+        "c.sql",
+        "-- registry: ignore[id-not-canonical\n-- [SEC][RULES][LIVE][sec-rul-3][2.9][LIVE]\n",
+    );
+    assert_eq!(
+        codes_found(&s, &[]),
+        pairs(&[
+            ("a.py", "id-not-canonical"),
+            ("c.sql", "id-not-canonical"),
+            ("c.sql", "bad-version"),
+        ]),
+        "a list without its `]` ignores nothing"
+    );
+    // Beyond --lines, the comment is not read.
+    assert_eq!(
+        codes_found(&s, &["--lines", "1"]),
+        pairs(&[
+            ("a.py", "id-not-canonical"),
+            ("a.py", "bad-version"),
+            ("b.sh", "malformed-header")
+        ])
+    );
+}
+
+#[test]
+fn require_header_makes_a_file_without_one_an_error() {
+    let s = Scratch::new();
+    s.write("ok.py", "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n");
+    s.write("bare.py", "print('no header')\n");
+    s.write(
+        "late.sh",
+        &format!(
+            "{}# [SEC][RULES][LIVE][SEC-RUL-002][v2.9][LIVE]\n",
+            "#\n".repeat(5)
+        ),
+    );
+    s.write(
+        "waived.md",
+        "<!-- registry: ignore[missing-header] -->\n# Notes\n",
+    );
+    fs::write(s.path().join("blob.bin"), b"\0\x01").expect("write");
+
+    let out = s.run(&["lint", "."]);
+    assert_eq!(code(&out), 0, "not required by default: {}", stdout(&out));
+
+    let out = s.run(&["lint", ".", "--require-header"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "bare.py: error missing-header no header in the first 20 lines, and one is required\n"
+    );
+    assert_eq!(
+        codes_found(&s, &["--require-header", "--lines", "3"]),
+        pairs(&[("bare.py", "missing-header"), ("late.sh", "missing-header")])
+    );
+    // Binary files are not rules: skipped as ever. SARIF and JUnit report it like any error.
+    let out = s.run(&["lint", ".", "--require-header", "--format", "sarif"]);
+    let log: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    assert_valid_sarif(&log);
+    assert_eq!(log["runs"][0]["results"][0]["ruleId"], "missing-header");
+    let out = s.run(&["lint", ".", "--require-header", "--format", "junit"]);
+    assert!(
+        stdout(&out).contains("<failure message=\"no header in the first 20 lines, and one is required\" type=\"missing-header\">bare.py: error missing-header "),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn lint_require_in_the_configuration_names_the_files_that_need_a_header() {
+    let s = Scratch::new();
+    s.write(
+        "registry.toml",
+        "[lint]\nrequire = [\"rules/**/*.yml\", \"*.rego\"]\n",
+    );
+    for dir in ["rules/deep", "sub"] {
+        fs::create_dir_all(s.path().join(dir)).expect("mkdir");
+    }
+    s.write("rules/a.yml", "title: no header\n");
+    s.write(
+        "rules/deep/b.yml",
+        "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n",
+    );
+    s.write("rules/notes.md", "no header, not required\n");
+    s.write("top.rego", "package x\n");
+    s.write("sub/other.rego", "package y\n");
+    assert_eq!(
+        codes_found(&s, &[]),
+        pairs(&[
+            ("rules/a.yml", "missing-header"),
+            ("top.rego", "missing-header")
+        ])
+    );
+    // The globs are relative to the configuration's directory, wherever lint runs.
+    let out = s
+        .command(&["lint", ".", "--format", "json"])
+        .current_dir(s.path().join("rules"))
+        .output()
+        .expect("run registry");
+    assert_eq!(
+        found(&diagnostics(&out)),
+        [("a.yml".to_owned(), None, "missing-header".to_owned())]
+    );
+    // --require-header asks it of every file searched, registry.toml included.
+    assert_eq!(codes_found(&s, &["--require-header"]).len(), 5);
+
+    s.write("registry.toml", "[lint]\nrequire = [\"rules/[a.yml\"]\n");
+    let (code, message) = s.fail(&["lint", "."]);
+    assert_eq!(code, 2);
+    assert!(
+        message.contains("lint.require: `rules/[a.yml` is not a glob"),
+        "{message}"
+    );
+}
+
+#[test]
+fn sarif_columns_count_utf16_code_units() {
+    let s = Scratch::new();
+    // Before the header: 10 bytes, 7 UTF-16 code units (the emoji is a surrogate pair).
+    s.write(
+        "u.py",
+        "# é 😀 [XYZ][RULES][LIVE][SEC-RUL-001][v2.9][LIVE]\n",
+    );
+    let text = s.run(&["lint", "u.py"]);
+    assert!(
+        stdout(&text).starts_with("u.py:1:12: error unknown-scope"),
+        "{}",
+        stdout(&text)
+    );
+    let out = s.run(&["lint", "u.py", "--format", "sarif"]);
+    let log: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    assert_valid_sarif(&log);
+    assert_eq!(log["runs"][0]["columnKind"], "utf16CodeUnits");
+    let region = &log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(
+        (region["startLine"].as_u64(), region["startColumn"].as_u64()),
+        (Some(1), Some(9))
     );
 }

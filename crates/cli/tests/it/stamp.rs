@@ -900,6 +900,27 @@ fn a_tree_with_sigma_rules_is_stamped_refreshed_and_lints_clean() {
     assert_eq!(changed.len(), 2, "{refreshed:?}");
     let (code, out) = lint_registered(&s);
     assert_eq!(code, 0, "{out}");
+    // Every file of the tree carries a header, each the registered one.
+    let strict = s.run(&[
+        "lint",
+        "--require-header",
+        "--registered",
+        "rules",
+        "scripts",
+        "README.md",
+    ]);
+    assert!(
+        strict.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&strict.stdout),
+        String::from_utf8_lossy(&strict.stderr)
+    );
+    // Which --require-header can fail: a new file without one.
+    s.write("scripts/new.sh", "echo new\n");
+    let missing = s.run(&["lint", "--require-header", "scripts"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stdout).contains("missing-header"));
+    fs::remove_file(s.path().join("scripts/new.sh")).expect("remove");
 
     // A rule moved and retitled keeps its entry: its id links it, nothing is registered.
     let before = s.ids().len();
@@ -939,4 +960,31 @@ fn comment_syntax_for_more_types_comes_from_the_configuration() {
         ),
         "{msg}"
     );
+}
+
+#[test]
+fn lint_fix_rewrites_stale_headers_then_checks() {
+    let s = Scratch::new();
+    s.write("deploy.sh", "#!/bin/sh\necho deploy\n");
+    s.write("notes.txt", "no header here\n");
+    let id = stamp_ok(&s, &["deploy.sh"])[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    s.ok(&["update", &id, "--status", "REQUIRED"]);
+    assert_eq!(lint_registered(&s).0, 1);
+    let out = s.run(&["lint", "--fix", "--registered", "."]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("fixed ./deploy.sh [") && stderr.contains("[REQUIRED] (was ["),
+        "{stderr}"
+    );
+    assert!(line(&s, "deploy.sh", 2).ends_with("[REQUIRED]"));
+    assert_eq!(
+        text(&s, "notes.txt"),
+        "no header here\n",
+        "nothing registered or stamped"
+    );
+    assert_eq!(s.ids().len(), 1);
 }

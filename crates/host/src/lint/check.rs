@@ -37,10 +37,19 @@ impl Located<'_> {
         code: impl Into<Cow<'static, str>>,
         message: String,
     ) -> Diagnostic {
+        // The offset is at a part's start, so within the text; else the `[`.
+        let within = self.found.text.get(..offset as usize).unwrap_or_default();
+        let utf16 = u32::try_from(within.encode_utf16().count()).unwrap_or(0);
         Diagnostic {
             file: self.file,
             line: Some(self.found.line),
             column: Some(self.found.column.saturating_add(offset)),
+            column_utf16: Some(
+                self.found
+                    .before_utf16
+                    .saturating_add(utf16)
+                    .saturating_add(1),
+            ),
             severity,
             code: code.into(),
             message,

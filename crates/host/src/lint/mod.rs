@@ -12,15 +12,19 @@
 //! and memory do not grow with a file's size.
 //!
 //! # Diagnostics
-//! | code | severity | what |
-//! | --- | --- | --- |
-//! | `malformed-header` | error | not the shape of a header (wrong field count, empty field, ...) |
-//! | validator codes (`unknown-scope`, `bad-version`, `bad-id`, `id-prefix-mismatch`, ...) | error | what the validator plugin reports |
-//! | `not-canonical`, `id-not-canonical` | warning | spelled otherwise than the registry writes it |
-//! | `duplicate-id` | error | the same id (compared parsed: `SEC-RUL-42` is `sec-rul-042`) in two or more files, at every occurrence; twice in one file is allowed (a file may carry both forms) |
-//! | `unregistered-id`, `header-mismatch` | error | with `--registered`: no such entry, or parts that differ from its latest revision |
-//! | `unreadable` | warning | a file or directory that cannot be read (permissions, a dangling link followed) |
-//! | `not-utf8`, `too-large`, `symlink-loop` | note | not searched: invalid UTF-8 in the scanned lines, over `--max-file-size`, a link loop |
+//! Every code, with its severity, what it means and how to fix it, is in [`codes::CODES`],
+//! which `docs/LINT.md`, `registry lint --explain CODE` and the SARIF rules are made from:
+//! problems of a header's shape (`malformed-header`), what the validator plugin reports
+//! (`unknown-scope`, `bad-id`, ...; spelling the registry would not write is a warning), ids
+//! repeated across files (`duplicate-id`; twice in one file is allowed, a file may carry both
+//! forms), with `--registered` ids not registered or headers that differ, and files that could
+//! not be searched (`unreadable`, a warning; `not-utf8`, `too-large`, `symlink-loop`, notes).
+//!
+//! `--select` and `--ignore` choose codes (an unknown one is refused); a file's own comment
+//! `registry: ignore` or `registry: ignore[CODE,...]` on one of its first `--lines` lines
+//! waives codes for that file; `--require-header` makes a searched file without a header a
+//! `missing-header` error, and `[lint] require` in `registry.toml` does for the files its
+//! globs match (relative to the file's directory). What is left out is not counted.
 //!
 //! Binary files (a NUL byte in the first 8 KiB) are skipped silently and counted. File-level
 //! diagnostics have no line nor column. A column is the 1-based byte column of the part of the
@@ -33,10 +37,12 @@
 //! name or a value read from a file) has its control characters, Unicode line separators,
 //! bidirectional controls, backslashes and bytes that are not UTF-8 escaped (`\n`, `\x1b`,
 //! `\u{202e}`, `\\`, `\xff`: see [`crate::text`]), so each problem is exactly one line
-//! whatever the names in the tree. `--format json` prints one array of objects with `file`,
-//! `line`, `column` (`null` for file-level diagnostics), `severity`, `code` and `message`, one
-//! object per line, with the real names (JSON escapes them; bytes that are not UTF-8 become
-//! U+FFFD). In text mode a summary goes to stderr. The exit code is 1 when any error is found
+//! whatever the names in the tree. `--format json` prints one object: `summary` ([`Summary`])
+//! and `findings`, an array of objects with `file`, `line`, `column` (`null` for file-level
+//! diagnostics), `severity`, `code` and `message`, one object per line, with the real names
+//! (JSON escapes them; bytes that are not UTF-8 become
+//! U+FFFD). `--format sarif` and `--format junit` are [`sarif()`] and [`junit()`]. In text,
+//! SARIF and JUnit mode a summary goes to stderr. The exit code is 1 when any error is found
 //! (warnings and notes do not fail), or when a PATH does not exist (checked first: then nothing
 //! is linted); 2 for configuration, plugin or storage problems.
 //!
@@ -53,7 +59,13 @@
 //! hashes, and files sorted by each walker thread before one merge.
 
 mod check;
+pub mod codes;
+mod junit;
+mod sarif;
 mod scan;
+
+pub use junit::junit;
+pub use sarif::sarif;
 
 use std::borrow::Cow;
 use std::fs;
@@ -85,6 +97,12 @@ pub struct Options {
     pub follow: bool,
     /// Threads walking and checking (one per CPU when `None`).
     pub threads: Option<usize>,
+    /// Report only these codes (all when `None`): `--select`.
+    pub select: Option<Vec<String>>,
+    /// Never report these codes: `--ignore`.
+    pub ignore: Vec<String>,
+    /// A searched file without a header is a `missing-header` error: `--require-header`.
+    pub require_header: bool,
 }
 
 /// How bad a diagnostic is: only errors fail the run.
@@ -112,7 +130,10 @@ pub struct Diagnostic {
     /// Index into the sorted file list.
     pub file: usize,
     pub line: Option<u32>,
+    /// 1-based byte column.
     pub column: Option<u32>,
+    /// The same column counted in UTF-16 code units, as SARIF counts by default.
+    pub column_utf16: Option<u32>,
     pub severity: Level,
     pub code: Cow<'static, str>,
     pub message: String,
@@ -133,7 +154,33 @@ pub struct Report {
     pub headers: usize,
 }
 
+/// The counts of a run: what text output prints on stderr, and JSON and SARIF carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Files whose head was searched.
+    pub scanned: u64,
+    /// Headers found.
+    pub headers: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    pub notes: u64,
+    /// Files not searched: binary, too large, not UTF-8, unreadable, symbolic link loops.
+    pub skipped: u64,
+}
+
 impl Report {
+    /// The counts of this run.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            scanned: self.scanned,
+            headers: self.headers as u64,
+            errors: self.count(Level::Error) as u64,
+            warnings: self.count(Level::Warning) as u64,
+            notes: self.count(Level::Note) as u64,
+            skipped: self.skipped,
+        }
+    }
+
     /// How many diagnostics have this severity.
     pub fn count(&self, level: Level) -> usize {
         self.diagnostics
@@ -154,6 +201,17 @@ pub fn lint(
     options: &Options,
     events: &mut dyn Events,
 ) -> Result<Report, Error> {
+    for (option, codes) in [
+        ("--select", options.select.as_deref().unwrap_or_default()),
+        ("--ignore", &options.ignore[..]),
+    ] {
+        if let Some(unknown) = codes.iter().find(|c| codes::explain(c).is_none()) {
+            return Err(Error::input(format!(
+                "{option}: unknown lint code `{}`: docs/LINT.md lists every code",
+                crate::text::escaped(unknown)
+            )));
+        }
+    }
     let roots = roots(&options.paths)?;
     let setup = Setup {
         schema: settings.schema.clone(),
@@ -187,6 +245,12 @@ pub fn lint(
         max_file_size: options.max_file_size,
         follow: options.follow,
         threads,
+        require_header: options.require_header,
+        require: (!settings.lint.require.is_empty()).then(|| scan::Required {
+            globs: settings.lint.require.clone(),
+            base: settings.lint.base.clone(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+        }),
     };
 
     let mut scanned = scan::walk(&roots, &scan_options, events);
@@ -227,12 +291,25 @@ pub fn lint(
                 file,
                 line: None,
                 column: None,
+                column_utf16: None,
                 severity: p.severity,
                 code: Cow::Borrowed(p.code),
                 message: p.message.clone(),
             });
         }
     }
+    // What `--select`, `--ignore` and the files' own ignore comments leave out.
+    diagnostics.retain(|d| {
+        options
+            .select
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|c| *c == d.code))
+            && !options.ignore.iter().any(|c| *c == d.code)
+            && !files[d.file]
+                .ignore
+                .as_ref()
+                .is_some_and(|i| i.covers(&d.code))
+    });
     // Stable: diagnostics at one place keep the order they were found in, which is itself
     // fixed (headers in file order, then the validator's order).
     diagnostics.sort_by_key(|d| (d.file, d.line, d.column));

@@ -64,6 +64,39 @@ pub(super) struct Options {
     pub follow: bool,
     /// Walker threads; 0 lets the walker choose.
     pub threads: usize,
+    /// A searched file without a header is a `missing-header` error.
+    pub require_header: bool,
+    /// The files that must have a header (`[lint] require`), when any are named.
+    pub require: Option<Required>,
+}
+
+/// `[lint] require`: globs matched against a file's path relative to a base directory.
+#[derive(Debug, Clone)]
+pub(super) struct Required {
+    pub globs: globset::GlobSet,
+    /// The directory the globs are relative to (the configuration file's), absolute.
+    pub base: PathBuf,
+    /// The working directory, which the walked paths are relative to, absolute.
+    pub cwd: PathBuf,
+}
+
+impl Required {
+    /// Whether `path` (as walked: relative to the working directory, or absolute) matches.
+    /// Only files under the base directory can.
+    pub fn matches(&self, path: &Path) -> bool {
+        let mut full = PathBuf::new();
+        for part in self.cwd.join(path).components() {
+            match part {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    full.pop();
+                }
+                other => full.push(other),
+            }
+        }
+        full.strip_prefix(&self.base)
+            .is_ok_and(|relative| self.globs.is_match(relative))
+    }
 }
 
 /// A header-shaped text found in a file, nothing checked yet.
@@ -73,6 +106,9 @@ pub(super) struct Found {
     pub line: u32,
     /// 1-based byte column of the header's `[` (a byte-order mark is not counted).
     pub column: u32,
+    /// The UTF-16 code units before the header's `[` on its line, for SARIF, whose columns
+    /// count those.
+    pub before_utf16: u32,
     /// The header, brackets included.
     pub text: String,
 }
@@ -85,12 +121,69 @@ pub(super) struct FileProblem {
     pub message: String,
 }
 
-/// What one file gave: the headers found, or why it was not searched.
+/// What one file gave: the headers found, or why it was not searched (or, with
+/// `--require-header`, that it has no header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FileReport {
     pub path: PathBuf,
     pub headers: Vec<Found>,
     pub problem: Option<FileProblem>,
+    /// The file's own ignore comment, if its head has one.
+    pub ignore: Option<Ignore>,
+}
+
+/// What a file's ignore comment (`registry: ignore` or `registry: ignore[CODE,...]` on one of
+/// its first `--lines` lines) leaves out of the report for that file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ignore {
+    /// `registry: ignore`: every diagnostic about the file.
+    All,
+    /// `registry: ignore[CODE,...]`: these codes. A list without its `]` is an empty one, so a
+    /// typo never hides more than was asked.
+    Codes(Vec<String>),
+}
+
+impl Ignore {
+    /// Whether a diagnostic with `code` about the file is left out.
+    pub fn covers(&self, code: &str) -> bool {
+        match self {
+            Ignore::All => true,
+            Ignore::Codes(codes) => codes.iter().any(|c| c == code),
+        }
+    }
+}
+
+/// The text that starts an ignore comment.
+const IGNORE: &str = "registry: ignore";
+
+/// The ignore comment in the first `lines` lines of `text`, if any (the first one counts).
+fn find_ignore(text: &str, lines: usize) -> Option<Ignore> {
+    // `registry: ignored` or `registry: ignore-me` is prose, not the comment.
+    let (at, rest) = text.match_indices(IGNORE).find_map(|(at, _)| {
+        let rest = &text[at + IGNORE.len()..];
+        let word = rest
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        (!word).then_some((at, rest))
+    })?;
+    if count_lines(&text.as_bytes()[..at]) >= lines {
+        return None;
+    }
+    let Some(list) = rest.strip_prefix('[') else {
+        return Some(Ignore::All);
+    };
+    let line = list.split('\n').next().unwrap_or_default();
+    let codes = match line.find(']') {
+        Some(end) => line[..end]
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
+    Some(Ignore::Codes(codes))
 }
 
 /// Everything the walk found, files in no particular order.
@@ -270,6 +363,7 @@ impl Worker<'_> {
                 code,
                 message,
             }),
+            ignore: None,
         });
     }
 
@@ -365,11 +459,25 @@ impl Worker<'_> {
         };
         self.found.scanned += 1;
         let headers = find_headers(text, lines);
-        if !headers.is_empty() {
+        let required = || {
+            self.options.require_header
+                || self
+                    .options
+                    .require
+                    .as_ref()
+                    .is_some_and(|r| r.matches(&path))
+        };
+        let problem = (headers.is_empty() && required()).then(|| FileProblem {
+            severity: Level::Error,
+            code: "missing-header",
+            message: format!("no header in the first {lines} lines, and one is required"),
+        });
+        if !headers.is_empty() || problem.is_some() {
             self.found.files.push(FileReport {
                 path,
                 headers,
-                problem: None,
+                problem,
+                ignore: find_ignore(text, lines),
             });
         }
     }
@@ -454,6 +562,8 @@ fn find_headers(text: &str, lines: usize) -> Vec<Found> {
             found.push(Found {
                 line: u32::try_from(line).unwrap_or(u32::MAX),
                 column: u32::try_from(offset + 1).unwrap_or(u32::MAX),
+                before_utf16: u32::try_from(text[start..start + offset].encode_utf16().count())
+                    .unwrap_or(u32::MAX),
                 text: header.to_owned(),
             });
         }
@@ -535,6 +645,8 @@ mod tests {
             max_file_size: u64::MAX,
             follow: false,
             threads: 1,
+            require_header: false,
+            require: None,
         };
         let merged = Mutex::new(Scanned::default());
         let mut worker = Worker {
@@ -612,6 +724,64 @@ mod tests {
             1,
             "line 3 begins within the limit but is cut"
         );
+    }
+
+    #[test]
+    fn required_globs_match_paths_relative_to_the_base() {
+        let mut set = globset::GlobSetBuilder::new();
+        for glob in ["rules/**/*.yml", "*.rego"] {
+            set.add(
+                globset::GlobBuilder::new(glob)
+                    .literal_separator(true)
+                    .build()
+                    .expect("glob"),
+            );
+        }
+        let required = Required {
+            globs: set.build().expect("set"),
+            base: PathBuf::from("/repo"),
+            cwd: PathBuf::from("/repo/rules"),
+        };
+        for (path, want) in [
+            ("a.yml", true),
+            ("./deep/er/b.yml", true),
+            ("a.yaml", false),
+            ("../policy.rego", true),
+            ("../sub/policy.rego", false),
+            ("/repo/rules/x.yml", true),
+            ("/elsewhere/rules/x.yml", false),
+            ("../../repo/rules/x.yml", true),
+        ] {
+            assert_eq!(required.matches(Path::new(path)), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn ignore_comments_are_read_in_the_first_lines() {
+        let codes = |c: &[&str]| Some(Ignore::Codes(c.iter().map(|c| (*c).to_owned()).collect()));
+        for (text, lines, want) in [
+            ("# registry: ignore\n", 20, Some(Ignore::All)),
+            ("x\n// registry: ignore[bad-id]\n", 20, codes(&["bad-id"])),
+            (
+                "# registry: ignore[ bad-id , duplicate-id,]\n",
+                20,
+                codes(&["bad-id", "duplicate-id"]),
+            ),
+            ("# registry: ignore[bad-id\nx]\n", 20, codes(&[])),
+            ("1\n2\n# registry: ignore\n", 2, None),
+            ("1\n2\n# registry: ignore\n", 3, Some(Ignore::All)),
+            ("# registry ignore\n", 20, None),
+            ("# registry: ignored\n# registry: ignore-me\n", 20, None),
+            (
+                "# registry: ignored\n# registry: ignore\n",
+                20,
+                Some(Ignore::All),
+            ),
+        ] {
+            assert_eq!(find_ignore(text, lines), want, "{text:?} {lines}");
+        }
+        assert!(Ignore::All.covers("bad-id"));
+        assert!(codes(&["bad-id"]).is_some_and(|i| i.covers("bad-id") && !i.covers("bad-version")));
     }
 
     #[test]

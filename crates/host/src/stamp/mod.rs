@@ -250,6 +250,8 @@ pub struct Stamp {
     pub dry_run: bool,
     /// Rewrite headers that differ from their registered entry's current header.
     pub refresh: bool,
+    /// Only refresh: leave files without a header alone, unreported (`lint --fix`).
+    pub refresh_only: bool,
     /// Globs a file found in a directory must match (all files when empty), relative to it.
     pub include: Vec<String>,
     /// Globs of files found in a directory to leave out, relative to it.
@@ -380,6 +382,7 @@ pub fn stamp(
         comment,
         dry_run,
         refresh,
+        refresh_only,
         include,
         exclude,
     } = stamp;
@@ -461,6 +464,8 @@ pub fn stamp(
                     ..Report::new(given, Status::Unchanged)
                 });
             }
+            Ok(Found::Missing(_)) if refresh_only => {}
+            Err(failure) if refresh_only && failure.not_stampable => {}
             Ok(Found::Missing(mut plan)) => {
                 plan.slot = reports.len();
                 // Filled in once the pipeline answers for the file.
