@@ -802,7 +802,15 @@ fn figment_error(e: &figment::Error) -> Error {
         Kind::Message(m) => format!("{source}: {}", m.lines().next().unwrap_or(m)),
         other => format!("`{key}` in {source}: {other}"),
     };
-    Error::config(message)
+    // Where, for `--format json`'s error object: the file (when a file said it) and the key.
+    let mut error = Error::config(message);
+    if let Some(figment::Source::File(file)) = e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+        error = error.in_file(file.display().to_string());
+    }
+    if !key.is_empty() {
+        error = error.on_field(key);
+    }
+    error
 }
 
 #[cfg(test)]

@@ -366,3 +366,22 @@ fn usage_errors_exit_1() {
     let out = s.run(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_configuration_error_in_json_names_the_file_and_the_key() {
+    let s = Scratch::new();
+    let file = s.write("registry.toml", "[schema]\nscopez = [\"A\"]\n");
+    let out = s.run(&["list", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let error: serde_json::Value =
+        serde_json::from_slice(&out.stderr).expect("one JSON object on stderr");
+    assert_eq!(error["error"]["code"], "config", "{error}");
+    assert_eq!(error["error"]["field"], "schema.scopez", "{error}");
+    assert_eq!(
+        error["error"]["file"]
+            .as_str()
+            .map(std::path::PathBuf::from),
+        Some(file.canonicalize().expect("real path")),
+        "{error}"
+    );
+}
