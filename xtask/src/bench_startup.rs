@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::report::{Better, Figure, percentile, percentile_interval, units};
+use crate::report::{Better, Figure, percentile, percentile_figures, percentile_interval, units};
 
 /// The section's name, as `--filter` matches it.
 pub const STARTUP: &str = "startup";
@@ -123,20 +123,12 @@ pub fn figures(s: &Startup) -> Vec<Figure> {
         }
         let mut sorted = ns.clone();
         sorted.sort_unstable();
-        for (name, q) in [("p50", 0.50), ("p90", 0.90)] {
-            let (low, high) = percentile_interval(&sorted, q);
-            out.push(Figure {
-                id: format!("{STARTUP}/get/{kind}/{name}"),
-                label: format!("registry get, whole process, {kind} plugins: {name}"),
-                unit: units::NS,
-                better: Better::Lower,
-                median: percentile(&sorted, q) as f64,
-                low: low as f64,
-                high: high as f64,
-                spread: None,
-                runs: Some(sorted.len() as u64),
-            });
-        }
+        out.extend(percentile_figures(
+            &format!("{STARTUP}/get/{kind}"),
+            &format!("registry get, whole process, {kind} plugins"),
+            &sorted,
+            &[("p50", 0.50), ("p90", 0.90)],
+        ));
         medians.push((
             percentile(&sorted, 0.5) as f64,
             percentile_interval(&sorted, 0.5),

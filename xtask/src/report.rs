@@ -860,6 +860,33 @@ pub fn percentile_interval(sorted: &[u64], q: f64) -> (u64, u64) {
     (at((n * q - half).floor()), at((n * q + half).ceil()))
 }
 
+/// Percentile figures of nanosecond samples (`sorted` ascending, not empty), `{id}/{name}`
+/// labelled `{label}: {name}`, each with the 95 % confidence interval of its percentile.
+pub fn percentile_figures(
+    id: &str,
+    label: &str,
+    sorted: &[u64],
+    quantiles: &[(&str, f64)],
+) -> Vec<Figure> {
+    quantiles
+        .iter()
+        .map(|&(name, q)| {
+            let (low, high) = percentile_interval(sorted, q);
+            Figure {
+                id: format!("{id}/{name}"),
+                label: format!("{label}: {name}"),
+                unit: units::NS,
+                better: Better::Lower,
+                median: percentile(sorted, q) as f64,
+                low: low as f64,
+                high: high as f64,
+                spread: None,
+                runs: Some(sorted.len() as u64),
+            }
+        })
+        .collect()
+}
+
 /// The latency figures of one kind of single add (`miss` or `hit`): p50, p90, p99 and max.
 pub fn latency_figures(kind: &str, ns: &[u64]) -> Vec<Figure> {
     if ns.is_empty() {
@@ -867,21 +894,12 @@ pub fn latency_figures(kind: &str, ns: &[u64]) -> Vec<Figure> {
     }
     let mut sorted = ns.to_vec();
     sorted.sort_unstable();
-    let mut out = Vec::new();
-    for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
-        let (low, high) = percentile_interval(&sorted, q);
-        out.push(Figure {
-            id: format!("add/latency/{kind}/{name}"),
-            label: format!("single add, {kind}: {name}"),
-            unit: units::NS,
-            better: Better::Lower,
-            median: percentile(&sorted, q) as f64,
-            low: low as f64,
-            high: high as f64,
-            spread: None,
-            runs: Some(sorted.len() as u64),
-        });
-    }
+    let mut out = percentile_figures(
+        &format!("add/latency/{kind}"),
+        &format!("single add, {kind}"),
+        &sorted,
+        &[("p50", 0.50), ("p90", 0.90), ("p99", 0.99)],
+    );
     let max = sorted[sorted.len() - 1] as f64;
     out.push(Figure {
         runs: Some(sorted.len() as u64),
