@@ -32,6 +32,7 @@ pub mod memory;
 pub mod router;
 pub mod snapshot;
 pub mod storage;
+pub mod text;
 pub mod validator;
 
 pub use registry_conformance::{Violation, sample};

@@ -20,47 +20,7 @@ use yaml_serde::Value;
 
 use crate::setup;
 
-/// Titles and context values that need quoting, escapes, or that YAML could misread.
-const TRICKY: &[&str] = &[
-    "Block SSH from the internet",
-    r#"Block "SSH": port 22 # now"#,
-    "[SEC] looks like a header",
-    "{a: b}, [c]",
-    "- starts like a list",
-    "key: value",
-    "it's 'quoted'",
-    "yes",
-    "No",
-    "null",
-    "NULL",
-    "nUll",
-    "~",
-    "123",
-    "-1",
-    "0x1F",
-    "1e3",
-    ".inf",
-    "v2.9",
-    "trailing colon:",
-    "&anchor *alias !tag %directive @at `tick`",
-    "é ünïcödé ✓ 日本語 😀",
-    "a\\b \\n not a newline",
-    "tab\there",
-    "line\nbreak",
-    "nul\0 bell\u{7} esc\u{1B}",
-    "nel\u{85} ls\u{2028} ps\u{2029} bom\u{FEFF} del\u{7F}",
-    " leading space",
-    "trailing space ",
-    "a  #b",
-    "? complex",
-    "| literal",
-    "> folded",
-    "--- marker",
-    "... end",
-    "=",
-    "<<",
-    "Restart (nightly), then check; x=1 + y/2",
-];
+use registry_testkit::text::TRICKY;
 
 /// The configs the default generator renders, with the shipped templates and with its
 /// built-in copy, for every scope and type and a range of titles and contexts.
