@@ -273,6 +273,7 @@ pub fn renewed(entries: &[Entry], round: u64, storage: &dyn Storage) -> Vec<Entr
                 created_at: e.created_at,
                 updated_at: e.updated_at,
                 provenance: None,
+                lifecycle: registry_core::Lifecycle::Active,
             }
         })
         .collect()

@@ -19,8 +19,8 @@ use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
     CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
-    Fingerprint, Guess, Header, HeaderForm, Inserted, ListQuery, Prediction, Problem, Provenance,
-    RawHeader, Request, Restored, Severity, Source, StageError, Timestamp,
+    Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle, ListQuery, Prediction, Problem,
+    Provenance, RawHeader, Request, Restored, Severity, Source, StageError, Timestamp,
 };
 
 /// An error crossing the boundary: a code (see [`ErrorCode`]) and a one-line message.
@@ -329,6 +329,9 @@ pub struct FfiEntry {
     pub updated_at: i64,
     /// `Provenance::pack`; 0 when not recorded.
     pub provenance: u32,
+    /// 0 active, 1 retired, 2 merged into `merged_into`.
+    pub lifecycle: u8,
+    pub merged_into: ROption<FfiId>,
 }
 
 impl From<&Entry> for FfiEntry {
@@ -344,6 +347,8 @@ impl From<&Entry> for FfiEntry {
             created_at: e.created_at.0,
             updated_at: e.updated_at.0,
             provenance: Provenance::pack_option(e.provenance.as_ref()),
+            lifecycle: lifecycle_number(&e.lifecycle),
+            merged_into: e.lifecycle.merged_into().map(FfiId::from).into(),
         }
     }
 }
@@ -362,6 +367,10 @@ impl TryFrom<FfiEntry> for Entry {
             created_at: Timestamp(e.created_at),
             updated_at: Timestamp(e.updated_at),
             provenance: provenance_from_ffi(e.provenance)?,
+            lifecycle: lifecycle_from_ffi(
+                e.lifecycle,
+                e.merged_into.as_ref().map(EntryId::from).into_option(),
+            )?,
         })
     }
 }
@@ -382,6 +391,9 @@ pub struct FfiEntryRef<'a> {
     pub updated_at: i64,
     /// `Provenance::pack`; 0 when not recorded.
     pub provenance: u32,
+    /// 0 active, 1 retired, 2 merged into `merged_into`.
+    pub lifecycle: u8,
+    pub merged_into: ROption<FfiIdRef<'a>>,
 }
 
 impl<'a> FfiEntryRef<'a> {
@@ -398,6 +410,8 @@ impl<'a> FfiEntryRef<'a> {
             created_at: e.created_at.0,
             updated_at: e.updated_at.0,
             provenance: Provenance::pack_option(e.provenance.as_ref()),
+            lifecycle: lifecycle_number(&e.lifecycle),
+            merged_into: e.lifecycle.merged_into().map(FfiIdRef::from).into(),
         }
     }
 }
@@ -416,8 +430,36 @@ impl TryFrom<&FfiEntryRef<'_>> for Entry {
             created_at: Timestamp(e.created_at),
             updated_at: Timestamp(e.updated_at),
             provenance: provenance_from_ffi(e.provenance)?,
+            lifecycle: lifecycle_from_ffi(
+                e.lifecycle,
+                e.merged_into.as_ref().map(EntryId::from).into_option(),
+            )?,
         })
     }
+}
+
+/// The stable number of a lifecycle state across the boundary; never renumber.
+fn lifecycle_number(l: &Lifecycle) -> u8 {
+    match l {
+        Lifecycle::Active => 0,
+        Lifecycle::Retired => 1,
+        Lifecycle::Merged(_) => 2,
+    }
+}
+
+fn lifecycle_from_ffi(n: u8, merged_into: Option<EntryId>) -> Result<Lifecycle, StageError> {
+    let name = match n {
+        0 => "active",
+        1 => "retired",
+        2 => "merged",
+        _ => "unknown",
+    };
+    Lifecycle::from_parts(name, merged_into).map_err(|why| {
+        StageError::new(
+            registry_core::ErrorCode::Internal,
+            format!("an entry crossed the plugin boundary with an unreadable lifecycle {n}: {why}"),
+        )
+    })
 }
 
 fn provenance_from_ffi(n: u32) -> Result<Option<Provenance>, StageError> {
@@ -822,8 +864,8 @@ mod tests {
     fn entry(number: u64, title: &str, pairs: &[(&str, &str)], config: &str) -> Entry {
         let header = header("SEC", "RULES", number);
         let context = context(pairs);
-        Entry {
-            hash: Entry::compute_hash(&header, title, &context, config),
+        let mut e = Entry {
+            hash: ContentHash([0; 32]),
             header,
             title: title.into(),
             context,
@@ -843,7 +885,15 @@ mod tests {
                 },
                 version: Source::Unrecorded,
             }),
-        }
+            // Every lifecycle state crosses.
+            lifecycle: match number % 3 {
+                0 => Lifecycle::Active,
+                1 => Lifecycle::Retired,
+                _ => Lifecycle::Merged(EntryId::new("SEC-RUL", number + 1)),
+            },
+        };
+        e.hash = e.content_hash();
+        e
     }
 
     /// A batch mixing empty and non-empty contexts (so a wrong slice offset shows), unicode in

@@ -212,9 +212,10 @@ fn print_stats(s: &Stats) -> io::Result<()> {
         ("type", &s.by_type),
         ("variant", &s.by_variant),
         ("status", &s.by_status),
+        ("lifecycle", &s.by_lifecycle),
     ] {
         for (value, n) in counts {
-            writeln!(out, "{name:<8} {value:<12} {n:>10}")?;
+            writeln!(out, "{name:<9} {value:<12} {n:>10}")?;
         }
     }
     Ok(())

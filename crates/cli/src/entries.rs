@@ -1,7 +1,9 @@
 //! `registry add`, `get`, `list`, `update` and `history`: one entry at a time, or a listing.
 
 use clap::Args;
-use registry_core::{Changes, Context, EntryId, Error, Fields, ListQuery, Pipeline, Request};
+use registry_core::{
+    Changes, Context, EntryId, Error, Fields, Lifecycle, ListQuery, Pipeline, Request,
+};
 
 use crate::config::Settings;
 use crate::registry::{Damage, Needs, open};
@@ -39,6 +41,9 @@ pub struct IdArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub fields: FieldArgs,
+    /// Also list retired entries and entries merged into others
+    #[arg(long)]
+    pub all: bool,
     /// Show at most this many entries
     #[arg(long)]
     pub limit: Option<usize>,
@@ -141,7 +146,10 @@ pub fn list(args: ListArgs, settings: &Settings) -> Result<(), CliError> {
     };
     let mut damaged = Damage::default();
     while remaining > 0 {
-        let page = pipeline.list(&query)?;
+        let mut page = pipeline.list(&query)?;
+        if !args.all {
+            page.entries.retain(|e| e.lifecycle.is_active());
+        }
         remaining = remaining.saturating_sub(page.entries.len() + page.damaged.len());
         lister.push(&page.entries)?;
         damaged.report(&page.damaged);
@@ -183,6 +191,117 @@ pub fn update(args: UpdateArgs, settings: &Settings) -> Result<(), CliError> {
         (result, _) => result?,
     };
     output::updated(&updated, args.format.format)
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// Entry id, e.g. SEC-RUL-042
+    pub id: String,
+    /// Retire only if the entry is at this revision; else fail with a conflict, changing nothing
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub if_revision: Option<u32>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The duplicate: the entry to merge, e.g. SEC-RUL-043
+    pub id: String,
+    /// The entry to keep, which must be active
+    #[arg(long, value_name = "ID")]
+    pub into: String,
+    /// Merge only if the duplicate is at this revision; else fail with a conflict, changing
+    /// nothing
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub if_revision: Option<u32>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+/// `registry retire`, `revive` and `merge`: one revision moving an entry to `lifecycle`.
+///
+/// # Errors
+/// A malformed or unknown id, a merge the lifecycle does not allow, or a revision conflict
+/// (exit 1); a stage failing.
+fn set_lifecycle(
+    settings: &Settings,
+    id: &str,
+    lifecycle: impl FnOnce() -> Result<Lifecycle, CliError>,
+    if_revision: Option<u32>,
+    verb: &str,
+    format: crate::Format,
+) -> Result<(), CliError> {
+    let id = parse_id(id)?;
+    let lifecycle = lifecycle()?;
+    let pipeline = open(settings, Needs::LIFECYCLE)?;
+    let updated = match (
+        pipeline.set_lifecycle(&id, lifecycle, if_revision),
+        if_revision,
+    ) {
+        (Err(Error::Conflict(id)), Some(expected)) => {
+            return Err(revision_conflict(&pipeline, &id, expected));
+        }
+        (result, _) => result?,
+    };
+    let e = &updated.entry;
+    let headline = match &e.lifecycle {
+        Lifecycle::Merged(target) => format!(
+            "{verb:<9} {} into {target} at revision {}",
+            e.header.id, e.revision
+        ),
+        _ => format!("{verb:<9} {} at revision {}", e.header.id, e.revision),
+    };
+    output::changed(&updated, &headline, format)
+}
+
+/// `registry retire`.
+///
+/// # Errors
+/// As [`set_lifecycle`].
+pub fn retire(args: RetireArgs, settings: &Settings) -> Result<(), CliError> {
+    set_lifecycle(
+        settings,
+        &args.id,
+        || Ok(Lifecycle::Retired),
+        args.if_revision,
+        "retired",
+        args.format.format,
+    )
+}
+
+/// `registry revive`.
+///
+/// # Errors
+/// As [`set_lifecycle`].
+pub fn revive(args: RetireArgs, settings: &Settings) -> Result<(), CliError> {
+    set_lifecycle(
+        settings,
+        &args.id,
+        || Ok(Lifecycle::Active),
+        args.if_revision,
+        "revived",
+        args.format.format,
+    )
+}
+
+/// `registry merge ID --into TARGET`.
+///
+/// # Errors
+/// As [`set_lifecycle`]; a malformed `--into` (exit 1).
+pub fn merge(args: MergeArgs, settings: &Settings) -> Result<(), CliError> {
+    let into = args.into;
+    set_lifecycle(
+        settings,
+        &args.id,
+        || {
+            let target = parse_id(&into).map_err(|e| e.on_field("into"))?;
+            Ok(Lifecycle::Merged(target))
+        },
+        args.if_revision,
+        "merged",
+        args.format.format,
+    )
 }
 
 /// The conflict of an `update --if-revision` that storage refused: names the revision the entry

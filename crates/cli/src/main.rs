@@ -93,6 +93,14 @@ enum Command {
     Update(entries::UpdateArgs),
     /// Show every revision of an entry, oldest first
     History(entries::IdArgs),
+    /// Take an entry out of use, as a new revision: kept with its history, its id never reused,
+    /// left out of `list` (see `--all`)
+    Retire(entries::RetireArgs),
+    /// Merge a mistaken duplicate into the entry to keep, as a new revision: `stamp --refresh`
+    /// then re-points the duplicate's files to that entry
+    Merge(entries::MergeArgs),
+    /// Make a retired or merged entry active again, as a new revision
+    Revive(entries::RetireArgs),
     /// Train the generator's model on the registered entries or on a JSONL file
     Train(learn::TrainArgs),
     /// Show what `add` would fill in for a request, storing nothing
@@ -236,6 +244,9 @@ fn run(
         Command::List(args) => entries::list(args, &settings),
         Command::Update(args) => entries::update(args, &settings),
         Command::History(args) => entries::history(args, &settings),
+        Command::Retire(args) => entries::retire(args, &settings),
+        Command::Merge(args) => entries::merge(args, &settings),
+        Command::Revive(args) => entries::revive(args, &settings),
         Command::Train(args) => learn::train(args, &settings),
         Command::Predict(args) => learn::predict(args, &settings),
         Command::Lint(args) => lint::run(args, &settings),

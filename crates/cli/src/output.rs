@@ -241,6 +241,9 @@ fn summary(out: &mut impl Write, e: &Entry) -> io::Result<()> {
         let pairs: Vec<String> = e.context.iter().map(|(k, v)| format!("{k}={v}")).collect();
         writeln!(out, "context   {}", pairs.join(" "))?;
     }
+    if !e.lifecycle.is_active() {
+        writeln!(out, "lifecycle {}", e.lifecycle)?;
+    }
     writeln!(out, "revision  {}", e.revision)?;
     writeln!(out, "hash      {}", e.hash)?;
     writeln!(out, "created   {}", e.created_at)?;
@@ -292,17 +295,25 @@ pub fn entry(e: &Entry, format: Format) -> Result<(), CliError> {
 }
 
 pub fn updated(u: &Updated, format: Format) -> Result<(), CliError> {
+    let headline = format!(
+        "updated   {} to revision {}",
+        u.entry.header.id, u.entry.revision
+    );
+    changed(u, &headline, format)
+}
+
+/// The outcome of `update`, `retire`, `merge` or `revive`: `headline` says what the revision
+/// written did (shown only when one was written).
+pub fn changed(u: &Updated, headline: &str, format: Format) -> Result<(), CliError> {
     match format {
         Format::Json => json(u),
         Format::Text => {
             let mut out = io::stdout().lock();
             (|| {
-                let id = &u.entry.header.id;
-                let revision = u.entry.revision;
                 if u.changed {
-                    writeln!(out, "updated   {id} to revision {revision}")?;
+                    writeln!(out, "{headline}")?;
                 } else {
-                    writeln!(out, "unchanged {id}: no revision written")?;
+                    writeln!(out, "unchanged {}: no revision written", u.entry.header.id)?;
                 }
                 summary(&mut out, &u.entry)
             })()
@@ -318,7 +329,7 @@ pub fn history(revisions: &[Entry], format: Format) -> Result<(), CliError> {
             let mut out = io::stdout().lock();
             (|| {
                 for e in revisions {
-                    writeln!(
+                    write!(
                         out,
                         "rev {:<4} {}  {}  {}  {}",
                         e.revision,
@@ -327,6 +338,11 @@ pub fn history(revisions: &[Entry], format: Format) -> Result<(), CliError> {
                         e.header.readable(),
                         e.title
                     )?;
+                    if e.lifecycle.is_active() {
+                        writeln!(out)?;
+                    } else {
+                        writeln!(out, "  ({})", e.lifecycle)?;
+                    }
                 }
                 Ok(())
             })()
@@ -350,9 +366,18 @@ impl Lister {
         let mut out = io::stdout().lock();
         for e in page {
             match self.format {
-                Format::Text => {
-                    writeln!(out, "{}  {}", e.header.readable(), e.title).map_err(write_err)?
+                Format::Text => if e.lifecycle.is_active() {
+                    writeln!(out, "{}  {}", e.header.readable(), e.title)
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {}  ({})",
+                        e.header.readable(),
+                        e.title,
+                        e.lifecycle
+                    )
                 }
+                .map_err(write_err)?,
                 Format::Json => {
                     out.write_all(if self.count == 0 { b"[\n" } else { b",\n" })
                         .map_err(write_err)?;

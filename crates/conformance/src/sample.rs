@@ -157,6 +157,7 @@ pub(crate) fn try_entry_of(draft: Draft, config: String) -> Result<Entry, String
         created_at: CREATED,
         updated_at: CREATED,
         provenance: None,
+        lifecycle: registry_core::Lifecycle::Active,
     })
 }
 
@@ -197,6 +198,7 @@ pub fn revise(entry: &Entry, status: &str) -> Entry {
         created_at: entry.created_at,
         updated_at: Timestamp(entry.updated_at.0 + 1000),
         provenance: None,
+        lifecycle: registry_core::Lifecycle::Active,
     }
 }
 

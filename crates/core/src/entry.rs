@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::header::{Field, Fields, Header};
+use crate::header::{EntryId, Field, Fields, Header};
 use crate::request::{Context, derive_fingerprint};
 use crate::stage::Source;
 use crate::time::Timestamp;
@@ -72,6 +72,91 @@ pub struct Entry {
     /// before registrations recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// Where the entry is in its life: active, retired or merged into another. Changing it
+    /// writes a revision, like any other change, so it is kept in history.
+    #[serde(flatten, serialize_with = "serialize_lifecycle")]
+    pub lifecycle: Lifecycle,
+}
+
+/// Where an entry is in its life, apart from the schema's statuses (which describe the rule,
+/// not whether the registry still hands it out). Nothing is ever deleted: a retired or merged
+/// entry keeps its id, history and fingerprint, so the same request still finds it and its id
+/// is never handed out again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum Lifecycle {
+    /// In use: the state of every entry until it is retired or merged.
+    #[default]
+    Active,
+    /// Out of use, kept with its history; `registry list` leaves it out unless asked.
+    Retired,
+    /// A mistaken duplicate of the entry named, which is the one to use: files carrying this
+    /// entry's header are re-pointed to that one when their headers are refreshed.
+    Merged(EntryId),
+}
+
+impl Lifecycle {
+    /// `active`, `retired` or `merged`, as JSON and the export carry it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Lifecycle::Active => "active",
+            Lifecycle::Retired => "retired",
+            Lifecycle::Merged(_) => "merged",
+        }
+    }
+
+    /// Whether the entry is in use.
+    pub fn is_active(&self) -> bool {
+        matches!(self, Lifecycle::Active)
+    }
+
+    /// The entry this one is merged into, if it is.
+    pub fn merged_into(&self) -> Option<&EntryId> {
+        match self {
+            Lifecycle::Merged(target) => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The state a name and an optional target describe, as [`Lifecycle::name`] and
+    /// [`Lifecycle::merged_into`] give them.
+    ///
+    /// # Errors
+    /// A message for an unknown name, a merge without its target, or a target without a merge.
+    pub fn from_parts(name: &str, merged_into: Option<EntryId>) -> Result<Lifecycle, String> {
+        match (name, merged_into) {
+            ("active", None) => Ok(Lifecycle::Active),
+            ("retired", None) => Ok(Lifecycle::Retired),
+            ("merged", Some(target)) => Ok(Lifecycle::Merged(target)),
+            ("merged", None) => Err("a merged entry needs `merged_into`".to_owned()),
+            ("active" | "retired", Some(_)) => Err(format!(
+                "`merged_into` is set but the lifecycle is `{name}`"
+            )),
+            (other, _) => Err(format!(
+                "unknown lifecycle `{other}`: expected active, retired or merged"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lifecycle::Merged(target) => write!(f, "merged into {target}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// `"lifecycle": "merged", "merged_into": "SEC-RUL-001"` (the second key only for a merge).
+fn serialize_lifecycle<S: serde::Serializer>(l: &Lifecycle, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let target = l.merged_into();
+    let mut m = s.serialize_map(Some(1 + usize::from(target.is_some())))?;
+    m.serialize_entry("lifecycle", l.name())?;
+    if let Some(target) = target {
+        m.serialize_entry("merged_into", target)?;
+    }
+    m.end()
 }
 
 /// How an entry was registered: which derivation gave its fingerprint, and where each header
@@ -264,12 +349,27 @@ impl<'de> Deserialize<'de> for Provenance {
 }
 
 impl Entry {
-    /// The content hash of the given parts; [`Entry::hash`] always equals this for them.
+    /// The content hash of the given parts of an active entry; [`Entry::hash`] always equals
+    /// this for them (see [`Entry::compute_hash_in`] for the others).
     pub fn compute_hash(
         header: &Header,
         title: &str,
         context: &Context,
         config: &str,
+    ) -> ContentHash {
+        Entry::compute_hash_in(header, title, context, config, &Lifecycle::Active)
+    }
+
+    /// The content hash of the given parts in a lifecycle state. An active entry's hash is
+    /// what it was before lifecycles existed, so every stored hash keeps verifying; any other
+    /// state is appended after the config (`\0\0retired`, `\0\0merged SEC-RUL-001`), so
+    /// retiring or merging an entry changes its hash and a forged state fails the check.
+    pub fn compute_hash_in(
+        header: &Header,
+        title: &str,
+        context: &Context,
+        config: &str,
+        lifecycle: &Lifecycle,
     ) -> ContentHash {
         let mut h = blake3::Hasher::new();
         h.update(b"registry-entry-v1\0");
@@ -292,12 +392,32 @@ impl Entry {
         }
         h.update(b"\0");
         h.update(config.as_bytes());
+        match lifecycle {
+            Lifecycle::Active => {}
+            Lifecycle::Retired => {
+                h.update(b"\0\0retired");
+            }
+            Lifecycle::Merged(target) => {
+                write!(h, "\0\0merged {target}").expect("writing into a hasher never fails");
+            }
+        }
         ContentHash(*h.finalize().as_bytes())
+    }
+
+    /// The hash this entry's content should have, its lifecycle included.
+    pub fn content_hash(&self) -> ContentHash {
+        Entry::compute_hash_in(
+            &self.header,
+            &self.title,
+            &self.context,
+            &self.config,
+            &self.lifecycle,
+        )
     }
 
     /// Whether the stored hash matches the content: false means the entry was altered or damaged.
     pub fn verify(&self) -> bool {
-        Entry::compute_hash(&self.header, &self.title, &self.context, &self.config) == self.hash
+        self.content_hash() == self.hash
     }
 }
 
@@ -419,6 +539,7 @@ mod tests {
             created_at: Timestamp(1),
             updated_at: Timestamp(1),
             provenance: None,
+            lifecycle: crate::Lifecycle::Active,
         };
         first.fingerprint = truth.fingerprint_of(&first).expect("known derivation");
         assert_eq!(Provenance::recover(&first), Some(truth));

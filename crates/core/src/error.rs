@@ -146,6 +146,35 @@ pub enum Error {
     /// The stored entry fails an integrity check (its content does not match its hash, say).
     #[error("{0}")]
     Damaged(crate::integrity::Damaged),
+    /// A change the entry's lifecycle does not allow.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+}
+
+/// A change refused because of where an entry is in its life ([`crate::Lifecycle`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// Only an active entry's content can change.
+    #[error("entry {id} is {state}: revive it before changing it")]
+    NotActive {
+        id: crate::EntryId,
+        state: crate::Lifecycle,
+    },
+    #[error("cannot merge entry {0} into itself")]
+    IntoItself(crate::EntryId),
+    /// A merge target must be active, so merges never form a chain or a cycle.
+    #[error("cannot merge into entry {target}: it is {state}")]
+    TargetNotActive {
+        target: crate::EntryId,
+        state: crate::Lifecycle,
+    },
+    /// Merges from the entry lead through more entries than are ever followed.
+    #[error(
+        "merges from entry {0} lead through more than {max} entries: revive one of them",
+        max = crate::MAX_MERGE_HOPS
+    )]
+    MergeChain(crate::EntryId),
 }
 
 impl Error {
@@ -156,7 +185,11 @@ impl Error {
     /// Whether the caller's input is at fault (as opposed to configuration, plugins or storage).
     pub fn is_user_error(&self) -> bool {
         match self {
-            Error::Request(_) | Error::Invalid(_) | Error::NotFound(_) | Error::Conflict(_) => true,
+            Error::Request(_)
+            | Error::Invalid(_)
+            | Error::NotFound(_)
+            | Error::Conflict(_)
+            | Error::Lifecycle(_) => true,
             Error::Damaged(_) => false,
             Error::Stage { error, .. } => {
                 matches!(error.code, ErrorCode::Invalid | ErrorCode::NotFound)

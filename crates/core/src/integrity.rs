@@ -52,7 +52,7 @@ pub struct Flaw {
 /// # Errors
 /// A `hash-mismatch` [`Flaw`] naming the revision and both hashes.
 pub fn check_hash(e: &Entry) -> Result<(), Flaw> {
-    let computed = Entry::compute_hash(&e.header, &e.title, &e.context, &e.config);
+    let computed = e.content_hash();
     if computed == e.hash {
         Ok(())
     } else {

@@ -25,13 +25,17 @@ mod schema;
 mod stage;
 pub mod time;
 
-pub use entry::{ContentHash, Entry, Fingerprint, Provenance};
-pub use error::{Error, ErrorCode, Problem, Severity, StageError, StageKind, StageResult};
+pub use entry::{ContentHash, Entry, Fingerprint, Lifecycle, Provenance};
+pub use error::{
+    Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind, StageResult,
+};
 pub use header::{
     EntryId, Field, Fields, Header, HeaderError, HeaderForm, RawHeader, find_header, is_version,
 };
 pub use integrity::Damaged;
-pub use pipeline::{Added, CallTiming, Changes, Page, Pipeline, StageCall, Stages, Updated};
+pub use pipeline::{
+    Added, CallTiming, Changes, MAX_MERGE_HOPS, Page, Pipeline, StageCall, Stages, Updated,
+};
 pub use request::{
     Context, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES,
     Request, RequestError, check_title, derive_fingerprint, is_bidi_control, is_line_breaking,

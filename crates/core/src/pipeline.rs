@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::entry::{Entry, Fingerprint, Provenance};
-use crate::error::{Error, ErrorCode, Problem, Severity, StageError, StageKind};
+use crate::entry::{Entry, Fingerprint, Lifecycle, Provenance};
+use crate::error::{Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind};
 use crate::header::{EntryId, Field, Fields, Header};
 use crate::integrity::{self, Damaged};
 use crate::request::{FINGERPRINT_DERIVATION, Request, RequestError, check_title};
@@ -101,6 +101,9 @@ pub struct Updated {
     /// False when the changes left the content as it was; no revision was written.
     pub changed: bool,
 }
+
+/// The most merges [`Pipeline::resolve`] follows from one id.
+pub const MAX_MERGE_HOPS: usize = 16;
 
 /// Drives the stages. Cheap to share: every method takes `&self` and may run on many threads.
 pub struct Pipeline {
@@ -740,6 +743,7 @@ impl Pipeline {
                 created_at: now,
                 updated_at: now,
                 provenance: Some(provenance),
+                lifecycle: Lifecycle::Active,
             })
             .collect();
 
@@ -952,6 +956,28 @@ impl Pipeline {
         Ok(entry)
     }
 
+    /// The entry to use for `id`: its latest revision, or, when it is merged into another
+    /// entry, that entry's (following merges, which never form a cycle: a merge target is
+    /// active when merged into).
+    ///
+    /// # Errors
+    /// As [`Pipeline::get`], for `id` or any entry it leads to; [`Error::Damaged`] for a chain
+    /// of merges longer than [`MAX_MERGE_HOPS`], which only concurrent merges into each other
+    /// could make.
+    pub fn resolve(&self, id: &EntryId) -> Result<Entry, Error> {
+        let mut entry = self.get(id)?;
+        for _ in 0..MAX_MERGE_HOPS {
+            let Lifecycle::Merged(target) = &entry.lifecycle else {
+                return Ok(entry);
+            };
+            entry = self.get(&target.clone())?;
+        }
+        if entry.lifecycle.is_active() {
+            return Ok(entry);
+        }
+        Err(LifecycleError::MergeChain(id.clone()).into())
+    }
+
     fn get_stored(&self, id: &EntryId) -> Result<Entry, Error> {
         let storage = self
             .shard_of_id(id)
@@ -1039,6 +1065,13 @@ impl Pipeline {
     /// revision meanwhile or the entry is not at the expected revision, or a stage failure.
     pub fn update(&self, id: &EntryId, changes: Changes) -> Result<Updated, Error> {
         let current = self.get_stored(id)?;
+        if !current.lifecycle.is_active() {
+            return Err(LifecycleError::NotActive {
+                id: id.clone(),
+                state: current.lifecycle,
+            }
+            .into());
+        }
         // The number storage will accept only on top of the revision it follows.
         let revision = match changes.expected_revision {
             None => current.revision.checked_add(1),
@@ -1121,6 +1154,7 @@ impl Pipeline {
             created_at: current.created_at,
             updated_at: Timestamp::now().max(current.updated_at),
             provenance: current.provenance,
+            lifecycle: Lifecycle::Active,
         };
         let mut problems = Vec::new();
         self.stages
@@ -1130,6 +1164,71 @@ impl Pipeline {
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(Error::Invalid(problems));
         }
+        self.store_revision(id, entry)
+    }
+
+    /// Moves an entry to another lifecycle state (retired, merged into another entry, or active
+    /// again), as a new revision whose content is otherwise the latest one's: history keeps
+    /// every state the entry went through. A merge target must exist, be another entry and be
+    /// active, so merges never form a cycle. Asking for the state the entry is in writes
+    /// nothing (`changed` is false). `expected_revision` works as in [`Pipeline::update`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for the entry or the merge target, [`Error::Lifecycle`] for a merge
+    /// into itself or into an entry that is not active, [`Error::Conflict`], or a stage failure.
+    pub fn set_lifecycle(
+        &self,
+        id: &EntryId,
+        lifecycle: Lifecycle,
+        expected_revision: Option<u32>,
+    ) -> Result<Updated, Error> {
+        let current = self.get_stored(id)?;
+        if let Lifecycle::Merged(target) = &lifecycle {
+            if target == id {
+                return Err(LifecycleError::IntoItself(id.clone()).into());
+            }
+            let target_entry = self.get_stored(target)?;
+            if !target_entry.lifecycle.is_active() {
+                return Err(LifecycleError::TargetNotActive {
+                    target: target.clone(),
+                    state: target_entry.lifecycle,
+                }
+                .into());
+            }
+        }
+        if current.lifecycle == lifecycle {
+            if expected_revision.is_some_and(|expected| expected != current.revision) {
+                return Err(Error::Conflict(id.clone()));
+            }
+            return Ok(Updated {
+                entry: current,
+                changed: false,
+            });
+        }
+        let revision = match expected_revision {
+            None => current.revision.checked_add(1),
+            Some(expected) => expected.checked_add(1),
+        }
+        .ok_or_else(|| Error::Conflict(id.clone()))?;
+        let hash = Entry::compute_hash_in(
+            &current.header,
+            &current.title,
+            &current.context,
+            &current.config,
+            &lifecycle,
+        );
+        let entry = Entry {
+            hash,
+            revision,
+            updated_at: Timestamp::now().max(current.updated_at),
+            lifecycle,
+            ..current
+        };
+        self.store_revision(id, entry)
+    }
+
+    /// Stores a new revision built on the latest one and caches it.
+    fn store_revision(&self, id: &EntryId, entry: Entry) -> Result<Updated, Error> {
         let storage = self
             .shard_of_id(id)
             .ok_or_else(|| Error::NotFound(id.clone()))?;

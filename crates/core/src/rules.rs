@@ -359,6 +359,7 @@ mod tests {
             created_at: Timestamp(1_000),
             updated_at: Timestamp(1_000),
             provenance: None,
+            lifecycle: crate::Lifecycle::Active,
         }
     }
 

@@ -128,6 +128,7 @@ impl From<registry_core::Error> for Error {
             E::NotFound(_) => error.with_kind("not-found").on_field("id"),
             E::Conflict(_) => error.with_kind("conflict"),
             E::Damaged(_) => error.with_kind("damaged"),
+            E::Lifecycle(_) => error.with_kind("lifecycle").on_field("id"),
             E::Stage { error: stage, .. } => error.with_kind(code_name(stage.code)),
             _ => error,
         }

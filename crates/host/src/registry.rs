@@ -39,6 +39,12 @@ impl Needs {
         ],
         access: Access::Write,
     };
+    /// `retire`, `merge`, `revive`: a revision with the same content, nothing rendered or
+    /// validated again.
+    pub const LIFECYCLE: Needs = Needs {
+        stages: &[StageKind::Cache, StageKind::Storage],
+        access: Access::Write,
+    };
     /// Reading entries (`get`, `list`, `history`, `export`, `stats`, `lint --registered`).
     pub const READ: Needs = Needs {
         stages: &[StageKind::Cache, StageKind::Storage],

@@ -123,7 +123,9 @@ pub fn strip_position(message: &str) -> String {
 /// or an update changed it since revision 1. Values the generator filled in (a model, a keyword
 /// rule, a default, or `Unrecorded`: chosen by one of them before origins were recorded) are
 /// left out, or the model would learn back its own guesses and the schema's defaults. An entry
-/// with no label at all is no example.
+/// with no label at all is no example. An entry merged into another is no example either: it
+/// is a duplicate of that one, which carries the labels; a retired entry's labels are still
+/// real and are learned.
 pub fn examples(
     pipeline: &Pipeline,
     from: Option<&Path>,
@@ -157,6 +159,9 @@ pub fn examples(
                 // A damaged entry is named and left out; the model learns from the others.
                 warnings.extend(page.damaged.iter().map(|d| format!("not trained on: {d}")));
                 for e in page.entries {
+                    if e.lifecycle.merged_into().is_some() {
+                        continue;
+                    }
                     let fields = labels(pipeline, &e)?;
                     if fields.iter().all(|(_, v)| v.is_none()) {
                         unlabelled += 1;

@@ -193,6 +193,7 @@ mod tests {
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_000),
             provenance: None,
+            lifecycle: registry_core::Lifecycle::Active,
         }
     }
 

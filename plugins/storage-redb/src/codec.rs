@@ -16,10 +16,14 @@
 //! | fingerprint     | 16 raw bytes                                                |
 //! | revision        | `u32`                                                       |
 //! | created, updated| `i64` milliseconds each                                     |
-//! | provenance      | `u32`, `Provenance::pack` (format 2 only; 0 when not recorded) |
+//! | provenance      | `u32`, `Provenance::pack` (formats 2 and 3; 0 when not recorded) |
+//! | lifecycle       | one byte, 1 retired or 2 merged (format 3 only)             |
+//! | merged into     | id prefix: string, number: `u64` (format 3, merged only)    |
 //!
 //! Format 1 is format 2 without its provenance, which entries registered before provenance
-//! was recorded have; both are read, and format 2 is written.
+//! was recorded have. Format 3 is format 2 with a lifecycle state other than active: an active
+//! entry is written in format 2, byte for byte as before lifecycles existed, so only a retired
+//! or merged revision needs a build that reads format 3. All three are read.
 //! Strings are a `u32` byte length followed by UTF-8; every number is little-endian and fixed
 //! width. Decoding checks every length against the bytes left before allocating, so damaged or
 //! hostile input gives a [`DecodeError`] and never a panic or a huge allocation.
@@ -27,11 +31,13 @@
 use std::fmt;
 
 use registry_core::{
-    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Provenance, Timestamp,
+    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
+    Timestamp,
 };
 
-/// The format this build writes; it reads this one and format 1.
-pub(crate) const FORMAT_VERSION: u8 = 2;
+/// The newest format this build writes (for retired and merged revisions; active ones are
+/// written in format 2); it reads formats 1 to this one.
+pub(crate) const FORMAT_VERSION: u8 = 3;
 
 /// Why stored bytes do not decode into an entry. The message is one lowercase line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +74,11 @@ impl fmt::Display for EncodeError {
 /// [`EncodeError`] when a string or the context is too long for a `u32` length.
 pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let h = &entry.header;
-    out.push(FORMAT_VERSION);
+    out.push(if entry.lifecycle.is_active() {
+        2
+    } else {
+        FORMAT_VERSION
+    });
     put_str(out, "scope", &h.fields.scope)?;
     put_str(out, "type", &h.fields.kind)?;
     put_str(out, "variant", &h.fields.variant)?;
@@ -89,6 +99,15 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), EncodeError
     out.extend_from_slice(&entry.created_at.0.to_le_bytes());
     out.extend_from_slice(&entry.updated_at.0.to_le_bytes());
     out.extend_from_slice(&Provenance::pack_option(entry.provenance.as_ref()).to_le_bytes());
+    match &entry.lifecycle {
+        Lifecycle::Active => {}
+        Lifecycle::Retired => out.push(1),
+        Lifecycle::Merged(target) => {
+            out.push(2);
+            put_str(out, "merged-into prefix", target.prefix())?;
+            out.extend_from_slice(&target.number().to_le_bytes());
+        }
+    }
     Ok(())
 }
 
@@ -151,6 +170,19 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     } else {
         None
     };
+    let lifecycle = if format >= 3 {
+        match r.take::<1>("lifecycle")?[0] {
+            1 => Lifecycle::Retired,
+            2 => {
+                let prefix = r.string("merged-into prefix")?;
+                let number = u64::from_le_bytes(r.take("merged-into number")?);
+                Lifecycle::Merged(EntryId::new(prefix, number))
+            }
+            n => return Err(DecodeError(format!("unknown lifecycle {n}"))),
+        }
+    } else {
+        Lifecycle::Active
+    };
     if r.left() != 0 {
         return Err(DecodeError(format!(
             "{} unexpected bytes after the entry at byte {}",
@@ -178,6 +210,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         created_at,
         updated_at,
         provenance,
+        lifecycle,
     })
 }
 
@@ -261,6 +294,7 @@ mod tests {
             created_at: Timestamp(-5),
             updated_at: Timestamp(1_795_801_784_123),
             provenance: None,
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -282,18 +316,40 @@ mod tests {
             ),
         ] {
             let bytes = encoded(&e);
-            assert_eq!(bytes[0], FORMAT_VERSION);
+            assert_eq!(bytes[0], 2, "an active entry is written in format 2");
             assert_eq!(decode(&bytes), Ok(e.clone()));
             assert!(decode(&bytes).is_ok_and(|d| d.verify()));
+            for lifecycle in [
+                Lifecycle::Retired,
+                Lifecycle::Merged(EntryId::new("ETL-MUL", 7)),
+            ] {
+                let mut e = Entry {
+                    lifecycle,
+                    ..e.clone()
+                };
+                e.hash = e.content_hash();
+                let bytes = encoded(&e);
+                assert_eq!(bytes[0], FORMAT_VERSION);
+                assert_eq!(decode(&bytes), Ok(e.clone()));
+                assert!(decode(&bytes).is_ok_and(|d| d.verify()));
+            }
         }
     }
 
     #[test]
     fn every_truncation_is_an_error() {
-        let bytes = encoded(&entry("Block SSH", &[("env", "prod")], "a: b"));
-        for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len]).is_err(), "decoded {len} bytes");
+        let active = entry("Block SSH", &[("env", "prod")], "a: b");
+        let merged = Entry {
+            lifecycle: Lifecycle::Merged(EntryId::new("ETL-MUL", 7)),
+            ..active.clone()
+        };
+        for e in [active, merged] {
+            let bytes = encoded(&e);
+            for len in 0..bytes.len() {
+                assert!(decode(&bytes[..len]).is_err(), "decoded {len} bytes");
+            }
         }
+        let bytes = encoded(&entry("Block SSH", &[("env", "prod")], "a: b"));
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode(&longer).is_err());
@@ -337,9 +393,13 @@ mod tests {
             assert!(err.to_string().contains(want), "{err} lacks {want:?}");
         };
         let good = encoded(&entry("t", &[("env", "prod")], "c"));
-        let mut v3 = good.clone();
-        v3[0] = 3;
-        check(&v3, "unknown format version 3");
+        let mut v4 = good.clone();
+        v4[0] = 4;
+        check(&v4, "unknown format version 4");
+        let mut unknown_state = good.clone();
+        unknown_state[0] = 3;
+        unknown_state.push(9);
+        check(&unknown_state, "unknown lifecycle 9");
         check(&[], "truncated: format version");
         check(
             &[1, 0xff, 0xff, 0xff, 0xff],
@@ -407,6 +467,7 @@ mod tests {
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_000),
             provenance: None,
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -436,6 +497,7 @@ mod tests {
                 },
                 version: Source::Given,
             }),
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -460,6 +522,7 @@ mod tests {
                 fields: Fields::from_fn(|_| Source::Unrecorded),
                 version: Source::Unrecorded,
             }),
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -480,6 +543,7 @@ mod tests {
             created_at: Timestamp(i64::MIN),
             updated_at: Timestamp(i64::MAX),
             provenance: None,
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -626,6 +690,70 @@ mod tests {
                 "0000000000000080",        // created at -9223372036854775808
                 "ffffffffffffff7f",        // updated at 9223372036854775807
                 "00000000",                // provenance: not recorded
+            ],
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_a_retired_entry() {
+        let retired = Entry {
+            lifecycle: Lifecycle::Retired,
+            ..minimal()
+        };
+        check(
+            &retired,
+            &[
+                "03",                                                               // format 3
+                "03000000 534543",                                                  // scope "SEC"
+                "05000000 52554c4553",                                              // type "RULES"
+                "04000000 4c495645",           // variant "LIVE"
+                "04000000 4c495645",           // status "LIVE"
+                "07000000 5345432d52554c",     // id prefix "SEC-RUL"
+                "0100000000000000",            // id number 1
+                "02000000 7631",               // version "v1"
+                "09000000 426c6f636b20535348", // title "Block SSH"
+                "00000000",                    // context: 0 pairs
+                "00000000",                    // config (empty)
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // hash
+                "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", // fingerprint
+                "01000000",                    // revision 1
+                "0068e5cf8b010000",            // created at 1700000000000
+                "0068e5cf8b010000",            // updated at 1700000000000
+                "00000000",                    // provenance: not recorded
+                "01",                          // lifecycle: retired
+            ],
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_a_merged_entry() {
+        let merged = Entry {
+            lifecycle: Lifecycle::Merged(EntryId::new("SEC-RUL", 42)),
+            ..minimal()
+        };
+        check(
+            &merged,
+            &[
+                "03",                                                               // format 3
+                "03000000 534543",                                                  // scope "SEC"
+                "05000000 52554c4553",                                              // type "RULES"
+                "04000000 4c495645",           // variant "LIVE"
+                "04000000 4c495645",           // status "LIVE"
+                "07000000 5345432d52554c",     // id prefix "SEC-RUL"
+                "0100000000000000",            // id number 1
+                "02000000 7631",               // version "v1"
+                "09000000 426c6f636b20535348", // title "Block SSH"
+                "00000000",                    // context: 0 pairs
+                "00000000",                    // config (empty)
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // hash
+                "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", // fingerprint
+                "01000000",                    // revision 1
+                "0068e5cf8b010000",            // created at 1700000000000
+                "0068e5cf8b010000",            // updated at 1700000000000
+                "00000000",                    // provenance: not recorded
+                "02",                          // lifecycle: merged
+                "07000000 5345432d52554c",     // into prefix "SEC-RUL"
+                "2a00000000000000",            // into number 42
             ],
         );
     }

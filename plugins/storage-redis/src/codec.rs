@@ -18,10 +18,14 @@
 //! | fingerprint     | 16 raw bytes                                                |
 //! | revision        | varint                                                      |
 //! | created, updated| zigzag varint milliseconds each                             |
-//! | provenance      | varint, `Provenance::pack` (format 2 only; 0 when not recorded) |
+//! | provenance      | varint, `Provenance::pack` (formats 2 and 3; 0 when not recorded) |
+//! | lifecycle       | one byte, 1 retired or 2 merged (format 3 only)             |
+//! | merged into     | id prefix: string, number: varint (format 3, merged only)   |
 //!
 //! Format 1 is format 2 without its provenance, which entries registered before provenance
-//! was recorded have; both are read (here and by the scripts), and format 2 is written.
+//! was recorded have. Format 3 is format 2 with a lifecycle state other than active: an active
+//! entry is written in format 2, byte for byte as before lifecycles existed. All three are read
+//! (here and by the scripts).
 //!
 //! A string is a varint byte length followed by UTF-8. The four header fields come first on
 //! purpose: the Lua scripts read them (and only them) to maintain the field indexes, with the
@@ -31,11 +35,13 @@
 use std::fmt;
 
 use registry_core::{
-    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Provenance, Timestamp,
+    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
+    Timestamp,
 };
 
-/// The format this build writes; it reads this one and format 1. The Lua scripts check it too.
-pub(crate) const FORMAT_VERSION: u8 = 2;
+/// The newest format this build writes (for retired and merged revisions; active ones are
+/// written in format 2); it reads formats 1 to this one. The Lua scripts check it too.
+pub(crate) const FORMAT_VERSION: u8 = 3;
 
 /// Why stored bytes do not decode into an entry. The message is one lowercase line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +56,11 @@ impl fmt::Display for DecodeError {
 /// Appends the encoding of `entry` to `out`. Every length fits a varint, so this cannot fail.
 pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
     let h = &entry.header;
-    out.push(FORMAT_VERSION);
+    out.push(if entry.lifecycle.is_active() {
+        2
+    } else {
+        FORMAT_VERSION
+    });
     put_str(out, &h.fields.scope);
     put_str(out, &h.fields.kind);
     put_str(out, &h.fields.variant);
@@ -74,6 +84,15 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
         out,
         u64::from(Provenance::pack_option(entry.provenance.as_ref())),
     );
+    match &entry.lifecycle {
+        Lifecycle::Active => {}
+        Lifecycle::Retired => out.push(1),
+        Lifecycle::Merged(target) => {
+            out.push(2);
+            put_str(out, target.prefix());
+            put_varint(out, target.number());
+        }
+    }
 }
 
 /// The encoding of `entry` in a new buffer.
@@ -156,6 +175,19 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     } else {
         None
     };
+    let lifecycle = if format >= 3 {
+        match r.take::<1>("lifecycle")?[0] {
+            1 => Lifecycle::Retired,
+            2 => {
+                let prefix = r.string("merged-into prefix")?;
+                let number = r.varint("merged-into number")?;
+                Lifecycle::Merged(EntryId::new(prefix, number))
+            }
+            n => return Err(DecodeError(format!("unknown lifecycle {n}"))),
+        }
+    } else {
+        Lifecycle::Active
+    };
     if r.left() != 0 {
         return Err(DecodeError(format!(
             "{} unexpected bytes after the entry at byte {}",
@@ -183,6 +215,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         created_at,
         updated_at,
         provenance,
+        lifecycle,
     })
 }
 
@@ -283,6 +316,7 @@ mod tests {
             created_at: Timestamp(-5),
             updated_at: Timestamp(1_795_801_784_123),
             provenance: None,
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -309,9 +343,23 @@ mod tests {
             extreme,
         ] {
             let bytes = encoded(&e);
-            assert_eq!(bytes[0], FORMAT_VERSION);
+            assert_eq!(bytes[0], 2, "an active entry is written in format 2");
             assert_eq!(decode(&bytes), Ok(e.clone()));
             assert!(decode(&bytes).is_ok_and(|d| d.verify() == e.verify()));
+            for lifecycle in [
+                Lifecycle::Retired,
+                Lifecycle::Merged(EntryId::new("ETL-MUL", u64::MAX)),
+            ] {
+                let mut e = Entry {
+                    lifecycle,
+                    ..e.clone()
+                };
+                e.hash = e.content_hash();
+                let bytes = encoded(&e);
+                assert_eq!(bytes[0], FORMAT_VERSION);
+                assert_eq!(decode(&bytes), Ok(e.clone()));
+                assert!(decode(&bytes).is_ok_and(|d| d.verify()));
+            }
         }
     }
 
@@ -350,7 +398,7 @@ mod tests {
     #[test]
     fn the_fields_come_first_as_the_scripts_read_them() {
         let bytes = encoded(&entry("t", &[], "c", 1));
-        let mut want = vec![FORMAT_VERSION];
+        let mut want = vec![2];
         for s in ["ETL", "MULTI-ETL", "DEV", "LIVE"] {
             want.push(s.len() as u8);
             want.extend_from_slice(s.as_bytes());
@@ -360,6 +408,16 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error() {
+        let merged = Entry {
+            lifecycle: Lifecycle::Merged(EntryId::new("ETL-MUL", 7)),
+            ..entry("Block SSH", &[("env", "prod")], "a: b", 42)
+        };
+        for len in 0..encoded(&merged).len() {
+            assert!(
+                decode(&encoded(&merged)[..len]).is_err(),
+                "decoded {len} bytes"
+            );
+        }
         let bytes = encoded(&entry("Block SSH", &[("env", "prod")], "a: b", 42));
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len]).is_err(), "decoded {len} bytes");
@@ -404,8 +462,11 @@ mod tests {
             assert!(err.to_string().contains(want), "{err} lacks {want:?}");
         };
         let mut v2 = encoded(&entry("t", &[("env", "prod")], "c", 1));
+        v2[0] = 4;
+        check(&v2, "unknown format version 4");
         v2[0] = 3;
-        check(&v2, "unknown format version 3");
+        v2.push(9);
+        check(&v2, "unknown lifecycle 9");
         check(&[], "truncated: format version");
         check(&[1, 0x7f], "truncated: scope needs 127 bytes");
         check(&[1, 1, 0xff], "scope at byte 2 is not valid utf-8");
@@ -454,6 +515,7 @@ mod tests {
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_000_000),
             provenance: None,
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -483,6 +545,7 @@ mod tests {
                 },
                 version: Source::Given,
             }),
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -507,6 +570,7 @@ mod tests {
                 fields: Fields::from_fn(|_| Source::Unrecorded),
                 version: Source::Unrecorded,
             }),
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -527,6 +591,7 @@ mod tests {
             created_at: Timestamp(i64::MIN),
             updated_at: Timestamp(i64::MAX),
             provenance: None,
+            lifecycle: Lifecycle::Active,
         }
     }
 
@@ -590,6 +655,45 @@ mod tests {
                 "80a0abfef962",          // updated at 1700000000000, zigzag
                 "00",                    // provenance: not recorded
             ],
+        );
+    }
+
+    #[test]
+    fn golden_bytes_of_retired_and_merged_entries() {
+        let common = [
+            "03 534543",                                                        // scope "SEC"
+            "05 52554c4553",                                                    // type "RULES"
+            "04 4c495645",                                                      // variant "LIVE"
+            "04 4c495645",                                                      // status "LIVE"
+            "07 5345432d52554c",     // id prefix "SEC-RUL"
+            "01",                    // id number 1
+            "02 7631",               // version "v1"
+            "09 426c6f636b20535348", // title "Block SSH"
+            "00",                    // context: 0 pairs
+            "00",                    // config (empty)
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // hash
+            "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", // fingerprint
+            "01",                    // revision 1
+            "80a0abfef962",          // created at 1700000000000, zigzag
+            "80a0abfef962",          // updated at 1700000000000, zigzag
+            "00",                    // provenance: not recorded
+        ];
+        let retired = Entry {
+            lifecycle: Lifecycle::Retired,
+            ..minimal()
+        };
+        check(
+            &retired,
+            &[&["03"][..], &common, &["01"]].concat(), // format 3 … lifecycle: retired
+        );
+        let merged = Entry {
+            lifecycle: Lifecycle::Merged(EntryId::new("SEC-RUL", 300)),
+            ..minimal()
+        };
+        check(
+            &merged,
+            // format 3 … lifecycle: merged, into "SEC-RUL" number 300
+            &[&["03"][..], &common, &["02", "07 5345432d52554c", "ac02"]].concat(),
         );
     }
 

@@ -38,11 +38,11 @@ local function varint(s, pos)
   end
 end
 
--- The scope, type, variant and status of an encoded entry (format 1 or 2), or nil if it does
--- not parse.
+-- The scope, type, variant and status of an encoded entry (format 1, 2 or 3), or nil if it
+-- does not parse.
 local function fields(s)
   local format = string.byte(s, 1)
-  if format ~= 1 and format ~= 2 then return nil end
+  if format ~= 1 and format ~= 2 and format ~= 3 then return nil end
   local out, pos = {}, 2
   for i = 1, 4 do
     local len

@@ -260,9 +260,8 @@ impl SchemaValidator {
 
         self.check_config(report, scratch, &header.fields.scope, &entry.config);
 
-        // The entry is hashed once, here. `compute_hash` formats the readable header into a
-        // new string first, the one allocation per valid entry this check still makes.
-        let computed = Entry::compute_hash(header, &entry.title, &entry.context, &entry.config);
+        // The entry is hashed once, here, its lifecycle state included.
+        let computed = entry.content_hash();
         if computed != entry.hash {
             report.error(
                 "hash-mismatch",
@@ -679,6 +678,7 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             provenance: None,
+            lifecycle: registry_core::Lifecycle::Active,
         };
         rehash(&mut e);
         e

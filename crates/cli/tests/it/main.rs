@@ -8,6 +8,7 @@ mod commands;
 mod conventions;
 mod installed;
 mod learn;
+mod lifecycle;
 mod lint;
 mod panics;
 mod plugins_check;
@@ -189,10 +190,10 @@ impl Scratch {
         self.json(&args)
     }
 
-    /// The ids listed, in order.
-    /// The registered ids; none when no registry was created at all.
+    /// The registered ids in order, retired and merged ones included; none when no registry
+    /// was created at all.
     pub fn ids(&self) -> Vec<String> {
-        let out = self.run(&["list", "--format", "json"]);
+        let out = self.run(&["list", "--all", "--format", "json"]);
         if out.status.code() == Some(2)
             && json_error(&String::from_utf8_lossy(&out.stderr))["message"]
                 .as_str()
@@ -200,7 +201,7 @@ impl Scratch {
         {
             return Vec::new();
         }
-        match self.json(&["list"]) {
+        match self.json(&["list", "--all"]) {
             Value::Array(entries) => entries
                 .iter()
                 .map(|e| e["id"].as_str().expect("id").to_owned())

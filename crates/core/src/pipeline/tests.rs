@@ -203,6 +203,7 @@ fn entry(number: u64, title: &str) -> Entry {
         created_at: Timestamp(1_000),
         updated_at: Timestamp(1_000),
         provenance: Some(provenance),
+        lifecycle: crate::Lifecycle::Active,
     };
     e.fingerprint = provenance.fingerprint_of(&e).expect("a known derivation");
     e

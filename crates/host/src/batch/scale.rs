@@ -258,6 +258,7 @@ mod tests {
             created_at: Timestamp(1),
             updated_at: Timestamp(1),
             provenance: None,
+            lifecycle: registry_core::Lifecycle::Active,
         }
     }
 

@@ -24,6 +24,8 @@ pub struct Stats {
     pub by_type: BTreeMap<String, u64>,
     pub by_variant: BTreeMap<String, u64>,
     pub by_status: BTreeMap<String, u64>,
+    /// `active`, `retired`, `merged`: only the states some entry is in.
+    pub by_lifecycle: BTreeMap<String, u64>,
     pub bytes_on_disk: u64,
     pub bytes_per_entry: Option<f64>,
     /// Entries that failed their integrity check (each given to the events as it is met).
@@ -38,6 +40,7 @@ pub struct Stats {
 /// The registry cannot be read.
 pub fn stats(pipeline: Pipeline, data_dir: &Path, events: &mut dyn Events) -> Result<Stats, Error> {
     let mut counts: [BTreeMap<String, u64>; 4] = Default::default();
+    let mut by_lifecycle: BTreeMap<String, u64> = BTreeMap::new();
     let mut entries = 0u64;
     let mut damaged = 0;
     let mut query = ListQuery {
@@ -52,6 +55,9 @@ pub fn stats(pipeline: Pipeline, data_dir: &Path, events: &mut dyn Events) -> Re
         damaged += page.damaged.len();
         for e in &page.entries {
             entries += 1;
+            *by_lifecycle
+                .entry(e.lifecycle.name().to_owned())
+                .or_default() += 1;
             for (i, f) in Field::ALL.iter().enumerate() {
                 *counts[i].entry(e.header.fields[*f].clone()).or_default() += 1;
             }
@@ -70,6 +76,7 @@ pub fn stats(pipeline: Pipeline, data_dir: &Path, events: &mut dyn Events) -> Re
         by_type,
         by_variant,
         by_status,
+        by_lifecycle,
         bytes_on_disk: bytes,
         bytes_per_entry: (entries > 0).then(|| (bytes as f64 / entries as f64).round()),
         damaged,

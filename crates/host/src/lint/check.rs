@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry as Slot;
 
 use registry_core::{
-    Entry, EntryId, Error, Field, HeaderForm, Pipeline, RawHeader, Schema, Severity, StageError,
-    Validator,
+    Entry, EntryId, Error, Field, HeaderForm, Lifecycle, Pipeline, RawHeader, Schema, Severity,
+    StageError, Validator,
 };
 
 use super::scan::{FileReport, Found};
@@ -322,6 +322,27 @@ pub(super) fn registered(
             ));
             continue;
         };
+        match &entry.lifecycle {
+            Lifecycle::Active => {}
+            Lifecycle::Retired => diagnostics.push(h.at(
+                c.id_offset,
+                Level::Warning,
+                "retired-entry",
+                format!("entry {id} is retired (revision {})", entry.revision),
+            )),
+            Lifecycle::Merged(target) => {
+                diagnostics.push(h.at(
+                    c.id_offset,
+                    Level::Error,
+                    "merged-entry",
+                    format!(
+                        "entry {id} is merged into {target}: `registry stamp --refresh` (or \
+                         `lint --fix`) re-points this file"
+                    ),
+                ));
+                continue;
+            }
+        }
         let registered = &entry.header;
         let mut differing: Vec<(&str, &str, &str)> = Field::ALL
             .iter()

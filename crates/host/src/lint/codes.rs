@@ -148,6 +148,20 @@ pub const CODES: &[LintCode] = &[
         "Write the registered header into the file (`registry get ID` shows it), or `registry update` the entry.",
     ),
     code(
+        "merged-entry",
+        Error,
+        Lint,
+        "With `--registered`: the header names an entry that was merged into another (a duplicate).",
+        "Re-point the file with `registry stamp --refresh FILE` or `registry lint --fix`, which write the header of the entry it was merged into.",
+    ),
+    code(
+        "retired-entry",
+        Warning,
+        Lint,
+        "With `--registered`: the header names a retired entry.",
+        "Remove the file if the rule is out of use, or make the entry active again with `registry revive ID`.",
+    ),
+    code(
         "missing-header",
         Error,
         Lint,

@@ -11,7 +11,11 @@
 //! `--refresh`: each header found is compared with its entry's current header (looked up by
 //! the id it names, in the form it is written in); a header that differs is rewritten in place,
 //! atomically as a stamp is (`refreshed`, with the header it `was`). A header naming no
-//! registered entry is an error pointing at `registry link`. `link FILE ID` replaces whatever
+//! registered entry is an error pointing at `registry link`. A header naming an entry merged
+//! into another is rewritten with that other entry's header ([`Pipeline::resolve`]), and so
+//! is a file stamped or linked with a merged entry: merging a duplicate and refreshing
+//! re-points its files. A retired entry's header stays as it is (`lint --registered` warns).
+//! `link FILE ID` replaces whatever
 //! header the file has with that entry's (`refreshed`), or writes it as a stamp would
 //! (`linked`); it registers nothing.
 //!
@@ -601,12 +605,30 @@ fn keyed_entries(
         for entry in page.entries {
             for key in &wanted {
                 if let Some(value) = entry.context.get(key) {
-                    out.insert(((*key).to_owned(), value.to_owned()), entry.clone());
+                    // Of two entries with the same key (a duplicate merged into the other, say)
+                    // the one in use wins.
+                    let slot = out.entry(((*key).to_owned(), value.to_owned()));
+                    match slot {
+                        std::collections::hash_map::Entry::Occupied(mut held)
+                            if !held.get().lifecycle.is_active() && entry.lifecycle.is_active() =>
+                        {
+                            held.insert(entry.clone());
+                        }
+                        std::collections::hash_map::Entry::Occupied(_) => {}
+                        std::collections::hash_map::Entry::Vacant(free) => {
+                            free.insert(entry.clone());
+                        }
+                    }
                 }
             }
         }
         let Some(next) = page.next else { break };
         query.after = Some(next);
+    }
+    for entry in out.values_mut() {
+        if entry.lifecycle.merged_into().is_some() {
+            *entry = pipeline.resolve(&entry.header.id)?;
+        }
     }
     Ok(out)
 }
@@ -652,7 +674,8 @@ fn refresh_one(
     dry_run: bool,
     report: &mut Report,
 ) {
-    let entry = match pipeline.get(id) {
+    // A merged entry's files are re-pointed to the entry it was merged into.
+    let entry = match pipeline.resolve(id) {
         Ok(entry) => entry,
         Err(e) => {
             report.status = Status::Error;
@@ -720,7 +743,9 @@ pub fn link(settings: &Settings, link: Link) -> Result<Report, Error> {
     }
     let registry = Registry::open(settings, Needs::READ)?;
     let pipeline = registry.into_pipeline();
-    let entry = pipeline.get(&id)?;
+    // Linking to a merged entry links to the one it was merged into.
+    let entry = pipeline.resolve(&id)?;
+    let id = entry.header.id.clone();
     let given = link.file.as_path();
     let (place, file, meta) = match Place::resolve(given) {
         Ok(found) => found,
@@ -1134,6 +1159,14 @@ fn register_and_write(
     let results = pipeline.add(requests);
     for (plan, result) in plans.iter().zip(results) {
         let report = &mut reports[plan.slot];
+        // A request registered as an entry since merged gets the header of the one in use.
+        let result = result.and_then(|added| match added.entry.lifecycle {
+            registry_core::Lifecycle::Merged(_) => Ok(Added {
+                entry: pipeline.resolve(&added.entry.header.id)?,
+                ..added
+            }),
+            _ => Ok(added),
+        });
         match result {
             Ok(Added { entry, created, .. }) => {
                 let header = entry.header.format(form);

@@ -75,7 +75,9 @@ pub enum FileFormat {
 mod tests {
     use std::io;
 
-    use registry_core::{Context, Entry, EntryId, Fields, Fingerprint, Header, Schema, Timestamp};
+    use registry_core::{
+        Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Schema, Timestamp,
+    };
 
     use super::read::Input;
     use super::record::{Item, Parsed, Record};
@@ -108,17 +110,26 @@ mod tests {
             created_at: Timestamp(-5),
             updated_at: Timestamp(1_795_801_784_123 + i64::from(revision)),
             provenance: None,
+            lifecycle: registry_core::Lifecycle::Active,
         }
     }
 
+    /// Four revisions: active, retired, active again, merged (the latest), so every lifecycle
+    /// state is carried by an earlier revision and by the latest one.
     fn history() -> Vec<Entry> {
-        vec![
+        let mut h = vec![
             entry(1, "DEV", "a: 1\n  b: ' x'\n\n"),
             entry(2, "LIVE", "---\nkey: \"--- not a marker\"\n...\n"),
             // Trailing spaces rule out a literal block: the emitter folds a quoted scalar.
             entry(3, "TEST", "---  \n--- x \n...\n\n  ---\n"),
             entry(4, "REQUIRED", "tabs\tand trailing spaces  \nno final break"),
-        ]
+        ];
+        h[1].lifecycle = Lifecycle::Retired;
+        h[3].lifecycle = Lifecycle::Merged(EntryId::new("SEC-MUL", 1));
+        for e in &mut h {
+            e.hash = e.content_hash();
+        }
+        h
     }
 
     /// Reads records from `text` as `import` does.
@@ -189,6 +200,14 @@ mod tests {
         check(
             &good.replace("\"hash\"", "\"hsah\""),
             "unknown field `hsah`",
+        );
+        check(
+            &good.replace(",\"merged_into\":\"SEC-MUL-001\"", ""),
+            "revision 4: a merged entry needs `merged_into`",
+        );
+        check(
+            &good.replacen("\"lifecycle\":\"retired\"", "\"lifecycle\":\"gone\"", 1),
+            "revision 2: unknown lifecycle `gone`",
         );
         check(
             &good.replace(",\"fingerprint\":\"12121212121212121212121212121212\"", ""),

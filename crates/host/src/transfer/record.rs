@@ -2,8 +2,8 @@
 //! entry or a plain request, every key checked.
 
 use registry_core::{
-    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Provenance, Request, Schema,
-    Timestamp, nesting,
+    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
+    Request, Schema, Timestamp, nesting,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,12 @@ pub(super) struct Record<'a> {
     revision: u32,
     created_at: Timestamp,
     updated_at: Timestamp,
+    /// Written for a retired or merged revision only, so an active one's record is as it was
+    /// before lifecycles existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lifecycle: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merged_into: Option<&'a EntryId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<Record<'a>>>,
 }
@@ -56,6 +62,8 @@ impl<'a> Record<'a> {
             revision: e.revision,
             created_at: e.created_at,
             updated_at: e.updated_at,
+            lifecycle: (!e.lifecycle.is_active()).then(|| e.lifecycle.name()),
+            merged_into: e.lifecycle.merged_into(),
             history: None,
         }
     }
@@ -95,6 +103,8 @@ pub(super) struct RawRecord {
     revision: Option<u32>,
     created_at: Option<Timestamp>,
     updated_at: Option<Timestamp>,
+    lifecycle: Option<String>,
+    merged_into: Option<EntryId>,
     history: Option<Vec<RawRevision>>,
 }
 
@@ -116,6 +126,10 @@ pub(super) struct RawRevision {
     revision: u32,
     created_at: Timestamp,
     updated_at: Timestamp,
+    #[serde(default)]
+    lifecycle: Option<String>,
+    #[serde(default)]
+    merged_into: Option<EntryId>,
 }
 
 /// What a record asks for.
@@ -188,6 +202,8 @@ pub(super) fn request_of(raw: RawRecord, schema: &Schema) -> Result<Request, Str
         ("revision", raw.revision.is_some()),
         ("created_at", raw.created_at.is_some()),
         ("updated_at", raw.updated_at.is_some()),
+        ("lifecycle", raw.lifecycle.is_some()),
+        ("merged_into", raw.merged_into.is_some()),
     ];
     if let Some((key, _)) = exported_only.iter().find(|(_, given)| *given) {
         return Err(format!(
@@ -234,6 +250,8 @@ pub(super) fn history_of(raw: RawRecord) -> Result<Vec<Entry>, String> {
         revision: need(raw.revision, "revision")?,
         created_at: need(raw.created_at, "created_at")?,
         updated_at: need(raw.updated_at, "updated_at")?,
+        lifecycle: raw.lifecycle,
+        merged_into: raw.merged_into,
     };
     earlier
         .into_iter()
@@ -266,6 +284,9 @@ pub(super) fn entry_of(
             r.revision, r.header
         ));
     }
+    let lifecycle =
+        Lifecycle::from_parts(r.lifecycle.as_deref().unwrap_or("active"), r.merged_into)
+            .map_err(|why| format!("revision {}: {why}", r.revision))?;
     Ok(Entry {
         header,
         title: r.title,
@@ -277,5 +298,6 @@ pub(super) fn entry_of(
         created_at: r.created_at,
         updated_at: r.updated_at,
         provenance,
+        lifecycle,
     })
 }

@@ -2,8 +2,8 @@
 //! isolation, updates, history and sharding.
 
 use registry_core::{
-    Changes, Draft, EntryId, Error, ErrorCode, FromConfig, Generator, Guess, ListQuery, Pipeline,
-    Prediction, Request, Schema, Setup, Source, StageKind, StageResult, Storage,
+    Changes, Draft, EntryId, Error, ErrorCode, FromConfig, Generator, Guess, Lifecycle, ListQuery,
+    Pipeline, Prediction, Request, Schema, Setup, Source, StageKind, StageResult, Storage,
 };
 use registry_testkit::faults::{BrokenCache, FailingStorage, FaultSwitch};
 use registry_testkit::memory::{self, KeywordlessGenerator, MemoryStorage, NoConfig};
@@ -388,6 +388,102 @@ fn update_writes_a_revision_and_keeps_history() {
         pipeline.list(&everything()).map(|p| p.entries),
         Ok(vec![second])
     );
+}
+
+#[test]
+fn retiring_merging_and_reviving_are_revisions_kept_in_history() {
+    let pipeline = pipeline(3);
+    let add = |title: &str| {
+        pipeline
+            .add_one(request(title, &[("scope", "SEC")]))
+            .expect("valid")
+            .entry
+    };
+    let keep = add("block ssh");
+    let duplicate = add("block ssh from anywhere");
+    let old = add("rotate keys");
+    let (keep_id, dup_id, old_id) = (&keep.header.id, &duplicate.header.id, &old.header.id);
+
+    let retired = pipeline
+        .set_lifecycle(old_id, Lifecycle::Retired, None)
+        .expect("retired");
+    assert!(retired.changed);
+    assert_eq!(
+        (retired.entry.revision, &retired.entry.lifecycle),
+        (2, &Lifecycle::Retired)
+    );
+    assert!(retired.entry.verify(), "the hash covers the lifecycle");
+    assert_ne!(retired.entry.hash, old.hash);
+    let again = pipeline
+        .set_lifecycle(old_id, Lifecycle::Retired, None)
+        .expect("already retired");
+    assert!(!again.changed, "retiring twice writes nothing");
+
+    // A retired entry's content is frozen until it is revived; the same request finds it.
+    let refused = pipeline.update(
+        old_id,
+        Changes {
+            title: Some("rotate all keys".into()),
+            ..Changes::default()
+        },
+    );
+    assert_eq!(
+        refused.map_err(|e| e.to_string()),
+        Err(format!(
+            "entry {old_id} is retired: revive it before changing it"
+        ))
+    );
+    let found = pipeline
+        .add_one(request("rotate keys", &[("scope", "SEC")]))
+        .expect("valid");
+    assert!(!found.created);
+    assert_eq!(found.entry, retired.entry);
+
+    // Merges go only into another, active entry.
+    for (target, want) in [
+        (
+            dup_id.clone(),
+            format!("cannot merge entry {dup_id} into itself"),
+        ),
+        (
+            old_id.clone(),
+            format!("cannot merge into entry {old_id}: it is retired"),
+        ),
+    ] {
+        let e = pipeline
+            .set_lifecycle(dup_id, Lifecycle::Merged(target), None)
+            .expect_err("refused");
+        assert!(matches!(e, Error::Lifecycle(_)), "{e:?}");
+        assert_eq!(e.to_string(), want);
+    }
+    assert!(matches!(
+        pipeline.set_lifecycle(dup_id, Lifecycle::Merged(EntryId::new("SEC-RUL", 99)), None),
+        Err(Error::NotFound(_))
+    ));
+    let merged = pipeline
+        .set_lifecycle(dup_id, Lifecycle::Merged(keep_id.clone()), Some(1))
+        .expect("merged");
+    assert_eq!(merged.entry.lifecycle.merged_into(), Some(keep_id));
+    assert!(matches!(
+        pipeline.set_lifecycle(dup_id, Lifecycle::Retired, Some(1)),
+        Err(Error::Conflict(_))
+    ));
+
+    // Reviving writes a third revision whose content is the first one's again.
+    let revived = pipeline
+        .set_lifecycle(old_id, Lifecycle::Active, None)
+        .expect("revived");
+    assert_eq!(revived.entry.revision, 3);
+    assert_eq!(revived.entry.hash, old.hash);
+    let history = pipeline.history(old_id).expect("history");
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| e.lifecycle.name())
+            .collect::<Vec<_>>(),
+        ["active", "retired", "active"]
+    );
+    assert_eq!(pipeline.get(dup_id), Ok(merged.entry));
 }
 
 #[test]

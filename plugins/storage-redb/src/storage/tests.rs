@@ -62,6 +62,7 @@ fn entry(number: u64, status: &str) -> Entry {
         created_at: Timestamp(1_000),
         updated_at: Timestamp(1_000),
         provenance: None,
+        lifecycle: registry_core::Lifecycle::Active,
     }
 }
 

@@ -249,6 +249,7 @@ fn the_validator_reports_the_same_either_way() {
                 created_at: Timestamp(0),
                 updated_at: Timestamp(0),
                 provenance: None,
+                lifecycle: registry_core::Lifecycle::Active,
             }
         })
         .collect();
