@@ -220,7 +220,7 @@ mod tests {
             "dashboard:\n  title: Rule number {i}\n  version: v2.9\n  security:\n    csrf: {}\n    \
              rate_limit:\n      requests_per_minute: {}\n  filters:\n  - threat_level\n  - \
              source_ip\ngovernance:\n  id: SEC-RUL-{i:03}\n  scope: SEC\n",
-            i % 2 == 0,
+            i.is_multiple_of(2),
             1000 + i % 7
         )
     }
