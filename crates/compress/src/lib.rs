@@ -103,8 +103,8 @@ pub struct Dictionaries {
 
 impl Dictionaries {
     /// Adds a dictionary (replacing one with the same id).
-    pub fn add(&mut self, dictionary: Dictionary) {
-        self.by_id.insert(dictionary.id, Arc::new(dictionary));
+    pub fn add(&mut self, dictionary: Arc<Dictionary>) {
+        self.by_id.insert(dictionary.id, dictionary);
     }
 
     pub fn get(&self, id: u32) -> Option<&Dictionary> {
@@ -300,9 +300,9 @@ mod tests {
     fn the_newest_dictionary_compresses_and_ids_are_kept() {
         let mut all = Dictionaries::default();
         assert_eq!((all.next_id(), all.newest().is_none()), (1, true));
-        all.add(trained());
+        all.add(Arc::new(trained()));
         let second = Dictionary::new(2, trained().bytes().to_vec()).expect("a dictionary");
-        all.add(second);
+        all.add(Arc::new(second));
         assert_eq!(all.newest().map(Dictionary::id), Some(2));
         assert_eq!(all.get(1).map(Dictionary::id), Some(1));
         assert_eq!(all.next_id(), 3);

@@ -23,21 +23,44 @@
 //! Format 1 is format 2 without its provenance, which entries registered before provenance
 //! was recorded have. Format 3 is format 2 with a lifecycle state other than active: an active
 //! entry is written in format 2, byte for byte as before lifecycles existed, so only a retired
-//! or merged revision needs a build that reads format 3. All three are read.
+//! or merged revision needs a build that reads format 3.
+//!
+//! Format 4 is what a shard of storage format 2 writes (see the storage module): format 3's
+//! parts, with the config compressed and the lifecycle always present (0 for active):
+//!
+//! | part            | encoding                                                    |
+//! |-----------------|-------------------------------------------------------------|
+//! | config          | one byte, 0: a string follows; 1: dictionary id `u32` (0 for none), length `u32`, then the zstd frame as a string ([`registry_compress`]) |
+//! | lifecycle       | one byte, 0 active, 1 retired, 2 merged, then the target id if merged |
+//!
+//! A config is stored as a string when compressing would not make it shorter. All four formats
+//! are read; which of them is written is the shard's to say ([`Writing`]).
 //! Strings are a `u32` byte length followed by UTF-8; every number is little-endian and fixed
 //! width. Decoding checks every length against the bytes left before allocating, so damaged or
 //! hostile input gives a [`DecodeError`] and never a panic or a huge allocation.
 
 use std::fmt;
 
+use registry_compress::{Dictionaries, Dictionary};
 use registry_core::{
     ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
     Timestamp,
 };
 
-/// The newest format this build writes (for retired and merged revisions; active ones are
-/// written in format 2); it reads formats 1 to this one.
-pub(crate) const FORMAT_VERSION: u8 = 3;
+/// The newest entry format this build writes (in shards of storage format 2); it reads
+/// formats 1 to this one.
+pub(crate) const FORMAT_VERSION: u8 = 4;
+
+/// How a shard writes entries.
+#[derive(Clone, Copy)]
+pub(crate) enum Writing<'a> {
+    /// A shard of storage format 1: active entries in format 2, others in format 3, configs as
+    /// they are, so the builds that made the shard can still read it.
+    Uncompressed,
+    /// A shard of storage format 2: format 4, configs compressed with the dictionary (or with
+    /// none).
+    Compressed(Option<&'a Dictionary>),
+}
 
 /// Why stored bytes do not decode into an entry. The message is one lowercase line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +95,16 @@ impl fmt::Display for EncodeError {
 ///
 /// # Errors
 /// [`EncodeError`] when a string or the context is too long for a `u32` length.
-pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub(crate) fn encode(
+    entry: &Entry,
+    writing: Writing<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let h = &entry.header;
-    out.push(if entry.lifecycle.is_active() {
-        2
-    } else {
-        FORMAT_VERSION
+    out.push(match writing {
+        Writing::Compressed(_) => 4,
+        Writing::Uncompressed if entry.lifecycle.is_active() => 2,
+        Writing::Uncompressed => 3,
     });
     put_str(out, "scope", &h.fields.scope)?;
     put_str(out, "type", &h.fields.kind)?;
@@ -92,7 +119,10 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), EncodeError
         put_str(out, "context key", key)?;
         put_str(out, "context value", value)?;
     }
-    put_str(out, "config", &entry.config)?;
+    match writing {
+        Writing::Uncompressed => put_str(out, "config", &entry.config)?,
+        Writing::Compressed(dictionary) => put_config(out, &entry.config, dictionary)?,
+    }
     out.extend_from_slice(&entry.hash.0);
     out.extend_from_slice(&entry.fingerprint.0);
     out.extend_from_slice(&entry.revision.to_le_bytes());
@@ -100,6 +130,7 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), EncodeError
     out.extend_from_slice(&entry.updated_at.0.to_le_bytes());
     out.extend_from_slice(&Provenance::pack_option(entry.provenance.as_ref()).to_le_bytes());
     match &entry.lifecycle {
+        Lifecycle::Active if matches!(writing, Writing::Compressed(_)) => out.push(0),
         Lifecycle::Active => {}
         Lifecycle::Retired => out.push(1),
         Lifecycle::Merged(target) => {
@@ -109,6 +140,34 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) -> Result<(), EncodeError
         }
     }
     Ok(())
+}
+
+/// A format-4 config: compressed with `dictionary` (or none) when that is shorter.
+fn put_config(
+    out: &mut Vec<u8>,
+    config: &str,
+    dictionary: Option<&Dictionary>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.push(1);
+    out.extend_from_slice(&dictionary.map_or(0, Dictionary::id).to_le_bytes());
+    put_len(out, "config", config.len())?;
+    let frame_len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let compressed = registry_compress::compress(config.as_bytes(), dictionary, out).is_ok();
+    let frame_len = out.len() - frame_len_at - 4;
+    // A frame is never kept unless it saves bytes over the string form, which costs 5.
+    if compressed && frame_len + 12 < config.len() + 4 {
+        let n = u32::try_from(frame_len).map_err(|_| EncodeError {
+            part: "compressed config",
+            len: frame_len,
+        })?;
+        out[frame_len_at..frame_len_at + 4].copy_from_slice(&n.to_le_bytes());
+        return Ok(());
+    }
+    out.truncate(start);
+    out.push(0);
+    put_str(out, "config", config)
 }
 
 fn put_len(out: &mut Vec<u8>, part: &'static str, len: usize) -> Result<(), EncodeError> {
@@ -127,8 +186,9 @@ fn put_str(out: &mut Vec<u8>, part: &'static str, s: &str) -> Result<(), EncodeE
 ///
 /// # Errors
 /// [`DecodeError`] for an unknown format version, truncated input, invalid UTF-8, a context that
-/// no longer passes [`Context::new`], or bytes left over at the end.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+/// no longer passes [`Context::new`], a compressed config that does not decompress (or names a
+/// dictionary `dictionaries` lacks), or bytes left over at the end.
+pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.take::<1>("format version")?[0];
     if !(1..=FORMAT_VERSION).contains(&format) {
@@ -158,7 +218,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     }
     let context =
         Context::new(context).map_err(|e| DecodeError(format!("invalid context: {e}")))?;
-    let config = r.string("config")?;
+    let config = if format >= 4 {
+        r.config(dictionaries)?
+    } else {
+        r.string("config")?
+    };
     let hash = ContentHash(r.take("hash")?);
     let fingerprint = Fingerprint(r.take("fingerprint")?);
     let revision = r.u32("revision")?;
@@ -172,6 +236,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     };
     let lifecycle = if format >= 3 {
         match r.take::<1>("lifecycle")?[0] {
+            0 if format >= 4 => Lifecycle::Active,
             1 => Lifecycle::Retired,
             2 => {
                 let prefix = r.string("merged-into prefix")?;
@@ -254,6 +319,34 @@ impl Reader<'_> {
         Ok(u32::from_le_bytes(self.take(part)?))
     }
 
+    /// A format-4 config.
+    fn config(&mut self, dictionaries: &Dictionaries) -> Result<String, DecodeError> {
+        let at = self.at;
+        match self.take::<1>("config")?[0] {
+            0 => self.string("config"),
+            1 => {
+                let id = self.u32("config dictionary")?;
+                let raw_len = self.u32("config length")? as usize;
+                let frame_len = self.u32("compressed config")? as usize;
+                let frame = self.bytes("compressed config", frame_len)?;
+                let dictionary = match id {
+                    0 => None,
+                    id => Some(dictionaries.get(id).ok_or_else(|| {
+                        DecodeError(format!(
+                            "the config at byte {at} is compressed with dictionary {id}, which \
+                             the shard does not hold"
+                        ))
+                    })?),
+                };
+                registry_compress::decompress(frame, raw_len, dictionary)
+                    .map_err(|e| DecodeError(format!("the config at byte {at}: {e}")))
+            }
+            n => Err(DecodeError(format!(
+                "unknown config encoding {n} at byte {at}"
+            ))),
+        }
+    }
+
     fn string(&mut self, part: &str) -> Result<String, DecodeError> {
         let len = self.u32(part)? as usize;
         let start = self.at;
@@ -269,6 +362,149 @@ mod tests {
     use registry_core::Source;
 
     use super::*;
+
+    fn none() -> Dictionaries {
+        Dictionaries::default()
+    }
+
+    /// A dictionary trained on configs like [`config_like`]'s, as dictionary `id`.
+    fn dictionaries(id: u32) -> Dictionaries {
+        let samples: Vec<String> = (0..400).map(config_like).collect();
+        let bytes = registry_compress::train(&samples).expect("trains");
+        let mut all = Dictionaries::default();
+        all.add(std::sync::Arc::new(
+            Dictionary::new(id, bytes).expect("a dictionary"),
+        ));
+        all
+    }
+
+    fn config_like(i: usize) -> String {
+        format!(
+            "dashboard:\n  title: Rule {i}\n  version: v2.9\n  security:\n    csrf: {}\n    cookies:\n      \
+             secure: true\n  filters:\n  - threat_level\n  - source_ip\ngovernance:\n  id: ETL-MUL-{i:04}\n",
+            i.is_multiple_of(3)
+        )
+    }
+
+    fn encoded_with(e: &Entry, writing: Writing<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(e, writing, &mut out).expect("test entries fit");
+        out
+    }
+
+    #[test]
+    fn format_4_compresses_configs_and_reads_them_back() {
+        let dicts = dictionaries(7);
+        let dictionary = dicts.get(7);
+        for (config, lifecycle) in [
+            (config_like(12_345), Lifecycle::Active),
+            (config_like(7), Lifecycle::Retired),
+            (String::new(), Lifecycle::Merged(EntryId::new("ETL-MUL", 1))),
+            ("x".repeat(100_000), Lifecycle::Active),
+        ] {
+            let mut e = Entry {
+                lifecycle,
+                ..entry("Block SSH", &[("env", "prod")], &config)
+            };
+            e.hash = e.content_hash();
+            let plain = encoded_with(&e, Writing::Uncompressed);
+            for writing in [Writing::Compressed(None), Writing::Compressed(dictionary)] {
+                let bytes = encoded_with(&e, writing);
+                assert_eq!(bytes[0], 4);
+                assert_eq!(decode(&bytes, &dicts).as_ref(), Ok(&e));
+                assert!(
+                    bytes.len() <= plain.len() + 1,
+                    "never longer but for the lifecycle"
+                );
+            }
+        }
+        // The dictionary pays: a config like those it was trained on takes a fraction.
+        let e = entry("t", &[], &config_like(99_999));
+        let with = encoded_with(&e, Writing::Compressed(dictionary)).len();
+        let without = encoded_with(&e, Writing::Compressed(None)).len();
+        let plain = encoded_with(&e, Writing::Uncompressed).len();
+        assert!(
+            with < without && without < plain,
+            "{with} {without} {plain}"
+        );
+        // A config needs the dictionary it was written with.
+        let bytes = encoded_with(&e, Writing::Compressed(dictionary));
+        let err = decode(&bytes, &none()).expect_err("without its dictionary");
+        assert!(
+            err.to_string()
+                .contains("compressed with dictionary 7, which the shard does not hold"),
+            "{err}"
+        );
+        for len in 0..bytes.len() {
+            assert!(
+                decode(&bytes[..len], &dicts).is_err(),
+                "decoded {len} bytes"
+            );
+        }
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0xff;
+            let _ = decode(&damaged, &dicts);
+        }
+    }
+
+    /// Format 4 with a config too short to compress: pinned bytes, and a compressed config as
+    /// zstd wrote it at this format's first release, which must keep decoding whatever zstd
+    /// writes later.
+    #[test]
+    fn golden_bytes_of_format_4() {
+        let before = [
+            "04",                          // format 4
+            "03000000 534543",             // scope "SEC"
+            "05000000 52554c4553",         // type "RULES"
+            "04000000 4c495645",           // variant "LIVE"
+            "04000000 4c495645",           // status "LIVE"
+            "07000000 5345432d52554c",     // id prefix
+            "0100000000000000",            // id number 1
+            "02000000 7631",               // version "v1"
+            "09000000 426c6f636b20535348", // title
+            "00000000",                    // context: 0 pairs
+        ];
+        let after = [
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // hash
+            "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",                                 // fingerprint
+            "01000000",                                                         // revision 1
+            "0068e5cf8b010000",                                                 // created at
+            "0068e5cf8b010000",                                                 // updated at
+            "00000000",                                                         // provenance
+            "00",                                                               // active
+        ];
+        let e = minimal();
+        let want = unhex(&[&before[..], &["00 00000000"], &after].concat()); // config: "", a string
+        assert_eq!(
+            hex(&encoded_with(&e, Writing::Compressed(None))),
+            hex(&want)
+        );
+        assert_eq!(decode(&want, &none()).as_ref(), Ok(&e));
+
+        // 67 bytes of config in a 20-byte frame, without a dictionary.
+        let config = format!("a: {}\n", "a".repeat(63));
+        let frame = FRAME_OF_FORMAT_4;
+        let compressed = unhex(
+            &[
+                &before[..],
+                &["01 00000000 43000000 14000000", frame], // zstd, no dictionary, 67 bytes, frame
+                &after,
+            ]
+            .concat(),
+        );
+        let with_config = Entry {
+            config: config.clone(),
+            ..minimal()
+        };
+        assert_eq!(decode(&compressed, &none()).as_ref(), Ok(&with_config));
+        let mut written = Vec::new();
+        registry_compress::compress(config.as_bytes(), None, &mut written).expect("compresses");
+        assert_eq!(hex(&written), frame, "zstd writes the same frame today");
+    }
+
+    /// The frame [`golden_bytes_of_format_4`] pins.
+    const FRAME_OF_FORMAT_4: &str = "28b52ffd20435d000028613a20610a0100930011";
 
     fn entry(title: &str, context: &[(&str, &str)], config: &str) -> Entry {
         let header = Header {
@@ -300,7 +536,7 @@ mod tests {
 
     fn encoded(e: &Entry) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(e, &mut out).expect("test entries fit");
+        encode(e, Writing::Uncompressed, &mut out).expect("test entries fit");
         out
     }
 
@@ -317,8 +553,8 @@ mod tests {
         ] {
             let bytes = encoded(&e);
             assert_eq!(bytes[0], 2, "an active entry is written in format 2");
-            assert_eq!(decode(&bytes), Ok(e.clone()));
-            assert!(decode(&bytes).is_ok_and(|d| d.verify()));
+            assert_eq!(decode(&bytes, &none()), Ok(e.clone()));
+            assert!(decode(&bytes, &none()).is_ok_and(|d| d.verify()));
             for lifecycle in [
                 Lifecycle::Retired,
                 Lifecycle::Merged(EntryId::new("ETL-MUL", 7)),
@@ -329,9 +565,9 @@ mod tests {
                 };
                 e.hash = e.content_hash();
                 let bytes = encoded(&e);
-                assert_eq!(bytes[0], FORMAT_VERSION);
-                assert_eq!(decode(&bytes), Ok(e.clone()));
-                assert!(decode(&bytes).is_ok_and(|d| d.verify()));
+                assert_eq!(bytes[0], 3);
+                assert_eq!(decode(&bytes, &none()), Ok(e.clone()));
+                assert!(decode(&bytes, &none()).is_ok_and(|d| d.verify()));
             }
         }
     }
@@ -346,13 +582,16 @@ mod tests {
         for e in [active, merged] {
             let bytes = encoded(&e);
             for len in 0..bytes.len() {
-                assert!(decode(&bytes[..len]).is_err(), "decoded {len} bytes");
+                assert!(
+                    decode(&bytes[..len], &none()).is_err(),
+                    "decoded {len} bytes"
+                );
             }
         }
         let bytes = encoded(&entry("Block SSH", &[("env", "prod")], "a: b"));
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(decode(&longer).is_err());
+        assert!(decode(&longer, &none()).is_err());
     }
 
     #[test]
@@ -363,8 +602,12 @@ mod tests {
         for i in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[i] ^= 0xff;
-            if let Ok(e) = decode(&damaged) {
-                assert_ne!(e, decode(&bytes).expect("original decodes"), "byte {i}");
+            if let Ok(e) = decode(&damaged, &none()) {
+                assert_ne!(
+                    e,
+                    decode(&bytes, &none()).expect("original decodes"),
+                    "byte {i}"
+                );
             }
         }
         // A deterministic stream of pseudo-random inputs, some starting with the right version.
@@ -382,20 +625,20 @@ mod tests {
             if let Some(first) = input.first_mut() {
                 *first = FORMAT_VERSION;
             }
-            let _ = decode(&input);
+            let _ = decode(&input, &none());
         }
     }
 
     #[test]
     fn rejects_bad_versions_lengths_and_contexts() {
         let check = |bytes: &[u8], want: &str| {
-            let err = decode(bytes).expect_err("must not decode");
+            let err = decode(bytes, &none()).expect_err("must not decode");
             assert!(err.to_string().contains(want), "{err} lacks {want:?}");
         };
         let good = encoded(&entry("t", &[("env", "prod")], "c"));
-        let mut v4 = good.clone();
-        v4[0] = 4;
-        check(&v4, "unknown format version 4");
+        let mut v5 = good.clone();
+        v5[0] = 5;
+        check(&v5, "unknown format version 5");
         let mut unknown_state = good.clone();
         unknown_state[0] = 3;
         unknown_state.push(9);
@@ -581,7 +824,12 @@ mod tests {
             "{}: encoding changed",
             entry.title
         );
-        assert_eq!(decode(&want).as_ref(), Ok(entry), "{}", entry.title);
+        assert_eq!(
+            decode(&want, &none()).as_ref(),
+            Ok(entry),
+            "{}",
+            entry.title
+        );
     }
 
     #[test]
@@ -788,6 +1036,6 @@ mod tests {
             provenance: None,
             ..recorded()
         };
-        assert_eq!(decode(&bytes), Ok(want));
+        assert_eq!(decode(&bytes, &none()), Ok(want));
     }
 }

@@ -10,8 +10,22 @@
 //! | `pending_fingerprints` | insertion sequence                 | `(fingerprint, prefix, number)` |
 //! | `field_index`  | `(field tag, value, prefix, number)`       | `()`                   |
 //! | `sequences`    | `prefix`                                   | last allocated number  |
-//! | `layout`       | `"shard"` or `"shards"`                    | the shard's place      |
+//! | `layout`       | `"shard"`, `"shards"` or `"format"`        | the shard's place, and its storage format |
 //! | `meta`         | name                                       | registry metadata ([`registry_core::layout`]) |
+//! | `dictionaries` | dictionary id                              | a zstd dictionary trained on the shard's configs |
+//!
+//! # Storage formats
+//!
+//! A shard records its storage format in `layout` (no `format` row: format 1, every file made
+//! before formats were recorded). A file of a newer format than [`STORAGE_FORMAT`] is refused
+//! at open, naming both. Format 1 shards are written as the builds that made them wrote (entry
+//! formats 2 and 3, configs as they are), so those builds can still read them. Format 2 shards
+//! (every shard this build creates) write entry format 4: the config compressed with zstd and
+//! the shard's newest dictionary ([`registry_compress`]; docs/STORAGE.md has the measurements).
+//! A format 2 shard trains its first dictionary in the insert that brings it to
+//! [`TRAIN_AT`] entries, on up to [`TRAIN_SAMPLES`] of its latest configs, in the same
+//! transaction as that insert; the entries stored before it keep their own compression (zstd
+//! without a dictionary), which rewriting them (`registry compact`) would improve.
 //!
 //! # Creating and opening
 //!
@@ -68,6 +82,8 @@ use registry_core::{
     Setup, StageError, StageResult, Storage,
 };
 
+use registry_compress::Dictionaries;
+
 use crate::Config;
 use crate::codec;
 
@@ -87,6 +103,16 @@ const PENDING: TableDefinition<u64, ([u8; 16], &str, u64)> =
 const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences");
 const LAYOUT: TableDefinition<&str, u32> = TableDefinition::new("layout");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const DICTIONARIES: TableDefinition<u32, &[u8]> = TableDefinition::new("dictionaries");
+
+/// The storage format this build creates and reads (and every one before it).
+pub(crate) const STORAGE_FORMAT: u32 = 2;
+
+/// How many entries a format 2 shard holds before it trains its first dictionary.
+pub(crate) const TRAIN_AT: u64 = 1000;
+
+/// How many of its latest configs a shard trains a dictionary on, at most.
+pub(crate) const TRAIN_SAMPLES: usize = 2000;
 
 /// The smallest page cache a shard gets, in MiB, however many shards share `cache_size_mb`.
 const MIN_CACHE_MB: u64 = 4;
@@ -132,6 +158,10 @@ pub struct RedbStorage {
     path: PathBuf,
     shard: u32,
     shards: u32,
+    /// The storage format the file records (see the module documentation).
+    format: u32,
+    /// The dictionaries of `dictionaries`, prepared, as of the last commit.
+    dictionaries: RwLock<Dictionaries>,
     durable: bool,
     /// The last number handed out per prefix since the file was opened.
     allocated: Mutex<Allocated>,
@@ -422,9 +452,30 @@ impl RedbStorage {
         })
     }
 
-    fn encode(&self, entry: &Entry, buf: &mut Vec<u8>) -> StageResult<()> {
+    /// The prepared dictionaries, as of the last commit.
+    fn dictionaries(&self) -> RwLockReadGuard<'_, Dictionaries> {
+        self.dictionaries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How this shard writes entries, given its dictionaries.
+    fn entry_writing<'d>(&self, dictionaries: &'d Dictionaries) -> codec::Writing<'d> {
+        if self.format >= 2 {
+            codec::Writing::Compressed(dictionaries.newest())
+        } else {
+            codec::Writing::Uncompressed
+        }
+    }
+
+    fn encode(
+        &self,
+        entry: &Entry,
+        writing: codec::Writing<'_>,
+        buf: &mut Vec<u8>,
+    ) -> StageResult<()> {
         buf.clear();
-        codec::encode(entry, buf).map_err(|e| {
+        codec::encode(entry, writing, buf).map_err(|e| {
             StageError::new(
                 ErrorCode::Invalid,
                 format!("entry {} cannot be stored: {e}", entry.header.id),

@@ -3,18 +3,19 @@
 use std::collections::HashSet;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadableTable, StorageError, TableHandle,
 };
+use registry_compress::{Dictionaries, Dictionary};
 use registry_core::rules;
 use registry_core::{EntryId, ErrorCode, Fingerprint, Meta, Setup, StageError, StageResult};
 
 use super::{
-    Allocated, ENTRIES, FIELD_INDEX, FINGERPRINTS, LAYOUT, LOCK_RETRY, META, MIN_CACHE_MB, PENDING,
-    Pending, REVISIONS, RedbStorage, SEQUENCES,
+    Allocated, DICTIONARIES, ENTRIES, FIELD_INDEX, FINGERPRINTS, LAYOUT, LOCK_RETRY, META,
+    MIN_CACHE_MB, PENDING, Pending, REVISIONS, RedbStorage, SEQUENCES, STORAGE_FORMAT,
 };
 use crate::Config;
 
@@ -53,6 +54,9 @@ impl RedbStorage {
             path,
             shard: setup.shard,
             shards: setup.shards,
+            // A file this build created is of its format; `prepare` reads an existing one's.
+            format: STORAGE_FORMAT,
+            dictionaries: RwLock::new(Dictionaries::default()),
             durable: config.durable,
             allocated: Mutex::new(Allocated::default()),
             pending: RwLock::new(Pending::default()),
@@ -63,6 +67,7 @@ impl RedbStorage {
             storage.prepare()?;
         }
         storage.load_pending()?;
+        storage.load_dictionaries()?;
         Ok(storage)
     }
 
@@ -90,6 +95,7 @@ impl RedbStorage {
             SEQUENCES.name(),
             PENDING.name(),
             META.name(),
+            DICTIONARIES.name(),
         ]
         .iter()
         .any(|t| !tables.contains(*t));
@@ -104,6 +110,22 @@ impl RedbStorage {
                 ));
             }
             let layout = self.write_table(&txn, LAYOUT)?;
+            // No `format` row: a file made before formats were recorded, format 1.
+            self.format = layout
+                .get("format")
+                .map_err(|e| self.fail("read", e))?
+                .map_or(1, |g| g.value());
+            if self.format > STORAGE_FORMAT {
+                return Err(StageError::new(
+                    ErrorCode::Config,
+                    format!(
+                        "`{}` is of storage format {}, newer than this build's {STORAGE_FORMAT}: \
+                         open it with the build of the registry that wrote it, or a newer one",
+                        self.path.display(),
+                        self.format
+                    ),
+                ));
+            }
             let mut recorded = [None, None];
             for (slot, key) in recorded.iter_mut().zip(["shard", "shards"]) {
                 *slot = layout
@@ -138,11 +160,34 @@ impl RedbStorage {
         if missing {
             self.open_tables(&txn)?;
             self.write_table(&txn, META)?;
+            self.write_table(&txn, DICTIONARIES)?;
             self.commit(txn)
         } else {
             txn.abort()
                 .map_err(|e| self.fail("abort a transaction on", e))
         }
+    }
+
+    /// Reads and prepares the dictionaries, at open.
+    fn load_dictionaries(&self) -> StageResult<()> {
+        let txn = self.begin_read()?;
+        let table = self.read_table(&txn, DICTIONARIES)?;
+        let mut all = Dictionaries::default();
+        for row in table.iter().map_err(|e| self.fail("read", e))? {
+            let (id, bytes) = row.map_err(|e| self.fail("read", e))?;
+            let dictionary = Dictionary::new(id.value(), bytes.value().to_vec()).map_err(|e| {
+                StageError::new(
+                    ErrorCode::Storage,
+                    format!("`{}` holds a damaged dictionary: {e}", self.path.display()),
+                )
+            })?;
+            all.add(Arc::new(dictionary));
+        }
+        *self
+            .dictionaries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = all;
+        Ok(())
     }
 
     /// Reads `pending_fingerprints` into memory, at open.
@@ -299,8 +344,12 @@ fn initialise(builder: &Builder, tmp: &Path, setup: &Setup, meta: &Meta) -> Stag
         txn.open_table(FIELD_INDEX).map_err(|e| fail(&e))?;
         txn.open_table(SEQUENCES).map_err(|e| fail(&e))?;
         txn.open_table(PENDING).map_err(|e| fail(&e))?;
+        txn.open_table(DICTIONARIES).map_err(|e| fail(&e))?;
         let mut layout = txn.open_table(LAYOUT).map_err(|e| fail(&e))?;
         layout.insert("shard", setup.shard).map_err(|e| fail(&e))?;
+        layout
+            .insert("format", STORAGE_FORMAT)
+            .map_err(|e| fail(&e))?;
         layout
             .insert("shards", setup.shards)
             .map_err(|e| fail(&e))?;

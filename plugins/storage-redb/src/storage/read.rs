@@ -29,7 +29,7 @@ impl RedbStorage {
         revision: Option<u32>,
         bytes: &[u8],
     ) -> StageResult<Entry> {
-        let entry = codec::decode(bytes).map_err(|e| self.damaged(id, e))?;
+        let entry = codec::decode(bytes, &self.dictionaries()).map_err(|e| self.damaged(id, e))?;
         if entry.header.id != *id {
             return Err(self.damaged(id, format!("its row holds entry {}", entry.header.id)));
         }

@@ -4,6 +4,7 @@ use registry_core::rules;
 use registry_core::{Entry, Restored, StageResult};
 
 use super::{NewIndex, Pending, RedbStorage, Tables};
+use crate::codec;
 
 impl RedbStorage {
     /// Restores one history inside the batch's transaction. The outer error fails the whole
@@ -15,6 +16,7 @@ impl RedbStorage {
         history: &'e [Entry],
         claimed: &mut rules::Claimed,
         index: &mut NewIndex<'e>,
+        writing: codec::Writing<'_>,
     ) -> StageResult<StageResult<Restored>> {
         let checked = rules::check_restore(history, self.numbering(), &self.name())
             .and_then(|latest| claimed.claim(latest).map(|()| latest));
@@ -35,7 +37,7 @@ impl RedbStorage {
         let mut coded = Vec::with_capacity(history.len());
         for e in history {
             let mut buf = Vec::new();
-            if let Err(err) = self.encode(e, &mut buf) {
+            if let Err(err) = self.encode(e, writing, &mut buf) {
                 return Ok(Err(err));
             }
             coded.push(buf);
@@ -83,9 +85,11 @@ impl RedbStorage {
             let mut claimed = rules::Claimed::default();
             let mut index = NewIndex::default();
             let pending = self.pending();
+            let dictionaries = self.dictionaries();
+            let writing = self.entry_writing(&dictionaries);
             for history in histories {
                 let outcome =
-                    self.restore_one(&mut t, &pending, history, &mut claimed, &mut index)?;
+                    self.restore_one(&mut t, &pending, history, &mut claimed, &mut index, writing)?;
                 wrote |= outcome == Ok(Restored::Created);
                 outcomes.push(outcome);
             }

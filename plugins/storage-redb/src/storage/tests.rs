@@ -275,7 +275,8 @@ fn each_revision_is_stored_once_and_older_files_read_the_same() {
 
     // A file of the earlier layout also holds the latest revision in `revisions`.
     let mut buf = Vec::new();
-    s.encode(&v3, &mut buf).expect("encodes");
+    s.encode(&v3, crate::codec::Writing::Uncompressed, &mut buf)
+        .expect("encodes");
     let txn = s.db.begin_write().expect("write");
     {
         let mut table = txn.open_table(REVISIONS).expect("table");
@@ -874,4 +875,132 @@ fn messages_are_one_lowercase_line() {
     }
     let e = std::io::Error::from_raw_os_error(13);
     assert_eq!(io_reason(&e), "permission denied");
+}
+
+/// A config like the default generator's: mostly the same template text in every entry.
+fn templated(e: &Entry) -> Entry {
+    let n = e.header.id.number();
+    let mut e = e.clone();
+    e.config = format!(
+        "dashboard:\n  title: {}\n  version: v2.9\n  header: '{}'\n  security:\n    csrf: {}\n    \
+         cookies:\n      secure: true\n      http_only: true\n      same_site: lax\n    \
+         authentication:\n      required: true\n      session_timeout_minutes: 480\n  \
+         filters:\n  - threat_level\n  - source_ip\n  - destination_port\n  deployment:\n    \
+         environment: production\n    replicas: {}\ngovernance:\n  id: {}\n  scope: SEC\n",
+        e.title,
+        e.header.readable(),
+        n.is_multiple_of(2),
+        1 + n % 3,
+        e.header.id
+    );
+    e.hash = e.content_hash();
+    e
+}
+
+fn layout_row(s: &RedbStorage, key: &str) -> Option<u32> {
+    let txn = s.db.begin_read().expect("read");
+    let table = txn.open_table(LAYOUT).expect("layout");
+    table.get(key).expect("reads").map(|g| g.value())
+}
+
+#[test]
+fn a_new_shard_is_format_2_and_trains_a_dictionary_at_its_thousandth_entry() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    assert_eq!(layout_row(&s, "format"), Some(STORAGE_FORMAT));
+    let all: Vec<Entry> = (1..=1500).map(|n| templated(&entry(n, "LIVE"))).collect();
+    // 999 entries: no dictionary yet; each config is compressed without one.
+    for chunk in all[..999].chunks(333) {
+        insert(&s, chunk).expect("inserts");
+    }
+    assert!(s.dictionaries().is_empty());
+    // The insert that reaches 1,000 trains one, in its own transaction, and uses it.
+    insert(&s, &all[999..1200]).expect("inserts");
+    assert_eq!(s.dictionaries().newest().map(|d| d.id()), Some(1));
+    insert(&s, &all[1200..]).expect("inserts");
+    let stored_len = |n: u64| {
+        let txn = s.db.begin_read().expect("read");
+        let table = txn.open_table(ENTRIES).expect("entries");
+        let row = table.get(("SEC-RUL", n)).expect("reads").expect("stored");
+        row.value().len()
+    };
+    let (before, after) = (stored_len(10), stored_len(1400));
+    assert!(
+        after * 2 < before,
+        "with the dictionary {after} bytes, without {before}"
+    );
+    for e in [&all[0], &all[998], &all[999], &all[1499]] {
+        assert_eq!(get(&s, e.header.id.number()).as_ref(), Some(e));
+    }
+    drop(s);
+    // Reopened, the dictionary is read back and every entry decodes.
+    let s =
+        RedbStorage::from_config(Config::default(), &existing(dir.path(), 0, 1)).expect("reopens");
+    assert_eq!(s.dictionaries().len(), 1);
+    assert_eq!(list(&s, &[], None, 2000).len(), 1500);
+    assert_eq!(get(&s, 1500).as_ref(), Some(&all[1499]));
+}
+
+#[test]
+fn a_format_1_shard_is_written_as_its_builds_wrote_it_and_a_newer_one_is_refused() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    // A file made before formats were recorded has no `format` row.
+    let set_format = |s: &RedbStorage, format: Option<u32>| {
+        let txn = s.db.begin_write().expect("write");
+        {
+            let mut table = txn.open_table(LAYOUT).expect("layout");
+            match format {
+                Some(f) => table.insert("format", f).map(|_| ()),
+                None => table.remove("format").map(|_| ()),
+            }
+            .expect("writes");
+        }
+        txn.commit().expect("commit");
+    };
+    set_format(&s, None);
+    drop(s);
+    let old =
+        RedbStorage::from_config(Config::default(), &existing(dir.path(), 0, 1)).expect("reopens");
+    assert_eq!(old.format, 1);
+    let all: Vec<Entry> = (1..=1100).map(|n| templated(&entry(n, "LIVE"))).collect();
+    insert(&old, &all).expect("inserts");
+    assert!(
+        old.dictionaries().is_empty(),
+        "a format 1 shard trains nothing"
+    );
+    let txn = old.db.begin_read().expect("read");
+    let first_byte = txn
+        .open_table(ENTRIES)
+        .expect("entries")
+        .get(("SEC-RUL", 5))
+        .expect("reads")
+        .expect("stored")
+        .value()[0];
+    drop(txn);
+    assert_eq!(
+        first_byte, 2,
+        "entry format 2, as the builds that made the file write"
+    );
+    assert_eq!(get(&old, 5).as_ref(), Some(&all[4]));
+    assert_eq!(
+        layout_row(&old, "format"),
+        None,
+        "opening it changed no format"
+    );
+
+    set_format(&old, Some(STORAGE_FORMAT + 1));
+    drop(old);
+    let e = RedbStorage::from_config(Config::default(), &existing(dir.path(), 0, 1))
+        .expect_err("a newer format");
+    assert_eq!(e.code, ErrorCode::Config);
+    assert!(
+        e.message.ends_with(&format!(
+            "shard-000.redb` is of storage format {}, newer than this build's {STORAGE_FORMAT}: \
+             open it with the build of the registry that wrote it, or a newer one",
+            STORAGE_FORMAT + 1
+        )),
+        "{}",
+        e.message
+    );
 }

@@ -2,14 +2,70 @@
 //! `set_meta`, and what they share (the field index, the sequences, the pending fingerprints).
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 
-use redb::{Durability, ReadableTable, WriteTransaction};
+use redb::{Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use registry_compress::{Dictionaries, Dictionary};
 use registry_core::rules;
-use registry_core::{Entry, EntryId, Fingerprint, Inserted, Meta, StageResult};
+use registry_core::{
+    Entry, EntryId, ErrorCode, Fingerprint, Inserted, Meta, StageError, StageResult,
+};
 
-use super::{FINGERPRINTS, META, NewIndex, PENDING, Pending, RedbStorage, SEQUENCES, Tables, tag};
+use super::{
+    DICTIONARIES, FINGERPRINTS, META, NewIndex, PENDING, Pending, RedbStorage, SEQUENCES, TRAIN_AT,
+    TRAIN_SAMPLES, Tables, tag,
+};
 
 impl RedbStorage {
+    /// Trains the shard's first dictionary when this insert brings a format 2 shard to
+    /// [`TRAIN_AT`] entries: on the batch's configs and the latest stored ones, up to
+    /// [`TRAIN_SAMPLES`], kept in `dictionaries` within `txn` and added to `current` (the
+    /// caller's copy) for the batch to use. Returns it, for the shard's own set once the
+    /// transaction commits. A shard zstd cannot train on yet goes on without, and tries again
+    /// at its next insert.
+    pub(super) fn train_if_due(
+        &self,
+        txn: &WriteTransaction,
+        t: &Tables<'_>,
+        batch: &[Entry],
+        current: &mut Dictionaries,
+    ) -> StageResult<Option<Arc<Dictionary>>> {
+        if self.format < 2 || !current.is_empty() {
+            return Ok(None);
+        }
+        let stored = t.entries.len().map_err(|e| self.fail("read", e))?;
+        if stored.saturating_add(batch.len() as u64) < TRAIN_AT {
+            return Ok(None);
+        }
+        let mut samples: Vec<Vec<u8>> = batch
+            .iter()
+            .rev()
+            .take(TRAIN_SAMPLES)
+            .map(|e| e.config.as_bytes().to_vec())
+            .collect();
+        let rows = t.entries.iter().map_err(|e| self.fail("read", e))?;
+        for row in rows.rev() {
+            if samples.len() >= TRAIN_SAMPLES {
+                break;
+            }
+            let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+            let (prefix, number) = key.value();
+            let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
+            samples.push(entry.config.into_bytes());
+        }
+        let Ok(bytes) = registry_compress::train(&samples) else {
+            return Ok(None);
+        };
+        let dictionary = Dictionary::new(current.next_id(), bytes)
+            .map_err(|e| StageError::new(ErrorCode::Internal, e.to_string()))?;
+        self.write_table(txn, DICTIONARIES)?
+            .insert(dictionary.id(), dictionary.bytes())
+            .map_err(|e| self.fail("write", e))?;
+        let dictionary = Arc::new(dictionary);
+        current.add(Arc::clone(&dictionary));
+        Ok(Some(dictionary))
+    }
+
     /// Writes what a batch's new entries add to the field index, in key order, and raises each
     /// prefix's sequence to the highest number stored, so `allocate` never hands out a stored
     /// number, whatever a crash forgot or a restore brought. Fingerprints are the caller's:
@@ -143,10 +199,14 @@ impl RedbStorage {
         let mut added: HashMap<Fingerprint, EntryId> = HashMap::new();
         let mut next = if merge { 0 } else { pending.next };
         let saving;
+        let trained;
         {
             let mut t = self.open_tables(&txn)?;
             let mut buf = Vec::new();
             let mut index = NewIndex::default();
+            let mut dictionaries = self.dictionaries().clone();
+            trained = self.train_if_due(&txn, &t, entries, &mut dictionaries)?;
+            let writing = self.entry_writing(&dictionaries);
             for entry in entries {
                 let id = &entry.header.id;
                 let key = (id.prefix(), id.number());
@@ -169,7 +229,7 @@ impl RedbStorage {
                 {
                     return Err(rules::id_taken(id));
                 }
-                self.encode(entry, &mut buf)?;
+                self.encode(entry, writing, &mut buf)?;
                 let write = |e| self.fail("write", e);
                 t.entries.insert(key, buf.as_slice()).map_err(write)?;
                 t.pending
@@ -185,6 +245,12 @@ impl RedbStorage {
         }
         self.commit(txn)
             .inspect_err(|_| self.unsave_allocations(saving))?;
+        if let Some(dictionary) = trained {
+            self.dictionaries
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(dictionary);
+        }
         drop(pending);
         let mut pending = self.pending_mut();
         if merge {
@@ -215,6 +281,8 @@ impl RedbStorage {
         {
             let mut t = self.open_tables(&txn)?;
             let mut buf = Vec::new();
+            let dictionaries = self.dictionaries();
+            let writing = self.entry_writing(&dictionaries);
             for entry in entries {
                 let id = &entry.header.id;
                 let key = (id.prefix(), id.number());
@@ -228,7 +296,7 @@ impl RedbStorage {
                     outcomes.push(Err(stale));
                     continue;
                 }
-                self.encode(entry, &mut buf)?;
+                self.encode(entry, writing, &mut buf)?;
                 let write = |e| self.fail("write", e);
                 // The revision being replaced moves to `revisions`, as it was coded.
                 let replaced = t
