@@ -25,42 +25,27 @@
 //! entry is written in format 2, byte for byte as before lifecycles existed, so only a retired
 //! or merged revision needs a build that reads format 3.
 //!
-//! Format 4 is what a shard of storage format 2 writes (see the storage module): format 3's
-//! parts, with the config compressed and the lifecycle always present (0 for active):
-//!
-//! | part            | encoding                                                    |
-//! |-----------------|-------------------------------------------------------------|
-//! | config          | one byte, 0: a string follows; 1: dictionary id `u32` (0 for none), length `u32`, then the zstd frame as a string ([`registry_compress`]) |
-//! | lifecycle       | one byte, 0 active, 1 retired, 2 merged, then the target id if merged |
-//!
-//! A config is stored as a string when compressing would not make it shorter. All four formats
-//! are read; which of them is written is the shard's to say ([`Writing`]).
+//! Format 4, what a shard of storage format 2 writes (see the storage module), is the encoding
+//! both storages share, with varint lengths and the config compressed
+//! ([`registry_codec::entry`]); this module hands it entries and bytes of that format. All four
+//! formats are read; which is written is the shard's to say ([`Writing`]).
 //! Strings are a `u32` byte length followed by UTF-8; every number is little-endian and fixed
 //! width. Decoding checks every length against the bytes left before allocating, so damaged or
 //! hostile input gives a [`DecodeError`] and never a panic or a huge allocation.
 
 use std::fmt;
 
-use registry_compress::{Dictionaries, Dictionary};
+use registry_codec::Dictionaries;
 use registry_core::{
     ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
     Timestamp,
 };
 
-/// The newest entry format this build writes (in shards of storage format 2); it reads
-/// formats 1 to this one.
-pub(crate) const FORMAT_VERSION: u8 = 4;
+/// The newest format of this module's own encoding, which this build reads; format 4 is the
+/// shared one.
+pub(crate) const FORMAT_VERSION: u8 = 3;
 
-/// How a shard writes entries.
-#[derive(Clone, Copy)]
-pub(crate) enum Writing<'a> {
-    /// A shard of storage format 1: active entries in format 2, others in format 3, configs as
-    /// they are, so the builds that made the shard can still read it.
-    Uncompressed,
-    /// A shard of storage format 2: format 4, configs compressed with the dictionary (or with
-    /// none).
-    Compressed(Option<&'a Dictionary>),
-}
+pub(crate) use registry_codec::entry::Writing;
 
 /// Why stored bytes do not decode into an entry. The message is one lowercase line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +85,12 @@ pub(crate) fn encode(
     writing: Writing<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
+    if let Writing::Compressed(_) = writing {
+        registry_codec::entry::encode(entry, writing, out);
+        return Ok(());
+    }
     let h = &entry.header;
-    out.push(match writing {
-        Writing::Compressed(_) => 4,
-        Writing::Uncompressed if entry.lifecycle.is_active() => 2,
-        Writing::Uncompressed => 3,
-    });
+    out.push(if entry.lifecycle.is_active() { 2 } else { 3 });
     put_str(out, "scope", &h.fields.scope)?;
     put_str(out, "type", &h.fields.kind)?;
     put_str(out, "variant", &h.fields.variant)?;
@@ -119,10 +104,7 @@ pub(crate) fn encode(
         put_str(out, "context key", key)?;
         put_str(out, "context value", value)?;
     }
-    match writing {
-        Writing::Uncompressed => put_str(out, "config", &entry.config)?,
-        Writing::Compressed(dictionary) => put_config(out, &entry.config, dictionary)?,
-    }
+    put_str(out, "config", &entry.config)?;
     out.extend_from_slice(&entry.hash.0);
     out.extend_from_slice(&entry.fingerprint.0);
     out.extend_from_slice(&entry.revision.to_le_bytes());
@@ -130,7 +112,6 @@ pub(crate) fn encode(
     out.extend_from_slice(&entry.updated_at.0.to_le_bytes());
     out.extend_from_slice(&Provenance::pack_option(entry.provenance.as_ref()).to_le_bytes());
     match &entry.lifecycle {
-        Lifecycle::Active if matches!(writing, Writing::Compressed(_)) => out.push(0),
         Lifecycle::Active => {}
         Lifecycle::Retired => out.push(1),
         Lifecycle::Merged(target) => {
@@ -140,34 +121,6 @@ pub(crate) fn encode(
         }
     }
     Ok(())
-}
-
-/// A format-4 config: compressed with `dictionary` (or none) when that is shorter.
-fn put_config(
-    out: &mut Vec<u8>,
-    config: &str,
-    dictionary: Option<&Dictionary>,
-) -> Result<(), EncodeError> {
-    let start = out.len();
-    out.push(1);
-    out.extend_from_slice(&dictionary.map_or(0, Dictionary::id).to_le_bytes());
-    put_len(out, "config", config.len())?;
-    let frame_len_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    let compressed = registry_compress::compress(config.as_bytes(), dictionary, out).is_ok();
-    let frame_len = out.len() - frame_len_at - 4;
-    // A frame is never kept unless it saves bytes over the string form, which costs 5.
-    if compressed && frame_len + 12 < config.len() + 4 {
-        let n = u32::try_from(frame_len).map_err(|_| EncodeError {
-            part: "compressed config",
-            len: frame_len,
-        })?;
-        out[frame_len_at..frame_len_at + 4].copy_from_slice(&n.to_le_bytes());
-        return Ok(());
-    }
-    out.truncate(start);
-    out.push(0);
-    put_str(out, "config", config)
 }
 
 fn put_len(out: &mut Vec<u8>, part: &'static str, len: usize) -> Result<(), EncodeError> {
@@ -189,11 +142,16 @@ fn put_str(out: &mut Vec<u8>, part: &'static str, s: &str) -> Result<(), EncodeE
 /// no longer passes [`Context::new`], a compressed config that does not decompress (or names a
 /// dictionary `dictionaries` lacks), or bytes left over at the end.
 pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, DecodeError> {
+    if bytes.first() == Some(&registry_codec::entry::FORMAT_VERSION) {
+        return registry_codec::entry::decode(bytes, dictionaries)
+            .map_err(|e| DecodeError(e.to_string()));
+    }
     let mut r = Reader { bytes, at: 0 };
     let format = r.take::<1>("format version")?[0];
     if !(1..=FORMAT_VERSION).contains(&format) {
         return Err(DecodeError(format!(
-            "unknown format version {format}: this build reads versions 1 to {FORMAT_VERSION}"
+            "unknown format version {format}: this build reads versions 1 to {}",
+            registry_codec::entry::FORMAT_VERSION
         )));
     }
     let scope = r.string("scope")?;
@@ -218,11 +176,7 @@ pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry,
     }
     let context =
         Context::new(context).map_err(|e| DecodeError(format!("invalid context: {e}")))?;
-    let config = if format >= 4 {
-        r.config(dictionaries)?
-    } else {
-        r.string("config")?
-    };
+    let config = r.string("config")?;
     let hash = ContentHash(r.take("hash")?);
     let fingerprint = Fingerprint(r.take("fingerprint")?);
     let revision = r.u32("revision")?;
@@ -236,7 +190,6 @@ pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry,
     };
     let lifecycle = if format >= 3 {
         match r.take::<1>("lifecycle")?[0] {
-            0 if format >= 4 => Lifecycle::Active,
             1 => Lifecycle::Retired,
             2 => {
                 let prefix = r.string("merged-into prefix")?;
@@ -319,34 +272,6 @@ impl Reader<'_> {
         Ok(u32::from_le_bytes(self.take(part)?))
     }
 
-    /// A format-4 config.
-    fn config(&mut self, dictionaries: &Dictionaries) -> Result<String, DecodeError> {
-        let at = self.at;
-        match self.take::<1>("config")?[0] {
-            0 => self.string("config"),
-            1 => {
-                let id = self.u32("config dictionary")?;
-                let raw_len = self.u32("config length")? as usize;
-                let frame_len = self.u32("compressed config")? as usize;
-                let frame = self.bytes("compressed config", frame_len)?;
-                let dictionary = match id {
-                    0 => None,
-                    id => Some(dictionaries.get(id).ok_or_else(|| {
-                        DecodeError(format!(
-                            "the config at byte {at} is compressed with dictionary {id}, which \
-                             the shard does not hold"
-                        ))
-                    })?),
-                };
-                registry_compress::decompress(frame, raw_len, dictionary)
-                    .map_err(|e| DecodeError(format!("the config at byte {at}: {e}")))
-            }
-            n => Err(DecodeError(format!(
-                "unknown config encoding {n} at byte {at}"
-            ))),
-        }
-    }
-
     fn string(&mut self, part: &str) -> Result<String, DecodeError> {
         let len = self.u32(part)? as usize;
         let start = self.at;
@@ -359,6 +284,7 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use registry_codec::Dictionary;
     use registry_core::Source;
 
     use super::*;
@@ -370,7 +296,7 @@ mod tests {
     /// A dictionary trained on configs like [`config_like`]'s, as dictionary `id`.
     fn dictionaries(id: u32) -> Dictionaries {
         let samples: Vec<String> = (0..400).map(config_like).collect();
-        let bytes = registry_compress::train(&samples).expect("trains");
+        let bytes = registry_codec::compress::train(&samples).expect("trains");
         let mut all = Dictionaries::default();
         all.add(std::sync::Arc::new(
             Dictionary::new(id, bytes).expect("a dictionary"),
@@ -432,7 +358,7 @@ mod tests {
         let err = decode(&bytes, &none()).expect_err("without its dictionary");
         assert!(
             err.to_string()
-                .contains("compressed with dictionary 7, which the shard does not hold"),
+                .contains("compressed with dictionary 7, which the store does not hold"),
             "{err}"
         );
         for len in 0..bytes.len() {
@@ -447,64 +373,6 @@ mod tests {
             let _ = decode(&damaged, &dicts);
         }
     }
-
-    /// Format 4 with a config too short to compress: pinned bytes, and a compressed config as
-    /// zstd wrote it at this format's first release, which must keep decoding whatever zstd
-    /// writes later.
-    #[test]
-    fn golden_bytes_of_format_4() {
-        let before = [
-            "04",                          // format 4
-            "03000000 534543",             // scope "SEC"
-            "05000000 52554c4553",         // type "RULES"
-            "04000000 4c495645",           // variant "LIVE"
-            "04000000 4c495645",           // status "LIVE"
-            "07000000 5345432d52554c",     // id prefix
-            "0100000000000000",            // id number 1
-            "02000000 7631",               // version "v1"
-            "09000000 426c6f636b20535348", // title
-            "00000000",                    // context: 0 pairs
-        ];
-        let after = [
-            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // hash
-            "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",                                 // fingerprint
-            "01000000",                                                         // revision 1
-            "0068e5cf8b010000",                                                 // created at
-            "0068e5cf8b010000",                                                 // updated at
-            "00000000",                                                         // provenance
-            "00",                                                               // active
-        ];
-        let e = minimal();
-        let want = unhex(&[&before[..], &["00 00000000"], &after].concat()); // config: "", a string
-        assert_eq!(
-            hex(&encoded_with(&e, Writing::Compressed(None))),
-            hex(&want)
-        );
-        assert_eq!(decode(&want, &none()).as_ref(), Ok(&e));
-
-        // 67 bytes of config in a 20-byte frame, without a dictionary.
-        let config = format!("a: {}\n", "a".repeat(63));
-        let frame = FRAME_OF_FORMAT_4;
-        let compressed = unhex(
-            &[
-                &before[..],
-                &["01 00000000 43000000 14000000", frame], // zstd, no dictionary, 67 bytes, frame
-                &after,
-            ]
-            .concat(),
-        );
-        let with_config = Entry {
-            config: config.clone(),
-            ..minimal()
-        };
-        assert_eq!(decode(&compressed, &none()).as_ref(), Ok(&with_config));
-        let mut written = Vec::new();
-        registry_compress::compress(config.as_bytes(), None, &mut written).expect("compresses");
-        assert_eq!(hex(&written), frame, "zstd writes the same frame today");
-    }
-
-    /// The frame [`golden_bytes_of_format_4`] pins.
-    const FRAME_OF_FORMAT_4: &str = "28b52ffd20435d000028613a20610a0100930011";
 
     fn entry(title: &str, context: &[(&str, &str)], config: &str) -> Entry {
         let header = Header {

@@ -21,7 +21,7 @@
 //! at open, naming both. Format 1 shards are written as the builds that made them wrote (entry
 //! formats 2 and 3, configs as they are), so those builds can still read them. Format 2 shards
 //! (every shard this build creates) write entry format 4: the config compressed with zstd and
-//! the shard's newest dictionary ([`registry_compress`]; docs/STORAGE.md has the measurements).
+//! the shard's newest dictionary ([`registry_codec`]; docs/STORAGE.md has the measurements).
 //! A format 2 shard trains its first dictionary in the insert that brings it to
 //! [`TRAIN_AT`] entries, on up to [`TRAIN_SAMPLES`] of its latest configs, in the same
 //! transaction as that insert; the entries stored before it keep their own compression (zstd
@@ -82,7 +82,7 @@ use registry_core::{
     Setup, StageError, StageResult, Storage,
 };
 
-use registry_compress::Dictionaries;
+use registry_codec::compress::Dictionaries;
 
 use crate::Config;
 use crate::codec;

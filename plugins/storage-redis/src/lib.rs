@@ -25,7 +25,7 @@
 //! | `T:done:<token>`        | string     | the reply of one writing call, for 300 s (see below)   |
 //!
 //! Revision `r` of an entry is element `r` of its list (revisions are numbered 1 to n without
-//! gaps), so the length of the list is the latest revision. Entries are encoded by the `codec`
+//! gaps), so the length of the list is the latest revision. Entries are encoded by `registry_codec::entry`
 //! module: a versioned binary format with varint lengths, header fields first.
 //!
 //! # Numbers
@@ -113,7 +113,6 @@
 //!   stored bytes depend on no serialization crate.
 
 mod client;
-mod codec;
 mod keys;
 mod redact;
 mod scripts;

@@ -21,7 +21,7 @@
 use redis::Script;
 
 /// What every script shares: reading the four header fields at the front of an encoded entry
-/// (see `codec`), and the names of the field indexes.
+/// (see `registry_codec::entry`), and the names of the field indexes.
 const COMMON: &str = r#"
 local P = ARGV[1]
 local FIELDS = {'scope', 'type', 'variant', 'status'}
@@ -38,11 +38,11 @@ local function varint(s, pos)
   end
 end
 
--- The scope, type, variant and status of an encoded entry (format 1, 2 or 3), or nil if it
--- does not parse.
+-- The scope, type, variant and status of an encoded entry (formats 1 to 4), or nil if it does
+-- not parse.
 local function fields(s)
   local format = string.byte(s, 1)
-  if format ~= 1 and format ~= 2 and format ~= 3 then return nil end
+  if format == nil or format < 1 or format > 4 then return nil end
   local out, pos = {}, 2
   for i = 1, 4 do
     local len

@@ -23,9 +23,10 @@ use registry_core::{
 
 use crate::Config;
 use crate::client::{Cluster, WaitShort, config_error};
-use crate::codec;
 use crate::keys::{self, Keys};
 use crate::scripts::Scripts;
+use registry_codec::Dictionaries;
+use registry_codec::entry::{self as codec, Writing};
 
 /// How many entries one `list` script returns at most; a larger `limit` takes several calls.
 const LIST_PAGE: usize = 1000;
@@ -172,7 +173,8 @@ impl RedisStorage {
 
     /// Decodes a stored revision and checks it is of the entry its key names.
     fn decode(&self, id: &EntryId, revision: Option<u32>, bytes: &[u8]) -> StageResult<Entry> {
-        let entry = codec::decode(bytes).map_err(|e| self.damaged(id, e))?;
+        let entry =
+            codec::decode(bytes, &Dictionaries::default()).map_err(|e| self.damaged(id, e))?;
         if entry.header.id != *id {
             return Err(self.damaged(id, format!("its key holds entry {}", entry.header.id)));
         }
@@ -192,7 +194,7 @@ impl RedisStorage {
 
     /// Decodes bytes found through an index or a fingerprint, whose id is only known after.
     fn decode_any(&self, what: &dyn std::fmt::Display, bytes: &[u8]) -> StageResult<Entry> {
-        codec::decode(bytes).map_err(|e| self.damaged(what, e))
+        codec::decode(bytes, &Dictionaries::default()).map_err(|e| self.damaged(what, e))
     }
 
     /// Checks a history given to `restore` as every storage does ([`rules::check_history`],
@@ -366,7 +368,7 @@ impl Storage for RedisStorage {
             coded.push((
                 keys::member(id),
                 self.numbering.count_through(id.number()).to_string(),
-                codec::encoded(entry),
+                codec::encoded(entry, Writing::Uncompressed),
             ));
         }
         let token = token();
@@ -410,7 +412,12 @@ impl Storage for RedisStorage {
         }
         let coded: Vec<(Vec<u8>, Vec<u8>)> = entries
             .iter()
-            .map(|e| (keys::member(&e.header.id), codec::encoded(e)))
+            .map(|e| {
+                (
+                    keys::member(&e.header.id),
+                    codec::encoded(e, Writing::Uncompressed),
+                )
+            })
             .collect();
         let token = token();
         let replies: Vec<i64> = self.write(&format!("update in {}", self.name), |c| {
@@ -549,7 +556,10 @@ impl Storage for RedisStorage {
                 latest,
                 keys::member(id),
                 self.numbering.count_through(id.number()).to_string(),
-                history.iter().map(codec::encoded).collect::<Vec<_>>(),
+                history
+                    .iter()
+                    .map(|e| codec::encoded(e, Writing::Uncompressed))
+                    .collect::<Vec<_>>(),
             ));
         }
         if !sent.is_empty() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadableTable, StorageError, TableHandle,
 };
-use registry_compress::{Dictionaries, Dictionary};
+use registry_codec::compress::{Dictionaries, Dictionary};
 use registry_core::rules;
 use registry_core::{EntryId, ErrorCode, Fingerprint, Meta, Setup, StageError, StageResult};
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
 use redb::{Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
-use registry_compress::{Dictionaries, Dictionary};
+use registry_codec::compress::{Dictionaries, Dictionary};
 use registry_core::rules;
 use registry_core::{
     Entry, EntryId, ErrorCode, Fingerprint, Inserted, Meta, StageError, StageResult,
@@ -53,7 +53,7 @@ impl RedbStorage {
             let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
             samples.push(entry.config.into_bytes());
         }
-        let Ok(bytes) = registry_compress::train(&samples) else {
+        let Ok(bytes) = registry_codec::compress::train(&samples) else {
             return Ok(None);
         };
         let dictionary = Dictionary::new(current.next_id(), bytes)

@@ -1,9 +1,9 @@
-//! The binary encoding of an [`Entry`] as stored in Redis, one list element per revision.
+//! The binary encoding of an [`Entry`] with varint lengths: what the Redis storage keeps (one
+//! list element per revision) in every format, and what the redb storage keeps in entry format
+//! 4 (its formats 1 to 3 are its own, with fixed-width lengths).
 //!
-//! A hand-written codec keeps the stored bytes independent of any serialization crate's format,
-//! so a dependency upgrade can never make stored entries unreadable. Lengths and numbers are
-//! LEB128 varints rather than fixed-width words: Redis keeps every entry in memory, and a typical
-//! entry's strings are short, so this saves about 30 bytes per revision over 4-byte lengths.
+//! Lengths and numbers are LEB128 varints rather than fixed-width words: a typical entry's
+//! strings are short, so this saves about 30 bytes per revision over 4-byte lengths.
 //!
 //! | part            | encoding                                                    |
 //! |-----------------|-------------------------------------------------------------|
@@ -13,19 +13,21 @@
 //! | version         | string                                                      |
 //! | title           | string                                                      |
 //! | context         | pair count: varint, then key and value strings per pair     |
-//! | config          | string                                                      |
+//! | config          | string (formats 1 to 3); in format 4, encoding: varint, then for 0 a string, for 1 the dictionary id: varint (0 for none), the length: varint and the zstd frame: string ([`crate::compress`]) |
 //! | hash            | 32 raw bytes                                                |
 //! | fingerprint     | 16 raw bytes                                                |
 //! | revision        | varint                                                      |
 //! | created, updated| zigzag varint milliseconds each                             |
 //! | provenance      | varint, `Provenance::pack` (formats 2 and 3; 0 when not recorded) |
-//! | lifecycle       | one byte, 1 retired or 2 merged (format 3 only)             |
-//! | merged into     | id prefix: string, number: varint (format 3, merged only)   |
+//! | lifecycle       | one byte, 1 retired or 2 merged (format 3); 0 active, 1 or 2 (format 4) |
+//! | merged into     | id prefix: string, number: varint (formats 3 and 4, merged only) |
 //!
 //! Format 1 is format 2 without its provenance, which entries registered before provenance
 //! was recorded have. Format 3 is format 2 with a lifecycle state other than active: an active
-//! entry is written in format 2, byte for byte as before lifecycles existed. All three are read
-//! (here and by the scripts).
+//! entry is written in format 2, byte for byte as before lifecycles existed. Format 4 is what a
+//! store of storage format 2 writes: the config compressed (a config is kept as a string when
+//! compressing would not make it shorter) and the lifecycle always present. All four are read
+//! (here and by the Redis scripts); which is written is the store's to say ([`Writing`]).
 //!
 //! A string is a varint byte length followed by UTF-8. The four header fields come first on
 //! purpose: the Lua scripts read them (and only them) to maintain the field indexes, with the
@@ -39,13 +41,25 @@ use registry_core::{
     Timestamp,
 };
 
-/// The newest format this build writes (for retired and merged revisions; active ones are
-/// written in format 2); it reads formats 1 to this one. The Lua scripts check it too.
-pub(crate) const FORMAT_VERSION: u8 = 3;
+use crate::compress::{Dictionaries, Dictionary};
+
+/// The newest format this build writes (in stores of storage format 2); it reads formats 1
+/// to this one. The Redis Lua scripts check it too.
+pub const FORMAT_VERSION: u8 = 4;
+
+/// How a store writes entries.
+#[derive(Debug, Clone, Copy)]
+pub enum Writing<'a> {
+    /// A store of storage format 1: active entries in format 2, others in format 3, configs as
+    /// they are, so the builds that made the store can still read it.
+    Uncompressed,
+    /// A store of storage format 2: format 4, configs compressed with the dictionary (or none).
+    Compressed(Option<&'a Dictionary>),
+}
 
 /// Why stored bytes do not decode into an entry. The message is one lowercase line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DecodeError(String);
+pub struct DecodeError(String);
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,13 +67,14 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// Appends the encoding of `entry` to `out`. Every length fits a varint, so this cannot fail.
-pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
+/// Appends the encoding of `entry` to `out`, as `writing` says. Every length fits a varint,
+/// and a config that cannot be compressed is kept as it is, so this cannot fail.
+pub fn encode(entry: &Entry, writing: Writing<'_>, out: &mut Vec<u8>) {
     let h = &entry.header;
-    out.push(if entry.lifecycle.is_active() {
-        2
-    } else {
-        FORMAT_VERSION
+    out.push(match writing {
+        Writing::Compressed(_) => 4,
+        Writing::Uncompressed if entry.lifecycle.is_active() => 2,
+        Writing::Uncompressed => 3,
     });
     put_str(out, &h.fields.scope);
     put_str(out, &h.fields.kind);
@@ -74,7 +89,10 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
         put_str(out, key);
         put_str(out, value);
     }
-    put_str(out, &entry.config);
+    match writing {
+        Writing::Uncompressed => put_str(out, &entry.config),
+        Writing::Compressed(dictionary) => put_config(out, &entry.config, dictionary),
+    }
     out.extend_from_slice(&entry.hash.0);
     out.extend_from_slice(&entry.fingerprint.0);
     put_varint(out, u64::from(entry.revision));
@@ -85,6 +103,7 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
         u64::from(Provenance::pack_option(entry.provenance.as_ref())),
     );
     match &entry.lifecycle {
+        Lifecycle::Active if matches!(writing, Writing::Compressed(_)) => out.push(0),
         Lifecycle::Active => {}
         Lifecycle::Retired => out.push(1),
         Lifecycle::Merged(target) => {
@@ -95,10 +114,41 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
     }
 }
 
+/// A format-4 config: compressed with `dictionary` (or none) when that is shorter than the
+/// string form.
+fn put_config(out: &mut Vec<u8>, config: &str, dictionary: Option<&Dictionary>) {
+    let start = out.len();
+    out.push(1);
+    put_varint(out, u64::from(dictionary.map_or(0, Dictionary::id)));
+    put_varint(out, config.len() as u64);
+    let frame_at = out.len();
+    if crate::compress::compress(config.as_bytes(), dictionary, out).is_ok() {
+        // The frame becomes a string: its length goes before it.
+        let frame = out.split_off(frame_at);
+        put_varint(out, frame.len() as u64);
+        out.extend_from_slice(&frame);
+        if out.len() - start < 1 + varint_len(config.len() as u64) + config.len() {
+            return;
+        }
+    }
+    out.truncate(start);
+    out.push(0);
+    put_str(out, config);
+}
+
+fn varint_len(mut n: u64) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
 /// The encoding of `entry` in a new buffer.
-pub(crate) fn encoded(entry: &Entry) -> Vec<u8> {
+pub fn encoded(entry: &Entry, writing: Writing<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + entry.config.len() + entry.title.len());
-    encode(entry, &mut out);
+    encode(entry, writing, &mut out);
     out
 }
 
@@ -129,7 +179,7 @@ fn unzigzag(n: u64) -> i64 {
 /// # Errors
 /// [`DecodeError`] for an unknown format version, truncated input, an overlong varint, invalid
 /// UTF-8, a context that no longer passes [`Context::new`], or bytes left over at the end.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.take::<1>("format version")?[0];
     if !(1..=FORMAT_VERSION).contains(&format) {
@@ -159,7 +209,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     }
     let context =
         Context::new(context).map_err(|e| DecodeError(format!("invalid context: {e}")))?;
-    let config = r.string("config")?;
+    let config = if format >= 4 {
+        r.config(dictionaries)?
+    } else {
+        r.string("config")?
+    };
     let hash = ContentHash(r.take("hash")?);
     let fingerprint = Fingerprint(r.take("fingerprint")?);
     let revision = r.varint("revision")?;
@@ -177,6 +231,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     };
     let lifecycle = if format >= 3 {
         match r.take::<1>("lifecycle")?[0] {
+            0 if format >= 4 => Lifecycle::Active,
             1 => Lifecycle::Retired,
             2 => {
                 let prefix = r.string("merged-into prefix")?;
@@ -275,6 +330,41 @@ impl Reader<'_> {
         )))
     }
 
+    /// A format-4 config.
+    fn config(&mut self, dictionaries: &Dictionaries) -> Result<String, DecodeError> {
+        let at = self.at;
+        match self.varint("config")? {
+            0 => self.string("config"),
+            1 => {
+                let id = self.varint("config dictionary")?;
+                let raw_len = self.varint("config length")?;
+                let frame_len = self.varint("compressed config")?;
+                let frame_len = usize::try_from(frame_len).unwrap_or(usize::MAX);
+                let frame = self.bytes("compressed config", frame_len)?;
+                let dictionary = match id {
+                    0 => None,
+                    id => Some(
+                        u32::try_from(id)
+                            .ok()
+                            .and_then(|id| dictionaries.get(id))
+                            .ok_or_else(|| {
+                                DecodeError(format!(
+                                    "the config at byte {at} is compressed with dictionary \
+                                     {id}, which the store does not hold"
+                                ))
+                            })?,
+                    ),
+                };
+                let raw_len = usize::try_from(raw_len).unwrap_or(usize::MAX);
+                crate::compress::decompress(frame, raw_len, dictionary)
+                    .map_err(|e| DecodeError(format!("the config at byte {at}: {e}")))
+            }
+            n => Err(DecodeError(format!(
+                "unknown config encoding {n} at byte {at}"
+            ))),
+        }
+    }
+
     fn string(&mut self, part: &str) -> Result<String, DecodeError> {
         let len = self.varint(part)?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -290,7 +380,153 @@ impl Reader<'_> {
 mod tests {
     use registry_core::Source;
 
+    use std::sync::Arc;
+
     use super::*;
+
+    /// Formats 1 to 3, as a store of storage format 1 writes them.
+    fn encoded(e: &Entry) -> Vec<u8> {
+        super::encoded(e, Writing::Uncompressed)
+    }
+
+    /// Decoding with no dictionary.
+    fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        super::decode(bytes, &Dictionaries::default())
+    }
+
+    fn config_like(i: usize) -> String {
+        format!(
+            "dashboard:\n  title: Rule {i}\n  version: v2.9\n  security:\n    csrf: {}\n    \
+             cookies:\n      secure: true\n  filters:\n  - threat_level\n  - source_ip\n\
+             governance:\n  id: ETL-MUL-{i:04}\n",
+            i.is_multiple_of(3)
+        )
+    }
+
+    /// Dictionary `id`, trained on configs like [`config_like`]'s.
+    fn dictionaries(id: u32) -> Dictionaries {
+        let samples: Vec<String> = (0..400).map(config_like).collect();
+        let bytes = crate::compress::train(&samples).expect("trains");
+        let mut all = Dictionaries::default();
+        all.add(Arc::new(Dictionary::new(id, bytes).expect("a dictionary")));
+        all
+    }
+
+    #[test]
+    fn format_4_compresses_configs_and_reads_them_back() {
+        let dicts = dictionaries(7);
+        let dictionary = dicts.get(7);
+        for (config, lifecycle) in [
+            (config_like(12_345), Lifecycle::Active),
+            (config_like(7), Lifecycle::Retired),
+            (String::new(), Lifecycle::Merged(EntryId::new("ETL-MUL", 1))),
+            ("x".repeat(100_000), Lifecycle::Active),
+        ] {
+            let mut e = Entry {
+                lifecycle,
+                ..entry("Block SSH", &[("env", "prod")], &config, 300)
+            };
+            e.hash = e.content_hash();
+            let plain = encoded(&e);
+            for writing in [Writing::Compressed(None), Writing::Compressed(dictionary)] {
+                let bytes = super::encoded(&e, writing);
+                assert_eq!(bytes[0], 4);
+                assert_eq!(super::decode(&bytes, &dicts).as_ref(), Ok(&e));
+                assert!(
+                    bytes.len() <= plain.len() + 2,
+                    "never longer but for the encoding and lifecycle bytes"
+                );
+            }
+        }
+        // The dictionary pays: a config like those it was trained on takes a fraction.
+        let e = entry("t", &[], &config_like(99_999), 1);
+        let with = super::encoded(&e, Writing::Compressed(dictionary));
+        let without = super::encoded(&e, Writing::Compressed(None)).len();
+        assert!(
+            with.len() < without && without < encoded(&e).len(),
+            "{} {without} {}",
+            with.len(),
+            encoded(&e).len()
+        );
+        // A config needs the dictionary it was written with.
+        let err = decode(&with).expect_err("without its dictionary");
+        assert!(
+            err.to_string()
+                .contains("compressed with dictionary 7, which the store does not hold"),
+            "{err}"
+        );
+        for len in 0..with.len() {
+            assert!(
+                super::decode(&with[..len], &dicts).is_err(),
+                "decoded {len} bytes"
+            );
+        }
+        for i in 0..with.len() {
+            let mut damaged = with.clone();
+            damaged[i] ^= 0xff;
+            let _ = super::decode(&damaged, &dicts);
+        }
+        let mut unknown = with.clone();
+        unknown.push(0);
+        assert!(super::decode(&unknown, &dicts).is_err(), "a byte too many");
+    }
+
+    /// Format 4 with a config too short to compress (pinned bytes), and with a compressed
+    /// config as zstd wrote it at this format's first release, which must keep decoding
+    /// whatever zstd writes later.
+    #[test]
+    fn golden_bytes_of_format_4() {
+        let before = [
+            "04",                    // format 4
+            "03 534543",             // scope "SEC"
+            "05 52554c4553",         // type "RULES"
+            "04 4c495645",           // variant "LIVE"
+            "04 4c495645",           // status "LIVE"
+            "07 5345432d52554c",     // id prefix "SEC-RUL"
+            "01",                    // id number 1
+            "02 7631",               // version "v1"
+            "09 426c6f636b20535348", // title "Block SSH"
+            "00",                    // context: 0 pairs
+        ];
+        let after = [
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", // hash
+            "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",                                 // fingerprint
+            "01",                                                               // revision 1
+            "80a0abfef962", // created at 1700000000000, zigzag
+            "80a0abfef962", // updated at 1700000000000, zigzag
+            "00",           // provenance: not recorded
+            "00",           // lifecycle: active
+        ];
+        let e = minimal();
+        let want = unhex(&[&before[..], &["00 00"], &after].concat()); // config "", a string
+        assert_eq!(
+            hex(&super::encoded(&e, Writing::Compressed(None))),
+            hex(&want)
+        );
+        assert_eq!(decode(&want).as_ref(), Ok(&e));
+
+        // 67 bytes of config in a 20-byte frame, without a dictionary.
+        let config = format!("a: {}\n", "a".repeat(63));
+        let frame = "28b52ffd20435d000028613a20610a0100930011";
+        let compressed = unhex(
+            &[
+                &before[..],
+                &["01 00 43 14", frame], // zstd, no dictionary, 67 bytes, a 20-byte frame
+                &after,
+            ]
+            .concat(),
+        );
+        let with_config = Entry {
+            config: config.clone(),
+            ..minimal()
+        };
+        assert_eq!(decode(&compressed).as_ref(), Ok(&with_config));
+        assert_eq!(
+            hex(&super::encoded(&with_config, Writing::Compressed(None))),
+            hex(&compressed),
+            "zstd writes the same frame today"
+        );
+    }
 
     fn entry(title: &str, context: &[(&str, &str)], config: &str, number: u64) -> Entry {
         let header = Header {
@@ -356,7 +592,7 @@ mod tests {
                 };
                 e.hash = e.content_hash();
                 let bytes = encoded(&e);
-                assert_eq!(bytes[0], FORMAT_VERSION);
+                assert_eq!(bytes[0], 3);
                 assert_eq!(decode(&bytes), Ok(e.clone()));
                 assert!(decode(&bytes).is_ok_and(|d| d.verify()));
             }
@@ -462,8 +698,8 @@ mod tests {
             assert!(err.to_string().contains(want), "{err} lacks {want:?}");
         };
         let mut v2 = encoded(&entry("t", &[("env", "prod")], "c", 1));
-        v2[0] = 4;
-        check(&v2, "unknown format version 4");
+        v2[0] = 5;
+        check(&v2, "unknown format version 5");
         v2[0] = 3;
         v2.push(9);
         check(&v2, "unknown lifecycle 9");

@@ -1,5 +1,5 @@
-//! Stored configs compressed with zstd and dictionaries trained on them: what the storage
-//! plugins share of storage format 2 (docs/STORAGE.md has the measurements it was chosen by).
+//! Stored configs compressed with zstd and dictionaries trained on them (docs/STORAGE.md has
+//! the measurements this was chosen by).
 //!
 //! A rendered config is mostly template text that every entry repeats, so one config alone
 //! compresses poorly (zstd keeps 57 % of it) while a dictionary trained on a store's own configs
