@@ -439,6 +439,10 @@ impl<T: Storage> FfiStorage for Exported<T> {
             self.0.set_meta(&changes)
         })
     }
+
+    fn compact(&self) -> RResult<u64, FfiError> {
+        guard(|| self.0.compact())
+    }
 }
 
 impl<T: Router> FfiRouter for Exported<T> {

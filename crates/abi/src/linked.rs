@@ -189,6 +189,9 @@ impl<T: Storage> Storage for Guarded<T> {
     fn set_meta(&self, changes: &Meta) -> StageResult<()> {
         guarded(|| self.0.set_meta(changes))
     }
+    fn compact(&self) -> StageResult<u64> {
+        guarded(|| self.0.compact())
+    }
 }
 
 impl<T: Router> Router for Guarded<T> {

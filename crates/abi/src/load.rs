@@ -719,6 +719,10 @@ impl Storage for HostStorage {
         let json = serde_json::to_string(changes).unwrap_or_default();
         call(self.0.set_meta(json.as_str().into()))
     }
+
+    fn compact(&self) -> StageResult<u64> {
+        self.0.compact().into_result().map_err(StageError::from)
+    }
 }
 
 impl Router for HostRouter {

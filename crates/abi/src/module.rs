@@ -119,6 +119,8 @@ pub trait FfiStorage: Send + Sync {
     fn meta(&self) -> RResult<RString, FfiError>;
     /// `Storage::set_meta`, with the changes as a JSON object of strings.
     fn set_meta(&self, changes: RStr<'_>) -> RResult<(), FfiError>;
+    /// `Storage::compact`.
+    fn compact(&self) -> RResult<u64, FfiError>;
 }
 
 /// The router stage across the boundary; mirrors `registry_core::Router`.

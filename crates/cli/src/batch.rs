@@ -122,6 +122,45 @@ pub fn stats(args: StatsArgs, settings: &Settings) -> Result<(), CliError> {
     progress.damage.result()
 }
 
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+/// `registry compact`.
+///
+/// # Errors
+/// The registry cannot be opened, or a shard cannot be compacted (exit 2; code `Invalid` of a
+/// storage that cannot compact is exit 1).
+pub fn compact(args: CompactArgs, settings: &Settings) -> Result<(), CliError> {
+    let pipeline = open(settings, Needs::COMPACT)?;
+    let done = batch::compact(pipeline, &settings.data_dir)?;
+    match args.format.format {
+        Format::Json => output::json(&done),
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            let saved = done.bytes_before.saturating_sub(done.bytes_after);
+            (|| {
+                writeln!(
+                    out,
+                    "{:<16} {} revisions in {} shards",
+                    "rewritten", done.rewritten, done.shards
+                )?;
+                for (name, bytes) in [
+                    ("bytes before", done.bytes_before),
+                    ("bytes after", done.bytes_after),
+                    ("reclaimed", saved),
+                ] {
+                    writeln!(out, "{name:<16} {bytes} ({})", mib(bytes))?;
+                }
+                Ok(())
+            })()
+            .map_err(output::write_err)
+        }
+    }
+}
+
 fn print(summary: &Summary, name: &str, format: Format) -> Result<(), CliError> {
     match format {
         Format::Json => output::json(summary),

@@ -121,6 +121,9 @@ enum Command {
     ScaleTest(batch::ScaleTestArgs),
     /// Count the entries per scope, type, variant and status, and the space they take
     Stats(batch::StatsArgs),
+    /// Rewrite every shard in its most compact form and give free space back, reporting the
+    /// bytes before and after; no entry changes
+    Compact(batch::CompactArgs),
     /// Allow a plugin library (or a directory of them) outside the registry's own plugin
     /// directory to be loaded, or a registry.toml found in a repository to choose plugins and
     /// paths; recorded in the user's configuration, never in a repository
@@ -256,6 +259,7 @@ fn run(
         Command::Batch(args) => batch::batch(args, &settings),
         Command::ScaleTest(args) => batch::scale_test(args, settings, cli.data_dir.is_some()),
         Command::Stats(args) => batch::stats(args, &settings),
+        Command::Compact(args) => batch::compact(args, &settings),
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }

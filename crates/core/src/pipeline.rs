@@ -1031,6 +1031,21 @@ impl Pipeline {
         Ok(page)
     }
 
+    /// Compacts every shard ([`Storage::compact`]), one after another; returns how many stored
+    /// revisions were rewritten in all.
+    ///
+    /// # Errors
+    /// The first shard's failure; the shards before it are compacted.
+    pub fn compact(&self) -> Result<u64, Error> {
+        let mut rewritten = 0u64;
+        for storage in &self.stages.storage {
+            rewritten += storage
+                .compact()
+                .map_err(|e| Error::stage(StageKind::Storage, e))?;
+        }
+        Ok(rewritten)
+    }
+
     /// Every revision of an entry, oldest first, checked as a whole (see [`crate::integrity`]).
     ///
     /// # Errors

@@ -463,6 +463,21 @@ pub trait Storage: Send + Sync {
             "this storage keeps no registry metadata",
         ))
     }
+    /// Reclaims space: rewrites what the store keeps in its most compact form (for a store that
+    /// compresses with trained dictionaries, with a dictionary trained afresh on what it holds
+    /// now) and gives free space back to the file system. Changes no entry: every revision
+    /// reads back the same. Returns how many stored revisions were rewritten. May take long on a
+    /// large store; other calls wait or fail meanwhile, as the store says.
+    ///
+    /// # Errors
+    /// When the store cannot be read or written (then every revision still reads back as
+    /// before), or code `Invalid` when the storage cannot compact (the default).
+    fn compact(&self) -> StageResult<u64> {
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage cannot compact",
+        ))
+    }
 }
 
 /// Chooses the shard of each key.
@@ -523,6 +538,9 @@ macro_rules! refusing_storage {
                 Err(self.error())
             }
             fn set_meta(&self, _: &Meta) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn compact(&self) -> StageResult<u64> {
                 Err(self.error())
             }
             fn restore(

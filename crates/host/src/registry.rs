@@ -45,6 +45,11 @@ impl Needs {
         stages: &[StageKind::Cache, StageKind::Storage],
         access: Access::Write,
     };
+    /// `compact`: storage alone, in a registry that exists.
+    pub const COMPACT: Needs = Needs {
+        stages: &[StageKind::Storage],
+        access: Access::Write,
+    };
     /// Reading entries (`get`, `list`, `history`, `export`, `stats`, `lint --registered`).
     pub const READ: Needs = Needs {
         stages: &[StageKind::Cache, StageKind::Storage],

@@ -87,6 +87,7 @@ use registry_codec::compress::Dictionaries;
 use crate::Config;
 use crate::codec;
 
+mod compact;
 mod open;
 mod read;
 mod restore;
@@ -154,7 +155,10 @@ fn tag(field: Field) -> u8 {
 /// With `durable = false` in the [`Config`], `insert` and `update` also commit with
 /// `Durability::None`; the same argument keeps ids unique among the entries that survive a crash.
 pub struct RedbStorage {
-    db: Database,
+    /// Behind a lock only for `compact`, which needs the database to itself; every transaction
+    /// begins under a read guard, which it does not outlive (redb's transactions own what they
+    /// need).
+    db: RwLock<Database>,
     path: PathBuf,
     shard: u32,
     shards: u32,
@@ -384,6 +388,8 @@ impl RedbStorage {
     fn begin_write(&self, durability: Durability) -> StageResult<WriteTransaction> {
         let mut txn = self
             .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .begin_write()
             .map_err(|e| self.fail("begin a write transaction on", e))?;
         txn.set_durability(durability)
@@ -419,6 +425,8 @@ impl RedbStorage {
 
     fn begin_read(&self) -> StageResult<ReadTransaction> {
         self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .begin_read()
             .map_err(|e| self.fail("begin a read transaction on", e))
     }
@@ -527,6 +535,10 @@ impl Storage for RedbStorage {
 
     fn set_meta(&self, changes: &Meta) -> StageResult<()> {
         self.write_meta(changes)
+    }
+
+    fn compact(&self) -> StageResult<u64> {
+        self.compact_shard()
     }
 }
 

@@ -449,3 +449,32 @@ fn lines_the_validator_plugin_rejects_fail_alone_in_one_batch() {
         "the other lines of the batch are stored"
     );
 }
+
+#[test]
+fn compact_rewrites_and_reclaims_without_changing_an_entry() {
+    let s = Scratch::new();
+    // Enough for the shard's first dictionary, trained at its 1,000th entry: the entries before
+    // it are rewritten with one trained on them all.
+    let lines: String = (0..1100)
+        .map(|i| {
+            format!(
+                "{{\"title\": \"Block inbound port {i} on the edge firewall\", \"context\": {{\"env\": \"prod\"}}}}\n"
+            )
+        })
+        .collect();
+    s.write("in.jsonl", &lines);
+    s.ok(&["batch", "in.jsonl"]);
+    let first = s.ids()[0].clone();
+    s.ok(&["update", &first, "--status", "LIVE"]);
+    let exported = s.ok(&["export"]);
+    let done = s.json(&["compact"]);
+    let number = |k: &str| done[k].as_u64().unwrap_or_else(|| panic!("{k} in {done}"));
+    assert!(number("rewritten") >= 999, "{done}");
+    assert_eq!(number("shards"), 1);
+    assert!(number("bytes_after") <= number("bytes_before"), "{done}");
+    assert!(number("bytes_after") > 0);
+    assert_eq!(s.ok(&["export"]), exported, "no entry changed");
+    let text = s.ok(&["compact"]);
+    assert!(text.starts_with("rewritten        "), "{text}");
+    assert!(text.contains("\nreclaimed        "), "{text}");
+}

@@ -18,6 +18,7 @@
 //! [`scale_test`] feeds generated requests through the same code, then reopens the registry and
 //! reads a sample back by id, checking each entry against the request that produced it.
 
+mod compact;
 mod generate;
 mod scale;
 mod stats;
@@ -39,6 +40,7 @@ use crate::events::{Events, Progress};
 use crate::input::{self, BoundedLines};
 use crate::requests::{RequestLine, strip_position};
 
+pub use compact::{Compaction, compact};
 pub use scale::{ScaleTest, Scaled, scale_test};
 pub use stats::{Stats, stats};
 pub use summary::{CallLatency, Latency, Summary, bytes_on_disk, peak_rss};

@@ -50,7 +50,7 @@ impl RedbStorage {
             },
         };
         let mut storage = RedbStorage {
-            db,
+            db: RwLock::new(db),
             path,
             shard: setup.shard,
             shards: setup.shards,

@@ -259,7 +259,7 @@ fn each_revision_is_stored_once_and_older_files_read_the_same() {
     }
     let count_revisions = |s: &RedbStorage| {
         use redb::ReadableTableMetadata as _;
-        let txn = s.db.begin_read().expect("read");
+        let txn = s.db().begin_read().expect("read");
         let table = txn.open_table(REVISIONS).expect("table");
         table.len().expect("len")
     };
@@ -277,7 +277,7 @@ fn each_revision_is_stored_once_and_older_files_read_the_same() {
     let mut buf = Vec::new();
     s.encode(&v3, crate::codec::Writing::Uncompressed, &mut buf)
         .expect("encodes");
-    let txn = s.db.begin_write().expect("write");
+    let txn = s.db().begin_write().expect("write");
     {
         let mut table = txn.open_table(REVISIONS).expect("table");
         table
@@ -645,7 +645,7 @@ fn damaged_rows_are_reported_with_their_id() {
     let dir = TempDir::new().expect("temp dir");
     let s = open(dir.path());
     insert(&s, &[entry(4, "LIVE")]).expect("inserts");
-    let txn = s.db.begin_write().expect("writes");
+    let txn = s.db().begin_write().expect("writes");
     {
         let mut entries = txn.open_table(ENTRIES).expect("table exists");
         entries
@@ -898,7 +898,7 @@ fn templated(e: &Entry) -> Entry {
 }
 
 fn layout_row(s: &RedbStorage, key: &str) -> Option<u32> {
-    let txn = s.db.begin_read().expect("read");
+    let txn = s.db().begin_read().expect("read");
     let table = txn.open_table(LAYOUT).expect("layout");
     table.get(key).expect("reads").map(|g| g.value())
 }
@@ -919,7 +919,7 @@ fn a_new_shard_is_format_2_and_trains_a_dictionary_at_its_thousandth_entry() {
     assert_eq!(s.dictionaries().newest().map(|d| d.id()), Some(1));
     insert(&s, &all[1200..]).expect("inserts");
     let stored_len = |n: u64| {
-        let txn = s.db.begin_read().expect("read");
+        let txn = s.db().begin_read().expect("read");
         let table = txn.open_table(ENTRIES).expect("entries");
         let row = table.get(("SEC-RUL", n)).expect("reads").expect("stored");
         row.value().len()
@@ -947,7 +947,7 @@ fn a_format_1_shard_is_written_as_its_builds_wrote_it_and_a_newer_one_is_refused
     let s = open(dir.path());
     // A file made before formats were recorded has no `format` row.
     let set_format = |s: &RedbStorage, format: Option<u32>| {
-        let txn = s.db.begin_write().expect("write");
+        let txn = s.db().begin_write().expect("write");
         {
             let mut table = txn.open_table(LAYOUT).expect("layout");
             match format {
@@ -969,7 +969,7 @@ fn a_format_1_shard_is_written_as_its_builds_wrote_it_and_a_newer_one_is_refused
         old.dictionaries().is_empty(),
         "a format 1 shard trains nothing"
     );
-    let txn = old.db.begin_read().expect("read");
+    let txn = old.db().begin_read().expect("read");
     let first_byte = txn
         .open_table(ENTRIES)
         .expect("entries")
@@ -1003,4 +1003,57 @@ fn a_format_1_shard_is_written_as_its_builds_wrote_it_and_a_newer_one_is_refused
         "{}",
         e.message
     );
+}
+
+impl RedbStorage {
+    /// The database, for tests that look at tables directly.
+    fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        self.db.read().expect("no test panics holding the lock")
+    }
+}
+
+#[test]
+fn compact_rewrites_with_a_fresh_dictionary_and_gives_space_back() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    let all: Vec<Entry> = (1..=1500).map(|n| templated(&entry(n, "LIVE"))).collect();
+    for chunk in all.chunks(250) {
+        insert(&s, chunk).expect("inserts");
+    }
+    // Revisions: the first 100 updated once.
+    let updated: Vec<Entry> = all[..100]
+        .iter()
+        .map(|e| templated(&revised(e, "DEPRECATED")))
+        .collect();
+    let mut out = Vec::new();
+    s.update(&updated, &mut out).expect("updates");
+    assert!(out.iter().all(Result::is_ok));
+    let size = || {
+        std::fs::metadata(dir.path().join("shard-000.redb"))
+            .expect("the file")
+            .len()
+    };
+    let before = size();
+    // The 999 entries stored before the first dictionary, and the 100 revisions moved aside,
+    // are rewritten with the new one; so is every entry written with the first.
+    let rewritten = s.compact().expect("compacts");
+    assert!(rewritten >= 999 + 100, "{rewritten} rewritten");
+    assert_eq!(s.dictionaries().newest().map(|d| d.id()), Some(2));
+    assert!(size() <= before, "{} bytes after, {before} before", size());
+    let history = |n: u64| {
+        let mut out = Vec::new();
+        s.history(&EntryId::new("SEC-RUL", n), &mut out)
+            .expect("reads");
+        out
+    };
+    assert_eq!(history(1), [all[0].clone(), updated[0].clone()]);
+    assert_eq!(get(&s, 1500).as_ref(), Some(&all[1499]));
+    // Compacting again rewrites what the newest dictionary changes, and no entry changes.
+    s.compact().expect("compacts again");
+    assert_eq!(list(&s, &[], None, 2000).len(), 1500);
+    drop(s);
+    let s =
+        RedbStorage::from_config(Config::default(), &existing(dir.path(), 0, 1)).expect("reopens");
+    assert_eq!(s.dictionaries().len(), 3);
+    assert_eq!(get(&s, 100).as_ref(), Some(&updated[99]));
 }

@@ -1,0 +1,170 @@
+//! [`RedbStorage`]'s `compact`: a dictionary trained afresh, every revision rewritten with it,
+//! and the file's free pages given back.
+
+use std::ops::Bound;
+use std::sync::{Arc, PoisonError};
+
+use redb::{Durability, ReadableTable, ReadableTableMetadata};
+use registry_codec::{Dictionaries, Dictionary};
+use registry_core::{EntryId, ErrorCode, StageError, StageResult};
+
+use super::{DICTIONARIES, ENTRIES, REVISIONS, RedbStorage, TRAIN_AT, TRAIN_SAMPLES};
+
+/// How many rows one transaction of the rewrite changes at most: it bounds the memory a
+/// rewrite holds and the work a crash can undo.
+const REWRITE_CHUNK: usize = 10_000;
+
+impl RedbStorage {
+    /// Compacts the shard. In a shard of storage format 2: trains a dictionary on its latest
+    /// configs (once it holds [`TRAIN_AT`] entries), then rewrites every revision whose stored
+    /// bytes that changes, [`REWRITE_CHUNK`] rows per durable transaction. Earlier dictionaries
+    /// are kept, so a crash in the middle leaves every revision readable, with the old
+    /// dictionary or the new. A format 1 shard is not rewritten: its builds could not read
+    /// format 4. Then redb's own compaction gives the free pages back.
+    pub(super) fn compact_shard(&self) -> StageResult<u64> {
+        let _writing = self.writing();
+        let rewritten = if self.format >= 2 {
+            let dictionaries = self.retrain()?;
+            self.rewrite_entries(&dictionaries)? + self.rewrite_revisions(&dictionaries)?
+        } else {
+            0
+        };
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        db.compact().map_err(|e| self.fail("compact", e))?;
+        Ok(rewritten)
+    }
+
+    /// Trains a new dictionary on up to [`TRAIN_SAMPLES`] of the latest configs, when the shard
+    /// holds at least [`TRAIN_AT`] entries, and stores it durably. Returns the dictionaries to
+    /// rewrite with.
+    fn retrain(&self) -> StageResult<Dictionaries> {
+        let mut dictionaries = self.dictionaries().clone();
+        let txn = self.begin_write(Durability::Immediate)?;
+        let trained = {
+            let entries = self.write_table(&txn, ENTRIES)?;
+            if entries.len().map_err(|e| self.fail("read", e))? < TRAIN_AT {
+                None
+            } else {
+                let mut samples = Vec::with_capacity(TRAIN_SAMPLES);
+                let rows = entries.iter().map_err(|e| self.fail("read", e))?;
+                for row in rows.rev().take(TRAIN_SAMPLES) {
+                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+                    let (prefix, number) = key.value();
+                    let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
+                    samples.push(entry.config.into_bytes());
+                }
+                registry_codec::compress::train(&samples).ok()
+            }
+        };
+        let Some(bytes) = trained else {
+            txn.abort()
+                .map_err(|e| self.fail("abort a transaction on", e))?;
+            return Ok(dictionaries);
+        };
+        let dictionary = Dictionary::new(dictionaries.next_id(), bytes)
+            .map_err(|e| StageError::new(ErrorCode::Internal, e.to_string()))?;
+        self.write_table(&txn, DICTIONARIES)?
+            .insert(dictionary.id(), dictionary.bytes())
+            .map_err(|e| self.fail("write", e))?;
+        self.commit(txn)?;
+        let dictionary = Arc::new(dictionary);
+        dictionaries.add(Arc::clone(&dictionary));
+        self.dictionaries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(dictionary);
+        Ok(dictionaries)
+    }
+
+    /// Rewrites the latest revisions, chunk by chunk in key order.
+    fn rewrite_entries(&self, dictionaries: &Dictionaries) -> StageResult<u64> {
+        let writing = self.entry_writing(dictionaries);
+        let mut after: Option<(String, u64)> = None;
+        let mut rewritten = 0;
+        loop {
+            let txn = self.begin_write(Durability::Immediate)?;
+            let mut changed = Vec::new();
+            let mut seen = 0;
+            {
+                let mut table = self.write_table(&txn, ENTRIES)?;
+                {
+                    let from = after
+                        .as_ref()
+                        .map_or(Bound::Unbounded, |(p, n)| Bound::Excluded((p.as_str(), *n)));
+                    let rows = table
+                        .range::<(&str, u64)>((from, Bound::Unbounded))
+                        .map_err(|e| self.fail("read", e))?;
+                    for row in rows.take(REWRITE_CHUNK) {
+                        let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+                        let (prefix, number) = key.value();
+                        seen += 1;
+                        after = Some((prefix.to_owned(), number));
+                        let id = EntryId::new(prefix, number);
+                        let entry = self.decode(&id, None, bytes.value())?;
+                        let mut buf = Vec::new();
+                        self.encode(&entry, writing, &mut buf)?;
+                        if buf != bytes.value() {
+                            changed.push((prefix.to_owned(), number, buf));
+                        }
+                    }
+                }
+                for (prefix, number, bytes) in &changed {
+                    table
+                        .insert((prefix.as_str(), *number), bytes.as_slice())
+                        .map_err(|e| self.fail("write", e))?;
+                }
+            }
+            self.commit(txn)?;
+            rewritten += changed.len() as u64;
+            if seen < REWRITE_CHUNK {
+                return Ok(rewritten);
+            }
+        }
+    }
+
+    /// Rewrites the earlier revisions, chunk by chunk in key order.
+    fn rewrite_revisions(&self, dictionaries: &Dictionaries) -> StageResult<u64> {
+        let writing = self.entry_writing(dictionaries);
+        let mut after: Option<(String, u64, u32)> = None;
+        let mut rewritten = 0;
+        loop {
+            let txn = self.begin_write(Durability::Immediate)?;
+            let mut changed = Vec::new();
+            let mut seen = 0;
+            {
+                let mut table = self.write_table(&txn, REVISIONS)?;
+                {
+                    let from = after.as_ref().map_or(Bound::Unbounded, |(p, n, r)| {
+                        Bound::Excluded((p.as_str(), *n, *r))
+                    });
+                    let rows = table
+                        .range::<(&str, u64, u32)>((from, Bound::Unbounded))
+                        .map_err(|e| self.fail("read", e))?;
+                    for row in rows.take(REWRITE_CHUNK) {
+                        let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+                        let (prefix, number, revision) = key.value();
+                        seen += 1;
+                        after = Some((prefix.to_owned(), number, revision));
+                        let id = EntryId::new(prefix, number);
+                        let entry = self.decode(&id, Some(revision), bytes.value())?;
+                        let mut buf = Vec::new();
+                        self.encode(&entry, writing, &mut buf)?;
+                        if buf != bytes.value() {
+                            changed.push((prefix.to_owned(), number, revision, buf));
+                        }
+                    }
+                }
+                for (prefix, number, revision, bytes) in &changed {
+                    table
+                        .insert((prefix.as_str(), *number, *revision), bytes.as_slice())
+                        .map_err(|e| self.fail("write", e))?;
+                }
+            }
+            self.commit(txn)?;
+            rewritten += changed.len() as u64;
+            if seen < REWRITE_CHUNK {
+                return Ok(rewritten);
+            }
+        }
+    }
+}
