@@ -31,6 +31,16 @@ impl Keys {
         format!("{}meta", self.prefix)
     }
 
+    /// The hash of the shard's dictionaries, by id.
+    pub(crate) fn dictionaries(&self) -> String {
+        format!("{}dicts", self.prefix)
+    }
+
+    /// The set of every member, in id order.
+    pub(crate) fn ids(&self) -> String {
+        format!("{}ids", self.prefix)
+    }
+
     /// The list of an entry's encoded revisions, oldest first.
     pub(crate) fn entry(&self, member: &[u8]) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.prefix.len() + 2 + member.len());

@@ -16,7 +16,8 @@
 //!
 //! | key                     | type       | holds                                                  |
 //! |-------------------------|------------|--------------------------------------------------------|
-//! | `T:meta`                | hash       | `shards`: the shard count the shard was created with   |
+//! | `T:meta`                | hash       | `shards`: the shard count the shard was created with; `format`: its storage format (none: 1) |
+//! | `T:dicts`               | hash       | dictionary id → a zstd dictionary trained on the shard's configs (storage format 2) |
 //! | `T:seq`                 | hash       | id prefix → count `c` of numbers handed out            |
 //! | `T:e:<member>`          | list       | the entry's encoded revisions, oldest first            |
 //! | `T:fp`                  | hash       | fingerprint (16 raw bytes) → member                    |
@@ -25,8 +26,20 @@
 //! | `T:done:<token>`        | string     | the reply of one writing call, for 300 s (see below)   |
 //!
 //! Revision `r` of an entry is element `r` of its list (revisions are numbered 1 to n without
-//! gaps), so the length of the list is the latest revision. Entries are encoded by `registry_codec::entry`
-//! module: a versioned binary format with varint lengths, header fields first.
+//! gaps), so the length of the list is the latest revision. Entries are encoded by
+//! `registry_codec::entry`: a versioned binary format with varint lengths, header fields first.
+//!
+//! # Storage formats
+//!
+//! A shard records its storage format in `T:meta` when it is created; a shard without one is
+//! format 1 (made before formats were recorded) and a newer one than this build's is refused at
+//! open, naming both. A format 1 shard is written as the builds that made it wrote it (entry
+//! formats 2 and 3, configs as they are). A format 2 shard (every one this build creates)
+//! writes entry format 4: configs compressed with zstd and the shard's newest dictionary, kept in
+//! `T:dicts` and loaded at open. The first dictionary is trained by the insert that brings the
+//! shard to 1,000 entries, on that batch's configs and the latest stored ones, and stored with
+//! `HSETNX`: when two hosts train at once, one dictionary wins and both use it. A host that meets
+//! a dictionary id it has not loaded (another host trained it) loads them again.
 //!
 //! # Numbers
 //!

@@ -113,13 +113,13 @@ end
 /// exists without them; otherwise the reply is nil. Returns the recorded count.
 const LAYOUT: &str = r#"
 local recorded = redis.call('HGET', KEYS[1], 'shards')
-if recorded then return recorded end
+if recorded then return {recorded, redis.call('HGET', KEYS[1], 'format') or '1'} end
 if ARGV[3] ~= '1' then return false end
-redis.call('HSET', KEYS[1], 'shards', ARGV[2])
-for i = 4, #ARGV, 2 do
+redis.call('HSET', KEYS[1], 'shards', ARGV[2], 'format', ARGV[4])
+for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[1], 'm:' .. ARGV[i], ARGV[i + 1])
 end
-return ARGV[2]
+return {ARGV[2], ARGV[4]}
 "#;
 
 /// Sets registry metadata: ARGV: prefix, then (name, value) pairs; an empty value removes the

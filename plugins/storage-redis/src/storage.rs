@@ -9,11 +9,13 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 use redis::Value;
 use redis::cluster::ClusterConnection;
+use registry_codec::entry::{self as codec, Writing};
+use registry_codec::{Dictionaries, Dictionary};
 use registry_core::layout;
 use registry_core::rules::{self, Numbering};
 use registry_core::{
@@ -25,8 +27,15 @@ use crate::Config;
 use crate::client::{Cluster, WaitShort, config_error};
 use crate::keys::{self, Keys};
 use crate::scripts::Scripts;
-use registry_codec::Dictionaries;
-use registry_codec::entry::{self as codec, Writing};
+
+/// The storage format this build creates and reads (and every one before it).
+const STORAGE_FORMAT: u32 = 2;
+
+/// How many entries a format 2 shard holds before it trains its first dictionary.
+const TRAIN_AT: u64 = 1000;
+
+/// How many configs a shard trains its dictionary on, at most.
+const TRAIN_SAMPLES: usize = 2000;
 
 /// How many entries one `list` script returns at most; a larger `limit` takes several calls.
 const LIST_PAGE: usize = 1000;
@@ -46,6 +55,10 @@ pub struct RedisStorage {
     keys: Keys,
     meta: String,
     numbering: Numbering,
+    /// The storage format the shard records (see the crate documentation).
+    format: u32,
+    /// The shard's dictionaries, as last loaded.
+    dictionaries: RwLock<Dictionaries>,
     scripts: Scripts,
     /// "shard 3 (`{registry/3}`)", for messages.
     name: String,
@@ -102,22 +115,25 @@ impl RedisStorage {
                 shard: setup.shard,
                 shards: setup.shards,
             },
+            format: STORAGE_FORMAT,
+            dictionaries: RwLock::new(Dictionaries::default()),
             scripts: Scripts::new(),
         };
-        let recorded: Option<String> =
+        let recorded: Option<(String, String)> =
             storage
                 .cluster
                 .run(&format!("open {}", storage.name), |c| {
                     let mut call = storage.scripts.layout.key(&storage.meta);
                     call.arg(storage.keys.prefix())
                         .arg(setup.shards)
-                        .arg(if setup.create.is_some() { "1" } else { "0" });
+                        .arg(if setup.create.is_some() { "1" } else { "0" })
+                        .arg(STORAGE_FORMAT);
                     for (name, value) in setup.create.iter().flatten() {
                         call.arg(name).arg(value);
                     }
                     call.invoke(c)
                 })?;
-        let Some(recorded) = recorded else {
+        let Some((recorded, format)) = recorded else {
             return Err(StageError::new(
                 ErrorCode::NotFound,
                 if setup.shards == 0 {
@@ -146,7 +162,144 @@ impl RedisStorage {
                 setup.shards,
             ));
         }
+        storage.format = format.parse().map_err(|_| {
+            StageError::new(
+                ErrorCode::Storage,
+                format!(
+                    "{} records the format `{format}`: it is damaged",
+                    storage.name
+                ),
+            )
+        })?;
+        if storage.format > STORAGE_FORMAT {
+            return Err(StageError::new(
+                ErrorCode::Config,
+                format!(
+                    "{} is of storage format {}, newer than this build's {STORAGE_FORMAT}: use \
+                     it with the build of the registry that wrote it, or a newer one",
+                    storage.name, storage.format
+                ),
+            ));
+        }
+        if storage.format >= 2 {
+            storage.load_dictionaries()?;
+        }
         Ok(storage)
+    }
+
+    /// Reads every dictionary of the shard, replacing those loaded.
+    fn load_dictionaries(&self) -> StageResult<()> {
+        let key = self.keys.dictionaries();
+        let rows: Vec<(u32, Vec<u8>)> = self
+            .cluster
+            .run(&format!("read the dictionaries of {}", self.name), |c| {
+                redis::cmd("HGETALL").arg(&key).query(c)
+            })?;
+        let mut all = Dictionaries::default();
+        for (id, bytes) in rows {
+            let dictionary =
+                Dictionary::new(id, bytes).map_err(|e| self.damaged(&"a dictionary", e))?;
+            all.add(Arc::new(dictionary));
+        }
+        *self
+            .dictionaries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = all;
+        Ok(())
+    }
+
+    /// The dictionaries as last loaded.
+    fn dictionaries(&self) -> RwLockReadGuard<'_, Dictionaries> {
+        self.dictionaries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Encodes an entry as this shard writes them.
+    fn encoded(&self, entry: &Entry) -> Vec<u8> {
+        if self.format >= 2 {
+            codec::encoded(entry, Writing::Compressed(self.dictionaries().newest()))
+        } else {
+            codec::encoded(entry, Writing::Uncompressed)
+        }
+    }
+
+    /// Decodes stored bytes; when they name a dictionary not loaded yet (another host trained
+    /// it), loads the dictionaries again and tries once more.
+    fn decode_bytes(&self, bytes: &[u8]) -> Result<Entry, String> {
+        match codec::decode(bytes, &self.dictionaries()) {
+            Ok(entry) => return Ok(entry),
+            Err(e) if self.format < 2 => return Err(e.to_string()),
+            Err(_) => {}
+        }
+        self.load_dictionaries().map_err(|e| e.message)?;
+        codec::decode(bytes, &self.dictionaries()).map_err(|e| e.to_string())
+    }
+
+    /// Trains the shard's first dictionary when this insert brings a format 2 shard to
+    /// [`TRAIN_AT`] entries: on the batch's configs and, to make up [`TRAIN_SAMPLES`], the
+    /// latest stored ones. Stored with `HSETNX`, so of two hosts training at once one wins, and
+    /// the dictionaries are loaded again either way. A shard zstd cannot train on yet goes on
+    /// without, and tries again at its next insert.
+    fn train_if_due(&self, batch: &[Entry]) -> StageResult<()> {
+        if self.format < 2 || !self.dictionaries().is_empty() {
+            return Ok(());
+        }
+        let ids = self.keys.ids();
+        let stored: u64 = self
+            .cluster
+            .run(&format!("count the entries of {}", self.name), |c| {
+                redis::cmd("ZCARD").arg(&ids).query(c)
+            })?;
+        if stored.saturating_add(batch.len() as u64) < TRAIN_AT {
+            return Ok(());
+        }
+        let mut samples: Vec<Vec<u8>> = batch
+            .iter()
+            .rev()
+            .take(TRAIN_SAMPLES)
+            .map(|e| e.config.as_bytes().to_vec())
+            .collect();
+        let wanted = TRAIN_SAMPLES.saturating_sub(samples.len());
+        if wanted > 0 {
+            let members: Vec<Vec<u8>> =
+                self.cluster
+                    .run(&format!("read the latest ids of {}", self.name), |c| {
+                        redis::cmd("ZRANGE")
+                            .arg(&ids)
+                            .arg(0)
+                            .arg(wanted - 1)
+                            .arg("REV")
+                            .query(c)
+                    })?;
+            let latest: Vec<Option<Vec<u8>>> =
+                self.cluster
+                    .run(&format!("read the latest entries of {}", self.name), |c| {
+                        let mut call = self.scripts.get.key(&self.meta);
+                        call.arg(self.keys.prefix());
+                        for member in &members {
+                            call.arg(member.as_slice());
+                        }
+                        call.invoke(c)
+                    })?;
+            for bytes in latest.into_iter().flatten() {
+                if let Ok(entry) = self.decode_bytes(&bytes) {
+                    samples.push(entry.config.into_bytes());
+                }
+            }
+        }
+        let Ok(bytes) = registry_codec::compress::train(&samples) else {
+            return Ok(());
+        };
+        let key = self.keys.dictionaries();
+        self.write(&format!("store a dictionary of {}", self.name), |c| {
+            redis::cmd("HSETNX")
+                .arg(&key)
+                .arg(1)
+                .arg(bytes.as_slice())
+                .query::<i64>(c)
+        })?;
+        self.load_dictionaries()
     }
 
     /// Runs a script-calling closure, then WAITs for replicas on the same connection, and turns
@@ -173,8 +326,7 @@ impl RedisStorage {
 
     /// Decodes a stored revision and checks it is of the entry its key names.
     fn decode(&self, id: &EntryId, revision: Option<u32>, bytes: &[u8]) -> StageResult<Entry> {
-        let entry =
-            codec::decode(bytes, &Dictionaries::default()).map_err(|e| self.damaged(id, e))?;
+        let entry = self.decode_bytes(bytes).map_err(|e| self.damaged(id, e))?;
         if entry.header.id != *id {
             return Err(self.damaged(id, format!("its key holds entry {}", entry.header.id)));
         }
@@ -194,7 +346,7 @@ impl RedisStorage {
 
     /// Decodes bytes found through an index or a fingerprint, whose id is only known after.
     fn decode_any(&self, what: &dyn std::fmt::Display, bytes: &[u8]) -> StageResult<Entry> {
-        codec::decode(bytes, &Dictionaries::default()).map_err(|e| self.damaged(what, e))
+        self.decode_bytes(bytes).map_err(|e| self.damaged(what, e))
     }
 
     /// Checks a history given to `restore` as every storage does ([`rules::check_history`],
@@ -360,15 +512,18 @@ impl Storage for RedisStorage {
         if entries.is_empty() {
             return Ok(());
         }
+        for entry in entries {
+            rules::check_new(entry)?;
+            storable(&entry.header.id)?;
+        }
+        self.train_if_due(entries)?;
         let mut coded = Vec::with_capacity(entries.len());
         for entry in entries {
             let id = &entry.header.id;
-            rules::check_new(entry)?;
-            storable(id)?;
             coded.push((
                 keys::member(id),
                 self.numbering.count_through(id.number()).to_string(),
-                codec::encoded(entry, Writing::Uncompressed),
+                self.encoded(entry),
             ));
         }
         let token = token();
@@ -412,12 +567,7 @@ impl Storage for RedisStorage {
         }
         let coded: Vec<(Vec<u8>, Vec<u8>)> = entries
             .iter()
-            .map(|e| {
-                (
-                    keys::member(&e.header.id),
-                    codec::encoded(e, Writing::Uncompressed),
-                )
-            })
+            .map(|e| (keys::member(&e.header.id), self.encoded(e)))
             .collect();
         let token = token();
         let replies: Vec<i64> = self.write(&format!("update in {}", self.name), |c| {
@@ -556,10 +706,7 @@ impl Storage for RedisStorage {
                 latest,
                 keys::member(id),
                 self.numbering.count_through(id.number()).to_string(),
-                history
-                    .iter()
-                    .map(|e| codec::encoded(e, Writing::Uncompressed))
-                    .collect::<Vec<_>>(),
+                history.iter().map(|e| self.encoded(e)).collect::<Vec<_>>(),
             ));
         }
         if !sent.is_empty() {

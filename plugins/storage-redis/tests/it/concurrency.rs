@@ -7,7 +7,7 @@ use std::sync::Barrier;
 use registry_core::{Entry, EntryId, ErrorCode, Inserted, Storage};
 use registry_testkit::sample::{entry, fields, revise};
 
-use crate::{config, fresh_namespace, open};
+use crate::{config, fresh_namespace, open, raw};
 
 fn allocate(s: &dyn Storage, prefixes: &[String]) -> Vec<u64> {
     let mut out = Vec::new();
@@ -157,4 +157,63 @@ fn concurrent_updates_of_one_entry_lose_nothing() {
     let mut want = vec![first];
     want.extend(winners);
     assert_eq!(history, want, "every winning revision is stored, in order");
+}
+
+#[test]
+fn a_dictionary_one_host_trains_is_used_by_the_other() {
+    let namespace = fresh_namespace("dicts");
+    let config = config(&namespace);
+    let (shard, shards) = (0, 1);
+    let a = open(&config, shard, shards);
+    let b = open(&config, shard, shards);
+    let batch = |from: u64, n: u64| -> Vec<Entry> {
+        let prefixes = vec!["SEC-RUL".to_owned(); n as usize];
+        allocate(&a, &prefixes)
+            .into_iter()
+            .zip(from..)
+            .map(|(number, i)| {
+                let f = fields("SEC", "RULES", "LIVE", "REQUIRED");
+                entry(f, number, &format!("rule {i} of the dictionary test"))
+            })
+            .collect()
+    };
+    let insert = |s: &dyn Storage, entries: &[Entry]| {
+        let mut out = Vec::new();
+        s.insert(entries, &mut out).expect("inserts");
+        assert!(out.iter().all(|o| *o == Inserted::Created), "{out:?}");
+    };
+    let reads_back = |s: &dyn Storage, e: &Entry| {
+        let mut out = Vec::new();
+        s.history(&e.header.id, &mut out).expect("reads");
+        assert_eq!(out, [e.clone()]);
+    };
+    // 999 entries from host A: no dictionary yet.
+    let first = batch(0, 999);
+    for chunk in first.chunks(333) {
+        insert(&a, chunk);
+    }
+    let dictionaries = || -> Vec<Vec<u8>> {
+        let key = format!("{{{namespace}/0}}:dicts");
+        redis::Commands::hvals(&mut raw(), &key).expect("reads the dictionaries")
+    };
+    assert!(dictionaries().is_empty());
+    // Host B's insert reaches 1,000 and trains the dictionary; A has not loaded it.
+    let second = batch(999, 200);
+    insert(&b, &second);
+    let trained = dictionaries();
+    assert_eq!(trained.len(), 1);
+    assert!(trained[0].len() > 1000, "{} bytes", trained[0].len());
+    // A reads what B wrote with it, and writes with it too once it has met it.
+    reads_back(&a, &second[150]);
+    reads_back(&a, &first[10]);
+    let third = batch(1199, 10);
+    insert(&a, &third);
+    reads_back(&b, &third[5]);
+    let mut listed = Vec::new();
+    let query = registry_core::ListQuery {
+        limit: 2000,
+        ..registry_core::ListQuery::default()
+    };
+    a.list(&query, &mut listed).expect("lists");
+    assert_eq!(listed.len(), 1209);
 }
