@@ -126,6 +126,18 @@ fn main() {
     let (training, measured) = configs.split_at(split);
     let dict =
         |size: usize| zstd::dict::from_samples(training, size).expect("zstd trains a dictionary");
+    for samples in [250, 500, 1000, 2000] {
+        let set = &configs[..samples.min(configs.len())];
+        let start = Instant::now();
+        let d = zstd::dict::from_samples(set, 16 * 1024).expect("zstd trains a dictionary");
+        let took = start.elapsed();
+        let mut m = zstd_method(3, Some(&d), "");
+        let (bytes, _, _) = measure(&mut m, measured);
+        println!(
+            "training a 16 KiB dictionary on {samples} configs: {:.0} ms, then {bytes:.0} bytes per config",
+            took.as_secs_f64() * 1000.0
+        );
+    }
     let (d16, d64) = (dict(16 * 1024), dict(64 * 1024));
     let mut rows = vec![
         (none(), measured),

@@ -22,10 +22,11 @@
 //! formats 2 and 3, configs as they are), so those builds can still read them. Format 2 shards
 //! (every shard this build creates) write entry format 4: the config compressed with zstd and
 //! the shard's newest dictionary ([`registry_codec`]; docs/STORAGE.md has the measurements).
-//! A format 2 shard trains its first dictionary in the insert that brings it to
-//! [`TRAIN_AT`] entries, on up to [`TRAIN_SAMPLES`] of its latest configs, in the same
-//! transaction as that insert; the entries stored before it keep their own compression (zstd
-//! without a dictionary), which rewriting them (`registry compact`) would improve.
+//! A format 2 shard trains its first dictionary in the insert whose batch holds
+//! [`TRAIN_SAMPLES`] configs, or that brings it to [`TRAIN_AT`] entries
+//! ([`registry_codec::compress::training_due`]), on up to [`TRAIN_SAMPLES`] of the batch's and
+//! its latest configs, in that insert's transaction; the entries stored before it keep their
+//! own compression (zstd without a dictionary), which `registry compact` improves.
 //!
 //! # Creating and opening
 //!
@@ -109,11 +110,7 @@ const DICTIONARIES: TableDefinition<u32, &[u8]> = TableDefinition::new("dictiona
 /// The storage format this build creates and reads (and every one before it).
 pub(crate) const STORAGE_FORMAT: u32 = 2;
 
-/// How many entries a format 2 shard holds before it trains its first dictionary.
-pub(crate) const TRAIN_AT: u64 = 1000;
-
-/// How many of its latest configs a shard trains a dictionary on, at most.
-pub(crate) const TRAIN_SAMPLES: usize = 2000;
+pub(crate) use registry_codec::compress::{TRAIN_AT, TRAIN_SAMPLES};
 
 /// The smallest page cache a shard gets, in MiB, however many shards share `cache_size_mb`.
 const MIN_CACHE_MB: u64 = 4;

@@ -36,8 +36,9 @@
 //! open, naming both. A format 1 shard is written as the builds that made it wrote it (entry
 //! formats 2 and 3, configs as they are). A format 2 shard (every one this build creates)
 //! writes entry format 4: configs compressed with zstd and the shard's newest dictionary, kept in
-//! `T:dicts` and loaded at open. The first dictionary is trained by the insert that brings the
-//! shard to 1,000 entries, on that batch's configs and the latest stored ones, and stored with
+//! `T:dicts` and loaded at open. The first dictionary is trained by the insert whose batch holds
+//! 500 configs or that brings the shard to 1,000 entries, on up to 500 of that batch's configs
+//! and the latest stored ones, and stored with
 //! `HSETNX`: when two hosts train at once, one dictionary wins and both use it. A host that meets
 //! a dictionary id it has not loaded (another host trained it) loads them again.
 //!

@@ -31,11 +31,7 @@ use crate::scripts::Scripts;
 /// The storage format this build creates and reads (and every one before it).
 const STORAGE_FORMAT: u32 = 2;
 
-/// How many entries a format 2 shard holds before it trains its first dictionary.
-const TRAIN_AT: u64 = 1000;
-
-/// How many configs a shard trains its dictionary on, at most.
-const TRAIN_SAMPLES: usize = 2000;
+use registry_codec::compress::TRAIN_SAMPLES;
 
 /// How many entries one `list` script returns at most; a larger `limit` takes several calls.
 const LIST_PAGE: usize = 1000;
@@ -236,9 +232,10 @@ impl RedisStorage {
         codec::decode(bytes, &self.dictionaries()).map_err(|e| e.to_string())
     }
 
-    /// Trains the shard's first dictionary when this insert brings a format 2 shard to
-    /// [`TRAIN_AT`] entries: on the batch's configs and, to make up [`TRAIN_SAMPLES`], the
-    /// latest stored ones. Stored with `HSETNX`, so of two hosts training at once one wins, and
+    /// Trains the shard's first dictionary when this insert's batch holds [`TRAIN_SAMPLES`]
+    /// configs or brings a format 2 shard to [`TRAIN_AT`](registry_codec::compress::TRAIN_AT) entries
+    /// ([`registry_codec::compress::training_due`]): on the batch's configs and, to make up
+    /// [`TRAIN_SAMPLES`], the latest stored ones. Stored with `HSETNX`, so of two hosts training at once one wins, and
     /// the dictionaries are loaded again either way. A shard zstd cannot train on yet goes on
     /// without, and tries again at its next insert.
     fn train_if_due(&self, batch: &[Entry]) -> StageResult<()> {
@@ -246,12 +243,17 @@ impl RedisStorage {
             return Ok(());
         }
         let ids = self.keys.ids();
-        let stored: u64 = self
-            .cluster
-            .run(&format!("count the entries of {}", self.name), |c| {
-                redis::cmd("ZCARD").arg(&ids).query(c)
-            })?;
-        if stored.saturating_add(batch.len() as u64) < TRAIN_AT {
+        let mut count = Ok(0);
+        let due = registry_codec::compress::training_due(batch.len(), || {
+            count = self
+                .cluster
+                .run(&format!("count the entries of {}", self.name), |c| {
+                    redis::cmd("ZCARD").arg(&ids).query::<u64>(c)
+                });
+            *count.as_ref().unwrap_or(&0)
+        });
+        count?;
+        if !due {
             return Ok(());
         }
         let mut samples: Vec<Vec<u8>> = batch

@@ -939,6 +939,13 @@ fn a_new_shard_is_format_2_and_trains_a_dictionary_at_its_thousandth_entry() {
     assert_eq!(s.dictionaries().len(), 1);
     assert_eq!(list(&s, &[], None, 2000).len(), 1500);
     assert_eq!(get(&s, 1500).as_ref(), Some(&all[1499]));
+
+    // A batch of 500 configs or more trains on itself at once, however empty the shard.
+    let other = TempDir::new().expect("temp dir");
+    let s = open(other.path());
+    insert(&s, &all[..TRAIN_SAMPLES]).expect("inserts");
+    assert_eq!(s.dictionaries().len(), 1);
+    assert_eq!(get(&s, 1).as_ref(), Some(&all[0]));
 }
 
 #[test]

@@ -12,14 +12,14 @@ use registry_core::{
 };
 
 use super::{
-    DICTIONARIES, FINGERPRINTS, META, NewIndex, PENDING, Pending, RedbStorage, SEQUENCES, TRAIN_AT,
+    DICTIONARIES, FINGERPRINTS, META, NewIndex, PENDING, Pending, RedbStorage, SEQUENCES,
     TRAIN_SAMPLES, Tables, tag,
 };
 
 impl RedbStorage {
-    /// Trains the shard's first dictionary when this insert brings a format 2 shard to
-    /// [`TRAIN_AT`] entries: on the batch's configs and the latest stored ones, up to
-    /// [`TRAIN_SAMPLES`], kept in `dictionaries` within `txn` and added to `current` (the
+    /// Trains the shard's first dictionary when this insert's batch holds [`TRAIN_SAMPLES`]
+    /// configs or brings a format 2 shard to [`TRAIN_AT`](registry_codec::compress::TRAIN_AT) entries: on the batch's configs and
+    /// the latest stored ones, up to [`TRAIN_SAMPLES`], kept in `dictionaries` within `txn` and added to `current` (the
     /// caller's copy) for the batch to use. Returns it, for the shard's own set once the
     /// transaction commits. A shard zstd cannot train on yet goes on without, and tries again
     /// at its next insert.
@@ -33,8 +33,13 @@ impl RedbStorage {
         if self.format < 2 || !current.is_empty() {
             return Ok(None);
         }
-        let stored = t.entries.len().map_err(|e| self.fail("read", e))?;
-        if stored.saturating_add(batch.len() as u64) < TRAIN_AT {
+        let mut count = Ok(0);
+        let due = registry_codec::compress::training_due(batch.len(), || {
+            count = t.entries.len().map_err(|e| self.fail("read", e));
+            *count.as_ref().unwrap_or(&0)
+        });
+        count?;
+        if !due {
             return Ok(None);
         }
         let mut samples: Vec<Vec<u8>> = batch
