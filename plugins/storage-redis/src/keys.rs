@@ -13,10 +13,32 @@ pub(crate) struct Keys {
     prefix: String,
 }
 
+/// The hash slots of Redis Cluster.
+pub(crate) const SLOTS: u32 = 16_384;
+
 impl Keys {
+    /// The keys of a shard of storage format 1: the tag `{<namespace>/<shard>}`, whose slots
+    /// fall where CRC16 puts them (12 shards landed 5/5/2 on three masters).
     pub(crate) fn new(namespace: &str, shard: u32) -> Keys {
         Keys {
             prefix: format!("{{{namespace}/{shard}}}:"),
+        }
+    }
+
+    /// The keys of a shard of storage format 2, spread evenly over the slots: the tag is
+    /// `{<namespace>/<shard>/<n>}` with the smallest `n` whose slot is in the shard's
+    /// [`slot_range`]. A cluster whose masters own equal runs of slots (as `redis-cli --cluster
+    /// create` gives them) then holds an equal number of shards on each master when the shard
+    /// count is a multiple of the masters. About `shards` tags are tried per shard (16,384 for
+    /// shard 0), each one CRC16 of a short string.
+    pub(crate) fn balanced(namespace: &str, shard: u32, shards: u32) -> Keys {
+        let range = slot_range(shard, shards);
+        let tag = (0u64..)
+            .map(|n| format!("{namespace}/{shard}/{n}"))
+            .find(|tag| range.contains(&slot(tag.as_bytes())))
+            .unwrap_or_default();
+        Keys {
+            prefix: format!("{{{tag}}}:"),
         }
     }
 
@@ -49,6 +71,37 @@ impl Keys {
         key.extend_from_slice(member);
         key
     }
+}
+
+/// The slots a format 2 shard's tag may fall in: `[s * 16384 / K, (s + 1) * 16384 / K)` for
+/// shard `s` of `K`, except shard 0, whose tag is in slot 0 whatever `K` is: a host opens shard
+/// 0 before it knows the shard count, which shard 0 records.
+pub(crate) fn slot_range(shard: u32, shards: u32) -> std::ops::Range<u32> {
+    if shard == 0 || shards == 0 {
+        return 0..1;
+    }
+    let k = u64::from(shards.min(SLOTS));
+    let from = u64::from(shard) * u64::from(SLOTS) / k;
+    let to = (u64::from(shard) + 1) * u64::from(SLOTS) / k;
+    // Both are at most 16,384.
+    u32::try_from(from).unwrap_or(SLOTS)..u32::try_from(to).unwrap_or(SLOTS)
+}
+
+/// The hash slot of a key without braces: CRC16-XMODEM modulo 16,384, as Redis Cluster
+/// computes it (the `redis` crate keeps its own private; a test holds this one to it).
+pub(crate) fn slot(key: &[u8]) -> u32 {
+    let mut crc: u16 = 0;
+    for &byte in key {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    u32::from(crc) % SLOTS
 }
 
 /// Whether an id prefix can be stored: not empty, and no byte at or below the space, which
@@ -157,6 +210,45 @@ mod tests {
         ] {
             assert_eq!(storable_prefix(prefix), ok, "{prefix:?}");
         }
+    }
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        // Redis Cluster's specification: "123456789" is in slot 12739 (CRC16 0x31C3).
+        assert_eq!(slot(b"123456789"), 0x31c3 % SLOTS);
+        for key in ["registry/0", "a", "", "ünï/3/17", "test-dicts-1/0"] {
+            let ours = u16::try_from(slot(key.as_bytes())).expect("below 16384");
+            assert_eq!(
+                redis::cluster_routing::Slot::new(ours),
+                Some(redis::cluster_routing::Slot::for_key(key.as_bytes())),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn balanced_tags_spread_shards_evenly_over_the_slots() {
+        for shards in [1u32, 3, 4, 12, 40] {
+            let mut per_master = [0u32; 3];
+            for shard in 0..shards {
+                let keys = Keys::balanced("registry", shard, shards);
+                let tag = keys
+                    .prefix()
+                    .strip_prefix('{')
+                    .and_then(|t| t.strip_suffix("}:"))
+                    .expect("a tag");
+                assert!(tag.starts_with(&format!("registry/{shard}/")), "{tag}");
+                let s = slot(tag.as_bytes());
+                assert!(slot_range(shard, shards).contains(&s), "{tag} in {s}");
+                // Three masters owning equal runs of slots, as `--cluster create` makes them.
+                per_master[(s * 3 / SLOTS) as usize] += 1;
+            }
+            if shards % 3 == 0 {
+                assert_eq!(per_master, [shards / 3; 3], "{shards} shards");
+            }
+        }
+        // Shard 0's tag does not depend on the shard count.
+        assert_eq!(Keys::balanced("r", 0, 5), Keys::balanced("r", 0, 12));
     }
 
     #[test]

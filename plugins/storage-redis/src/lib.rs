@@ -9,9 +9,13 @@
 //!
 //! # Key layout
 //!
-//! Registry shard `s` keeps every key under the hash tag `{<namespace>/<s>}` (written `T`), so
-//! all of them live in one hash slot on one master, and a script may touch any of them
-//! atomically. An id is written in its sortable *member* form, `<prefix> <digit count as a
+//! Registry shard `s` of `K` keeps every key under one hash tag (written `T`), so all of them
+//! live in one hash slot on one master, and a script may touch any of them atomically. The tag
+//! is `{<namespace>/<s>/<n>}` with the smallest `n` that puts it in the `s`-th of `K` equal runs
+//! of slots (shard 0: in slot 0, so it is found before the shard count is known, and it records
+//! the count the other tags follow from; [`shard_prefix`]), so the shards divide evenly over
+//! masters that own equal runs of slots. Shards made by earlier releases keep their tag
+//! `{<namespace>/<s>}`, which left 12 shards 5/5/2 on three masters. An id is written in its sortable *member* form, `<prefix> <digit count as a
 //! letter><digits>` (`SEC-RUL b42` for `SEC-RUL-042`), which orders bytewise as ids do.
 //!
 //! | key                     | type       | holds                                                  |
@@ -135,6 +139,16 @@ mod storage;
 use serde::Deserialize;
 
 pub use storage::RedisStorage;
+
+/// The prefix every key of shard `shard` of `shards` in `namespace` starts with, hash tag
+/// included (`{registry/3/41}:`), as this build creates shards: to look at a shard with
+/// `redis-cli`, or to measure it. A shard made by an earlier release has the tag
+/// `{<namespace>/<shard>}` instead.
+pub fn shard_prefix(namespace: &str, shard: u32, shards: u32) -> String {
+    keys::Keys::balanced(namespace, shard, shards)
+        .prefix()
+        .to_owned()
+}
 
 /// The `[storage.config]` table of `registry.toml`.
 ///

@@ -97,15 +97,61 @@ impl RedisStorage {
             )));
         }
         let cluster = Cluster::new(config)?;
-        let keys = Keys::new(ns, setup.shard);
-        let mut storage = RedisStorage {
-            cluster,
-            meta: keys.meta(),
-            name: format!(
+        let scripts = Scripts::new();
+        let name = |keys: &Keys| {
+            format!(
                 "shard {} (`{}`)",
                 setup.shard,
                 keys.prefix().trim_end_matches(':')
-            ),
+            )
+        };
+        // The layout recorded under `keys` (recorded now when `create` says so and there is
+        // none): the shard count and the storage format.
+        let layout = |keys: &Keys, create: bool| -> StageResult<Option<(String, String)>> {
+            cluster.run(&format!("open {}", name(keys)), |c| {
+                let mut call = scripts.layout.key(keys.meta());
+                call.arg(keys.prefix())
+                    .arg(setup.shards)
+                    .arg(if create { "1" } else { "0" })
+                    .arg(STORAGE_FORMAT);
+                for (name, value) in setup.create.iter().flatten() {
+                    call.arg(name).arg(value);
+                }
+                call.invoke(c)
+            })
+        };
+        // Where the shard's keys are. Shard 0 says: under its balanced tag (which the shard
+        // count does not change) it is of this build's format, and the other shards' tags
+        // follow from the count it records; under the tag of format 1 (an earlier release
+        // made it), so are the others. A shard opened with another count than shard 0 records
+        // is refused here, before a tag of that count is looked at. Without a shard 0 (a shard
+        // opened alone), the configured count places it.
+        let first = Keys::balanced(ns, 0, 0);
+        let legacy_first = Keys::new(ns, 0);
+        let keys = match layout(&first, false)? {
+            Some(_) if setup.shard == 0 => first,
+            Some((count, _)) => {
+                if setup.shards != 0 && count != setup.shards.to_string() {
+                    return Err(rules::layout_changed(
+                        &name(&Keys::balanced(ns, setup.shard, setup.shards)),
+                        "shards",
+                        &count,
+                        setup.shards,
+                    ));
+                }
+                let count = count.parse().unwrap_or(setup.shards);
+                Keys::balanced(ns, setup.shard, count)
+            }
+            None => match layout(&legacy_first, false)? {
+                Some(_) => Keys::new(ns, setup.shard),
+                None => Keys::balanced(ns, setup.shard, setup.shards),
+            },
+        };
+        let recorded = layout(&keys, setup.create.is_some())?;
+        let mut storage = RedisStorage {
+            cluster,
+            meta: keys.meta(),
+            name: name(&keys),
             keys,
             numbering: Numbering {
                 shard: setup.shard,
@@ -113,22 +159,8 @@ impl RedisStorage {
             },
             format: STORAGE_FORMAT,
             dictionaries: RwLock::new(Dictionaries::default()),
-            scripts: Scripts::new(),
+            scripts,
         };
-        let recorded: Option<(String, String)> =
-            storage
-                .cluster
-                .run(&format!("open {}", storage.name), |c| {
-                    let mut call = storage.scripts.layout.key(&storage.meta);
-                    call.arg(storage.keys.prefix())
-                        .arg(setup.shards)
-                        .arg(if setup.create.is_some() { "1" } else { "0" })
-                        .arg(STORAGE_FORMAT);
-                    for (name, value) in setup.create.iter().flatten() {
-                        call.arg(name).arg(value);
-                    }
-                    call.invoke(c)
-                })?;
         let Some((recorded, format)) = recorded else {
             return Err(StageError::new(
                 ErrorCode::NotFound,

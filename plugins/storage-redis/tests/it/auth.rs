@@ -269,7 +269,7 @@ fn credentials_are_never_shown_and_refusals_fail_at_once() {
     );
     assert!(
         err.message.ends_with(&format!(
-            "/0}}`): the cluster denies user `{NOSCRIPT_USER}` a permission: this user has no \
+            "`): the cluster denies user `{NOSCRIPT_USER}` a permission: this user has no \
              permissions to run the 'evalsha' command (NOPERM)"
         )),
         "{}",

@@ -193,7 +193,10 @@ fn a_dictionary_one_host_trains_is_used_by_the_other() {
         insert(&a, chunk);
     }
     let dictionaries = || -> Vec<Vec<u8>> {
-        let key = format!("{{{namespace}/0}}:dicts");
+        let key = format!(
+            "{}dicts",
+            registry_storage_redis::shard_prefix(&namespace, 0, 1)
+        );
         redis::Commands::hvals(&mut raw(), &key).expect("reads the dictionaries")
     };
     assert!(dictionaries().is_empty());

@@ -16,7 +16,10 @@ fn damaged_entries_are_reported_with_their_id() {
     storage
         .insert(std::slice::from_ref(&good), &mut out)
         .expect("inserts");
-    let key = format!("{{{namespace}/0}}:e:SEC-RUL a4");
+    let key = format!(
+        "{}e:SEC-RUL a4",
+        registry_storage_redis::shard_prefix(&namespace, 0, 1)
+    );
     let mut conn = raw();
     let () = conn
         .rpush(&key, &[1u8, 0xff, 0, 0][..])

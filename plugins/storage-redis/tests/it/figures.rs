@@ -34,7 +34,10 @@ fn used_memory(key: &str) -> i64 {
 fn figures() {
     let namespace = fresh_namespace("figures");
     let storage = open(&config(&namespace), 0, 1);
-    let meta = format!("{{{namespace}/0}}:meta");
+    let meta = format!(
+        "{}meta",
+        registry_storage_redis::shard_prefix(&namespace, 0, 1)
+    );
     let (total, batch) = (100_000usize, 1_000usize);
     let prefixes = vec!["SEC-RUL".to_owned(); batch];
     let before = used_memory(&meta);

@@ -14,6 +14,7 @@ mod concurrency;
 mod damage;
 mod failures;
 mod figures;
+mod formats;
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
