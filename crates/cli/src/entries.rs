@@ -227,13 +227,12 @@ pub struct MergeArgs {
 fn set_lifecycle(
     settings: &Settings,
     id: &str,
-    lifecycle: impl FnOnce() -> Result<Lifecycle, CliError>,
+    lifecycle: Lifecycle,
     if_revision: Option<u32>,
     verb: &str,
     format: crate::Format,
 ) -> Result<(), CliError> {
     let id = parse_id(id)?;
-    let lifecycle = lifecycle()?;
     let pipeline = open(settings, Needs::LIFECYCLE)?;
     let updated = match (
         pipeline.set_lifecycle(&id, lifecycle, if_revision),
@@ -263,7 +262,7 @@ pub fn retire(args: RetireArgs, settings: &Settings) -> Result<(), CliError> {
     set_lifecycle(
         settings,
         &args.id,
-        || Ok(Lifecycle::Retired),
+        Lifecycle::Retired,
         args.if_revision,
         "retired",
         args.format.format,
@@ -278,7 +277,7 @@ pub fn revive(args: RetireArgs, settings: &Settings) -> Result<(), CliError> {
     set_lifecycle(
         settings,
         &args.id,
-        || Ok(Lifecycle::Active),
+        Lifecycle::Active,
         args.if_revision,
         "revived",
         args.format.format,
@@ -290,14 +289,11 @@ pub fn revive(args: RetireArgs, settings: &Settings) -> Result<(), CliError> {
 /// # Errors
 /// As [`set_lifecycle`]; a malformed `--into` (exit 1).
 pub fn merge(args: MergeArgs, settings: &Settings) -> Result<(), CliError> {
-    let into = args.into;
+    let target = parse_id(&args.into).map_err(|e| e.on_field("into"))?;
     set_lifecycle(
         settings,
         &args.id,
-        || {
-            let target = parse_id(&into).map_err(|e| e.on_field("into"))?;
-            Ok(Lifecycle::Merged(target))
-        },
+        Lifecycle::Merged(target),
         args.if_revision,
         "merged",
         args.format.format,

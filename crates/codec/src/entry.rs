@@ -121,15 +121,13 @@ fn put_config(out: &mut Vec<u8>, config: &str, dictionary: Option<&Dictionary>) 
     out.push(1);
     put_varint(out, u64::from(dictionary.map_or(0, Dictionary::id)));
     put_varint(out, config.len() as u64);
-    let frame_at = out.len();
-    if crate::compress::compress(config.as_bytes(), dictionary, out).is_ok() {
-        // The frame becomes a string: its length goes before it.
-        let frame = out.split_off(frame_at);
+    // The frame as a string: its length, then it.
+    let framed = crate::compress::compress_with(config.as_bytes(), dictionary, |frame| {
         put_varint(out, frame.len() as u64);
-        out.extend_from_slice(&frame);
-        if out.len() - start < 1 + varint_len(config.len() as u64) + config.len() {
-            return;
-        }
+        out.extend_from_slice(frame);
+    });
+    if framed.is_ok() && out.len() - start < 1 + varint_len(config.len() as u64) + config.len() {
+        return;
     }
     out.truncate(start);
     out.push(0);

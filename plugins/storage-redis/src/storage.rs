@@ -275,16 +275,12 @@ impl RedisStorage {
             return Ok(());
         }
         let ids = self.keys.ids();
-        let mut count = Ok(0);
         let due = registry_codec::compress::training_due(batch.len(), || {
-            count = self
-                .cluster
+            self.cluster
                 .run(&format!("count the entries of {}", self.name), |c| {
                     redis::cmd("ZCARD").arg(&ids).query::<u64>(c)
-                });
-            *count.as_ref().unwrap_or(&0)
-        });
-        count?;
+                })
+        })?;
         if !due {
             return Ok(());
         }

@@ -607,17 +607,11 @@ fn keyed_entries(
                 if let Some(value) = entry.context.get(key) {
                     // Of two entries with the same key (a duplicate merged into the other, say)
                     // the one in use wins.
-                    let slot = out.entry(((*key).to_owned(), value.to_owned()));
-                    match slot {
-                        std::collections::hash_map::Entry::Occupied(mut held)
-                            if !held.get().lifecycle.is_active() && entry.lifecycle.is_active() =>
-                        {
-                            held.insert(entry.clone());
-                        }
-                        std::collections::hash_map::Entry::Occupied(_) => {}
-                        std::collections::hash_map::Entry::Vacant(free) => {
-                            free.insert(entry.clone());
-                        }
+                    let key = ((*key).to_owned(), value.to_owned());
+                    if out.get(&key).is_none_or(|held: &registry_core::Entry| {
+                        !held.lifecycle.is_active() && entry.lifecycle.is_active()
+                    }) {
+                        out.insert(key, entry.clone());
                     }
                 }
             }

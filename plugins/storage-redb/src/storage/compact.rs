@@ -5,10 +5,10 @@ use std::ops::Bound;
 use std::sync::{Arc, PoisonError};
 
 use redb::{Durability, ReadableTable, ReadableTableMetadata};
-use registry_codec::{Dictionaries, Dictionary};
-use registry_core::{EntryId, ErrorCode, StageError, StageResult};
+use registry_codec::Dictionaries;
+use registry_core::{EntryId, StageResult};
 
-use super::{DICTIONARIES, ENTRIES, REVISIONS, RedbStorage, TRAIN_AT, TRAIN_SAMPLES};
+use super::{ENTRIES, REVISIONS, RedbStorage, TRAIN_AT};
 
 /// How many rows one transaction of the rewrite changes at most: it bounds the memory a
 /// rewrite holds and the work a crash can undo.
@@ -34,9 +34,9 @@ impl RedbStorage {
         Ok(rewritten)
     }
 
-    /// Trains a new dictionary on up to [`TRAIN_SAMPLES`] of the latest configs, when the shard
-    /// holds at least [`TRAIN_AT`] entries, and stores it durably. Returns the dictionaries to
-    /// rewrite with.
+    /// Trains a new dictionary on the latest configs ([`Self::train_dictionary`]), when the
+    /// shard holds at least [`TRAIN_AT`] entries, and stores it durably. Returns the
+    /// dictionaries to rewrite with.
     fn retrain(&self) -> StageResult<Dictionaries> {
         let mut dictionaries = self.dictionaries().clone();
         let txn = self.begin_write(Durability::Immediate)?;
@@ -45,29 +45,15 @@ impl RedbStorage {
             if entries.len().map_err(|e| self.fail("read", e))? < TRAIN_AT {
                 None
             } else {
-                let mut samples = Vec::with_capacity(TRAIN_SAMPLES);
-                let rows = entries.iter().map_err(|e| self.fail("read", e))?;
-                for row in rows.rev().take(TRAIN_SAMPLES) {
-                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
-                    let (prefix, number) = key.value();
-                    let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
-                    samples.push(entry.config.into_bytes());
-                }
-                registry_codec::compress::train(&samples).ok()
+                self.train_dictionary(&txn, &entries, Vec::new(), dictionaries.next_id())?
             }
         };
-        let Some(bytes) = trained else {
+        let Some(dictionary) = trained else {
             txn.abort()
                 .map_err(|e| self.fail("abort a transaction on", e))?;
             return Ok(dictionaries);
         };
-        let dictionary = Dictionary::new(dictionaries.next_id(), bytes)
-            .map_err(|e| StageError::new(ErrorCode::Internal, e.to_string()))?;
-        self.write_table(&txn, DICTIONARIES)?
-            .insert(dictionary.id(), dictionary.bytes())
-            .map_err(|e| self.fail("write", e))?;
         self.commit(txn)?;
-        let dictionary = Arc::new(dictionary);
         dictionaries.add(Arc::clone(&dictionary));
         self.dictionaries
             .write()

@@ -11,6 +11,8 @@ use registry_core::{
     Entry, EntryId, ErrorCode, Fingerprint, Inserted, Meta, StageError, StageResult,
 };
 
+use crate::codec;
+
 use super::{
     DICTIONARIES, FINGERPRINTS, META, NewIndex, PENDING, Pending, RedbStorage, SEQUENCES,
     TRAIN_SAMPLES, Tables, tag,
@@ -18,9 +20,9 @@ use super::{
 
 impl RedbStorage {
     /// Trains the shard's first dictionary when this insert's batch holds [`TRAIN_SAMPLES`]
-    /// configs or brings a format 2 shard to [`TRAIN_AT`](registry_codec::compress::TRAIN_AT) entries: on the batch's configs and
-    /// the latest stored ones, up to [`TRAIN_SAMPLES`], kept in `dictionaries` within `txn` and added to `current` (the
-    /// caller's copy) for the batch to use. Returns it, for the shard's own set once the
+    /// configs or brings a format 2 shard to [`TRAIN_AT`](registry_codec::compress::TRAIN_AT)
+    /// entries, on the batch's configs and the latest stored ones ([`Self::train_dictionary`]),
+    /// within `txn`. Returns it, for the batch to use and for the shard's own set once the
     /// transaction commits. A shard zstd cannot train on yet goes on without, and tries again
     /// at its next insert.
     pub(super) fn train_if_due(
@@ -28,27 +30,37 @@ impl RedbStorage {
         txn: &WriteTransaction,
         t: &Tables<'_>,
         batch: &[Entry],
-        current: &mut Dictionaries,
+        current: &Dictionaries,
     ) -> StageResult<Option<Arc<Dictionary>>> {
         if self.format < 2 || !current.is_empty() {
             return Ok(None);
         }
-        let mut count = Ok(0);
         let due = registry_codec::compress::training_due(batch.len(), || {
-            count = t.entries.len().map_err(|e| self.fail("read", e));
-            *count.as_ref().unwrap_or(&0)
-        });
-        count?;
+            t.entries.len().map_err(|e| self.fail("read", e))
+        })?;
         if !due {
             return Ok(None);
         }
-        let mut samples: Vec<Vec<u8>> = batch
+        let samples = batch
             .iter()
             .rev()
             .take(TRAIN_SAMPLES)
             .map(|e| e.config.as_bytes().to_vec())
             .collect();
-        let rows = t.entries.iter().map_err(|e| self.fail("read", e))?;
+        self.train_dictionary(txn, &t.entries, samples, current.next_id())
+    }
+
+    /// Trains a dictionary on `samples` and, up to [`TRAIN_SAMPLES`], the latest configs of
+    /// `entries`, and stores it as dictionary `id` within `txn`. `None` when zstd cannot train
+    /// on them.
+    pub(super) fn train_dictionary(
+        &self,
+        txn: &WriteTransaction,
+        entries: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        mut samples: Vec<Vec<u8>>,
+        id: u32,
+    ) -> StageResult<Option<Arc<Dictionary>>> {
+        let rows = entries.iter().map_err(|e| self.fail("read", e))?;
         for row in rows.rev() {
             if samples.len() >= TRAIN_SAMPLES {
                 break;
@@ -61,14 +73,12 @@ impl RedbStorage {
         let Ok(bytes) = registry_codec::compress::train(&samples) else {
             return Ok(None);
         };
-        let dictionary = Dictionary::new(current.next_id(), bytes)
+        let dictionary = Dictionary::new(id, bytes)
             .map_err(|e| StageError::new(ErrorCode::Internal, e.to_string()))?;
         self.write_table(txn, DICTIONARIES)?
             .insert(dictionary.id(), dictionary.bytes())
             .map_err(|e| self.fail("write", e))?;
-        let dictionary = Arc::new(dictionary);
-        current.add(Arc::clone(&dictionary));
-        Ok(Some(dictionary))
+        Ok(Some(Arc::new(dictionary)))
     }
 
     /// Writes what a batch's new entries add to the field index, in key order, and raises each
@@ -209,9 +219,12 @@ impl RedbStorage {
             let mut t = self.open_tables(&txn)?;
             let mut buf = Vec::new();
             let mut index = NewIndex::default();
-            let mut dictionaries = self.dictionaries().clone();
-            trained = self.train_if_due(&txn, &t, entries, &mut dictionaries)?;
-            let writing = self.entry_writing(&dictionaries);
+            let current = self.dictionaries();
+            trained = self.train_if_due(&txn, &t, entries, &current)?;
+            let writing = match &trained {
+                Some(dictionary) => codec::Writing::Compressed(Some(dictionary)),
+                None => self.entry_writing(&current),
+            };
             for entry in entries {
                 let id = &entry.header.id;
                 let key = (id.prefix(), id.number());
