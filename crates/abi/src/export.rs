@@ -443,6 +443,23 @@ impl<T: Storage> FfiStorage for Exported<T> {
     fn compact(&self) -> RResult<u64, FfiError> {
         guard(|| self.0.compact())
     }
+
+    fn place(&self, ids: RSlice<'_, FfiId>, shards: RSlice<'_, u32>) -> RResult<(), FfiError> {
+        guard(|| {
+            let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();
+            self.0.place(&ids, shards.as_slice())
+        })
+    }
+
+    fn locate(&self, ids: RSlice<'_, FfiId>, out: &mut RVec<u32>) -> RResult<(), FfiError> {
+        guard(|| {
+            let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();
+            let mut shards = Vec::with_capacity(ids.len());
+            self.0.locate(&ids, &mut shards)?;
+            out.extend(shards);
+            Ok(())
+        })
+    }
 }
 
 impl<T: Router> FfiRouter for Exported<T> {

@@ -192,6 +192,12 @@ impl<T: Storage> Storage for Guarded<T> {
     fn compact(&self) -> StageResult<u64> {
         guarded(|| self.0.compact())
     }
+    fn place(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+        guarded(|| self.0.place(ids, shards))
+    }
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
+        guarded(|| self.0.locate(ids, out))
+    }
 }
 
 impl<T: Router> Router for Guarded<T> {

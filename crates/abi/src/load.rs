@@ -723,6 +723,22 @@ impl Storage for HostStorage {
     fn compact(&self) -> StageResult<u64> {
         self.0.compact().into_result().map_err(StageError::from)
     }
+
+    fn place(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+        let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
+        call(
+            self.0
+                .place(RSlice::from_slice(&ids), RSlice::from_slice(shards)),
+        )
+    }
+
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
+        let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
+        let mut shards = RVec::with_capacity(ids.len());
+        call(self.0.locate(RSlice::from_slice(&ids), &mut shards))?;
+        out.extend(shards);
+        Ok(())
+    }
 }
 
 impl Router for HostRouter {

@@ -121,6 +121,10 @@ pub trait FfiStorage: Send + Sync {
     fn set_meta(&self, changes: RStr<'_>) -> RResult<(), FfiError>;
     /// `Storage::compact`.
     fn compact(&self) -> RResult<u64, FfiError>;
+    /// `Storage::place`.
+    fn place(&self, ids: RSlice<'_, FfiId>, shards: RSlice<'_, u32>) -> RResult<(), FfiError>;
+    /// `Storage::locate`.
+    fn locate(&self, ids: RSlice<'_, FfiId>, out: &mut RVec<u32>) -> RResult<(), FfiError>;
 }
 
 /// The router stage across the boundary; mirrors `registry_core::Router`.

@@ -3,7 +3,9 @@
 //!
 //! Each check builds its own store, so one broken rule does not hide behind another. The checks
 //! run for a one-shard registry and for a shard of a three-shard one, so the allocation rule is
-//! tested with a residue other than 0. A store is also built again on the same directory after
+//! tested where it differs: a store that numbers densely (`ids = dense` in its metadata) must
+//! refuse to allocate outside shard 0 and keep the locations shard 0 records; one that numbers
+//! interleaved must hand out shard 2's residue. A store is also built again on the same directory after
 //! the first is dropped ("reopened"), which is where numbers handed out twice and entries that
 //! were never made durable show up.
 //!
@@ -12,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use registry_core::layout::SHARDS;
+use registry_core::layout::{DENSE, IDS, SHARDS};
 use registry_core::{
     Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Meta, Restored, Schema,
     Setup, StageKind, StageResult, Storage,
@@ -143,34 +145,72 @@ fn filler() -> Result<Entry, Violation> {
 }
 
 /// Every number one shard handed out, to check each new one against the allocation rule.
+///
+/// The rule depends on the numbering the store reports ([`IDS`]): interleaved, shard `s` of
+/// `K` hands out increasing numbers `n` with `(n - 1) % K == s`; dense, shard 0 hands out
+/// `1, 2, 3, …` per prefix and every other shard refuses (code `Invalid`), and the suite then
+/// numbers that shard's entries itself, as the pipeline does from shard 0.
 struct Allocations {
     shard: u32,
     shards: u32,
+    dense: bool,
     last: HashMap<String, u64>,
 }
 
 impl Allocations {
-    fn new(shard: u32, shards: u32) -> Allocations {
+    /// The allocations of `storage`, shard `shard` of `shards`, numbered as its metadata says.
+    fn of(storage: &dyn Storage, shard: u32, shards: u32) -> Allocations {
         Allocations {
             shard,
             shards,
+            dense: dense(storage),
             last: HashMap::new(),
         }
     }
 
+    /// Whether the shard hands out numbers itself.
+    fn allocates(&self) -> bool {
+        !self.dense || self.shard == 0
+    }
+
     fn take(&mut self, storage: &dyn Storage, prefixes: &[&str]) -> Result<Vec<u64>, Violation> {
         let prefixes: Vec<String> = prefixes.iter().map(|&p| p.to_owned()).collect();
+        let (s, k) = (self.shard, self.shards);
+        if !self.allocates() {
+            if !prefixes.is_empty() {
+                let refused = storage.allocate(&prefixes, &mut Vec::new());
+                ensure!(
+                    STAGE,
+                    refused
+                        .as_ref()
+                        .is_err_and(|e| e.code == ErrorCode::Invalid),
+                    "allocate on shard {s} of {k} of a dense registry (`ids = dense`) must fail \
+                     with code Invalid: shard 0 numbers every id; got {refused:?}"
+                );
+            }
+            return Ok(prefixes
+                .iter()
+                .map(|prefix| {
+                    let last = self.last.entry(prefix.clone()).or_insert(0);
+                    *last += 1;
+                    *last
+                })
+                .collect());
+        }
         let numbers = one_each(STAGE, "allocate", prefixes.len(), 0, |out| {
             storage.allocate(&prefixes, out)
         })?;
-        let (s, k) = (self.shard, self.shards);
+        // Shard 0 of a dense registry numbers consecutively within a call.
+        let mut in_call: HashMap<&str, u64> = HashMap::new();
         for (prefix, &n) in prefixes.iter().zip(&numbers) {
-            ensure!(
-                STAGE,
-                n >= 1 && (n - 1) % u64::from(k) == u64::from(s),
-                "allocate gave {prefix}-{n} to shard {s} of {k}: a shard hands out only numbers n \
-                 with (n - 1) % {k} == {s}"
-            );
+            if !self.dense {
+                ensure!(
+                    STAGE,
+                    n >= 1 && (n - 1) % u64::from(k) == u64::from(s),
+                    "allocate gave {prefix}-{n} to shard {s} of {k}: a shard hands out only \
+                     numbers n with (n - 1) % {k} == {s}"
+                );
+            }
             let last = self.last.entry(prefix.clone()).or_insert(0);
             ensure!(
                 STAGE,
@@ -178,10 +218,24 @@ impl Allocations {
                 "allocate gave {prefix}-{n} after {prefix}-{last}: numbers increase per prefix \
                  and are never handed out twice, across batches and after the store is reopened"
             );
+            let previous = in_call.insert(prefix, n);
+            ensure!(
+                STAGE,
+                !self.dense || previous.is_none_or(|p| n == p + 1),
+                "allocate gave {prefix}-{n} after {prefix}-{last} in one call: shard 0 of a \
+                 dense registry hands out consecutive numbers per prefix, in the order asked"
+            );
             *last = n;
         }
         Ok(numbers)
     }
+}
+
+/// Whether a store reports the dense numbering ([`IDS`] = [`DENSE`]); a store whose metadata
+/// cannot be read numbers interleaved.
+fn dense(storage: &dyn Storage) -> bool {
+    let mut meta = Meta::new();
+    storage.meta(&mut meta).is_ok() && meta.get(IDS).map(String::as_str) == Some(DENSE)
 }
 
 fn get(storage: &dyn Storage, ids: &[EntryId]) -> Result<Vec<Option<Entry>>, Violation> {
@@ -272,15 +326,15 @@ fn misses(storage: &dyn Storage, shard: u32, shards: u32) -> Result<(), Violatio
     find(storage, &[])?;
     insert(storage, &[])?;
     update(storage, &[])?;
-    Allocations::new(shard, shards).take(storage, &[])?;
+    Allocations::of(storage, shard, shards).take(storage, &[])?;
     Ok(())
 }
 
 fn allocation(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Violation> {
     let scratch = Scratch::new()?;
     let setup = scratch.setup(shard, shards);
-    let mut issued = Allocations::new(shard, shards);
     let storage = open(make, &setup)?;
+    let mut issued = Allocations::of(&*storage, shard, shards);
     issued.take(&*storage, &["SEC-RUL", "GOV-RUL", "SEC-RUL", "SEC-RUL"])?;
     issued.take(&*storage, &["GOV-RUL"])?;
     issued.take(&*storage, &["SEC-RUL", "ETL-MUL"])?;
@@ -294,7 +348,7 @@ fn insert_and_read(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Viola
     let scratch = Scratch::new()?;
     let storage = open(make, &scratch.setup(shard, shards))?;
     let storage = &*storage;
-    let n = Allocations::new(shard, shards).take(
+    let n = Allocations::of(storage, shard, shards).take(
         storage,
         &["SEC-RUL", "SEC-RUL", "SEC-RUL", "SEC-RUL", "GOV-RUL"],
     )?;
@@ -371,7 +425,8 @@ fn updates(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Violation> {
     let scratch = Scratch::new()?;
     let storage = open(make, &scratch.setup(shard, shards))?;
     let storage = &*storage;
-    let n = Allocations::new(shard, shards).take(storage, &["SEC-RUL", "SEC-RUL", "SEC-RUL"])?;
+    let n = Allocations::of(storage, shard, shards)
+        .take(storage, &["SEC-RUL", "SEC-RUL", "SEC-RUL"])?;
     let a = entry(sec(), n[0], "block ssh from the internet")?;
     let b = entry(sec(), n[1], "rotate the signing keys")?;
     let ghost = entry(sec(), n[2], "never stored")?;
@@ -432,7 +487,7 @@ fn listing(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Violation> {
     let scratch = Scratch::new()?;
     let storage = open(make, &scratch.setup(shard, shards))?;
     let storage = &*storage;
-    let mut issued = Allocations::new(shard, shards);
+    let mut issued = Allocations::of(storage, shard, shards);
     // Enough numbers to get one with three digits and one with four: ids order by number, not
     // by their text (SEC-RUL-1000 comes after SEC-RUL-999).
     let sec_numbers = issued.take(storage, &["SEC-RUL"; 1000])?;
@@ -553,8 +608,8 @@ fn listing(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Violation> {
 fn reopen(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Violation> {
     let scratch = Scratch::new()?;
     let setup = scratch.setup(shard, shards);
-    let mut issued = Allocations::new(shard, shards);
     let storage = open(make, &setup)?;
+    let mut issued = Allocations::of(&*storage, shard, shards);
     let n = issued.take(&*storage, &["SEC-RUL", "SEC-RUL"])?;
     let a = entry(sec(), n[0], "block ssh from the internet")?;
     let b = entry(sec(), n[1], "rotate the signing keys")?;
@@ -601,17 +656,23 @@ fn shards_share_a_data_dir(make: &Make<'_>) -> Result<(), Violation> {
     let scratch = Scratch::new()?;
     let shards = 3;
     // A registry opens all its shards at once, on one data directory.
-    let stores: Vec<(Box<dyn Storage>, Allocations)> = (0..shards)
-        .map(|s| {
-            Ok((
-                open(make, &scratch.setup(s, shards))?,
-                Allocations::new(s, shards),
-            ))
-        })
+    let stores: Vec<Box<dyn Storage>> = (0..shards)
+        .map(|s| open(make, &scratch.setup(s, shards)))
         .collect::<Result<_, Violation>>()?;
-    let mut all = Vec::new();
-    for (shard, (storage, mut issued)) in stores.into_iter().enumerate() {
-        let n = issued.take(&*storage, &["SEC-RUL"; 4])?;
+    let dense = dense(&*stores[0]);
+    let mut from_zero = Allocations::of(&*stores[0], 0, shards);
+    let mut all: Vec<(Box<dyn Storage>, Vec<u64>, Entry)> = Vec::new();
+    for (shard, storage) in stores.into_iter().enumerate() {
+        // In a dense registry shard 0 numbers every shard's entries.
+        let n = if dense {
+            let zero: &dyn Storage = match all.first() {
+                Some((first, _, _)) => &**first,
+                None => &*storage,
+            };
+            from_zero.take(zero, &["SEC-RUL"; 4])?
+        } else {
+            Allocations::of(&*storage, shard as u32, shards).take(&*storage, &["SEC-RUL"; 4])?
+        };
         let mine = entry(sec(), n[0], &format!("kept by shard {shard}"))?;
         insert(&*storage, std::slice::from_ref(&mine))?;
         all.push((storage, n, mine));
@@ -632,6 +693,61 @@ fn shards_share_a_data_dir(make: &Make<'_>) -> Result<(), Violation> {
              its own entries"
         );
     }
+    if dense {
+        locations(&*all[0].0, shards)?;
+        for (shard, (storage, _, mine)) in all.iter().enumerate().skip(1) {
+            let id = std::slice::from_ref(&mine.header.id);
+            let place = storage.place(id, &[1]);
+            let locate = storage.locate(id, &mut Vec::new());
+            ensure!(
+                STAGE,
+                place.is_err_and(|e| e.code == ErrorCode::Invalid)
+                    && locate.is_err_and(|e| e.code == ErrorCode::Invalid),
+                "place and locate on shard {shard} of a dense registry must fail with code \
+                 Invalid: shard 0 records where entries are"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Shard 0 of a dense registry of `shards` records durably where entries are, and a placed
+/// number is never allocated.
+fn locations(zero: &dyn Storage, shards: u32) -> Result<(), Violation> {
+    let id = |n: u64| EntryId::new("OPS-SCR", n);
+    // Far apart, so a store that keeps locations in blocks keeps them in several.
+    let (a, b, c) = (id(3), id(4), id(10_000_007));
+    let placed = zero.place(&[a.clone(), b.clone(), c.clone()], &[1, shards - 1, 2]);
+    ensure!(
+        STAGE,
+        placed.is_ok(),
+        "place on shard 0 of a dense registry must record the locations given; got {placed:?}"
+    );
+    let located = one_each(STAGE, "locate", 5, 0, |out| {
+        zero.locate(&[a.clone(), b.clone(), c.clone(), id(5), id(1)], out)
+    })?;
+    ensure!(
+        STAGE,
+        located == [1, shards - 1, 2, 0, 0],
+        "locate must give the shard place recorded for each id, and 0 for an id never placed; \
+         got {located:?}"
+    );
+    let n = one_each(STAGE, "allocate", 1, 0, |out| {
+        zero.allocate(&["OPS-SCR".to_owned()], out)
+    })?;
+    ensure!(
+        STAGE,
+        n == [c.number() + 1],
+        "place must raise the prefix's sequence to the highest number placed: after placing \
+         {c}, allocate gave OPS-SCR-{}",
+        n[0]
+    );
+    let bad = zero.place(std::slice::from_ref(&a), &[shards]);
+    ensure!(
+        STAGE,
+        bad.is_err_and(|e| e.code == ErrorCode::Invalid),
+        "place in a shard the registry does not have must fail with code Invalid"
+    );
     Ok(())
 }
 
@@ -682,6 +798,10 @@ fn creation_and_metadata(make: &Make<'_>) -> Result<(), Violation> {
     };
     let mut want = given.clone();
     want.insert(SHARDS.to_owned(), "3".to_owned());
+    // The numbering, when the store reports one, is its own too.
+    if dense(&*created) {
+        want.insert(IDS.to_owned(), DENSE.to_owned());
+    }
     let meta = meta_of(&*created)?;
     ensure!(
         STAGE,
@@ -704,6 +824,12 @@ fn creation_and_metadata(make: &Make<'_>) -> Result<(), Violation> {
         STAGE,
         created.set_meta(&shards_too).map_err(|e| e.code) == Err(ErrorCode::Invalid),
         "set_meta must refuse to change the shard count (code Invalid)"
+    );
+    let ids_too: Meta = [(IDS.to_owned(), String::new())].into();
+    ensure!(
+        STAGE,
+        created.set_meta(&ids_too).map_err(|e| e.code) == Err(ErrorCode::Invalid),
+        "set_meta must refuse to change the numbering (code Invalid)"
     );
     let removal: Meta = [("flag".to_owned(), String::new())].into();
     ensure!(
@@ -797,11 +923,13 @@ fn restoring(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Violation> 
         "list filters must see a restored entry's latest revision and not its earlier ones"
     );
 
-    let mut issued = Allocations::new(shard, shards);
+    let mut issued = Allocations::of(&*storage, shard, shards);
     let n = issued.take(&*storage, &["SEC-RUL", "GOV-RUL"])?;
+    // A shard of a dense registry that allocates nothing has no sequence to raise: shard 0's
+    // is raised by `place`, which the pipeline calls first.
     ensure!(
         STAGE,
-        n[0] > a_id.number() && n[1] > b_id.number(),
+        !issued.allocates() || (n[0] > a_id.number() && n[1] > b_id.number()),
         "restore must raise each prefix's sequence to at least the restored number: after \
          restoring {a_id} and {b_id}, allocate gave SEC-RUL-{} and GOV-RUL-{}",
         n[0],
@@ -854,7 +982,7 @@ fn restoring(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Violation> 
         ("two fingerprints", vec![c[0].clone(), other_fingerprint]),
         ("number 0", vec![entry(ops(), 0, "numbered zero")?]),
     ];
-    if shards > 1 {
+    if shards > 1 && !dense(&*storage) {
         malformed.push((
             "a number of another shard",
             vec![entry(ops(), at(7) + 1, "another shard's entry")?],
@@ -926,7 +1054,7 @@ fn restoring(make: &Make<'_>, shard: u32, shards: u32) -> Result<(), Violation> 
     let n = issued.take(&*storage, &["OPS-SCR"])?;
     ensure!(
         STAGE,
-        n[0] > at(9),
+        !issued.allocates() || n[0] > at(9),
         "a raised sequence must survive reopening the store: allocate gave OPS-SCR-{} after \
          OPS-SCR-{} was restored",
         n[0],

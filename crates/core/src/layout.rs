@@ -12,6 +12,7 @@
 //! | [`STATE`]                    | shard 0  | `creating` until every shard exists, then `ready`  |
 //! | [`SCHEMA`]                   | shard 0  | the values the schema declared when the registry last wrote ([`SchemaRecord`]) |
 //! | [`FOREIGN_FINGERPRINTS`]     | any shard | `true`: it holds entries whose fingerprints the router sends to another shard |
+//! | [`IDS`]                      | every shard, written by storage | [`DENSE`]: shard 0 numbers every id ([`Storage`]); none: interleaved |
 //!
 //! # Opening
 //!
@@ -64,6 +65,13 @@ pub const STATE: &str = "state";
 pub const SCHEMA: &str = "schema";
 /// A shard holding entries whose fingerprints route to another shard: `true`.
 pub const FOREIGN_FINGERPRINTS: &str = "foreign_fingerprints";
+
+/// How the registry numbers ids: [`DENSE`], or no record for the interleaved numbering of the
+/// first storage format (see [`Storage`]); recorded by the storage itself, and the same in
+/// every shard.
+pub const IDS: &str = "ids";
+/// The value of [`IDS`] for a registry whose shard 0 numbers every id.
+pub const DENSE: &str = "dense";
 
 const CREATING: &str = "creating";
 const READY: &str = "ready";

@@ -33,6 +33,9 @@ use crate::stage::{
 use crate::time::Timestamp;
 
 mod restore;
+mod turns;
+
+pub use turns::{Turn, Turns};
 
 /// The stage implementations a pipeline drives: one storage per shard.
 pub struct Stages {
@@ -114,6 +117,9 @@ pub struct Pipeline {
     /// (restored from a registry with another layout). `add` looks for a new request in these
     /// shards too before creating anything.
     foreign: Vec<AtomicBool>,
+    /// Whether shard 0 numbers every id ([`crate::layout::IDS`]), read from its metadata when
+    /// the pipeline is built; otherwise each shard numbers its own (interleaved).
+    dense: bool,
     /// Whether `add` caches the entries it creates (see [`Pipeline::set_cache_new_entries`]).
     cache_new_entries: AtomicBool,
     /// Whether stage calls are timed; see [`Pipeline::enable_timings`].
@@ -134,13 +140,14 @@ pub enum StageCall {
     StorageAllocate,
     GeneratorRender,
     ValidatorCheckEntries,
+    StoragePlace,
     StorageInsert,
     CachePut,
 }
 
 impl StageCall {
     /// Every call, in the order `add` makes them.
-    pub const ALL: [StageCall; 9] = [
+    pub const ALL: [StageCall; 10] = [
         StageCall::CacheGet,
         StageCall::StorageFind,
         StageCall::GeneratorPredict,
@@ -148,6 +155,7 @@ impl StageCall {
         StageCall::StorageAllocate,
         StageCall::GeneratorRender,
         StageCall::ValidatorCheckEntries,
+        StageCall::StoragePlace,
         StageCall::StorageInsert,
         StageCall::CachePut,
     ];
@@ -162,6 +170,7 @@ impl StageCall {
             StageCall::StorageAllocate => "storage.allocate",
             StageCall::GeneratorRender => "generator.render",
             StageCall::ValidatorCheckEntries => "validator.check_entries",
+            StageCall::StoragePlace => "storage.place",
             StageCall::StorageInsert => "storage.insert",
             StageCall::CachePut => "cache.put",
         }
@@ -199,6 +208,14 @@ impl std::fmt::Debug for Pipeline {
 /// The result of one item of a batch, once known.
 type Slot<T = Added> = Option<Result<T, Error>>;
 
+/// A new entry on its way to storage: its index in the batch, where each field came from, and
+/// the entry.
+struct Created {
+    item: usize,
+    provenance: Fields<Guess>,
+    entry: Entry,
+}
+
 /// A new request on its way to storage: its index in the batch, the request with every field
 /// filled, and where each field came from.
 struct Pending {
@@ -222,11 +239,18 @@ impl Pipeline {
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        // A storage that keeps no metadata, or a shard 0 that cannot be read, is taken to number
+        // ids interleaved; shards of a dense registry then refuse to allocate rather than hand
+        // out a number twice.
+        let mut meta = crate::Meta::new();
+        let dense = stages.storage[0].meta(&mut meta).is_ok()
+            && meta.get(crate::layout::IDS).map(String::as_str) == Some(crate::layout::DENSE);
         Pipeline {
             schema,
             stages,
             cache_errors: AtomicU64::new(0),
             foreign,
+            dense,
             timing: AtomicBool::new(false),
             samples: std::array::from_fn(|_| Mutex::new(Vec::new())),
             cache_new_entries: AtomicBool::new(true),
@@ -364,7 +388,22 @@ impl Pipeline {
     }
 
     /// Registers a batch of requests; returns one result per request, in order.
-    pub fn add(&self, mut requests: Vec<Request>) -> Vec<Result<Added, Error>> {
+    pub fn add(&self, requests: Vec<Request>) -> Vec<Result<Added, Error>> {
+        self.add_with(requests, None)
+    }
+
+    /// [`Pipeline::add`] for one of several batches run at once: in a dense registry, the
+    /// batch's new entries are numbered after those of every batch whose turn was taken
+    /// earlier ([`Turns`]), so a bulk load numbers its entries in input order.
+    pub fn add_in_turn(&self, requests: Vec<Request>, mut turn: Turn) -> Vec<Result<Added, Error>> {
+        self.add_with(requests, Some(&mut turn))
+    }
+
+    fn add_with(
+        &self,
+        mut requests: Vec<Request>,
+        turn: Option<&mut Turn>,
+    ) -> Vec<Result<Added, Error>> {
         let n = requests.len();
         let mut slots: Vec<Slot> = (0..n).map(|_| None).collect();
         for r in &mut requests {
@@ -395,7 +434,7 @@ impl Pipeline {
         };
         self.lookup_stored(&fps, &shard_of, &mut todo, &mut slots);
         self.lookup_legacy(&requests, &mut todo, &mut slots);
-        self.create(requests, &fps, &shard_of, &todo, &mut slots);
+        self.create(requests, &fps, &shard_of, &todo, &mut slots, turn);
 
         let mut out: Vec<Result<Added, Error>> = Vec::with_capacity(n);
         for i in 0..n {
@@ -605,6 +644,7 @@ impl Pipeline {
         shard_of: &[u32],
         todo: &[usize],
         slots: &mut [Slot],
+        turn: Option<&mut Turn>,
     ) {
         if todo.is_empty() {
             return;
@@ -649,7 +689,8 @@ impl Pipeline {
             return fail_all(&live, &Error::stage(StageKind::Validator, e), slots);
         }
         let rejected = reject(&live, problems, slots);
-        let mut pending: Vec<Pending> = live
+        // In batch order: `todo` is.
+        let pending: Vec<Pending> = live
             .into_iter()
             .zip(completed)
             .zip(provenance)
@@ -661,24 +702,6 @@ impl Pipeline {
                 version,
             })
             .collect();
-        pending.sort_by_key(|p| shard_of[p.item]);
-
-        let now = Timestamp::now();
-        for (shard, group) in chunk_by_shard(pending, shard_of) {
-            self.create_in_shard(shard, group, fps, now, slots);
-        }
-    }
-
-    fn create_in_shard(
-        &self,
-        shard: usize,
-        pending: Vec<Pending>,
-        fps: &[Fingerprint],
-        now: Timestamp,
-        slots: &mut [Slot],
-    ) {
-        let storage = &self.stages.storage[shard];
-        let items: Vec<usize> = pending.iter().map(|p| p.item).collect();
         let prefixes: Vec<String> = pending
             .iter()
             .map(|p| {
@@ -688,20 +711,104 @@ impl Pipeline {
                 )
             })
             .collect();
-        let mut numbers = Vec::with_capacity(prefixes.len());
-        if let Err(e) = self.timed(StageCall::StorageAllocate, || {
-            storage.allocate(&prefixes, &mut numbers)
-        }) {
-            return fail_all(&items, &Error::stage(StageKind::Storage, e), slots);
+        let numbers = self.allocate(&pending, &prefixes, shard_of, turn, slots);
+        let Some(created) = self.build_entries(pending, prefixes, numbers, fps, slots) else {
+            return;
+        };
+        let created = self.place(created, shard_of, slots);
+
+        let mut created = created;
+        created.sort_by_key(|c| shard_of[c.item]);
+        let mut groups: Vec<(u32, Vec<Created>)> = Vec::new();
+        for c in created {
+            let s = shard_of[c.item];
+            match groups.last_mut() {
+                Some((g, v)) if *g == s => v.push(c),
+                _ => groups.push((s, vec![c])),
+            }
         }
-        if numbers.len() != prefixes.len() {
-            return fail_all(&items, &miscount(StageKind::Storage), slots);
+        for (shard, group) in groups {
+            self.insert_in_shard(shard as usize, group, slots);
         }
+    }
+
+    /// Allocates an id number for each pending request: in a dense registry from shard 0, in
+    /// the batch's order (after every earlier turn's batch, when given one); otherwise from the
+    /// shard each goes to. `None` for an item whose allocation failed (its slot says why).
+    fn allocate(
+        &self,
+        pending: &[Pending],
+        prefixes: &[String],
+        shard_of: &[u32],
+        turn: Option<&mut Turn>,
+        slots: &mut [Slot],
+    ) -> Vec<Option<u64>> {
+        let mut numbers = vec![None; pending.len()];
+        if pending.is_empty() {
+            return numbers;
+        }
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        if self.dense {
+            groups.push((0, (0..pending.len()).collect()));
+        } else {
+            for (at, p) in pending.iter().enumerate() {
+                let s = shard_of[p.item] as usize;
+                match groups.iter_mut().find(|(g, _)| *g == s) {
+                    Some((_, v)) => v.push(at),
+                    None => groups.push((s, vec![at])),
+                }
+            }
+        }
+        if let Some(turn) = &turn
+            && self.dense
+        {
+            turn.wait();
+        }
+        for (shard, positions) in groups {
+            let asked: Vec<String> = positions.iter().map(|&k| prefixes[k].clone()).collect();
+            let mut got = Vec::with_capacity(asked.len());
+            let result = self.timed(StageCall::StorageAllocate, || {
+                self.stages.storage[shard].allocate(&asked, &mut got)
+            });
+            let error = match result {
+                Err(e) => Some(Error::stage(StageKind::Storage, e)),
+                Ok(()) if got.len() != asked.len() => Some(miscount(StageKind::Storage)),
+                Ok(()) => None,
+            };
+            match error {
+                Some(e) => {
+                    let items: Vec<usize> = positions.iter().map(|&k| pending[k].item).collect();
+                    fail_all(&items, &e, slots);
+                }
+                None => {
+                    for (k, n) in positions.into_iter().zip(got) {
+                        numbers[k] = Some(n);
+                    }
+                }
+            }
+        }
+        if let Some(turn) = turn {
+            turn.pass();
+        }
+        numbers
+    }
+
+    /// Renders the configs of the requests that got a number and checks the entries; returns
+    /// those that pass, or `None` when none is left.
+    fn build_entries(
+        &self,
+        pending: Vec<Pending>,
+        prefixes: Vec<String>,
+        numbers: Vec<Option<u64>>,
+        fps: &[Fingerprint],
+        slots: &mut [Slot],
+    ) -> Option<Vec<Created>> {
         // The drafts take the requests' parts; only the items and provenance stay behind.
-        let mut group: Vec<(usize, Fields<Guess>)> = Vec::with_capacity(items.len());
-        let mut drafts: Vec<Draft> = Vec::with_capacity(items.len());
-        let mut registered: Vec<Provenance> = Vec::with_capacity(items.len());
+        let mut group: Vec<(usize, Fields<Guess>)> = Vec::with_capacity(pending.len());
+        let mut drafts: Vec<Draft> = Vec::with_capacity(pending.len());
+        let mut registered: Vec<Provenance> = Vec::with_capacity(pending.len());
         for ((p, prefix), number) in pending.into_iter().zip(prefixes).zip(numbers) {
+            let Some(number) = number else { continue };
             registered.push(Provenance {
                 derivation: FINGERPRINT_DERIVATION,
                 fields: Fields::from_fn(|f| p.provenance[f].source),
@@ -719,15 +826,22 @@ impl Pipeline {
             });
             group.push((p.item, p.provenance));
         }
+        if drafts.is_empty() {
+            return None;
+        }
+        let items: Vec<usize> = group.iter().map(|(item, _)| *item).collect();
         let mut configs = Vec::with_capacity(drafts.len());
         if let Err(e) = self.timed(StageCall::GeneratorRender, || {
             self.stages.generator.render(&drafts, &mut configs)
         }) {
-            return fail_all(&items, &Error::stage(StageKind::Generator, e), slots);
+            fail_all(&items, &Error::stage(StageKind::Generator, e), slots);
+            return None;
         }
         if configs.len() != drafts.len() {
-            return fail_all(&items, &miscount(StageKind::Generator), slots);
+            fail_all(&items, &miscount(StageKind::Generator), slots);
+            return None;
         }
+        let now = Timestamp::now();
         let entries: Vec<Entry> = drafts
             .into_iter()
             .zip(configs)
@@ -751,17 +865,60 @@ impl Pipeline {
         if let Err(e) = self.timed(StageCall::ValidatorCheckEntries, || {
             self.stages.validator.check_entries(&entries, &mut problems)
         }) {
-            return fail_all(&items, &Error::stage(StageKind::Validator, e), slots);
+            fail_all(&items, &Error::stage(StageKind::Validator, e), slots);
+            return None;
         }
         let rejected = reject(&items, problems, slots);
-        let (keep, entries): (Vec<(usize, Fields<Guess>)>, Vec<Entry>) = group
+        let created: Vec<Created> = group
             .into_iter()
             .zip(entries)
             .filter(|((item, _), _)| !rejected.contains(item))
-            .unzip();
-        if entries.is_empty() {
-            return;
+            .map(|((item, provenance), entry)| Created {
+                item,
+                provenance,
+                entry,
+            })
+            .collect();
+        (!created.is_empty()).then_some(created)
+    }
+
+    /// In a dense registry of several shards, records in shard 0 where the new entries that go
+    /// to other shards will be, before they are stored there ([`Storage::place`]); returns the
+    /// entries left to store (all of them, unless recording failed).
+    fn place(&self, created: Vec<Created>, shard_of: &[u32], slots: &mut [Slot]) -> Vec<Created> {
+        if !self.dense {
+            return created;
         }
+        let (ids, shards): (Vec<EntryId>, Vec<u32>) = created
+            .iter()
+            .filter(|c| shard_of[c.item] != 0)
+            .map(|c| (c.entry.header.id.clone(), shard_of[c.item]))
+            .unzip();
+        if ids.is_empty() {
+            return created;
+        }
+        match self.timed(StageCall::StoragePlace, || {
+            self.stages.storage[0].place(&ids, &shards)
+        }) {
+            Ok(()) => created,
+            Err(e) => {
+                let e = Error::stage(StageKind::Storage, e);
+                let (elsewhere, home): (Vec<Created>, Vec<Created>) =
+                    created.into_iter().partition(|c| shard_of[c.item] != 0);
+                let items: Vec<usize> = elsewhere.iter().map(|c| c.item).collect();
+                fail_all(&items, &e, slots);
+                home
+            }
+        }
+    }
+
+    /// Stores new entries in one shard and caches them.
+    fn insert_in_shard(&self, shard: usize, created: Vec<Created>, slots: &mut [Slot]) {
+        let storage = &self.stages.storage[shard];
+        let (keep, entries): (Vec<(usize, Fields<Guess>)>, Vec<Entry>) = created
+            .into_iter()
+            .map(|c| ((c.item, c.provenance), c.entry))
+            .unzip();
         let keep_items: Vec<usize> = keep.iter().map(|(item, _)| *item).collect();
         let mut inserted = Vec::with_capacity(entries.len());
         if let Err(e) = self.timed(StageCall::StorageInsert, || {
@@ -920,15 +1077,59 @@ impl Pipeline {
         u32::try_from(self.stages.storage.len()).unwrap_or(u32::MAX)
     }
 
-    /// The index of the shard that allocated an id ([`crate::rules::shard_of`]).
-    fn shard_index(&self, id: &EntryId) -> Option<usize> {
-        let shard = crate::rules::shard_of(id.number(), self.shards_u32())?;
-        usize::try_from(shard).ok()
+    /// Whether shard 0 numbers every id (see [`Storage`]).
+    pub fn dense_ids(&self) -> bool {
+        self.dense
     }
 
-    /// The shard that allocated an id.
-    fn shard_of_id(&self, id: &EntryId) -> Option<&dyn Storage> {
-        self.stages.storage.get(self.shard_index(id)?).map(|s| &**s)
+    /// The index of the shard that holds an id: in a dense registry the one shard 0 recorded
+    /// ([`Storage::locate`]), else the one that allocated it ([`crate::rules::shard_of`]).
+    /// `None` for number 0, which no shard hands out.
+    ///
+    /// # Errors
+    /// When shard 0 cannot be read.
+    fn shard_index(&self, id: &EntryId) -> Result<Option<usize>, Error> {
+        let mut shards = Vec::with_capacity(1);
+        self.locate(std::slice::from_ref(id), &mut shards)?;
+        Ok(shards.pop().flatten())
+    }
+
+    /// [`Pipeline::shard_index`] for many ids: pushes one shard index per id.
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<Option<usize>>) -> Result<(), Error> {
+        let shards = self.shards_u32();
+        if !self.dense {
+            out.extend(ids.iter().map(|id| {
+                let shard = crate::rules::shard_of(id.number(), shards)?;
+                usize::try_from(shard).ok()
+            }));
+            return Ok(());
+        }
+        if shards == 1 {
+            out.extend(ids.iter().map(|id| (id.number() > 0).then_some(0)));
+            return Ok(());
+        }
+        let mut located = Vec::with_capacity(ids.len());
+        self.stages.storage[0]
+            .locate(ids, &mut located)
+            .map_err(|e| Error::stage(StageKind::Storage, e))?;
+        if located.len() != ids.len() {
+            return Err(miscount(StageKind::Storage));
+        }
+        out.extend(ids.iter().zip(located).map(|(id, shard)| {
+            (id.number() > 0 && shard < shards).then(|| usize::try_from(shard).ok())?
+        }));
+        Ok(())
+    }
+
+    /// The shard that holds an id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an id no shard can hold, or shard 0 cannot be read.
+    fn shard_of_id(&self, id: &EntryId) -> Result<&dyn Storage, Error> {
+        self.shard_index(id)?
+            .and_then(|s| self.stages.storage.get(s))
+            .map(|s| &**s)
+            .ok_or_else(|| Error::NotFound(id.clone()))
     }
 
     /// The latest revision of an entry, from the cache when it holds it. What storage returns
@@ -979,9 +1180,7 @@ impl Pipeline {
     }
 
     fn get_stored(&self, id: &EntryId) -> Result<Entry, Error> {
-        let storage = self
-            .shard_of_id(id)
-            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let storage = self.shard_of_id(id)?;
         let mut out = Vec::with_capacity(1);
         storage
             .get(std::slice::from_ref(id), &mut out)
@@ -1051,9 +1250,7 @@ impl Pipeline {
     /// # Errors
     /// [`Error::NotFound`], [`Error::Damaged`], or a storage failure.
     pub fn history(&self, id: &EntryId) -> Result<Vec<Entry>, Error> {
-        let storage = self
-            .shard_of_id(id)
-            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let storage = self.shard_of_id(id)?;
         let mut out = Vec::new();
         storage
             .history(id, &mut out)
@@ -1244,9 +1441,7 @@ impl Pipeline {
 
     /// Stores a new revision built on the latest one and caches it.
     fn store_revision(&self, id: &EntryId, entry: Entry) -> Result<Updated, Error> {
-        let storage = self
-            .shard_of_id(id)
-            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let storage = self.shard_of_id(id)?;
         let mut outcome = Vec::with_capacity(1);
         storage
             .update(std::slice::from_ref(&entry), &mut outcome)
@@ -1349,18 +1544,6 @@ fn group_by_shard(items: &[usize], shard_of: &[u32]) -> Vec<(usize, Vec<usize>)>
         match groups.iter_mut().find(|(g, _)| *g == s) {
             Some((_, v)) => v.push(i),
             None => groups.push((s, vec![i])),
-        }
-    }
-    groups
-}
-
-fn chunk_by_shard(sorted: Vec<Pending>, shard_of: &[u32]) -> Vec<(usize, Vec<Pending>)> {
-    let mut groups: Vec<(usize, Vec<Pending>)> = Vec::new();
-    for p in sorted {
-        let s = shard_of.get(p.item).copied().unwrap_or(0) as usize;
-        match groups.last_mut() {
-            Some((g, v)) if *g == s => v.push(p),
-            _ => groups.push((s, vec![p])),
         }
     }
     groups

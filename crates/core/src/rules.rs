@@ -33,9 +33,13 @@ pub fn shard_of(number: u64, shards: u32) -> Option<u32> {
     u32::try_from(residue).ok()
 }
 
-/// The numbers one shard hands out: shard `shard` of `shards` hands out, per id prefix, the
-/// numbers `n` with `(n - 1) % shards == shard`, so ids never collide across shards and an id
-/// names its shard ([`shard_of`]).
+/// The numbers one shard hands out.
+///
+/// - Interleaved (`dense` false, the first storage format): shard `shard` of `shards` hands out,
+///   per id prefix, the numbers `n` with `(n - 1) % shards == shard`, so ids never collide across
+///   shards and an id names its shard ([`shard_of`]).
+/// - Dense: shard 0 hands out every number, `1, 2, 3, …`; the other shards hand out none, but
+///   hold (and may restore) any number the pipeline sends them.
 ///
 /// Every method is total: a numbering whose shard is not below its shard count owns no number
 /// and hands out none, and every overflow past `u64::MAX` is `None`.
@@ -43,20 +47,34 @@ pub fn shard_of(number: u64, shards: u32) -> Option<u32> {
 pub struct Numbering {
     pub shard: u32,
     pub shards: u32,
+    pub dense: bool,
 }
 
 impl Numbering {
-    /// Whether this shard hands out `number`.
+    /// Whether this shard may hold `number`: hands it out (interleaved), or holds what it is
+    /// sent (dense).
     pub fn owns(self, number: u64) -> bool {
+        if self.dense {
+            return self.shard < self.shards && number > 0;
+        }
         self.shard < self.shards && shard_of(number, self.shards) == Some(self.shard)
+    }
+
+    /// Whether this shard allocates numbers at all: every shard of an interleaved registry,
+    /// only shard 0 of a dense one.
+    pub fn allocates(self) -> bool {
+        self.shard < self.shards && (!self.dense || self.shard == 0)
     }
 
     /// The smallest number above `last` that this shard hands out: the next one to allocate when
     /// `last` is the highest handed out or stored (which may be another shard's, raised by a
-    /// restore). `None` when there is none up to `u64::MAX`.
+    /// restore). `None` when there is none up to `u64::MAX`, or the shard allocates nothing.
     pub fn next_after(self, last: u64) -> Option<u64> {
-        if self.shard >= self.shards {
+        if !self.allocates() {
             return None;
+        }
+        if self.dense {
+            return last.checked_add(1);
         }
         let (s, k) = (u64::from(self.shard), u64::from(self.shards));
         // Work with m = n - 1, which must be at least `last` and leave the remainder s; s + k
@@ -65,12 +83,16 @@ impl Numbering {
         m.checked_add(1)
     }
 
-    /// The `count`-th number (from 1) this shard hands out, `shard + 1 + shards * (count - 1)`,
-    /// for a store that keeps how many numbers it handed out rather than the last one. `None` for
-    /// count 0 and past `u64::MAX`.
+    /// The `count`-th number (from 1) this shard hands out (interleaved:
+    /// `shard + 1 + shards * (count - 1)`), for a store that keeps how many numbers it handed
+    /// out rather than the last one. `None` for count 0, past `u64::MAX`, and when the shard
+    /// allocates nothing.
     pub fn nth(self, count: u64) -> Option<u64> {
-        if self.shard >= self.shards {
+        if !self.allocates() || count == 0 {
             return None;
+        }
+        if self.dense {
+            return Some(count);
         }
         let step = count.checked_sub(1)?.checked_mul(u64::from(self.shards))?;
         step.checked_add(u64::from(self.shard) + 1)
@@ -79,12 +101,95 @@ impl Numbering {
     /// How many of this shard's numbers are at most `number`: the count a store keeping counts
     /// must reach so that it never hands out `number` or anything below it.
     pub fn count_through(self, number: u64) -> u64 {
+        if !self.allocates() {
+            return 0;
+        }
+        if self.dense {
+            return number;
+        }
         let first = u64::from(self.shard) + 1;
         match number.checked_sub(first) {
-            Some(above) if self.shard < self.shards => above / u64::from(self.shards) + 1,
-            _ => 0,
+            Some(above) => above / u64::from(self.shards) + 1,
+            None => 0,
         }
     }
+}
+
+/// How many numbers one block of recorded locations covers ([`Storage::place`] in a dense
+/// registry): a block is a byte string of two bytes per number, little-endian shard indexes,
+/// as long as its highest recorded number needs; numbers past its end are in shard 0.
+///
+/// Design decision: a block of 4,096 numbers is 8 KiB at most, one redb value or one Redis
+/// string, rewritten once per batch that places entries in it. A row per number cost redb
+/// about 30 bytes each (key, value and page overhead) against 2 here, and a Redis hash field
+/// about 60.
+///
+/// [`Storage::place`]: crate::Storage::place
+pub const LOCATION_BLOCK: u64 = 4096;
+
+/// The block of a number's location and its byte offset in that block.
+pub fn location_slot(number: u64) -> (u64, usize) {
+    let offset = (number % LOCATION_BLOCK) * 2;
+    // Below 2 * LOCATION_BLOCK.
+    (number / LOCATION_BLOCK, offset as usize)
+}
+
+/// The shard a location block records at `offset` (from [`location_slot`]).
+pub fn read_location(block: &[u8], offset: usize) -> u32 {
+    match block.get(offset..offset + 2) {
+        Some(&[lo, hi]) => u32::from(u16::from_le_bytes([lo, hi])),
+        _ => 0,
+    }
+}
+
+/// Records `shard` at `offset` of a location block, growing it as needed.
+///
+/// # Errors
+/// `Invalid` for a shard index that two bytes cannot hold (a registry has at most 1,024).
+pub fn write_location(block: &mut Vec<u8>, offset: usize, shard: u32) -> StageResult<()> {
+    let shard = u16::try_from(shard).map_err(|_| {
+        StageError::new(
+            ErrorCode::Invalid,
+            format!("shard {shard} cannot be recorded: a registry has at most 65,536 shards"),
+        )
+    })?;
+    if block.len() < offset + 2 {
+        block.resize(offset + 2, 0);
+    }
+    block[offset..offset + 2].copy_from_slice(&shard.to_le_bytes());
+    Ok(())
+}
+
+/// `Invalid`: a shard of a dense registry other than shard 0 was asked to allocate or record
+/// locations; `shard` names it.
+pub fn not_shard_zero(shard: &dyn Display) -> StageError {
+    StageError::new(
+        ErrorCode::Invalid,
+        format!("{shard} does not number ids: shard 0 numbers every id of this registry"),
+    )
+}
+
+/// Checks a [`Storage::place`](crate::Storage::place) call's arguments: as many shards as ids,
+/// each below `shards`.
+///
+/// # Errors
+/// `Invalid`, naming the first bad one.
+pub fn check_places(ids: &[EntryId], places: &[u32], shards: u32) -> StageResult<()> {
+    if ids.len() != places.len() {
+        return Err(StageError::new(
+            ErrorCode::Invalid,
+            format!("{} ids were given {} shards", ids.len(), places.len()),
+        ));
+    }
+    for (id, &shard) in ids.iter().zip(places) {
+        if shard >= shards || id.number() == 0 {
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                format!("entry {id} cannot be placed in shard {shard} of {shards}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that an entry given to `insert` is new: revision 1.
@@ -142,6 +247,9 @@ pub fn check_history(history: &[Entry]) -> StageResult<&Entry> {
 /// `Invalid`, naming the id and the shard it belongs to.
 pub fn check_owner(id: &EntryId, numbering: Numbering, shard: &dyn Display) -> StageResult<()> {
     let invalid = |message: String| Err(StageError::new(ErrorCode::Invalid, message));
+    if numbering.dense && id.number() > 0 && numbering.shard < numbering.shards {
+        return Ok(());
+    }
     let k = numbering.shards;
     match shard_of(id.number(), k) {
         Some(s) if s == numbering.shard => Ok(()),
@@ -222,12 +330,14 @@ pub fn restore_over(stored: &Entry, given: &Entry) -> StageResult<Restored> {
     }
 }
 
-/// Checks that metadata changes leave the shard count alone: it is recorded at creation.
+/// Checks that metadata changes leave the shard count and the numbering alone: the storage
+/// records them at creation.
 ///
 /// # Errors
-/// [`shard_count_fixed`] when `changes` names [`crate::layout::SHARDS`].
+/// [`shard_count_fixed`] when `changes` names [`crate::layout::SHARDS`] or
+/// [`crate::layout::IDS`].
 pub fn check_meta_changes(changes: &Meta) -> StageResult<()> {
-    if changes.contains_key(crate::layout::SHARDS) {
+    if changes.contains_key(crate::layout::SHARDS) || changes.contains_key(crate::layout::IDS) {
         Err(shard_count_fixed())
     } else {
         Ok(())
@@ -299,11 +409,12 @@ pub fn exhausted(prefix: &str, shard: &dyn Display) -> StageError {
     )
 }
 
-/// `Invalid`: metadata changes that name the shard count ([`check_meta_changes`]).
+/// `Invalid`: metadata changes that name the shard count or the numbering
+/// ([`check_meta_changes`]).
 pub fn shard_count_fixed() -> StageError {
     StageError::new(
         ErrorCode::Invalid,
-        "the shard count is recorded at creation and cannot be set",
+        "the shard count and the numbering are recorded at creation and cannot be set",
     )
 }
 
@@ -396,7 +507,11 @@ mod tests {
     fn next_after_keeps_the_shard_residue() {
         // (shard, shards, last allocated or stored, next)
         let check = |shard: u32, shards: u32, last: u64, want: Option<u64>| {
-            let n = Numbering { shard, shards };
+            let n = Numbering {
+                shard,
+                shards,
+                dense: false,
+            };
             assert_eq!(n.next_after(last), want, "{shard}/{shards} after {last}");
             if let Some(next) = want {
                 assert!(n.owns(next) && next > last);
@@ -429,7 +544,11 @@ mod tests {
     fn nth_and_count_through_agree_with_next_after() {
         // (shard, shards, count, number)
         let check = |shard: u32, shards: u32, count: u64, want: Option<u64>| {
-            let n = Numbering { shard, shards };
+            let n = Numbering {
+                shard,
+                shards,
+                dense: false,
+            };
             assert_eq!(n.nth(count), want, "{shard}/{shards} count {count}");
             if let Some(number) = want {
                 assert!(n.owns(number));
@@ -451,6 +570,7 @@ mod tests {
         let n = Numbering {
             shard: 1,
             shards: 3,
+            dense: false,
         };
         // 2, 5, 8 are shard 1's; a number of another shard counts the ones below it.
         for (number, count) in [(0, 0), (1, 0), (2, 1), (4, 1), (5, 2), (7, 2), (8, 3)] {
@@ -460,7 +580,8 @@ mod tests {
         assert_eq!(
             Numbering {
                 shard: 0,
-                shards: 0
+                shards: 0,
+                dense: false,
             }
             .count_through(9),
             0
@@ -471,6 +592,54 @@ mod tests {
             last = n.next_after(last).expect("room");
             assert_eq!(Some(last), n.nth(count));
         }
+    }
+
+    #[test]
+    fn a_dense_registry_numbers_every_id_in_shard_0() {
+        let zero = Numbering {
+            shard: 0,
+            shards: 3,
+            dense: true,
+        };
+        let two = Numbering { shard: 2, ..zero };
+        assert_eq!(zero.next_after(0), Some(1));
+        assert_eq!(zero.next_after(41), Some(42));
+        assert_eq!(zero.next_after(u64::MAX), None);
+        assert_eq!((zero.nth(7), zero.count_through(7)), (Some(7), 7));
+        assert!(zero.allocates() && !two.allocates());
+        assert_eq!(
+            (two.next_after(0), two.nth(1), two.count_through(9)),
+            (None, None, 0)
+        );
+        // Any shard holds what it is sent, and restores it.
+        assert!(two.owns(1) && two.owns(5) && !two.owns(0));
+        assert_eq!(
+            check_owner(&EntryId::new("SEC-RUL", 4), two, &"shard 2"),
+            Ok(())
+        );
+        assert!(check_owner(&EntryId::new("SEC-RUL", 0), two, &"shard 2").is_err());
+    }
+
+    #[test]
+    fn locations_take_two_bytes_a_number_and_default_to_shard_0() {
+        let (block, offset) = location_slot(LOCATION_BLOCK + 3);
+        assert_eq!((block, offset), (1, 6));
+        let mut bytes = Vec::new();
+        assert_eq!(read_location(&bytes, offset), 0);
+        write_location(&mut bytes, offset, 513).expect("fits");
+        assert_eq!(bytes.len(), 8);
+        assert_eq!(read_location(&bytes, offset), 513);
+        assert_eq!(read_location(&bytes, 2), 0);
+        assert_eq!(read_location(&bytes, 200), 0);
+        let (_, last) = location_slot(LOCATION_BLOCK - 1);
+        write_location(&mut bytes, last, 1).expect("fits");
+        assert_eq!(bytes.len(), 2 * LOCATION_BLOCK as usize);
+        assert_eq!(read_location(&bytes, offset), 513);
+        assert!(write_location(&mut bytes, 0, 70_000).is_err());
+        let ids = [EntryId::new("SEC-RUL", 1), EntryId::new("SEC-RUL", 2)];
+        assert_eq!(check_places(&ids, &[1, 2], 3), Ok(()));
+        assert!(check_places(&ids, &[1], 3).is_err());
+        assert!(check_places(&ids, &[1, 3], 3).is_err());
     }
 
     #[test]
@@ -504,6 +673,7 @@ mod tests {
         let two_of_three = Numbering {
             shard: 1,
             shards: 3,
+            dense: false,
         };
         let check = |history: Vec<Entry>, want: Result<u64, &str>| {
             let got = check_restore(&history, two_of_three, &"shard 1 (`x`)")
@@ -589,6 +759,7 @@ mod tests {
             Numbering {
                 shard: 0,
                 shards: 0,
+                dense: false,
             },
             &"shard 0",
         );
@@ -707,7 +878,7 @@ mod tests {
         check(
             shard_count_fixed(),
             ErrorCode::Invalid,
-            "the shard count is recorded at creation and cannot be set",
+            "the shard count and the numbering are recorded at creation and cannot be set",
         );
         check(
             layout_changed(&"`data/shard-001.redb`", "shards", &3, 4),

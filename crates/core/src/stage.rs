@@ -359,9 +359,20 @@ impl ListQuery {
 
 /// One shard of durable storage: entries, their history, id sequences and indexes.
 ///
-/// A registry with K shards opens K storages, each told its `shard` index at construction, and
-/// each allocates the numbers `n` with `(n - 1) % K == shard`, so ids are unique across shards
-/// and an id names its shard.
+/// A registry with K shards opens K storages, each told its `shard` index at construction. An
+/// entry is stored in the shard the [`Router`] picks for its fingerprint, so that registering
+/// the same request twice finds it in one lookup. How ids are numbered depends on the
+/// registry's storage format, which the storage reports in its metadata
+/// ([`crate::layout::IDS`]):
+///
+/// - **dense** (`ids = dense`): shard 0 allocates every number, per prefix `1, 2, 3, …` in the
+///   order asked, whatever shard the entry goes to, and records where each entry not stored in
+///   shard 0 is ([`Storage::place`], [`Storage::locate`]); the other shards allocate nothing;
+/// - **interleaved** (no `ids` record, the first storage format): shard `s` allocates the
+///   numbers `n` with `(n - 1) % K == s` and stores those entries itself, so an id names its
+///   shard ([`crate::rules::shard_of`]).
+///
+/// Either way ids are unique across shards.
 pub trait Storage: Send + Sync {
     /// Looks up registration fingerprints: pushes one value per fingerprint, the latest revision
     /// of the entry registered with it, if any.
@@ -377,12 +388,46 @@ pub trait Storage: Send + Sync {
     fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()>;
 
     /// Allocates the next sequence number for each id prefix (`SEC-RUL`): pushes one number per
-    /// prefix. A number is never handed out twice, even if the entry it was meant for is never
-    /// stored (ids may have gaps, never collisions).
+    /// prefix, increasing in the order of `prefixes`. A number is never handed out twice, even
+    /// if the entry it was meant for is never stored (ids may have gaps, never collisions). In
+    /// a dense registry only shard 0 allocates, consecutive numbers per prefix (see the trait
+    /// documentation); another shard refuses with code `Invalid`.
     ///
     /// # Errors
     /// When the store cannot be written.
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()>;
+
+    /// Dense registries, shard 0 only: records durably, in one transaction, that each entry of
+    /// `ids` is (about to be) stored in the shard of the same index in `shards`, and raises each
+    /// prefix's sequence to at least its number, so the number is never allocated again. Called
+    /// before those entries are stored elsewhere: a crash in between leaves a location without
+    /// an entry, which reads as no entry (a gap in the ids), never an entry without a
+    /// location. Shard 0's own entries need no record.
+    ///
+    /// # Errors
+    /// When the transaction fails (then nothing is recorded), or code `Invalid` when the
+    /// storage keeps no locations (the default) or is not shard 0 of a dense registry.
+    fn place(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+        let _ = (ids, shards);
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage keeps no id locations",
+        ))
+    }
+
+    /// Dense registries, shard 0 only: pushes, for each id, the shard [`Storage::place`]
+    /// recorded for it, or 0 when it recorded none (the entry is in shard 0, or does not
+    /// exist).
+    ///
+    /// # Errors
+    /// When the store cannot be read, or code `Invalid` as for [`Storage::place`].
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
+        let _ = (ids, out);
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage keeps no id locations",
+        ))
+    }
 
     /// Stores new entries (revision 1) in one durable transaction: pushes one [`Inserted`] per
     /// entry. An entry whose fingerprint is already registered is not stored.
@@ -541,6 +586,12 @@ macro_rules! refusing_storage {
                 Err(self.error())
             }
             fn compact(&self) -> StageResult<u64> {
+                Err(self.error())
+            }
+            fn place(&self, _: &[EntryId], _: &[u32]) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn locate(&self, _: &[EntryId], _: &mut Vec<u32>) -> StageResult<()> {
                 Err(self.error())
             }
             fn restore(

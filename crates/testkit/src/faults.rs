@@ -144,6 +144,26 @@ impl<S: Storage> Storage for FailingStorage<S> {
         self.pass("restore")?;
         self.inner.restore(histories, out)
     }
+
+    /// Not counted and never failed: the pipeline reads it once, when it is built.
+    fn meta(&self, out: &mut registry_core::Meta) -> StageResult<()> {
+        self.inner.meta(out)
+    }
+
+    fn set_meta(&self, changes: &registry_core::Meta) -> StageResult<()> {
+        self.pass("set_meta")?;
+        self.inner.set_meta(changes)
+    }
+
+    fn place(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+        self.pass("place")?;
+        self.inner.place(ids, shards)
+    }
+
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
+        self.pass("locate")?;
+        self.inner.locate(ids, out)
+    }
 }
 
 /// A cache that fails every call with code `Unavailable`. The pipeline must then behave exactly

@@ -116,6 +116,9 @@ struct Shelf {
     meta: registry_core::Meta,
     /// The shard count the shelf was created with (0 for a private store, which has no layout).
     shards: u32,
+    /// Shard 0 of a dense registry: the shard of each entry stored elsewhere
+    /// ([`Storage::place`]).
+    locations: HashMap<EntryId, u32>,
 }
 
 impl Shelf {
@@ -134,8 +137,10 @@ fn shelves() -> &'static Shelves {
     SHELVES.get_or_init(Shelves::default)
 }
 
-/// One storage shard in memory, with the allocation rule of [`Storage`]: shard `s` of `K` hands
-/// out, per id prefix, increasing numbers `n` with `(n - 1) % K == s`.
+/// One storage shard in memory, with either numbering of [`Storage`]: dense (the default: shard
+/// 0 hands out every number and records where the others are stored) or interleaved (shard `s`
+/// of `K` hands out, per id prefix, increasing numbers `n` with `(n - 1) % K == s`; see
+/// [`MemoryStorage::interleaved`]).
 ///
 /// [`MemoryStorage::new`] gives a private store. [`FromConfig`] gives one shared with every other
 /// memory storage built for the same data directory and shard, for the life of the process, so
@@ -144,6 +149,7 @@ fn shelves() -> &'static Shelves {
 pub struct MemoryStorage {
     shard: u32,
     shards: u32,
+    dense: bool,
     shelf: Arc<Mutex<Shelf>>,
 }
 
@@ -153,6 +159,7 @@ impl Default for MemoryStorage {
         MemoryStorage {
             shard: 0,
             shards: 1,
+            dense: true,
             shelf: Arc::default(),
         }
     }
@@ -168,8 +175,18 @@ impl MemoryStorage {
         Ok(MemoryStorage {
             shard,
             shards,
+            dense: true,
             shelf: Arc::default(),
         })
+    }
+
+    /// The same store, numbering ids as the first storage format did: interleaved (shard `s` of
+    /// `K` hands out the numbers `n` with `(n - 1) % K == s`), and reporting no `ids` record.
+    pub fn into_interleaved(self) -> MemoryStorage {
+        MemoryStorage {
+            dense: false,
+            ..self
+        }
     }
 
     fn shelf(&self) -> StageResult<MutexGuard<'_, Shelf>> {
@@ -181,6 +198,16 @@ impl MemoryStorage {
         Numbering {
             shard: self.shard,
             shards: self.shards,
+            dense: self.dense,
+        }
+    }
+
+    /// Shard 0 of a dense registry, or the error any other shard gives for `place`/`locate`.
+    fn check_locator(&self) -> StageResult<()> {
+        if self.dense && self.shard == 0 {
+            Ok(())
+        } else {
+            Err(rules::not_shard_zero(&format_args!("shard {}", self.shard)))
         }
     }
 }
@@ -242,6 +269,7 @@ impl FromConfig for MemoryStorage {
         Ok(MemoryStorage {
             shard: setup.shard,
             shards,
+            dense: true,
             shelf,
         })
     }
@@ -267,6 +295,9 @@ impl Storage for MemoryStorage {
     }
 
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
+        if !self.numbering().allocates() {
+            return Err(rules::not_shard_zero(&format_args!("shard {}", self.shard)));
+        }
         let mut shelf = self.shelf()?;
         // Numbers are worked out first and recorded only if the whole batch gets one, so a
         // failing batch spends nothing.
@@ -392,6 +423,34 @@ impl Storage for MemoryStorage {
         out.insert(
             registry_core::layout::SHARDS.to_owned(),
             self.shards.to_string(),
+        );
+        if self.dense {
+            out.insert(
+                registry_core::layout::IDS.to_owned(),
+                registry_core::layout::DENSE.to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    fn place(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+        self.check_locator()?;
+        rules::check_places(ids, shards, self.shards)?;
+        let mut shelf = self.shelf()?;
+        for (id, &shard) in ids.iter().zip(shards) {
+            let last = shelf.last.entry(id.prefix().to_owned()).or_insert(0);
+            *last = (*last).max(id.number());
+            shelf.locations.insert(id.clone(), shard);
+        }
+        Ok(())
+    }
+
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
+        self.check_locator()?;
+        let shelf = self.shelf()?;
+        out.extend(
+            ids.iter()
+                .map(|id| shelf.locations.get(id).copied().unwrap_or(0)),
         );
         Ok(())
     }
@@ -555,9 +614,18 @@ impl Router for ModuloRouter {
     }
 }
 
-/// The stages of a registry of `shards` private memory storages, with the other memory doubles.
-/// `Pipeline::new` refuses `shards == 0`.
+/// The stages of a registry of `shards` private memory storages (numbering ids densely), with
+/// the other memory doubles. `Pipeline::new` refuses `shards == 0`.
 pub fn stages(schema: &Schema, shards: u32) -> Stages {
+    stages_numbered(schema, shards, true)
+}
+
+/// [`stages`] of a registry that numbers ids as the first storage format did, interleaved.
+pub fn interleaved_stages(schema: &Schema, shards: u32) -> Stages {
+    stages_numbered(schema, shards, false)
+}
+
+fn stages_numbered(schema: &Schema, shards: u32, dense: bool) -> Stages {
     Stages {
         cache: Box::new(MemoryCache::new()),
         generator: Box::new(KeywordlessGenerator),
@@ -568,6 +636,7 @@ pub fn stages(schema: &Schema, shards: u32) -> Stages {
                 Box::new(MemoryStorage {
                     shard,
                     shards,
+                    dense,
                     shelf: Arc::default(),
                 }) as Box<dyn Storage>
             })

@@ -13,6 +13,7 @@
 //! | `layout`       | `"shard"`, `"shards"` or `"format"`        | the shard's place, and its storage format |
 //! | `meta`         | name                                       | registry metadata ([`registry_core::layout`]) |
 //! | `dictionaries` | dictionary id                              | a zstd dictionary trained on the shard's configs |
+//! | `locations`    | `(prefix, block)`                          | shard 0 of a dense registry: where entries stored in other shards are ([`rules::LOCATION_BLOCK`]) |
 //!
 //! # Storage formats
 //!
@@ -89,6 +90,7 @@ use crate::Config;
 use crate::codec;
 
 mod compact;
+mod locations;
 mod open;
 mod read;
 mod restore;
@@ -106,6 +108,7 @@ const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences");
 const LAYOUT: TableDefinition<&str, u32> = TableDefinition::new("layout");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const DICTIONARIES: TableDefinition<u32, &[u8]> = TableDefinition::new("dictionaries");
+const LOCATIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("locations");
 
 /// The storage format this build creates and reads (and every one before it).
 pub(crate) const STORAGE_FORMAT: u32 = 2;
@@ -364,11 +367,12 @@ impl RedbStorage {
         rules::damaged(id, &why, &self.file())
     }
 
-    /// The numbers this shard hands out.
+    /// The numbers this shard hands out: dense from storage format 2 on.
     fn numbering(&self) -> Numbering {
         Numbering {
             shard: self.shard,
             shards: self.shards,
+            dense: self.format >= 2,
         }
     }
 
@@ -536,6 +540,14 @@ impl Storage for RedbStorage {
 
     fn compact(&self) -> StageResult<u64> {
         self.compact_shard()
+    }
+
+    fn place(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+        self.place_ids(ids, shards)
+    }
+
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
+        self.locate_ids(ids, out)
     }
 }
 

@@ -147,6 +147,35 @@ end
 return remember(out)
 "#;
 
+/// Places (shard 0 of a dense registry): ARGV: prefix, token, then per id (id prefix, number,
+/// location block, byte offset, the two bytes of the shard). Raises each prefix's sequence to
+/// its numbers and writes each location into its block (`loc:<id prefix>:<block>`, a string
+/// of two bytes per number, grown by SETRANGE with zero bytes: shard 0).
+const PLACE: &str = r#"
+local again = replay()
+if again then return again end
+local highest = {}
+for b = 3, #ARGV, 5 do
+  highest[ARGV[b]] = bigger(highest[ARGV[b]], ARGV[b + 1])
+end
+for b = 3, #ARGV, 5 do
+  redis.call('SETRANGE', P .. 'loc:' .. ARGV[b] .. ':' .. ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4])
+end
+for prefix, c in pairs(highest) do raise(prefix, c) end
+return remember(1)
+"#;
+
+/// Locates (shard 0 of a dense registry): ARGV: prefix, then per id (id prefix, location block,
+/// byte offset). Returns the two bytes recorded for each (empty past the block's end).
+const LOCATE: &str = r#"
+local out = {}
+for b = 2, #ARGV, 3 do
+  local at = tonumber(ARGV[b + 2])
+  out[#out + 1] = redis.call('GETRANGE', P .. 'loc:' .. ARGV[b] .. ':' .. ARGV[b + 1], at, at + 1)
+end
+return out
+"#;
+
 /// Inserts: ARGV: prefix, token, then per entry (member, fingerprint, id prefix, count, bytes).
 /// Returns per entry 1 (created) or the latest bytes of the entry holding the fingerprint.
 const INSERT: &str = r#"
@@ -354,6 +383,8 @@ pub(crate) struct Scripts {
     pub(crate) layout: Script,
     pub(crate) set_meta: Script,
     pub(crate) allocate: Script,
+    pub(crate) place: Script,
+    pub(crate) locate: Script,
     pub(crate) insert: Script,
     pub(crate) update: Script,
     pub(crate) restore: Script,
@@ -373,6 +404,8 @@ impl Scripts {
             layout: with_common(LAYOUT),
             set_meta: with_common(SET_META),
             allocate: with_common(ALLOCATE),
+            place: with_common(PLACE),
+            locate: with_common(LOCATE),
             insert: with_common(INSERT),
             update: with_common(UPDATE),
             restore: with_common(RESTORE),

@@ -156,6 +156,7 @@ impl RedisStorage {
             numbering: Numbering {
                 shard: setup.shard,
                 shards: setup.shards,
+                dense: false,
             },
             format: STORAGE_FORMAT,
             dictionaries: RwLock::new(Dictionaries::default()),
@@ -210,6 +211,7 @@ impl RedisStorage {
             ));
         }
         if storage.format >= 2 {
+            storage.numbering.dense = true;
             storage.load_dictionaries()?;
         }
         Ok(storage)
@@ -350,6 +352,15 @@ impl RedisStorage {
         }
     }
 
+    /// Shard 0 of a dense registry, or the error any other shard gives for `place`/`locate`.
+    fn check_locator(&self) -> StageResult<()> {
+        if self.numbering.dense && self.numbering.shard == 0 {
+            Ok(())
+        } else {
+            Err(rules::not_shard_zero(&self.name))
+        }
+    }
+
     fn damaged(&self, id: &dyn std::fmt::Display, why: impl std::fmt::Display) -> StageError {
         rules::damaged(id, &why, &self.name)
     }
@@ -484,6 +495,9 @@ impl Storage for RedisStorage {
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
         if prefixes.is_empty() {
             return Ok(());
+        }
+        if !self.numbering.allocates() {
+            return Err(rules::not_shard_zero(&self.name));
         }
         // One HINCRBY per distinct prefix, by how many of it the batch asks.
         let mut groups: Vec<(&str, u64)> = Vec::new();
@@ -634,6 +648,84 @@ impl Storage for RedisStorage {
             }
         }
         out.insert(layout::SHARDS.to_owned(), self.numbering.shards.to_string());
+        if self.numbering.dense {
+            out.insert(layout::IDS.to_owned(), layout::DENSE.to_owned());
+        }
+        Ok(())
+    }
+
+    fn place(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+        self.check_locator()?;
+        rules::check_places(ids, shards, self.numbering.shards)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for id in ids {
+            storable(id)?;
+        }
+        let mut args = Vec::with_capacity(ids.len());
+        for (id, &shard) in ids.iter().zip(shards) {
+            let (block, offset) = rules::location_slot(id.number());
+            let mut two = Vec::with_capacity(2);
+            rules::write_location(&mut two, 0, shard)?;
+            args.push((
+                id.number().to_string(),
+                block.to_string(),
+                offset.to_string(),
+                two,
+            ));
+        }
+        let token = token();
+        self.write(&format!("record entry locations in {}", self.name), |c| {
+            let mut call = self.scripts.place.key(&self.meta);
+            call.arg(self.keys.prefix()).arg(token.as_str());
+            for (id, (number, block, offset, two)) in ids.iter().zip(&args) {
+                call.arg(id.prefix())
+                    .arg(number.as_str())
+                    .arg(block.as_str())
+                    .arg(offset.as_str())
+                    .arg(two.as_slice());
+            }
+            call.invoke::<i64>(c).map(|_| ())
+        })
+    }
+
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
+        self.check_locator()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let slots: Vec<(String, String)> = ids
+            .iter()
+            .map(|id| {
+                let (block, offset) = rules::location_slot(id.number());
+                (block.to_string(), offset.to_string())
+            })
+            .collect();
+        let found: Vec<Vec<u8>> =
+            self.cluster
+                .run(&format!("read entry locations in {}", self.name), |c| {
+                    let mut call = self.scripts.locate.key(&self.meta);
+                    call.arg(self.keys.prefix());
+                    for (id, (block, offset)) in ids.iter().zip(&slots) {
+                        call.arg(id.prefix())
+                            .arg(block.as_str())
+                            .arg(offset.as_str());
+                    }
+                    call.invoke(c)
+                })?;
+        if found.len() != ids.len() {
+            return Err(StageError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the locate script of {} gave {} answers for {} ids",
+                    self.name,
+                    found.len(),
+                    ids.len()
+                ),
+            ));
+        }
+        out.extend(found.iter().map(|two| rules::read_location(two, 0)));
         Ok(())
     }
 

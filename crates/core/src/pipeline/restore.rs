@@ -31,15 +31,18 @@ impl Pipeline {
     /// conflict too. Conflicts are [`Error::Stage`] errors of the storage stage with code
     /// [`ErrorCode::Conflict`], whether the lookups or storage itself found them.
     ///
-    /// Each history goes to the shard its id names, `(number - 1) % K`, and each shard stores
-    /// its part in one transaction; a shard whose transaction fails gives that error for each of
+    /// Each history goes to the shard that holds its id: in a dense registry the one shard 0
+    /// recorded, or for an id it has no record of the shard its fingerprint routes to (recorded
+    /// in shard 0 first, [`Storage::place`]); in an interleaved one the shard its number names,
+    /// `(number - 1) % K`. Each shard stores its part in one transaction; a shard whose transaction fails gives that error for each of
     /// its histories, while the other shards' parts stay stored. Restoring again is harmless:
     /// what is stored comes back `Unchanged`, so a failed restore is completed by running it
     /// again.
     ///
-    /// Registration stays idempotent: an entry's fingerprint normally routes to the shard its id
-    /// names (the shard that allocated it). When a restored entry's does not (the exporting
-    /// registry had another shard count or router), the restore first records in that shard's
+    /// Registration stays idempotent: an entry's fingerprint normally routes to the shard that
+    /// holds it. When a restored entry's does not (an interleaved registry whose exporting
+    /// registry had another shard count or router, or an id a dense registry had already
+    /// placed elsewhere), the restore first records in that shard's
     /// metadata that it holds foreign fingerprints ([`crate::layout::FOREIGN_FINGERPRINTS`],
     /// durably, before the entry is stored), and `add` looks there too from then on, in this
     /// process and every later one.
@@ -56,8 +59,8 @@ impl Pipeline {
     ) -> Result<Vec<Result<Restored, Error>>, Error> {
         let RestorePlan {
             mut slots,
-            create,
-            shard_of,
+            mut create,
+            mut shard_of,
             recovered,
         } = self.plan_restore(&histories)?;
         for (history, provenance) in histories.iter_mut().zip(recovered) {
@@ -76,6 +79,9 @@ impl Pipeline {
                 return Ok(finish(slots));
             }
         };
+        if self.dense && self.shards() > 1 {
+            create = self.place_restored(&histories, create, &routed, &mut shard_of, &mut slots);
+        }
         let mut stored_keys = Vec::new();
         for (shard, items) in group_by_shard(&create, &shard_of) {
             let misplaces = items.iter().any(|&i| routed[i] != shard_of[i]);
@@ -119,6 +125,46 @@ impl Pipeline {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);
         }
         Ok(finish(slots))
+    }
+
+    /// In a dense registry of several shards: sends each history of `create` whose id shard 0
+    /// has no record of (it is not in shard 0 either: the lookups found nothing) to the shard
+    /// its fingerprint routes to, as `add` would have, and records that in shard 0
+    /// ([`Storage::place`]) before anything is stored. Returns the histories left to create:
+    /// all of them, unless recording failed for some.
+    fn place_restored(
+        &self,
+        histories: &[Vec<Entry>],
+        create: Vec<usize>,
+        routed: &[u32],
+        shard_of: &mut [u32],
+        slots: &mut [Slot<Restored>],
+    ) -> Vec<usize> {
+        let moved: Vec<usize> = create
+            .iter()
+            .copied()
+            .filter(|&i| shard_of[i] == 0 && routed[i] != 0)
+            .collect();
+        if moved.is_empty() {
+            return create;
+        }
+        let ids: Vec<EntryId> = moved
+            .iter()
+            .filter_map(|&i| histories[i].last().map(|e| e.header.id.clone()))
+            .collect();
+        let shards: Vec<u32> = moved.iter().map(|&i| routed[i]).collect();
+        match self.stages.storage[0].place(&ids, &shards) {
+            Ok(()) => {
+                for &i in &moved {
+                    shard_of[i] = routed[i];
+                }
+                create
+            }
+            Err(e) => {
+                fail_all(&moved, &Error::stage(StageKind::Storage, e), slots);
+                create.into_iter().filter(|i| !moved.contains(i)).collect()
+            }
+        }
     }
 
     /// The shard the router picks for the fingerprint of each history in `items`, indexed like
@@ -182,13 +228,20 @@ impl Pipeline {
                 Ok(latest)
             });
             match checked {
-                Ok(latest) => {
-                    let shard = self.shard_index(&latest.header.id).unwrap_or(0);
-                    shard_of[i] = u32::try_from(shard).unwrap_or(0);
-                    live.push(i);
-                }
+                Ok(_) => live.push(i),
                 Err(e) => slots[i] = Some(Err(e)),
             }
+        }
+        // Where each id is, or would go by its number: in a dense registry, shard 0 for an id
+        // it has no record of (`restore` sends a new one where its fingerprint routes).
+        let ids: Vec<EntryId> = live
+            .iter()
+            .filter_map(|&i| histories[i].last().map(|e| e.header.id.clone()))
+            .collect();
+        let mut located = Vec::with_capacity(ids.len());
+        self.locate(&ids, &mut located)?;
+        for (&i, shard) in live.iter().zip(located) {
+            shard_of[i] = shard.and_then(|s| u32::try_from(s).ok()).unwrap_or(0);
         }
 
         let latest: Vec<Entry> = live
@@ -235,7 +288,7 @@ impl Pipeline {
             )]));
         };
         let id = &latest.header.id;
-        if self.shard_index(id).is_none() {
+        if id.number() == 0 {
             return Err(Error::Invalid(vec![problem(
                 "bad-id",
                 "id",

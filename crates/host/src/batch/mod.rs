@@ -5,7 +5,8 @@
 //! thread parses lines into batches and hands each to a blocking task of a tokio runtime that
 //! calls [`Pipeline::add`]; at most twice as many batches as cores are in flight, and the oldest
 //! is awaited before another is read, so memory stays bounded whatever the size of the input and
-//! results come back in input order. A line that cannot be parsed or registered is reported with
+//! results come back in input order, and in a dense registry new entries are numbered in input
+//! order too ([`Turns`]). A line that cannot be parsed or registered is reported with
 //! its number; every other line is processed. An entry counts as stored only once `add` returned
 //! it, which is after the storage committed the batch (one durable transaction per shard per
 //! call).
@@ -32,7 +33,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use registry_core::{EntryId, Error as CoreError, Pipeline, Request, Schema};
+use registry_core::{EntryId, Error as CoreError, Pipeline, Request, Schema, Turn, Turns};
 use serde::Serialize;
 
 use crate::error::{Error, io_reason};
@@ -242,10 +243,14 @@ struct Settled {
     id: EntryId,
 }
 
-/// Registers a batch and keeps only what the tally needs of each result.
-fn add_settled(pipeline: &Pipeline, batch: Vec<Request>) -> Vec<Result<Settled, CoreError>> {
+/// Registers a batch in its turn and keeps only what the tally needs of each result.
+fn add_settled(
+    pipeline: &Pipeline,
+    batch: Vec<Request>,
+    turn: Turn,
+) -> Vec<Result<Settled, CoreError>> {
     pipeline
-        .add(batch)
+        .add_in_turn(batch, turn)
         .into_iter()
         .map(|r| {
             r.map(|added| Settled {
@@ -284,6 +289,10 @@ pub fn register(
     let mut tally = Tally::new(options.seed);
     tally.results = results;
     let mut queue: VecDeque<Job> = VecDeque::with_capacity(in_flight);
+    // Batches run several at once but take their ids in input order (see `Turns`): the pool
+    // starts them in the order they are spawned, so the batch holding the earliest turn always
+    // runs.
+    let turns = Turns::new();
     let mut settled = 0u64;
     let mut settle = |job: Job, tally: &mut Tally| -> Result<(), Error> {
         let results = runtime
@@ -328,7 +337,8 @@ pub fn register(
         {
             let batch = std::mem::replace(&mut requests, Vec::with_capacity(batch_size));
             let p = Arc::clone(pipeline);
-            let task = runtime.spawn_blocking(move || add_settled(&p, batch));
+            let turn = turns.take();
+            let task = runtime.spawn_blocking(move || add_settled(&p, batch, turn));
             queue.push_back(Job {
                 bad: std::mem::take(&mut bad),
                 lines: std::mem::replace(&mut lines, Vec::with_capacity(batch_size)),

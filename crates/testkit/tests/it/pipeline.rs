@@ -316,7 +316,10 @@ fn failing_storage_sinks_only_its_items() {
         match result {
             Ok(added) => {
                 assert!(added.created);
-                assert_eq!((added.entry.header.id.number() - 1) % 2, 0, "shard 0 works");
+                assert_eq!(
+                    pipeline.get(&added.entry.header.id).as_ref(),
+                    Ok(&added.entry)
+                );
                 stored += 1;
             }
             Err(Error::Stage {
@@ -587,24 +590,38 @@ fn unknown_ids_are_not_found() {
     }
 }
 
-#[test]
-fn ids_name_their_shard_and_list_merges_in_id_order() {
-    let dir = tempfile::tempdir().expect("temporary directory");
+/// The pipeline of three shards on one data directory, numbering ids densely or interleaved,
+/// and a way to open each shard again.
+fn three_shards(
+    dir: &std::path::Path,
+    dense: bool,
+) -> (Pipeline, impl Fn(u32) -> MemoryStorage + use<>) {
     let schema = Schema::default();
-    let setup = |shard| Setup {
-        schema: schema.clone(),
-        data_dir: dir.path().to_path_buf(),
-        config_dir: dir.path().to_path_buf(),
-        shard,
-        shards: 3,
-        create: Some(registry_core::Meta::new()),
+    let dir = dir.to_path_buf();
+    let open = move |shard| {
+        let setup = Setup {
+            schema: Schema::default(),
+            data_dir: dir.clone(),
+            config_dir: dir.clone(),
+            shard,
+            shards: 3,
+            create: Some(registry_core::Meta::new()),
+        };
+        let s = MemoryStorage::from_config(NoConfig {}, &setup).expect("valid shard");
+        if dense { s } else { s.into_interleaved() }
     };
-    let open = |shard| MemoryStorage::from_config(NoConfig {}, &setup(shard)).expect("valid shard");
     let mut stages = memory::stages(&schema, 3);
     stages.storage = (0..3)
         .map(|s| Box::new(open(s)) as Box<dyn Storage>)
         .collect();
-    let pipeline = Pipeline::new(schema.clone(), stages);
+    (Pipeline::new(schema, stages), open)
+}
+
+#[test]
+fn dense_ids_count_from_1_in_input_order_and_list_merges_in_id_order() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (pipeline, open) = three_shards(dir.path(), true);
+    assert!(pipeline.dense_ids());
     let scopes = ["SEC", "GOV", "OPS"];
     let requests: Vec<Request> = (0..30)
         .map(|i| request(&format!("rule number {i}"), &[("scope", scopes[i % 3])]))
@@ -614,25 +631,29 @@ fn ids_name_their_shard_and_list_merges_in_id_order() {
         .into_iter()
         .map(|r| r.expect("valid").entry)
         .collect();
-
-    // Each shard, opened again on the same data directory, holds exactly the ids of its residue.
+    // Per prefix 1 to 10, in the order the requests came, wherever each entry is stored.
+    for (i, e) in added.iter().enumerate() {
+        assert_eq!(e.header.id.number(), i as u64 / 3 + 1, "{}", e.header.id);
+    }
+    // Each shard, opened again on the same data directory, holds what its fingerprints route
+    // to, and the pipeline finds each entry there by id.
     let mut held = 0;
     for shard in 0..3u32 {
         let mut out = Vec::new();
         open(shard).list(&everything(), &mut out).expect("readable");
         assert!(!out.is_empty(), "shard {shard} got entries");
         for e in &out {
-            assert_eq!(
-                (e.header.id.number() - 1) % 3,
-                u64::from(shard),
-                "{} is in shard {shard}",
-                e.header.id
-            );
             assert_eq!(pipeline.get(&e.header.id).as_ref(), Ok(e));
         }
         held += out.len();
     }
     assert_eq!(held, added.len());
+    // A later batch goes on from there.
+    let next = pipeline
+        .add_one(request("rule number 30", &[("scope", "SEC")]))
+        .expect("valid");
+    assert_eq!(next.entry.header.id.to_string(), "SEC-RUL-011");
+    added.push(next.entry);
 
     added.sort_by(|a, b| a.header.id.cmp(&b.header.id));
     assert_eq!(
@@ -655,6 +676,40 @@ fn ids_name_their_shard_and_list_merges_in_id_order() {
         .cloned()
         .collect();
     assert_eq!(pipeline.list(&sec).map(|p| p.entries), Ok(want));
+}
+
+#[test]
+fn interleaved_ids_name_their_shard() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (pipeline, open) = three_shards(dir.path(), false);
+    assert!(!pipeline.dense_ids());
+    let added: Vec<_> = pipeline
+        .add(
+            (0..30)
+                .map(|i| request(&format!("rule number {i}"), &[]))
+                .collect(),
+        )
+        .into_iter()
+        .map(|r| r.expect("valid").entry)
+        .collect();
+    // Each shard holds exactly the ids of its residue.
+    let mut held = 0;
+    for shard in 0..3u32 {
+        let mut out = Vec::new();
+        open(shard).list(&everything(), &mut out).expect("readable");
+        assert!(!out.is_empty(), "shard {shard} got entries");
+        for e in &out {
+            assert_eq!(
+                (e.header.id.number() - 1) % 3,
+                u64::from(shard),
+                "{} is in shard {shard}",
+                e.header.id
+            );
+            assert_eq!(pipeline.get(&e.header.id).as_ref(), Ok(e));
+        }
+        held += out.len();
+    }
+    assert_eq!(held, added.len());
 }
 
 #[test]

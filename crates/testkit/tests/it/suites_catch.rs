@@ -79,7 +79,8 @@ fn storage_that_forgets_on_reopen() {
 
 #[test]
 fn storage_that_ignores_its_shard() {
-    fails_with("(n - 1) % 3 == 2", || {
+    // Numbering densely, it allocates where only shard 0 may.
+    fails_with("shard 0 numbers every id", || {
         storage::check(&|setup| {
             let one = Setup {
                 shard: 0,
@@ -89,6 +90,81 @@ fn storage_that_ignores_its_shard() {
             Ok(Box::new(shared(&one)))
         });
     });
+    // Numbering interleaved, it hands out another shard's numbers.
+    fails_with("(n - 1) % 3 == 2", || {
+        storage::check(&|setup| {
+            let one = Setup {
+                shard: 0,
+                shards: 1,
+                ..setup.clone()
+            };
+            Ok(Box::new(shared(&one).into_interleaved()))
+        });
+    });
+}
+
+#[test]
+fn storage_that_forgets_where_entries_are() {
+    fails_with("locate must give the shard place recorded", || {
+        storage::check(&|setup| {
+            Ok(Box::new(Placeless {
+                inner: shared(setup),
+            }))
+        });
+    });
+}
+
+/// A memory storage whose `place` records nothing.
+struct Placeless {
+    inner: MemoryStorage,
+}
+
+impl Storage for Placeless {
+    fn find(
+        &self,
+        fps: &[registry_core::Fingerprint],
+        out: &mut Vec<Option<Entry>>,
+    ) -> StageResult<()> {
+        self.inner.find(fps, out)
+    }
+    fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        self.inner.get(ids, out)
+    }
+    fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
+        self.inner.allocate(prefixes, out)
+    }
+    fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
+        self.inner.insert(entries, out)
+    }
+    fn update(&self, entries: &[Entry], out: &mut Vec<StageResult<()>>) -> StageResult<()> {
+        self.inner.update(entries, out)
+    }
+    fn history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {
+        self.inner.history(id, out)
+    }
+    fn list(&self, query: &ListQuery, out: &mut Vec<Entry>) -> StageResult<()> {
+        self.inner.list(query, out)
+    }
+    fn restore(
+        &self,
+        histories: &[Vec<Entry>],
+        out: &mut Vec<StageResult<registry_core::Restored>>,
+    ) -> StageResult<()> {
+        self.inner.restore(histories, out)
+    }
+    fn meta(&self, out: &mut registry_core::Meta) -> StageResult<()> {
+        self.inner.meta(out)
+    }
+    fn set_meta(&self, changes: &registry_core::Meta) -> StageResult<()> {
+        self.inner.set_meta(changes)
+    }
+    fn place(&self, ids: &[EntryId], _: &[u32]) -> StageResult<()> {
+        // Checks its caller, as the real one does, and forgets.
+        self.inner.locate(ids, &mut Vec::new())
+    }
+    fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
+        self.inner.locate(ids, out)
+    }
 }
 
 #[test]

@@ -14,8 +14,8 @@ use registry_core::rules;
 use registry_core::{EntryId, ErrorCode, Fingerprint, Meta, Setup, StageError, StageResult};
 
 use super::{
-    Allocated, DICTIONARIES, ENTRIES, FIELD_INDEX, FINGERPRINTS, LAYOUT, LOCK_RETRY, META,
-    MIN_CACHE_MB, PENDING, Pending, REVISIONS, RedbStorage, SEQUENCES, STORAGE_FORMAT,
+    Allocated, DICTIONARIES, ENTRIES, FIELD_INDEX, FINGERPRINTS, LAYOUT, LOCATIONS, LOCK_RETRY,
+    META, MIN_CACHE_MB, PENDING, Pending, REVISIONS, RedbStorage, SEQUENCES, STORAGE_FORMAT,
 };
 use crate::Config;
 
@@ -96,6 +96,7 @@ impl RedbStorage {
             PENDING.name(),
             META.name(),
             DICTIONARIES.name(),
+            LOCATIONS.name(),
         ]
         .iter()
         .any(|t| !tables.contains(*t));
@@ -161,6 +162,7 @@ impl RedbStorage {
             self.open_tables(&txn)?;
             self.write_table(&txn, META)?;
             self.write_table(&txn, DICTIONARIES)?;
+            self.write_table(&txn, LOCATIONS)?;
             self.commit(txn)
         } else {
             txn.abort()
@@ -345,6 +347,7 @@ fn initialise(builder: &Builder, tmp: &Path, setup: &Setup, meta: &Meta) -> Stag
         txn.open_table(SEQUENCES).map_err(|e| fail(&e))?;
         txn.open_table(PENDING).map_err(|e| fail(&e))?;
         txn.open_table(DICTIONARIES).map_err(|e| fail(&e))?;
+        txn.open_table(LOCATIONS).map_err(|e| fail(&e))?;
         let mut layout = txn.open_table(LAYOUT).map_err(|e| fail(&e))?;
         layout.insert("shard", setup.shard).map_err(|e| fail(&e))?;
         layout

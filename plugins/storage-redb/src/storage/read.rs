@@ -19,6 +19,9 @@ impl RedbStorage {
             out.insert(key.value().to_owned(), value.value().to_owned());
         }
         out.insert(layout::SHARDS.to_owned(), self.shards.to_string());
+        if self.numbering().dense {
+            out.insert(layout::IDS.to_owned(), layout::DENSE.to_owned());
+        }
         Ok(())
     }
 

@@ -116,29 +116,116 @@ fn is_send_and_sync() {
     check::<RedbStorage>();
 }
 
+/// Rewrites a shard's `format` row (none: a file made before formats were recorded).
+fn set_format(s: &RedbStorage, format: Option<u32>) {
+    let txn = s.db().begin_write().expect("write");
+    {
+        let mut table = txn.open_table(LAYOUT).expect("layout");
+        match format {
+            Some(f) => table.insert("format", f).map(|_| ()),
+            None => table.remove("format").map(|_| ()),
+        }
+        .expect("writes");
+    }
+    txn.commit().expect("commit");
+}
+
 #[test]
-fn allocates_per_shard_and_prefix_and_persists() {
+fn shard_0_numbers_every_id_densely_and_persists() {
+    let dir = TempDir::new().expect("temp dir");
+    let zero = RedbStorage::open(&Config::default(), &setup(dir.path(), 0, 3)).expect("opens");
+    assert_eq!(
+        allocate(&zero, &["SEC-RUL", "SEC-RUL", "OPS-SCR", "SEC-RUL"]),
+        [1, 2, 1, 3]
+    );
+    assert_eq!(allocate(&zero, &["SEC-RUL"]), [4]);
+    let mut meta = Meta::new();
+    zero.meta(&mut meta).expect("meta");
+    assert_eq!(
+        meta.get(layout::IDS).map(String::as_str),
+        Some(layout::DENSE)
+    );
+    for shard in 1..3 {
+        let s = RedbStorage::open(&Config::default(), &setup(dir.path(), shard, 3)).expect("opens");
+        let e = s
+            .allocate(&["SEC-RUL".to_owned()], &mut Vec::new())
+            .expect_err("only shard 0 numbers");
+        assert_eq!(e.code, ErrorCode::Invalid);
+        assert!(
+            e.message.contains("shard 0 numbers every id"),
+            "{}",
+            e.message
+        );
+        assert!(s.place(&[EntryId::new("SEC-RUL", 1)], &[1]).is_err());
+        assert!(
+            s.locate(&[EntryId::new("SEC-RUL", 1)], &mut Vec::new())
+                .is_err()
+        );
+    }
+    // Reopening continues where shard 0 left off, even without a write in between.
+    drop(zero);
+    let zero = RedbStorage::open(&Config::default(), &existing(dir.path(), 0, 3)).expect("reopens");
+    assert_eq!(allocate(&zero, &["SEC-RUL", "OPS-SCR"]), [5, 2]);
+    let mut out = Vec::new();
+    zero.allocate(&[], &mut out).expect("nothing to do");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn shard_0_records_where_entries_are_and_raises_its_sequences() {
+    let dir = TempDir::new().expect("temp dir");
+    let zero = RedbStorage::open(&Config::default(), &setup(dir.path(), 0, 3)).expect("opens");
+    let id = |n| EntryId::new("SEC-RUL", n);
+    let far = rules::LOCATION_BLOCK * 3 + 7;
+    zero.place(&[id(2), id(5), id(far)], &[1, 2, 1])
+        .expect("places");
+    zero.place(&[id(3)], &[2]).expect("places");
+    let mut shards = Vec::new();
+    zero.locate(
+        &[id(1), id(2), id(3), id(4), id(5), id(far), id(far + 1)],
+        &mut shards,
+    )
+    .expect("locates");
+    assert_eq!(shards, [0, 1, 2, 0, 2, 1, 0]);
+    // A placed number is never handed out again, even after a reopen.
+    assert_eq!(allocate(&zero, &["SEC-RUL"]), [far + 1]);
+    drop(zero);
+    let zero = RedbStorage::open(&Config::default(), &existing(dir.path(), 0, 3)).expect("reopens");
+    assert_eq!(allocate(&zero, &["SEC-RUL"]), [far + 2]);
+    let mut again = Vec::new();
+    zero.locate(&[id(3), id(far)], &mut again).expect("locates");
+    assert_eq!(again, [2, 1]);
+    let e = zero.place(&[id(9)], &[3]).expect_err("shard 3 of 3");
+    assert_eq!(e.code, ErrorCode::Invalid);
+    assert!(zero.place(&[id(9), id(10)], &[1]).is_err());
+}
+
+#[test]
+fn a_format_1_shard_numbers_its_own_ids_interleaved() {
     let dir = TempDir::new().expect("temp dir");
     for shard in 0..3 {
         let s = RedbStorage::open(&Config::default(), &setup(dir.path(), shard, 3)).expect("opens");
+        set_format(&s, None);
+    }
+    for shard in 0..3 {
+        let s = RedbStorage::open(&Config::default(), &existing(dir.path(), shard, 3))
+            .expect("reopens");
+        let mut meta = Meta::new();
+        s.meta(&mut meta).expect("meta");
+        assert_eq!(meta.get(layout::IDS), None, "no dense numbering recorded");
         let numbers = allocate(&s, &["SEC-RUL", "SEC-RUL", "OPS-SCR", "SEC-RUL"]);
         let s1 = u64::from(shard) + 1;
         assert_eq!(numbers, [s1, s1 + 3, s1, s1 + 6], "shard {shard}");
         let more = allocate(&s, &["SEC-RUL"]);
         assert_eq!(more, [s1 + 9]);
         assert!(
-            numbers
-                .iter()
-                .chain(&more)
-                .all(|n| (n - 1) % 3 == u64::from(shard))
+            s.locate(&[EntryId::new("SEC-RUL", 1)], &mut Vec::new())
+                .is_err()
         );
     }
     // Reopening continues where each shard left off.
-    let s = RedbStorage::open(&Config::default(), &setup(dir.path(), 1, 3)).expect("reopens");
+    let s = RedbStorage::open(&Config::default(), &existing(dir.path(), 1, 3)).expect("reopens");
     assert_eq!(allocate(&s, &["SEC-RUL", "OPS-SCR"]), [14, 5]);
-    let mut out = Vec::new();
-    s.allocate(&[], &mut out).expect("nothing to do");
-    assert!(out.is_empty());
 }
 
 #[test]
@@ -359,14 +446,14 @@ fn restore_messages_name_the_entry_and_what_is_wrong() {
     twin.fingerprint = e2.fingerprint;
     let got = restore(&[
         vec![e2.clone(), e2b.clone()],
-        vec![entry(3, "LIVE")],
+        vec![entry(0, "LIVE")],
         vec![e2.clone()],
         vec![twin.clone()],
     ]);
     assert_eq!(got[0], Ok(Restored::Created));
     let message = |i: usize| got[i].clone().expect_err("fails").1;
     assert!(
-        message(1).starts_with("entry SEC-RUL-003 belongs to shard 0 of 2, not to shard 1"),
+        message(1).starts_with("entry SEC-RUL-000 has number 0"),
         "{}",
         message(1)
     );
@@ -396,7 +483,6 @@ fn restore_messages_name_the_entry_and_what_is_wrong() {
         )
     );
     assert_eq!(get(&s, 2), Some(e2b));
-    assert_eq!(allocate(&s, &["SEC-RUL"]), [4]);
 }
 
 #[test]
@@ -953,18 +1039,6 @@ fn a_format_1_shard_is_written_as_its_builds_wrote_it_and_a_newer_one_is_refused
     let dir = TempDir::new().expect("temp dir");
     let s = open(dir.path());
     // A file made before formats were recorded has no `format` row.
-    let set_format = |s: &RedbStorage, format: Option<u32>| {
-        let txn = s.db().begin_write().expect("write");
-        {
-            let mut table = txn.open_table(LAYOUT).expect("layout");
-            match format {
-                Some(f) => table.insert("format", f).map(|_| ()),
-                None => table.remove("format").map(|_| ()),
-            }
-            .expect("writes");
-        }
-        txn.commit().expect("commit");
-    };
     set_format(&s, None);
     drop(s);
     let old =

@@ -102,7 +102,12 @@ impl RedbStorage {
     }
 
     /// Raises the stored sequence of `prefix` to `number` if it is below.
-    fn raise_sequence(&self, t: &mut Tables<'_>, prefix: &str, number: u64) -> StageResult<()> {
+    pub(super) fn raise_sequence(
+        &self,
+        t: &mut Tables<'_>,
+        prefix: &str,
+        number: u64,
+    ) -> StageResult<()> {
         let last = t
             .sequences
             .get(prefix)
@@ -167,6 +172,9 @@ impl RedbStorage {
     ) -> StageResult<()> {
         if prefixes.is_empty() {
             return Ok(());
+        }
+        if !self.numbering().allocates() {
+            return Err(rules::not_shard_zero(&self.name()));
         }
         // See the type's documentation for why a counter in memory is enough.
         let txn = self.begin_read()?;
