@@ -451,6 +451,13 @@ impl<T: Storage> FfiStorage for Exported<T> {
         })
     }
 
+    fn migrate(&self, ids: RSlice<'_, FfiId>, shards: RSlice<'_, u32>) -> RResult<u64, FfiError> {
+        guard(|| {
+            let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();
+            self.0.migrate(&ids, shards.as_slice())
+        })
+    }
+
     fn locate(&self, ids: RSlice<'_, FfiId>, out: &mut RVec<u32>) -> RResult<(), FfiError> {
         guard(|| {
             let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();

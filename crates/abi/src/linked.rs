@@ -198,6 +198,9 @@ impl<T: Storage> Storage for Guarded<T> {
     fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
         guarded(|| self.0.locate(ids, out))
     }
+    fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
+        guarded(|| self.0.migrate(ids, shards))
+    }
 }
 
 impl<T: Router> Router for Guarded<T> {

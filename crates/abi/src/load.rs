@@ -732,6 +732,14 @@ impl Storage for HostStorage {
         )
     }
 
+    fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
+        let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
+        self.0
+            .migrate(RSlice::from_slice(&ids), RSlice::from_slice(shards))
+            .into_result()
+            .map_err(StageError::from)
+    }
+
     fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
         let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
         let mut shards = RVec::with_capacity(ids.len());

@@ -161,6 +161,57 @@ pub fn compact(args: CompactArgs, settings: &Settings) -> Result<(), CliError> {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+/// `registry migrate`.
+///
+/// # Errors
+/// The registry cannot be opened or read, holds damaged entries, or a shard cannot be migrated
+/// (exit 2; a re-run finishes an interrupted migration).
+pub fn migrate(args: MigrateArgs, settings: &Settings) -> Result<(), CliError> {
+    let mut progress = Progress::new(args.format.format);
+    let done = batch::migrate(settings, &mut progress)?;
+    match args.format.format {
+        Format::Json => output::json(&done),
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            (|| {
+                if !done.migrated {
+                    let format = done.shards.first().map_or(1, |s| s.to);
+                    return writeln!(
+                        out,
+                        "nothing to do: every shard is of storage format {format}, the newest"
+                    );
+                }
+                for s in &done.shards {
+                    writeln!(
+                        out,
+                        "shard {:<10} format {} -> {}, {} revisions rewritten",
+                        s.shard, s.from, s.to, s.rewritten
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "{:<16} {} entries read back identically (blake3 {})",
+                    "verified", done.entries, done.digest
+                )?;
+                for (name, bytes) in [
+                    ("bytes before", done.bytes_before),
+                    ("bytes after", done.bytes_after),
+                ] {
+                    writeln!(out, "{name:<16} {bytes} ({})", mib(bytes))?;
+                }
+                Ok(())
+            })()
+            .map_err(output::write_err)
+        }
+    }
+}
+
 fn print(summary: &Summary, name: &str, format: Format) -> Result<(), CliError> {
     match format {
         Format::Json => output::json(summary),

@@ -124,6 +124,9 @@ enum Command {
     /// Rewrite every shard in its most compact form and give free space back, reporting the
     /// bytes before and after; no entry changes
     Compact(batch::CompactArgs),
+    /// Convert a registry written by an earlier release to the newest storage format, in place
+    /// and crash-safely, then check that every entry reads back as before; ids do not change
+    Migrate(batch::MigrateArgs),
     /// Allow a plugin library (or a directory of them) outside the registry's own plugin
     /// directory to be loaded, or a registry.toml found in a repository to choose plugins and
     /// paths; recorded in the user's configuration, never in a repository
@@ -260,6 +263,7 @@ fn run(
         Command::ScaleTest(args) => batch::scale_test(args, settings, cli.data_dir.is_some()),
         Command::Stats(args) => batch::stats(args, &settings),
         Command::Compact(args) => batch::compact(args, &settings),
+        Command::Migrate(args) => batch::migrate(args, &settings),
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use registry_core::layout::{DENSE, IDS, SHARDS};
+use registry_core::layout::{DENSE, FORMAT, IDS, SHARDS};
 use registry_core::{
     Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Meta, Restored, Schema,
     Setup, StageKind, StageResult, Storage,
@@ -798,11 +798,21 @@ fn creation_and_metadata(make: &Make<'_>) -> Result<(), Violation> {
     };
     let mut want = given.clone();
     want.insert(SHARDS.to_owned(), "3".to_owned());
-    // The numbering, when the store reports one, is its own too.
+    // The numbering and the storage format, when the store reports them, are its own too.
     if dense(&*created) {
         want.insert(IDS.to_owned(), DENSE.to_owned());
     }
     let meta = meta_of(&*created)?;
+    if let Some(format) = meta.get(FORMAT) {
+        want.insert(FORMAT.to_owned(), format.clone());
+        let migrated = created.migrate(&[], &[]);
+        ensure!(
+            STAGE,
+            migrated == Ok(0),
+            "migrate on a store just created, of the newest format, must rewrite nothing; got \
+             {migrated:?}"
+        );
+    }
     ensure!(
         STAGE,
         meta == want,

@@ -13,6 +13,7 @@
 //! | [`SCHEMA`]                   | shard 0  | the values the schema declared when the registry last wrote ([`SchemaRecord`]) |
 //! | [`FOREIGN_FINGERPRINTS`]     | any shard | `true`: it holds entries whose fingerprints the router sends to another shard |
 //! | [`IDS`]                      | every shard, written by storage | [`DENSE`]: shard 0 numbers every id ([`Storage`]); none: interleaved |
+//! | [`FORMAT`]                   | every shard, written by storage | the storage format of the shard, for a storage that has several |
 //!
 //! # Opening
 //!
@@ -72,6 +73,9 @@ pub const FOREIGN_FINGERPRINTS: &str = "foreign_fingerprints";
 pub const IDS: &str = "ids";
 /// The value of [`IDS`] for a registry whose shard 0 numbers every id.
 pub const DENSE: &str = "dense";
+/// The storage format a shard is in (a number), reported by a storage that has more than one;
+/// `registry migrate` brings every shard to the newest ([`Storage::migrate`]).
+pub const FORMAT: &str = "format";
 
 const CREATING: &str = "creating";
 const READY: &str = "ready";
@@ -86,6 +90,10 @@ pub enum Access {
     Write,
     /// Writing, creating the registry if it does not exist (registering).
     Create,
+    /// Converting the registry's shards to the newest storage format (`registry migrate`): a
+    /// registry that must exist, whose shards may be of different formats (an interrupted
+    /// migration), which every other writing access refuses.
+    Migrate,
 }
 
 impl Access {
@@ -150,6 +158,10 @@ pub enum OpenError {
     SchemaDrift(Vec<Drift>),
     /// The recorded metadata cannot be read or written.
     Meta { shard: u32, error: StageError },
+    /// The shards are of different storage formats: a migration was interrupted. Reading works
+    /// (entries never move between shards); writing waits for `registry migrate` to finish.
+    /// `(shard, format)` for every shard.
+    MixedFormats(Vec<(u32, u32)>),
 }
 
 /// A value the configured schema no longer declares, with an entry that uses it.
@@ -226,6 +238,18 @@ impl std::fmt::Display for OpenError {
                     error.message
                 )
             }
+            OpenError::MixedFormats(formats) => {
+                let each: Vec<String> = formats
+                    .iter()
+                    .map(|(shard, format)| format!("shard {shard} is of format {format}"))
+                    .collect();
+                write!(
+                    f,
+                    "a migration of the storage format was interrupted ({}): run `registry \
+                     migrate` to finish it before writing",
+                    each.join(", ")
+                )
+            }
         }
     }
 }
@@ -244,6 +268,7 @@ impl OpenError {
             OpenError::NoneAvailable(_) => ErrorCode::Unavailable,
             OpenError::SchemaDrift(_) => ErrorCode::Config,
             OpenError::Meta { error, .. } => error.code,
+            OpenError::MixedFormats(_) => ErrorCode::Config,
         }
     }
 }
@@ -500,6 +525,9 @@ fn finish(
         set_meta(&*storage[0], 0, [(STATE, READY.to_owned())])?;
     }
     let foreign = foreign_flags(&storage, &unavailable)?;
+    if options.access.writes() && options.access != Access::Migrate {
+        check_formats(&storage, &unavailable)?;
+    }
     Ok(Some(Shards {
         storage,
         unavailable,
@@ -561,6 +589,28 @@ fn set_meta<const N: usize>(
         Err(e) if e.code == ErrorCode::Invalid => Ok(()),
         other => other.map_err(|error| OpenError::Meta { shard, error }),
     }
+}
+
+/// Refuses shards of different storage formats ([`OpenError::MixedFormats`]); a shard that
+/// reports no format counts as format 1.
+fn check_formats(
+    storage: &[Box<dyn Storage>],
+    unavailable: &[UnavailableShard],
+) -> Result<(), OpenError> {
+    let mut formats = Vec::with_capacity(storage.len());
+    for (i, s) in storage.iter().enumerate() {
+        let shard = u32::try_from(i).unwrap_or(u32::MAX);
+        if unavailable.iter().any(|u| u.shard == shard) {
+            continue;
+        }
+        let meta = read_meta(&**s, shard)?;
+        let format = meta.get(FORMAT).and_then(|f| f.parse().ok()).unwrap_or(1);
+        formats.push((shard, format));
+    }
+    if formats.windows(2).any(|w| w[0].1 != w[1].1) {
+        return Err(OpenError::MixedFormats(formats));
+    }
+    Ok(())
 }
 
 fn foreign_flags(

@@ -32,9 +32,11 @@ use crate::stage::{
 };
 use crate::time::Timestamp;
 
+mod migrate;
 mod restore;
 mod turns;
 
+pub use migrate::ShardMigration;
 pub use turns::{Turn, Turns};
 
 /// The stage implementations a pipeline drives: one storage per shard.

@@ -337,7 +337,14 @@ pub fn restore_over(stored: &Entry, given: &Entry) -> StageResult<Restored> {
 /// [`shard_count_fixed`] when `changes` names [`crate::layout::SHARDS`] or
 /// [`crate::layout::IDS`].
 pub fn check_meta_changes(changes: &Meta) -> StageResult<()> {
-    if changes.contains_key(crate::layout::SHARDS) || changes.contains_key(crate::layout::IDS) {
+    if [
+        crate::layout::SHARDS,
+        crate::layout::IDS,
+        crate::layout::FORMAT,
+    ]
+    .iter()
+    .any(|key| changes.contains_key(*key))
+    {
         Err(shard_count_fixed())
     } else {
         Ok(())

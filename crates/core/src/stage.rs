@@ -523,6 +523,29 @@ pub trait Storage: Send + Sync {
             "this storage cannot compact",
         ))
     }
+
+    /// Converts the shard to the newest storage format this storage writes, when it is of an
+    /// older one ([`crate::layout::FORMAT`]): every revision rewritten in the newest form and the
+    /// new format recorded, so that a crash at any point leaves the shard in its old form or
+    /// its new one, each readable. Every revision reads back the same afterwards; ids,
+    /// fingerprints and times do not change.
+    ///
+    /// When the registry becomes dense, the host migrates shard 0 last and gives it the shard
+    /// of every entry stored in another one, which it records as [`Storage::place`] would, in
+    /// the same transaction as its new format (so a dense shard 0 never lacks a location);
+    /// every other shard gets none. Returns how many stored revisions were rewritten: 0 for a
+    /// shard already of the newest format, which records nothing.
+    ///
+    /// # Errors
+    /// When the store cannot be read or written (then the shard is as it was), or code
+    /// `Invalid` when the storage has one format only (the default).
+    fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
+        let _ = (ids, shards);
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage has one storage format: there is nothing to migrate",
+        ))
+    }
 }
 
 /// Chooses the shard of each key.
@@ -589,6 +612,9 @@ macro_rules! refusing_storage {
                 Err(self.error())
             }
             fn place(&self, _: &[EntryId], _: &[u32]) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn migrate(&self, _: &[EntryId], _: &[u32]) -> StageResult<u64> {
                 Err(self.error())
             }
             fn locate(&self, _: &[EntryId], _: &mut Vec<u32>) -> StageResult<()> {

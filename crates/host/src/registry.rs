@@ -50,6 +50,12 @@ impl Needs {
         stages: &[StageKind::Storage],
         access: Access::Write,
     };
+    /// `migrate`: storage alone, in a registry that exists, whose shards may be of several
+    /// storage formats.
+    pub const MIGRATE: Needs = Needs {
+        stages: &[StageKind::Storage],
+        access: Access::Migrate,
+    };
     /// Reading entries (`get`, `list`, `history`, `export`, `stats`, `lint --registered`).
     pub const READ: Needs = Needs {
         stages: &[StageKind::Cache, StageKind::Storage],

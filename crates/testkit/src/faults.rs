@@ -164,6 +164,11 @@ impl<S: Storage> Storage for FailingStorage<S> {
         self.pass("locate")?;
         self.inner.locate(ids, out)
     }
+
+    fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
+        self.pass("migrate")?;
+        self.inner.migrate(ids, shards)
+    }
 }
 
 /// A cache that fails every call with code `Unavailable`. The pipeline must then behave exactly

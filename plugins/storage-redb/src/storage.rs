@@ -71,6 +71,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Display};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -91,6 +92,7 @@ use crate::codec;
 
 mod compact;
 mod locations;
+mod migrate;
 mod open;
 mod read;
 mod restore;
@@ -162,8 +164,9 @@ pub struct RedbStorage {
     path: PathBuf,
     shard: u32,
     shards: u32,
-    /// The storage format the file records (see the module documentation).
-    format: u32,
+    /// The storage format the file records (see the module documentation); raised only by
+    /// `migrate`, under the writer lock.
+    format: AtomicU32,
     /// The dictionaries of `dictionaries`, prepared, as of the last commit.
     dictionaries: RwLock<Dictionaries>,
     durable: bool,
@@ -367,12 +370,17 @@ impl RedbStorage {
         rules::damaged(id, &why, &self.file())
     }
 
+    /// The storage format the file records.
+    fn format(&self) -> u32 {
+        self.format.load(Ordering::Acquire)
+    }
+
     /// The numbers this shard hands out: dense from storage format 2 on.
     fn numbering(&self) -> Numbering {
         Numbering {
             shard: self.shard,
             shards: self.shards,
-            dense: self.format >= 2,
+            dense: self.format() >= 2,
         }
     }
 
@@ -470,7 +478,7 @@ impl RedbStorage {
 
     /// How this shard writes entries, given its dictionaries.
     fn entry_writing<'d>(&self, dictionaries: &'d Dictionaries) -> codec::Writing<'d> {
-        if self.format >= 2 {
+        if self.format() >= 2 {
             codec::Writing::Compressed(dictionaries.newest())
         } else {
             codec::Writing::Uncompressed
@@ -548,6 +556,10 @@ impl Storage for RedbStorage {
 
     fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
         self.locate_ids(ids, out)
+    }
+
+    fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
+        self.migrate_shard(ids, shards)
     }
 }
 

@@ -247,11 +247,13 @@ fn reported(path: &std::path::Path) -> Vec<Value> {
 /// elsewhere, verifies every hash); nothing is partial (every listed entry exports, and each
 /// scope's index lists as many entries as carry that scope); and running the batch again adds
 /// exactly the rest, finding the stored ones as duplicates (the fingerprint index agrees too).
+/// Two shards, so that shard 0 numbers entries stored in shard 1 and records where they are:
+/// every id is unique and found by id afterwards.
 #[test]
 fn a_batch_killed_midway_keeps_everything_it_reported() {
     const N: usize = 20_000;
     const SCOPES: [&str; 4] = ["SEC", "OPS", "GOV", "ETL"];
-    let s = Scratch::new();
+    let s = Scratch::with_shards(2);
     let mut input = String::new();
     for i in 0..N {
         let scope = SCOPES[i % SCOPES.len()];
@@ -309,7 +311,13 @@ fn a_batch_killed_midway_keeps_everything_it_reported() {
         assert!(ids.contains(id), "{id} was reported stored but is missing");
     }
     assert!(records.len() >= stored.len() && records.len() < N);
+    assert_eq!(ids.len(), records.len(), "an id was given twice");
     assert_eq!(s.ids().len(), records.len(), "list and export disagree");
+    // Found by id, wherever shard 0 says each is.
+    for r in stored.iter().step_by(97) {
+        let id = r["id"].as_str().expect("reported id");
+        assert_eq!(s.json(&["get", id])["id"], id);
+    }
     for scope in SCOPES {
         let listed = s.json(&["list", "--scope", scope]);
         let carried = records.iter().filter(|r| r["scope"] == scope).count();
@@ -337,6 +345,8 @@ fn a_batch_killed_midway_keeps_everything_it_reported() {
         ]
     );
     assert_eq!(s.ids().len(), N);
+    let all: std::collections::HashSet<String> = s.ids().into_iter().collect();
+    assert_eq!(all.len(), N, "an id was given twice");
 }
 
 /// Shard health: with one of two shard files damaged, the registry still opens, says so once

@@ -10,6 +10,7 @@ mod installed;
 mod learn;
 mod lifecycle;
 mod lint;
+mod migrate;
 mod panics;
 mod plugins_check;
 mod precommit;

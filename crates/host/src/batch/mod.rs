@@ -21,6 +21,7 @@
 
 mod compact;
 mod generate;
+mod migrate;
 mod scale;
 mod stats;
 mod summary;
@@ -42,6 +43,7 @@ use crate::input::{self, BoundedLines};
 use crate::requests::{RequestLine, strip_position};
 
 pub use compact::{Compaction, compact};
+pub use migrate::{Migration, migrate};
 pub use scale::{ScaleTest, Scaled, scale_test};
 pub use stats::{Stats, stats};
 pub use summary::{CallLatency, Latency, Summary, bytes_on_disk, peak_rss};

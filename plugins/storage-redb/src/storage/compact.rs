@@ -23,7 +23,7 @@ impl RedbStorage {
     /// format 4. Then redb's own compaction gives the free pages back.
     pub(super) fn compact_shard(&self) -> StageResult<u64> {
         let _writing = self.writing();
-        let rewritten = if self.format >= 2 {
+        let rewritten = if self.format() >= 2 {
             let dictionaries = self.retrain()?;
             self.rewrite_entries(&dictionaries)? + self.rewrite_revisions(&dictionaries)?
         } else {

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use redb::{Durability, ReadableTable};
+use redb::{Durability, ReadableTable, WriteTransaction};
 use registry_core::rules;
 use registry_core::{EntryId, StageResult};
 
-use super::{LOCATIONS, RedbStorage};
+use super::{LOCATIONS, RedbStorage, Tables};
 
 impl RedbStorage {
     /// Shard 0 of a dense registry, or the error any other shard gives.
@@ -30,6 +30,30 @@ impl RedbStorage {
         if ids.is_empty() {
             return Ok(());
         }
+        let _writer = self.writing();
+        let txn = self.begin_write(Durability::Immediate)?;
+        let saving = {
+            let mut t = self.open_tables(&txn)?;
+            let saving = self.save_allocations(&mut t)?;
+            if let Err(e) = self.record_places(&txn, &mut t, ids, shards) {
+                self.unsave_allocations(saving);
+                return Err(e);
+            }
+            saving
+        };
+        self.commit(txn)
+            .inspect_err(|_| self.unsave_allocations(saving))
+    }
+
+    /// Within `txn`: raises each prefix's sequence to the highest number of `ids` and records
+    /// the shard of each in `locations`. The caller checked the arguments.
+    pub(super) fn record_places(
+        &self,
+        txn: &WriteTransaction,
+        t: &mut Tables<'_>,
+        ids: &[EntryId],
+        shards: &[u32],
+    ) -> StageResult<()> {
         // Each block is read and written once, however many of the batch's ids it holds.
         let mut blocks: BTreeMap<(&str, u64), Vec<(usize, u32)>> = BTreeMap::new();
         let mut highest: Vec<(&str, u64)> = Vec::new();
@@ -44,39 +68,24 @@ impl RedbStorage {
                 None => highest.push((id.prefix(), id.number())),
             }
         }
-        let _writer = self.writing();
-        let txn = self.begin_write(Durability::Immediate)?;
-        let saving = {
-            let mut t = self.open_tables(&txn)?;
-            let saving = self.save_allocations(&mut t)?;
-            let written = (|| {
-                for (prefix, number) in highest {
-                    self.raise_sequence(&mut t, prefix, number)?;
-                }
-                let mut table = self.write_table(&txn, LOCATIONS)?;
-                for ((prefix, block), places) in blocks {
-                    let mut bytes = table
-                        .get((prefix, block))
-                        .map_err(|e| self.fail("read", e))?
-                        .map(|g| g.value().to_vec())
-                        .unwrap_or_default();
-                    for (offset, shard) in places {
-                        rules::write_location(&mut bytes, offset, shard)?;
-                    }
-                    table
-                        .insert((prefix, block), bytes.as_slice())
-                        .map_err(|e| self.fail("write", e))?;
-                }
-                Ok(())
-            })();
-            if let Err(e) = written {
-                self.unsave_allocations(saving);
-                return Err(e);
+        for (prefix, number) in highest {
+            self.raise_sequence(t, prefix, number)?;
+        }
+        let mut table = self.write_table(txn, LOCATIONS)?;
+        for ((prefix, block), places) in blocks {
+            let mut bytes = table
+                .get((prefix, block))
+                .map_err(|e| self.fail("read", e))?
+                .map(|g| g.value().to_vec())
+                .unwrap_or_default();
+            for (offset, shard) in places {
+                rules::write_location(&mut bytes, offset, shard)?;
             }
-            saving
-        };
-        self.commit(txn)
-            .inspect_err(|_| self.unsave_allocations(saving))
+            table
+                .insert((prefix, block), bytes.as_slice())
+                .map_err(|e| self.fail("write", e))?;
+        }
+        Ok(())
     }
 
     pub(super) fn locate_ids(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {

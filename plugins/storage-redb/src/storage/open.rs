@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,7 @@ impl RedbStorage {
             shard: setup.shard,
             shards: setup.shards,
             // A file this build created is of its format; `prepare` reads an existing one's.
-            format: STORAGE_FORMAT,
+            format: AtomicU32::new(STORAGE_FORMAT),
             dictionaries: RwLock::new(Dictionaries::default()),
             durable: config.durable,
             allocated: Mutex::new(Allocated::default()),
@@ -112,18 +113,19 @@ impl RedbStorage {
             }
             let layout = self.write_table(&txn, LAYOUT)?;
             // No `format` row: a file made before formats were recorded, format 1.
-            self.format = layout
+            let format = layout
                 .get("format")
                 .map_err(|e| self.fail("read", e))?
                 .map_or(1, |g| g.value());
-            if self.format > STORAGE_FORMAT {
+            self.format.store(format, Ordering::Release);
+            if format > STORAGE_FORMAT {
                 return Err(StageError::new(
                     ErrorCode::Config,
                     format!(
                         "`{}` is of storage format {}, newer than this build's {STORAGE_FORMAT}: \
                          open it with the build of the registry that wrote it, or a newer one",
                         self.path.display(),
-                        self.format
+                        format
                     ),
                 ));
             }

@@ -22,6 +22,7 @@ impl RedbStorage {
         if self.numbering().dense {
             out.insert(layout::IDS.to_owned(), layout::DENSE.to_owned());
         }
+        out.insert(layout::FORMAT.to_owned(), self.format().to_string());
         Ok(())
     }
 

@@ -1043,7 +1043,7 @@ fn a_format_1_shard_is_written_as_its_builds_wrote_it_and_a_newer_one_is_refused
     drop(s);
     let old =
         RedbStorage::from_config(Config::default(), &existing(dir.path(), 0, 1)).expect("reopens");
-    assert_eq!(old.format, 1);
+    assert_eq!(old.format(), 1);
     let all: Vec<Entry> = (1..=1100).map(|n| templated(&entry(n, "LIVE"))).collect();
     insert(&old, &all).expect("inserts");
     assert!(
@@ -1137,4 +1137,118 @@ fn compact_rewrites_with_a_fresh_dictionary_and_gives_space_back() {
         RedbStorage::from_config(Config::default(), &existing(dir.path(), 0, 1)).expect("reopens");
     assert_eq!(s.dictionaries().len(), 3);
     assert_eq!(get(&s, 100).as_ref(), Some(&updated[99]));
+}
+
+/// A format 1 shard of `count` templated entries, every tenth with a second revision; returns
+/// the shard and, per entry, its history.
+fn format_1_shard(dir: &Path, count: u64) -> (RedbStorage, Vec<Vec<Entry>>) {
+    let s = open(dir);
+    set_format(&s, None);
+    drop(s);
+    let old = RedbStorage::from_config(Config::default(), &existing(dir, 0, 1)).expect("reopens");
+    let first: Vec<Entry> = (1..=count).map(|n| templated(&entry(n, "LIVE"))).collect();
+    insert(&old, &first).expect("inserts");
+    let second: Vec<Entry> = first
+        .iter()
+        .step_by(10)
+        .map(|e| revised(e, "DEPRECATED"))
+        .collect();
+    let mut out = Vec::new();
+    old.update(&second, &mut out).expect("updates");
+    assert!(out.iter().all(Result::is_ok));
+    let histories = first
+        .into_iter()
+        .map(|e| {
+            let mut h = vec![e.clone()];
+            h.extend(second.iter().find(|r| r.header.id == e.header.id).cloned());
+            h
+        })
+        .collect();
+    (old, histories)
+}
+
+fn read_all(s: &RedbStorage, histories: &[Vec<Entry>]) -> Vec<Vec<Entry>> {
+    histories
+        .iter()
+        .map(|h| {
+            let mut out = Vec::new();
+            s.history(&h[0].header.id, &mut out).expect("reads");
+            out
+        })
+        .collect()
+}
+
+#[test]
+fn a_format_1_shard_migrates_in_chunks_and_reads_back_the_same() {
+    let dir = TempDir::new().expect("temp dir");
+    // More than two chunks of the copy.
+    let (old, histories) = format_1_shard(dir.path(), 25_000);
+    let size_before = std::fs::metadata(&old.path).expect("file").len();
+    assert_eq!(old.migrate(&[], &[]), Ok(25_000 + 2_500));
+    assert_eq!(old.format(), STORAGE_FORMAT);
+    assert_eq!(
+        read_all(&old, &histories),
+        histories,
+        "the same, in this process"
+    );
+    assert!(!old.dictionaries().is_empty(), "trained on its configs");
+    drop(old);
+    let new =
+        RedbStorage::from_config(Config::default(), &existing(dir.path(), 0, 1)).expect("reopens");
+    assert_eq!(new.format(), STORAGE_FORMAT);
+    assert_eq!(layout_row(&new, "format"), Some(STORAGE_FORMAT));
+    assert_eq!(read_all(&new, &histories), histories, "the same, reopened");
+    let size_after = std::fs::metadata(&new.path).expect("file").len();
+    assert!(
+        size_after < size_before / 2,
+        "{size_before} bytes before, {size_after} after"
+    );
+    // Numbering is dense from the highest stored number on; once is enough.
+    assert_eq!(allocate(&new, &["SEC-RUL"]), [25_001]);
+    assert_eq!(new.migrate(&[], &[]), Ok(0));
+    // The staging tables are gone.
+    let txn = new.db().begin_read().expect("read");
+    let names: Vec<String> = txn
+        .list_tables()
+        .expect("tables")
+        .map(|t| t.name().to_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".migrating")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_migration_cut_short_leaves_format_1_readable_and_a_rerun_finishes() {
+    let dir = TempDir::new().expect("temp dir");
+    let (old, histories) = format_1_shard(dir.path(), 12_000);
+    // What a crash after the copy's last transaction, before the switch, leaves: a dictionary
+    // and full staging tables, every one committed.
+    let dictionaries = old.train_for_migration().expect("trains");
+    old.stage_entries(&dictionaries).expect("stages");
+    old.stage_revisions(&dictionaries).expect("stages");
+    drop(old);
+    let reopened =
+        RedbStorage::from_config(Config::default(), &existing(dir.path(), 0, 1)).expect("reopens");
+    assert_eq!(reopened.format(), 1, "still format 1");
+    assert_eq!(layout_row(&reopened, "format"), None);
+    assert_eq!(read_all(&reopened, &histories), histories);
+    // A format 1 shard keeps writing as its builds did, staging tables or not.
+    insert(&reopened, &[templated(&entry(12_001, "LIVE"))]).expect("inserts");
+    let first_byte = {
+        let txn = reopened.db().begin_read().expect("read");
+        txn.open_table(ENTRIES)
+            .expect("entries")
+            .get(("SEC-RUL", 12_001))
+            .expect("reads")
+            .expect("stored")
+            .value()[0]
+    };
+    assert_eq!(first_byte, 2);
+    // The rerun starts the copy over, so the entry stored meanwhile is migrated too.
+    assert_eq!(reopened.migrate(&[], &[]), Ok(12_001 + 1_200));
+    let mut all = histories;
+    all.push(vec![templated(&entry(12_001, "LIVE"))]);
+    assert_eq!(read_all(&reopened, &all), all);
 }

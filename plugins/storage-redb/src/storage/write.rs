@@ -32,7 +32,7 @@ impl RedbStorage {
         batch: &[Entry],
         current: &Dictionaries,
     ) -> StageResult<Option<Arc<Dictionary>>> {
-        if self.format < 2 || !current.is_empty() {
+        if self.format() < 2 || !current.is_empty() {
             return Ok(None);
         }
         let due = registry_codec::compress::training_due(batch.len(), || {

@@ -1,0 +1,188 @@
+//! [`RedbStorage`]'s `migrate`: a shard of storage format 1 brought to format 2, all at once.
+//!
+//! The revisions are copied, rewritten in entry format 4 (compressed with a dictionary trained
+//! on the shard's own configs), into two staging tables, [`REWRITE_CHUNK`] rows per
+//! transaction; nobody reads those. One last durable transaction then deletes `entries` and
+//! `revisions`, renames the staging tables in their place, records format 2 and, for shard 0,
+//! the location of every entry stored in another shard (with the sequences raised past them).
+//! So a crash before that transaction leaves the format 1 shard as it was (its builds can still
+//! read it: they ignore the staging tables and the stored dictionary), and one after it leaves
+//! format 2; a second run drops a first run's staging tables and starts over. Nothing else
+//! changes: the keys of every other table are the same in both formats. Last, redb's own
+//! compaction gives the old tables' pages back to the file system.
+
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+use redb::{Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+use registry_codec::compress::Dictionaries;
+use registry_core::rules;
+use registry_core::{EntryId, ErrorCode, StageError, StageResult};
+
+use super::{ENTRIES, LAYOUT, REVISIONS, RedbStorage, STORAGE_FORMAT, TRAIN_AT};
+use crate::codec;
+
+const ENTRIES_STAGED: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("entries.migrating");
+const REVISIONS_STAGED: TableDefinition<(&str, u64, u32), &[u8]> =
+    TableDefinition::new("revisions.migrating");
+
+/// How many rows one transaction of the copy writes at most: it bounds the memory the copy
+/// holds.
+const REWRITE_CHUNK: usize = 10_000;
+
+impl RedbStorage {
+    pub(super) fn migrate_shard(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
+        let _writing = self.writing();
+        if self.format() >= STORAGE_FORMAT {
+            return Ok(0);
+        }
+        if !ids.is_empty() && self.shard != 0 {
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "{} keeps no locations: only shard 0 records where entries are",
+                    self.name()
+                ),
+            ));
+        }
+        rules::check_places(ids, shards, self.shards)?;
+        let dictionaries = self.train_for_migration()?;
+        let mut rewritten = self.stage_entries(&dictionaries)?;
+        rewritten += self.stage_revisions(&dictionaries)?;
+
+        let txn = self.begin_write(Durability::Immediate)?;
+        txn.delete_table(ENTRIES)
+            .map_err(|e| self.fail("write", e))?;
+        txn.delete_table(REVISIONS)
+            .map_err(|e| self.fail("write", e))?;
+        txn.rename_table(ENTRIES_STAGED, ENTRIES)
+            .map_err(|e| self.fail("write", e))?;
+        txn.rename_table(REVISIONS_STAGED, REVISIONS)
+            .map_err(|e| self.fail("write", e))?;
+        self.write_table(&txn, LAYOUT)?
+            .insert("format", STORAGE_FORMAT)
+            .map_err(|e| self.fail("write", e))?;
+        {
+            let mut t = self.open_tables(&txn)?;
+            if !ids.is_empty() {
+                self.record_places(&txn, &mut t, ids, shards)?;
+            }
+        }
+        self.commit(txn)?;
+        self.format.store(STORAGE_FORMAT, Ordering::Release);
+        // The old tables' pages are free now: give them back to the file system.
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        db.compact().map_err(|e| self.fail("compact", e))?;
+        Ok(rewritten)
+    }
+
+    /// The dictionaries to rewrite with: the shard's, plus one trained now on its latest
+    /// configs when it has none and holds [`TRAIN_AT`] entries, stored durably (a format 1 shard
+    /// ignores it). Also drops the staging tables of an interrupted run.
+    pub(super) fn train_for_migration(&self) -> StageResult<Dictionaries> {
+        let mut dictionaries = self.dictionaries().clone();
+        let txn = self.begin_write(Durability::Immediate)?;
+        for staged in [ENTRIES_STAGED.name(), REVISIONS_STAGED.name()] {
+            let table: TableDefinition<(), ()> = TableDefinition::new(staged);
+            txn.delete_table(table).map_err(|e| self.fail("write", e))?;
+        }
+        let trained = {
+            let entries = self.write_table(&txn, ENTRIES)?;
+            let due = dictionaries.is_empty()
+                && entries.len().map_err(|e| self.fail("read", e))? >= TRAIN_AT;
+            if due {
+                self.train_dictionary(&txn, &entries, Vec::new(), dictionaries.next_id())?
+            } else {
+                None
+            }
+        };
+        self.commit(txn)?;
+        if let Some(dictionary) = trained {
+            dictionaries.add(Arc::clone(&dictionary));
+            self.dictionaries
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(dictionary);
+        }
+        Ok(dictionaries)
+    }
+
+    /// Copies `entries` into its staging table in entry format 4, chunk by chunk in key order.
+    pub(super) fn stage_entries(&self, dictionaries: &Dictionaries) -> StageResult<u64> {
+        let writing = codec::Writing::Compressed(dictionaries.newest());
+        let mut after: Option<(String, u64)> = None;
+        let mut copied = 0;
+        loop {
+            let txn = self.begin_write(Durability::None)?;
+            let mut seen = 0;
+            {
+                let source = self.write_table(&txn, ENTRIES)?;
+                let mut staged = self.write_table(&txn, ENTRIES_STAGED)?;
+                let from = after
+                    .as_ref()
+                    .map_or(Bound::Unbounded, |(p, n)| Bound::Excluded((p.as_str(), *n)));
+                let rows = source
+                    .range::<(&str, u64)>((from, Bound::Unbounded))
+                    .map_err(|e| self.fail("read", e))?;
+                let mut buf = Vec::new();
+                for row in rows.take(REWRITE_CHUNK) {
+                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+                    let (prefix, number) = key.value();
+                    seen += 1;
+                    after = Some((prefix.to_owned(), number));
+                    let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
+                    self.encode(&entry, writing, &mut buf)?;
+                    staged
+                        .insert((prefix, number), buf.as_slice())
+                        .map_err(|e| self.fail("write", e))?;
+                }
+            }
+            self.commit(txn)?;
+            copied += seen as u64;
+            if seen < REWRITE_CHUNK {
+                return Ok(copied);
+            }
+        }
+    }
+
+    /// Copies `revisions` into its staging table in entry format 4, chunk by chunk.
+    pub(super) fn stage_revisions(&self, dictionaries: &Dictionaries) -> StageResult<u64> {
+        let writing = codec::Writing::Compressed(dictionaries.newest());
+        let mut after: Option<(String, u64, u32)> = None;
+        let mut copied = 0;
+        loop {
+            let txn = self.begin_write(Durability::None)?;
+            let mut seen = 0;
+            {
+                let source = self.write_table(&txn, REVISIONS)?;
+                let mut staged = self.write_table(&txn, REVISIONS_STAGED)?;
+                let from = after.as_ref().map_or(Bound::Unbounded, |(p, n, r)| {
+                    Bound::Excluded((p.as_str(), *n, *r))
+                });
+                let rows = source
+                    .range::<(&str, u64, u32)>((from, Bound::Unbounded))
+                    .map_err(|e| self.fail("read", e))?;
+                let mut buf = Vec::new();
+                for row in rows.take(REWRITE_CHUNK) {
+                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+                    let (prefix, number, revision) = key.value();
+                    seen += 1;
+                    after = Some((prefix.to_owned(), number, revision));
+                    let id = EntryId::new(prefix, number);
+                    let entry = self.decode(&id, Some(revision), bytes.value())?;
+                    self.encode(&entry, writing, &mut buf)?;
+                    staged
+                        .insert((prefix, number, revision), buf.as_slice())
+                        .map_err(|e| self.fail("write", e))?;
+                }
+            }
+            self.commit(txn)?;
+            copied += seen as u64;
+            if seen < REWRITE_CHUNK {
+                return Ok(copied);
+            }
+        }
+    }
+}
