@@ -8,7 +8,8 @@
 //! | `revisions`    | `(prefix, number, revision)`               | earlier revisions, coded |
 //! | `fingerprints` | fingerprint bytes                          | `(prefix, number)`     |
 //! | `pending_fingerprints` | insertion sequence                 | `(fingerprint, prefix, number)` |
-//! | `field_index`  | `(field tag, value, prefix, number)`       | `()`                   |
+//! | `field_index`  | `(field tag, value, prefix, number)`       | `()` (format 1)        |
+//! | `field_bits`   | `(field tag, value, prefix, block)`        | a bit per number (format 2, see `bits`) |
 //! | `sequences`    | `prefix`                                   | last allocated number  |
 //! | `layout`       | `"shard"`, `"shards"` or `"format"`        | the shard's place, and its storage format |
 //! | `meta`         | name                                       | registry metadata ([`registry_core::layout`]) |
@@ -90,6 +91,7 @@ use registry_codec::compress::Dictionaries;
 use crate::Config;
 use crate::codec;
 
+mod bits;
 mod compact;
 mod locations;
 mod migrate;
@@ -104,6 +106,8 @@ const ENTRIES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("entri
 const REVISIONS: TableDefinition<(&str, u64, u32), &[u8]> = TableDefinition::new("revisions");
 const FINGERPRINTS: TableDefinition<[u8; 16], (&str, u64)> = TableDefinition::new("fingerprints");
 const FIELD_INDEX: TableDefinition<(u8, &str, &str, u64), ()> = TableDefinition::new("field_index");
+const FIELD_BITS: TableDefinition<(u8, &str, &str, u64), &[u8]> =
+    TableDefinition::new("field_bits");
 const PENDING: TableDefinition<u64, ([u8; 16], &str, u64)> =
     TableDefinition::new("pending_fingerprints");
 const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences");
@@ -319,6 +323,7 @@ struct Tables<'txn> {
     revisions: Table<'txn, (&'static str, u64, u32), &'static [u8]>,
     fingerprints: Table<'txn, [u8; 16], (&'static str, u64)>,
     index: Table<'txn, (u8, &'static str, &'static str, u64), ()>,
+    bits: Table<'txn, (u8, &'static str, &'static str, u64), &'static [u8]>,
     sequences: Table<'txn, &'static str, u64>,
     pending: Table<'txn, u64, ([u8; 16], &'static str, u64)>,
 }
@@ -464,6 +469,7 @@ impl RedbStorage {
             revisions: self.write_table(txn, REVISIONS)?,
             fingerprints: self.write_table(txn, FINGERPRINTS)?,
             index: self.write_table(txn, FIELD_INDEX)?,
+            bits: self.write_table(txn, FIELD_BITS)?,
             sequences: self.write_table(txn, SEQUENCES)?,
             pending: self.write_table(txn, PENDING)?,
         })

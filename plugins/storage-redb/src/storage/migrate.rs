@@ -20,13 +20,18 @@ use registry_codec::compress::Dictionaries;
 use registry_core::rules;
 use registry_core::{EntryId, ErrorCode, StageError, StageResult};
 
-use super::{ENTRIES, LAYOUT, REVISIONS, RedbStorage, STORAGE_FORMAT, TRAIN_AT};
+use super::bits::BitChanges;
+use super::{
+    ENTRIES, FIELD_BITS, FIELD_INDEX, LAYOUT, REVISIONS, RedbStorage, STORAGE_FORMAT, TRAIN_AT,
+};
 use crate::codec;
 
 const ENTRIES_STAGED: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("entries.migrating");
 const REVISIONS_STAGED: TableDefinition<(&str, u64, u32), &[u8]> =
     TableDefinition::new("revisions.migrating");
+const BITS_STAGED: TableDefinition<(u8, &str, &str, u64), &[u8]> =
+    TableDefinition::new("field_bits.migrating");
 
 /// How many rows one transaction of the copy writes at most: it bounds the memory the copy
 /// holds.
@@ -51,6 +56,7 @@ impl RedbStorage {
         let dictionaries = self.train_for_migration()?;
         let mut rewritten = self.stage_entries(&dictionaries)?;
         rewritten += self.stage_revisions(&dictionaries)?;
+        self.stage_index()?;
 
         let txn = self.begin_write(Durability::Immediate)?;
         txn.delete_table(ENTRIES)
@@ -60,6 +66,12 @@ impl RedbStorage {
         txn.rename_table(ENTRIES_STAGED, ENTRIES)
             .map_err(|e| self.fail("write", e))?;
         txn.rename_table(REVISIONS_STAGED, REVISIONS)
+            .map_err(|e| self.fail("write", e))?;
+        txn.delete_table(FIELD_INDEX)
+            .map_err(|e| self.fail("write", e))?;
+        txn.delete_table(FIELD_BITS)
+            .map_err(|e| self.fail("write", e))?;
+        txn.rename_table(BITS_STAGED, FIELD_BITS)
             .map_err(|e| self.fail("write", e))?;
         self.write_table(&txn, LAYOUT)?
             .insert("format", STORAGE_FORMAT)
@@ -84,7 +96,11 @@ impl RedbStorage {
     pub(super) fn train_for_migration(&self) -> StageResult<Dictionaries> {
         let mut dictionaries = self.dictionaries().clone();
         let txn = self.begin_write(Durability::Immediate)?;
-        for staged in [ENTRIES_STAGED.name(), REVISIONS_STAGED.name()] {
+        for staged in [
+            ENTRIES_STAGED.name(),
+            REVISIONS_STAGED.name(),
+            BITS_STAGED.name(),
+        ] {
             let table: TableDefinition<(), ()> = TableDefinition::new(staged);
             txn.delete_table(table).map_err(|e| self.fail("write", e))?;
         }
@@ -182,6 +198,43 @@ impl RedbStorage {
             copied += seen as u64;
             if seen < REWRITE_CHUNK {
                 return Ok(copied);
+            }
+        }
+    }
+
+    /// Turns the rows of `field_index` into the blocks of bits of format 2, in a staging table,
+    /// chunk by chunk.
+    pub(super) fn stage_index(&self) -> StageResult<()> {
+        let mut after: Option<(u8, String, String, u64)> = None;
+        loop {
+            let txn = self.begin_write(Durability::None)?;
+            let seen;
+            {
+                let source = self.write_table(&txn, FIELD_INDEX)?;
+                let mut staged = self.write_table(&txn, BITS_STAGED)?;
+                let from = after.as_ref().map_or(Bound::Unbounded, |(t, v, p, n)| {
+                    Bound::Excluded((*t, v.as_str(), p.as_str(), *n))
+                });
+                let rows = source
+                    .range::<(u8, &str, &str, u64)>((from, Bound::Unbounded))
+                    .map_err(|e| self.fail("read", e))?;
+                let mut keys = Vec::with_capacity(REWRITE_CHUNK);
+                for row in rows.take(REWRITE_CHUNK) {
+                    let (key, _) = row.map_err(|e| self.fail("read", e))?;
+                    let (tag, value, prefix, number) = key.value();
+                    keys.push((tag, value.to_owned(), prefix.to_owned(), number));
+                }
+                seen = keys.len();
+                let mut changes = BitChanges::default();
+                for (tag, value, prefix, number) in &keys {
+                    changes.change(*tag, value, prefix, *number, true);
+                }
+                self.apply_bits(&mut staged, changes)?;
+                after = keys.pop();
+            }
+            self.commit(txn)?;
+            if seen < REWRITE_CHUNK {
+                return Ok(());
             }
         }
     }

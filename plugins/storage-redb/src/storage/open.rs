@@ -15,8 +15,9 @@ use registry_core::rules;
 use registry_core::{EntryId, ErrorCode, Fingerprint, Meta, Setup, StageError, StageResult};
 
 use super::{
-    Allocated, DICTIONARIES, ENTRIES, FIELD_INDEX, FINGERPRINTS, LAYOUT, LOCATIONS, LOCK_RETRY,
-    META, MIN_CACHE_MB, PENDING, Pending, REVISIONS, RedbStorage, SEQUENCES, STORAGE_FORMAT,
+    Allocated, DICTIONARIES, ENTRIES, FIELD_BITS, FIELD_INDEX, FINGERPRINTS, LAYOUT, LOCATIONS,
+    LOCK_RETRY, META, MIN_CACHE_MB, PENDING, Pending, REVISIONS, RedbStorage, SEQUENCES,
+    STORAGE_FORMAT,
 };
 use crate::Config;
 
@@ -93,6 +94,7 @@ impl RedbStorage {
             REVISIONS.name(),
             FINGERPRINTS.name(),
             FIELD_INDEX.name(),
+            FIELD_BITS.name(),
             SEQUENCES.name(),
             PENDING.name(),
             META.name(),
@@ -346,6 +348,7 @@ fn initialise(builder: &Builder, tmp: &Path, setup: &Setup, meta: &Meta) -> Stag
         txn.open_table(REVISIONS).map_err(|e| fail(&e))?;
         txn.open_table(FINGERPRINTS).map_err(|e| fail(&e))?;
         txn.open_table(FIELD_INDEX).map_err(|e| fail(&e))?;
+        txn.open_table(FIELD_BITS).map_err(|e| fail(&e))?;
         txn.open_table(SEQUENCES).map_err(|e| fail(&e))?;
         txn.open_table(PENDING).map_err(|e| fail(&e))?;
         txn.open_table(DICTIONARIES).map_err(|e| fail(&e))?;

@@ -6,7 +6,9 @@ use redb::ReadableTable;
 use registry_core::layout;
 use registry_core::{Entry, EntryId, Field, Fingerprint, ListQuery, Meta, StageResult};
 
-use super::{ENTRIES, FIELD_INDEX, FINGERPRINTS, META, Pending, REVISIONS, RedbStorage, tag};
+use super::{
+    ENTRIES, FIELD_BITS, FIELD_INDEX, FINGERPRINTS, META, Pending, REVISIONS, RedbStorage, tag,
+};
 use crate::codec;
 
 impl RedbStorage {
@@ -211,6 +213,20 @@ impl RedbStorage {
                         break;
                     }
                 }
+            }
+            Some((field, value)) if self.format() >= 2 => {
+                let bits = self.read_table(&txn, FIELD_BITS)?;
+                let after = query.after.as_ref().map(|a| (a.prefix(), a.number()));
+                self.walk_bits(&bits, tag(field), value, after, &mut |prefix, number| {
+                    let id = EntryId::new(prefix, number);
+                    let entry = self.latest(&entries, &id)?.ok_or_else(|| {
+                        self.damaged(
+                            &id,
+                            format!("the {field} index lists it but the entry is missing"),
+                        )
+                    })?;
+                    Ok(take(entry))
+                })?;
             }
             Some((field, value)) => {
                 let index = self.read_table(&txn, FIELD_INDEX)?;

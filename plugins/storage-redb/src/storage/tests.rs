@@ -1198,6 +1198,20 @@ fn a_format_1_shard_migrates_in_chunks_and_reads_back_the_same() {
     assert_eq!(new.format(), STORAGE_FORMAT);
     assert_eq!(layout_row(&new, "format"), Some(STORAGE_FORMAT));
     assert_eq!(read_all(&new, &histories), histories, "the same, reopened");
+    // The field index came along: every tenth entry was deprecated, across blocks of bits.
+    let deprecated: Vec<u64> = (1..=25_000).step_by(10).collect();
+    assert_eq!(
+        list(&new, &[(Field::Status, "DEPRECATED")], None, usize::MAX),
+        deprecated
+    );
+    assert_eq!(
+        list(&new, &[(Field::Status, "DEPRECATED")], Some(4091), 3),
+        [4101, 4111, 4121]
+    );
+    assert_eq!(
+        list(&new, &[(Field::Status, "LIVE")], None, usize::MAX).len(),
+        22_500
+    );
     let size_after = std::fs::metadata(&new.path).expect("file").len();
     assert!(
         size_after < size_before / 2,

@@ -13,6 +13,8 @@ use registry_core::{
 
 use crate::codec;
 
+use super::bits::BitChanges;
+
 use super::{
     DICTIONARIES, FINGERPRINTS, META, NewIndex, PENDING, Pending, RedbStorage, SEQUENCES,
     TRAIN_SAMPLES, Tables, tag,
@@ -90,10 +92,18 @@ impl RedbStorage {
         t: &mut Tables<'_>,
         mut index: NewIndex<'_>,
     ) -> StageResult<()> {
-        // In key order, each page of the index is visited once rather than once per row.
-        index.rows.sort_unstable();
-        for row in index.rows {
-            t.index.insert(row, ()).map_err(|e| self.fail("write", e))?;
+        if self.format() >= 2 {
+            let mut changes = BitChanges::default();
+            for (tag, value, prefix, number) in index.rows {
+                changes.change(tag, value, prefix, number, true);
+            }
+            self.apply_bits(&mut t.bits, changes)?;
+        } else {
+            // In key order, each page of the index is visited once rather than once per row.
+            index.rows.sort_unstable();
+            for row in index.rows {
+                t.index.insert(row, ()).map_err(|e| self.fail("write", e))?;
+            }
         }
         for (prefix, number) in index.highest {
             self.raise_sequence(t, prefix, number)?;
@@ -304,6 +314,7 @@ impl RedbStorage {
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut wrote = false;
         let saving;
+        let mut moved: Vec<(u8, String, String, u64, bool)> = Vec::new();
         {
             let mut t = self.open_tables(&txn)?;
             let mut buf = Vec::new();
@@ -337,7 +348,14 @@ impl RedbStorage {
                 }
                 for (field, new) in entry.header.fields.iter() {
                     let old = &stored.header.fields[field];
-                    if old != new {
+                    if old == new {
+                        continue;
+                    }
+                    if self.format() >= 2 {
+                        for (value, on) in [(old, false), (new, true)] {
+                            moved.push((tag(field), value.clone(), key.0.to_owned(), key.1, on));
+                        }
+                    } else {
                         t.index
                             .remove((tag(field), old.as_str(), key.0, key.1))
                             .map_err(write)?;
@@ -349,6 +367,11 @@ impl RedbStorage {
                 wrote = true;
                 outcomes.push(Ok(()));
             }
+            let mut changes = BitChanges::default();
+            for (tag, value, prefix, number, on) in &moved {
+                changes.change(*tag, value, prefix, *number, *on);
+            }
+            self.apply_bits(&mut t.bits, changes)?;
             saving = wrote && self.save_allocations(&mut t)?;
         }
         self.commit_if(txn, wrote)
