@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "{:<28} {:>12} {:>14} {:>14} {:>8}",
-        "table (prefix groups)", "rows/entry", "stored B/entry", "pages B/entry", "unused"
+        "table (per prefix: name/*)", "rows/entry", "stored B/entry", "pages B/entry", "unused"
     );
     let mut pages_total = 0;
     for (name, sum) in &tables {
@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Adds the statistics of one file's tables, grouping tables named `name:…` under `name:*`.
+/// Adds the statistics of one file's tables, grouping tables named `name/…` under `name/*`.
 fn stats_of(
     path: &Path,
     tables: &mut BTreeMap<String, Sum>,
@@ -87,8 +87,8 @@ fn stats_of(
         let name = handle.name().to_owned();
         let table = txn.open_untyped_table(handle)?;
         let stats = table.stats()?;
-        let group = match name.split_once(':') {
-            Some((head, _)) => format!("{head}:*"),
+        let group = match name.split_once('/') {
+            Some((head, _)) => format!("{head}/*"),
             None => name,
         };
         let sum = tables.entry(group).or_default();

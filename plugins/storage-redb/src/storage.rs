@@ -4,7 +4,8 @@
 //!
 //! | table          | key                                        | value                  |
 //! |----------------|--------------------------------------------|------------------------|
-//! | `entries`      | `(prefix, number)`                         | latest revision, coded |
+//! | `entries/{prefix}` | `number`                               | latest revision, coded (format 2; see `entries`) |
+//! | `entries`      | `(prefix, number)`                         | latest revision, coded (format 1) |
 //! | `revisions`    | `(prefix, number, revision)`               | earlier revisions, coded |
 //! | `fingerprints` | fingerprint bytes                          | `(prefix, number)`     |
 //! | `pending_fingerprints` | insertion sequence                 | `(fingerprint, prefix, number)` |
@@ -93,6 +94,7 @@ use crate::codec;
 
 mod bits;
 mod compact;
+mod entries;
 mod locations;
 mod migrate;
 mod open;
@@ -319,7 +321,7 @@ impl Display for Named<'_> {
 
 /// The write-side handles of every table but `layout`, opened once per write transaction.
 struct Tables<'txn> {
-    entries: Table<'txn, (&'static str, u64), &'static [u8]>,
+    entries: entries::LatestMut<'txn>,
     revisions: Table<'txn, (&'static str, u64, u32), &'static [u8]>,
     fingerprints: Table<'txn, [u8; 16], (&'static str, u64)>,
     index: Table<'txn, (u8, &'static str, &'static str, u64), ()>,
@@ -465,7 +467,7 @@ impl RedbStorage {
 
     fn open_tables<'txn>(&self, txn: &'txn WriteTransaction) -> StageResult<Tables<'txn>> {
         Ok(Tables {
-            entries: self.write_table(txn, ENTRIES)?,
+            entries: self.latest_rows_mut(txn)?,
             revisions: self.write_table(txn, REVISIONS)?,
             fingerprints: self.write_table(txn, FINGERPRINTS)?,
             index: self.write_table(txn, FIELD_INDEX)?,

@@ -522,13 +522,15 @@ fn plugins_check_survives_a_library_that_hangs_or_crashes() {
 /// prefix `prefix` in one shard file, as a bit flip or an edit on disk would.
 fn tamper(shard: &Path, prefix: &str, number: u64, from: &str, to: &str) {
     assert_eq!(from.len(), to.len());
-    let table: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("entries");
+    // Storage format 2 keeps each id prefix's latest revisions in a table of their own.
+    let name = format!("entries/{prefix}");
+    let table: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new(&name);
     let db = redb::Database::open(shard).expect("opens the shard");
     let txn = db.begin_write().expect("writes");
     {
         let mut t = txn.open_table(table).expect("entries table");
         let mut bytes = t
-            .get((prefix, number))
+            .get(number)
             .expect("reads")
             .expect("the entry is there")
             .value()
@@ -538,8 +540,7 @@ fn tamper(shard: &Path, prefix: &str, number: u64, from: &str, to: &str) {
             .position(|w| w == from.as_bytes())
             .expect("the text is in the entry");
         bytes[at..at + from.len()].copy_from_slice(to.as_bytes());
-        t.insert((prefix, number), bytes.as_slice())
-            .expect("writes");
+        t.insert(number, bytes.as_slice()).expect("writes");
     }
     txn.commit().expect("commits");
 }

@@ -4,11 +4,11 @@
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError};
 
-use redb::{Durability, ReadableTable, ReadableTableMetadata};
+use redb::{Durability, ReadableTable};
 use registry_codec::Dictionaries;
 use registry_core::{EntryId, StageResult};
 
-use super::{ENTRIES, REVISIONS, RedbStorage, TRAIN_AT};
+use super::{REVISIONS, RedbStorage, TRAIN_AT};
 
 /// How many rows one transaction of the rewrite changes at most: it bounds the memory a
 /// rewrite holds and the work a crash can undo.
@@ -41,11 +41,11 @@ impl RedbStorage {
         let mut dictionaries = self.dictionaries().clone();
         let txn = self.begin_write(Durability::Immediate)?;
         let trained = {
-            let entries = self.write_table(&txn, ENTRIES)?;
-            if entries.len().map_err(|e| self.fail("read", e))? < TRAIN_AT {
+            let mut entries = self.latest_rows_mut(&txn)?;
+            if entries.len(self)? < TRAIN_AT {
                 None
             } else {
-                self.train_dictionary(&txn, &entries, Vec::new(), dictionaries.next_id())?
+                self.train_dictionary(&txn, &mut entries, Vec::new(), dictionaries.next_id())?
             }
         };
         let Some(dictionary) = trained else {
@@ -62,46 +62,32 @@ impl RedbStorage {
         Ok(dictionaries)
     }
 
-    /// Rewrites the latest revisions, chunk by chunk in key order.
+    /// Rewrites the latest revisions, chunk by chunk in id order.
     fn rewrite_entries(&self, dictionaries: &Dictionaries) -> StageResult<u64> {
         let writing = self.entry_writing(dictionaries);
-        let mut after: Option<(String, u64)> = None;
+        let mut after: Option<EntryId> = None;
         let mut rewritten = 0;
         loop {
             let txn = self.begin_write(Durability::Immediate)?;
-            let mut changed = Vec::new();
-            let mut seen = 0;
+            let seen;
+            let mut changed = 0;
             {
-                let mut table = self.write_table(&txn, ENTRIES)?;
-                {
-                    let from = after
-                        .as_ref()
-                        .map_or(Bound::Unbounded, |(p, n)| Bound::Excluded((p.as_str(), *n)));
-                    let rows = table
-                        .range::<(&str, u64)>((from, Bound::Unbounded))
-                        .map_err(|e| self.fail("read", e))?;
-                    for row in rows.take(REWRITE_CHUNK) {
-                        let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
-                        let (prefix, number) = key.value();
-                        seen += 1;
-                        after = Some((prefix.to_owned(), number));
-                        let id = EntryId::new(prefix, number);
-                        let entry = self.decode(&id, None, bytes.value())?;
-                        let mut buf = Vec::new();
-                        self.encode(&entry, writing, &mut buf)?;
-                        if buf != bytes.value() {
-                            changed.push((prefix.to_owned(), number, buf));
-                        }
+                let mut rows = self.latest_rows_mut(&txn)?;
+                let chunk = rows.chunk(self, after.as_ref(), REWRITE_CHUNK)?;
+                seen = chunk.len();
+                let mut buf = Vec::new();
+                for (id, bytes) in &chunk {
+                    let entry = self.decode(id, None, bytes)?;
+                    self.encode(&entry, writing, &mut buf)?;
+                    if buf != *bytes {
+                        rows.insert(self, id, &buf)?;
+                        changed += 1;
                     }
                 }
-                for (prefix, number, bytes) in &changed {
-                    table
-                        .insert((prefix.as_str(), *number), bytes.as_slice())
-                        .map_err(|e| self.fail("write", e))?;
-                }
+                after = chunk.into_iter().last().map(|(id, _)| id);
             }
             self.commit(txn)?;
-            rewritten += changed.len() as u64;
+            rewritten += changed;
             if seen < REWRITE_CHUNK {
                 return Ok(rewritten);
             }

@@ -11,23 +11,25 @@
 //! changes: the keys of every other table are the same in both formats. Last, redb's own
 //! compaction gives the old tables' pages back to the file system.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use redb::{Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+use redb::{Durability, ReadableTable, TableDefinition, TableHandle};
 use registry_codec::compress::Dictionaries;
 use registry_core::rules;
 use registry_core::{EntryId, ErrorCode, StageError, StageResult};
 
 use super::bits::BitChanges;
+use super::entries;
 use super::{
     ENTRIES, FIELD_BITS, FIELD_INDEX, LAYOUT, REVISIONS, RedbStorage, STORAGE_FORMAT, TRAIN_AT,
 };
 use crate::codec;
 
-const ENTRIES_STAGED: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("entries.migrating");
+/// What the name of a staging table of one prefix's entries starts with.
+const ENTRIES_STAGED: &str = "entries.migrating/";
 const REVISIONS_STAGED: TableDefinition<(&str, u64, u32), &[u8]> =
     TableDefinition::new("revisions.migrating");
 const BITS_STAGED: TableDefinition<(u8, &str, &str, u64), &[u8]> =
@@ -63,8 +65,14 @@ impl RedbStorage {
             .map_err(|e| self.fail("write", e))?;
         txn.delete_table(REVISIONS)
             .map_err(|e| self.fail("write", e))?;
-        txn.rename_table(ENTRIES_STAGED, ENTRIES)
-            .map_err(|e| self.fail("write", e))?;
+        for prefix in self.staged_prefixes(&txn)? {
+            let from = format!("{ENTRIES_STAGED}{prefix}");
+            let to = entries::table_name(&prefix);
+            let from: TableDefinition<u64, &[u8]> = TableDefinition::new(&from);
+            let to: TableDefinition<u64, &[u8]> = TableDefinition::new(&to);
+            txn.rename_table(from, to)
+                .map_err(|e| self.fail("write", e))?;
+        }
         txn.rename_table(REVISIONS_STAGED, REVISIONS)
             .map_err(|e| self.fail("write", e))?;
         txn.delete_table(FIELD_INDEX)
@@ -96,20 +104,22 @@ impl RedbStorage {
     pub(super) fn train_for_migration(&self) -> StageResult<Dictionaries> {
         let mut dictionaries = self.dictionaries().clone();
         let txn = self.begin_write(Durability::Immediate)?;
-        for staged in [
-            ENTRIES_STAGED.name(),
-            REVISIONS_STAGED.name(),
-            BITS_STAGED.name(),
-        ] {
-            let table: TableDefinition<(), ()> = TableDefinition::new(staged);
+        let mut staged: Vec<String> = self
+            .staged_prefixes(&txn)?
+            .into_iter()
+            .map(|p| format!("{ENTRIES_STAGED}{p}"))
+            .collect();
+        staged.push(REVISIONS_STAGED.name().to_owned());
+        staged.push(BITS_STAGED.name().to_owned());
+        for name in &staged {
+            let table: TableDefinition<(), ()> = TableDefinition::new(name);
             txn.delete_table(table).map_err(|e| self.fail("write", e))?;
         }
         let trained = {
-            let entries = self.write_table(&txn, ENTRIES)?;
-            let due = dictionaries.is_empty()
-                && entries.len().map_err(|e| self.fail("read", e))? >= TRAIN_AT;
+            let mut entries = self.latest_rows_mut(&txn)?;
+            let due = dictionaries.is_empty() && entries.len(self)? >= TRAIN_AT;
             if due {
-                self.train_dictionary(&txn, &entries, Vec::new(), dictionaries.next_id())?
+                self.train_dictionary(&txn, &mut entries, Vec::new(), dictionaries.next_id())?
             } else {
                 None
             }
@@ -125,7 +135,16 @@ impl RedbStorage {
         Ok(dictionaries)
     }
 
-    /// Copies `entries` into its staging table in entry format 4, chunk by chunk in key order.
+    /// The prefixes that have a staging table of entries.
+    fn staged_prefixes(&self, txn: &redb::WriteTransaction) -> StageResult<Vec<String>> {
+        let names = txn.list_tables().map_err(|e| self.fail("read", e))?;
+        Ok(names
+            .filter_map(|t| t.name().strip_prefix(ENTRIES_STAGED).map(str::to_owned))
+            .collect())
+    }
+
+    /// Copies `entries` into one staging table per prefix in entry format 4, chunk by chunk in
+    /// key order.
     pub(super) fn stage_entries(&self, dictionaries: &Dictionaries) -> StageResult<u64> {
         let writing = codec::Writing::Compressed(dictionaries.newest());
         let mut after: Option<(String, u64)> = None;
@@ -135,7 +154,7 @@ impl RedbStorage {
             let mut seen = 0;
             {
                 let source = self.write_table(&txn, ENTRIES)?;
-                let mut staged = self.write_table(&txn, ENTRIES_STAGED)?;
+                let mut staged: HashMap<String, redb::Table<'_, u64, &[u8]>> = HashMap::new();
                 let from = after
                     .as_ref()
                     .map_or(Bound::Unbounded, |(p, n)| Bound::Excluded((p.as_str(), *n)));
@@ -150,9 +169,16 @@ impl RedbStorage {
                     after = Some((prefix.to_owned(), number));
                     let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
                     self.encode(&entry, writing, &mut buf)?;
-                    staged
-                        .insert((prefix, number), buf.as_slice())
-                        .map_err(|e| self.fail("write", e))?;
+                    if !staged.contains_key(prefix) {
+                        let name = format!("{ENTRIES_STAGED}{prefix}");
+                        let table = self.write_table(&txn, TableDefinition::new(&name))?;
+                        staged.insert(prefix.to_owned(), table);
+                    }
+                    if let Some(table) = staged.get_mut(prefix) {
+                        table
+                            .insert(number, buf.as_slice())
+                            .map_err(|e| self.fail("write", e))?;
+                    }
                 }
             }
             self.commit(txn)?;

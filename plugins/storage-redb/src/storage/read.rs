@@ -6,9 +6,8 @@ use redb::ReadableTable;
 use registry_core::layout;
 use registry_core::{Entry, EntryId, Field, Fingerprint, ListQuery, Meta, StageResult};
 
-use super::{
-    ENTRIES, FIELD_BITS, FIELD_INDEX, FINGERPRINTS, META, Pending, REVISIONS, RedbStorage, tag,
-};
+use super::entries::{Latest, LatestMut};
+use super::{FIELD_BITS, FIELD_INDEX, FINGERPRINTS, META, Pending, REVISIONS, RedbStorage, tag};
 use crate::codec;
 
 impl RedbStorage {
@@ -50,19 +49,18 @@ impl RedbStorage {
         Ok(entry)
     }
 
-    /// The latest revision of `id`, read through either kind of transaction.
-    pub(super) fn latest(
+    /// The latest revision of `id` in a read transaction.
+    pub(super) fn latest(&self, rows: &Latest<'_>, id: &EntryId) -> StageResult<Option<Entry>> {
+        rows.with(self, id, |bytes| self.decode(id, None, bytes))
+    }
+
+    /// The latest revision of `id` in a write transaction.
+    pub(super) fn latest_mut(
         &self,
-        entries: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        rows: &mut LatestMut<'_>,
         id: &EntryId,
     ) -> StageResult<Option<Entry>> {
-        let row = entries
-            .get((id.prefix(), id.number()))
-            .map_err(|e| self.fail("read", e))?;
-        match row {
-            Some(bytes) => self.decode(id, None, bytes.value()).map(Some),
-            None => Ok(None),
-        }
+        rows.with(self, id, |bytes| self.decode(id, None, bytes))
     }
 
     /// The id registered under a fingerprint, if any.
@@ -96,11 +94,11 @@ impl RedbStorage {
     /// The entry a fingerprint row names, which must exist.
     pub(super) fn registered_entry(
         &self,
-        entries: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        found: Option<Entry>,
         id: &EntryId,
         fingerprint: &Fingerprint,
     ) -> StageResult<Entry> {
-        self.latest(entries, id)?.ok_or_else(|| {
+        found.ok_or_else(|| {
             self.damaged(
                 id,
                 format!("fingerprint {fingerprint} names it but the entry is missing"),
@@ -121,14 +119,17 @@ impl RedbStorage {
         // nothing (the map never names an entry that is not committed).
         let txn = self.begin_read()?;
         let fps = self.read_table(&txn, FINGERPRINTS)?;
-        let entries = self.read_table(&txn, ENTRIES)?;
+        let entries = self.latest_rows(&txn)?;
         let pending = self.pending();
         let mut found = Vec::with_capacity(fingerprints.len());
         for fp in fingerprints {
             found.push(match pending.get(fp) {
                 Some(id) => self.latest(&entries, &id)?,
                 None => match self.registered(&fps, fp)? {
-                    Some(id) => Some(self.registered_entry(&entries, &id, fp)?),
+                    Some(id) => {
+                        let stored = self.latest(&entries, &id)?;
+                        Some(self.registered_entry(stored, &id, fp)?)
+                    }
                     None => None,
                 },
             });
@@ -147,7 +148,7 @@ impl RedbStorage {
             return Ok(());
         }
         let txn = self.begin_read()?;
-        let entries = self.read_table(&txn, ENTRIES)?;
+        let entries = self.latest_rows(&txn)?;
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
             found.push(self.latest(&entries, id)?);
@@ -158,7 +159,7 @@ impl RedbStorage {
 
     pub(super) fn read_history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {
         let txn = self.begin_read()?;
-        let entries = self.read_table(&txn, ENTRIES)?;
+        let entries = self.latest_rows(&txn)?;
         let Some(latest) = self.latest(&entries, id)? else {
             return Ok(());
         };
@@ -182,7 +183,7 @@ impl RedbStorage {
             return Ok(());
         }
         let txn = self.begin_read()?;
-        let entries = self.read_table(&txn, ENTRIES)?;
+        let entries = self.latest_rows(&txn)?;
         let mut found = Vec::new();
         let mut take = |entry: Entry| {
             if query.matches(&entry) {
@@ -198,21 +199,10 @@ impl RedbStorage {
             .find_map(|f| query.filter[f].as_deref().map(|v| (f, v)));
         match filter {
             None => {
-                let start = match &query.after {
-                    Some(after) => Bound::Excluded((after.prefix(), after.number())),
-                    None => Bound::Unbounded,
-                };
-                let rows = entries
-                    .range((start, Bound::Unbounded))
-                    .map_err(|e| self.fail("read", e))?;
-                for row in rows {
-                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
-                    let (prefix, number) = key.value();
-                    let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
-                    if !take(entry) {
-                        break;
-                    }
-                }
+                entries.walk(self, query.after.as_ref(), &mut |id, bytes| {
+                    let entry = self.decode(&id, None, bytes)?;
+                    Ok(take(entry))
+                })?;
             }
             Some((field, value)) if self.format() >= 2 => {
                 let bits = self.read_table(&txn, FIELD_BITS)?;

@@ -25,7 +25,7 @@ impl RedbStorage {
             Err(e) => return Ok(Err(e)),
         };
         let id = &latest.header.id;
-        if let Some(stored) = self.latest(&t.entries, id)? {
+        if let Some(stored) = self.latest_mut(&mut t.entries, id)? {
             return Ok(rules::restore_over(&stored, latest));
         }
         let other = self.registered_any(pending, &t.fingerprints, &latest.fingerprint)?;
@@ -51,7 +51,7 @@ impl RedbStorage {
                 .map_err(write)?;
         }
         if let Some(bytes) = coded.last() {
-            t.entries.insert(key, bytes.as_slice()).map_err(write)?;
+            t.entries.insert(self, id, bytes)?;
         }
         t.fingerprints
             .insert(latest.fingerprint.0, key)

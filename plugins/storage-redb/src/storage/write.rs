@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
-use redb::{Durability, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{Durability, ReadableTable, WriteTransaction};
 use registry_codec::compress::{Dictionaries, Dictionary};
 use registry_core::rules;
 use registry_core::{
@@ -14,6 +14,7 @@ use registry_core::{
 use crate::codec;
 
 use super::bits::BitChanges;
+use super::entries::LatestMut;
 
 use super::{
     DICTIONARIES, FINGERPRINTS, META, NewIndex, PENDING, Pending, RedbStorage, SEQUENCES,
@@ -30,16 +31,14 @@ impl RedbStorage {
     pub(super) fn train_if_due(
         &self,
         txn: &WriteTransaction,
-        t: &Tables<'_>,
+        t: &mut Tables<'_>,
         batch: &[Entry],
         current: &Dictionaries,
     ) -> StageResult<Option<Arc<Dictionary>>> {
         if self.format() < 2 || !current.is_empty() {
             return Ok(None);
         }
-        let due = registry_codec::compress::training_due(batch.len(), || {
-            t.entries.len().map_err(|e| self.fail("read", e))
-        })?;
+        let due = registry_codec::compress::training_due(batch.len(), || t.entries.len(self))?;
         if !due {
             return Ok(None);
         }
@@ -49,7 +48,7 @@ impl RedbStorage {
             .take(TRAIN_SAMPLES)
             .map(|e| e.config.as_bytes().to_vec())
             .collect();
-        self.train_dictionary(txn, &t.entries, samples, current.next_id())
+        self.train_dictionary(txn, &mut t.entries, samples, current.next_id())
     }
 
     /// Trains a dictionary on `samples` and, up to [`TRAIN_SAMPLES`], the latest configs of
@@ -58,20 +57,16 @@ impl RedbStorage {
     pub(super) fn train_dictionary(
         &self,
         txn: &WriteTransaction,
-        entries: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+        entries: &mut LatestMut<'_>,
         mut samples: Vec<Vec<u8>>,
         id: u32,
     ) -> StageResult<Option<Arc<Dictionary>>> {
-        let rows = entries.iter().map_err(|e| self.fail("read", e))?;
-        for row in rows.rev() {
-            if samples.len() >= TRAIN_SAMPLES {
-                break;
-            }
-            let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
-            let (prefix, number) = key.value();
-            let entry = self.decode(&EntryId::new(prefix, number), None, bytes.value())?;
+        let wanted = TRAIN_SAMPLES.saturating_sub(samples.len());
+        entries.last_rows(self, wanted, &mut |id, bytes| {
+            let entry = self.decode(&id, None, bytes)?;
             samples.push(entry.config.into_bytes());
-        }
+            Ok(())
+        })?;
         let Ok(bytes) = registry_codec::compress::train(&samples) else {
             return Ok(None);
         };
@@ -238,7 +233,7 @@ impl RedbStorage {
             let mut buf = Vec::new();
             let mut index = NewIndex::default();
             let current = self.dictionaries();
-            trained = self.train_if_due(&txn, &t, entries, &current)?;
+            trained = self.train_if_due(&txn, &mut t, entries, &current)?;
             let writing = match &trained {
                 Some(dictionary) => codec::Writing::Compressed(Some(dictionary)),
                 None => self.entry_writing(&current),
@@ -254,20 +249,17 @@ impl RedbStorage {
                     None => self.registered_any(&pending, &t.fingerprints, &entry.fingerprint)?,
                 };
                 if let Some(known) = known {
-                    let stored = self.registered_entry(&t.entries, &known, &entry.fingerprint)?;
+                    let found = self.latest_mut(&mut t.entries, &known)?;
+                    let stored = self.registered_entry(found, &known, &entry.fingerprint)?;
                     outcomes.push(Inserted::Existing(stored));
                     continue;
                 }
-                if t.entries
-                    .get(key)
-                    .map_err(|e| self.fail("read", e))?
-                    .is_some()
-                {
+                if t.entries.with(self, id, |_| Ok(()))?.is_some() {
                     return Err(rules::id_taken(id));
                 }
                 self.encode(entry, writing, &mut buf)?;
                 let write = |e| self.fail("write", e);
-                t.entries.insert(key, buf.as_slice()).map_err(write)?;
+                t.entries.insert(self, id, &buf)?;
                 t.pending
                     .insert(next, (entry.fingerprint.0, key.0, key.1))
                     .map_err(write)?;
@@ -325,7 +317,7 @@ impl RedbStorage {
                 let key = (id.prefix(), id.number());
                 // Earlier updates of this batch are already in the tables, so two updates of one
                 // entry to the same revision conflict, as they would in two batches.
-                let Some(stored) = self.latest(&t.entries, id)? else {
+                let Some(stored) = self.latest_mut(&mut t.entries, id)? else {
                     outcomes.push(Err(rules::no_entry(id)));
                     continue;
                 };
@@ -336,11 +328,7 @@ impl RedbStorage {
                 self.encode(entry, writing, &mut buf)?;
                 let write = |e| self.fail("write", e);
                 // The revision being replaced moves to `revisions`, as it was coded.
-                let replaced = t
-                    .entries
-                    .insert(key, buf.as_slice())
-                    .map_err(write)?
-                    .map(|old| old.value().to_vec());
+                let replaced = t.entries.insert(self, id, &buf)?;
                 if let Some(old) = replaced {
                     t.revisions
                         .insert((key.0, key.1, stored.revision), old.as_slice())
