@@ -176,6 +176,39 @@ end
 return out
 "#;
 
+/// Clears a shard's keys, `budget` entries per call (`registry migrate`: the copy an interrupted
+/// run left, or the format 1 keys once the copy is in use): ARGV: prefix, budget. Deletes each
+/// entry's list, the index sets its latest revision is in and its member, then, once no member
+/// is left, the shard's hashes. Returns 1 while members remain, else 0.
+const CLEAN: &str = r#"
+local budget = tonumber(ARGV[2])
+local members = redis.call('ZRANGE', P .. 'ids', 0, budget - 1)
+for _, m in ipairs(members) do
+  local latest = redis.call('LINDEX', P .. 'e:' .. m, -1)
+  if latest then
+    local f = fields(latest)
+    if f then for i = 1, 4 do redis.call('DEL', index_key(i, f[i])) end end
+  end
+  redis.call('DEL', P .. 'e:' .. m)
+  redis.call('ZREM', P .. 'ids', m)
+end
+if #members < budget then
+  redis.call('DEL', P .. 'meta', P .. 'seq', P .. 'fp', P .. 'dicts')
+  return 0
+end
+return 1
+"#;
+
+/// Reads whole histories: ARGV: prefix, then members. Returns every revision of each, oldest
+/// first.
+const HISTORIES: &str = r#"
+local out = {}
+for i = 2, #ARGV do
+  out[#out + 1] = redis.call('LRANGE', P .. 'e:' .. ARGV[i], 0, -1)
+end
+return out
+"#;
+
 /// Inserts: ARGV: prefix, token, then per entry (member, fingerprint, id prefix, count, bytes).
 /// Returns per entry 1 (created) or the latest bytes of the entry holding the fingerprint.
 const INSERT: &str = r#"
@@ -385,6 +418,8 @@ pub(crate) struct Scripts {
     pub(crate) allocate: Script,
     pub(crate) place: Script,
     pub(crate) locate: Script,
+    pub(crate) clean: Script,
+    pub(crate) histories: Script,
     pub(crate) insert: Script,
     pub(crate) update: Script,
     pub(crate) restore: Script,
@@ -406,6 +441,8 @@ impl Scripts {
             allocate: with_common(ALLOCATE),
             place: with_common(PLACE),
             locate: with_common(LOCATE),
+            clean: with_common(CLEAN),
+            histories: with_common(HISTORIES),
             insert: with_common(INSERT),
             update: with_common(UPDATE),
             restore: with_common(RESTORE),

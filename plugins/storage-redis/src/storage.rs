@@ -28,6 +28,8 @@ use crate::client::{Cluster, WaitShort, config_error};
 use crate::keys::{self, Keys};
 use crate::scripts::Scripts;
 
+mod migrate;
+
 /// The storage format this build creates and reads (and every one before it).
 const STORAGE_FORMAT: u32 = 2;
 
@@ -48,6 +50,7 @@ const LIST_BUDGET: usize = 20_000;
 /// id twice or lose an update. See the crate documentation for the key layout.
 pub struct RedisStorage {
     cluster: Cluster,
+    namespace: String,
     keys: Keys,
     meta: String,
     numbering: Numbering,
@@ -150,6 +153,7 @@ impl RedisStorage {
         let recorded = layout(&keys, setup.create.is_some())?;
         let mut storage = RedisStorage {
             cluster,
+            namespace: ns.clone(),
             meta: keys.meta(),
             name: name(&keys),
             keys,
@@ -651,6 +655,7 @@ impl Storage for RedisStorage {
         if self.numbering.dense {
             out.insert(layout::IDS.to_owned(), layout::DENSE.to_owned());
         }
+        out.insert(layout::FORMAT.to_owned(), self.format.to_string());
         Ok(())
     }
 
@@ -688,6 +693,10 @@ impl Storage for RedisStorage {
             }
             call.invoke::<i64>(c).map(|_| ())
         })
+    }
+
+    fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
+        self.migrate_shard(ids, shards)
     }
 
     fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {

@@ -740,3 +740,70 @@ fn a_namespace_refuses_a_schema_that_drops_values_in_use() {
         "nothing local"
     );
 }
+
+/// A namespace written as the release before storage format 2 wrote it (each shard under the
+/// tag `{namespace/s}`, entries in entry format 2, ids interleaved) is migrated in place by
+/// `registry migrate`: the export reads the same before and after, the old keys are gone, and
+/// new entries are numbered densely after the highest id.
+#[test]
+fn a_namespace_of_the_previous_format_migrates_and_reads_the_same() {
+    let nodes = cluster_nodes();
+    let port: u16 = nodes[0]
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the first node URL");
+    let ns = namespace("migrate");
+    // What an earlier release's creation left: the shard count under the old tags, no format.
+    for shard in 0..SHARDS {
+        let meta = format!("{{{ns}/{shard}}}:meta");
+        let set = redis_cli(port, &["-c", "hset", &meta, "shards", &SHARDS.to_string()]);
+        assert_eq!(set, "1", "{meta}: {set}");
+    }
+    let h = host(&nodes, &ns, 0);
+    h.write("load.jsonl", &requests(0..600, "migrated"));
+    let loaded = h.json(&["batch", "load.jsonl"]);
+    assert_eq!(loaded["created"], 600, "{loaded}");
+    h.ok(&["update", "SEC-RUL-001", "--status", "DEPRECATED"]);
+    // The numbers are interleaved: shard s hands out the numbers n with (n - 1) % 12 == s.
+    let old_entry = redis_cli(port, &["-c", "exists", &format!("{{{ns}/0}}:e:SEC-RUL a1")]);
+    assert_eq!(old_entry, "1", "written under the old tag");
+    let before = h.ok(&["export"]);
+
+    let done = h.json(&["migrate"]);
+    assert_eq!(done["migrated"], true, "{done}");
+    assert_eq!(done["entries"], 600, "{done}");
+    assert_eq!(
+        h.ok(&["export"]),
+        before,
+        "the same entries, revisions and ids"
+    );
+    for shard in 0..SHARDS {
+        let left = redis_cli(port, &["-c", "exists", &format!("{{{ns}/{shard}}}:meta")]);
+        assert_eq!(left, "0", "shard {shard}'s old keys are deleted");
+    }
+    assert_eq!(h.json(&["get", "SEC-RUL-001"])["status"], "DEPRECATED");
+    let highest = before
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|r| {
+            let id = r["id"].as_str()?.to_owned();
+            id.strip_prefix("GOV-RUL-")?.parse::<u64>().ok()
+        })
+        .max()
+        .expect("GOV entries");
+    let added = h.json(&[
+        "add",
+        "--title",
+        "A rule after the migration",
+        "--scope",
+        "GOV",
+    ]);
+    assert_eq!(
+        added["id"],
+        format!("GOV-RUL-{:03}", highest + 1),
+        "{added}"
+    );
+    // Once is enough.
+    assert_eq!(h.json(&["migrate"])["migrated"], false);
+}

@@ -27,7 +27,9 @@ impl Pipeline {
     /// as it starts.
     ///
     /// The pipeline keeps the numbering it was built with: build a new one to use the
-    /// migrated registry.
+    /// migrated registry. A storage that copies rather than converts in place (Redis) goes on
+    /// reporting the old format until it is opened again: [`ShardMigration::to`] is what the
+    /// shard reports right after, and [`Pipeline::formats`] of a new pipeline tells the rest.
     ///
     /// # Errors
     /// The first shard that fails: the shards before it are migrated, it and the ones after
@@ -57,6 +59,18 @@ impl Pipeline {
         }
         done.sort_by_key(|m| m.shard);
         Ok(done)
+    }
+
+    /// The storage format of each shard, as it reports it (1 when it reports none).
+    ///
+    /// # Errors
+    /// When a shard's metadata cannot be read.
+    pub fn formats(&self) -> Result<Vec<u32>, Error> {
+        self.stages
+            .storage
+            .iter()
+            .map(|s| format_of(&**s))
+            .collect()
     }
 
     /// The id of every entry stored in a shard other than 0, with that shard.

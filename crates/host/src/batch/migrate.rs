@@ -4,7 +4,9 @@
 //! digest; after the migration it is opened again (so its shards are read as the files now
 //! say) and read whole once more. The two digests must be equal: every entry, every revision,
 //! every hash and time reads back the same, ids included. Reading twice costs about what the
-//! migration does; it is a one-time operation, and the check is the point.
+//! migration does; it is a one-time operation, and the check is the point. Only then is each
+//! shard migrated once more, which for a storage that copied rather than converted in place
+//! (Redis) deletes the old form.
 
 use std::io::Write;
 
@@ -61,9 +63,15 @@ pub fn migrate(settings: &Settings, events: &mut dyn Events) -> Result<Migration
     })?;
     events.finished();
     drop(pipeline);
+    let again = Registry::open(settings, Needs::MIGRATE)?.into_pipeline();
+    // What each shard is now, as the registry opened again reads it (a storage that copied its
+    // entries elsewhere reports the new format only from there).
+    let mut shards = shards;
+    for (s, format) in shards.iter_mut().zip(again.formats()?) {
+        s.to = format;
+    }
     let migrated = shards.iter().any(|s| s.from != s.to);
     if migrated {
-        let again = Registry::open(settings, Needs::READ)?.into_pipeline();
         let (after, digest_after) = read_whole(&again, events)?;
         if (after, &digest_after) != (entries, &digest) {
             return Err(Error::config(format!(
@@ -74,6 +82,10 @@ pub fn migrate(settings: &Settings, events: &mut dyn Events) -> Result<Migration
             .with_kind("damaged"));
         }
     }
+    // Now that the new form reads back the same, a storage that copied (Redis) deletes what
+    // is left of the old one; a rerun after a crash gets here too.
+    again.migrate(&mut |_| {})?;
+    drop(again);
     Ok(Migration {
         shards,
         migrated,

@@ -50,7 +50,10 @@ type Opened = RefCell<HashMap<String, Option<ReadOnlyTable<u64, &'static [u8]>>>
 /// The latest revisions, in a read transaction.
 pub(super) enum Latest<'t> {
     Single(ReadOnlyTable<(&'static str, u64), &'static [u8]>),
-    Split { txn: &'t ReadTransaction, open: Opened },
+    Split {
+        txn: &'t ReadTransaction,
+        open: Opened,
+    },
 }
 
 /// The latest revisions, in a write transaction.
