@@ -11,7 +11,9 @@
 //! - `batch/shards` and `batch/batch_size`: `registry batch` with 1, 2 and 4 shards, and with
 //!   100, 1,000 and 10,000 requests per call (a configuration in both is run once);
 //! - `startup`: a whole `registry get` with the built-in plugins and with their libraries
-//!   ([`bench_startup`]).
+//!   ([`bench_startup`]);
+//! - `redis`: `registry batch` into a loopback Redis Cluster, its rate and the cluster's memory
+//!   per entry, and the memory 1,000,000,000 entries would take ([`bench_redis`]).
 //!
 //! Then it writes `report.json` (the figures, for comparing runs), `report.md` and the SVG
 //! charts into `target/bench-report/`. `--quick` runs smaller counts, shorter criterion
@@ -31,6 +33,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::bench_batch::{batch_once, requests};
+use crate::bench_redis::{self, REDIS};
 use crate::bench_startup::{self, STARTUP};
 use crate::chart::{self, Point};
 use crate::markdown::{self, batch_id, value};
@@ -72,6 +75,9 @@ struct Sizes {
     latency_count: usize,
     /// Runs of `registry get` of each kind in the start-up section.
     startup_runs: usize,
+    /// Requests per run of the Redis section, and its runs.
+    redis_requests: usize,
+    redis_runs: usize,
     /// Criterion's arguments (none: its defaults of 3 s warm-up, 5 s and 100 samples).
     criterion_args: &'static [&'static str],
     /// Rough seconds one criterion benchmark takes, warm-up, measurement and analysis.
@@ -82,6 +88,8 @@ struct Sizes {
 /// minute; batch runs three times each so that their range means something.
 const FULL: Sizes = Sizes {
     scale_count: 1_000_000,
+    redis_requests: 100_000,
+    redis_runs: 2,
     scale_runs: 1,
     batch_requests: 200_000,
     batch_runs: 3,
@@ -94,6 +102,8 @@ const FULL: Sizes = Sizes {
 /// The quick run: under five minutes on 2 cores once the build is done.
 const QUICK: Sizes = Sizes {
     scale_count: 100_000,
+    redis_requests: 20_000,
+    redis_runs: 2,
     scale_runs: 3,
     batch_requests: 50_000,
     batch_runs: 3,
@@ -184,6 +194,7 @@ struct Plan {
     latency: bool,
     scale: bool,
     startup: bool,
+    redis: bool,
     shard_series: Vec<BatchConfig>,
     size_series: Vec<BatchConfig>,
     /// The configurations of both series, each once.
@@ -231,6 +242,7 @@ impl Plan {
             latency: on(LATENCY),
             scale: on(SCALE),
             startup: on(STARTUP),
+            redis: on(REDIS),
             shard_series,
             size_series,
             batch,
@@ -320,6 +332,14 @@ impl Plan {
                 "  {SCALE}        registry scale-test, {} entries x {} run(s)",
                 value(units::COUNT, s.scale_count as f64),
                 s.scale_runs
+            ));
+        }
+        if self.redis {
+            lines.push(format!(
+                "  {REDIS}        registry batch into a loopback Redis Cluster (3 + 3 nodes, 12 \
+                 shards), {} requests x {} runs",
+                value(units::COUNT, s.redis_requests as f64),
+                s.redis_runs
             ));
         }
         if !self.batch.is_empty() {
@@ -414,6 +434,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Vec::new()
     };
     let batch = batch(&plan, &registry, &scratch.path)?;
+    let redis = if plan.redis {
+        let input = requests(plan.sizes.redis_requests)?;
+        progress(&format!(
+            "{REDIS}: {} requests x {} runs into a loopback Redis Cluster",
+            plan.sizes.redis_requests, plan.sizes.redis_runs
+        ));
+        bench_redis::run(
+            &registry,
+            &scratch.path,
+            &input,
+            plan.sizes.redis_requests,
+            plan.sizes.redis_runs,
+        )?
+    } else {
+        Vec::new()
+    };
     let startup = if plan.startup {
         let s = bench_startup::run(&registry, &scratch.path, plan.sizes.startup_runs)?;
         progress(&format!(
@@ -437,6 +473,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         figures.extend(bench_startup::figures(s));
     } else {
         notes.push(format!("{STARTUP} did not run (filter)"));
+    }
+    figures.extend(bench_redis::figures(&redis, plan.sizes.redis_requests));
+    figures.extend(bench_redis::sizing(&figures));
+    if !plan.redis {
+        notes.push(format!("{REDIS} did not run (filter)"));
     }
     let rows = batch_rows(&plan, &batch);
     figures.extend(batch_figures(&rows));

@@ -37,6 +37,7 @@
 mod bench;
 mod bench_batch;
 mod bench_lint;
+mod bench_redis;
 mod bench_startup;
 mod chart;
 mod demo;

@@ -199,6 +199,33 @@ pub fn report(r: &Report, charts: &[(&str, &str)], comparison: Option<&str>) -> 
         md.push('\n');
     }
 
+    let redis = section("redis/");
+    if !redis.is_empty() {
+        md.push_str(
+            "## Redis Cluster
+
+`registry batch` into a loopback Redis Cluster of 3 masters and \
+             3 replicas (`scripts/redis-cluster`), 12 shards; memory is the nodes' `used_memory` \
+             grown over the run, per entry.\n\n\
+             | figure | median [range] ±MAD | runs |\n|---|---|---|\n",
+        );
+        for f in redis {
+            let _ = writeln!(md, "| {} | {} | {} |", f.label, with_range(f), runs(f));
+        }
+        let projected = section("sizing/redis/");
+        if !projected.is_empty() {
+            md.push_str(
+                "\nFor 1,000,000,000 entries (constants in `xtask/src/bench_redis.rs`: one \
+                 replica per master, nodes of 64 GB of which 75 % hold data):\n\n\
+                 | result | median [range] |\n|---|---|\n",
+            );
+            for f in projected {
+                let _ = writeln!(md, "| {} | {} |", f.label, with_range(f));
+            }
+        }
+        md.push('\n');
+    }
+
     let scale = section("scale/");
     if !scale.is_empty() {
         let (stages, totals): (Vec<&Figure>, Vec<&Figure>) = scale
