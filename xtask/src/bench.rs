@@ -18,7 +18,8 @@
 //! Then it writes `report.json` (the figures, for comparing runs), `report.md` and the SVG
 //! charts into `target/bench-report/`. `--quick` runs smaller counts, shorter criterion
 //! measurements and skips the training benchmarks, to finish in minutes. `--filter NAME` runs
-//! only the criterion benchmarks whose id contains NAME and the sections whose name does.
+//! only the criterion benchmarks whose id contains NAME and the sections whose name does;
+//! `--filter scale,redis` runs those that contain either.
 //! Every data directory is made under `target/bench-report/scratch` (on the disk the project
 //! lives on, not a memory-backed /tmp, so that durable commits cost what they cost) and
 //! removed after its run.
@@ -203,12 +204,7 @@ struct Plan {
 
 impl Plan {
     fn new(options: &Options, cores: usize) -> Plan {
-        let on = |section: &str| {
-            options
-                .filter
-                .as_deref()
-                .is_none_or(|f| section.contains(f))
-        };
+        let on = |section: &str| matches(options.filter.as_deref(), section);
         let shard_series: Vec<BatchConfig> = if on(BATCH_SHARDS) {
             SHARD_COUNTS
                 .iter()
@@ -251,8 +247,7 @@ impl Plan {
 
     /// Whether a criterion benchmark is part of this run.
     fn criterion_selects(&self, id: &str) -> bool {
-        self.filter.as_deref().is_none_or(|f| id.contains(f))
-            && !(self.quick && id.contains(QUICK_SKIPS))
+        matches(self.filter.as_deref(), id) && !(self.quick && id.contains(QUICK_SKIPS))
     }
 
     /// A rough duration of the measuring, seconds, from the counts and the rates above; the
@@ -372,6 +367,12 @@ impl Plan {
         ));
         lines.join("\n")
     }
+}
+
+/// Whether a name is selected by `--filter`: no filter, or one of its comma-separated parts is
+/// in the name.
+fn matches(filter: Option<&str>, name: &str) -> bool {
+    filter.is_none_or(|f| f.split(',').any(|part| !part.is_empty() && name.contains(part)))
 }
 
 /// `cargo xtask bench`.
@@ -1130,6 +1131,15 @@ fn commit() -> Commit {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_filter_selects_by_any_of_its_parts() {
+        assert!(matches(None, "scale"));
+        assert!(matches(Some("scale"), "scale"));
+        assert!(matches(Some("scale,redis"), "redis"));
+        assert!(!matches(Some("scale,redis"), "batch/shards"));
+        assert!(!matches(Some(","), "scale"));
+    }
+
     use super::*;
 
     fn args(a: &[&str]) -> Vec<String> {
