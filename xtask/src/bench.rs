@@ -372,7 +372,10 @@ impl Plan {
 /// Whether a name is selected by `--filter`: no filter, or one of its comma-separated parts is
 /// in the name.
 fn matches(filter: Option<&str>, name: &str) -> bool {
-    filter.is_none_or(|f| f.split(',').any(|part| !part.is_empty() && name.contains(part)))
+    filter.is_none_or(|f| {
+        f.split(',')
+            .any(|part| !part.is_empty() && name.contains(part))
+    })
 }
 
 /// `cargo xtask bench`.
