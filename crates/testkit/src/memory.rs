@@ -140,7 +140,7 @@ fn shelves() -> &'static Shelves {
 /// One storage shard in memory, with either numbering of [`Storage`]: dense (the default: shard
 /// 0 hands out every number and records where the others are stored) or interleaved (shard `s`
 /// of `K` hands out, per id prefix, increasing numbers `n` with `(n - 1) % K == s`; see
-/// [`MemoryStorage::interleaved`]).
+/// [`MemoryStorage::into_interleaved`]).
 ///
 /// [`MemoryStorage::new`] gives a private store. [`FromConfig`] gives one shared with every other
 /// memory storage built for the same data directory and shard, for the life of the process, so

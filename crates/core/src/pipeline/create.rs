@@ -1,0 +1,318 @@
+//! `add`'s creation of new entries: prediction, validation, allocation (in turn, in a dense
+//! registry), rendering, validation of the entries, placement in shard 0 and the inserts.
+
+use super::*;
+
+impl Pipeline {
+    /// Predicts, validates, allocates, renders, validates again and inserts the new requests.
+    pub(super) fn create(
+        &self,
+        requests: Vec<Request>,
+        fps: &[Fingerprint],
+        shard_of: &[u32],
+        todo: &[usize],
+        slots: &mut [Slot],
+        turn: Option<&mut Turn>,
+    ) {
+        if todo.is_empty() {
+            return;
+        }
+        // Fill the missing fields. The requests are moved, not copied: each index is in `todo`
+        // at most once, so `take` finds every one.
+        let mut requests: Vec<Option<Request>> = requests.into_iter().map(Some).collect();
+        let batch: Vec<Request> = todo.iter().filter_map(|&i| requests[i].take()).collect();
+        if batch.len() != todo.len() {
+            return fail_all(todo, &internal("a request was listed twice"), slots);
+        }
+        let mut predictions = Vec::with_capacity(batch.len());
+        if let Err(e) = self.timed(StageCall::GeneratorPredict, || {
+            self.stages.generator.predict(&batch, &mut predictions)
+        }) {
+            return fail_all(todo, &Error::stage(StageKind::Generator, e), slots);
+        }
+        if predictions.len() != batch.len() {
+            return fail_all(todo, &miscount(StageKind::Generator), slots);
+        }
+        let mut completed = Vec::with_capacity(batch.len());
+        let mut provenance = Vec::with_capacity(batch.len());
+        let mut live = Vec::with_capacity(batch.len());
+        for ((&i, request), prediction) in todo.iter().zip(batch).zip(predictions) {
+            match self.complete(request, prediction) {
+                Ok((request, fields, version)) => {
+                    completed.push(request);
+                    provenance.push((fields, version));
+                    live.push(i);
+                }
+                Err(e) => slots[i] = Some(Err(e)),
+            }
+        }
+
+        // Check the completed requests before any id is spent on them.
+        let mut problems = Vec::new();
+        if let Err(e) = self.timed(StageCall::ValidatorCheckRequests, || {
+            self.stages
+                .validator
+                .check_requests(&completed, &mut problems)
+        }) {
+            return fail_all(&live, &Error::stage(StageKind::Validator, e), slots);
+        }
+        let rejected = reject(&live, problems, slots);
+        // In batch order: `todo` is.
+        let pending: Vec<Pending> = live
+            .into_iter()
+            .zip(completed)
+            .zip(provenance)
+            .filter(|((i, _), _)| !rejected.contains(i))
+            .map(|((item, request), (provenance, version))| Pending {
+                item,
+                request,
+                provenance,
+                version,
+            })
+            .collect();
+        let prefixes: Vec<String> = pending
+            .iter()
+            .map(|p| {
+                EntryId::prefix_for(
+                    field(&p.request.fields, Field::Scope),
+                    field(&p.request.fields, Field::Type),
+                )
+            })
+            .collect();
+        let numbers = self.allocate(&pending, &prefixes, shard_of, turn, slots);
+        let Some(created) = self.build_entries(pending, prefixes, numbers, fps, slots) else {
+            return;
+        };
+        let created = self.place(created, shard_of, slots);
+
+        let mut created = created;
+        created.sort_by_key(|c| shard_of[c.item]);
+        let mut groups: Vec<(u32, Vec<Created>)> = Vec::new();
+        for c in created {
+            let s = shard_of[c.item];
+            match groups.last_mut() {
+                Some((g, v)) if *g == s => v.push(c),
+                _ => groups.push((s, vec![c])),
+            }
+        }
+        for (shard, group) in groups {
+            self.insert_in_shard(shard as usize, group, slots);
+        }
+    }
+
+    /// Allocates an id number for each pending request: in a dense registry from shard 0, in
+    /// the batch's order (after every earlier turn's batch, when given one); otherwise from the
+    /// shard each goes to. `None` for an item whose allocation failed (its slot says why).
+    fn allocate(
+        &self,
+        pending: &[Pending],
+        prefixes: &[String],
+        shard_of: &[u32],
+        turn: Option<&mut Turn>,
+        slots: &mut [Slot],
+    ) -> Vec<Option<u64>> {
+        let mut numbers = vec![None; pending.len()];
+        if pending.is_empty() {
+            return numbers;
+        }
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        if self.dense {
+            groups.push((0, (0..pending.len()).collect()));
+        } else {
+            for (at, p) in pending.iter().enumerate() {
+                let s = shard_of[p.item] as usize;
+                match groups.iter_mut().find(|(g, _)| *g == s) {
+                    Some((_, v)) => v.push(at),
+                    None => groups.push((s, vec![at])),
+                }
+            }
+        }
+        if let Some(turn) = &turn
+            && self.dense
+        {
+            turn.wait();
+        }
+        for (shard, positions) in groups {
+            let asked: Vec<String> = positions.iter().map(|&k| prefixes[k].clone()).collect();
+            let mut got = Vec::with_capacity(asked.len());
+            let result = self.timed(StageCall::StorageAllocate, || {
+                self.stages.storage[shard].allocate(&asked, &mut got)
+            });
+            let error = match result {
+                Err(e) => Some(Error::stage(StageKind::Storage, e)),
+                Ok(()) if got.len() != asked.len() => Some(miscount(StageKind::Storage)),
+                Ok(()) => None,
+            };
+            match error {
+                Some(e) => {
+                    let items: Vec<usize> = positions.iter().map(|&k| pending[k].item).collect();
+                    fail_all(&items, &e, slots);
+                }
+                None => {
+                    for (k, n) in positions.into_iter().zip(got) {
+                        numbers[k] = Some(n);
+                    }
+                }
+            }
+        }
+        if let Some(turn) = turn {
+            turn.pass();
+        }
+        numbers
+    }
+
+    /// Renders the configs of the requests that got a number and checks the entries; returns
+    /// those that pass, or `None` when none is left.
+    fn build_entries(
+        &self,
+        pending: Vec<Pending>,
+        prefixes: Vec<String>,
+        numbers: Vec<Option<u64>>,
+        fps: &[Fingerprint],
+        slots: &mut [Slot],
+    ) -> Option<Vec<Created>> {
+        // The drafts take the requests' parts; only the items and provenance stay behind.
+        let mut group: Vec<(usize, Fields<Guess>)> = Vec::with_capacity(pending.len());
+        let mut drafts: Vec<Draft> = Vec::with_capacity(pending.len());
+        let mut registered: Vec<Provenance> = Vec::with_capacity(pending.len());
+        for ((p, prefix), number) in pending.into_iter().zip(prefixes).zip(numbers) {
+            let Some(number) = number else { continue };
+            registered.push(Provenance {
+                derivation: FINGERPRINT_DERIVATION,
+                fields: Fields::from_fn(|f| p.provenance[f].source),
+                version: p.version,
+            });
+            let (title, fields, version, context) = p.request.into_parts();
+            drafts.push(Draft {
+                header: Header {
+                    fields: fields.map(|_, v| v.unwrap_or_default()),
+                    id: EntryId::new(prefix, number),
+                    version: version.unwrap_or_default(),
+                },
+                title,
+                context,
+            });
+            group.push((p.item, p.provenance));
+        }
+        if drafts.is_empty() {
+            return None;
+        }
+        let items: Vec<usize> = group.iter().map(|(item, _)| *item).collect();
+        let mut configs = Vec::with_capacity(drafts.len());
+        if let Err(e) = self.timed(StageCall::GeneratorRender, || {
+            self.stages.generator.render(&drafts, &mut configs)
+        }) {
+            fail_all(&items, &Error::stage(StageKind::Generator, e), slots);
+            return None;
+        }
+        if configs.len() != drafts.len() {
+            fail_all(&items, &miscount(StageKind::Generator), slots);
+            return None;
+        }
+        let now = Timestamp::now();
+        let entries: Vec<Entry> = drafts
+            .into_iter()
+            .zip(configs)
+            .zip(items.iter().zip(registered))
+            .map(|((d, config), (&i, provenance))| Entry {
+                hash: Entry::compute_hash(&d.header, &d.title, &d.context, &config),
+                header: d.header,
+                title: d.title,
+                context: d.context,
+                config,
+                fingerprint: fps[i],
+                revision: 1,
+                created_at: now,
+                updated_at: now,
+                provenance: Some(provenance),
+                lifecycle: Lifecycle::Active,
+            })
+            .collect();
+
+        let mut problems = Vec::new();
+        if let Err(e) = self.timed(StageCall::ValidatorCheckEntries, || {
+            self.stages.validator.check_entries(&entries, &mut problems)
+        }) {
+            fail_all(&items, &Error::stage(StageKind::Validator, e), slots);
+            return None;
+        }
+        let rejected = reject(&items, problems, slots);
+        let created: Vec<Created> = group
+            .into_iter()
+            .zip(entries)
+            .filter(|((item, _), _)| !rejected.contains(item))
+            .map(|((item, provenance), entry)| Created {
+                item,
+                provenance,
+                entry,
+            })
+            .collect();
+        (!created.is_empty()).then_some(created)
+    }
+
+    /// In a dense registry of several shards, records in shard 0 where the new entries that go
+    /// to other shards will be, before they are stored there ([`Storage::place`]); returns the
+    /// entries left to store (all of them, unless recording failed).
+    fn place(&self, created: Vec<Created>, shard_of: &[u32], slots: &mut [Slot]) -> Vec<Created> {
+        if !self.dense {
+            return created;
+        }
+        let (ids, shards): (Vec<EntryId>, Vec<u32>) = created
+            .iter()
+            .filter(|c| shard_of[c.item] != 0)
+            .map(|c| (c.entry.header.id.clone(), shard_of[c.item]))
+            .unzip();
+        if ids.is_empty() {
+            return created;
+        }
+        match self.timed(StageCall::StoragePlace, || {
+            self.stages.storage[0].place(&ids, &shards)
+        }) {
+            Ok(()) => created,
+            Err(e) => {
+                let e = Error::stage(StageKind::Storage, e);
+                let (elsewhere, home): (Vec<Created>, Vec<Created>) =
+                    created.into_iter().partition(|c| shard_of[c.item] != 0);
+                let items: Vec<usize> = elsewhere.iter().map(|c| c.item).collect();
+                fail_all(&items, &e, slots);
+                home
+            }
+        }
+    }
+
+    /// Stores new entries in one shard and caches them.
+    fn insert_in_shard(&self, shard: usize, created: Vec<Created>, slots: &mut [Slot]) {
+        let storage = &self.stages.storage[shard];
+        let (keep, entries): (Vec<(usize, Fields<Guess>)>, Vec<Entry>) = created
+            .into_iter()
+            .map(|c| ((c.item, c.provenance), c.entry))
+            .unzip();
+        let keep_items: Vec<usize> = keep.iter().map(|(item, _)| *item).collect();
+        let mut inserted = Vec::with_capacity(entries.len());
+        if let Err(e) = self.timed(StageCall::StorageInsert, || {
+            storage.insert(&entries, &mut inserted)
+        }) {
+            return fail_all(&keep_items, &Error::stage(StageKind::Storage, e), slots);
+        }
+        if inserted.len() != entries.len() {
+            return fail_all(&keep_items, &miscount(StageKind::Storage), slots);
+        }
+        let cache_new = self.cache_new_entries.load(Ordering::Relaxed);
+        let mut stored = Vec::with_capacity(entries.len());
+        for (((item, provenance), entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {
+            let added = match outcome {
+                Inserted::Created => Added {
+                    entry,
+                    created: true,
+                    fields: Some(provenance),
+                },
+                Inserted::Existing(entry) => existing(entry),
+            };
+            if cache_new || !added.created {
+                stored.push(added.entry.clone());
+            }
+            slots[item] = Some(Ok(added));
+        }
+        self.fill_cache(&stored);
+    }
+}
