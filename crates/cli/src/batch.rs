@@ -162,6 +162,58 @@ pub fn compact(args: CompactArgs, settings: &Settings) -> Result<(), CliError> {
 }
 
 #[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read at most this many entries per second, so a live registry keeps serving (0: as fast
+    /// as the storage goes)
+    #[arg(long, default_value_t = 20_000)]
+    pub rate: u64,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+/// `registry check`.
+///
+/// # Errors
+/// Exit 1 when it found a problem (each is printed with its shard and id), exit 2 when the
+/// registry cannot be opened or a shard cannot be read.
+pub fn check(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
+    let mut progress = Progress::new(args.format.format);
+    let report = batch::check(settings, args.rate, &mut progress)?;
+    match args.format.format {
+        Format::Json => output::json(&report)?,
+        Format::Text => {
+            let mut out = io::stdout().lock();
+            (|| {
+                for f in &report.findings {
+                    writeln!(out, "shard {}: {}: {}", f.shard, f.code, f.message)?;
+                }
+                writeln!(
+                    out,
+                    "checked {} entries ({} revisions) in {} shards: {}",
+                    report.entries,
+                    report.revisions,
+                    report.shards,
+                    match report.findings.len() {
+                        0 => "no problem found".to_owned(),
+                        1 => "1 problem".to_owned(),
+                        n => format!("{n} problems"),
+                    }
+                )
+            })()
+            .map_err(output::write_err)?;
+        }
+    }
+    match report.findings.len() {
+        0 => Ok(()),
+        n => Err(CliError::input(format!(
+            "the check found {n} {} (named above)",
+            if n == 1 { "problem" } else { "problems" }
+        ))
+        .with_kind("check")),
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct MigrateArgs {
     #[command(flatten)]
     pub format: FormatArg,

@@ -124,6 +124,9 @@ enum Command {
     /// Rewrite every shard in its most compact form and give free space back, reporting the
     /// bytes before and after; no entry changes
     Compact(batch::CompactArgs),
+    /// Verify every entry, revision and index of every shard, naming each problem (exit 1 if
+    /// any)
+    Check(batch::CheckArgs),
     /// Convert a registry written by an earlier release to the newest storage format, in place
     /// and crash-safely, then check that every entry reads back as before; ids do not change
     Migrate(batch::MigrateArgs),
@@ -264,6 +267,7 @@ fn run(
         Command::Stats(args) => batch::stats(args, &settings),
         Command::Compact(args) => batch::compact(args, &settings),
         Command::Migrate(args) => batch::migrate(args, &settings),
+        Command::Check(args) => batch::check(args, &settings),
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }

@@ -32,11 +32,13 @@ use crate::stage::{
 };
 use crate::time::Timestamp;
 
+mod check;
 mod create;
 mod migrate;
 mod restore;
 mod turns;
 
+pub use check::{CHECK_PAGE, CheckReport, Finding};
 pub use migrate::ShardMigration;
 pub use turns::{Turn, Turns};
 

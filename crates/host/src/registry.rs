@@ -50,6 +50,11 @@ impl Needs {
         stages: &[StageKind::Storage],
         access: Access::Write,
     };
+    /// `check`: storage, and the router that says where registration looks for a fingerprint.
+    pub const CHECK: Needs = Needs {
+        stages: &[StageKind::Cache, StageKind::Router, StageKind::Storage],
+        access: Access::Read,
+    };
     /// `migrate`: storage alone, in a registry that exists, whose shards may be of several
     /// storage formats.
     pub const MIGRATE: Needs = Needs {

@@ -4,6 +4,7 @@
 mod attacks;
 mod bad_input;
 mod batch;
+mod check;
 mod commands;
 mod conventions;
 mod installed;

@@ -49,6 +49,11 @@ fn a_registry_of_the_previous_release_migrates_in_place_and_reads_the_same() {
         before,
         "this build reads format 1 as it was written"
     );
+    let checked = s.ok(&["check", "--rate", "0"]);
+    assert!(
+        checked.contains("60 entries (66 revisions) in 2 shards: no problem found"),
+        "{checked}"
+    );
 
     let done = s.json(&["migrate"]);
     assert_eq!(done["migrated"], true, "{done}");
@@ -74,6 +79,9 @@ fn a_registry_of_the_previous_release_migrates_in_place_and_reads_the_same() {
         "SEC-RUL-006",
         "lifecycle kept"
     );
+
+    let checked = s.ok(&["check", "--rate", "0"]);
+    assert!(checked.contains("no problem found"), "{checked}");
 
     // Once is enough.
     let again = s.json(&["migrate"]);

@@ -783,6 +783,11 @@ fn a_namespace_of_the_previous_format_migrates_and_reads_the_same() {
         assert_eq!(left, "0", "shard {shard}'s old keys are deleted");
     }
     assert_eq!(h.json(&["get", "SEC-RUL-001"])["status"], "DEPRECATED");
+    let checked = h.ok(&["check", "--rate", "0"]);
+    assert!(
+        checked.contains("600 entries (601 revisions) in 12 shards: no problem found"),
+        "{checked}"
+    );
     let highest = before
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -19,6 +19,7 @@
 //! [`scale_test`] feeds generated requests through the same code, then reopens the registry and
 //! reads a sample back by id, checking each entry against the request that produced it.
 
+mod check;
 mod compact;
 mod generate;
 mod migrate;
@@ -42,6 +43,7 @@ use crate::events::{Events, Progress};
 use crate::input::{self, BoundedLines};
 use crate::requests::{RequestLine, strip_position};
 
+pub use check::check;
 pub use compact::{Compaction, compact};
 pub use migrate::{Migration, migrate};
 pub use scale::{ScaleTest, Scaled, scale_test};

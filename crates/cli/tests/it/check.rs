@@ -1,0 +1,159 @@
+//! `registry check`: a healthy registry passes; each kind of damage to a shard file is found and
+//! named with its entry.
+
+use serde_json::Value;
+
+use crate::Scratch;
+
+/// A registry of two shards with `n` entries over four scopes, some updated, one retired.
+fn registry(n: usize) -> Scratch {
+    let s = Scratch::with_shards(2);
+    let mut input = String::new();
+    for i in 0..n {
+        input.push_str(&format!(
+            "{{\"title\": \"Check drill rule {i}\", \"scope\": \"{}\"}}\n",
+            ["SEC", "OPS", "GOV", "ETL"][i % 4]
+        ));
+    }
+    s.write("in.jsonl", &input);
+    s.ok(&["batch", "in.jsonl"]);
+    s.ok(&["update", "SEC-RUL-001", "--status", "DEPRECATED"]);
+    s.ok(&["retire", "OPS-RUL-002"]);
+    s
+}
+
+fn check(s: &Scratch) -> (i32, Value) {
+    let out = s.run(&["check", "--rate", "0", "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    (out.status.code().unwrap_or(-1), report)
+}
+
+/// The findings of a report as (code, id).
+fn findings(report: &Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap_or_default().to_owned(),
+                f["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Opens a shard file with redb directly, as something outside the registry would.
+fn with_shard(s: &Scratch, shard: u32, f: impl FnOnce(&redb::WriteTransaction)) {
+    let db = redb::Database::open(s.data_dir().join(format!("shard-{shard:03}.redb")))
+        .expect("opens the shard");
+    let txn = db.begin_write().expect("writes");
+    f(&txn);
+    txn.commit().expect("commits");
+}
+
+/// The shard holding an entry, found by which file's table holds its number.
+fn shard_of(s: &Scratch, prefix: &str, number: u64) -> u32 {
+    for shard in 0..2 {
+        let db = redb::Database::open(s.data_dir().join(format!("shard-{shard:03}.redb")))
+            .expect("opens");
+        let txn = redb::ReadableDatabase::begin_read(&db).expect("reads");
+        let name = format!("entries/{prefix}");
+        let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new(&name);
+        if let Ok(t) = txn.open_table(def)
+            && redb::ReadableTable::get(&t, number)
+                .expect("reads")
+                .is_some()
+        {
+            return shard;
+        }
+    }
+    panic!("{prefix}-{number} is in no shard");
+}
+
+#[test]
+fn a_healthy_registry_passes_and_the_report_counts_everything() {
+    let s = registry(400);
+    let (code, report) = check(&s);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["entries"], 400);
+    assert_eq!(
+        report["revisions"], 402,
+        "two entries have a second revision"
+    );
+    assert_eq!(report["shards"], 2);
+    assert!(findings(&report).is_empty(), "{report}");
+    let text = s.ok(&["check", "--rate", "0"]);
+    assert!(
+        text.contains("checked 400 entries (402 revisions) in 2 shards: no problem found"),
+        "{text}"
+    );
+}
+
+#[test]
+fn each_kind_of_damage_is_named_with_its_entry() {
+    let s = registry(400);
+    // A changed title: the hash no longer matches.
+    let shard = shard_of(&s, "GOV-RUL", 3);
+    with_shard(&s, shard, |txn| {
+        let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("entries/GOV-RUL");
+        let mut t = txn.open_table(def).expect("table");
+        let mut bytes = redb::ReadableTable::get(&t, 3)
+            .expect("reads")
+            .expect("there")
+            .value()
+            .to_vec();
+        let at = bytes
+            .windows(5)
+            .position(|w| w == b"Check")
+            .expect("the title is stored as text");
+        bytes[at..at + 5].copy_from_slice(b"Chick");
+        t.insert(3, bytes.as_slice()).expect("writes");
+    });
+    // A field index that lost every LIVE bit of ETL in shard 0.
+    with_shard(&s, 0, |txn| {
+        let def: redb::TableDefinition<(u8, &str, &str, u64), &[u8]> =
+            redb::TableDefinition::new("field_bits");
+        let mut t = txn.open_table(def).expect("table");
+        t.remove((2, "LIVE", "ETL-RUL", 0)).expect("removes");
+    });
+    // Shard 0 forgets where shard 1's SEC entries are.
+    with_shard(&s, 0, |txn| {
+        let def: redb::TableDefinition<(&str, u64), &[u8]> =
+            redb::TableDefinition::new("locations");
+        let mut t = txn.open_table(def).expect("table");
+        t.remove(("SEC-RUL", 0)).expect("removes");
+    });
+    let (code, report) = check(&s);
+    assert_eq!(code, 1, "{report}");
+    let found = findings(&report);
+    assert!(
+        found.contains(&("damaged".into(), "GOV-RUL-003".into())),
+        "{found:?}"
+    );
+    let etl_live = found
+        .iter()
+        .filter(|(code, id)| code == "field-index" && id.starts_with("ETL-RUL-"))
+        .count();
+    assert!(etl_live > 0, "{found:?}");
+    let sec_in_one = (1..=100u64)
+        .find(|&n| shard_of(&s, "SEC-RUL", n) == 1)
+        .expect("one");
+    assert!(
+        found.contains(&("location".into(), format!("SEC-RUL-{sec_in_one:03}"))),
+        "{found:?}"
+    );
+    let (stdout, stderr) = {
+        let out = s.run(&["check", "--rate", "0"]);
+        assert_eq!(out.status.code(), Some(1));
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(
+        stdout.contains("damaged: entry GOV-RUL-003 is damaged"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("the check found"), "{stderr}");
+}

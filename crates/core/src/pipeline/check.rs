@@ -1,0 +1,352 @@
+//! `check`: every entry and revision of every shard read and verified, and the indexes and
+//! layout held against them.
+//!
+//! Per shard, page by page ([`CHECK_PAGE`] entries), in id order:
+//!
+//! - every history is read whole and verified ([`integrity::verify_history`]: revisions 1 to
+//!   n, every hash, times in order, one id and fingerprint) — `damaged`;
+//! - no id and no fingerprint is held twice, in any shard — `duplicate-id`,
+//!   `duplicate-fingerprint`;
+//! - the entry is where the numbering says: in a dense registry, shard 0 records its shard
+//!   ([`Storage::locate`]); in an interleaved one its number names its shard — `location`;
+//! - its fingerprint finds it where registration looks ([`Storage::find`] in the shard the
+//!   router picks, and in the shards holding foreign fingerprints) — `fingerprint-index`;
+//! - each value it holds is one the schema declares — `undeclared-value`.
+//!
+//! Then, per shard and per field value held, the listing filtered by that value
+//! ([`Storage::list`], which reads the field index) must give exactly the entries holding it —
+//! `field-index`.
+//!
+//! Memory: the ids and fingerprints seen (for the duplicates), and per shard a count per field
+//! value; a field value whose listing disagrees is walked once more, holding only its own ids.
+//! Rate: `pace` is called after every page, so a caller may sleep to bound the reads per
+//! second beside a live registry.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+/// Entries read per storage call.
+pub const CHECK_PAGE: usize = 1000;
+
+/// One inconsistency found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub shard: u32,
+    /// What kind: `damaged`, `duplicate-id`, `duplicate-fingerprint`, `location`,
+    /// `fingerprint-index`, `field-index`, `undeclared-value`, `unreadable`.
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<EntryId>,
+    pub message: String,
+}
+
+/// What `check` read and found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    pub shards: u32,
+    pub entries: u64,
+    pub revisions: u64,
+    /// Every finding, in the order found.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    fn found(&mut self, shard: u32, code: &'static str, id: Option<&EntryId>, message: String) {
+        self.findings.push(Finding {
+            shard,
+            code,
+            id: id.cloned(),
+            message,
+        });
+    }
+}
+
+impl Pipeline {
+    /// Verifies every shard; see the module documentation. `pace(entries_so_far)` is called
+    /// after every page.
+    ///
+    /// # Errors
+    /// When a shard cannot be read at all (listing fails); an entry that cannot be read is a
+    /// finding (`unreadable`), not an error.
+    pub fn check(&self, pace: &mut dyn FnMut(u64)) -> Result<CheckReport, Error> {
+        let k = self.shards_u32();
+        let mut report = CheckReport {
+            shards: k,
+            ..CheckReport::default()
+        };
+        let mut ids: HashMap<EntryId, u32> = HashMap::new();
+        let mut fingerprints: HashMap<Fingerprint, EntryId> = HashMap::new();
+        for shard in 0..k {
+            let storage = &*self.stages.storage[shard as usize];
+            let mut values: BTreeMap<(Field, String), u64> = BTreeMap::new();
+            let mut after: Option<EntryId> = None;
+            loop {
+                let page = self.list_page(storage, after.as_ref(), None)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.header.id.clone());
+                let full = page.len() == CHECK_PAGE;
+                self.check_page(shard, &page, &mut ids, &mut fingerprints, &mut report)?;
+                for entry in &page {
+                    for (field, value) in entry.header.fields.iter() {
+                        *values.entry((field, value.clone())).or_default() += 1;
+                    }
+                }
+                pace(report.entries);
+                if !full {
+                    break;
+                }
+            }
+            for ((field, value), count) in values {
+                self.check_index(shard, field, &value, count, &mut report, pace)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Up to [`CHECK_PAGE`] latest revisions after `after`, optionally filtered by one value.
+    fn list_page(
+        &self,
+        storage: &dyn Storage,
+        after: Option<&EntryId>,
+        filter: Option<(Field, &str)>,
+    ) -> Result<Vec<Entry>, Error> {
+        let mut query = ListQuery {
+            after: after.cloned(),
+            limit: CHECK_PAGE,
+            ..ListQuery::default()
+        };
+        if let Some((field, value)) = filter {
+            query.filter[field] = Some(value.to_owned());
+        }
+        let mut page = Vec::with_capacity(CHECK_PAGE);
+        storage
+            .list(&query, &mut page)
+            .map_err(|e| Error::stage(StageKind::Storage, e))?;
+        Ok(page)
+    }
+
+    fn check_page(
+        &self,
+        shard: u32,
+        page: &[Entry],
+        ids: &mut HashMap<EntryId, u32>,
+        fingerprints: &mut HashMap<Fingerprint, EntryId>,
+        report: &mut CheckReport,
+    ) -> Result<(), Error> {
+        let storage = &*self.stages.storage[shard as usize];
+        for entry in page {
+            let id = &entry.header.id;
+            report.entries += 1;
+            let mut history = Vec::new();
+            match storage.history(id, &mut history) {
+                Ok(()) => {
+                    report.revisions += history.len() as u64;
+                    if let Err(d) = integrity::verify_history(&history) {
+                        report.found(shard, "damaged", Some(id), d.to_string());
+                    } else if history.last() != Some(entry) {
+                        report.found(
+                            shard,
+                            "damaged",
+                            Some(id),
+                            format!("entry {id}: its history ends with another revision than the one listed"),
+                        );
+                    }
+                }
+                Err(e) => report.found(shard, "unreadable", Some(id), e.message),
+            }
+            if let Some(other) = ids.insert(id.clone(), shard) {
+                report.found(
+                    shard,
+                    "duplicate-id",
+                    Some(id),
+                    format!("entry {id} is held by shard {other} and shard {shard}"),
+                );
+            }
+            if let Some(other) = fingerprints.insert(entry.fingerprint, id.clone()) {
+                report.found(
+                    shard,
+                    "duplicate-fingerprint",
+                    Some(id),
+                    format!(
+                        "entries {other} and {id} have the same fingerprint {}: one request is \
+                         registered twice",
+                        entry.fingerprint
+                    ),
+                );
+            }
+            for (field, value) in entry.header.fields.iter() {
+                if self.schema.canonical(field, value).is_none() {
+                    report.found(
+                        shard,
+                        "undeclared-value",
+                        Some(id),
+                        format!(
+                            "entry {id} has {field} `{value}`, which the schema no longer declares"
+                        ),
+                    );
+                }
+            }
+        }
+        self.check_locations(shard, page, report)?;
+        self.check_fingerprints(shard, page, report)
+    }
+
+    /// Each entry of `page` (stored in `shard`) is where the numbering says.
+    fn check_locations(
+        &self,
+        shard: u32,
+        page: &[Entry],
+        report: &mut CheckReport,
+    ) -> Result<(), Error> {
+        let ids: Vec<EntryId> = page.iter().map(|e| e.header.id.clone()).collect();
+        let mut located = Vec::with_capacity(ids.len());
+        if let Err(e) = self.locate(&ids, &mut located) {
+            report.found(
+                0,
+                "unreadable",
+                None,
+                format!("the locations cannot be read: {e}"),
+            );
+            return Ok(());
+        }
+        for (id, at) in ids.iter().zip(located) {
+            let at = at.and_then(|s| u32::try_from(s).ok());
+            if at != Some(shard) {
+                let said = at.map_or_else(|| "no shard".to_owned(), |s| format!("shard {s}"));
+                let by = if self.dense {
+                    "shard 0 records"
+                } else {
+                    "its number names"
+                };
+                report.found(
+                    shard,
+                    "location",
+                    Some(id),
+                    format!("entry {id} is in shard {shard}, but {by} {said}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Each entry of `page` is found by its fingerprint where registration looks for it.
+    fn check_fingerprints(
+        &self,
+        shard: u32,
+        page: &[Entry],
+        report: &mut CheckReport,
+    ) -> Result<(), Error> {
+        let fps: Vec<Fingerprint> = page.iter().map(|e| e.fingerprint).collect();
+        let all: Vec<usize> = (0..fps.len()).collect();
+        let routed = self.route(&all, &fps)?;
+        let mut found: Vec<bool> = vec![false; page.len()];
+        for target in 0..self.shards_u32() {
+            let foreign = self.is_foreign(target as usize);
+            let asked: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|&i| routed[i] == target || foreign)
+                .collect();
+            if asked.is_empty() {
+                continue;
+            }
+            let wanted: Vec<Fingerprint> = asked.iter().map(|&i| fps[i]).collect();
+            let mut out = Vec::with_capacity(wanted.len());
+            if let Err(e) = self.stages.storage[target as usize].find(&wanted, &mut out) {
+                report.found(target, "unreadable", None, e.message);
+                return Ok(());
+            }
+            for (&i, hit) in asked.iter().zip(out) {
+                if hit.is_some_and(|e| e.header.id == page[i].header.id) {
+                    found[i] = true;
+                }
+            }
+        }
+        for ((entry, ok), routed) in page.iter().zip(found).zip(routed) {
+            if !ok {
+                let id = &entry.header.id;
+                report.found(
+                    shard,
+                    "fingerprint-index",
+                    Some(id),
+                    format!(
+                        "entry {id} is not found by its fingerprint {} where registration looks \
+                         (shard {routed}): registering its request again would duplicate it",
+                        entry.fingerprint
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The listing of `shard` filtered by `field = value` gives the `count` entries holding
+    /// that value, and only those.
+    fn check_index(
+        &self,
+        shard: u32,
+        field: Field,
+        value: &str,
+        count: u64,
+        report: &mut CheckReport,
+        pace: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let storage = &*self.stages.storage[shard as usize];
+        let mut listed: HashSet<EntryId> = HashSet::new();
+        let mut after: Option<EntryId> = None;
+        loop {
+            let page = self.list_page(storage, after.as_ref(), Some((field, value)))?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.header.id.clone());
+            let full = page.len() == CHECK_PAGE;
+            for entry in page {
+                let id = entry.header.id.clone();
+                if entry.header.fields[field] != value {
+                    report.found(
+                        shard,
+                        "field-index",
+                        Some(&id),
+                        format!(
+                            "the {field} index lists entry {id} under `{value}`, but it has `{}`",
+                            entry.header.fields[field]
+                        ),
+                    );
+                }
+                listed.insert(id);
+            }
+            pace(report.entries);
+            if !full {
+                break;
+            }
+        }
+        if listed.len() as u64 == count {
+            return Ok(());
+        }
+        // Some entries holding the value are not listed under it: name them.
+        let mut after: Option<EntryId> = None;
+        loop {
+            let page = self.list_page(storage, after.as_ref(), None)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.header.id.clone());
+            let full = page.len() == CHECK_PAGE;
+            for entry in page {
+                let id = &entry.header.id;
+                if entry.header.fields[field] == value && !listed.contains(id) {
+                    report.found(
+                        shard,
+                        "field-index",
+                        Some(id),
+                        format!(
+                            "entry {id} has {field} `{value}` but the {field} index does not list it"
+                        ),
+                    );
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
