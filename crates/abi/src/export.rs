@@ -451,6 +451,10 @@ impl<T: Storage> FfiStorage for Exported<T> {
         })
     }
 
+    fn reindex(&self) -> RResult<u64, FfiError> {
+        guard(|| self.0.reindex())
+    }
+
     fn migrate(&self, ids: RSlice<'_, FfiId>, shards: RSlice<'_, u32>) -> RResult<u64, FfiError> {
         guard(|| {
             let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();

@@ -201,6 +201,9 @@ impl<T: Storage> Storage for Guarded<T> {
     fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
         guarded(|| self.0.migrate(ids, shards))
     }
+    fn reindex(&self) -> StageResult<u64> {
+        guarded(|| self.0.reindex())
+    }
 }
 
 impl<T: Router> Router for Guarded<T> {

@@ -732,6 +732,10 @@ impl Storage for HostStorage {
         )
     }
 
+    fn reindex(&self) -> StageResult<u64> {
+        self.0.reindex().into_result().map_err(StageError::from)
+    }
+
     fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
         let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
         self.0

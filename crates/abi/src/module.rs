@@ -127,6 +127,8 @@ pub trait FfiStorage: Send + Sync {
     fn locate(&self, ids: RSlice<'_, FfiId>, out: &mut RVec<u32>) -> RResult<(), FfiError>;
     /// `Storage::migrate`.
     fn migrate(&self, ids: RSlice<'_, FfiId>, shards: RSlice<'_, u32>) -> RResult<u64, FfiError>;
+    /// `Storage::reindex`.
+    fn reindex(&self) -> RResult<u64, FfiError>;
 }
 
 /// The router stage across the boundary; mirrors `registry_core::Router`.

@@ -167,6 +167,10 @@ pub struct CheckArgs {
     /// as the storage goes)
     #[arg(long, default_value_t = 20_000)]
     pub rate: u64,
+    /// When a problem is found, rebuild every index from the entries (and the locations of a
+    /// dense registry's entries), then check again; no entry is changed
+    #[arg(long)]
+    pub repair: bool,
     #[command(flatten)]
     pub format: FormatArg,
 }
@@ -174,16 +178,16 @@ pub struct CheckArgs {
 /// `registry check`.
 ///
 /// # Errors
-/// Exit 1 when it found a problem (each is printed with its shard and id), exit 2 when the
-/// registry cannot be opened or a shard cannot be read.
+/// Exit 1 when a problem is left (each is printed with its shard and id), exit 2 when the
+/// registry cannot be opened, a shard cannot be read, or the repair fails.
 pub fn check(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
     let mut progress = Progress::new(args.format.format);
-    let report = batch::check(settings, args.rate, &mut progress)?;
+    let checked = batch::check(settings, args.rate, args.repair, &mut progress)?;
     match args.format.format {
-        Format::Json => output::json(&report)?,
+        Format::Json => output::json(&checked)?,
         Format::Text => {
             let mut out = io::stdout().lock();
-            (|| {
+            let print = |out: &mut io::StdoutLock<'_>, report: &registry_core::CheckReport| {
                 for f in &report.findings {
                     writeln!(out, "shard {}: {}: {}", f.shard, f.code, f.message)?;
                 }
@@ -199,11 +203,24 @@ pub fn check(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
                         n => format!("{n} problems"),
                     }
                 )
+            };
+            (|| {
+                print(&mut out, &checked.report)?;
+                if let (Some(repaired), Some(after)) = (&checked.repaired, &checked.after) {
+                    writeln!(
+                        out,
+                        "repaired: the indexes of {} entries rebuilt, {} locations recorded; \
+                         checking again",
+                        repaired.reindexed, repaired.placed
+                    )?;
+                    print(&mut out, after)?;
+                }
+                Ok(())
             })()
             .map_err(output::write_err)?;
         }
     }
-    match report.findings.len() {
+    match checked.remaining() {
         0 => Ok(()),
         n => Err(CliError::input(format!(
             "the check found {n} {} (named above)",

@@ -38,7 +38,7 @@ mod migrate;
 mod restore;
 mod turns;
 
-pub use check::{CHECK_PAGE, CheckReport, Finding};
+pub use check::{CHECK_PAGE, CheckReport, Finding, Repaired};
 pub use migrate::ShardMigration;
 pub use turns::{Turn, Turns};
 

@@ -546,6 +546,21 @@ pub trait Storage: Send + Sync {
             "this storage has one storage format: there is nothing to migrate",
         ))
     }
+
+    /// Rebuilds every index of the shard (the fingerprint index, the field index, the
+    /// sequences' floor) from its entries, changing no entry: what `registry check --repair`
+    /// does. The old indexes stay in use until the new ones are complete, so a crash leaves one
+    /// or the other. Returns how many entries were indexed.
+    ///
+    /// # Errors
+    /// When the store cannot be read or written (then the old indexes are as they were), or
+    /// code `Invalid` when the storage cannot rebuild its indexes (the default).
+    fn reindex(&self) -> StageResult<u64> {
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage cannot rebuild its indexes",
+        ))
+    }
 }
 
 /// Chooses the shard of each key.
@@ -615,6 +630,9 @@ macro_rules! refusing_storage {
                 Err(self.error())
             }
             fn migrate(&self, _: &[EntryId], _: &[u32]) -> StageResult<u64> {
+                Err(self.error())
+            }
+            fn reindex(&self) -> StageResult<u64> {
                 Err(self.error())
             }
             fn locate(&self, _: &[EntryId], _: &mut Vec<u32>) -> StageResult<()> {

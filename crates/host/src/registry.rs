@@ -55,6 +55,11 @@ impl Needs {
         stages: &[StageKind::Cache, StageKind::Router, StageKind::Storage],
         access: Access::Read,
     };
+    /// `check --repair`: as `check`, in a registry it may write to.
+    pub const REPAIR: Needs = Needs {
+        stages: &[StageKind::Cache, StageKind::Router, StageKind::Storage],
+        access: Access::Write,
+    };
     /// `migrate`: storage alone, in a registry that exists, whose shards may be of several
     /// storage formats.
     pub const MIGRATE: Needs = Needs {

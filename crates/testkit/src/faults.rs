@@ -169,6 +169,11 @@ impl<S: Storage> Storage for FailingStorage<S> {
         self.pass("migrate")?;
         self.inner.migrate(ids, shards)
     }
+
+    fn reindex(&self) -> StageResult<u64> {
+        self.pass("reindex")?;
+        self.inner.reindex()
+    }
 }
 
 /// A cache that fails every call with code `Unavailable`. The pipeline must then behave exactly

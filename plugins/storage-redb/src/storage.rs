@@ -99,6 +99,7 @@ mod locations;
 mod migrate;
 mod open;
 mod read;
+mod reindex;
 mod restore;
 mod write;
 
@@ -568,6 +569,10 @@ impl Storage for RedbStorage {
 
     fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
         self.migrate_shard(ids, shards)
+    }
+
+    fn reindex(&self) -> StageResult<u64> {
+        self.reindex_shard()
     }
 }
 

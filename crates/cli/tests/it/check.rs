@@ -157,3 +157,82 @@ fn each_kind_of_damage_is_named_with_its_entry() {
     );
     assert!(stderr.contains("the check found"), "{stderr}");
 }
+
+#[test]
+fn repair_rebuilds_indexes_and_locations_and_leaves_damaged_entries_to_the_operator() {
+    let s = registry(400);
+    let before = s.ok(&["export"]);
+    // Lost: a block of the field index, shard 0's record of where shard 1's SEC entries are,
+    // and every pending fingerprint of shard 1 (registering them again would duplicate them).
+    with_shard(&s, 0, |txn| {
+        let def: redb::TableDefinition<(u8, &str, &str, u64), &[u8]> =
+            redb::TableDefinition::new("field_bits");
+        let mut t = txn.open_table(def).expect("table");
+        t.remove((2, "LIVE", "ETL-RUL", 0)).expect("removes");
+        let def: redb::TableDefinition<(&str, u64), &[u8]> =
+            redb::TableDefinition::new("locations");
+        let mut t = txn.open_table(def).expect("table");
+        t.remove(("SEC-RUL", 0)).expect("removes");
+    });
+    with_shard(&s, 1, |txn| {
+        let def: redb::TableDefinition<u64, ([u8; 16], &str, u64)> =
+            redb::TableDefinition::new("pending_fingerprints");
+        txn.delete_table(def)
+            .expect("drops the pending fingerprints");
+    });
+    let (code, report) = check(&s);
+    assert_eq!(code, 1);
+    let codes: std::collections::BTreeSet<String> =
+        findings(&report).into_iter().map(|(c, _)| c).collect();
+    assert_eq!(
+        codes.into_iter().collect::<Vec<_>>(),
+        ["field-index", "fingerprint-index", "location"],
+        "{report}"
+    );
+
+    let out = s.run(&["check", "--rate", "0", "--repair", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let repaired: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(repaired["repaired"]["reindexed"], 400, "{repaired}");
+    assert!(
+        repaired["repaired"]["placed"].as_u64() > Some(0),
+        "{repaired}"
+    );
+    assert_eq!(
+        repaired["after"]["findings"],
+        serde_json::json!([]),
+        "{repaired}"
+    );
+    // Nothing else changed, and registering the same requests again finds every one.
+    assert_eq!(s.ok(&["export"]), before);
+    let again = s.json(&["batch", "in.jsonl"]);
+    assert_eq!(
+        (again["created"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(400))
+    );
+    let (code, report) = check(&s);
+    assert_eq!(code, 0, "{report}");
+
+    // A damaged entry is reported, not repaired.
+    let shard = shard_of(&s, "GOV-RUL", 3);
+    with_shard(&s, shard, |txn| {
+        let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("entries/GOV-RUL");
+        let mut t = txn.open_table(def).expect("table");
+        let mut bytes = redb::ReadableTable::get(&t, 3)
+            .expect("reads")
+            .expect("there")
+            .value()
+            .to_vec();
+        let at = bytes.windows(5).position(|w| w == b"Check").expect("title");
+        bytes[at..at + 5].copy_from_slice(b"Chick");
+        t.insert(3, bytes.as_slice()).expect("writes");
+    });
+    let out = s.run(&["check", "--rate", "0", "--repair", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let left: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        findings(&left["after"]),
+        [("damaged".to_owned(), "GOV-RUL-003".to_owned())],
+        "{left}"
+    );
+}

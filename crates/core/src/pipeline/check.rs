@@ -350,3 +350,65 @@ impl Pipeline {
         Ok(())
     }
 }
+
+/// What [`Pipeline::repair`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Repaired {
+    /// Entries whose index rows were written anew, over every shard.
+    pub reindexed: u64,
+    /// Locations shard 0 recorded anew (a dense registry's entries it had lost or misplaced).
+    pub placed: u64,
+}
+
+impl Pipeline {
+    /// Rebuilds what `check` can find wrong besides the entries themselves: every shard's
+    /// indexes from its entries ([`Storage::reindex`]), and in a dense registry the location
+    /// of every entry whose recorded shard is not the one holding it ([`Storage::place`]).
+    /// Changes no entry; a damaged entry, an id or fingerprint held twice, or a value the
+    /// schema no longer declares stays for the operator to decide.
+    ///
+    /// # Errors
+    /// The first shard that cannot be reindexed (the shards before it are), or shard 0 cannot
+    /// record locations.
+    pub fn repair(&self) -> Result<Repaired, Error> {
+        let mut repaired = Repaired::default();
+        for storage in &self.stages.storage {
+            repaired.reindexed += storage
+                .reindex()
+                .map_err(|e| Error::stage(StageKind::Storage, e))?;
+        }
+        if !self.dense || self.shards_u32() == 1 {
+            return Ok(repaired);
+        }
+        for shard in 0..self.shards_u32() {
+            let storage = &*self.stages.storage[shard as usize];
+            let mut after: Option<EntryId> = None;
+            loop {
+                let page = self.list_page(storage, after.as_ref(), None)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.header.id.clone());
+                let full = page.len() == CHECK_PAGE;
+                let ids: Vec<EntryId> = page.into_iter().map(|e| e.header.id).collect();
+                let mut located = Vec::with_capacity(ids.len());
+                self.locate(&ids, &mut located)?;
+                let wrong: Vec<EntryId> = ids
+                    .into_iter()
+                    .zip(located)
+                    .filter(|(_, at)| *at != usize::try_from(shard).ok())
+                    .map(|(id, _)| id)
+                    .collect();
+                if !wrong.is_empty() {
+                    let shards = vec![shard; wrong.len()];
+                    self.stages.storage[0]
+                        .place(&wrong, &shards)
+                        .map_err(|e| Error::stage(StageKind::Storage, e))?;
+                    repaired.placed += wrong.len() as u64;
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(repaired)
+    }
+}

@@ -1,29 +1,72 @@
-//! `check`: the whole registry verified ([`registry_core::Pipeline::check`]) at a bounded rate.
+//! `check`: the whole registry verified ([`registry_core::Pipeline::check`]) at a bounded rate,
+//! and with `--repair` its indexes rebuilt ([`registry_core::Pipeline::repair`]) and checked
+//! again.
 
 use std::time::{Duration, Instant};
 
-use registry_core::CheckReport;
+use registry_core::{CheckReport, Pipeline, Repaired};
+use serde::Serialize;
 
 use crate::error::Error;
 use crate::events::{Events, Progress};
 use crate::registry::{Needs, Registry};
 use crate::settings::Settings;
 
+/// What `check` found, and with `--repair` what it rebuilt and found afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    #[serde(flatten)]
+    pub report: CheckReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired: Option<Repaired>,
+    /// The check run again after the repair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<CheckReport>,
+}
+
+impl Checked {
+    /// The problems left: after the repair, when there was one.
+    pub fn remaining(&self) -> usize {
+        self.after.as_ref().unwrap_or(&self.report).findings.len()
+    }
+}
+
 /// Checks the registry of `settings`, reading at most `rate` entries per second (0: as fast as
-/// it goes), and reports progress to `events`.
+/// it goes); with `repair`, rebuilds its indexes when the check found a problem and checks
+/// again.
 ///
 /// # Errors
-/// The registry cannot be opened, or a shard cannot be listed.
+/// The registry cannot be opened, a shard cannot be listed, or the repair fails.
 pub fn check(
     settings: &Settings,
     rate: u64,
+    repair: bool,
     events: &mut dyn Events,
-) -> Result<CheckReport, Error> {
-    let registry = Registry::open(settings, Needs::CHECK)?;
+) -> Result<Checked, Error> {
+    let needs = if repair { Needs::REPAIR } else { Needs::CHECK };
+    let registry = Registry::open(settings, needs)?;
     for w in &registry.warnings {
         events.warning(w);
     }
     let pipeline = registry.into_pipeline();
+    let report = paced(&pipeline, rate, events)?;
+    if !repair || report.findings.is_empty() {
+        return Ok(Checked {
+            report,
+            repaired: None,
+            after: None,
+        });
+    }
+    let repaired = pipeline.repair()?;
+    let after = paced(&pipeline, rate, events)?;
+    Ok(Checked {
+        report,
+        repaired: Some(repaired),
+        after: Some(after),
+    })
+}
+
+fn paced(pipeline: &Pipeline, rate: u64, events: &mut dyn Events) -> Result<CheckReport, Error> {
     let started = Instant::now();
     let report = pipeline.check(&mut |entries| {
         events.progress(Progress {

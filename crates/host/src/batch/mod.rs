@@ -43,7 +43,7 @@ use crate::events::{Events, Progress};
 use crate::input::{self, BoundedLines};
 use crate::requests::{RequestLine, strip_position};
 
-pub use check::check;
+pub use check::{Checked, check};
 pub use compact::{Compaction, compact};
 pub use migrate::{Migration, migrate};
 pub use scale::{ScaleTest, Scaled, scale_test};
