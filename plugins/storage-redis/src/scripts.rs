@@ -199,6 +199,53 @@ end
 return 1
 "#;
 
+/// Rebuilds the indexes into staging keys (`rb:ids`, `rb:fp`, `rb:ix:<field>:<value>`):
+/// ARGV: prefix, then per entry (member, fingerprint). Returns the staged index keys written.
+const REINDEX_ADD: &str = r#"
+local staged = {}
+for i = 2, #ARGV, 2 do
+  local member, fp = ARGV[i], ARGV[i + 1]
+  local latest = redis.call('LINDEX', P .. 'e:' .. member, -1)
+  if latest then
+    local f = fields_or_fail(latest, member)
+    redis.call('ZADD', P .. 'rb:ids', 0, member)
+    redis.call('HSET', P .. 'rb:fp', fp, member)
+    for j = 1, 4 do
+      local key = P .. 'rb:ix:' .. FIELDS[j] .. ':' .. f[j]
+      redis.call('ZADD', key, 0, member)
+      staged[key] = true
+    end
+  end
+end
+local out = {}
+for key in pairs(staged) do out[#out + 1] = key end
+return out
+"#;
+
+/// Puts the staged indexes in place of the old ones, in one script: ARGV: prefix, how many old
+/// index keys, the old index keys, then the staged index keys, then (id prefix, count) pairs
+/// after a `--` to raise the sequences. Deletes everything that is not staged.
+const REINDEX_SWAP: &str = r#"
+local n = tonumber(ARGV[2])
+redis.call('DEL', P .. 'ids', P .. 'fp')
+for i = 3, 2 + n do redis.call('DEL', ARGV[i]) end
+local i = 3 + n
+while i <= #ARGV and ARGV[i] ~= '--' do
+  local staged = ARGV[i]
+  local final = P .. string.sub(staged, string.len(P .. 'rb:') + 1)
+  redis.call('RENAME', staged, final)
+  i = i + 1
+end
+if redis.call('EXISTS', P .. 'rb:ids') == 1 then redis.call('RENAME', P .. 'rb:ids', P .. 'ids') end
+if redis.call('EXISTS', P .. 'rb:fp') == 1 then redis.call('RENAME', P .. 'rb:fp', P .. 'fp') end
+i = i + 1
+while i + 1 <= #ARGV do
+  raise(ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return 1
+"#;
+
 /// Reads whole histories: ARGV: prefix, then members. Returns every revision of each, oldest
 /// first.
 const HISTORIES: &str = r#"
@@ -420,6 +467,8 @@ pub(crate) struct Scripts {
     pub(crate) locate: Script,
     pub(crate) clean: Script,
     pub(crate) histories: Script,
+    pub(crate) reindex_add: Script,
+    pub(crate) reindex_swap: Script,
     pub(crate) insert: Script,
     pub(crate) update: Script,
     pub(crate) restore: Script,
@@ -443,6 +492,8 @@ impl Scripts {
             locate: with_common(LOCATE),
             clean: with_common(CLEAN),
             histories: with_common(HISTORIES),
+            reindex_add: with_common(REINDEX_ADD),
+            reindex_swap: with_common(REINDEX_SWAP),
             insert: with_common(INSERT),
             update: with_common(UPDATE),
             restore: with_common(RESTORE),

@@ -29,6 +29,7 @@ use crate::keys::{self, Keys};
 use crate::scripts::Scripts;
 
 mod migrate;
+mod reindex;
 
 /// The storage format this build creates and reads (and every one before it).
 const STORAGE_FORMAT: u32 = 2;
@@ -697,6 +698,10 @@ impl Storage for RedisStorage {
 
     fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
         self.migrate_shard(ids, shards)
+    }
+
+    fn reindex(&self) -> StageResult<u64> {
+        self.reindex_shard()
     }
 
     fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
