@@ -124,11 +124,34 @@ fn each_kind_of_damage_is_named_with_its_entry() {
         let mut t = txn.open_table(def).expect("table");
         t.remove(("SEC-RUL", 0)).expect("removes");
     });
+    // An entry copied into the other shard: one id held twice.
+    let from = shard_of(&s, "OPS-RUL", 5);
+    let bytes = {
+        let db = redb::Database::open(s.data_dir().join(format!("shard-{from:03}.redb")))
+            .expect("opens");
+        let txn = redb::ReadableDatabase::begin_read(&db).expect("reads");
+        let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("entries/OPS-RUL");
+        let t = txn.open_table(def).expect("table");
+        redb::ReadableTable::get(&t, 5)
+            .expect("reads")
+            .expect("there")
+            .value()
+            .to_vec()
+    };
+    with_shard(&s, 1 - from, |txn| {
+        let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("entries/OPS-RUL");
+        let mut t = txn.open_table(def).expect("table");
+        t.insert(5, bytes.as_slice()).expect("writes");
+    });
     let (code, report) = check(&s);
     assert_eq!(code, 1, "{report}");
     let found = findings(&report);
     assert!(
         found.contains(&("damaged".into(), "GOV-RUL-003".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("duplicate-id".into(), "OPS-RUL-005".into())),
         "{found:?}"
     );
     let etl_live = found

@@ -5,20 +5,23 @@
 //!
 //! - every history is read whole and verified ([`integrity::verify_history`]: revisions 1 to
 //!   n, every hash, times in order, one id and fingerprint) — `damaged`;
-//! - no id and no fingerprint is held twice, in any shard — `duplicate-id`,
-//!   `duplicate-fingerprint`;
 //! - the entry is where the numbering says: in a dense registry, shard 0 records its shard
-//!   ([`Storage::locate`]); in an interleaved one its number names its shard — `location`;
+//!   ([`Storage::locate`]); in an interleaved one its number names its shard — `location`, or
+//!   `duplicate-id` when the shard named holds the same id too;
 //! - its fingerprint finds it where registration looks ([`Storage::find`] in the shard the
-//!   router picks, and in the shards holding foreign fingerprints) — `fingerprint-index`;
+//!   router picks, and in the shards holding foreign fingerprints) — `fingerprint-index`, or
+//!   `duplicate-fingerprint` when it finds another entry with the same fingerprint;
 //! - each value it holds is one the schema declares — `undeclared-value`.
 //!
 //! Then, per shard and per field value held, the listing filtered by that value
 //! ([`Storage::list`], which reads the field index) must give exactly the entries holding it —
 //! `field-index`.
 //!
-//! Memory: the ids and fingerprints seen (for the duplicates), and per shard a count per field
-//! value; a field value whose listing disagrees is walked once more, holding only its own ids.
+//! Memory is bounded by a page and, per shard, a count per field value: nothing is kept per
+//! entry across pages. An id or fingerprint held twice is found without a set of them all,
+//! because each entry must be where the numbering and the fingerprint index say, and only one
+//! of two holders can be. A field value whose listing disagrees is walked once more, holding
+//! only the ids listed under it.
 //! Rate: `pace` is called after every page, so a caller may sleep to bound the reads per
 //! second beside a live registry.
 
@@ -75,8 +78,6 @@ impl Pipeline {
             shards: k,
             ..CheckReport::default()
         };
-        let mut ids: HashMap<EntryId, u32> = HashMap::new();
-        let mut fingerprints: HashMap<Fingerprint, EntryId> = HashMap::new();
         for shard in 0..k {
             let storage = &*self.stages.storage[shard as usize];
             let mut values: BTreeMap<(Field, String), u64> = BTreeMap::new();
@@ -86,7 +87,7 @@ impl Pipeline {
                 let Some(last) = page.last() else { break };
                 after = Some(last.header.id.clone());
                 let full = page.len() == CHECK_PAGE;
-                self.check_page(shard, &page, &mut ids, &mut fingerprints, &mut report)?;
+                self.check_page(shard, &page, &mut report)?;
                 for entry in &page {
                     for (field, value) in entry.header.fields.iter() {
                         *values.entry((field, value.clone())).or_default() += 1;
@@ -130,8 +131,6 @@ impl Pipeline {
         &self,
         shard: u32,
         page: &[Entry],
-        ids: &mut HashMap<EntryId, u32>,
-        fingerprints: &mut HashMap<Fingerprint, EntryId>,
         report: &mut CheckReport,
     ) -> Result<(), Error> {
         let storage = &*self.stages.storage[shard as usize];
@@ -154,26 +153,6 @@ impl Pipeline {
                     }
                 }
                 Err(e) => report.found(shard, "unreadable", Some(id), e.message),
-            }
-            if let Some(other) = ids.insert(id.clone(), shard) {
-                report.found(
-                    shard,
-                    "duplicate-id",
-                    Some(id),
-                    format!("entry {id} is held by shard {other} and shard {shard}"),
-                );
-            }
-            if let Some(other) = fingerprints.insert(entry.fingerprint, id.clone()) {
-                report.found(
-                    shard,
-                    "duplicate-fingerprint",
-                    Some(id),
-                    format!(
-                        "entries {other} and {id} have the same fingerprint {}: one request is \
-                         registered twice",
-                        entry.fingerprint
-                    ),
-                );
             }
             for (field, value) in entry.header.fields.iter() {
                 if self.schema.canonical(field, value).is_none() {
@@ -212,7 +191,16 @@ impl Pipeline {
         }
         for (id, at) in ids.iter().zip(located) {
             let at = at.and_then(|s| u32::try_from(s).ok());
-            if at != Some(shard) {
+            if let Some(other) = at.filter(|&a| a != shard)
+                && self.holds(other, id)
+            {
+                report.found(
+                    shard,
+                    "duplicate-id",
+                    Some(id),
+                    format!("entry {id} is held by shard {other} and shard {shard}"),
+                );
+            } else if at != Some(shard) {
                 let said = at.map_or_else(|| "no shard".to_owned(), |s| format!("shard {s}"));
                 let by = if self.dense {
                     "shard 0 records"
@@ -228,6 +216,16 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// Whether shard `shard` holds an entry with this id (a read that fails counts as no).
+    fn holds(&self, shard: u32, id: &EntryId) -> bool {
+        let mut out = Vec::with_capacity(1);
+        self.stages
+            .storage
+            .get(shard as usize)
+            .is_some_and(|s| s.get(std::slice::from_ref(id), &mut out).is_ok())
+            && out.first().is_some_and(Option::is_some)
     }
 
     /// Each entry of `page` is found by its fingerprint where registration looks for it.
@@ -258,8 +256,25 @@ impl Pipeline {
                 return Ok(());
             }
             for (&i, hit) in asked.iter().zip(out) {
-                if hit.is_some_and(|e| e.header.id == page[i].header.id) {
-                    found[i] = true;
+                match hit {
+                    Some(e) if e.header.id == page[i].header.id => found[i] = true,
+                    // Another entry under the same fingerprint: reported once, by the entry
+                    // the index does not name.
+                    Some(e) if routed[i] == target => {
+                        found[i] = true;
+                        let id = &page[i].header.id;
+                        report.found(
+                            shard,
+                            "duplicate-fingerprint",
+                            Some(id),
+                            format!(
+                                "entries {} and {id} have the same fingerprint {}: one request \
+                                 is registered twice",
+                                e.header.id, page[i].fingerprint
+                            ),
+                        );
+                    }
+                    _ => {}
                 }
             }
         }
