@@ -232,6 +232,11 @@ pub fn check(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
+    /// Instead of converting the storage format: give every entry whose FIELD is OLD a new
+    /// revision with NEW (declared in the schema), history kept and ids unchanged, e.g.
+    /// `--rename scope SEC=SECURITY`
+    #[arg(long, num_args = 2, value_names = ["FIELD", "OLD=NEW"])]
+    pub rename: Option<Vec<String>>,
     #[command(flatten)]
     pub format: FormatArg,
 }
@@ -243,6 +248,21 @@ pub struct MigrateArgs {
 /// (exit 2; a re-run finishes an interrupted migration).
 pub fn migrate(args: MigrateArgs, settings: &Settings) -> Result<(), CliError> {
     let mut progress = Progress::new(args.format.format);
+    if let Some([field, rename]) = args.rename.as_deref() {
+        let renamed = batch::rename(settings, field, rename, &mut progress)?;
+        return match args.format.format {
+            Format::Json => output::json(&renamed),
+            Format::Text => writeln!(
+                io::stdout().lock(),
+                "renamed {} `{}` to `{}` in {} entries (a new revision each)",
+                renamed.field,
+                renamed.from,
+                renamed.to,
+                renamed.entries
+            )
+            .map_err(output::write_err),
+        };
+    }
     let done = batch::migrate(settings, &mut progress)?;
     match args.format.format {
         Format::Json => output::json(&done),

@@ -35,11 +35,13 @@ use crate::time::Timestamp;
 mod check;
 mod create;
 mod migrate;
+mod rename;
 mod restore;
 mod turns;
 
 pub use check::{CHECK_PAGE, CheckReport, Finding, Repaired};
 pub use migrate::ShardMigration;
+pub use rename::Renamed;
 pub use turns::{Turn, Turns};
 
 /// The stage implementations a pipeline drives: one storage per shard.

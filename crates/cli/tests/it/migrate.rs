@@ -229,3 +229,85 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
     }
 }
+
+/// `registry migrate --rename`: a status renamed in every entry (retired ones too) as a new
+/// revision each, history and ids kept, after which the schema can drop the old value; the
+/// scope and type, which ids are made of, cannot be renamed.
+#[test]
+fn a_status_is_renamed_in_every_entry_and_can_then_leave_the_schema() {
+    let s = Scratch::new();
+    let schema = |statuses: &str| {
+        format!("[schema]\nstatus = [{statuses}]\n[schema.defaults]\nstatus = \"LIVE\"\n")
+    };
+    s.write(
+        "registry.toml",
+        &schema("\"LIVE\", \"DEV\", \"REQUIRED\", \"MANDATORY\""),
+    );
+    for title in [
+        "Block SSH from the internet",
+        "Rotate the keys",
+        "Audit the admins",
+    ] {
+        s.add(title, &["--scope", "SEC", "--status", "REQUIRED"]);
+    }
+    s.add("Review the budget", &["--scope", "GOV", "--status", "LIVE"]);
+    s.ok(&["retire", "SEC-RUL-003"]);
+
+    let done = s.json(&["migrate", "--rename", "status", "required=MANDATORY"]);
+    assert_eq!(done["entries"], 3, "{done}");
+    assert_eq!(
+        (done["from"].as_str(), done["to"].as_str()),
+        (Some("REQUIRED"), Some("MANDATORY"))
+    );
+    let one = s.json(&["get", "SEC-RUL-001"]);
+    assert_eq!(
+        (one["status"].as_str(), one["revision"].as_u64()),
+        (Some("MANDATORY"), Some(2))
+    );
+    let history = s.json(&["history", "SEC-RUL-001"]);
+    assert_eq!(
+        history[0]["status"], "REQUIRED",
+        "the old revision is kept: {history}"
+    );
+    let retired = s.json(&["get", "SEC-RUL-003"]);
+    assert_eq!(
+        (retired["status"].as_str(), retired["lifecycle"].as_str()),
+        (Some("MANDATORY"), Some("retired")),
+        "{retired}"
+    );
+    assert_eq!(
+        s.json(&["get", "GOV-RUL-001"])["revision"],
+        1,
+        "other values untouched"
+    );
+    // Nothing holds REQUIRED any more: the schema may drop it, and everything still checks.
+    s.write("registry.toml", &schema("\"LIVE\", \"DEV\", \"MANDATORY\""));
+    let checked = s.ok(&["check", "--rate", "0"]);
+    assert!(
+        checked.contains("4 entries (8 revisions)") && checked.contains("no problem found"),
+        "{checked}"
+    );
+    let again = s.json(&["migrate", "--rename", "status", "REQUIRED=MANDATORY"]);
+    assert_eq!(again["entries"], 0);
+
+    // What cannot be done is said on one line, exit 1.
+    for (args, want) in [
+        (
+            &["migrate", "--rename", "status", "LIVE=NOPE"][..],
+            "status `NOPE` is not declared",
+        ),
+        (
+            &["migrate", "--rename", "scope", "SEC=SECURITY"][..],
+            "the scope cannot be renamed",
+        ),
+        (&["migrate", "--rename", "colour", "A=B"][..], "not a field"),
+        (
+            &["migrate", "--rename", "status", "LIVE"][..],
+            "expected OLD=NEW",
+        ),
+    ] {
+        let (code, message) = s.fail(args);
+        assert_eq!(code, 1, "{args:?}: {message}");
+        assert!(message.contains(want), "{args:?}: {message}");
+    }
+}

@@ -137,3 +137,51 @@ impl Write for Digest {
         Ok(())
     }
 }
+
+/// Renames a field value in every entry holding it ([`registry_core::Pipeline::rename`]):
+/// `field` is a field's name (`scope`, `type`, `variant`, `status`) and `rename` is
+/// `OLD=NEW`.
+///
+/// # Errors
+/// A field or a rename that does not parse (exit 1), `NEW` not declared by the schema (exit
+/// 1), the registry cannot be opened, or an entry cannot be rewritten (the entries before it
+/// are; running it again goes on).
+pub fn rename(
+    settings: &Settings,
+    field: &str,
+    rename: &str,
+    events: &mut dyn Events,
+) -> Result<registry_core::Renamed, Error> {
+    let Some(field) = registry_core::Field::ALL
+        .into_iter()
+        .find(|f| f.name() == field)
+    else {
+        return Err(Error::input(format!(
+            "--rename {field}: not a field; expected scope, type, variant or status"
+        ))
+        .on_field("--rename"));
+    };
+    let Some((from, to)) = rename
+        .split_once('=')
+        .filter(|(from, to)| !from.is_empty() && !to.is_empty())
+    else {
+        return Err(Error::input(format!(
+            "--rename {field} {rename}: expected OLD=NEW, e.g. SEC=SECURITY"
+        ))
+        .on_field("--rename"));
+    };
+    let registry = Registry::open(settings, Needs::UPDATE)?;
+    for w in &registry.warnings {
+        events.warning(w);
+    }
+    let pipeline = registry.into_pipeline();
+    let renamed = pipeline.rename(field, from, to, &mut |entries| {
+        events.progress(Progress {
+            processed: entries,
+            done: None,
+            unit: "entries",
+        });
+    })?;
+    events.finished();
+    Ok(renamed)
+}

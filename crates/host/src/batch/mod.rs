@@ -45,7 +45,7 @@ use crate::requests::{RequestLine, strip_position};
 
 pub use check::{Checked, check};
 pub use compact::{Compaction, compact};
-pub use migrate::{Migration, migrate};
+pub use migrate::{Migration, migrate, rename};
 pub use scale::{ScaleTest, Scaled, scale_test};
 pub use stats::{Stats, stats};
 pub use summary::{CallLatency, Latency, Summary, bytes_on_disk, peak_rss};
