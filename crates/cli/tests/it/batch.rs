@@ -387,6 +387,14 @@ fn a_damaged_shard_fails_alone() {
         "{stderr}"
     );
 
+    // `check` names the shard it cannot read and checks the other.
+    let (stdout, _) = exits(&s, &["check", "--rate", "0"], 1);
+    assert!(
+        stdout.contains("shard 1: unreadable: shard 1 could not be read whole")
+            && stdout.contains("in 2 shards: 1 problem"),
+        "{stdout}"
+    );
+
     let (_, stderr) = exits(&s, &["get", damaged], 2);
     assert!(
         stderr.contains("error: storage: shard 1 is unavailable: cannot open"),

@@ -70,8 +70,9 @@ impl Pipeline {
     /// after every page.
     ///
     /// # Errors
-    /// When a shard cannot be read at all (listing fails); an entry that cannot be read is a
-    /// finding (`unreadable`), not an error.
+    /// When a router or storage call fails other than by reading a shard; a shard that cannot
+    /// be listed (an unavailable one) or an entry that cannot be read is a finding
+    /// (`unreadable`), and the other shards are checked.
     pub fn check(&self, pace: &mut dyn FnMut(u64)) -> Result<CheckReport, Error> {
         let k = self.shards_u32();
         let mut report = CheckReport {
@@ -79,30 +80,48 @@ impl Pipeline {
             ..CheckReport::default()
         };
         for shard in 0..k {
-            let storage = &*self.stages.storage[shard as usize];
-            let mut values: BTreeMap<(Field, String), u64> = BTreeMap::new();
-            let mut after: Option<EntryId> = None;
-            loop {
-                let page = self.list_page(storage, after.as_ref(), None)?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.header.id.clone());
-                let full = page.len() == CHECK_PAGE;
-                self.check_page(shard, &page, &mut report)?;
-                for entry in &page {
-                    for (field, value) in entry.header.fields.iter() {
-                        *values.entry((field, value.clone())).or_default() += 1;
-                    }
-                }
-                pace(report.entries);
-                if !full {
-                    break;
-                }
-            }
-            for ((field, value), count) in values {
-                self.check_index(shard, field, &value, count, &mut report, pace)?;
+            if let Err(e) = self.check_shard(shard, &mut report, pace) {
+                report.found(
+                    shard,
+                    "unreadable",
+                    None,
+                    format!("shard {shard} could not be read whole: {e}"),
+                );
             }
         }
         Ok(report)
+    }
+
+    /// [`Pipeline::check`] of one shard.
+    fn check_shard(
+        &self,
+        shard: u32,
+        report: &mut CheckReport,
+        pace: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let storage = &*self.stages.storage[shard as usize];
+        let mut values: BTreeMap<(Field, String), u64> = BTreeMap::new();
+        let mut after: Option<EntryId> = None;
+        loop {
+            let page = self.list_page(storage, after.as_ref(), None)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.header.id.clone());
+            let full = page.len() == CHECK_PAGE;
+            self.check_page(shard, &page, report)?;
+            for entry in &page {
+                for (field, value) in entry.header.fields.iter() {
+                    *values.entry((field, value.clone())).or_default() += 1;
+                }
+            }
+            pace(report.entries);
+            if !full {
+                break;
+            }
+        }
+        for ((field, value), count) in values {
+            self.check_index(shard, field, &value, count, report, pace)?;
+        }
+        Ok(())
     }
 
     /// Up to [`CHECK_PAGE`] latest revisions after `after`, optionally filtered by one value.
