@@ -34,8 +34,8 @@ pub use header::{
 };
 pub use integrity::Damaged;
 pub use pipeline::{
-    Added, CHECK_PAGE, CallTiming, Changes, CheckReport, Finding, MAX_MERGE_HOPS, Page, Pipeline,
-    Renamed, Repaired, ShardMigration, StageCall, Stages, Turn, Turns, Updated,
+    Added, CallTiming, Changes, CheckReport, Finding, MAX_MERGE_HOPS, Page, Pipeline, Renamed,
+    Repaired, SHARD_PAGE, ShardMigration, StageCall, Stages, Turn, Turns, Updated,
 };
 pub use request::{
     Context, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES,

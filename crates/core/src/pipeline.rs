@@ -39,7 +39,7 @@ mod rename;
 mod restore;
 mod turns;
 
-pub use check::{CHECK_PAGE, CheckReport, Finding, Repaired};
+pub use check::{CheckReport, Finding, Repaired};
 pub use migrate::ShardMigration;
 pub use rename::Renamed;
 pub use turns::{Turn, Turns};
@@ -111,6 +111,10 @@ pub struct Updated {
     /// False when the changes left the content as it was; no revision was written.
     pub changed: bool,
 }
+
+/// Entries read per storage call by the operations that walk whole shards (`check`,
+/// `repair`, `rename`, `migrate`).
+pub const SHARD_PAGE: usize = 1000;
 
 /// The most merges [`Pipeline::resolve`] follows from one id.
 pub const MAX_MERGE_HOPS: usize = 16;
@@ -772,6 +776,45 @@ impl Pipeline {
         u32::try_from(self.stages.storage.len()).unwrap_or(u32::MAX)
     }
 
+    /// Calls `each` with every page of [`SHARD_PAGE`] latest revisions of one shard, in id
+    /// order, only those holding `filter`'s value when given. A page starts after the last id
+    /// of the one before, so entries `each` changes so that they leave the filter are not met
+    /// again.
+    ///
+    /// # Errors
+    /// When the shard cannot be listed, or what `each` returns.
+    fn walk_shard(
+        &self,
+        storage: &dyn Storage,
+        filter: Option<(Field, &str)>,
+        each: &mut dyn FnMut(Vec<Entry>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut after: Option<EntryId> = None;
+        loop {
+            let mut query = ListQuery {
+                after: after.take(),
+                limit: SHARD_PAGE,
+                ..ListQuery::default()
+            };
+            if let Some((field, value)) = filter {
+                query.filter[field] = Some(value.to_owned());
+            }
+            let mut page = Vec::with_capacity(SHARD_PAGE);
+            storage
+                .list(&query, &mut page)
+                .map_err(|e| Error::stage(StageKind::Storage, e))?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.header.id.clone());
+            let full = page.len() == SHARD_PAGE;
+            each(page)?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
     /// Whether shard 0 numbers every id (see [`Storage`]).
     pub fn dense_ids(&self) -> bool {
         self.dense
@@ -1029,14 +1072,7 @@ impl Pipeline {
             title: request.title().to_owned(),
             context: request.context.clone(),
         };
-        let mut configs = Vec::with_capacity(1);
-        self.stages
-            .generator
-            .render(std::slice::from_ref(&draft), &mut configs)
-            .map_err(|e| Error::stage(StageKind::Generator, e))?;
-        let config = configs
-            .pop()
-            .ok_or_else(|| miscount(StageKind::Generator))?;
+        let config = self.render_one(&draft)?;
         let hash = Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config);
         if hash == current.hash {
             if changes
@@ -1063,15 +1099,31 @@ impl Pipeline {
             provenance: current.provenance,
             lifecycle: Lifecycle::Active,
         };
+        self.check_entry(&entry)?;
+        self.store_revision(id, entry)
+    }
+
+    /// The config the generator renders for one draft.
+    fn render_one(&self, draft: &Draft) -> Result<String, Error> {
+        let mut configs = Vec::with_capacity(1);
+        self.stages
+            .generator
+            .render(std::slice::from_ref(draft), &mut configs)
+            .map_err(|e| Error::stage(StageKind::Generator, e))?;
+        configs.pop().ok_or_else(|| miscount(StageKind::Generator))
+    }
+
+    /// The validator's check of one entry; its errors are an [`Error::Invalid`].
+    fn check_entry(&self, entry: &Entry) -> Result<(), Error> {
         let mut problems = Vec::new();
         self.stages
             .validator
-            .check_entries(std::slice::from_ref(&entry), &mut problems)
+            .check_entries(std::slice::from_ref(entry), &mut problems)
             .map_err(|e| Error::stage(StageKind::Validator, e))?;
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(Error::Invalid(problems));
         }
-        self.store_revision(id, entry)
+        Ok(())
     }
 
     /// Moves an entry to another lifecycle state (retired, merged into another entry, or active

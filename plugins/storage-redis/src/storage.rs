@@ -31,6 +31,10 @@ use crate::scripts::Scripts;
 mod migrate;
 mod reindex;
 
+/// One history for the `restore` script: its member, latest revision, the count its prefix's
+/// sequence is raised to, and every revision coded.
+type Restoring<'a> = (&'a [u8], &'a Entry, &'a str, &'a [Vec<u8>]);
+
 /// The storage format this build creates and reads (and every one before it).
 const STORAGE_FORMAT: u32 = 2;
 
@@ -357,6 +361,62 @@ impl RedisStorage {
         }
     }
 
+    /// Runs the `restore` script under `keys` (this shard's, or where `migrate` copies it to)
+    /// for the histories `items`; returns its reply per history.
+    fn run_restore(
+        &self,
+        keys: &Keys,
+        doing: &str,
+        items: &[Restoring<'_>],
+    ) -> StageResult<Vec<Value>> {
+        let token = token();
+        self.write(doing, |c| {
+            let mut call = self.scripts.restore.key(keys.meta());
+            call.arg(keys.prefix()).arg(token.as_str());
+            for &(member, latest, count, coded) in items {
+                call.arg(member)
+                    .arg(&latest.fingerprint.0[..])
+                    .arg(latest.header.id.prefix())
+                    .arg(count)
+                    .arg(coded.len());
+                for bytes in coded {
+                    call.arg(bytes.as_slice());
+                }
+            }
+            call.invoke(c)
+        })
+    }
+
+    /// Records under `keys` (this shard's, or where `migrate` copies it to) where each of
+    /// `ids` is, raising the sequences, in one script. The caller checked the arguments.
+    fn place_in(&self, keys: &Keys, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+        let mut args = Vec::with_capacity(ids.len());
+        for (id, &shard) in ids.iter().zip(shards) {
+            let (block, offset) = rules::location_slot(id.number());
+            let mut two = Vec::with_capacity(2);
+            rules::write_location(&mut two, 0, shard)?;
+            args.push((
+                id.number().to_string(),
+                block.to_string(),
+                offset.to_string(),
+                two,
+            ));
+        }
+        let token = token();
+        self.write(&format!("record entry locations in {}", self.name), |c| {
+            let mut call = self.scripts.place.key(keys.meta());
+            call.arg(keys.prefix()).arg(token.as_str());
+            for (id, (number, block, offset, two)) in ids.iter().zip(&args) {
+                call.arg(id.prefix())
+                    .arg(number.as_str())
+                    .arg(block.as_str())
+                    .arg(offset.as_str())
+                    .arg(two.as_slice());
+            }
+            call.invoke::<i64>(c).map(|_| ())
+        })
+    }
+
     /// Shard 0 of a dense registry, or the error any other shard gives for `place`/`locate`.
     fn check_locator(&self) -> StageResult<()> {
         if self.numbering.dense && self.numbering.shard == 0 {
@@ -669,31 +729,7 @@ impl Storage for RedisStorage {
         for id in ids {
             storable(id)?;
         }
-        let mut args = Vec::with_capacity(ids.len());
-        for (id, &shard) in ids.iter().zip(shards) {
-            let (block, offset) = rules::location_slot(id.number());
-            let mut two = Vec::with_capacity(2);
-            rules::write_location(&mut two, 0, shard)?;
-            args.push((
-                id.number().to_string(),
-                block.to_string(),
-                offset.to_string(),
-                two,
-            ));
-        }
-        let token = token();
-        self.write(&format!("record entry locations in {}", self.name), |c| {
-            let mut call = self.scripts.place.key(&self.meta);
-            call.arg(self.keys.prefix()).arg(token.as_str());
-            for (id, (number, block, offset, two)) in ids.iter().zip(&args) {
-                call.arg(id.prefix())
-                    .arg(number.as_str())
-                    .arg(block.as_str())
-                    .arg(offset.as_str())
-                    .arg(two.as_slice());
-            }
-            call.invoke::<i64>(c).map(|_| ())
-        })
+        self.place_in(&self.keys, ids, shards)
     }
 
     fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
@@ -846,22 +882,14 @@ impl Storage for RedisStorage {
             ));
         }
         if !sent.is_empty() {
-            let token = token();
-            let replies: Vec<Value> = self.write(&format!("restore into {}", self.name), |c| {
-                let mut call = self.scripts.restore.key(&self.meta);
-                call.arg(self.keys.prefix()).arg(token.as_str());
-                for (_, latest, member, count, coded) in &sent {
-                    call.arg(member.as_slice())
-                        .arg(&latest.fingerprint.0[..])
-                        .arg(latest.header.id.prefix())
-                        .arg(count.as_str())
-                        .arg(coded.len());
-                    for bytes in coded {
-                        call.arg(bytes.as_slice());
-                    }
-                }
-                call.invoke(c)
-            })?;
+            let items: Vec<Restoring<'_>> = sent
+                .iter()
+                .map(|(_, latest, member, count, coded)| {
+                    (member.as_slice(), *latest, count.as_str(), coded.as_slice())
+                })
+                .collect();
+            let replies =
+                self.run_restore(&self.keys, &format!("restore into {}", self.name), &items)?;
             for ((at, latest, ..), reply) in sent.iter().zip(replies) {
                 let id = &latest.header.id;
                 outcomes[*at] = Some(match reply {

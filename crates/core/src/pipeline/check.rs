@@ -20,17 +20,14 @@
 //! Memory is bounded by a page and, per shard, a count per field value: nothing is kept per
 //! entry across pages. An id or fingerprint held twice is found without a set of them all,
 //! because each entry must be where the numbering and the fingerprint index say, and only one
-//! of two holders can be. A field value whose listing disagrees is walked once more, holding
-//! only the ids listed under it.
-//! Rate: `pace` is called after every page, so a caller may sleep to bound the reads per
+//! of two holders can be. Only a field value whose index misses entries is listed once more,
+//! holding the ids listed under it, to name the ones missing.
+//! Rate: `pace` is called after every page ([`SHARD_PAGE`] entries), so a caller may sleep to bound the reads per
 //! second beside a live registry.
 
 use std::collections::BTreeMap;
 
 use super::*;
-
-/// Entries read per storage call.
-pub const CHECK_PAGE: usize = 1000;
 
 /// One inconsistency found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,12 +98,7 @@ impl Pipeline {
     ) -> Result<(), Error> {
         let storage = &*self.stages.storage[shard as usize];
         let mut values: BTreeMap<(Field, String), u64> = BTreeMap::new();
-        let mut after: Option<EntryId> = None;
-        loop {
-            let page = self.list_page(storage, after.as_ref(), None)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.header.id.clone());
-            let full = page.len() == CHECK_PAGE;
+        self.walk_shard(storage, None, &mut |page| {
             self.check_page(shard, &page, report)?;
             for entry in &page {
                 for (field, value) in entry.header.fields.iter() {
@@ -114,36 +106,12 @@ impl Pipeline {
                 }
             }
             pace(report.entries);
-            if !full {
-                break;
-            }
-        }
+            Ok(())
+        })?;
         for ((field, value), count) in values {
             self.check_index(shard, field, &value, count, report, pace)?;
         }
         Ok(())
-    }
-
-    /// Up to [`CHECK_PAGE`] latest revisions after `after`, optionally filtered by one value.
-    fn list_page(
-        &self,
-        storage: &dyn Storage,
-        after: Option<&EntryId>,
-        filter: Option<(Field, &str)>,
-    ) -> Result<Vec<Entry>, Error> {
-        let mut query = ListQuery {
-            after: after.cloned(),
-            limit: CHECK_PAGE,
-            ..ListQuery::default()
-        };
-        if let Some((field, value)) = filter {
-            query.filter[field] = Some(value.to_owned());
-        }
-        let mut page = Vec::with_capacity(CHECK_PAGE);
-        storage
-            .list(&query, &mut page)
-            .map_err(|e| Error::stage(StageKind::Storage, e))?;
-        Ok(page)
     }
 
     fn check_page(
@@ -327,43 +295,43 @@ impl Pipeline {
         pace: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
         let storage = &*self.stages.storage[shard as usize];
-        let mut listed: HashSet<EntryId> = HashSet::new();
-        let mut after: Option<EntryId> = None;
-        loop {
-            let page = self.list_page(storage, after.as_ref(), Some((field, value)))?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.header.id.clone());
-            let full = page.len() == CHECK_PAGE;
+        let mut listed = 0u64;
+        self.walk_shard(storage, Some((field, value)), &mut |page| {
             for entry in page {
-                let id = entry.header.id.clone();
-                if entry.header.fields[field] != value {
+                let id = &entry.header.id;
+                if entry.header.fields[field] == value {
+                    listed += 1;
+                } else {
                     report.found(
                         shard,
                         "field-index",
-                        Some(&id),
+                        Some(id),
                         format!(
                             "the {field} index lists entry {id} under `{value}`, but it has `{}`",
                             entry.header.fields[field]
                         ),
                     );
                 }
-                listed.insert(id);
             }
             pace(report.entries);
-            if !full {
-                break;
-            }
-        }
-        if listed.len() as u64 == count {
+            Ok(())
+        })?;
+        if listed == count {
             return Ok(());
         }
+        // Some entries holding the value are not listed under it: only now are the listed ones
+        // held, to name the others.
+        let mut listed: HashSet<EntryId> = HashSet::new();
+        self.walk_shard(storage, Some((field, value)), &mut |page| {
+            listed.extend(
+                page.into_iter()
+                    .filter(|e| e.header.fields[field] == value)
+                    .map(|e| e.header.id),
+            );
+            Ok(())
+        })?;
         // Some entries holding the value are not listed under it: name them.
-        let mut after: Option<EntryId> = None;
-        loop {
-            let page = self.list_page(storage, after.as_ref(), None)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.header.id.clone());
-            let full = page.len() == CHECK_PAGE;
+        self.walk_shard(storage, None, &mut |page| {
             for entry in page {
                 let id = &entry.header.id;
                 if entry.header.fields[field] == value && !listed.contains(id) {
@@ -377,11 +345,8 @@ impl Pipeline {
                     );
                 }
             }
-            if !full {
-                break;
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -416,12 +381,7 @@ impl Pipeline {
         }
         for shard in 0..self.shards_u32() {
             let storage = &*self.stages.storage[shard as usize];
-            let mut after: Option<EntryId> = None;
-            loop {
-                let page = self.list_page(storage, after.as_ref(), None)?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.header.id.clone());
-                let full = page.len() == CHECK_PAGE;
+            self.walk_shard(storage, None, &mut |page| {
                 let ids: Vec<EntryId> = page.into_iter().map(|e| e.header.id).collect();
                 let mut located = Vec::with_capacity(ids.len());
                 self.locate(&ids, &mut located)?;
@@ -438,10 +398,8 @@ impl Pipeline {
                         .map_err(|e| Error::stage(StageKind::Storage, e))?;
                     repaired.placed += wrong.len() as u64;
                 }
-                if !full {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
         }
         Ok(repaired)
     }

@@ -2,9 +2,6 @@
 
 use super::*;
 
-/// How many entries one page of the listing that finds the other shards' ids holds.
-const LIST_PAGE: usize = 10_000;
-
 /// What migrating one shard did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ShardMigration {
@@ -79,26 +76,13 @@ impl Pipeline {
         let mut places = Vec::new();
         for (shard, s) in self.stages.storage.iter().enumerate().skip(1) {
             let shard = u32::try_from(shard).unwrap_or(u32::MAX);
-            let mut after = None;
-            loop {
-                let query = ListQuery {
-                    after,
-                    limit: LIST_PAGE,
-                    ..ListQuery::default()
-                };
-                let mut page = Vec::with_capacity(LIST_PAGE);
-                s.list(&query, &mut page)
-                    .map_err(|e| Error::stage(StageKind::Storage, e))?;
-                after = page.last().map(|e| e.header.id.clone());
-                let full = page.len() == LIST_PAGE;
+            self.walk_shard(&**s, None, &mut |page| {
                 for entry in page {
                     ids.push(entry.header.id);
                     places.push(shard);
                 }
-                if !full {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
         }
         Ok((ids, places))
     }

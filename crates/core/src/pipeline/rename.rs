@@ -20,9 +20,6 @@ pub struct Renamed {
     pub entries: u64,
 }
 
-/// Entries read per listing call.
-const RENAME_PAGE: usize = 1000;
-
 impl Pipeline {
     /// Gives every entry whose `field` (variant or status) is `from` (as stored) a new revision
     /// with `to`, which the schema must declare; the config is rendered again and checked, the
@@ -79,33 +76,17 @@ impl Pipeline {
             return Ok(renamed);
         }
         for storage in &self.stages.storage {
-            // Rewritten entries leave the filtered listing, so it restarts after the last one
-            // seen: an entry that could not be rewritten is not met again.
-            let mut after: Option<EntryId> = None;
-            loop {
-                let mut query = ListQuery {
-                    after: after.clone(),
-                    limit: RENAME_PAGE,
-                    ..ListQuery::default()
-                };
-                query.filter[field] = Some(from.clone());
-                let mut page = Vec::with_capacity(RENAME_PAGE);
-                storage
-                    .list(&query, &mut page)
-                    .map_err(|e| Error::stage(StageKind::Storage, e))?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.header.id.clone());
-                let full = page.len() == RENAME_PAGE;
+            // Rewritten entries leave the filtered listing, and each page starts after the last
+            // one seen: an entry that could not be rewritten is not met again.
+            self.walk_shard(&**storage, Some((field, &from)), &mut |page| {
                 for entry in page {
                     integrity::verify_entry(&entry).map_err(Error::Damaged)?;
                     self.rewrite_field(entry, field, &to)?;
                     renamed.entries += 1;
                     progress(renamed.entries);
                 }
-                if !full {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
         }
         Ok(renamed)
     }
@@ -124,14 +105,7 @@ impl Pipeline {
             title: current.title.clone(),
             context: current.context.clone(),
         };
-        let mut configs = Vec::with_capacity(1);
-        self.stages
-            .generator
-            .render(std::slice::from_ref(&draft), &mut configs)
-            .map_err(|e| Error::stage(StageKind::Generator, e))?;
-        let config = configs
-            .pop()
-            .ok_or_else(|| miscount(StageKind::Generator))?;
+        let config = self.render_one(&draft)?;
         let hash = Entry::compute_hash_in(
             &draft.header,
             &draft.title,
@@ -149,13 +123,8 @@ impl Pipeline {
             updated_at: Timestamp::now().max(current.updated_at),
             ..current
         };
-        let mut problems = Vec::new();
-        self.stages
-            .validator
-            .check_entries(std::slice::from_ref(&entry), &mut problems)
-            .map_err(|e| Error::stage(StageKind::Validator, e))?;
-        if problems.iter().any(|p| p.severity == Severity::Error) {
-            return Err(Error::Invalid(
+        self.check_entry(&entry).map_err(|e| match e {
+            Error::Invalid(problems) => Error::Invalid(
                 problems
                     .into_iter()
                     .map(|p| Problem {
@@ -163,8 +132,9 @@ impl Pipeline {
                         ..p
                     })
                     .collect(),
-            ));
-        }
+            ),
+            other => other,
+        })?;
         self.store_revision(&id, entry).map(|_| ())
     }
 }

@@ -4,15 +4,16 @@
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError};
 
-use redb::{Durability, ReadableTable};
+use redb::{Durability, ReadableTable, TableDefinition};
 use registry_codec::Dictionaries;
 use registry_core::{EntryId, StageResult};
 
 use super::{REVISIONS, RedbStorage, TRAIN_AT};
+use crate::codec;
 
 /// How many rows one transaction of the rewrite changes at most: it bounds the memory a
 /// rewrite holds and the work a crash can undo.
-const REWRITE_CHUNK: usize = 10_000;
+pub(super) const REWRITE_CHUNK: usize = 10_000;
 
 impl RedbStorage {
     /// Compacts the shard. In a shard of storage format 2: trains a dictionary on its latest
@@ -97,45 +98,64 @@ impl RedbStorage {
     /// Rewrites the earlier revisions, chunk by chunk in key order.
     fn rewrite_revisions(&self, dictionaries: &Dictionaries) -> StageResult<u64> {
         let writing = self.entry_writing(dictionaries);
+        let (_, written) =
+            self.recode_revisions(writing, REVISIONS, true, Durability::Immediate)?;
+        Ok(written)
+    }
+
+    /// Reads `revisions` [`REWRITE_CHUNK`] rows per transaction, in key order, codes each as
+    /// `writing` says and writes it to `target`: `revisions` itself (`compact`, then only the
+    /// rows whose bytes change, `changed_only`) or a staging table (`migrate`, every row).
+    /// Returns the rows read and the rows written.
+    pub(super) fn recode_revisions(
+        &self,
+        writing: codec::Writing<'_>,
+        target: TableDefinition<(&str, u64, u32), &[u8]>,
+        changed_only: bool,
+        durability: Durability,
+    ) -> StageResult<(u64, u64)> {
         let mut after: Option<(String, u64, u32)> = None;
-        let mut rewritten = 0;
+        let (mut read, mut written) = (0, 0);
         loop {
-            let txn = self.begin_write(Durability::Immediate)?;
-            let mut changed = Vec::new();
+            let txn = self.begin_write(durability)?;
+            let mut recoded = Vec::new();
             let mut seen = 0;
             {
-                let mut table = self.write_table(&txn, REVISIONS)?;
-                {
-                    let from = after.as_ref().map_or(Bound::Unbounded, |(p, n, r)| {
-                        Bound::Excluded((p.as_str(), *n, *r))
-                    });
-                    let rows = table
-                        .range::<(&str, u64, u32)>((from, Bound::Unbounded))
-                        .map_err(|e| self.fail("read", e))?;
-                    for row in rows.take(REWRITE_CHUNK) {
-                        let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
-                        let (prefix, number, revision) = key.value();
-                        seen += 1;
-                        after = Some((prefix.to_owned(), number, revision));
-                        let id = EntryId::new(prefix, number);
-                        let entry = self.decode(&id, Some(revision), bytes.value())?;
-                        let mut buf = Vec::new();
-                        self.encode(&entry, writing, &mut buf)?;
-                        if buf != bytes.value() {
-                            changed.push((prefix.to_owned(), number, revision, buf));
-                        }
+                let source = self.write_table(&txn, REVISIONS)?;
+                let from = after.as_ref().map_or(Bound::Unbounded, |(p, n, r)| {
+                    Bound::Excluded((p.as_str(), *n, *r))
+                });
+                let rows = source
+                    .range::<(&str, u64, u32)>((from, Bound::Unbounded))
+                    .map_err(|e| self.fail("read", e))?;
+                for row in rows.take(REWRITE_CHUNK) {
+                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
+                    let (prefix, number, revision) = key.value();
+                    seen += 1;
+                    after = Some((prefix.to_owned(), number, revision));
+                    let id = EntryId::new(prefix, number);
+                    let entry = self.decode(&id, Some(revision), bytes.value())?;
+                    let mut buf = Vec::new();
+                    self.encode(&entry, writing, &mut buf)?;
+                    if !changed_only || buf != bytes.value() {
+                        recoded.push((prefix.to_owned(), number, revision, buf));
                     }
                 }
-                for (prefix, number, revision, bytes) in &changed {
+            }
+            {
+                // `source` is closed: the target may be the same table.
+                let mut table = self.write_table(&txn, target)?;
+                for (prefix, number, revision, bytes) in &recoded {
                     table
                         .insert((prefix.as_str(), *number, *revision), bytes.as_slice())
                         .map_err(|e| self.fail("write", e))?;
                 }
             }
             self.commit(txn)?;
-            rewritten += changed.len() as u64;
-            if seen < REWRITE_CHUNK {
-                return Ok(rewritten);
+            read += seen;
+            written += recoded.len() as u64;
+            if seen < REWRITE_CHUNK as u64 {
+                return Ok((read, written));
             }
         }
     }

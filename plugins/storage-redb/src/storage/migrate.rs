@@ -22,6 +22,7 @@ use registry_core::rules;
 use registry_core::{EntryId, ErrorCode, StageError, StageResult};
 
 use super::bits::BitChanges;
+use super::compact::REWRITE_CHUNK;
 use super::entries;
 use super::{
     ENTRIES, FIELD_BITS, FIELD_INDEX, LAYOUT, REVISIONS, RedbStorage, STORAGE_FORMAT, TRAIN_AT,
@@ -34,10 +35,6 @@ const REVISIONS_STAGED: TableDefinition<(&str, u64, u32), &[u8]> =
     TableDefinition::new("revisions.migrating");
 const BITS_STAGED: TableDefinition<(u8, &str, &str, u64), &[u8]> =
     TableDefinition::new("field_bits.migrating");
-
-/// How many rows one transaction of the copy writes at most: it bounds the memory the copy
-/// holds.
-const REWRITE_CHUNK: usize = 10_000;
 
 impl RedbStorage {
     pub(super) fn migrate_shard(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
@@ -192,40 +189,9 @@ impl RedbStorage {
     /// Copies `revisions` into its staging table in entry format 4, chunk by chunk.
     pub(super) fn stage_revisions(&self, dictionaries: &Dictionaries) -> StageResult<u64> {
         let writing = codec::Writing::Compressed(dictionaries.newest());
-        let mut after: Option<(String, u64, u32)> = None;
-        let mut copied = 0;
-        loop {
-            let txn = self.begin_write(Durability::None)?;
-            let mut seen = 0;
-            {
-                let source = self.write_table(&txn, REVISIONS)?;
-                let mut staged = self.write_table(&txn, REVISIONS_STAGED)?;
-                let from = after.as_ref().map_or(Bound::Unbounded, |(p, n, r)| {
-                    Bound::Excluded((p.as_str(), *n, *r))
-                });
-                let rows = source
-                    .range::<(&str, u64, u32)>((from, Bound::Unbounded))
-                    .map_err(|e| self.fail("read", e))?;
-                let mut buf = Vec::new();
-                for row in rows.take(REWRITE_CHUNK) {
-                    let (key, bytes) = row.map_err(|e| self.fail("read", e))?;
-                    let (prefix, number, revision) = key.value();
-                    seen += 1;
-                    after = Some((prefix.to_owned(), number, revision));
-                    let id = EntryId::new(prefix, number);
-                    let entry = self.decode(&id, Some(revision), bytes.value())?;
-                    self.encode(&entry, writing, &mut buf)?;
-                    staged
-                        .insert((prefix, number, revision), buf.as_slice())
-                        .map_err(|e| self.fail("write", e))?;
-                }
-            }
-            self.commit(txn)?;
-            copied += seen as u64;
-            if seen < REWRITE_CHUNK {
-                return Ok(copied);
-            }
-        }
+        let (copied, _) =
+            self.recode_revisions(writing, REVISIONS_STAGED, false, Durability::None)?;
+        Ok(copied)
     }
 
     /// Turns the rows of `field_index` into the blocks of bits of format 2, in a staging table,

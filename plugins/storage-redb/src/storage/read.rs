@@ -54,6 +54,16 @@ impl RedbStorage {
         rows.with(self, id, |bytes| self.decode(id, None, bytes))
     }
 
+    /// The latest revision of an entry a field index lists, which must exist.
+    fn indexed(&self, rows: &Latest<'_>, id: &EntryId, field: Field) -> StageResult<Entry> {
+        self.latest(rows, id)?.ok_or_else(|| {
+            self.damaged(
+                id,
+                format!("the {field} index lists it but the entry is missing"),
+            )
+        })
+    }
+
     /// The latest revision of `id` in a write transaction.
     pub(super) fn latest_mut(
         &self,
@@ -208,13 +218,7 @@ impl RedbStorage {
                 let bits = self.read_table(&txn, FIELD_BITS)?;
                 let after = query.after.as_ref().map(|a| (a.prefix(), a.number()));
                 self.walk_bits(&bits, tag(field), value, after, &mut |prefix, number| {
-                    let id = EntryId::new(prefix, number);
-                    let entry = self.latest(&entries, &id)?.ok_or_else(|| {
-                        self.damaged(
-                            &id,
-                            format!("the {field} index lists it but the entry is missing"),
-                        )
-                    })?;
+                    let entry = self.indexed(&entries, &EntryId::new(prefix, number), field)?;
                     Ok(take(entry))
                 })?;
             }
@@ -234,13 +238,7 @@ impl RedbStorage {
                     if row_tag != t || row_value != value {
                         break;
                     }
-                    let id = EntryId::new(prefix, number);
-                    let entry = self.latest(&entries, &id)?.ok_or_else(|| {
-                        self.damaged(
-                            &id,
-                            format!("the {field} index lists it but the entry is missing"),
-                        )
-                    })?;
+                    let entry = self.indexed(&entries, &EntryId::new(prefix, number), field)?;
                     if !take(entry) {
                         break;
                     }

@@ -26,7 +26,7 @@ use registry_codec::entry::{self as codec, Writing};
 use registry_core::rules;
 use registry_core::{Entry, EntryId, ErrorCode, StageError, StageResult};
 
-use super::{RedisStorage, STORAGE_FORMAT, TRAIN_SAMPLES, token};
+use super::{RedisStorage, Restoring, STORAGE_FORMAT, TRAIN_SAMPLES};
 use crate::keys::{self, Keys};
 
 /// How many entries one copying call reads and writes, and one cleaning call deletes.
@@ -62,7 +62,7 @@ impl RedisStorage {
         let dictionary = self.train_for_migration(&target)?;
         let copied = self.copy_entries(&target, dictionary.as_deref())?;
         if !ids.is_empty() {
-            self.place_in(&target, ids, shards)?;
+            self.place_in_chunks(&target, ids, shards)?;
         }
         // The switch, for shard 0: from now on every host uses the new keys.
         let mut meta = registry_core::Meta::new();
@@ -223,23 +223,14 @@ impl RedisStorage {
                 copied += coded.len() as u64;
                 items.push((member.clone(), latest, count, coded));
             }
-            let token = token();
-            let replies: Vec<Value> =
-                self.write(&format!("copy entries of {}", self.name), |c| {
-                    let mut call = self.scripts.restore.key(target.meta());
-                    call.arg(target.prefix()).arg(token.as_str());
-                    for (member, latest, count, coded) in &items {
-                        call.arg(member.as_slice())
-                            .arg(&latest.fingerprint.0[..])
-                            .arg(latest.header.id.prefix())
-                            .arg(count.as_str())
-                            .arg(coded.len());
-                        for bytes in coded {
-                            call.arg(bytes.as_slice());
-                        }
-                    }
-                    call.invoke(c)
-                })?;
+            let refs: Vec<Restoring<'_>> = items
+                .iter()
+                .map(|(member, latest, count, coded)| {
+                    (member.as_slice(), latest, count.as_str(), coded.as_slice())
+                })
+                .collect();
+            let replies =
+                self.run_restore(target, &format!("copy entries of {}", self.name), &refs)?;
             if let Some((i, reply)) = replies
                 .iter()
                 .enumerate()
@@ -260,34 +251,11 @@ impl RedisStorage {
         }
     }
 
-    /// Records under `target` where the entries of other shards are, as `place` does.
-    fn place_in(&self, target: &Keys, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
+    /// Records under `target` where the entries of other shards are, as `place` does, a
+    /// script per [`PAGE`] × 4 of them.
+    fn place_in_chunks(&self, target: &Keys, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
         for (ids, shards) in ids.chunks(PAGE * 4).zip(shards.chunks(PAGE * 4)) {
-            let mut args = Vec::with_capacity(ids.len());
-            for (id, &shard) in ids.iter().zip(shards) {
-                let (block, offset) = rules::location_slot(id.number());
-                let mut two = Vec::with_capacity(2);
-                rules::write_location(&mut two, 0, shard)?;
-                args.push((
-                    id.number().to_string(),
-                    block.to_string(),
-                    offset.to_string(),
-                    two,
-                ));
-            }
-            let token = token();
-            self.write(&format!("record entry locations for {}", self.name), |c| {
-                let mut call = self.scripts.place.key(target.meta());
-                call.arg(target.prefix()).arg(token.as_str());
-                for (id, (number, block, offset, two)) in ids.iter().zip(&args) {
-                    call.arg(id.prefix())
-                        .arg(number.as_str())
-                        .arg(block.as_str())
-                        .arg(offset.as_str())
-                        .arg(two.as_slice());
-                }
-                call.invoke::<i64>(c).map(|_| ())
-            })?;
+            self.place_in(target, ids, shards)?;
         }
         Ok(())
     }
