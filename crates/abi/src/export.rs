@@ -17,7 +17,7 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use registry_core::{
     Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, ListQuery, RawHeader,
-    Request, Router, Setup, StageError, Storage, TrainOptions, Validator,
+    Request, Router, Sequence, Setup, StageError, Storage, TrainOptions, Validator,
 };
 
 use crate::ffi::{
@@ -453,6 +453,29 @@ impl<T: Storage> FfiStorage for Exported<T> {
 
     fn reindex(&self) -> RResult<u64, FfiError> {
         guard(|| self.0.reindex())
+    }
+
+    fn sequences(&self, raise: RSlice<'_, FfiId>, out: &mut RVec<FfiId>) -> RResult<(), FfiError> {
+        guard(|| {
+            let raise: Vec<Sequence> = raise
+                .iter()
+                .map(|s| Sequence {
+                    prefix: s.prefix.as_str().to_owned(),
+                    last: s.number,
+                })
+                .collect();
+            let mut sequences = Vec::new();
+            self.0.sequences(&raise, &mut sequences)?;
+            out.extend(sequences.into_iter().map(|s| FfiId {
+                prefix: s.prefix.into(),
+                number: s.last,
+            }));
+            Ok(())
+        })
+    }
+
+    fn backup(&self, dir: RStr<'_>) -> RResult<u64, FfiError> {
+        guard(|| self.0.backup(dir.as_str()))
     }
 
     fn migrate(&self, ids: RSlice<'_, FfiId>, shards: RSlice<'_, u32>) -> RResult<u64, FfiError> {

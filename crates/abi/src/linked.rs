@@ -14,8 +14,8 @@
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, FromConfig,
     Generator, Inserted, ListQuery, Meta, Prediction, Problem, RawHeader, Request, Restored,
-    Router, Setup, StageError, StageKind, StageResult, Storage, TrainOptions, TrainReport,
-    Validator,
+    Router, Sequence, Setup, StageError, StageKind, StageResult, Storage, TrainOptions,
+    TrainReport, Validator,
 };
 
 use crate::load::{BuildError, BuiltStage};
@@ -200,6 +200,12 @@ impl<T: Storage> Storage for Guarded<T> {
     }
     fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {
         guarded(|| self.0.migrate(ids, shards))
+    }
+    fn sequences(&self, raise: &[Sequence], out: &mut Vec<Sequence>) -> StageResult<()> {
+        guarded(|| self.0.sequences(raise, out))
+    }
+    fn backup(&self, dir: &str) -> StageResult<u64> {
+        guarded(|| self.0.backup(dir))
     }
     fn reindex(&self) -> StageResult<u64> {
         guarded(|| self.0.reindex())

@@ -13,8 +13,8 @@ use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use registry_core::layout;
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator,
-    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Setup,
-    StageError, StageKind, StageResult, Storage, TrainOptions, TrainReport, Validator,
+    Inserted, ListQuery, Prediction, Problem, RawHeader, Request, Restored, Router, Sequence,
+    Setup, StageError, StageKind, StageResult, Storage, TrainOptions, TrainReport, Validator,
 };
 
 pub use crate::trust::{Refusal, Trust};
@@ -734,6 +734,30 @@ impl Storage for HostStorage {
 
     fn reindex(&self) -> StageResult<u64> {
         self.0.reindex().into_result().map_err(StageError::from)
+    }
+
+    fn sequences(&self, raise: &[Sequence], out: &mut Vec<Sequence>) -> StageResult<()> {
+        let raise: Vec<FfiId> = raise
+            .iter()
+            .map(|s| FfiId {
+                prefix: s.prefix.as_str().into(),
+                number: s.last,
+            })
+            .collect();
+        let mut sequences = RVec::new();
+        call(self.0.sequences(RSlice::from_slice(&raise), &mut sequences))?;
+        out.extend(sequences.into_iter().map(|s| Sequence {
+            prefix: s.prefix.into_string(),
+            last: s.number,
+        }));
+        Ok(())
+    }
+
+    fn backup(&self, dir: &str) -> StageResult<u64> {
+        self.0
+            .backup(dir.into())
+            .into_result()
+            .map_err(StageError::from)
     }
 
     fn migrate(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<u64> {

@@ -129,6 +129,10 @@ pub trait FfiStorage: Send + Sync {
     fn migrate(&self, ids: RSlice<'_, FfiId>, shards: RSlice<'_, u32>) -> RResult<u64, FfiError>;
     /// `Storage::reindex`.
     fn reindex(&self) -> RResult<u64, FfiError>;
+    /// `Storage::sequences`: each sequence as an id, its prefix and its last number.
+    fn sequences(&self, raise: RSlice<'_, FfiId>, out: &mut RVec<FfiId>) -> RResult<(), FfiError>;
+    /// `Storage::backup`.
+    fn backup(&self, dir: RStr<'_>) -> RResult<u64, FfiError>;
 }
 
 /// The router stage across the boundary; mirrors `registry_core::Router`.

@@ -368,7 +368,7 @@ fn print_text(s: &Summary, name: &str) -> io::Result<()> {
     out.flush()
 }
 
-fn mib(bytes: u64) -> String {
+pub(crate) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 

@@ -11,6 +11,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod backup;
 mod batch;
 mod command;
 mod entries;
@@ -127,6 +128,12 @@ enum Command {
     /// Verify every entry, revision and index of every shard, naming each problem (exit 1 if
     /// any)
     Check(batch::CheckArgs),
+    /// Copy the registry into a new directory, consistently (this process holds it meanwhile)
+    /// and checked, with its high-water marks
+    Backup(backup::BackupArgs),
+    /// Replace the registry with a backup, checked, never handing out again an id issued after
+    /// the backup; the replaced registry is kept beside it
+    Restore(backup::RestoreArgs),
     /// Convert a registry written by an earlier release to the newest storage format, in place
     /// and crash-safely, then check that every entry reads back as before; ids do not change
     Migrate(batch::MigrateArgs),
@@ -268,6 +275,8 @@ fn run(
         Command::Compact(args) => batch::compact(args, &settings),
         Command::Migrate(args) => batch::migrate(args, &settings),
         Command::Check(args) => batch::check(args, &settings),
+        Command::Backup(args) => backup::backup(args, &settings),
+        Command::Restore(args) => backup::restore(args, &settings),
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }

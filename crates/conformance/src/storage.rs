@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use registry_core::layout::{DENSE, FORMAT, IDS, SHARDS};
 use registry_core::{
     Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Meta, Restored, Schema,
-    Setup, StageKind, StageResult, Storage,
+    Sequence, Setup, StageKind, StageResult, Storage,
 };
 
 use crate::sample::{self, revise};
@@ -75,6 +75,7 @@ pub fn check(make: &Make<'_>) -> Result<(), Violation> {
     }
     shards_share_a_data_dir(make)?;
     creation_and_metadata(make)?;
+    sequences(make)?;
     for (shard, shards) in [(0, 1), (2, 3)] {
         restoring(make, shard, shards)?;
     }
@@ -327,6 +328,76 @@ fn misses(storage: &dyn Storage, shard: u32, shards: u32) -> Result<(), Violatio
     insert(storage, &[])?;
     update(storage, &[])?;
     Allocations::of(storage, shard, shards).take(storage, &[])?;
+    Ok(())
+}
+
+/// `sequences` (optional: a storage may refuse with code `Invalid`): what is allocated shows,
+/// a raise is kept across a reopen, and nothing up to a raised mark is allocated again.
+fn sequences(make: &Make<'_>) -> Result<(), Violation> {
+    let scratch = Scratch::new()?;
+    let setup = scratch.setup(0, 1);
+    let storage = open(make, &setup)?;
+    let read = |storage: &dyn Storage, raise: &[Sequence]| {
+        let mut out = Vec::new();
+        match storage.sequences(raise, &mut out) {
+            Ok(()) => Ok(Some(out)),
+            Err(e) if e.code == ErrorCode::Invalid && raise.is_empty() => Ok(None),
+            Err(e) => Err(Violation::contract(STAGE, format!("sequences failed: {e}"))),
+        }
+    };
+    let Some(empty) = read(&*storage, &[])? else {
+        return Ok(());
+    };
+    if !empty.is_empty() {
+        return Err(Violation::contract(
+            STAGE,
+            format!("a new store shows sequences: {empty:?}"),
+        ));
+    }
+    let mut numbers = Vec::new();
+    storage
+        .allocate(&["SEC-RUL".to_owned(), "SEC-RUL".to_owned()], &mut numbers)
+        .map_err(|e| Violation::contract(STAGE, format!("allocate failed: {e}")))?;
+    let highest = numbers.iter().copied().max().unwrap_or(0);
+    let shown = read(&*storage, &[])?.unwrap_or_default();
+    if !shown
+        .iter()
+        .any(|s| s.prefix == "SEC-RUL" && s.last >= highest)
+    {
+        return Err(Violation::contract(
+            STAGE,
+            format!(
+                "sequences do not show SEC-RUL at {highest} or above once allocated: {shown:?}"
+            ),
+        ));
+    }
+    let mark = |prefix: &str, last| Sequence {
+        prefix: prefix.to_owned(),
+        last,
+    };
+    let raised = read(&*storage, &[mark("SEC-RUL", 500), mark("GOV-RUL", 7)])?.unwrap_or_default();
+    if raised != [mark("GOV-RUL", 7), mark("SEC-RUL", 500)] {
+        return Err(Violation::contract(
+            STAGE,
+            format!(
+                "sequences raised to GOV-RUL 7 and SEC-RUL 500 show {raised:?}, in prefix order"
+            ),
+        ));
+    }
+    drop(storage);
+    let storage = open(make, &setup)?;
+    numbers.clear();
+    storage
+        .allocate(&["SEC-RUL".to_owned(), "GOV-RUL".to_owned()], &mut numbers)
+        .map_err(|e| Violation::contract(STAGE, format!("allocate failed: {e}")))?;
+    if numbers[..] != [501, 8] {
+        return Err(Violation::contract(
+            STAGE,
+            format!(
+                "after raising SEC-RUL to 500 and GOV-RUL to 7 and reopening, allocate gave {numbers:?}, not [501, 8]"
+            ),
+        ));
+    }
     Ok(())
 }
 

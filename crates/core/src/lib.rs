@@ -44,7 +44,7 @@ pub use request::{
 pub use schema::{EVERY_SCOPE, Schema, SchemaError};
 pub use stage::{
     Cache, CacheKey, CacheStats, Draft, Evaluation, FieldReport, FromConfig, Generator, Guess,
-    Inserted, ListQuery, Meta, NotLoaded, Prediction, Restored, Router, Setup, Source, Storage,
-    TrainOptions, TrainReport, UnavailableShard, Validator,
+    Inserted, ListQuery, Meta, NotLoaded, Prediction, Restored, Router, Sequence, Setup, Source,
+    Storage, TrainOptions, TrainReport, UnavailableShard, Validator,
 };
 pub use time::Timestamp;

@@ -32,6 +32,7 @@ use crate::stage::{
 };
 use crate::time::Timestamp;
 
+mod backup;
 mod check;
 mod create;
 mod migrate;

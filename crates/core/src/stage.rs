@@ -325,6 +325,14 @@ pub enum Inserted {
     Existing(Entry),
 }
 
+/// The highest number of one id prefix a shard has handed out or stored (its sequence): the
+/// next number it allocates is above it. See [`Storage::sequences`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sequence {
+    pub prefix: String,
+    pub last: u64,
+}
+
 /// What storage did with an entry's history given to [`Storage::restore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -561,6 +569,41 @@ pub trait Storage: Send + Sync {
             "this storage cannot rebuild its indexes",
         ))
     }
+
+    /// Raises the sequence of each prefix in `raise` to at least its `last`, durably, so that
+    /// [`Storage::allocate`] never hands out a number up to it, then pushes the shard's
+    /// sequences (every prefix it knows, in prefix order; numbers allocated but not yet saved
+    /// count). With `raise` empty, only reads. What `registry restore` uses to carry the high-water
+    /// marks of the registry it replaces into the restored one.
+    ///
+    /// # Errors
+    /// When the store cannot be read or written (then no sequence is changed), or code
+    /// `Invalid` when the storage keeps no sequences it can show (the default).
+    fn sequences(&self, raise: &[Sequence], out: &mut Vec<Sequence>) -> StageResult<()> {
+        let _ = (raise, out);
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage cannot show or raise its id sequences",
+        ))
+    }
+
+    /// Writes a consistent copy of the shard into the directory `dir` (which exists), under the
+    /// name the shard has in its own data directory, so that `dir` holding every shard's copy
+    /// opens as the registry did: no write of this process lands between the copy's first byte
+    /// and its last, and the copy is durable (synced) when this returns. Returns the bytes
+    /// copied. What `registry backup` and `registry restore` use.
+    ///
+    /// # Errors
+    /// When the shard cannot be read or the copy written (then no file of that name is left
+    /// in `dir`), or code `Invalid` when the storage cannot copy itself (the default; e.g. a
+    /// server's storage, backed up by its server).
+    fn backup(&self, dir: &str) -> StageResult<u64> {
+        let _ = dir;
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage cannot copy itself into a directory",
+        ))
+    }
 }
 
 /// Chooses the shard of each key.
@@ -633,6 +676,12 @@ macro_rules! refusing_storage {
                 Err(self.error())
             }
             fn reindex(&self) -> StageResult<u64> {
+                Err(self.error())
+            }
+            fn sequences(&self, _: &[Sequence], _: &mut Vec<Sequence>) -> StageResult<()> {
+                Err(self.error())
+            }
+            fn backup(&self, _: &str) -> StageResult<u64> {
                 Err(self.error())
             }
             fn locate(&self, _: &[EntryId], _: &mut Vec<u32>) -> StageResult<()> {

@@ -50,6 +50,12 @@ impl Needs {
         stages: &[StageKind::Storage],
         access: Access::Write,
     };
+    /// `backup`, and reading the high-water marks of a registry `restore` replaces: storage
+    /// alone, in a registry that exists.
+    pub const BACKUP: Needs = Needs {
+        stages: &[StageKind::Storage],
+        access: Access::Read,
+    };
     /// `check`: storage, and the router that says where registration looks for a fingerprint.
     pub const CHECK: Needs = Needs {
         stages: &[StageKind::Cache, StageKind::Router, StageKind::Storage],
@@ -106,6 +112,27 @@ impl Registry {
     /// A stage that cannot be built, or a registry that cannot be opened (exit code 2), named
     /// with the data directory and where it came from.
     pub fn open(settings: &Settings, needs: Needs) -> Result<Registry, Error> {
+        Registry::open_in(
+            settings,
+            &settings.data_dir,
+            &settings.data_dir_source,
+            needs,
+        )
+    }
+
+    /// Opens the registry in the data directory `dir` (named in messages as coming from
+    /// `source`) rather than the configured one, with the configured plugins and schema: a
+    /// backup, or a restore being prepared.
+    ///
+    /// # Errors
+    /// As [`Registry::open`].
+    pub fn open_in(
+        settings: &Settings,
+        dir: &Path,
+        source: &str,
+        needs: Needs,
+    ) -> Result<Registry, Error> {
+        let data_dir = (dir, source);
         let source = Source {
             specs: &settings.stages,
             paths: &settings.paths,
@@ -113,7 +140,7 @@ impl Registry {
         };
         let setup = Setup {
             schema: settings.schema.clone(),
-            data_dir: settings.data_dir.clone(),
+            data_dir: dir.to_path_buf(),
             config_dir: settings.paths.base_dir.clone(),
             shard: 0,
             shards: 0,
@@ -130,9 +157,9 @@ impl Registry {
             shards: settings.shards,
             new_shards,
         };
-        let existed = settings.data_dir.exists();
+        let existed = dir.exists();
         let built = assemble::assemble(&source, &setup, &options)
-            .map_err(|errors| open_error(errors, settings))?;
+            .map_err(|errors| open_error(errors, data_dir))?;
         let shards = built.stages.storage.len();
         // A shard that cannot be opened is set aside: the others keep working, and every
         // request for it fails naming it. Said once, so that a run is never silently partial.
@@ -149,14 +176,14 @@ impl Registry {
             .collect();
         if built.created
             && !existed
-            && let Err(e) = ignore_data_dir(&settings.data_dir)
+            && let Err(e) = ignore_data_dir(dir)
         {
             warnings.push(e);
         }
         let pipeline = Pipeline::new(settings.schema.clone(), built.stages);
         pipeline.set_foreign_shards(&built.foreign);
         if needs.stages.contains(&StageKind::Storage) {
-            migrate_side_files(&pipeline, settings, needs.access)?;
+            migrate_side_files(&pipeline, dir, needs.access)?;
         }
         Ok(Registry {
             pipeline,
@@ -182,7 +209,7 @@ impl Registry {
 ///
 /// # Errors
 /// A warning's text, when the file cannot be written: the registry itself is fine.
-fn ignore_data_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn ignore_data_dir(dir: &Path) -> Result<(), String> {
     if !dir.is_dir() {
         // A storage that keeps nothing here (Redis) made no directory.
         return Ok(());
@@ -211,13 +238,9 @@ const LEGACY_SHARDS: &str = "shards";
 /// entry whose fingerprint routes elsewhere, without saying which). Both now live in the
 /// shards' own metadata. A read honours the second; a write moves it into every shard (it is
 /// not known which one needs it) and then removes both files.
-fn migrate_side_files(
-    pipeline: &Pipeline,
-    settings: &Settings,
-    access: Access,
-) -> Result<(), Error> {
-    let anywhere = settings.data_dir.join(LEGACY_FINGERPRINTS_ANYWHERE);
-    let count = settings.data_dir.join(LEGACY_SHARDS);
+fn migrate_side_files(pipeline: &Pipeline, dir: &Path, access: Access) -> Result<(), Error> {
+    let anywhere = dir.join(LEGACY_FINGERPRINTS_ANYWHERE);
+    let count = dir.join(LEGACY_SHARDS);
     let flagged = anywhere.exists();
     if flagged {
         pipeline.set_fingerprints_anywhere(true);
@@ -246,12 +269,11 @@ fn migrate_side_files(
 
 /// The error of a failed open: a registry that is not there, or has lost shards, is named with
 /// the data directory and where that came from.
-fn open_error(errors: Vec<LoadError>, settings: &Settings) -> Error {
+fn open_error(errors: Vec<LoadError>, (dir, source): (&Path, &str)) -> Error {
     if let [one] = &errors[..]
         && let LoadErrorKind::Registry(layout) = &one.kind
     {
-        let dir = settings.data_dir.display();
-        let source = &settings.data_dir_source;
+        let dir = dir.display();
         let message = match layout {
             OpenError::Absent => format!(
                 "no registry in {dir} (data directory from {source}): check the path; \

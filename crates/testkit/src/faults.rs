@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use registry_core::{
     Cache, CacheKey, Entry, EntryId, ErrorCode, Fingerprint, Inserted, ListQuery, Restored,
-    StageError, StageResult, Storage,
+    Sequence, StageError, StageResult, Storage,
 };
 
 /// A shared count of how many more calls may succeed before every call fails.
@@ -173,6 +173,16 @@ impl<S: Storage> Storage for FailingStorage<S> {
     fn reindex(&self) -> StageResult<u64> {
         self.pass("reindex")?;
         self.inner.reindex()
+    }
+
+    fn sequences(&self, raise: &[Sequence], out: &mut Vec<Sequence>) -> StageResult<()> {
+        self.pass("sequences")?;
+        self.inner.sequences(raise, out)
+    }
+
+    fn backup(&self, dir: &str) -> StageResult<u64> {
+        self.pass("backup")?;
+        self.inner.backup(dir)
     }
 }
 

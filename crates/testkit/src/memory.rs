@@ -15,7 +15,7 @@ use registry_core::Fingerprint;
 use registry_core::rules::{self, Numbering};
 use registry_core::{
     Cache, CacheKey, CacheStats, Entry, EntryId, ErrorCode, Field, FromConfig, Inserted, ListQuery,
-    Problem, RawHeader, Request, Restored, Router, Schema, Setup, Severity, StageError,
+    Problem, RawHeader, Request, Restored, Router, Schema, Sequence, Setup, Severity, StageError,
     StageResult, Stages, Storage, Validator,
 };
 
@@ -452,6 +452,25 @@ impl Storage for MemoryStorage {
             ids.iter()
                 .map(|id| shelf.locations.get(id).copied().unwrap_or(0)),
         );
+        Ok(())
+    }
+
+    fn sequences(&self, raise: &[Sequence], out: &mut Vec<Sequence>) -> StageResult<()> {
+        let mut shelf = self.shelf()?;
+        for s in raise {
+            let last = shelf.last.entry(s.prefix.clone()).or_insert(0);
+            *last = (*last).max(s.last);
+        }
+        let mut all: Vec<Sequence> = shelf
+            .last
+            .iter()
+            .map(|(prefix, &last)| Sequence {
+                prefix: prefix.clone(),
+                last,
+            })
+            .collect();
+        all.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        out.extend(all);
         Ok(())
     }
 

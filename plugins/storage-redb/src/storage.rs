@@ -84,7 +84,7 @@ use redb::{
 use registry_core::rules::{self, Numbering};
 use registry_core::{
     Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Meta, Restored,
-    Setup, StageError, StageResult, Storage,
+    Sequence, Setup, StageError, StageResult, Storage,
 };
 
 use registry_codec::compress::Dictionaries;
@@ -92,6 +92,7 @@ use registry_codec::compress::Dictionaries;
 use crate::Config;
 use crate::codec;
 
+mod backup;
 mod bits;
 mod compact;
 mod entries;
@@ -573,6 +574,14 @@ impl Storage for RedbStorage {
 
     fn reindex(&self) -> StageResult<u64> {
         self.reindex_shard()
+    }
+
+    fn sequences(&self, raise: &[Sequence], out: &mut Vec<Sequence>) -> StageResult<()> {
+        self.shard_sequences(raise, out)
+    }
+
+    fn backup(&self, dir: &str) -> StageResult<u64> {
+        self.backup_shard(dir)
     }
 }
 

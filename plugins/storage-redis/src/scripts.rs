@@ -165,6 +165,13 @@ for prefix, c in pairs(highest) do raise(prefix, c) end
 return remember(1)
 "#;
 
+/// Sequences: ARGV: prefix, then per prefix to raise (id prefix, count). Raises each and
+/// returns every (id prefix, count) the shard's sequences hold.
+const SEQUENCES: &str = r#"
+for b = 2, #ARGV, 2 do raise(ARGV[b], ARGV[b + 1]) end
+return redis.call('HGETALL', P .. 'seq')
+"#;
+
 /// Locates (shard 0 of a dense registry): ARGV: prefix, then per id (id prefix, location block,
 /// byte offset). Returns the two bytes recorded for each (empty past the block's end).
 const LOCATE: &str = r#"
@@ -463,6 +470,7 @@ pub(crate) struct Scripts {
     pub(crate) layout: Script,
     pub(crate) set_meta: Script,
     pub(crate) allocate: Script,
+    pub(crate) sequences: Script,
     pub(crate) place: Script,
     pub(crate) locate: Script,
     pub(crate) clean: Script,
@@ -488,6 +496,7 @@ impl Scripts {
             layout: with_common(LAYOUT),
             set_meta: with_common(SET_META),
             allocate: with_common(ALLOCATE),
+            sequences: with_common(SEQUENCES),
             place: with_common(PLACE),
             locate: with_common(LOCATE),
             clean: with_common(CLEAN),

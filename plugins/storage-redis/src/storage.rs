@@ -20,7 +20,7 @@ use registry_core::layout;
 use registry_core::rules::{self, Numbering};
 use registry_core::{
     Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Meta, Restored,
-    Setup, StageError, StageResult, Storage,
+    Sequence, Setup, StageError, StageResult, Storage,
 };
 
 use crate::Config;
@@ -738,6 +738,50 @@ impl Storage for RedisStorage {
 
     fn reindex(&self) -> StageResult<u64> {
         self.reindex_shard()
+    }
+
+    /// The shard's counts, as the numbers they stand for; a raise is kept as the count that
+    /// covers its number, so the next number allocated is above it.
+    fn sequences(&self, raise: &[Sequence], out: &mut Vec<Sequence>) -> StageResult<()> {
+        let run = |c: &mut redis::cluster::ClusterConnection| {
+            let mut call = self.scripts.sequences.key(&self.meta);
+            call.arg(self.keys.prefix());
+            for s in raise {
+                call.arg(&s.prefix)
+                    .arg(self.numbering.count_through(s.last).to_string());
+            }
+            call.invoke::<Vec<(String, u64)>>(c)
+        };
+        let counts = if raise.is_empty() {
+            self.cluster
+                .run(&format!("read the sequences of {}", self.name), run)?
+        } else {
+            self.write(&format!("raise the sequences of {}", self.name), run)?
+        };
+        let mut all = Vec::with_capacity(counts.len());
+        for (prefix, count) in counts {
+            // A shard that allocates nothing (not shard 0 of a dense registry) has no number.
+            let last = match count {
+                0 => 0,
+                c if self.numbering.allocates() => self.numbering.nth(c).unwrap_or(u64::MAX),
+                _ => 0,
+            };
+            all.push(Sequence { prefix, last });
+        }
+        all.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        out.extend(all);
+        Ok(())
+    }
+
+    /// A Redis registry is copied by Redis itself (RDB snapshots or the append-only file of each
+    /// master) or by `registry export`: see ARCHITECTURE.md, "Backups".
+    fn backup(&self, _dir: &str) -> StageResult<u64> {
+        Err(StageError::new(
+            ErrorCode::Invalid,
+            "a Redis registry is not copied into a directory: back it up with `registry \
+             export` or with Redis's own persistence on each master (see ARCHITECTURE.md, \
+             \"Backups\")",
+        ))
     }
 
     fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {

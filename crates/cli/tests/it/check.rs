@@ -1,6 +1,8 @@
 //! `registry check`: a healthy registry passes; each kind of damage to a shard file is found and
 //! named with its entry.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::Scratch;
@@ -45,8 +47,12 @@ fn findings(report: &Value) -> Vec<(String, String)> {
 
 /// Opens a shard file with redb directly, as something outside the registry would.
 fn with_shard(s: &Scratch, shard: u32, f: impl FnOnce(&redb::WriteTransaction)) {
-    let db = redb::Database::open(s.data_dir().join(format!("shard-{shard:03}.redb")))
-        .expect("opens the shard");
+    with_shard_in(&s.data_dir(), shard, f);
+}
+
+fn with_shard_in(dir: &Path, shard: u32, f: impl FnOnce(&redb::WriteTransaction)) {
+    let db =
+        redb::Database::open(dir.join(format!("shard-{shard:03}.redb"))).expect("opens the shard");
     let txn = db.begin_write().expect("writes");
     f(&txn);
     txn.commit().expect("commits");
@@ -54,9 +60,12 @@ fn with_shard(s: &Scratch, shard: u32, f: impl FnOnce(&redb::WriteTransaction)) 
 
 /// The shard holding an entry, found by which file's table holds its number.
 fn shard_of(s: &Scratch, prefix: &str, number: u64) -> u32 {
+    shard_in(&s.data_dir(), prefix, number)
+}
+
+fn shard_in(dir: &Path, prefix: &str, number: u64) -> u32 {
     for shard in 0..2 {
-        let db = redb::Database::open(s.data_dir().join(format!("shard-{shard:03}.redb")))
-            .expect("opens");
+        let db = redb::Database::open(dir.join(format!("shard-{shard:03}.redb"))).expect("opens");
         let txn = redb::ReadableDatabase::begin_read(&db).expect("reads");
         let name = format!("entries/{prefix}");
         let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new(&name);
@@ -74,8 +83,13 @@ fn shard_of(s: &Scratch, prefix: &str, number: u64) -> u32 {
 /// Changes "Check" to "Chick" in the stored title of an entry, in whichever shard holds it,
 /// without touching its hash.
 fn change_title(s: &Scratch, prefix: &str, number: u64) {
-    let shard = shard_of(s, prefix, number);
-    with_shard(s, shard, |txn| {
+    change_title_in(&s.data_dir(), prefix, number);
+}
+
+/// As [`change_title`], in the two-shard data directory `dir` (a registry's, or a backup's).
+pub fn change_title_in(dir: &Path, prefix: &str, number: u64) {
+    let shard = shard_in(dir, prefix, number);
+    with_shard_in(dir, shard, |txn| {
         let name = format!("entries/{prefix}");
         let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new(&name);
         let mut t = txn.open_table(def).expect("table");

@@ -266,6 +266,11 @@ fn an_import_on_one_host_is_found_by_registrations_on_another() {
 
     // The cluster holds each entry once, exactly as the source did.
     assert_eq!(registrar.ok(&["export"]), exported);
+    // A Redis registry is not copied into a directory: the refusal says what backs it up.
+    let (code, err) = registrar.fail(&["backup", "copy"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("registry export"), "{err}");
+    assert!(!registrar.path().join("copy").exists());
     for h in [&importer, &registrar] {
         let side_file = h.data_dir().join("fingerprints-anywhere");
         assert!(!side_file.exists(), "{} exists", side_file.display());

@@ -66,7 +66,11 @@ pub fn check(
     })
 }
 
-fn paced(pipeline: &Pipeline, rate: u64, events: &mut dyn Events) -> Result<CheckReport, Error> {
+pub(super) fn paced(
+    pipeline: &Pipeline,
+    rate: u64,
+    events: &mut dyn Events,
+) -> Result<CheckReport, Error> {
     let started = Instant::now();
     let report = pipeline.check(&mut |entries| {
         events.progress(Progress {

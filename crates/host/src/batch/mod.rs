@@ -19,6 +19,7 @@
 //! [`scale_test`] feeds generated requests through the same code, then reopens the registry and
 //! reads a sample back by id, checking each entry against the request that produced it.
 
+mod backup;
 mod check;
 mod compact;
 mod generate;
@@ -43,6 +44,7 @@ use crate::events::{Events, Progress};
 use crate::input::{self, BoundedLines};
 use crate::requests::{RequestLine, strip_position};
 
+pub use backup::{Backup, MANIFEST, Manifest, Mark, Raised, Restoration, backup, restore};
 pub use check::{Checked, check};
 pub use compact::{Compaction, compact};
 pub use migrate::{Migration, migrate, rename};

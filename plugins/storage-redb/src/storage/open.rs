@@ -373,7 +373,7 @@ fn initialise(builder: &Builder, tmp: &Path, setup: &Setup, meta: &Meta) -> Stag
 }
 
 /// Makes a new name in `dir` durable.
-fn sync_dir(dir: &Path) -> StageResult<()> {
+pub(super) fn sync_dir(dir: &Path) -> StageResult<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_error("sync", dir, &e))
