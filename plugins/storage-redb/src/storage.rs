@@ -586,4 +586,6 @@ impl Storage for RedbStorage {
 }
 
 #[cfg(test)]
+mod faults;
+#[cfg(test)]
 mod tests;

@@ -51,6 +51,18 @@ impl RedbStorage {
                 Created::Raced => (open_waiting(&builder, &path, config.lock_timeout_ms)?, None),
             },
         };
+        RedbStorage::on(config, setup, path, db, created.is_some())
+    }
+
+    /// The storage of a shard whose database `db` is open (at `path`, for messages); `created`
+    /// when this process just made it.
+    fn on(
+        config: &Config,
+        setup: &Setup,
+        path: PathBuf,
+        db: Database,
+        created: bool,
+    ) -> StageResult<RedbStorage> {
         let mut storage = RedbStorage {
             db: RwLock::new(db),
             path,
@@ -65,12 +77,40 @@ impl RedbStorage {
             merge_every: config.fingerprint_merge.max(1),
             writer: Mutex::new(()),
         };
-        if created.is_none() {
+        if !created {
             storage.prepare()?;
         }
         storage.load_pending()?;
         storage.load_dictionaries()?;
         Ok(storage)
+    }
+
+    /// Opens a shard kept by `backend` rather than a file (the fault-injection tests' disk),
+    /// creating its tables when `setup.create` says so; `name` stands for its path in messages.
+    #[cfg(test)]
+    pub(super) fn on_backend(
+        config: &Config,
+        setup: &Setup,
+        name: &str,
+        backend: impl redb::StorageBackend,
+    ) -> StageResult<RedbStorage> {
+        let fail = |e: &dyn Display| {
+            StageError::new(
+                ErrorCode::Storage,
+                format!("cannot open `{name}`: {}", one_line(&e.to_string())),
+            )
+        };
+        let db = Builder::new()
+            .create_with_backend(backend)
+            .map_err(|e| fail(&e))?;
+        let created = match &setup.create {
+            Some(meta) => {
+                init_tables(&db, setup, meta, &fail)?;
+                true
+            }
+            None => false,
+        };
+        RedbStorage::on(config, setup, PathBuf::from(name), db, created)
     }
 
     /// The shard's file.
@@ -342,6 +382,17 @@ fn initialise(builder: &Builder, tmp: &Path, setup: &Setup, meta: &Meta) -> Stag
         DatabaseError::Storage(StorageError::Io(io)) => io_error("create", tmp, &io),
         e => fail(&e),
     })?;
+    init_tables(&db, setup, meta, &fail)?;
+    Ok(db)
+}
+
+/// Creates every table of a new shard and records its layout and `meta`, in one transaction.
+fn init_tables(
+    db: &Database,
+    setup: &Setup,
+    meta: &Meta,
+    fail: &dyn Fn(&dyn Display) -> StageError,
+) -> StageResult<()> {
     let txn = db.begin_write().map_err(|e| fail(&e))?;
     {
         txn.open_table(ENTRIES).map_err(|e| fail(&e))?;
@@ -368,8 +419,7 @@ fn initialise(builder: &Builder, tmp: &Path, setup: &Setup, meta: &Meta) -> Stag
                 .map_err(|e| fail(&e))?;
         }
     }
-    txn.commit().map_err(|e| fail(&e))?;
-    Ok(db)
+    txn.commit().map_err(|e| fail(&e))
 }
 
 /// Makes a new name in `dir` durable.

@@ -29,13 +29,23 @@ fn existing(dir: &Path, shard: u32, shards: u32) -> Setup {
     }
 }
 
+/// The setup of shard 0 of 1 kept on a disk that is not a directory (see `faults.rs`), created.
+pub(super) fn new_setup() -> Setup {
+    setup(Path::new("faulty-disk"), 0, 1)
+}
+
+/// As [`new_setup`], for a shard that exists.
+pub(super) fn existing_setup() -> Setup {
+    existing(Path::new("faulty-disk"), 0, 1)
+}
+
 fn open(dir: &Path) -> RedbStorage {
     RedbStorage::from_config(Config::default(), &setup(dir, 0, 1)).expect("opens")
 }
 
 /// An entry of `SEC-RUL-{number}` at revision 1, with a fingerprint unique to `number` unless
 /// the test sets another.
-fn entry(number: u64, status: &str) -> Entry {
+pub(super) fn entry(number: u64, status: &str) -> Entry {
     let header = Header {
         fields: Fields {
             scope: "SEC".into(),
@@ -67,7 +77,7 @@ fn entry(number: u64, status: &str) -> Entry {
 }
 
 /// The next revision of `e` with another status.
-fn revised(e: &Entry, status: &str) -> Entry {
+pub(super) fn revised(e: &Entry, status: &str) -> Entry {
     let mut next = e.clone();
     next.header.fields.status = status.into();
     next.revision += 1;
