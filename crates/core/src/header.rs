@@ -471,7 +471,7 @@ impl RawHeader {
         Ok(Header {
             fields,
             id,
-            version: self.version.clone(),
+            version: normal_version(&self.version),
         })
     }
 }
@@ -589,6 +589,17 @@ fn candidates<'s>(
     })
 }
 
+/// A version as the registry keeps it: a `V` read as `v`, so that the readable form of a
+/// header (which keeps case) and the grepable form (which is lowercase) read back the same.
+/// Found by the `header` fuzz target: `[SEC][RULES][LIVE][SEC-RUL-042][V2.9][REQUIRED]` read as
+/// version `V2.9`, its grepable form as `v2.9`.
+pub fn normal_version(s: &str) -> String {
+    match s.strip_prefix('V') {
+        Some(rest) => format!("v{rest}"),
+        None => s.to_owned(),
+    }
+}
+
 /// Whether `s` is a version: `v` (or `V`) followed by dot-separated numbers of 1 to 9 digits,
 /// e.g. `v2`, `v2.9`, `v10.0.1`.
 pub fn is_version(s: &str) -> bool {
@@ -615,6 +626,18 @@ mod tests {
             },
             id: EntryId::new(EntryId::prefix_for(scope, kind), number),
             version: "v2.9".into(),
+        }
+    }
+
+    #[test]
+    fn a_capital_v_version_reads_as_v_in_both_forms() {
+        // Found by the `header` fuzz target.
+        let schema = Schema::default();
+        let h = Header::parse("[SEC][RULES][LIVE][SEC-RUL-042][V2.9][REQUIRED]", &schema)
+            .expect("parses");
+        assert_eq!(h.version, "v2.9");
+        for form in [h.readable(), h.grepable()] {
+            assert_eq!(Header::parse(&form, &schema).expect("parses"), h, "{form}");
         }
     }
 

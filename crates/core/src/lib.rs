@@ -31,6 +31,7 @@ pub use error::{
 };
 pub use header::{
     EntryId, Field, Fields, Header, HeaderError, HeaderForm, RawHeader, find_header, is_version,
+    normal_version,
 };
 pub use integrity::Damaged;
 pub use pipeline::{

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::entry::Fingerprint;
-use crate::header::{Field, Fields, is_version};
+use crate::header::{Field, Fields, is_version, normal_version};
 use crate::schema::is_field_value;
 
 /// Longest title accepted, in bytes.
@@ -245,7 +245,7 @@ impl Request {
         Ok(Request {
             title,
             fields,
-            version,
+            version: version.as_deref().map(normal_version),
             context,
         })
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::header::{Field, Fields, is_version};
+use crate::header::{Field, Fields, is_version, normal_version};
 
 /// A validated schema. Build one with [`Schema::new`], which checks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ impl Schema {
         });
         Ok(Schema {
             values,
-            version,
+            version: normal_version(&version),
             defaults,
             required: BTreeMap::new(),
         })

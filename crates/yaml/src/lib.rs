@@ -32,7 +32,8 @@
 //!
 //! Booleans are `true` and `false`, integers decimal, floats Rust's shortest round-trip form
 //! (always with a `.` or an exponent) or `.nan`, `.inf`, `-.inf`, and a null `null`. A mapping
-//! key is a string of at most [`write::MAX_KEY_CHARS`] characters, YAML's limit on implicit keys.
+//! key is a string that takes at most [`write::MAX_KEY_BYTES`] bytes as written (quotes and escapes
+//! included), YAML's limit on implicit keys.
 //!
 //! # What the reader accepts and declines
 //!

@@ -27,7 +27,7 @@ use crate::chars::{self, DOUBLE_RUN, KEY_START, PLAIN, SINGLE_RUN, VALUE_START};
 pub const MAX_DEPTH: usize = 32;
 
 /// The longest key, in bytes with its quotes, the scanner accepts: within YAML's limit on
-/// implicit keys (1024 characters) whatever the characters.
+/// implicit keys (1024 bytes as written; see [`crate::write::MAX_KEY_BYTES`]).
 pub const MAX_KEY_BYTES: usize = 1000;
 
 /// Marks the end of a chain of entries: no entry.
@@ -607,12 +607,46 @@ impl Scanner<'_> {
     }
 }
 
-/// Whether a plain value is null; `None` for another spelling of `null`, left to the parser.
+/// Whether a plain value is null; `None` for another spelling of `null`, and for an integer
+/// wider than 64 bits, both left to the parser.
 fn plain_kind(scalar: &[u8]) -> Option<Kind> {
     match scalar {
         b"null" | b"Null" | b"NULL" => Some(Kind::Null),
         s if s.eq_ignore_ascii_case(b"null") => None,
+        s if wide_int(s) => None,
         _ => Some(Kind::Other),
+    }
+}
+
+/// Whether `yaml_serde` reads a plain scalar as an integer that needs more than 64 bits
+/// (decimal, or `0x`, `0o`, `0b`, with an optional sign, up to 128 bits): its `Value` holds
+/// none, so it fails the whole document, while a shorter integer, a longer one (read as a
+/// float) or anything else parses. Found by the `yaml_scan` fuzz target:
+/// `a: 333333333333333333333333333333333333`.
+fn wide_int(scalar: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(scalar) else {
+        return false;
+    };
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (radix, digits) = [("0x", 16), ("0o", 8), ("0b", 2)]
+        .into_iter()
+        .find_map(|(prefix, radix)| unsigned.strip_prefix(prefix).map(|d| (radix, d)))
+        .unwrap_or((10, unsigned));
+    // A sign after the sign or the prefix makes it no integer, and so does a leading zero
+    // before decimal digits (YAML 1.2 reads `012` as a string).
+    if digits.starts_with(['+', '-'])
+        || (radix == 10 && digits.len() > 1 && digits.starts_with('0'))
+    {
+        return false;
+    }
+    match u128::from_str_radix(digits, radix) {
+        Ok(n) if negative => n > 1u128 << 63,
+        Ok(n) => n > u128::from(u64::MAX),
+        Err(_) => false,
     }
 }
 

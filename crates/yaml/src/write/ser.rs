@@ -8,7 +8,7 @@ use std::fmt::{Display, Write as _};
 
 use serde::ser::{self, Impossible, Serialize};
 
-use super::{Collection, MAX_KEY_CHARS, Slot, WriteError, begin_entry, write_empty, write_scalar};
+use super::{Collection, MAX_KEY_BYTES, Slot, WriteError, begin_entry, write_empty, write_scalar};
 
 /// Writes one value in a given slot.
 pub(super) struct ValueWriter<'a> {
@@ -345,13 +345,13 @@ impl ser::Serializer for KeyWriter<'_> {
     type SerializeStructVariant = Impossible<(), WriteError>;
 
     fn serialize_str(self, v: &str) -> Result<(), WriteError> {
-        // A key of at most MAX_KEY_CHARS bytes has at most as many characters: no need to count.
-        if v.len() > MAX_KEY_CHARS && v.chars().count() > MAX_KEY_CHARS {
-            return Err(WriteError::KeyTooLong {
-                chars: v.chars().count(),
-            });
-        }
+        let start = self.out.len();
         write_scalar(self.out, v);
+        let bytes = self.out.len() - start;
+        if bytes > MAX_KEY_BYTES {
+            self.out.truncate(start);
+            return Err(WriteError::KeyTooLong { bytes });
+        }
         Ok(())
     }
     fn serialize_char(self, v: char) -> Result<(), WriteError> {

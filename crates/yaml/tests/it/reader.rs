@@ -10,6 +10,10 @@ use crate::agrees;
 /// Texts inside the subset, each valid YAML with a mapping at the top.
 const INSIDE: &[&str] = &[
     "{}\n",
+    // Integers at the edges of 64 bits, beyond 128 (a float) and zero-padded (a string).
+    "a: 18446744073709551615\nb: -9223372036854775808\nc: -0x8000000000000000\n",
+    "a: 3333333333333333333333333333333333333333333\nb: 00018446744073709551616\n",
+    "a: +-18446744073709551616\nb: 0x-5\nc: -+0x5\n",
     "a: 1\n",
     "a:\n",
     "a:\nb: 2\n",
@@ -128,6 +132,15 @@ const OUTSIDE: &[&str] = &[
     "plain text\n",
     "a:\n  b: 1\n\n  c: 2\n",
     "a:\n  \n",
+    // Integers wider than 64 bits, which `yaml_serde`'s `Value` cannot hold (the first was
+    // found by the `yaml_scan` fuzz target).
+    "qq  lll: 333333333333333333333333333333333333\n",
+    "a: 18446744073709551616\n",
+    "a: -9223372036854775809\n",
+    "a: 0x10000000000000000\n",
+    "a: -0xFFFFFFFFFFFFFFFF\n",
+    "a: +0o2000000000000000000000\n",
+    "a: 0b11111111111111111111111111111111111111111111111111111111111111111\n",
 ];
 
 #[test]

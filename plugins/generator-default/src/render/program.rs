@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 use registry_core::{Context, Draft, EntryId, Header};
-use registry_yaml::write::{self, Collection, MAX_KEY_CHARS, Slot};
+use registry_yaml::write::{self, Collection, MAX_KEY_BYTES, Slot};
 
 use crate::template::{Node, Part};
 
@@ -447,7 +447,7 @@ impl Builder {
         }
         let mut written = false;
         for (i, (key, value)) in entries.iter().enumerate() {
-            if key.len() > MAX_KEY_CHARS && key.chars().count() > MAX_KEY_CHARS {
+            if write::key_bytes(key) > MAX_KEY_BYTES {
                 return None;
             }
             let omit = Omit::of(value);
@@ -658,10 +658,13 @@ mod tests {
 
     #[test]
     fn keys_too_long_for_an_implicit_key_are_left_to_the_serializer() {
-        let long = "k".repeat(MAX_KEY_CHARS + 1);
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
         let tree = map(vec![(long.as_str(), Node::Int(1))]);
         assert!(Program::compile(&tree).is_none());
-        let fits = "k".repeat(MAX_KEY_CHARS);
+        let quoted = "'".repeat(MAX_KEY_BYTES / 2);
+        let tree = map(vec![(quoted.as_str(), Node::Int(1))]);
+        assert!(Program::compile(&tree).is_none(), "its quotes take it over");
+        let fits = "k".repeat(MAX_KEY_BYTES);
         assert!(Program::compile(&map(vec![(fits.as_str(), Node::Int(1))])).is_some());
     }
 

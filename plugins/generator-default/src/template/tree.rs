@@ -8,7 +8,7 @@
 use std::fmt::{self, Write as _};
 
 use registry_core::Context;
-use registry_yaml::write::MAX_KEY_CHARS;
+use registry_yaml::write::{MAX_KEY_BYTES, key_bytes};
 use yaml_serde::Value;
 
 use super::placeholder::{self, Parsed, Part, PlaceholderError, is_context_key};
@@ -224,11 +224,11 @@ fn compile_key(key: &Value, problems: &mut Problems) -> Option<String> {
             ));
             None
         }
-        // The writer writes keys as implicit keys, which YAML limits to 1024 characters.
-        Value::String(s) if s.chars().count() > MAX_KEY_CHARS => {
+        // The writer writes keys as implicit keys, which YAML limits to 1024 bytes as written.
+        Value::String(s) if key_bytes(s) > MAX_KEY_BYTES => {
             problems.push(format_args!(
-                "key of {} characters: the limit is {MAX_KEY_CHARS}",
-                s.chars().count()
+                "key of {} bytes as written: the limit is {MAX_KEY_BYTES}",
+                key_bytes(s)
             ));
             None
         }
@@ -373,7 +373,7 @@ mod tests {
         let (_, problems) = compile_str(&format!(
             "a:\n  b: [ok, '{{{{nope}}}}']\n  '{{{{title}}}}': 1\n  c: {{{{title}}}}\n  1: x\n  \
                  d: !t 1\ne: 'x {{{{context}}}}'\n? {}\n: 1\n",
-            "k".repeat(MAX_KEY_CHARS + 1)
+            "k".repeat(MAX_KEY_BYTES + 1)
         ));
         assert_eq!(
             problems,
@@ -392,7 +392,7 @@ mod tests {
                 "`{{context}}` must be the whole value of a mapping entry, e.g. \
                  `key: \"{{context}}\"` at e"
                     .into(),
-                "key of 1025 characters: the limit is 1024 at the top level".into(),
+                "key of 1025 bytes as written: the limit is 1024 at the top level".into(),
             ]
         );
     }
