@@ -42,6 +42,7 @@ mod bench_startup;
 mod chart;
 mod demo;
 mod deny;
+mod fuzz;
 mod markdown;
 mod prowler;
 mod report;
@@ -63,9 +64,10 @@ fn main() -> ExitCode {
         Some("bench-lint") => bench_lint::run(&args[1..]),
         Some("bench-batch") => bench_batch::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test [cargo test args...] | demo | lint | tidy | deny | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R] | bench [--quick] [--filter NAME] [--compare OLD.json [--against NEW.json]]>"
+                "usage: cargo xtask <ci | test [cargo test args...] | demo | lint | tidy | deny | prowler [--folds K] | bench-lint [--files N] [--runs R] | bench-batch [--count N] [--shards 1,2,4] [--runs R] | bench [--quick] [--filter NAME] [--compare OLD.json [--against NEW.json]] | fuzz [--seconds N] [--merge] [TARGET...]>"
             );
             return ExitCode::from(2);
         }
@@ -232,17 +234,24 @@ const UPDATE_SNAPSHOTS_SET: &str = "UPDATE_SNAPSHOTS is set: `cargo xtask test` 
 
 /// `tidy`, `deny`, `lint` and `test`, in that order: a failure of the quick checks shows before
 /// the long build and test run.
+/// Seconds `cargo xtask ci` fuzzes each target for.
+const CI_FUZZ_SECONDS: &str = "10";
+
 fn ci() -> Result<(), String> {
     // A clean clone is built once: incremental state would only take disk (several GB for the
     // test binaries) and time.
     // SAFETY: nothing else runs in this process yet; no thread reads the environment meanwhile.
     unsafe { std::env::set_var("CARGO_INCREMENTAL", "0") };
     type Step = fn() -> Result<(), String>;
-    let steps: [(&str, Step); 4] = [
+    let steps: [(&str, Step); 5] = [
         ("tidy", tidy::run),
         ("deny", deny::run),
         ("lint", lint),
         ("test", || test(&[])),
+        // Each target briefly, the repository's corpus (and so every past finding) first.
+        ("fuzz", || {
+            fuzz::run(&["--seconds".to_owned(), CI_FUZZ_SECONDS.to_owned()])
+        }),
     ];
     for (name, step) in steps {
         eprintln!("== cargo xtask {name}");
@@ -413,6 +422,10 @@ fn lint_template(cargo: &str) -> Result<(), String> {
 fn lint() -> Result<(), String> {
     let cargo = cargo();
     run(&cargo, &["fmt", "--all", "--check"])?;
+    run(
+        &cargo,
+        &["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"],
+    )?;
     run(
         &cargo,
         &[

@@ -55,6 +55,31 @@ mod record;
 pub use export::{check_scopes, export, export_file, write_replacing};
 pub use import::{Failure, Imported, Source, Summary, import};
 
+/// Reads every record of an import file held in `bytes`, as `import` does before anything is
+/// written (lines bounded by `max`, each record parsed and checked: hashes, histories, the
+/// schema); returns how many were read and how many of those failed. For the fuzz targets.
+///
+/// # Errors
+/// What stops an import from reading on (none is expected from bytes in memory).
+#[cfg(feature = "fuzzing")]
+pub fn read_records(
+    bytes: &[u8],
+    max: u64,
+    schema: &registry_core::Schema,
+) -> Result<(usize, usize), crate::Error> {
+    let reader = Box::new(std::io::Cursor::new(bytes.to_vec()));
+    let mut input = read::Input::of("fuzz".to_owned(), reader, max);
+    let (mut read, mut failed) = (0, 0);
+    loop {
+        let batch = input.next_batch(schema)?;
+        if batch.is_empty() {
+            return Ok((read, failed));
+        }
+        read += batch.len();
+        failed += batch.iter().filter(|i| i.parsed.is_err()).count();
+    }
+}
+
 /// How many records are read, checked and stored together: one storage transaction per shard.
 const BATCH: usize = 1000;
 
