@@ -311,3 +311,44 @@ fn a_status_is_renamed_in_every_entry_and_can_then_leave_the_schema() {
         assert!(message.contains(want), "{args:?}: {message}");
     }
 }
+
+/// A type renamed to a name with the same id prefix keeps every id; one that would change ids
+/// is refused, naming the prefixes.
+#[test]
+fn a_type_is_renamed_when_its_ids_stay_the_same() {
+    let s = Scratch::new();
+    let schema = |types: &str| format!("[schema]\ntype = [{types}]\n");
+    s.write(
+        "registry.toml",
+        &schema("\"RULES\", \"RULESET\", \"POLICY\", \"SCRIPT\""),
+    );
+    s.add("Block SSH from the internet", &["--scope", "SEC", "--type", "RULES"]);
+    s.add("Rotate the keys", &["--scope", "SEC", "--type", "RULES"]);
+    s.add("Deploy the agent", &["--scope", "OPS", "--type", "SCRIPT"]);
+
+    let (code, message) = s.fail(&["migrate", "--rename", "type", "RULES=POLICY"]);
+    assert_eq!(code, 1, "{message}");
+    assert!(
+        message.contains("`…-RUL-…` ids would become `…-POL-…`"),
+        "{message}"
+    );
+    assert_eq!(s.json(&["get", "SEC-RUL-001"])["revision"], 1, "nothing written");
+
+    let done = s.json(&["migrate", "--rename", "type", "RULES=RULESET"]);
+    assert_eq!(done["entries"], 2, "{done}");
+    let one = s.json(&["get", "SEC-RUL-001"]);
+    assert_eq!(
+        (one["type"].as_str(), one["revision"].as_u64()),
+        (Some("RULESET"), Some(2)),
+        "{one}"
+    );
+    // RULES can now leave the schema; the ids still follow from scope and type.
+    s.write("registry.toml", &schema("\"RULESET\", \"POLICY\", \"SCRIPT\""));
+    let checked = s.ok(&["check", "--rate", "0"]);
+    assert!(checked.contains("no problem found"), "{checked}");
+    let listed = s.ok(&["list", "--type", "RULESET"]);
+    assert!(
+        listed.contains("SEC-RUL-001") && listed.contains("SEC-RUL-002"),
+        "{listed}"
+    );
+}

@@ -2,10 +2,13 @@
 //! (`registry migrate --rename FIELD OLD=NEW`): a variant or status renamed, or retired from
 //! the schema, without losing an entry or its history.
 //!
-//! Design decision: the scope and the type cannot be renamed this way. An id is made of the
-//! scope and type it was registered with (`SEC-RUL-001`), the validator holds every entry to
-//! that, and ids never change (they are stamped in files); renaming a scope would need the
-//! schema to know the old spelling as an alias of the new, which it does not yet.
+//! Design decision: an id is made of the scope and the first three letters or digits of the
+//! type it was registered with (`SEC-RUL-001`), the validator holds every entry to that, and
+//! ids never change (they are stamped in files). So a type can be renamed when the new name
+//! gives the same id prefix (`RULES` to `RULESETS`: `SEC-RUL` either way), and neither the
+//! scope (the whole scope is in the id) nor a type whose prefix would change can: the refusal
+//! names the ids that would change. Renaming those would need the schema to keep the old
+//! spelling as an alias of the new one for ids, which it does not.
 
 use super::*;
 
@@ -38,17 +41,13 @@ impl Pipeline {
         to: &str,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Renamed, Error> {
-        if matches!(field, Field::Scope | Field::Type) {
+        if let Some(message) = changes_ids(field, from, to) {
             return Err(Error::Invalid(vec![Problem {
                 item: 0,
                 severity: Severity::Error,
                 code: "fixed-field".to_owned(),
                 field: field.name().to_owned(),
-                message: format!(
-                    "the {field} cannot be renamed: ids are made of the scope and type they were \
-                     registered with, are stamped in files, and must keep matching them; only \
-                     variant and status values can be renamed"
-                ),
+                message,
             }]));
         }
         let Some(to) = self.schema.canonical(field, to).map(str::to_owned) else {
@@ -136,5 +135,34 @@ impl Pipeline {
             other => other,
         })?;
         self.store_revision(&id, entry).map(|_| ())
+    }
+}
+
+/// Why renaming `field` from `from` to `to` would change ids, if it would: always for the scope,
+/// for the type when the first three letters or digits differ.
+fn changes_ids(field: Field, from: &str, to: &str) -> Option<String> {
+    let why = "ids are stamped in files and never change; only a variant, a status, or a type \
+               whose new name keeps the id prefix can be renamed";
+    match field {
+        Field::Scope if !from.eq_ignore_ascii_case(to) => Some(format!(
+            "the scope cannot be renamed: ids are made of it, so every `{}-…` id would become \
+             `{}-…`; {why}",
+            from.to_ascii_uppercase(),
+            to.to_ascii_uppercase()
+        )),
+        Field::Type => {
+            // The part of the prefix the type makes: `-RUL`.
+            let (old, new) = (
+                EntryId::prefix_for("", from),
+                EntryId::prefix_for("", to),
+            );
+            (old != new).then(|| {
+                format!(
+                    "type `{from}` cannot be renamed to `{to}`: ids take the type's first three \
+                     letters or digits, so `…{old}-…` ids would become `…{new}-…`; {why}"
+                )
+            })
+        }
+        _ => None,
     }
 }
