@@ -268,3 +268,30 @@ fn repair_rebuilds_indexes_and_locations_and_leaves_damaged_entries_to_the_opera
         "{left}"
     );
 }
+
+#[test]
+fn a_sequence_below_a_stored_number_is_found_and_repaired() {
+    let s = registry(40);
+    // Shard 0 numbers every id: set its SEC-RUL sequence back, as a restored older file would.
+    with_shard(&s, 0, |txn| {
+        let def: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("sequences");
+        let mut t = txn.open_table(def).expect("table");
+        t.insert("SEC-RUL", 3).expect("writes");
+    });
+    let (code, report) = check(&s);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        findings(&report),
+        [("sequence".to_owned(), "SEC-RUL-010".to_owned())],
+        "{report}"
+    );
+    let message = report["findings"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the sequence of SEC-RUL is at 3 but SEC-RUL-010 is stored"),
+        "{message}"
+    );
+    let repaired = s.json(&["check", "--rate", "0", "--repair"]);
+    assert!(findings(&repaired["after"]).is_empty(), "{repaired}");
+    let next = s.add("After the repair", &["--scope", "SEC"]);
+    assert_eq!(next["id"], "SEC-RUL-011", "{next}");
+}

@@ -15,7 +15,10 @@
 //!
 //! Then, per shard and per field value held, the listing filtered by that value
 //! ([`Storage::list`], which reads the field index) must give exactly the entries holding it —
-//! `field-index`.
+//! `field-index`. Last, the sequence of every prefix in the shard that numbers it (shard 0 of a
+//! dense registry, each shard of an interleaved one) must be at least the highest number
+//! stored, or registering would hand out a number in use — `sequence` (skipped for a storage
+//! that cannot show its sequences).
 //!
 //! Memory is bounded by a page and, per shard, a count per field value: nothing is kept per
 //! entry across pages. An id or fingerprint held twice is found without a set of them all,
@@ -34,7 +37,7 @@ use super::*;
 pub struct Finding {
     pub shard: u32,
     /// What kind: `damaged`, `duplicate-id`, `duplicate-fingerprint`, `location`,
-    /// `fingerprint-index`, `field-index`, `undeclared-value`, `unreadable`.
+    /// `fingerprint-index`, `field-index`, `undeclared-value`, `sequence`, `unreadable`.
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<EntryId>,
@@ -76,8 +79,17 @@ impl Pipeline {
             shards: k,
             ..CheckReport::default()
         };
+        // The highest number stored per (numbering shard, prefix).
+        let mut highest: BTreeMap<(u32, String), u64> = BTreeMap::new();
         for shard in 0..k {
-            if let Err(e) = self.check_shard(shard, &mut report, pace) {
+            let numbering = if self.dense { 0 } else { shard };
+            let mut note = |id: &EntryId| {
+                let high = highest
+                    .entry((numbering, id.prefix().to_owned()))
+                    .or_default();
+                *high = (*high).max(id.number());
+            };
+            if let Err(e) = self.check_shard(shard, &mut report, &mut note, pace) {
                 report.found(
                     shard,
                     "unreadable",
@@ -86,7 +98,55 @@ impl Pipeline {
                 );
             }
         }
+        self.check_sequences(&highest, &mut report);
         Ok(report)
+    }
+
+    /// The `sequence` findings: see the module documentation.
+    fn check_sequences(&self, highest: &BTreeMap<(u32, String), u64>, report: &mut CheckReport) {
+        let mut shown: Option<(u32, Vec<crate::stage::Sequence>)> = None;
+        for ((shard, prefix), &high) in highest {
+            if shown.as_ref().is_none_or(|(s, _)| s != shard) {
+                let mut out = Vec::new();
+                match self.stages.storage[*shard as usize].sequences(&[], &mut out) {
+                    Ok(()) => shown = Some((*shard, out)),
+                    Err(e) if e.code == ErrorCode::Invalid => shown = Some((*shard, Vec::new())),
+                    Err(e) => {
+                        report.found(
+                            *shard,
+                            "unreadable",
+                            None,
+                            format!("the sequences of shard {shard} cannot be read: {e}"),
+                        );
+                        shown = Some((*shard, Vec::new()));
+                        continue;
+                    }
+                }
+            }
+            let Some((_, sequences)) = &shown else {
+                continue;
+            };
+            if sequences.is_empty() {
+                // A storage that shows none (it cannot), or a shard already reported.
+                continue;
+            }
+            let last = sequences
+                .iter()
+                .find(|s| &s.prefix == prefix)
+                .map_or(0, |s| s.last);
+            if last < high {
+                let stored = EntryId::new(prefix.clone(), high);
+                report.found(
+                    *shard,
+                    "sequence",
+                    Some(&stored),
+                    format!(
+                        "the sequence of {prefix} is at {last} but {stored} is stored: \
+                         registering would hand out a number in use (`check --repair` raises it)"
+                    ),
+                );
+            }
+        }
     }
 
     /// [`Pipeline::check`] of one shard.
@@ -94,6 +154,7 @@ impl Pipeline {
         &self,
         shard: u32,
         report: &mut CheckReport,
+        note: &mut dyn FnMut(&EntryId),
         pace: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
         let storage = &*self.stages.storage[shard as usize];
@@ -101,6 +162,7 @@ impl Pipeline {
         self.walk_shard(storage, None, &mut |page| {
             self.check_page(shard, &page, report)?;
             for entry in &page {
+                note(&entry.header.id);
                 for (field, value) in entry.header.fields.iter() {
                     *values.entry((field, value.clone())).or_default() += 1;
                 }
