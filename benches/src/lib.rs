@@ -264,6 +264,7 @@ pub fn renewed(entries: &[Entry], round: u64, storage: &dyn Storage) -> Vec<Entr
             header.id = EntryId::new(e.header.id.prefix(), number);
             Entry {
                 hash: Entry::compute_hash(&header, &title, &e.context, &e.config),
+                previous: None,
                 header,
                 title,
                 context: e.context.clone(),

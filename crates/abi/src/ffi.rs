@@ -323,6 +323,8 @@ pub struct FfiEntry {
     pub context: FfiContext,
     pub config: RString,
     pub hash: [u8; 32],
+    /// `Entry::previous`.
+    pub previous: ROption<[u8; 32]>,
     pub fingerprint: [u8; 16],
     pub revision: u32,
     pub created_at: i64,
@@ -342,6 +344,7 @@ impl From<&Entry> for FfiEntry {
             context: context_to_ffi(&e.context),
             config: e.config.as_str().into(),
             hash: e.hash.0,
+            previous: e.previous.map(|p| p.0).into(),
             fingerprint: e.fingerprint.0,
             revision: e.revision,
             created_at: e.created_at.0,
@@ -362,6 +365,7 @@ impl TryFrom<FfiEntry> for Entry {
             context: context_from_ffi(e.context)?,
             config: e.config.into_string(),
             hash: ContentHash(e.hash),
+            previous: e.previous.into_option().map(ContentHash),
             fingerprint: Fingerprint(e.fingerprint),
             revision: e.revision,
             created_at: Timestamp(e.created_at),
@@ -385,6 +389,8 @@ pub struct FfiEntryRef<'a> {
     pub context: FfiContextRef<'a>,
     pub config: RStr<'a>,
     pub hash: [u8; 32],
+    /// `Entry::previous`.
+    pub previous: ROption<[u8; 32]>,
     pub fingerprint: [u8; 16],
     pub revision: u32,
     pub created_at: i64,
@@ -405,6 +411,7 @@ impl<'a> FfiEntryRef<'a> {
             context,
             config: e.config.as_str().into(),
             hash: e.hash.0,
+            previous: e.previous.map(|p| p.0).into(),
             fingerprint: e.fingerprint.0,
             revision: e.revision,
             created_at: e.created_at.0,
@@ -425,6 +432,7 @@ impl TryFrom<&FfiEntryRef<'_>> for Entry {
             context: context_from_view(e.context)?,
             config: e.config.as_str().to_owned(),
             hash: ContentHash(e.hash),
+            previous: e.previous.into_option().map(ContentHash),
             fingerprint: Fingerprint(e.fingerprint),
             revision: e.revision,
             created_at: Timestamp(e.created_at),
@@ -866,6 +874,10 @@ mod tests {
         let context = context(pairs);
         let mut e = Entry {
             hash: ContentHash([0; 32]),
+            // Some revisions record the one before.
+            previous: number
+                .is_multiple_of(2)
+                .then_some(ContentHash([number as u8; 32])),
             header,
             title: title.into(),
             context,

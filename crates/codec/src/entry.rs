@@ -20,14 +20,19 @@
 //! | created, updated| zigzag varint milliseconds each                             |
 //! | provenance      | varint, `Provenance::pack` (formats 2 and 3; 0 when not recorded) |
 //! | lifecycle       | one byte, 1 retired or 2 merged (format 3); 0 active, 1 or 2 (format 4) |
-//! | merged into     | id prefix: string, number: varint (formats 3 and 4, merged only) |
+//! | merged into     | id prefix: string, number: varint (formats 3 to 5, merged only) |
+//! | previous        | 32 raw bytes: the previous revision's hash (format 5 only)  |
 //!
 //! Format 1 is format 2 without its provenance, which entries registered before provenance
 //! was recorded have. Format 3 is format 2 with a lifecycle state other than active: an active
 //! entry is written in format 2, byte for byte as before lifecycles existed. Format 4 is what a
 //! store of storage format 2 writes: the config compressed (a config is kept as a string when
-//! compressing would not make it shorter) and the lifecycle always present. All four are read
-//! (here and by the Redis scripts); which is written is the store's to say ([`Writing`]).
+//! compressing would not make it shorter) and the lifecycle always present. Format 5 is format
+//! 4 with the hash of the revision before ([`Entry::previous`]), which a revision of a hash chain
+//! records; one that records none is written in format 4, byte for byte as before chains. All
+//! five are read (here and by the Redis scripts); which is written is the store's to say
+//! ([`Writing`]). An uncompressed store (storage format 1) cannot keep a previous hash: its
+//! storages refuse such a revision rather than drop it.
 //!
 //! A string is a varint byte length followed by UTF-8. The four header fields come first on
 //! purpose: the Lua scripts read them (and only them) to maintain the field indexes, with the
@@ -45,7 +50,7 @@ use crate::compress::{Dictionaries, Dictionary};
 
 /// The newest format this build writes (in stores of storage format 2); it reads formats 1
 /// to this one. The Redis Lua scripts check it too.
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 /// How a store writes entries.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +77,7 @@ impl fmt::Display for DecodeError {
 pub fn encode(entry: &Entry, writing: Writing<'_>, out: &mut Vec<u8>) {
     let h = &entry.header;
     out.push(match writing {
+        Writing::Compressed(_) if entry.previous.is_some() => 5,
         Writing::Compressed(_) => 4,
         Writing::Uncompressed if entry.lifecycle.is_active() => 2,
         Writing::Uncompressed => 3,
@@ -111,6 +117,9 @@ pub fn encode(entry: &Entry, writing: Writing<'_>, out: &mut Vec<u8>) {
             put_str(out, target.prefix());
             put_varint(out, target.number());
         }
+    }
+    if let (Writing::Compressed(_), Some(previous)) = (writing, &entry.previous) {
+        out.extend_from_slice(&previous.0);
     }
 }
 
@@ -241,6 +250,11 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
     } else {
         Lifecycle::Active
     };
+    let previous = if format >= 5 {
+        Some(ContentHash(r.take("previous hash")?))
+    } else {
+        None
+    };
     if r.left() != 0 {
         return Err(DecodeError(format!(
             "{} unexpected bytes after the entry at byte {}",
@@ -263,6 +277,7 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
         context,
         config,
         hash,
+        previous,
         fingerprint,
         revision,
         created_at,
@@ -411,6 +426,36 @@ mod tests {
     }
 
     #[test]
+    fn a_revision_that_records_the_one_before_is_written_in_format_5() {
+        let dicts = dictionaries(7);
+        for lifecycle in [
+            Lifecycle::Active,
+            Lifecycle::Merged(EntryId::new("ETL-MUL", 1)),
+        ] {
+            let mut e = Entry {
+                lifecycle,
+                previous: Some(ContentHash([9; 32])),
+                ..entry("Block SSH", &[("env", "prod")], &config_like(3), 300)
+            };
+            e.hash = e.content_hash();
+            let bytes = super::encoded(&e, Writing::Compressed(dicts.get(7)));
+            assert_eq!(bytes[0], 5);
+            assert_eq!(&bytes[bytes.len() - 32..], &[9; 32]);
+            let back = super::decode(&bytes, &dicts).expect("decodes");
+            assert_eq!(back, e);
+            assert!(back.verify(), "the hash covers the previous one");
+            // Without it, the same revision is format 4 and its hash no longer matches.
+            let unchained = Entry {
+                previous: None,
+                ..e.clone()
+            };
+            let bytes = super::encoded(&unchained, Writing::Compressed(dicts.get(7)));
+            assert_eq!(bytes[0], 4);
+            assert!(!super::decode(&bytes, &dicts).expect("decodes").verify());
+        }
+    }
+
+    #[test]
     fn format_4_compresses_configs_and_reads_them_back() {
         let dicts = dictionaries(7);
         let dictionary = dicts.get(7);
@@ -541,6 +586,7 @@ mod tests {
             .expect("test context is valid");
         Entry {
             hash: Entry::compute_hash(&header, title, &context, config),
+            previous: None,
             header,
             title: title.into(),
             context,
@@ -696,8 +742,8 @@ mod tests {
             assert!(err.to_string().contains(want), "{err} lacks {want:?}");
         };
         let mut v2 = encoded(&entry("t", &[("env", "prod")], "c", 1));
-        v2[0] = 5;
-        check(&v2, "unknown format version 5");
+        v2[0] = 6;
+        check(&v2, "unknown format version 6");
         v2[0] = 3;
         v2.push(9);
         check(&v2, "unknown lifecycle 9");
@@ -744,6 +790,7 @@ mod tests {
             context: Context::default(),
             config: String::new(),
             hash: ContentHash(pattern(0x00)),
+            previous: None,
             fingerprint: Fingerprint(pattern(0xf0)),
             revision: 1,
             created_at: Timestamp(1_700_000_000_000),
@@ -765,6 +812,7 @@ mod tests {
             context: context(&[("team", "data"), ("env", "prod")]),
             config: "job:\n  name: load\n".into(),
             hash: ContentHash(pattern(0x20)),
+            previous: None,
             fingerprint: Fingerprint(pattern(0x40)),
             revision: 3,
             created_at: Timestamp(1_700_000_000_000),
@@ -795,6 +843,7 @@ mod tests {
             context: context(&[("owner", "Zoë")]),
             config: "title: \"ünï\"\n".into(),
             hash: ContentHash([0xa5; 32]),
+            previous: None,
             fingerprint: Fingerprint([0x5a; 16]),
             revision: 2,
             created_at: Timestamp(1_600_000_000_000),
@@ -820,6 +869,7 @@ mod tests {
             context: Context::default(),
             config: String::new(),
             hash: ContentHash([0xff; 32]),
+            previous: None,
             fingerprint: Fingerprint([0; 16]),
             revision: u32::MAX,
             created_at: Timestamp(i64::MIN),

@@ -148,6 +148,7 @@ pub(crate) fn try_entry_of(draft: Draft, config: String) -> Result<Entry, String
     .map_err(|e| format!("sample entry {:?} is invalid: {e}", draft.title))?;
     Ok(Entry {
         hash: Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config),
+        previous: None,
         fingerprint: request.fingerprint(),
         header: draft.header,
         title: draft.title,
@@ -177,7 +178,9 @@ pub(crate) fn try_entry(fields: Fields<String>, number: u64, title: &str) -> Res
     try_entry_of(draft, config)
 }
 
-/// The next revision of an entry, with its status changed and its config rendered again.
+/// The next revision of an entry, with its status changed and its config rendered again,
+/// chained to it ([`Entry::previous`]), as a registry of storage format 2 writes it: a storage
+/// must give the link back as it was given.
 pub fn revise(entry: &Entry, status: &str) -> Entry {
     let mut header = entry.header.clone();
     header.fields.status = status.to_owned();
@@ -188,7 +191,15 @@ pub fn revise(entry: &Entry, status: &str) -> Entry {
     };
     let config = render_config(&draft);
     Entry {
-        hash: Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config),
+        hash: Entry::compute_hash_after(
+            &draft.header,
+            &draft.title,
+            &draft.context,
+            &config,
+            &registry_core::Lifecycle::Active,
+            Some(&entry.hash),
+        ),
+        previous: Some(entry.hash),
         header: draft.header,
         title: draft.title,
         context: draft.context,

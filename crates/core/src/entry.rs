@@ -62,7 +62,14 @@ pub struct Entry {
     pub title: String,
     pub context: Context,
     pub config: String,
+    /// The revision's hash: of its content ([`Entry::compute_hash_in`]) and, when
+    /// [`Entry::previous`] is set, of the previous revision's hash too.
     pub hash: ContentHash,
+    /// The hash of the revision before, which this one's hash covers: the link of its
+    /// history's hash chain, so that rewriting any revision breaks every later one. `None` for
+    /// revision 1, and for the revisions a registry of storage format 1 wrote (before chains).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ContentHash>,
     pub fingerprint: Fingerprint,
     /// 1 for the registered entry, n+1 for each update.
     pub revision: u32,
@@ -371,6 +378,20 @@ impl Entry {
         config: &str,
         lifecycle: &Lifecycle,
     ) -> ContentHash {
+        Entry::compute_hash_after(header, title, context, config, lifecycle, None)
+    }
+
+    /// The hash of a revision that follows the revision whose hash is `previous`: its content
+    /// hash with `\0\0previous ` and the previous hash's 32 bytes appended, so the revision's
+    /// hash covers the whole history before it. With `previous` `None`, the content hash.
+    pub fn compute_hash_after(
+        header: &Header,
+        title: &str,
+        context: &Context,
+        config: &str,
+        lifecycle: &Lifecycle,
+        previous: Option<&ContentHash>,
+    ) -> ContentHash {
         let mut h = blake3::Hasher::new();
         h.update(b"registry-entry-v1\0");
         // The readable header, written straight into the hasher rather than built first.
@@ -401,17 +422,23 @@ impl Entry {
                 write!(h, "\0\0merged {target}").expect("writing into a hasher never fails");
             }
         }
+        if let Some(previous) = previous {
+            h.update(b"\0\0previous ");
+            h.update(&previous.0);
+        }
         ContentHash(*h.finalize().as_bytes())
     }
 
-    /// The hash this entry's content should have, its lifecycle included.
+    /// The hash this revision should have: of its content, its lifecycle included, and of the
+    /// previous revision's hash when it records one.
     pub fn content_hash(&self) -> ContentHash {
-        Entry::compute_hash_in(
+        Entry::compute_hash_after(
             &self.header,
             &self.title,
             &self.context,
             &self.config,
             &self.lifecycle,
+            self.previous.as_ref(),
         )
     }
 
@@ -530,6 +557,7 @@ mod tests {
         };
         let mut first = Entry {
             hash: Entry::compute_hash(&header, "Rotate keys", &context, ""),
+            previous: None,
             header,
             title: "Rotate keys".into(),
             context,

@@ -1,6 +1,10 @@
 //! What makes a stored or exported entry trustworthy, checked on every read and every import.
 //!
 //! - Each revision's content matches its hash ([`Entry::verify`]).
+//! - The hashes form a chain: a revision that records the one before ([`Entry::previous`],
+//!   which its hash covers) records that revision's hash, so rewriting a revision, even with its
+//!   hash recomputed, breaks the next link ([`check_chain`]); the latest hash, which an export
+//!   carries, covers the whole history.
 //! - A history holds revisions 1 to n, oldest first, all with the entry's id, fingerprint and
 //!   provenance.
 //! - Times make sense: every revision has the entry's creation time, none was updated before it
@@ -42,9 +46,50 @@ impl fmt::Display for Damaged {
 /// One integrity problem: a stable code and a message (without the entry's id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flaw {
-    /// `bad-history`, `hash-mismatch`, `bad-times` or `fingerprint-mismatch`.
+    /// `bad-history`, `hash-mismatch`, `broken-chain`, `bad-times` or `fingerprint-mismatch`.
     pub code: &'static str,
     pub message: String,
+}
+
+/// Checks the hash chain of a history whose shape is right: revision 1 records no revision
+/// before it; a revision that records one ([`Entry::previous`]) records the hash revision n-1
+/// has; and once one does, every later one does (revisions written before chains existed
+/// record none, and only those may). Since each hash covers the one before, a revision rewritten
+/// with its hash recomputed breaks the link of the revision after it.
+///
+/// # Errors
+/// A `broken-chain` [`Flaw`] per broken link.
+pub fn check_chain(history: &[Entry]) -> Vec<Flaw> {
+    let flaw = |message: String| Flaw {
+        code: "broken-chain",
+        message,
+    };
+    let mut flaws = Vec::new();
+    let mut chained_since = None;
+    for (at, e) in history.iter().enumerate() {
+        match (&e.previous, at.checked_sub(1).map(|b| &history[b])) {
+            (Some(_), None) => flaws.push(flaw(format!(
+                "revision {} records a revision before it, but it is the first",
+                e.revision
+            ))),
+            (Some(p), Some(before)) if *p != before.hash => flaws.push(flaw(format!(
+                "revision {} follows a revision with hash {p}, but revision {} has hash {}: the \
+                 history was rewritten",
+                e.revision, before.revision, before.hash
+            ))),
+            (None, Some(_)) if chained_since.is_some() => flaws.push(flaw(format!(
+                "revision {} records no revision before it, though revision {} did: the history \
+                 was rewritten",
+                e.revision,
+                chained_since.unwrap_or(0)
+            ))),
+            _ => {}
+        }
+        if e.previous.is_some() && chained_since.is_none() {
+            chained_since = Some(e.revision);
+        }
+    }
+    flaws
 }
 
 /// Checks that a revision's content matches its hash.
@@ -130,6 +175,7 @@ pub fn check_history(history: &[Entry]) -> (Vec<Flaw>, Option<Provenance>) {
     // `check_shape` refuses an empty history, so the first revision is there.
     let first = history.first().unwrap_or(latest);
     let mut flaws: Vec<Flaw> = history.iter().filter_map(|e| check_hash(e).err()).collect();
+    flaws.extend(check_chain(history));
     let mut previous = None;
     for e in history {
         let message = if e.created_at > e.updated_at {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::entry::{Entry, Fingerprint, Lifecycle, Provenance};
+use crate::entry::{ContentHash, Entry, Fingerprint, Lifecycle, Provenance};
 use crate::error::{Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind};
 use crate::header::{EntryId, Field, Fields, Header};
 use crate::integrity::{self, Damaged};
@@ -1074,8 +1074,15 @@ impl Pipeline {
             context: request.context.clone(),
         };
         let config = self.render_one(&draft)?;
-        let hash = Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config);
-        if hash == current.hash {
+        let unchanged = Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config)
+            == Entry::compute_hash_in(
+                &current.header,
+                &current.title,
+                &current.context,
+                &current.config,
+                &current.lifecycle,
+            );
+        if unchanged {
             if changes
                 .expected_revision
                 .is_some_and(|expected| expected != current.revision)
@@ -1087,12 +1094,22 @@ impl Pipeline {
                 changed: false,
             });
         }
+        let previous = self.chain_after(&current);
+        let hash = Entry::compute_hash_after(
+            &draft.header,
+            &draft.title,
+            &draft.context,
+            &config,
+            &Lifecycle::Active,
+            previous.as_ref(),
+        );
         let entry = Entry {
             header: draft.header,
             title: draft.title,
             context: draft.context,
             config,
             hash,
+            previous,
             fingerprint: current.fingerprint,
             revision,
             created_at: current.created_at,
@@ -1170,21 +1187,32 @@ impl Pipeline {
             Some(expected) => expected.checked_add(1),
         }
         .ok_or_else(|| Error::Conflict(id.clone()))?;
-        let hash = Entry::compute_hash_in(
+        let previous = self.chain_after(&current);
+        let hash = Entry::compute_hash_after(
             &current.header,
             &current.title,
             &current.context,
             &current.config,
             &lifecycle,
+            previous.as_ref(),
         );
         let entry = Entry {
             hash,
+            previous,
             revision,
             updated_at: Timestamp::now().max(current.updated_at),
             lifecycle,
             ..current
         };
         self.store_revision(id, entry)
+    }
+
+    /// What a new revision built on `current` records as the revision before it: `current`'s
+    /// hash, so the new hash covers the whole history ([`Entry::previous`]). A registry of
+    /// storage format 1 (numbered interleaved: only format 2 is dense) cannot keep it, and
+    /// writes revisions unchained as it always did.
+    fn chain_after(&self, current: &Entry) -> Option<ContentHash> {
+        self.dense.then_some(current.hash)
     }
 
     /// Stores a new revision built on the latest one and caches it.

@@ -468,6 +468,7 @@ mod tests {
         };
         Entry {
             hash: ContentHash([revision as u8; 32]),
+            previous: None,
             header,
             title: "rule".into(),
             context: Context::default(),

@@ -184,6 +184,7 @@ mod tests {
         let config = format!("title: {title}\nrevision: {revision}\n");
         Entry {
             hash: Entry::compute_hash(&header, title, &Context::default(), &config),
+            previous: None,
             header,
             title: title.to_owned(),
             context: Context::default(),

@@ -27,8 +27,9 @@
 //!
 //! Format 4, what a shard of storage format 2 writes (see the storage module), is the encoding
 //! both storages share, with varint lengths and the config compressed
-//! ([`registry_codec::entry`]); this module hands it entries and bytes of that format. All four
-//! formats are read; which is written is the shard's to say ([`Writing`]).
+//! ([`registry_codec::entry`]); this module hands it entries and bytes of that format (and of
+//! format 5, format 4 with the previous revision's hash). All five formats are read; which is
+//! written is the shard's to say ([`Writing`]).
 //! Strings are a `u32` byte length followed by UTF-8; every number is little-endian and fixed
 //! width. Decoding checks every length against the bytes left before allocating, so damaged or
 //! hostile input gives a [`DecodeError`] and never a panic or a huge allocation.
@@ -142,7 +143,10 @@ fn put_str(out: &mut Vec<u8>, part: &'static str, s: &str) -> Result<(), EncodeE
 /// no longer passes [`Context::new`], a compressed config that does not decompress (or names a
 /// dictionary `dictionaries` lacks), or bytes left over at the end.
 pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, DecodeError> {
-    if bytes.first() == Some(&registry_codec::entry::FORMAT_VERSION) {
+    if bytes
+        .first()
+        .is_some_and(|&f| f > FORMAT_VERSION && f <= registry_codec::entry::FORMAT_VERSION)
+    {
         return registry_codec::entry::decode(bytes, dictionaries)
             .map_err(|e| DecodeError(e.to_string()));
     }
@@ -223,6 +227,7 @@ pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry,
         context,
         config,
         hash,
+        previous: None,
         fingerprint,
         revision,
         created_at,
@@ -356,6 +361,7 @@ mod tests {
             .expect("test context is valid");
         Entry {
             hash: Entry::compute_hash(&header, title, &context, config),
+            previous: None,
             header,
             title: title.into(),
             context,
@@ -540,6 +546,7 @@ mod tests {
             context: Context::default(),
             config: String::new(),
             hash: ContentHash(pattern(0x00)),
+            previous: None,
             fingerprint: Fingerprint(pattern(0xf0)),
             revision: 1,
             created_at: Timestamp(1_700_000_000_000),
@@ -561,6 +568,7 @@ mod tests {
             context: context(&[("team", "data"), ("env", "prod")]),
             config: "job:\n  name: load\n".into(),
             hash: ContentHash(pattern(0x20)),
+            previous: None,
             fingerprint: Fingerprint(pattern(0x40)),
             revision: 3,
             created_at: Timestamp(1_700_000_000_000),
@@ -591,6 +599,7 @@ mod tests {
             context: context(&[("owner", "Zoë")]),
             config: "title: \"ünï\"\n".into(),
             hash: ContentHash([0xa5; 32]),
+            previous: None,
             fingerprint: Fingerprint([0x5a; 16]),
             revision: 2,
             created_at: Timestamp(1_600_000_000_000),
@@ -616,6 +625,7 @@ mod tests {
             context: Context::default(),
             config: String::new(),
             hash: ContentHash([0xff; 32]),
+            previous: None,
             fingerprint: Fingerprint([0; 16]),
             revision: u32::MAX,
             created_at: Timestamp(i64::MIN),

@@ -502,6 +502,18 @@ impl RedbStorage {
         buf: &mut Vec<u8>,
     ) -> StageResult<()> {
         buf.clear();
+        if matches!(writing, codec::Writing::Uncompressed) && entry.previous.is_some() {
+            // Format 1 has no room for it, and dropping it would leave a hash that no longer
+            // verifies.
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "entry {}: a shard of storage format 1 cannot keep a revision's hash chain; \
+                     run `registry migrate`",
+                    entry.header.id
+                ),
+            ));
+        }
         codec::encode(entry, writing, buf).map_err(|e| {
             StageError::new(
                 ErrorCode::Invalid,

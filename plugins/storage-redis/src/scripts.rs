@@ -38,11 +38,11 @@ local function varint(s, pos)
   end
 end
 
--- The scope, type, variant and status of an encoded entry (formats 1 to 4), or nil if it does
+-- The scope, type, variant and status of an encoded entry (formats 1 to 5), or nil if it does
 -- not parse.
 local function fields(s)
   local format = string.byte(s, 1)
-  if format == nil or format < 1 or format > 4 then return nil end
+  if format == nil or format < 1 or format > 5 then return nil end
   local out, pos = {}, 2
   for i = 1, 4 do
     local len

@@ -673,6 +673,7 @@ mod tests {
             context: Context::default(),
             config: "dashboard:\n  title: Block SSH\n".into(),
             hash: registry_core::ContentHash([0; 32]),
+            previous: None,
             fingerprint: Fingerprint([0; 16]),
             revision: 1,
             created_at: Timestamp(0),

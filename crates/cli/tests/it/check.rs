@@ -285,7 +285,9 @@ fn a_sequence_below_a_stored_number_is_found_and_repaired() {
         [("sequence".to_owned(), "SEC-RUL-010".to_owned())],
         "{report}"
     );
-    let message = report["findings"][0]["message"].as_str().unwrap_or_default();
+    let message = report["findings"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         message.contains("the sequence of SEC-RUL is at 3 but SEC-RUL-010 is stored"),
         "{message}"
@@ -294,4 +296,58 @@ fn a_sequence_below_a_stored_number_is_found_and_repaired() {
     assert!(findings(&repaired["after"]).is_empty(), "{repaired}");
     let next = s.add("After the repair", &["--scope", "SEC"]);
     assert_eq!(next["id"], "SEC-RUL-011", "{next}");
+}
+
+/// Revision 2 of an entry of three revisions rewritten in its shard, status changed and its hash
+/// recomputed so that it verifies alone: the chain breaks at revision 3, which `check`, `history`
+/// and `export` report.
+#[test]
+fn a_rewritten_revision_breaks_the_hash_chain() {
+    use registry_codec::Dictionaries;
+    use registry_codec::entry::{Writing, decode, encoded};
+
+    let s = Scratch::new();
+    s.add("Block SSH from the internet", &["--scope", "SEC"]);
+    s.ok(&["update", "SEC-RUL-001", "--status", "REQUIRED"]);
+    s.ok(&["update", "SEC-RUL-001", "--status", "DEPRECATED"]);
+    let history = s.json(&["history", "SEC-RUL-001"]);
+    assert_eq!(
+        history[2]["previous"], history[1]["hash"],
+        "each revision records the one before: {history}"
+    );
+    with_shard(&s, 0, |txn| {
+        let def: redb::TableDefinition<(&str, u64, u32), &[u8]> =
+            redb::TableDefinition::new("revisions");
+        let mut t = txn.open_table(def).expect("table");
+        let bytes = redb::ReadableTable::get(&t, ("SEC-RUL", 1, 2))
+            .expect("reads")
+            .expect("revision 2 is there")
+            .value()
+            .to_vec();
+        let mut e = decode(&bytes, &Dictionaries::default()).expect("decodes");
+        e.header.fields.status = "DEV".into();
+        e.hash = e.content_hash();
+        assert!(e.verify(), "the rewritten revision verifies alone");
+        let bytes = encoded(&e, Writing::Compressed(None));
+        t.insert(("SEC-RUL", 1, 2), bytes.as_slice())
+            .expect("writes");
+    });
+    let (code, report) = check(&s);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        findings(&report),
+        [("damaged".to_owned(), "SEC-RUL-001".to_owned())],
+        "{report}"
+    );
+    let message = report["findings"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("revision 3 follows a revision with hash")
+            && message.contains("the history was rewritten"),
+        "{message}"
+    );
+    let (code, err) = s.fail(&["history", "SEC-RUL-001"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the history was rewritten"), "{err}");
 }

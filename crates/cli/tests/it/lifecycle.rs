@@ -123,17 +123,21 @@ fn a_merged_duplicate_is_re_pointed_and_a_retired_entry_is_flagged() {
     assert!(all.contains(&format!("(merged into {keep})")), "{all}");
     assert!(all.contains("(retired)"), "{all}");
 
-    // Retiring again writes nothing; reviving writes a revision with the first content's hash.
+    // Retiring again writes nothing; reviving writes a revision with the first one's content,
+    // chained to the retired one.
     let again = s.json(&["retire", &old]);
     assert_eq!(
         (again["changed"].clone(), again["revision"].clone()),
         (false.into(), 2.into())
     );
-    let first_hash = s.json(&["history", &old])[0]["hash"].clone();
+    let history = s.json(&["history", &old]);
     let revived = s.json(&["revive", &old]);
     assert_eq!(revived["lifecycle"], "active");
     assert_eq!(revived["revision"], 3);
-    assert_eq!(revived["hash"], first_hash);
+    for key in ["title", "config", "status", "context"] {
+        assert_eq!(revived[key], history[0][key], "{key}");
+    }
+    assert_eq!(revived["previous"], history[1]["hash"]);
     s.ok(&["retire", &old]);
 
     let stats = s.json(&["stats"]);

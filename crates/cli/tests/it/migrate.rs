@@ -322,7 +322,10 @@ fn a_type_is_renamed_when_its_ids_stay_the_same() {
         "registry.toml",
         &schema("\"RULES\", \"RULESET\", \"POLICY\", \"SCRIPT\""),
     );
-    s.add("Block SSH from the internet", &["--scope", "SEC", "--type", "RULES"]);
+    s.add(
+        "Block SSH from the internet",
+        &["--scope", "SEC", "--type", "RULES"],
+    );
     s.add("Rotate the keys", &["--scope", "SEC", "--type", "RULES"]);
     s.add("Deploy the agent", &["--scope", "OPS", "--type", "SCRIPT"]);
 
@@ -332,7 +335,11 @@ fn a_type_is_renamed_when_its_ids_stay_the_same() {
         message.contains("`…-RUL-…` ids would become `…-POL-…`"),
         "{message}"
     );
-    assert_eq!(s.json(&["get", "SEC-RUL-001"])["revision"], 1, "nothing written");
+    assert_eq!(
+        s.json(&["get", "SEC-RUL-001"])["revision"],
+        1,
+        "nothing written"
+    );
 
     let done = s.json(&["migrate", "--rename", "type", "RULES=RULESET"]);
     assert_eq!(done["entries"], 2, "{done}");
@@ -343,7 +350,10 @@ fn a_type_is_renamed_when_its_ids_stay_the_same() {
         "{one}"
     );
     // RULES can now leave the schema; the ids still follow from scope and type.
-    s.write("registry.toml", &schema("\"RULESET\", \"POLICY\", \"SCRIPT\""));
+    s.write(
+        "registry.toml",
+        &schema("\"RULESET\", \"POLICY\", \"SCRIPT\""),
+    );
     let checked = s.ok(&["check", "--rate", "0"]);
     assert!(checked.contains("no problem found"), "{checked}");
     let listed = s.ok(&["list", "--type", "RULESET"]);

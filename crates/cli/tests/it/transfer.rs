@@ -133,6 +133,7 @@ fn records_hold_the_latest_revision_and_the_earlier_ones() {
             "header",
             "history",
             "id",
+            "previous",
             "provenance",
             "revision",
             "scope",
@@ -154,6 +155,10 @@ fn records_hold_the_latest_revision_and_the_earlier_ones() {
     assert_eq!(history[0]["status"], "REQUIRED");
     assert_eq!(history[1]["status"], "DEPRECATED");
     assert!(history[0].get("id").is_none() && history[0].get("fingerprint").is_none());
+    // The hash chain: revision 1 records none before it, each later one the one before.
+    assert!(history[0].get("previous").is_none(), "{record}");
+    assert_eq!(history[1]["previous"], history[0]["hash"]);
+    assert_eq!(record["previous"], history[1]["hash"]);
     let latest = a.json(&["get", "SEC-RUL-001"]);
     for key in ["hash", "created_at", "updated_at", "config", "header"] {
         assert_eq!(record[key], latest[key], "{key}");
@@ -548,4 +553,56 @@ fn unreadable_inputs_and_outputs_are_one_line_errors() {
         .filter(|n| n.contains("out.jsonl"))
         .collect();
     assert_eq!(names, ["out.jsonl"]);
+}
+
+/// An export whose revision 2 was rewritten, its own hash recomputed: the next revision's link
+/// no longer holds, and import refuses the entry, naming it.
+#[test]
+fn import_refuses_a_history_rewritten_with_its_hashes_recomputed() {
+    let s = Scratch::new();
+    s.add("Block SSH from the internet", &["--scope", "SEC"]);
+    s.ok(&["update", "SEC-RUL-001", "--status", "REQUIRED"]);
+    s.ok(&["update", "SEC-RUL-001", "--status", "DEPRECATED"]);
+    let exported = s.ok(&["export"]);
+    let mut record: Value = serde_json::from_str(exported.trim()).expect("one record");
+    assert_eq!(record["previous"], record["history"][1]["hash"], "{record}");
+
+    let revision = &mut record["history"][1];
+    revision["status"] = "DEV".into();
+    let header = Header {
+        fields: Fields {
+            scope: "SEC".into(),
+            kind: revision["type"].as_str().expect("type").into(),
+            variant: revision["variant"].as_str().expect("variant").into(),
+            status: "DEV".into(),
+        },
+        id: EntryId::new("SEC-RUL", 1),
+        version: revision["version"].as_str().expect("version").into(),
+    };
+    revision["header"] = header.readable().into();
+    let context: Context = serde_json::from_value(revision["context"].clone()).expect("context");
+    let previous = serde_json::from_value(revision["previous"].clone()).expect("a hash");
+    let hash = Entry::compute_hash_after(
+        &header,
+        revision["title"].as_str().expect("title"),
+        &context,
+        revision["config"].as_str().expect("config"),
+        &registry_core::Lifecycle::Active,
+        Some(&previous),
+    );
+    revision["hash"] = serde_json::to_value(hash).expect("serializes");
+
+    let other = Scratch::new();
+    other.write("rewritten.jsonl", &format!("{record}\n"));
+    let (out, err) = fails(&other, &["import", "rewritten.jsonl"]);
+    assert!(err.contains("1 of 1 record"), "{err}");
+    assert!(
+        out.contains("SEC-RUL-001") && out.contains("the history was rewritten"),
+        "{out}"
+    );
+    // Unchanged, the same export imports.
+    other.write("as-exported.jsonl", &exported);
+    let summary = import(&other, "as-exported.jsonl", &[]);
+    assert_eq!(counts(&summary), [1, 0, 0, 0], "{summary}");
+    assert_eq!(other.ok(&["export"]), exported);
 }

@@ -216,6 +216,7 @@ impl Pipeline {
             .zip(items.iter().zip(registered))
             .map(|((d, config), (&i, provenance))| Entry {
                 hash: Entry::compute_hash(&d.header, &d.title, &d.context, &config),
+                previous: None,
                 header: d.header,
                 title: d.title,
                 context: d.context,

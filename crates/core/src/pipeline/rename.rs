@@ -105,12 +105,14 @@ impl Pipeline {
             context: current.context.clone(),
         };
         let config = self.render_one(&draft)?;
-        let hash = Entry::compute_hash_in(
+        let previous = self.chain_after(&current);
+        let hash = Entry::compute_hash_after(
             &draft.header,
             &draft.title,
             &draft.context,
             &config,
             &current.lifecycle,
+            previous.as_ref(),
         );
         let entry = Entry {
             header: draft.header,
@@ -118,6 +120,7 @@ impl Pipeline {
             context: draft.context,
             config,
             hash,
+            previous,
             revision,
             updated_at: Timestamp::now().max(current.updated_at),
             ..current
@@ -152,10 +155,7 @@ fn changes_ids(field: Field, from: &str, to: &str) -> Option<String> {
         )),
         Field::Type => {
             // The part of the prefix the type makes: `-RUL`.
-            let (old, new) = (
-                EntryId::prefix_for("", from),
-                EntryId::prefix_for("", to),
-            );
+            let (old, new) = (EntryId::prefix_for("", from), EntryId::prefix_for("", to));
             (old != new).then(|| {
                 format!(
                     "type `{from}` cannot be renamed to `{to}`: ids take the type's first three \

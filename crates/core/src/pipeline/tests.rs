@@ -194,6 +194,7 @@ fn entry(number: u64, title: &str) -> Entry {
     };
     let mut e = Entry {
         hash: Entry::compute_hash(&header, title, &context, &config),
+        previous: None,
         header,
         title: title.into(),
         context,

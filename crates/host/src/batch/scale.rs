@@ -249,6 +249,7 @@ mod tests {
         };
         Entry {
             hash: Entry::compute_hash(&header, &title, &context, "a: 1\n"),
+            previous: None,
             header,
             title,
             context,

@@ -3,7 +3,9 @@
 //!
 //! One record per entry. Its keys, always in this order: `id`, `header` (readable), `scope`,
 //! `type`, `variant`, `status`, `version`, `title`, `context` (an object, keys sorted), `config`,
-//! `hash`, `fingerprint`, `provenance` (which fingerprint derivation, and where each field came
+//! `hash`, `previous` (the hash of the revision before, which this revision's hash covers; left
+//! out for a revision that records none: revision 1, and revisions written before hash chains),
+//! `fingerprint`, `provenance` (which fingerprint derivation, and where each field came
 //! from; left out for an entry stored without it), `revision`, `created_at`, `updated_at`,
 //! `history`. The top level is the latest revision; `history` lists the earlier ones, oldest
 //! first, each with the same keys but `id`, `fingerprint`, `provenance` and `history`, which
@@ -12,6 +14,11 @@
 //! updated has `history: []`. Entries come in id order across all shards, and nothing in a record
 //! depends on when or where it was exported, so export, import elsewhere and export again gives
 //! the same bytes.
+//!
+//! The top level's `hash` is the head of the entry's hash chain: it covers every revision back
+//! to the first one that records its predecessor, so keeping an export (or only its hashes) is
+//! enough to tell later whether any of that history was rewritten, and import refuses a history
+//! whose links do not hold.
 //!
 //! JSONL is one compact JSON object per line. YAML is a stream of documents, each starting with a
 //! `---` line; a document marker can only stand at the start of a line outside any scalar, so the
@@ -126,6 +133,7 @@ mod tests {
         let title = "say \"hi\": #1 — ✓";
         Entry {
             hash: Entry::compute_hash(&header, title, &context, config),
+            previous: None,
             header,
             title: title.into(),
             context,

@@ -25,6 +25,10 @@ pub(super) struct Record<'a> {
     context: &'a Context,
     config: &'a str,
     hash: ContentHash,
+    /// The revision before's hash, which this one's covers; left out when the revision records
+    /// none, so a record without a chain is as it was before chains existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<ContentHash>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fingerprint: Option<Fingerprint>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +61,7 @@ impl<'a> Record<'a> {
             context: &e.context,
             config: &e.config,
             hash: e.hash,
+            previous: e.previous,
             fingerprint: None,
             provenance: None,
             revision: e.revision,
@@ -98,6 +103,7 @@ pub(super) struct RawRecord {
     context: Option<Context>,
     config: Option<String>,
     hash: Option<ContentHash>,
+    previous: Option<ContentHash>,
     fingerprint: Option<Fingerprint>,
     provenance: Option<Provenance>,
     revision: Option<u32>,
@@ -123,6 +129,8 @@ pub(super) struct RawRevision {
     context: Context,
     config: String,
     hash: ContentHash,
+    #[serde(default)]
+    previous: Option<ContentHash>,
     revision: u32,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -197,6 +205,7 @@ pub(super) fn request_of(raw: RawRecord, schema: &Schema) -> Result<Request, Str
         ("id", raw.id.is_some()),
         ("header", raw.header.is_some()),
         ("config", raw.config.is_some()),
+        ("previous", raw.previous.is_some()),
         ("fingerprint", raw.fingerprint.is_some()),
         ("provenance", raw.provenance.is_some()),
         ("revision", raw.revision.is_some()),
@@ -247,6 +256,7 @@ pub(super) fn history_of(raw: RawRecord) -> Result<Vec<Entry>, String> {
         context: need(raw.context, "context")?,
         config: need(raw.config, "config")?,
         hash: need(raw.hash, "hash")?,
+        previous: raw.previous,
         revision: need(raw.revision, "revision")?,
         created_at: need(raw.created_at, "created_at")?,
         updated_at: need(raw.updated_at, "updated_at")?,
@@ -293,6 +303,7 @@ pub(super) fn entry_of(
         context: r.context,
         config: r.config,
         hash: r.hash,
+        previous: r.previous,
         fingerprint,
         revision: r.revision,
         created_at: r.created_at,

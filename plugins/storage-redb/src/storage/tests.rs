@@ -63,6 +63,7 @@ pub(super) fn entry(number: u64, status: &str) -> Entry {
     fp[..8].copy_from_slice(&number.to_le_bytes());
     Entry {
         hash: Entry::compute_hash(&header, &title, &context, &config),
+        previous: None,
         header,
         title,
         context,

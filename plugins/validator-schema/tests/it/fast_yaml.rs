@@ -240,6 +240,7 @@ fn the_validator_reports_the_same_either_way() {
             let context = Context::default();
             Entry {
                 hash: Entry::compute_hash(&header, "t", &context, config),
+                previous: None,
                 header,
                 title: "t".into(),
                 context,
