@@ -171,6 +171,10 @@ pub struct CheckArgs {
     /// dense registry's entries), then check again; no entry is changed
     #[arg(long)]
     pub repair: bool,
+    /// Also hold the registry against an export taken earlier (JSONL or YAML): name each
+    /// exported revision now held with another hash (rewritten since) or not held at all
+    #[arg(long, value_name = "EXPORT")]
+    pub against: Option<PathBuf>,
     #[command(flatten)]
     pub format: FormatArg,
 }
@@ -182,7 +186,13 @@ pub struct CheckArgs {
 /// registry cannot be opened, a shard cannot be read, or the repair fails.
 pub fn check(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
     let mut progress = Progress::new(args.format.format);
-    let checked = batch::check(settings, args.rate, args.repair, &mut progress)?;
+    let checked = batch::check(
+        settings,
+        args.rate,
+        args.repair,
+        args.against.as_deref(),
+        &mut progress,
+    )?;
     match args.format.format {
         Format::Json => output::json(&checked)?,
         Format::Text => {
@@ -214,6 +224,23 @@ pub fn check(args: CheckArgs, settings: &Settings) -> Result<(), CliError> {
                         repaired.reindexed, repaired.placed
                     )?;
                     print(&mut out, after)?;
+                }
+                if let Some(c) = &checked.against {
+                    for d in &c.differences {
+                        writeln!(out, "{}:{}: {}: {}", c.export, d.line, d.code, d.message)?;
+                    }
+                    writeln!(
+                        out,
+                        "held against {}: {} entries ({} revisions): {}",
+                        c.export,
+                        c.entries,
+                        c.revisions,
+                        match c.differences.len() {
+                            0 => "every revision as exported".to_owned(),
+                            1 => "1 difference".to_owned(),
+                            n => format!("{n} differences"),
+                        }
+                    )?;
                 }
                 Ok(())
             })()

@@ -351,3 +351,95 @@ fn a_rewritten_revision_breaks_the_hash_chain() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("the history was rewritten"), "{err}");
 }
+
+/// The whole history rewritten consistently, every later hash recomputed and re-linked: the
+/// registry agrees with itself, so only an export taken before tells, which `--against` reads.
+#[test]
+fn a_history_rewritten_whole_is_found_against_an_earlier_export() {
+    use registry_codec::Dictionaries;
+    use registry_codec::entry::{Writing, decode, encoded};
+
+    let s = Scratch::new();
+    s.add("Block SSH from the internet", &["--scope", "SEC"]);
+    s.add("Rotate the keys", &["--scope", "SEC"]);
+    s.ok(&["update", "SEC-RUL-001", "--status", "REQUIRED"]);
+    s.ok(&["update", "SEC-RUL-001", "--status", "DEPRECATED"]);
+    s.write("before.jsonl", &s.ok(&["export"]));
+    let clean = s.json(&["check", "--rate", "0", "--against", "before.jsonl"]);
+    assert_eq!(
+        clean["against"]["differences"],
+        serde_json::json!([]),
+        "{clean}"
+    );
+    assert_eq!(clean["against"]["revisions"], 4, "{clean}");
+
+    with_shard(&s, 0, |txn| {
+        let dictionaries = Dictionaries::default();
+        let revisions: redb::TableDefinition<(&str, u64, u32), &[u8]> =
+            redb::TableDefinition::new("revisions");
+        let mut revisions = txn.open_table(revisions).expect("table");
+        let bytes = redb::ReadableTable::get(&revisions, ("SEC-RUL", 1, 2))
+            .expect("reads")
+            .expect("there")
+            .value()
+            .to_vec();
+        let mut second = decode(&bytes, &dictionaries).expect("decodes");
+        second.header.fields.status = "DEV".into();
+        second.hash = second.content_hash();
+        let bytes = encoded(&second, Writing::Compressed(None));
+        revisions
+            .insert(("SEC-RUL", 1, 2), bytes.as_slice())
+            .expect("writes");
+        let latest: redb::TableDefinition<u64, &[u8]> =
+            redb::TableDefinition::new("entries/SEC-RUL");
+        let mut latest = txn.open_table(latest).expect("table");
+        let bytes = redb::ReadableTable::get(&latest, 1)
+            .expect("reads")
+            .expect("there")
+            .value()
+            .to_vec();
+        let mut third = decode(&bytes, &dictionaries).expect("decodes");
+        third.previous = Some(second.hash);
+        third.hash = third.content_hash();
+        let bytes = encoded(&third, Writing::Compressed(None));
+        latest.insert(1, bytes.as_slice()).expect("writes");
+    });
+    let (code, report) = check(&s);
+    assert_eq!(code, 0, "the registry agrees with itself: {report}");
+
+    let out = s.run(&[
+        "check",
+        "--rate",
+        "0",
+        "--against",
+        "before.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let differences: Vec<(String, String)> = report["against"]["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap_or_default().to_owned(),
+                d["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(differences.len(), 2, "{report}");
+    assert!(
+        differences.iter().all(|(code, message)| code == "rewritten"
+            && message.starts_with("entry SEC-RUL-001: revision ")
+            && message.ends_with("it was rewritten since the export")),
+        "{differences:?}"
+    );
+    let text = s.fail(&["check", "--rate", "0", "--against", "before.jsonl"]);
+    assert_eq!(text.0, 1);
+    // A missing export is said before anything is read.
+    let (code, err) = s.fail(&["check", "--against", "nope.jsonl"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nope.jsonl"), "{err}");
+}

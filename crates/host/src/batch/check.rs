@@ -2,6 +2,7 @@
 //! and with `--repair` its indexes rebuilt ([`registry_core::Pipeline::repair`]) and checked
 //! again.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use registry_core::{CheckReport, Pipeline, Repaired};
@@ -11,6 +12,7 @@ use crate::error::Error;
 use crate::events::{Events, Progress};
 use crate::registry::{Needs, Registry};
 use crate::settings::Settings;
+use crate::transfer::{Compared, Source, compare};
 
 /// What `check` found, and with `--repair` what it rebuilt and found afterwards.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,12 +24,17 @@ pub struct Checked {
     /// The check run again after the repair.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<CheckReport>,
+    /// The registry held against an export (`--against`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against: Option<Compared>,
 }
 
 impl Checked {
-    /// The problems left: after the repair, when there was one.
+    /// The problems left: after the repair, when there was one, and the differences from the
+    /// export.
     pub fn remaining(&self) -> usize {
         self.after.as_ref().unwrap_or(&self.report).findings.len()
+            + self.against.as_ref().map_or(0, |c| c.differences.len())
     }
 }
 
@@ -41,6 +48,7 @@ pub fn check(
     settings: &Settings,
     rate: u64,
     repair: bool,
+    against: Option<&Path>,
     events: &mut dyn Events,
 ) -> Result<Checked, Error> {
     let needs = if repair { Needs::REPAIR } else { Needs::CHECK };
@@ -49,20 +57,25 @@ pub fn check(
         events.warning(w);
     }
     let pipeline = registry.into_pipeline();
+    // The export is opened first: a mistyped path fails before the long read.
+    let source = against
+        .map(|path| Source::open(path, settings.max_record_bytes, false))
+        .transpose()?;
     let report = paced(&pipeline, rate, events)?;
-    if !repair || report.findings.is_empty() {
-        return Ok(Checked {
-            report,
-            repaired: None,
-            after: None,
-        });
-    }
-    let repaired = pipeline.repair()?;
-    let after = paced(&pipeline, rate, events)?;
+    let (repaired, after) = if repair && !report.findings.is_empty() {
+        let repaired = pipeline.repair()?;
+        (Some(repaired), Some(paced(&pipeline, rate, events)?))
+    } else {
+        (None, None)
+    };
+    let against = source
+        .map(|source| compare(&pipeline, source, events))
+        .transpose()?;
     Ok(Checked {
         report,
-        repaired: Some(repaired),
-        after: Some(after),
+        repaired,
+        after,
+        against,
     })
 }
 

@@ -48,6 +48,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// The input, read once (an atomic source's copy is not needed to compare).
+    pub(super) fn into_input(self) -> Input {
+        self.input
+    }
+
     /// Opens `path` ("-" for standard input), each line and YAML document at most `max` bytes.
     ///
     /// # Errors

@@ -54,11 +54,13 @@
 //! ([`crate::input`]), and YAML nesting is bounded before it is parsed. `--atomic` reads the
 //! input twice, from a private temporary copy, so it never holds more than a batch.
 
+mod compare;
 mod export;
 mod import;
 mod read;
 mod record;
 
+pub use compare::{Compared, Difference, compare};
 pub use export::{check_scopes, export, export_file, write_replacing};
 pub use import::{Failure, Imported, Source, Summary, import};
 
