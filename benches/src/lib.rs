@@ -265,6 +265,7 @@ pub fn renewed(entries: &[Entry], round: u64, storage: &dyn Storage) -> Vec<Entr
             Entry {
                 hash: Entry::compute_hash(&header, &title, &e.context, &e.config),
                 previous: None,
+                purge: None,
                 header,
                 title,
                 context: e.context.clone(),

@@ -478,6 +478,20 @@ impl<T: Storage> FfiStorage for Exported<T> {
         guard(|| self.0.backup(dir.as_str()))
     }
 
+    fn purge(&self, revision: RSlice<'_, FfiEntryRef<'_>>) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Entry> = Vec::with_capacity(1);
+            convert_all(revision.iter(), &mut batch)?;
+            match &batch[..] {
+                [one] => self.0.purge(one),
+                _ => Err(StageError::new(
+                    ErrorCode::Invalid,
+                    format!("purge takes one revision, not {}", batch.len()),
+                )),
+            }
+        })
+    }
+
     fn migrate(&self, ids: RSlice<'_, FfiId>, shards: RSlice<'_, u32>) -> RResult<u64, FfiError> {
         guard(|| {
             let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();

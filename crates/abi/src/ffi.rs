@@ -20,7 +20,7 @@ use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
     CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
     Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle, ListQuery, Prediction, Problem,
-    Provenance, RawHeader, Request, Restored, Severity, Source, StageError, Timestamp,
+    Provenance, Purge, RawHeader, Request, Restored, Severity, Source, StageError, Timestamp,
 };
 
 /// An error crossing the boundary: a code (see [`ErrorCode`]) and a one-line message.
@@ -314,6 +314,70 @@ impl From<&FfiHeaderRef<'_>> for Header {
     }
 }
 
+/// `Entry::purge`, as a plugin returns it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiPurge {
+    pub original: [u8; 32],
+    pub fields: RString,
+    pub reason: RString,
+    pub at: i64,
+}
+
+/// `Entry::purge`, borrowed from the host.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FfiPurgeRef<'a> {
+    pub original: [u8; 32],
+    pub fields: RStr<'a>,
+    pub reason: RStr<'a>,
+    pub at: i64,
+}
+
+impl From<&Purge> for FfiPurge {
+    fn from(p: &Purge) -> Self {
+        FfiPurge {
+            original: p.original.0,
+            fields: p.fields.as_str().into(),
+            reason: p.reason.as_str().into(),
+            at: p.at.0,
+        }
+    }
+}
+
+impl<'a> From<&'a Purge> for FfiPurgeRef<'a> {
+    fn from(p: &'a Purge) -> Self {
+        FfiPurgeRef {
+            original: p.original.0,
+            fields: p.fields.as_str().into(),
+            reason: p.reason.as_str().into(),
+            at: p.at.0,
+        }
+    }
+}
+
+impl From<FfiPurge> for Purge {
+    fn from(p: FfiPurge) -> Self {
+        Purge {
+            original: ContentHash(p.original),
+            fields: p.fields.into_string(),
+            reason: p.reason.into_string(),
+            at: Timestamp(p.at),
+        }
+    }
+}
+
+impl From<&FfiPurgeRef<'_>> for Purge {
+    fn from(p: &FfiPurgeRef<'_>) -> Self {
+        Purge {
+            original: ContentHash(p.original),
+            fields: p.fields.as_str().to_owned(),
+            reason: p.reason.as_str().to_owned(),
+            at: Timestamp(p.at),
+        }
+    }
+}
+
 /// One revision of an entry, as a plugin returns it.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
@@ -325,6 +389,7 @@ pub struct FfiEntry {
     pub hash: [u8; 32],
     /// `Entry::previous`.
     pub previous: ROption<[u8; 32]>,
+    pub purge: ROption<FfiPurge>,
     pub fingerprint: [u8; 16],
     pub revision: u32,
     pub created_at: i64,
@@ -345,6 +410,7 @@ impl From<&Entry> for FfiEntry {
             config: e.config.as_str().into(),
             hash: e.hash.0,
             previous: e.previous.map(|p| p.0).into(),
+            purge: e.purge.as_ref().map(FfiPurge::from).into(),
             fingerprint: e.fingerprint.0,
             revision: e.revision,
             created_at: e.created_at.0,
@@ -366,6 +432,7 @@ impl TryFrom<FfiEntry> for Entry {
             config: e.config.into_string(),
             hash: ContentHash(e.hash),
             previous: e.previous.into_option().map(ContentHash),
+            purge: e.purge.into_option().map(Purge::from),
             fingerprint: Fingerprint(e.fingerprint),
             revision: e.revision,
             created_at: Timestamp(e.created_at),
@@ -391,6 +458,7 @@ pub struct FfiEntryRef<'a> {
     pub hash: [u8; 32],
     /// `Entry::previous`.
     pub previous: ROption<[u8; 32]>,
+    pub purge: ROption<FfiPurgeRef<'a>>,
     pub fingerprint: [u8; 16],
     pub revision: u32,
     pub created_at: i64,
@@ -412,6 +480,7 @@ impl<'a> FfiEntryRef<'a> {
             config: e.config.as_str().into(),
             hash: e.hash.0,
             previous: e.previous.map(|p| p.0).into(),
+            purge: e.purge.as_ref().map(FfiPurgeRef::from).into(),
             fingerprint: e.fingerprint.0,
             revision: e.revision,
             created_at: e.created_at.0,
@@ -433,6 +502,7 @@ impl TryFrom<&FfiEntryRef<'_>> for Entry {
             config: e.config.as_str().to_owned(),
             hash: ContentHash(e.hash),
             previous: e.previous.into_option().map(ContentHash),
+            purge: e.purge.as_ref().map(Purge::from).into_option(),
             fingerprint: Fingerprint(e.fingerprint),
             revision: e.revision,
             created_at: Timestamp(e.created_at),
@@ -878,6 +948,13 @@ mod tests {
             previous: number
                 .is_multiple_of(2)
                 .then_some(ContentHash([number as u8; 32])),
+            // And some were purged.
+            purge: number.is_multiple_of(3).then(|| Purge {
+                original: ContentHash([7; 32]),
+                fields: "title, context.é".into(),
+                reason: "pasted ✓".into(),
+                at: Timestamp(-(number as i64)),
+            }),
             header,
             title: title.into(),
             context,

@@ -207,6 +207,9 @@ impl<T: Storage> Storage for Guarded<T> {
     fn backup(&self, dir: &str) -> StageResult<u64> {
         guarded(|| self.0.backup(dir))
     }
+    fn purge(&self, revision: &Entry) -> StageResult<()> {
+        guarded(|| self.0.purge(revision))
+    }
     fn reindex(&self) -> StageResult<u64> {
         guarded(|| self.0.reindex())
     }

@@ -753,6 +753,12 @@ impl Storage for HostStorage {
         Ok(())
     }
 
+    fn purge(&self, revision: &Entry) -> StageResult<()> {
+        call(with_entry_views(std::slice::from_ref(revision), |batch| {
+            self.0.purge(batch)
+        }))
+    }
+
     fn backup(&self, dir: &str) -> StageResult<u64> {
         self.0
             .backup(dir.into())

@@ -133,6 +133,8 @@ pub trait FfiStorage: Send + Sync {
     fn sequences(&self, raise: RSlice<'_, FfiId>, out: &mut RVec<FfiId>) -> RResult<(), FfiError>;
     /// `Storage::backup`.
     fn backup(&self, dir: RStr<'_>) -> RResult<u64, FfiError>;
+    /// `Storage::purge`: one revision, as a batch of one so it crosses as the others do.
+    fn purge(&self, revision: RSlice<'_, FfiEntryRef<'_>>) -> RResult<(), FfiError>;
 }
 
 /// The router stage across the boundary; mirrors `registry_core::Router`.

@@ -328,3 +328,63 @@ pub(crate) fn context(args: &[String]) -> Result<Context, CliError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Context::new(pairs)?)
 }
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Entry id, e.g. SEC-RUL-042
+    pub id: String,
+    /// The revision to purge (`history` lists them)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub revision: u32,
+    /// What to purge: `title`, or `context.KEY`
+    #[arg(long, value_name = "FIELD")]
+    pub field: String,
+    /// Why, recorded with the purge for everyone to read (one line)
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+/// `registry purge ID --revision N --field FIELD --reason TEXT`.
+///
+/// # Errors
+/// As [`Pipeline::purge`]: exit 1 for a field, revision or reason that is wrong, exit 2 for a
+/// damaged history or a storage failure.
+pub fn purge(args: PurgeArgs, settings: &Settings) -> Result<(), CliError> {
+    let id = parse_id(&args.id)?;
+    let pipeline = open(settings, Needs::LIFECYCLE)?;
+    let purged = pipeline.purge(&id, args.revision, &args.field, &args.reason)?;
+    match args.format.format {
+        crate::Format::Json => output::json(&purged),
+        crate::Format::Text => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            (|| {
+                writeln!(
+                    out,
+                    "purged    {} of {} revision {} ({} more in its config); hash {} -> {}, \
+                     the chain kept",
+                    purged.field,
+                    purged.id,
+                    purged.revision,
+                    purged.in_config,
+                    purged.hash_before,
+                    purged.hash_after
+                )?;
+                if !purged.also_in.is_empty() {
+                    let list: Vec<String> =
+                        purged.also_in.iter().map(ToString::to_string).collect();
+                    writeln!(
+                        out,
+                        "still held in revisions {} of {}: purge those too",
+                        list.join(", "),
+                        purged.id
+                    )?;
+                }
+                Ok(())
+            })()
+            .map_err(output::write_err)
+        }
+    }
+}

@@ -128,6 +128,9 @@ enum Command {
     /// Verify every entry, revision and index of every shard, naming each problem (exit 1 if
     /// any)
     Check(batch::CheckArgs),
+    /// Remove a secret from one revision (a title or a context value), recording who asked why;
+    /// the hash chain stays whole and the purge shows in history and exports
+    Purge(entries::PurgeArgs),
     /// Copy the registry into a new directory, consistently (this process holds it meanwhile)
     /// and checked, with its high-water marks
     Backup(backup::BackupArgs),
@@ -276,6 +279,7 @@ fn run(
         Command::Migrate(args) => batch::migrate(args, &settings),
         Command::Check(args) => batch::check(args, &settings),
         Command::Backup(args) => backup::backup(args, &settings),
+        Command::Purge(args) => entries::purge(args, &settings),
         Command::Restore(args) => backup::restore(args, &settings),
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }

@@ -21,7 +21,7 @@
 //! | provenance      | varint, `Provenance::pack` (formats 2 and 3; 0 when not recorded) |
 //! | lifecycle       | one byte, 1 retired or 2 merged (format 3); 0 active, 1 or 2 (format 4) |
 //! | merged into     | id prefix: string, number: varint (formats 3 to 5, merged only) |
-//! | previous        | 32 raw bytes: the previous revision's hash (format 5 only)  |
+//! | chain           | format 5 only: one byte of flags (1: a previous hash follows, 2: a purge record follows), the previous revision's hash (32 raw bytes), the purge record: the original hash (32 raw bytes), fields and reason (strings), time (zigzag varint) |
 //!
 //! Format 1 is format 2 without its provenance, which entries registered before provenance
 //! was recorded have. Format 3 is format 2 with a lifecycle state other than active: an active
@@ -29,10 +29,10 @@
 //! store of storage format 2 writes: the config compressed (a config is kept as a string when
 //! compressing would not make it shorter) and the lifecycle always present. Format 5 is format
 //! 4 with the hash of the revision before ([`Entry::previous`]), which a revision of a hash chain
-//! records; one that records none is written in format 4, byte for byte as before chains. All
-//! five are read (here and by the Redis scripts); which is written is the store's to say
-//! ([`Writing`]). An uncompressed store (storage format 1) cannot keep a previous hash: its
-//! storages refuse such a revision rather than drop it.
+//! records, and a purge record ([`Entry::purge`]); a revision with neither is written in format
+//! 4, byte for byte as before chains. All five are read (here and by the Redis scripts); which
+//! is written is the store's to say ([`Writing`]). An uncompressed store (storage format 1)
+//! cannot keep either: its storages refuse such a revision rather than drop it.
 //!
 //! A string is a varint byte length followed by UTF-8. The four header fields come first on
 //! purpose: the Lua scripts read them (and only them) to maintain the field indexes, with the
@@ -43,7 +43,7 @@ use std::fmt;
 
 use registry_core::{
     ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
-    Timestamp,
+    Purge, Timestamp,
 };
 
 use crate::compress::{Dictionaries, Dictionary};
@@ -76,8 +76,9 @@ impl fmt::Display for DecodeError {
 /// and a config that cannot be compressed is kept as it is, so this cannot fail.
 pub fn encode(entry: &Entry, writing: Writing<'_>, out: &mut Vec<u8>) {
     let h = &entry.header;
+    let chained = entry.previous.is_some() || entry.purge.is_some();
     out.push(match writing {
-        Writing::Compressed(_) if entry.previous.is_some() => 5,
+        Writing::Compressed(_) if chained => 5,
         Writing::Compressed(_) => 4,
         Writing::Uncompressed if entry.lifecycle.is_active() => 2,
         Writing::Uncompressed => 3,
@@ -118,8 +119,17 @@ pub fn encode(entry: &Entry, writing: Writing<'_>, out: &mut Vec<u8>) {
             put_varint(out, target.number());
         }
     }
-    if let (Writing::Compressed(_), Some(previous)) = (writing, &entry.previous) {
-        out.extend_from_slice(&previous.0);
+    if matches!(writing, Writing::Compressed(_)) && chained {
+        out.push(u8::from(entry.previous.is_some()) | (u8::from(entry.purge.is_some()) << 1));
+        if let Some(previous) = &entry.previous {
+            out.extend_from_slice(&previous.0);
+        }
+        if let Some(p) = &entry.purge {
+            out.extend_from_slice(&p.original.0);
+            put_str(out, &p.fields);
+            put_str(out, &p.reason);
+            put_varint(out, zigzag(p.at.0));
+        }
     }
 }
 
@@ -250,10 +260,29 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
     } else {
         Lifecycle::Active
     };
-    let previous = if format >= 5 {
-        Some(ContentHash(r.take("previous hash")?))
+    let (previous, purge) = if format >= 5 {
+        let flags = r.take::<1>("chain flags")?[0];
+        if flags == 0 || flags > 3 {
+            return Err(DecodeError(format!("unknown chain flags {flags}")));
+        }
+        let previous = if flags & 1 != 0 {
+            Some(ContentHash(r.take("previous hash")?))
+        } else {
+            None
+        };
+        let purge = if flags & 2 != 0 {
+            Some(Purge {
+                original: ContentHash(r.take("purged revision's hash")?),
+                fields: r.string("purged fields")?,
+                reason: r.string("purge reason")?,
+                at: Timestamp(unzigzag(r.varint("purge time")?)),
+            })
+        } else {
+            None
+        };
+        (previous, purge)
     } else {
-        None
+        (None, None)
     };
     if r.left() != 0 {
         return Err(DecodeError(format!(
@@ -278,6 +307,7 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
         config,
         hash,
         previous,
+        purge,
         fingerprint,
         revision,
         created_at,
@@ -440,6 +470,7 @@ mod tests {
             e.hash = e.content_hash();
             let bytes = super::encoded(&e, Writing::Compressed(dicts.get(7)));
             assert_eq!(bytes[0], 5);
+            assert_eq!(bytes[bytes.len() - 33], 1, "flags: a previous hash follows");
             assert_eq!(&bytes[bytes.len() - 32..], &[9; 32]);
             let back = super::decode(&bytes, &dicts).expect("decodes");
             assert_eq!(back, e);
@@ -452,6 +483,26 @@ mod tests {
             let bytes = super::encoded(&unchained, Writing::Compressed(dicts.get(7)));
             assert_eq!(bytes[0], 4);
             assert!(!super::decode(&bytes, &dicts).expect("decodes").verify());
+            // A purge record, with or without a previous hash, reads back as written.
+            for previous in [None, Some(ContentHash([9; 32]))] {
+                let mut purged = Entry {
+                    previous,
+                    purge: Some(Purge {
+                        original: ContentHash([4; 32]),
+                        fields: "title, context.env".into(),
+                        reason: "a token pasted by mistake".into(),
+                        at: Timestamp(-3),
+                    }),
+                    ..e.clone()
+                };
+                purged.hash = purged.content_hash();
+                let bytes = super::encoded(&purged, Writing::Compressed(dicts.get(7)));
+                assert_eq!(bytes[0], 5);
+                let back = super::decode(&bytes, &dicts).expect("decodes");
+                assert_eq!(back, purged);
+                assert!(back.verify());
+                assert_eq!(back.link(), ContentHash([4; 32]));
+            }
         }
     }
 
@@ -587,6 +638,7 @@ mod tests {
         Entry {
             hash: Entry::compute_hash(&header, title, &context, config),
             previous: None,
+            purge: None,
             header,
             title: title.into(),
             context,
@@ -791,6 +843,7 @@ mod tests {
             config: String::new(),
             hash: ContentHash(pattern(0x00)),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint(pattern(0xf0)),
             revision: 1,
             created_at: Timestamp(1_700_000_000_000),
@@ -813,6 +866,7 @@ mod tests {
             config: "job:\n  name: load\n".into(),
             hash: ContentHash(pattern(0x20)),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint(pattern(0x40)),
             revision: 3,
             created_at: Timestamp(1_700_000_000_000),
@@ -844,6 +898,7 @@ mod tests {
             config: "title: \"ünï\"\n".into(),
             hash: ContentHash([0xa5; 32]),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint([0x5a; 16]),
             revision: 2,
             created_at: Timestamp(1_600_000_000_000),
@@ -870,6 +925,7 @@ mod tests {
             config: String::new(),
             hash: ContentHash([0xff; 32]),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint([0; 16]),
             revision: u32::MAX,
             created_at: Timestamp(i64::MIN),

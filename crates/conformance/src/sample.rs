@@ -149,6 +149,7 @@ pub(crate) fn try_entry_of(draft: Draft, config: String) -> Result<Entry, String
     Ok(Entry {
         hash: Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config),
         previous: None,
+        purge: None,
         fingerprint: request.fingerprint(),
         header: draft.header,
         title: draft.title,
@@ -200,6 +201,7 @@ pub fn revise(entry: &Entry, status: &str) -> Entry {
             Some(&entry.hash),
         ),
         previous: Some(entry.hash),
+        purge: None,
         header: draft.header,
         title: draft.title,
         context: draft.context,

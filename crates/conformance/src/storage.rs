@@ -76,6 +76,7 @@ pub fn check(make: &Make<'_>) -> Result<(), Violation> {
     shards_share_a_data_dir(make)?;
     creation_and_metadata(make)?;
     sequences(make)?;
+    purging(make)?;
     for (shard, shards) in [(0, 1), (2, 3)] {
         restoring(make, shard, shards)?;
     }
@@ -328,6 +329,76 @@ fn misses(storage: &dyn Storage, shard: u32, shards: u32) -> Result<(), Violatio
     insert(storage, &[])?;
     update(storage, &[])?;
     Allocations::of(storage, shard, shards).take(storage, &[])?;
+    Ok(())
+}
+
+/// `purge` (optional: a storage may refuse with code `Invalid`): an older revision and the
+/// latest one replaced as given, the history still verifying; a purge that changes more than
+/// the text is refused and changes nothing.
+fn purging(make: &Make<'_>) -> Result<(), Violation> {
+    let scratch = Scratch::new()?;
+    let storage = open(make, &scratch.setup(0, 1))?;
+    let storage = &*storage;
+    let n = Allocations::of(storage, 0, 1).take(storage, &["SEC-RUL"])?;
+    let a = entry(sec(), n[0], "block ssh with token hunter2")?;
+    insert(storage, std::slice::from_ref(&a))?;
+    let a2 = revise(&a, "DEPRECATED");
+    update(storage, std::slice::from_ref(&a2))?;
+    let purged = |e: &Entry| {
+        let mut p = e.clone();
+        p.title = registry_core::PURGED.to_owned();
+        p.config = p.config.replace("hunter2", registry_core::PURGED);
+        p.purge = Some(registry_core::Purge {
+            original: e.hash,
+            fields: "title".to_owned(),
+            reason: "a token pasted by mistake".to_owned(),
+            at: registry_core::Timestamp(e.updated_at.0 + 5000),
+        });
+        p.hash = p.content_hash();
+        p
+    };
+    let (p1, p2) = (purged(&a), purged(&a2));
+    match storage.purge(&p1) {
+        Err(e) if e.code == ErrorCode::Invalid && e.message.contains("cannot purge") => {
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(Violation::contract(
+                STAGE,
+                format!("purge of revision 1 failed: {e}"),
+            ));
+        }
+        Ok(()) => {}
+    }
+    let mut bad = purged(&a2);
+    bad.header.fields.status = "REQUIRED".to_owned();
+    bad.hash = bad.content_hash();
+    ensure!(
+        STAGE,
+        storage
+            .purge(&bad)
+            .is_err_and(|e| e.code == ErrorCode::Invalid),
+        "purge must refuse a revision that changes more than its text (code Invalid)"
+    );
+    ensure!(
+        STAGE,
+        history(storage, &a.header.id)? == [p1.clone(), a2.clone()],
+        "history must give the purged revision 1 as given and revision 2 as it was"
+    );
+    storage
+        .purge(&p2)
+        .map_err(|e| Violation::contract(STAGE, format!("purge of the latest failed: {e}")))?;
+    let after = history(storage, &a.header.id)?;
+    ensure!(
+        STAGE,
+        after == [p1, p2.clone()] && registry_core::integrity::verify_history(&after).is_ok(),
+        "history must give both purged revisions, still verifying as a chain"
+    );
+    ensure!(
+        STAGE,
+        get(storage, std::slice::from_ref(&a.header.id))? == [Some(p2)],
+        "get must give the purged latest revision"
+    );
     Ok(())
 }
 

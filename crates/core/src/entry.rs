@@ -70,6 +70,10 @@ pub struct Entry {
     /// revision 1, and for the revisions a registry of storage format 1 wrote (before chains).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<ContentHash>,
+    /// What `registry purge` removed from this revision, and why; `None` for a revision never
+    /// purged. Its hash covers the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge: Option<Purge>,
     pub fingerprint: Fingerprint,
     /// 1 for the registered entry, n+1 for each update.
     pub revision: u32,
@@ -84,6 +88,29 @@ pub struct Entry {
     #[serde(flatten, serialize_with = "serialize_lifecycle")]
     pub lifecycle: Lifecycle,
 }
+
+/// A purge of some of a revision's text (a secret pasted into a title or a context value): the
+/// text is replaced by [`PURGED`], and the revision keeps the hash it had before, which the next
+/// revision's link holds, so the chain still verifies and the removal shows.
+///
+/// What cannot be shown is that the purged text was the only change: the original content is
+/// gone, so its hash is taken on trust. A purge is therefore written down for all to see
+/// (`history`, `export`, `check` do not hide it) and each is made by an operator with a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    /// The revision's hash before its first purge: what the next revision's link holds.
+    pub original: ContentHash,
+    /// What was purged, in order, comma-separated: `title`, `context.KEY`.
+    pub fields: String,
+    /// Why, as the operator said, each purge's reason after the one before (`; `).
+    pub reason: String,
+    /// When the last purge was made.
+    pub at: Timestamp,
+}
+
+/// What a purged text reads as.
+pub const PURGED: &str = "(purged)";
 
 /// Where an entry is in its life, apart from the schema's statuses (which describe the rule,
 /// not whether the registry still hands it out). Nothing is ever deleted: a retired or merged
@@ -392,6 +419,21 @@ impl Entry {
         lifecycle: &Lifecycle,
         previous: Option<&ContentHash>,
     ) -> ContentHash {
+        Entry::compute_hash_full(header, title, context, config, lifecycle, previous, None)
+    }
+
+    /// [`Entry::compute_hash_after`] of a revision that may have been purged: the purge record
+    /// appended last (`\0\0purged `, the original hash's 32 bytes, the fields, the reason and
+    /// the time, each ended by `\0`), so a forged or altered record fails the check.
+    pub fn compute_hash_full(
+        header: &Header,
+        title: &str,
+        context: &Context,
+        config: &str,
+        lifecycle: &Lifecycle,
+        previous: Option<&ContentHash>,
+        purge: Option<&Purge>,
+    ) -> ContentHash {
         let mut h = blake3::Hasher::new();
         h.update(b"registry-entry-v1\0");
         // The readable header, written straight into the hasher rather than built first.
@@ -426,19 +468,45 @@ impl Entry {
             h.update(b"\0\0previous ");
             h.update(&previous.0);
         }
+        if let Some(p) = purge {
+            h.update(b"\0\0purged ");
+            h.update(&p.original.0);
+            write!(h, "{}\0{}\0{}\0", p.fields, p.reason, p.at.0)
+                .expect("writing into a hasher never fails");
+        }
         ContentHash(*h.finalize().as_bytes())
+    }
+
+    /// The hash of this revision's content alone, its lifecycle included: what its hash would be
+    /// without a link to the revision before or a purge record. Two revisions with the same
+    /// content have the same one.
+    pub fn content_hash_without_chain(&self) -> ContentHash {
+        Entry::compute_hash_in(
+            &self.header,
+            &self.title,
+            &self.context,
+            &self.config,
+            &self.lifecycle,
+        )
+    }
+
+    /// The hash the next revision records as its previous one: this revision's, or for a
+    /// purged revision the one it had before the purge.
+    pub fn link(&self) -> ContentHash {
+        self.purge.as_ref().map_or(self.hash, |p| p.original)
     }
 
     /// The hash this revision should have: of its content, its lifecycle included, and of the
     /// previous revision's hash when it records one.
     pub fn content_hash(&self) -> ContentHash {
-        Entry::compute_hash_after(
+        Entry::compute_hash_full(
             &self.header,
             &self.title,
             &self.context,
             &self.config,
             &self.lifecycle,
             self.previous.as_ref(),
+            self.purge.as_ref(),
         )
     }
 
@@ -558,6 +626,7 @@ mod tests {
         let mut first = Entry {
             hash: Entry::compute_hash(&header, "Rotate keys", &context, ""),
             previous: None,
+            purge: None,
             header,
             title: "Rotate keys".into(),
             context,

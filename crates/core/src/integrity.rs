@@ -72,10 +72,12 @@ pub fn check_chain(history: &[Entry]) -> Vec<Flaw> {
                 "revision {} records a revision before it, but it is the first",
                 e.revision
             ))),
-            (Some(p), Some(before)) if *p != before.hash => flaws.push(flaw(format!(
+            (Some(p), Some(before)) if *p != before.link() => flaws.push(flaw(format!(
                 "revision {} follows a revision with hash {p}, but revision {} has hash {}: the \
                  history was rewritten",
-                e.revision, before.revision, before.hash
+                e.revision,
+                before.revision,
+                before.link()
             ))),
             (None, Some(_)) if chained_since.is_some() => flaws.push(flaw(format!(
                 "revision {} records no revision before it, though revision {} did: the history \
@@ -202,9 +204,13 @@ pub fn check_history(history: &[Entry]) -> (Vec<Flaw>, Option<Provenance>) {
         previous = Some(e.updated_at);
     }
     // Revision 1's content is what the fingerprint is recomputed from: when it does not match
-    // its hash, the hash mismatch already says it is not what was registered.
+    // its hash, the hash mismatch already says it is not what was registered; when part of it
+    // was purged, the request cannot be rebuilt, and the purge record says so.
     if check_hash(first).is_err() {
         return (flaws, None);
+    }
+    if first.purge.is_some() {
+        return (flaws, latest.provenance);
     }
     let provenance = match &latest.provenance {
         Some(p) => match p.fingerprint_of(first) {

@@ -25,7 +25,7 @@ mod schema;
 mod stage;
 pub mod time;
 
-pub use entry::{ContentHash, Entry, Fingerprint, Lifecycle, Provenance};
+pub use entry::{ContentHash, Entry, Fingerprint, Lifecycle, PURGED, Provenance, Purge};
 pub use error::{
     Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind, StageResult,
 };
@@ -35,8 +35,8 @@ pub use header::{
 };
 pub use integrity::Damaged;
 pub use pipeline::{
-    Added, CallTiming, Changes, CheckReport, Finding, MAX_MERGE_HOPS, Page, Pipeline, Renamed,
-    Repaired, SHARD_PAGE, ShardMigration, StageCall, Stages, Turn, Turns, Updated,
+    Added, CallTiming, Changes, CheckReport, Finding, MAX_MERGE_HOPS, Page, Pipeline, Purged,
+    Renamed, Repaired, SHARD_PAGE, ShardMigration, StageCall, Stages, Turn, Turns, Updated,
 };
 pub use request::{
     Context, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES,

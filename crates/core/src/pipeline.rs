@@ -36,12 +36,14 @@ mod backup;
 mod check;
 mod create;
 mod migrate;
+mod purge;
 mod rename;
 mod restore;
 mod turns;
 
 pub use check::{CheckReport, Finding, Repaired};
 pub use migrate::ShardMigration;
+pub use purge::Purged;
 pub use rename::Renamed;
 pub use turns::{Turn, Turns};
 
@@ -1075,13 +1077,7 @@ impl Pipeline {
         };
         let config = self.render_one(&draft)?;
         let unchanged = Entry::compute_hash(&draft.header, &draft.title, &draft.context, &config)
-            == Entry::compute_hash_in(
-                &current.header,
-                &current.title,
-                &current.context,
-                &current.config,
-                &current.lifecycle,
-            );
+            == current.content_hash_without_chain();
         if unchanged {
             if changes
                 .expected_revision
@@ -1110,6 +1106,7 @@ impl Pipeline {
             config,
             hash,
             previous,
+            purge: None,
             fingerprint: current.fingerprint,
             revision,
             created_at: current.created_at,

@@ -222,6 +222,47 @@ pub fn check_follows(id: &EntryId, stored: u32, given: u32) -> StageResult<()> {
     }
 }
 
+/// Checks that `given` may replace the `stored` revision it purges ([`Storage::purge`]): it
+/// carries a purge record, its hash verifies, and everything but its title, context and config
+/// is as stored (id, revision, fingerprint, header, lifecycle, times, provenance, the link before
+/// it and the link it gives the next revision), so a purge cannot move an entry in any index or
+/// break its chain.
+///
+/// # Errors
+/// `Invalid`, naming the entry, the revision and what differs.
+pub fn check_purge(stored: &Entry, given: &Entry) -> StageResult<()> {
+    let id = &stored.header.id;
+    let why = if given.purge.is_none() {
+        Some("it records no purge")
+    } else if !given.verify() {
+        Some("its hash does not match its content")
+    } else if given.header != stored.header
+        || given.revision != stored.revision
+        || given.fingerprint != stored.fingerprint
+        || given.lifecycle != stored.lifecycle
+        || given.created_at != stored.created_at
+        || given.updated_at != stored.updated_at
+        || given.provenance != stored.provenance
+        || given.previous != stored.previous
+    {
+        Some("it changes more than the title, the context and the config")
+    } else if given.link() != stored.link() {
+        Some("it gives the next revision another link than the stored one")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(StageError::new(
+            ErrorCode::Invalid,
+            format!(
+                "revision {} of entry {id} cannot be purged as given: {why}",
+                stored.revision
+            ),
+        )),
+    }
+}
+
 /// The latest revision of a history given to `restore`, when its shape is right
 /// ([`integrity::check_shape`]: revisions 1 to n, oldest first, one id, fingerprint and
 /// provenance).
@@ -469,6 +510,7 @@ mod tests {
         Entry {
             hash: ContentHash([revision as u8; 32]),
             previous: None,
+            purge: None,
             header,
             title: "rule".into(),
             context: Context::default(),

@@ -587,6 +587,23 @@ pub trait Storage: Send + Sync {
         ))
     }
 
+    /// Replaces the stored revision `revision.revision` of `revision`'s id with `revision`, its
+    /// title, context or config purged ([`crate::Purge`]), in one durable transaction, after
+    /// [`crate::rules::check_purge`] of the stored revision against it: nothing else may change,
+    /// so no index does. What `registry purge` uses.
+    ///
+    /// # Errors
+    /// Code `NotFound` when the entry or that revision is not stored, `Invalid` when
+    /// `check_purge` refuses (nothing is written), a store failure, or code `Invalid` when the
+    /// storage cannot purge (the default).
+    fn purge(&self, revision: &Entry) -> StageResult<()> {
+        let _ = revision;
+        Err(crate::StageError::new(
+            crate::ErrorCode::Invalid,
+            "this storage cannot purge a revision",
+        ))
+    }
+
     /// Writes a consistent copy of the shard into the directory `dir` (which exists), under the
     /// name the shard has in its own data directory, so that `dir` holding every shard's copy
     /// opens as the registry did: no write of this process lands between the copy's first byte
@@ -682,6 +699,9 @@ macro_rules! refusing_storage {
                 Err(self.error())
             }
             fn backup(&self, _: &str) -> StageResult<u64> {
+                Err(self.error())
+            }
+            fn purge(&self, _: &Entry) -> StageResult<()> {
                 Err(self.error())
             }
             fn locate(&self, _: &[EntryId], _: &mut Vec<u32>) -> StageResult<()> {

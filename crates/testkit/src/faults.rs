@@ -184,6 +184,11 @@ impl<S: Storage> Storage for FailingStorage<S> {
         self.pass("backup")?;
         self.inner.backup(dir)
     }
+
+    fn purge(&self, revision: &Entry) -> StageResult<()> {
+        self.pass("purge")?;
+        self.inner.purge(revision)
+    }
 }
 
 /// A cache that fails every call with code `Unavailable`. The pipeline must then behave exactly

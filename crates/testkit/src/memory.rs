@@ -455,6 +455,19 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn purge(&self, revision: &Entry) -> StageResult<()> {
+        let mut shelf = self.shelf()?;
+        let id = &revision.header.id;
+        let stored = shelf
+            .revisions
+            .get_mut(id)
+            .and_then(|h| h.get_mut((revision.revision as usize).checked_sub(1)?))
+            .ok_or_else(|| rules::no_entry(id))?;
+        rules::check_purge(stored, revision)?;
+        *stored = revision.clone();
+        Ok(())
+    }
+
     fn sequences(&self, raise: &[Sequence], out: &mut Vec<Sequence>) -> StageResult<()> {
         let mut shelf = self.shelf()?;
         for s in raise {

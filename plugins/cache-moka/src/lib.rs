@@ -185,6 +185,7 @@ mod tests {
         Entry {
             hash: Entry::compute_hash(&header, title, &Context::default(), &config),
             previous: None,
+            purge: None,
             header,
             title: title.to_owned(),
             context: Context::default(),

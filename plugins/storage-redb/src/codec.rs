@@ -228,6 +228,7 @@ pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry,
         config,
         hash,
         previous: None,
+        purge: None,
         fingerprint,
         revision,
         created_at,
@@ -362,6 +363,7 @@ mod tests {
         Entry {
             hash: Entry::compute_hash(&header, title, &context, config),
             previous: None,
+            purge: None,
             header,
             title: title.into(),
             context,
@@ -477,9 +479,9 @@ mod tests {
             assert!(err.to_string().contains(want), "{err} lacks {want:?}");
         };
         let good = encoded(&entry("t", &[("env", "prod")], "c"));
-        let mut v5 = good.clone();
-        v5[0] = 5;
-        check(&v5, "unknown format version 5");
+        let mut v6 = good.clone();
+        v6[0] = 6;
+        check(&v6, "unknown format version 6");
         let mut unknown_state = good.clone();
         unknown_state[0] = 3;
         unknown_state.push(9);
@@ -547,6 +549,7 @@ mod tests {
             config: String::new(),
             hash: ContentHash(pattern(0x00)),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint(pattern(0xf0)),
             revision: 1,
             created_at: Timestamp(1_700_000_000_000),
@@ -569,6 +572,7 @@ mod tests {
             config: "job:\n  name: load\n".into(),
             hash: ContentHash(pattern(0x20)),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint(pattern(0x40)),
             revision: 3,
             created_at: Timestamp(1_700_000_000_000),
@@ -600,6 +604,7 @@ mod tests {
             config: "title: \"ünï\"\n".into(),
             hash: ContentHash([0xa5; 32]),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint([0x5a; 16]),
             revision: 2,
             created_at: Timestamp(1_600_000_000_000),
@@ -626,6 +631,7 @@ mod tests {
             config: String::new(),
             hash: ContentHash([0xff; 32]),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint([0; 16]),
             revision: u32::MAX,
             created_at: Timestamp(i64::MIN),

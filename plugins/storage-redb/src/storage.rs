@@ -502,13 +502,15 @@ impl RedbStorage {
         buf: &mut Vec<u8>,
     ) -> StageResult<()> {
         buf.clear();
-        if matches!(writing, codec::Writing::Uncompressed) && entry.previous.is_some() {
+        if matches!(writing, codec::Writing::Uncompressed)
+            && (entry.previous.is_some() || entry.purge.is_some())
+        {
             // Format 1 has no room for it, and dropping it would leave a hash that no longer
             // verifies.
             return Err(StageError::new(
                 ErrorCode::Invalid,
                 format!(
-                    "entry {}: a shard of storage format 1 cannot keep a revision's hash chain; \
+                    "entry {}: a shard of storage format 1 cannot keep a revision's hash chain or purge record; \
                      run `registry migrate`",
                     entry.header.id
                 ),
@@ -594,6 +596,10 @@ impl Storage for RedbStorage {
 
     fn backup(&self, dir: &str) -> StageResult<u64> {
         self.backup_shard(dir)
+    }
+
+    fn purge(&self, revision: &Entry) -> StageResult<()> {
+        self.purge_revision(revision)
     }
 }
 

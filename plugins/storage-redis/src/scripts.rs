@@ -172,6 +172,19 @@ for b = 2, #ARGV, 2 do raise(ARGV[b], ARGV[b + 1]) end
 return redis.call('HGETALL', P .. 'seq')
 "#;
 
+/// Purges: ARGV: prefix, member, list index, the bytes stored there, the bytes to store. Returns
+/// 1 when replaced, -1 when there is no such revision, 0 when it holds other bytes (another host
+/// changed it meanwhile).
+const PURGE: &str = r#"
+local key = P .. 'e:' .. ARGV[2]
+local at = tonumber(ARGV[3])
+local old = redis.call('LINDEX', key, at)
+if not old then return -1 end
+if old ~= ARGV[4] then return 0 end
+redis.call('LSET', key, at, ARGV[5])
+return 1
+"#;
+
 /// Locates (shard 0 of a dense registry): ARGV: prefix, then per id (id prefix, location block,
 /// byte offset). Returns the two bytes recorded for each (empty past the block's end).
 const LOCATE: &str = r#"
@@ -471,6 +484,7 @@ pub(crate) struct Scripts {
     pub(crate) set_meta: Script,
     pub(crate) allocate: Script,
     pub(crate) sequences: Script,
+    pub(crate) purge: Script,
     pub(crate) place: Script,
     pub(crate) locate: Script,
     pub(crate) clean: Script,
@@ -497,6 +511,7 @@ impl Scripts {
             set_meta: with_common(SET_META),
             allocate: with_common(ALLOCATE),
             sequences: with_common(SEQUENCES),
+            purge: with_common(PURGE),
             place: with_common(PLACE),
             locate: with_common(LOCATE),
             clean: with_common(CLEAN),

@@ -773,6 +773,63 @@ impl Storage for RedisStorage {
         Ok(())
     }
 
+    fn purge(&self, revision: &Entry) -> StageResult<()> {
+        let id = &revision.header.id;
+        if self.format < 2 {
+            return Err(StageError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "entry {id}: a namespace of storage format 1 cannot keep a purge record; run \
+                     `registry migrate`"
+                ),
+            ));
+        }
+        let member = keys::member(id);
+        let key = self.keys.entry(&member);
+        let at = revision
+            .revision
+            .checked_sub(1)
+            .ok_or_else(|| rules::no_entry(id))?;
+        let stored: Option<Vec<u8>> = self.cluster.run(
+            &format!(
+                "read revision {} of {id} in {}",
+                revision.revision, self.name
+            ),
+            |c| redis::cmd("LINDEX").arg(&key).arg(at).query(c),
+        )?;
+        let stored = stored.ok_or_else(|| {
+            StageError::new(
+                ErrorCode::NotFound,
+                format!("entry {id} has no revision {}", revision.revision),
+            )
+        })?;
+        rules::check_purge(
+            &self.decode(id, Some(revision.revision), &stored)?,
+            revision,
+        )?;
+        let bytes = self.encoded(revision);
+        let replaced: i64 = self.write(&format!("purge {id} in {}", self.name), |c| {
+            let mut call = self.scripts.purge.key(&self.meta);
+            call.arg(self.keys.prefix())
+                .arg(member.as_slice())
+                .arg(at)
+                .arg(stored.as_slice())
+                .arg(bytes.as_slice());
+            call.invoke(c)
+        })?;
+        match replaced {
+            1 => Ok(()),
+            -1 => Err(rules::no_entry(id)),
+            _ => Err(StageError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "revision {} of entry {id} changed while it was purged: purge it again",
+                    revision.revision
+                ),
+            )),
+        }
+    }
+
     /// A Redis registry is copied by Redis itself (RDB snapshots or the append-only file of each
     /// master) or by `registry export`: see ARCHITECTURE.md, "Backups".
     fn backup(&self, _dir: &str) -> StageResult<u64> {

@@ -674,6 +674,7 @@ mod tests {
             config: "dashboard:\n  title: Block SSH\n".into(),
             hash: registry_core::ContentHash([0; 32]),
             previous: None,
+            purge: None,
             fingerprint: Fingerprint([0; 16]),
             revision: 1,
             created_at: Timestamp(0),

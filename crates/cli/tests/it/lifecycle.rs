@@ -169,3 +169,133 @@ fn a_merged_duplicate_is_re_pointed_and_a_retired_entry_is_flagged() {
     let out = b.run(&["import", "forged.jsonl"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+/// `registry purge`: a secret removed from one revision, the removal recorded and the chain kept,
+/// so the history still verifies, exports and imports; other revisions holding it are named.
+#[test]
+fn a_purged_secret_leaves_the_history_verifiable_and_the_purge_visible() {
+    let s = Scratch::new();
+    s.add(
+        "Block SSH with token hunter2",
+        &[
+            "--scope",
+            "SEC",
+            "--context",
+            "api_key=sk-live-123",
+            "--context",
+            "env=prod",
+        ],
+    );
+    s.ok(&["update", "SEC-RUL-001", "--status", "REQUIRED"]);
+    s.write("before.jsonl", &s.ok(&["export"]));
+
+    let purged = s.json(&[
+        "purge",
+        "SEC-RUL-001",
+        "--revision",
+        "1",
+        "--field",
+        "context.api_key",
+        "--reason",
+        "an API key pasted by mistake",
+    ]);
+    assert_eq!(purged["also_in"], serde_json::json!([2]), "{purged}");
+    s.ok(&[
+        "purge",
+        "SEC-RUL-001",
+        "--revision",
+        "2",
+        "--field",
+        "context.api_key",
+        "--reason",
+        "the same key",
+    ]);
+    let titled = s.json(&[
+        "purge",
+        "SEC-RUL-001",
+        "--revision",
+        "2",
+        "--field",
+        "title",
+        "--reason",
+        "a token",
+    ]);
+    assert_eq!(titled["also_in"], serde_json::json!([1]), "{titled}");
+    s.ok(&[
+        "purge",
+        "SEC-RUL-001",
+        "--revision",
+        "1",
+        "--field",
+        "title",
+        "--reason",
+        "a token",
+    ]);
+    let history = s.json(&["history", "SEC-RUL-001"]);
+    assert_eq!(history[0]["context"]["api_key"], "(purged)", "{history}");
+    assert_eq!(history[0]["context"]["env"], "prod", "only the field named");
+    assert_eq!(history[0]["purge"]["fields"], "context.api_key, title");
+    assert_eq!(
+        history[0]["purge"]["reason"],
+        "an API key pasted by mistake; a token"
+    );
+    assert_eq!(history[1]["title"], "(purged)");
+    assert_eq!(history[1]["purge"]["fields"], "context.api_key, title");
+    assert_eq!(history[1]["purge"]["reason"], "the same key; a token");
+    assert_eq!(
+        history[1]["previous"], history[0]["purge"]["original"],
+        "the next revision still links to the hash revision 1 had"
+    );
+
+    let exported = s.ok(&["export"]);
+    assert!(
+        !exported.contains("sk-live-123") && !exported.contains("hunter2"),
+        "{exported}"
+    );
+    assert!(s.ok(&["check", "--rate", "0"]).contains("no problem found"));
+    let against = s.json(&["check", "--rate", "0", "--against", "before.jsonl"]);
+    assert_eq!(
+        against["against"]["differences"],
+        serde_json::json!([]),
+        "a purge is not a rewrite: {against}"
+    );
+    // The purged history imports elsewhere and exports the same.
+    let other = Scratch::new();
+    other.write("purged.jsonl", &exported);
+    other.ok(&["import", "purged.jsonl"]);
+    assert_eq!(other.ok(&["export"]), exported);
+
+    for (args, want) in [
+        (
+            &["--field", "context.nope"][..],
+            "has no context key `nope`",
+        ),
+        (&["--field", "config"][..], "give `title` or `context.KEY`"),
+        (
+            &["--field", "title", "--revision", "9"][..],
+            "has no revision 9",
+        ),
+        (&["--field", "title"][..], "already purged"),
+    ] {
+        let mut command = vec!["purge", "SEC-RUL-001", "--reason", "why"];
+        if !args.contains(&"--revision") {
+            command.extend(["--revision", "2"]);
+        }
+        command.extend(args);
+        let (code, message) = s.fail(&command);
+        assert_eq!(code, 1, "{command:?}: {message}");
+        assert!(message.contains(want), "{command:?}: {message}");
+    }
+    let (code, message) = s.fail(&[
+        "purge",
+        "SEC-RUL-001",
+        "--revision",
+        "1",
+        "--field",
+        "title",
+        "--reason",
+        " ",
+    ]);
+    assert_eq!(code, 1, "{message}");
+    assert!(message.contains("a purge needs a reason"), "{message}");
+}

@@ -217,6 +217,7 @@ impl Pipeline {
             .map(|((d, config), (&i, provenance))| Entry {
                 hash: Entry::compute_hash(&d.header, &d.title, &d.context, &config),
                 previous: None,
+                purge: None,
                 header: d.header,
                 title: d.title,
                 context: d.context,

@@ -195,6 +195,7 @@ fn entry(number: u64, title: &str) -> Entry {
     let mut e = Entry {
         hash: Entry::compute_hash(&header, title, &context, &config),
         previous: None,
+        purge: None,
         header,
         title: title.into(),
         context,

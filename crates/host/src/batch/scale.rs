@@ -250,6 +250,7 @@ mod tests {
         Entry {
             hash: Entry::compute_hash(&header, &title, &context, "a: 1\n"),
             previous: None,
+            purge: None,
             header,
             title,
             context,

@@ -5,7 +5,8 @@
 //! `type`, `variant`, `status`, `version`, `title`, `context` (an object, keys sorted), `config`,
 //! `hash`, `previous` (the hash of the revision before, which this revision's hash covers; left
 //! out for a revision that records none: revision 1, and revisions written before hash chains),
-//! `fingerprint`, `provenance` (which fingerprint derivation, and where each field came
+//! `purge` (what `registry purge` removed from the revision, why, when, and the hash it had;
+//! left out for a revision never purged), `fingerprint`, `provenance` (which fingerprint derivation, and where each field came
 //! from; left out for an entry stored without it), `revision`, `created_at`, `updated_at`,
 //! `history`. The top level is the latest revision; `history` lists the earlier ones, oldest
 //! first, each with the same keys but `id`, `fingerprint`, `provenance` and `history`, which
@@ -136,6 +137,7 @@ mod tests {
         Entry {
             hash: Entry::compute_hash(&header, title, &context, config),
             previous: None,
+            purge: None,
             header,
             title: title.into(),
             context,

@@ -3,7 +3,7 @@
 
 use registry_core::{
     ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
-    Request, Schema, Timestamp, nesting,
+    Purge, Request, Schema, Timestamp, nesting,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,9 @@ pub(super) struct Record<'a> {
     /// none, so a record without a chain is as it was before chains existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous: Option<ContentHash>,
+    /// What was purged from the revision, and why; left out for a revision never purged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purge: Option<&'a Purge>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fingerprint: Option<Fingerprint>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +65,7 @@ impl<'a> Record<'a> {
             config: &e.config,
             hash: e.hash,
             previous: e.previous,
+            purge: e.purge.as_ref(),
             fingerprint: None,
             provenance: None,
             revision: e.revision,
@@ -104,6 +108,7 @@ pub(super) struct RawRecord {
     config: Option<String>,
     hash: Option<ContentHash>,
     previous: Option<ContentHash>,
+    purge: Option<Purge>,
     fingerprint: Option<Fingerprint>,
     provenance: Option<Provenance>,
     revision: Option<u32>,
@@ -131,6 +136,8 @@ pub(super) struct RawRevision {
     hash: ContentHash,
     #[serde(default)]
     previous: Option<ContentHash>,
+    #[serde(default)]
+    purge: Option<Purge>,
     revision: u32,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -206,6 +213,7 @@ pub(super) fn request_of(raw: RawRecord, schema: &Schema) -> Result<Request, Str
         ("header", raw.header.is_some()),
         ("config", raw.config.is_some()),
         ("previous", raw.previous.is_some()),
+        ("purge", raw.purge.is_some()),
         ("fingerprint", raw.fingerprint.is_some()),
         ("provenance", raw.provenance.is_some()),
         ("revision", raw.revision.is_some()),
@@ -257,6 +265,7 @@ pub(super) fn history_of(raw: RawRecord) -> Result<Vec<Entry>, String> {
         config: need(raw.config, "config")?,
         hash: need(raw.hash, "hash")?,
         previous: raw.previous,
+        purge: raw.purge,
         revision: need(raw.revision, "revision")?,
         created_at: need(raw.created_at, "created_at")?,
         updated_at: need(raw.updated_at, "updated_at")?,
@@ -304,6 +313,7 @@ pub(super) fn entry_of(
         config: r.config,
         hash: r.hash,
         previous: r.previous,
+        purge: r.purge,
         fingerprint,
         revision: r.revision,
         created_at: r.created_at,

@@ -477,8 +477,13 @@ fn retiring_merging_and_reviving_are_revisions_kept_in_history() {
         .set_lifecycle(old_id, Lifecycle::Active, None)
         .expect("revived");
     assert_eq!(revived.entry.revision, 3);
-    assert_eq!(revived.entry.hash, old.hash);
+    assert_eq!(
+        revived.entry.content_hash_without_chain(),
+        old.hash,
+        "the first revision's content again"
+    );
     let history = pipeline.history(old_id).expect("history");
+    assert_eq!(revived.entry.previous, Some(history[1].hash), "chained");
     assert_eq!(
         history
             .iter()

@@ -64,6 +64,7 @@ pub(super) fn entry(number: u64, status: &str) -> Entry {
     Entry {
         hash: Entry::compute_hash(&header, &title, &context, &config),
         previous: None,
+        purge: None,
         header,
         title,
         context,

@@ -387,4 +387,46 @@ impl RedbStorage {
         }
         self.commit(txn)
     }
+
+    /// `purge`: the stored revision checked against the purged one and replaced, where it is
+    /// (the latest row, or its row in `revisions`), as the shard writes entries now.
+    pub(super) fn purge_revision(&self, revision: &Entry) -> StageResult<()> {
+        let id = &revision.header.id;
+        let _writing = self.writing();
+        let txn = self.begin_write(Durability::Immediate)?;
+        {
+            let mut t = self.open_tables(&txn)?;
+            let dictionaries = self.dictionaries();
+            let writing = self.entry_writing(&dictionaries);
+            let mut buf = Vec::new();
+            let latest = self
+                .latest_mut(&mut t.entries, id)?
+                .ok_or_else(|| rules::no_entry(id))?;
+            if latest.revision == revision.revision {
+                rules::check_purge(&latest, revision)?;
+                self.encode(revision, writing, &mut buf)?;
+                t.entries.insert(self, id, &buf)?;
+            } else {
+                let key = (id.prefix(), id.number(), revision.revision);
+                let stored = t
+                    .revisions
+                    .get(key)
+                    .map_err(|e| self.fail("read", e))?
+                    .map(|g| g.value().to_vec())
+                    .ok_or_else(|| {
+                        StageError::new(
+                            ErrorCode::NotFound,
+                            format!("entry {id} has no revision {}", revision.revision),
+                        )
+                    })?;
+                let stored = self.decode(id, Some(revision.revision), &stored)?;
+                rules::check_purge(&stored, revision)?;
+                self.encode(revision, writing, &mut buf)?;
+                t.revisions
+                    .insert(key, buf.as_slice())
+                    .map_err(|e| self.fail("write", e))?;
+            }
+        }
+        self.commit(txn)
+    }
 }

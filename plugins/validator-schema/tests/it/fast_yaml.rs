@@ -241,6 +241,7 @@ fn the_validator_reports_the_same_either_way() {
             Entry {
                 hash: Entry::compute_hash(&header, "t", &context, config),
                 previous: None,
+                purge: None,
                 header,
                 title: "t".into(),
                 context,
