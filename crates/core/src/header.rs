@@ -378,12 +378,14 @@ impl RawHeader {
                 if !letters.ends_with(&format!("-{}", id_tail[0].to_ascii_uppercase())) {
                     continue;
                 }
+                // The id's scope part: the scope's own, or the one a renamed scope kept.
+                let expected = schema.id_scope(scope);
                 for (_, variant_len) in candidates(schema, Field::Variant, after_kind) {
                     let id_scope = &after_kind[variant_len..];
-                    if id_scope.len() == scope_len
+                    if id_scope.len() == expected.split('-').count()
                         && id_scope
                             .iter()
-                            .zip(scope.split('-'))
+                            .zip(expected.split('-'))
                             .all(|(a, b)| a.eq_ignore_ascii_case(b))
                     {
                         return Ok(raw(
@@ -460,7 +462,7 @@ impl RawHeader {
             ));
         }
         let id: EntryId = self.id.parse()?;
-        let expected = EntryId::prefix_for(&fields.scope, &fields.kind);
+        let expected = schema.id_prefix(&fields.scope, &fields.kind);
         if id.prefix() != expected {
             return Err(HeaderError::PrefixMismatch {
                 header: text.to_owned(),

@@ -20,6 +20,10 @@ pub struct Schema {
     /// every scope.
     #[serde(default)]
     required: BTreeMap<String, Vec<String>>,
+    /// The scope part of the ids of a scope that is not its own name (schema spelling, upper
+    /// case): a renamed scope keeps minting the ids it did (`SECURITY = "SEC"`).
+    #[serde(default)]
+    id_scopes: BTreeMap<String, String>,
 }
 
 /// The key of [`Schema::with_required`] that applies to every scope.
@@ -105,6 +109,7 @@ impl Schema {
             version: normal_version(&version),
             defaults,
             required: BTreeMap::new(),
+            id_scopes: BTreeMap::new(),
         })
     }
 
@@ -158,6 +163,70 @@ impl Schema {
         }
         self.required = checked;
         Ok(self)
+    }
+
+    /// Gives scopes another scope part for their ids than their name (`schema.id_scope` in
+    /// `registry.toml`): what keeps the ids of a renamed scope (`SECURITY = "SEC"` after
+    /// `registry migrate --rename scope SEC=SECURITY`), since ids are stamped in files and never
+    /// change. Entries of the scope then number on from the old prefix's sequence.
+    ///
+    /// # Errors
+    /// One [`SchemaError`] per problem: a scope the schema does not declare, or an id scope that
+    /// could not appear in an id.
+    pub fn with_id_scopes(
+        mut self,
+        id_scopes: BTreeMap<String, String>,
+    ) -> Result<Schema, Vec<SchemaError>> {
+        let mut problems = Vec::new();
+        let mut checked = BTreeMap::new();
+        for (scope, id_scope) in id_scopes {
+            let key = format!("schema.id_scope.{scope}");
+            let Some(name) = self.canonical(Field::Scope, &scope).map(str::to_owned) else {
+                problems.push(SchemaError {
+                    key,
+                    message: format!(
+                        "`{scope}` is not one of schema.scope ({})",
+                        self.values.scope.join(", ")
+                    ),
+                });
+                continue;
+            };
+            if !is_field_value(&id_scope) || id_scope.contains('-') {
+                problems.push(SchemaError {
+                    key,
+                    message: format!(
+                        "`{id_scope}` cannot start an id: use letters, digits and `_`"
+                    ),
+                });
+                continue;
+            }
+            checked.insert(name, id_scope.to_ascii_uppercase());
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        self.id_scopes = checked;
+        Ok(self)
+    }
+
+    /// The scope part of the ids of `scope`: its `schema.id_scope`, else the scope itself, in
+    /// upper case.
+    pub fn id_scope(&self, scope: &str) -> String {
+        self.canonical(Field::Scope, scope)
+            .and_then(|s| self.id_scopes.get(s))
+            .cloned()
+            .unwrap_or_else(|| scope.to_ascii_uppercase())
+    }
+
+    /// The id prefix of entries of `scope` and type `kind`: [`EntryId::prefix_for`] of
+    /// [`Schema::id_scope`] and the type.
+    pub fn id_prefix(&self, scope: &str, kind: &str) -> String {
+        crate::EntryId::prefix_for(&self.id_scope(scope), kind)
+    }
+
+    /// Whether any scope has another id scope than its name.
+    pub fn renames_id_scopes(&self) -> bool {
+        !self.id_scopes.is_empty()
     }
 
     /// The dotted config keys an entry of `scope` must have: those of every scope, then the
@@ -252,6 +321,36 @@ pub(crate) fn is_field_value(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_may_keep_another_scope_part_for_its_ids() {
+        let schema = Schema::default()
+            .with_id_scopes(BTreeMap::from([("sec".to_owned(), "legacy".to_owned())]))
+            .expect("valid");
+        assert_eq!(schema.id_scope("SEC"), "LEGACY");
+        assert_eq!(schema.id_prefix("sec", "RULES"), "LEGACY-RUL");
+        assert_eq!(
+            schema.id_prefix("OPS", "SCRIPT"),
+            "OPS-SCR",
+            "others as before"
+        );
+        assert!(schema.renames_id_scopes());
+        let problems = Schema::default()
+            .with_id_scopes(BTreeMap::from([
+                ("NOPE".to_owned(), "X".to_owned()),
+                ("SEC".to_owned(), "A-B".to_owned()),
+            ]))
+            .expect_err("invalid");
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            messages[0].starts_with("schema.id_scope.NOPE: `NOPE` is not one of schema.scope"),
+            "{messages:?}"
+        );
+        assert_eq!(
+            messages[1],
+            "schema.id_scope.SEC: `A-B` cannot start an id: use letters, digits and `_`"
+        );
+    }
 
     #[test]
     fn default_schema_is_the_original() {

@@ -146,6 +146,9 @@ struct RawSchema {
     /// Dotted config keys each scope's entries must have; `"*"` for every scope.
     #[serde(default)]
     required: std::collections::BTreeMap<String, Vec<String>>,
+    /// The scope part of a scope's ids when it is not the scope's name (a renamed scope).
+    #[serde(default)]
+    id_scope: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -777,6 +780,7 @@ fn schema(raw: RawSchema) -> Result<Schema, Vec<String>> {
     let version = raw.version.unwrap_or_else(|| builtin.version().to_owned());
     Schema::new(values, version, defaults)
         .and_then(|schema| schema.with_required(raw.required))
+        .and_then(|schema| schema.with_id_scopes(raw.id_scope))
         .map_err(|errors| errors.into_iter().map(|e| e.to_string()).collect())
 }
 

@@ -237,8 +237,17 @@ impl SchemaValidator {
         self.check_title(report, &entry.title);
 
         let id = &header.id;
-        if !is_prefix_for(id.prefix(), &header.fields.scope, &header.fields.kind) {
-            let expected = EntryId::prefix_for(&header.fields.scope, &header.fields.kind);
+        let renamed = self.schema.renames_id_scopes();
+        if (renamed
+            && id.prefix()
+                != self
+                    .schema
+                    .id_prefix(&header.fields.scope, &header.fields.kind))
+            || (!renamed && !is_prefix_for(id.prefix(), &header.fields.scope, &header.fields.kind))
+        {
+            let expected = self
+                .schema
+                .id_prefix(&header.fields.scope, &header.fields.kind);
             report.error(
                 "id-prefix-mismatch",
                 "id",
@@ -334,7 +343,7 @@ impl SchemaValidator {
             );
         }
         if let [Some(scope), Some(kind), ..] = known {
-            let expected = EntryId::prefix_for(scope, kind);
+            let expected = self.schema.id_prefix(scope, kind);
             if id.prefix() != expected {
                 report.error(
                     "id-prefix-mismatch",

@@ -297,8 +297,8 @@ fn a_status_is_renamed_in_every_entry_and_can_then_leave_the_schema() {
             "status `NOPE` is not declared",
         ),
         (
-            &["migrate", "--rename", "scope", "SEC=SECURITY"][..],
-            "the scope cannot be renamed",
+            &["migrate", "--rename", "scope", "SEC=GOV"][..],
+            "scope `SEC` cannot be renamed to `GOV` as the schema stands",
         ),
         (&["migrate", "--rename", "colour", "A=B"][..], "not a field"),
         (
@@ -361,4 +361,72 @@ fn a_type_is_renamed_when_its_ids_stay_the_same() {
         listed.contains("SEC-RUL-001") && listed.contains("SEC-RUL-002"),
         "{listed}"
     );
+}
+
+/// A scope renamed: the schema gives the new scope the old one's id scope, every entry of the
+/// old scope gets a revision with the new one and keeps its id, new entries number on, and the
+/// old scope can then leave the schema; headers in both forms still read.
+#[test]
+fn a_scope_is_renamed_keeping_its_ids() {
+    let s = Scratch::new();
+    let schema = |scopes: &str, id_scope: &str| {
+        format!("[schema]\nscope = [{scopes}]\n[schema.id_scope]\n{id_scope}\n")
+    };
+    s.write("registry.toml", &schema("\"SEC\", \"OPS\"", ""));
+    for title in ["Block SSH from the internet", "Rotate the keys"] {
+        s.add(title, &["--scope", "SEC", "--type", "RULES"]);
+    }
+    s.add("Deploy the agent", &["--scope", "OPS", "--type", "RULES"]);
+
+    s.write(
+        "registry.toml",
+        &schema("\"SEC\", \"SECURITY\", \"OPS\"", ""),
+    );
+    let (code, message) = s.fail(&["migrate", "--rename", "scope", "SEC=SECURITY"]);
+    assert_eq!(code, 1, "{message}");
+    assert!(
+        message.contains("[schema.id_scope] SECURITY = \"SEC\""),
+        "the refusal says how: {message}"
+    );
+
+    s.write(
+        "registry.toml",
+        &schema("\"SEC\", \"SECURITY\", \"OPS\"", "SECURITY = \"SEC\""),
+    );
+    let done = s.json(&["migrate", "--rename", "scope", "SEC=SECURITY"]);
+    assert_eq!(done["entries"], 2, "{done}");
+    let one = s.json(&["get", "SEC-RUL-001"]);
+    assert_eq!(
+        (one["scope"].as_str(), one["revision"].as_u64()),
+        (Some("SECURITY"), Some(2)),
+        "{one}"
+    );
+    assert_eq!(
+        one["header"], "[SECURITY][RULES][LIVE][SEC-RUL-001][v2.9][DEV]",
+        "{one}"
+    );
+    let next = s.add(
+        "Audit the admins",
+        &["--scope", "SECURITY", "--type", "RULES"],
+    );
+    assert_eq!(next["id"], "SEC-RUL-003", "numbering goes on: {next}");
+
+    // SEC can leave the schema now; everything checks, and both header forms read back.
+    s.write(
+        "registry.toml",
+        &schema("\"SECURITY\", \"OPS\"", "SECURITY = \"SEC\""),
+    );
+    let checked = s.ok(&["check", "--rate", "0"]);
+    assert!(checked.contains("no problem found"), "{checked}");
+    for header in [
+        "[SECURITY][RULES][LIVE][SEC-RUL-001][v2.9][DEV]",
+        "[security-rules-live-sec-rul-001-v2.9-dev]",
+    ] {
+        s.write("rule.sh", &format!("# {header}\necho hi\n"));
+        let linted = s.run(&["lint", "rule.sh", "--registered", "--format", "json"]);
+        let text = String::from_utf8_lossy(&linted.stdout);
+        assert!(linted.status.success(), "{header}: {text}");
+        let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(report["summary"]["headers"], 1, "{header}: {text}");
+    }
 }

@@ -73,7 +73,7 @@ impl Pipeline {
         let prefixes: Vec<String> = pending
             .iter()
             .map(|p| {
-                EntryId::prefix_for(
+                self.schema.id_prefix(
                     field(&p.request.fields, Field::Scope),
                     field(&p.request.fields, Field::Type),
                 )

@@ -2,13 +2,14 @@
 //! (`registry migrate --rename FIELD OLD=NEW`): a variant or status renamed, or retired from
 //! the schema, without losing an entry or its history.
 //!
-//! Design decision: an id is made of the scope and the first three letters or digits of the
-//! type it was registered with (`SEC-RUL-001`), the validator holds every entry to that, and
-//! ids never change (they are stamped in files). So a type can be renamed when the new name
-//! gives the same id prefix (`RULES` to `RULESETS`: `SEC-RUL` either way), and neither the
-//! scope (the whole scope is in the id) nor a type whose prefix would change can: the refusal
-//! names the ids that would change. Renaming those would need the schema to keep the old
-//! spelling as an alias of the new one for ids, which it does not.
+//! Design decision: an id is made of its scope's id scope (the scope itself, unless
+//! `[schema.id_scope]` says otherwise) and the first three letters or digits of the type
+//! (`SEC-RUL-001`), the validator holds every entry to that, and ids never change (they are
+//! stamped in files). So a type can be renamed when the new name gives the same id prefix
+//! (`RULES` to `RULESETS`: `SEC-RUL` either way), and a scope when the schema gives the new
+//! scope the old one's id scope (`SECURITY = "SEC"`): its entries keep their ids, and new ones
+//! number on from the same sequence. Anything else is refused, naming the ids that would change
+//! and how to keep them.
 
 use super::*;
 
@@ -41,7 +42,7 @@ impl Pipeline {
         to: &str,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Renamed, Error> {
-        if let Some(message) = changes_ids(field, from, to) {
+        if let Some(message) = changes_ids(&self.schema, field, from, to) {
             return Err(Error::Invalid(vec![Problem {
                 item: 0,
                 severity: Severity::Error,
@@ -141,18 +142,25 @@ impl Pipeline {
     }
 }
 
-/// Why renaming `field` from `from` to `to` would change ids, if it would: always for the scope,
-/// for the type when the first three letters or digits differ.
-fn changes_ids(field: Field, from: &str, to: &str) -> Option<String> {
-    let why = "ids are stamped in files and never change; only a variant, a status, or a type \
-               whose new name keeps the id prefix can be renamed";
+/// Why renaming `field` from `from` to `to` would change ids, if it would: for the scope unless
+/// the schema gives the new scope the old one's id scope (`schema.id_scope`), for the type when
+/// the first three letters or digits differ.
+fn changes_ids(schema: &Schema, field: Field, from: &str, to: &str) -> Option<String> {
+    let why = "ids are stamped in files and never change; a variant or a status can be renamed, \
+               a type whose new name keeps the id prefix, and a scope whose new name keeps the \
+               old one's ids (`[schema.id_scope]`)";
     match field {
-        Field::Scope if !from.eq_ignore_ascii_case(to) => Some(format!(
-            "the scope cannot be renamed: ids are made of it, so every `{}-…` id would become \
-             `{}-…`; {why}",
-            from.to_ascii_uppercase(),
-            to.to_ascii_uppercase()
-        )),
+        Field::Scope => {
+            let (old, new) = (schema.id_scope(from), schema.id_scope(to));
+            (old != new).then(|| {
+                format!(
+                    "scope `{from}` cannot be renamed to `{to}` as the schema stands: ids of `{to}` \
+                     start `{new}-`, so every `{old}-…` id would change; declare \
+                     `[schema.id_scope] {to} = \"{old}\"` so that `{to}` keeps them, or {why}",
+                    to = to.to_ascii_uppercase()
+                )
+            })
+        }
         Field::Type => {
             // The part of the prefix the type makes: `-RUL`.
             let (old, new) = (EntryId::prefix_for("", from), EntryId::prefix_for("", to));

@@ -1112,7 +1112,10 @@ fn predict(
                     .version
                     .clone()
                     .unwrap_or_else(|| pipeline.schema().version().to_owned());
-                let id = format!("{}-?", EntryId::prefix_for(&fields.scope, &fields.kind));
+                let id = format!(
+                    "{}-?",
+                    pipeline.schema().id_prefix(&fields.scope, &fields.kind)
+                );
                 let raw = RawHeader {
                     form,
                     fields,
