@@ -1090,22 +1090,13 @@ impl Pipeline {
                 changed: false,
             });
         }
-        let previous = self.chain_after(&current);
-        let hash = Entry::compute_hash_after(
-            &draft.header,
-            &draft.title,
-            &draft.context,
-            &config,
-            &Lifecycle::Active,
-            previous.as_ref(),
-        );
         let entry = Entry {
             header: draft.header,
             title: draft.title,
             context: draft.context,
             config,
-            hash,
-            previous,
+            hash: current.hash,
+            previous: None,
             purge: None,
             fingerprint: current.fingerprint,
             revision,
@@ -1114,6 +1105,7 @@ impl Pipeline {
             provenance: current.provenance,
             lifecycle: Lifecycle::Active,
         };
+        let entry = self.seal(&current, entry);
         self.check_entry(&entry)?;
         self.store_revision(id, entry)
     }
@@ -1184,32 +1176,33 @@ impl Pipeline {
             Some(expected) => expected.checked_add(1),
         }
         .ok_or_else(|| Error::Conflict(id.clone()))?;
-        let previous = self.chain_after(&current);
-        let hash = Entry::compute_hash_after(
-            &current.header,
-            &current.title,
-            &current.context,
-            &current.config,
-            &lifecycle,
-            previous.as_ref(),
-        );
         let entry = Entry {
-            hash,
-            previous,
             revision,
             updated_at: Timestamp::now().max(current.updated_at),
             lifecycle,
-            ..current
+            ..current.clone()
         };
+        let entry = self.seal(&current, entry);
         self.store_revision(id, entry)
     }
 
     /// What a new revision built on `current` records as the revision before it: `current`'s
-    /// hash, so the new hash covers the whole history ([`Entry::previous`]). A registry of
+    /// link (its hash, or the one it had before a purge), so the new hash covers the whole history ([`Entry::previous`]). A registry of
     /// storage format 1 (numbered interleaved: only format 2 is dense) cannot keep it, and
     /// writes revisions unchained as it always did.
     fn chain_after(&self, current: &Entry) -> Option<ContentHash> {
-        self.dense.then_some(current.hash)
+        // A purged revision's link is the hash it had before the purge (`Entry::link`).
+        self.dense.then(|| current.link())
+    }
+
+    /// Makes `entry`, a new revision built on `current`, the next link of the chain: the
+    /// previous hash ([`Pipeline::chain_after`]), no purge record (a purge belongs to the
+    /// revision it was made in, not to those built on it), and its hash over all that.
+    fn seal(&self, current: &Entry, mut entry: Entry) -> Entry {
+        entry.previous = self.chain_after(current);
+        entry.purge = None;
+        entry.hash = entry.content_hash();
+        entry
     }
 
     /// Stores a new revision built on the latest one and caches it.

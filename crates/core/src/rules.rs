@@ -222,7 +222,7 @@ pub fn check_follows(id: &EntryId, stored: u32, given: u32) -> StageResult<()> {
     }
 }
 
-/// Checks that `given` may replace the `stored` revision it purges ([`Storage::purge`]): it
+/// Checks that `given` may replace the `stored` revision it purges ([`crate::Storage::purge`]): it
 /// carries a purge record, its hash verifies, and everything but its title, context and config
 /// is as stored (id, revision, fingerprint, header, lifecycle, times, provenance, the link before
 /// it and the link it gives the next revision), so a purge cannot move an entry in any index or

@@ -218,7 +218,7 @@ impl Schema {
             .unwrap_or_else(|| scope.to_ascii_uppercase())
     }
 
-    /// The id prefix of entries of `scope` and type `kind`: [`EntryId::prefix_for`] of
+    /// The id prefix of entries of `scope` and type `kind`: [`crate::EntryId::prefix_for`] of
     /// [`Schema::id_scope`] and the type.
     pub fn id_prefix(&self, scope: &str, kind: &str) -> String {
         crate::EntryId::prefix_for(&self.id_scope(scope), kind)

@@ -247,6 +247,13 @@ fn a_purged_secret_leaves_the_history_verifiable_and_the_purge_visible() {
         "the next revision still links to the hash revision 1 had"
     );
 
+    // A revision built on the purged latest links to the hash it had, and is not purged.
+    s.ok(&["update", "SEC-RUL-001", "--status", "DEPRECATED"]);
+    let history = s.json(&["history", "SEC-RUL-001"]);
+    assert_eq!(history[2]["previous"], history[1]["purge"]["original"]);
+    assert!(history[2].get("purge").is_none(), "{history}");
+    assert_eq!(history[2]["title"], "(purged)");
+
     let exported = s.ok(&["export"]);
     assert!(
         !exported.contains("sk-live-123") && !exported.contains("hunter2"),

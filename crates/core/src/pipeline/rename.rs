@@ -106,26 +106,16 @@ impl Pipeline {
             context: current.context.clone(),
         };
         let config = self.render_one(&draft)?;
-        let previous = self.chain_after(&current);
-        let hash = Entry::compute_hash_after(
-            &draft.header,
-            &draft.title,
-            &draft.context,
-            &config,
-            &current.lifecycle,
-            previous.as_ref(),
-        );
         let entry = Entry {
             header: draft.header,
             title: draft.title,
             context: draft.context,
             config,
-            hash,
-            previous,
             revision,
             updated_at: Timestamp::now().max(current.updated_at),
-            ..current
+            ..current.clone()
         };
+        let entry = self.seal(&current, entry);
         self.check_entry(&entry).map_err(|e| match e {
             Error::Invalid(problems) => Error::Invalid(
                 problems
