@@ -25,6 +25,7 @@ mod plugins;
 mod progress;
 mod registry;
 mod stamp;
+mod token;
 mod transfer;
 mod trust;
 
@@ -131,6 +132,8 @@ enum Command {
     /// Remove a secret from one revision (a title or a context value), recording who asked why;
     /// the hash chain stays whole and the purge shows in history and exports
     Purge(entries::PurgeArgs),
+    /// Make, list and revoke the bearer tokens a shared registry accepts (kept as hashes)
+    Token(token::TokenArgs),
     /// Copy the registry into a new directory, consistently (this process holds it meanwhile)
     /// and checked, with its high-water marks
     Backup(backup::BackupArgs),
@@ -280,6 +283,7 @@ fn run(
         Command::Check(args) => batch::check(args, &settings),
         Command::Backup(args) => backup::backup(args, &settings),
         Command::Purge(args) => entries::purge(args, &settings),
+        Command::Token(args) => token::run(args, &settings),
         Command::Restore(args) => backup::restore(args, &settings),
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }

@@ -30,6 +30,7 @@ pub mod requests;
 pub mod settings;
 pub mod stamp;
 pub mod text;
+pub mod tokens;
 pub mod transfer;
 pub mod trust;
 

@@ -209,7 +209,7 @@ impl Registry {
 ///
 /// # Errors
 /// A warning's text, when the file cannot be written: the registry itself is fine.
-pub(crate) fn ignore_data_dir(dir: &Path) -> Result<(), String> {
+pub fn ignore_data_dir(dir: &Path) -> Result<(), String> {
     if !dir.is_dir() {
         // A storage that keeps nothing here (Redis) made no directory.
         return Ok(());

@@ -19,6 +19,7 @@ mod precommit;
 mod redis_cluster;
 mod stamp;
 mod template;
+mod token;
 mod transfer;
 
 use std::path::{Path, PathBuf};
