@@ -1,6 +1,6 @@
 //! `registry token add | list | revoke`: the bearer tokens a shared registry accepts
-//! ([`registry_host::tokens`]), kept as hashes in the tokens file (`tokens.json` in the data
-//! directory unless `--file` names another).
+//! ([`registry_host::tokens`]), kept as hashes in the tokens file (`[serve] tokens_file`,
+//! `tokens.json` in the data directory by default; `--file` names another).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use crate::{CliError, Format, FormatArg, output};
 pub struct TokenArgs {
     #[command(subcommand)]
     pub command: TokenCommand,
-    /// The tokens file [default: tokens.json in the data directory]
+    /// The tokens file [default: `[serve] tokens_file`, else tokens.json in the data directory]
     #[arg(long, value_name = "PATH", global = true)]
     pub file: Option<PathBuf>,
 }
@@ -59,10 +59,10 @@ pub struct RevokeArgs {
 /// read or written (exit 2).
 pub fn run(args: TokenArgs, settings: &Settings) -> Result<(), CliError> {
     // A data directory made here is kept out of version control, as every command does.
-    let new_data_dir = args.file.is_none() && !settings.data_dir.exists();
     let path = args
         .file
-        .unwrap_or_else(|| settings.data_dir.join("tokens.json"));
+        .unwrap_or_else(|| settings.serve.tokens_file.clone());
+    let new_data_dir = path.starts_with(&settings.data_dir) && !settings.data_dir.exists();
     let mut tokens = Tokens::load(&path)?;
     let save = |tokens: &Tokens| -> Result<(), CliError> {
         tokens.save(&path)?;

@@ -16,7 +16,7 @@ use crate::error::Error;
 /// The top-level keys of `registry.toml`. Environment variables are matched against these only:
 /// `REGISTRY_*` is a common prefix (container registries use it too), so a variable naming no
 /// known key is someone else's and is ignored rather than rejected.
-const TOP_LEVEL_KEYS: [&str; 12] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "data_dir",
     "plugin_dir",
     "shards",
@@ -29,6 +29,7 @@ const TOP_LEVEL_KEYS: [&str; 12] = [
     "storage",
     "router",
     "stamp",
+    "serve",
 ];
 
 /// `REGISTRY_*` variables the command reads itself, not settings.
@@ -68,6 +69,47 @@ struct RawConfig {
     router: RawStage,
     #[serde(default)]
     stamp: StampConfig,
+    #[serde(default)]
+    serve: RawServe,
+}
+
+/// `[serve]`: what `registry serve` listens on and whom it lets in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    listen: Option<String>,
+    tokens_file: Option<RelativePathBuf>,
+}
+
+/// Where the shared registry listens, and the tokens it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// `[serve] listen`; loopback port 8420 by default.
+    pub listen: std::net::SocketAddr,
+    /// `[serve] tokens_file`; `tokens.json` in the data directory by default (never committed).
+    pub tokens_file: PathBuf,
+}
+
+/// The address `registry serve` listens on unless told otherwise: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
+
+impl ServeSettings {
+    /// Refuses to listen beyond loopback when no token is configured: with none, every request
+    /// would be let in, so only this machine may reach the server.
+    ///
+    /// # Errors
+    /// A configuration error saying why and what to do.
+    pub fn check_exposure(&self, tokens: usize) -> Result<(), Error> {
+        if tokens == 0 && !self.listen.ip().is_loopback() {
+            return Err(Error::config(format!(
+                "listening on {} needs authentication, and {} holds no token: add one with \
+                 `registry token add NAME --role ROLE`, or listen on loopback ({DEFAULT_LISTEN})",
+                self.listen,
+                self.tokens_file.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `[stamp]`: what stamping reads from files themselves, and comment syntax for more types.
@@ -226,6 +268,8 @@ pub struct Settings {
     pub stamp: StampConfig,
     /// The plugins linked into the program, which `library = "<name>"` names.
     pub builtins: &'static [Builtin],
+    /// `[serve]`.
+    pub serve: ServeSettings,
 }
 
 /// `[lint]` of `registry.toml`.
@@ -408,6 +452,19 @@ pub fn load(
         Error::config(format!("{}: {}", source_name(&file), problems.join("; ")))
     })?;
     let stamp = checked_stamp(raw.stamp, &file)?;
+    let listen = raw.serve.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let serve = ServeSettings {
+        listen: listen.parse().map_err(|_| {
+            Error::config(format!(
+                "{}: serve.listen = {listen:?} is not an address and port such as {DEFAULT_LISTEN}",
+                source_name(&file)
+            ))
+        })?,
+        tokens_file: match &raw.serve.tokens_file {
+            Some(p) => absolute(&p.relative(), &cwd),
+            None => data_dir.join("tokens.json"),
+        },
+    };
     let stages: Vec<StageSpec> = [
         (StageKind::Cache, raw.cache),
         (StageKind::Generator, raw.generator),
@@ -453,6 +510,7 @@ pub fn load(
         stages,
         stamp,
         builtins,
+        serve,
     })
 }
 
@@ -526,6 +584,7 @@ fn is_trusted(file: &Path, trusted: &[PathBuf]) -> bool {
 /// and the generator's `templates_dir`.
 struct FilePaths {
     data_dir: Option<PathBuf>,
+    tokens_file: Option<PathBuf>,
     plugin_dir: bool,
     templates_dir: Option<PathBuf>,
     /// Each `library` the file sets.
@@ -555,6 +614,7 @@ fn paths_given(file: &Path) -> Result<FilePaths, Error> {
     .collect();
     Ok(FilePaths {
         data_dir: raw.data_dir.map(|d| d.original().to_owned()),
+        tokens_file: raw.serve.tokens_file.map(|d| d.original().to_owned()),
         plugin_dir: raw.plugin_dir.is_some(),
         templates_dir,
         libraries,
@@ -606,6 +666,14 @@ fn restricted(file: &Path, base_dir: &Path, given: &FilePaths) -> Result<(), Err
     {
         return Err(refuse(
             &format!("data_dir = {:?}", d.display().to_string()),
+            "points outside its directory",
+        ));
+    }
+    if let Some(d) = &given.tokens_file
+        && !inside(d)
+    {
+        return Err(refuse(
+            &format!("serve.tokens_file = {:?}", d.display().to_string()),
             "points outside its directory",
         ));
     }
@@ -862,5 +930,23 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn serving_beyond_loopback_needs_a_token() {
+        let at = |listen: &str| ServeSettings {
+            listen: listen.parse().expect("an address"),
+            tokens_file: PathBuf::from("data/tokens.json"),
+        };
+        assert!(at("127.0.0.1:8420").check_exposure(0).is_ok());
+        assert!(at("[::1]:8420").check_exposure(0).is_ok());
+        assert!(at("0.0.0.0:8420").check_exposure(1).is_ok());
+        let refused = at("0.0.0.0:8420").check_exposure(0).expect_err("refused");
+        assert!(
+            refused
+                .to_string()
+                .contains("listening on 0.0.0.0:8420 needs authentication"),
+            "{refused}"
+        );
     }
 }

@@ -55,3 +55,30 @@ fn a_token_is_shown_once_kept_as_a_hash_and_revoked() {
     s.ok(&["token", "revoke", "ci"]);
     assert_eq!(s.json(&["token", "list"]), serde_json::json!([]));
 }
+
+#[test]
+fn the_serve_table_names_the_tokens_file_and_refuses_what_it_cannot_use() {
+    let s = Scratch::new();
+    s.write(
+        "registry.toml",
+        "[serve]\ntokens_file = \"secrets/tokens.json\"\n",
+    );
+    s.ok(&["token", "add", "ops", "--role", "admin"]);
+    assert!(s.path().join("secrets/tokens.json").is_file());
+    s.write("registry.toml", "[serve]\nlisten = \"everywhere\"\n");
+    let (code, message) = s.fail(&["token", "list"]);
+    assert_eq!(code, 2, "{message}");
+    assert!(
+        message.contains("serve.listen = \"everywhere\" is not an address"),
+        "{message}"
+    );
+    // A repository's untrusted file may not point the tokens file outside its directory.
+    let u = Scratch::untrusted();
+    u.write(
+        "registry.toml",
+        "[serve]\ntokens_file = \"/tmp/elsewhere.json\"\n",
+    );
+    let (code, message) = u.fail(&["token", "list"]);
+    assert_eq!(code, 2, "{message}");
+    assert!(message.contains("serve.tokens_file"), "{message}");
+}
