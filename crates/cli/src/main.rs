@@ -132,6 +132,9 @@ enum Command {
     /// Remove a secret from one revision (a title or a context value), recording who asked why;
     /// the hash chain stays whole and the purge shows in history and exports
     Purge(entries::PurgeArgs),
+    /// Share the registry over HTTP (being built: health, get and register so far), with bearer
+    /// tokens; with no token it listens on loopback only
+    Serve(token::ServeArgs),
     /// Make, list and revoke the bearer tokens a shared registry accepts (kept as hashes)
     Token(token::TokenArgs),
     /// Copy the registry into a new directory, consistently (this process holds it meanwhile)
@@ -284,6 +287,7 @@ fn run(
         Command::Backup(args) => backup::backup(args, &settings),
         Command::Purge(args) => entries::purge(args, &settings),
         Command::Token(args) => token::run(args, &settings),
+        Command::Serve(args) => token::serve(args, &settings),
         Command::Restore(args) => backup::restore(args, &settings),
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }

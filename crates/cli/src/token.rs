@@ -153,3 +153,24 @@ pub fn run(args: TokenArgs, settings: &Settings) -> Result<(), CliError> {
         }
     }
 }
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: `[serve] listen`, else 127.0.0.1:8420]; port 0
+    /// picks a free one
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// `registry serve`: prints `listening on http://ADDR` once bound, then serves until SIGINT.
+///
+/// # Errors
+/// As [`registry_server::serve`] (exit 2).
+pub fn serve(args: ServeArgs, settings: &Settings) -> Result<(), CliError> {
+    registry_server::serve(settings, args.listen, |bound| {
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{bound}");
+        let _ = out.flush();
+    })?;
+    Ok(())
+}

@@ -17,6 +17,7 @@ mod panics;
 mod plugins_check;
 mod precommit;
 mod redis_cluster;
+mod serve;
 mod stamp;
 mod template;
 mod token;
