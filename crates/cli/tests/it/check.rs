@@ -443,3 +443,23 @@ fn a_history_rewritten_whole_is_found_against_an_earlier_export() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("nope.jsonl"), "{err}");
 }
+
+#[test]
+fn sequences_emptied_whole_are_each_found() {
+    let s = registry(40);
+    with_shard(&s, 0, |txn| {
+        let def: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("sequences");
+        let mut t = txn.open_table(def).expect("table");
+        t.retain(|_, _| false).expect("empties");
+    });
+    let (code, report) = check(&s);
+    assert_eq!(code, 1, "{report}");
+    let mut found = findings(&report);
+    found.sort();
+    assert_eq!(
+        found,
+        ["ETL-RUL-010", "GOV-RUL-010", "OPS-RUL-010", "SEC-RUL-010"]
+            .map(|id| ("sequence".to_owned(), id.to_owned())),
+        "{report}"
+    );
+}

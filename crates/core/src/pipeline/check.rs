@@ -104,13 +104,15 @@ impl Pipeline {
 
     /// The `sequence` findings: see the module documentation.
     fn check_sequences(&self, highest: &BTreeMap<(u32, String), u64>, report: &mut CheckReport) {
-        let mut shown: Option<(u32, Vec<crate::stage::Sequence>)> = None;
+        // Each numbering shard's sequences, read once: `None` when it cannot show them (then
+        // nothing is held against them) or could not be read (a finding of its own).
+        let mut shown: BTreeMap<u32, Option<Vec<crate::stage::Sequence>>> = BTreeMap::new();
         for ((shard, prefix), &high) in highest {
-            if shown.as_ref().is_none_or(|(s, _)| s != shard) {
+            let sequences = shown.entry(*shard).or_insert_with(|| {
                 let mut out = Vec::new();
                 match self.stages.storage[*shard as usize].sequences(&[], &mut out) {
-                    Ok(()) => shown = Some((*shard, out)),
-                    Err(e) if e.code == ErrorCode::Invalid => shown = Some((*shard, Vec::new())),
+                    Ok(()) => Some(out),
+                    Err(e) if e.code == ErrorCode::Invalid => None,
                     Err(e) => {
                         report.found(
                             *shard,
@@ -118,18 +120,13 @@ impl Pipeline {
                             None,
                             format!("the sequences of shard {shard} cannot be read: {e}"),
                         );
-                        shown = Some((*shard, Vec::new()));
-                        continue;
+                        None
                     }
                 }
-            }
-            let Some((_, sequences)) = &shown else {
+            });
+            let Some(sequences) = sequences else {
                 continue;
             };
-            if sequences.is_empty() {
-                // A storage that shows none (it cannot), or a shard already reported.
-                continue;
-            }
             let last = sequences
                 .iter()
                 .find(|s| &s.prefix == prefix)
