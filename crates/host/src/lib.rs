@@ -21,6 +21,7 @@
 
 pub mod assemble;
 pub mod batch;
+pub mod diff;
 mod error;
 pub mod events;
 pub mod input;

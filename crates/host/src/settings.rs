@@ -79,6 +79,8 @@ struct RawConfig {
 struct RawServe {
     listen: Option<String>,
     tokens_file: Option<RelativePathBuf>,
+    #[serde(flatten)]
+    limits: ServeLimits,
 }
 
 /// Where the shared registry listens, and the tokens it accepts.
@@ -88,6 +90,56 @@ pub struct ServeSettings {
     pub listen: std::net::SocketAddr,
     /// `[serve] tokens_file`; `tokens.json` in the data directory by default (never committed).
     pub tokens_file: PathBuf,
+    /// Bounds on what one client may ask of the server.
+    pub limits: ServeLimits,
+}
+
+/// What bounds the server's work and memory, so that a slow or hostile client cannot stall
+/// the others: each is a key of `[serve]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeLimits {
+    /// The largest request body read whole (everything but a batch): 1 MiB.
+    pub max_body_bytes: u64,
+    /// The largest batch body, streamed line by line (each line also within
+    /// `[limits] max_record_bytes`): 256 MiB.
+    pub max_batch_bytes: u64,
+    /// A request that has no answer in this long gets 503: 30 s. A streamed answer (batch,
+    /// export) is bounded by its size instead, once it has started.
+    pub request_timeout_ms: u64,
+    /// A connection whose request head has not arrived in this long is closed: 10 s.
+    pub header_timeout_ms: u64,
+    /// Connections served at once; more wait to be accepted: 512.
+    pub max_connections: u32,
+    /// Requests per second each token (each client address, without tokens) may make on
+    /// average; 0 for no limit: 1,000.
+    pub rate_limit: u32,
+    /// Requests a token may make at once above its average rate: 2,000.
+    pub rate_burst: u32,
+    /// Registrations gathered into one commit at most: 1,024.
+    pub group_commit_max: u32,
+    /// How long a commit waits for more registrations once it has one, in microseconds: 0,
+    /// gathering only those that arrived while the commit before was being written.
+    pub group_commit_wait_us: u64,
+    /// On SIGTERM or SIGINT, how long requests under way have to finish: 10 s.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_body_bytes: 1 << 20,
+            max_batch_bytes: 256 << 20,
+            request_timeout_ms: 30_000,
+            header_timeout_ms: 10_000,
+            max_connections: 512,
+            rate_limit: 1_000,
+            rate_burst: 2_000,
+            group_commit_max: 1_024,
+            group_commit_wait_us: 0,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// The address `registry serve` listens on unless told otherwise: loopback only.
@@ -110,6 +162,35 @@ impl ServeSettings {
         }
         Ok(())
     }
+}
+
+/// Refuses a `[serve]` limit of 0 where 0 would stop the server serving anything.
+fn checked_limits(limits: ServeLimits, file: &Option<PathBuf>) -> Result<ServeLimits, Error> {
+    for (key, value) in [
+        ("max_body_bytes", limits.max_body_bytes),
+        ("max_batch_bytes", limits.max_batch_bytes),
+        ("request_timeout_ms", limits.request_timeout_ms),
+        ("header_timeout_ms", limits.header_timeout_ms),
+        ("max_connections", u64::from(limits.max_connections)),
+        ("rate_burst", u64::from(limits.rate_burst)),
+        ("group_commit_max", u64::from(limits.group_commit_max)),
+    ] {
+        if value == 0 {
+            return Err(Error::config(format!(
+                "{}: serve.{key} must be at least 1",
+                source_name(file)
+            )));
+        }
+    }
+    if limits.group_commit_wait_us > 1_000_000 {
+        return Err(Error::config(format!(
+            "{}: serve.group_commit_wait_us = {} is more than a second; a registration would \
+             wait that long",
+            source_name(file),
+            limits.group_commit_wait_us
+        )));
+    }
+    Ok(limits)
 }
 
 /// `[stamp]`: what stamping reads from files themselves, and comment syntax for more types.
@@ -464,6 +545,7 @@ pub fn load(
             Some(p) => absolute(&p.relative(), &cwd),
             None => data_dir.join("tokens.json"),
         },
+        limits: checked_limits(raw.serve.limits, &file)?,
     };
     let stages: Vec<StageSpec> = [
         (StageKind::Cache, raw.cache),
@@ -937,6 +1019,7 @@ mod tests {
         let at = |listen: &str| ServeSettings {
             listen: listen.parse().expect("an address"),
             tokens_file: PathBuf::from("data/tokens.json"),
+            limits: ServeLimits::default(),
         };
         assert!(at("127.0.0.1:8420").check_exposure(0).is_ok());
         assert!(at("[::1]:8420").check_exposure(0).is_ok());

@@ -53,6 +53,15 @@ impl Role {
         }
     }
 
+    /// `read`, `write` or `admin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+
     /// Whether this role may do what `needed` allows.
     pub fn allows(self, needed: Role) -> bool {
         self >= needed

@@ -1,51 +1,238 @@
 //! `registry serve`: one process owns the registry and many clients use it over HTTP, with the
 //! command line's semantics (this crate is a front end on `registry-host`, as the CLI is).
 //!
-//! Built so far (issue 20 is under way): `GET /healthz`, `GET /v1/entries/{id}` (role `read`)
-//! and `POST /v1/entries` (role `write`: register, 201 created or 200 existing, the same
-//! idempotency as `registry add`), bearer tokens checked against the tokens file
-//! ([`registry_host::tokens`]: 401 without a valid token, 403 for a role or scope it lacks),
-//! errors as `application/problem+json` (RFC 9457) carrying the command line's error codes.
-//! With no token configured, every request is let in, so the server refuses to listen beyond
-//! loopback ([`registry_host::settings::ServeSettings::check_exposure`]).
+//! # Routes
+//! Under `/v1`, JSON: register (`POST /v1/entries`: 201 created, 200 existing, the idempotency
+//! of `registry add`), get (with the revision as its `ETag`), list (filters and a cursor),
+//! update (`PATCH`, `If-Match` for optimistic concurrency: 412 and nothing written when the
+//! entry moved on), retire, revive, merge, purge (admin), history, diff, predict, batch (NDJSON
+//! in, one NDJSON result per line out, streamed both ways), export (streamed), lint of a posted
+//! text, stats. `/healthz` (alive), `/readyz` (every shard answers; 503 naming those that do
+//! not) and `/metrics` (Prometheus text). Errors are `application/problem+json` (RFC 9457)
+//! carrying the command line's error names ([`problem`]).
 //!
-//! Storage calls block (redb fsyncs), so each request's pipeline call runs on tokio's blocking
-//! pool, never on the threads that serve connections.
+//! # Who may do what
+//! Bearer tokens with a role and optional scopes ([`auth`]); per-token rate limits. With no
+//! token configured every request is let in, so the server refuses to listen beyond loopback.
+//!
+//! # Bounded work
+//! The server accepts at most `max_connections` connections at once (more wait in the
+//! kernel's backlog); a connection whose request head has not arrived within
+//! `header_timeout_ms` is closed; a request without an answer within `request_timeout_ms` gets
+//! 503; bodies are read up to `max_body_bytes` (a batch: `max_batch_bytes`, each line within
+//! `[limits] max_record_bytes`, streamed through bounded queues); streamed answers wait for a
+//! slow reader instead of buffering. Storage calls block (redb fsyncs), so each request's
+//! pipeline call runs on tokio's blocking pool, never on the threads that serve connections.
+//! Registrations go through group commit ([`commit`]).
+//!
+//! # Shutdown
+//! SIGTERM or SIGINT: the listener closes, requests under way have `shutdown_timeout_ms` to
+//! finish, the registrations queued are committed, and storage is closed; the process exits 0.
+
+pub mod auth;
+mod commit;
+pub mod metrics;
+pub mod problem;
+mod routes;
+mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use registry_core::{EntryId, Error as CoreError, Pipeline};
-use registry_host::requests::RequestLine;
-use registry_host::tokens::{Role, Token, Tokens};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use registry_core::Pipeline;
+use registry_host::settings::ServeLimits;
 use registry_host::{Error, Needs, Registry, Settings};
-use serde_json::json;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+use crate::auth::Gate;
+use crate::commit::Committer;
+use crate::metrics::Metrics;
+use crate::problem::Problem;
 
 /// What every request handler shares.
-struct Shared {
-    pipeline: Pipeline,
-    tokens: Tokens,
+pub(crate) struct Shared {
+    pub pipeline: Arc<Pipeline>,
+    pub gate: Gate,
+    pub committer: Committer,
+    pub metrics: Arc<Metrics>,
+    pub limits: ServeLimits,
+    /// `[limits] max_record_bytes`: the longest batch line.
+    pub max_record_bytes: u64,
+    /// The data directory, whose size `stats` reports.
+    pub data_dir: std::path::PathBuf,
+    /// The validator lint uses, built once.
+    pub validator: Box<dyn registry_core::Validator>,
+    requests: AtomicU64,
+    started: i64,
 }
 
-type AppState = Arc<Shared>;
+pub(crate) type AppState = Arc<Shared>;
 
-/// The routes, on an opened registry and its tokens.
-pub fn router(pipeline: Pipeline, tokens: Tokens) -> axum::Router {
-    let state = Arc::new(Shared { pipeline, tokens });
-    axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/v1/entries", post(register))
-        .route("/v1/entries/{id}", get(get_entry))
-        .with_state(state)
+/// A running server's handle: its address, and what stops it.
+pub struct Server {
+    state: AppState,
+    app: axum::Router,
+}
+
+impl Server {
+    /// Opens the registry of `settings` and its tokens, ready to serve.
+    ///
+    /// # Errors
+    /// The registry, the tokens file or the validator cannot be opened.
+    pub fn open(settings: &Settings) -> Result<Server, Error> {
+        let limits = settings.serve.limits;
+        let gate = Gate::new(settings.serve.tokens_file.clone(), &limits)?;
+        let registry = Registry::open(settings, Needs::REGISTER)?;
+        let validator = registry_host::lint::validator(settings)?;
+        let pipeline = Arc::new(registry.into_pipeline());
+        pipeline.enable_timings();
+        let metrics = Metrics::new(Arc::clone(&pipeline));
+        let committer = Committer::start(
+            Arc::clone(&pipeline),
+            Arc::clone(&metrics),
+            usize::try_from(limits.group_commit_max).unwrap_or(usize::MAX),
+            Duration::from_micros(limits.group_commit_wait_us),
+        )
+        .map_err(|e| Error::config(format!("cannot start the group commit thread: {e}")))?;
+        let state = Arc::new(Shared {
+            pipeline,
+            gate,
+            committer,
+            metrics,
+            limits,
+            max_record_bytes: settings.max_record_bytes,
+            data_dir: settings.data_dir.clone(),
+            validator,
+            requests: AtomicU64::new(0),
+            started: registry_core::Timestamp::now().0 / 1000,
+        });
+        let app = routes::router(Arc::clone(&state)).layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            observe,
+        ));
+        Ok(Server { state, app })
+    }
+
+    /// How many tokens the server knows.
+    pub fn tokens(&self) -> usize {
+        self.state.gate.count()
+    }
+
+    /// Serves on `listen` until SIGTERM or SIGINT, calling `ready` with the address bound (port
+    /// 0 picks a free one); then shuts down as the crate documentation says.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or the runtime cannot start.
+    pub fn run(self, listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> Result<(), Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("serve")
+            .build()
+            .map_err(|e| Error::config(format!("cannot start the server's runtime: {e}")))?;
+        let state = Arc::clone(&self.state);
+        let result = runtime.block_on(self.serve(listen, ready));
+        // Registrations still queued are committed before storage closes.
+        state.committer.close();
+        drop(runtime);
+        result
+    }
+
+    async fn serve(self, listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> Result<(), Error> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::config(format!("cannot read the address bound: {e}")))?;
+        self.count_entries();
+        ready(bound);
+        tracing::info!(target: "registry::serve", %bound, "listening");
+
+        let limits = self.state.limits;
+        let permits = Arc::new(Semaphore::new(
+            usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
+        ));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut stop = std::pin::pin!(stop_signal());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
+            .keep_alive(true);
+        loop {
+            let permit = tokio::select! {
+                () = &mut stop => break,
+                permit = Arc::clone(&permits).acquire_owned() => permit,
+            };
+            let Ok(permit) = permit else { break };
+            let (stream, peer) = tokio::select! {
+                () = &mut stop => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors, or a connection reset before it was accepted:
+                        // the next accept may succeed.
+                        tracing::warn!(target: "registry::serve", error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let service =
+                self.app
+                    .clone()
+                    .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        request
+                    });
+            let connection =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracing::info!(target: "registry::serve", "stopping: no new connections");
+        let deadline = Duration::from_millis(limits.shutdown_timeout_ms);
+        if tokio::time::timeout(deadline, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                target: "registry::serve",
+                "requests still under way after the shutdown deadline were cut"
+            );
+        }
+        Ok(())
+    }
+
+    /// Counts the entries by scope in the background, for `/metrics`.
+    fn count_entries(&self) {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || {
+            if let Ok(stats) =
+                registry_host::batch::count(&state.pipeline, &mut registry_host::events::Quiet)
+            {
+                state.metrics.set_counted(stats.by_scope);
+            }
+        });
+    }
 }
 
 /// Opens the registry of `settings`, binds `listen` (or `[serve] listen`) and serves until
-/// interrupted (SIGINT), calling `ready` with the address bound (port 0 picks a free one).
+/// SIGTERM or SIGINT, calling `ready` with the address bound (port 0 picks a free one).
 ///
 /// # Errors
 /// The registry or the tokens file cannot be opened, the address is refused (beyond loopback
@@ -55,226 +242,126 @@ pub fn serve(
     listen: Option<SocketAddr>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), Error> {
-    let tokens = Tokens::load(&settings.serve.tokens_file)?;
     let mut serve_settings = settings.serve.clone();
     if let Some(listen) = listen {
         serve_settings.listen = listen;
     }
+    let tokens = registry_host::tokens::Tokens::load(&serve_settings.tokens_file)?;
     serve_settings.check_exposure(tokens.all().len())?;
-    let registry = Registry::open(settings, Needs::REGISTER)?;
-    let app = router(registry.into_pipeline(), tokens);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_io()
-        .build()
-        .map_err(|e| Error::config(format!("cannot start the server's runtime: {e}")))?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(serve_settings.listen)
-            .await
-            .map_err(|e| {
-                Error::config(format!("cannot listen on {}: {e}", serve_settings.listen))
-            })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| Error::config(format!("cannot read the address bound: {e}")))?;
-        ready(bound);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(true)
+        .try_init();
+    Server::open(settings)?.run(serve_settings.listen, ready)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| Error::config(format!("the server stopped: {e}")))
-    })
-}
-
-/// An error answered as `application/problem+json`.
-struct Problem {
-    status: StatusCode,
-    code: &'static str,
-    detail: String,
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "code": self.code,
-        });
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
-        )
-            .into_response()
-    }
-}
-
-impl Problem {
-    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
-        Problem {
-            status,
-            code,
-            detail: detail.into(),
+            }
         }
     }
-}
-
-impl From<CoreError> for Problem {
-    fn from(e: CoreError) -> Problem {
-        let (status, code) = match &e {
-            CoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            CoreError::Invalid(_) | CoreError::Request(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
-            }
-            CoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            CoreError::Damaged(_) => (StatusCode::INTERNAL_SERVER_ERROR, "damaged"),
-            _ => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
-        };
-        Problem::new(status, code, e.to_string())
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
-/// The token a request bears, checked for `role` (and for `scope` when given); any request
-/// passes when no token is configured (the server then listens on loopback only).
-fn authorize(
-    state: &Shared,
-    headers: &HeaderMap,
-    role: Role,
-    scope: Option<&str>,
-) -> Result<Option<Token>, Problem> {
-    if state.tokens.all().is_empty() {
-        return Ok(None);
-    }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
+/// The id of one request: the client's `X-Request-Id` when it is a short token of letters,
+/// digits, `.`, `_` and `-`; else one made here, unique within the server's life.
+fn request_id(state: &Shared, request: &Request) -> String {
+    if let Some(given) = request
+        .headers()
+        .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this server needs `Authorization: Bearer <token>`",
-            )
-        })?;
-    let token = state.tokens.verify(bearer.trim()).ok_or_else(|| {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the token is not one this server knows (revoked, or mistyped)",
-        )
-    })?;
-    if !token.role.allows(role) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "token `{}` may not do this: its role is too low",
-                token.name
-            ),
-        ));
-    }
-    if let Some(scope) = scope
-        && !token.covers(scope)
+        && !given.is_empty()
+        && given.len() <= 64
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("token `{}` may not touch scope {scope}", token.name),
-        ));
+        return given.to_owned();
     }
-    Ok(Some(token.clone()))
+    let n = state.requests.fetch_add(1, Ordering::Relaxed);
+    format!("{:x}-{n:x}", state.started)
 }
 
-/// Runs a pipeline call on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    state: &AppState,
-    call: impl FnOnce(&Pipeline) -> T + Send + 'static,
-) -> Result<T, Problem> {
-    let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || call(&state.pipeline))
-        .await
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("the request's work failed: {e}"),
-            )
-        })
-}
-
-async fn get_entry(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    let token = authorize(&state, &headers, Role::Read, None)?;
-    let id: EntryId = id.parse().map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("`{id}` is not an id: {e}"),
-        )
-    })?;
-    let entry = blocking(&state, move |p| p.get(&id)).await??;
-    if let Some(t) = token
-        && !t.covers(&entry.header.fields.scope)
-    {
-        // Not found rather than forbidden: a token limited to some scopes learns nothing of
-        // the others.
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no entry with id {}", entry.header.id),
-        ));
-    }
-    Ok(Json(entry).into_response())
-}
-
-async fn register(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, Problem> {
-    let line: RequestLine = serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("the body is not a request: {e}"),
-        )
-    })?;
-    let token = authorize(&state, &headers, Role::Write, line.scope.as_deref())?;
-    if let Some(t) = token
-        && !t.scopes.is_empty()
-        && line.scope.is_none()
-    {
-        // A predicted scope could fall outside the token's: it must say which.
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "token `{}` is limited to {}: name the scope in the request",
-                t.name,
-                t.scopes.join(", ")
-            ),
-        ));
-    }
-    let request = line
-        .into_request(state.pipeline.schema(), true)
-        .map_err(|why| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", why))?;
-    let mut added = blocking(&state, move |p| p.add(vec![request])).await?;
-    let added = added.pop().ok_or_else(|| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the pipeline answered nothing",
-        )
-    })??;
-    let status = if added.created {
-        StatusCode::CREATED
+/// Every request: its id, who is calling (401, 429), a deadline (503), then one log line and
+/// its metrics.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&state, &request);
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let open = matches!(route.as_str(), "/healthz" | "/readyz");
+    let admitted = if open {
+        Ok(auth::Caller { token: None, peer })
     } else {
-        StatusCode::OK
+        state.gate.admit(request.headers(), peer)
     };
-    Ok((status, Json(added)).into_response())
+    let (mut response, caller) = match admitted {
+        Ok(caller) => {
+            let name = caller.name().to_owned();
+            request.extensions_mut().insert(caller);
+            let deadline = Duration::from_millis(state.limits.request_timeout_ms);
+            let response = match tokio::time::timeout(deadline, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    let mut p = Problem::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "timeout",
+                        format!(
+                            "no answer within {} ms ([serve] request_timeout_ms); a write may \
+                             still complete: read before retrying",
+                            state.limits.request_timeout_ms
+                        ),
+                    );
+                    p.retry_after = Some(1);
+                    p.into_response()
+                }
+            };
+            (response, name)
+        }
+        Err(problem) => (problem.into_response(), "-".to_owned()),
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.request(&route, method.as_str(), status, took);
+    tracing::info!(
+        target: "registry::http",
+        id = %id,
+        method = %method,
+        path = ?path,
+        status,
+        micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        caller = ?caller,
+        "request"
+    );
+    response
 }

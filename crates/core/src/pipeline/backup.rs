@@ -58,3 +58,20 @@ impl Pipeline {
             .collect())
     }
 }
+
+impl Pipeline {
+    /// Whether each shard answers: a read of its metadata, in shard order. A shard set aside as
+    /// unavailable when the registry was opened answers with the reason.
+    pub fn health(&self) -> Vec<Result<(), Error>> {
+        self.stages
+            .storage
+            .iter()
+            .map(|storage| {
+                let mut meta = crate::stage::Meta::default();
+                storage
+                    .meta(&mut meta)
+                    .map_err(|e| Error::stage(StageKind::Storage, e))
+            })
+            .collect()
+    }
+}

@@ -39,6 +39,28 @@ pub struct Stats {
 /// # Errors
 /// The registry cannot be read.
 pub fn stats(pipeline: Pipeline, data_dir: &Path, events: &mut dyn Events) -> Result<Stats, Error> {
+    let mut stats = count(&pipeline, events)?;
+    drop(pipeline);
+    stats.measure(data_dir);
+    Ok(stats)
+}
+
+impl Stats {
+    /// Measures the space `data_dir` takes (its files as they are now: a registry still open
+    /// may hold more in memory) and the bytes per entry.
+    pub fn measure(&mut self, data_dir: &Path) {
+        self.bytes_on_disk = bytes_on_disk(data_dir);
+        self.bytes_per_entry =
+            (self.entries > 0).then(|| (self.bytes_on_disk as f64 / self.entries as f64).round());
+    }
+}
+
+/// Reads every entry of `pipeline`, page by page, and counts them; the space is left at 0 (see
+/// [`Stats::measure`]).
+///
+/// # Errors
+/// The registry cannot be read.
+pub fn count(pipeline: &Pipeline, events: &mut dyn Events) -> Result<Stats, Error> {
     let mut counts: [BTreeMap<String, u64>; 4] = Default::default();
     let mut by_lifecycle: BTreeMap<String, u64> = BTreeMap::new();
     let mut entries = 0u64;
@@ -66,8 +88,6 @@ pub fn stats(pipeline: Pipeline, data_dir: &Path, events: &mut dyn Events) -> Re
         query.after = Some(next);
     }
     let shards = pipeline.shards();
-    drop(pipeline);
-    let bytes = bytes_on_disk(data_dir);
     let [by_scope, by_type, by_variant, by_status] = counts;
     Ok(Stats {
         entries,
@@ -77,8 +97,8 @@ pub fn stats(pipeline: Pipeline, data_dir: &Path, events: &mut dyn Events) -> Re
         by_variant,
         by_status,
         by_lifecycle,
-        bytes_on_disk: bytes,
-        bytes_per_entry: (entries > 0).then(|| (bytes as f64 / entries as f64).round()),
+        bytes_on_disk: 0,
+        bytes_per_entry: None,
         damaged,
     })
 }

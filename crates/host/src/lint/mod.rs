@@ -72,7 +72,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use registry_core::Setup;
+use registry_core::{Pipeline, Schema, Setup, Validator};
 use serde::Serialize;
 
 use crate::assemble::{self, Source};
@@ -201,32 +201,9 @@ pub fn lint(
     options: &Options,
     events: &mut dyn Events,
 ) -> Result<Report, Error> {
-    for (option, codes) in [
-        ("--select", options.select.as_deref().unwrap_or_default()),
-        ("--ignore", &options.ignore[..]),
-    ] {
-        if let Some(unknown) = codes.iter().find(|c| codes::explain(c).is_none()) {
-            return Err(Error::input(format!(
-                "{option}: unknown lint code `{}`: docs/LINT.md lists every code",
-                crate::text::escaped(unknown)
-            )));
-        }
-    }
+    check_codes(options)?;
     let roots = roots(&options.paths)?;
-    let setup = Setup {
-        schema: settings.schema.clone(),
-        data_dir: settings.data_dir.clone(),
-        config_dir: settings.paths.base_dir.clone(),
-        shard: 0,
-        shards: 1,
-        create: None,
-    };
-    let source = Source {
-        specs: &settings.stages,
-        paths: &settings.paths,
-        builtins: settings.builtins,
-    };
-    let validator = assemble::validator(&source, &setup).map_err(|e| load_error(vec![e]))?;
+    let validator = validator(settings)?;
     // Opened before the walk, so that a configuration problem shows before any work is done.
     let pipeline = if options.registered {
         let registry = Registry::open(settings, Needs::READ)?;
@@ -262,8 +239,80 @@ pub fn lint(
     scanned
         .files
         .dedup_by(|a, b| a.path.as_os_str() == b.path.as_os_str());
-    let files = scanned.files;
+    let mut report = checked(
+        validator.as_ref(),
+        &settings.schema,
+        pipeline.as_ref(),
+        scanned.files,
+        options,
+        threads,
+    )?;
+    report.scanned = scanned.scanned;
+    report.skipped = scanned.skipped;
+    Ok(report)
+}
 
+/// A validator as `registry.toml` names it, built once for [`lint_text`].
+///
+/// # Errors
+/// The validator plugin cannot be loaded or built (exit 2).
+pub fn validator(settings: &Settings) -> Result<Box<dyn Validator>, Error> {
+    let setup = Setup {
+        schema: settings.schema.clone(),
+        data_dir: settings.data_dir.clone(),
+        config_dir: settings.paths.base_dir.clone(),
+        shard: 0,
+        shards: 1,
+        create: None,
+    };
+    let source = Source {
+        specs: &settings.stages,
+        paths: &settings.paths,
+        builtins: settings.builtins,
+    };
+    assemble::validator(&source, &setup).map_err(|e| load_error(vec![e]))
+}
+
+/// Lints one text named `name` (a file's content posted to `registry serve`) as [`lint`] lints
+/// a file: the headers in its first `options.lines` lines, its ignore comment, `--select`,
+/// `--ignore` and `--require-header`; against the registry when `registered` is given.
+/// `options.paths` is not read.
+///
+/// # Errors
+/// An unknown code in `select` or `ignore` (exit 1); the validator or storage failing (exit 2).
+pub fn lint_text(
+    schema: &Schema,
+    validator: &dyn Validator,
+    registered: Option<&Pipeline>,
+    name: &str,
+    text: &str,
+    options: &Options,
+) -> Result<Report, Error> {
+    check_codes(options)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let files: Vec<scan::FileReport> = scan::text_report(
+        PathBuf::from(name),
+        text,
+        options.lines,
+        options.require_header,
+    )
+    .into_iter()
+    .collect();
+    let mut report = checked(validator, schema, registered, files, options, 1)?;
+    report.scanned = 1;
+    Ok(report)
+}
+
+/// Checks the headers found in `files` (sorted by path, each once) and makes the report, with
+/// what `options` selects and ignores; `scanned` and `skipped` are left for the caller.
+fn checked(
+    validator: &dyn Validator,
+    schema: &Schema,
+    pipeline: Option<&Pipeline>,
+    files: Vec<scan::FileReport>,
+    options: &Options,
+    threads: usize,
+) -> Result<Report, Error> {
     let headers: Vec<check::Located<'_>> = files
         .iter()
         .enumerate()
@@ -274,15 +323,10 @@ pub fn lint(
                 .map(move |found| check::Located { file, found })
         })
         .collect();
-    let (checked, mut diagnostics) = check::validate(
-        validator.as_ref(),
-        &settings.schema,
-        &headers,
-        threads,
-        pipeline.is_some(),
-    )?;
+    let (checked, mut diagnostics) =
+        check::validate(validator, schema, &headers, threads, pipeline.is_some())?;
     diagnostics.extend(check::duplicates(&headers, &files, &checked));
-    if let Some(pipeline) = &pipeline {
+    if let Some(pipeline) = pipeline {
         diagnostics.extend(check::registered(pipeline, &headers, &checked)?);
     }
     for (file, report) in files.iter().enumerate() {
@@ -317,10 +361,26 @@ pub fn lint(
     Ok(Report {
         paths: files.into_iter().map(|f| f.path).collect(),
         diagnostics,
-        scanned: scanned.scanned,
-        skipped: scanned.skipped,
+        scanned: 0,
+        skipped: 0,
         headers,
     })
+}
+
+/// Refuses an unknown code in `--select` or `--ignore`.
+fn check_codes(options: &Options) -> Result<(), Error> {
+    for (option, codes) in [
+        ("--select", options.select.as_deref().unwrap_or_default()),
+        ("--ignore", &options.ignore[..]),
+    ] {
+        if let Some(unknown) = codes.iter().find(|c| codes::explain(c).is_none()) {
+            return Err(Error::input(format!(
+                "{option}: unknown lint code `{}`: docs/LINT.md lists every code",
+                crate::text::escaped(unknown)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that every PATH exists and is a file or directory, before anything is walked, and

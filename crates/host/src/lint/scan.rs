@@ -458,29 +458,39 @@ impl Worker<'_> {
             }
         };
         self.found.scanned += 1;
-        let headers = find_headers(text, lines);
-        let required = || {
-            self.options.require_header
-                || self
-                    .options
-                    .require
-                    .as_ref()
-                    .is_some_and(|r| r.matches(&path))
-        };
-        let problem = (headers.is_empty() && required()).then(|| FileProblem {
-            severity: Level::Error,
-            code: "missing-header",
-            message: format!("no header in the first {lines} lines, and one is required"),
-        });
-        if !headers.is_empty() || problem.is_some() {
-            self.found.files.push(FileReport {
-                path,
-                headers,
-                problem,
-                ignore: find_ignore(text, lines),
-            });
+        let required = self.options.require_header
+            || self
+                .options
+                .require
+                .as_ref()
+                .is_some_and(|r| r.matches(&path));
+        if let Some(report) = text_report(path, text, lines, required) {
+            self.found.files.push(report);
         }
     }
+}
+
+/// What the first `lines` lines of `text` hold, read from `path`: its headers, its ignore
+/// comment and, when a header is `required` and there is none, that problem; `None` when there
+/// is nothing to report.
+pub(super) fn text_report(
+    path: PathBuf,
+    text: &str,
+    lines: usize,
+    required: bool,
+) -> Option<FileReport> {
+    let headers = find_headers(text, lines);
+    let problem = (headers.is_empty() && required).then(|| FileProblem {
+        severity: Level::Error,
+        code: "missing-header",
+        message: format!("no header in the first {lines} lines, and one is required"),
+    });
+    (!headers.is_empty() || problem.is_some()).then(|| FileReport {
+        path,
+        headers,
+        problem,
+        ignore: find_ignore(text, lines),
+    })
 }
 
 /// The order files are reported in: by path bytes, with `/` before any other byte, which is
