@@ -2,10 +2,11 @@
 //! idempotency, problem+json errors, and bearer tokens (401, 403, scopes). Each test starts its
 //! own server on a free port and ends it by its PID.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -17,10 +18,31 @@ struct Server {
     addr: String,
 }
 
+/// One answer: status, headers (names in lower case) and body.
+struct Answer {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
 impl Server {
     fn start(s: &Scratch) -> Server {
-        let mut child = s
-            .command(&["serve", "--listen", "127.0.0.1:0"])
+        Server::start_with(s, &[])
+    }
+
+    /// A server with these `[serve]` settings, as `REGISTRY_SERVE__*` variables.
+    fn start_with(s: &Scratch, env: &[(&str, &str)]) -> Server {
+        let mut command = s.command(&["serve", "--listen", "127.0.0.1:0"]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -39,28 +61,99 @@ impl Server {
 
     /// One request; the status and the body as JSON (`Null` when empty or not JSON).
     fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let answer = self.send(method, path, token, &[], body);
+        (answer.status, answer.json())
+    }
+
+    /// One request with extra headers, on a connection of its own.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Answer {
         let mut stream = TcpStream::connect(&self.addr).expect("connects");
         stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
             .expect("timeout");
         let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}\
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}{extra}\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
         )
         .expect("writes");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("reads");
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        parse_answer(&raw)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waits") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Parses an HTTP/1.1 answer, its body whole or chunked.
+fn parse_answer(raw: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(raw);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t == "chunked")
+    {
+        let mut body = String::new();
+        let mut rest = rest;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 || after.len() < size {
+                break;
+            }
+            body.push_str(&after[..size]);
+            rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+        }
+        body
+    } else {
+        rest.to_owned()
+    };
+    Answer {
+        status,
+        headers,
+        body,
     }
 }
 
@@ -165,4 +258,489 @@ fn without_a_token_it_refuses_to_listen_beyond_loopback() {
     let (code, message) = s.fail(&["serve", "--listen", "0.0.0.0:0"]);
     assert_eq!(code, 2, "{message}");
     assert!(message.contains("needs authentication"), "{message}");
+}
+
+/// Registers `titles` in scope `scope` through the batch route; the ids, in order.
+fn batch(server: &Server, scope: &str, titles: &[&str]) -> Vec<String> {
+    let body: String = titles
+        .iter()
+        .map(|t| format!("{}\n", serde_json::json!({"title": t, "scope": scope})))
+        .collect();
+    let answer = server.send("POST", "/v1/batch", None, &[], &body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer
+        .body
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a result line");
+            v["id"].as_str().expect("an id").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn lists_page_by_page_with_a_cursor_and_filters() {
+    let s = Scratch::new();
+    let server = Server::start(&s);
+    let sec = batch(&server, "SEC", &["alpha one", "beta two", "gamma three"]);
+    let ops = batch(&server, "OPS", &["delta four", "epsilon five"]);
+    let mut seen = Vec::new();
+    let mut path = "/v1/entries?limit=2".to_owned();
+    loop {
+        let (status, page) = server.call("GET", &path, None, "");
+        assert_eq!(status, 200, "{page}");
+        let entries = page["entries"].as_array().expect("entries");
+        assert!(entries.len() <= 2);
+        seen.extend(
+            entries
+                .iter()
+                .map(|e| e["id"].as_str().expect("id").to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/entries?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    let mut all: Vec<String> = sec.iter().chain(&ops).cloned().collect();
+    all.sort();
+    assert_eq!(seen, all, "every entry once, in id order");
+
+    let (_, page) = server.call("GET", "/v1/entries?scope=ops", None, "");
+    let ids: Vec<&str> = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ops.iter().map(String::as_str).collect::<Vec<_>>());
+    let (status, bad) = server.call("GET", "/v1/entries?scope=NOPE", None, "");
+    assert_eq!(
+        (status, bad["code"].as_str()),
+        (422, Some("unknown-scope")),
+        "{bad}"
+    );
+    let (status, bad) = server.call("GET", "/v1/entries?limit=0", None, "");
+    assert_eq!(status, 400, "{bad}");
+    let (status, bad) = server.call("GET", "/v1/entries?colour=red", None, "");
+    assert_eq!(status, 400, "{bad}");
+}
+
+#[test]
+fn updates_only_from_the_revision_if_match_names() {
+    let s = Scratch::new();
+    let server = Server::start(&s);
+    let id = &batch(&server, "SEC", &["Block SSH from the internet"])[0];
+    let got = server.send("GET", &format!("/v1/entries/{id}"), None, &[], "");
+    assert_eq!(got.headers.get("etag").map(String::as_str), Some("\"1\""));
+
+    let path = format!("/v1/entries/{id}");
+    let change = r#"{"title": "Block SSH from anywhere", "context": {"owner": "netsec"}}"#;
+    let updated = server.send("PATCH", &path, None, &[("If-Match", "\"1\"")], change);
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(
+        updated.headers.get("etag").map(String::as_str),
+        Some("\"2\"")
+    );
+    assert_eq!(updated.json()["revision"], 2);
+
+    let stale = server.send(
+        "PATCH",
+        &path,
+        None,
+        &[("If-Match", "\"1\"")],
+        r#"{"title": "Something else"}"#,
+    );
+    assert_eq!(stale.status, 412, "{}", stale.body);
+    assert_eq!(
+        stale.headers.get("content-type").map(String::as_str),
+        Some("application/problem+json")
+    );
+    assert!(
+        stale.body.contains("is at revision 2, not 1"),
+        "{}",
+        stale.body
+    );
+    let (_, now) = server.call("GET", &path, None, "");
+    assert_eq!(
+        (now["revision"].clone(), now["title"].clone()),
+        (2.into(), "Block SSH from anywhere".into()),
+        "nothing was written"
+    );
+
+    let (status, history) = server.call("GET", &format!("{path}/history"), None, "");
+    assert_eq!(status, 200);
+    assert_eq!(history.as_array().map(Vec::len), Some(2));
+    let (status, diff) = server.call("GET", &format!("{path}/diff?from=1&to=2"), None, "");
+    assert_eq!(status, 200, "{diff}");
+    let fields: Vec<&str> = diff["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["field"].as_str().expect("field"))
+        .collect();
+    assert_eq!(fields, ["title", "context.owner"]);
+    assert!(
+        diff["config"]
+            .as_str()
+            .is_some_and(|c| c.contains("+  title: Block SSH from anywhere")),
+        "{diff}"
+    );
+    let (status, bad) = server.call("GET", &format!("{path}/diff?from=1&to=9"), None, "");
+    assert_eq!(status, 422, "{bad}");
+
+    let retired = server.send(
+        "POST",
+        &format!("{path}/retire"),
+        None,
+        &[("If-Match", "\"2\"")],
+        "",
+    );
+    assert_eq!(retired.status, 200, "{}", retired.body);
+    assert_eq!(retired.json()["lifecycle"], "retired");
+    let (_, page) = server.call("GET", "/v1/entries", None, "");
+    assert_eq!(
+        page["entries"].as_array().map(Vec::len),
+        Some(0),
+        "retired is not listed"
+    );
+    let (_, page) = server.call("GET", "/v1/entries?all=true", None, "");
+    assert_eq!(page["entries"].as_array().map(Vec::len), Some(1));
+    let bad = server.send("PATCH", &path, None, &[("If-Match", "three")], "{}");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+#[test]
+fn batch_answers_every_line_and_isolates_the_bad_ones() {
+    let s = Scratch::new();
+    let server = Server::start_with(&s, &[("REGISTRY_LIMITS__MAX_RECORD_BYTES", "200")]);
+    let long = format!(r#"{{"title": "{}", "scope": "SEC"}}"#, "x".repeat(300));
+    let body = format!(
+        "{}\n\n{}\nnot json\n{long}\n{}\n{}",
+        r#"{"title": "Block SSH from the internet", "scope": "SEC"}"#,
+        r#"{"title": "", "scope": "SEC"}"#,
+        r#"{"title": "Block SSH from the internet", "scope": "SEC"}"#,
+        r#"{"title": "Rotate the keys", "scope": "NOPE"}"#,
+    );
+    let answer = server.send("POST", "/v1/batch", None, &[], &body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.headers.get("content-type").map(String::as_str),
+        Some("application/x-ndjson")
+    );
+    let results: Vec<Value> = answer
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let summary: Vec<(u64, &str)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().expect("line"),
+                r["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "created"),
+            (3, "failed"),
+            (4, "failed"),
+            (5, "failed"),
+            (6, "duplicate"),
+            (7, "failed"),
+        ],
+        "{}",
+        answer.body
+    );
+    assert_eq!(results[3]["code"], "too-large");
+    assert_eq!(results[4]["id"], results[0]["id"]);
+}
+
+#[test]
+fn export_streams_what_registry_export_writes() {
+    let s = Scratch::with_shards(2);
+    let server = Server::start(&s);
+    let titles: Vec<String> = (0..300)
+        .map(|i| format!("rule number {i} of the export"))
+        .collect();
+    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    batch(&server, "SEC", &refs);
+    let id = batch(&server, "OPS", &["Deploy the agent"])[0].clone();
+    let (status, _) = server.call(
+        "PATCH",
+        &format!("/v1/entries/{id}"),
+        None,
+        r#"{"title": "Deploy the agent everywhere"}"#,
+    );
+    assert_eq!(status, 200);
+    let served = server.send("GET", "/v1/export", None, &[], "");
+    assert_eq!(served.status, 200);
+    let ops = server.send("GET", "/v1/export?scope=OPS", None, &[], "");
+    assert_eq!(ops.body.lines().count(), 1, "{}", ops.body);
+    assert!(server.terminate().success());
+    let written = s.ok(&["export"]);
+    assert_eq!(served.body.lines().count(), 301);
+    assert_eq!(served.body, written, "the same bytes as `registry export`");
+}
+
+#[test]
+fn requests_over_a_tokens_rate_get_429_with_retry_after() {
+    let s = Scratch::new();
+    let server = Server::start_with(
+        &s,
+        &[
+            ("REGISTRY_SERVE__RATE_LIMIT", "1"),
+            ("REGISTRY_SERVE__RATE_BURST", "3"),
+        ],
+    );
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| server.send("GET", "/v1/entries", None, &[], "").status)
+        .collect();
+    assert_eq!(&statuses[..3], [200, 200, 200], "{statuses:?}");
+    let limited = server.send("GET", "/v1/entries", None, &[], "");
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(
+        limited
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1),
+        "{:?}",
+        limited.headers
+    );
+    assert_eq!(limited.json()["code"], "rate-limited");
+    // Health checks are not rate-limited.
+    assert_eq!(server.send("GET", "/healthz", None, &[], "").status, 200);
+}
+
+#[test]
+fn bodies_over_the_limit_are_refused_whole() {
+    let s = Scratch::new();
+    let server = Server::start_with(&s, &[("REGISTRY_SERVE__MAX_BODY_BYTES", "64")]);
+    let big = format!(r#"{{"title": "{}", "scope": "SEC"}}"#, "y".repeat(100));
+    let (status, body) = server.call("POST", "/v1/entries", None, &big);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("too-large")),
+        "{body}"
+    );
+    let (_, page) = server.call("GET", "/v1/entries", None, "");
+    assert_eq!(page["entries"].as_array().map(Vec::len), Some(0));
+    let (status, bad) = server.call("GET", "/v1/nothing-here", None, "");
+    assert_eq!((status, bad["code"].as_str()), (404, Some("not-found")));
+}
+
+#[test]
+fn lint_predict_and_stats_answer_as_the_command_line_does() {
+    let s = Scratch::new();
+    let server = Server::start(&s);
+    batch(&server, "SEC", &["Block SSH from the internet"]);
+    let text = "# [SEC][RULES][LIVE][SEC-RUL-001][v2.9][DEV]\n# [NOPE][RULES][LIVE][SEC-RUL-002][v2.9][DEV]\n";
+    let (status, linted) = server.call("POST", "/v1/lint?name=rules/ssh.rego", None, text);
+    assert_eq!(status, 200, "{linted}");
+    assert_eq!(linted["summary"]["headers"], 2);
+    let findings = linted["findings"].as_array().expect("findings");
+    assert!(
+        findings.iter().any(|f| f["code"] == "unknown-scope"
+            && f["line"] == 2
+            && f["file"] == "rules/ssh.rego"),
+        "{linted}"
+    );
+    s.write("ssh.rego", text);
+    let (status, bad) = server.call("POST", "/v1/lint?select=no-such-code", None, text);
+    assert_eq!(status, 422, "{bad}");
+
+    let (status, predicted) = server.call(
+        "POST",
+        "/v1/predict",
+        None,
+        r#"{"title": "Block SSH from the internet", "scope": "SEC"}"#,
+    );
+    assert_eq!(status, 200, "{predicted}");
+    assert_eq!(predicted["scope"]["source"], "given");
+
+    let (status, stats) = server.call("GET", "/v1/stats", None, "");
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["entries"], 1);
+    assert_eq!(stats["by_scope"]["SEC"], 1);
+    assert!(
+        stats["bytes_on_disk"].as_u64().is_some_and(|b| b > 0),
+        "{stats}"
+    );
+    assert!(server.terminate().success());
+    let lint = s.run(&["lint", "ssh.rego", "--format", "json"]);
+    let local: Value = serde_json::from_slice(&lint.stdout).expect("lint json");
+    assert_eq!(local["summary"], linted["summary"]);
+}
+
+#[test]
+fn readiness_and_metrics_report_the_registry() {
+    let s = Scratch::new();
+    let server = Server::start(&s);
+    let ready = server.send("GET", "/readyz", None, &[], "");
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    batch(&server, "SEC", &["one rule", "another rule"]);
+    for title in ["first single", "second single"] {
+        let body = serde_json::json!({"title": title, "scope": "OPS"}).to_string();
+        assert_eq!(server.call("POST", "/v1/entries", None, &body).0, 201);
+    }
+    let metrics = server.send("GET", "/metrics", None, &[], "");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .headers
+            .get("content-type")
+            .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        metrics.headers
+    );
+    let value = |name: &str| -> f64 {
+        metrics
+            .body
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{}", metrics.body))
+    };
+    assert_eq!(value("registry_group_commit_registrations_total"), 2.0);
+    assert!(value("registry_group_commits_total") >= 1.0);
+    assert_eq!(value(r#"registry_entries_created_total{scope="OPS"}"#), 2.0);
+    assert_eq!(value(r#"registry_entries_created_total{scope="SEC"}"#), 2.0);
+    assert_eq!(value(r#"registry_shard_up{shard="0"}"#), 1.0);
+    assert!(value("registry_process_resident_memory_bytes") > 1e6);
+    assert!(
+        value(r#"registry_http_requests_total{route="/v1/entries",method="POST",status="201"}"#)
+            == 2.0
+    );
+    assert!(metrics.body.contains("registry_cache_hits_total"));
+    assert!(metrics.body.contains("registry_stage_call_seconds{"));
+}
+
+#[test]
+fn a_revoked_token_stops_working_without_a_restart() {
+    let s = Scratch::new();
+    let token = s.json(&["token", "add", "ci", "--role", "write"])["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let server = Server::start(&s);
+    assert_eq!(server.call("GET", "/v1/entries", Some(&token), "").0, 200);
+    assert_eq!(server.call("GET", "/metrics", None, "").0, 401);
+    s.ok(&["token", "revoke", "ci"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = server.call("GET", "/v1/entries", Some(&token), "");
+        if status == 401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revoked token still works");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // With every token revoked, no one is let in (never everyone).
+    assert_eq!(server.call("GET", "/v1/entries", None, "").0, 401);
+}
+
+/// Registers from `clients` threads until told to stop; the ids the server acknowledged.
+fn register_until_stopped(
+    addr: &str,
+    clients: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<String> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|c| {
+                scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 5000 {
+                        n += 1;
+                        let body = serde_json::json!({
+                            "title": format!("client {c} entry {n}"),
+                            "scope": "SEC",
+                        })
+                        .to_string();
+                        let Ok(mut stream) = TcpStream::connect(addr) else {
+                            break;
+                        };
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                        let request = format!(
+                            "POST /v1/entries HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                             Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(request.as_bytes()).is_err() {
+                            break;
+                        }
+                        let mut raw = Vec::new();
+                        let _ = stream.read_to_end(&mut raw);
+                        let answer = parse_answer(&raw);
+                        if answer.status == 201 {
+                            acked.push(answer.json()["id"].as_str().expect("id").to_owned());
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("client thread"))
+            .collect()
+    })
+}
+
+/// Every id of the registry, as the command line exports them.
+fn stored_ids(s: &Scratch) -> std::collections::BTreeSet<String> {
+    s.ok(&["export"])
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("record");
+            v["id"].as_str().expect("id").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_under_load_keeps_every_acknowledged_registration() {
+    let s = Scratch::with_shards(2);
+    let server = Server::start(&s);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let addr = server.addr.clone();
+    let acked = std::thread::scope(|scope| {
+        let load = scope.spawn(|| register_until_stopped(&addr, 8, &stop));
+        std::thread::sleep(Duration::from_millis(800));
+        let status = server.terminate();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(status.success(), "exit status {status:?}");
+        load.join().expect("load")
+    });
+    assert!(acked.len() > 10, "only {} acknowledged", acked.len());
+    let stored = stored_ids(&s);
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    s.ok(&["check"]);
+}
+
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_registration() {
+    let s = Scratch::with_shards(2);
+    let mut server = Server::start(&s);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let addr = server.addr.clone();
+    let acked = std::thread::scope(|scope| {
+        let load = scope.spawn(|| register_until_stopped(&addr, 8, &stop));
+        std::thread::sleep(Duration::from_millis(800));
+        server.child.kill().expect("SIGKILL");
+        let _ = server.child.wait();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        load.join().expect("load")
+    });
+    assert!(acked.len() > 10, "only {} acknowledged", acked.len());
+    let stored = stored_ids(&s);
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    s.ok(&["check"]);
 }
