@@ -276,6 +276,7 @@ pub fn renewed(entries: &[Entry], round: u64, storage: &dyn Storage) -> Vec<Entr
                 updated_at: e.updated_at,
                 provenance: None,
                 lifecycle: registry_core::Lifecycle::Active,
+                author: e.author.clone(),
             }
         })
         .collect()

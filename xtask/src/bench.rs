@@ -13,7 +13,9 @@
 //! - `startup`: a whole `registry get` with the built-in plugins and with their libraries
 //!   ([`bench_startup`]);
 //! - `redis`: `registry batch` into a loopback Redis Cluster, its rate and the cluster's memory
-//!   per entry, and the memory 1,000,000,000 entries would take ([`bench_redis`]).
+//!   per entry, and the memory 1,000,000,000 entries would take ([`bench_redis`]);
+//! - `serve`: `registry serve` under load over 127.0.0.1 (batch, get, list, register from 1 and
+//!   from 64 clients), and the command line doing the same work ([`bench_serve`]).
 //!
 //! Then it writes `report.json` (the figures, for comparing runs), `report.md` and the SVG
 //! charts into `target/bench-report/`. `--quick` runs smaller counts, shorter criterion
@@ -35,6 +37,7 @@ use serde_json::Value;
 
 use crate::bench_batch::{batch_once, requests};
 use crate::bench_redis::{self, REDIS};
+use crate::bench_serve::{self, SERVE, ServeSizes};
 use crate::bench_startup::{self, STARTUP};
 use crate::chart::{self, Point};
 use crate::markdown::{self, batch_id, value};
@@ -79,6 +82,8 @@ struct Sizes {
     /// Requests per run of the Redis section, and its runs.
     redis_requests: usize,
     redis_runs: usize,
+    /// The server's load phases and the commands beside them.
+    serve: ServeSizes,
     /// Criterion's arguments (none: its defaults of 3 s warm-up, 5 s and 100 samples).
     criterion_args: &'static [&'static str],
     /// Rough seconds one criterion benchmark takes, warm-up, measurement and analysis.
@@ -96,6 +101,17 @@ const FULL: Sizes = Sizes {
     batch_runs: 3,
     latency_count: 5000,
     startup_runs: 200,
+    serve: ServeSizes {
+        entries: 20_000,
+        get_requests: 300_000,
+        list_requests: 30_000,
+        register_1_requests: 3000,
+        register_n_requests: 30_000,
+        phase_s: 10,
+        cli_get_runs: 200,
+        cli_list_runs: 50,
+        cli_add_runs: 100,
+    },
     criterion_args: &[],
     criterion_s: 10.0,
 };
@@ -110,6 +126,17 @@ const QUICK: Sizes = Sizes {
     batch_runs: 3,
     latency_count: 1000,
     startup_runs: 50,
+    serve: ServeSizes {
+        entries: 5000,
+        get_requests: 60_000,
+        list_requests: 6000,
+        register_1_requests: 500,
+        register_n_requests: 6000,
+        phase_s: 3,
+        cli_get_runs: 50,
+        cli_list_runs: 20,
+        cli_add_runs: 30,
+    },
     criterion_args: &[
         "--warm-up-time",
         "0.5",
@@ -196,6 +223,7 @@ struct Plan {
     scale: bool,
     startup: bool,
     redis: bool,
+    serve: bool,
     shard_series: Vec<BatchConfig>,
     size_series: Vec<BatchConfig>,
     /// The configurations of both series, each once.
@@ -239,6 +267,7 @@ impl Plan {
             scale: on(SCALE),
             startup: on(STARTUP),
             redis: on(REDIS),
+            serve: on(SERVE),
             shard_series,
             size_series,
             batch,
@@ -262,6 +291,14 @@ impl Plan {
         let mut total = criterion_benches as f64 * s.criterion_s;
         if self.startup {
             total += 2.0 * s.startup_runs as f64 * ROUGH_STARTUP_S;
+        }
+        if self.serve {
+            total += bench_serve::estimate_s(
+                &s.serve,
+                ROUGH_STARTUP_S,
+                ROUGH_COMMIT_S,
+                ROUGH_CPU_S_PER_ENTRY,
+            );
         }
         if self.latency {
             total += s.latency_count as f64 * (ROUGH_COMMIT_S + 0.001) + ROUGH_RUN_OVERHEAD_S;
@@ -335,6 +372,22 @@ impl Plan {
                  shards), {} requests x {} runs",
                 value(units::COUNT, s.redis_requests as f64),
                 s.redis_runs
+            ));
+        }
+        if self.serve {
+            let v = &s.serve;
+            lines.push(format!(
+                "  {SERVE}        registry serve on 127.0.0.1: a batch of {} requests, then get \
+                 ({} clients), list ({} clients), register (1 and {} clients), each at most {} \
+                 s; then registry batch, {} get, {} list and {} add runs beside it",
+                value(units::COUNT, v.entries as f64),
+                bench_serve::GET_CLIENTS,
+                bench_serve::LIST_CLIENTS,
+                bench_serve::REGISTER_CLIENTS,
+                v.phase_s,
+                v.cli_get_runs,
+                v.cli_list_runs,
+                v.cli_add_runs
             ));
         }
         if !self.batch.is_empty() {
@@ -464,6 +517,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         None
     };
+    let serve = if plan.serve {
+        progress(&format!(
+            "{SERVE}: registry serve under load, then the command line beside it"
+        ));
+        Some(bench_serve::run(
+            &registry,
+            &scratch.path,
+            &plan.sizes.serve,
+        )?)
+    } else {
+        None
+    };
     drop(scratch);
 
     let mut figures = criterion_figures(&benches);
@@ -482,6 +547,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     figures.extend(bench_redis::sizing(&figures));
     if !plan.redis {
         notes.push(format!("{REDIS} did not run (filter)"));
+    }
+    match &serve {
+        Some(s) => figures.extend(bench_serve::figures(s)),
+        None => notes.push(format!("{SERVE} did not run (filter)")),
     }
     let rows = batch_rows(&plan, &batch);
     figures.extend(batch_figures(&rows));
@@ -581,7 +650,7 @@ impl Drop for Scratch {
 }
 
 /// Progress, to stderr so that stdout carries only the result.
-fn progress(line: &str) {
+pub(crate) fn progress(line: &str) {
     eprintln!("bench: {line}");
 }
 

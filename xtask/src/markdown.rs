@@ -326,6 +326,10 @@ A whole `registry get` of a stored id, process start to exit, \
         md.push('\n');
     }
 
+    if !section("serve/").is_empty() {
+        md.push_str(&serve(r));
+    }
+
     let latency = section("add/latency/");
     if !latency.is_empty() {
         let _ = writeln!(
@@ -434,6 +438,117 @@ A whole `registry get` of a stored id, process start to exit, \
         md.push_str("## Compared with an earlier report\n\n");
         md.push_str(c);
     }
+    md
+}
+
+/// The `serve` section: the server's figures beside the command line's, and the issue's goals.
+fn serve(r: &Report) -> String {
+    use crate::bench_serve::{
+        GET_CLIENTS, GOAL_GET_P99_NS, GOAL_GET_PER_S, GOAL_REGISTER_SPEEDUP, LIST_CLIENTS,
+        LIST_PAGE, REGISTER_CLIENTS,
+    };
+    let median = |id: &str| r.figure(&format!("serve/{id}")).map(|f| f.median);
+    let cell = |id: &str| {
+        r.figure(&format!("serve/{id}"))
+            .map_or_else(|| "-".to_owned(), |f| value(f.unit, f.median))
+    };
+    let mut md = String::from(
+        "## Server under load\n\n`registry serve` on 127.0.0.1 (the defaults, without the rate \
+         limit), loaded from the bench's own process: one keep-alive connection per client, \
+         each waiting for its answer before sending the next, on the same cores as the server. \
+         Beside it, the command line does the same work on its own data directory, one process \
+         at a time, each timed from spawn to exit. Latency is each request's round trip, or \
+         each process's run (report.json gives each percentile's 95 % confidence interval).\n\n\
+         | operation | clients | server: rate | p50 | p99 | command | command: rate | p50 | p99 |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    let entries = r
+        .figure("serve/batch/entries_per_s")
+        .and_then(|f| f.runs)
+        .map_or_else(|| "-".to_owned(), |n| grouped(n as f64));
+    for (what, clients, server, command, cli) in [
+        (
+            "get one entry".to_owned(),
+            GET_CLIENTS,
+            "get",
+            "`registry get ID`".to_owned(),
+            "cli/get",
+        ),
+        (
+            format!("list a page of {LIST_PAGE}"),
+            LIST_CLIENTS,
+            "list",
+            format!("`registry list --limit {LIST_PAGE}`"),
+            "cli/list",
+        ),
+        (
+            "register a new entry".to_owned(),
+            1,
+            "register_1",
+            "`registry add`".to_owned(),
+            "cli/add",
+        ),
+        (
+            "register a new entry".to_owned(),
+            REGISTER_CLIENTS,
+            "register_n",
+            "`registry add`".to_owned(),
+            "cli/add",
+        ),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {what} | {clients} | {} | {} | {} | {command} | {} | {} | {} |",
+            cell(&format!("{server}/per_s")),
+            cell(&format!("{server}/p50")),
+            cell(&format!("{server}/p99")),
+            cell(&format!("{cli}/per_s")),
+            cell(&format!("{cli}/p50")),
+            cell(&format!("{cli}/p99")),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| batch of {entries} requests (entries/s) | 1 | {} | - | - | `registry batch` | {} | - | - |\n",
+        cell("batch/entries_per_s"),
+        cell("cli/batch/entries_per_s"),
+    );
+    let verdict = |met: bool| if met { "met" } else { "not met" };
+    if let (Some(rate), Some(p99)) = (median("get/per_s"), median("get/p99")) {
+        let _ = writeln!(
+            md,
+            "- get, {GET_CLIENTS} clients: {} with a p99 of {}. The issue's goal, at least {} \
+             with a p99 of at most {} at {GET_CLIENTS} clients on 2 cores (this machine: {}): \
+             {}.",
+            value(units::PER_S, rate),
+            value(units::NS, p99),
+            value(units::PER_S, GOAL_GET_PER_S),
+            value(units::NS, GOAL_GET_P99_NS),
+            r.machine.cores,
+            verdict(rate >= GOAL_GET_PER_S && p99 <= GOAL_GET_P99_NS)
+        );
+    }
+    if let Some(speedup) = median("register/speedup") {
+        let _ = writeln!(
+            md,
+            "- register, {REGISTER_CLIENTS} clients over 1 client: {}. The issue's goal, at \
+             least {}: {}.",
+            value(units::RATIO, speedup),
+            value(units::RATIO, GOAL_REGISTER_SPEEDUP),
+            verdict(speedup >= GOAL_REGISTER_SPEEDUP)
+        );
+    }
+    if let Some(n) = median("register_n/entries_per_commit") {
+        let one = median("register_1/entries_per_commit")
+            .map_or_else(String::new, |m| format!(", {} with 1 client", sig3(m)));
+        let _ = writeln!(
+            md,
+            "- mean entries per group commit (`/metrics`): {} with {REGISTER_CLIENTS} \
+             clients{one}.",
+            sig3(n)
+        );
+    }
+    md.push('\n');
     md
 }
 

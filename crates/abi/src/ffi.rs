@@ -18,7 +18,7 @@
 use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
-    CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
+    Author, CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
     Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle, ListQuery, Prediction, Problem,
     Provenance, Purge, RawHeader, Request, Restored, Severity, Source, StageError, Timestamp,
 };
@@ -378,6 +378,64 @@ impl From<&FfiPurgeRef<'_>> for Purge {
     }
 }
 
+/// `Entry::author`, as a plugin returns it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiAuthor {
+    pub name: RString,
+    pub origin: RString,
+    pub request: RString,
+}
+
+/// `Entry::author`, borrowed from the host.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FfiAuthorRef<'a> {
+    pub name: RStr<'a>,
+    pub origin: RStr<'a>,
+    pub request: RStr<'a>,
+}
+
+impl From<&Author> for FfiAuthor {
+    fn from(a: &Author) -> Self {
+        FfiAuthor {
+            name: a.name.as_str().into(),
+            origin: a.origin.as_str().into(),
+            request: a.request.as_str().into(),
+        }
+    }
+}
+
+impl<'a> From<&'a Author> for FfiAuthorRef<'a> {
+    fn from(a: &'a Author) -> Self {
+        FfiAuthorRef {
+            name: a.name.as_str().into(),
+            origin: a.origin.as_str().into(),
+            request: a.request.as_str().into(),
+        }
+    }
+}
+
+impl From<FfiAuthor> for Author {
+    fn from(a: FfiAuthor) -> Self {
+        Author {
+            name: a.name.into_string(),
+            origin: a.origin.into_string(),
+            request: a.request.into_string(),
+        }
+    }
+}
+
+impl From<&FfiAuthorRef<'_>> for Author {
+    fn from(a: &FfiAuthorRef<'_>) -> Self {
+        Author {
+            name: a.name.as_str().to_owned(),
+            origin: a.origin.as_str().to_owned(),
+            request: a.request.as_str().to_owned(),
+        }
+    }
+}
+
 /// One revision of an entry, as a plugin returns it.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
@@ -399,6 +457,8 @@ pub struct FfiEntry {
     /// 0 active, 1 retired, 2 merged into `merged_into`.
     pub lifecycle: u8,
     pub merged_into: ROption<FfiId>,
+    /// `Entry::author`.
+    pub author: ROption<FfiAuthor>,
 }
 
 impl From<&Entry> for FfiEntry {
@@ -418,6 +478,7 @@ impl From<&Entry> for FfiEntry {
             provenance: Provenance::pack_option(e.provenance.as_ref()),
             lifecycle: lifecycle_number(&e.lifecycle),
             merged_into: e.lifecycle.merged_into().map(FfiId::from).into(),
+            author: e.author.as_ref().map(FfiAuthor::from).into(),
         }
     }
 }
@@ -442,6 +503,7 @@ impl TryFrom<FfiEntry> for Entry {
                 e.lifecycle,
                 e.merged_into.as_ref().map(EntryId::from).into_option(),
             )?,
+            author: e.author.into_option().map(Author::from),
         })
     }
 }
@@ -468,6 +530,8 @@ pub struct FfiEntryRef<'a> {
     /// 0 active, 1 retired, 2 merged into `merged_into`.
     pub lifecycle: u8,
     pub merged_into: ROption<FfiIdRef<'a>>,
+    /// `Entry::author`.
+    pub author: ROption<FfiAuthorRef<'a>>,
 }
 
 impl<'a> FfiEntryRef<'a> {
@@ -488,6 +552,7 @@ impl<'a> FfiEntryRef<'a> {
             provenance: Provenance::pack_option(e.provenance.as_ref()),
             lifecycle: lifecycle_number(&e.lifecycle),
             merged_into: e.lifecycle.merged_into().map(FfiIdRef::from).into(),
+            author: e.author.as_ref().map(FfiAuthorRef::from).into(),
         }
     }
 }
@@ -512,6 +577,7 @@ impl TryFrom<&FfiEntryRef<'_>> for Entry {
                 e.lifecycle,
                 e.merged_into.as_ref().map(EntryId::from).into_option(),
             )?,
+            author: e.author.as_ref().map(Author::from).into_option(),
         })
     }
 }
@@ -949,6 +1015,10 @@ mod tests {
                 .is_multiple_of(2)
                 .then_some(ContentHash([number as u8; 32])),
             // And some were purged.
+            // And some carry their author.
+            author: number
+                .is_multiple_of(5)
+                .then(|| Author::new("ci ✓", "10.0.0.1", "r-1")),
             purge: number.is_multiple_of(3).then(|| Purge {
                 original: ContentHash([7; 32]),
                 fields: "title, context.é".into(),

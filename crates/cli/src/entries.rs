@@ -182,6 +182,7 @@ pub fn update(args: UpdateArgs, settings: &Settings) -> Result<(), CliError> {
         context: pairs,
         unset_context: args.unset_context,
         expected_revision: args.if_revision,
+        author: None,
     };
     let pipeline = open(settings, Needs::UPDATE)?;
     let updated = match (pipeline.update(&id, changes), args.if_revision) {

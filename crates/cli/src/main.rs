@@ -11,6 +11,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod audit;
 mod backup;
 mod batch;
 mod command;
@@ -95,6 +96,10 @@ enum Command {
     Update(entries::UpdateArgs),
     /// Show every revision of an entry, oldest first
     History(entries::IdArgs),
+    /// Show what changed between two revisions of an entry
+    Diff(audit::DiffArgs),
+    /// Show who wrote what, when and from where: one record per write, oldest first
+    Audit(audit::AuditArgs),
     /// Take an entry out of use, as a new revision: kept with its history, its id never reused,
     /// left out of `list` (see `--all`)
     Retire(entries::RetireArgs),
@@ -269,6 +274,8 @@ fn run(
         Command::List(args) => entries::list(args, &settings),
         Command::Update(args) => entries::update(args, &settings),
         Command::History(args) => entries::history(args, &settings),
+        Command::Diff(args) => audit::diff(args, &settings),
+        Command::Audit(args) => audit::audit(args, &settings),
         Command::Retire(args) => entries::retire(args, &settings),
         Command::Merge(args) => entries::merge(args, &settings),
         Command::Revive(args) => entries::revive(args, &settings),

@@ -338,11 +338,20 @@ pub fn history(revisions: &[Entry], format: Format) -> Result<(), CliError> {
                         e.header.readable(),
                         e.title
                     )?;
-                    if e.lifecycle.is_active() {
-                        writeln!(out)?;
-                    } else {
-                        writeln!(out, "  ({})", e.lifecycle)?;
+                    if !e.lifecycle.is_active() {
+                        write!(out, "  ({})", e.lifecycle)?;
                     }
+                    // Names a client gave (or an imported file held): one line whatever they
+                    // hold.
+                    if let Some(a) = &e.author {
+                        write!(
+                            out,
+                            "  by {} from {}",
+                            registry_host::text::escaped(&a.name),
+                            registry_host::text::escaped(&a.origin)
+                        )?;
+                    }
+                    writeln!(out)?;
                 }
                 Ok(())
             })()

@@ -44,6 +44,10 @@ pub struct ExportArgs {
     /// whole once the export is complete, never left half-written
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Also write who made each revision, from where (`author`: the audit record of each
+    /// write; `import` keeps it)
+    #[arg(long)]
+    audit: bool,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +79,7 @@ pub fn export(args: ExportArgs, settings: &Settings) -> Result<(), CliError> {
                 &pipeline,
                 &scopes,
                 format,
+                args.audit,
                 &mut out,
                 &output::write_err,
                 &mut progress,
@@ -82,7 +87,7 @@ pub fn export(args: ExportArgs, settings: &Settings) -> Result<(), CliError> {
             out.flush().map_err(output::write_err)?;
         }
         Some(path) => {
-            transfer::export_file(&pipeline, &scopes, format, path, &mut progress)?;
+            transfer::export_file(&pipeline, &scopes, format, args.audit, path, &mut progress)?;
         }
     }
     progress.damage.result()

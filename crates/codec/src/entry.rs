@@ -21,7 +21,7 @@
 //! | provenance      | varint, `Provenance::pack` (formats 2 and 3; 0 when not recorded) |
 //! | lifecycle       | one byte, 1 retired or 2 merged (format 3); 0 active, 1 or 2 (format 4) |
 //! | merged into     | id prefix: string, number: varint (formats 3 to 5, merged only) |
-//! | chain           | format 5 only: one byte of flags (1: a previous hash follows, 2: a purge record follows), the previous revision's hash (32 raw bytes), the purge record: the original hash (32 raw bytes), fields and reason (strings), time (zigzag varint) |
+//! | chain           | format 5 only: one byte of flags (1: a previous hash follows, 2: a purge record follows, 4: an author follows), the previous revision's hash (32 raw bytes), the purge record: the original hash (32 raw bytes), fields and reason (strings), time (zigzag varint), the author: name, origin and request id (strings) |
 //!
 //! Format 1 is format 2 without its provenance, which entries registered before provenance
 //! was recorded have. Format 3 is format 2 with a lifecycle state other than active: an active
@@ -29,10 +29,12 @@
 //! store of storage format 2 writes: the config compressed (a config is kept as a string when
 //! compressing would not make it shorter) and the lifecycle always present. Format 5 is format
 //! 4 with the hash of the revision before ([`Entry::previous`]), which a revision of a hash chain
-//! records, and a purge record ([`Entry::purge`]); a revision with neither is written in format
-//! 4, byte for byte as before chains. All five are read (here and by the Redis scripts); which
+//! records, a purge record ([`Entry::purge`]) and the revision's author ([`Entry::author`], the
+//! audit record of the write); a revision with none of them is written in format 4, byte for
+//! byte as before chains. An uncompressed store keeps no author (format 1 registries have no
+//! audit: `registry migrate` gives them one). All five are read (here and by the Redis scripts); which
 //! is written is the store's to say ([`Writing`]). An uncompressed store (storage format 1)
-//! cannot keep either: its storages refuse such a revision rather than drop it.
+//! cannot keep a previous hash or a purge: its storages refuse such a revision rather than drop it.
 //!
 //! A string is a varint byte length followed by UTF-8. The four header fields come first on
 //! purpose: the Lua scripts read them (and only them) to maintain the field indexes, with the
@@ -42,8 +44,8 @@
 use std::fmt;
 
 use registry_core::{
-    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
-    Purge, Timestamp,
+    Author, ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle,
+    Provenance, Purge, Timestamp,
 };
 
 use crate::compress::{Dictionaries, Dictionary};
@@ -76,7 +78,7 @@ impl fmt::Display for DecodeError {
 /// and a config that cannot be compressed is kept as it is, so this cannot fail.
 pub fn encode(entry: &Entry, writing: Writing<'_>, out: &mut Vec<u8>) {
     let h = &entry.header;
-    let chained = entry.previous.is_some() || entry.purge.is_some();
+    let chained = entry.previous.is_some() || entry.purge.is_some() || entry.author.is_some();
     out.push(match writing {
         Writing::Compressed(_) if chained => 5,
         Writing::Compressed(_) => 4,
@@ -120,7 +122,11 @@ pub fn encode(entry: &Entry, writing: Writing<'_>, out: &mut Vec<u8>) {
         }
     }
     if matches!(writing, Writing::Compressed(_)) && chained {
-        out.push(u8::from(entry.previous.is_some()) | (u8::from(entry.purge.is_some()) << 1));
+        out.push(
+            u8::from(entry.previous.is_some())
+                | (u8::from(entry.purge.is_some()) << 1)
+                | (u8::from(entry.author.is_some()) << 2),
+        );
         if let Some(previous) = &entry.previous {
             out.extend_from_slice(&previous.0);
         }
@@ -129,6 +135,11 @@ pub fn encode(entry: &Entry, writing: Writing<'_>, out: &mut Vec<u8>) {
             put_str(out, &p.fields);
             put_str(out, &p.reason);
             put_varint(out, zigzag(p.at.0));
+        }
+        if let Some(a) = &entry.author {
+            put_str(out, &a.name);
+            put_str(out, &a.origin);
+            put_str(out, &a.request);
         }
     }
 }
@@ -260,9 +271,9 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
     } else {
         Lifecycle::Active
     };
-    let (previous, purge) = if format >= 5 {
+    let (previous, purge, author) = if format >= 5 {
         let flags = r.take::<1>("chain flags")?[0];
-        if flags == 0 || flags > 3 {
+        if flags == 0 || flags > 7 {
             return Err(DecodeError(format!("unknown chain flags {flags}")));
         }
         let previous = if flags & 1 != 0 {
@@ -280,9 +291,18 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
         } else {
             None
         };
-        (previous, purge)
+        let author = if flags & 4 != 0 {
+            Some(Author {
+                name: r.string("author")?,
+                origin: r.string("author's origin")?,
+                request: r.string("author's request")?,
+            })
+        } else {
+            None
+        };
+        (previous, purge, author)
     } else {
-        (None, None)
+        (None, None, None)
     };
     if r.left() != 0 {
         return Err(DecodeError(format!(
@@ -308,6 +328,7 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
         hash,
         previous,
         purge,
+        author,
         fingerprint,
         revision,
         created_at,
@@ -453,6 +474,54 @@ mod tests {
         let mut all = Dictionaries::default();
         all.add(Arc::new(Dictionary::new(id, bytes).expect("a dictionary")));
         all
+    }
+
+    #[test]
+    fn an_author_is_kept_in_format_5_and_is_no_part_of_the_hash() {
+        let dicts = dictionaries(7);
+        let plain = entry("Block SSH", &[("env", "prod")], &config_like(3), 300);
+        for previous in [None, Some(ContentHash([9; 32]))] {
+            let mut e = Entry {
+                previous,
+                author: Some(Author::new("ci-bot", "10.1.2.3", "6b15dc41-7")),
+                ..plain.clone()
+            };
+            e.hash = e.content_hash();
+            let bytes = super::encoded(&e, Writing::Compressed(dicts.get(7)));
+            assert_eq!(bytes[0], 5);
+            let back = super::decode(&bytes, &dicts).expect("decodes");
+            assert_eq!(back, e);
+            assert!(back.verify());
+            let anonymous = Entry {
+                author: None,
+                ..e.clone()
+            };
+            assert_eq!(
+                anonymous.content_hash(),
+                e.hash,
+                "the author is not content"
+            );
+        }
+        // An uncompressed store keeps no author (format 1 registries have no audit).
+        let authored = Entry {
+            author: Some(Author::new("ci-bot", "10.1.2.3", "")),
+            ..plain.clone()
+        };
+        let bytes = super::encoded(&authored, Writing::Uncompressed);
+        assert_eq!(bytes[0], 2);
+        assert_eq!(super::decode(&bytes, &dicts).expect("decodes").author, None);
+        // Flags beyond the three known are refused.
+        let mut bytes = super::encoded(
+            &Entry {
+                author: Some(Author::new("a", "b", "c")),
+                ..plain
+            },
+            Writing::Compressed(None),
+        );
+        let flags = bytes.len() - 7;
+        assert_eq!(bytes[flags], 4);
+        bytes[flags] = 8;
+        assert!(super::decode(&bytes, &Dictionaries::default()).is_err());
     }
 
     #[test]
@@ -639,6 +708,7 @@ mod tests {
             hash: Entry::compute_hash(&header, title, &context, config),
             previous: None,
             purge: None,
+            author: None,
             header,
             title: title.into(),
             context,
@@ -844,6 +914,7 @@ mod tests {
             hash: ContentHash(pattern(0x00)),
             previous: None,
             purge: None,
+            author: None,
             fingerprint: Fingerprint(pattern(0xf0)),
             revision: 1,
             created_at: Timestamp(1_700_000_000_000),
@@ -867,6 +938,7 @@ mod tests {
             hash: ContentHash(pattern(0x20)),
             previous: None,
             purge: None,
+            author: None,
             fingerprint: Fingerprint(pattern(0x40)),
             revision: 3,
             created_at: Timestamp(1_700_000_000_000),
@@ -899,6 +971,7 @@ mod tests {
             hash: ContentHash([0xa5; 32]),
             previous: None,
             purge: None,
+            author: None,
             fingerprint: Fingerprint([0x5a; 16]),
             revision: 2,
             created_at: Timestamp(1_600_000_000_000),
@@ -926,6 +999,7 @@ mod tests {
             hash: ContentHash([0xff; 32]),
             previous: None,
             purge: None,
+            author: None,
             fingerprint: Fingerprint([0; 16]),
             revision: u32::MAX,
             created_at: Timestamp(i64::MIN),

@@ -160,6 +160,7 @@ pub(crate) fn try_entry_of(draft: Draft, config: String) -> Result<Entry, String
         updated_at: CREATED,
         provenance: None,
         lifecycle: registry_core::Lifecycle::Active,
+        author: None,
     })
 }
 
@@ -202,6 +203,11 @@ pub fn revise(entry: &Entry, status: &str) -> Entry {
         ),
         previous: Some(entry.hash),
         purge: None,
+        author: Some(registry_core::Author::new(
+            "conformance",
+            "cli@sample",
+            "request-1",
+        )),
         header: draft.header,
         title: draft.title,
         context: draft.context,

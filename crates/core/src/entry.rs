@@ -87,6 +87,47 @@ pub struct Entry {
     /// writes a revision, like any other change, so it is kept in history.
     #[serde(flatten, serialize_with = "serialize_lifecycle")]
     pub lifecycle: Lifecycle,
+    /// Who wrote this revision and from where: the audit record of the write. Not content, so
+    /// not covered by [`Entry::hash`]; `None` for revisions written before writes recorded it,
+    /// and in registries of storage format 1, which do not keep it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<Author>,
+}
+
+/// Who made a write, from where: kept with the revision the write made (in the same
+/// transaction, through storage), and read back by `registry audit` and `history`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    /// The token's name on the server; the operating system's user name on the command line.
+    pub name: String,
+    /// Where from: the client's address on the server; `cli@HOST` on the command line.
+    pub origin: String,
+    /// The server's request id; empty on the command line.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request: String,
+}
+
+impl Author {
+    /// The longest name, origin or request id kept, in bytes; longer ones are cut (on a
+    /// character boundary), so an audit record stays small whatever a client sends.
+    pub const MAX_PART: usize = 128;
+
+    /// An author, each part cut to [`Author::MAX_PART`] bytes.
+    pub fn new(name: &str, origin: &str, request: &str) -> Author {
+        let cut = |s: &str| {
+            let mut end = s.len().min(Author::MAX_PART);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_owned()
+        };
+        Author {
+            name: cut(name),
+            origin: cut(origin),
+            request: cut(request),
+        }
+    }
 }
 
 /// A purge of some of a revision's text (a secret pasted into a title or a context value): the
@@ -627,6 +668,7 @@ mod tests {
             hash: Entry::compute_hash(&header, "Rotate keys", &context, ""),
             previous: None,
             purge: None,
+            author: None,
             header,
             title: "Rotate keys".into(),
             context,

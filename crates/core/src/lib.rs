@@ -25,7 +25,7 @@ mod schema;
 mod stage;
 pub mod time;
 
-pub use entry::{ContentHash, Entry, Fingerprint, Lifecycle, PURGED, Provenance, Purge};
+pub use entry::{Author, ContentHash, Entry, Fingerprint, Lifecycle, PURGED, Provenance, Purge};
 pub use error::{
     Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind, StageResult,
 };

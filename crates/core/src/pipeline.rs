@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::entry::{ContentHash, Entry, Fingerprint, Lifecycle, Provenance};
+use crate::entry::{Author, ContentHash, Entry, Fingerprint, Lifecycle, Provenance};
 use crate::error::{Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind};
 use crate::header::{EntryId, Field, Fields, Header};
 use crate::integrity::{self, Damaged};
@@ -104,6 +104,8 @@ pub struct Changes {
     /// HTTP `If-Match`). The new revision is numbered one more than this, so storage's
     /// compare-and-set refuses it ([`Error::Conflict`]) unless this is the stored revision.
     pub expected_revision: Option<u32>,
+    /// Who makes the change; the pipeline's author ([`Pipeline::set_author`]) when `None`.
+    pub author: Option<Author>,
 }
 
 /// The outcome of an update.
@@ -136,6 +138,8 @@ pub struct Pipeline {
     dense: bool,
     /// Whether `add` caches the entries it creates (see [`Pipeline::set_cache_new_entries`]).
     cache_new_entries: AtomicBool,
+    /// [`Pipeline::set_author`].
+    author: Mutex<Option<Author>>,
     /// Whether stage calls are timed; see [`Pipeline::enable_timings`].
     timing: AtomicBool,
     /// Microseconds per timed call, indexed by [`StageCall::index`].
@@ -268,7 +272,21 @@ impl Pipeline {
             timing: AtomicBool::new(false),
             samples: std::array::from_fn(|_| Mutex::new(Vec::new())),
             cache_new_entries: AtomicBool::new(true),
+            author: Mutex::new(None),
         }
+    }
+
+    /// Who the writes of this pipeline are by when the call does not say
+    /// ([`Request::author`], [`Changes::author`]): the command line sets its user once.
+    pub fn set_author(&self, author: Option<Author>) {
+        if let Ok(mut a) = self.author.lock() {
+            *a = author;
+        }
+    }
+
+    /// The author of a write that names none.
+    fn default_author(&self) -> Option<Author> {
+        self.author.lock().ok().and_then(|a| a.clone())
     }
 
     /// Whether `add` puts the entries it creates into the cache (the default), so that asking
@@ -1104,6 +1122,7 @@ impl Pipeline {
             updated_at: Timestamp::now().max(current.updated_at),
             provenance: current.provenance,
             lifecycle: Lifecycle::Active,
+            author: changes.author,
         };
         let entry = self.seal(&current, entry);
         self.check_entry(&entry)?;
@@ -1148,6 +1167,20 @@ impl Pipeline {
         lifecycle: Lifecycle,
         expected_revision: Option<u32>,
     ) -> Result<Updated, Error> {
+        self.set_lifecycle_by(id, lifecycle, expected_revision, None)
+    }
+
+    /// [`Pipeline::set_lifecycle`] by `author` (the pipeline's author when `None`).
+    ///
+    /// # Errors
+    /// As [`Pipeline::set_lifecycle`].
+    pub fn set_lifecycle_by(
+        &self,
+        id: &EntryId,
+        lifecycle: Lifecycle,
+        expected_revision: Option<u32>,
+        author: Option<Author>,
+    ) -> Result<Updated, Error> {
         let current = self.get_stored(id)?;
         if let Lifecycle::Merged(target) = &lifecycle {
             if target == id {
@@ -1180,6 +1213,7 @@ impl Pipeline {
             revision,
             updated_at: Timestamp::now().max(current.updated_at),
             lifecycle,
+            author,
             ..current.clone()
         };
         let entry = self.seal(&current, entry);
@@ -1197,8 +1231,12 @@ impl Pipeline {
 
     /// Makes `entry`, a new revision built on `current`, the next link of the chain: the
     /// previous hash ([`Pipeline::chain_after`]), no purge record (a purge belongs to the
-    /// revision it was made in, not to those built on it), and its hash over all that.
+    /// revision it was made in, not to those built on it), its author (the pipeline's when it
+    /// has none), and its hash over all that (the author is not covered: it is no content).
     fn seal(&self, current: &Entry, mut entry: Entry) -> Entry {
+        if entry.author.is_none() {
+            entry.author = self.default_author();
+        }
         entry.previous = self.chain_after(current);
         entry.purge = None;
         entry.hash = entry.content_hash();

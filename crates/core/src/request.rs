@@ -170,6 +170,9 @@ pub struct Request {
     /// The version the request names, if any.
     pub version: Option<String>,
     pub context: Context,
+    /// Who asks, recorded with the entry a registration creates; not part of what the request
+    /// asks for (two authors asking the same thing get the same entry).
+    pub author: Option<crate::Author>,
 }
 
 /// A request that breaks a structural rule.
@@ -247,7 +250,15 @@ impl Request {
             fields,
             version: version.as_deref().map(normal_version),
             context,
+            author: None,
         })
+    }
+
+    /// The same request, made by `author`.
+    #[must_use]
+    pub fn by(mut self, author: Option<crate::Author>) -> Request {
+        self.author = author;
+        self
     }
 
     pub fn title(&self) -> &str {

@@ -511,6 +511,7 @@ mod tests {
             hash: ContentHash([revision as u8; 32]),
             previous: None,
             purge: None,
+            author: None,
             header,
             title: "rule".into(),
             context: Context::default(),

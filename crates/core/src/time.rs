@@ -21,6 +21,47 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// An instant as a person gives one (`--since`): RFC 3339 in UTC
+    /// (`2026-12-06T22:00:00Z`, milliseconds optional), a date (`2026-12-06`, its midnight
+    /// UTC), or a time before `now`: a number and `s`, `m`, `h` or `d` (`90m`, `7d`).
+    ///
+    /// # Errors
+    /// One line naming the forms accepted.
+    pub fn parse_instant(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+        let text = text.trim();
+        let relative = text
+            .char_indices()
+            .last()
+            .and_then(|(at, unit)| Some((text[..at].parse::<i64>().ok()?, unit)));
+        if let Some((n, unit)) = relative
+            && n >= 0
+        {
+            let seconds = match unit {
+                's' => Some(1),
+                'm' => Some(60),
+                'h' => Some(3600),
+                'd' => Some(86_400),
+                _ => None,
+            };
+            if let Some(ms) = seconds.and_then(|s| n.checked_mul(s * 1000)) {
+                return Ok(Timestamp(now.0.saturating_sub(ms)));
+            }
+        }
+        let full = if text.len() == 10 {
+            format!("{text}T00:00:00Z")
+        } else {
+            text.to_owned()
+        };
+        parse_rfc3339(&full).ok_or_else(|| {
+            format!(
+                "`{text}` is not an instant: give UTC in RFC 3339 (2026-12-06T22:00:00Z), a date \
+                 (2026-12-06), or a time ago (90m, 24h, 7d)"
+            )
+        })
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// `2026-11-27T16:49:44.123Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,6 +158,30 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_are_read_as_people_give_them() {
+        let now = Timestamp(1_795_801_784_123);
+        assert_eq!(
+            Timestamp::parse_instant("90m", now),
+            Ok(Timestamp(now.0 - 5_400_000))
+        );
+        assert_eq!(
+            Timestamp::parse_instant("7d", now),
+            Ok(Timestamp(now.0 - 604_800_000))
+        );
+        assert_eq!(
+            Timestamp::parse_instant("2026-11-27", now),
+            Ok(Timestamp(1_795_737_600_000))
+        );
+        assert_eq!(
+            Timestamp::parse_instant("2026-11-27T17:49:44.123Z", now),
+            Ok(now)
+        );
+        for bad in ["", "yesterday", "-3d", "7w", "2026-11-31X"] {
+            assert!(Timestamp::parse_instant(bad, now).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn formats_and_parses() {

@@ -52,7 +52,8 @@ pub fn diff(
             ))
         })
     };
-    let (a, b) = (find(from, "from")?, find(to, "to")?);
+    let b = find(to, "to")?;
+    let a = find(from, "from")?;
     Ok(between(a, b))
 }
 

@@ -20,6 +20,7 @@
 //! crate, which every other front end would then have had to copy.
 
 pub mod assemble;
+pub mod audit;
 pub mod batch;
 pub mod diff;
 mod error;

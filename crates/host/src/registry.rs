@@ -182,6 +182,9 @@ impl Registry {
         }
         let pipeline = Pipeline::new(settings.schema.clone(), built.stages);
         pipeline.set_foreign_shards(&built.foreign);
+        // Every write this process makes is by its user, unless a call says otherwise (the
+        // server names each request's caller).
+        pipeline.set_author(Some(local_author()));
         if needs.stages.contains(&StageKind::Storage) {
             migrate_side_files(&pipeline, dir, needs.access)?;
         }
@@ -320,4 +323,29 @@ pub fn load_error(errors: Vec<LoadError>) -> Error {
         detail: (!details.is_empty()).then(|| details.join("\n\n")),
         ..Error::config(message).with_kind("plugin")
     }
+}
+
+/// The author of the writes a command makes: the operating system's user (`USER`, else
+/// `LOGNAME`, else the numeric user id) from `cli@HOST`.
+pub fn local_author() -> registry_core::Author {
+    let name = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|l| l.split_whitespace().next())
+                    .map(|uid| format!("uid {uid}"))
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    registry_core::Author::new(&name, &format!("cli@{host}"), "")
 }

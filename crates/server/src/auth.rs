@@ -35,12 +35,20 @@ pub struct Caller {
     pub token: Option<Token>,
     /// The client's address.
     pub peer: IpAddr,
+    /// The request's id (`X-Request-Id`).
+    pub request: String,
 }
 
 impl Caller {
     /// Who, as the audit and the request log name it: the token's name, or `anonymous`.
     pub fn name(&self) -> &str {
         self.token.as_ref().map_or("anonymous", |t| t.name.as_str())
+    }
+
+    /// The author of the writes this request makes: the token's name (`anonymous` without
+    /// tokens), the client's address and the request's id.
+    pub fn author(&self) -> registry_core::Author {
+        registry_core::Author::new(self.name(), &self.peer.to_string(), &self.request)
     }
 
     /// Refuses a caller whose token's role is below `role` (403).
@@ -166,7 +174,11 @@ impl Gate {
                 )
             }
         };
-        let caller = Caller { token, peer };
+        let caller = Caller {
+            token,
+            peer,
+            request: String::new(),
+        };
         if let Some(limiter) = &self.limiter {
             let key = match &caller.token {
                 Some(t) => format!("token:{}", t.name),

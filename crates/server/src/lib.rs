@@ -318,12 +318,17 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
     let open = matches!(route.as_str(), "/healthz" | "/readyz");
     let admitted = if open {
-        Ok(auth::Caller { token: None, peer })
+        Ok(auth::Caller {
+            token: None,
+            peer,
+            request: String::new(),
+        })
     } else {
         state.gate.admit(request.headers(), peer)
     };
     let (mut response, caller) = match admitted {
-        Ok(caller) => {
+        Ok(mut caller) => {
+            caller.request.clone_from(&id);
             let name = caller.name().to_owned();
             request.extensions_mut().insert(caller);
             let deadline = Duration::from_millis(state.limits.request_timeout_ms);

@@ -44,6 +44,7 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/v1/export", get(stream::export))
         .route("/v1/lint", post(lint))
         .route("/v1/stats", get(stats))
+        .route("/v1/audit", get(audit))
         .fallback(|| async {
             Problem::not_found("no such route: the routes are listed at /v1/openapi.json")
         })
@@ -216,7 +217,8 @@ async fn register(
     check_request_scope(&caller, line.scope.as_deref())?;
     let request = line
         .into_request(state.pipeline.schema(), true)
-        .map_err(|why| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", why))?;
+        .map_err(|why| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", why))?
+        .by(Some(caller.author()));
     let added = state.committer.register(request).await.ok_or_else(|| {
         let mut p = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -421,6 +423,7 @@ async fn update(
         context: pairs,
         unset_context: body.unset_context,
         expected_revision: expected,
+        author: Some(caller.author()),
     };
     let target = id.clone();
     let updated = blocking(&state, move |p| p.update(&target, changes)).await?;
@@ -686,4 +689,59 @@ async fn stats(
     })
     .await??;
     Ok(Json(stats).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    /// Only writes at or after this instant (RFC 3339, a date, or a time ago: `24h`).
+    since: Option<String>,
+    actor: Option<String>,
+    id: Option<String>,
+    /// At most this many records, the oldest first (1 to 10,000; 1,000 by default).
+    limit: Option<usize>,
+}
+
+/// The most records one audit answer holds.
+const MAX_AUDIT: usize = 10_000;
+
+/// `GET /v1/audit` (admin): `registry audit`'s records, oldest first; `truncated` when more
+/// follow (ask again with `since` the last record's time).
+async fn audit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Role::Admin)?;
+    let Query(params) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let since = params
+        .since
+        .as_deref()
+        .map(|s| registry_core::Timestamp::parse_instant(s, registry_core::Timestamp::now()))
+        .transpose()
+        .map_err(|why| Problem::bad_request(format!("since: {why}")))?;
+    let limit = params.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_AUDIT {
+        return Err(Problem::bad_request(format!(
+            "limit {limit} is not between 1 and {MAX_AUDIT}"
+        )));
+    }
+    let query = registry_host::audit::Query {
+        since,
+        actor: params.actor,
+        id: params.id.as_deref().map(parse_id).transpose()?,
+        scopes: caller.scopes().to_vec(),
+    };
+    let (mut records, damaged) = blocking(&state, move |p| {
+        registry_host::audit::read(p, &query, &mut registry_host::events::Quiet)
+    })
+    .await??;
+    let truncated = records.len() > limit;
+    records.truncate(limit);
+    Ok(Json(json!({
+        "records": records,
+        "truncated": truncated,
+        "damaged": damaged,
+    }))
+    .into_response())
 }

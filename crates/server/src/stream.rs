@@ -282,6 +282,9 @@ pub(crate) struct ExportParams {
     scope: Option<String>,
     /// `jsonl` (the default) or `yaml`.
     format: Option<String>,
+    /// Also each revision's author (`registry export --audit`); role `admin`.
+    #[serde(default)]
+    audit: bool,
 }
 
 /// `GET /v1/export`: the records `registry export` writes, streamed.
@@ -292,6 +295,10 @@ pub(crate) async fn export(
 ) -> Result<Response, Problem> {
     caller.require(Role::Read)?;
     let Query(params) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
+    if params.audit {
+        caller.require(Role::Admin)?;
+    }
+    let audit = params.audit;
     let (format, media) = match params.format.as_deref() {
         None | Some("jsonl") => (FileFormat::Jsonl, "application/x-ndjson"),
         Some("yaml") => (FileFormat::Yaml, "application/yaml"),
@@ -331,6 +338,7 @@ pub(crate) async fn export(
             &shared.pipeline,
             &scopes,
             format,
+            audit,
             &mut out,
             &fail,
             &mut registry_host::events::Quiet,

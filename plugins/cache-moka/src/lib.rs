@@ -186,6 +186,7 @@ mod tests {
             hash: Entry::compute_hash(&header, title, &Context::default(), &config),
             previous: None,
             purge: None,
+            author: None,
             header,
             title: title.to_owned(),
             context: Context::default(),

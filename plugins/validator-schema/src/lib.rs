@@ -684,6 +684,7 @@ mod tests {
             hash: registry_core::ContentHash([0; 32]),
             previous: None,
             purge: None,
+            author: None,
             fingerprint: Fingerprint([0; 16]),
             revision: 1,
             created_at: Timestamp(0),

@@ -2,6 +2,7 @@
 //! (build them first: `cargo xtask test` does).
 
 mod attacks;
+mod audit;
 mod backup;
 mod bad_input;
 mod batch;

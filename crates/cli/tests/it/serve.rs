@@ -744,3 +744,75 @@ fn sigkill_under_load_loses_no_acknowledged_registration() {
     assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
     s.ok(&["check"]);
 }
+
+#[test]
+fn writes_over_http_are_audited_with_the_token_address_and_request() {
+    let s = Scratch::new();
+    let token = |name: &str, role: &str| {
+        s.json(&["token", "add", name, "--role", role])["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    };
+    let ci = token("ci", "write");
+    let admin = token("ops", "admin");
+    let server = Server::start(&s);
+    let created = server.send("POST", "/v1/entries", Some(&ci), &[], SSH);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let request = created
+        .headers
+        .get("x-request-id")
+        .expect("a request id")
+        .clone();
+    let updated = server.send(
+        "PATCH",
+        "/v1/entries/SEC-RUL-001",
+        Some(&admin),
+        &[("X-Request-Id", "change-42")],
+        r#"{"status": "LIVE"}"#,
+    );
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(
+        updated.headers.get("x-request-id").map(String::as_str),
+        Some("change-42")
+    );
+    let (status, _) = server.call("GET", "/v1/audit", Some(&ci), "");
+    assert_eq!(status, 403, "the audit is for admins");
+    let (status, audit) = server.call("GET", "/v1/audit?id=SEC-RUL-001", Some(&admin), "");
+    assert_eq!(status, 200, "{audit}");
+    let records = audit["records"].as_array().expect("records");
+    let got: Vec<(&str, &str, &str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().expect("action"),
+                r["actor"].as_str().expect("actor"),
+                r["origin"].as_str().expect("origin"),
+                r["request"].as_str().expect("request"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("created", "ci", "127.0.0.1", request.as_str()),
+            ("updated", "ops", "127.0.0.1", "change-42"),
+        ]
+    );
+    let (_, by_ci) = server.call("GET", "/v1/audit?actor=ci&since=1h", Some(&admin), "");
+    assert_eq!(by_ci["records"].as_array().map(Vec::len), Some(1));
+    let (status, _) = server.call("GET", "/v1/export?audit=true", Some(&ci), "");
+    assert_eq!(status, 403);
+    let export = server.send("GET", "/v1/export?audit=true", Some(&admin), &[], "");
+    assert!(
+        export
+            .body
+            .contains(r#""author":{"name":"ops","origin":"127.0.0.1","request":"change-42"}"#),
+        "{}",
+        export.body
+    );
+    assert!(server.terminate().success());
+    // The command line reads the same log.
+    let local = s.json(&["audit"]);
+    assert_eq!(local.as_array().map(Vec::len), Some(2));
+}

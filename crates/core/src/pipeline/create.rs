@@ -174,14 +174,18 @@ impl Pipeline {
         // The drafts take the requests' parts; only the items and provenance stay behind.
         let mut group: Vec<(usize, Fields<Guess>)> = Vec::with_capacity(pending.len());
         let mut drafts: Vec<Draft> = Vec::with_capacity(pending.len());
-        let mut registered: Vec<Provenance> = Vec::with_capacity(pending.len());
-        for ((p, prefix), number) in pending.into_iter().zip(prefixes).zip(numbers) {
+        let mut registered: Vec<(Provenance, Option<Author>)> = Vec::with_capacity(pending.len());
+        let default_author = self.default_author();
+        for ((mut p, prefix), number) in pending.into_iter().zip(prefixes).zip(numbers) {
             let Some(number) = number else { continue };
-            registered.push(Provenance {
-                derivation: FINGERPRINT_DERIVATION,
-                fields: Fields::from_fn(|f| p.provenance[f].source),
-                version: p.version,
-            });
+            registered.push((
+                Provenance {
+                    derivation: FINGERPRINT_DERIVATION,
+                    fields: Fields::from_fn(|f| p.provenance[f].source),
+                    version: p.version,
+                },
+                p.request.author.take().or_else(|| default_author.clone()),
+            ));
             let (title, fields, version, context) = p.request.into_parts();
             drafts.push(Draft {
                 header: Header {
@@ -214,7 +218,7 @@ impl Pipeline {
             .into_iter()
             .zip(configs)
             .zip(items.iter().zip(registered))
-            .map(|((d, config), (&i, provenance))| Entry {
+            .map(|((d, config), (&i, (provenance, author)))| Entry {
                 hash: Entry::compute_hash(&d.header, &d.title, &d.context, &config),
                 previous: None,
                 purge: None,
@@ -228,6 +232,7 @@ impl Pipeline {
                 updated_at: now,
                 provenance: Some(provenance),
                 lifecycle: Lifecycle::Active,
+                author,
             })
             .collect();
 

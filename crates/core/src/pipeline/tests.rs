@@ -196,6 +196,7 @@ fn entry(number: u64, title: &str) -> Entry {
         hash: Entry::compute_hash(&header, title, &context, &config),
         previous: None,
         purge: None,
+        author: None,
         header,
         title: title.into(),
         context,

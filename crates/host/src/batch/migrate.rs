@@ -108,7 +108,15 @@ fn read_whole(
         lines: 0,
     };
     let fail = |e: std::io::Error| Error::config(format!("cannot digest the registry: {e}"));
-    let damaged = export(pipeline, &[], FileFormat::Jsonl, &mut out, &fail, events)?;
+    let damaged = export(
+        pipeline,
+        &[],
+        FileFormat::Jsonl,
+        true,
+        &mut out,
+        &fail,
+        events,
+    )?;
     if damaged > 0 {
         return Err(Error::config(format!(
             "the registry holds {damaged} damaged {}: repair or remove {} before migrating",

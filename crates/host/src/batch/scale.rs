@@ -251,6 +251,7 @@ mod tests {
             hash: Entry::compute_hash(&header, &title, &context, "a: 1\n"),
             previous: None,
             purge: None,
+            author: None,
             header,
             title,
             context,

@@ -20,6 +20,7 @@ pub fn export_file(
     pipeline: &Pipeline,
     scopes: &[String],
     format: FileFormat,
+    audit: bool,
     path: &Path,
     events: &mut dyn Events,
 ) -> Result<usize, Error> {
@@ -32,7 +33,7 @@ pub fn export_file(
                 io_reason(&e)
             ))
         };
-        count = export(pipeline, scopes, format, out, &fail, events)?;
+        count = export(pipeline, scopes, format, audit, out, &fail, events)?;
         Ok(())
     })?;
     Ok(count)
@@ -110,7 +111,8 @@ fn sync_and_rename(out: BufWriter<File>, tmp: &Path, path: &Path) -> io::Result<
 /// checked first (see `registry_core::integrity`): a damaged entry is given to `events` and left
 /// out, the others are written. Returns how many were damaged. `fail` makes an error of a write
 /// that failed (a front end knows what its output is). The entries written so far are reported
-/// as progress; `events` hears `finished` once the export ends, however it ends.
+/// as progress; `events` hears `finished` once the export ends, however it ends. With `audit`,
+/// each revision's author is written too (`export --audit`).
 ///
 /// # Errors
 /// A storage failure, or a write that failed.
@@ -118,11 +120,12 @@ pub fn export(
     pipeline: &Pipeline,
     scopes: &[String],
     format: FileFormat,
+    audit: bool,
     out: &mut dyn Write,
     fail: &dyn Fn(io::Error) -> Error,
     events: &mut dyn Events,
 ) -> Result<usize, Error> {
-    let written = export_entries(pipeline, scopes, format, out, fail, events);
+    let written = export_entries(pipeline, scopes, format, audit, out, fail, events);
     events.finished();
     written
 }
@@ -131,6 +134,7 @@ fn export_entries(
     pipeline: &Pipeline,
     scopes: &[String],
     format: FileFormat,
+    audit: bool,
     out: &mut dyn Write,
     fail: &dyn Fn(io::Error) -> Error,
     events: &mut dyn Events,
@@ -170,7 +174,7 @@ fn export_entries(
             }
             Err(e) => return Err(e.into()),
         };
-        let Some(record) = Record::entry(&history) else {
+        let Some(record) = Record::entry(&history, audit) else {
             continue;
         };
         line.clear();

@@ -138,6 +138,7 @@ mod tests {
             hash: Entry::compute_hash(&header, title, &context, config),
             previous: None,
             purge: None,
+            author: None,
             header,
             title: title.into(),
             context,
@@ -203,7 +204,7 @@ mod tests {
     #[test]
     fn records_round_trip_in_both_formats() {
         let h = history();
-        let record = Record::entry(&h).expect("not empty");
+        let record = Record::entry(&h, true).expect("not empty");
         let json = serde_json::to_string(&record).expect("json");
         assert!(json.starts_with(r#"{"id":"SEC-MUL-007","header":"[SEC][MULTI-ETL][LIVE][SEC-MUL-007][v2.9][REQUIRED]","scope":"SEC","type":"MULTI-ETL","#), "{json}");
         let text = format!("{json}\n\n{json}\n");
@@ -224,7 +225,8 @@ mod tests {
     #[test]
     fn bad_records_name_what_is_wrong() {
         let h = history();
-        let good = serde_json::to_string(&Record::entry(&h).expect("not empty")).expect("json");
+        let good =
+            serde_json::to_string(&Record::entry(&h, true).expect("not empty")).expect("json");
         let check = |text: &str, want: &str| {
             let items = read(text);
             assert_eq!(items.len(), 1, "{text}");

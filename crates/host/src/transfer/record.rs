@@ -2,8 +2,8 @@
 //! entry or a plain request, every key checked.
 
 use registry_core::{
-    ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle, Provenance,
-    Purge, Request, Schema, Timestamp, nesting,
+    Author, ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle,
+    Provenance, Purge, Request, Schema, Timestamp, nesting,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,12 +45,16 @@ pub(super) struct Record<'a> {
     lifecycle: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     merged_into: Option<&'a EntryId>,
+    /// Who wrote the revision (`export --audit` only): not content, so an export without it
+    /// is the same whoever made the writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    author: Option<&'a Author>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<Record<'a>>>,
 }
 
 impl<'a> Record<'a> {
-    fn revision(e: &'a Entry) -> Record<'a> {
+    fn revision(e: &'a Entry, audit: bool) -> Record<'a> {
         let f = &e.header.fields;
         Record {
             id: None,
@@ -73,19 +77,21 @@ impl<'a> Record<'a> {
             updated_at: e.updated_at,
             lifecycle: (!e.lifecycle.is_active()).then(|| e.lifecycle.name()),
             merged_into: e.lifecycle.merged_into(),
+            author: e.author.as_ref().filter(|_| audit),
             history: None,
         }
     }
 
-    /// The record of an entry from its history, oldest first; `None` for an empty history.
-    pub(super) fn entry(history: &'a [Entry]) -> Option<Record<'a>> {
+    /// The record of an entry from its history, oldest first, with each revision's author
+    /// when `audit`; `None` for an empty history.
+    pub(super) fn entry(history: &'a [Entry], audit: bool) -> Option<Record<'a>> {
         let (latest, earlier) = history.split_last()?;
         Some(Record {
             id: Some(&latest.header.id),
             fingerprint: Some(latest.fingerprint),
             provenance: latest.provenance,
-            history: Some(earlier.iter().map(Record::revision).collect()),
-            ..Record::revision(latest)
+            history: Some(earlier.iter().map(|e| Record::revision(e, audit)).collect()),
+            ..Record::revision(latest, audit)
         })
     }
 }
@@ -116,6 +122,7 @@ pub(super) struct RawRecord {
     updated_at: Option<Timestamp>,
     lifecycle: Option<String>,
     merged_into: Option<EntryId>,
+    author: Option<Author>,
     history: Option<Vec<RawRevision>>,
 }
 
@@ -145,6 +152,8 @@ pub(super) struct RawRevision {
     lifecycle: Option<String>,
     #[serde(default)]
     merged_into: Option<EntryId>,
+    #[serde(default)]
+    author: Option<Author>,
 }
 
 /// What a record asks for.
@@ -221,6 +230,7 @@ pub(super) fn request_of(raw: RawRecord, schema: &Schema) -> Result<Request, Str
         ("updated_at", raw.updated_at.is_some()),
         ("lifecycle", raw.lifecycle.is_some()),
         ("merged_into", raw.merged_into.is_some()),
+        ("author", raw.author.is_some()),
     ];
     if let Some((key, _)) = exported_only.iter().find(|(_, given)| *given) {
         return Err(format!(
@@ -271,6 +281,7 @@ pub(super) fn history_of(raw: RawRecord) -> Result<Vec<Entry>, String> {
         updated_at: need(raw.updated_at, "updated_at")?,
         lifecycle: raw.lifecycle,
         merged_into: raw.merged_into,
+        author: raw.author,
     };
     earlier
         .into_iter()
@@ -320,5 +331,6 @@ pub(super) fn entry_of(
         updated_at: r.updated_at,
         provenance,
         lifecycle,
+        author: r.author,
     })
 }

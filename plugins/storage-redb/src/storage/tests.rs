@@ -65,6 +65,7 @@ pub(super) fn entry(number: u64, status: &str) -> Entry {
         hash: Entry::compute_hash(&header, &title, &context, &config),
         previous: None,
         purge: None,
+        author: None,
         header,
         title,
         context,

@@ -242,6 +242,7 @@ fn the_validator_reports_the_same_either_way() {
                 hash: Entry::compute_hash(&header, "t", &context, config),
                 previous: None,
                 purge: None,
+                author: None,
                 header,
                 title: "t".into(),
                 context,
