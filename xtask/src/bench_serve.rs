@@ -36,7 +36,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -113,11 +113,23 @@ pub struct Serve {
     /// Mean registrations per group commit during each register phase, from `/metrics`.
     pub per_commit_1: Option<f64>,
     pub per_commit_n: Option<f64>,
+    /// CPU time of each load phase (by its figure id: `get`, `list`, `register_1`,
+    /// `register_n`), where `/proc` tells it.
+    pub cpu: Vec<(&'static str, Cpu)>,
     /// `registry batch`: one run, its time.
     pub cli_batch: Load,
     pub cli_get: Load,
     pub cli_list: Load,
     pub cli_add: Load,
+}
+
+/// The CPU time a load phase took, user and system, all threads: the server's and the load
+/// generator's (this process's), seconds. On 2 cores, what the clients take the server cannot
+/// have.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cpu {
+    pub server_s: f64,
+    pub client_s: f64,
 }
 
 /// Runs the section in `scratch/serve`, removed afterwards.
@@ -186,51 +198,48 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
         max_time: Duration::from_secs(sizes.phase_s),
         expect,
     };
-    out.get = server.checked(|| {
-        loadgen::run(addr, phase(GET_CLIENTS, sizes.get_requests, 200), |_, r| {
-            Request {
-                method: "GET",
-                path: format!("/v1/entries/{}", ids[pick(r, ids.len())]),
-                body: b"",
-            }
-        })
+    let (get, cpu) = server.load(phase(GET_CLIENTS, sizes.get_requests, 200), |_, r| {
+        Request {
+            method: "GET",
+            path: format!("/v1/entries/{}", ids[pick(r, ids.len())]),
+            body: b"",
+        }
     })?;
-    report_phase(&format!("get, {GET_CLIENTS} clients"), &out.get);
-    out.list = server.checked(|| {
-        let list = format!("/v1/entries?limit={LIST_PAGE}");
-        loadgen::run(
-            addr,
-            phase(LIST_CLIENTS, sizes.list_requests, 200),
-            |_, _| Request {
-                method: "GET",
-                path: list.clone(),
-                body: b"",
-            },
-        )
+    report_phase(&format!("get, {GET_CLIENTS} clients"), &get, cpu);
+    out.get = get;
+    out.cpu.extend(cpu.map(|c| ("get", c)));
+    let list = format!("/v1/entries?limit={LIST_PAGE}");
+    let (page, cpu) = server.load(phase(LIST_CLIENTS, sizes.list_requests, 200), |_, _| {
+        Request {
+            method: "GET",
+            path: list.clone(),
+            body: b"",
+        }
     })?;
-    report_phase(&format!("list, {LIST_CLIENTS} clients"), &out.list);
+    report_phase(&format!("list, {LIST_CLIENTS} clients"), &page, cpu);
+    out.list = page;
+    out.cpu.extend(cpu.map(|c| ("list", c)));
 
     let (first, second) = fresh.split_at(sizes.register_1_requests.min(fresh.len()));
-    for (clients, lines, load, per_commit) in [
-        (1, first, &mut out.register_1, &mut out.per_commit_1),
-        (
-            REGISTER_CLIENTS,
-            second,
-            &mut out.register_n,
-            &mut out.per_commit_n,
-        ),
+    for (id, clients, lines) in [
+        ("register_1", 1, first),
+        ("register_n", REGISTER_CLIENTS, second),
     ] {
         let before = server.checked(|| commits(addr))?;
-        *load = server.checked(|| {
-            loadgen::run(addr, phase(clients, lines.len(), 201), |i, _| Request {
-                method: "POST",
-                path: "/v1/entries".into(),
-                body: lines[i].as_bytes(),
-            })
+        let (load, cpu) = server.load(phase(clients, lines.len(), 201), |i, _| Request {
+            method: "POST",
+            path: "/v1/entries".into(),
+            body: lines[i].as_bytes(),
         })?;
         let after = server.checked(|| commits(addr))?;
-        *per_commit = per_commit_mean(before, after);
-        report_phase(&format!("register, {clients} client(s)"), load);
+        report_phase(&format!("register, {clients} client(s)"), &load, cpu);
+        out.cpu.extend(cpu.map(|c| (id, c)));
+        let per_commit = per_commit_mean(before, after);
+        if clients == 1 {
+            (out.register_1, out.per_commit_1) = (load, per_commit);
+        } else {
+            (out.register_n, out.per_commit_n) = (load, per_commit);
+        }
     }
     server.stop()?;
 
@@ -251,7 +260,7 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
         let id = &cli_ids[pick(rng.next(), cli_ids.len())];
         vec!["get".into(), id.clone(), "--format".into(), "json".into()]
     })?;
-    report_phase("registry get, one process at a time", &out.cli_get);
+    report_phase("registry get, one process at a time", &out.cli_get, None);
     out.cli_list = cli.runs(sizes.cli_list_runs, |_| {
         [
             "list",
@@ -263,14 +272,14 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
         .map(str::to_owned)
         .to_vec()
     })?;
-    report_phase("registry list, one process at a time", &out.cli_list);
+    report_phase("registry list, one process at a time", &out.cli_list, None);
     let adds = fresh
         .iter()
         .take(sizes.cli_add_runs)
         .map(|l| add_args(l))
         .collect::<Result<Vec<_>, _>>()?;
     out.cli_add = cli.runs(adds.len(), |i| adds[i].clone())?;
-    report_phase("registry add, one process at a time", &out.cli_add);
+    report_phase("registry add, one process at a time", &out.cli_add, None);
     Ok(out)
 }
 
@@ -285,13 +294,21 @@ fn pick(random: u64, len: usize) -> usize {
     (random % len as u64) as usize
 }
 
-fn report_phase(what: &str, load: &Load) {
+fn report_phase(what: &str, load: &Load, cpu: Option<Cpu>) {
     if load.latencies_ns.is_empty() {
-        progress(&format!("{SERVE}: {what}: no request"));
+        progress(&format!("{SERVE}: {what}: nothing done"));
         return;
     }
+    let busy = cpu.map_or_else(String::new, |c| {
+        format!(
+            ", cores busy: server {:.2}, load generator {:.2}",
+            c.server_s / load.seconds.max(1e-9),
+            c.client_s / load.seconds.max(1e-9)
+        )
+    });
+    let runs = if cpu.is_some() { "requests" } else { "runs" };
     progress(&format!(
-        "{SERVE}: {what}: {} requests in {}: {}, p50 {}, p99 {}",
+        "{SERVE}: {what}: {} {runs} in {}: {}, p50 {}, p99 {}{busy}",
         load.requests,
         value(units::SECONDS, load.seconds),
         value(units::PER_S, load.rate()),
@@ -304,6 +321,38 @@ fn report_phase(what: &str, load: &Load) {
             crate::report::percentile(&load.latencies_ns, 0.99) as f64
         ),
     ));
+}
+
+/// CPU time of a process so far (`self`, or a pid), user and system, every thread; `None`
+/// without `/proc`.
+fn cpu_s(pid: &str) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_of_stat(&stat, clock_ticks())
+}
+
+/// `utime` + `stime` of `/proc/PID/stat` (fields 14 and 15, counted after the command name,
+/// which may hold spaces and parentheses), in seconds at `ticks` a second.
+fn cpu_of_stat(stat: &str, ticks: f64) -> Option<f64> {
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+    Some((field(14)? + field(15)?) / ticks)
+}
+
+/// The kernel's clock ticks a second (`getconf CLK_TCK`; 100 on Linux when it cannot say).
+fn clock_ticks() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|t: &f64| *t > 0.0)
+            .unwrap_or(100.0)
+    })
 }
 
 /// The ids of a batch's NDJSON results, which must all be `created`, `count` of them.
@@ -336,7 +385,7 @@ fn check_reads(addr: SocketAddr, ids: &[String]) -> Result<(), String> {
         .send("GET", &path, b"")
         .map_err(|e| format!("GET {path}: {e}"))?;
     let entry: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
-    if reply.status != 200 || entry["header"]["id"].as_str() != Some(id) {
+    if reply.status != 200 || entry["id"].as_str() != Some(id) {
         return Err(format!(
             "GET {path} answered {} without that entry: {}",
             reply.status,
@@ -468,6 +517,25 @@ impl Server {
             };
             format!("{e} ({state}; end of its log:\n{})", self.log_tail())
         })
+    }
+
+    /// A load phase against this server, and the CPU it and this process took meanwhile.
+    fn load<'a>(
+        &mut self,
+        phase: Phase,
+        make: impl Fn(usize, u64) -> Request<'a> + Sync,
+    ) -> Result<(Load, Option<Cpu>), String> {
+        let (addr, pid) = (self.addr, self.child.id().to_string());
+        let before = (cpu_s(&pid), cpu_s("self"));
+        let load = self.checked(|| loadgen::run(addr, phase, make))?;
+        let cpu = match (before, (cpu_s(&pid), cpu_s("self"))) {
+            ((Some(s0), Some(c0)), (Some(s1), Some(c1))) => Some(Cpu {
+                server_s: s1 - s0,
+                client_s: c1 - c0,
+            }),
+            _ => None,
+        };
+        Ok((load, cpu))
     }
 
     fn failed(&mut self, why: &str) -> String {
@@ -760,6 +828,41 @@ pub fn figures(s: &Serve) -> Vec<Figure> {
             s.register_n.rate() / s.register_1.rate().max(1e-9),
         ));
     }
+    for (id, cpu) in &s.cpu {
+        let (load, what) = match *id {
+            "get" => (&s.get, format!("GET /v1/entries/ID, {GET_CLIENTS} clients")),
+            "list" => (
+                &s.list,
+                format!("GET /v1/entries?limit={LIST_PAGE}, {LIST_CLIENTS} clients"),
+            ),
+            "register_1" => (&s.register_1, "POST /v1/entries, 1 client".to_owned()),
+            _ => (
+                &s.register_n,
+                format!("POST /v1/entries, {REGISTER_CLIENTS} clients"),
+            ),
+        };
+        if load.requests == 0 {
+            continue;
+        }
+        let n = load.requests as f64;
+        for (who, seconds) in [("server", cpu.server_s), ("client", cpu.client_s)] {
+            let whose = if who == "server" {
+                "the server's"
+            } else {
+                "the load generator's"
+            };
+            out.push(Figure {
+                runs: Some(load.requests as u64),
+                ..Figure::single(
+                    format!("{SERVE}/{id}/{who}_cpu_per_request"),
+                    format!("{what}: {whose} CPU time per request"),
+                    units::NS,
+                    Better::Lower,
+                    seconds * 1e9 / n,
+                )
+            });
+        }
+    }
     for (id, clients, mean) in [
         ("register_1", 1, s.per_commit_1),
         ("register_n", REGISTER_CLIENTS, s.per_commit_n),
@@ -789,6 +892,16 @@ mod tests {
         );
         assert_eq!(listening("listening on http://0.0.0.0:80"), None);
         assert_eq!(listening("error: cannot open"), None);
+    }
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        // A command name with a space and a parenthesis; utime 250 and stime 50 ticks.
+        let stat = "4242 (registry (x) y) S 1 4242 4242 0 -1 4194560 1200 0 0 0 250 50 0 0 20 0 \
+                    9 0 100 1000000 500 18446744073709551615";
+        assert_eq!(cpu_of_stat(stat, 100.0), Some(3.0));
+        assert_eq!(cpu_of_stat("4242 (cut", 100.0), None);
+        assert!(cpu_s("self").is_some_and(|s| s >= 0.0));
     }
 
     #[test]
@@ -869,6 +982,13 @@ mod tests {
             register_1: load(200.0, 5),
             register_n: load(3000.0, 20),
             per_commit_n: Some(40.0),
+            cpu: vec![(
+                "get",
+                Cpu {
+                    server_s: 0.01,
+                    client_s: 0.002,
+                },
+            )],
             cli_get: load(30.0, 33),
             ..Serve::default()
         };
@@ -880,6 +1000,8 @@ mod tests {
         assert_eq!(get("serve/cli/get/p50"), 33e6);
         assert_eq!(get("serve/register/speedup"), 15.0);
         assert_eq!(get("serve/register_n/entries_per_commit"), 40.0);
+        assert_eq!(get("serve/get/server_cpu_per_request"), 1e5);
+        assert_eq!(get("serve/get/client_cpu_per_request"), 2e4);
         assert!(!f.iter().any(|x| x.id.starts_with("serve/list")));
         assert!(figures(&Serve::default()).is_empty());
     }

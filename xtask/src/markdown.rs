@@ -518,8 +518,8 @@ fn serve(r: &Report) -> String {
         let _ = writeln!(
             md,
             "- get, {GET_CLIENTS} clients: {} with a p99 of {}. The issue's goal, at least {} \
-             with a p99 of at most {} at {GET_CLIENTS} clients on 2 cores (this machine: {}): \
-             {}.",
+             with a p99 of at most {} at {GET_CLIENTS} clients on 2 cores (this machine: {} \
+             cores): {}.",
             value(units::PER_S, rate),
             value(units::NS, p99),
             value(units::PER_S, GOAL_GET_PER_S),
@@ -536,6 +536,36 @@ fn serve(r: &Report) -> String {
             value(units::RATIO, speedup),
             value(units::RATIO, GOAL_REGISTER_SPEEDUP),
             verdict(speedup >= GOAL_REGISTER_SPEEDUP)
+        );
+    }
+    let cpu: Vec<String> = [
+        ("get", "get".to_owned()),
+        ("list", "list".to_owned()),
+        ("register_1", "register, 1 client".to_owned()),
+        (
+            "register_n",
+            format!("register, {REGISTER_CLIENTS} clients"),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(id, what)| {
+        let rate = median(&format!("{id}/per_s"))?;
+        let server = median(&format!("{id}/server_cpu_per_request"))?;
+        let client = median(&format!("{id}/client_cpu_per_request"))?;
+        Some(format!(
+            "{what} {} / {} ({} / {} cores busy)",
+            value(units::NS, server),
+            value(units::NS, client),
+            sig3(server * rate / 1e9),
+            sig3(client * rate / 1e9)
+        ))
+    })
+    .collect();
+    if !cpu.is_empty() {
+        let _ = writeln!(
+            md,
+            "- CPU time per request, server / load generator: {}.",
+            cpu.join("; ")
         );
     }
     if let Some(n) = median("register_n/entries_per_commit") {
@@ -764,6 +794,40 @@ mod tests {
             md.contains("| `a` | 2.00 µs | 1.00 µs | -50.0 % | better |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_server_section_sets_the_server_beside_the_command_and_judges_the_goals() {
+        let single = |id: &str, unit, v| Figure {
+            unit,
+            ..figure(id, Better::Higher, v, v, v)
+        };
+        let mut r = sample(vec![
+            single("serve/get/per_s", units::PER_S, 31_000.0),
+            single("serve/get/p50", units::NS, 1e6),
+            single("serve/get/p99", units::NS, 6e6),
+            single("serve/cli/get/per_s", units::PER_S, 40.0),
+            single("serve/get/server_cpu_per_request", units::NS, 50_000.0),
+            single("serve/get/client_cpu_per_request", units::NS, 10_000.0),
+            single("serve/register/speedup", units::RATIO, 12.0),
+            single("serve/register_n/entries_per_commit", units::COUNT, 30.5),
+        ]);
+        r.figures.push(Figure {
+            runs: Some(5000),
+            ..single("serve/batch/entries_per_s", units::ENTRIES_PER_S, 9000.0)
+        });
+        let md = report(&r, &[], None);
+        assert!(md.contains("## Server under load"), "{md}");
+        assert!(
+            md.contains("| get one entry | 32 | 31,000/s | 1.00 ms | 6.00 ms | `registry get ID` | 40/s | - | - |"),
+            "{md}"
+        );
+        assert!(md.contains("| batch of 5,000 requests (entries/s) | 1 | 9,000/s |"));
+        // Fast enough, but the p99 is over the goal's.
+        assert!(md.contains("on 2 cores (this machine: 2 cores): not met."));
+        assert!(md.contains("least 10.0x: met."));
+        assert!(md.contains("get 50.0 µs / 10.0 µs (1.55 / 0.31 cores busy)"));
+        assert!(md.contains("30.5 with 64 clients."));
     }
 
     #[test]

@@ -148,12 +148,12 @@ fn a_merged_duplicate_is_re_pointed_and_a_retired_entry_is_flagged() {
     );
 
     // Export carries every state; an import elsewhere holds the same entries and histories.
-    let exported = s.ok(&["export"]);
+    let exported = s.ok(&["export", "--audit"]);
     let b = Scratch::new();
     b.write("all.jsonl", &exported);
     let summary = b.json(&["import", "all.jsonl"]);
     assert_eq!(summary["imported"], 3, "{summary}");
-    assert_eq!(b.ok(&["export"]), exported);
+    assert_eq!(b.ok(&["export", "--audit"]), exported);
     for id in [&keep, &duplicate, &old] {
         assert_eq!(b.json(&["history", id]), s.json(&["history", id]), "{id}");
     }

@@ -82,9 +82,9 @@ fn counts(summary: &Value) -> [u64; 4] {
 fn export_then_import_elsewhere_gives_the_same_bytes_in_both_formats() {
     let a = seeded();
     for format in ["jsonl", "yaml"] {
-        let exported = a.ok(&["export", "--format", format]);
+        let exported = a.ok(&["export", "--format", format, "--audit"]);
         let file = format!("all.{format}");
-        a.ok(&["export", "--format", format, "--output", &file]);
+        a.ok(&["export", "--format", format, "--audit", "--output", &file]);
         let written = std::fs::read_to_string(a.path().join(&file)).expect("export file");
         assert_eq!(written, exported, "--output writes what stdout gets");
 
@@ -93,8 +93,12 @@ fn export_then_import_elsewhere_gives_the_same_bytes_in_both_formats() {
         let summary = import(&b, &file, &[]);
         assert_eq!(counts(&summary), [5, 0, 0, 0], "{summary}");
         assert_eq!(b.ids(), IDS);
-        assert_eq!(b.ok(&["export", "--format", format]), exported, "{format}");
-        // Every revision, its times and hashes included, is the same.
+        assert_eq!(
+            b.ok(&["export", "--format", format, "--audit"]),
+            exported,
+            "{format}"
+        );
+        // Every revision, its times, hashes and authors included, is the same.
         assert_eq!(
             b.json(&["history", "SEC-RUL-001"]),
             a.json(&["history", "SEC-RUL-001"])
