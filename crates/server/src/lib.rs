@@ -23,7 +23,7 @@
 //! `[limits] max_record_bytes`, streamed through bounded queues); streamed answers wait for a
 //! slow reader instead of buffering. Storage calls block (redb fsyncs), so each request's
 //! pipeline call runs on tokio's blocking pool, never on the threads that serve connections.
-//! Registrations go through group commit ([`commit`]).
+//! Registrations go through group commit (module `commit`).
 //!
 //! # Shutdown
 //! SIGTERM or SIGINT: the listener closes, requests under way have `shutdown_timeout_ms` to
@@ -32,6 +32,7 @@
 pub mod auth;
 mod commit;
 pub mod metrics;
+mod openapi;
 pub mod problem;
 mod routes;
 mod stream;
@@ -316,7 +317,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-    let open = matches!(route.as_str(), "/healthz" | "/readyz");
+    let open = matches!(route.as_str(), "/healthz" | "/readyz" | "/v1/openapi.json");
     let admitted = if open {
         Ok(auth::Caller {
             token: None,

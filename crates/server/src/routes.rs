@@ -28,7 +28,11 @@ const DEFAULT_PAGE: usize = 100;
 
 pub(crate) fn router(state: AppState) -> axum::Router {
     axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/v1/entries", post(register).get(list))
@@ -152,7 +156,20 @@ async fn visible(
     Ok(entry)
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+/// Alive: the server answers.
+#[utoipa::path(get, path = "/healthz", security(()), responses(
+    (status = 200, description = "Alive", body = String, content_type = "text/plain")
+))]
+pub(crate) async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: every shard answers a read.
+#[utoipa::path(get, path = "/readyz", security(()), responses(
+    (status = 200, description = "Every shard answers", body = String, content_type = "text/plain"),
+    (status = 503, description = "Shards that do not answer, named", body = crate::openapi::Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let health = blocking(&state, Pipeline::health).await;
     let problems: Vec<String> = match health {
         Ok(shards) => shards
@@ -175,7 +192,14 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(
+/// Prometheus metrics (role `read`).
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "The Prometheus text format", body = String, content_type = "text/plain"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, Problem> {
@@ -193,7 +217,17 @@ async fn metrics(
         .into_response())
 }
 
-async fn get_entry(
+/// An entry's latest revision (role `read`); its `ETag` is the revision.
+#[utoipa::path(get, path = "/v1/entries/{id}", params(("id" = String, Path, description = "Entry id, e.g. SEC-RUL-042")), responses(
+    (status = 200, description = "The entry", body = crate::openapi::Entry,
+     headers(("ETag" = String, description = "The revision, quoted"))),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn get_entry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -207,7 +241,20 @@ async fn get_entry(
     Ok(response)
 }
 
-async fn register(
+/// Registers an entry (role `write`), as `registry add`: 201 when created, 200 when the same
+/// request was registered before.
+#[utoipa::path(post, path = "/v1/entries", request_body = crate::openapi::RegisterRequest, responses(
+    (status = 201, description = "Created", body = crate::openapi::Added),
+    (status = 200, description = "Already registered: the existing entry", body = crate::openapi::Added),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 413, description = "Body over its limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "Storage unavailable, or no answer in time", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn register(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     body: Body,
@@ -260,7 +307,7 @@ pub(crate) fn check_request_scope(caller: &Caller, scope: Option<&str>) -> Resul
 /// `GET /v1/entries` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
+pub(crate) struct ListParams {
     scope: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -274,7 +321,24 @@ struct ListParams {
     after: Option<String>,
 }
 
-async fn list(
+/// A page of entries in id order (role `read`), active ones unless `all`.
+#[utoipa::path(get, path = "/v1/entries", params(
+    ("scope" = Option<String>, Query, description = "Only this scope"),
+    ("type" = Option<String>, Query, description = "Only this type"),
+    ("variant" = Option<String>, Query, description = "Only this variant"),
+    ("status" = Option<String>, Query, description = "Only this status"),
+    ("all" = Option<bool>, Query, description = "Also retired and merged entries"),
+    ("limit" = Option<usize>, Query, description = "Entries per page, 1 to 1000 (100)"),
+    ("after" = Option<String>, Query, description = "The cursor: the previous page's `next`"),
+), responses(
+    (status = 200, description = "A page", body = crate::openapi::ListPage),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
@@ -401,7 +465,22 @@ struct UpdateBody {
     unset_context: Vec<String>,
 }
 
-async fn update(
+/// Writes a new revision (role `write`), as `registry update`; with `If-Match`, only from
+/// that revision.
+#[utoipa::path(patch, path = "/v1/entries/{id}", params(("id" = String, Path, description = "Entry id, e.g. SEC-RUL-042"),
+    ("If-Match" = Option<String>, Header, description = "The revision the change is made on, quoted (an ETag)"),
+), request_body = crate::openapi::UpdateRequest, responses(
+    (status = 200, description = "The entry after", body = crate::openapi::Updated),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 412, description = "If-Match names a revision the entry is no longer at: nothing written", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 413, description = "Body over its limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -467,7 +546,20 @@ async fn set_lifecycle(
     Ok(response)
 }
 
-async fn retire(
+/// Retires an entry (role `write`), as `registry retire`.
+#[utoipa::path(post, path = "/v1/entries/{id}/retire", params(("id" = String, Path, description = "Entry id, e.g. SEC-RUL-042"),
+    ("If-Match" = Option<String>, Header, description = "The revision it is made on, quoted"),
+), responses(
+    (status = 200, description = "The entry after", body = crate::openapi::Updated),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 412, description = "If-Match names a revision the entry is no longer at: nothing written", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn retire(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -476,7 +568,20 @@ async fn retire(
     set_lifecycle(state, caller, &id, &headers, Lifecycle::Retired).await
 }
 
-async fn revive(
+/// Revives a retired or merged entry (role `write`).
+#[utoipa::path(post, path = "/v1/entries/{id}/revive", params(("id" = String, Path, description = "Entry id, e.g. SEC-RUL-042"),
+    ("If-Match" = Option<String>, Header, description = "The revision it is made on, quoted"),
+), responses(
+    (status = 200, description = "The entry after", body = crate::openapi::Updated),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 412, description = "If-Match names a revision the entry is no longer at: nothing written", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn revive(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -491,7 +596,20 @@ struct MergeBody {
     into: String,
 }
 
-async fn merge(
+/// Merges a duplicate into the entry to keep (role `write`), as `registry merge`.
+#[utoipa::path(post, path = "/v1/entries/{id}/merge", params(("id" = String, Path, description = "Entry id, e.g. SEC-RUL-042"),
+    ("If-Match" = Option<String>, Header, description = "The duplicate's revision, quoted"),
+), request_body = crate::openapi::MergeRequest, responses(
+    (status = 200, description = "The duplicate after", body = crate::openapi::Updated),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 412, description = "If-Match names a revision the entry is no longer at: nothing written", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn merge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -512,7 +630,18 @@ struct PurgeBody {
     reason: String,
 }
 
-async fn purge(
+/// Purges a secret from one revision (role `admin`), as `registry purge`.
+#[utoipa::path(post, path = "/v1/entries/{id}/purge", params(("id" = String, Path, description = "Entry id, e.g. SEC-RUL-042")),
+    request_body = crate::openapi::PurgeRequest, responses(
+    (status = 200, description = "What was purged", body = crate::openapi::Purged),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn purge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -529,7 +658,16 @@ async fn purge(
     Ok(Json(purged).into_response())
 }
 
-async fn history(
+/// Every revision, oldest first (role `read`).
+#[utoipa::path(get, path = "/v1/entries/{id}/history", params(("id" = String, Path, description = "Entry id, e.g. SEC-RUL-042")), responses(
+    (status = 200, description = "The revisions", body = Vec<crate::openapi::Entry>),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -543,12 +681,25 @@ async fn history(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DiffParams {
+pub(crate) struct DiffParams {
     from: Option<u32>,
     to: Option<u32>,
 }
 
-async fn diff(
+/// What changed between two revisions (role `read`), as `registry diff`.
+#[utoipa::path(get, path = "/v1/entries/{id}/diff", params(("id" = String, Path, description = "Entry id, e.g. SEC-RUL-042"),
+    ("from" = Option<u32>, Query, description = "From this revision (the one before `to`)"),
+    ("to" = Option<u32>, Query, description = "To this revision (the latest)"),
+), responses(
+    (status = 200, description = "The changes", body = crate::openapi::Diff),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn diff(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -565,7 +716,17 @@ async fn diff(
     Ok(Json(diff).into_response())
 }
 
-async fn predict(
+/// What a registration would fill in, storing nothing (role `read`), as `registry predict`.
+#[utoipa::path(post, path = "/v1/predict", request_body = crate::openapi::RegisterRequest, responses(
+    (status = 200, description = "Each field's value and where it comes from", body = crate::openapi::Prediction),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 413, description = "Body over its limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn predict(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     body: Body,
@@ -584,7 +745,7 @@ async fn predict(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LintParams {
+pub(crate) struct LintParams {
     /// The file name the text is linted as (diagnostics name it).
     name: Option<String>,
     /// Also check each header against its registered entry.
@@ -600,8 +761,25 @@ struct LintParams {
     require_header: bool,
 }
 
+/// Lints a posted text as a file (role `read`), as `registry lint --format json`.
+#[utoipa::path(post, path = "/v1/lint", params(
+    ("name" = Option<String>, Query, description = "The file name findings give (posted)"),
+    ("registered" = Option<bool>, Query, description = "Also check headers against the registry"),
+    ("lines" = Option<usize>, Query, description = "Headers are looked for in this many first lines (20)"),
+    ("select" = Option<String>, Query, description = "Comma-separated codes to report"),
+    ("ignore" = Option<String>, Query, description = "Comma-separated codes never to report"),
+    ("require_header" = Option<bool>, Query, description = "A text without a header is an error"),
+), request_body(content = String, content_type = "text/plain"), responses(
+    (status = 200, description = "The findings", body = crate::openapi::LintReport),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 413, description = "Body over its limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
 /// The lint JSON of the command line: `summary` and `findings`.
-async fn lint(
+pub(crate) async fn lint(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Result<Query<LintParams>, axum::extract::rejection::QueryRejection>,
@@ -669,7 +847,14 @@ async fn lint(
     Ok(Json(findings).into_response())
 }
 
-async fn stats(
+/// What the registry holds (role `read`, every scope), as `registry stats`.
+#[utoipa::path(get, path = "/v1/stats", responses(
+    (status = 200, description = "The counts", body = crate::openapi::Stats),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn stats(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, Problem> {
@@ -693,7 +878,7 @@ async fn stats(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AuditParams {
+pub(crate) struct AuditParams {
     /// Only writes at or after this instant (RFC 3339, a date, or a time ago: `24h`).
     since: Option<String>,
     actor: Option<String>,
@@ -707,7 +892,20 @@ const MAX_AUDIT: usize = 10_000;
 
 /// `GET /v1/audit` (admin): `registry audit`'s records, oldest first; `truncated` when more
 /// follow (ask again with `since` the last record's time).
-async fn audit(
+#[utoipa::path(get, path = "/v1/audit", params(
+    ("since" = Option<String>, Query, description = "Writes at or after: RFC 3339, a date, or a time ago (24h)"),
+    ("actor" = Option<String>, Query, description = "Writes by this author"),
+    ("id" = Option<String>, Query, description = "Writes of this entry"),
+    ("limit" = Option<usize>, Query, description = "Records, 1 to 10000 (1000)"),
+), responses(
+    (status = 200, description = "The records, oldest first", body = crate::openapi::AuditPage),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such entry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
+pub(crate) async fn audit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,

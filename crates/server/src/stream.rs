@@ -71,6 +71,16 @@ impl Outcome {
     }
 }
 
+/// Registers many entries (role `write`), as `registry batch`: one request per line in, one
+/// result per line out, as each group of lines is committed; a bad line fails alone.
+#[utoipa::path(post, path = "/v1/batch",
+    request_body(content = String, content_type = "application/x-ndjson", description = "One registration (RegisterRequest) per line"),
+    responses(
+    (status = 200, description = "One BatchOutcome per request line; a last line {\"error\": Problem} when the batch stopped", body = crate::openapi::BatchOutcome, content_type = "application/x-ndjson"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
 /// `POST /v1/batch`.
 pub(crate) async fn batch(
     State(state): State<AppState>,
@@ -287,6 +297,18 @@ pub(crate) struct ExportParams {
     audit: bool,
 }
 
+#[utoipa::path(get, path = "/v1/export", params(
+    ("scope" = Option<String>, Query, description = "Comma-separated scopes (all)"),
+    ("format" = Option<String>, Query, description = "jsonl (default) or yaml"),
+    ("audit" = Option<bool>, Query, description = "Also each revision's author (role admin)"),
+), responses(
+    (status = 200, description = "The export file, streamed; cut short (an incomplete answer) when damaged entries were left out", body = String, content_type = "application/x-ndjson"),
+    (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role or scopes do not allow it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid values", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
 /// `GET /v1/export`: the records `registry export` writes, streamed.
 pub(crate) async fn export(
     State(state): State<AppState>,

@@ -18,8 +18,11 @@ fn as_user(s: &Scratch, user: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
-/// (action, id, before, after, actor) of each record.
-fn summary(records: &Value) -> Vec<(String, String, Option<u64>, u64, Option<String>)> {
+/// One record as (action, id, revision before, revision after, actor).
+type Line = (String, String, Option<u64>, u64, Option<String>);
+
+/// Each record's [`Line`].
+fn summary(records: &Value) -> Vec<Line> {
     records
         .as_array()
         .expect("records")

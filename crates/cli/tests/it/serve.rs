@@ -816,3 +816,180 @@ fn writes_over_http_are_audited_with_the_token_address_and_request() {
     let local = s.json(&["audit"]);
     assert_eq!(local.as_array().map(Vec::len), Some(2));
 }
+
+/// The OpenAPI document's schema of the answer to `method` on `template` with `status`, as a
+/// validator (its `$ref`s resolved against the document's components).
+fn answer_schema(doc: &Value, method: &str, template: &str, status: u16) -> jsonschema::Validator {
+    let response = &doc["paths"][template][method]["responses"][status.to_string()];
+    let content = response["content"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no content for {method} {template} {status}: {response}"));
+    let (_, media) = content.iter().next().expect("one media type");
+    let mut schema = media["schema"].clone();
+    schema["components"] = doc["components"].clone();
+    jsonschema::draft202012::options()
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("the schema of {method} {template} {status} compiles: {e}"))
+}
+
+/// Checks an answer against the document, naming every violation.
+fn assert_documented(doc: &Value, method: &str, template: &str, answer: &Answer) {
+    let validator = answer_schema(doc, method, template, answer.status);
+    let body: Value =
+        serde_json::from_str(&answer.body).unwrap_or_else(|_| Value::String(answer.body.clone()));
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {template} {}: not as documented: {errors:#?}\n{}",
+        answer.status,
+        answer.body
+    );
+}
+
+#[test]
+fn real_answers_are_as_the_openapi_document_says() {
+    let s = Scratch::new();
+    let admin = s.json(&["token", "add", "ops", "--role", "admin"])["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let server = Server::start(&s);
+    let doc = server.send("GET", "/v1/openapi.json", None, &[], "").json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let t = Some(admin.as_str());
+    let check = |method: &str, path: &str, template: &str, headers: &[(&str, &str)], body: &str| {
+        let answer = server.send(&method.to_ascii_uppercase(), path, t, headers, body);
+        assert_documented(&doc, method, template, &answer);
+        answer
+    };
+    let created = check("post", "/v1/entries", "/v1/entries", &[], SSH);
+    assert_eq!(created.status, 201);
+    assert_eq!(
+        check("post", "/v1/entries", "/v1/entries", &[], SSH).status,
+        200
+    );
+    let other = r#"{"title": "Rotate the keys", "scope": "SEC", "context": {"owner": "ops"}}"#;
+    check("post", "/v1/entries", "/v1/entries", &[], other);
+    assert_eq!(
+        check(
+            "post",
+            "/v1/entries",
+            "/v1/entries",
+            &[],
+            r#"{"title": ""}"#
+        )
+        .status,
+        422
+    );
+    check("get", "/v1/entries?limit=1", "/v1/entries", &[], "");
+    let one = "/v1/entries/{id}";
+    check("get", "/v1/entries/SEC-RUL-001", one, &[], "");
+    assert_eq!(
+        check("get", "/v1/entries/SEC-RUL-404", one, &[], "").status,
+        404
+    );
+    let patch = r#"{"status": "LIVE", "unset_context": []}"#;
+    let updated = check(
+        "patch",
+        "/v1/entries/SEC-RUL-001",
+        one,
+        &[("If-Match", "\"1\"")],
+        patch,
+    );
+    assert_eq!(updated.status, 200);
+    assert_eq!(
+        check(
+            "patch",
+            "/v1/entries/SEC-RUL-001",
+            one,
+            &[("If-Match", "\"1\"")],
+            patch
+        )
+        .status,
+        412
+    );
+    check(
+        "get",
+        "/v1/entries/SEC-RUL-001/history",
+        "/v1/entries/{id}/history",
+        &[],
+        "",
+    );
+    check(
+        "get",
+        "/v1/entries/SEC-RUL-001/diff",
+        "/v1/entries/{id}/diff",
+        &[],
+        "",
+    );
+    check(
+        "post",
+        "/v1/entries/SEC-RUL-002/retire",
+        "/v1/entries/{id}/retire",
+        &[],
+        "",
+    );
+    check(
+        "post",
+        "/v1/entries/SEC-RUL-002/revive",
+        "/v1/entries/{id}/revive",
+        &[],
+        "",
+    );
+    check(
+        "post",
+        "/v1/entries/SEC-RUL-002/merge",
+        "/v1/entries/{id}/merge",
+        &[],
+        r#"{"into": "SEC-RUL-001"}"#,
+    );
+    check(
+        "post",
+        "/v1/entries/SEC-RUL-002/purge",
+        "/v1/entries/{id}/purge",
+        &[],
+        r#"{"revision": 1, "field": "context.owner", "reason": "not to be shown"}"#,
+    );
+    check(
+        "post",
+        "/v1/predict",
+        "/v1/predict",
+        &[],
+        r#"{"title": "Block FTP"}"#,
+    );
+    check(
+        "post",
+        "/v1/lint",
+        "/v1/lint",
+        &[],
+        "# [NOPE][RULES][LIVE][SEC-RUL-1][v1][DEV]\n",
+    );
+    check("get", "/v1/stats", "/v1/stats", &[], "");
+    check("get", "/v1/audit", "/v1/audit", &[], "");
+    let batch = server.send("POST", "/v1/batch", t, &[], &format!("{SSH}\nnot json\n"));
+    for line in batch.body.lines() {
+        let one = Answer {
+            status: batch.status,
+            headers: BTreeMap::new(),
+            body: line.to_owned(),
+        };
+        assert_documented(&doc, "post", "/v1/batch", &one);
+    }
+    assert_eq!(
+        check("get", "/v1/entries", "/v1/entries", &[], "").status,
+        200
+    );
+    // Unauthorized answers are documented problems too.
+    let refused = server.send("GET", "/v1/stats", None, &[], "");
+    assert_eq!(refused.status, 401);
+    assert_documented(&doc, "get", "/v1/stats", &refused);
+    // And the check can fail: an answer with a field the document lacks is refused.
+    let mut entry = server
+        .send("GET", "/v1/entries/SEC-RUL-001", t, &[], "")
+        .json();
+    entry["surprise"] = Value::from(1);
+    assert!(!answer_schema(&doc, "get", one, 200).is_valid(&entry));
+}

@@ -227,7 +227,7 @@ fn import_batch(pipeline: &Pipeline, batch: Vec<Item>, run: &mut Run<'_>) -> Res
         match item.parsed {
             Err(message) => failures.push(failure(item.line, item.id, message)),
             Ok(Parsed::Entry(history)) => entries.push(((item.line, item.id), history)),
-            Ok(Parsed::Request(request)) => requests.push((item.line, request)),
+            Ok(Parsed::Request(request)) => requests.push((item.line, *request)),
         }
     }
     let (places, histories): (Vec<_>, Vec<_>) = entries.into_iter().unzip();

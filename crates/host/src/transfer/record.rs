@@ -160,7 +160,7 @@ pub(super) struct RawRevision {
 pub(super) enum Parsed {
     /// An exported entry: every revision, oldest first.
     Entry(Vec<Entry>),
-    Request(Request),
+    Request(Box<Request>),
 }
 
 /// A record read from the file: where it starts, its id if it names one, and what it asks for
@@ -208,7 +208,7 @@ pub(super) fn nesting_message(e: &nesting::NestingError, line: usize) -> String 
 pub(super) fn item_of(line: usize, raw: RawRecord, schema: &Schema) -> Item {
     let id = raw.id.as_ref().map(ToString::to_string);
     let parsed = if raw.hash.is_none() && raw.history.is_none() {
-        request_of(raw, schema).map(Parsed::Request)
+        request_of(raw, schema).map(|r| Parsed::Request(Box::new(r)))
     } else {
         history_of(raw).map(Parsed::Entry)
     };
