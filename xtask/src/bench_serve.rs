@@ -19,7 +19,9 @@
 //!   and the registrations they carried give the mean entries per commit.
 //!
 //! Each load phase stops after its number of requests or [`ServeSizes::phase_s`], whichever
-//! comes first; its figures are requests/s and the p50 and p99 of every request's round trip.
+//! comes first; its figures are requests/s, the p50 and p99 of every request's round trip,
+//! and the CPU time per request of the server and of the load generator (`/proc/PID/stat`
+//! before and after): how the cores were shared, and whether the server kept them busy.
 //! The server is then stopped with SIGTERM (it must exit 0), and the command line does the
 //! same work on a data directory of its own, one process at a time, each timed from spawn to
 //! exit: `registry batch` of the same file (`--results`, as the server answers every line),
@@ -205,7 +207,12 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
             body: b"",
         }
     })?;
-    report_phase(&format!("get, {GET_CLIENTS} clients"), &get, cpu);
+    report_phase(
+        &format!("get, {GET_CLIENTS} clients"),
+        "requests",
+        &get,
+        cpu,
+    );
     out.get = get;
     out.cpu.extend(cpu.map(|c| ("get", c)));
     let list = format!("/v1/entries?limit={LIST_PAGE}");
@@ -216,7 +223,12 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
             body: b"",
         }
     })?;
-    report_phase(&format!("list, {LIST_CLIENTS} clients"), &page, cpu);
+    report_phase(
+        &format!("list, {LIST_CLIENTS} clients"),
+        "requests",
+        &page,
+        cpu,
+    );
     out.list = page;
     out.cpu.extend(cpu.map(|c| ("list", c)));
 
@@ -232,7 +244,12 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
             body: lines[i].as_bytes(),
         })?;
         let after = server.checked(|| commits(addr))?;
-        report_phase(&format!("register, {clients} client(s)"), &load, cpu);
+        report_phase(
+            &format!("register, {clients} client(s)"),
+            "requests",
+            &load,
+            cpu,
+        );
         out.cpu.extend(cpu.map(|c| (id, c)));
         let per_commit = per_commit_mean(before, after);
         if clients == 1 {
@@ -260,7 +277,12 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
         let id = &cli_ids[pick(rng.next(), cli_ids.len())];
         vec!["get".into(), id.clone(), "--format".into(), "json".into()]
     })?;
-    report_phase("registry get, one process at a time", &out.cli_get, None);
+    report_phase(
+        "registry get, one process at a time",
+        "runs",
+        &out.cli_get,
+        None,
+    );
     out.cli_list = cli.runs(sizes.cli_list_runs, |_| {
         [
             "list",
@@ -272,14 +294,24 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
         .map(str::to_owned)
         .to_vec()
     })?;
-    report_phase("registry list, one process at a time", &out.cli_list, None);
+    report_phase(
+        "registry list, one process at a time",
+        "runs",
+        &out.cli_list,
+        None,
+    );
     let adds = fresh
         .iter()
         .take(sizes.cli_add_runs)
         .map(|l| add_args(l))
         .collect::<Result<Vec<_>, _>>()?;
     out.cli_add = cli.runs(adds.len(), |i| adds[i].clone())?;
-    report_phase("registry add, one process at a time", &out.cli_add, None);
+    report_phase(
+        "registry add, one process at a time",
+        "runs",
+        &out.cli_add,
+        None,
+    );
     Ok(out)
 }
 
@@ -289,12 +321,13 @@ fn read_lines(path: &Path) -> Result<Vec<String>, String> {
     Ok(text.lines().map(str::to_owned).collect())
 }
 
-/// A random index below `len` (not 0).
+/// A random index below `len`, which is not 0.
 fn pick(random: u64, len: usize) -> usize {
     (random % len as u64) as usize
 }
 
-fn report_phase(what: &str, load: &Load, cpu: Option<Cpu>) {
+/// One line of progress for a phase of `load.requests` requests (or runs, `noun`).
+fn report_phase(what: &str, noun: &str, load: &Load, cpu: Option<Cpu>) {
     if load.latencies_ns.is_empty() {
         progress(&format!("{SERVE}: {what}: nothing done"));
         return;
@@ -306,9 +339,8 @@ fn report_phase(what: &str, load: &Load, cpu: Option<Cpu>) {
             c.client_s / load.seconds.max(1e-9)
         )
     });
-    let runs = if cpu.is_some() { "requests" } else { "runs" };
     progress(&format!(
-        "{SERVE}: {what}: {} {runs} in {}: {}, p50 {}, p99 {}{busy}",
+        "{SERVE}: {what}: {} {noun} in {}: {}, p50 {}, p99 {}{busy}",
         load.requests,
         value(units::SECONDS, load.seconds),
         value(units::PER_S, load.rate()),
