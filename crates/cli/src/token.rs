@@ -162,14 +162,20 @@ pub struct ServeArgs {
     pub listen: Option<std::net::SocketAddr>,
 }
 
-/// `registry serve`: prints `listening on http://ADDR` once bound, then serves until SIGINT.
+/// `registry serve`: prints `listening on http://ADDR` (`https://` with `[serve] tls_cert`)
+/// once bound, then serves until SIGTERM or SIGINT.
 ///
 /// # Errors
 /// As [`registry_server::serve`] (exit 2).
 pub fn serve(args: ServeArgs, settings: &Settings) -> Result<(), CliError> {
+    let scheme = if settings.serve.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     registry_server::serve(settings, args.listen, |bound| {
         let mut out = io::stdout().lock();
-        let _ = writeln!(out, "listening on http://{bound}");
+        let _ = writeln!(out, "listening on {scheme}://{bound}");
         let _ = out.flush();
     })?;
     Ok(())

@@ -79,6 +79,8 @@ struct RawConfig {
 struct RawServe {
     listen: Option<String>,
     tokens_file: Option<RelativePathBuf>,
+    tls_cert: Option<RelativePathBuf>,
+    tls_key: Option<RelativePathBuf>,
     #[serde(flatten)]
     limits: ServeLimits,
 }
@@ -90,8 +92,20 @@ pub struct ServeSettings {
     pub listen: std::net::SocketAddr,
     /// `[serve] tokens_file`; `tokens.json` in the data directory by default (never committed).
     pub tokens_file: PathBuf,
+    /// `[serve] tls_cert` and `tls_key`: the certificate chain and private key (PEM) to serve
+    /// HTTPS with; plain HTTP when not set. Both or neither.
+    pub tls: Option<TlsFiles>,
     /// Bounds on what one client may ask of the server.
     pub limits: ServeLimits,
+}
+
+/// The files `registry serve` reads to serve HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, PEM, the server's own first.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS #8, PKCS #1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// What bounds the server's work and memory, so that a slow or hostile client cannot stall
@@ -545,6 +559,20 @@ pub fn load(
             Some(p) => absolute(&p.relative(), &cwd),
             None => data_dir.join("tokens.json"),
         },
+        tls: match (&raw.serve.tls_cert, &raw.serve.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: absolute(&cert.relative(), &cwd),
+                key: absolute(&key.relative(), &cwd),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(Error::config(format!(
+                    "{}: serve.tls_cert and serve.tls_key go together: set both to serve \
+                     HTTPS, or neither",
+                    source_name(&file)
+                )));
+            }
+        },
         limits: checked_limits(raw.serve.limits, &file)?,
     };
     let stages: Vec<StageSpec> = [
@@ -667,6 +695,7 @@ fn is_trusted(file: &Path, trusted: &[PathBuf]) -> bool {
 struct FilePaths {
     data_dir: Option<PathBuf>,
     tokens_file: Option<PathBuf>,
+    tls: Vec<PathBuf>,
     plugin_dir: bool,
     templates_dir: Option<PathBuf>,
     /// Each `library` the file sets.
@@ -697,6 +726,11 @@ fn paths_given(file: &Path) -> Result<FilePaths, Error> {
     Ok(FilePaths {
         data_dir: raw.data_dir.map(|d| d.original().to_owned()),
         tokens_file: raw.serve.tokens_file.map(|d| d.original().to_owned()),
+        tls: [raw.serve.tls_cert, raw.serve.tls_key]
+            .into_iter()
+            .flatten()
+            .map(|d| d.original().to_owned())
+            .collect(),
         plugin_dir: raw.plugin_dir.is_some(),
         templates_dir,
         libraries,
@@ -758,6 +792,14 @@ fn restricted(file: &Path, base_dir: &Path, given: &FilePaths) -> Result<(), Err
             &format!("serve.tokens_file = {:?}", d.display().to_string()),
             "points outside its directory",
         ));
+    }
+    for d in &given.tls {
+        if !inside(d) {
+            return Err(refuse(
+                &format!("serve.tls = {:?}", d.display().to_string()),
+                "points outside its directory",
+            ));
+        }
     }
     if let Some(d) = &given.templates_dir
         && !inside(d)
@@ -1019,6 +1061,7 @@ mod tests {
         let at = |listen: &str| ServeSettings {
             listen: listen.parse().expect("an address"),
             tokens_file: PathBuf::from("data/tokens.json"),
+            tls: None,
             limits: ServeLimits::default(),
         };
         assert!(at("127.0.0.1:8420").check_exposure(0).is_ok());

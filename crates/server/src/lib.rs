@@ -78,10 +78,11 @@ pub(crate) struct Shared {
 
 pub(crate) type AppState = Arc<Shared>;
 
-/// A running server's handle: its address, and what stops it.
+/// A server ready to run: its state, its routes, and its TLS set-up when it serves HTTPS.
 pub struct Server {
     state: AppState,
     app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
@@ -91,6 +92,8 @@ impl Server {
     /// The registry, the tokens file or the validator cannot be opened.
     pub fn open(settings: &Settings) -> Result<Server, Error> {
         let limits = settings.serve.limits;
+        // Read first: a certificate that cannot be used is said before the registry opens.
+        let tls = settings.serve.tls.as_ref().map(tls_acceptor).transpose()?;
         let gate = Gate::new(settings.serve.tokens_file.clone(), &limits)?;
         let registry = Registry::open(settings, Needs::REGISTER)?;
         let validator = registry_host::lint::validator(settings)?;
@@ -120,7 +123,12 @@ impl Server {
             Arc::clone(&state),
             observe,
         ));
-        Ok(Server { state, app })
+        Ok(Server { state, app, tls })
+    }
+
+    /// Whether the server serves HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// How many tokens the server knows.
@@ -189,18 +197,39 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let service =
-                self.app
-                    .clone()
-                    .map_request(move |mut request: Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(ConnectInfo(peer));
-                        request
-                    });
-            let connection =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            let connection = graceful.watch(connection);
+            let service = TowerToHyperService::new(self.app.clone().map_request(
+                move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                },
+            ));
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            let tls = self.tls.clone();
+            let handshake = Duration::from_millis(limits.header_timeout_ms);
             tokio::spawn(async move {
-                let _ = connection.await;
+                match tls {
+                    None => {
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(connection).await;
+                    }
+                    Some(acceptor) => {
+                        // The handshake is bounded as a request head is.
+                        match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let connection =
+                                    builder.serve_connection(TokioIo::new(stream), service);
+                                let _ = watcher.watch(connection).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(
+                                target: "registry::serve", %peer, error = %e, "TLS handshake failed"
+                            ),
+                            Err(_) => tracing::debug!(
+                                target: "registry::serve", %peer, "TLS handshake timed out"
+                            ),
+                        }
+                    }
+                }
                 drop(permit);
             });
         }
@@ -255,6 +284,51 @@ pub fn serve(
         .with_target(true)
         .try_init();
     Server::open(settings)?.run(serve_settings.listen, ready)
+}
+
+/// The TLS set-up of `[serve] tls_cert` and `tls_key`: TLS 1.2 and 1.3 (rustls, ring), HTTP/1.1.
+///
+/// # Errors
+/// A file that cannot be read, holds no certificate or key, or a key that is not the
+/// certificate's.
+fn tls_acceptor(
+    files: &registry_host::settings::TlsFiles,
+) -> Result<tokio_rustls::TlsAcceptor, Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let cert_name = files.cert.display();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(Iterator::collect)
+        .map_err(|e| Error::config(format!("serve.tls_cert {cert_name}: cannot read: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "serve.tls_cert {cert_name}: no PEM certificate in it"
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        Error::config(format!(
+            "serve.tls_key {}: cannot read a PEM private key: {e}",
+            files.key.display()
+        ))
+    })?;
+    // ring rather than aws-lc-rs: it builds in seconds with the C compiler alone, where
+    // aws-lc-rs adds minutes and a CMake toolchain to every cold build. What ring lacks is
+    // post-quantum hybrid key exchange (X25519MLKEM768), which rustls marks by deprecating
+    // this provider; a deployment that needs it terminates TLS at a reverse proxy (README).
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| {
+            Error::config(format!(
+                "serve.tls_cert {cert_name} and serve.tls_key {}: {e}",
+                files.key.display()
+            ))
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Resolves on SIGTERM or SIGINT.

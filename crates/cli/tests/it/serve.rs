@@ -993,3 +993,72 @@ fn real_answers_are_as_the_openapi_document_says() {
     entry["surprise"] = Value::from(1);
     assert!(!answer_schema(&doc, "get", one, 200).is_valid(&entry));
 }
+
+#[test]
+fn serves_https_with_the_configured_certificate() {
+    let s = Scratch::new();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    s.write("cert.pem", &cert.cert.pem());
+    s.write("key.pem", &cert.signing_key.serialize_pem());
+    s.write(
+        "registry.toml",
+        "[serve]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+    );
+    let mut child = s
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("reads its first line");
+    let server = Server {
+        addr: line
+            .trim()
+            .strip_prefix("listening on https://")
+            .unwrap_or_else(|| panic!("not an https listening line: {line:?}"))
+            .to_owned(),
+        child,
+    };
+    // A client that trusts the certificate gets an answer over TLS.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        #[allow(deprecated)]
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let connection =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let tcp = TcpStream::connect(&server.addr).expect("connects");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("writes over TLS");
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let answer = parse_answer(&raw);
+    assert_eq!((answer.status, answer.body.as_str()), (200, "ok\n"));
+    // Plain HTTP on the same port gets no HTTP answer.
+    let plain = server.send("GET", "/healthz", None, &[], "");
+    assert_ne!(plain.status, 200);
+
+    // A key that is not the certificate's is refused before anything is served.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    s.write("key.pem", &other.signing_key.serialize_pem());
+    drop(server);
+    let (code, message) = s.fail(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{message}");
+    assert!(message.contains("serve.tls_cert"), "{message}");
+    s.write("registry.toml", "[serve]\ntls_cert = \"cert.pem\"\n");
+    let (code, message) = s.fail(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{message}");
+    assert!(message.contains("go together"), "{message}");
+}
