@@ -17,15 +17,15 @@ use crate::{CliError, Format, FormatArg, output};
 pub struct AuditArgs {
     /// Only writes at or after this instant: RFC 3339 in UTC, a date, or a time ago (24h, 7d)
     #[arg(long, value_name = "WHEN")]
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Only writes by this author (a token's name, or a user of the command line)
     #[arg(long, value_name = "NAME")]
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Only writes of this entry
     #[arg(long, value_name = "ID")]
-    id: Option<String>,
+    pub(crate) id: Option<String>,
     #[command(flatten)]
-    format: FormatArg,
+    pub(crate) format: FormatArg,
 }
 
 /// `registry audit`: one line (or JSON object) per write, oldest first.
@@ -50,12 +50,21 @@ pub fn audit(args: AuditArgs, settings: &Settings) -> Result<(), CliError> {
     let pipeline = open(settings, Needs::READ)?;
     let mut progress = Progress::new(args.format.format);
     let (records, _) = registry_host::audit::read(&pipeline, &query, &mut progress)?;
-    match args.format.format {
+    print_records(&records, args.format.format)?;
+    progress.damage.result()
+}
+
+/// The audit records, one line or JSON object each.
+pub(crate) fn print_records(
+    records: &[registry_host::audit::Record],
+    format: Format,
+) -> Result<(), CliError> {
+    match format {
         Format::Json => output::json(&records)?,
         Format::Text => {
             let mut out = std::io::stdout().lock();
             (|| {
-                for r in &records {
+                for r in records {
                     let revisions = match r.revision_before {
                         Some(b) if b != r.revision_after => format!("{b}->{}", r.revision_after),
                         Some(_) | None => r.revision_after.to_string(),
@@ -81,21 +90,21 @@ pub fn audit(args: AuditArgs, settings: &Settings) -> Result<(), CliError> {
             .map_err(output::write_err)?;
         }
     }
-    progress.damage.result()
+    Ok(())
 }
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Entry id, e.g. SEC-RUL-042
-    id: String,
+    pub(crate) id: String,
     /// The revision to compare from [default: the one before --to]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    from: Option<u32>,
+    pub(crate) from: Option<u32>,
     /// The revision to compare to [default: the latest]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    to: Option<u32>,
+    pub(crate) to: Option<u32>,
     #[command(flatten)]
-    format: FormatArg,
+    pub(crate) format: FormatArg,
 }
 
 /// `registry diff ID`: the fields that changed, then the config as a unified diff.
@@ -106,7 +115,12 @@ pub fn diff(args: DiffArgs, settings: &Settings) -> Result<(), CliError> {
     let id = parse_id(&args.id)?;
     let pipeline = open(settings, Needs::READ)?;
     let diff = registry_host::diff::diff(&pipeline, &id, args.from, args.to)?;
-    match args.format.format {
+    print_diff(&diff, args.format.format)
+}
+
+/// The changed fields and the config's unified diff, or the diff as JSON.
+pub(crate) fn print_diff(diff: &registry_host::diff::Diff, format: Format) -> Result<(), CliError> {
+    match format {
         Format::Json => output::json(&diff),
         Format::Text => {
             let mut out = std::io::stdout().lock();

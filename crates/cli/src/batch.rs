@@ -17,16 +17,16 @@ use crate::{CliError, Format, FormatArg, output};
 pub struct BatchArgs {
     /// JSONL file of requests, one per line, with the fields `add` takes ("-" for standard input)
     #[arg(value_name = "FILE.jsonl")]
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Requests per call to the pipeline (one storage transaction per shard per call)
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_SIZE))]
     batch_size: u32,
     /// Write the outcome of every line to this file as JSON lines (line, status, id, message),
     /// each batch once it is committed
     #[arg(long, value_name = "FILE.jsonl")]
-    results: Option<PathBuf>,
+    pub(crate) results: Option<PathBuf>,
     #[command(flatten)]
-    format: FormatArg,
+    pub(crate) format: FormatArg,
 }
 
 #[derive(Debug, Args)]
@@ -51,7 +51,7 @@ pub struct ScaleTestArgs {
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     #[command(flatten)]
-    format: FormatArg,
+    pub(crate) format: FormatArg,
 }
 
 /// `registry batch`.
@@ -399,7 +399,7 @@ pub(crate) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-fn print_stats(s: &Stats) -> io::Result<()> {
+pub(crate) fn print_stats(s: &Stats) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{:<16} {}", "entries", s.entries)?;
     writeln!(out, "{:<16} {}", "shards", s.shards)?;

@@ -244,6 +244,16 @@ fn set_lifecycle(
         }
         (result, _) => result?,
     };
+    print_lifecycle(&updated, verb, format)
+}
+
+/// What `retire`, `revive` and `merge` print: `VERB ID at revision N` (`into TARGET` for a
+/// merge), or the entry as JSON.
+pub(crate) fn print_lifecycle(
+    updated: &registry_core::Updated,
+    verb: &str,
+    format: crate::Format,
+) -> Result<(), CliError> {
     let e = &updated.entry;
     let headline = match &e.lifecycle {
         Lifecycle::Merged(target) => format!(
@@ -252,7 +262,7 @@ fn set_lifecycle(
         ),
         _ => format!("{verb:<9} {} at revision {}", e.header.id, e.revision),
     };
-    output::changed(&updated, &headline, format)
+    output::changed(updated, &headline, format)
 }
 
 /// `registry retire`.

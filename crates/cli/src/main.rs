@@ -25,6 +25,7 @@ mod plugin_check;
 mod plugins;
 mod progress;
 mod registry;
+mod remote;
 mod stamp;
 mod token;
 mod transfer;
@@ -66,6 +67,16 @@ struct Cli {
     /// command writes to stdout are still written)
     #[arg(long, short, global = true, help_heading = "Global options")]
     quiet: bool,
+    /// Run against this `registry serve` (http:// or https://) instead of a local data
+    /// directory; the token is read from REGISTRY_TOKEN
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_SERVER",
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -259,6 +270,60 @@ fn run(
         Command::Man(args) => return generate::man(args, command::command(schema)),
         _ => {}
     }
+    if let Some(url) = cli.server.as_deref().filter(|u| !u.is_empty()) {
+        let remote = remote::Remote::new(url)?;
+        match cli.command {
+            Command::Add(args) => return remote::add(&remote, args),
+            Command::Get(args) => return remote::get(&remote, args),
+            Command::List(args) => return remote::list(&remote, args),
+            Command::Update(args) => return remote::update(&remote, args),
+            Command::History(args) => return remote::history(&remote, args),
+            Command::Diff(args) => return remote::diff(&remote, args),
+            Command::Audit(args) => return remote::audit(&remote, args),
+            Command::Stats(args) => return remote::stats(&remote, args.format.format),
+            Command::Export(args) => return remote::export(&remote, args),
+            Command::Batch(args) => return remote::batch(&remote, args),
+            Command::Retire(args) => {
+                return remote::lifecycle(
+                    &remote,
+                    &args.id,
+                    registry_core::Lifecycle::Retired,
+                    args.if_revision,
+                    "retired",
+                    args.format.format,
+                );
+            }
+            Command::Revive(args) => {
+                return remote::lifecycle(
+                    &remote,
+                    &args.id,
+                    registry_core::Lifecycle::Active,
+                    args.if_revision,
+                    "revived",
+                    args.format.format,
+                );
+            }
+            Command::Merge(args) => {
+                let into = entries::parse_id(&args.into).map_err(|e| e.on_field("into"))?;
+                return remote::lifecycle(
+                    &remote,
+                    &args.id,
+                    registry_core::Lifecycle::Merged(into),
+                    args.if_revision,
+                    "merged",
+                    args.format.format,
+                );
+            }
+            Command::Info(_) | Command::Plugins(_) | Command::Lint(_) | Command::Trust(_) => {}
+            other => {
+                return Err(CliError::config(format!(
+                    "`registry {}` works on a local registry only: drop --server (or unset \
+                     REGISTRY_SERVER)",
+                    subcommand_name(&other)
+                )));
+            }
+        }
+    }
     let settings = settings?;
     output::warnings(&settings.warnings);
     if cli.verbose {
@@ -298,6 +363,20 @@ fn run(
         Command::Restore(args) => backup::restore(args, &settings),
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }
+}
+
+/// The name a command is called by (`ScaleTest` is `scale-test`), from its variant's name.
+fn subcommand_name(command: &Command) -> String {
+    let debug = format!("{command:?}");
+    let variant = debug.split(['(', ' ', '{']).next().unwrap_or_default();
+    let mut name = String::with_capacity(variant.len() + 4);
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }
 
 fn main() -> ExitCode {

@@ -36,18 +36,18 @@ impl From<FileFormat> for transfer::FileFormat {
 pub struct ExportArgs {
     /// File format
     #[arg(long, value_enum, default_value_t = FileFormat::Jsonl)]
-    format: FileFormat,
+    pub(crate) format: FileFormat,
     /// Export only the entries of this scope (repeatable)
     #[arg(long, value_name = "SCOPE")]
-    scope: Vec<String>,
+    pub(crate) scope: Vec<String>,
     /// Write to this file instead of standard output ("-" for standard output); it is replaced
     /// whole once the export is complete, never left half-written
     #[arg(long, short, value_name = "FILE")]
-    output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Also write who made each revision, from where (`author`: the audit record of each
     /// write; `import` keeps it)
     #[arg(long)]
-    audit: bool,
+    pub(crate) audit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -94,6 +94,72 @@ pub struct Entry {
     pub author: Option<Author>,
 }
 
+impl<'de> Deserialize<'de> for Entry {
+    /// Reads what `Serialize` writes (`registry get --format json`, the server's answers): the
+    /// header's parts, flattened, and the lifecycle by name. The readable and grepable header
+    /// forms are derived, so they are read and not kept. Unknown keys are allowed, so that an
+    /// answer made of an entry and more (`created`, `changed`) reads with `#[serde(flatten)]`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            id: EntryId,
+            scope: String,
+            #[serde(rename = "type")]
+            kind: String,
+            variant: String,
+            status: String,
+            version: String,
+            title: String,
+            context: Context,
+            config: String,
+            hash: ContentHash,
+            #[serde(default)]
+            previous: Option<ContentHash>,
+            #[serde(default)]
+            purge: Option<Purge>,
+            fingerprint: Fingerprint,
+            revision: u32,
+            created_at: Timestamp,
+            updated_at: Timestamp,
+            #[serde(default)]
+            provenance: Option<Provenance>,
+            lifecycle: String,
+            #[serde(default)]
+            merged_into: Option<EntryId>,
+            #[serde(default)]
+            author: Option<Author>,
+        }
+        let w = Wire::deserialize(d)?;
+        let lifecycle =
+            Lifecycle::from_parts(&w.lifecycle, w.merged_into).map_err(serde::de::Error::custom)?;
+        Ok(Entry {
+            header: Header {
+                fields: Fields {
+                    scope: w.scope,
+                    kind: w.kind,
+                    variant: w.variant,
+                    status: w.status,
+                },
+                id: w.id,
+                version: w.version,
+            },
+            title: w.title,
+            context: w.context,
+            config: w.config,
+            hash: w.hash,
+            previous: w.previous,
+            purge: w.purge,
+            fingerprint: w.fingerprint,
+            revision: w.revision,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            provenance: w.provenance,
+            lifecycle,
+            author: w.author,
+        })
+    }
+}
+
 /// Who made a write, from where: kept with the revision the write made (in the same
 /// transaction, through storage), and read back by `registry audit` and `history`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::entry::{Author, ContentHash, Entry, Fingerprint, Lifecycle, Provenance};
 use crate::error::{Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind};
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Stages {
 }
 
 /// The outcome of registering one request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Added {
     #[serde(flatten)]
     pub entry: Entry,
@@ -109,7 +109,7 @@ pub struct Changes {
 }
 
 /// The outcome of an update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Updated {
     #[serde(flatten)]
     pub entry: Entry,

@@ -170,7 +170,7 @@ pub enum Source {
 }
 
 /// A value a generator proposes for a field the request left empty.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Guess {
     pub value: String,
     /// How sure a trained model is, in `[0, 1]`; `None` for values that are not a model's estimate

@@ -22,7 +22,7 @@
 use registry_core::{
     Entry, EntryId, Error as CoreError, Lifecycle, ListQuery, Pipeline, Timestamp,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::events::Events;
@@ -44,10 +44,10 @@ pub struct Query {
 }
 
 /// One write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub at: Timestamp,
-    pub action: &'static str,
+    pub action: String,
     pub id: EntryId,
     /// The revision the write started from; `None` for a creation.
     pub revision_before: Option<u32>,
@@ -116,7 +116,7 @@ pub fn read(
         }
     }
     records.sort_by(|a, b| {
-        (a.at, &a.id, a.revision_after, a.action).cmp(&(b.at, &b.id, b.revision_after, b.action))
+        (a.at, &a.id, a.revision_after, &a.action).cmp(&(b.at, &b.id, b.revision_after, &b.action))
     });
     Ok((records, damaged))
 }
@@ -142,7 +142,7 @@ fn records_of(history: &[Entry], query: &Query, out: &mut Vec<Record>) {
         let author = e.author.as_ref();
         let record = Record {
             at: e.updated_at,
-            action,
+            action: action.to_owned(),
             id: e.header.id.clone(),
             revision_before: before.map(|b| b.revision),
             revision_after: e.revision,
@@ -157,7 +157,7 @@ fn records_of(history: &[Entry], query: &Query, out: &mut Vec<Record>) {
         if let Some(p) = &e.purge {
             let purged = Record {
                 at: p.at,
-                action: "purged",
+                action: "purged".to_owned(),
                 id: e.header.id.clone(),
                 revision_before: Some(e.revision),
                 revision_after: e.revision,

@@ -2,12 +2,12 @@
 //! entry, field by field, with the config as a unified diff.
 
 use registry_core::{Entry, EntryId, Field, Pipeline};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
 /// What changed between two revisions of one entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diff {
     pub id: EntryId,
     pub from: u32,
@@ -22,7 +22,7 @@ pub struct Diff {
 
 /// One field's value before and after; `None` where the revision has no such field (a context
 /// key set or removed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub field: String,
     pub before: Option<String>,

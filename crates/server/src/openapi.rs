@@ -311,6 +311,8 @@ pub struct Problem {
     status: u16,
     detail: String,
     code: String,
+    /// The field or argument at fault, when the error is about one.
+    field: Option<String>,
 }
 
 #[derive(OpenApi)]

@@ -19,6 +19,8 @@ pub struct Problem {
     pub detail: String,
     /// Seconds to wait before trying again (429, 503): the `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// The field or argument at fault, when the error is about one (`id`, `scope`, ...).
+    pub field: Option<String>,
 }
 
 impl Problem {
@@ -28,6 +30,7 @@ impl Problem {
             code: code.into(),
             detail: detail.into(),
             retry_after: None,
+            field: None,
         }
     }
 
@@ -49,13 +52,17 @@ impl Problem {
 
     /// The body as JSON text, for a stream that reports an error in band.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({
+        let mut body = json!({
             "type": "about:blank",
             "title": self.status.canonical_reason().unwrap_or("error"),
             "status": self.status.as_u16(),
             "detail": self.detail,
             "code": self.code,
-        })
+        });
+        if let Some(field) = &self.field {
+            body["field"] = json!(field);
+        }
+        body
     }
 }
 
@@ -95,6 +102,9 @@ impl From<Error> for Problem {
             ("input", true) => "invalid".to_owned(),
             (kind, _) => kind.to_owned(),
         };
-        Problem::new(status, code, e.message)
+        let field = e.location.as_ref().and_then(|l| l.field.clone());
+        let mut problem = Problem::new(status, code, e.message);
+        problem.field = field;
+        problem
     }
 }

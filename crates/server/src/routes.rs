@@ -530,8 +530,9 @@ async fn set_lifecycle(
     let expected = if_match(headers)?;
     visible(&state, &caller, &id).await?;
     let target = id.clone();
+    let author = Some(caller.author());
     let updated = blocking(&state, move |p| {
-        p.set_lifecycle(&target, lifecycle, expected)
+        p.set_lifecycle_by(&target, lifecycle, expected, author)
     })
     .await?;
     let updated = match (updated, expected) {

@@ -776,6 +776,14 @@ fn writes_over_http_are_audited_with_the_token_address_and_request() {
         updated.headers.get("x-request-id").map(String::as_str),
         Some("change-42")
     );
+    let retired = server.send(
+        "POST",
+        "/v1/entries/SEC-RUL-001/retire",
+        Some(&ci),
+        &[("X-Request-Id", "retire-1")],
+        "",
+    );
+    assert_eq!(retired.status, 200, "{}", retired.body);
     let (status, _) = server.call("GET", "/v1/audit", Some(&ci), "");
     assert_eq!(status, 403, "the audit is for admins");
     let (status, audit) = server.call("GET", "/v1/audit?id=SEC-RUL-001", Some(&admin), "");
@@ -797,10 +805,11 @@ fn writes_over_http_are_audited_with_the_token_address_and_request() {
         [
             ("created", "ci", "127.0.0.1", request.as_str()),
             ("updated", "ops", "127.0.0.1", "change-42"),
+            ("retired", "ci", "127.0.0.1", "retire-1"),
         ]
     );
     let (_, by_ci) = server.call("GET", "/v1/audit?actor=ci&since=1h", Some(&admin), "");
-    assert_eq!(by_ci["records"].as_array().map(Vec::len), Some(1));
+    assert_eq!(by_ci["records"].as_array().map(Vec::len), Some(2));
     let (status, _) = server.call("GET", "/v1/export?audit=true", Some(&ci), "");
     assert_eq!(status, 403);
     let export = server.send("GET", "/v1/export?audit=true", Some(&admin), &[], "");
@@ -814,7 +823,7 @@ fn writes_over_http_are_audited_with_the_token_address_and_request() {
     assert!(server.terminate().success());
     // The command line reads the same log.
     let local = s.json(&["audit"]);
-    assert_eq!(local.as_array().map(Vec::len), Some(2));
+    assert_eq!(local.as_array().map(Vec::len), Some(3));
 }
 
 /// The OpenAPI document's schema of the answer to `method` on `template` with `status`, as a
@@ -1061,4 +1070,188 @@ fn serves_https_with_the_configured_certificate() {
     let (code, message) = s.fail(&["serve", "--listen", "127.0.0.1:0"]);
     assert_eq!(code, 2, "{message}");
     assert!(message.contains("go together"), "{message}");
+}
+
+/// `text` with every RFC 3339 time replaced by `<time>`, each history line's `by NAME from
+/// ORIGIN` and each stats line about bytes left out: what differs between two registries given
+/// the same commands at other times, by other authors.
+fn normalized(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.starts_with("bytes on disk") || line.starts_with("bytes/entry") {
+            continue;
+        }
+        let line = line.split("  by ").next().unwrap_or(line);
+        let bytes = line.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let is_time = bytes.len() >= i + 20
+                && bytes[i..i + 4].iter().all(u8::is_ascii_digit)
+                && bytes[i + 4] == b'-'
+                && bytes[i + 10] == b'T';
+            if is_time {
+                let end = line[i..].find('Z').map_or(bytes.len(), |z| i + z + 1);
+                out.push_str("<time>");
+                i = end;
+            } else {
+                let c = line[i..].chars().next().unwrap_or(' ');
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+        out.push('\n');
+    }
+    // JSON: the keys that say when, who and how many bytes.
+    for key in [
+        "\"author\":",
+        "\"actor\":",
+        "\"origin\":",
+        "\"request\":",
+        "\"bytes_on_disk\":",
+        "\"bytes_per_entry\":",
+    ] {
+        while let Some(at) = out.find(key) {
+            let end = out[at..]
+                .find([',', '\n'])
+                .map_or(out.len(), |e| at + e + 1);
+            let end = if out[at..].starts_with("\"author\":") {
+                out[at..].find('}').map_or(end, |e| at + e + 2)
+            } else {
+                end
+            };
+            out.replace_range(at..end.min(out.len()), "");
+        }
+    }
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn the_command_line_answers_the_same_locally_and_through_a_server() {
+    let local = Scratch::new();
+    let shared = Scratch::new();
+    let server = Server::start(&shared);
+    let url = format!("http://{}", server.addr);
+    let run = |args: &[&str], remote: bool| {
+        let s = if remote { &shared } else { &local };
+        let mut command = s.command(args);
+        if remote {
+            command.env("REGISTRY_SERVER", &url);
+        }
+        let out = command.output().expect("runs");
+        (
+            out.status.code(),
+            normalized(&String::from_utf8_lossy(&out.stdout)),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let script: &[&[&str]] = &[
+        &[
+            "add",
+            "--title",
+            "Block SSH from the internet",
+            "--scope",
+            "SEC",
+        ],
+        &[
+            "add",
+            "--title",
+            "Block SSH from the internet",
+            "--scope",
+            "SEC",
+        ],
+        &[
+            "add",
+            "--title",
+            "Rotate the keys",
+            "--scope",
+            "OPS",
+            "--context",
+            "owner=ops",
+        ],
+        &["add", "--title", "Watch the disks", "--scope", "OPS"],
+        &["add", "--title", "   "],
+        &["get", "SEC-RUL-001"],
+        &["get", "SEC-RUL-404"],
+        &["list"],
+        &["list", "--scope", "OPS"],
+        &["list", "--limit", "1"],
+        &[
+            "update",
+            "SEC-RUL-001",
+            "--status",
+            "LIVE",
+            "--if-revision",
+            "1",
+        ],
+        &[
+            "update",
+            "SEC-RUL-001",
+            "--status",
+            "DEV",
+            "--if-revision",
+            "1",
+        ],
+        &["update", "SEC-RUL-001", "--unset-context", "nope"],
+        &["history", "SEC-RUL-001"],
+        &["diff", "SEC-RUL-001"],
+        &["diff", "SEC-RUL-001", "--to", "9"],
+        &["retire", "OPS-RUL-001"],
+        &["revive", "OPS-RUL-001"],
+        &["merge", "OPS-RUL-002", "--into", "OPS-RUL-001"],
+        &["retire", "OPS-RUL-002"],
+        &["list", "--all"],
+        &["stats"],
+        &["export"],
+        &["export", "--scope", "OPS", "--format", "yaml"],
+        &["audit", "--id", "SEC-RUL-001"],
+    ];
+    for args in script {
+        for json in [false, true] {
+            let mut args = args.to_vec();
+            if json && !matches!(args[0], "export") {
+                args.extend(["--format", "json"]);
+            }
+            let (local_code, local_out, local_err) = run(&args, false);
+            let (remote_code, remote_out, remote_err) = run(&args, true);
+            assert_eq!(
+                local_code, remote_code,
+                "registry {args:?}: exit codes differ\nlocal: {local_err}\nremote: {remote_err}"
+            );
+            assert_eq!(
+                local_out, remote_out,
+                "registry {args:?}: outputs differ\nlocal stderr: {local_err}\nremote stderr: {remote_err}"
+            );
+            if local_code != Some(0) {
+                assert_eq!(
+                    local_err.lines().last(),
+                    remote_err.lines().last(),
+                    "registry {args:?}: errors differ"
+                );
+            }
+        }
+    }
+    // A batch prints its own summary through a server, with the same exit code, and leaves
+    // the same entries.
+    let lines = "{\"title\": \"Scan the images\", \"scope\": \"SEC\"}\nnot json\n\
+                 {\"title\": \"Block SSH from the internet\", \"scope\": \"SEC\"}\n";
+    local.write("more.jsonl", lines);
+    shared.write("more.jsonl", lines);
+    let (local_code, _, _) = run(&["batch", "more.jsonl"], false);
+    let (remote_code, remote_out, _) = run(&["batch", "more.jsonl"], true);
+    assert_eq!((local_code, remote_code), (Some(1), Some(1)));
+    assert_eq!(
+        remote_out,
+        "processed 3: created 1, already registered 1, failed 1\n"
+    );
+    assert_eq!(
+        run(&["list", "--all"], false).1,
+        run(&["list", "--all"], true).1
+    );
+    // Commands that would write a local registry are refused rather than run locally.
+    let (code, _, err) = run(&["import", "x.jsonl"], true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("works on a local registry only"), "{err}");
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use registry_core::{Field, ListQuery, Pipeline};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bytes_on_disk;
 use crate::error::Error;
@@ -15,7 +15,7 @@ use crate::events::Events;
 const STATS_PAGE: usize = 10_000;
 
 /// What a registry holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// Entries that pass their hash check; a damaged one is reported and not counted.
     pub entries: u64,
