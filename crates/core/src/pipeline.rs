@@ -897,6 +897,19 @@ impl Pipeline {
     /// # Errors
     /// [`Error::NotFound`], [`Error::Damaged`], or a storage failure.
     pub fn get(&self, id: &EntryId) -> Result<Entry, Error> {
+        if let Some(entry) = self.get_cached(id) {
+            return Ok(entry);
+        }
+        let entry = self.get_stored(id)?;
+        self.fill_cache(std::slice::from_ref(&entry));
+        Ok(entry)
+    }
+
+    /// The latest revision of `id` if the cache holds it, without reaching storage: what a
+    /// server answers on the thread that read the request, when it can, rather than handing
+    /// the call to a thread that may block (a cache is in memory; storage may fsync or wait
+    /// on the network).
+    pub fn get_cached(&self, id: &EntryId) -> Option<Entry> {
         let key = [CacheKey::of_id(id)];
         let mut hit = Vec::with_capacity(1);
         match self.stages.cache.get(&key, &mut hit) {
@@ -904,16 +917,14 @@ impl Pipeline {
                 if let Some(Some(entry)) = hit.pop()
                     && entry.header.id == *id
                 {
-                    return Ok(entry);
+                    return Some(entry);
                 }
             }
             Err(_) => {
                 self.cache_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let entry = self.get_stored(id)?;
-        self.fill_cache(std::slice::from_ref(&entry));
-        Ok(entry)
+        None
     }
 
     /// The entry to use for `id`: its latest revision, or, when it is merged into another

@@ -146,8 +146,14 @@ async fn visible(
     caller: &Caller,
     id: &EntryId,
 ) -> Result<registry_core::Entry, Problem> {
-    let wanted = id.clone();
-    let entry = blocking(state, move |p| p.get(&wanted)).await??;
+    // A cached entry is answered here; only a miss goes to a thread that may block.
+    let entry = match state.pipeline.get_cached(id) {
+        Some(entry) => entry,
+        None => {
+            let wanted = id.clone();
+            blocking(state, move |p| p.get(&wanted)).await??
+        }
+    };
     if !caller.sees(&entry.header.fields.scope) {
         // Not found rather than forbidden: a token limited to some scopes learns nothing of
         // the others.

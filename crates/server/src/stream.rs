@@ -2,12 +2,14 @@
 //! as each group of lines is committed) and `GET /v1/export` (the export file, written as it is
 //! read).
 //!
-//! Both stream through bounded queues: a batch reads the next lines only once the results of
-//! those before are queued for the client, and an export's reader waits for a slow client
-//! rather than buffering; memory stays bounded whatever the size. A client that goes away
+//! Both stream through bounded queues: a batch keeps at most two groups of 1,000 lines
+//! committing while it reads the next, and reads on only once the results of the oldest are
+//! queued for the client; an export's reader waits for a slow client rather than buffering;
+//! memory stays bounded whatever the size. A client that goes away
 //! stops the work (a batch keeps the groups already committed, as `registry batch` does when
 //! interrupted).
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use axum::extract::{Extension, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
-use registry_core::{EntryId, Request};
+use registry_core::{EntryId, Request, Turns};
 use registry_host::requests::{RequestLine, strip_position};
 use registry_host::tokens::Role;
 use registry_host::transfer::FileFormat;
@@ -108,8 +110,10 @@ pub(crate) async fn batch(
 type Item = (u64, Result<Request, Outcome>);
 
 /// Reads the request body line by line, registering each group of lines and sending the
-/// results. An error that ends the whole batch (the body over its limit, unreadable) is
-/// returned, after the results of every group before it were sent.
+/// results. Two groups are committed at once, numbered in input order ([`Turns`]), so reading
+/// and parsing the next lines overlaps the commits, and memory holds at most three groups. An
+/// error that ends the whole batch (the body over its limit, unreadable) is returned, after
+/// the results of every group before it were sent.
 async fn run_batch(
     state: &AppState,
     caller: &Caller,
@@ -124,12 +128,17 @@ async fn run_batch(
     let mut number = 0u64;
     let mut total = 0u64;
     let mut group: Vec<Item> = Vec::with_capacity(GROUP);
+    let turns = Turns::new();
+    let mut in_flight: VecDeque<Committing> = VecDeque::with_capacity(IN_FLIGHT);
     while let Some(chunk) = data.next().await {
         let chunk =
             chunk.map_err(|e| Problem::bad_request(format!("cannot read the body: {e}")))?;
         total += chunk.len() as u64;
         if total > max_total {
-            flush(state, &mut group, tx).await?;
+            in_flight.push_back(start(state, &turns, std::mem::take(&mut group)));
+            while let Some(committing) = in_flight.pop_front() {
+                finish(state, committing, tx).await?;
+            }
             return Err(Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
@@ -163,7 +172,13 @@ async fn run_batch(
                 partial.clear();
                 too_long = false;
                 if group.len() >= GROUP {
-                    flush(state, &mut group, tx).await?;
+                    if in_flight.len() == IN_FLIGHT
+                        && let Some(oldest) = in_flight.pop_front()
+                    {
+                        finish(state, oldest, tx).await?;
+                    }
+                    let full = std::mem::replace(&mut group, Vec::with_capacity(GROUP));
+                    in_flight.push_back(start(state, &turns, full));
                 }
             }
         }
@@ -174,7 +189,106 @@ async fn run_batch(
             group.push(item);
         }
     }
-    flush(state, &mut group, tx).await
+    in_flight.push_back(start(state, &turns, group));
+    while let Some(committing) = in_flight.pop_front() {
+        finish(state, committing, tx).await?;
+    }
+    Ok(())
+}
+
+/// Groups committed at once by one batch.
+const IN_FLIGHT: usize = 2;
+
+/// A group on its way to storage: each line's outcome where it is known already (a line that
+/// did not parse), and the commit of the others.
+struct Committing {
+    outcomes: Vec<Option<Outcome>>,
+    /// For each request committed: its place in `outcomes` and its line number.
+    lines: Vec<(usize, u64)>,
+    commit:
+        Option<tokio::task::JoinHandle<Vec<Result<registry_core::Added, registry_core::Error>>>>,
+}
+
+/// Starts committing a group's requests on the blocking pool, in the next turn.
+fn start(state: &AppState, turns: &std::sync::Arc<Turns>, items: Vec<Item>) -> Committing {
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
+    let mut requests = Vec::new();
+    let mut lines = Vec::new();
+    for (i, (number, item)) in items.into_iter().enumerate() {
+        match item {
+            Ok(request) => {
+                requests.push(request);
+                lines.push((i, number));
+                outcomes.push(None);
+            }
+            Err(outcome) => outcomes.push(Some(outcome)),
+        }
+    }
+    let commit = (!requests.is_empty()).then(|| {
+        let shared = Arc::clone(state);
+        let turn = turns.take();
+        tokio::task::spawn_blocking(move || shared.pipeline.add_in_turn(requests, turn))
+    });
+    Committing {
+        outcomes,
+        lines,
+        commit,
+    }
+}
+
+/// Waits for a group's commit and sends every line's result, in line order.
+async fn finish(
+    state: &AppState,
+    committing: Committing,
+    tx: &mpsc::Sender<Chunk>,
+) -> Result<(), Problem> {
+    let Committing {
+        mut outcomes,
+        lines,
+        commit,
+    } = committing;
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    if let Some(commit) = commit {
+        let results = commit
+            .await
+            .map_err(|e| Problem::internal(format!("the batch's work failed: {e}")))?;
+        for ((i, number), result) in lines.into_iter().zip(results) {
+            outcomes[i] = Some(match result {
+                Ok(added) => {
+                    if added.created {
+                        state.metrics.created(&added.entry.header.fields.scope);
+                    }
+                    Outcome {
+                        line: number,
+                        status: if added.created {
+                            "created"
+                        } else {
+                            "duplicate"
+                        },
+                        id: Some(added.entry.header.id),
+                        code: None,
+                        message: None,
+                    }
+                }
+                Err(e) => {
+                    let e = registry_host::Error::from(e);
+                    let code = e.kind().to_owned();
+                    Outcome::failed(number, &code, e.message)
+                }
+            });
+        }
+    }
+    let mut out = Vec::with_capacity(outcomes.len() * 64);
+    for outcome in outcomes.into_iter().flatten() {
+        // Serializing a plain struct of strings and numbers cannot fail.
+        let _ = serde_json::to_writer(&mut out, &outcome);
+        out.push(b'\n');
+    }
+    tx.send(Ok(Bytes::from(out)))
+        .await
+        .map_err(|_| Problem::bad_request("the client went away"))
 }
 
 /// One line: `None` for a blank one.
@@ -216,72 +330,6 @@ fn parse(
         Err(why) => Err(Outcome::failed(number, "invalid", why)),
     };
     Some((number, request))
-}
-
-/// Registers the group's requests in one pipeline call and sends every line's result, in line
-/// order.
-async fn flush(
-    state: &AppState,
-    group: &mut Vec<Item>,
-    tx: &mpsc::Sender<Chunk>,
-) -> Result<(), Problem> {
-    if group.is_empty() {
-        return Ok(());
-    }
-    let items = std::mem::take(group);
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
-    let mut requests = Vec::new();
-    let mut lines = Vec::new();
-    for (i, (number, item)) in items.into_iter().enumerate() {
-        match item {
-            Ok(request) => {
-                requests.push(request);
-                lines.push((i, number));
-                outcomes.push(None);
-            }
-            Err(outcome) => outcomes.push(Some(outcome)),
-        }
-    }
-    if !requests.is_empty() {
-        let shared = Arc::clone(state);
-        let results = tokio::task::spawn_blocking(move || shared.pipeline.add(requests))
-            .await
-            .map_err(|e| Problem::internal(format!("the batch's work failed: {e}")))?;
-        for ((i, number), result) in lines.into_iter().zip(results) {
-            outcomes[i] = Some(match result {
-                Ok(added) => {
-                    if added.created {
-                        state.metrics.created(&added.entry.header.fields.scope);
-                    }
-                    Outcome {
-                        line: number,
-                        status: if added.created {
-                            "created"
-                        } else {
-                            "duplicate"
-                        },
-                        id: Some(added.entry.header.id),
-                        code: None,
-                        message: None,
-                    }
-                }
-                Err(e) => {
-                    let e = registry_host::Error::from(e);
-                    let code = e.kind().to_owned();
-                    Outcome::failed(number, &code, e.message)
-                }
-            });
-        }
-    }
-    let mut out = Vec::with_capacity(outcomes.len() * 64);
-    for outcome in outcomes.into_iter().flatten() {
-        // Serializing a plain struct of strings and numbers cannot fail.
-        let _ = serde_json::to_writer(&mut out, &outcome);
-        out.push(b'\n');
-    }
-    tx.send(Ok(Bytes::from(out)))
-        .await
-        .map_err(|_| Problem::bad_request("the client went away"))
 }
 
 /// `GET /v1/export` query.

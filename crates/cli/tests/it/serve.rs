@@ -1255,3 +1255,14 @@ fn the_command_line_answers_the_same_locally_and_through_a_server() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("works on a local registry only"), "{err}");
 }
+
+#[test]
+fn a_large_batch_is_answered_in_line_order_and_numbered_in_input_order() {
+    let s = Scratch::with_shards(2);
+    let server = Server::start(&s);
+    let titles: Vec<String> = (0..2500).map(|i| format!("generated rule {i}")).collect();
+    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let ids = batch(&server, "SEC", &refs);
+    let expected: Vec<String> = (1..=2500).map(|n| format!("SEC-RUL-{n:03}")).collect();
+    assert_eq!(ids, expected);
+}
