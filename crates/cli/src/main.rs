@@ -283,6 +283,7 @@ fn run(
             Command::Stats(args) => return remote::stats(&remote, args.format.format),
             Command::Export(args) => return remote::export(&remote, args),
             Command::Batch(args) => return remote::batch(&remote, args),
+            Command::Import(args) => return remote::import(&remote, args),
             Command::Retire(args) => {
                 return remote::lifecycle(
                     &remote,

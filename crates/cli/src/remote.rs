@@ -591,3 +591,59 @@ pub fn batch(remote: &Remote, args: crate::batch::BatchArgs) -> Result<(), CliEr
     }
     Ok(())
 }
+
+/// What `POST /v1/import` answers.
+#[derive(serde::Deserialize)]
+struct ImportAnswer {
+    #[serde(flatten)]
+    summary: registry_host::transfer::Summary,
+    failures: Vec<registry_host::transfer::Failure>,
+    total: usize,
+    hint: Option<String>,
+}
+
+/// `registry import FILE`: the file streamed to `POST /v1/import` (role `admin`), its summary
+/// and failures printed as a local import prints them.
+pub fn import(remote: &Remote, args: crate::transfer::ImportArgs) -> Result<(), CliError> {
+    let name = if args.file.as_os_str() == "-" {
+        "<stdin>".to_owned()
+    } else {
+        args.file.display().to_string()
+    };
+    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(std::fs::File::open(&args.file).map_err(|e| {
+            CliError::input(format!(
+                "cannot read {name}: {}",
+                registry_host::io_reason(&e)
+            ))
+            .in_file(&name)
+        })?)
+    };
+    let path = format!(
+        "/v1/import{}",
+        query(&[("atomic", args.atomic.then(|| "true".to_owned()))])
+    );
+    let request = remote
+        .authorized(remote.agent.post(remote.url(&path)))
+        .header("Content-Type", "application/x-ndjson");
+    let response = remote.answer(request.send(ureq::SendBody::from_owned_reader(input)))?;
+    let answer: ImportAnswer = read_json(response)?;
+    let format = args.format.format;
+    if matches!(format, Format::Text) {
+        crate::transfer::print_failures(&name, &answer.failures)?;
+    }
+    let hint = answer.hint;
+    let imported = registry_host::transfer::Imported {
+        name,
+        summary: answer.summary,
+        total: answer.total,
+        hint,
+    };
+    let failures = match format {
+        Format::Json => answer.failures,
+        Format::Text => Vec::new(),
+    };
+    crate::transfer::finish(&imported, failures, format)
+}

@@ -53,12 +53,12 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Exported entries or plain requests, as JSONL or YAML ("-" for standard input)
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Check every record first and import nothing unless all of them are good
     #[arg(long)]
-    atomic: bool,
+    pub(crate) atomic: bool,
     #[command(flatten)]
-    format: FormatArg,
+    pub(crate) format: FormatArg,
 }
 
 /// `registry export`.
@@ -123,7 +123,7 @@ pub fn import(args: ImportArgs, settings: &Settings) -> Result<(), CliError> {
 }
 
 /// Failures as text, one line each: `FILE:LINE: [ID: ]MESSAGE`.
-fn print_failures(name: &str, failures: &[Failure]) -> Result<(), CliError> {
+pub(crate) fn print_failures(name: &str, failures: &[Failure]) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     for f in failures {
         let text = match &f.id {
@@ -145,7 +145,11 @@ struct Report<'a> {
     failures: Vec<Failure>,
 }
 
-fn finish(imported: &Imported, failures: Vec<Failure>, format: Format) -> Result<(), CliError> {
+pub(crate) fn finish(
+    imported: &Imported,
+    failures: Vec<Failure>,
+    format: Format,
+) -> Result<(), CliError> {
     let s = &imported.summary;
     match format {
         Format::Json => output::json(&Report {

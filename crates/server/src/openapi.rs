@@ -302,6 +302,32 @@ pub struct LintReport {
     findings: Vec<LintFinding>,
 }
 
+/// One record an import did not import.
+#[derive(ToSchema)]
+pub struct ImportFailure {
+    /// The line its record starts on.
+    line: u64,
+    id: Option<String>,
+    message: String,
+}
+
+/// What an import did (`registry import --format json`), with the records read.
+#[derive(ToSchema)]
+pub struct ImportSummary {
+    /// Exported entries stored.
+    imported: u64,
+    /// Exported entries already stored as they are, and requests already registered.
+    unchanged: u64,
+    /// Plain requests registered.
+    added: u64,
+    failed: u64,
+    failures: Vec<ImportFailure>,
+    /// Records read.
+    total: u64,
+    /// Said after the count of failed records, when there is more to say.
+    hint: Option<String>,
+}
+
 /// An error (RFC 9457), carrying the command line's name for it in `code`.
 #[derive(ToSchema)]
 pub struct Problem {
@@ -343,6 +369,7 @@ pub struct Problem {
         crate::routes::audit,
         crate::stream::batch,
         crate::stream::export,
+        crate::stream::import,
     ),
     components(schemas(Problem)),
     modifiers(&Bearer)

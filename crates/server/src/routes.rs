@@ -46,6 +46,7 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/v1/predict", post(predict))
         .route("/v1/batch", post(stream::batch))
         .route("/v1/export", get(stream::export))
+        .route("/v1/import", post(stream::import))
         .route("/v1/lint", post(lint))
         .route("/v1/stats", get(stats))
         .route("/v1/audit", get(audit))

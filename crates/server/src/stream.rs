@@ -457,3 +457,104 @@ impl Write for Sender {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
 }
+
+/// `POST /v1/import` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportParams {
+    /// Import nothing unless every record is good.
+    #[serde(default)]
+    atomic: bool,
+}
+
+/// What `POST /v1/import` answers: `registry import --format json`'s summary, the records read
+/// and the hint a failure count comes with.
+#[derive(Debug, Serialize)]
+struct ImportAnswer {
+    #[serde(flatten)]
+    summary: registry_host::transfer::Summary,
+    failures: Vec<registry_host::transfer::Failure>,
+    total: usize,
+    hint: Option<String>,
+}
+
+/// Imports an export file or requests (role `admin`: records carry their own histories, times
+/// and authors), as `registry import`. The body is spooled to a private temporary file in the
+/// data directory as it arrives (within `max_batch_bytes`), then imported from it, so memory
+/// holds a batch of records whatever the file's size.
+#[utoipa::path(post, path = "/v1/import", params(
+    ("atomic" = Option<bool>, Query, description = "Import nothing unless every record is good"),
+), request_body(content = String, content_type = "application/x-ndjson", description = "An export (JSONL or YAML) or plain requests"),
+responses(
+    (status = 200, description = "What was imported, and every record that failed", body = crate::openapi::ImportSummary),
+    (status = 401, description = "No valid token", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The token's role is not admin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 413, description = "Body over its limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Over the token's rate", body = crate::openapi::Problem, content_type = "application/problem+json"),
+))]
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
+    request_body: Body,
+) -> Result<Response, Problem> {
+    caller.require(Role::Admin)?;
+    let Query(params) = params.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let spool = tempfile::Builder::new()
+        .prefix(".import-")
+        .tempfile_in(&state.data_dir)
+        .map_err(|e| Problem::internal(format!("cannot spool the import: {e}")))?;
+    let (mut file, path) = spool.into_parts();
+    let mut data = request_body.into_data_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = data.next().await {
+        let chunk =
+            chunk.map_err(|e| Problem::bad_request(format!("cannot read the body: {e}")))?;
+        total += chunk.len() as u64;
+        if total > state.limits.max_batch_bytes {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!(
+                    "the import is over {} bytes ([serve] max_batch_bytes): nothing was imported",
+                    state.limits.max_batch_bytes
+                ),
+            ));
+        }
+        // A write to the page cache; the runtime lends this thread's other work out meanwhile.
+        tokio::task::block_in_place(|| file.write_all(&chunk))
+            .map_err(|e| Problem::internal(format!("cannot spool the import: {e}")))?;
+    }
+    tokio::task::block_in_place(|| file.flush())
+        .map_err(|e| Problem::internal(format!("cannot spool the import: {e}")))?;
+    drop(file);
+    let shared = Arc::clone(&state);
+    let atomic = params.atomic;
+    let author = caller.author();
+    let answer = tokio::task::spawn_blocking(move || {
+        // The spool is removed when `path` drops, however the import ends.
+        let source = registry_host::transfer::Source::open(&path, shared.max_record_bytes, atomic)?
+            .by(author);
+        let mut failures = Vec::new();
+        let imported = registry_host::transfer::import(
+            &shared.pipeline,
+            source,
+            &mut |mut f| {
+                failures.append(&mut f);
+                Ok(())
+            },
+            &mut registry_host::events::Quiet,
+        )?;
+        drop(path);
+        Ok::<_, registry_host::Error>(ImportAnswer {
+            summary: imported.summary,
+            failures,
+            total: imported.total,
+            hint: imported.hint,
+        })
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("the import failed: {e}")))?
+    .map_err(Problem::from)?;
+    Ok(axum::Json(answer).into_response())
+}

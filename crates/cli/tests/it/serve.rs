@@ -1207,7 +1207,14 @@ fn the_command_line_answers_the_same_locally_and_through_a_server() {
         &["export"],
         &["export", "--scope", "OPS", "--format", "yaml"],
         &["audit", "--id", "SEC-RUL-001"],
+        &["import", "more-requests.jsonl", "--atomic"],
+        &["import", "more-requests.jsonl"],
+        &["import", "missing.jsonl"],
+        &["list", "--all"],
     ];
+    let requests = "{\"title\": \"Imported rule\", \"scope\": \"SEC\"}\nnot json\n";
+    local.write("more-requests.jsonl", requests);
+    shared.write("more-requests.jsonl", requests);
     for args in script {
         for json in [false, true] {
             let mut args = args.to_vec();
@@ -1251,7 +1258,7 @@ fn the_command_line_answers_the_same_locally_and_through_a_server() {
         run(&["list", "--all"], true).1
     );
     // Commands that would write a local registry are refused rather than run locally.
-    let (code, _, err) = run(&["import", "x.jsonl"], true);
+    let (code, _, err) = run(&["stamp", "x.rego"], true);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("works on a local registry only"), "{err}");
 }

@@ -18,7 +18,7 @@ use crate::error::{Error, io_reason};
 use crate::events::{Events, Progress};
 
 /// One record that was not imported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Failure {
     /// The line its record starts on.
     pub line: usize,
@@ -29,7 +29,7 @@ pub struct Failure {
 }
 
 /// What an import did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Exported entries stored.
     pub imported: usize,
@@ -45,9 +45,18 @@ pub struct Summary {
 pub struct Source {
     input: Input,
     spool: Option<File>,
+    /// Who registers the plain requests of the file (the pipeline's author when `None`).
+    author: Option<registry_core::Author>,
 }
 
 impl Source {
+    /// The same source, its plain requests registered by `author` (a server's caller).
+    #[must_use]
+    pub fn by(mut self, author: registry_core::Author) -> Source {
+        self.author = Some(author);
+        self
+    }
+
     /// The input, read once (an atomic source's copy is not needed to compare).
     pub(super) fn into_input(self) -> Input {
         self.input
@@ -63,11 +72,13 @@ impl Source {
             Ok(Source {
                 input,
                 spool: Some(spool),
+                author: None,
             })
         } else {
             Ok(Source {
                 input: Input::open(path, max)?,
                 spool: None,
+                author: None,
             })
         }
     }
@@ -87,7 +98,7 @@ pub struct Imported {
     /// Records read.
     pub total: usize,
     /// Said after the count of failed records, when there is more to say.
-    pub hint: Option<&'static str>,
+    pub hint: Option<String>,
 }
 
 impl Imported {
@@ -100,7 +111,11 @@ impl Imported {
         if s.failed == 0 {
             return Ok(());
         }
-        let hint = self.hint.map(|h| format!(": {h}")).unwrap_or_default();
+        let hint = self
+            .hint
+            .as_ref()
+            .map(|h| format!(": {h}"))
+            .unwrap_or_default();
         Err(Error::input(format!(
             "{} of {} {} in {} failed{hint}",
             s.failed,
@@ -143,10 +158,15 @@ fn import_all(
     failed: &mut dyn FnMut(Vec<Failure>) -> Result<(), Error>,
     events: &mut dyn Events,
 ) -> Result<Imported, Error> {
-    let Source { mut input, spool } = source;
+    let Source {
+        mut input,
+        spool,
+        author,
+    } = source;
     let mut run = Run {
         failed,
         events,
+        author,
         imported: Imported {
             name: input.name.clone(),
             summary: Summary::default(),
@@ -172,6 +192,8 @@ fn import_all(
 struct Run<'f> {
     failed: &'f mut dyn FnMut(Vec<Failure>) -> Result<(), Error>,
     events: &'f mut dyn Events,
+    /// Who registers the plain requests.
+    author: Option<registry_core::Author>,
     imported: Imported,
 }
 
@@ -227,7 +249,13 @@ fn import_batch(pipeline: &Pipeline, batch: Vec<Item>, run: &mut Run<'_>) -> Res
         match item.parsed {
             Err(message) => failures.push(failure(item.line, item.id, message)),
             Ok(Parsed::Entry(history)) => entries.push(((item.line, item.id), history)),
-            Ok(Parsed::Request(request)) => requests.push((item.line, *request)),
+            Ok(Parsed::Request(request)) => {
+                let request = match &run.author {
+                    Some(author) => request.by(Some(author.clone())),
+                    None => *request,
+                };
+                requests.push((item.line, request));
+            }
         }
     }
     let (places, histories): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
@@ -332,7 +360,7 @@ fn import_atomic(
     }
     if !failures.is_empty() {
         failures.sort_by_key(|f| f.line);
-        run.imported.hint = Some("nothing was imported (--atomic)");
+        run.imported.hint = Some("nothing was imported (--atomic)".to_owned());
         return run.failed(failures);
     }
     drop((ids, fingerprints));
@@ -345,7 +373,8 @@ fn import_atomic(
     let mut copy = Input::of(name, Box::new(BufReader::new(spool)), max);
     // Each batch, and in it each shard, commits on its own: should one fail, the others keep
     // their part, which a second run finds `Unchanged`.
-    run.imported.hint = Some("what was committed stays, and importing the file again completes it");
+    run.imported.hint =
+        Some("what was committed stays, and importing the file again completes it".to_owned());
     loop {
         let items = copy.next_batch(pipeline.schema())?;
         if items.is_empty() {
