@@ -31,6 +31,7 @@
 
 pub mod auth;
 mod commit;
+mod log;
 pub mod metrics;
 mod openapi;
 pub mod problem;
@@ -281,12 +282,15 @@ pub fn serve(
     }
     let tokens = registry_host::tokens::Tokens::load(&serve_settings.tokens_file)?;
     serve_settings.check_exposure(tokens.all().len())?;
+    let log = log::Buffered::start();
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(log.clone())
         .with_ansi(false)
         .with_target(true)
         .try_init();
-    Server::open(settings)?.run(serve_settings.listen, ready)
+    let served = Server::open(settings).and_then(|s| s.run(serve_settings.listen, ready));
+    log.flush_now();
+    served
 }
 
 /// The TLS set-up of `[serve] tls_cert` and `tls_key`: TLS 1.2 and 1.3 (rustls, ring), HTTP/1.1.
