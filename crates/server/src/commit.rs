@@ -9,6 +9,12 @@
 //! server being killed. Per-request isolation is the pipeline's: a bad request fails alone,
 //! and a request repeated within one commit resolves to the first, as in a batch.
 //!
+//! One committer, not several: with two taking turns at the queue (one building its commit
+//! while the other waits for its fsync), `cargo xtask bench --quick --filter serve` measured
+//! 64 clients registering at 6,356/s with 17.5 entries per commit and 172 µs of server CPU per
+//! registration, against 7,491/s, 27.9 entries and 135 µs with one: smaller groups cost more
+//! per entry than the overlap saves on 2 cores.
+//!
 //! The queue is bounded (four commits' worth): when it is full, a request waits for room, so a
 //! flood of registrations slows its senders instead of growing memory.
 
