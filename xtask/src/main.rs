@@ -428,6 +428,20 @@ fn lint() -> Result<(), String> {
         &cargo,
         &["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"],
     )?;
+    // The fuzz workspace builds with --locked: a dependency added to a crate it uses must be
+    // in its lock file too, which this says here rather than in the fuzz step at the end.
+    let locked = Command::new(&cargo)
+        .args(["metadata", "--manifest-path", "fuzz/Cargo.toml", "--locked"])
+        .args(["--format-version", "1"])
+        .stdout(std::process::Stdio::null())
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !locked.success() {
+        return Err(
+            "fuzz/Cargo.lock is out of date: run `cargo metadata` in fuzz/ and commit it".into(),
+        );
+    }
     run(
         &cargo,
         &[

@@ -38,11 +38,11 @@ pub struct LintArgs {
     explain: Option<String>,
     /// Also check each header against its registered entry
     #[arg(long)]
-    registered: bool,
+    pub(crate) registered: bool,
     /// First rewrite each header that differs from its registered entry's (as `stamp
     /// --refresh` does), saying so on stderr, then check
     #[arg(long)]
-    fix: bool,
+    pub(crate) fix: bool,
     /// Look for headers in the first N lines of each file
     #[arg(
         long,

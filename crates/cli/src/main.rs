@@ -315,7 +315,11 @@ fn run(
                     args.format.format,
                 );
             }
-            Command::Info(_) | Command::Plugins(_) | Command::Lint(_) | Command::Trust(_) => {}
+            // Lint reads files, not the registry, unless it compares them with it.
+            Command::Lint(args) if !args.registered && !args.fix => {
+                return lint::run(args, &settings?);
+            }
+            Command::Info(_) | Command::Plugins(_) | Command::Trust(_) => {}
             other => {
                 return Err(CliError::config(format!(
                     "`registry {}` works on a local registry only: drop --server (or unset \

@@ -1258,6 +1258,9 @@ fn the_command_line_answers_the_same_locally_and_through_a_server() {
         run(&["list", "--all"], true).1
     );
     // Commands that would write a local registry are refused rather than run locally.
+    let (code, _, err) = run(&["lint", "--registered", "."], true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("works on a local registry only"), "{err}");
     let (code, _, err) = run(&["stamp", "x.rego"], true);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("works on a local registry only"), "{err}");
