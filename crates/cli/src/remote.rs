@@ -3,6 +3,9 @@
 //! and exit codes: the server answers with the very types the local commands print (read back
 //! with their `Deserialize`), and these are printed by the same functions of `output`.
 //!
+//! An `https://` server's certificate is checked against Mozilla's roots, or against the PEM
+//! file `SSL_CERT_FILE` names (a private certificate authority).
+//!
 //! The token comes from `REGISTRY_TOKEN` (never an argument, which other users of the machine
 //! could read in the process list), and is never printed. A problem answer becomes the error the
 //! local command would give: exit 1 for what is wrong with the request (400, 404, 409, 412,
@@ -53,6 +56,7 @@ impl Remote {
             .ok()
             .filter(|t| !t.trim().is_empty());
         let agent = ureq::Agent::config_builder()
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots()?).build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(TIMEOUT))
@@ -120,6 +124,37 @@ impl Remote {
         let response = self.answer(request.send(body.to_string()))?;
         read_json(response)
     }
+}
+
+/// The certificates an `https://` server is checked against: those of the PEM file
+/// `SSL_CERT_FILE` names when it is set (a private certificate authority, as OpenSSL-based
+/// tools read it), else Mozilla's roots.
+///
+/// # Errors
+/// `SSL_CERT_FILE` names a file that cannot be read or holds no certificate (exit 2).
+fn roots() -> Result<ureq::tls::RootCerts, CliError> {
+    let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(ureq::tls::RootCerts::WebPki);
+    };
+    let shown = std::path::Path::new(&path).display().to_string();
+    let pem = std::fs::read(&path).map_err(|e| {
+        CliError::config(format!(
+            "SSL_CERT_FILE {shown}: cannot read: {}",
+            registry_host::io_reason(&e)
+        ))
+    })?;
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(CliError::config(format!(
+            "SSL_CERT_FILE {shown}: no PEM certificate in it"
+        )));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
 
 fn read_json<T: DeserializeOwned>(
@@ -486,6 +521,25 @@ fn copy(
     }
 }
 
+/// The file to send (`-` for standard input), and its name as messages give it.
+///
+/// # Errors
+/// A file that cannot be opened (exit 1).
+fn open_input(file: &std::path::Path) -> Result<(String, Box<dyn Read>), CliError> {
+    if file.as_os_str() == "-" {
+        return Ok(("<stdin>".to_owned(), Box::new(io::stdin())));
+    }
+    let name = file.display().to_string();
+    let opened = std::fs::File::open(file).map_err(|e| {
+        CliError::input(format!(
+            "cannot read {name}: {}",
+            registry_host::io_reason(&e)
+        ))
+        .in_file(&name)
+    })?;
+    Ok((name, Box::new(opened)))
+}
+
 /// What a remote batch did.
 #[derive(Debug, Default, Serialize)]
 struct BatchSummary {
@@ -500,18 +554,7 @@ struct BatchSummary {
 /// `registry batch FILE`: the file streamed to `POST /v1/batch`, each line's result read as it
 /// comes (and written to `--results`); exit 1 when a line failed.
 pub fn batch(remote: &Remote, args: crate::batch::BatchArgs) -> Result<(), CliError> {
-    let name = args.file.display().to_string();
-    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
-        Box::new(io::stdin())
-    } else {
-        Box::new(std::fs::File::open(&args.file).map_err(|e| {
-            CliError::input(format!(
-                "cannot read {name}: {}",
-                registry_host::io_reason(&e)
-            ))
-            .in_file(&name)
-        })?)
-    };
+    let (name, input) = open_input(&args.file)?;
     let mut results = match &args.results {
         Some(path) => Some(io::BufWriter::new(std::fs::File::create(path).map_err(
             |e| {
@@ -605,22 +648,7 @@ struct ImportAnswer {
 /// `registry import FILE`: the file streamed to `POST /v1/import` (role `admin`), its summary
 /// and failures printed as a local import prints them.
 pub fn import(remote: &Remote, args: crate::transfer::ImportArgs) -> Result<(), CliError> {
-    let name = if args.file.as_os_str() == "-" {
-        "<stdin>".to_owned()
-    } else {
-        args.file.display().to_string()
-    };
-    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
-        Box::new(io::stdin())
-    } else {
-        Box::new(std::fs::File::open(&args.file).map_err(|e| {
-            CliError::input(format!(
-                "cannot read {name}: {}",
-                registry_host::io_reason(&e)
-            ))
-            .in_file(&name)
-        })?)
-    };
+    let (name, input) = open_input(&args.file)?;
     let path = format!(
         "/v1/import{}",
         query(&[("atomic", args.atomic.then(|| "true".to_owned()))])

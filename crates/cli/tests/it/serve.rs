@@ -1006,7 +1006,9 @@ fn real_answers_are_as_the_openapi_document_says() {
 #[test]
 fn serves_https_with_the_configured_certificate() {
     let s = Scratch::new();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("cert");
     s.write("cert.pem", &cert.cert.pem());
     s.write("key.pem", &cert.signing_key.serialize_pem());
     s.write(
@@ -1058,6 +1060,27 @@ fn serves_https_with_the_configured_certificate() {
     // Plain HTTP on the same port gets no HTTP answer.
     let plain = server.send("GET", "/healthz", None, &[], "");
     assert_ne!(plain.status, 200);
+    // The command line trusts the server's certificate authority when SSL_CERT_FILE names it,
+    // and refuses the connection otherwise.
+    let url = format!("https://{}", server.addr);
+    let remote = |ca: Option<&str>| {
+        let mut command = s.command(&["stats", "--format", "json"]);
+        command.env("REGISTRY_SERVER", &url);
+        if let Some(ca) = ca {
+            command.env("SSL_CERT_FILE", s.path().join(ca));
+        }
+        command.output().expect("runs")
+    };
+    let trusted = remote(Some("cert.pem"));
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&trusted.stdout).expect("stats");
+    assert_eq!(stats["entries"], 0);
+    let untrusted = remote(None);
+    assert_eq!(untrusted.status.code(), Some(2));
 
     // A key that is not the certificate's is refused before anything is served.
     let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
