@@ -1299,3 +1299,42 @@ fn a_large_batch_is_answered_in_line_order_and_numbered_in_input_order() {
     let expected: Vec<String> = (1..=2500).map(|n| format!("SEC-RUL-{n:03}")).collect();
     assert_eq!(ids, expected);
 }
+
+#[test]
+fn a_batch_over_its_size_limit_answers_the_lines_before_and_says_why() {
+    let s = Scratch::new();
+    let server = Server::start_with(&s, &[("REGISTRY_SERVE__MAX_BATCH_BYTES", "5000")]);
+    // 200 lines of about 50 bytes: the limit falls within them.
+    let body: String = (0..200)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"title": format!("rule {i:04} of many"), "scope": "SEC"})
+            )
+        })
+        .collect();
+    let answer = server.send("POST", "/v1/batch", None, &[], &body);
+    assert_eq!(answer.status, 200);
+    let lines: Vec<Value> = answer
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let last = lines.last().expect("lines");
+    assert_eq!(last["error"]["code"], "too-large", "{}", answer.body);
+    let answered = lines.len() - 1;
+    assert!(answered < 200, "{answered} lines answered");
+    assert!(
+        lines[..answered].iter().all(|l| l["status"] == "created"),
+        "{}",
+        answer.body
+    );
+    // What was answered is stored; nothing after it.
+    let (_, page) = server.call("GET", "/v1/entries?limit=1000", None, "");
+    assert_eq!(page["entries"].as_array().map(Vec::len), Some(answered));
+    // An import over the limit is refused whole.
+    let import = server.send("POST", "/v1/import", None, &[], &body);
+    assert_eq!(import.status, 413, "{}", import.body);
+    let (_, page) = server.call("GET", "/v1/entries?limit=1000", None, "");
+    assert_eq!(page["entries"].as_array().map(Vec::len), Some(answered));
+}
