@@ -245,6 +245,7 @@ fn settings(early: &command::Early) -> Result<config::Settings, CliError> {
 /// options say otherwise than what was read of them first.
 fn run(
     cli: Cli,
+    name: &str,
     early: command::Early,
     read: Result<config::Settings, CliError>,
 ) -> Result<(), CliError> {
@@ -320,11 +321,10 @@ fn run(
                 return lint::run(args, &settings?);
             }
             Command::Info(_) | Command::Plugins(_) | Command::Trust(_) => {}
-            other => {
+            _ => {
                 return Err(CliError::config(format!(
-                    "`registry {}` works on a local registry only: drop --server (or unset \
-                     REGISTRY_SERVER)",
-                    subcommand_name(&other)
+                    "`registry {name}` works on a local registry only: drop --server (or unset \
+                     REGISTRY_SERVER)"
                 )));
             }
         }
@@ -370,20 +370,6 @@ fn run(
     }
 }
 
-/// The name a command is called by (`ScaleTest` is `scale-test`), from its variant's name.
-fn subcommand_name(command: &Command) -> String {
-    let debug = format!("{command:?}");
-    let variant = debug.split(['(', ' ', '{']).next().unwrap_or_default();
-    let mut name = String::with_capacity(variant.len() + 4);
-    for (i, c) in variant.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('-');
-        }
-        name.push(c.to_ascii_lowercase());
-    }
-    name
-}
-
 fn main() -> ExitCode {
     bound_allocator();
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -394,8 +380,11 @@ fn main() -> ExitCode {
     let schema = read.as_ref().map_or(&fallback, |s| &s.schema);
     let parsed = command::command(schema)
         .try_get_matches_from(&args)
-        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, command::asks_json(&m))));
-    let (cli, json) = match parsed {
+        .and_then(|m| {
+            let name = m.subcommand_name().unwrap_or_default().to_owned();
+            Ok((Cli::from_arg_matches(&m)?, command::asks_json(&m), name))
+        });
+    let (cli, json, name) = match parsed {
         Ok(parsed) => parsed,
         Err(e) if e.use_stderr() && command::args_ask_json(&args) => {
             output::set_json(true);
@@ -412,7 +401,7 @@ fn main() -> ExitCode {
     let verbose = cli.verbose;
     output::set_quiet(cli.quiet);
     output::set_json(json);
-    match run(cli, early, read) {
+    match run(cli, &name, early, read) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             output::error(&e, verbose);

@@ -390,14 +390,13 @@ pub fn lifecycle(
 ) -> Result<(), CliError> {
     let id = crate::entries::parse_id(id)?;
     let (path, body) = match &target {
-        Lifecycle::Retired => (format!("/v1/entries/{id}/retire"), json!(null)),
-        Lifecycle::Active => (format!("/v1/entries/{id}/revive"), json!(null)),
+        Lifecycle::Retired => (format!("/v1/entries/{id}/retire"), json!({})),
+        Lifecycle::Active => (format!("/v1/entries/{id}/revive"), json!({})),
         Lifecycle::Merged(into) => (
             format!("/v1/entries/{id}/merge"),
             json!({ "into": into.to_string() }),
         ),
     };
-    let body = if body.is_null() { json!({}) } else { body };
     let updated: Updated = remote
         .send("POST", &path, &body, if_revision)
         .map_err(|e| revision_conflict(e, if_revision))?;

@@ -79,23 +79,31 @@ pub(crate) struct Shared {
 
 pub(crate) type AppState = Arc<Shared>;
 
-/// A server ready to run: its state, its routes, and its TLS set-up when it serves HTTPS.
+/// A server ready to run: its state, its routes, its TLS set-up when it serves HTTPS, and the
+/// address it listens on.
 pub struct Server {
     state: AppState,
     app: axum::Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The address to listen on.
+    listen: SocketAddr,
 }
 
 impl Server {
-    /// Opens the registry of `settings` and its tokens, ready to serve.
+    /// Opens the registry of `settings` and its tokens, ready to serve on `listen`.
     ///
     /// # Errors
-    /// The registry, the tokens file or the validator cannot be opened.
-    pub fn open(settings: &Settings) -> Result<Server, Error> {
+    /// The registry, the tokens file, the TLS files or the validator cannot be opened, or
+    /// `listen` is beyond loopback while no token exists.
+    pub fn open(settings: &Settings, listen: SocketAddr) -> Result<Server, Error> {
         let limits = settings.serve.limits;
-        // Read first: a certificate that cannot be used is said before the registry opens.
+        // Read first: a certificate that cannot be used, or an address that may not be listened
+        // on, is said before the registry opens.
         let tls = settings.serve.tls.as_ref().map(tls_acceptor).transpose()?;
         let gate = Gate::new(settings.serve.tokens_file.clone(), &limits)?;
+        let mut exposure = settings.serve.clone();
+        exposure.listen = listen;
+        exposure.check_exposure(gate.count())?;
         let registry = Registry::open(settings, Needs::REGISTER)?;
         let validator = registry_host::lint::validator(settings)?;
         let pipeline = Arc::new(registry.into_pipeline());
@@ -127,17 +135,12 @@ impl Server {
             Arc::clone(&state),
             observe,
         ));
-        Ok(Server { state, app, tls })
-    }
-
-    /// Whether the server serves HTTPS.
-    pub fn tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    /// How many tokens the server knows.
-    pub fn tokens(&self) -> usize {
-        self.state.gate.count()
+        Ok(Server {
+            state,
+            app,
+            tls,
+            listen,
+        })
     }
 
     /// Serves on `listen` until SIGTERM or SIGINT, calling `ready` with the address bound (port
@@ -145,21 +148,22 @@ impl Server {
     ///
     /// # Errors
     /// The address cannot be bound, or the runtime cannot start.
-    pub fn run(self, listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> Result<(), Error> {
+    pub fn run(self, ready: impl FnOnce(SocketAddr)) -> Result<(), Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("serve")
             .build()
             .map_err(|e| Error::config(format!("cannot start the server's runtime: {e}")))?;
         let state = Arc::clone(&self.state);
-        let result = runtime.block_on(self.serve(listen, ready));
+        let result = runtime.block_on(self.serve(ready));
         // Registrations still queued are committed before storage closes.
         state.committer.close();
         drop(runtime);
         result
     }
 
-    async fn serve(self, listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> Result<(), Error> {
+    async fn serve(self, ready: impl FnOnce(SocketAddr)) -> Result<(), Error> {
+        let listen = self.listen;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
@@ -276,19 +280,14 @@ pub fn serve(
     listen: Option<SocketAddr>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), Error> {
-    let mut serve_settings = settings.serve.clone();
-    if let Some(listen) = listen {
-        serve_settings.listen = listen;
-    }
-    let tokens = registry_host::tokens::Tokens::load(&serve_settings.tokens_file)?;
-    serve_settings.check_exposure(tokens.all().len())?;
+    let listen = listen.unwrap_or(settings.serve.listen);
     let log = log::Buffered::start();
     let _ = tracing_subscriber::fmt()
         .with_writer(log.clone())
         .with_ansi(false)
         .with_target(true)
         .try_init();
-    let served = Server::open(settings).and_then(|s| s.run(serve_settings.listen, ready));
+    let served = Server::open(settings, listen).and_then(|s| s.run(ready));
     log.flush_now();
     served
 }

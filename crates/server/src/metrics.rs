@@ -143,11 +143,6 @@ impl Metrics {
         }
     }
 
-    /// Group commits so far, and the registrations they carried.
-    pub fn commits(&self) -> (u64, u64) {
-        (self.commits.get(), self.committed.get())
-    }
-
     /// The text a scrape gets.
     pub fn encode(&self) -> String {
         let mut out = String::new();
