@@ -4,7 +4,7 @@
 //! The server starts on a new data directory (`registry serve --listen 127.0.0.1:0`, the
 //! defaults but `[serve] rate_limit = 0`: every client of the load generator comes from the
 //! same address, and the default 1,000 requests/s per address would answer most of them 429).
-//! The load generator ([`crate::loadgen`]) runs in this process, so its threads share the
+//! The load generator ([`crate::loadgen`]) runs in this process, so its thread shares the
 //! machine's cores with the server: on 2 cores the figures are what one machine serving its
 //! own clients gets, a lower bound of what the server does for remote ones. The server logs
 //! one line per request (its default), into a file of the scratch directory. Then, in order:

@@ -1,21 +1,32 @@
-//! A small HTTP/1.1 load generator for the `serve` section of `cargo xtask bench`: plain `std`
-//! sockets, no HTTP crate, so that `cargo xtask` keeps compiling in seconds.
+//! A small HTTP/1.1 load generator for the `serve` section of `cargo xtask bench`: `std` and
+//! `mio` sockets, no HTTP crate, so that `cargo xtask` keeps compiling in seconds.
 //!
-//! Each client is one thread with one keep-alive connection to a loopback address. It sends a
-//! request, reads the whole answer (status line, headers, then a `Content-Length` or chunked
-//! body), times that round trip, and only then sends the next: a closed loop, so the rate
-//! measured is what that many clients waiting for their answers get, not an offered load (a
-//! slow answer delays the requests behind it rather than piling them up). A phase ends after
-//! a number of requests or a time, whichever comes first; a request under way at the deadline
-//! is finished and counted. Any answer with another status than the one expected stops the
-//! phase with an error naming it: a rate made of errors would not be a figure.
+//! Each client is one keep-alive connection to a loopback address. It sends a request, reads
+//! the whole answer (status line, headers, then a `Content-Length` or chunked body), times
+//! that round trip, and only then sends the next: a closed loop, so the rate measured is what
+//! that many clients waiting for their answers get, not an offered load (a slow answer delays
+//! the requests behind it rather than piling them up). A phase ends after a number of
+//! requests or a time, whichever comes first; a request under way at the deadline is finished
+//! and counted. Any answer with another status than the one expected stops the phase with an
+//! error naming it: a rate made of errors would not be a figure.
+//!
+//! The connections of a phase are driven by one thread per [`CONNECTIONS_PER_THREAD`] of
+//! them, each waiting on all of its connections at once (`epoll` through `mio`), as `wrk`
+//! does. The first version had a thread per client blocked in `read`: every answer the server
+//! wrote woke one thread, and on 2 shared cores that wakeup was charged to the server's
+//! `writev` (a profile put 35 % of the server's samples there, in `sock_def_readable`), while
+//! the generator took 0.88 of a core at 22,514 gets/s (39 µs a request). Remote clients do not
+//! cost the server that. With the event loop and the same server build, two runs measured
+//! 28,547 and 25,292 gets/s with the generator at 0.44 and 0.43 of a core (`cargo xtask bench
+//! --quick --filter serve`, 32 clients, one session). Two threads of 16 connections each
+//! were measured worse than one of 32 (the generator at 0.67–0.74 of a core against 0.49).
 //!
 //! Considered and rejected: an HTTP client crate (reqwest, ureq) would add minutes of build
-//! to every `cargo xtask`, and an async client would measure the same closed loop with more
-//! code; an open-loop generator at a fixed rate would need a target rate chosen in advance.
+//! to every `cargo xtask`; an open-loop generator at a fixed rate would need a target rate
+//! chosen in advance.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, OnceLock};
@@ -48,7 +59,7 @@ impl Reply {
 /// One keep-alive connection, opened again when the server closes it.
 pub struct Client {
     addr: SocketAddr,
-    conn: Option<BufReader<TcpStream>>,
+    conn: Option<TcpStream>,
 }
 
 impl Client {
@@ -63,9 +74,9 @@ impl Client {
         Ok(c)
     }
 
-    fn open(&mut self) -> io::Result<&mut BufReader<TcpStream>> {
+    fn open(&mut self) -> io::Result<&mut TcpStream> {
         let stream = connect(self.addr)?;
-        Ok(self.conn.insert(BufReader::new(stream)))
+        Ok(self.conn.insert(stream))
     }
 
     /// Sends one request (`body` as JSON when not empty, or for a POST) and reads its answer.
@@ -73,32 +84,36 @@ impl Client {
     /// # Errors
     /// When the connection fails or the answer is not HTTP/1.1 as this reader knows it.
     pub fn send(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<Reply> {
-        let mut request = Vec::with_capacity(128 + body.len());
-        write!(
-            request,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n",
-            self.addr
-        )?;
-        if !body.is_empty() || method == "POST" {
-            write!(
-                request,
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            )?;
-        }
-        request.extend_from_slice(b"\r\n");
-        request.extend_from_slice(body);
+        let mut request = Vec::new();
+        encode(&mut request, self.addr, method, path, body);
         let conn = match self.conn.as_mut() {
             Some(c) => c,
             None => self.open()?,
         };
-        conn.get_mut().write_all(&request)?;
+        conn.write_all(&request)?;
         let reply = read_reply(conn);
         if reply.as_ref().map_or(true, |r| r.close) {
             self.conn = None;
         }
         reply
     }
+}
+
+/// Writes a request to `addr` into `out` (cleared first): `body` as JSON when not empty, or
+/// for a POST.
+fn encode(out: &mut Vec<u8>, addr: SocketAddr, method: &str, path: &str, body: &[u8]) {
+    out.clear();
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    if !body.is_empty() || method == "POST" {
+        let _ = write!(
+            out,
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
 }
 
 /// A TCP connection to a loopback address, without Nagle's delay, with a read timeout.
@@ -138,7 +153,7 @@ pub fn post_file(addr: SocketAddr, path: &str, file: &std::path::Path) -> io::Re
             io::copy(&mut body, &mut writer)?;
             writer.flush()
         });
-        let reply = read_reply(&mut BufReader::new(&stream));
+        let reply = read_reply(&mut &stream);
         if reply.is_err() {
             // Unblocks the writer if the server stopped reading.
             let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -159,94 +174,145 @@ fn bad(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
-/// Reads one answer: status line, headers, and the body its headers announce.
-fn read_reply(r: &mut impl BufRead) -> io::Result<Reply> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the server closed the connection without an answer",
-        ));
-    }
+fn ended(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, what.to_owned())
+}
+
+/// The position of the first CRLF in `buf` at or after `from`.
+fn crlf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|at| from + at)
+}
+
+/// Parses the answer at the start of `buf`: `Ok(None)` while it is incomplete, or the answer
+/// and how many bytes it took. `eof` says nothing more will come: an incomplete answer is
+/// then an error, and a body without a length or chunks ends there.
+///
+/// # Errors
+/// When the bytes are not an HTTP/1.1 answer as this reader knows it.
+fn parse_reply(buf: &[u8], eof: bool) -> io::Result<Option<(Reply, usize)>> {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return match (eof, buf.is_empty()) {
+            (false, _) => Ok(None),
+            (true, true) => Err(ended("the server closed the connection without an answer")),
+            (true, false) => Err(ended("the answer ended within its headers")),
+        };
+    };
+    let head = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| bad("an answer's head is not UTF-8".to_owned()))?;
+    let mut lines = head.split("\r\n");
+    let line = lines.next().unwrap_or_default();
     let status: u16 = line
         .strip_prefix("HTTP/1.1 ")
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            bad(format!(
-                "not an HTTP/1.1 status line: {:?}",
-                line.trim_end()
-            ))
-        })?;
+        .ok_or_else(|| bad(format!("not an HTTP/1.1 status line: {line:?}")))?;
     let mut length: Option<usize> = None;
     let mut chunked = false;
     let mut close = false;
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the answer ended within its headers",
-            ));
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
+    for header in lines {
         let Some((name, value)) = header.split_once(':') else {
             return Err(bad(format!("not a header: {header:?}")));
         };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => {
-                length = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad(format!("Content-Length {value:?}")))?,
-                );
-            }
-            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-            "connection" => close = value.eq_ignore_ascii_case("close"),
-            _ => {}
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(
+                value
+                    .parse()
+                    .map_err(|_| bad(format!("Content-Length {value:?}")))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            close = value.eq_ignore_ascii_case("close");
         }
     }
-    let mut body = Vec::new();
-    if chunked {
+    let start = head_end + 4;
+    let incomplete = |what: &str| {
+        if eof { Err(ended(what)) } else { Ok(None) }
+    };
+    let (body, used) = if chunked {
+        // The chunks' ranges first, and the body copied only once it is complete: a large
+        // streamed answer is parsed again after every read until then.
+        let mut ranges = Vec::new();
+        let mut at = start;
         loop {
-            line.clear();
-            r.read_line(&mut line)?;
-            let size = line.trim_end().split(';').next().unwrap_or("").trim();
+            let Some(end) = crlf(buf, at) else {
+                return incomplete("the answer ended within its chunks");
+            };
+            let line = String::from_utf8_lossy(&buf[at..end]);
+            let size = line.split(';').next().unwrap_or("").trim();
             let size = usize::from_str_radix(size, 16)
-                .map_err(|_| bad(format!("not a chunk size: {:?}", line.trim_end())))?;
+                .map_err(|_| bad(format!("not a chunk size: {line:?}")))?;
+            at = end + 2;
             if size == 0 {
                 // Trailers, up to the empty line.
                 loop {
-                    line.clear();
-                    if r.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                    let Some(end) = crlf(buf, at) else {
+                        return incomplete("the answer ended within its trailers");
+                    };
+                    let empty = end == at;
+                    at = end + 2;
+                    if empty {
                         break;
                     }
                 }
                 break;
             }
-            let at = body.len();
-            body.resize(at + size, 0);
-            r.read_exact(&mut body[at..])?;
-            let mut crlf = [0u8; 2];
-            r.read_exact(&mut crlf)?;
+            if buf.len() < at + size + 2 {
+                return incomplete("the answer ended within a chunk");
+            }
+            ranges.push(at..at + size);
+            at += size + 2;
         }
+        let mut body = Vec::with_capacity(ranges.iter().map(|r| r.len()).sum());
+        for r in ranges {
+            body.extend_from_slice(&buf[r]);
+        }
+        (body, at)
     } else if let Some(n) = length {
-        body.resize(n, 0);
-        r.read_exact(&mut body)?;
+        if buf.len() < start + n {
+            return incomplete("the answer ended within its body");
+        }
+        (buf[start..start + n].to_vec(), start + n)
     } else if !(status == 204 || status == 304 || (100..200).contains(&status)) {
         // Neither length nor chunks: the body runs to the end of the connection.
-        r.read_to_end(&mut body)?;
+        if !eof {
+            return Ok(None);
+        }
         close = true;
+        (buf[start..].to_vec(), buf.len())
+    } else {
+        (Vec::new(), start)
+    };
+    Ok(Some((
+        Reply {
+            status,
+            body,
+            close,
+        },
+        used,
+    )))
+}
+
+/// Reads one answer: status line, headers, and the body its headers announce. Bytes after it
+/// are dropped (a client sends its next request only after the answer to the last).
+fn read_reply(r: &mut impl Read) -> io::Result<Reply> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some((reply, _)) = parse_reply(&buf, n == 0)? {
+            return Ok(reply);
+        }
     }
-    Ok(Reply {
-        status,
-        body,
-        close,
-    })
 }
 
 /// What one phase measured.
@@ -296,80 +362,88 @@ pub struct Phase {
     pub expect: u16,
 }
 
-/// Runs a phase against `addr`: `phase.clients` threads, each with its own connection,
-/// sending the requests `make` gives for request numbers 0, 1, 2... (each number once across
-/// all clients; its second argument is a random number of the client's own sequence).
+/// Connections one thread of the load generator drives.
+pub const CONNECTIONS_PER_THREAD: usize = 64;
+
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the threads of a phase share.
+struct Shared<'m, M> {
+    addr: SocketAddr,
+    phase: Phase,
+    make: &'m M,
+    /// The next request number.
+    next: AtomicUsize,
+    /// Set by the first thread that fails, so that the others stop too.
+    stop: AtomicBool,
+    start: OnceLock<Instant>,
+    barrier: Barrier,
+}
+
+/// Runs a phase against `addr`: `phase.clients` connections, each sending the requests `make`
+/// gives for request numbers 0, 1, 2... (each number once across all clients; its second
+/// argument is a random number of the client's own sequence), driven by one thread per
+/// [`CONNECTIONS_PER_THREAD`] of them.
 ///
 /// # Errors
 /// A client that cannot connect, a failed exchange, or an answer with another status than
 /// `phase.expect`: the first of them, with its request.
-pub fn run<'a>(
-    addr: SocketAddr,
-    phase: Phase,
-    make: impl Fn(usize, u64) -> Request<'a> + Sync,
-) -> Result<Load, String> {
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let start: OnceLock<Instant> = OnceLock::new();
-    let barrier = Barrier::new(phase.clients);
+pub fn run<'a, M>(addr: SocketAddr, phase: Phase, make: M) -> Result<Load, String>
+where
+    M: Fn(usize, u64) -> Request<'a> + Sync,
+{
+    let threads = phase.clients.div_ceil(CONNECTIONS_PER_THREAD).max(1);
+    let shared = Shared {
+        addr,
+        phase,
+        make: &make,
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        start: OnceLock::new(),
+        barrier: Barrier::new(threads),
+    };
     let results: Vec<Result<(Vec<u64>, Instant), String>> = std::thread::scope(|s| {
-        let threads: Vec<_> = (0..phase.clients)
+        let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (next, stop, start, barrier, make) = (&next, &stop, &start, &barrier, &make);
+                // Client numbers t, t + threads, t + 2 * threads...
+                let clients: Vec<usize> = (t..phase.clients).step_by(threads).collect();
+                let shared = &shared;
                 s.spawn(move || {
-                    let client = Client::connect(addr);
-                    // Every client waits here, connected or not, so that none is left waiting.
-                    barrier.wait();
-                    let started = *start.get_or_init(Instant::now);
-                    let mut client =
-                        client.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-                    let mut rng = Rng::new(t as u64);
-                    let mut times = Vec::new();
-                    while !stop.load(Ordering::Relaxed) && started.elapsed() < phase.max_time {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= phase.max_requests {
-                            break;
-                        }
-                        let r = make(i, rng.next());
-                        let sent = Instant::now();
-                        let reply = client.send(r.method, &r.path, r.body);
-                        let took = sent.elapsed();
-                        let failed = match reply {
-                            Ok(reply) if reply.status == phase.expect => None,
-                            Ok(reply) => Some(format!(
-                                "answered {} (expected {}): {}",
-                                reply.status,
-                                phase.expect,
-                                reply.text()
-                            )),
-                            Err(e) => Some(e.to_string()),
-                        };
-                        if let Some(why) = failed {
-                            stop.store(true, Ordering::Relaxed);
-                            return Err(format!("{} {}: {why}", r.method, r.path));
-                        }
-                        times.push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+                    let result = drive(shared, &clients);
+                    if result.is_err() {
+                        shared.stop.store(true, Ordering::Relaxed);
                     }
-                    Ok((times, Instant::now()))
+                    result
                 })
             })
             .collect();
-        threads
+        handles
             .into_iter()
             .map(|t| {
                 t.join()
-                    .unwrap_or_else(|_| Err("a client thread panicked".to_owned()))
+                    .unwrap_or_else(|_| Err("a load generator thread panicked".to_owned()))
             })
             .collect()
     });
     let mut latencies_ns = Vec::new();
     let mut last = None;
+    let mut first_error = None;
     for r in results {
-        let (times, ended) = r?;
-        latencies_ns.extend(times);
-        last = last.max(Some(ended));
+        match r {
+            Ok((times, ended)) => {
+                latencies_ns.extend(times);
+                last = last.max(Some(ended));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    let seconds = match (start.get(), last) {
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let seconds = match (shared.start.get(), last) {
         (Some(&s), Some(e)) => e.duration_since(s).as_secs_f64(),
         _ => 0.0,
     };
@@ -379,6 +453,173 @@ pub fn run<'a>(
         seconds,
         latencies_ns,
     })
+}
+
+/// One client of a phase: its connection and the request under way on it.
+struct Conn {
+    stream: mio::net::TcpStream,
+    rng: Rng,
+    /// The request being sent, and how much of it is written.
+    out: Vec<u8>,
+    written: usize,
+    /// What has been read of its answer.
+    input: Vec<u8>,
+    /// The request under way, for an error message, and when it was sent; `None` once the
+    /// client has sent its last.
+    current: Option<(&'static str, String, Instant)>,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr, seed: u64) -> io::Result<Conn> {
+        Ok(Conn {
+            stream: open_nonblocking(addr)?,
+            rng: Rng::new(seed),
+            out: Vec::new(),
+            written: 0,
+            input: Vec::new(),
+            current: None,
+        })
+    }
+
+    /// Starts the next request of the phase, if it has one left and time to send it.
+    fn start<'a, M>(&mut self, shared: &Shared<'_, M>, started: Instant) -> io::Result<bool>
+    where
+        M: Fn(usize, u64) -> Request<'a> + Sync,
+    {
+        self.current = None;
+        if shared.stop.load(Ordering::Relaxed) || started.elapsed() >= shared.phase.max_time {
+            return Ok(false);
+        }
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        if i >= shared.phase.max_requests {
+            return Ok(false);
+        }
+        let r = (shared.make)(i, self.rng.next());
+        encode(&mut self.out, shared.addr, r.method, &r.path, r.body);
+        self.written = 0;
+        self.input.clear();
+        self.current = Some((r.method, r.path, Instant::now()));
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Writes what is left of the request, until the socket would block.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.written < self.out.len() {
+            match self.stream.write(&self.out[self.written..]) {
+                Ok(0) => return Err(ended("the server closed the connection")),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until the answer is whole (then it is returned) or the socket would block.
+    fn receive(&mut self, chunk: &mut [u8]) -> io::Result<Option<Reply>> {
+        loop {
+            let n = match self.stream.read(chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.input.extend_from_slice(&chunk[..n]);
+            if let Some((reply, _)) = parse_reply(&self.input, n == 0)? {
+                return Ok(Some(reply));
+            }
+        }
+    }
+}
+
+/// Drives the connections of `clients` until none has a request left: each sends a request,
+/// and its next when the whole answer has come.
+fn drive<'a, M>(shared: &Shared<'_, M>, clients: &[usize]) -> Result<(Vec<u64>, Instant), String>
+where
+    M: Fn(usize, u64) -> Request<'a> + Sync,
+{
+    let addr = shared.addr;
+    let connected: io::Result<Vec<Conn>> = clients
+        .iter()
+        .map(|&c| Conn::open(addr, c as u64))
+        .collect();
+    // Every thread waits here, connected or not, so that none is left waiting.
+    shared.barrier.wait();
+    let started = *shared.start.get_or_init(Instant::now);
+    let mut conns = connected.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let io_error = |e: io::Error| format!("load generator: {e}");
+    let mut poll = mio::Poll::new().map_err(io_error)?;
+    let mut events = mio::Events::with_capacity(conns.len().max(1));
+    let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+    let mut live = 0;
+    for (i, c) in conns.iter_mut().enumerate() {
+        poll.registry()
+            .register(&mut c.stream, mio::Token(i), interest)
+            .map_err(io_error)?;
+        if c.start(shared, started).map_err(io_error)? {
+            live += 1;
+        }
+    }
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut times = Vec::new();
+    while live > 0 {
+        poll.poll(&mut events, Some(READ_TIMEOUT))
+            .map_err(io_error)?;
+        if events.is_empty() {
+            return Err(format!(
+                "no answer from {addr} in {} s",
+                READ_TIMEOUT.as_secs()
+            ));
+        }
+        for event in &events {
+            let c = &mut conns[event.token().0];
+            let Some((method, path, sent)) = c.current.clone() else {
+                continue;
+            };
+            let failed = |e: String| format!("{method} {path}: {e}");
+            if event.is_writable() {
+                c.flush().map_err(|e| failed(e.to_string()))?;
+            }
+            if !(event.is_readable() || event.is_read_closed() || event.is_error()) {
+                continue;
+            }
+            let Some(reply) = c.receive(&mut chunk).map_err(|e| failed(e.to_string()))? else {
+                continue;
+            };
+            let took = sent.elapsed();
+            if reply.status != shared.phase.expect {
+                return Err(failed(format!(
+                    "answered {} (expected {}): {}",
+                    reply.status,
+                    shared.phase.expect,
+                    reply.text()
+                )));
+            }
+            times.push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+            if reply.close {
+                poll.registry()
+                    .deregister(&mut c.stream)
+                    .map_err(io_error)?;
+                c.stream = open_nonblocking(addr).map_err(io_error)?;
+                poll.registry()
+                    .register(&mut c.stream, event.token(), interest)
+                    .map_err(io_error)?;
+            }
+            if !c.start(shared, started).map_err(io_error)? {
+                live -= 1;
+            }
+        }
+    }
+    Ok((times, Instant::now()))
+}
+
+/// [`connect`], then non-blocking for an event loop.
+fn open_nonblocking(addr: SocketAddr) -> io::Result<mio::net::TcpStream> {
+    let stream = connect(addr)?;
+    stream.set_nonblocking(true)?;
+    Ok(mio::net::TcpStream::from_std(stream))
 }
 
 /// xorshift64: each client's own deterministic sequence, without a dependency.
@@ -402,9 +643,10 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufRead;
 
     fn read(raw: &str) -> io::Result<Reply> {
-        read_reply(&mut BufReader::new(raw.as_bytes()))
+        read_reply(&mut raw.as_bytes())
     }
 
     #[test]
@@ -425,6 +667,25 @@ mod tests {
         let r = read("HTTP/1.1 201 Created\r\nConnection: close\r\ncontent-length: 0\r\n\r\n")
             .expect("closing");
         assert!(r.close && r.body.is_empty() && r.status == 201);
+    }
+
+    #[test]
+    fn an_answer_is_incomplete_until_its_last_byte() {
+        let raw: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                           4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        let first = raw.len() - "HTTP/1.1 204 No Content\r\n\r\n".len();
+        for end in 0..first {
+            let parsed = parse_reply(&raw[..end], false).expect("a prefix is not an error");
+            assert!(parsed.is_none(), "complete after {end} bytes");
+        }
+        let (reply, used) = parse_reply(raw, false)
+            .expect("an answer")
+            .expect("complete");
+        assert_eq!((reply.body.as_slice(), used), (&b"{\"a\":1}"[..], first));
+        let (next, _) = parse_reply(&raw[used..], false)
+            .expect("the next")
+            .expect("complete");
+        assert!(next.status == 204 && next.body.is_empty());
     }
 
     #[test]

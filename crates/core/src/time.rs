@@ -62,27 +62,64 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    /// `2026-11-27T16:49:44.123Z`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// The RFC 3339 text, written into `out` without allocating: what `Display` and
+    /// `Serialize` write, one buffer instead of seven formatted integers (a timestamp is
+    /// written twice in every entry's JSON).
+    fn text<'b>(&self, out: &'b mut [u8; 48]) -> &'b str {
         let secs = self.0.div_euclid(1000);
         let ms = self.0.rem_euclid(1000);
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
+        if !(0..=9999).contains(&y) {
+            // Outside four-digit years, which no registry stamps: the formatter's general way.
+            let mut cursor = std::io::Cursor::new(&mut out[..]);
+            let _ = std::io::Write::write_fmt(
+                &mut cursor,
+                format_args!(
+                    "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+                    rem / 3600,
+                    rem % 3600 / 60,
+                    rem % 60
+                ),
+            );
+            let n = usize::try_from(cursor.position()).unwrap_or(0);
+            return std::str::from_utf8(&out[..n]).unwrap_or_default();
+        }
+        let mut at = 0;
+        let mut put = |value: i64, width: u32, then: u8| {
+            for k in (0..width).rev() {
+                // A digit: 0..=9 after the modulo.
+                out[at] = b'0' + u8::try_from(value / 10_i64.pow(k) % 10).unwrap_or(0);
+                at += 1;
+            }
+            if then != 0 {
+                out[at] = then;
+                at += 1;
+            }
+        };
+        put(y, 4, b'-');
+        put(m, 2, b'-');
+        put(d, 2, b'T');
+        put(rem / 3600, 2, b':');
+        put(rem % 3600 / 60, 2, b':');
+        put(rem % 60, 2, b'.');
+        put(ms, 3, b'Z');
+        std::str::from_utf8(&out[..24]).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// `2026-11-27T16:49:44.123Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.text(&mut [0; 48]))
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.text(&mut [0; 48]))
     }
 }
 
@@ -194,6 +231,40 @@ mod tests {
             assert_eq!(parse_rfc3339(text), Some(Timestamp(ms)));
         }
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+    }
+
+    /// The digit writer gives what the formatter gives, in and outside four-digit years, and
+    /// JSON carries the same text.
+    #[test]
+    fn the_written_text_is_the_formatted_one() {
+        let formatted = |ms: i64| {
+            let secs = ms.div_euclid(1000);
+            let rem = secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60,
+                ms.rem_euclid(1000)
+            )
+        };
+        let year_10000 = 253_402_300_800_000_i64;
+        for ms in (0..2_000)
+            .map(|i| -62_167_219_200_000 + i * 126_704_760_012_345)
+            .chain([-62_167_219_200_001, year_10000, i64::MIN / 4, 7])
+        {
+            let t = Timestamp(ms);
+            assert_eq!(t.to_string(), formatted(ms), "{ms}");
+            assert_eq!(
+                serde_json::to_string(&t).expect("a string"),
+                format!("\"{}\"", formatted(ms))
+            );
+        }
+        assert_eq!(
+            format!("{:>26}", Timestamp(0)),
+            "  1970-01-01T00:00:00.000Z"
+        );
     }
 
     /// Exports write timestamps as text and imports read them back: every instant from year 0

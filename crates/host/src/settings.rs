@@ -137,6 +137,10 @@ pub struct ServeLimits {
     pub group_commit_wait_us: u64,
     /// On SIGTERM or SIGINT, how long requests under way have to finish: 10 s.
     pub shutdown_timeout_ms: u64,
+    /// Memory kept for the JSON of the entries read last, so that reading one again skips
+    /// writing it (counted twice: the JSON and the entry it was written from); 0 keeps none:
+    /// 32 MiB.
+    pub answer_cache_bytes: u64,
 }
 
 impl Default for ServeLimits {
@@ -152,6 +156,7 @@ impl Default for ServeLimits {
             group_commit_max: 1_024,
             group_commit_wait_us: 0,
             shutdown_timeout_ms: 10_000,
+            answer_cache_bytes: 32 << 20,
         }
     }
 }

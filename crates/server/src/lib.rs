@@ -29,6 +29,7 @@
 //! SIGTERM or SIGINT: the listener closes, requests under way have `shutdown_timeout_ms` to
 //! finish, the registrations queued are committed, and storage is closed; the process exits 0.
 
+mod answers;
 pub mod auth;
 mod commit;
 mod log;
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
     pub data_dir: std::path::PathBuf,
     /// The validator lint uses, built once.
     pub validator: Box<dyn registry_core::Validator>,
+    /// The JSON of the entries read last.
+    pub answers: answers::Answers,
     requests: AtomicU64,
     started: i64,
 }
@@ -128,6 +131,7 @@ impl Server {
             max_record_bytes: settings.max_record_bytes,
             data_dir: settings.data_dir.clone(),
             validator,
+            answers: answers::Answers::new(limits.answer_cache_bytes),
             requests: AtomicU64::new(0),
             started: registry_core::Timestamp::now().0 / 1000,
         });
@@ -388,16 +392,18 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     let started = Instant::now();
     let id = request_id(&state, &request);
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = routes::route_label(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
     let path = request.uri().path().to_owned();
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-    let open = matches!(route.as_str(), "/healthz" | "/readyz" | "/v1/openapi.json");
+    let open = matches!(route, "/healthz" | "/readyz" | "/v1/openapi.json");
     let admitted = if open {
         Ok(auth::Caller {
             token: None,
@@ -438,7 +444,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     }
     let took = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.request(&route, method.as_str(), status, took);
+    state.metrics.request(route, &method, status, took);
     tracing::info!(
         target: "registry::http",
         id = %id,

@@ -397,6 +397,16 @@ fn updates_only_from_the_revision_if_match_names() {
     );
     assert_eq!(retired.status, 200, "{}", retired.body);
     assert_eq!(retired.json()["lifecycle"], "retired");
+    // A get after each write answers the new revision, never the JSON kept for the one before.
+    let after = server.send("GET", &path, None, &[], "");
+    assert_eq!(after.headers.get("etag").map(String::as_str), Some("\"3\""));
+    assert_eq!(
+        (
+            after.json()["revision"].clone(),
+            after.json()["lifecycle"].clone()
+        ),
+        (3.into(), "retired".into())
+    );
     let (_, page) = server.call("GET", "/v1/entries", None, "");
     assert_eq!(
         page["entries"].as_array().map(Vec::len),
