@@ -115,6 +115,9 @@ pub struct Serve {
     /// Mean registrations per group commit during each register phase, from `/metrics`.
     pub per_commit_1: Option<f64>,
     pub per_commit_n: Option<f64>,
+    /// Mean time of one group commit during each register phase, seconds, from `/metrics`.
+    pub commit_s_1: Option<f64>,
+    pub commit_s_n: Option<f64>,
     /// CPU time of each load phase (by its figure id: `get`, `list`, `register_1`,
     /// `register_n`), where `/proc` tells it.
     pub cpu: Vec<(&'static str, Cpu)>,
@@ -252,10 +255,17 @@ fn measure(registry: &Path, dir: &Path, sizes: &ServeSizes) -> Result<Serve, Str
         );
         out.cpu.extend(cpu.map(|c| (id, c)));
         let per_commit = per_commit_mean(before, after);
+        let commit_s = commit_mean_s(before, after);
+        if let (Some(n), Some(t)) = (per_commit, commit_s) {
+            progress(&format!(
+                "{SERVE}: {clients} client(s): {n:.1} entries per group commit, {:.2} ms each",
+                t * 1e3
+            ));
+        }
         if clients == 1 {
-            (out.register_1, out.per_commit_1) = (load, per_commit);
+            (out.register_1, out.per_commit_1, out.commit_s_1) = (load, per_commit, commit_s);
         } else {
-            (out.register_n, out.per_commit_n) = (load, per_commit);
+            (out.register_n, out.per_commit_n, out.commit_s_n) = (load, per_commit, commit_s);
         }
     }
     server.stop()?;
@@ -441,8 +451,9 @@ fn check_reads(addr: SocketAddr, ids: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// The group commits written and the registrations they carried, from `/metrics`.
-fn commits(addr: SocketAddr) -> Result<(f64, f64), String> {
+/// The group commits written, the registrations they carried and the seconds they took, from
+/// `/metrics`.
+fn commits(addr: SocketAddr) -> Result<(f64, f64, f64), String> {
     let mut client = Client::connect(addr).map_err(|e| format!("cannot connect: {e}"))?;
     let reply = client
         .send("GET", "/metrics", b"")
@@ -461,6 +472,7 @@ fn commits(addr: SocketAddr) -> Result<(f64, f64), String> {
     Ok((
         read("registry_group_commits_total")?,
         read("registry_group_commit_registrations_total")?,
+        read("registry_group_commit_duration_seconds_sum")?,
     ))
 }
 
@@ -471,9 +483,15 @@ fn counter(text: &str, name: &str) -> Option<f64> {
 }
 
 /// Registrations per commit between two readings of [`commits`]; none without a commit.
-fn per_commit_mean(before: (f64, f64), after: (f64, f64)) -> Option<f64> {
+fn per_commit_mean(before: (f64, f64, f64), after: (f64, f64, f64)) -> Option<f64> {
     let commits = after.0 - before.0;
     (commits > 0.0).then(|| (after.1 - before.1) / commits)
+}
+
+/// Seconds per commit between two readings of [`commits`]; none without a commit.
+fn commit_mean_s(before: (f64, f64, f64), after: (f64, f64, f64)) -> Option<f64> {
+    let commits = after.0 - before.0;
+    (commits > 0.0).then(|| (after.2 - before.2) / commits)
 }
 
 /// The `registry serve` process of the section. Dropped while it runs (the section failed),
@@ -895,9 +913,9 @@ pub fn figures(s: &Serve) -> Vec<Figure> {
             });
         }
     }
-    for (id, clients, mean) in [
-        ("register_1", 1, s.per_commit_1),
-        ("register_n", REGISTER_CLIENTS, s.per_commit_n),
+    for (id, clients, mean, seconds) in [
+        ("register_1", 1, s.per_commit_1, s.commit_s_1),
+        ("register_n", REGISTER_CLIENTS, s.per_commit_n, s.commit_s_n),
     ] {
         out.extend(mean.map(|m| {
             Figure::single(
@@ -906,6 +924,15 @@ pub fn figures(s: &Serve) -> Vec<Figure> {
                 units::COUNT,
                 Better::Higher,
                 m,
+            )
+        }));
+        out.extend(seconds.map(|t| {
+            Figure::single(
+                format!("{SERVE}/{id}/commit_time"),
+                format!("POST /v1/entries, {clients} client(s): mean time of one group commit"),
+                units::NS,
+                Better::Lower,
+                t * 1e9,
             )
         }));
     }
@@ -949,8 +976,14 @@ mod tests {
             Some(480.0)
         );
         assert_eq!(counter(text, "registry_group_commit"), None);
-        assert_eq!(per_commit_mean((2.0, 2.0), (12.0, 482.0)), Some(48.0));
-        assert_eq!(per_commit_mean((2.0, 2.0), (2.0, 2.0)), None);
+        assert_eq!(
+            per_commit_mean((2.0, 2.0, 0.5), (12.0, 482.0, 0.52)),
+            Some(48.0)
+        );
+        assert_eq!(per_commit_mean((2.0, 2.0, 0.5), (2.0, 2.0, 0.5)), None);
+        let t = commit_mean_s((2.0, 2.0, 0.5), (12.0, 482.0, 0.52)).expect("commits");
+        assert!((t - 0.002).abs() < 1e-12, "{t}");
+        assert_eq!(commit_mean_s((2.0, 2.0, 0.5), (2.0, 2.0, 0.5)), None);
     }
 
     #[test]
@@ -1014,6 +1047,7 @@ mod tests {
             register_1: load(200.0, 5),
             register_n: load(3000.0, 20),
             per_commit_n: Some(40.0),
+            commit_s_n: Some(0.003),
             cpu: vec![(
                 "get",
                 Cpu {
@@ -1032,6 +1066,7 @@ mod tests {
         assert_eq!(get("serve/cli/get/p50"), 33e6);
         assert_eq!(get("serve/register/speedup"), 15.0);
         assert_eq!(get("serve/register_n/entries_per_commit"), 40.0);
+        assert_eq!(get("serve/register_n/commit_time"), 3e6);
         assert_eq!(get("serve/get/server_cpu_per_request"), 1e5);
         assert_eq!(get("serve/get/client_cpu_per_request"), 2e4);
         assert!(!f.iter().any(|x| x.id.starts_with("serve/list")));

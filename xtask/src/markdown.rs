@@ -578,6 +578,17 @@ fn serve(r: &Report) -> String {
             sig3(n)
         );
     }
+    if let Some(t) = median("register_n/commit_time") {
+        let one = median("register_1/commit_time").map_or_else(String::new, |m| {
+            format!(", {} ms with 1 client", sig3(m / 1e6))
+        });
+        let _ = writeln!(
+            md,
+            "- mean time of one group commit (`/metrics`): {} ms with {REGISTER_CLIENTS} \
+             clients{one}.",
+            sig3(t / 1e6)
+        );
+    }
     md.push('\n');
     md
 }

@@ -451,6 +451,25 @@ impl<T: Storage> FfiStorage for Exported<T> {
         })
     }
 
+    fn insert_placed(
+        &self,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
+        ids: RSlice<'_, FfiId>,
+        shards: RSlice<'_, u32>,
+        out: &mut RVec<FfiInserted>,
+    ) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
+            convert_all(entries.iter(), &mut batch)?;
+            let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();
+            let mut outcomes = Vec::with_capacity(batch.len());
+            self.0
+                .insert_placed(&batch, &ids, shards.as_slice(), &mut outcomes)?;
+            out.extend(outcomes.into_iter().map(FfiInserted::from));
+            Ok(())
+        })
+    }
+
     fn reindex(&self) -> RResult<u64, FfiError> {
         guard(|| self.0.reindex())
     }

@@ -195,6 +195,15 @@ impl<T: Storage> Storage for Guarded<T> {
     fn place(&self, ids: &[EntryId], shards: &[u32]) -> StageResult<()> {
         guarded(|| self.0.place(ids, shards))
     }
+    fn insert_placed(
+        &self,
+        entries: &[Entry],
+        ids: &[EntryId],
+        shards: &[u32],
+        out: &mut Vec<Inserted>,
+    ) -> StageResult<()> {
+        guarded(|| self.0.insert_placed(entries, ids, shards, out))
+    }
     fn locate(&self, ids: &[EntryId], out: &mut Vec<u32>) -> StageResult<()> {
         guarded(|| self.0.locate(ids, out))
     }

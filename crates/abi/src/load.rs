@@ -732,6 +732,26 @@ impl Storage for HostStorage {
         )
     }
 
+    fn insert_placed(
+        &self,
+        entries: &[Entry],
+        ids: &[EntryId],
+        shards: &[u32],
+        out: &mut Vec<Inserted>,
+    ) -> StageResult<()> {
+        let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
+        let mut outcomes = RVec::with_capacity(entries.len());
+        call(with_entry_views(entries, |batch| {
+            self.0.insert_placed(
+                batch,
+                RSlice::from_slice(&ids),
+                RSlice::from_slice(shards),
+                &mut outcomes,
+            )
+        }))?;
+        convert_all(outcomes, out)
+    }
+
     fn reindex(&self) -> StageResult<u64> {
         self.0.reindex().into_result().map_err(StageError::from)
     }

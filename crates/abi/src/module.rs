@@ -135,6 +135,14 @@ pub trait FfiStorage: Send + Sync {
     fn backup(&self, dir: RStr<'_>) -> RResult<u64, FfiError>;
     /// `Storage::purge`: one revision, as a batch of one so it crosses as the others do.
     fn purge(&self, revision: RSlice<'_, FfiEntryRef<'_>>) -> RResult<(), FfiError>;
+    /// `Storage::insert_placed`.
+    fn insert_placed(
+        &self,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
+        ids: RSlice<'_, FfiId>,
+        shards: RSlice<'_, u32>,
+        out: &mut RVec<FfiInserted>,
+    ) -> RResult<(), FfiError>;
 }
 
 /// The router stage across the boundary; mirrors `registry_core::Router`.

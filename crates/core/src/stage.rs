@@ -444,6 +444,27 @@ pub trait Storage: Send + Sync {
     /// When the transaction fails; then nothing of the batch is stored.
     fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()>;
 
+    /// Dense registries, shard 0 only: [`Storage::place`] and [`Storage::insert`] in one
+    /// durable transaction, so that a group of registrations costs shard 0 one commit, not
+    /// two: records that each of `ids` is (about to be) stored in the shard of the same index
+    /// in `shards`, and stores `entries` (shard 0's own), both or neither. The default places,
+    /// then inserts: two transactions, in the order that matters (the locations first).
+    ///
+    /// # Errors
+    /// As [`Storage::place`] and [`Storage::insert`]; when it fails, neither is done (with
+    /// the default, the locations may be recorded: a location without an entry reads as no
+    /// entry).
+    fn insert_placed(
+        &self,
+        entries: &[Entry],
+        ids: &[EntryId],
+        shards: &[u32],
+        out: &mut Vec<Inserted>,
+    ) -> StageResult<()> {
+        self.place(ids, shards)?;
+        self.insert(entries, out)
+    }
+
     /// Stores new revisions in one durable transaction. Each entry's `revision` must be exactly
     /// one more than the stored one; pushes per entry `Ok`, or an error with code `NotFound` or
     /// `Conflict` (the stored revision moved on), and stores only the `Ok` ones.

@@ -539,7 +539,25 @@ impl Storage for RedbStorage {
     }
 
     fn insert(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
-        self.insert_new(entries, out)
+        self.insert_new(entries, None, out)
+    }
+
+    fn insert_placed(
+        &self,
+        entries: &[Entry],
+        ids: &[EntryId],
+        shards: &[u32],
+        out: &mut Vec<Inserted>,
+    ) -> StageResult<()> {
+        if entries.is_empty() {
+            return self.place_ids(ids, shards);
+        }
+        if ids.is_empty() {
+            return self.insert_new(entries, None, out);
+        }
+        self.check_locator()?;
+        rules::check_places(ids, shards, self.shards)?;
+        self.insert_new(entries, Some((ids, shards)), out)
     }
 
     fn update(&self, entries: &[Entry], out: &mut Vec<StageResult<()>>) -> StageResult<()> {

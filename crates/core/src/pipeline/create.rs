@@ -83,10 +83,26 @@ impl Pipeline {
         let Some(created) = self.build_entries(pending, prefixes, numbers, fps, slots) else {
             return;
         };
-        let created = self.place(created, shard_of, slots);
-
         let mut created = created;
         created.sort_by_key(|c| shard_of[c.item]);
+        // In a dense registry, where the entries bound for other shards go is recorded in
+        // shard 0 before they are stored: in the same transaction as shard 0's own entries when
+        // it has some (one commit there, not two), else on its own.
+        let (ids, shards): (Vec<EntryId>, Vec<u32>) = if self.dense {
+            created
+                .iter()
+                .filter(|c| shard_of[c.item] != 0)
+                .map(|c| (c.entry.header.id.clone(), shard_of[c.item]))
+                .unzip()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let home_first = created.first().is_some_and(|c| shard_of[c.item] == 0);
+        let created = if ids.is_empty() || home_first {
+            created
+        } else {
+            self.place(created, &ids, &shards, shard_of, slots)
+        };
         let mut groups: Vec<(u32, Vec<Created>)> = Vec::new();
         for c in created {
             let s = shard_of[c.item];
@@ -95,8 +111,21 @@ impl Pipeline {
                 _ => groups.push((s, vec![c])),
             }
         }
+        let mut groups = groups.into_iter();
+        if !ids.is_empty()
+            && home_first
+            && let Some((_, home)) = groups.next()
+            && let Err(e) = self.insert_in_shard(0, home, Some((&ids, &shards)), slots)
+        {
+            // Nothing was placed: the entries bound elsewhere are not stored either.
+            for (_, group) in groups {
+                let items: Vec<usize> = group.iter().map(|c| c.item).collect();
+                fail_all(&items, &e, slots);
+            }
+            return;
+        }
         for (shard, group) in groups {
-            self.insert_in_shard(shard as usize, group, slots);
+            let _ = self.insert_in_shard(shard as usize, group, None, slots);
         }
     }
 
@@ -257,23 +286,20 @@ impl Pipeline {
         (!created.is_empty()).then_some(created)
     }
 
-    /// In a dense registry of several shards, records in shard 0 where the new entries that go
-    /// to other shards will be, before they are stored there ([`Storage::place`]); returns the
-    /// entries left to store (all of them, unless recording failed).
-    fn place(&self, created: Vec<Created>, shard_of: &[u32], slots: &mut [Slot]) -> Vec<Created> {
-        if !self.dense {
-            return created;
-        }
-        let (ids, shards): (Vec<EntryId>, Vec<u32>) = created
-            .iter()
-            .filter(|c| shard_of[c.item] != 0)
-            .map(|c| (c.entry.header.id.clone(), shard_of[c.item]))
-            .unzip();
-        if ids.is_empty() {
-            return created;
-        }
+    /// In a dense registry of several shards whose shard 0 has no new entry of its own,
+    /// records there where the new entries that go to other shards (`ids`, `shards`) will be,
+    /// before they are stored ([`Storage::place`]); returns the entries left to store (all of
+    /// them, unless recording failed).
+    fn place(
+        &self,
+        created: Vec<Created>,
+        ids: &[EntryId],
+        shards: &[u32],
+        shard_of: &[u32],
+        slots: &mut [Slot],
+    ) -> Vec<Created> {
         match self.timed(StageCall::StoragePlace, || {
-            self.stages.storage[0].place(&ids, &shards)
+            self.stages.storage[0].place(ids, shards)
         }) {
             Ok(()) => created,
             Err(e) => {
@@ -287,8 +313,16 @@ impl Pipeline {
         }
     }
 
-    /// Stores new entries in one shard and caches them.
-    fn insert_in_shard(&self, shard: usize, created: Vec<Created>, slots: &mut [Slot]) {
+    /// Stores new entries in one shard and caches them; with `places`, shard 0 records those
+    /// locations in the same transaction ([`Storage::insert_placed`]). The error, when the
+    /// transaction failed (every one of its entries has it).
+    fn insert_in_shard(
+        &self,
+        shard: usize,
+        created: Vec<Created>,
+        places: Option<(&[EntryId], &[u32])>,
+        slots: &mut [Slot],
+    ) -> Result<(), Error> {
         let storage = &self.stages.storage[shard];
         let (keep, entries): (Vec<(usize, Fields<Guess>)>, Vec<Entry>) = created
             .into_iter()
@@ -296,13 +330,18 @@ impl Pipeline {
             .unzip();
         let keep_items: Vec<usize> = keep.iter().map(|(item, _)| *item).collect();
         let mut inserted = Vec::with_capacity(entries.len());
-        if let Err(e) = self.timed(StageCall::StorageInsert, || {
-            storage.insert(&entries, &mut inserted)
+        if let Err(e) = self.timed(StageCall::StorageInsert, || match places {
+            Some((ids, shards)) => storage.insert_placed(&entries, ids, shards, &mut inserted),
+            None => storage.insert(&entries, &mut inserted),
         }) {
-            return fail_all(&keep_items, &Error::stage(StageKind::Storage, e), slots);
+            let e = Error::stage(StageKind::Storage, e);
+            fail_all(&keep_items, &e, slots);
+            return Err(e);
         }
         if inserted.len() != entries.len() {
-            return fail_all(&keep_items, &miscount(StageKind::Storage), slots);
+            let e = miscount(StageKind::Storage);
+            fail_all(&keep_items, &e, slots);
+            return Err(e);
         }
         let cache_new = self.cache_new_entries.load(Ordering::Relaxed);
         let mut stored = Vec::with_capacity(entries.len());
@@ -321,5 +360,6 @@ impl Pipeline {
             slots[item] = Some(Ok(added));
         }
         self.fill_cache(&stored);
+        Ok(())
     }
 }

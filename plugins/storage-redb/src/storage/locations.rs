@@ -15,7 +15,7 @@ use super::{LOCATIONS, RedbStorage, Tables};
 
 impl RedbStorage {
     /// Shard 0 of a dense registry, or the error any other shard gives.
-    fn check_locator(&self) -> StageResult<()> {
+    pub(super) fn check_locator(&self) -> StageResult<()> {
         let numbering = self.numbering();
         if numbering.dense && numbering.shard == 0 {
             Ok(())

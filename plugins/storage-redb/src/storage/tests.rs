@@ -213,6 +213,47 @@ fn shard_0_records_where_entries_are_and_raises_its_sequences() {
     assert!(zero.place(&[id(9), id(10)], &[1]).is_err());
 }
 
+/// Shard 0's own entries and the locations of others' go in one transaction: both or neither.
+#[test]
+fn shard_0_stores_its_entries_and_places_others_together() {
+    let dir = TempDir::new().expect("temp dir");
+    let zero = RedbStorage::open(&Config::default(), &setup(dir.path(), 0, 3)).expect("opens");
+    let id = |n| EntryId::new("SEC-RUL", n);
+    let mut out = Vec::new();
+    zero.insert_placed(
+        &[entry(1, "DEV"), entry(3, "DEV")],
+        &[id(2), id(4)],
+        &[1, 2],
+        &mut out,
+    )
+    .expect("stores and places");
+    assert_eq!(out, [Inserted::Created, Inserted::Created]);
+    let mut shards = Vec::new();
+    zero.locate(&[id(1), id(2), id(3), id(4)], &mut shards)
+        .expect("locates");
+    assert_eq!(shards, [0, 1, 0, 2]);
+    assert!(get(&zero, 3).is_some());
+    assert_eq!(allocate(&zero, &["SEC-RUL"]), [5]);
+
+    // An entry whose id is taken (by another request) fails the transaction: its locations
+    // are not recorded.
+    let mut taken = entry(3, "LIVE");
+    taken.fingerprint = Fingerprint([9; 16]);
+    let e = zero
+        .insert_placed(&[taken], &[id(7)], &[1], &mut Vec::new())
+        .expect_err("id 3 is taken");
+    assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
+    let mut shards = Vec::new();
+    zero.locate(&[id(7)], &mut shards).expect("locates");
+    assert_eq!(shards, [0], "not placed");
+    // Bad places are refused before anything is written.
+    assert!(
+        zero.insert_placed(&[entry(8, "DEV")], &[id(9)], &[3], &mut Vec::new())
+            .is_err()
+    );
+    assert!(get(&zero, 8).is_none());
+}
+
 #[test]
 fn a_format_1_shard_numbers_its_own_ids_interleaved() {
     let dir = TempDir::new().expect("temp dir");

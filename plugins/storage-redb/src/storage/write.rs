@@ -209,12 +209,24 @@ impl RedbStorage {
         Ok(())
     }
 
-    pub(super) fn insert_new(&self, entries: &[Entry], out: &mut Vec<Inserted>) -> StageResult<()> {
+    /// Stores new entries in one transaction; with `places` (checked by the caller), records
+    /// those locations in the same transaction, durable whatever the configured durability
+    /// (other shards' entries are stored after it returns).
+    pub(super) fn insert_new(
+        &self,
+        entries: &[Entry],
+        places: Option<(&[EntryId], &[u32])>,
+        out: &mut Vec<Inserted>,
+    ) -> StageResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
         let _writing = self.writing();
-        let txn = self.begin_write(self.write_durability())?;
+        let durability = match places {
+            Some(_) => Durability::Immediate,
+            None => self.write_durability(),
+        };
+        let txn = self.begin_write(durability)?;
         // Only a writer changes the pending map, after its commit and under `writer`, so the
         // map read here stays the committed one until this transaction ends. After a merge
         // the table holds every fingerprint the map does, so looking in both stays right.
@@ -269,6 +281,9 @@ impl RedbStorage {
                 outcomes.push(Inserted::Created);
             }
             self.write_index(&mut t, index)?;
+            if let Some((ids, shards)) = places {
+                self.record_places(&txn, &mut t, ids, shards)?;
+            }
             saving = self.save_allocations(&mut t)?;
         }
         self.commit(txn)
