@@ -255,10 +255,22 @@ fn ci() -> Result<(), String> {
             fuzz::run(&["--seconds".to_owned(), CI_FUZZ_SECONDS.to_owned()])
         }),
     ];
+    // Each step's time, and the total, so that the 20-minute budget is watched from the log.
+    let started = std::time::Instant::now();
+    let mut took = Vec::with_capacity(steps.len());
     for (name, step) in steps {
         eprintln!("== cargo xtask {name}");
+        let begun = std::time::Instant::now();
         step().map_err(|e| format!("{name}: {e}"))?;
+        let seconds = begun.elapsed().as_secs();
+        eprintln!("== cargo xtask {name}: done in {seconds} s");
+        took.push(format!("{name} {seconds} s"));
     }
+    eprintln!(
+        "== ci: passed in {} s ({})",
+        started.elapsed().as_secs(),
+        took.join(", ")
+    );
     Ok(())
 }
 
