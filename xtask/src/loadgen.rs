@@ -503,6 +503,14 @@ impl Conn {
         Ok(true)
     }
 
+    /// An error of the request under way, naming it.
+    fn failed(&self, why: &str) -> String {
+        match &self.current {
+            Some((method, path, _)) => format!("{method} {path}: {why}"),
+            None => why.to_owned(),
+        }
+    }
+
     /// Writes what is left of the request, until the socket would block.
     fn flush(&mut self) -> io::Result<()> {
         while self.written < self.out.len() {
@@ -575,22 +583,24 @@ where
         }
         for event in &events {
             let c = &mut conns[event.token().0];
-            let Some((method, path, sent)) = c.current.clone() else {
+            let Some(&(_, _, sent)) = c.current.as_ref() else {
                 continue;
             };
-            let failed = |e: String| format!("{method} {path}: {e}");
             if event.is_writable() {
-                c.flush().map_err(|e| failed(e.to_string()))?;
+                c.flush().map_err(|e| c.failed(&e.to_string()))?;
             }
             if !(event.is_readable() || event.is_read_closed() || event.is_error()) {
                 continue;
             }
-            let Some(reply) = c.receive(&mut chunk).map_err(|e| failed(e.to_string()))? else {
+            let Some(reply) = c
+                .receive(&mut chunk)
+                .map_err(|e| c.failed(&e.to_string()))?
+            else {
                 continue;
             };
             let took = sent.elapsed();
             if reply.status != shared.phase.expect {
-                return Err(failed(format!(
+                return Err(c.failed(&format!(
                     "answered {} (expected {}): {}",
                     reply.status,
                     shared.phase.expect,
