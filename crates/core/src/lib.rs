@@ -35,8 +35,9 @@ pub use header::{
 };
 pub use integrity::Damaged;
 pub use pipeline::{
-    Added, CallTiming, Changes, CheckReport, Finding, MAX_MERGE_HOPS, Page, Pipeline, Purged,
-    Renamed, Repaired, SHARD_PAGE, ShardMigration, StageCall, Stages, Turn, Turns, Updated,
+    Added, CallTiming, ChangeKind, Changes, CheckReport, Finding, MAX_MERGE_HOPS, Observer, Page,
+    Pipeline, Purged, Renamed, Repaired, SHARD_PAGE, ShardMigration, StageCall, Stages, Turn,
+    Turns, Updated,
 };
 pub use request::{
     Context, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES,

@@ -36,6 +36,7 @@ mod backup;
 mod check;
 mod create;
 mod migrate;
+mod observe;
 mod purge;
 mod rename;
 mod restore;
@@ -43,6 +44,7 @@ mod turns;
 
 pub use check::{CheckReport, Finding, Repaired};
 pub use migrate::ShardMigration;
+pub use observe::{ChangeKind, Observer};
 pub use purge::Purged;
 pub use rename::Renamed;
 pub use turns::{Turn, Turns};
@@ -144,6 +146,8 @@ pub struct Pipeline {
     timing: AtomicBool,
     /// Microseconds per timed call, indexed by [`StageCall::index`].
     samples: [Mutex<Vec<u32>>; StageCall::ALL.len()],
+    /// [`Pipeline::set_observer`].
+    observer: std::sync::OnceLock<std::sync::Arc<dyn Observer>>,
 }
 
 /// A kind of stage call `add` makes once per batch (storage calls once per shard of the batch),
@@ -273,6 +277,22 @@ impl Pipeline {
             samples: std::array::from_fn(|_| Mutex::new(Vec::new())),
             cache_new_entries: AtomicBool::new(true),
             author: Mutex::new(None),
+            observer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Tells `observer` of every write from now on ([`Observer`]). One observer per pipeline:
+    /// `false`, and nothing changed, when one is set already.
+    pub fn set_observer(&self, observer: std::sync::Arc<dyn Observer>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    /// Reports `entries` to the observer, if there is one.
+    fn report(&self, kind: ChangeKind, entries: &[&Entry]) {
+        if let Some(observer) = self.observer.get()
+            && !entries.is_empty()
+        {
+            observer.changed(kind, entries);
         }
     }
 
@@ -1137,7 +1157,7 @@ impl Pipeline {
         };
         let entry = self.seal(&current, entry);
         self.check_entry(&entry)?;
-        self.store_revision(id, entry)
+        self.store_revision(id, entry, ChangeKind::Updated)
     }
 
     /// The config the generator renders for one draft.
@@ -1227,8 +1247,13 @@ impl Pipeline {
             author,
             ..current.clone()
         };
+        let kind = match &entry.lifecycle {
+            Lifecycle::Active => ChangeKind::Revived,
+            Lifecycle::Retired => ChangeKind::Retired,
+            Lifecycle::Merged(_) => ChangeKind::Merged,
+        };
         let entry = self.seal(&current, entry);
-        self.store_revision(id, entry)
+        self.store_revision(id, entry, kind)
     }
 
     /// What a new revision built on `current` records as the revision before it: `current`'s
@@ -1254,8 +1279,13 @@ impl Pipeline {
         entry
     }
 
-    /// Stores a new revision built on the latest one and caches it.
-    fn store_revision(&self, id: &EntryId, entry: Entry) -> Result<Updated, Error> {
+    /// Stores a new revision built on the latest one, caches it and reports it as `kind`.
+    fn store_revision(
+        &self,
+        id: &EntryId,
+        entry: Entry,
+        kind: ChangeKind,
+    ) -> Result<Updated, Error> {
         let storage = self.shard_of_id(id)?;
         let mut outcome = Vec::with_capacity(1);
         storage
@@ -1273,6 +1303,7 @@ impl Pipeline {
             None => return Err(miscount(StageKind::Storage)),
         }
         self.fill_cache(std::slice::from_ref(&entry));
+        self.report(kind, &[&entry]);
         Ok(Updated {
             entry,
             changed: true,

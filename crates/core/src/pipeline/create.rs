@@ -343,6 +343,13 @@ impl Pipeline {
             fail_all(&keep_items, &e, slots);
             return Err(e);
         }
+        let created: Vec<&Entry> = entries
+            .iter()
+            .zip(&inserted)
+            .filter(|(_, outcome)| matches!(outcome, Inserted::Created))
+            .map(|(entry, _)| entry)
+            .collect();
+        self.report(ChangeKind::Created, &created);
         let cache_new = self.cache_new_entries.load(Ordering::Relaxed);
         let mut stored = Vec::with_capacity(entries.len());
         for (((item, provenance), entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {

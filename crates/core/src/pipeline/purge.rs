@@ -119,6 +119,7 @@ impl Pipeline {
                 ErrorCode::NotFound => Error::NotFound(id.clone()),
                 _ => Error::stage(StageKind::Storage, e),
             })?;
+        self.report(ChangeKind::Purged, &[&purged]);
         if revision as usize == history.len() {
             // The cache holds the latest revision: it must not serve the purged text again.
             let keys: Vec<CacheKey> = CacheKey::of_entry(at).into_iter().collect();

@@ -128,7 +128,8 @@ impl Pipeline {
             ),
             other => other,
         })?;
-        self.store_revision(&id, entry).map(|_| ())
+        self.store_revision(&id, entry, super::ChangeKind::Updated)
+            .map(|_| ())
     }
 }
 

@@ -108,6 +108,13 @@ impl Pipeline {
                     fail_all(&items, &miscount(StageKind::Storage), &mut slots);
                 }
                 Ok(()) => {
+                    let imported: Vec<&Entry> = batch
+                        .iter()
+                        .zip(&outcomes)
+                        .filter(|(_, outcome)| **outcome == Ok(Restored::Created))
+                        .filter_map(|(history, _)| history.last())
+                        .collect();
+                    self.report(ChangeKind::Imported, &imported);
                     for ((i, history), outcome) in items.into_iter().zip(&batch).zip(outcomes) {
                         if outcome == Ok(Restored::Created)
                             && let Some(latest) = history.last()

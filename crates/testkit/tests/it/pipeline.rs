@@ -1033,3 +1033,114 @@ fn through_the_redb_library_an_update_from_a_stale_revision_conflicts() {
         check(Arc::from(storage));
     }
 }
+
+/// Records what an observer hears, as `kind id rN`.
+#[derive(Default)]
+struct Heard(Mutex<Vec<String>>);
+
+impl registry_core::Observer for Heard {
+    fn changed(&self, kind: registry_core::ChangeKind, entries: &[&registry_core::Entry]) {
+        let mut heard = self.0.lock().expect("not poisoned");
+        for e in entries {
+            heard.push(format!("{} {} r{}", kind.name(), e.header.id, e.revision));
+        }
+    }
+}
+
+impl Heard {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+#[test]
+fn the_observer_hears_every_write_once_and_nothing_else() {
+    let p = pipeline(2);
+    let heard = Arc::new(Heard::default());
+    assert!(p.set_observer(Arc::clone(&heard) as Arc<dyn registry_core::Observer>));
+    assert!(
+        !p.set_observer(Arc::new(Heard::default())),
+        "a second observer is refused"
+    );
+
+    let added = p.add(vec![
+        request("ssh brute force", &[("scope", "SEC")]),
+        request("disk full alert", &[("scope", "SEC")]),
+    ]);
+    let ids: Vec<EntryId> = added
+        .iter()
+        .map(|r| r.as_ref().expect("created").entry.header.id.clone())
+        .collect();
+    let mut created = heard.take();
+    created.sort();
+    let mut expected: Vec<String> = ids.iter().map(|id| format!("created {id} r1")).collect();
+    expected.sort();
+    assert_eq!(created, expected);
+
+    // Registered again: found, not changed.
+    p.add(vec![request("ssh brute force", &[("scope", "SEC")])])
+        .pop()
+        .expect("one result")
+        .expect("found");
+    assert_eq!(heard.take(), Vec::<String>::new());
+
+    let a = &ids[0];
+    let b = &ids[1];
+    p.update(
+        a,
+        Changes {
+            title: Some("ssh brute force, rate limited".into()),
+            ..Changes::default()
+        },
+    )
+    .expect("updated");
+    p.set_lifecycle(a, Lifecycle::Retired, None)
+        .expect("retired");
+    p.set_lifecycle(a, Lifecycle::Retired, None)
+        .expect("retired already: no revision");
+    p.set_lifecycle(a, Lifecycle::Active, None)
+        .expect("revived");
+    p.set_lifecycle(b, Lifecycle::Merged(a.clone()), None)
+        .expect("merged");
+    // A refused write reports nothing.
+    assert!(
+        p.update(
+            a,
+            Changes {
+                expected_revision: Some(1),
+                title: Some("stale".into()),
+                ..Changes::default()
+            }
+        )
+        .is_err()
+    );
+    p.purge(a, 1, "title", "held a secret").expect("purged");
+    assert_eq!(
+        heard.take(),
+        [
+            format!("updated {a} r2"),
+            format!("retired {a} r3"),
+            format!("revived {a} r4"),
+            format!("merged {b} r2"),
+            format!("purged {a} r1"),
+        ]
+    );
+
+    // An import reports each history it stored, by its latest revision; one stored already,
+    // nothing.
+    let other = pipeline(2);
+    let heard_there = Arc::new(Heard::default());
+    other.set_observer(Arc::clone(&heard_there) as Arc<dyn registry_core::Observer>);
+    let histories = vec![
+        p.history(a).expect("history"),
+        p.history(b).expect("history"),
+    ];
+    other.restore(histories.clone()).expect("restored");
+    let mut imported = heard_there.take();
+    imported.sort();
+    let mut expected = vec![format!("imported {a} r4"), format!("imported {b} r2")];
+    expected.sort();
+    assert_eq!(imported, expected);
+    other.restore(histories).expect("restored again");
+    assert_eq!(heard_there.take(), Vec::<String>::new());
+}
