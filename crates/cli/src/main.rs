@@ -26,6 +26,7 @@ mod plugins;
 mod progress;
 mod registry;
 mod remote;
+mod search;
 mod stamp;
 mod token;
 mod transfer;
@@ -111,6 +112,10 @@ enum Command {
     Diff(audit::DiffArgs),
     /// Show who wrote what, when and from where: one record per write, oldest first
     Audit(audit::AuditArgs),
+    /// Find entries by the words of their titles, contexts and configs, best match first
+    Search(search::SearchArgs),
+    /// Empty the full-text index and fill it again from storage
+    Reindex(search::ReindexArgs),
     /// Take an entry out of use, as a new revision: kept with its history, its id never reused,
     /// left out of `list` (see `--all`)
     Retire(entries::RetireArgs),
@@ -181,7 +186,7 @@ enum Command {
 }
 
 /// The four enumerated header fields, as `add` takes them and `list` filters by them.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct FieldArgs {
     #[arg(long)]
     scope: Option<String>,
@@ -281,6 +286,7 @@ fn run(
             Command::History(args) => return remote::history(&remote, args),
             Command::Diff(args) => return remote::diff(&remote, args),
             Command::Audit(args) => return remote::audit(&remote, args),
+            Command::Search(args) => return remote::search(&remote, args),
             Command::Stats(args) => return remote::stats(&remote, args.format.format),
             Command::Export(args) => return remote::export(&remote, args),
             Command::Batch(args) => return remote::batch(&remote, args),
@@ -346,6 +352,8 @@ fn run(
         Command::History(args) => entries::history(args, &settings),
         Command::Diff(args) => audit::diff(args, &settings),
         Command::Audit(args) => audit::audit(args, &settings),
+        Command::Search(args) => search::search(args, &settings),
+        Command::Reindex(args) => search::reindex(args, &settings),
         Command::Retire(args) => entries::retire(args, &settings),
         Command::Merge(args) => entries::merge(args, &settings),
         Command::Revive(args) => entries::revive(args, &settings),

@@ -448,6 +448,26 @@ pub fn audit(remote: &Remote, args: crate::audit::AuditArgs) -> Result<(), CliEr
     crate::audit::print_records(&page.records, args.format.format)
 }
 
+/// `registry search`.
+pub fn search(remote: &Remote, args: crate::search::SearchArgs) -> Result<(), CliError> {
+    let q = args.query()?;
+    let path = format!(
+        "/v1/search{}",
+        query(&[
+            ("q", Some(q.text.clone())),
+            ("scope", q.scope.clone()),
+            ("type", q.kind.clone()),
+            ("variant", q.variant.clone()),
+            ("status", q.status.clone()),
+            ("retired", q.include_retired.then(|| "true".to_owned())),
+            ("limit", Some(q.limit.to_string())),
+            ("offset", Some(q.offset.to_string())),
+        ])
+    );
+    let found: crate::search::Found = remote.get(&path)?;
+    crate::search::print(&found, q.offset, args.format.format)
+}
+
 /// `registry stats`.
 pub fn stats(remote: &Remote, format: Format) -> Result<(), CliError> {
     let stats: registry_host::batch::Stats = remote.get("/v1/stats")?;

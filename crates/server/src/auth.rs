@@ -24,6 +24,7 @@ use registry_host::settings::ServeLimits;
 use registry_host::tokens::{Role, Token, Tokens};
 
 use crate::problem::Problem;
+use crate::session::Sessions;
 
 /// How often the tokens file is looked at for a change, at most.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
@@ -104,6 +105,7 @@ pub struct Gate {
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Serializes reloads, so that one request rereads the file while the others go on.
     reloading: Mutex<()>,
+    sessions: Sessions,
 }
 
 impl Gate {
@@ -128,6 +130,7 @@ impl Gate {
             }),
             limiter,
             reloading: Mutex::new(()),
+            sessions: Sessions::default(),
         })
     }
 
@@ -136,44 +139,62 @@ impl Gate {
         self.loaded.read().map_or(0, |l| l.tokens.all().len())
     }
 
-    /// The caller of a request with these headers from `peer`: 401 without a token the server
-    /// knows (once it knows any), 429 over the rate.
-    pub fn admit(&self, headers: &HeaderMap, peer: IpAddr) -> Result<Caller, Problem> {
+    /// The sessions signed in with a token ([`crate::session`]).
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Whether the server needs a token (it knows one, or has known one).
+    pub fn required(&self) -> bool {
         self.reload_if_changed();
-        let token = {
-            let loaded = self
-                .loaded
-                .read()
-                .map_err(|_| Problem::internal("the tokens are unreadable after a failure"))?;
-            if !loaded.required {
-                None
-            } else {
-                let bearer = headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .ok_or_else(|| {
-                        Problem::new(
-                            StatusCode::UNAUTHORIZED,
-                            "unauthorized",
-                            "this server needs `Authorization: Bearer <token>`",
-                        )
-                    })?;
-                Some(
-                    loaded
-                        .tokens
-                        .verify(bearer.trim())
-                        .cloned()
-                        .ok_or_else(|| {
-                            Problem::new(
-                                StatusCode::UNAUTHORIZED,
-                                "unauthorized",
-                                "the token is not one this server knows (revoked, or mistyped)",
-                            )
-                        })?,
-                )
-            }
-        };
+        self.loaded.read().is_ok_and(|l| l.required)
+    }
+
+    /// The token a presented secret is, if the server knows it.
+    pub fn verify(&self, secret: &str) -> Option<Token> {
+        self.reload_if_changed();
+        self.loaded.read().ok()?.tokens.verify(secret).cloned()
+    }
+
+    /// The caller of a request with this method and these headers from `peer`: 401 without a
+    /// token the server knows (once it knows any), from the `Authorization` header or a session
+    /// cookie (whose writes must carry its CSRF token: 403 otherwise); 403 for a server without
+    /// tokens asked under a name that is not loopback; 429 over the rate.
+    pub fn admit(
+        &self,
+        method: &axum::http::Method,
+        headers: &HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Caller, Problem> {
+        self.reload_if_changed();
+        let token =
+            {
+                let loaded = self
+                    .loaded
+                    .read()
+                    .map_err(|_| Problem::internal("the tokens are unreadable after a failure"))?;
+                if !loaded.required {
+                    crate::session::check_loopback_host(headers)?;
+                    None
+                } else {
+                    let bearer = headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "));
+                    Some(match bearer {
+                        Some(bearer) => loaded.tokens.verify(bearer.trim()).cloned().ok_or_else(
+                            || {
+                                Problem::new(
+                                    StatusCode::UNAUTHORIZED,
+                                    "unauthorized",
+                                    "the token is not one this server knows (revoked, or mistyped)",
+                                )
+                            },
+                        )?,
+                        None => self.session_token(&loaded.tokens, method, headers)?,
+                    })
+                }
+            };
         let caller = Caller {
             token,
             peer,
@@ -203,6 +224,45 @@ impl Gate {
             }
         }
         Ok(caller)
+    }
+
+    /// The token of the session a request's cookie names: 401 without one (or when its token
+    /// was revoked), 403 for a write without the session's CSRF token.
+    fn session_token(
+        &self,
+        tokens: &Tokens,
+        method: &axum::http::Method,
+        headers: &HeaderMap,
+    ) -> Result<Token, Problem> {
+        let unauthorized = |detail: &str| {
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail.to_owned())
+        };
+        let session = self.sessions.of(headers).ok_or_else(|| {
+            unauthorized(
+                "this server needs `Authorization: Bearer <token>` (or a session: POST \
+                 /v1/session)",
+            )
+        })?;
+        let token = tokens
+            .all()
+            .iter()
+            .find(|t| t.hash == session.token)
+            .cloned()
+            .ok_or_else(|| unauthorized("the session's token was revoked: sign in again"))?;
+        if crate::session::writes(method) {
+            let sent = headers
+                .get(crate::session::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !crate::session::same_secret(sent, &session.csrf) {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    "a write with the session cookie needs its `X-CSRF-Token` header",
+                ));
+            }
+        }
+        Ok(token)
     }
 
     /// Reads the tokens file again if it changed since it was read (looked at once a second at

@@ -32,11 +32,16 @@
 mod answers;
 pub mod auth;
 mod commit;
+mod dashboard;
+mod feed;
+mod live;
 mod log;
 pub mod metrics;
 mod openapi;
 pub mod problem;
 mod routes;
+mod search;
+mod session;
 mod stream;
 
 use std::net::SocketAddr;
@@ -76,6 +81,16 @@ pub(crate) struct Shared {
     pub validator: Box<dyn registry_core::Validator>,
     /// The JSON of the entries read last.
     pub answers: answers::Answers,
+    /// Every write, numbered ([`feed`]).
+    pub feed: Arc<feed::Feed>,
+    /// Event streams open at once, at most ([`feed::max_streams`]).
+    pub streams: Arc<Semaphore>,
+    /// The full-text index and its indexer; `None` when it could not be opened.
+    pub search: Option<Arc<search::Search>>,
+    /// The last minute of requests ([`live`]).
+    pub window: live::Window,
+    /// Whether the server speaks HTTPS (session cookies are then `Secure`).
+    pub https: bool,
     requests: AtomicU64,
     started: i64,
 }
@@ -114,6 +129,21 @@ impl Server {
         // never as by the user running the server.
         pipeline.set_author(None);
         pipeline.enable_timings();
+        let feed = feed::Feed::new();
+        pipeline.set_observer(Arc::clone(&feed) as Arc<dyn registry_core::Observer>);
+        // Search is derived data: an index that cannot be opened is said, and the server
+        // serves everything else.
+        let search = match search::Search::start(
+            &settings.data_dir.join(registry_host::batch::SEARCH_DIR),
+            Arc::clone(&pipeline),
+            Arc::clone(&feed),
+        ) {
+            Ok(search) => Some(search),
+            Err(e) => {
+                tracing::warn!(target: "registry::search", error = %e, "search is off");
+                None
+            }
+        };
         let metrics = Metrics::new(Arc::clone(&pipeline));
         let committer = Committer::start(
             Arc::clone(&pipeline),
@@ -122,6 +152,16 @@ impl Server {
             Duration::from_micros(limits.group_commit_wait_us),
         )
         .map_err(|e| Error::config(format!("cannot start the group commit thread: {e}")))?;
+        if let Some(search) = &search {
+            let (search, feed) = (Arc::downgrade(search), Arc::downgrade(&feed));
+            metrics.set_search(Box::new(move || match (search.upgrade(), feed.upgrade()) {
+                (Some(search), Some(feed)) => {
+                    let lag = search.lag(&feed);
+                    (search.docs(), lag.changes, lag.seconds)
+                }
+                _ => (0, 0, 0.0),
+            }));
+        }
         let state = Arc::new(Shared {
             pipeline,
             gate,
@@ -132,6 +172,13 @@ impl Server {
             data_dir: settings.data_dir.clone(),
             validator,
             answers: answers::Answers::new(limits.answer_cache_bytes),
+            feed,
+            streams: Arc::new(Semaphore::new(feed::max_streams(u64::from(
+                limits.max_connections,
+            )))),
+            search,
+            window: live::Window::new(),
+            https: tls.is_some(),
             requests: AtomicU64::new(0),
             started: registry_core::Timestamp::now().0 / 1000,
         });
@@ -160,8 +207,13 @@ impl Server {
             .map_err(|e| Error::config(format!("cannot start the server's runtime: {e}")))?;
         let state = Arc::clone(&self.state);
         let result = runtime.block_on(self.serve(ready));
-        // Registrations still queued are committed before storage closes.
+        // Registrations still queued are committed before storage closes, and the index
+        // takes in the last changes.
         state.committer.close();
+        state.feed.close();
+        if let Some(search) = &state.search {
+            search.join();
+        }
         drop(runtime);
         result
     }
@@ -247,6 +299,8 @@ impl Server {
         }
         drop(listener);
         tracing::info!(target: "registry::serve", "stopping: no new connections");
+        // Event streams end now rather than hold the shutdown to its deadline.
+        self.state.feed.close();
         let deadline = Duration::from_millis(limits.shutdown_timeout_ms);
         if tokio::time::timeout(deadline, graceful.shutdown())
             .await
@@ -403,7 +457,11 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-    let open = matches!(route, "/healthz" | "/readyz" | "/v1/openapi.json");
+    // The dashboard's files hold no data, and the session routes check what they need.
+    let open = matches!(
+        route,
+        "/healthz" | "/readyz" | "/v1/openapi.json" | "/v1/session"
+    ) || routes::PAGES.contains(&route);
     let admitted = if open {
         Ok(auth::Caller {
             token: None,
@@ -411,7 +469,8 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
             request: String::new(),
         })
     } else {
-        state.gate.admit(request.headers(), peer)
+        session::check_origin(&method, request.headers())
+            .and_then(|()| state.gate.admit(&method, request.headers(), peer))
     };
     let (mut response, caller) = match admitted {
         Ok(mut caller) => {
@@ -445,6 +504,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     let took = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.request(route, &method, status, took);
+    state.window.record(took);
     tracing::info!(
         target: "registry::http",
         id = %id,

@@ -50,7 +50,12 @@ pub struct Metrics {
     created: Mutex<BTreeMap<String, u64>>,
     /// Entries by scope counted at start, once the count is done.
     counted: Mutex<Option<BTreeMap<String, u64>>>,
+    /// Reads the search index's documents and lag (changes, seconds) at a scrape.
+    search: std::sync::OnceLock<SearchFigures>,
 }
+
+/// What a scrape reads of the search index: documents, and the lag in changes and seconds.
+pub type SearchFigures = Box<dyn Fn() -> (u64, u64, f64) + Send + Sync>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,6 +117,7 @@ impl Metrics {
                 committed,
                 created: Mutex::new(BTreeMap::new()),
                 counted: Mutex::new(None),
+                search: std::sync::OnceLock::new(),
             }
         })
     }
@@ -165,6 +171,19 @@ impl Metrics {
         if let Ok(mut counted) = self.counted.lock() {
             *counted = Some(by_scope);
         }
+    }
+
+    /// The entries the registry holds: those counted at start plus those created since;
+    /// `None` until the count is done.
+    pub fn entries(&self) -> Option<u64> {
+        let counted: u64 = self.counted.lock().ok()?.as_ref()?.values().sum();
+        let created: u64 = self.created.lock().ok()?.values().sum();
+        Some(counted + created)
+    }
+
+    /// Reports the search index's figures at each scrape from now on.
+    pub fn set_search(&self, figures: SearchFigures) {
+        let _ = self.search.set(figures);
     }
 
     /// The text a scrape gets.
@@ -242,6 +261,34 @@ impl Collector for Scraped {
         let Some(metrics) = self.metrics.upgrade() else {
             return Ok(());
         };
+        if let Some(search) = metrics.search.get() {
+            let (docs, changes, seconds) = search();
+            for (name, help, value) in [
+                (
+                    "search_documents",
+                    "Documents in the full-text index",
+                    docs as f64,
+                ),
+                (
+                    "search_lag_changes",
+                    "Changes written and not yet searchable",
+                    changes as f64,
+                ),
+                (
+                    "search_lag_seconds",
+                    "How long the oldest change not yet searchable has waited",
+                    seconds,
+                ),
+            ] {
+                let gauge = ConstGauge::new(value);
+                gauge.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    gauge.metric_type(),
+                )?)?;
+            }
+        }
         let created = metrics
             .created
             .lock()

@@ -211,6 +211,135 @@ pub struct Change {
     after: Option<String>,
 }
 
+/// One change of the feed (`GET /v1/events`, event `change`).
+#[derive(ToSchema)]
+pub struct ChangeEvent {
+    /// Its number in this server run, the second part of the event id.
+    seq: u64,
+    /// created, updated, retired, revived, merged, imported or purged.
+    action: String,
+    id: String,
+    /// The revision written (for a purge: the revision purged).
+    revision: u32,
+    scope: String,
+    /// Who made it; null when not known.
+    actor: Option<String>,
+    /// When the server heard of it.
+    at: String,
+}
+
+/// A session: who the cookie signs in as, and the token to send as `X-CSRF-Token` with writes.
+#[derive(ToSchema)]
+pub struct Session {
+    name: String,
+    role: String,
+    /// The scopes the token is limited to; empty for all.
+    scopes: Vec<String>,
+    /// Send as `X-CSRF-Token` with every write made with the cookie; empty without tokens.
+    csrf: String,
+    /// Whether the server needs a token at all.
+    required: bool,
+}
+
+/// Sign-in: a token from `registry token add`.
+#[derive(ToSchema)]
+pub struct SignIn {
+    token: String,
+}
+
+/// One hit of a search: the entry as storage holds it, and its score.
+#[derive(ToSchema)]
+pub struct SearchHit {
+    /// BM25 relevance (higher is better); 0 when the query has no words.
+    score: f64,
+    entry: Entry,
+}
+
+/// How far the search index is behind the writes.
+#[derive(ToSchema)]
+pub struct SearchLag {
+    /// Changes written and not yet searchable.
+    changes: u64,
+    /// How long the oldest of them has waited.
+    seconds: f64,
+}
+
+/// `GET /v1/search`'s answer.
+#[derive(ToSchema)]
+pub struct SearchAnswer {
+    hits: Vec<SearchHit>,
+    /// Entries that match, in all pages.
+    total: u64,
+    /// Hits left out because storage holds another revision than the index (or none): the index
+    /// has not caught up yet.
+    stale: u64,
+    took_ms: f64,
+    lag: SearchLag,
+}
+
+/// Latency percentiles of the last ten seconds, in milliseconds.
+#[derive(ToSchema)]
+pub struct LivePercentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+}
+
+/// Requests answered.
+#[derive(ToSchema)]
+pub struct LiveRequests {
+    /// Since the server started.
+    total: u64,
+    /// In each of the last 60 whole seconds, oldest first.
+    per_second: Vec<u64>,
+}
+
+/// The cache's lookups since the server started.
+#[derive(ToSchema)]
+pub struct LiveCache {
+    hits: u64,
+    misses: u64,
+    /// Null before the first lookup.
+    hit_rate: Option<f64>,
+}
+
+/// One shard's health.
+#[derive(ToSchema)]
+pub struct LiveShard {
+    shard: u64,
+    healthy: bool,
+    error: Option<String>,
+}
+
+/// The search index's size and lag.
+#[derive(ToSchema)]
+pub struct LiveSearch {
+    docs: u64,
+    lag_changes: u64,
+    lag_seconds: f64,
+    /// Whether the index has caught up with storage since the server started.
+    ready: bool,
+    /// The indexer's last failure; null when its last attempt succeeded.
+    error: Option<String>,
+}
+
+/// `GET /v1/live`: how the server is doing now.
+#[derive(ToSchema)]
+pub struct Live {
+    uptime_s: u64,
+    requests: LiveRequests,
+    /// Null without a request in the last ten seconds.
+    latency_ms: Option<LivePercentiles>,
+    cache: LiveCache,
+    shards: Vec<LiveShard>,
+    /// Entries held; null until counted after start.
+    entries: Option<u64>,
+    /// Changes since the server started (the last event's number).
+    changes: u64,
+    /// Null when search is off.
+    search: Option<LiveSearch>,
+}
+
 /// What changed between two revisions.
 #[derive(ToSchema)]
 pub struct Diff {
@@ -232,8 +361,22 @@ pub struct Stats {
     by_variant: BTreeMap<String, u64>,
     by_status: BTreeMap<String, u64>,
     by_lifecycle: BTreeMap<String, u64>,
+    /// Storage's files (the search index left out).
     bytes_on_disk: u64,
     bytes_per_entry: Option<f64>,
+    /// The full-text index; absent when search is off.
+    search: Option<SearchStats>,
+}
+
+/// The full-text index in `stats`.
+#[derive(ToSchema)]
+pub struct SearchStats {
+    docs: u64,
+    bytes: u64,
+    /// Changes written and not yet searchable.
+    lag_changes: u64,
+    /// How long the oldest of them has waited.
+    lag_seconds: f64,
 }
 
 /// One write in the audit log.
@@ -370,6 +513,12 @@ pub struct Problem {
         crate::stream::batch,
         crate::stream::export,
         crate::stream::import,
+        crate::search::search,
+        crate::feed::events,
+        crate::live::live,
+        crate::session::current,
+        crate::session::sign_in,
+        crate::session::sign_out,
     ),
     components(schemas(Problem)),
     modifiers(&Bearer)

@@ -48,8 +48,19 @@ pub(crate) const ROUTES: &[&str] = &[
     "/v1/import",
     "/v1/lint",
     "/v1/stats",
+    "/v1/search",
+    "/v1/events",
+    "/v1/live",
+    "/v1/session",
     "/v1/audit",
+    "/",
+    "/assets/app.js",
+    "/assets/app.css",
 ];
+
+/// The dashboard's files among [`ROUTES`]: pages, not API routes, so not in the OpenAPI
+/// document.
+pub(crate) const PAGES: &[&str] = &["/", "/assets/app.js", "/assets/app.css"];
 
 /// The [`ROUTES`] pattern `matched` is, or `unmatched` (a request no route took).
 pub(crate) fn route_label(matched: Option<&str>) -> &'static str {
@@ -82,6 +93,16 @@ pub(crate) fn router(state: AppState) -> axum::Router {
         .route("/v1/lint", post(lint))
         .route("/v1/stats", get(stats))
         .route("/v1/audit", get(audit))
+        .route("/v1/search", get(crate::search::search))
+        .route("/v1/events", get(crate::feed::events))
+        .route("/v1/live", get(crate::live::live))
+        .route(
+            "/v1/session",
+            get(crate::session::current)
+                .post(crate::session::sign_in)
+                .delete(crate::session::sign_out),
+        )
+        .merge(crate::dashboard::router())
         .fallback(|| async {
             Problem::not_found("no such route: the routes are listed at /v1/openapi.json")
         })
@@ -122,7 +143,10 @@ pub(crate) async fn read_body(state: &AppState, body: Body) -> Result<axum::body
 }
 
 /// Reads a JSON body (400 naming what is wrong).
-async fn read_json<T: DeserializeOwned>(state: &AppState, body: Body) -> Result<T, Problem> {
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    state: &AppState,
+    body: Body,
+) -> Result<T, Problem> {
     let bytes = read_body(state, body).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Problem::bad_request(format!("the body is not what this route takes: {e}")))
@@ -700,8 +724,11 @@ pub(crate) async fn purge(
     let id = parse_id(&id)?;
     let body: PurgeBody = read_json(&state, body).await?;
     visible(&state, &caller, &id).await?;
+    let actor = caller.name().to_owned();
     let purged = blocking(&state, move |p| {
-        p.purge(&id, body.revision, &body.field, &body.reason)
+        crate::feed::acting_as(&actor, || {
+            p.purge(&id, body.revision, &body.field, &body.reason)
+        })
     })
     .await??;
     Ok(Json(purged).into_response())
@@ -915,13 +942,24 @@ pub(crate) async fn stats(
         )));
     }
     let data_dir = state.data_dir.clone();
-    let stats = blocking(&state, move |p| {
+    let mut stats = blocking(&state, move |p| {
         registry_host::batch::count(p, &mut registry_host::events::Quiet).map(|mut s| {
             s.measure(&data_dir);
             s
         })
     })
     .await??;
+    if let Some(search) = &state.search {
+        let lag = search.lag(&state.feed);
+        stats.search = Some(registry_host::batch::SearchStats {
+            docs: search.docs(),
+            bytes: registry_host::batch::bytes_on_disk(
+                &state.data_dir.join(registry_host::batch::SEARCH_DIR),
+            ),
+            lag_changes: lag.changes,
+            lag_seconds: lag.seconds,
+        });
+    }
     Ok(Json(stats).into_response())
 }
 
@@ -1006,6 +1044,7 @@ mod tests {
             .keys()
             .map(String::as_str)
             .chain(["/v1/openapi.json"])
+            .chain(PAGES.iter().copied())
             .collect();
         documented.sort_unstable();
         documented.dedup();

@@ -531,26 +531,30 @@ pub(crate) async fn import(
     let shared = Arc::clone(&state);
     let atomic = params.atomic;
     let author = caller.author();
+    let actor = caller.name().to_owned();
     let answer = tokio::task::spawn_blocking(move || {
-        // The spool is removed when `path` drops, however the import ends.
-        let source = registry_host::transfer::Source::open(&path, shared.max_record_bytes, atomic)?
-            .by(author);
-        let mut failures = Vec::new();
-        let imported = registry_host::transfer::import(
-            &shared.pipeline,
-            source,
-            &mut |mut f| {
-                failures.append(&mut f);
-                Ok(())
-            },
-            &mut registry_host::events::Quiet,
-        )?;
-        drop(path);
-        Ok::<_, registry_host::Error>(ImportAnswer {
-            summary: imported.summary,
-            failures,
-            total: imported.total,
-            hint: imported.hint,
+        crate::feed::acting_as(&actor, || {
+            // The spool is removed when `path` drops, however the import ends.
+            let source =
+                registry_host::transfer::Source::open(&path, shared.max_record_bytes, atomic)?
+                    .by(author);
+            let mut failures = Vec::new();
+            let imported = registry_host::transfer::import(
+                &shared.pipeline,
+                source,
+                &mut |mut f| {
+                    failures.append(&mut f);
+                    Ok(())
+                },
+                &mut registry_host::events::Quiet,
+            )?;
+            drop(path);
+            Ok::<_, registry_host::Error>(ImportAnswer {
+                summary: imported.summary,
+                failures,
+                total: imported.total,
+                hint: imported.hint,
+            })
         })
     })
     .await

@@ -49,7 +49,7 @@ pub use check::{Checked, check};
 pub use compact::{Compaction, compact};
 pub use migrate::{Migration, migrate, rename};
 pub use scale::{ScaleTest, Scaled, scale_test};
-pub use stats::{Stats, count, stats};
+pub use stats::{SEARCH_DIR, SearchStats, Stats, count, stats};
 pub use summary::{CallLatency, Latency, Summary, bytes_on_disk, peak_rss};
 
 /// The most failures kept for the report; the rest are counted only, so that a file of bad

@@ -14,6 +14,9 @@ use crate::events::Events;
 /// The entries read per storage call.
 const STATS_PAGE: usize = 10_000;
 
+/// The full-text index's directory in a data directory, kept by `registry-search`.
+pub const SEARCH_DIR: &str = "search";
+
 /// What a registry holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -31,6 +34,23 @@ pub struct Stats {
     /// Entries that failed their integrity check (each given to the events as it is met).
     #[serde(skip)]
     pub damaged: usize,
+    /// The full-text index (`DATA/search`, not counted in `bytes_on_disk`), as a server
+    /// reports it; `None` from the command line, or when search is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchStats>,
+}
+
+/// The full-text index of a running server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchStats {
+    /// Documents in the index.
+    pub docs: u64,
+    /// The index's files.
+    pub bytes: u64,
+    /// Changes written and not yet searchable.
+    pub lag_changes: u64,
+    /// How long the oldest of them has waited, in seconds.
+    pub lag_seconds: f64,
 }
 
 /// Reads every entry of `pipeline`, page by page, and counts them; `data_dir` is measured for
@@ -49,7 +69,9 @@ impl Stats {
     /// Measures the space `data_dir` takes (its files as they are now: a registry still open
     /// may hold more in memory) and the bytes per entry.
     pub fn measure(&mut self, data_dir: &Path) {
-        self.bytes_on_disk = bytes_on_disk(data_dir);
+        // The search index is derived data, not what storage takes.
+        self.bytes_on_disk =
+            bytes_on_disk(data_dir).saturating_sub(bytes_on_disk(&data_dir.join(SEARCH_DIR)));
         self.bytes_per_entry =
             (self.entries > 0).then(|| (self.bytes_on_disk as f64 / self.entries as f64).round());
     }
@@ -100,5 +122,6 @@ pub fn count(pipeline: &Pipeline, events: &mut dyn Events) -> Result<Stats, Erro
         bytes_on_disk: 0,
         bytes_per_entry: None,
         damaged,
+        search: None,
     })
 }
