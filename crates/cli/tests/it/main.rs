@@ -9,6 +9,7 @@ mod batch;
 mod check;
 mod commands;
 mod conventions;
+mod dashboard;
 mod installed;
 mod learn;
 mod lifecycle;

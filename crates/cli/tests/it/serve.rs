@@ -13,16 +13,16 @@ use serde_json::Value;
 use crate::Scratch;
 
 /// A server this test started, ended when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 /// One answer: status, headers (names in lower case) and body.
-struct Answer {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -32,7 +32,7 @@ impl Answer {
 }
 
 impl Server {
-    fn start(s: &Scratch) -> Server {
+    pub(crate) fn start(s: &Scratch) -> Server {
         Server::start_with(s, &[])
     }
 
@@ -60,13 +60,19 @@ impl Server {
     }
 
     /// One request; the status and the body as JSON (`Null` when empty or not JSON).
-    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value) {
         let answer = self.send(method, path, token, &[], body);
         (answer.status, answer.json())
     }
 
     /// One request with extra headers, on a connection of its own.
-    fn send(
+    pub(crate) fn send(
         &self,
         method: &str,
         path: &str,
