@@ -4,13 +4,15 @@
 //!   `test`, the quick checks first, stopping at the first that fails.
 //! - `test [ARGS...]`: builds every crate (so the plugin libraries exist next to the test
 //!   binaries), starts a local Redis Cluster with `scripts/redis-cluster` (ports 7100-7105, in
-//!   `target/redis-cluster-test`; or uses the one `REGISTRY_TEST_REDIS_NODES` names), runs the
-//!   workspace tests with `REGISTRY_TEST_REDIS_NODES` and `REGISTRY_TEST_REDIS_SCRIPT` set (extra
-//!   arguments go to `cargo test`), stops the cluster, runs the plugin template's own tests
-//!   (outside the workspace), runs each benchmark but the slow `generator` once as a test
-//!   (`cargo test --bench NAME`: their built-in checks, nothing timed), and compiles that one
-//!   too (test profile), so a change that breaks them fails here. It refuses to
-//!   run with `UPDATE_SNAPSHOTS` set, so snapshot tests always compare.
+//!   `target/redis-cluster-test`; or uses the one `REGISTRY_TEST_REDIS_NODES` names), installs
+//!   Chromium and its WebDriver server with `scripts/chromium install` when missing (Debian's
+//!   packages, for the dashboard's browser test), runs the workspace tests with
+//!   `REGISTRY_TEST_REDIS_NODES`, `REGISTRY_TEST_REDIS_SCRIPT`, `REGISTRY_TEST_CHROMIUM` and
+//!   `REGISTRY_TEST_CHROMEDRIVER` set (extra arguments go to `cargo test`), stops the cluster,
+//!   runs the plugin template's own tests (outside the workspace), runs each benchmark but the
+//!   slow `generator` once as a test (`cargo test --bench NAME`: their built-in checks, nothing
+//!   timed), and compiles that one too (test profile), so a change that breaks them fails here.
+//!   It refuses to run with `UPDATE_SNAPSHOTS` set, so snapshot tests always compare.
 //! - `demo`: builds in release, registers a set of sample rules through the `registry` command
 //!   on the embedded default (redb in `./.registry`), and shows them.
 //! - `lint`: formatting, clippy with warnings denied, and docs without warnings, for the
@@ -141,6 +143,13 @@ const INSTALLED_VAR: &str = "REGISTRY_TEST_INSTALLED_BIN";
 
 /// The variable giving the tests the `pre-commit` command (installed from PyPI when missing).
 const PRE_COMMIT_VAR: &str = "REGISTRY_TEST_PRE_COMMIT";
+
+/// The variables giving the dashboard's browser test Chromium and its WebDriver server, where
+/// `scripts/chromium install` puts them (Debian's `chromium` and `chromium-driver`).
+const CHROMIUM_VAR: &str = "REGISTRY_TEST_CHROMIUM";
+const CHROMEDRIVER_VAR: &str = "REGISTRY_TEST_CHROMEDRIVER";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// Installs the `registry` binary with `cargo install` into an empty prefix under the target
 /// directory, as a user would, and returns its path. It is the debug build of the test run,
@@ -284,6 +293,10 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(&cargo, &["build", "--workspace"])?;
     let installed = install_alone(&cargo)?;
     let pre_commit = deny::pre_commit()?;
+    run(
+        &root().join("scripts/chromium").display().to_string(),
+        &["install"],
+    )?;
     let script = root().join("scripts/redis-cluster");
     // A cluster named in the environment is used as it is; otherwise one is started for this
     // run and stopped when `cluster` is dropped, whatever the outcome.
@@ -304,6 +317,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env(REDIS_SCRIPT_VAR, &script)
         .env(INSTALLED_VAR, &installed)
         .env(PRE_COMMIT_VAR, &pre_commit)
+        .env(CHROMIUM_VAR, CHROMIUM)
+        .env(CHROMEDRIVER_VAR, CHROMEDRIVER)
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;
