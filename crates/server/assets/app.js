@@ -396,6 +396,11 @@
           ? 'No entry matches “' + q + '”.'
           : 'Matches ' + (offset + 1) + '–' + (offset + rows.length) + ' of ' + number.format(total)
             + ' for “' + q + '”, best first (' + formatMs(answer.took_ms) + ' ms).';
+        const behind = answer.lag && typeof answer.lag.changes === 'number' ? answer.lag.changes : 0;
+        if (behind > 0) {
+          summary.append(' The index is ' + number.format(behind) + ' change'
+            + (behind === 1 ? '' : 's') + ' behind the latest writes.');
+        }
         if (offset + rows.length < total) next = searchHashFrom(params, { offset: String(offset + PAGE) });
         if (offset > 0) first = searchHashFrom(params, { offset: null });
       } else {
@@ -709,11 +714,13 @@
       el('span', { class: 'tile-note' },
         number.format(cache.hits || 0) + ' hits · ' + number.format(cache.misses || 0) + ' misses'));
     const search = data.search || {};
+    let searchNote = 'behind by ' + number.format(search.lag_changes || 0) + ' changes · '
+      + (typeof search.lag_seconds === 'number' ? search.lag_seconds.toFixed(1) : '0') + ' s';
+    if (search.error) searchNote = 'failing: ' + String(search.error);
+    else if (search.ready === false) searchNote = 'catching up with storage · ' + searchNote;
     $('live-search').replaceChildren(
-      number.format(search.docs || 0) + ' docs',
-      el('span', { class: 'tile-note' },
-        'behind by ' + number.format(search.lag_changes || 0) + ' changes · '
-        + (typeof search.lag_seconds === 'number' ? search.lag_seconds.toFixed(1) : '0') + ' s'));
+      data.search ? number.format(search.docs || 0) + ' docs' : 'off',
+      el('span', { class: 'tile-note' + (search.error ? ' failing' : '') }, data.search ? searchNote : ''));
     drawChart(perSecond);
     const shards = Array.isArray(data.shards) ? data.shards : [];
     $('live-shards').replaceChildren(...shards.map((s) => el('li', { class: s.healthy ? 'ok' : 'down' },
@@ -751,23 +758,26 @@
     const step = width / slots;
     const offset = slots - values.length;
     values.forEach((value, i) => {
-      const h = value === 0 ? 0 : Math.max(1, (value / max) * (height - 16));
+      const h = value === 0 ? 0 : Math.max(1, (value / max) * (height - 4));
       const bar = svg('rect', {
         x: ((offset + i) * step + 1).toFixed(1),
         y: (height - h).toFixed(1),
         width: (step - 2).toFixed(1),
         height: h.toFixed(1),
-        class: 'bar',
+        class: 'rate',
       });
       const tip = svg('title');
       tip.textContent = value + ' requests, ' + (values.length - 1 - i) + ' s ago';
       bar.append(tip);
       chart.append(bar);
     });
-    const label = svg('text', { x: 4, y: 12, class: 'axis' });
-    label.textContent = 'max ' + number.format(max) + '/s';
-    chart.append(label);
-    $('live-chart').replaceChildren(chart);
+    chart.append(svg('line', { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: 'baseline' }));
+    // The scale is text beside the drawing, which is stretched to the box's width.
+    const scale = el('div', { class: 'chart-scale' },
+      el('span', null, '60 s ago'),
+      el('span', null, 'highest ' + number.format(max) + '/s'),
+      el('span', null, 'now'));
+    $('live-chart').replaceChildren(chart, scale);
   }
 
   // ---- Change events ----------------------------------------------------------------------

@@ -69,6 +69,21 @@ fn target_dir() -> PathBuf {
     }
 }
 
+/// `<target>/browser/<under>`, made empty of screenshots.
+fn shots_dir(under: &str) -> PathBuf {
+    let shots = target_dir().join("browser").join(under);
+    std::fs::create_dir_all(&shots).expect("the screenshots' directory");
+    for old in std::fs::read_dir(&shots)
+        .expect("list screenshots")
+        .flatten()
+    {
+        if old.path().extension().is_some_and(|e| e == "png") {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    shots
+}
+
 /// A browser session through its own `chromedriver`; dropping it ends the session, then the
 /// driver's process group (the driver and any browser process it left).
 struct Browser {
@@ -477,17 +492,7 @@ fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(ssh["revision"], 3);
     let registered = [ssh_id.clone(), markup_id.clone()];
 
-    let shots = target_dir().join("browser");
-    std::fs::create_dir_all(&shots).expect("the screenshots' directory");
-    for old in std::fs::read_dir(&shots)
-        .expect("list screenshots")
-        .flatten()
-    {
-        if old.path().extension().is_some_and(|e| e == "png") {
-            let _ = std::fs::remove_file(old.path());
-        }
-    }
-    let browser = Browser::start(&chromedriver, &chromium, shots.clone());
+    let browser = Browser::start(&chromedriver, &chromium, shots_dir(""));
 
     // 1. The sign-in form, then signed in with the token.
     browser.go(&format!("{base}/"));
@@ -620,7 +625,15 @@ fn the_dashboard_works_in_a_real_browser() {
     );
     assert!(lines("added").contains(&"+  env: dev".to_owned()), "{diff}");
     assert_eq!(diff["fields"], json!(["context.env"]), "{diff}");
-    browser.js("document.getElementById('diff').scrollIntoView();", &[]);
+    // The selectors at the top of the window, the changed line in the middle of its box.
+    browser.js(
+        "document.getElementById('compare-form').scrollIntoView(); \
+         const pre = document.querySelector('#diff pre'); \
+         const line = [...pre.querySelectorAll('.line.add')].find((l) => l.textContent.includes('env: dev')); \
+         pre.scrollTop += line.getBoundingClientRect().top - pre.getBoundingClientRect().top \
+           - pre.clientHeight / 2;",
+        &[],
+    );
     browser.step("05-diff");
 
     // 6. The live view: a registration made through the API meanwhile moves the counters and
@@ -698,6 +711,22 @@ fn the_dashboard_works_in_a_real_browser() {
         other => panic!("an alert is open: {other:?}"),
     }
     browser.step("07-markup-is-text");
+
+    // 8. Signed out: the sign-in form again, and the cookie no longer lets the page in, even
+    // after a reload.
+    browser.click("#sign-out");
+    browser.wait_for(
+        "the sign-in form after signing out",
+        "return !document.getElementById('view-signin').hidden && \
+           document.getElementById('nav').hidden;",
+    );
+    browser.go(&format!("{base}/"));
+    browser.wait_for(
+        "the sign-in form after a reload",
+        "return !document.getElementById('view-signin').hidden && \
+           document.getElementById('loading').hidden;",
+    );
+    browser.step("08-signed-out");
 }
 
 /// Waits until the search index finds `id` first for `q` (it follows the writes shortly after
@@ -717,4 +746,35 @@ fn server_finds(server: &Server, token: &str, q: &str, id: &str) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn without_tokens_the_dashboard_opens_without_signing_in() {
+    let chromium = required_env(CHROMIUM_VAR);
+    let chromedriver = required_env(CHROMEDRIVER_VAR);
+    let s = Scratch::new();
+    let server = Server::start(&s);
+    let (status, entry) = server.call(
+        "POST",
+        "/v1/entries",
+        None,
+        &json!({"title": "Deny inbound SMB", "scope": "SEC"}).to_string(),
+    );
+    assert_eq!(status, 201, "{entry}");
+    let browser = Browser::start(&chromedriver, &chromium, shots_dir("no-token"));
+    browser.go(&format!("http://{}/", server.addr));
+    let listed = browser.wait_for(
+        "the entries, with no sign-in",
+        "return document.getElementById('view-search').hidden ? null : \
+           document.querySelector('#results-body td.id a')?.textContent;",
+    );
+    assert_eq!(listed, entry["id"]);
+    let chrome = browser.js(
+        "return [document.getElementById('view-signin').hidden, \
+           document.getElementById('sign-out').hidden, \
+           document.getElementById('who').textContent];",
+        &[],
+    );
+    assert_eq!(chrome, json!([true, true, "open server (no token needed)"]));
+    browser.step("01-entries");
 }
