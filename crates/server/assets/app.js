@@ -208,6 +208,11 @@
       ? session.name + ' · ' + session.role
       : 'open server (no token needed)';
     $('sign-out').hidden = !session.required;
+    // The focus was in the sign-in form, now hidden: Tab goes on from the top of the view.
+    if (!document.activeElement || document.activeElement === document.body
+        || $('view-signin').contains(document.activeElement)) {
+      $('main').focus({ preventScroll: true });
+    }
     openStream();
     loadSuggestions();
     route();
@@ -912,7 +917,11 @@
     $('compare-form').addEventListener('submit', runDiff);
     $('diff-from').addEventListener('change', () => runDiff());
     $('diff-to').addEventListener('change', () => runDiff());
-    window.addEventListener('hashchange', route);
+    // A message belongs to the view it was shown in.
+    window.addEventListener('hashchange', () => {
+      clearMessage();
+      route();
+    });
     document.addEventListener('keydown', (event) => {
       if (event.key !== '/' || event.ctrlKey || event.metaKey || event.altKey) return;
       const target = event.target;

@@ -777,4 +777,15 @@ fn without_tokens_the_dashboard_opens_without_signing_in() {
     );
     assert_eq!(chrome, json!([true, true, "open server (no token needed)"]));
     browser.step("01-entries");
+
+    // An error of the API is shown with the problem's detail.
+    browser.type_into("#f-scope", &format!("NOPE{ENTER}"));
+    let said = browser.wait_for(
+        "the message saying the scope is unknown",
+        "const m = document.getElementById('message'); \
+         return !m.hidden && document.getElementById('message-text').textContent;",
+    );
+    let said = said.as_str().expect("text");
+    assert!(said.contains("unknown scope `NOPE`"), "{said}");
+    browser.step("02-error");
 }
