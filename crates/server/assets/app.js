@@ -29,7 +29,7 @@
     searchHash: '#/',
     searchSeq: 0,
     focusSearch: false,
-    entry: { id: null, seq: 0, history: [], reload: null },
+    entry: { id: null, seq: 0, diffSeq: 0, history: [], reload: null },
     live: { timer: null, busy: false, data: null, events: [] },
     stream: { source: null, retry: null, backoff: 5000 },
   };
@@ -625,7 +625,7 @@
   async function runDiff(event) {
     if (event) event.preventDefault();
     const id = state.entry.id;
-    const seq = state.entry.seq;
+    const seq = ++state.entry.diffSeq;
     const from = $('diff-from').value;
     const to = $('diff-to').value;
     const box = $('diff');
@@ -638,9 +638,11 @@
     try {
       const query = new URLSearchParams({ from, to });
       const diff = await api('GET', '/v1/entries/' + enc(id) + '/diff?' + query);
-      if (seq !== state.entry.seq || id !== state.entry.id) return;
+      // Only the last comparison asked for is shown, whatever order the answers come in.
+      if (seq !== state.entry.diffSeq || id !== state.entry.id) return;
       renderDiff(diff);
     } catch (e) {
+      if (seq !== state.entry.diffSeq) return;
       box.replaceChildren();
       fail(e);
     }

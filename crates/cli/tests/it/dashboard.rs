@@ -32,6 +32,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// A title a browser would run if the page ever parsed entry text as markup.
 const MARKUP_TITLE: &str = "<img src=x onerror=alert(1)><b>bold</b>";
 
+/// The ids in the results table, in order (a script expression).
+const PAGE_IDS: &str =
+    "[...document.querySelectorAll('#results-body td.id a')].map((a) => a.textContent)";
+
 /// The key WebDriver element references are given under.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -518,8 +522,11 @@ fn the_dashboard_works_in_a_real_browser() {
     // 2. The entries, listed in id order.
     let listed = browser.wait_for(
         "the entries listed after signing in",
-        "return document.getElementById('view-search').hidden ? null : \
-         [...document.querySelectorAll('#results-body td.id a')].map((a) => a.textContent);",
+        &format!(
+            "return !document.getElementById('view-search').hidden && \
+               document.getElementById('results-summary').textContent.startsWith('Entries') && \
+               {PAGE_IDS};"
+        ),
     );
     let listed: Vec<&str> = listed
         .as_array()
@@ -543,7 +550,9 @@ fn the_dashboard_works_in_a_real_browser() {
     browser.step("02-entries");
 
     // 3. A search of two words: `/` focuses the box, Enter searches, the entry with both first.
-    server_finds(&server, &token, "ssh brute", &ssh_id);
+    server_finds(&server, Some(&token), "ssh brute", &ssh_id, |found| {
+        found["hits"][0]["entry"]["id"] == ssh_id
+    });
     browser.press("/");
     let focused = browser.js("return document.activeElement.id;", &[]);
     assert_eq!(focused, json!("q"), "`/` does not focus the search box");
@@ -729,19 +738,25 @@ fn the_dashboard_works_in_a_real_browser() {
     browser.step("08-signed-out");
 }
 
-/// Waits until the search index finds `id` first for `q` (it follows the writes shortly after
-/// they are stored), so that the page's search is not raced against it.
-fn server_finds(server: &Server, token: &str, q: &str, id: &str) {
+/// Waits until the search index answers `q` as `wanted` says (it follows the writes shortly
+/// after they are stored), so that the page's search is not raced against it.
+fn server_finds(
+    server: &Server,
+    token: Option<&str>,
+    q: &str,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) {
     let query = q.replace(' ', "+");
     let deadline = Instant::now() + WAIT;
     loop {
-        let (status, found) = server.call("GET", &format!("/v1/search?q={query}"), Some(token), "");
-        if status == 200 && found["hits"][0]["entry"]["id"] == id {
+        let (status, found) = server.call("GET", &format!("/v1/search?q={query}"), token, "");
+        if status == 200 && wanted(&found) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "waited {} s for /v1/search?q={query} to find {id} first: {status} {found}",
+            "waited {} s for /v1/search?q={query} to find {what}: {status} {found}",
             WAIT.as_secs()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -765,7 +780,8 @@ fn without_tokens_the_dashboard_opens_without_signing_in() {
     browser.go(&format!("http://{}/", server.addr));
     let listed = browser.wait_for(
         "the entries, with no sign-in",
-        "return document.getElementById('view-search').hidden ? null : \
+        "return !document.getElementById('view-search').hidden && \
+           document.getElementById('results-summary').textContent.startsWith('Entries') && \
            document.querySelector('#results-body td.id a')?.textContent;",
     );
     assert_eq!(listed, entry["id"]);
@@ -788,4 +804,54 @@ fn without_tokens_the_dashboard_opens_without_signing_in() {
     let said = said.as_str().expect("text");
     assert!(said.contains("unknown scope `NOPE`"), "{said}");
     browser.step("02-error");
+
+    // Pages of 20: the list by its cursor, the search by its offset.
+    for n in 1..=25 {
+        let (status, added) = server.call(
+            "POST",
+            "/v1/entries",
+            None,
+            &json!({"title": format!("Deny inbound port {n}"), "scope": "SEC"}).to_string(),
+        );
+        assert_eq!(status, 201, "{added}");
+    }
+    server_finds(&server, None, "inbound", "26 hits", |found| {
+        found["total"] == 26
+    });
+    browser.go(&format!("http://{}/#/", server.addr));
+    let first = browser.wait_for(
+        "the first page of the list",
+        &format!(
+            "return document.getElementById('results-summary').textContent \
+               .startsWith('Entries in id order: 20,') && {PAGE_IDS}"
+        ),
+    );
+    assert_eq!(first.as_array().map(Vec::len), Some(20), "{first}");
+    browser.click("#next-page");
+    let second = browser.wait_for(
+        "the second page of the list",
+        &format!(
+            "return document.getElementById('results-summary').textContent \
+               .startsWith('Entries in id order after SEC-RUL-020: 6.') && {PAGE_IDS}"
+        ),
+    );
+    assert_eq!(second.as_array().map(Vec::len), Some(6), "{second}");
+    assert_eq!(second[0], "SEC-RUL-021", "{second}");
+    browser.step("03-list-page-2");
+    browser.type_into("#q", &format!("inbound{ENTER}"));
+    browser.wait_for(
+        "the first page of the search",
+        "return document.getElementById('results-summary').textContent \
+           .startsWith('Matches 1–20 of 26');",
+    );
+    browser.click("#next-page");
+    let second = browser.wait_for(
+        "the second page of the search",
+        &format!(
+            "return document.getElementById('results-summary').textContent \
+               .startsWith('Matches 21–26 of 26') && {PAGE_IDS}"
+        ),
+    );
+    assert_eq!(second.as_array().map(Vec::len), Some(6), "{second}");
+    browser.step("04-search-page-2");
 }
