@@ -204,8 +204,11 @@
     state.session = session;
     $('nav').hidden = false;
     $('who').hidden = false;
+    const scopes = Array.isArray(session.scopes) && session.scopes.length > 0
+      ? ' · ' + session.scopes.join(', ')
+      : '';
     $('who').textContent = session.required
-      ? session.name + ' · ' + session.role
+      ? session.name + ' · ' + session.role + scopes
       : 'open server (no token needed)';
     $('sign-out').hidden = !session.required;
     // The focus was in the sign-in form, now hidden: Tab goes on from the top of the view.
@@ -257,8 +260,8 @@
   async function signOut() {
     try {
       await api('DELETE', '/v1/session');
-      clearMessage();
       signedOut();
+      showMessage('Signed out.', 'info');
     } catch (e) {
       fail(e);
     }
