@@ -1,14 +1,16 @@
 //! The dashboard `registry serve` answers at `/`, driven in a real headless Chromium over the
 //! W3C WebDriver protocol: sign in with a token, the entries listed, a search, an entry with its
 //! revisions compared, the live view following a registration made meanwhile through the API,
-//! and an entry whose title is markup shown as text. Each step leaves a screenshot in
-//! `<target>/browser/NN-step.png`.
+//! and an entry whose title is markup shown as text; then signing out. A server without tokens
+//! opens the dashboard without sign-in, shows an API error and pages through the list and a
+//! search. Each step leaves a screenshot in `<target>/browser/NN-step.png` (the server without
+//! tokens: `<target>/browser/no-token/`).
 //!
 //! The browser and its driver are the ones `REGISTRY_TEST_CHROMIUM` and
 //! `REGISTRY_TEST_CHROMEDRIVER` name (`cargo xtask test` installs Debian's with
-//! `scripts/chromium install` and sets both): this test fails, never skips, without them. The
-//! server, the driver and the browser are ended by their process ids when the test ends, passed
-//! or failed.
+//! `scripts/chromium install` and sets both): these tests fail, never skip, without them. Every
+//! wait is bounded ([`WAIT`]) and names what it waited for. The server, the driver and the
+//! browser are ended by their process ids when a test ends, passed or failed.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -96,7 +98,8 @@ struct Browser {
     session: String,
     agent: ureq::Agent,
     shots: PathBuf,
-    _profile: tempfile::TempDir,
+    /// The browser's profile (`--user-data-dir`) and configuration directory.
+    profile: tempfile::TempDir,
 }
 
 /// A WebDriver command that failed: its HTTP status and the driver's `value`.
@@ -109,9 +112,13 @@ struct Refused {
 impl Browser {
     fn start(chromedriver: &str, chromium: &str, shots: PathBuf) -> Browser {
         let port = free_port();
+        let profile = tempfile::tempdir().expect("a profile directory");
         let mut command = Command::new(chromedriver);
         command
             .arg(format!("--port={port}"))
+            // The browser's crash database goes to the user's configuration directory, which
+            // is a directory of this test's.
+            .env("XDG_CONFIG_HOME", profile.path().join("config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -125,13 +132,12 @@ impl Browser {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        let profile = tempfile::tempdir().expect("a profile directory");
         let mut browser = Browser {
             driver,
             session: String::new(),
             agent,
             shots,
-            _profile: profile,
+            profile,
         };
         let base = format!("http://127.0.0.1:{port}");
         browser.wait_until("chromedriver to answer /status", || {
@@ -149,7 +155,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--disable-default-apps", "--window-size=1366,768",
-                    format!("--user-data-dir={}", browser._profile.path().display()),
+                    format!("--user-data-dir={}", browser.profile.path().join("data").display()),
                 ],
             },
         }}});
