@@ -434,12 +434,24 @@ impl SearchIndex {
         })
     }
 
+    /// The writer, locked, made again if an earlier failure dropped it.
+    fn writer_guard(&self) -> Result<MutexGuard<'_, Option<IndexWriter>>, SearchError> {
+        let mut guard = self.lock()?;
+        if guard.is_none() {
+            if self.read_only {
+                return Err(self.closed());
+            }
+            *guard = Some(Self::writer(&self.index, &self.dir)?);
+        }
+        Ok(guard)
+    }
+
     /// Runs `f` on the writer.
     fn with_writer<T>(
         &self,
         f: impl FnOnce(&mut IndexWriter) -> tantivy::Result<T>,
     ) -> Result<T, SearchError> {
-        let mut guard = self.lock()?;
+        let mut guard = self.writer_guard()?;
         let writer = guard.as_mut().ok_or_else(|| self.closed())?;
         f(writer).map_err(|e| self.err(SearchErrorKind::Write, format!("cannot write: {e}")))
     }
@@ -521,10 +533,18 @@ impl SearchIndex {
     /// is reloaded before this returns.
     ///
     /// # Errors
-    /// When the commit or the reload fails; after a failed commit the changes since the last
-    /// one are lost (tantivy rolls the writer back), so the caller catches up again.
+    /// When the commit or the reload fails. A failed commit drops the writer, and the changes
+    /// since the last commit with it (tantivy's writer is not to be trusted after one); the
+    /// next write makes a new writer, and [`crate::catch_up`] redoes what was lost.
     pub fn commit(&self) -> Result<(), SearchError> {
-        self.with_writer(|w| w.commit().map(|_| ()))?;
+        {
+            let mut guard = self.writer_guard()?;
+            let committed = guard.as_mut().map(IndexWriter::commit);
+            if let Some(Err(e)) = committed {
+                *guard = None;
+                return Err(self.err(SearchErrorKind::Write, format!("cannot commit: {e}")));
+            }
+        }
         self.reload()
     }
 
@@ -551,13 +571,14 @@ impl SearchIndex {
     /// # Errors
     /// When the commit, the merge or the removal fails.
     pub fn expunge_deleted(&self) -> Result<(), SearchError> {
-        let mut guard = self.lock()?;
+        let mut guard = self.writer_guard()?;
         let write_err = |e: tantivy::TantivyError| {
             self.err(SearchErrorKind::Write, format!("cannot expunge: {e}"))
         };
         let Some(mut writer) = guard.take() else {
             return Err(self.closed());
         };
+        // From here the writer is taken: a failure leaves none, and the next write makes one.
         writer.commit().map_err(write_err)?;
         // Merges started by the merge policy must end first: a segment being merged cannot
         // be merged again.

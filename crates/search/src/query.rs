@@ -107,7 +107,7 @@ impl SearchIndex {
     /// The hits of a query, ranked by BM25 (see the module doc), and how many match in all.
     /// Retired and merged entries are left out unless [`SearchQuery::include_retired`]. An
     /// empty (or blank) text lists the entries passing the filters in id order; with no filter
-    /// either, every entry.
+    /// either, every active entry (every entry, with `include_retired`).
     ///
     /// # Errors
     /// When the index cannot be read.

@@ -491,3 +491,43 @@ fn hostile_entries_are_indexed() {
     assert_eq!(find(&index, "ünïcödé"), vec![2]);
     assert_eq!(find(&index, "elephant"), vec![3]);
 }
+
+#[test]
+fn searches_run_while_one_thread_writes() {
+    let (_dir, index) = fresh();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let searchers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut seen = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let found = index
+                            .search(&SearchQuery {
+                                text: "beacon".into(),
+                                limit: 5,
+                                ..SearchQuery::default()
+                            })
+                            .expect("search");
+                        assert!(found.total >= seen, "a commit never goes back");
+                        assert_eq!(found.total % 10, 0, "a commit is seen whole");
+                        seen = found.total;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for batch in 0..20u64 {
+            let entries: Vec<_> = (0..10)
+                .map(|n| entry(batch * 10 + n + 1, "beacon", &[], "x: 1\n"))
+                .collect();
+            index.upsert(&entries).expect("upsert");
+            index.commit().expect("commit");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for searcher in searchers {
+            assert!(searcher.join().expect("no panic") <= 200);
+        }
+    });
+    assert_eq!(index.docs(), 200);
+}
