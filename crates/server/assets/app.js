@@ -189,12 +189,8 @@
     try {
       signedIn(await api('GET', '/v1/session'));
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) {
-        signedOut();
-      } else {
-        signedOut();
-        fail(e);
-      }
+      signedOut();
+      if (!(e instanceof ApiError && e.status === 401)) fail(e);
     } finally {
       $('loading').hidden = true;
     }
@@ -229,8 +225,35 @@
     $('who').hidden = true;
     $('who').textContent = '';
     $('sign-out').hidden = true;
+    forget();
     showView('signin');
     $('signin-token').focus();
+  }
+
+  /** Removes what the session showed, so that nothing of it stays in the page signed out. */
+  function forget() {
+    state.searchSeq += 1;
+    state.entry.seq += 1;
+    state.entry.diffSeq += 1;
+    state.entry.id = null;
+    state.entry.history = [];
+    state.live.data = null;
+    state.live.events = [];
+    state.searchHash = '#/';
+    $('nav-entry').removeAttribute('href');
+    $('nav-entry').setAttribute('aria-disabled', 'true');
+    $('nav-search').setAttribute('href', '#/');
+    for (const id of ['results-body', 'entry-lifecycle', 'entry-meta', 'entry-context', 'entry-config',
+      'entry-revisions', 'diff', 'diff-from', 'diff-to', 'live-feed', 'live-chart', 'live-shards']) {
+      $(id).replaceChildren();
+    }
+    for (const id of ['results-summary', 'entry-header', 'entry-title', 'live-uptime']) $(id).textContent = '';
+    for (const id of ['live-entries', 'live-changes']) setCounter($(id), null);
+    for (const id of ['live-rps', 'live-latency', 'live-cache', 'live-search']) $(id).textContent = '–';
+    for (const id of ['q', 'f-scope', 'f-type', 'f-variant', 'f-status']) $(id).value = '';
+    $('f-retired').checked = false;
+    setPager(null, null);
+    document.title = 'Registry';
   }
 
   async function signIn(event) {

@@ -737,6 +737,16 @@ fn the_dashboard_works_in_a_real_browser() {
         "return !document.getElementById('view-signin').hidden && \
            document.getElementById('nav').hidden;",
     );
+    let left = browser.js(
+        "const text = document.body.textContent; \
+         return ['Block SSH', 'onerror', 'SEC-RUL-001'].filter((t) => text.includes(t));",
+        &[],
+    );
+    assert_eq!(
+        left,
+        json!([]),
+        "signed out, the page still holds what it showed"
+    );
     browser.go(&format!("{base}/"));
     browser.wait_for(
         "the sign-in form after a reload",
