@@ -138,7 +138,7 @@ pub fn search(args: SearchArgs, settings: &Settings) -> Result<(), CliError> {
                 entry,
             }),
             Ok(_) | Err(CoreError::NotFound(_)) => stale += 1,
-            Err(e) => return Err(registry_host::Error::from(e).into()),
+            Err(e) => return Err(registry_host::Error::from(e)),
         }
     }
     print(

@@ -627,6 +627,31 @@ impl SearchIndex {
         Ok(out)
     }
 
+    /// Whether any segment's term dictionary holds `word` (lower case, as indexed) in a title,
+    /// context or config, deleted documents' terms included: how to check that a purged word
+    /// has left the index's files, not only its answers.
+    ///
+    /// # Errors
+    /// When a segment's term dictionary cannot be read.
+    pub fn holds_word(&self, word: &str) -> Result<bool, SearchError> {
+        let searcher = self.reader.searcher();
+        let read_err = |e: &dyn fmt::Display| self.err(SearchErrorKind::Read, format!("{e}"));
+        for segment in searcher.segment_readers() {
+            for field in [self.fields.title, self.fields.context, self.fields.config] {
+                let inverted = segment.inverted_index(field).map_err(|e| read_err(&e))?;
+                if inverted
+                    .terms()
+                    .term_ord(word)
+                    .map_err(|e| read_err(&e))?
+                    .is_some()
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// The committed documents the index holds.
     pub fn docs(&self) -> u64 {
         self.reader.searcher().num_docs()
