@@ -14,6 +14,7 @@ mod installed;
 mod learn;
 mod lifecycle;
 mod lint;
+mod live;
 mod migrate;
 mod panics;
 mod plugins_check;

@@ -1002,6 +1002,36 @@ fn real_answers_are_as_the_openapi_document_says() {
         check("get", "/v1/entries", "/v1/entries", &[], "").status,
         200
     );
+    // Search (once the index has taken the writes in), the live figures and sessions.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = check("get", "/v1/search?q=rotate+keys", "/v1/search", &[], "");
+        if found.json()["hits"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the index never took the writes in"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check("get", "/v1/search?q=x&limit=1000", "/v1/search", &[], "");
+    check("get", "/v1/live", "/v1/live", &[], "");
+    check("get", "/v1/session", "/v1/session", &[], "");
+    let signed = server.send(
+        "POST",
+        "/v1/session",
+        None,
+        &[],
+        &format!(r#"{{"token": "{admin}"}}"#),
+    );
+    assert_eq!(signed.status, 200);
+    assert_documented(&doc, "post", "/v1/session", &signed);
+    let wrong = server.send("POST", "/v1/session", None, &[], r#"{"token": "reg_x"}"#);
+    assert_documented(&doc, "post", "/v1/session", &wrong);
     // Unauthorized answers are documented problems too.
     let refused = server.send("GET", "/v1/stats", None, &[], "");
     assert_eq!(refused.status, 401);
