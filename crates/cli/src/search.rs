@@ -84,6 +84,7 @@ impl SearchArgs {
         Ok(SearchQuery {
             text: self.words.join(" "),
             scope: fields.scope,
+            scopes: Vec::new(),
             kind: fields.kind,
             variant: fields.variant,
             status: fields.status,

@@ -39,6 +39,8 @@ pub struct SearchQuery {
     pub text: String,
     /// Only entries of this scope.
     pub scope: Option<String>,
+    /// Only entries of one of these scopes (a token limited to them); every scope when empty.
+    pub scopes: Vec<String>,
     /// Only entries of this type (the header's `type`).
     pub kind: Option<String>,
     /// Only entries of this variant.
@@ -139,6 +141,19 @@ impl SearchIndex {
             if let Some(value) = value {
                 clauses.push((Occur::Must, exact(f.header(field), &value.to_lowercase())));
             }
+        }
+        if !query.scopes.is_empty() {
+            let any: Vec<(Occur, Box<dyn Query>)> = query
+                .scopes
+                .iter()
+                .map(|scope| {
+                    (
+                        Occur::Should,
+                        exact(f.header(HeaderField::Scope), &scope.to_lowercase()),
+                    )
+                })
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
         }
         if !query.include_retired {
             clauses.push((Occur::Must, exact(f.lifecycle, "active")));

@@ -331,18 +331,15 @@ pub(crate) async fn search(
             "q is longer than 1000 bytes".to_owned(),
         ));
     }
-    // A token limited to one scope searches it; one limited to several filters the hits.
-    let scope = match (&params.scope, caller.scopes()) {
-        (Some(scope), _) => {
-            caller.require_scope(scope)?;
-            Some(scope.clone())
-        }
-        (None, [only]) => Some(only.clone()),
-        (None, _) => None,
-    };
+    // A token limited to some scopes searches those only, so that neither its hits nor the
+    // total count entries it may not see.
+    if let Some(scope) = &params.scope {
+        caller.require_scope(scope)?;
+    }
     let query = SearchQuery {
         text: params.q,
-        scope,
+        scope: params.scope,
+        scopes: caller.scopes().to_vec(),
         kind: params.kind,
         variant: params.variant,
         status: params.status,

@@ -194,6 +194,13 @@ fn a_scoped_token_streams_only_its_scopes_changes() {
     // Without a token nothing streams.
     let refused = server.send("GET", "/v1/events", None, &[], "");
     assert_eq!(refused.status, 401);
+    // Searches see the token's scopes only, in the hits and in the total.
+    search_until(&server, Some(&admin), "q=internet%20OR%20disk", 2);
+    let found = search_until(&server, Some(&ops), "q=internet%20OR%20disk", 1);
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["hits"][0]["entry"]["id"], "OPS-RUL-001");
+    let (status, _) = server.call("GET", "/v1/search?q=disk&scope=SEC", Some(&ops), "");
+    assert_eq!(status, 403);
 }
 
 /// Searches until `q` finds `want` hits (the index takes writes in behind them), for at most

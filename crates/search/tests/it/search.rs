@@ -153,6 +153,21 @@ fn each_filter_is_exact_on_its_header_field() {
         q(&|q| q.scope = Some("SE".into())).is_empty(),
         "not a prefix match"
     );
+    // A token's scopes: any of them.
+    assert_eq!(q(&|q| q.scopes = vec!["OPS".into()]), ["OPS-RUL-004"]);
+    assert_eq!(
+        q(&|q| q.scopes = vec!["ops".into(), "GOV".into()]),
+        ["OPS-RUL-004"]
+    );
+    assert_eq!(q(&|q| q.scopes = vec!["OPS".into(), "SEC".into()]).len(), 5);
+    assert!(
+        q(&|q| {
+            q.scopes = vec!["OPS".into()];
+            q.scope = Some("SEC".into());
+        })
+        .is_empty(),
+        "the scope asked for and the token's scopes both hold"
+    );
 }
 
 #[test]
