@@ -9,7 +9,11 @@
 //! in, one NDJSON result per line out, streamed both ways), export (streamed), lint of a posted
 //! text, stats. `/healthz` (alive), `/readyz` (every shard answers; 503 naming those that do
 //! not) and `/metrics` (Prometheus text). Errors are `application/problem+json` (RFC 9457)
-//! carrying the command line's error names ([`problem`]).
+//! carrying the command line's error names ([`problem`]). For people watching: full-text
+//! search (`GET /v1/search`, module `search`), every change as server-sent events (`GET
+//! /v1/events`, module `feed`), the live figures (`GET /v1/live`, module `live`), browser
+//! sessions (`/v1/session`, module `session`) and the dashboard at `/` (module `dashboard`, its
+//! files embedded).
 //!
 //! # Who may do what
 //! Bearer tokens with a role and optional scopes ([`auth`]); per-token rate limits. With no
