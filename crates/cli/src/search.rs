@@ -3,9 +3,11 @@
 //! The index is `DATA/search` (`registry-search`), derived from storage. Without a server, a
 //! search first brings the index up to date with storage (every entry's id and revision compared
 //! with the index's, so the first search of a large registry takes a while, and shows its
-//! progress on a terminal), then answers; `registry serve` keeps it up to date as it writes. With
-//! `--server`, the server searches its own index. Either way each hit is read from storage
-//! before it is shown, and left out when storage holds another revision than the index.
+//! progress on a terminal), then answers; `registry serve` keeps it up to date as it writes (a
+//! search beside a running server, possible with a storage several processes share, reads the
+//! index as that server keeps it). With `--server`, the server searches its own index. Either
+//! way each hit is read from storage before it is shown, and left out when storage holds
+//! another revision than the index.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -95,12 +97,28 @@ impl SearchArgs {
     }
 }
 
-/// Opens the index of `settings`' data directory.
+/// Opens the index of `settings`' data directory for writing.
 fn open_index(settings: &Settings) -> Result<SearchIndex, CliError> {
     let dir = settings.data_dir.join(registry_host::batch::SEARCH_DIR);
     SearchIndex::open(&dir)
         .map(|opened| opened.index)
         .map_err(|e| CliError::config(e.to_string()))
+}
+
+/// Opens the index to search: for writing, to catch it up first (`true`); or, when a server
+/// holds it (a storage that several processes may open, such as Redis), read-only as that
+/// server keeps it (`false`).
+fn open_to_search(settings: &Settings) -> Result<(SearchIndex, bool), CliError> {
+    let dir = settings.data_dir.join(registry_host::batch::SEARCH_DIR);
+    match SearchIndex::open(&dir) {
+        Ok(opened) => Ok((opened.index, true)),
+        Err(e) if e.kind() == registry_search::SearchErrorKind::Locked => {
+            SearchIndex::open_read_only(&dir)
+                .map(|index| (index, false))
+                .map_err(|e| CliError::config(e.to_string()))
+        }
+        Err(e) => Err(CliError::config(e.to_string())),
+    }
 }
 
 /// Calls `events` with the entries scanned so far.
@@ -121,11 +139,13 @@ fn scanned(events: &mut dyn registry_host::events::Events) -> impl FnMut(u64) + 
 pub fn search(args: SearchArgs, settings: &Settings) -> Result<(), CliError> {
     let query = args.query()?;
     let pipeline = open(settings, Needs::READ)?;
-    let index = open_index(settings)?;
-    let mut progress = Progress::new(args.format.format);
-    registry_search::catch_up(&index, &pipeline, &mut scanned(&mut progress))
-        .map_err(|e| CliError::config(e.to_string()))?;
-    progress.finished();
+    let (index, writable) = open_to_search(settings)?;
+    if writable {
+        let mut progress = Progress::new(args.format.format);
+        registry_search::catch_up(&index, &pipeline, &mut scanned(&mut progress))
+            .map_err(|e| CliError::config(e.to_string()))?;
+        progress.finished();
+    }
     let started = Instant::now();
     let found = index
         .search(&query)

@@ -382,6 +382,17 @@ fn registry_search_answers_locally_and_through_a_server_alike() {
     assert!(err.contains("--limit must be 1 to 100"), "{err}");
     let rebuilt = s.json(&["reindex"]);
     assert_eq!(rebuilt["indexed"], 3, "{rebuilt}");
+    // While another process writes the index (a server beside a shared storage), a search
+    // reads it as that process keeps it.
+    {
+        let _writer = registry_search::SearchIndex::open(&s.data_dir().join("search"))
+            .expect("the index opens");
+        let beside = s.json(&["search", "brute", "force"]);
+        assert_eq!(ids(&beside), ids(&local));
+        let (code, err) = s.fail(&["reindex"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("search index"), "{err}");
+    }
 
     let server = Server::start(&s);
     let url = format!("http://{}", server.addr);
