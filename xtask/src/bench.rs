@@ -15,7 +15,9 @@
 //! - `redis`: `registry batch` into a loopback Redis Cluster, its rate and the cluster's memory
 //!   per entry, and the memory 1,000,000,000 entries would take ([`bench_redis`]);
 //! - `serve`: `registry serve` under load over 127.0.0.1 (batch, get, list, register from 1 and
-//!   from 64 clients), and the command line doing the same work ([`bench_serve`]).
+//!   from 64 clients), and the command line doing the same work ([`bench_serve`]);
+//! - `search`: `GET /v1/search` over 1,000,000 entries, and the writes while the index follows
+//!   ([`bench_search`]; its registry is kept in `target/bench-search` for the next run).
 //!
 //! Then it writes `report.json` (the figures, for comparing runs), `report.md` and the SVG
 //! charts into `target/bench-report/`. `--quick` runs smaller counts, shorter criterion
@@ -37,6 +39,7 @@ use serde_json::Value;
 
 use crate::bench_batch::{batch_once, requests};
 use crate::bench_redis::{self, REDIS};
+use crate::bench_search::{self, SEARCH, SearchSizes};
 use crate::bench_serve::{self, SERVE, ServeSizes};
 use crate::bench_startup::{self, STARTUP};
 use crate::chart::{self, Point};
@@ -84,6 +87,8 @@ struct Sizes {
     redis_runs: usize,
     /// The server's load phases and the commands beside them.
     serve: ServeSizes,
+    /// The search section's registry, queries and write phase.
+    search: SearchSizes,
     /// Criterion's arguments (none: its defaults of 3 s warm-up, 5 s and 100 samples).
     criterion_args: &'static [&'static str],
     /// Rough seconds one criterion benchmark takes, warm-up, measurement and analysis.
@@ -112,6 +117,7 @@ const FULL: Sizes = Sizes {
         cli_list_runs: 50,
         cli_add_runs: 100,
     },
+    search: bench_search::FULL,
     criterion_args: &[],
     criterion_s: 10.0,
 };
@@ -137,6 +143,7 @@ const QUICK: Sizes = Sizes {
         cli_list_runs: 20,
         cli_add_runs: 30,
     },
+    search: bench_search::QUICK,
     criterion_args: &[
         "--warm-up-time",
         "0.5",
@@ -224,6 +231,7 @@ struct Plan {
     startup: bool,
     redis: bool,
     serve: bool,
+    search: bool,
     shard_series: Vec<BatchConfig>,
     size_series: Vec<BatchConfig>,
     /// The configurations of both series, each once.
@@ -268,6 +276,7 @@ impl Plan {
             startup: on(STARTUP),
             redis: on(REDIS),
             serve: on(SERVE),
+            search: on(SEARCH),
             shard_series,
             size_series,
             batch,
@@ -299,6 +308,9 @@ impl Plan {
                 ROUGH_COMMIT_S,
                 ROUGH_CPU_S_PER_ENTRY,
             );
+        }
+        if self.search {
+            total += bench_search::estimate_s(&s.search);
         }
         if self.latency {
             total += s.latency_count as f64 * (ROUGH_COMMIT_S + 0.001) + ROUGH_RUN_OVERHEAD_S;
@@ -389,6 +401,9 @@ impl Plan {
                 v.cli_list_runs,
                 v.cli_add_runs
             ));
+        }
+        if self.search {
+            lines.push(bench_search::describe(&s.search));
         }
         if !self.batch.is_empty() {
             let configs: Vec<String> = self
@@ -529,6 +544,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         None
     };
+    let search = if plan.search {
+        Some(bench_search::run(&registry, &plan.sizes.search)?)
+    } else {
+        None
+    };
     drop(scratch);
 
     let mut figures = criterion_figures(&benches);
@@ -551,6 +571,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match &serve {
         Some(s) => figures.extend(bench_serve::figures(s)),
         None => notes.push(format!("{SERVE} did not run (filter)")),
+    }
+    match &search {
+        Some(s) => {
+            figures.extend(bench_search::figures(s));
+            notes.push(bench_search::note(s));
+        }
+        None => notes.push(format!("{SEARCH} did not run (filter)")),
     }
     let rows = batch_rows(&plan, &batch);
     figures.extend(batch_figures(&rows));

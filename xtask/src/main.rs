@@ -28,7 +28,7 @@
 //! - `bench-batch [--count N] [--shards 1,2,4] [--runs R]`: `registry batch` throughput and peak
 //!   RSS per shard count, in one table.
 //! - `bench [--quick] [--filter NAME] [--compare OLD.json]`: every benchmark (criterion, single
-//!   add latency, scale test, batch, start-up, Redis, the server under load), into `target/bench-report/` as `report.json`, `report.md`
+//!   add latency, scale test, batch, start-up, Redis, the server under load, search), into `target/bench-report/` as `report.json`, `report.md`
 //!   and SVG charts; `bench --compare OLD.json --against NEW.json` compares two reports.
 //!
 //! Everything built or written goes to Cargo's target directory, `CARGO_TARGET_DIR` when set.
@@ -40,6 +40,7 @@ mod bench;
 mod bench_batch;
 mod bench_lint;
 mod bench_redis;
+mod bench_search;
 mod bench_serve;
 mod bench_startup;
 mod chart;

@@ -329,6 +329,9 @@ A whole `registry get` of a stored id, process start to exit, \
     if !section("serve/").is_empty() {
         md.push_str(&serve(r));
     }
+    if !section("search/").is_empty() {
+        md.push_str(&search(r));
+    }
 
     let latency = section("add/latency/");
     if !latency.is_empty() {
@@ -593,6 +596,115 @@ fn serve(r: &Report) -> String {
     md
 }
 
+/// The `search` section: queries from 1 and several clients, with and without a scope, the
+/// index's cost, the writes while it follows, and the issue's goal.
+fn search(r: &Report) -> String {
+    use crate::bench_search::{CONCURRENT_CLIENTS, GOAL_ENTRIES, GOAL_P99_NS, REGISTER_CLIENTS};
+    let median = |id: &str| r.figure(&format!("search/{id}")).map(|f| f.median);
+    let cell = |id: &str| {
+        r.figure(&format!("search/{id}"))
+            .map_or_else(|| "-".to_owned(), |f| value(f.unit, f.median))
+    };
+    let entries = median("entries").unwrap_or(0.0);
+    let mut md = format!(
+        "## Search\n\n`GET /v1/search` of `registry serve` over {} entries made by `registry \
+         scale-test`: two-word queries (words of the titles of a sample of entries, three in four \
+         from one title), 20 hits a page, each hit read from storage. One client waits for each \
+         answer before sending the next; {CONCURRENT_CLIENTS} clients are the load generator's, \
+         on the same cores as the server. Matches are all the entries a query matches, hits \
+         those on the page.\n\n\
+         | query | clients | queries/s | p50 | p90 | p99 | max | median hits | median matches |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        grouped(entries)
+    );
+    for (what, clients, id) in [
+        ("two words", 1, "query_1"),
+        ("two words", CONCURRENT_CLIENTS, "query_n"),
+        ("two words, one scope", 1, "scoped_1"),
+        ("two words, one scope", CONCURRENT_CLIENTS, "scoped_n"),
+    ] {
+        if median(&format!("{id}/per_s")).is_none() {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| {what} | {clients} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&format!("{id}/per_s")),
+            cell(&format!("{id}/p50")),
+            cell(&format!("{id}/p90")),
+            cell(&format!("{id}/p99")),
+            cell(&format!("{id}/max")),
+            cell(&format!("{id}/hits")),
+            cell(&format!("{id}/total")),
+        );
+    }
+    md.push('\n');
+    if let (Some(p50), Some(p99)) = (median("query_1/took/p50"), median("query_1/took/p99")) {
+        let _ = writeln!(
+            md,
+            "- the server's own time of a query (`took_ms`: the index, then each hit read from \
+             storage), 1 client: p50 {}, p99 {}.",
+            value(units::NS, p50),
+            value(units::NS, p99)
+        );
+    }
+    if let Some(s) = median("reindex/seconds") {
+        let _ = writeln!(
+            md,
+            "- `registry reindex`: {} ({}); the index takes {} on disk, {} per entry.",
+            value(units::SECONDS, s),
+            cell("reindex/per_s"),
+            cell("index/bytes"),
+            cell("index/bytes_per_entry")
+        );
+    }
+    if let Some(s) = median("ready_s") {
+        let _ = writeln!(
+            md,
+            "- `registry serve`: the index caught up with storage {} after the start.",
+            value(units::SECONDS, s)
+        );
+    }
+    if let Some(rate) = median("register/per_s") {
+        let _ = writeln!(
+            md,
+            "- registering from {REGISTER_CLIENTS} clients while the index follows: {} (p50 {}, \
+             p99 {}); the largest lag meanwhile {} changes ({}), none {} after the last write.",
+            value(units::PER_S, rate),
+            cell("register/p50"),
+            cell("register/p99"),
+            cell("register/lag_changes_max"),
+            cell("register/lag_s_max"),
+            cell("register/catch_up_s")
+        );
+    }
+    if let Some(p99) = median("query_1/p99") {
+        let verdict = if entries < GOAL_ENTRIES as f64 {
+            format!(
+                "not judged, this run searched fewer than {} entries",
+                grouped(GOAL_ENTRIES as f64)
+            )
+        } else if p99 <= GOAL_P99_NS {
+            "met".to_owned()
+        } else {
+            "not met".to_owned()
+        };
+        let _ = writeln!(
+            md,
+            "- two words, 1 client, over {} entries: p99 {}. The issue's goal, a p99 of at most \
+             {} over {} entries on this machine ({} cores): {verdict}. A machine shared with \
+             other work moves such figures by tens of percent between runs.",
+            grouped(entries),
+            value(units::NS, p99),
+            value(units::NS, GOAL_P99_NS),
+            grouped(GOAL_ENTRIES as f64),
+            r.machine.cores
+        );
+    }
+    md.push('\n');
+    md
+}
+
 /// The id of a batch figure.
 pub fn batch_id(section: &str, shards: usize, batch_size: usize, what: &str) -> String {
     format!("{section}/shards_{shards}/batch_{batch_size}/{what}")
@@ -839,6 +951,38 @@ mod tests {
         assert!(md.contains("least 10.0x: met."));
         assert!(md.contains("get 50.0 µs / 10.0 µs (1.55 / 0.31 cores busy)"));
         assert!(md.contains("30.5 with 64 clients."));
+    }
+
+    #[test]
+    fn the_search_section_tabulates_the_queries_and_judges_the_goal() {
+        let single = |id: &str, unit, v| Figure {
+            unit,
+            ..figure(id, Better::Higher, v, v, v)
+        };
+        let mut r = sample(vec![
+            single("search/entries", units::COUNT, 1e6),
+            single("search/query_1/per_s", units::PER_S, 80.0),
+            single("search/query_1/p50", units::NS, 10e6),
+            single("search/query_1/p99", units::NS, 60e6),
+            single("search/query_1/hits", units::COUNT, 20.0),
+            single("search/query_1/total", units::COUNT, 41_000.0),
+            single("search/reindex/seconds", units::SECONDS, 75.0),
+            single("search/register/per_s", units::PER_S, 2500.0),
+        ]);
+        let md = report(&r, &[], None);
+        assert!(md.contains("## Search"), "{md}");
+        assert!(md.contains("over 1,000,000 entries made by"), "{md}");
+        assert!(
+            md.contains("| two words | 1 | 80/s | 10.0 ms | - | 60.0 ms | - | 20 | 41,000 |"),
+            "{md}"
+        );
+        assert!(!md.contains("| two words | 4 |"), "{md}");
+        assert!(md.contains("over 1,000,000 entries on this machine (2 cores): not met."));
+        assert!(md.contains("`registry reindex`: 75.0 s"));
+        assert!(md.contains("registering from 16 clients while the index follows: 2,500/s"));
+        r.figures[0].median = 1e5;
+        let md = report(&r, &[], None);
+        assert!(md.contains("not judged, this run searched fewer than 1,000,000 entries"));
     }
 
     #[test]
