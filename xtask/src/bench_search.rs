@@ -43,17 +43,16 @@
 //! unions and intersections, none visible in reading the hits from storage.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
 use crate::bench::progress;
+use crate::bench_serve::Server;
 use crate::loadgen::{self, Client, Load, Phase, Request, Rng};
 use crate::markdown::value;
 use crate::report::{Better, Figure, percentile, percentile_figures, units};
@@ -84,12 +83,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(600);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often `/v1/live` is read while waiting or writing.
 const LAG_POLL: Duration = Duration::from_millis(100);
-/// How long the server may take to open the registry and bind.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the server may take to stop on SIGTERM (as in the `serve` section).
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Lines of the server's log quoted when it fails.
-const LOG_LINES: usize = 20;
 /// Request bodies made for the write phase, more than [`REGISTER_CLIENTS`] clients send in
 /// its time.
 const REGISTER_BODIES: usize = 200_000;
@@ -223,7 +216,7 @@ pub fn run(registry: &Path, sizes: &SearchSizes) -> Result<Search, String> {
         value(units::BYTES, out.index_bytes as f64)
     ));
 
-    let mut server = Server::start(cli(&["serve", "--listen", "127.0.0.1:0"]), &dir)?;
+    let mut server = Server::spawn(cli(&["serve", "--listen", "127.0.0.1:0"]), &dir, SEARCH)?;
     let addr = server.addr;
     let started = Instant::now();
     let live = server.checked(|| wait_for_lag_0(addr, READY_TIMEOUT, true))?;
@@ -722,161 +715,6 @@ fn report_queries(what: &str, load: &Load, answers: Option<&Answers>) {
     ));
 }
 
-/// The `registry serve` process of the section. Dropped while it runs (the section failed),
-/// it gets SIGTERM and, if it has not stopped in [`STOP_TIMEOUT`], SIGKILL.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts `command` (a `registry serve`), its log in `dir/serve.log`, and reads where it
-    /// listens from its first line.
-    fn start(mut command: Command, dir: &Path) -> Result<Server, String> {
-        let log = dir.join("serve.log");
-        let stderr =
-            fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("cannot run registry serve: {e}"))?;
-        let stdout = child.stdout.take();
-        let (tx, rx) = mpsc::channel();
-        // Read on a thread, so that a server that neither binds nor exits is waited for a
-        // bounded time; the thread then reads the rest of stdout until the server exits.
-        std::thread::spawn(move || {
-            let Some(stdout) = stdout else { return };
-            let mut r = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = tx.send(r.read_line(&mut line).map(|_| line));
-            let _ = std::io::copy(&mut r, &mut std::io::sink());
-        });
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-        };
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(server.failed(&format!("its output cannot be read: {e}"))),
-            Err(_) => return Err(server.failed("it did not say where it listens in time")),
-        };
-        server.addr = listening(&line).ok_or_else(|| {
-            server.failed(&format!(
-                "its first line is not `listening on http://127.0.0.1:PORT`: {:?}",
-                line.trim_end()
-            ))
-        })?;
-        progress(&format!(
-            "{SEARCH}: registry serve listening on {}",
-            server.addr
-        ));
-        Ok(server)
-    }
-
-    /// `f`'s result; when it fails, the error says whether the server still runs and quotes
-    /// the end of its log.
-    fn checked<T>(&mut self, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-        f().map_err(|e| {
-            let state = match self.child.try_wait() {
-                Ok(Some(status)) => format!("registry serve has exited ({status})"),
-                _ => "registry serve is still running".to_owned(),
-            };
-            format!("{e} ({state}; end of its log:\n{})", self.log_tail())
-        })
-    }
-
-    fn failed(&mut self, why: &str) -> String {
-        let state = match self.child.try_wait() {
-            Ok(Some(s)) => format!("it exited ({s})"),
-            _ => "it is still running".to_owned(),
-        };
-        format!(
-            "registry serve did not start: {why}; {state}; end of its log:\n{}",
-            self.log_tail()
-        )
-    }
-
-    fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(LOG_LINES)..].join("\n")
-    }
-
-    /// SIGTERM to this server's pid (ours until it is waited for).
-    fn terminate(&self) -> Result<(), String> {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .map_err(|e| format!("cannot run kill: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("kill -TERM {pid} failed ({status})"))
-        }
-    }
-
-    /// Waits up to [`STOP_TIMEOUT`] for the process to exit.
-    fn wait(&mut self) -> Option<std::process::ExitStatus> {
-        let until = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < until => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit, which must be 0 within [`STOP_TIMEOUT`].
-    fn stop(mut self) -> Result<(), String> {
-        self.terminate()?;
-        match self.wait() {
-            Some(status) if status.success() => {
-                progress(&format!(
-                    "{SEARCH}: registry serve stopped on SIGTERM (exit 0)"
-                ));
-                Ok(())
-            }
-            Some(status) => Err(format!(
-                "registry serve exited {status} on SIGTERM, not 0; end of its log:\n{}",
-                self.log_tail()
-            )),
-            None => Err(format!(
-                "registry serve was still running {} after SIGTERM",
-                value(units::SECONDS, STOP_TIMEOUT.as_secs_f64())
-            )),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.terminate();
-            if self.wait().is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
-    }
-}
-
-/// The address of `listening on http://ADDR`, when it is a loopback one.
-fn listening(line: &str) -> Option<SocketAddr> {
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on http://")?
-        .parse()
-        .ok()?;
-    addr.ip().is_loopback().then_some(addr)
-}
-
 /// What `cargo xtask bench` says before it starts.
 pub fn describe(sizes: &SearchSizes) -> String {
     format!(
@@ -1247,15 +1085,6 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 40);
-    }
-
-    #[test]
-    fn the_listening_line_gives_a_loopback_address() {
-        assert_eq!(
-            listening("listening on http://127.0.0.1:41234\n"),
-            Some("127.0.0.1:41234".parse().expect("an address"))
-        );
-        assert_eq!(listening("listening on http://0.0.0.0:80"), None);
     }
 
     fn load(ms: u64) -> Load {

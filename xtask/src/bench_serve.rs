@@ -496,27 +496,41 @@ fn commit_mean_s(before: (f64, f64, f64), after: (f64, f64, f64)) -> Option<f64>
 
 /// The `registry serve` process of the section. Dropped while it runs (the section failed),
 /// it gets SIGTERM and, if it has not stopped in [`STOP_TIMEOUT`], SIGKILL.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     log: PathBuf,
+    /// The section it serves, as its progress lines name it.
+    section: &'static str,
 }
 
 impl Server {
     fn start(registry: &Path, config: &Path, dir: &Path) -> Result<Server, String> {
+        let mut command = Command::new(registry);
+        command
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        Server::spawn(command, dir, SERVE)
+    }
+
+    /// Starts `command` (a `registry serve` listening on 127.0.0.1:0) in `dir`, its log in
+    /// `dir/serve.log`, and reads where it listens from its first line.
+    pub(crate) fn spawn(
+        mut command: Command,
+        dir: &Path,
+        section: &'static str,
+    ) -> Result<Server, String> {
         let log = dir.join("serve.log");
         let stderr =
             fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let mut child = Command::new(registry)
-            .arg("--config")
-            .arg(config)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        let mut child = command
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", registry.display()))?;
+            .map_err(|e| format!("cannot run {:?}: {e}", command.get_program()))?;
         let stdout = child.stdout.take();
         let (tx, rx) = mpsc::channel();
         // Read on a thread, so that a server that neither binds nor exits is waited for a
@@ -533,6 +547,7 @@ impl Server {
             child,
             addr: placeholder,
             log,
+            section,
         };
         let line = match rx.recv_timeout(START_TIMEOUT) {
             Ok(Ok(line)) => line,
@@ -551,7 +566,7 @@ impl Server {
             ))
         })?;
         progress(&format!(
-            "{SERVE}: registry serve listening on {}",
+            "{section}: registry serve listening on {}",
             server.addr
         ));
         Ok(server)
@@ -559,7 +574,10 @@ impl Server {
 
     /// Runs `f`; when it fails, the error says whether the server is still running, and
     /// quotes the end of its log.
-    fn checked<T>(&mut self, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    pub(crate) fn checked<T>(
+        &mut self,
+        f: impl FnOnce() -> Result<T, String>,
+    ) -> Result<T, String> {
         f().map_err(|e| {
             let state = match self.child.try_wait() {
                 Ok(Some(status)) => format!("registry serve has exited ({status})"),
@@ -635,12 +653,13 @@ impl Server {
     }
 
     /// SIGTERM, then the exit, which must be 0 within [`STOP_TIMEOUT`].
-    fn stop(mut self) -> Result<(), String> {
+    pub(crate) fn stop(mut self) -> Result<(), String> {
         self.terminate()?;
         match self.wait() {
             Some(status) if status.success() => {
                 progress(&format!(
-                    "{SERVE}: registry serve stopped on SIGTERM (exit 0)"
+                    "{}: registry serve stopped on SIGTERM (exit 0)",
+                    self.section
                 ));
                 Ok(())
             }
