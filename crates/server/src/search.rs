@@ -84,26 +84,45 @@ impl Search {
         pipeline: Arc<Pipeline>,
         feed: Arc<Feed>,
     ) -> Result<Arc<Search>, registry_host::Error> {
-        let opened =
-            SearchIndex::open(dir).map_err(|e| registry_host::Error::config(e.to_string()))?;
-        if opened.rebuilt {
-            tracing::info!(target: "registry::search", dir = %dir.display(), "search index created; filling it from storage");
-        }
-        let search = Arc::new(Search {
-            index: Arc::new(opened.index),
-            committed: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            thread: Mutex::new(None),
-        });
-        let worker = Arc::clone(&search);
+        let dir = dir.to_owned();
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        let (search_tx, search_rx) = std::sync::mpsc::channel::<Arc<Search>>();
+        // The index is opened on the indexer's thread, once it runs at a lower priority, so
+        // that the threads tantivy starts for its writer (indexing, merging) inherit it too.
         let handle = std::thread::Builder::new()
             .name("search-index".into())
-            .spawn(move || worker.follow(&pipeline, &feed))
+            .spawn(move || {
+                lower_priority();
+                let opened = SearchIndex::open(&dir);
+                let failed = opened.is_err();
+                let _ = opened_tx.send(opened.map(|o| (Arc::new(o.index), o.rebuilt)));
+                if failed {
+                    return;
+                }
+                if let Ok(search) = search_rx.recv() {
+                    search.follow(&pipeline, &feed);
+                }
+            })
             .map_err(|e| {
                 registry_host::Error::config(format!("cannot start the search indexer: {e}"))
             })?;
-        *search.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        let (index, rebuilt) = opened_rx
+            .recv()
+            .map_err(|_| registry_host::Error::config("the search indexer stopped at its start"))?
+            .map_err(|e| registry_host::Error::config(e.to_string()))?;
+        if rebuilt {
+            tracing::info!(target: "registry::search", "search index created; filling it from storage");
+        }
+        let search = Arc::new(Search {
+            index,
+            committed: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            thread: Mutex::new(Some(handle)),
+        });
+        search_tx
+            .send(Arc::clone(&search))
+            .map_err(|_| registry_host::Error::config("the search indexer stopped at its start"))?;
         Ok(search)
     }
 
@@ -269,6 +288,28 @@ impl Search {
                     std::thread::sleep(Duration::from_secs(5));
                 }
             }
+        }
+    }
+}
+
+/// How much lower than the request threads the indexer runs (a nice value): on a machine with
+/// few cores, indexing then takes the time requests leave, instead of sharing it with them.
+const INDEXER_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority by [`INDEXER_NICENESS`] (Linux; elsewhere nothing).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `gettid` has no preconditions; `setpriority` on this thread's id changes only
+        // its own scheduling priority, and its failure leaves the priority as it was.
+        unsafe {
+            let tid = libc::gettid();
+            let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+            libc::setpriority(
+                libc::PRIO_PROCESS,
+                tid as libc::id_t,
+                now.saturating_add(INDEXER_NICENESS),
+            );
         }
     }
 }
