@@ -683,7 +683,7 @@ fn register_until_stopped(
                         };
                         let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
                         let request = format!(
-                            "POST /v1/entries HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                            "POST /v1/entries HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
                              Content-Length: {}\r\n\r\n{body}",
                             body.len()
                         );
@@ -1144,8 +1144,8 @@ fn serves_https_with_the_configured_certificate() {
 }
 
 /// `text` with every RFC 3339 time replaced by `<time>`, each history line's `by NAME from
-/// ORIGIN` and each stats line about bytes left out: what differs between two registries given
-/// the same commands at other times, by other authors.
+/// ORIGIN` and each stats line about bytes left out, and a server's search index: what differs
+/// between two registries given the same commands at other times, by other authors.
 fn normalized(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
@@ -1180,16 +1180,19 @@ fn normalized(text: &str) -> String {
         "\"request\":",
         "\"bytes_on_disk\":",
         "\"bytes_per_entry\":",
+        // A server's stats also describe its search index.
+        "\"search\":",
     ] {
         while let Some(at) = out.find(key) {
             let end = out[at..]
                 .find([',', '\n'])
                 .map_or(out.len(), |e| at + e + 1);
-            let end = if out[at..].starts_with("\"author\":") {
-                out[at..].find('}').map_or(end, |e| at + e + 2)
-            } else {
-                end
-            };
+            let end =
+                if out[at..].starts_with("\"author\":") || out[at..].starts_with("\"search\":") {
+                    out[at..].find('}').map_or(end, |e| at + e + 2)
+                } else {
+                    end
+                };
             out.replace_range(at..end.min(out.len()), "");
         }
     }
