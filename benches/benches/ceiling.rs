@@ -5,17 +5,20 @@
 //! - `bare_redb_insert_1000`: the same 1,000 entries, as they came out of the pipeline, inserted
 //!   into a bare redb table (sequential keys, no index, one durable transaction), the fastest
 //!   any storage on this disk can keep them;
-//! - `pipeline_parallel`: what `registry batch` does, one `add` of 1,000 per core at once into
-//!   one shard per core;
+//! - `pipeline_parallel`: one `add` of 1,000 per core at once, each worker into a registry of
+//!   one shard of its own (one durable transaction per worker, as the bare side has);
 //! - `bare_redb_parallel`: bare inserts of 1,000 entries per core at once, one file per core.
 //!
 //! Criterion reports throughput in entries/s, so `pipeline_add_1000 / bare_redb_insert_1000` and
 //! `pipeline_parallel / bare_redb_parallel` are the shares of the ceiling the pipeline reaches.
-//! Run `cargo build --release --workspace` first.
+//! The requests are built before each timed call (`iter_batched`), so neither side is charged
+//! for making its input. Data directories are under `target/bench-data/`
+//! ([`registry_benches::data_root`]), on the project's disk. Run `cargo build --release
+//! --workspace` first.
 
 use std::path::Path;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use redb::{Database, Durability, TableDefinition};
 use registry_benches::{DURABLE, Linkage, request};
 use registry_core::{Entry, Pipeline, Request, Schema};
@@ -46,9 +49,13 @@ fn record(e: &Entry, out: &mut Vec<u8>) {
     out.extend_from_slice(&e.created_at.0.to_le_bytes());
 }
 
-/// Registers the `BATCH` new requests from `first` on, and returns the entries.
-fn add_batch(pipeline: &Pipeline, first: u64) -> Vec<Entry> {
-    let requests: Vec<Request> = (first..first + BATCH).map(request).collect();
+/// The `BATCH` new requests from `first` on.
+fn requests(first: u64) -> Vec<Request> {
+    (first..first + BATCH).map(request).collect()
+}
+
+/// Registers `requests` (all new), and returns the entries.
+fn add_batch(pipeline: &Pipeline, requests: Vec<Request>) -> Vec<Entry> {
     pipeline
         .add(requests)
         .into_iter()
@@ -93,44 +100,57 @@ fn ceiling(c: &mut Criterion) {
     let mut next = 0u64;
     let mut entries: Vec<Entry> = Vec::new();
     group.bench_function("pipeline_add_1000", |b| {
-        b.iter(|| {
-            entries = add_batch(&pipeline, next);
-            next += BATCH;
-        });
+        b.iter_batched(
+            || {
+                next += BATCH;
+                requests(next - BATCH)
+            },
+            |batch| entries = add_batch(&pipeline, batch),
+            BatchSize::PerIteration,
+        );
     });
 
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = registry_benches::data_dir();
     let db = bare_db(dir.path(), "bare.redb");
     let mut number = 0u64;
     group.bench_function("bare_redb_insert_1000", |b| {
         b.iter(|| bare_insert(&db, &entries, &mut number));
     });
 
-    // What `registry batch` does: a batch per core at once, one shard per core.
+    // A batch per core at once, each worker into a one-shard registry of its own, as each bare
+    // worker writes a file of its own: a pipeline of several shards would split every batch
+    // over all of them, one transaction per shard per batch, which the bare side does not pay.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let shards = u32::try_from(cores).expect("a core count fits in u32");
     group.throughput(Throughput::Elements(BATCH * cores as u64));
-    let (sharded, _sharded_dir) =
-        registry_benches::pipeline(Linkage::Dynamic, Schema::default(), &[DURABLE], shards);
+    let registries: Vec<(Pipeline, tempfile::TempDir)> = (0..cores)
+        .map(|_| registry_benches::pipeline(Linkage::Dynamic, Schema::default(), &[DURABLE], 1))
+        .collect();
     let mut next = 0u64;
     let mut batches: Vec<Vec<Entry>> = Vec::new();
     group.bench_function("pipeline_parallel", |b| {
-        b.iter(|| {
-            batches = std::thread::scope(|s| {
-                let workers: Vec<_> = (0..cores as u64)
-                    .map(|w| {
-                        let sharded = &sharded;
-                        let first = next + w * BATCH;
-                        s.spawn(move || add_batch(sharded, first))
-                    })
+        b.iter_batched(
+            || {
+                let inputs: Vec<Vec<Request>> = (0..cores as u64)
+                    .map(|w| requests(next + w * BATCH))
                     .collect();
-                workers
-                    .into_iter()
-                    .map(|w| w.join().expect("a worker panicked"))
-                    .collect()
-            });
-            next += BATCH * cores as u64;
-        });
+                next += BATCH * cores as u64;
+                inputs
+            },
+            |inputs| {
+                batches = std::thread::scope(|s| {
+                    let workers: Vec<_> = registries
+                        .iter()
+                        .zip(inputs)
+                        .map(|((pipeline, _), batch)| s.spawn(move || add_batch(pipeline, batch)))
+                        .collect();
+                    workers
+                        .into_iter()
+                        .map(|w| w.join().expect("a worker panicked"))
+                        .collect()
+                });
+            },
+            BatchSize::PerIteration,
+        );
     });
 
     let dbs: Vec<Database> = (0..cores)

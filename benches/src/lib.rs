@@ -70,6 +70,34 @@ pub fn lib_dir() -> PathBuf {
         .to_owned()
 }
 
+/// Where the benchmarks keep their data directories: `target/bench-data/`, on the disk the
+/// project lives on. Never the system's temporary directory, which may be memory-backed (a
+/// tmpfs `/tmp`), where a durable commit's fsync costs nothing and every storage figure would
+/// flatter. `cargo xtask bench` names this directory and its file system in its report.
+///
+/// # Panics
+/// When the directory cannot be made: nothing could be measured.
+pub fn data_root() -> PathBuf {
+    let root = lib_dir()
+        .parent()
+        .map_or_else(|| lib_dir().join("bench-data"), |t| t.join("bench-data"));
+    std::fs::create_dir_all(&root)
+        .unwrap_or_else(|e| panic!("cannot make {}: {e}", root.display()));
+    root
+}
+
+/// A fresh data directory under [`data_root`], removed when the guard drops.
+///
+/// # Panics
+/// When it cannot be made.
+pub fn data_dir() -> tempfile::TempDir {
+    let root = data_root();
+    tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&root)
+        .unwrap_or_else(|e| panic!("cannot make a data directory in {}: {e}", root.display()))
+}
+
 /// The default stages, linked as `linkage` says, with `shards` storage shards and the config
 /// table (JSON) `configs` gives for each stage (an empty one for the others), in a fresh data
 /// directory that lives as long as the returned guard.
@@ -86,7 +114,7 @@ pub fn stages(
     configs: &[(StageKind, &str)],
     shards: u32,
 ) -> (Stages, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("the system has a writable temporary directory");
+    let dir = data_dir();
     let config = |stage: StageKind| {
         configs
             .iter()

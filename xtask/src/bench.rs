@@ -487,7 +487,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let metadata = cargo_metadata()?;
     let targets = bench_targets(&metadata, BENCH_PACKAGE);
 
-    let mut notes = Vec::new();
+    let mut notes = vec![crate::report::data_dirs_note(&[
+        &scratch.path,
+        &crate::target_dir().join("bench-data"),
+    ])];
     let benches = criterion(&plan, &targets, &criterion_home, &mut notes)?;
     let latencies = if !plan.latency {
         None

@@ -235,6 +235,44 @@ pub fn parse_cpu_model(text: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The file system `path` is on, from a `/proc/mounts` text: the type and device of the mount
+/// whose point is the longest prefix of `path` (which must be canonical). Benchmarks of durable
+/// writes are only meaningful on a real disk: a `tmpfs` makes fsync free.
+pub fn file_system(mounts: &str, path: &Path) -> Option<(String, String)> {
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (device, point, kind) = (parts.next()?, parts.next()?, parts.next()?);
+            // Spaces in mount points are written \040.
+            let point = point.replace("\\040", " ");
+            path.starts_with(&point)
+                .then(|| (point.len(), kind.to_owned(), device.to_owned()))
+        })
+        .max_by_key(|(len, _, _)| *len)
+        .map(|(_, kind, device)| (kind, device))
+}
+
+/// A report note naming where benchmark data directories are, and their file system.
+pub fn data_dirs_note(dirs: &[&Path]) -> String {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let each: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            let _ = std::fs::create_dir_all(d);
+            let canonical = std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf());
+            match file_system(&mounts, &canonical) {
+                Some((kind, device)) => format!("`{}` ({kind} on {device})", d.display()),
+                None => format!("`{}` (file system unknown)", d.display()),
+            }
+        })
+        .collect();
+    format!(
+        "data directories (durable writes are measured on these): {}",
+        each.join(", ")
+    )
+}
+
 /// The commit a report was measured at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
@@ -955,6 +993,18 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn the_file_system_of_a_path_is_its_longest_mount_point() {
+        let mounts = "/dev/vda / ext4 rw 0 0\ntmpfs /tmp tmpfs rw 0 0\n\
+                      /dev/vdb /work/my\\040disk xfs rw 0 0\n";
+        let fs = |p: &str| file_system(mounts, Path::new(p)).map(|(k, d)| format!("{k} {d}"));
+        assert_eq!(fs("/tmp/x").as_deref(), Some("tmpfs tmpfs"));
+        assert_eq!(fs("/tmpx/y").as_deref(), Some("ext4 /dev/vda"));
+        assert_eq!(fs("/work/my disk/t").as_deref(), Some("xfs /dev/vdb"));
+        assert_eq!(fs("/").as_deref(), Some("ext4 /dev/vda"));
+        assert_eq!(file_system("", Path::new("/x")), None);
     }
 
     #[test]
