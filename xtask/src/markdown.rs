@@ -151,7 +151,9 @@ pub fn report(r: &Report, charts: &[(&str, &str)], comparison: Option<&str>) -> 
          `dynamic` runs the stages through the plugin libraries as `registry` loads them, \
          `static` the same implementations linked into the benchmark: their ratio is the cost \
          of the plugin boundary. `ceiling` compares the whole pipeline with bare redb inserts of \
-         the same records at the same durability. A machine shared with other work gives noisy \
+         one record per entry into one table at the same durability, without the rows storage \
+         also keeps (fingerprints, field index, sequences): an upper bound, not the cost of \
+         storing alone. A machine shared with other work gives noisy \
          figures (±30 % is common on 2 cores): compare ratios within one report, and two \
          reports only from the same machine. `cargo xtask bench --compare OLD.json --against \
          NEW.json` prints the change of every figure.\n\n",
@@ -190,8 +192,8 @@ pub fn report(r: &Report, charts: &[(&str, &str)], comparison: Option<&str>) -> 
     if !ratios.is_empty() {
         md.push_str(
             "## Ratios\n\nTime over time: above 1, the first costs more. `dynamic / static` is \
-             the cost of the plugin boundary, `pipeline / bare redb` that of everything the \
-             pipeline does besides storing.\n\n| ratio | median [range] |\n|---|---|\n",
+             the cost of the plugin boundary, `pipeline / bare redb` that of the pipeline over \
+             one bare record per entry (storage's own rows included in the pipeline's side).\n\n| ratio | median [range] |\n|---|---|\n",
         );
         for f in ratios {
             let _ = writeln!(md, "| {} | {} |", f.label, with_range(f));
