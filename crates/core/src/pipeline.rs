@@ -969,6 +969,16 @@ impl Pipeline {
         Err(LifecycleError::MergeChain(id.clone()).into())
     }
 
+    /// As [`Pipeline::get`], but always from storage, never the cache, and without filling
+    /// it: for a reader that must see the latest write, such as an index following the writes
+    /// ([`Observer`]), which a cache filled by a read racing that write could hide.
+    ///
+    /// # Errors
+    /// As [`Pipeline::get`].
+    pub fn get_uncached(&self, id: &EntryId) -> Result<Entry, Error> {
+        self.get_stored(id)
+    }
+
     fn get_stored(&self, id: &EntryId) -> Result<Entry, Error> {
         let storage = self.shard_of_id(id)?;
         let mut out = Vec::with_capacity(1);

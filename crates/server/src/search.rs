@@ -245,7 +245,7 @@ impl Search {
         let mut upsert = Vec::new();
         let mut remove = Vec::new();
         for id in ids {
-            match pipeline.get(&id) {
+            match pipeline.get_uncached(&id) {
                 Ok(entry) => upsert.push(entry),
                 Err(CoreError::NotFound(_)) => remove.push(id),
                 // Damaged or unreadable now: searches read storage before answering anyway,

@@ -343,13 +343,6 @@ impl Pipeline {
             fail_all(&keep_items, &e, slots);
             return Err(e);
         }
-        let created: Vec<&Entry> = entries
-            .iter()
-            .zip(&inserted)
-            .filter(|(_, outcome)| matches!(outcome, Inserted::Created))
-            .map(|(entry, _)| entry)
-            .collect();
-        self.report(ChangeKind::Created, &created);
         let cache_new = self.cache_new_entries.load(Ordering::Relaxed);
         let mut stored = Vec::with_capacity(entries.len());
         for (((item, provenance), entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {
@@ -367,6 +360,15 @@ impl Pipeline {
             slots[item] = Some(Ok(added));
         }
         self.fill_cache(&stored);
+        // After the cache is filled: an observer reading an entry back finds it stored.
+        let created: Vec<&Entry> = keep_items
+            .iter()
+            .filter_map(|&item| match &slots[item] {
+                Some(Ok(added)) if added.created => Some(&added.entry),
+                _ => None,
+            })
+            .collect();
+        self.report(ChangeKind::Created, &created);
         Ok(())
     }
 }

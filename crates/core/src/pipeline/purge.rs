@@ -119,7 +119,6 @@ impl Pipeline {
                 ErrorCode::NotFound => Error::NotFound(id.clone()),
                 _ => Error::stage(StageKind::Storage, e),
             })?;
-        self.report(ChangeKind::Purged, &[&purged]);
         if revision as usize == history.len() {
             // The cache holds the latest revision: it must not serve the purged text again.
             let keys: Vec<CacheKey> = CacheKey::of_entry(at).into_iter().collect();
@@ -127,6 +126,8 @@ impl Pipeline {
                 self.cache_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
+        // Only now: an observer that reads the entry back must not find the cached text.
+        self.report(ChangeKind::Purged, &[&purged]);
         let also_in = history
             .iter()
             .filter(|e| e.revision != revision && value_of(e, field).is_ok_and(|v| v == value))

@@ -83,6 +83,7 @@ impl Pipeline {
             create = self.place_restored(&histories, create, &routed, &mut shard_of, &mut slots);
         }
         let mut stored_keys = Vec::new();
+        let mut imported: Vec<Entry> = Vec::new();
         for (shard, items) in group_by_shard(&create, &shard_of) {
             let misplaces = items.iter().any(|&i| routed[i] != shard_of[i]);
             if misplaces && !self.is_foreign(shard) {
@@ -108,13 +109,13 @@ impl Pipeline {
                     fail_all(&items, &miscount(StageKind::Storage), &mut slots);
                 }
                 Ok(()) => {
-                    let imported: Vec<&Entry> = batch
-                        .iter()
-                        .zip(&outcomes)
-                        .filter(|(_, outcome)| **outcome == Ok(Restored::Created))
-                        .filter_map(|(history, _)| history.last())
-                        .collect();
-                    self.report(ChangeKind::Imported, &imported);
+                    imported.extend(
+                        batch
+                            .iter()
+                            .zip(&outcomes)
+                            .filter(|(_, outcome)| **outcome == Ok(Restored::Created))
+                            .filter_map(|(history, _)| history.last().cloned()),
+                    );
                     for ((i, history), outcome) in items.into_iter().zip(&batch).zip(outcomes) {
                         if outcome == Ok(Restored::Created)
                             && let Some(latest) = history.last()
@@ -131,6 +132,8 @@ impl Pipeline {
         if !stored_keys.is_empty() && self.stages.cache.remove(&stored_keys).is_err() {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);
         }
+        // Only now: an observer that reads an entry back must not meet a stale negative.
+        self.report(ChangeKind::Imported, &imported.iter().collect::<Vec<_>>());
         Ok(finish(slots))
     }
 
