@@ -1,5 +1,6 @@
 //! Who hears of the writes: [`Observer`], told of every entry a pipeline write changed, after the
-//! write is durable.
+//! write is durable and the cache agrees with it (so an observer that reads the entry back never
+//! meets the text a purge removed, or a stale negative).
 //!
 //! The calls are made where the pipeline stores (the insert of new entries, the one place every
 //! new revision is stored, the restore of imported histories, a purge), so no operation built
