@@ -102,6 +102,18 @@ pub const TOKEN_PREFIX: &str = "reg_";
 /// The longest token name.
 const MAX_NAME: usize = 64;
 
+/// 256 random bits from the operating system, as 64 hex digits: a token's secret, a session's
+/// id. `what` names the use in the error.
+///
+/// # Errors
+/// The operating system gives no random bytes.
+pub fn random_hex(what: &str) -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::config(format!("no random bytes for {what}: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl Tokens {
     /// Reads the tokens file at `path`; none when it does not exist.
     ///
@@ -153,14 +165,7 @@ impl Tokens {
                 "a token named `{name}` exists: revoke it first, or choose another name"
             )));
         }
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| Error::config(format!("no random bytes for a token: {e}")))?;
-        let mut secret = String::with_capacity(TOKEN_PREFIX.len() + 64);
-        secret.push_str(TOKEN_PREFIX);
-        for b in bytes {
-            secret.push_str(&format!("{b:02x}"));
-        }
+        let secret = format!("{TOKEN_PREFIX}{}", random_hex("a token")?);
         let scopes: BTreeSet<String> = scopes.into_iter().collect();
         self.tokens.push(Token {
             name: name.to_owned(),

@@ -129,10 +129,7 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// 256 random bits as hex.
 fn random_hex() -> Result<String, Problem> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Problem::internal(format!("no random bytes for a session: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    registry_host::tokens::random_hex("a session").map_err(|e| Problem::internal(e.to_string()))
 }
 
 /// Whether two secrets are equal, in a time that does not depend on where they differ.
