@@ -2,52 +2,32 @@
 //!
 //! - `pipeline_add_1000`: one `add` of 1,000 new requests through the loaded plugins, one shard
 //!   (one durable transaction);
-//! - `bare_redb_insert_1000`: the same 1,000 entries, as they came out of the pipeline, inserted
-//!   into a bare redb table (sequential keys, no index, one durable transaction), the fastest
-//!   any storage on this disk can keep them;
+//! - `bare_redb_insert_1000`: the rows the redb storage writes for 1,000 such entries (latest
+//!   revisions, pending fingerprints and their periodic merge, field index, sequences) written
+//!   bare into a shard of its own, in one transaction at the same durability
+//!   ([`RedbStorage::insert_encoded`]): the entries are encoded before the timed call, and the
+//!   look-ups that make an insert idempotent are left out. The fastest that redb keeps what the
+//!   registry keeps, on this disk;
 //! - `pipeline_parallel`: one `add` of 1,000 per core at once, each worker into a registry of
 //!   one shard of its own (one durable transaction per worker, as the bare side has);
-//! - `bare_redb_parallel`: bare inserts of 1,000 entries per core at once, one file per core.
+//! - `pipeline_sharded`: one `add` of 1,000 per core at once into one registry of the default
+//!   shard count (one per core), as `registry batch` runs: each batch is split over the shards;
+//! - `bare_redb_parallel`: the bare rows of 1,000 entries per core at once, one shard per core.
 //!
-//! Criterion reports throughput in entries/s, so `pipeline_add_1000 / bare_redb_insert_1000` and
-//! `pipeline_parallel / bare_redb_parallel` are the shares of the ceiling the pipeline reaches.
-//! The requests are built before each timed call (`iter_batched`), so neither side is charged
-//! for making its input. Data directories are under `target/bench-data/`
-//! ([`registry_benches::data_root`]), on the project's disk. Run `cargo build --release
-//! --workspace` first.
-
-use std::path::Path;
+//! Criterion reports throughput in entries/s, so `pipeline_add_1000 / bare_redb_insert_1000`,
+//! `pipeline_parallel / bare_redb_parallel` and `pipeline_sharded / bare_redb_parallel` are the
+//! shares of the ceiling the pipeline reaches. Inputs are built before each timed call
+//! (`iter_batched`), so neither side is charged for making them. Data directories are under
+//! `target/bench-data/` ([`registry_benches::data_root`]), on the project's disk. Run `cargo
+//! build --release --workspace` first.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use redb::{Database, Durability, TableDefinition};
-use registry_benches::{DURABLE, Linkage, request};
-use registry_core::{Entry, Pipeline, Request, Schema};
+use registry_benches::{DURABLE, Linkage, renewed, request};
+use registry_core::{Entry, Pipeline, Request, Schema, Setup, Storage};
+use registry_storage_redb::{Config, Encoded, RedbStorage};
 
 /// Requests per batch, the default of `registry batch`.
 const BATCH: u64 = 1000;
-
-const TABLE: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("entries");
-
-/// The bytes a store would keep for an entry: its text parts and fixed-size fields, about what
-/// the redb plugin's codec writes.
-fn record(e: &Entry, out: &mut Vec<u8>) {
-    out.clear();
-    for part in [
-        e.header.readable().as_bytes(),
-        e.title.as_bytes(),
-        e.config.as_bytes(),
-    ] {
-        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
-        out.extend_from_slice(part);
-    }
-    for (k, v) in e.context.iter() {
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(v.as_bytes());
-    }
-    out.extend_from_slice(&e.hash.0);
-    out.extend_from_slice(&e.fingerprint.0);
-    out.extend_from_slice(&e.created_at.0.to_le_bytes());
-}
 
 /// The `BATCH` new requests from `first` on.
 fn requests(first: u64) -> Vec<Request> {
@@ -67,27 +47,38 @@ fn add_batch(pipeline: &Pipeline, requests: Vec<Request>) -> Vec<Entry> {
         .collect()
 }
 
-/// Inserts `entries` into a bare table in one durable transaction, numbering from `*number`.
-fn bare_insert(db: &Database, entries: &[Entry], number: &mut u64) {
-    let mut buf = Vec::new();
-    let mut txn = db.begin_write().expect("begin");
-    txn.set_durability(Durability::Immediate)
-        .expect("durability");
-    {
-        let mut table = txn.open_table(TABLE).expect("table");
-        for e in entries {
-            *number += 1;
-            record(e, &mut buf);
-            table
-                .insert((e.header.id.prefix(), *number), buf.as_slice())
-                .expect("insert");
-        }
-    }
-    txn.commit().expect("commit");
+/// A durable redb shard of its own, in a one-shard registry created for it, that has stored
+/// `entries` (renewed) through its real insert, so that it has trained its dictionary as the
+/// pipeline's shard has.
+fn bare_shard(entries: &[Entry]) -> (RedbStorage, tempfile::TempDir) {
+    let (stages, dir) =
+        registry_benches::stages(Linkage::Static, Schema::default(), &[DURABLE], 1);
+    drop(stages);
+    let setup = Setup {
+        schema: Schema::default(),
+        data_dir: dir.path().to_owned(),
+        config_dir: dir.path().to_owned(),
+        shard: 0,
+        shards: 1,
+        create: None,
+    };
+    let config = Config {
+        durable: true,
+        ..Config::default()
+    };
+    let storage = RedbStorage::open(&config, &setup).expect("open the bare shard");
+    let mut out = Vec::new();
+    storage
+        .insert(&renewed(entries, 0, &storage), &mut out)
+        .expect("the first insert");
+    (storage, dir)
 }
 
-fn bare_db(dir: &Path, name: &str) -> Database {
-    Database::create(dir.join(name)).expect("create redb")
+/// Copies of `entries` new to `storage` (round `round`), encoded as it stores them.
+fn encoded(storage: &RedbStorage, entries: &[Entry], round: u64) -> Encoded {
+    storage
+        .encode_new(renewed(entries, round, storage))
+        .expect("encode")
 }
 
 fn ceiling(c: &mut Criterion) {
@@ -110,11 +101,17 @@ fn ceiling(c: &mut Criterion) {
         );
     });
 
-    let dir = registry_benches::data_dir();
-    let db = bare_db(dir.path(), "bare.redb");
-    let mut number = 0u64;
+    let (bare, _bare_dir) = bare_shard(&entries);
+    let mut round = 0u64;
     group.bench_function("bare_redb_insert_1000", |b| {
-        b.iter(|| bare_insert(&db, &entries, &mut number));
+        b.iter_batched(
+            || {
+                round += 1;
+                encoded(&bare, &entries, round)
+            },
+            |batch| bare.insert_encoded(&batch).expect("bare insert"),
+            BatchSize::PerIteration,
+        );
     });
 
     // A batch per core at once, each worker into a one-shard registry of its own, as each bare
@@ -153,18 +150,57 @@ fn ceiling(c: &mut Criterion) {
         );
     });
 
-    let dbs: Vec<Database> = (0..cores)
-        .map(|i| bare_db(dir.path(), &format!("bare-{i}.redb")))
-        .collect();
-    let mut numbers = vec![0u64; cores];
+    // The same batches into one registry of one shard per core, as `registry batch` runs.
+    let (sharded, _sharded_dir) = registry_benches::pipeline(
+        Linkage::Dynamic,
+        Schema::default(),
+        &[DURABLE],
+        u32::try_from(cores).unwrap_or(u32::MAX),
+    );
+    let mut next = 0u64;
+    group.bench_function("pipeline_sharded", |b| {
+        b.iter_batched(
+            || {
+                let inputs: Vec<Vec<Request>> = (0..cores as u64)
+                    .map(|w| requests(next + w * BATCH))
+                    .collect();
+                next += BATCH * cores as u64;
+                inputs
+            },
+            |inputs| {
+                std::thread::scope(|s| {
+                    for batch in inputs {
+                        let sharded = &sharded;
+                        s.spawn(move || add_batch(sharded, batch));
+                    }
+                });
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    let shards: Vec<(RedbStorage, tempfile::TempDir)> =
+        batches.iter().map(|batch| bare_shard(batch)).collect();
+    let mut round = 0u64;
     group.bench_function("bare_redb_parallel", |b| {
-        b.iter(|| {
-            std::thread::scope(|s| {
-                for ((db, batch), number) in dbs.iter().zip(&batches).zip(numbers.iter_mut()) {
-                    s.spawn(move || bare_insert(db, batch, number));
-                }
-            });
-        });
+        b.iter_batched(
+            || {
+                round += 1;
+                shards
+                    .iter()
+                    .zip(&batches)
+                    .map(|((storage, _), batch)| encoded(storage, batch, round))
+                    .collect::<Vec<Encoded>>()
+            },
+            |inputs| {
+                std::thread::scope(|s| {
+                    for ((storage, _), batch) in shards.iter().zip(&inputs) {
+                        s.spawn(move || storage.insert_encoded(batch).expect("bare insert"));
+                    }
+                });
+            },
+            BatchSize::PerIteration,
+        );
     });
     group.finish();
 }

@@ -19,7 +19,7 @@ mod storage;
 
 use serde::Deserialize;
 
-pub use storage::RedbStorage;
+pub use storage::{Encoded, RedbStorage};
 
 /// The `[storage.config]` table of `registry.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

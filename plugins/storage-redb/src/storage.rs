@@ -104,6 +104,8 @@ mod reindex;
 mod restore;
 mod write;
 
+pub use write::Encoded;
+
 use open::one_line;
 
 const ENTRIES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("entries");

@@ -21,6 +21,25 @@ use super::{
     TRAIN_SAMPLES, Tables, tag,
 };
 
+/// New entries and their encodings: see [`RedbStorage::encode_new`].
+#[derive(Debug)]
+pub struct Encoded {
+    entries: Vec<Entry>,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl Encoded {
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 impl RedbStorage {
     /// Trains the shard's first dictionary when this insert's batch holds [`TRAIN_SAMPLES`]
     /// configs or brings a format 2 shard to [`TRAIN_AT`](registry_codec::compress::TRAIN_AT)
@@ -252,7 +271,6 @@ impl RedbStorage {
             };
             for entry in entries {
                 let id = &entry.header.id;
-                let key = (id.prefix(), id.number());
                 rules::check_new(entry)?;
                 // A fingerprint repeated within the batch finds the first entry, which the
                 // tables already hold.
@@ -270,13 +288,7 @@ impl RedbStorage {
                     return Err(rules::id_taken(id));
                 }
                 self.encode(entry, writing, &mut buf)?;
-                let write = |e| self.fail("write", e);
-                t.entries.insert(self, id, &buf)?;
-                t.pending
-                    .insert(next, (entry.fingerprint.0, key.0, key.1))
-                    .map_err(write)?;
-                next += 1;
-                index.add(key, entry);
+                self.put_new(&mut t, entry, &buf, &mut next, &mut index)?;
                 added.insert(entry.fingerprint, id.clone());
                 outcomes.push(Inserted::Created);
             }
@@ -305,6 +317,85 @@ impl RedbStorage {
         pending.next = next;
         drop(pending);
         out.extend(outcomes);
+        Ok(())
+    }
+
+    /// The rows of one new entry, `bytes` its encoding: its latest revision, its pending
+    /// fingerprint (numbered `*next`, then advanced) and its field-index rows (in `index`, written
+    /// by [`Self::write_index`]). What [`Self::insert_new`] and [`Self::insert_encoded`] share.
+    fn put_new<'e>(
+        &self,
+        t: &mut Tables<'_>,
+        entry: &'e Entry,
+        bytes: &[u8],
+        next: &mut u64,
+        index: &mut NewIndex<'e>,
+    ) -> StageResult<()> {
+        let id = &entry.header.id;
+        let key = (id.prefix(), id.number());
+        t.entries.insert(self, id, bytes)?;
+        t.pending
+            .insert(*next, (entry.fingerprint.0, key.0, key.1))
+            .map_err(|e| self.fail("write", e))?;
+        *next += 1;
+        index.add(key, entry);
+        Ok(())
+    }
+
+    /// New entries encoded as [`Storage::insert`](registry_core::Storage::insert) would store
+    /// them (with the shard's newest dictionary), for [`Self::insert_encoded`].
+    ///
+    /// # Errors
+    /// `Invalid` for an entry the shard's format cannot keep.
+    pub fn encode_new(&self, entries: Vec<Entry>) -> StageResult<Encoded> {
+        let dictionaries = self.dictionaries();
+        let writing = self.entry_writing(&dictionaries);
+        let mut bytes = Vec::with_capacity(entries.len());
+        let mut buf = Vec::new();
+        for entry in &entries {
+            self.encode(entry, writing, &mut buf)?;
+            bytes.push(buf.clone());
+        }
+        Ok(Encoded { entries, bytes })
+    }
+
+    /// Writes exactly the rows an insert of `batch`'s entries writes, in one transaction at the
+    /// shard's durability: each entry's latest revision and pending fingerprint, the field
+    /// index, the sequences, and the merge of the pending fingerprints when one is due. It skips
+    /// what an insert does besides writing rows: encoding (done by [`Self::encode_new`]), the
+    /// look-ups that make an insert idempotent and refuse a taken id, and training the first
+    /// dictionary. The bare side of the `ceiling` benchmark, which measures the pipeline against
+    /// it; not for storing entries, since nothing is checked.
+    ///
+    /// # Errors
+    /// What redb fails with.
+    pub fn insert_encoded(&self, batch: &Encoded) -> StageResult<()> {
+        let _writing = self.writing();
+        let txn = self.begin_write(self.write_durability())?;
+        let pending = self.pending();
+        let merge = pending.len() >= self.merge_every;
+        if merge {
+            self.merge_pending(&txn, &pending)?;
+        }
+        let mut next = if merge { 0 } else { pending.next };
+        {
+            let mut t = self.open_tables(&txn)?;
+            let mut index = NewIndex::default();
+            for (entry, bytes) in batch.entries.iter().zip(&batch.bytes) {
+                self.put_new(&mut t, entry, bytes, &mut next, &mut index)?;
+            }
+            self.write_index(&mut t, index)?;
+        }
+        self.commit(txn)?;
+        drop(pending);
+        let mut pending = self.pending_mut();
+        if merge {
+            pending.ids.clear();
+        }
+        for entry in &batch.entries {
+            pending.add(entry.fingerprint, &entry.header.id);
+        }
+        pending.next = next;
         Ok(())
     }
 
