@@ -51,8 +51,7 @@ fn add_batch(pipeline: &Pipeline, requests: Vec<Request>) -> Vec<Entry> {
 /// `entries` (renewed) through its real insert, so that it has trained its dictionary as the
 /// pipeline's shard has.
 fn bare_shard(entries: &[Entry]) -> (RedbStorage, tempfile::TempDir) {
-    let (stages, dir) =
-        registry_benches::stages(Linkage::Static, Schema::default(), &[DURABLE], 1);
+    let (stages, dir) = registry_benches::stages(Linkage::Static, Schema::default(), &[DURABLE], 1);
     drop(stages);
     let setup = Setup {
         schema: Schema::default(),

@@ -283,6 +283,21 @@ impl<T: Validator> FfiValidator for Exported<T> {
         })
     }
 
+    fn check_built(
+        &self,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
+        out: &mut RVec<FfiProblem>,
+    ) -> RResult<(), FfiError> {
+        guard(|| {
+            let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
+            convert_all(entries.iter(), &mut batch)?;
+            let mut problems = Vec::new();
+            self.0.check_built(&batch, &mut problems)?;
+            out.extend(problems.into_iter().map(FfiProblem::from));
+            Ok(())
+        })
+    }
+
     fn check_headers(
         &self,
         headers: RSlice<'_, FfiRawHeader>,

@@ -152,6 +152,9 @@ impl<T: Validator> Validator for Guarded<T> {
     fn check_headers(&self, headers: &[RawHeader], out: &mut Vec<Problem>) -> StageResult<()> {
         guarded(|| self.0.check_headers(headers, out))
     }
+    fn check_built(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        guarded(|| self.0.check_built(entries, out))
+    }
 }
 
 impl<T: Storage> Storage for Guarded<T> {

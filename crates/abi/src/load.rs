@@ -622,6 +622,15 @@ impl Validator for HostValidator {
         Ok(())
     }
 
+    fn check_built(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        let mut problems = RVec::new();
+        call(with_entry_views(entries, |batch| {
+            self.0.check_built(batch, &mut problems)
+        }))?;
+        out.extend(problems.into_iter().map(Problem::from));
+        Ok(())
+    }
+
     fn check_headers(&self, headers: &[RawHeader], out: &mut Vec<Problem>) -> StageResult<()> {
         let batch: Vec<FfiRawHeader> = headers.iter().map(FfiRawHeader::from).collect();
         let mut problems = RVec::new();

@@ -79,6 +79,14 @@ pub trait FfiValidator: Send + Sync {
         headers: RSlice<'_, FfiRawHeader>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError>;
+    /// Added in 0.7.1: a plugin built before falls back to `check_entries`.
+    fn check_built(
+        &self,
+        entries: RSlice<'_, FfiEntryRef<'_>>,
+        out: &mut RVec<FfiProblem>,
+    ) -> RResult<(), FfiError> {
+        self.check_entries(entries, out)
+    }
 }
 
 /// The storage stage across the boundary; mirrors `registry_core::Storage`.

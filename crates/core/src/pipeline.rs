@@ -1180,12 +1180,13 @@ impl Pipeline {
         configs.pop().ok_or_else(|| miscount(StageKind::Generator))
     }
 
-    /// The validator's check of one entry; its errors are an [`Error::Invalid`].
+    /// The validator's check of one entry the pipeline built and sealed
+    /// ([`Validator::check_built`]); its errors are an [`Error::Invalid`].
     fn check_entry(&self, entry: &Entry) -> Result<(), Error> {
         let mut problems = Vec::new();
         self.stages
             .validator
-            .check_entries(std::slice::from_ref(entry), &mut problems)
+            .check_built(std::slice::from_ref(entry), &mut problems)
             .map_err(|e| Error::stage(StageKind::Validator, e))?;
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(Error::Invalid(problems));

@@ -337,29 +337,54 @@ pub fn derive_fingerprint(
         }
         _ => return None,
     };
-    let mut h = blake3::Hasher::new();
-    h.update(b"registry-request-v1\0");
-    for word in title.split_whitespace() {
-        h.update(word.to_lowercase().as_bytes());
-        h.update(b" ");
-    }
-    h.update(b"\0");
-    for field in Field::ALL {
-        let value = given[field].unwrap_or("");
-        h.update(value.to_ascii_uppercase().as_bytes());
-        h.update(b"\0");
-    }
-    h.update(version.unwrap_or("").to_ascii_lowercase().as_bytes());
-    h.update(b"\0");
-    for (k, v) in context.iter() {
-        h.update(k.as_bytes());
-        h.update(b"=");
-        h.update(v.as_bytes());
-        h.update(b"\0");
-    }
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
-    Some(Fingerprint(out))
+    // The hashed text is written into one buffer kept by the thread and hashed in one call: no
+    // allocation per word or field (only a word with non-ASCII letters is lowercased by
+    // `str::to_lowercase`, whose final-sigma rule a per-character mapping would miss).
+    FINGERPRINT_INPUT.with_borrow_mut(|input| {
+        input.clear();
+        input.extend_from_slice(b"registry-request-v1\0");
+        for word in title.split_whitespace() {
+            if word.is_ascii() {
+                input.extend(word.bytes().map(|b| b.to_ascii_lowercase()));
+            } else {
+                input.extend_from_slice(word.to_lowercase().as_bytes());
+            }
+            input.push(b' ');
+        }
+        input.push(0);
+        for field in Field::ALL {
+            let value = given[field].unwrap_or("");
+            input.extend(value.bytes().map(|b| b.to_ascii_uppercase()));
+            input.push(0);
+        }
+        input.extend(
+            version
+                .unwrap_or("")
+                .bytes()
+                .map(|b| b.to_ascii_lowercase()),
+        );
+        input.push(0);
+        for (k, v) in context.iter() {
+            input.extend_from_slice(k.as_bytes());
+            input.push(b'=');
+            input.extend_from_slice(v.as_bytes());
+            input.push(0);
+        }
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&blake3::hash(input).as_bytes()[..16]);
+        if input.capacity() > MAX_KEPT_INPUT {
+            *input = Vec::new();
+        }
+        Some(Fingerprint(out))
+    })
+}
+
+/// The largest fingerprint input buffer a thread keeps between requests.
+const MAX_KEPT_INPUT: usize = 64 << 10;
+
+thread_local! {
+    /// The text a fingerprint hashes, built in place; see [`derive_fingerprint`].
+    static FINGERPRINT_INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Trims a title and checks it is one line of text within the size limit.

@@ -310,6 +310,17 @@ pub trait Validator: Send + Sync {
     /// # Errors
     /// As [`Validator::check_requests`].
     fn check_headers(&self, headers: &[RawHeader], out: &mut Vec<Problem>) -> StageResult<()>;
+
+    /// [`Validator::check_entries`] of entries the pipeline has just built, whose hashes it
+    /// computed from the very content given here: a validator may leave out the hash check,
+    /// which would compute each hash a second time. Entries from anywhere else (an import, a
+    /// stored revision) go through `check_entries`. By default, `check_entries`.
+    ///
+    /// # Errors
+    /// As [`Validator::check_requests`].
+    fn check_built(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        self.check_entries(entries, out)
+    }
 }
 
 /// What storage did with an entry given to [`Storage::insert`].

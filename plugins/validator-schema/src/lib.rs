@@ -144,6 +144,15 @@ impl FromConfig for SchemaValidator {
     }
 }
 
+/// Whether [`SchemaValidator::check_entry`] checks an entry's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hash {
+    /// Computed again from the content and compared: an entry from anywhere.
+    Check,
+    /// Left out: the pipeline built the entry and computed its hash from this content.
+    Built,
+}
+
 /// Collects the problems of one item.
 struct Report<'a> {
     out: &'a mut Vec<Problem>,
@@ -228,7 +237,13 @@ impl SchemaValidator {
         }
     }
 
-    fn check_entry(&self, report: &mut Report<'_>, scratch: &mut Scratch, entry: &Entry) {
+    fn check_entry(
+        &self,
+        report: &mut Report<'_>,
+        scratch: &mut Scratch,
+        entry: &Entry,
+        hash: Hash,
+    ) {
         let header = &entry.header;
         for (field, value) in header.fields.iter() {
             self.check_field(report, field, Some(value));
@@ -269,7 +284,11 @@ impl SchemaValidator {
 
         self.check_config(report, scratch, &header.fields.scope, &entry.config);
 
-        // The entry is hashed once, here, its lifecycle state included.
+        // The entry is hashed once, here, its lifecycle state included; an entry the pipeline
+        // just built and hashed is not hashed again.
+        if hash == Hash::Built {
+            return;
+        }
         let computed = entry.content_hash();
         if computed != entry.hash {
             report.error(
@@ -525,7 +544,15 @@ impl Validator for SchemaValidator {
         // One set of scanner buffers for the whole batch.
         let mut scratch = Scratch::default();
         for (item, entry) in entries.iter().enumerate() {
-            self.check_entry(&mut Report { out, item }, &mut scratch, entry);
+            self.check_entry(&mut Report { out, item }, &mut scratch, entry, Hash::Check);
+        }
+        Ok(())
+    }
+
+    fn check_built(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        let mut scratch = Scratch::default();
+        for (item, entry) in entries.iter().enumerate() {
+            self.check_entry(&mut Report { out, item }, &mut scratch, entry, Hash::Built);
         }
         Ok(())
     }
@@ -850,6 +877,32 @@ mod tests {
             &|e| e.header.id = EntryId::new("SEC-RUL", 0),
             &["bad-id", "hash-mismatch"],
         );
+    }
+
+    /// `check_built` checks all that `check_entries` does but the hash, which the pipeline
+    /// computed itself.
+    #[test]
+    fn built_entries_are_not_hashed_again() {
+        let v = strict();
+        let problems = |edit: &dyn Fn(&mut Entry), built: bool| {
+            let mut e = entry();
+            edit(&mut e);
+            let mut out = Vec::new();
+            if built {
+                v.check_built(&[e], &mut out).expect("validator works");
+            } else {
+                v.check_entries(&[e], &mut out).expect("validator works");
+            }
+            out.into_iter().map(|p| p.code).collect::<Vec<_>>()
+        };
+        let altered = |e: &mut Entry| e.title.push('!');
+        assert_eq!(problems(&altered, false), ["hash-mismatch"]);
+        assert!(problems(&altered, true).is_empty());
+        let renumbered = |e: &mut Entry| e.header.id = EntryId::new("SEC-RUL", 0);
+        assert_eq!(problems(&renumbered, false), ["bad-id", "hash-mismatch"]);
+        assert_eq!(problems(&renumbered, true), ["bad-id"]);
+        let listed = |e: &mut Entry| e.config = "- a\n".into();
+        assert_eq!(problems(&listed, true), ["config-not-mapping"]);
     }
 
     #[test]

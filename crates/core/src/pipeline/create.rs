@@ -267,7 +267,7 @@ impl Pipeline {
 
         let mut problems = Vec::new();
         if let Err(e) = self.timed(StageCall::ValidatorCheckEntries, || {
-            self.stages.validator.check_entries(&entries, &mut problems)
+            self.stages.validator.check_built(&entries, &mut problems)
         }) {
             fail_all(&items, &Error::stage(StageKind::Validator, e), slots);
             return None;
