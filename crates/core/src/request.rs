@@ -399,6 +399,14 @@ pub fn check_title(title: &str) -> Result<String, RequestError> {
     if title.len() > MAX_TITLE_BYTES {
         return Err(RequestError::TitleTooLong(title.len()));
     }
+    if title.is_ascii() {
+        // The common case, byte by byte: ASCII has no bidirectional controls and no zero-width
+        // characters, and a trimmed, non-empty title is not all whitespace.
+        if let Some(at) = title.bytes().position(is_ascii_control) {
+            return Err(RequestError::TitleControl(at));
+        }
+        return Ok(title.to_owned());
+    }
     if let Some((at, _)) = title.char_indices().find(|&(_, c)| is_line_breaking(c)) {
         return Err(RequestError::TitleControl(at));
     }
@@ -436,7 +444,15 @@ pub fn is_line_breaking(c: char) -> bool {
     c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
+/// [`is_line_breaking`] of an ASCII byte: C0 controls and DEL.
+fn is_ascii_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
 fn has_line_breaking_chars(s: &str) -> bool {
+    if s.is_ascii() {
+        return s.bytes().any(is_ascii_control);
+    }
     s.chars().any(is_line_breaking)
 }
 
@@ -449,6 +465,20 @@ impl fmt::Display for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ASCII fast paths of the title and context checks agree with the character rule.
+    #[test]
+    fn ascii_controls_are_the_line_breaking_ascii() {
+        for b in 0u8..128 {
+            assert_eq!(is_ascii_control(b), is_line_breaking(char::from(b)), "{b}");
+            let text = format!("a{}b", char::from(b));
+            assert_eq!(
+                check_title(&text).is_err(),
+                text.chars().any(is_line_breaking),
+                "{b}"
+            );
+        }
+    }
 
     fn req(title: &str) -> Result<Request, RequestError> {
         Request::new(title, Fields::default(), None, Context::default())
