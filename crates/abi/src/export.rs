@@ -22,13 +22,13 @@ use registry_core::{
 
 use crate::ffi::{
     FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiInserted, FfiKey,
-    FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, convert_all,
+    FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, convert_all, lend,
     prediction_to_ffi, restored_to_ffi,
 };
 use crate::module::{
-    CacheBox, FfiCache, FfiCache_TO, FfiGenerator, FfiGenerator_TO, FfiRouter, FfiRouter_TO,
-    FfiStorage, FfiStorage_TO, FfiValidator, FfiValidator_TO, GeneratorBox, PluginInfo, PluginMod,
-    PluginModRef, RouterBox, StorageBox, ValidatorBox,
+    CacheBox, EntrySink, FfiCache, FfiCache_TO, FfiGenerator, FfiGenerator_TO, FfiRouter,
+    FfiRouter_TO, FfiStorage, FfiStorage_TO, FfiValidator, FfiValidator_TO, GeneratorBox,
+    PluginInfo, PluginMod, PluginModRef, RouterBox, StorageBox, ValidatorBox,
 };
 
 thread_local! {
@@ -176,6 +176,16 @@ impl<T: Cache> FfiCache for Exported<T> {
             let mut batch = Vec::with_capacity(entries.len());
             convert_all(entries.iter(), &mut batch)?;
             self.0.put(&batch)
+        })
+    }
+
+    fn get_lent(&self, keys: RSlice<'_, FfiKey>, sink: EntrySink<'_>) -> RResult<(), FfiError> {
+        guard(|| {
+            let keys: Vec<CacheKey> = keys.iter().map(|&k| k.into()).collect();
+            let mut found = Vec::with_capacity(keys.len());
+            self.0.get_shared(&keys, &mut found)?;
+            let refs: Vec<Option<&Entry>> = found.iter().map(Option::as_deref).collect();
+            lend(&refs, sink).into_result().map_err(StageError::from)
         })
     }
 
@@ -342,6 +352,16 @@ impl<T: Storage> FfiStorage for Exported<T> {
             self.0.get(&ids, &mut found)?;
             extend_entries(out, &found);
             Ok(())
+        })
+    }
+
+    fn get_lent(&self, ids: RSlice<'_, FfiId>, sink: EntrySink<'_>) -> RResult<(), FfiError> {
+        guard(|| {
+            let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();
+            let mut found = Vec::with_capacity(ids.len());
+            self.0.get(&ids, &mut found)?;
+            let refs: Vec<Option<&Entry>> = found.iter().map(Option::as_ref).collect();
+            lend(&refs, sink).into_result().map_err(StageError::from)
         })
     }
 

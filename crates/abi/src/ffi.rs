@@ -16,12 +16,14 @@
 //! constructors do, since a view is only as good as the binary that made it.
 
 use abi_stable::StableAbi;
-use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
     Author, CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
     Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle, ListQuery, Prediction, Problem,
     Provenance, Purge, RawHeader, Request, Restored, Severity, Source, StageError, Timestamp,
 };
+
+use crate::module::EntrySink;
 
 /// An error crossing the boundary: a code (see [`ErrorCode`]) and a one-line message.
 #[repr(C)]
@@ -741,6 +743,40 @@ fn batch_pairs<'a>(contexts: impl Iterator<Item = &'a Context>) -> Vec<FfiPairRe
         .collect()
 }
 
+/// Lends `entries` to `sink` in one call: views of each, their context pairs in one vector for
+/// the batch, so nothing is copied but the pairs' pointers.
+pub(crate) fn lend(entries: &[Option<&Entry>], mut sink: EntrySink<'_>) -> RResult<(), FfiError> {
+    let pairs = batch_pairs(entries.iter().flatten().map(|e| &e.context));
+    let mut contexts = Slices(&pairs);
+    let views: Vec<ROption<FfiEntryRef<'_>>> = entries
+        .iter()
+        .map(|e| match e {
+            Some(e) => ROption::RSome(FfiEntryRef::new(e, contexts.take(e.context.len()).into())),
+            None => ROption::RNone,
+        })
+        .collect();
+    sink.receive(RSlice::from_slice(&views))
+}
+
+/// [`lend`] of entries a plugin built before `get_lent` returned as owned values: each is read
+/// back into an `Entry` first (refused as `get` would refuse it), then lent.
+pub(crate) fn lend_owned(
+    found: RVec<ROption<FfiEntry>>,
+    sink: EntrySink<'_>,
+) -> RResult<(), FfiError> {
+    let entries: Result<Vec<Option<Entry>>, StageError> = found
+        .into_iter()
+        .map(|e| e.into_option().map(Entry::try_from).transpose())
+        .collect();
+    match entries {
+        Ok(entries) => {
+            let refs: Vec<Option<&Entry>> = entries.iter().map(Option::as_ref).collect();
+            lend(&refs, sink)
+        }
+        Err(e) => RResult::RErr(e.into()),
+    }
+}
+
 /// Hands out consecutive slices of a vector, in the order it was filled.
 struct Slices<'p, T>(&'p [T]);
 
@@ -1003,6 +1039,59 @@ mod tests {
             id: EntryId::new(EntryId::prefix_for(scope, kind), number),
             version: "v2.9".into(),
         }
+    }
+
+    /// Entries lent across the boundary arrive as they were, misses in place, and so do those
+    /// of a plugin built before lending (its owned entries lent by the default body); a plugin
+    /// that lends twice, or fails after lending, leaves nothing behind.
+    #[test]
+    fn lent_entries_arrive_as_they_were() {
+        use crate::load::receive_lent;
+        let entries: Vec<Entry> = (1..=6)
+            .map(|n| {
+                entry(
+                    n,
+                    &format!("t{n}"),
+                    &[("env", "prod"), ("k", "v")],
+                    "a: 1\n",
+                )
+            })
+            .collect();
+        let asked: Vec<Option<&Entry>> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i % 3 != 1).then_some(e))
+            .collect();
+        let want: Vec<Option<Entry>> = asked.iter().map(|e| e.cloned()).collect();
+
+        let mut out = Vec::new();
+        receive_lent(&mut out, |sink| lend(&asked, sink)).expect("lent");
+        assert_eq!(out, want);
+
+        let owned: RVec<ROption<FfiEntry>> =
+            asked.iter().map(|e| e.map(FfiEntry::from).into()).collect();
+        let mut out = Vec::new();
+        receive_lent(&mut out, |sink| lend_owned(owned, sink)).expect("lent");
+        assert_eq!(out, want);
+
+        let none = [ROption::RNone];
+        let mut out = vec![None];
+        let twice = receive_lent(&mut out, |mut sink| {
+            let _ = sink.receive(RSlice::from_slice(&none));
+            sink.receive(RSlice::from_slice(&none))
+        })
+        .expect_err("lending twice is refused");
+        assert_eq!(twice.message, "plugin lent its entries twice in one call");
+        assert_eq!(out, [None]);
+
+        let mut out = Vec::new();
+        let failed = receive_lent(&mut out, |sink| {
+            let _ = lend(&asked, sink);
+            RResult::RErr(StageError::new(ErrorCode::Unavailable, "gone").into())
+        })
+        .expect_err("the plugin's error");
+        assert_eq!(failed.message, "gone");
+        assert!(out.is_empty(), "nothing of a failed call is kept");
     }
 
     fn entry(number: u64, title: &str, pairs: &[(&str, &str)], config: &str) -> Entry {

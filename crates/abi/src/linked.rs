@@ -119,6 +119,13 @@ impl<T: Cache> Cache for Guarded<T> {
     fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
         guarded(|| self.0.get(keys, out))
     }
+    fn get_shared(
+        &self,
+        keys: &[CacheKey],
+        out: &mut Vec<Option<std::sync::Arc<Entry>>>,
+    ) -> StageResult<()> {
+        guarded(|| self.0.get_shared(keys, out))
+    }
     fn put(&self, entries: &[Entry]) -> StageResult<()> {
         guarded(|| self.0.put(entries))
     }

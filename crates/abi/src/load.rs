@@ -9,7 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
-use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use registry_core::layout;
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator,
@@ -20,12 +21,13 @@ use registry_core::{
 pub use crate::trust::{Refusal, Trust};
 
 use crate::ffi::{
-    FfiEntry, FfiError, FfiId, FfiKey, FfiListQuery, FfiRawHeader, convert_all,
+    FfiEntry, FfiEntryRef, FfiError, FfiId, FfiKey, FfiListQuery, FfiRawHeader, convert_all,
     prediction_from_ffi, restored_from_ffi, with_draft_views, with_entry_views, with_history_views,
     with_request_views,
 };
 use crate::module::{
-    CacheBox, GeneratorBox, PluginInfo, PluginModRef, RouterBox, StorageBox, ValidatorBox,
+    CacheBox, EntrySink, FfiEntrySink, FfiEntrySink_TO, GeneratorBox, PluginInfo, PluginModRef,
+    RouterBox, StorageBox, ValidatorBox,
 };
 
 /// Which library provides a stage, and the stage's config table as JSON.
@@ -535,6 +537,54 @@ fn entries_out(
     Ok(())
 }
 
+/// The host's receiver of the entries a plugin lends ([`FfiEntrySink`]): copies each into `out`,
+/// once, refusing an invalid one as an owned entry would be refused.
+struct Received<'o> {
+    out: &'o mut Vec<Option<Entry>>,
+    received: bool,
+}
+
+impl FfiEntrySink for Received<'_> {
+    fn receive(&mut self, entries: RSlice<'_, ROption<FfiEntryRef<'_>>>) -> RResult<(), FfiError> {
+        if self.received {
+            return RResult::RErr(
+                StageError::new(
+                    ErrorCode::Internal,
+                    "plugin lent its entries twice in one call",
+                )
+                .into(),
+            );
+        }
+        self.received = true;
+        self.out.reserve(entries.len());
+        for e in entries.iter() {
+            match e.as_ref().map(Entry::try_from).into_option().transpose() {
+                Ok(e) => self.out.push(e),
+                Err(e) => return RResult::RErr(e.into()),
+            }
+        }
+        RResult::ROk(())
+    }
+}
+
+/// Calls `f` with a sink that copies the lent entries into `out`. A plugin that returns without
+/// lending anything answers nothing, which the pipeline counts as a miscount, as for `get`.
+pub(crate) fn receive_lent(
+    out: &mut Vec<Option<Entry>>,
+    f: impl FnOnce(EntrySink<'_>) -> RResult<(), FfiError>,
+) -> StageResult<()> {
+    let start = out.len();
+    let mut sink = Received {
+        out,
+        received: false,
+    };
+    let result = call(f(FfiEntrySink_TO::from_ptr(&mut sink, TD_Opaque)));
+    if result.is_err() {
+        sink.out.truncate(start);
+    }
+    result
+}
+
 /// A loaded cache plugin seen as a `registry_core::Cache`.
 pub struct HostCache(pub CacheBox);
 /// A loaded generator plugin seen as a `registry_core::Generator`.
@@ -549,9 +599,7 @@ pub struct HostRouter(pub RouterBox);
 impl Cache for HostCache {
     fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
         let keys: Vec<FfiKey> = keys.iter().map(|&k| k.into()).collect();
-        let mut found = RVec::with_capacity(keys.len());
-        call(self.0.get(RSlice::from_slice(&keys), &mut found))?;
-        entries_out(found, out)
+        receive_lent(out, |sink| self.0.get_lent(RSlice::from_slice(&keys), sink))
     }
 
     fn put(&self, entries: &[Entry]) -> StageResult<()> {
@@ -653,9 +701,7 @@ impl Storage for HostStorage {
 
     fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
         let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
-        let mut found = RVec::with_capacity(ids.len());
-        call(self.0.get(RSlice::from_slice(&ids), &mut found))?;
-        entries_out(found, out)
+        receive_lent(out, |sink| self.0.get_lent(RSlice::from_slice(&ids), sink))
     }
 
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {

@@ -150,6 +150,23 @@ pub trait Cache: Send + Sync {
     fn stats(&self) -> CacheStats {
         CacheStats::default()
     }
+
+    /// [`Cache::get`], the hits shared rather than copied: a cache that keeps entries behind an
+    /// `Arc` hands out clones of it. The plugin boundary lends these to the host, which copies
+    /// each hit once, as a built-in cache's `get` does. By default, `get` with each hit wrapped.
+    ///
+    /// # Errors
+    /// As [`Cache::get`].
+    fn get_shared(
+        &self,
+        keys: &[CacheKey],
+        out: &mut Vec<Option<std::sync::Arc<Entry>>>,
+    ) -> StageResult<()> {
+        let mut found = Vec::with_capacity(keys.len());
+        self.get(keys, &mut found)?;
+        out.extend(found.into_iter().map(|e| e.map(std::sync::Arc::new)));
+        Ok(())
+    }
 }
 
 /// Where a header field's value came from.

@@ -126,6 +126,25 @@ impl Cache for MokaCache {
         Ok(())
     }
 
+    fn get_shared(&self, keys: &[CacheKey], out: &mut Vec<Option<Arc<Entry>>>) -> StageResult<()> {
+        out.reserve(keys.len());
+        let Some(map) = &self.map else {
+            out.extend(keys.iter().map(|_| None));
+            self.misses.fetch_add(keys.len() as u64, Ordering::Relaxed);
+            return Ok(());
+        };
+        let mut hits = 0;
+        for key in keys {
+            let found = map.get(&key.0);
+            hits += u64::from(found.is_some());
+            out.push(found);
+        }
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses
+            .fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn put(&self, entries: &[Entry]) -> StageResult<()> {
         if let Some(map) = &self.map {
             for entry in entries {
