@@ -162,10 +162,18 @@ impl Pipeline {
             turn.wait();
         }
         for (shard, positions) in groups {
-            let asked: Vec<String> = positions.iter().map(|&k| prefixes[k].clone()).collect();
+            // A group of the whole batch (every dense registry's) asks with the batch's own
+            // prefixes, in order, without a copy of each.
+            let subset: Vec<String>;
+            let asked: &[String] = if positions.len() == prefixes.len() {
+                prefixes
+            } else {
+                subset = positions.iter().map(|&k| prefixes[k].clone()).collect();
+                &subset
+            };
             let mut got = Vec::with_capacity(asked.len());
             let result = self.timed(StageCall::StorageAllocate, || {
-                self.stages.storage[shard].allocate(&asked, &mut got)
+                self.stages.storage[shard].allocate(asked, &mut got)
             });
             let error = match result {
                 Err(e) => Some(Error::stage(StageKind::Storage, e)),
