@@ -463,30 +463,36 @@ impl Pipeline {
         }
         let fps: Vec<Fingerprint> = requests.iter().map(Request::fingerprint).collect();
 
-        // Repeats inside the batch resolve to the first occurrence.
-        let mut first: HashMap<Fingerprint, usize> = HashMap::with_capacity(n);
+        // Repeats inside the batch resolve to the first occurrence (a batch of one has none).
         let mut repeat_of = vec![None; n];
-        for (i, fp) in fps.iter().enumerate() {
-            if let Some(&j) = first.get(fp) {
-                repeat_of[i] = Some(j);
-            } else {
-                first.insert(*fp, i);
+        if n > 1 {
+            let mut first: HashMap<Fingerprint, usize> = HashMap::with_capacity(n);
+            for (i, fp) in fps.iter().enumerate() {
+                if let Some(&j) = first.get(fp) {
+                    repeat_of[i] = Some(j);
+                } else {
+                    first.insert(*fp, i);
+                }
             }
         }
         let mut todo: Vec<usize> = (0..n).filter(|&i| repeat_of[i].is_none()).collect();
 
         self.lookup_cached(&fps, &mut todo, &mut slots);
-        let shard_of = match self.route(&todo, &fps) {
-            Ok(s) => s,
-            Err(e) => {
-                fail_all(&todo, &e, &mut slots);
-                todo.clear();
-                Vec::new()
-            }
-        };
-        self.lookup_stored(&fps, &shard_of, &mut todo, &mut slots);
-        self.lookup_legacy(&requests, &mut todo, &mut slots);
-        self.create(requests, &fps, &shard_of, &todo, &mut slots, turn);
+        // A batch the cache answered whole (a repeated registration) has nothing left to route,
+        // look up or create; its turn, if any, passes when dropped.
+        if !todo.is_empty() {
+            let shard_of = match self.route(&todo, &fps) {
+                Ok(s) => s,
+                Err(e) => {
+                    fail_all(&todo, &e, &mut slots);
+                    todo.clear();
+                    Vec::new()
+                }
+            };
+            self.lookup_stored(&fps, &shard_of, &mut todo, &mut slots);
+            self.lookup_legacy(&requests, &mut todo, &mut slots);
+            self.create(requests, &fps, &shard_of, &todo, &mut slots, turn);
+        }
 
         let mut out: Vec<Result<Added, Error>> = Vec::with_capacity(n);
         for i in 0..n {
@@ -539,7 +545,8 @@ impl Pipeline {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let mut rest = Vec::with_capacity(todo.len());
+        // Allocated at the first miss only: a registration answered from the cache needs none.
+        let mut rest = Vec::new();
         for (&i, hit) in todo.iter().zip(hits) {
             match hit {
                 Some(entry) if entry.fingerprint == fps[i] => slots[i] = Some(Ok(existing(entry))),
