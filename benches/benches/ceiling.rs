@@ -34,6 +34,15 @@ fn requests(first: u64) -> Vec<Request> {
     (first..first + BATCH).map(request).collect()
 }
 
+/// One batch of new requests per worker, from `*next` on, which moves past them.
+fn round_of(next: &mut u64, workers: usize) -> Vec<Vec<Request>> {
+    let inputs = (0..workers as u64)
+        .map(|w| requests(*next + w * BATCH))
+        .collect();
+    *next += BATCH * workers as u64;
+    inputs
+}
+
 /// Registers `requests` (all new), and returns the entries.
 fn add_batch(pipeline: &Pipeline, requests: Vec<Request>) -> Vec<Entry> {
     pipeline
@@ -125,13 +134,7 @@ fn ceiling(c: &mut Criterion) {
     let mut batches: Vec<Vec<Entry>> = Vec::new();
     group.bench_function("pipeline_parallel", |b| {
         b.iter_batched(
-            || {
-                let inputs: Vec<Vec<Request>> = (0..cores as u64)
-                    .map(|w| requests(next + w * BATCH))
-                    .collect();
-                next += BATCH * cores as u64;
-                inputs
-            },
+            || round_of(&mut next, cores),
             |inputs| {
                 batches = std::thread::scope(|s| {
                     let workers: Vec<_> = registries
@@ -159,13 +162,7 @@ fn ceiling(c: &mut Criterion) {
     let mut next = 0u64;
     group.bench_function("pipeline_sharded", |b| {
         b.iter_batched(
-            || {
-                let inputs: Vec<Vec<Request>> = (0..cores as u64)
-                    .map(|w| requests(next + w * BATCH))
-                    .collect();
-                next += BATCH * cores as u64;
-                inputs
-            },
+            || round_of(&mut next, cores),
             |inputs| {
                 std::thread::scope(|s| {
                     for batch in inputs {

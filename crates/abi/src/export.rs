@@ -16,8 +16,8 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use registry_core::{
-    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, ListQuery, RawHeader,
-    Request, Router, Sequence, Setup, StageError, Storage, TrainOptions, Validator,
+    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, ListQuery, Problem,
+    RawHeader, Request, Router, Sequence, Setup, StageError, Storage, TrainOptions, Validator,
 };
 
 use crate::ffi::{
@@ -262,6 +262,22 @@ impl<T: Generator> FfiGenerator for Exported<T> {
     }
 }
 
+/// Calls `check` on the entries of `entries`, converted, and pushes its problems onto `out`.
+fn check_entries_with(
+    entries: RSlice<'_, FfiEntryRef<'_>>,
+    out: &mut RVec<FfiProblem>,
+    check: impl FnOnce(&[Entry], &mut Vec<Problem>) -> Result<(), StageError>,
+) -> RResult<(), FfiError> {
+    guard(|| {
+        let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
+        convert_all(entries.iter(), &mut batch)?;
+        let mut problems = Vec::new();
+        check(&batch, &mut problems)?;
+        out.extend(problems.into_iter().map(FfiProblem::from));
+        Ok(())
+    })
+}
+
 impl<T: Validator> FfiValidator for Exported<T> {
     fn check_requests(
         &self,
@@ -283,13 +299,8 @@ impl<T: Validator> FfiValidator for Exported<T> {
         entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError> {
-        guard(|| {
-            let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
-            convert_all(entries.iter(), &mut batch)?;
-            let mut problems = Vec::new();
-            self.0.check_entries(&batch, &mut problems)?;
-            out.extend(problems.into_iter().map(FfiProblem::from));
-            Ok(())
+        check_entries_with(entries, out, |batch, problems| {
+            self.0.check_entries(batch, problems)
         })
     }
 
@@ -298,13 +309,8 @@ impl<T: Validator> FfiValidator for Exported<T> {
         entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError> {
-        guard(|| {
-            let mut batch: Vec<Entry> = Vec::with_capacity(entries.len());
-            convert_all(entries.iter(), &mut batch)?;
-            let mut problems = Vec::new();
-            self.0.check_built(&batch, &mut problems)?;
-            out.extend(problems.into_iter().map(FfiProblem::from));
-            Ok(())
+        check_entries_with(entries, out, |batch, problems| {
+            self.0.check_built(batch, problems)
         })
     }
 

@@ -56,6 +56,25 @@ pub struct MokaCache {
 }
 
 impl MokaCache {
+    /// Looks up each key in order, giving `found` what the cache holds for it, and counts the
+    /// hits and misses once per batch (the counters are shared by every thread).
+    fn lookup(&self, keys: &[CacheKey], mut found: impl FnMut(Option<Arc<Entry>>)) {
+        let Some(map) = &self.map else {
+            keys.iter().for_each(|_| found(None));
+            self.misses.fetch_add(keys.len() as u64, Ordering::Relaxed);
+            return;
+        };
+        let mut hits = 0;
+        for key in keys {
+            let entry = map.get(&key.0);
+            hits += u64::from(entry.is_some());
+            found(entry);
+        }
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses
+            .fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+    }
+
     /// Builds a cache from its configuration.
     ///
     /// # Errors
@@ -108,40 +127,15 @@ impl FromConfig for MokaCache {
 impl Cache for MokaCache {
     fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
         out.reserve(keys.len());
-        let Some(map) = &self.map else {
-            out.extend(keys.iter().map(|_| None));
-            self.misses.fetch_add(keys.len() as u64, Ordering::Relaxed);
-            return Ok(());
-        };
-        // Counted per batch, not per key: the counters are shared by every thread.
-        let mut hits = 0;
-        for key in keys {
-            let found = map.get(&key.0).map(|entry| Entry::clone(&entry));
-            hits += u64::from(found.is_some());
-            out.push(found);
-        }
-        self.hits.fetch_add(hits, Ordering::Relaxed);
-        self.misses
-            .fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        self.lookup(keys, |found| {
+            out.push(found.map(|entry| Entry::clone(&entry)))
+        });
         Ok(())
     }
 
     fn get_shared(&self, keys: &[CacheKey], out: &mut Vec<Option<Arc<Entry>>>) -> StageResult<()> {
         out.reserve(keys.len());
-        let Some(map) = &self.map else {
-            out.extend(keys.iter().map(|_| None));
-            self.misses.fetch_add(keys.len() as u64, Ordering::Relaxed);
-            return Ok(());
-        };
-        let mut hits = 0;
-        for key in keys {
-            let found = map.get(&key.0);
-            hits += u64::from(found.is_some());
-            out.push(found);
-        }
-        self.hits.fetch_add(hits, Ordering::Relaxed);
-        self.misses
-            .fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        self.lookup(keys, |found| out.push(found));
         Ok(())
     }
 
