@@ -466,6 +466,41 @@ impl fmt::Display for Request {
 mod tests {
     use super::*;
 
+    /// The fingerprint hashes exactly the text it always hashed: the same as feeding the hasher
+    /// each lowercased word, uppercased field and lowercased version piece by piece, for ASCII
+    /// titles and for titles whose lowercasing depends on the word (a final sigma).
+    #[test]
+    fn fingerprints_hash_the_same_text_as_piece_by_piece() {
+        fn reference(title: &str, given: &Fields<Option<&str>>, version: Option<&str>) -> [u8; 16] {
+            let mut h = blake3::Hasher::new();
+            h.update(b"registry-request-v1\0");
+            for word in title.split_whitespace() {
+                h.update(word.to_lowercase().as_bytes());
+                h.update(b" ");
+            }
+            h.update(b"\0");
+            for field in Field::ALL {
+                h.update(given[field].unwrap_or("").to_ascii_uppercase().as_bytes());
+                h.update(b"\0");
+            }
+            h.update(version.unwrap_or("").to_ascii_lowercase().as_bytes());
+            h.update(b"\0");
+            h.update(b"env=prod\0");
+            let mut out = [0u8; 16];
+            out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+            out
+        }
+        let context = Context::new([("env".to_owned(), "prod".to_owned())]).expect("valid");
+        let mut given = Fields::default();
+        given.scope = Some("sec");
+        for title in ["Block  SSH", "ΟΔΟΣ Σ ΣΑΣ", "Straße ÉTÉ", "İstanbul x"] {
+            for version in [None, Some("V2.9")] {
+                let got = derive_fingerprint(1, title, &given, version, &context).expect("known");
+                assert_eq!(got.0, reference(title, &given, version), "{title}");
+            }
+        }
+    }
+
     /// The ASCII fast paths of the title and context checks agree with the character rule.
     #[test]
     fn ascii_controls_are_the_line_breaking_ascii() {
