@@ -491,8 +491,10 @@ mod tests {
             out
         }
         let context = Context::new([("env".to_owned(), "prod".to_owned())]).expect("valid");
-        let mut given = Fields::default();
-        given.scope = Some("sec");
+        let given = Fields {
+            scope: Some("sec"),
+            ..Fields::default()
+        };
         for title in ["Block  SSH", "ΟΔΟΣ Σ ΣΑΣ", "Straße ÉTÉ", "İstanbul x"] {
             for version in [None, Some("V2.9")] {
                 let got = derive_fingerprint(1, title, &given, version, &context).expect("known");
