@@ -1084,6 +1084,17 @@ mod tests {
         assert_eq!(twice.message, "plugin lent its entries twice in one call");
         assert_eq!(out, [None]);
 
+        // A plugin that ignores the refusal and answers Ok is refused all the same.
+        let mut out = Vec::new();
+        let ignored = receive_lent(&mut out, |mut sink| {
+            let _ = sink.receive(RSlice::from_slice(&none));
+            let _ = sink.receive(RSlice::from_slice(&none));
+            RResult::ROk(())
+        })
+        .expect_err("the refusal stands");
+        assert_eq!(ignored.message, "plugin lent its entries twice in one call");
+        assert!(out.is_empty());
+
         let mut out = Vec::new();
         let failed = receive_lent(&mut out, |sink| {
             let _ = lend(&asked, sink);

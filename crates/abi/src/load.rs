@@ -538,29 +538,35 @@ fn entries_out(
 }
 
 /// The host's receiver of the entries a plugin lends ([`FfiEntrySink`]): copies each into `out`,
-/// once, refusing an invalid one as an owned entry would be refused.
+/// once, refusing an invalid one as an owned entry would be refused. What it refused stays
+/// refused whatever the plugin then returns.
 struct Received<'o> {
     out: &'o mut Vec<Option<Entry>>,
     received: bool,
+    refused: Option<StageError>,
+}
+
+impl Received<'_> {
+    fn refuse(&mut self, e: StageError) -> RResult<(), FfiError> {
+        self.refused = Some(e.clone());
+        RResult::RErr(e.into())
+    }
 }
 
 impl FfiEntrySink for Received<'_> {
     fn receive(&mut self, entries: RSlice<'_, ROption<FfiEntryRef<'_>>>) -> RResult<(), FfiError> {
         if self.received {
-            return RResult::RErr(
-                StageError::new(
-                    ErrorCode::Internal,
-                    "plugin lent its entries twice in one call",
-                )
-                .into(),
-            );
+            return self.refuse(StageError::new(
+                ErrorCode::Internal,
+                "plugin lent its entries twice in one call",
+            ));
         }
         self.received = true;
         self.out.reserve(entries.len());
         for e in entries.iter() {
             match e.as_ref().map(Entry::try_from).into_option().transpose() {
                 Ok(e) => self.out.push(e),
-                Err(e) => return RResult::RErr(e.into()),
+                Err(e) => return self.refuse(e),
             }
         }
         RResult::ROk(())
@@ -568,7 +574,8 @@ impl FfiEntrySink for Received<'_> {
 }
 
 /// Calls `f` with a sink that copies the lent entries into `out`. A plugin that returns without
-/// lending anything answers nothing, which the pipeline counts as a miscount, as for `get`.
+/// lending anything answers nothing, which the pipeline counts as a miscount, as for `get`; on
+/// any error (the plugin's, or a refusal of what it lent) nothing of the call stays in `out`.
 pub(crate) fn receive_lent(
     out: &mut Vec<Option<Entry>>,
     f: impl FnOnce(EntrySink<'_>) -> RResult<(), FfiError>,
@@ -577,8 +584,13 @@ pub(crate) fn receive_lent(
     let mut sink = Received {
         out,
         received: false,
+        refused: None,
     };
     let result = call(f(FfiEntrySink_TO::from_ptr(&mut sink, TD_Opaque)));
+    let result = match sink.refused.take() {
+        Some(refused) => Err(refused),
+        None => result,
+    };
     if result.is_err() {
         sink.out.truncate(start);
     }
