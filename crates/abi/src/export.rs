@@ -21,9 +21,9 @@ use registry_core::{
 };
 
 use crate::ffi::{
-    FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiInserted, FfiKey,
-    FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, convert_all, lend,
-    prediction_to_ffi, restored_to_ffi,
+    FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiIdRef, FfiInserted,
+    FfiKey, FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, convert_all,
+    lend, prediction_to_ffi, restored_to_ffi,
 };
 use crate::module::{
     CacheBox, EntrySink, FfiCache, FfiCache_TO, FfiGenerator, FfiGenerator_TO, FfiRouter,
@@ -361,7 +361,11 @@ impl<T: Storage> FfiStorage for Exported<T> {
         })
     }
 
-    fn get_lent(&self, ids: RSlice<'_, FfiId>, sink: EntrySink<'_>) -> RResult<(), FfiError> {
+    fn get_lent(
+        &self,
+        ids: RSlice<'_, FfiIdRef<'_>>,
+        sink: EntrySink<'_>,
+    ) -> RResult<(), FfiError> {
         guard(|| {
             let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();
             let mut found = Vec::with_capacity(ids.len());

@@ -21,9 +21,9 @@ use registry_core::{
 pub use crate::trust::{Refusal, Trust};
 
 use crate::ffi::{
-    FfiEntry, FfiEntryRef, FfiError, FfiId, FfiKey, FfiListQuery, FfiRawHeader, convert_all,
-    prediction_from_ffi, restored_from_ffi, with_draft_views, with_entry_views, with_history_views,
-    with_request_views,
+    FfiEntry, FfiEntryRef, FfiError, FfiId, FfiIdRef, FfiKey, FfiListQuery, FfiRawHeader,
+    convert_all, prediction_from_ffi, restored_from_ffi, with_draft_views, with_entry_views,
+    with_history_views, with_request_views,
 };
 use crate::module::{
     CacheBox, EntrySink, FfiEntrySink, FfiEntrySink_TO, GeneratorBox, PluginInfo, PluginModRef,
@@ -712,7 +712,7 @@ impl Storage for HostStorage {
     }
 
     fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
-        let ids: Vec<FfiId> = ids.iter().map(FfiId::from).collect();
+        let ids: Vec<FfiIdRef<'_>> = ids.iter().map(FfiIdRef::from).collect();
         receive_lent(out, |sink| self.0.get_lent(RSlice::from_slice(&ids), sink))
     }
 

@@ -21,10 +21,11 @@ use abi_stable::sabi_types::RMut;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
 use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings, sabi_trait};
+use registry_core::EntryId;
 
 use crate::ffi::{
-    FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiInserted, FfiKey,
-    FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, lend_owned,
+    FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiIdRef, FfiInserted,
+    FfiKey, FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, lend_owned,
 };
 
 /// What a plugin lends the host for the length of one call: views into the plugin's own
@@ -176,11 +177,19 @@ pub trait FfiStorage: Send + Sync {
         shards: RSlice<'_, u32>,
         out: &mut RVec<FfiInserted>,
     ) -> RResult<(), FfiError>;
-    /// `Storage::get`, the entries lent to `sink` rather than returned as owned copies (added in
-    /// 0.7.2). A plugin built before gets them through `get` and lends those.
-    fn get_lent(&self, ids: RSlice<'_, FfiId>, sink: EntrySink<'_>) -> RResult<(), FfiError> {
+    /// `Storage::get` of borrowed ids, the entries lent to `sink` rather than returned as owned
+    /// copies (added in 0.7.2). A plugin built before gets them through `get` and lends those.
+    fn get_lent(
+        &self,
+        ids: RSlice<'_, FfiIdRef<'_>>,
+        sink: EntrySink<'_>,
+    ) -> RResult<(), FfiError> {
+        let owned: Vec<FfiId> = ids
+            .iter()
+            .map(|id| FfiId::from(&EntryId::from(id)))
+            .collect();
         let mut found = RVec::with_capacity(ids.len());
-        match self.get(ids, &mut found) {
+        match self.get(RSlice::from_slice(&owned), &mut found) {
             RResult::ROk(()) => lend_owned(found, sink),
             RResult::RErr(e) => RResult::RErr(e),
         }
