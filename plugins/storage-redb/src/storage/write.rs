@@ -2,7 +2,7 @@
 //! `set_meta`, and what they share (the field index, the sequences, the pending fingerprints).
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, PoisonError, RwLockReadGuard};
 
 use redb::{Durability, ReadableTable, WriteTransaction};
 use registry_codec::compress::{Dictionaries, Dictionary};
@@ -26,18 +26,6 @@ use super::{
 pub struct Encoded {
     entries: Vec<Entry>,
     bytes: Vec<Vec<u8>>,
-}
-
-impl Encoded {
-    /// How many entries it holds.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 impl RedbStorage {
@@ -246,17 +234,9 @@ impl RedbStorage {
             None => self.write_durability(),
         };
         let txn = self.begin_write(durability)?;
-        // Only a writer changes the pending map, after its commit and under `writer`, so the
-        // map read here stays the committed one until this transaction ends. After a merge
-        // the table holds every fingerprint the map does, so looking in both stays right.
-        let pending = self.pending();
-        let merge = pending.len() >= self.merge_every;
-        if merge {
-            self.merge_pending(&txn, &pending)?;
-        }
+        let (pending, merge, mut next) = self.pending_for_write(&txn)?;
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut added: HashMap<Fingerprint, EntryId> = HashMap::new();
-        let mut next = if merge { 0 } else { pending.next };
         let saving;
         let trained;
         {
@@ -306,18 +286,49 @@ impl RedbStorage {
                 .unwrap_or_else(PoisonError::into_inner)
                 .add(dictionary);
         }
-        drop(pending);
-        let mut pending = self.pending_mut();
-        if merge {
-            pending.ids.clear();
-        }
-        for (fp, id) in &added {
-            pending.add(*fp, id);
-        }
-        pending.next = next;
-        drop(pending);
+        self.pending_committed(pending, merge, added.iter().map(|(fp, id)| (*fp, id)), next);
         out.extend(outcomes);
         Ok(())
+    }
+
+    /// The pending fingerprints as a writer's transaction `txn` starts: merged into the
+    /// fingerprint table within `txn` when a merge is due. Returns the map, whether it was merged
+    /// and the number of the next pending row.
+    ///
+    /// Only a writer changes the pending map, after its commit and under `writer`, so the map
+    /// read here stays the committed one until this transaction ends. After a merge the table
+    /// holds every fingerprint the map does, so looking in both stays right.
+    fn pending_for_write(
+        &self,
+        txn: &WriteTransaction,
+    ) -> StageResult<(RwLockReadGuard<'_, Pending>, bool, u64)> {
+        let pending = self.pending();
+        let merge = pending.len() >= self.merge_every;
+        if merge {
+            self.merge_pending(txn, &pending)?;
+        }
+        let next = if merge { 0 } else { pending.next };
+        Ok((pending, merge, next))
+    }
+
+    /// The pending map once the transaction that began with [`Self::pending_for_write`] has
+    /// committed: emptied if it merged, with the fingerprints it `added`, numbered up to `next`.
+    fn pending_committed<'a>(
+        &self,
+        read: RwLockReadGuard<'_, Pending>,
+        merged: bool,
+        added: impl Iterator<Item = (Fingerprint, &'a EntryId)>,
+        next: u64,
+    ) {
+        drop(read);
+        let mut pending = self.pending_mut();
+        if merged {
+            pending.ids.clear();
+        }
+        for (fp, id) in added {
+            pending.add(fp, id);
+        }
+        pending.next = next;
     }
 
     /// The rows of one new entry, `bytes` its encoding: its latest revision, its pending
@@ -351,10 +362,10 @@ impl RedbStorage {
         let dictionaries = self.dictionaries();
         let writing = self.entry_writing(&dictionaries);
         let mut bytes = Vec::with_capacity(entries.len());
-        let mut buf = Vec::new();
         for entry in &entries {
+            let mut buf = Vec::new();
             self.encode(entry, writing, &mut buf)?;
-            bytes.push(buf.clone());
+            bytes.push(buf);
         }
         Ok(Encoded { entries, bytes })
     }
@@ -372,12 +383,8 @@ impl RedbStorage {
     pub fn insert_encoded(&self, batch: &Encoded) -> StageResult<()> {
         let _writing = self.writing();
         let txn = self.begin_write(self.write_durability())?;
-        let pending = self.pending();
-        let merge = pending.len() >= self.merge_every;
-        if merge {
-            self.merge_pending(&txn, &pending)?;
-        }
-        let mut next = if merge { 0 } else { pending.next };
+        let (pending, merge, mut next) = self.pending_for_write(&txn)?;
+        let saving;
         {
             let mut t = self.open_tables(&txn)?;
             let mut index = NewIndex::default();
@@ -385,17 +392,12 @@ impl RedbStorage {
                 self.put_new(&mut t, entry, bytes, &mut next, &mut index)?;
             }
             self.write_index(&mut t, index)?;
+            saving = self.save_allocations(&mut t)?;
         }
-        self.commit(txn)?;
-        drop(pending);
-        let mut pending = self.pending_mut();
-        if merge {
-            pending.ids.clear();
-        }
-        for entry in &batch.entries {
-            pending.add(entry.fingerprint, &entry.header.id);
-        }
-        pending.next = next;
+        self.commit(txn)
+            .inspect_err(|_| self.unsave_allocations(saving))?;
+        let added = batch.entries.iter().map(|e| (e.fingerprint, &e.header.id));
+        self.pending_committed(pending, merge, added, next);
         Ok(())
     }
 
