@@ -23,7 +23,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use registry_benches::{DURABLE, Linkage, renewed, request};
-use registry_core::{Entry, Pipeline, Request, Schema, Setup, Storage};
+use registry_core::{Entry, Pipeline, Request, Schema, Storage};
 use registry_storage_redb::{Config, Encoded, RedbStorage};
 
 /// Requests per batch, the default of `registry batch`.
@@ -62,14 +62,7 @@ fn add_batch(pipeline: &Pipeline, requests: Vec<Request>) -> Vec<Entry> {
 fn bare_shard(entries: &[Entry]) -> (RedbStorage, tempfile::TempDir) {
     let (stages, dir) = registry_benches::stages(Linkage::Static, Schema::default(), &[DURABLE], 1);
     drop(stages);
-    let setup = Setup {
-        schema: Schema::default(),
-        data_dir: dir.path().to_owned(),
-        config_dir: dir.path().to_owned(),
-        shard: 0,
-        shards: 1,
-        create: None,
-    };
+    let setup = registry_benches::setup(Schema::default(), dir.path(), 1);
     let config = Config {
         durable: true,
         ..Config::default()

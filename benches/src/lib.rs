@@ -10,7 +10,7 @@
 
 pub mod args;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use registry_abi::load::{self, SearchPaths, StageSpec};
 use registry_core::layout::Access;
@@ -121,19 +121,24 @@ pub fn stages(
             .find(|(s, _)| *s == stage)
             .map_or("{}", |(_, c)| *c)
     };
-    let setup = Setup {
-        schema,
-        data_dir: dir.path().to_owned(),
-        config_dir: dir.path().to_owned(),
-        shard: 0,
-        shards,
-        create: None,
-    };
+    let setup = setup(schema, dir.path(), shards);
     let stages = match linkage {
         Linkage::Dynamic => loaded(&setup, config),
         Linkage::Static => linked(&setup, config),
     };
     (stages, dir)
+}
+
+/// The setup of shard 0 of a registry of `shards` shards in `dir`, which holds its config too.
+pub fn setup(schema: Schema, dir: &Path, shards: u32) -> Setup {
+    Setup {
+        schema,
+        data_dir: dir.to_owned(),
+        config_dir: dir.to_owned(),
+        shard: 0,
+        shards,
+        create: None,
+    }
 }
 
 /// A pipeline over [`stages`] with the same arguments.

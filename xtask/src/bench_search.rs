@@ -462,16 +462,7 @@ fn parse_live(body: &str) -> Result<Live, String> {
 }
 
 fn live(client: &mut Client) -> Result<Live, String> {
-    let reply = client
-        .send("GET", "/v1/live", b"")
-        .map_err(|e| format!("GET /v1/live: {e}"))?;
-    if reply.status != 200 {
-        return Err(format!(
-            "GET /v1/live answered {}: {}",
-            reply.status,
-            reply.text()
-        ));
-    }
+    let reply = client.get_ok("/v1/live")?;
     parse_live(&String::from_utf8_lossy(&reply.body))
 }
 
@@ -518,16 +509,7 @@ fn largest_lag(addr: SocketAddr, stop: &AtomicBool) -> (u64, f64) {
 fn sample_titles(addr: SocketAddr) -> Result<Vec<(String, String)>, String> {
     let mut client = Client::connect(addr).map_err(|e| format!("cannot connect: {e}"))?;
     let path = format!("/v1/entries?limit={SAMPLE}");
-    let reply = client
-        .send("GET", &path, b"")
-        .map_err(|e| format!("GET {path}: {e}"))?;
-    if reply.status != 200 {
-        return Err(format!(
-            "GET {path} answered {}: {}",
-            reply.status,
-            reply.text()
-        ));
-    }
+    let reply = client.get_ok(&path)?;
     page_titles(&String::from_utf8_lossy(&reply.body)).map_err(|e| format!("GET {path}: {e}"))
 }
 
@@ -640,17 +622,8 @@ fn sequential(addr: SocketAddr, paths: &[String]) -> Result<Answers, String> {
             break;
         }
         let sent = Instant::now();
-        let reply = client
-            .send("GET", path, b"")
-            .map_err(|e| format!("GET {path}: {e}"))?;
+        let reply = client.get_ok(path)?;
         times.push(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
-        if reply.status != 200 {
-            return Err(format!(
-                "GET {path} answered {}: {}",
-                reply.status,
-                reply.text()
-            ));
-        }
         let (hits, total, took_ms) =
             search_answer(&reply.body).map_err(|e| format!("GET {path}: {e}"))?;
         out.hits.push(hits);

@@ -455,17 +455,8 @@ fn check_reads(addr: SocketAddr, ids: &[String]) -> Result<(), String> {
 /// `/metrics`.
 fn commits(addr: SocketAddr) -> Result<(f64, f64, f64), String> {
     let mut client = Client::connect(addr).map_err(|e| format!("cannot connect: {e}"))?;
-    let reply = client
-        .send("GET", "/metrics", b"")
-        .map_err(|e| format!("GET /metrics: {e}"))?;
+    let reply = client.get_ok("/metrics")?;
     let text = String::from_utf8_lossy(&reply.body);
-    if reply.status != 200 {
-        return Err(format!(
-            "GET /metrics answered {}: {}",
-            reply.status,
-            reply.text()
-        ));
-    }
     let read = |name: &str| {
         counter(&text, name).ok_or_else(|| format!("GET /metrics has no counter {name}"))
     };

@@ -97,6 +97,24 @@ impl Client {
         }
         reply
     }
+
+    /// `GET path`, whose answer must be 200.
+    ///
+    /// # Errors
+    /// One line naming the path: the request failed, or the answer's status and text.
+    pub fn get_ok(&mut self, path: &str) -> Result<Reply, String> {
+        let reply = self
+            .send("GET", path, b"")
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if reply.status != 200 {
+            return Err(format!(
+                "GET {path} answered {}: {}",
+                reply.status,
+                reply.text()
+            ));
+        }
+        Ok(reply)
+    }
 }
 
 /// Writes a request to `addr` into `out` (cleared first): `body` as JSON when not empty, or

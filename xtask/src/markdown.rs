@@ -825,6 +825,14 @@ mod tests {
         }
     }
 
+    /// A figure measured once: `v` in `unit`, its range `v` too.
+    fn single(id: &str, unit: &'static str, v: f64) -> Figure {
+        Figure {
+            unit,
+            ..figure(id, Better::Higher, v, v, v)
+        }
+    }
+
     fn sample(figures: Vec<Figure>) -> Report {
         Report {
             machine: Machine {
@@ -925,10 +933,6 @@ mod tests {
 
     #[test]
     fn the_server_section_sets_the_server_beside_the_command_and_judges_the_goals() {
-        let single = |id: &str, unit, v| Figure {
-            unit,
-            ..figure(id, Better::Higher, v, v, v)
-        };
         let mut r = sample(vec![
             single("serve/get/per_s", units::PER_S, 31_000.0),
             single("serve/get/p50", units::NS, 1e6),
@@ -959,10 +963,6 @@ mod tests {
 
     #[test]
     fn the_search_section_tabulates_the_queries_and_judges_the_goal() {
-        let single = |id: &str, unit, v| Figure {
-            unit,
-            ..figure(id, Better::Higher, v, v, v)
-        };
         let mut r = sample(vec![
             single("search/entries", units::COUNT, 1e6),
             single("search/query_1/per_s", units::PER_S, 80.0),

@@ -758,12 +758,17 @@ pub(crate) fn lend(entries: &[Option<&Entry>], mut sink: EntrySink<'_>) -> RResu
     sink.receive(RSlice::from_slice(&views))
 }
 
-/// [`lend`] of entries a plugin built before `get_lent` returned as owned values: each is read
-/// back into an `Entry` first (refused as `get` would refuse it), then lent.
+/// [`lend`] of entries a plugin built before `get_lent` returned as owned values from a `get`
+/// that answered `got`: each is read back into an `Entry` first (refused as `get` would refuse
+/// it), then lent. A failed `get` lends nothing and answers its error.
 pub(crate) fn lend_owned(
+    got: RResult<(), FfiError>,
     found: RVec<ROption<FfiEntry>>,
     sink: EntrySink<'_>,
 ) -> RResult<(), FfiError> {
+    if let RResult::RErr(e) = got {
+        return RResult::RErr(e);
+    }
     let entries: Result<Vec<Option<Entry>>, StageError> = found
         .into_iter()
         .map(|e| e.into_option().map(Entry::try_from).transpose())
@@ -1071,7 +1076,7 @@ mod tests {
         let owned: RVec<ROption<FfiEntry>> =
             asked.iter().map(|e| e.map(FfiEntry::from).into()).collect();
         let mut out = Vec::new();
-        receive_lent(&mut out, |sink| lend_owned(owned, sink)).expect("lent");
+        receive_lent(&mut out, |sink| lend_owned(RResult::ROk(()), owned, sink)).expect("lent");
         assert_eq!(out, want);
 
         let none = [ROption::RNone];

@@ -56,10 +56,8 @@ pub trait FfiCache: Send + Sync {
     /// 0.7.2). A plugin built before gets the hits through `get` and lends those.
     fn get_lent(&self, keys: RSlice<'_, FfiKey>, sink: EntrySink<'_>) -> RResult<(), FfiError> {
         let mut found = RVec::with_capacity(keys.len());
-        match self.get(keys, &mut found) {
-            RResult::ROk(()) => lend_owned(found, sink),
-            RResult::RErr(e) => RResult::RErr(e),
-        }
+        let got = self.get(keys, &mut found);
+        lend_owned(got, found, sink)
     }
 }
 
@@ -189,10 +187,8 @@ pub trait FfiStorage: Send + Sync {
             .map(|id| FfiId::from(&EntryId::from(id)))
             .collect();
         let mut found = RVec::with_capacity(ids.len());
-        match self.get(RSlice::from_slice(&owned), &mut found) {
-            RResult::ROk(()) => lend_owned(found, sink),
-            RResult::RErr(e) => RResult::RErr(e),
-        }
+        let got = self.get(RSlice::from_slice(&owned), &mut found);
+        lend_owned(got, found, sink)
     }
 }
 
