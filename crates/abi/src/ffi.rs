@@ -18,9 +18,10 @@
 use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
-    Author, CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Fields,
-    Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle, ListQuery, Prediction, Problem,
-    Provenance, Purge, RawHeader, Request, Restored, Severity, Source, StageError, Timestamp,
+    Author, CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Field,
+    Fields, Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle, ListQuery, Prediction,
+    PredictionRef, Problem, Provenance, Purge, RawHeader, Request, Restored, Severity, Source,
+    StageError, Timestamp, copy_into,
 };
 
 use crate::module::EntrySink;
@@ -652,6 +653,63 @@ impl TryFrom<&FfiRequestRef<'_>> for Request {
     }
 }
 
+/// An owned core value made from a view of the host's, either anew or by refilling one made
+/// before: a plugin keeps its copies of a batch's requests and drafts between calls, so a batch
+/// copies the host's strings into buffers the one before left, with the same checks as the
+/// conversions above.
+pub(crate) trait Refill<V>: Sized {
+    /// A new value, as the conversion from the view makes it.
+    fn make(view: &V) -> Result<Self, StageError>;
+
+    /// The same value as [`Refill::make`] would make, in the buffers this one holds.
+    fn refill(&mut self, view: &V) -> Result<(), StageError>;
+}
+
+impl Refill<FfiRequestRef<'_>> for Request {
+    fn make(view: &FfiRequestRef<'_>) -> Result<Self, StageError> {
+        Request::try_from(view)
+    }
+
+    fn refill(&mut self, r: &FfiRequestRef<'_>) -> Result<(), StageError> {
+        Request::refill(
+            self,
+            r.title.as_str(),
+            r.fields.to_fields(|v| v.into_option().map(|v| v.as_str())),
+            r.version.into_option().map(|v| v.as_str()),
+            r.context
+                .iter()
+                .map(|Tuple2(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| bad_input("request", e))
+    }
+}
+
+impl Refill<FfiDraftRef<'_>> for Draft {
+    fn make(view: &FfiDraftRef<'_>) -> Result<Self, StageError> {
+        Draft::try_from(view)
+    }
+
+    fn refill(&mut self, d: &FfiDraftRef<'_>) -> Result<(), StageError> {
+        let header = &d.header;
+        let fields = header.fields.to_fields(|v| v.as_str());
+        for field in Field::ALL {
+            copy_into(&mut self.header.fields[field], fields[field]);
+        }
+        self.header
+            .id
+            .refill(header.id.prefix.as_str(), header.id.number);
+        copy_into(&mut self.header.version, header.version.as_str());
+        copy_into(&mut self.title, d.title.as_str());
+        self.context
+            .refill(
+                d.context
+                    .iter()
+                    .map(|Tuple2(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|e| bad_input("context", e))
+    }
+}
+
 /// A value proposed for a field. `source`: 0 given, 1 model, 2 keyword, 3 default, 4 unrecorded.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
@@ -661,34 +719,37 @@ pub struct FfiGuess {
     pub source: u8,
 }
 
+fn source_to_ffi(source: Source) -> u8 {
+    match source {
+        Source::Given => 0,
+        Source::Model => 1,
+        Source::Keyword => 2,
+        Source::Default => 3,
+        Source::Unrecorded => 4,
+    }
+}
+
+fn source_from_ffi(source: u8) -> Source {
+    match source {
+        0 => Source::Given,
+        1 => Source::Model,
+        2 => Source::Keyword,
+        4 => Source::Unrecorded,
+        _ => Source::Default,
+    }
+}
+
+/// A confidence as the host keeps it: within `[0, 1]`.
+fn confidence_from_ffi(c: ROption<f32>) -> Option<f32> {
+    c.into_option().map(|c| c.clamp(0.0, 1.0))
+}
+
 impl From<Guess> for FfiGuess {
     fn from(g: Guess) -> Self {
         FfiGuess {
             value: g.value.into(),
             confidence: g.confidence.into(),
-            source: match g.source {
-                Source::Given => 0,
-                Source::Model => 1,
-                Source::Keyword => 2,
-                Source::Default => 3,
-                Source::Unrecorded => 4,
-            },
-        }
-    }
-}
-
-impl From<FfiGuess> for Guess {
-    fn from(g: FfiGuess) -> Self {
-        Guess {
-            value: g.value.into_string(),
-            confidence: g.confidence.into_option().map(|c| c.clamp(0.0, 1.0)),
-            source: match g.source {
-                0 => Source::Given,
-                1 => Source::Model,
-                2 => Source::Keyword,
-                4 => Source::Unrecorded,
-                _ => Source::Default,
-            },
+            source: source_to_ffi(g.source),
         }
     }
 }
@@ -700,8 +761,57 @@ pub(crate) fn prediction_to_ffi(p: Prediction) -> FfiPrediction {
     p.map(|_, g| ROption::from(g.map(FfiGuess::from))).into()
 }
 
-pub(crate) fn prediction_from_ffi(p: FfiPrediction) -> Prediction {
-    p.into_fields(|g| g.into_option().map(Guess::from))
+/// A value proposed for a field, borrowed from the plugin for one call of a
+/// [`FfiPredictionSink`](crate::module::FfiPredictionSink). `source` as in [`FfiGuess`].
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct FfiGuessRef<'a> {
+    pub value: RStr<'a>,
+    pub confidence: ROption<f32>,
+    pub source: u8,
+}
+
+/// A generator's proposals for one request, borrowed from the plugin.
+pub type FfiPredictionRef<'a> = FfiFields<ROption<FfiGuessRef<'a>>>;
+
+/// The view of a borrowed prediction the plugin lends.
+pub(crate) fn prediction_to_view<'a>(p: &PredictionRef<'a>) -> FfiPredictionRef<'a> {
+    FfiFields::of(p, |g| {
+        ROption::from(g.map(|g| FfiGuessRef {
+            value: g.value.into(),
+            confidence: g.confidence.into(),
+            source: source_to_ffi(g.source),
+        }))
+    })
+}
+
+/// A view of a prediction a plugin built before 0.7.3 returned owned, to lend it.
+pub(crate) fn owned_prediction_view(p: &FfiPrediction) -> FfiPredictionRef<'_> {
+    FfiFields {
+        scope: guess_view(&p.scope),
+        kind: guess_view(&p.kind),
+        variant: guess_view(&p.variant),
+        status: guess_view(&p.status),
+    }
+}
+
+fn guess_view(g: &ROption<FfiGuess>) -> ROption<FfiGuessRef<'_>> {
+    g.as_ref().map(|g| FfiGuessRef {
+        value: g.value.as_rstr(),
+        confidence: g.confidence,
+        source: g.source,
+    })
+}
+
+/// The host's copy of a prediction a plugin lent.
+pub(crate) fn prediction_from_view(p: &FfiPredictionRef<'_>) -> Prediction {
+    p.to_fields(|g| {
+        g.into_option().map(|g| Guess {
+            value: g.value.as_str().to_owned(),
+            confidence: confidence_from_ffi(g.confidence),
+            source: source_from_ffi(g.source),
+        })
+    })
 }
 
 /// What a config is rendered from, borrowed from the host.

@@ -13,8 +13,8 @@
 
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, FromConfig,
-    Generator, Inserted, ListQuery, Meta, Prediction, Problem, RawHeader, Request, Restored,
-    Router, Sequence, Setup, StageError, StageKind, StageResult, Storage, TrainOptions,
+    Generator, Inserted, ListQuery, Meta, Prediction, PredictionRef, Problem, RawHeader, Request,
+    Restored, Router, Sequence, Setup, StageError, StageKind, StageResult, Storage, TrainOptions,
     TrainReport, Validator,
 };
 
@@ -143,6 +143,16 @@ impl<T: Generator> Generator for Guarded<T> {
     }
     fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
         guarded(|| self.0.render(drafts, out))
+    }
+    fn predict_each(
+        &self,
+        requests: &[Request],
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
+        guarded(|| self.0.predict_each(requests, each))
+    }
+    fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
+        guarded(|| self.0.render_each(drafts, each))
     }
     fn train(&self, examples: &[Request], options: &TrainOptions) -> StageResult<TrainReport> {
         guarded(|| self.0.train(examples, options))

@@ -21,13 +21,14 @@ use registry_core::{
 pub use crate::trust::{Refusal, Trust};
 
 use crate::ffi::{
-    FfiEntry, FfiEntryRef, FfiError, FfiId, FfiIdRef, FfiKey, FfiListQuery, FfiRawHeader,
-    convert_all, prediction_from_ffi, restored_from_ffi, with_draft_views, with_entry_views,
-    with_history_views, with_request_views,
+    FfiEntry, FfiEntryRef, FfiError, FfiId, FfiIdRef, FfiKey, FfiListQuery, FfiPredictionRef,
+    FfiRawHeader, convert_all, prediction_from_view, restored_from_ffi, with_draft_views,
+    with_entry_views, with_history_views, with_request_views,
 };
 use crate::module::{
-    CacheBox, EntrySink, FfiEntrySink, FfiEntrySink_TO, GeneratorBox, PluginInfo, PluginModRef,
-    RouterBox, StorageBox, ValidatorBox,
+    CacheBox, EntrySink, FfiConfigSink, FfiConfigSink_TO, FfiEntrySink, FfiEntrySink_TO,
+    FfiPredictionSink, FfiPredictionSink_TO, GeneratorBox, PluginInfo, PluginModRef, RouterBox,
+    StorageBox, ValidatorBox,
 };
 
 /// Which library provides a stage, and the stage's config table as JSON.
@@ -628,23 +629,51 @@ impl Cache for HostCache {
     }
 }
 
+/// The host's side of a plugin's lent predictions: each copied once onto `out`.
+struct Predictions<'o>(&'o mut Vec<Prediction>);
+
+impl FfiPredictionSink for Predictions<'_> {
+    fn receive(&mut self, prediction: &FfiPredictionRef<'_>) {
+        self.0.push(prediction_from_view(prediction));
+    }
+}
+
+/// The host's side of a plugin's lent configs: each copied once onto `out`.
+struct Configs<'o>(&'o mut Vec<String>);
+
+impl FfiConfigSink for Configs<'_> {
+    fn receive(&mut self, config: RStr<'_>) {
+        self.0.push(config.as_str().to_owned());
+    }
+}
+
 impl Generator for HostGenerator {
     fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
-        let mut predictions = RVec::with_capacity(requests.len());
-        call(with_request_views(requests, |batch| {
-            self.0.predict(batch, &mut predictions)
-        }))?;
-        out.extend(predictions.into_iter().map(prediction_from_ffi));
-        Ok(())
+        let start = out.len();
+        out.reserve(requests.len());
+        let mut sink = Predictions(out);
+        let lent = call(with_request_views(requests, |batch| {
+            let sink = FfiPredictionSink_TO::from_ptr(&mut sink, TD_Opaque);
+            self.0.predict_lent(batch, sink)
+        }));
+        if lent.is_err() {
+            out.truncate(start);
+        }
+        lent
     }
 
     fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
-        let mut configs = RVec::with_capacity(drafts.len());
-        call(with_draft_views(drafts, |batch| {
-            self.0.render(batch, &mut configs)
-        }))?;
-        out.extend(configs.into_iter().map(RString::into_string));
-        Ok(())
+        let start = out.len();
+        out.reserve(drafts.len());
+        let mut sink = Configs(out);
+        let lent = call(with_draft_views(drafts, |batch| {
+            let sink = FfiConfigSink_TO::from_ptr(&mut sink, TD_Opaque);
+            self.0.render_lent(batch, sink)
+        }));
+        if lent.is_err() {
+            out.truncate(start);
+        }
+        lent
     }
 
     fn train(&self, examples: &[Request], options: &TrainOptions) -> StageResult<TrainReport> {

@@ -1,8 +1,9 @@
 //! The conformance suite of [`Generator`]: one prediction per request, proposals the schema
-//! allows, honest provenance, one config per draft and the same bytes for the same draft.
+//! allows, honest provenance, one config per draft and the same bytes for the same draft, and
+//! `predict_each` and `render_each` answering as `predict` and `render` do.
 
 use registry_core::{
-    Draft, Field, Fields, Generator, Prediction, Request, Schema, Source, StageKind,
+    Draft, Field, Fields, Generator, GuessRef, Prediction, Request, Schema, Source, StageKind,
 };
 
 use crate::sample::{self, try_context, try_request};
@@ -23,6 +24,32 @@ fn predict(generator: &dyn Generator, requests: &[Request]) -> Result<Vec<Predic
 fn render(generator: &dyn Generator, drafts: &[Draft]) -> Result<Vec<String>, Violation> {
     one_each(STAGE, "render", drafts.len(), String::new(), |out| {
         generator.render(drafts, out)
+    })
+}
+
+/// `predict_each`'s predictions, copied: one call of `each` per request is checked as `predict`'s
+/// one value per request is.
+fn predict_each(
+    generator: &dyn Generator,
+    requests: &[Request],
+) -> Result<Vec<Prediction>, Violation> {
+    one_each(
+        STAGE,
+        "predict_each",
+        requests.len(),
+        Prediction::default(),
+        |out| {
+            generator.predict_each(requests, &mut |p| {
+                out.push(p.map(|_, g| g.as_ref().map(GuessRef::to_guess)));
+            })
+        },
+    )
+}
+
+/// `render_each`'s configs, copied.
+fn render_each(generator: &dyn Generator, drafts: &[Draft]) -> Result<Vec<String>, Violation> {
+    one_each(STAGE, "render_each", drafts.len(), String::new(), |out| {
+        generator.render_each(drafts, &mut |c| out.push(c.to_owned()))
     })
 }
 
@@ -78,6 +105,11 @@ pub fn check(generator: &dyn Generator, schema: &Schema) -> Result<(), Violation
     let requests = sampled(STAGE, requests(schema))?;
     predict(generator, &[])?;
     let predictions = predict(generator, &requests)?;
+    ensure!(
+        STAGE,
+        predict_each(generator, &requests)? == predictions,
+        "predict_each must propose what predict proposes, request by request"
+    );
     for (i, (request, prediction)) in requests.iter().zip(&predictions).enumerate() {
         for field in Field::ALL {
             let Some(guess) = &prediction[field] else {
@@ -143,6 +175,11 @@ pub fn check(generator: &dyn Generator, schema: &Schema) -> Result<(), Violation
         STAGE,
         back == configs,
         "render must give each draft the same bytes whatever else is in the batch"
+    );
+    ensure!(
+        STAGE,
+        render_each(generator, &drafts)? == configs,
+        "render_each must give the bytes render gives, draft by draft"
     );
     Ok(())
 }

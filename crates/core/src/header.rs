@@ -139,6 +139,13 @@ impl EntryId {
         }
     }
 
+    /// Makes this id `prefix` and `number`, reusing its prefix's buffer (see
+    /// [`crate::copy_into`]).
+    pub fn refill(&mut self, prefix: &str, number: u64) {
+        crate::request::copy_into(&mut self.prefix, prefix);
+        self.number = number;
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

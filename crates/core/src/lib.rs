@@ -41,12 +41,13 @@ pub use pipeline::{
 };
 pub use request::{
     Context, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES,
-    Request, RequestError, check_title, derive_fingerprint, is_bidi_control, is_line_breaking,
+    Request, RequestError, check_title, copy_into, derive_fingerprint, is_bidi_control,
+    is_line_breaking,
 };
 pub use schema::{EVERY_SCOPE, Schema, SchemaError};
 pub use stage::{
     Cache, CacheKey, CacheStats, Draft, Evaluation, FieldReport, FromConfig, Generator, Guess,
-    Inserted, ListQuery, Meta, NotLoaded, Prediction, Restored, Router, Sequence, Setup, Source,
-    Storage, TrainOptions, TrainReport, UnavailableShard, Validator,
+    GuessRef, Inserted, ListQuery, Meta, NotLoaded, Prediction, PredictionRef, Restored, Router,
+    Sequence, Setup, Source, Storage, TrainOptions, TrainReport, UnavailableShard, Validator,
 };
 pub use time::Timestamp;

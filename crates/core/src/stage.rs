@@ -199,6 +199,39 @@ pub struct Guess {
 /// A generator's proposals for one request: `Some` for each field it can fill.
 pub type Prediction = Fields<Option<Guess>>;
 
+/// A [`Guess`] whose value is borrowed from the generator that made it (a model's class, a
+/// keyword rule's value), for [`Generator::predict_each`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuessRef<'a> {
+    pub value: &'a str,
+    pub confidence: Option<f32>,
+    pub source: Source,
+}
+
+impl GuessRef<'_> {
+    /// The owned guess: the value copied.
+    pub fn to_guess(&self) -> Guess {
+        Guess {
+            value: self.value.to_owned(),
+            confidence: self.confidence,
+            source: self.source,
+        }
+    }
+}
+
+impl<'a> From<&'a Guess> for GuessRef<'a> {
+    fn from(g: &'a Guess) -> Self {
+        GuessRef {
+            value: &g.value,
+            confidence: g.confidence,
+            source: g.source,
+        }
+    }
+}
+
+/// A [`Prediction`] whose values are borrowed, for [`Generator::predict_each`].
+pub type PredictionRef<'a> = Fields<Option<GuessRef<'a>>>;
+
 /// What a config is rendered from: a complete header, the title and the context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
@@ -287,6 +320,45 @@ pub trait Generator: Send + Sync {
     /// # Errors
     /// When a config cannot be rendered; the whole batch fails.
     fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()>;
+
+    /// [`Generator::predict`], each request's prediction handed to `each` in request order, its
+    /// values borrowed for that call only: for callers that copy the values anyway (the plugin
+    /// boundary copies them into the host's strings), so that the generator need not make
+    /// strings of its own. Must propose what `predict` proposes.
+    ///
+    /// The default predicts with `predict` and hands out its results; a generator whose values
+    /// live in its model or rules can lend those instead.
+    ///
+    /// # Errors
+    /// As [`Generator::predict`]; `each` may have been called for the requests before.
+    fn predict_each(
+        &self,
+        requests: &[Request],
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
+        let mut predictions = Vec::with_capacity(requests.len());
+        self.predict(requests, &mut predictions)?;
+        for p in &predictions {
+            each(&Fields::from_fn(|f| p[f].as_ref().map(GuessRef::from)));
+        }
+        Ok(())
+    }
+
+    /// [`Generator::render`], each draft's config handed to `each` in draft order, borrowed for
+    /// that call only: for callers that copy the configs anyway (the plugin boundary), so that
+    /// the generator can render every config into one buffer. Must give the bytes `render`
+    /// gives.
+    ///
+    /// The default renders with `render` and hands out its results.
+    ///
+    /// # Errors
+    /// As [`Generator::render`]; `each` may have been called for the drafts before.
+    fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
+        let mut configs = Vec::with_capacity(drafts.len());
+        self.render(drafts, &mut configs)?;
+        configs.iter().for_each(|c| each(c));
+        Ok(())
+    }
 
     /// Learns to predict the enumerated fields from `examples` (requests with their fields
     /// filled in), reports how well it does, saves the model in the data directory and uses it

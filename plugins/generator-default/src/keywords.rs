@@ -5,7 +5,8 @@
 //! raw substrings, so that `ops` does not fire on "stops" nor `etl` on "kettle".
 
 use registry_core::{
-    ErrorCode, Field, Fields, Guess, Prediction, Request, Schema, Source, StageError, StageResult,
+    ErrorCode, Field, Fields, GuessRef, PredictionRef, Request, Schema, Source, StageError,
+    StageResult,
 };
 use serde::Deserialize;
 
@@ -170,14 +171,14 @@ impl Rules {
     /// Fills each field `needed` marks with the value of the first rule, in rule order, that sets
     /// the field and has a word in the title or a context value; a field no such rule sets is left
     /// as it is.
-    pub(crate) fn predict_into(
-        &self,
+    pub(crate) fn predict_into<'r>(
+        &'r self,
         request: &Request,
         needed: &Fields<bool>,
-        out: &mut Prediction,
+        out: &mut PredictionRef<'r>,
     ) {
-        let guess = |value: &String| Guess {
-            value: value.clone(),
+        let guess = |value: &'r String| GuessRef {
+            value,
             confidence: None,
             source: Source::Keyword,
         };
@@ -384,12 +385,12 @@ mod tests {
         };
         for request in requests() {
             for needed in [&all, &some] {
-                let mut out = Prediction::default();
+                let mut out = PredictionRef::default();
                 rules.predict_into(&request, needed, &mut out);
                 let got = out.map(|_, g| {
                     g.map(|g| {
                         assert_eq!((g.confidence, g.source), (None, Source::Keyword));
-                        g.value
+                        g.value.to_owned()
                     })
                 });
                 assert_eq!(
@@ -421,13 +422,10 @@ mod tests {
         many.extend(list);
         check(&Rules::new(many));
         let got = {
-            let mut out = Prediction::default();
-            Rules::new(vec![rule(&["kettle"], [Some("K"), None, None, None])]).predict_into(
-                &requests()[4],
-                &Fields::from_fn(|_| true),
-                &mut out,
-            );
-            out.scope.map(|g| g.value)
+            let rules = Rules::new(vec![rule(&["kettle"], [Some("K"), None, None, None])]);
+            let mut out = PredictionRef::default();
+            rules.predict_into(&requests()[4], &Fields::from_fn(|_| true), &mut out);
+            out.scope.map(|g| g.value.to_owned())
         };
         assert_eq!(
             got.as_deref(),

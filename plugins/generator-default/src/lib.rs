@@ -122,8 +122,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use registry_core::{
-    Draft, ErrorCode, Field, Fields, FromConfig, Generator, Prediction, Request, Setup, StageError,
-    StageResult, TrainOptions, TrainReport,
+    Draft, ErrorCode, Field, Fields, FromConfig, Generator, GuessRef, Prediction, PredictionRef,
+    Request, Setup, StageError, StageResult, TrainOptions, TrainReport,
 };
 use serde::Deserialize;
 
@@ -349,12 +349,29 @@ impl Generator for DefaultGenerator {
     /// replaces the file, the model the registry was trained to use is not there.
     fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
         out.reserve(requests.len());
+        self.predict_each(requests, &mut |p| {
+            out.push(p.map(|_, g| g.as_ref().map(GuessRef::to_guess)));
+        })
+    }
+
+    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
+        out.reserve(drafts.len());
+        self.render_each(drafts, &mut |config| out.push(config.to_owned()))
+    }
+
+    /// The values lent are the model's classes and the keyword rules' values, so predicting
+    /// makes no string: `predict` copies each value once.
+    fn predict_each(
+        &self,
+        requests: &[Request],
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
         let model = self.current_model()?;
         let mut buffers = self.predict_buffers.take();
         let PredictBuffers { features, scores } = &mut buffers;
         for request in requests {
             let open = Fields::from_fn(|f| request.fields[f].is_none());
-            let mut prediction = Prediction::default();
+            let mut prediction = PredictionRef::default();
             if let Some(model) = &model {
                 model.predict(request, &open, &mut prediction, features, scores);
             }
@@ -364,18 +381,18 @@ impl Generator for DefaultGenerator {
                 self.rules
                     .predict_into(request, &unanswered, &mut prediction);
             }
-            out.push(prediction);
+            each(&prediction);
         }
         self.predict_buffers.put(buffers);
         Ok(())
     }
 
-    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
-        out.reserve(drafts.len());
+    /// Each config is rendered into the same buffer and lent from it: `render` copies each
+    /// once, at its exact size.
+    fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
         let mut scratch = self.render_buffers.take();
         let rendered = drafts.iter().try_for_each(|draft| {
-            out.push(render::render_with(&self.templates, draft, &mut scratch)?);
-            Ok(())
+            render::render_with(&self.templates, draft, &mut scratch, &mut *each)
         });
         scratch.trim();
         self.render_buffers.put(scratch);

@@ -3,8 +3,8 @@
 //! `crate::template` has already parsed, checked and merged the templates, so rendering a draft
 //! only picks its tree and runs the tree's program (module `program`): the text every config of
 //! the tree shares was written when the tree was first used, and the draft's values go between.
-//! A batch reuses one [`Scratch`], so a config costs one allocation, the string returned, made
-//! at its exact size.
+//! A batch reuses one [`Scratch`], and each config is lent from its buffer: `render` makes one
+//! string per config, at its exact size, and a plugin's `render_each` makes none.
 //!
 //! The tree itself, as a `Serialize` view that binds each placeholder to the draft's value, is
 //! written by `registry_yaml::write` for trees without a program: a scope with more than eight
@@ -39,10 +39,15 @@ const TYPICAL_CONFIG_BYTES: usize = 1536;
 /// As [`render_with`].
 #[cfg(test)]
 pub(crate) fn render(templates: &Templates, draft: &Draft) -> StageResult<String> {
-    render_with(templates, draft, &mut Scratch::default())
+    let mut config = String::new();
+    render_with(templates, draft, &mut Scratch::default(), |c| {
+        config = c.to_owned();
+    })?;
+    Ok(config)
 }
 
-/// Renders the config of one draft from the templates, reusing the buffers of `scratch`.
+/// Renders the config of one draft from the templates, reusing the buffers of `scratch`, and
+/// hands it to `each`, borrowed.
 ///
 /// # Errors
 /// An `Internal` error if the writer fails on a tree without a program: a mapping key too long
@@ -51,13 +56,16 @@ pub(crate) fn render_with(
     templates: &Templates,
     draft: &Draft,
     scratch: &mut Scratch,
-) -> StageResult<String> {
+    mut each: impl FnMut(&str),
+) -> StageResult<()> {
     let tree = templates.tree(draft);
     if let Some(program) = &tree.program {
         program.run(draft, scratch);
-        return Ok(scratch.out.as_str().to_owned());
+        each(scratch.out.as_str());
+        return Ok(());
     }
-    serialize(&tree.node, draft)
+    each(&serialize(&tree.node, draft)?);
+    Ok(())
 }
 
 /// Renders a tree bound to a draft through the serializer: the path for trees without a program.

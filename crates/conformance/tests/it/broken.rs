@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use registry_conformance::reference::KeywordlessGenerator;
 use registry_conformance::{cache, generator, router, storage, validator};
 use registry_core::{
-    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator, Guess, Inserted,
-    ListQuery, Prediction, Problem, RawHeader, Request, Router, Schema, Source, StageError,
-    StageKind, StageResult, Storage, Validator,
+    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator, Guess, GuessRef,
+    Inserted, ListQuery, Prediction, PredictionRef, Problem, RawHeader, Request, Router, Schema,
+    Source, StageError, StageKind, StageResult, Storage, Validator,
 };
 
 use crate::violation;
@@ -269,6 +269,79 @@ fn generator_rules() {
                 &BadGenerator {
                     junk: false,
                     renders: AtomicU64::new(0),
+                },
+                &schema,
+            )
+        },
+    );
+}
+
+/// The reference generator, but for `predict_each` or `render_each`, which lend something else
+/// than `predict` and `render` return.
+struct TwoFaced {
+    lends_other_predictions: bool,
+}
+
+impl Generator for TwoFaced {
+    fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
+        KeywordlessGenerator.predict(requests, out)
+    }
+
+    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
+        KeywordlessGenerator.render(drafts, out)
+    }
+
+    fn predict_each(
+        &self,
+        requests: &[Request],
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
+        if !self.lends_other_predictions {
+            return KeywordlessGenerator.predict_each(requests, each);
+        }
+        for _ in requests {
+            each(&PredictionRef {
+                scope: Some(GuessRef {
+                    value: "OTHER",
+                    confidence: None,
+                    source: Source::Default,
+                }),
+                ..PredictionRef::default()
+            });
+        }
+        Ok(())
+    }
+
+    fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
+        for _ in drafts {
+            each("lent: other\n");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn lent_results_must_be_the_returned_ones() {
+    let schema = Schema::default();
+    violation(
+        StageKind::Generator,
+        "predict_each must propose what predict proposes",
+        || {
+            generator::check(
+                &TwoFaced {
+                    lends_other_predictions: true,
+                },
+                &schema,
+            )
+        },
+    );
+    violation(
+        StageKind::Generator,
+        "render_each must give the bytes render gives",
+        || {
+            generator::check(
+                &TwoFaced {
+                    lends_other_predictions: false,
                 },
                 &schema,
             )

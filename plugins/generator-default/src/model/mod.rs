@@ -21,7 +21,9 @@ mod train;
 use std::fmt;
 use std::path::Path;
 
-use registry_core::{ErrorCode, Field, Fields, Guess, Request, Schema, Source, StageError};
+use registry_core::{
+    ErrorCode, Field, Fields, GuessRef, PredictionRef, Request, Schema, Source, StageError,
+};
 use serde::Deserialize;
 
 pub(crate) use features::{Featurizer, MAX_DIMS, MIN_DIMS, Scratch, Weighting};
@@ -120,11 +122,11 @@ impl Model {
 
     /// Fills `out[f]` for each field `f` that is `open` and modelled, from the request's features
     /// (extracted into `scratch`); `scores` is scratch space.
-    pub(crate) fn predict(
-        &self,
+    pub(crate) fn predict<'m>(
+        &'m self,
         request: &Request,
         open: &Fields<bool>,
-        out: &mut Fields<Option<Guess>>,
+        out: &mut PredictionRef<'m>,
         scratch: &mut Scratch,
         scores: &mut Vec<f32>,
     ) {
@@ -138,8 +140,8 @@ impl Model {
             };
             let (class, p) = m.linear.predict(&scratch.vector, scores);
             if let Some(value) = m.classes.get(class) {
-                out[field] = Some(Guess {
-                    value: value.clone(),
+                out[field] = Some(GuessRef {
+                    value,
                     confidence: Some(p),
                     source: Source::Model,
                 });
