@@ -40,11 +40,14 @@ thread_local! {
     static REQUESTS: RefCell<Vec<Request>> = const { RefCell::new(Vec::new()) };
     /// The owned copies of the last batch of drafts on this thread, refilled by the next.
     static DRAFTS: RefCell<Vec<Draft>> = const { RefCell::new(Vec::new()) };
+    /// The owned copies of the last batch of ids a storage `get` was asked for on this thread.
+    static IDS: RefCell<Vec<EntryId>> = const { RefCell::new(Vec::new()) };
+    /// Entries a storage `get` lent on this thread, which the next decodes into.
+    static SPARE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Most owned copies a thread keeps between calls (a batch of the pipeline is 1,000 items): at a
-/// few hundred bytes each, at most a few MiB per thread, and [`copy_into`] keeps no string much
-/// larger than what the last batch put in it.
+/// Most owned copies a thread keeps between calls, of each kind (a batch of the pipeline is
+/// 1,000 items).
 ///
 /// Measured (`cargo xtask bench --filter stages`): making a fresh `Draft` or `Request` of every
 /// view was most of what a call through the boundary cost over a linked one, a dozen
@@ -52,6 +55,14 @@ thread_local! {
 ///
 /// [`copy_into`]: registry_core::copy_into
 const KEPT: usize = 4096;
+
+/// Most text a thread's kept copies of one kind may have held in their last batch: after a
+/// larger batch they are dropped. [`copy_into`] keeps no buffer over four times what the batch
+/// put in it (or 64 bytes), so this bounds what a thread keeps to a few times 4 MiB of each
+/// kind, however large a batch it once saw.
+///
+/// [`copy_into`]: registry_core::copy_into
+const BUDGET: usize = 4 << 20;
 
 /// Calls `f` with owned copies of `views`, made in the buffers this thread kept from the batch
 /// before (see [`Refill`]). A call made while the thread's copies are in use (a stage that calls
@@ -65,6 +76,9 @@ fn with_kept<V, T: Refill<V>, R>(
         Ok(mut owned) => {
             let filled = refill_all(&mut owned, views);
             let result = filled.and_then(|()| f(&owned[..views.len()]));
+            if views.iter().map(T::text_bytes).sum::<usize>() > BUDGET {
+                *owned = Vec::new();
+            }
             owned.truncate(KEPT);
             result
         }
@@ -73,6 +87,30 @@ fn with_kept<V, T: Refill<V>, R>(
             refill_all(&mut owned, views)?;
             f(&owned)
         }
+    })
+}
+
+/// The bytes of text an entry holds, near enough to bound what spare entries keep.
+fn entry_text_bytes(e: &Entry) -> usize {
+    e.config.len()
+        + e.title.len()
+        + e.context
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+        + 1024
+}
+
+/// Calls `f` with the entries this thread's last storage `get` lent, for `Storage::get_reusing`
+/// to decode into, and keeps what `f` hands back (at most [`KEPT`]).
+fn with_spare<R>(f: impl FnOnce(&mut Vec<Entry>) -> R) -> R {
+    SPARE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut spare) => {
+            let result = f(&mut spare);
+            spare.truncate(KEPT);
+            result
+        }
+        Err(_) => f(&mut Vec::new()),
     })
 }
 
@@ -441,11 +479,19 @@ impl<T: Storage> FfiStorage for Exported<T> {
         sink: EntrySink<'_>,
     ) -> RResult<(), FfiError> {
         guard(|| {
-            let ids: Vec<EntryId> = ids.iter().map(EntryId::from).collect();
-            let mut found = Vec::with_capacity(ids.len());
-            self.0.get(&ids, &mut found)?;
-            let refs: Vec<Option<&Entry>> = found.iter().map(Option::as_ref).collect();
-            lend(&refs, sink).into_result().map_err(StageError::from)
+            with_kept(&IDS, &ids, |ids| {
+                with_spare(|spare| {
+                    let mut found = Vec::with_capacity(ids.len());
+                    self.0.get_reusing(ids, &mut found, spare)?;
+                    let refs: Vec<Option<&Entry>> = found.iter().map(Option::as_ref).collect();
+                    let lent = lend(&refs, sink).into_result().map_err(StageError::from);
+                    let text: usize = found.iter().flatten().map(entry_text_bytes).sum();
+                    if text <= BUDGET {
+                        spare.extend(found.into_iter().flatten());
+                    }
+                    lent
+                })
+            })
         })
     }
 

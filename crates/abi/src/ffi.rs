@@ -663,6 +663,36 @@ pub(crate) trait Refill<V>: Sized {
 
     /// The same value as [`Refill::make`] would make, in the buffers this one holds.
     fn refill(&mut self, view: &V) -> Result<(), StageError>;
+
+    /// The bytes of text in `view`, and a little for each of its strings: what bounds the
+    /// memory a copy of it keeps.
+    fn text_bytes(view: &V) -> usize;
+}
+
+/// What a string costs besides its text, for [`Refill::text_bytes`]: a buffer [`copy_into`]
+/// keeps may be 64 bytes for a shorter string.
+const PER_STRING: usize = 64;
+
+fn pairs_bytes(context: FfiContextRef<'_>) -> usize {
+    context
+        .iter()
+        .map(|Tuple2(k, v)| k.len() + v.len() + 2 * PER_STRING)
+        .sum()
+}
+
+impl Refill<FfiIdRef<'_>> for EntryId {
+    fn make(view: &FfiIdRef<'_>) -> Result<Self, StageError> {
+        Ok(EntryId::from(view))
+    }
+
+    fn refill(&mut self, id: &FfiIdRef<'_>) -> Result<(), StageError> {
+        EntryId::refill(self, id.prefix.as_str(), id.number);
+        Ok(())
+    }
+
+    fn text_bytes(id: &FfiIdRef<'_>) -> usize {
+        id.prefix.len() + PER_STRING
+    }
 }
 
 impl Refill<FfiRequestRef<'_>> for Request {
@@ -681,6 +711,17 @@ impl Refill<FfiRequestRef<'_>> for Request {
                 .map(|Tuple2(k, v)| (k.as_str(), v.as_str())),
         )
         .map_err(|e| bad_input("request", e))
+    }
+
+    fn text_bytes(r: &FfiRequestRef<'_>) -> usize {
+        let fields = r
+            .fields
+            .to_fields(|v| v.map_or(0, |v| v.len() + PER_STRING));
+        r.title.len()
+            + fields.iter().map(|(_, n)| n).sum::<usize>()
+            + r.version.map_or(0, |v| v.len())
+            + pairs_bytes(r.context)
+            + 2 * PER_STRING
     }
 }
 
@@ -707,6 +748,17 @@ impl Refill<FfiDraftRef<'_>> for Draft {
                     .map(|Tuple2(k, v)| (k.as_str(), v.as_str())),
             )
             .map_err(|e| bad_input("context", e))
+    }
+
+    fn text_bytes(d: &FfiDraftRef<'_>) -> usize {
+        let h = &d.header;
+        let fields = h.fields.to_fields(|v| v.len() + PER_STRING);
+        fields.iter().map(|(_, n)| n).sum::<usize>()
+            + h.id.prefix.len()
+            + h.version.len()
+            + d.title.len()
+            + pairs_bytes(d.context)
+            + 3 * PER_STRING
     }
 }
 

@@ -181,6 +181,14 @@ impl<T: Storage> Storage for Guarded<T> {
     fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
         guarded(|| self.0.get(ids, out))
     }
+    fn get_reusing(
+        &self,
+        ids: &[EntryId],
+        out: &mut Vec<Option<Entry>>,
+        spare: &mut Vec<Entry>,
+    ) -> StageResult<()> {
+        guarded(|| self.0.get_reusing(ids, out, spare))
+    }
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
         guarded(|| self.0.allocate(prefixes, out))
     }

@@ -209,12 +209,34 @@ pub fn decompress(
     raw_len: usize,
     dictionary: Option<&Dictionary>,
 ) -> Result<String, Error> {
+    let mut config = String::new();
+    decompress_into(frame, raw_len, dictionary, &mut config)?;
+    Ok(config)
+}
+
+/// [`decompress`] into `out`, in its buffer when that is large enough and not over four times
+/// the size (as [`registry_core::copy_into`] keeps buffers).
+///
+/// # Errors
+/// As [`decompress`]; `out` is then empty.
+pub fn decompress_into(
+    frame: &[u8],
+    raw_len: usize,
+    dictionary: Option<&Dictionary>,
+    out: &mut String,
+) -> Result<(), Error> {
     if raw_len > MAX_CONFIG_BYTES {
+        out.clear();
         return Err(Error(format!(
             "a config of {raw_len} bytes is claimed: the limit is {MAX_CONFIG_BYTES}"
         )));
     }
-    let mut raw = Vec::with_capacity(raw_len);
+    let mut raw = std::mem::take(out).into_bytes();
+    raw.clear();
+    if raw.capacity() > raw_len.max(64) * 4 {
+        raw = Vec::new();
+    }
+    raw.reserve_exact(raw_len);
     DECOMPRESSOR.with_borrow_mut(|dctx| {
         let dctx = dctx.get_or_insert_with(DCtx::create);
         let read = match dictionary {
@@ -229,7 +251,9 @@ pub fn decompress(
             raw.len()
         )));
     }
-    String::from_utf8(raw).map_err(|_| Error("the decompressed config is not UTF-8".into()))
+    *out =
+        String::from_utf8(raw).map_err(|_| Error("the decompressed config is not UTF-8".into()))?;
+    Ok(())
 }
 
 /// Trains a dictionary of at most [`DICTIONARY_BYTES`] on sample configs.

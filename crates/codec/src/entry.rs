@@ -45,7 +45,7 @@ use std::fmt;
 
 use registry_core::{
     Author, ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle,
-    Provenance, Purge, Timestamp,
+    Provenance, Purge, Timestamp, copy_into,
 };
 
 use crate::compress::{Dictionaries, Dictionary};
@@ -208,6 +208,49 @@ fn unzigzag(n: u64) -> i64 {
 /// [`DecodeError`] for an unknown format version, truncated input, an overlong varint, invalid
 /// UTF-8, a context that no longer passes [`Context::new`], or bytes left over at the end.
 pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, DecodeError> {
+    let mut entry = blank();
+    decode_into(bytes, dictionaries, &mut entry)?;
+    Ok(entry)
+}
+
+/// An entry of empty strings, to decode into.
+pub fn blank() -> Entry {
+    Entry {
+        header: Header {
+            fields: Fields::default(),
+            id: EntryId::new(String::new(), 0),
+            version: String::new(),
+        },
+        title: String::new(),
+        context: Context::default(),
+        config: String::new(),
+        hash: ContentHash([0; 32]),
+        previous: None,
+        purge: None,
+        author: None,
+        fingerprint: Fingerprint([0; 16]),
+        revision: 0,
+        created_at: Timestamp(0),
+        updated_at: Timestamp(0),
+        provenance: None,
+        lifecycle: Lifecycle::Active,
+    }
+}
+
+/// [`decode`] into `entry`, reusing the buffers of its strings (see [`copy_into`]): for a
+/// caller that decodes entries one after the other and keeps those it is done with, such as a
+/// storage plugin that lends what it reads across the boundary, where the host makes the only
+/// copy that outlives the call. Whatever `entry` held before, it then holds what `decode`
+/// gives.
+///
+/// # Errors
+/// As [`decode`]; `entry` then holds some parts of the bytes and some of what it held before,
+/// and is only good to decode into again.
+pub fn decode_into(
+    bytes: &[u8],
+    dictionaries: &Dictionaries,
+    entry: &mut Entry,
+) -> Result<(), DecodeError> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.take::<1>("format version")?[0];
     if !(1..=FORMAT_VERSION).contains(&format) {
@@ -215,41 +258,45 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
             "unknown format version {format}: this build reads versions 1 to {FORMAT_VERSION}"
         )));
     }
-    let scope = r.string("scope")?;
-    let kind = r.string("type")?;
-    let variant = r.string("variant")?;
-    let status = r.string("status")?;
-    let prefix = r.string("id prefix")?;
-    let number = r.varint("id number")?;
-    let version = r.string("version")?;
-    let title = r.string("title")?;
+    let header = &mut entry.header;
+    copy_into(&mut header.fields.scope, r.str("scope")?);
+    copy_into(&mut header.fields.kind, r.str("type")?);
+    copy_into(&mut header.fields.variant, r.str("variant")?);
+    copy_into(&mut header.fields.status, r.str("status")?);
+    let prefix = r.str("id prefix")?;
+    header.id.refill(prefix, r.varint("id number")?);
+    copy_into(&mut header.version, r.str("version")?);
+    copy_into(&mut entry.title, r.str("title")?);
     let pairs = r.varint("context")?;
     // Each pair takes at least its two length bytes, so a count the bytes cannot hold is damage,
-    // caught here before it sizes an allocation.
+    // caught here before it drives a loop.
     if pairs.saturating_mul(2) > r.left() as u64 {
         return Err(r.error(&format!("context claims {pairs} pairs")));
     }
-    let mut context = Vec::with_capacity(pairs as usize);
-    for _ in 0..pairs {
-        let key = r.string("context key")?;
-        let value = r.string("context value")?;
-        context.push((key, value));
+    let mut unread = None;
+    let refilled = entry.context.refill((0..pairs).map_while(|_| {
+        let pair = r
+            .str("context key")
+            .and_then(|key| Ok((key, r.str("context value")?)));
+        pair.map_err(|e| unread = Some(e)).ok()
+    }));
+    if let Some(e) = unread {
+        return Err(e);
     }
-    let context =
-        Context::new(context).map_err(|e| DecodeError(format!("invalid context: {e}")))?;
-    let config = if format >= 4 {
-        r.config(dictionaries)?
+    refilled.map_err(|e| DecodeError(format!("invalid context: {e}")))?;
+    if format >= 4 {
+        r.config(dictionaries, &mut entry.config)?;
     } else {
-        r.string("config")?
-    };
-    let hash = ContentHash(r.take("hash")?);
-    let fingerprint = Fingerprint(r.take("fingerprint")?);
+        copy_into(&mut entry.config, r.str("config")?);
+    }
+    entry.hash = ContentHash(r.take("hash")?);
+    entry.fingerprint = Fingerprint(r.take("fingerprint")?);
     let revision = r.varint("revision")?;
-    let revision = u32::try_from(revision)
+    entry.revision = u32::try_from(revision)
         .map_err(|_| DecodeError(format!("revision {revision} is above {}", u32::MAX)))?;
-    let created_at = Timestamp(unzigzag(r.varint("created_at")?));
-    let updated_at = Timestamp(unzigzag(r.varint("updated_at")?));
-    let provenance = if format >= 2 {
+    entry.created_at = Timestamp(unzigzag(r.varint("created_at")?));
+    entry.updated_at = Timestamp(unzigzag(r.varint("updated_at")?));
+    entry.provenance = if format >= 2 {
         let n = r.varint("provenance")?;
         let n = u32::try_from(n)
             .map_err(|_| DecodeError(format!("provenance {n} is above {}", u32::MAX)))?;
@@ -257,12 +304,12 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
     } else {
         None
     };
-    let lifecycle = if format >= 3 {
+    entry.lifecycle = if format >= 3 {
         match r.take::<1>("lifecycle")?[0] {
             0 if format >= 4 => Lifecycle::Active,
             1 => Lifecycle::Retired,
             2 => {
-                let prefix = r.string("merged-into prefix")?;
+                let prefix = r.str("merged-into prefix")?;
                 let number = r.varint("merged-into number")?;
                 Lifecycle::Merged(EntryId::new(prefix, number))
             }
@@ -271,39 +318,47 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
     } else {
         Lifecycle::Active
     };
-    let (previous, purge, author) = if format >= 5 {
+    let flags = if format >= 5 {
         let flags = r.take::<1>("chain flags")?[0];
         if flags == 0 || flags > 7 {
             return Err(DecodeError(format!("unknown chain flags {flags}")));
         }
-        let previous = if flags & 1 != 0 {
-            Some(ContentHash(r.take("previous hash")?))
-        } else {
-            None
-        };
-        let purge = if flags & 2 != 0 {
-            Some(Purge {
-                original: ContentHash(r.take("purged revision's hash")?),
-                fields: r.string("purged fields")?,
-                reason: r.string("purge reason")?,
-                at: Timestamp(unzigzag(r.varint("purge time")?)),
-            })
-        } else {
-            None
-        };
-        let author = if flags & 4 != 0 {
-            Some(Author {
-                name: r.string("author")?,
-                origin: r.string("author's origin")?,
-                request: r.string("author's request")?,
-            })
-        } else {
-            None
-        };
-        (previous, purge, author)
+        flags
     } else {
-        (None, None, None)
+        0
     };
+    entry.previous = if flags & 1 != 0 {
+        Some(ContentHash(r.take("previous hash")?))
+    } else {
+        None
+    };
+    if flags & 2 != 0 {
+        let original = ContentHash(r.take("purged revision's hash")?);
+        let purge = entry.purge.get_or_insert_with(|| Purge {
+            original,
+            fields: String::new(),
+            reason: String::new(),
+            at: Timestamp(0),
+        });
+        purge.original = original;
+        copy_into(&mut purge.fields, r.str("purged fields")?);
+        copy_into(&mut purge.reason, r.str("purge reason")?);
+        purge.at = Timestamp(unzigzag(r.varint("purge time")?));
+    } else {
+        entry.purge = None;
+    }
+    if flags & 4 != 0 {
+        let author = entry.author.get_or_insert_with(|| Author {
+            name: String::new(),
+            origin: String::new(),
+            request: String::new(),
+        });
+        copy_into(&mut author.name, r.str("author")?);
+        copy_into(&mut author.origin, r.str("author's origin")?);
+        copy_into(&mut author.request, r.str("author's request")?);
+    } else {
+        entry.author = None;
+    }
     if r.left() != 0 {
         return Err(DecodeError(format!(
             "{} unexpected bytes after the entry at byte {}",
@@ -311,31 +366,7 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
             r.at
         )));
     }
-    Ok(Entry {
-        header: Header {
-            fields: Fields {
-                scope,
-                kind,
-                variant,
-                status,
-            },
-            id: EntryId::new(prefix, number),
-            version,
-        },
-        title,
-        context,
-        config,
-        hash,
-        previous,
-        purge,
-        author,
-        fingerprint,
-        revision,
-        created_at,
-        updated_at,
-        provenance,
-        lifecycle,
-    })
+    Ok(())
 }
 
 /// A cursor over the bytes being decoded.
@@ -344,7 +375,7 @@ struct Reader<'a> {
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn left(&self) -> usize {
         self.bytes.len() - self.at
     }
@@ -357,13 +388,14 @@ impl Reader<'_> {
         ))
     }
 
-    fn bytes(&mut self, part: &str, n: usize) -> Result<&[u8], DecodeError> {
+    fn bytes(&mut self, part: &str, n: usize) -> Result<&'a [u8], DecodeError> {
+        let bytes: &'a [u8] = self.bytes;
         let end = self
             .at
             .checked_add(n)
-            .filter(|&end| end <= self.bytes.len())
+            .filter(|&end| end <= bytes.len())
             .ok_or_else(|| self.error(&format!("truncated: {part} needs {n} bytes")))?;
-        let slice = &self.bytes[self.at..end];
+        let slice = &bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
@@ -394,11 +426,14 @@ impl Reader<'_> {
         )))
     }
 
-    /// A format-4 config.
-    fn config(&mut self, dictionaries: &Dictionaries) -> Result<String, DecodeError> {
+    /// A format-4 config, into `out`.
+    fn config(&mut self, dictionaries: &Dictionaries, out: &mut String) -> Result<(), DecodeError> {
         let at = self.at;
         match self.varint("config")? {
-            0 => self.string("config"),
+            0 => {
+                copy_into(out, self.str("config")?);
+                Ok(())
+            }
             1 => {
                 let id = self.varint("config dictionary")?;
                 let raw_len = self.varint("config length")?;
@@ -420,7 +455,7 @@ impl Reader<'_> {
                     ),
                 };
                 let raw_len = usize::try_from(raw_len).unwrap_or(usize::MAX);
-                crate::compress::decompress(frame, raw_len, dictionary)
+                crate::compress::decompress_into(frame, raw_len, dictionary, out)
                     .map_err(|e| DecodeError(format!("the config at byte {at}: {e}")))
             }
             n => Err(DecodeError(format!(
@@ -429,13 +464,12 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, part: &str) -> Result<String, DecodeError> {
+    fn str(&mut self, part: &str) -> Result<&'a str, DecodeError> {
         let len = self.varint(part)?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         let start = self.at;
         let raw = self.bytes(part, len)?;
         std::str::from_utf8(raw)
-            .map(str::to_owned)
             .map_err(|_| DecodeError(format!("{part} at byte {start} is not valid utf-8")))
     }
 }
@@ -763,6 +797,59 @@ mod tests {
                 assert!(decode(&bytes).is_ok_and(|d| d.verify()));
             }
         }
+    }
+
+    /// Decoding one entry after another into the same value gives what decoding each afresh
+    /// gives, whatever the one before held: more or fewer context pairs, a purge, an author,
+    /// a longer or shorter config, compressed or not, formats old and new. A decode that fails
+    /// midway leaves a value the next decode fills completely.
+    #[test]
+    fn decoding_into_a_used_entry_gives_a_fresh_one() {
+        let dicts = dictionaries(7);
+        let mut entries = Vec::new();
+        for (i, pairs) in [
+            &[("env", "prod"), ("a.b-c_d", ""), ("z", "é ✓")][..],
+            &[],
+            &[("k", "v")],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let plain = entry(&format!("title {i} ✓"), pairs, &config_like(i), i as u64);
+            let mut chained = Entry {
+                previous: Some(ContentHash([i as u8; 32])),
+                author: (i != 1).then(|| Author::new("ci-bot", "10.1.2.3", "r-1")),
+                purge: (i != 2).then(|| Purge {
+                    original: ContentHash([3; 32]),
+                    fields: format!("title{}", ", context.env".repeat(i)),
+                    reason: "pasted a secret".into(),
+                    at: Timestamp(-7),
+                }),
+                lifecycle: [
+                    Lifecycle::Active,
+                    Lifecycle::Retired,
+                    Lifecycle::Merged(EntryId::new("ETL-MUL", 9)),
+                ][i]
+                    .clone(),
+                ..plain.clone()
+            };
+            chained.hash = chained.content_hash();
+            entries.push((encoded(&plain), plain));
+            for writing in [Writing::Compressed(None), Writing::Compressed(dicts.get(7))] {
+                entries.push((super::encoded(&chained, writing), chained.clone()));
+            }
+        }
+        let mut kept = super::blank();
+        for (bytes, want) in entries.iter().chain(entries.iter().rev()) {
+            decode_into(bytes, &dicts, &mut kept).expect("decodes");
+            assert_eq!(&kept, want);
+            assert_eq!(super::decode(bytes, &dicts).as_ref(), Ok(want));
+            // Cut short, it fails; the next decode is whole all the same.
+            decode_into(&bytes[..bytes.len() / 2], &dicts, &mut kept).expect_err("truncated");
+        }
+        let (bytes, want) = &entries[0];
+        decode_into(bytes, &dicts, &mut kept).expect("decodes");
+        assert_eq!(&kept, want);
     }
 
     #[test]

@@ -495,6 +495,26 @@ pub trait Storage: Send + Sync {
     /// When the store cannot be read.
     fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()>;
 
+    /// [`Storage::get`], given entries the caller is done with: the storage may take entries
+    /// from the end of `spare` and decode into them, reusing their strings, so that a caller
+    /// that copies what it gets and hands the entries back (the plugin boundary, which lends
+    /// them to the host) allocates nothing per entry once it has enough to spare. Must answer
+    /// what `get` answers.
+    ///
+    /// The default leaves `spare` alone and calls `get`.
+    ///
+    /// # Errors
+    /// As [`Storage::get`].
+    fn get_reusing(
+        &self,
+        ids: &[EntryId],
+        out: &mut Vec<Option<Entry>>,
+        spare: &mut Vec<Entry>,
+    ) -> StageResult<()> {
+        let _ = spare;
+        self.get(ids, out)
+    }
+
     /// Allocates the next sequence number for each id prefix (`SEC-RUL`): pushes one number per
     /// prefix, increasing in the order of `prefixes`. A number is never handed out twice, even
     /// if the entry it was meant for is never stored (ids may have gaps, never collisions). In

@@ -142,14 +142,37 @@ fn put_str(out: &mut Vec<u8>, part: &'static str, s: &str) -> Result<(), EncodeE
 /// [`DecodeError`] for an unknown format version, truncated input, invalid UTF-8, a context that
 /// no longer passes [`Context::new`], a compressed config that does not decompress (or names a
 /// dictionary `dictionaries` lacks), or bytes left over at the end.
+#[cfg(test)]
 pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, DecodeError> {
+    let mut entry = registry_codec::entry::blank();
+    decode_into(bytes, dictionaries, &mut entry)?;
+    Ok(entry)
+}
+
+/// [`decode`] into `entry`, reusing its strings for the formats `registry_codec` writes (see
+/// [`registry_codec::entry::decode_into`]); an entry of this plugin's older formats is decoded
+/// afresh.
+///
+/// # Errors
+/// As [`decode`]; `entry` is then only good to decode into again.
+pub(crate) fn decode_into(
+    bytes: &[u8],
+    dictionaries: &Dictionaries,
+    entry: &mut Entry,
+) -> Result<(), DecodeError> {
     if bytes
         .first()
         .is_some_and(|&f| f > FORMAT_VERSION && f <= registry_codec::entry::FORMAT_VERSION)
     {
-        return registry_codec::entry::decode(bytes, dictionaries)
+        return registry_codec::entry::decode_into(bytes, dictionaries, entry)
             .map_err(|e| DecodeError(e.to_string()));
     }
+    *entry = decode_legacy(bytes)?;
+    Ok(())
+}
+
+/// Decodes an entry of this plugin's own formats, 1 to [`FORMAT_VERSION`].
+fn decode_legacy(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.take::<1>("format version")?[0];
     if !(1..=FORMAT_VERSION).contains(&format) {

@@ -533,7 +533,19 @@ impl Storage for RedbStorage {
     }
 
     fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
-        self.get_latest(ids, out)
+        self.get_latest(ids, out, &mut Vec::new())
+    }
+
+    /// Decodes into the spare entries' strings: through the plugin boundary, which lends what
+    /// it gets and hands it back, a `get` then allocates nothing per entry here, and the host's
+    /// copy is the only one (`cargo xtask bench`, `storage/get`).
+    fn get_reusing(
+        &self,
+        ids: &[EntryId],
+        out: &mut Vec<Option<Entry>>,
+        spare: &mut Vec<Entry>,
+    ) -> StageResult<()> {
+        self.get_latest(ids, out, spare)
     }
 
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {

@@ -34,7 +34,20 @@ impl RedbStorage {
         revision: Option<u32>,
         bytes: &[u8],
     ) -> StageResult<Entry> {
-        let entry = codec::decode(bytes, &self.dictionaries()).map_err(|e| self.damaged(id, e))?;
+        self.decode_reusing(id, revision, bytes, None)
+    }
+
+    /// [`RedbStorage::decode`] into `spare`'s strings when there is one.
+    pub(super) fn decode_reusing(
+        &self,
+        id: &EntryId,
+        revision: Option<u32>,
+        bytes: &[u8],
+        spare: Option<Entry>,
+    ) -> StageResult<Entry> {
+        let mut entry = spare.unwrap_or_else(registry_codec::entry::blank);
+        codec::decode_into(bytes, &self.dictionaries(), &mut entry)
+            .map_err(|e| self.damaged(id, e))?;
         if entry.header.id != *id {
             return Err(self.damaged(id, format!("its row holds entry {}", entry.header.id)));
         }
@@ -149,10 +162,12 @@ impl RedbStorage {
         Ok(())
     }
 
+    /// The latest revision of each id, decoded into the `spare` entries while there are any.
     pub(super) fn get_latest(
         &self,
         ids: &[EntryId],
         out: &mut Vec<Option<Entry>>,
+        spare: &mut Vec<Entry>,
     ) -> StageResult<()> {
         if ids.is_empty() {
             return Ok(());
@@ -161,7 +176,9 @@ impl RedbStorage {
         let entries = self.latest_rows(&txn)?;
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
-            found.push(self.latest(&entries, id)?);
+            found.push(entries.with(self, id, |bytes| {
+                self.decode_reusing(id, None, bytes, spare.pop())
+            })?);
         }
         out.extend(found);
         Ok(())
