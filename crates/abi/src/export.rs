@@ -906,8 +906,8 @@ mod tests {
         }
     }
 
-    /// A plugin built before 0.7.3: only the methods it had, so the host's calls of
-    /// `predict_lent` and `render_lent` run their default bodies.
+    /// A stage object with only the methods of 0.7.2, so the host's calls of `predict_lent`
+    /// and `render_lent` run their default bodies.
     struct Before<T>(Exported<T>);
 
     impl<T: Generator> FfiGenerator for Before<T> {

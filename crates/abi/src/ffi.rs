@@ -837,7 +837,7 @@ pub(crate) fn prediction_to_view<'a>(p: &PredictionRef<'a>) -> FfiPredictionRef<
     })
 }
 
-/// A view of a prediction a plugin built before 0.7.3 returned owned, to lend it.
+/// A view of a prediction `predict` returned owned, for `predict_lent`'s default body to lend.
 pub(crate) fn owned_prediction_view(p: &FfiPrediction) -> FfiPredictionRef<'_> {
     FfiFields {
         scope: guess_view(&p.scope),
@@ -920,7 +920,7 @@ pub(crate) fn lend(entries: &[Option<&Entry>], mut sink: EntrySink<'_>) -> RResu
     sink.receive(RSlice::from_slice(&views))
 }
 
-/// [`lend`] of entries a plugin built before `get_lent` returned as owned values from a `get`
+/// [`lend`] of entries returned as owned values (`get_lent`'s default body) from a `get`
 /// that answered `got`: each is read back into an `Entry` first (refused as `get` would refuse
 /// it), then lent. A failed `get` lends nothing and answers its error.
 pub(crate) fn lend_owned(
@@ -1209,7 +1209,7 @@ mod tests {
     }
 
     /// Entries lent across the boundary arrive as they were, misses in place, and so do those
-    /// of a plugin built before lending (its owned entries lent by the default body); a plugin
+    /// of a stage object without `get_lent` (its owned entries lent by the default body); a plugin
     /// that lends twice, or fails after lending, leaves nothing behind.
     #[test]
     fn lent_entries_arrive_as_they_were() {

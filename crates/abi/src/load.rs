@@ -132,8 +132,9 @@ pub enum LoadErrorKind {
     NotAPlugin,
     /// A plugin built against a `registry-abi` version this host cannot use.
     IncompatibleVersion { plugin: String, host: String },
-    /// A plugin built against a `registry-abi` whose types differ from this host's.
-    IncompatibleLayout,
+    /// A plugin built against a `registry-abi` whose types differ from this host's; `plugin` is
+    /// the version it was built against, when that is not the host's.
+    IncompatibleLayout { plugin: Option<String> },
     /// A plugin built with another abi_stable, or another Rust C ABI.
     IncompatibleAbi,
     /// The library's root module failed to initialize.
@@ -169,7 +170,7 @@ impl LoadErrorKind {
             LoadErrorKind::NotALibrary(_) => "NotALibrary",
             LoadErrorKind::NotAPlugin => "NotAPlugin",
             LoadErrorKind::IncompatibleVersion { .. } => "IncompatibleVersion",
-            LoadErrorKind::IncompatibleLayout => "IncompatibleLayout",
+            LoadErrorKind::IncompatibleLayout { .. } => "IncompatibleLayout",
             LoadErrorKind::IncompatibleAbi => "IncompatibleAbi",
             LoadErrorKind::InitFailed(_) => "InitFailed",
             LoadErrorKind::UnreadableVersion(_) => "UnreadableVersion",
@@ -188,7 +189,7 @@ impl LoadErrorKind {
     pub fn needs_rebuild(&self) -> bool {
         match self {
             LoadErrorKind::IncompatibleVersion { .. }
-            | LoadErrorKind::IncompatibleLayout
+            | LoadErrorKind::IncompatibleLayout { .. }
             | LoadErrorKind::IncompatibleAbi => true,
             LoadErrorKind::Several(all) => all.iter().any(LoadErrorKind::needs_rebuild),
             _ => false,
@@ -212,9 +213,17 @@ impl LoadErrorKind {
             LoadErrorKind::IncompatibleVersion { plugin, host } => {
                 format!("built against registry-abi {plugin}, host expects {host}: {REBUILD}")
             }
-            LoadErrorKind::IncompatibleLayout => format!(
+            LoadErrorKind::IncompatibleLayout { plugin: None } => format!(
                 "built against an incompatible registry-abi (its types differ from this host's \
                  {}): {REBUILD}",
+                crate::ABI_VERSION
+            ),
+            LoadErrorKind::IncompatibleLayout {
+                plugin: Some(plugin),
+            } => format!(
+                "built against registry-abi {plugin}, whose types differ from this host's {} (a \
+                 host loads plugins built against its own release of the interface or a later \
+                 one with the same minor version, never an earlier one): {REBUILD}",
                 crate::ABI_VERSION
             ),
             LoadErrorKind::IncompatibleAbi => format!(
@@ -319,6 +328,20 @@ pub fn open(path: &Path, stage: StageKind) -> Result<(PluginModRef, LibraryInfo)
         detail: Some(full_report(&e)),
         ..LoadError::new(stage, path, kind_of(&e))
     };
+    // The interface version the library names, to say when its types differ because it is
+    // another release than the host's.
+    let other_release = |e: LoadError, header: &abi_stable::library::LibHeader| match e.kind {
+        LoadErrorKind::IncompatibleLayout { plugin: None } => {
+            let plugin = header.version_strings().version.as_str().to_owned();
+            LoadError {
+                kind: LoadErrorKind::IncompatibleLayout {
+                    plugin: (plugin != crate::ABI_VERSION).then_some(plugin),
+                },
+                ..e
+            }
+        }
+        _ => e,
+    };
     if !path.exists() {
         return Err(LoadError::new(stage, path, LoadErrorKind::NotFound));
     }
@@ -327,7 +350,9 @@ pub fn open(path: &Path, stage: StageKind) -> Result<(PluginModRef, LibraryInfo)
         return Err(LoadError::new(stage, path, LoadErrorKind::NotAFile));
     }
     let header = lib_header_from_path(path).map_err(fail)?;
-    let module = header.init_root_module::<PluginModRef>().map_err(fail)?;
+    let module = header
+        .init_root_module::<PluginModRef>()
+        .map_err(|e| other_release(fail(e), header))?;
     let PluginInfo { name, version } = (module.info())();
     let stages = StageKind::ALL
         .into_iter()
@@ -394,7 +419,7 @@ fn kind_of(e: &LibraryError) -> LoadErrorKind {
             plugin: actual_version.to_string(),
             host: expected_version.to_string(),
         },
-        LibraryError::AbiInstability(_) => LoadErrorKind::IncompatibleLayout,
+        LibraryError::AbiInstability(_) => LoadErrorKind::IncompatibleLayout { plugin: None },
         LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
             LoadErrorKind::IncompatibleAbi
         }
@@ -935,7 +960,7 @@ mod tests {
                 plugin: s(),
                 host: s(),
             },
-            LoadErrorKind::IncompatibleLayout,
+            LoadErrorKind::IncompatibleLayout { plugin: None },
             LoadErrorKind::IncompatibleAbi,
             LoadErrorKind::InitFailed(s()),
             LoadErrorKind::UnreadableVersion(s()),
@@ -967,6 +992,27 @@ mod tests {
             .filter(|k| k.chars().next().is_some_and(char::is_uppercase))
             .map(str::to_owned)
             .collect()
+    }
+
+    /// A layout refused because the plugin is of another release names both versions and the
+    /// rule, so that whoever reads it knows which side to rebuild.
+    #[test]
+    fn a_layout_of_another_release_names_both_versions() {
+        let older = LoadErrorKind::IncompatibleLayout {
+            plugin: Some("0.7.2".into()),
+        };
+        let reason = older.reason(StageKind::Generator);
+        assert!(
+            reason.starts_with(&format!(
+                "built against registry-abi 0.7.2, whose types differ from this host's {}",
+                crate::ABI_VERSION
+            )),
+            "{reason}"
+        );
+        assert!(reason.ends_with(REBUILD), "{reason}");
+        assert!(older.needs_rebuild());
+        let same = LoadErrorKind::IncompatibleLayout { plugin: None }.reason(StageKind::Cache);
+        assert!(same.contains("its types differ from this host's"), "{same}");
     }
 
     #[test]

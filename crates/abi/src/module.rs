@@ -2,10 +2,13 @@
 //!
 //! # Evolution
 //! The root module and every stage object are prefix types: fields and methods may be appended
-//! after the `#[sabi(last_prefix_field)]` marker in a minor release, and a host reads a missing
-//! trailing field as absent. Removing, reordering or changing a field or method is a breaking
-//! change: it requires a new major version (a new minor while below 1.0) of this crate, and
-//! plugins built against the old one are refused at load with "rebuild the plugin".
+//! after the `#[sabi(last_prefix_field)]` marker in a minor release (a patch one while below
+//! 1.0). abi_stable's layout check lets a library have more trailing fields than the host knows,
+//! never fewer: a plugin built against the newer release loads on an older host, and a plugin
+//! built against an older release is refused by a newer host with "rebuild the plugin" (measured
+//! both ways between 0.7.2 and 0.7.3; PLUGINS.md, "ABI version policy"). Removing, reordering or
+//! changing a field or method is a breaking change: it requires a new major version (a new minor
+//! while below 1.0) of this crate.
 //!
 //! # Ownership across the boundary
 //! What the host sends is borrowed for the call: entries, requests and drafts arrive as views
@@ -82,7 +85,7 @@ pub trait FfiCache: Send + Sync {
     #[sabi(last_prefix_field)]
     fn stats(&self) -> FfiCacheStats;
     /// `Cache::get`, the hits lent to `sink` rather than returned as owned copies (added in
-    /// 0.7.2). A plugin built before gets the hits through `get` and lends those.
+    /// 0.7.2). The default body gets the hits through `get` and lends those.
     fn get_lent(&self, keys: RSlice<'_, FfiKey>, sink: EntrySink<'_>) -> RResult<(), FfiError> {
         let mut found = RVec::with_capacity(keys.len());
         let got = self.get(keys, &mut found);
@@ -112,7 +115,7 @@ pub trait FfiGenerator: Send + Sync {
         options: RStr<'_>,
     ) -> RResult<RString, FfiError>;
     /// `Generator::predict_each`: the predictions lent to `sink` rather than returned as owned
-    /// copies (added in 0.7.3). A plugin built before predicts with `predict` and lends those.
+    /// copies (added in 0.7.3). The default body predicts with `predict` and lends those.
     fn predict_lent(
         &self,
         requests: RSlice<'_, FfiRequestRef<'_>>,
@@ -128,7 +131,7 @@ pub trait FfiGenerator: Send + Sync {
         RResult::ROk(())
     }
     /// `Generator::render_each`: the configs lent to `sink` rather than returned as owned
-    /// copies (added in 0.7.3). A plugin built before renders with `render` and lends those.
+    /// copies (added in 0.7.3). The default body renders with `render` and lends those.
     fn render_lent(
         &self,
         drafts: RSlice<'_, FfiDraftRef<'_>>,
@@ -164,7 +167,7 @@ pub trait FfiValidator: Send + Sync {
         headers: RSlice<'_, FfiRawHeader>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError>;
-    /// Added in 0.7.1: a plugin built before falls back to `check_entries`.
+    /// `Validator::check_built` (added in 0.7.1). The default body is `check_entries`.
     fn check_built(
         &self,
         entries: RSlice<'_, FfiEntryRef<'_>>,
@@ -237,7 +240,7 @@ pub trait FfiStorage: Send + Sync {
         out: &mut RVec<FfiInserted>,
     ) -> RResult<(), FfiError>;
     /// `Storage::get` of borrowed ids, the entries lent to `sink` rather than returned as owned
-    /// copies (added in 0.7.2). A plugin built before gets them through `get` and lends those.
+    /// copies (added in 0.7.2). The default body gets them through `get` and lends those.
     fn get_lent(
         &self,
         ids: RSlice<'_, FfiIdRef<'_>>,
