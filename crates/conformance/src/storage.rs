@@ -240,8 +240,20 @@ fn dense(storage: &dyn Storage) -> bool {
     storage.meta(&mut meta).is_ok() && meta.get(IDS).map(String::as_str) == Some(DENSE)
 }
 
+/// `get`, and `get_reusing` of the same ids given the entries found to decode into (taken from
+/// the end, so each id lands in another entry's strings), which must answer the same.
 fn get(storage: &dyn Storage, ids: &[EntryId]) -> Result<Vec<Option<Entry>>, Violation> {
-    one_each(STAGE, "get", ids.len(), None, |out| storage.get(ids, out))
+    let got = one_each(STAGE, "get", ids.len(), None, |out| storage.get(ids, out))?;
+    let mut spare: Vec<Entry> = got.iter().flatten().cloned().collect();
+    let reused = one_each(STAGE, "get_reusing", ids.len(), None, |out| {
+        storage.get_reusing(ids, out, &mut spare)
+    })?;
+    ensure!(
+        STAGE,
+        reused == got,
+        "get_reusing must answer what get answers, whatever the spare entries held"
+    );
+    Ok(got)
 }
 
 fn find(storage: &dyn Storage, fps: &[Fingerprint]) -> Result<Vec<Option<Entry>>, Violation> {

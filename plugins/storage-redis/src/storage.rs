@@ -266,13 +266,21 @@ impl RedisStorage {
     /// Decodes stored bytes; when they name a dictionary not loaded yet (another host trained
     /// it), loads the dictionaries again and tries once more.
     fn decode_bytes(&self, bytes: &[u8]) -> Result<Entry, String> {
-        match codec::decode(bytes, &self.dictionaries()) {
-            Ok(entry) => return Ok(entry),
+        self.decode_bytes_into(bytes, None)
+    }
+
+    /// [`RedisStorage::decode_bytes`] into `spare`'s strings when there is one
+    /// ([`codec::decode_into`]).
+    fn decode_bytes_into(&self, bytes: &[u8], spare: Option<Entry>) -> Result<Entry, String> {
+        let mut entry = spare.unwrap_or_else(codec::blank);
+        match codec::decode_into(bytes, &self.dictionaries(), &mut entry) {
+            Ok(()) => return Ok(entry),
             Err(e) if self.format < 2 => return Err(e.to_string()),
             Err(_) => {}
         }
         self.load_dictionaries().map_err(|e| e.message)?;
-        codec::decode(bytes, &self.dictionaries()).map_err(|e| e.to_string())
+        codec::decode_into(bytes, &self.dictionaries(), &mut entry).map_err(|e| e.to_string())?;
+        Ok(entry)
     }
 
     /// Trains the shard's first dictionary when this insert's batch holds [`TRAIN_SAMPLES`]
@@ -432,7 +440,20 @@ impl RedisStorage {
 
     /// Decodes a stored revision and checks it is of the entry its key names.
     fn decode(&self, id: &EntryId, revision: Option<u32>, bytes: &[u8]) -> StageResult<Entry> {
-        let entry = self.decode_bytes(bytes).map_err(|e| self.damaged(id, e))?;
+        self.decode_reusing(id, revision, bytes, None)
+    }
+
+    /// [`RedisStorage::decode`] into `spare`'s strings when there is one.
+    fn decode_reusing(
+        &self,
+        id: &EntryId,
+        revision: Option<u32>,
+        bytes: &[u8],
+        spare: Option<Entry>,
+    ) -> StageResult<Entry> {
+        let entry = self
+            .decode_bytes_into(bytes, spare)
+            .map_err(|e| self.damaged(id, e))?;
         if entry.header.id != *id {
             return Err(self.damaged(id, format!("its key holds entry {}", entry.header.id)));
         }
@@ -534,6 +555,16 @@ impl Storage for RedisStorage {
     }
 
     fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+        self.get_reusing(ids, out, &mut Vec::new())
+    }
+
+    /// Decodes into the spare entries' strings, as the redb storage does.
+    fn get_reusing(
+        &self,
+        ids: &[EntryId],
+        out: &mut Vec<Option<Entry>>,
+        spare: &mut Vec<Entry>,
+    ) -> StageResult<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -549,7 +580,7 @@ impl Storage for RedisStorage {
         let mut entries = Vec::with_capacity(found.len());
         for (id, bytes) in ids.iter().zip(found) {
             entries.push(match bytes {
-                Some(bytes) => Some(self.decode(id, None, &bytes)?),
+                Some(bytes) => Some(self.decode_reusing(id, None, &bytes, spare.pop())?),
                 None => None,
             });
         }
