@@ -732,6 +732,24 @@
     }
   }
 
+  // The search index's tile. Between two readings of /v1/live, each change the stream brings
+  // counts as one more the index is behind by: a change is searchable only once the indexer
+  // has committed it, which the next reading says.
+  function renderSearchTile(data) {
+    const search = data.search || {};
+    const lag = search.lag_changes || 0;
+    let searchNote = 'behind by ' + number.format(lag) + (lag === 1 ? ' change · ' : ' changes · ')
+      + (typeof search.lag_seconds === 'number' ? search.lag_seconds.toFixed(1) : '0') + ' s';
+    if (search.error) searchNote = 'failing: ' + String(search.error);
+    else if (search.ready === false) searchNote = 'catching up with storage · ' + searchNote;
+    const tile = $('live-search');
+    tile.dataset.lag = data.search ? String(lag) : '';
+    tile.dataset.docs = data.search ? String(search.docs || 0) : '';
+    tile.replaceChildren(
+      data.search ? number.format(search.docs || 0) + ' docs' : 'off',
+      el('span', { class: 'tile-note' + (search.error ? ' failing' : '') }, data.search ? searchNote : ''));
+  }
+
   function renderLive(data) {
     setCounter($('live-entries'), data.entries);
     setCounter($('live-changes'), data.changes);
@@ -746,14 +764,7 @@
       typeof cache.hit_rate === 'number' ? (cache.hit_rate * 100).toFixed(1) + ' %' : '–',
       el('span', { class: 'tile-note' },
         number.format(cache.hits || 0) + ' hits · ' + number.format(cache.misses || 0) + ' misses'));
-    const search = data.search || {};
-    let searchNote = 'behind by ' + number.format(search.lag_changes || 0) + ' changes · '
-      + (typeof search.lag_seconds === 'number' ? search.lag_seconds.toFixed(1) : '0') + ' s';
-    if (search.error) searchNote = 'failing: ' + String(search.error);
-    else if (search.ready === false) searchNote = 'catching up with storage · ' + searchNote;
-    $('live-search').replaceChildren(
-      data.search ? number.format(search.docs || 0) + ' docs' : 'off',
-      el('span', { class: 'tile-note' + (search.error ? ' failing' : '') }, data.search ? searchNote : ''));
+    renderSearchTile(data);
     drawChart(perSecond);
     const shards = Array.isArray(data.shards) ? data.shards : [];
     $('live-shards').replaceChildren(...shards.map((s) => el('li', { class: s.healthy ? 'ok' : 'down' },
@@ -896,9 +907,11 @@
     if (data) {
       if (typeof data.changes === 'number') data.changes += 1;
       if (change.action === 'created' && typeof data.entries === 'number') data.entries += 1;
+      if (data.search && typeof data.search.lag_changes === 'number') data.search.lag_changes += 1;
       if (state.view === 'live') {
         setCounter($('live-entries'), data.entries);
         setCounter($('live-changes'), data.changes);
+        renderSearchTile(data);
       }
     }
     renderFeed();
