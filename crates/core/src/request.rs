@@ -656,35 +656,19 @@ mod tests {
             ),
             ("x", [Some("S"); 4], None, &[("only", "one")]),
         ];
-        let build = |(title, fields, version, pairs): &Parts<'_>| {
-            let [scope, kind, variant, status] = fields.map(|f| f.map(str::to_owned));
+        let fields = |given: &[Option<&'static str>; 4]| Fields::from_fn(|f| given[f as usize]);
+        let build = |(title, given, version, pairs): &Parts<'static>| {
             let context = Context::new(pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())));
             Request::new(
                 title,
-                Fields {
-                    scope,
-                    kind,
-                    variant,
-                    status,
-                },
+                fields(given).map(|_, v| v.map(str::to_owned)),
                 version.map(str::to_owned),
                 context.expect("valid context"),
             )
             .expect("valid request")
         };
-        let refill = |r: &mut Request, (title, fields, version, pairs): &Parts<'_>| {
-            let [scope, kind, variant, status] = *fields;
-            r.refill(
-                title,
-                Fields {
-                    scope,
-                    kind,
-                    variant,
-                    status,
-                },
-                *version,
-                pairs.iter().copied(),
-            )
+        let refill = |r: &mut Request, (title, given, version, pairs): &Parts<'static>| {
+            r.refill(title, fields(given), *version, pairs.iter().copied())
         };
         let mut kept = build(&parts[0]).by(Some(crate::Author::new("a", "b", "c")));
         for p in parts.iter().chain(parts.iter().rev()) {
