@@ -264,7 +264,7 @@ impl<T: Cache> FfiCache for Exported<T> {
         guard(|| {
             let mut batch = Vec::with_capacity(entries.len());
             convert_all(entries.iter(), &mut batch)?;
-            self.0.put(&batch)
+            self.0.put_owned(batch)
         })
     }
 

@@ -129,6 +129,9 @@ impl<T: Cache> Cache for Guarded<T> {
     fn put(&self, entries: &[Entry]) -> StageResult<()> {
         guarded(|| self.0.put(entries))
     }
+    fn put_owned(&self, entries: Vec<Entry>) -> StageResult<()> {
+        guarded(|| self.0.put_owned(entries))
+    }
     fn remove(&self, keys: &[CacheKey]) -> StageResult<()> {
         guarded(|| self.0.remove(keys))
     }

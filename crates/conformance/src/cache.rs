@@ -46,6 +46,10 @@ fn get(cache: &dyn Cache, keys: &[CacheKey]) -> Result<Vec<Option<Entry>>, Viola
     one_each(STAGE, "get", keys.len(), None, |out| cache.get(keys, out))
 }
 
+fn put_owned(cache: &dyn Cache, entries: Vec<Entry>) -> Result<(), Violation> {
+    ok(STAGE, "put_owned", cache.put_owned(entries))
+}
+
 fn put(cache: &dyn Cache, entries: &[Entry]) -> Result<(), Violation> {
     ok(STAGE, "put", cache.put(entries))
 }
@@ -105,12 +109,19 @@ fn hits_by_both_keys(cache: &dyn Cache) -> Result<(), Violation> {
 fn newer_revision_replaces(cache: &dyn Cache) -> Result<(), Violation> {
     let (a, _) = samples()?;
     let a2 = revise(&a, "DEPRECATED");
+    let a3 = revise(&a2, "REQUIRED");
     put(cache, std::slice::from_ref(&a))?;
     put(cache, std::slice::from_ref(&a2))?;
     ensure!(
         STAGE,
         get(cache, &CacheKey::of_entry(&a))? == [Some(a2.clone()), Some(a2)],
         "put of a newer revision must replace the cached one under both keys"
+    );
+    put_owned(cache, vec![a3.clone()])?;
+    ensure!(
+        STAGE,
+        get(cache, &CacheKey::of_entry(&a))? == [Some(a3.clone()), Some(a3)],
+        "put_owned must cache as put does: a newer revision replaces the cached one under both keys"
     );
     Ok(())
 }

@@ -691,7 +691,7 @@ impl Pipeline {
                 None => missed.push(i),
             }
         }
-        self.fill_cache(&hits);
+        self.fill_cache_owned(hits);
         missed
     }
 
@@ -814,6 +814,17 @@ impl Pipeline {
         if !entries.is_empty()
             && self
                 .timed(StageCall::CachePut, || self.stages.cache.put(entries))
+                .is_err()
+        {
+            self.cache_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// [`Pipeline::fill_cache`] with copies made for the cache, which it keeps.
+    fn fill_cache_owned(&self, entries: Vec<Entry>) {
+        if !entries.is_empty()
+            && self
+                .timed(StageCall::CachePut, || self.stages.cache.put_owned(entries))
                 .is_err()
         {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);

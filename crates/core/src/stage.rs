@@ -140,6 +140,18 @@ pub trait Cache: Send + Sync {
     /// Only for a broken cache.
     fn put(&self, entries: &[Entry]) -> StageResult<()>;
 
+    /// [`Cache::put`] of entries the caller is done with: a cache that keeps its own copies
+    /// can keep these instead of copying them (the pipeline caches copies it made for the
+    /// cache, and a plugin the entries it has just read from the host's views).
+    ///
+    /// The default calls `put`.
+    ///
+    /// # Errors
+    /// As [`Cache::put`].
+    fn put_owned(&self, entries: Vec<Entry>) -> StageResult<()> {
+        self.put(&entries)
+    }
+
     /// Forgets the given keys.
     ///
     /// # Errors

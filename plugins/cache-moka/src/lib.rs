@@ -124,6 +124,19 @@ impl FromConfig for MokaCache {
     }
 }
 
+impl MokaCache {
+    /// Caches one entry under both of its keys, sharing one copy: `make` makes it only when
+    /// the cache is on.
+    fn insert(&self, make: impl FnOnce() -> Arc<Entry>) {
+        if let Some(map) = &self.map {
+            let shared = make();
+            for key in CacheKey::of_entry(&shared) {
+                map.insert(key.0, Arc::clone(&shared));
+            }
+        }
+    }
+}
+
 impl Cache for MokaCache {
     fn get(&self, keys: &[CacheKey], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
         out.reserve(keys.len());
@@ -140,13 +153,16 @@ impl Cache for MokaCache {
     }
 
     fn put(&self, entries: &[Entry]) -> StageResult<()> {
-        if let Some(map) = &self.map {
-            for entry in entries {
-                let shared = Arc::new(entry.clone());
-                for key in CacheKey::of_entry(entry) {
-                    map.insert(key.0, Arc::clone(&shared));
-                }
-            }
+        for entry in entries {
+            self.insert(|| Arc::new(entry.clone()));
+        }
+        Ok(())
+    }
+
+    /// Keeps the entries given, without copying them.
+    fn put_owned(&self, entries: Vec<Entry>) -> StageResult<()> {
+        for entry in entries {
+            self.insert(|| Arc::new(entry));
         }
         Ok(())
     }

@@ -367,7 +367,7 @@ impl Pipeline {
             }
             slots[item] = Some(Ok(added));
         }
-        self.fill_cache(&stored);
+        self.fill_cache_owned(stored);
         // After the cache is filled: an observer reading an entry back finds it stored.
         let created: Vec<&Entry> = keep_items
             .iter()
