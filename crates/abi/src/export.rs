@@ -52,8 +52,6 @@ thread_local! {
 /// Measured (`cargo xtask bench --filter stages`): making a fresh `Draft` or `Request` of every
 /// view was most of what a call through the boundary cost over a linked one, a dozen
 /// allocations and frees per item for a render of a few hundred nanoseconds.
-///
-/// [`copy_into`]: registry_core::copy_into
 const KEPT: usize = 4096;
 
 /// Most text a thread's kept copies of one kind may have held in their last batch: after a
@@ -74,9 +72,10 @@ fn with_kept<V, T: Refill<V>, R>(
 ) -> Result<R, StageError> {
     kept.with(|cell| match cell.try_borrow_mut() {
         Ok(mut owned) => {
-            let filled = refill_all(&mut owned, views);
-            let result = filled.and_then(|()| f(&owned[..views.len()]));
-            if views.iter().map(T::text_bytes).sum::<usize>() > BUDGET {
+            let mut text = 0;
+            let result =
+                refill_all(&mut owned, views, &mut text).and_then(|()| f(&owned[..views.len()]));
+            if text > BUDGET {
                 *owned = Vec::new();
             }
             owned.truncate(KEPT);
@@ -84,7 +83,7 @@ fn with_kept<V, T: Refill<V>, R>(
         }
         Err(_) => {
             let mut owned = Vec::with_capacity(views.len());
-            refill_all(&mut owned, views)?;
+            refill_all(&mut owned, views, &mut 0)?;
             f(&owned)
         }
     })
@@ -114,9 +113,15 @@ fn with_spare<R>(f: impl FnOnce(&mut Vec<Entry>) -> R) -> R {
     })
 }
 
-/// Makes the first `views.len()` values of `owned` the views' copies.
-fn refill_all<V, T: Refill<V>>(owned: &mut Vec<T>, views: &[V]) -> Result<(), StageError> {
+/// Makes the first `views.len()` values of `owned` the views' copies, adding the bytes of text
+/// of each view reached to `text` ([`Refill::text_bytes`]).
+fn refill_all<V, T: Refill<V>>(
+    owned: &mut Vec<T>,
+    views: &[V],
+    text: &mut usize,
+) -> Result<(), StageError> {
     for (i, view) in views.iter().enumerate() {
+        *text += T::text_bytes(view);
         match owned.get_mut(i) {
             Some(kept) => kept.refill(view)?,
             None => owned.push(T::make(view)?),
