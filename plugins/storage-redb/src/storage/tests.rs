@@ -1075,6 +1075,13 @@ fn a_new_shard_is_format_2_and_trains_a_dictionary_at_its_thousandth_entry() {
         after * 2 < before,
         "with the dictionary {after} bytes, without {before}"
     );
+    // The batch that trained it is stored with it too, not as encoded before the insert took
+    // the writer (when the shard had no dictionary).
+    let trained_with = stored_len(1100);
+    assert!(
+        trained_with * 2 < before,
+        "the training batch's entry: {trained_with} bytes, without a dictionary {before}"
+    );
     for e in [&all[0], &all[998], &all[999], &all[1499]] {
         assert_eq!(get(&s, e.header.id.number()).as_ref(), Some(e));
     }

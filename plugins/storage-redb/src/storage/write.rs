@@ -28,6 +28,39 @@ pub struct Encoded {
     bytes: Vec<Vec<u8>>,
 }
 
+/// Encodings made before an insert took the shard's writer ([`RedbStorage::encode_early`]),
+/// one after the other in `bytes`, each ending at its `ends`.
+struct Early {
+    made_with: EarlyKey,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Early {
+    /// The encoding of the batch's `i`th entry.
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+}
+
+/// How entries were encoded: uncompressed (storage format 1), or compressed with the dictionary
+/// of that id or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EarlyKey {
+    Uncompressed,
+    Compressed(Option<u32>),
+}
+
+impl EarlyKey {
+    fn of(writing: codec::Writing<'_>) -> EarlyKey {
+        match writing {
+            codec::Writing::Uncompressed => EarlyKey::Uncompressed,
+            codec::Writing::Compressed(d) => EarlyKey::Compressed(d.map(Dictionary::id)),
+        }
+    }
+}
+
 impl RedbStorage {
     /// Trains the shard's first dictionary when this insert's batch holds [`TRAIN_SAMPLES`]
     /// configs or brings a format 2 shard to [`TRAIN_AT`](registry_codec::compress::TRAIN_AT)
@@ -228,6 +261,7 @@ impl RedbStorage {
         if entries.is_empty() {
             return Ok(());
         }
+        let early = self.encode_early(entries);
         let _writing = self.writing();
         let durability = match places {
             Some(_) => Durability::Immediate,
@@ -249,7 +283,8 @@ impl RedbStorage {
                 Some(dictionary) => codec::Writing::Compressed(Some(dictionary)),
                 None => self.entry_writing(&current),
             };
-            for entry in entries {
+            let early = early.filter(|e| e.made_with == EarlyKey::of(writing));
+            for (i, entry) in entries.iter().enumerate() {
                 let id = &entry.header.id;
                 rules::check_new(entry)?;
                 // A fingerprint repeated within the batch finds the first entry, which the
@@ -267,8 +302,14 @@ impl RedbStorage {
                 if t.entries.with(self, id, |_| Ok(()))?.is_some() {
                     return Err(rules::id_taken(id));
                 }
-                self.encode(entry, writing, &mut buf)?;
-                self.put_new(&mut t, entry, &buf, &mut next, &mut index)?;
+                let bytes = match &early {
+                    Some(early) => early.get(i),
+                    None => {
+                        self.encode(entry, writing, &mut buf)?;
+                        &buf
+                    }
+                };
+                self.put_new(&mut t, entry, bytes, &mut next, &mut index)?;
                 added.insert(entry.fingerprint, id.clone());
                 outcomes.push(Inserted::Created);
             }
@@ -289,6 +330,28 @@ impl RedbStorage {
         self.pending_committed(pending, merge, added.iter().map(|(fp, id)| (*fp, id)), next);
         out.extend(outcomes);
         Ok(())
+    }
+
+    /// `entries` encoded as an insert would write them now, before the insert takes the shard's
+    /// writer: compression is then done beside another batch's writes and commit instead of
+    /// after them. The insert uses these bytes only if it writes the same way once it holds the
+    /// writer (no dictionary was trained or format changed in between); `None` if an entry does
+    /// not encode, for the insert to find and report under its own rules.
+    fn encode_early(&self, entries: &[Entry]) -> Option<Early> {
+        let dictionaries = self.dictionaries();
+        let writing = self.entry_writing(&dictionaries);
+        let mut early = Early {
+            made_with: EarlyKey::of(writing),
+            bytes: Vec::new(),
+            ends: Vec::with_capacity(entries.len()),
+        };
+        let mut buf = Vec::new();
+        for entry in entries {
+            self.encode(entry, writing, &mut buf).ok()?;
+            early.bytes.extend_from_slice(&buf);
+            early.ends.push(early.bytes.len());
+        }
+        Some(early)
     }
 
     /// The pending fingerprints as a writer's transaction `txn` starts: merged into the
