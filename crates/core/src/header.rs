@@ -120,7 +120,9 @@ impl EntryId {
     /// The id prefix of a scope and a type: `SEC` and `RULES` give `SEC-RUL`, `ETL` and `MULTI-ETL`
     /// give `ETL-MUL`.
     pub fn prefix_for(scope: &str, kind: &str) -> String {
-        let mut prefix = scope.to_ascii_uppercase();
+        let mut prefix = String::with_capacity(scope.len() + 4);
+        prefix.push_str(scope);
+        prefix.make_ascii_uppercase();
         prefix.push('-');
         prefix.extend(
             kind.chars()

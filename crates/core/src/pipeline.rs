@@ -700,17 +700,19 @@ impl Pipeline {
     fn complete(
         &self,
         mut request: Request,
-        prediction: Prediction,
+        mut prediction: Prediction,
     ) -> Result<(Request, Fields<Guess>, Source), Error> {
         let mut sources: Fields<Option<Guess>> = Fields::default();
         for f in Field::ALL {
-            let guess = match &request.fields[f] {
-                Some(v) => Guess {
-                    value: v.clone(),
+            // Each value moves from the request or the prediction into its guess, is spelled
+            // as the schema spells it in place, and is copied once, back into the request.
+            let mut guess = match request.fields[f].take() {
+                Some(value) => Guess {
+                    value,
                     confidence: None,
                     source: Source::Given,
                 },
-                None => match prediction[f].clone().or_else(|| {
+                None => match prediction[f].take().or_else(|| {
                     self.schema.default_value(f).map(|v| Guess {
                         value: v.to_owned(),
                         confidence: None,
@@ -731,12 +733,14 @@ impl Pipeline {
                     }
                 },
             };
-            let value = self
-                .schema
-                .canonical(f, &guess.value)
-                .map_or_else(|| guess.value.clone(), str::to_owned);
-            request.fields[f] = Some(value.clone());
-            sources[f] = Some(Guess { value, ..guess });
+            if let Some(spelled) = self.schema.canonical(f, &guess.value)
+                && spelled != guess.value
+            {
+                guess.value.clear();
+                guess.value.push_str(spelled);
+            }
+            request.fields[f] = Some(guess.value.clone());
+            sources[f] = Some(guess);
         }
         let version = if request.version.is_none() {
             request.version = Some(self.schema.version().to_owned());

@@ -221,7 +221,12 @@ impl Schema {
     /// The id prefix of entries of `scope` and type `kind`: [`crate::EntryId::prefix_for`] of
     /// [`Schema::id_scope`] and the type.
     pub fn id_prefix(&self, scope: &str, kind: &str) -> String {
-        crate::EntryId::prefix_for(&self.id_scope(scope), kind)
+        let id_scope = self
+            .canonical(Field::Scope, scope)
+            .and_then(|s| self.id_scopes.get(s))
+            .map_or(scope, String::as_str);
+        // `prefix_for` uppercases the scope itself: the same as of `id_scope`'s copy.
+        crate::EntryId::prefix_for(id_scope, kind)
     }
 
     /// Whether any scope has another id scope than its name.
