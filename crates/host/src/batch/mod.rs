@@ -132,17 +132,21 @@ impl Tally {
         results: Vec<Result<Settled, CoreError>>,
     ) -> Result<(), Error> {
         self.processed += (bad.len() + lines.len()) as u64;
-        let mut stored = Vec::with_capacity(lines.len());
+        // Each line's outcome is kept only for a results file.
+        let keep = self.results.is_some();
+        let mut stored = Vec::with_capacity(if keep { lines.len() } else { 0 });
         for (line, result) in lines.into_iter().zip(results) {
             match result {
                 Ok(Settled { created, id }) => {
                     if created {
                         self.created += 1;
-                        self.keep_in_sample(line, id.clone());
+                        self.keep_in_sample(line, &id);
                     } else {
                         self.duplicates += 1;
                     }
-                    stored.push((line, created, id));
+                    if keep {
+                        stored.push((line, created, id));
+                    }
                 }
                 Err(e) => {
                     self.severe |= !e.is_user_error();
@@ -161,13 +165,13 @@ impl Tally {
     }
 
     /// Reservoir sampling: after `created` entries, each is in the sample with equal chance.
-    fn keep_in_sample(&mut self, line: u64, id: EntryId) {
+    fn keep_in_sample(&mut self, line: u64, id: &EntryId) {
         if self.sample.len() < SAMPLE {
-            self.sample.push((line, id));
+            self.sample.push((line, id.clone()));
         } else {
             let j = self.rng.below(self.created);
             if let Some(slot) = usize::try_from(j).ok().and_then(|j| self.sample.get_mut(j)) {
-                *slot = (line, id);
+                *slot = (line, id.clone());
             }
         }
     }
@@ -612,7 +616,7 @@ mod tests {
         let n = (SAMPLE * 4) as u64;
         for line in 1..=n {
             t.created += 1;
-            t.keep_in_sample(line, EntryId::new("SEC-RUL", line));
+            t.keep_in_sample(line, &EntryId::new("SEC-RUL", line));
         }
         assert_eq!(t.sample.len(), SAMPLE);
         assert!(t.sample.iter().all(|(line, id)| id.number() == *line));

@@ -270,7 +270,8 @@ impl RedbStorage {
         let txn = self.begin_write(durability)?;
         let (pending, merge, mut next) = self.pending_for_write(&txn)?;
         let mut outcomes = Vec::with_capacity(entries.len());
-        let mut added: HashMap<Fingerprint, EntryId> = HashMap::new();
+        // The fingerprints this batch adds, each with the position of its entry.
+        let mut added: HashMap<Fingerprint, usize> = HashMap::with_capacity(entries.len());
         let saving;
         let trained;
         {
@@ -290,7 +291,7 @@ impl RedbStorage {
                 // A fingerprint repeated within the batch finds the first entry, which the
                 // tables already hold.
                 let known = match added.get(&entry.fingerprint) {
-                    Some(id) => Some(id.clone()),
+                    Some(&first) => Some(entries[first].header.id.clone()),
                     None => self.registered_any(&pending, &t.fingerprints, &entry.fingerprint)?,
                 };
                 if let Some(known) = known {
@@ -310,7 +311,7 @@ impl RedbStorage {
                     }
                 };
                 self.put_new(&mut t, entry, bytes, &mut next, &mut index)?;
-                added.insert(entry.fingerprint, id.clone());
+                added.insert(entry.fingerprint, i);
                 outcomes.push(Inserted::Created);
             }
             self.write_index(&mut t, index)?;
@@ -327,7 +328,8 @@ impl RedbStorage {
                 .unwrap_or_else(PoisonError::into_inner)
                 .add(dictionary);
         }
-        self.pending_committed(pending, merge, added.iter().map(|(fp, id)| (*fp, id)), next);
+        let added = added.iter().map(|(fp, &i)| (*fp, &entries[i].header.id));
+        self.pending_committed(pending, merge, added, next);
         out.extend(outcomes);
         Ok(())
     }
