@@ -21,6 +21,8 @@
 //! `target/bench-data/` ([`registry_benches::data_root`]), on the project's disk. Run `cargo
 //! build --release --workspace` first.
 
+use std::sync::Arc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use registry_benches::{DURABLE, Linkage, renewed, request};
 use registry_core::{Entry, Pipeline, Request, Schema, Storage};
@@ -43,8 +45,8 @@ fn round_of(next: &mut u64, workers: usize) -> Vec<Vec<Request>> {
     inputs
 }
 
-/// Registers `requests` (all new), and returns the entries.
-fn add_batch(pipeline: &Pipeline, requests: Vec<Request>) -> Vec<Entry> {
+/// Registers `requests` (all new), and returns the entries, as the pipeline hands them out.
+fn add_batch(pipeline: &Pipeline, requests: Vec<Request>) -> Vec<Arc<Entry>> {
     pipeline
         .add(requests)
         .into_iter()
@@ -54,6 +56,11 @@ fn add_batch(pipeline: &Pipeline, requests: Vec<Request>) -> Vec<Entry> {
             a.entry
         })
         .collect()
+}
+
+/// Copies of the entries the pipeline handed out, for the bare side's inputs.
+fn owned(entries: &[Arc<Entry>]) -> Vec<Entry> {
+    entries.iter().map(|e| Entry::clone(e)).collect()
 }
 
 /// A durable redb shard of its own, in a one-shard registry created for it, that has stored
@@ -90,7 +97,7 @@ fn ceiling(c: &mut Criterion) {
     let (pipeline, _dir) =
         registry_benches::pipeline(Linkage::Dynamic, Schema::default(), &[DURABLE], 1);
     let mut next = 0u64;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut entries: Vec<Arc<Entry>> = Vec::new();
     group.bench_function("pipeline_add_1000", |b| {
         b.iter_batched(
             || {
@@ -102,6 +109,7 @@ fn ceiling(c: &mut Criterion) {
         );
     });
 
+    let entries = owned(&entries);
     let (bare, _bare_dir) = bare_shard(&entries);
     let mut round = 0u64;
     group.bench_function("bare_redb_insert_1000", |b| {
@@ -124,7 +132,7 @@ fn ceiling(c: &mut Criterion) {
         .map(|_| registry_benches::pipeline(Linkage::Dynamic, Schema::default(), &[DURABLE], 1))
         .collect();
     let mut next = 0u64;
-    let mut batches: Vec<Vec<Entry>> = Vec::new();
+    let mut batches: Vec<Vec<Arc<Entry>>> = Vec::new();
     group.bench_function("pipeline_parallel", |b| {
         b.iter_batched(
             || round_of(&mut next, cores),
@@ -168,6 +176,7 @@ fn ceiling(c: &mut Criterion) {
         );
     });
 
+    let batches: Vec<Vec<Entry>> = batches.iter().map(|batch| owned(batch)).collect();
     let shards: Vec<(RedbStorage, tempfile::TempDir)> =
         batches.iter().map(|batch| bare_shard(batch)).collect();
     let mut round = 0u64;

@@ -111,14 +111,19 @@ fn main() {
     let configs: Vec<String> = registry
         .add((0..n).map(request).collect())
         .into_iter()
-        .map(|a| a.expect("the benchmark requests register").entry.config)
+        .map(|a| {
+            a.expect("the benchmark requests register")
+                .entry
+                .config
+                .clone()
+        })
         .collect();
     let (schema, requests) = prowler();
     let (other, _dir2) = pipeline(Linkage::Static, schema, &[NO_FSYNC], 1);
     let prowler_configs: Vec<String> = other
         .add(requests)
         .into_iter()
-        .map(|a| a.expect("the Prowler checks register").entry.config)
+        .map(|a| a.expect("the Prowler checks register").entry.config.clone())
         .collect();
 
     // Trained on the first tenth (at most 2,000), measured on the rest.

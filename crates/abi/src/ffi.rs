@@ -963,10 +963,17 @@ pub(crate) fn with_entry_views<R>(
     entries: &[Entry],
     f: impl FnOnce(RSlice<'_, FfiEntryRef<'_>>) -> R,
 ) -> R {
-    let pairs = batch_pairs(entries.iter().map(|e| &e.context));
+    with_views_of(entries.iter(), f)
+}
+
+/// [`with_entry_views`] of entries wherever they are (behind `Arc`s, for instance).
+pub(crate) fn with_views_of<'e, R>(
+    entries: impl Iterator<Item = &'e Entry> + Clone,
+    f: impl FnOnce(RSlice<'_, FfiEntryRef<'_>>) -> R,
+) -> R {
+    let pairs = batch_pairs(entries.clone().map(|e| &e.context));
     let mut contexts = Slices(&pairs);
     let views: Vec<FfiEntryRef<'_>> = entries
-        .iter()
         .map(|e| FfiEntryRef::new(e, contexts.take(e.context.len()).into()))
         .collect();
     f(RSlice::from_slice(&views))

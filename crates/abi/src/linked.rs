@@ -132,6 +132,9 @@ impl<T: Cache> Cache for Guarded<T> {
     fn put_owned(&self, entries: Vec<Entry>) -> StageResult<()> {
         guarded(|| self.0.put_owned(entries))
     }
+    fn put_shared(&self, entries: &[std::sync::Arc<Entry>]) -> StageResult<()> {
+        guarded(|| self.0.put_shared(entries))
+    }
     fn remove(&self, keys: &[CacheKey]) -> StageResult<()> {
         guarded(|| self.0.remove(keys))
     }

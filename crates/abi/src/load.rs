@@ -23,7 +23,7 @@ pub use crate::trust::{Refusal, Trust};
 use crate::ffi::{
     FfiEntry, FfiEntryRef, FfiError, FfiId, FfiIdRef, FfiKey, FfiListQuery, FfiPredictionRef,
     FfiRawHeader, convert_all, prediction_from_view, restored_from_ffi, with_draft_views,
-    with_entry_views, with_history_views, with_request_views,
+    with_entry_views, with_history_views, with_request_views, with_views_of,
 };
 use crate::module::{
     CacheBox, EntrySink, FfiConfigSink, FfiConfigSink_TO, FfiEntrySink, FfiEntrySink_TO,
@@ -642,6 +642,14 @@ impl Cache for HostCache {
 
     fn put(&self, entries: &[Entry]) -> StageResult<()> {
         call(with_entry_views(entries, |batch| self.0.put(batch)))
+    }
+
+    /// Lends views of the shared entries, as `put` does of its own: the plugin makes its copies
+    /// from them, and the host makes none.
+    fn put_shared(&self, entries: &[std::sync::Arc<Entry>]) -> StageResult<()> {
+        call(with_views_of(entries.iter().map(|e| &**e), |batch| {
+            self.0.put(batch)
+        }))
     }
 
     fn remove(&self, keys: &[CacheKey]) -> StageResult<()> {

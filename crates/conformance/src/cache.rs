@@ -50,6 +50,10 @@ fn put_owned(cache: &dyn Cache, entries: Vec<Entry>) -> Result<(), Violation> {
     ok(STAGE, "put_owned", cache.put_owned(entries))
 }
 
+fn put_shared(cache: &dyn Cache, entries: &[std::sync::Arc<Entry>]) -> Result<(), Violation> {
+    ok(STAGE, "put_shared", cache.put_shared(entries))
+}
+
 fn put(cache: &dyn Cache, entries: &[Entry]) -> Result<(), Violation> {
     ok(STAGE, "put", cache.put(entries))
 }
@@ -110,6 +114,7 @@ fn newer_revision_replaces(cache: &dyn Cache) -> Result<(), Violation> {
     let (a, _) = samples()?;
     let a2 = revise(&a, "DEPRECATED");
     let a3 = revise(&a2, "REQUIRED");
+    let a4 = revise(&a3, "DEPRECATED");
     put(cache, std::slice::from_ref(&a))?;
     put(cache, std::slice::from_ref(&a2))?;
     ensure!(
@@ -122,6 +127,12 @@ fn newer_revision_replaces(cache: &dyn Cache) -> Result<(), Violation> {
         STAGE,
         get(cache, &CacheKey::of_entry(&a))? == [Some(a3.clone()), Some(a3)],
         "put_owned must cache as put does: a newer revision replaces the cached one under both keys"
+    );
+    put_shared(cache, &[std::sync::Arc::new(a4.clone())])?;
+    ensure!(
+        STAGE,
+        get(cache, &CacheKey::of_entry(&a))? == [Some(a4.clone()), Some(a4)],
+        "put_shared must cache as put does: a newer revision replaces the cached one under both keys"
     );
     Ok(())
 }

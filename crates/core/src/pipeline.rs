@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -69,8 +69,11 @@ impl std::fmt::Debug for Stages {
 /// The outcome of registering one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Added {
+    /// Shared with the cache that keeps it, so a registration answered from the cache copies
+    /// nothing ([`Cache::get_shared`](crate::Cache::get_shared)); `Arc::unwrap_or_clone` gives a
+    /// caller its own.
     #[serde(flatten)]
-    pub entry: Entry,
+    pub entry: Arc<Entry>,
     /// False when the request was already registered and `entry` is the existing one.
     pub created: bool,
     /// Where each header field came from, for a created entry; empty for an existing one.
@@ -539,7 +542,7 @@ impl Pipeline {
             .collect();
         let mut hits = Vec::with_capacity(keys.len());
         let got = self.timed(StageCall::CacheGet, || {
-            self.stages.cache.get(&keys, &mut hits)
+            self.stages.cache.get_shared(&keys, &mut hits)
         });
         if got.is_err() || hits.len() != keys.len() {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);
@@ -685,13 +688,14 @@ impl Pipeline {
         for (&i, f) in items.iter().zip(found) {
             match f {
                 Some(entry) => {
-                    hits.push(entry.clone());
+                    let entry = Arc::new(entry);
+                    hits.push(Arc::clone(&entry));
                     slots[i] = Some(Ok(existing(entry)));
                 }
                 None => missed.push(i),
             }
         }
-        self.fill_cache_owned(hits);
+        self.fill_cache_shared(&hits);
         missed
     }
 
@@ -824,11 +828,14 @@ impl Pipeline {
         }
     }
 
-    /// [`Pipeline::fill_cache`] with copies made for the cache, which it keeps.
-    fn fill_cache_owned(&self, entries: Vec<Entry>) {
+    /// [`Pipeline::fill_cache`] with the entries handed out in [`Added`], which a cache that
+    /// keeps `Arc`s shares instead of copying.
+    fn fill_cache_shared(&self, entries: &[Arc<Entry>]) {
         if !entries.is_empty()
             && self
-                .timed(StageCall::CachePut, || self.stages.cache.put_owned(entries))
+                .timed(StageCall::CachePut, || {
+                    self.stages.cache.put_shared(entries)
+                })
                 .is_err()
         {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);
@@ -1364,7 +1371,7 @@ fn field(fields: &Fields<Option<String>>, f: Field) -> &str {
     fields[f].as_deref().unwrap_or("")
 }
 
-fn existing(entry: Entry) -> Added {
+fn existing(entry: Arc<Entry>) -> Added {
     Added {
         entry,
         created: false,

@@ -179,6 +179,16 @@ pub trait Cache: Send + Sync {
         out.extend(found.into_iter().map(|e| e.map(std::sync::Arc::new)));
         Ok(())
     }
+
+    /// [`Cache::put`] of entries the caller shares: a cache that keeps entries behind an `Arc`
+    /// keeps these, without a copy (the pipeline caches the entries it hands out in
+    /// [`crate::Added`]). By default, [`Cache::put_owned`] of a copy of each.
+    ///
+    /// # Errors
+    /// As [`Cache::put`].
+    fn put_shared(&self, entries: &[std::sync::Arc<Entry>]) -> StageResult<()> {
+        self.put_owned(entries.iter().map(|e| Entry::clone(e)).collect())
+    }
 }
 
 /// Where a header field's value came from.

@@ -267,7 +267,7 @@ async fn finish(
                         } else {
                             "duplicate"
                         },
-                        id: Some(added.entry.header.id),
+                        id: Some(added.entry.header.id.clone()),
                         code: None,
                         message: None,
                     }

@@ -167,6 +167,14 @@ impl Cache for MokaCache {
         Ok(())
     }
 
+    /// Keeps the entries given, shared with the caller.
+    fn put_shared(&self, entries: &[Arc<Entry>]) -> StageResult<()> {
+        for entry in entries {
+            self.insert(|| Arc::clone(entry));
+        }
+        Ok(())
+    }
+
     fn remove(&self, keys: &[CacheKey]) -> StageResult<()> {
         if let Some(map) = &self.map {
             for key in keys {

@@ -356,23 +356,23 @@ impl Pipeline {
         for (((item, provenance), entry), outcome) in keep.into_iter().zip(entries).zip(inserted) {
             let added = match outcome {
                 Inserted::Created => Added {
-                    entry,
+                    entry: Arc::new(entry),
                     created: true,
                     fields: Some(provenance),
                 },
-                Inserted::Existing(entry) => existing(entry),
+                Inserted::Existing(entry) => existing(Arc::new(entry)),
             };
             if cache_new || !added.created {
-                stored.push(added.entry.clone());
+                stored.push(Arc::clone(&added.entry));
             }
             slots[item] = Some(Ok(added));
         }
-        self.fill_cache_owned(stored);
+        self.fill_cache_shared(&stored);
         // After the cache is filled: an observer reading an entry back finds it stored.
         let created: Vec<&Entry> = keep_items
             .iter()
             .filter_map(|&item| match &slots[item] {
-                Some(Ok(added)) if added.created => Some(&added.entry),
+                Some(Ok(added)) if added.created => Some(&*added.entry),
                 _ => None,
             })
             .collect();

@@ -265,7 +265,11 @@ fn add_settled(
         .map(|r| {
             r.map(|added| Settled {
                 created: added.created,
-                id: added.entry.header.id,
+                // The entry is this result's alone unless the cache keeps it too.
+                id: match Arc::try_unwrap(added.entry) {
+                    Ok(entry) => entry.header.id,
+                    Err(shared) => shared.header.id.clone(),
+                },
             })
         })
         .collect()

@@ -1159,7 +1159,7 @@ fn register_and_write(
         // A request registered as an entry since merged gets the header of the one in use.
         let result = result.and_then(|added| match added.entry.lifecycle {
             registry_core::Lifecycle::Merged(_) => Ok(Added {
-                entry: pipeline.resolve(&added.entry.header.id)?,
+                entry: std::sync::Arc::new(pipeline.resolve(&added.entry.header.id)?),
                 ..added
             }),
             _ => Ok(added),

@@ -142,7 +142,7 @@ fn every_default_plugin_loads_and_runs() {
     assert_eq!(again.entry.header.id, added.entry.header.id);
     assert_eq!(
         pipeline.get(&added.entry.header.id).expect("stored"),
-        added.entry
+        *added.entry
     );
 }
 

@@ -18,6 +18,7 @@ fn add(pipeline: &Pipeline, title: &str) -> registry_core::EntryId {
         .entry
         .header
         .id
+        .clone()
 }
 
 #[test]

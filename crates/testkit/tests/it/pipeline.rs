@@ -2,8 +2,9 @@
 //! isolation, updates, history and sharding.
 
 use registry_core::{
-    Changes, Draft, EntryId, Error, ErrorCode, FromConfig, Generator, Guess, Lifecycle, ListQuery,
-    Pipeline, Prediction, Request, Schema, Setup, Source, StageKind, StageResult, Storage,
+    Changes, Draft, Entry, EntryId, Error, ErrorCode, FromConfig, Generator, Guess, Lifecycle,
+    ListQuery, Pipeline, Prediction, Request, Schema, Setup, Source, StageKind, StageResult,
+    Storage,
 };
 use registry_testkit::faults::{BrokenCache, FailingStorage, FaultSwitch};
 use registry_testkit::memory::{self, KeywordlessGenerator, MemoryStorage, NoConfig};
@@ -67,7 +68,7 @@ fn add_creates_revision_1_with_provenance() {
     let added = pipeline.add_one(req.clone()).expect("valid request");
 
     assert!(added.created);
-    let e = &added.entry;
+    let e: &Entry = &added.entry;
     assert_eq!(e.revision, 1);
     assert_eq!(
         e.header.readable(),
@@ -146,7 +147,10 @@ fn broken_cache_is_counted_and_bypassed() {
     let added = pipeline
         .add_one(request("rotate keys", &[]))
         .expect("valid");
-    assert_eq!(pipeline.get(&added.entry.header.id), Ok(added.entry));
+    assert_eq!(
+        pipeline.get(&added.entry.header.id),
+        Ok(Entry::clone(&added.entry))
+    );
     assert!(pipeline.cache_stats().1 >= 3, "get, put and get failed");
 }
 
@@ -193,11 +197,11 @@ fn cache_hits_for_another_key_are_ignored() {
     assert_eq!((again.created, &again.entry), (false, &first.entry));
     assert_eq!(
         pipeline.get(&first.entry.header.id),
-        Ok(first.entry.clone())
+        Ok(Entry::clone(&first.entry))
     );
     assert_eq!(
         pipeline.list(&everything()).map(|p| p.entries),
-        Ok(vec![first.entry])
+        Ok(vec![Entry::clone(&first.entry)])
     );
 }
 
@@ -305,7 +309,7 @@ fn failing_storage_sinks_only_its_items() {
     let earlier: Vec<_> = pipeline
         .add(titles(0))
         .into_iter()
-        .map(|r| r.expect("healthy storage").entry)
+        .map(|r| Entry::clone(&r.expect("healthy storage").entry))
         .collect();
 
     switch.fail_after(0);
@@ -318,7 +322,7 @@ fn failing_storage_sinks_only_its_items() {
                 assert!(added.created);
                 assert_eq!(
                     pipeline.get(&added.entry.header.id).as_ref(),
-                    Ok(&added.entry)
+                    Ok(&*added.entry)
                 );
                 stored += 1;
             }
@@ -361,7 +365,9 @@ fn update_writes_a_revision_and_keeps_history() {
     let first = pipeline
         .add_one(request("block ssh", &[("scope", "SEC")]))
         .expect("valid")
-        .entry;
+        .entry
+        .as_ref()
+        .clone();
     let updated = pipeline
         .update(
             &first.header.id,
@@ -372,7 +378,7 @@ fn update_writes_a_revision_and_keeps_history() {
         )
         .expect("valid update");
     assert!(updated.changed);
-    let second = updated.entry;
+    let second = Entry::clone(&updated.entry);
     assert_eq!(second.revision, 2);
     assert_eq!(second.header.fields.status, "DEPRECATED");
     assert_eq!(second.header.id, first.header.id);
@@ -440,7 +446,7 @@ fn retiring_merging_and_reviving_are_revisions_kept_in_history() {
         .add_one(request("rotate keys", &[("scope", "SEC")]))
         .expect("valid");
     assert!(!found.created);
-    assert_eq!(found.entry, retired.entry);
+    assert_eq!(*found.entry, retired.entry);
 
     // Merges go only into another, active entry.
     for (target, want) in [
@@ -500,7 +506,9 @@ fn update_without_change_writes_nothing() {
     let first = pipeline
         .add_one(request("block ssh", &[]))
         .expect("valid")
-        .entry;
+        .entry
+        .as_ref()
+        .clone();
     let same_status = Changes {
         status: Some(first.header.fields.status.to_lowercase()),
         ..Changes::default()
@@ -634,7 +642,7 @@ fn dense_ids_count_from_1_in_input_order_and_list_merges_in_id_order() {
     let mut added: Vec<_> = pipeline
         .add(requests)
         .into_iter()
-        .map(|r| r.expect("valid").entry)
+        .map(|r| Entry::clone(&r.expect("valid").entry))
         .collect();
     // Per prefix 1 to 10, in the order the requests came, wherever each entry is stored.
     for (i, e) in added.iter().enumerate() {
@@ -658,7 +666,7 @@ fn dense_ids_count_from_1_in_input_order_and_list_merges_in_id_order() {
         .add_one(request("rule number 30", &[("scope", "SEC")]))
         .expect("valid");
     assert_eq!(next.entry.header.id.to_string(), "SEC-RUL-011");
-    added.push(next.entry);
+    added.push(Entry::clone(&next.entry));
 
     added.sort_by(|a, b| a.header.id.cmp(&b.header.id));
     assert_eq!(
