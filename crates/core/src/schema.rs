@@ -212,21 +212,22 @@ impl Schema {
     /// The scope part of the ids of `scope`: its `schema.id_scope`, else the scope itself, in
     /// upper case.
     pub fn id_scope(&self, scope: &str) -> String {
+        self.renamed_id_scope(scope)
+            .map_or_else(|| scope.to_ascii_uppercase(), str::to_owned)
+    }
+
+    /// The `schema.id_scope` given to `scope`, if any.
+    fn renamed_id_scope(&self, scope: &str) -> Option<&str> {
         self.canonical(Field::Scope, scope)
             .and_then(|s| self.id_scopes.get(s))
-            .cloned()
-            .unwrap_or_else(|| scope.to_ascii_uppercase())
+            .map(String::as_str)
     }
 
     /// The id prefix of entries of `scope` and type `kind`: [`crate::EntryId::prefix_for`] of
     /// [`Schema::id_scope`] and the type.
     pub fn id_prefix(&self, scope: &str, kind: &str) -> String {
-        let id_scope = self
-            .canonical(Field::Scope, scope)
-            .and_then(|s| self.id_scopes.get(s))
-            .map_or(scope, String::as_str);
-        // `prefix_for` uppercases the scope itself: the same as of `id_scope`'s copy.
-        crate::EntryId::prefix_for(id_scope, kind)
+        // `prefix_for` uppercases the scope itself, so it is given the borrowed one.
+        crate::EntryId::prefix_for(self.renamed_id_scope(scope).unwrap_or(scope), kind)
     }
 
     /// Whether any scope has another id scope than its name.

@@ -25,18 +25,19 @@ use super::{
 #[derive(Debug)]
 pub struct Encoded {
     entries: Vec<Entry>,
-    bytes: Vec<Vec<u8>>,
+    encodings: Encodings,
 }
 
-/// Encodings made before an insert took the shard's writer ([`RedbStorage::encode_early`]),
-/// one after the other in `bytes`, each ending at its `ends`.
-struct Early {
-    made_with: EarlyKey,
+/// A batch's entries encoded outside a write transaction ([`RedbStorage::encode_batch`]), one
+/// after the other in `bytes`, each ending at its `ends`.
+#[derive(Debug)]
+struct Encodings {
+    made_with: EncodedWith,
     bytes: Vec<u8>,
     ends: Vec<usize>,
 }
 
-impl Early {
+impl Encodings {
     /// The encoding of the batch's `i`th entry.
     fn get(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -44,19 +45,19 @@ impl Early {
     }
 }
 
-/// How entries were encoded: uncompressed (storage format 1), or compressed with the dictionary
+/// How a batch was encoded: uncompressed (storage format 1), or compressed with the dictionary
 /// of that id or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EarlyKey {
+enum EncodedWith {
     Uncompressed,
     Compressed(Option<u32>),
 }
 
-impl EarlyKey {
-    fn of(writing: codec::Writing<'_>) -> EarlyKey {
+impl EncodedWith {
+    fn of(writing: codec::Writing<'_>) -> EncodedWith {
         match writing {
-            codec::Writing::Uncompressed => EarlyKey::Uncompressed,
-            codec::Writing::Compressed(d) => EarlyKey::Compressed(d.map(Dictionary::id)),
+            codec::Writing::Uncompressed => EncodedWith::Uncompressed,
+            codec::Writing::Compressed(d) => EncodedWith::Compressed(d.map(Dictionary::id)),
         }
     }
 }
@@ -261,7 +262,10 @@ impl RedbStorage {
         if entries.is_empty() {
             return Ok(());
         }
-        let early = self.encode_early(entries);
+        // Encoded before the writer is taken, so compression runs beside another batch's writes
+        // and commit; `None` if an entry does not encode, for the loop below to report it under
+        // its own rules.
+        let early = self.encode_batch(entries).ok();
         let _writing = self.writing();
         let durability = match places {
             Some(_) => Durability::Immediate,
@@ -284,7 +288,8 @@ impl RedbStorage {
                 Some(dictionary) => codec::Writing::Compressed(Some(dictionary)),
                 None => self.entry_writing(&current),
             };
-            let early = early.filter(|e| e.made_with == EarlyKey::of(writing));
+            // Encoded before the writer was taken: used if the shard still writes that way.
+            let early = early.filter(|e| e.made_with == EncodedWith::of(writing));
             for (i, entry) in entries.iter().enumerate() {
                 let id = &entry.header.id;
                 rules::check_new(entry)?;
@@ -334,26 +339,28 @@ impl RedbStorage {
         Ok(())
     }
 
-    /// `entries` encoded as an insert would write them now, before the insert takes the shard's
-    /// writer: compression is then done beside another batch's writes and commit instead of
-    /// after them. The insert uses these bytes only if it writes the same way once it holds the
-    /// writer (no dictionary was trained or format changed in between); `None` if an entry does
-    /// not encode, for the insert to find and report under its own rules.
-    fn encode_early(&self, entries: &[Entry]) -> Option<Early> {
+    /// `entries` encoded as an insert would write them now (with the shard's newest
+    /// dictionary), outside a write transaction. An insert uses these bytes only if it writes
+    /// the same way once it holds the writer (no dictionary was trained or format changed in
+    /// between).
+    ///
+    /// # Errors
+    /// `Invalid` for an entry the shard's format cannot keep.
+    fn encode_batch(&self, entries: &[Entry]) -> StageResult<Encodings> {
         let dictionaries = self.dictionaries();
         let writing = self.entry_writing(&dictionaries);
-        let mut early = Early {
-            made_with: EarlyKey::of(writing),
+        let mut encodings = Encodings {
+            made_with: EncodedWith::of(writing),
             bytes: Vec::new(),
             ends: Vec::with_capacity(entries.len()),
         };
         let mut buf = Vec::new();
         for entry in entries {
-            self.encode(entry, writing, &mut buf).ok()?;
-            early.bytes.extend_from_slice(&buf);
-            early.ends.push(early.bytes.len());
+            self.encode(entry, writing, &mut buf)?;
+            encodings.bytes.extend_from_slice(&buf);
+            encodings.ends.push(encodings.bytes.len());
         }
-        Some(early)
+        Ok(encodings)
     }
 
     /// The pending fingerprints as a writer's transaction `txn` starts: merged into the
@@ -424,15 +431,8 @@ impl RedbStorage {
     /// # Errors
     /// `Invalid` for an entry the shard's format cannot keep.
     pub fn encode_new(&self, entries: Vec<Entry>) -> StageResult<Encoded> {
-        let dictionaries = self.dictionaries();
-        let writing = self.entry_writing(&dictionaries);
-        let mut bytes = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            let mut buf = Vec::new();
-            self.encode(entry, writing, &mut buf)?;
-            bytes.push(buf);
-        }
-        Ok(Encoded { entries, bytes })
+        let encodings = self.encode_batch(&entries)?;
+        Ok(Encoded { entries, encodings })
     }
 
     /// Writes exactly the rows an insert of `batch`'s entries writes, in one transaction at the
@@ -453,7 +453,8 @@ impl RedbStorage {
         {
             let mut t = self.open_tables(&txn)?;
             let mut index = NewIndex::default();
-            for (entry, bytes) in batch.entries.iter().zip(&batch.bytes) {
+            for (i, entry) in batch.entries.iter().enumerate() {
+                let bytes = batch.encodings.get(i);
                 self.put_new(&mut t, entry, bytes, &mut next, &mut index)?;
             }
             self.write_index(&mut t, index)?;
