@@ -18,10 +18,10 @@
 use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
-    Author, CacheKey, CacheStats, ContentHash, Context, Draft, Entry, EntryId, ErrorCode, Field,
-    Fields, Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle, ListQuery, Prediction,
-    PredictionRef, Problem, Provenance, Purge, RawHeader, Request, Restored, Severity, Source,
-    StageError, Timestamp, copy_into,
+    Author, CacheKey, CacheStats, ContentHash, Context, ContextRef, Draft, Entry, EntryId,
+    ErrorCode, Field, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle,
+    ListQuery, Prediction, PredictionRef, Problem, Provenance, Purge, RawHeader, Request,
+    RequestRef, Restored, Severity, Source, StageError, Timestamp, copy_into,
 };
 
 use crate::module::EntrySink;
@@ -630,12 +630,36 @@ pub struct FfiRequestRef<'a> {
 
 impl<'a> FfiRequestRef<'a> {
     /// A view of `r` whose context is `context`, the batch's slice of pairs for `r`.
+    #[inline]
     fn new(r: &'a Request, context: FfiContextRef<'a>) -> Self {
         FfiRequestRef {
             title: r.title().into(),
             fields: FfiFields::of(&r.fields, opt_str),
             version: opt_str(&r.version),
             context,
+        }
+    }
+}
+
+impl<'a> FfiRequestRef<'a> {
+    /// The request's context pairs, as string slices.
+    pub(crate) fn pairs(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        pairs_of(self.context)
+    }
+
+    /// The request as a core view, with `context` its pairs ([`FfiRequestRef::pairs`]): a
+    /// view of one of the host's requests, which the host checked when it made it.
+    pub(crate) fn core_view<'p>(self, context: &'p [(&'p str, &'p str)]) -> RequestRef<'p>
+    where
+        'a: 'p,
+    {
+        RequestRef {
+            title: self.title.as_str(),
+            fields: self
+                .fields
+                .to_fields(|v| v.into_option().map(|v| v.as_str())),
+            version: self.version.into_option().map(|v| v.as_str()),
+            context: ContextRef::Pairs(context),
         }
     }
 }
@@ -695,36 +719,6 @@ impl Refill<FfiIdRef<'_>> for EntryId {
     }
 }
 
-impl Refill<FfiRequestRef<'_>> for Request {
-    fn make(view: &FfiRequestRef<'_>) -> Result<Self, StageError> {
-        Request::try_from(view)
-    }
-
-    fn refill(&mut self, r: &FfiRequestRef<'_>) -> Result<(), StageError> {
-        Request::refill(
-            self,
-            r.title.as_str(),
-            r.fields.to_fields(|v| v.into_option().map(|v| v.as_str())),
-            r.version.into_option().map(|v| v.as_str()),
-            r.context
-                .iter()
-                .map(|Tuple2(k, v)| (k.as_str(), v.as_str())),
-        )
-        .map_err(|e| bad_input("request", e))
-    }
-
-    fn text_bytes(r: &FfiRequestRef<'_>) -> usize {
-        let fields = r
-            .fields
-            .to_fields(|v| v.map_or(0, |v| v.len() + PER_STRING));
-        r.title.len()
-            + fields.iter().map(|(_, n)| n).sum::<usize>()
-            + r.version.map_or(0, |v| v.len())
-            + pairs_bytes(r.context)
-            + 2 * PER_STRING
-    }
-}
-
 impl Refill<FfiDraftRef<'_>> for Draft {
     fn make(view: &FfiDraftRef<'_>) -> Result<Self, StageError> {
         Draft::try_from(view)
@@ -742,11 +736,7 @@ impl Refill<FfiDraftRef<'_>> for Draft {
         copy_into(&mut self.header.version, header.version.as_str());
         copy_into(&mut self.title, d.title.as_str());
         self.context
-            .refill(
-                d.context
-                    .iter()
-                    .map(|Tuple2(k, v)| (k.as_str(), v.as_str())),
-            )
+            .refill(pairs_of(d.context))
             .map_err(|e| bad_input("context", e))
     }
 
@@ -895,6 +885,14 @@ impl TryFrom<&FfiDraftRef<'_>> for Draft {
             context: context_from_view(d.context)?,
         })
     }
+}
+
+/// The pairs of a context view, as string slices.
+fn pairs_of(context: FfiContextRef<'_>) -> impl Iterator<Item = (&str, &str)> {
+    context
+        .as_slice()
+        .iter()
+        .map(|Tuple2(k, v)| (k.as_str(), v.as_str()))
 }
 
 /// The context pairs of a whole batch, borrowed, in one vector: each view's context is a slice

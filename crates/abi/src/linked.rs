@@ -14,8 +14,8 @@
 use registry_core::{
     Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, FromConfig,
     Generator, Inserted, ListQuery, Meta, Prediction, PredictionRef, Problem, RawHeader, Request,
-    Restored, Router, Sequence, Setup, StageError, StageKind, StageResult, Storage, TrainOptions,
-    TrainReport, Validator,
+    RequestRef, Restored, Router, Sequence, Setup, StageError, StageKind, StageResult, Storage,
+    TrainOptions, TrainReport, Validator,
 };
 
 use crate::load::{BuildError, BuiltStage};
@@ -156,6 +156,13 @@ impl<T: Generator> Generator for Guarded<T> {
         each: &mut dyn FnMut(&PredictionRef<'_>),
     ) -> StageResult<()> {
         guarded(|| self.0.predict_each(requests, each))
+    }
+    fn predict_lent(
+        &self,
+        requests: &[RequestRef<'_>],
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
+        guarded(|| self.0.predict_lent(requests, each))
     }
     fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
         guarded(|| self.0.render_each(drafts, each))

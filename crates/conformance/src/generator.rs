@@ -1,9 +1,10 @@
 //! The conformance suite of [`Generator`]: one prediction per request, proposals the schema
 //! allows, honest provenance, one config per draft and the same bytes for the same draft, and
-//! `predict_each` and `render_each` answering as `predict` and `render` do.
+//! `predict_each`, `predict_lent` and `render_each` answering as `predict` and `render` do.
 
 use registry_core::{
-    Draft, Field, Fields, Generator, GuessRef, Prediction, Request, Schema, Source, StageKind,
+    Draft, Field, Fields, Generator, GuessRef, Prediction, Request, RequestRef, Schema, Source,
+    StageKind,
 };
 
 use crate::sample::{self, try_context, try_request};
@@ -40,6 +41,25 @@ fn predict_each(
         Prediction::default(),
         |out| {
             generator.predict_each(requests, &mut |p| {
+                out.push(p.map(|_, g| g.as_ref().map(GuessRef::to_guess)));
+            })
+        },
+    )
+}
+
+/// `predict_lent`'s predictions of views of `requests`, copied.
+fn predict_lent(
+    generator: &dyn Generator,
+    requests: &[Request],
+) -> Result<Vec<Prediction>, Violation> {
+    let views: Vec<RequestRef<'_>> = requests.iter().map(Request::view).collect();
+    one_each(
+        STAGE,
+        "predict_lent",
+        requests.len(),
+        Prediction::default(),
+        |out| {
+            generator.predict_lent(&views, &mut |p| {
                 out.push(p.map(|_, g| g.as_ref().map(GuessRef::to_guess)));
             })
         },
@@ -110,6 +130,15 @@ pub fn check(generator: &dyn Generator, schema: &Schema) -> Result<(), Violation
         predict_each(generator, &requests)? == predictions,
         "predict_each must propose what predict proposes, request by request"
     );
+    // Twice: the second call may reuse what the first kept.
+    for _ in 0..2 {
+        ensure!(
+            STAGE,
+            predict_lent(generator, &requests)? == predictions,
+            "predict_lent must propose what predict proposes, request by request"
+        );
+    }
+
     for (i, (request, prediction)) in requests.iter().zip(&predictions).enumerate() {
         for field in Field::ALL {
             let Some(guess) = &prediction[field] else {

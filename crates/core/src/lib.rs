@@ -40,9 +40,9 @@ pub use pipeline::{
     Turns, Updated,
 };
 pub use request::{
-    Context, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES, MAX_TITLE_BYTES,
-    Request, RequestError, check_title, copy_into, derive_fingerprint, is_bidi_control,
-    is_line_breaking,
+    Context, ContextRef, FINGERPRINT_DERIVATION, MAX_CONTEXT_PAIRS, MAX_CONTEXT_VALUE_BYTES,
+    MAX_TITLE_BYTES, Request, RequestError, RequestRef, check_title, copy_into, derive_fingerprint,
+    is_bidi_control, is_line_breaking,
 };
 pub use schema::{EVERY_SCOPE, Schema, SchemaError};
 pub use stage::{

@@ -69,6 +69,24 @@ impl Context {
         check_pairs(&mut self.0).inspect_err(|_| self.0.clear())
     }
 
+    /// Makes this context a copy of `pairs`, the pairs of a checked context (in key order),
+    /// reusing the strings it holds (see [`copy_into`]). Nothing is checked again: for the view
+    /// of a context lent by code that made it with [`Context::new`].
+    pub fn refill_from<'a>(&mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut len = 0;
+        for (key, value) in pairs {
+            match self.0.get_mut(len) {
+                Some((k, v)) => {
+                    copy_into(k, key);
+                    copy_into(v, value);
+                }
+                None => self.0.push((key.to_owned(), value.to_owned())),
+            }
+            len += 1;
+        }
+        self.0.truncate(len);
+    }
+
     /// Parses one `KEY=VALUE` argument.
     ///
     /// # Errors
@@ -226,6 +244,56 @@ pub struct Request {
     pub author: Option<crate::Author>,
 }
 
+/// A [`Request`] borrowed from wherever it lives: a caller's own request ([`Request::view`]), or
+/// the view of one that a plugin library is lent across the boundary
+/// ([`crate::Generator::predict_lent`]), read in place.
+///
+/// A view is made from a checked request and holds what one holds: a trimmed one-line title,
+/// field values and a version that passed their checks, context pairs sorted by distinct keys.
+/// Nothing checks a view again, so code that builds one from other parts must keep those rules.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRef<'a> {
+    pub title: &'a str,
+    /// Header fields the request names.
+    pub fields: Fields<Option<&'a str>>,
+    /// The version the request names, if any.
+    pub version: Option<&'a str>,
+    pub context: ContextRef<'a>,
+}
+
+/// The context of a [`RequestRef`]: a [`Context`], or its pairs lent as string slices.
+#[derive(Debug, Clone, Copy)]
+pub enum ContextRef<'a> {
+    Owned(&'a Context),
+    /// Pairs sorted by distinct keys, as a [`Context`] keeps them.
+    Pairs(&'a [(&'a str, &'a str)]),
+}
+
+impl<'a> ContextRef<'a> {
+    /// The pairs, in key order.
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let (owned, lent) = match self {
+            ContextRef::Owned(c) => (c.0.as_slice(), &[][..]),
+            ContextRef::Pairs(p) => (&[][..], p),
+        };
+        owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(lent.iter().copied())
+    }
+
+    pub fn len(self) -> usize {
+        match self {
+            ContextRef::Owned(c) => c.len(),
+            ContextRef::Pairs(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A request that breaks a structural rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -294,34 +362,51 @@ impl Request {
         })
     }
 
-    /// Makes this request the one [`Request::new`] would build from the same parts (with no
-    /// author), reusing the strings it holds (see [`copy_into`]): for code that receives many
-    /// requests one after the other as borrowed views and keeps its owned copies between them.
-    ///
-    /// # Errors
-    /// As [`Request::new`] and [`Context::new`]; a bad title, field or version leaves the
-    /// request as it was, a bad context leaves it valid with an empty context.
-    pub fn refill<'a>(
-        &mut self,
-        title: &str,
-        fields: Fields<Option<&str>>,
-        version: Option<&str>,
-        context: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<(), RequestError> {
-        let title = checked_title(title)?;
-        check_given(&fields, version)?;
-        copy_into(&mut self.title, title);
-        for (field, value) in fields.iter() {
+    /// Makes this request a copy of `view` (with no author), reusing the strings it holds (see
+    /// [`copy_into`]). Nothing is checked again: a view is made from a checked request.
+    pub fn refill_from(&mut self, view: &RequestRef<'_>) {
+        copy_into(&mut self.title, view.title);
+        for (field, value) in view.fields.iter() {
             let kept = &mut self.fields[field];
             match (value, kept.as_mut()) {
                 (Some(value), Some(kept)) => copy_into(kept, value),
                 (value, _) => *kept = value.map(str::to_owned),
             }
         }
-        self.version = version.map(normal_version);
-        self.context.refill(context)?;
+        match (view.version, self.version.as_mut()) {
+            (Some(version), Some(kept)) => copy_into(kept, version),
+            (version, _) => self.version = version.map(str::to_owned),
+        }
+        self.context.refill_from(view.context.iter());
         self.author = None;
-        Ok(())
+    }
+
+    /// A copy of `view`, with no author.
+    #[must_use]
+    pub fn from_view(view: &RequestRef<'_>) -> Request {
+        Request {
+            title: view.title.to_owned(),
+            fields: view.fields.map(|_, v| v.map(str::to_owned)),
+            version: view.version.map(str::to_owned),
+            context: Context(
+                view.context
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            ),
+            author: None,
+        }
+    }
+
+    /// This request, borrowed.
+    #[must_use]
+    pub fn view(&self) -> RequestRef<'_> {
+        RequestRef {
+            title: &self.title,
+            fields: Fields::from_fn(|f| self.fields[f].as_deref()),
+            version: self.version.as_deref(),
+            context: ContextRef::Owned(&self.context),
+        }
     }
 
     /// The same request, made by `author`.
@@ -465,8 +550,8 @@ pub fn check_title(title: &str) -> Result<String, RequestError> {
     checked_title(title).map(str::to_owned)
 }
 
-/// Checks the header fields and the version a request gives: what [`Request::new`] and
-/// [`Request::refill`] enforce besides the title and the context.
+/// Checks the header fields and the version a request gives: what [`Request::new`] enforces
+/// besides the title and the context.
 fn check_given(fields: &Fields<Option<&str>>, version: Option<&str>) -> Result<(), RequestError> {
     for (field, value) in fields.iter() {
         if let Some(value) = value
@@ -628,10 +713,10 @@ mod tests {
         }
     }
 
-    /// Refilling one request again and again gives what `Request::new` builds from the same
-    /// parts, whatever the request held before; a refill that fails leaves a valid request.
+    /// Refilling one request again and again from views of others gives copies of them,
+    /// whatever the request held before, and so does a copy made anew.
     #[test]
-    fn a_refilled_request_is_the_new_one() {
+    fn a_request_refilled_from_a_view_is_a_copy_of_it() {
         type Parts<'a> = (
             &'a str,
             [Option<&'a str>; 4],
@@ -665,36 +750,12 @@ mod tests {
             )
             .expect("valid request")
         };
-        let refill = |r: &mut Request, (title, given, version, pairs): &Parts<'static>| {
-            r.refill(title, fields(given), *version, pairs.iter().copied())
-        };
         let mut kept = build(&parts[0]).by(Some(crate::Author::new("a", "b", "c")));
         for p in parts.iter().chain(parts.iter().rev()) {
-            refill(&mut kept, p).expect("refills");
-            assert_eq!(kept, build(p));
-        }
-        let bad: [Parts<'_>; 4] = [
-            ("", [None; 4], None, &[]),
-            ("t", [Some("-bad"), None, None, None], None, &[]),
-            ("t", [None; 4], Some("2.9"), &[]),
-            ("t", [None; 4], None, &[("k", "1"), ("k", "2")]),
-        ];
-        for (i, p) in bad.iter().enumerate() {
-            refill(&mut kept, &parts[2]).expect("refills");
-            assert!(refill(&mut kept, p).is_err(), "{p:?}");
-            let (title, fields, version, context) = kept.clone().into_parts();
-            assert_eq!(
-                Request::new(&title, fields, version, context).as_ref(),
-                Ok(&kept),
-                "{p:?}"
-            );
-            if i < 3 {
-                assert_eq!(
-                    kept,
-                    build(&parts[2]),
-                    "a bad title, field or version changes nothing"
-                );
-            }
+            let want = build(p);
+            kept.refill_from(&want.view());
+            assert_eq!(kept, want);
+            assert_eq!(Request::from_view(&want.view()), want);
         }
     }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::entry::{Entry, Fingerprint};
 use crate::error::{ErrorCode, Problem, StageError, StageResult};
 use crate::header::{EntryId, Field, Fields, Header, RawHeader};
-use crate::request::{Context, Request};
+use crate::request::{Context, Request, RequestRef};
 use crate::schema::Schema;
 
 /// What the host tells every stage at construction, besides the stage's own config table.
@@ -366,6 +366,24 @@ pub trait Generator: Send + Sync {
         Ok(())
     }
 
+    /// [`Generator::predict_each`] for requests lent as views: what a plugin library is called
+    /// with across the boundary, so that a generator that reads requests in place copies
+    /// nothing of them. Must propose what `predict` proposes.
+    ///
+    /// The default copies the views into owned requests and calls `predict_each`. Each thread
+    /// keeps its copies of the last batch (up to 4,096 requests, unless they hold over 4 MiB of
+    /// text) and refills their strings for the next one.
+    ///
+    /// # Errors
+    /// As [`Generator::predict_each`].
+    fn predict_lent(
+        &self,
+        requests: &[RequestRef<'_>],
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
+        with_copies(requests, |owned| self.predict_each(owned, each))
+    }
+
     /// [`Generator::render`], each draft's config handed to `each` in draft order, borrowed for
     /// that call only: for callers that copy the configs anyway (the plugin boundary), so that
     /// the generator can render every config into one buffer. Must give the bytes `render`
@@ -396,6 +414,48 @@ pub trait Generator: Send + Sync {
             "this generator cannot be trained",
         ))
     }
+}
+
+/// Most requests a thread keeps copies of for [`Generator::predict_lent`]'s default.
+const KEPT_REQUESTS: usize = 4096;
+
+/// Most bytes of text a thread's kept copies of requests may hold after a batch
+/// ([`Generator::predict_lent`]'s default); a batch over it drops them.
+const KEPT_REQUEST_BYTES: usize = 4 << 20;
+
+thread_local! {
+    /// This thread's copies of the last batch of requests lent ([`with_copies`]).
+    static KEPT: std::cell::RefCell<Vec<Request>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with owned copies of `views`, in strings this thread kept from its last batch
+/// where it has them.
+fn with_copies<R>(views: &[RequestRef<'_>], f: impl FnOnce(&[Request]) -> R) -> R {
+    KEPT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut kept) => {
+            let mut text = 0;
+            for (i, view) in views.iter().enumerate() {
+                text += view.title.len()
+                    + view
+                        .context
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>();
+                match kept.get_mut(i) {
+                    Some(request) => request.refill_from(view),
+                    None => kept.push(Request::from_view(view)),
+                }
+            }
+            let result = f(&kept[..views.len()]);
+            if text > KEPT_REQUEST_BYTES {
+                *kept = Vec::new();
+            }
+            kept.truncate(KEPT_REQUESTS);
+            result
+        }
+        // `f` lent requests again on this thread (a generator calling another).
+        Err(_) => f(&views.iter().map(Request::from_view).collect::<Vec<_>>()),
+    })
 }
 
 /// Checks requests and entries against the schema.
@@ -945,6 +1005,91 @@ refusing_storage!(NotLoaded);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Proposes, for each request, its own parts: the title as scope, the version as kind, the
+    /// context as variant and the scope it names as status. What it sees is what it proposes.
+    struct Echo;
+
+    impl Generator for Echo {
+        fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
+            let guess = |value: String| {
+                Some(Guess {
+                    value,
+                    confidence: None,
+                    source: Source::Default,
+                })
+            };
+            out.extend(requests.iter().map(|r| Fields {
+                scope: guess(r.title().to_owned()),
+                kind: r.version.clone().and_then(guess),
+                variant: guess(r.context.iter().map(|(k, v)| format!("{k}={v};")).collect()),
+                status: r.fields.scope.clone().and_then(guess),
+            }));
+            Ok(())
+        }
+
+        fn render(&self, _: &[Draft], _: &mut Vec<String>) -> StageResult<()> {
+            Ok(())
+        }
+    }
+
+    fn request(
+        title: &str,
+        scope: Option<&str>,
+        version: Option<&str>,
+        pairs: &[(&str, &str)],
+    ) -> Request {
+        let fields = Fields {
+            scope: scope.map(str::to_owned),
+            ..Fields::default()
+        };
+        let context = Context::new(pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())))
+            .expect("valid context");
+        Request::new(title, fields, version.map(str::to_owned), context).expect("valid request")
+    }
+
+    /// The default `predict_lent` copies each view exactly, into the copies the batch before
+    /// left on this thread, whatever each batch's shape: longer and shorter strings, fields and
+    /// versions that come and go, more and fewer pairs and requests.
+    #[test]
+    fn lent_requests_are_predicted_as_the_requests_themselves() {
+        let long = "x".repeat(300);
+        let batches = [
+            vec![
+                request(
+                    "first of all",
+                    Some("SEC"),
+                    Some("v1.2"),
+                    &[("a", "1"), ("b", "2")],
+                ),
+                request(&long, None, None, &[]),
+                request("third", None, Some("v3"), &[("env", &long)]),
+            ],
+            vec![
+                request("short", None, None, &[("z", "9"), ("a", "1"), ("m", "")]),
+                request("second, now with a scope", Some("OPS"), Some("v2"), &[]),
+            ],
+            vec![
+                request("one", None, None, &[]),
+                request("two", Some("DEV"), None, &[("k", "v")]),
+                request(&long, None, Some("v9.9.9"), &[("k", "v")]),
+                request("four", None, None, &[("only", "pair")]),
+            ],
+            Vec::new(),
+            vec![request("again", None, None, &[])],
+        ];
+        for requests in &batches {
+            let mut expected = Vec::new();
+            Echo.predict(requests, &mut expected).expect("predicts");
+            let views: Vec<RequestRef<'_>> = requests.iter().map(Request::view).collect();
+            let mut lent = Vec::new();
+            Echo.predict_lent(&views, &mut |p| {
+                lent.push(p.map(|_, g| g.as_ref().map(GuessRef::to_guess)));
+            })
+            .expect("predicts");
+            assert_eq!(lent, expected);
+        }
+    }
 
     #[test]
     fn check_shard_accepts_only_a_shard_of_at_least_one() {

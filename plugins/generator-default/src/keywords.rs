@@ -5,7 +5,7 @@
 //! raw substrings, so that `ops` does not fire on "stops" nor `etl` on "kettle".
 
 use registry_core::{
-    ErrorCode, Field, Fields, GuessRef, PredictionRef, Request, Schema, Source, StageError,
+    ErrorCode, Field, Fields, GuessRef, PredictionRef, RequestRef, Schema, Source, StageError,
     StageResult,
 };
 use serde::Deserialize;
@@ -173,7 +173,7 @@ impl Rules {
     /// as it is.
     pub(crate) fn predict_into<'r>(
         &'r self,
-        request: &Request,
+        request: &RequestRef<'_>,
         needed: &Fields<bool>,
         out: &mut PredictionRef<'r>,
     ) {
@@ -221,9 +221,9 @@ impl Rules {
 
     /// Which of the rules `candidates` marks match the request: one pass over its words, each
     /// compared only with the rules whose words can start it.
-    fn matching(&self, request: &Request, candidates: u64) -> u64 {
+    fn matching(&self, request: &RequestRef<'_>, candidates: u64) -> u64 {
         let mut matched = 0u64;
-        let texts = std::iter::once(request.title()).chain(request.context.iter().map(|(_, v)| v));
+        let texts = std::iter::once(request.title).chain(request.context.iter().map(|(_, v)| v));
         for text in texts {
             let open = candidates & !matched;
             if open == 0 {
@@ -293,8 +293,8 @@ impl Rules {
 
 impl Rule {
     /// Whether one of the rule's words starts a word of the title or of a context value.
-    fn matches(&self, request: &Request) -> bool {
-        std::iter::once(request.title())
+    fn matches(&self, request: &RequestRef<'_>) -> bool {
+        std::iter::once(request.title)
             .chain(request.context.iter().map(|(_, v)| v))
             .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
             .filter(|token| !token.is_empty())
@@ -316,7 +316,7 @@ fn starts_with_word(token: &str, word: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use registry_core::Context;
+    use registry_core::{Context, Request};
 
     use super::*;
 
@@ -334,7 +334,7 @@ mod tests {
             rules
                 .list
                 .iter()
-                .find(|r| r.values[f].is_some() && r.matches(request))
+                .find(|r| r.values[f].is_some() && r.matches(&request.view()))
                 .and_then(|r| r.values[f].clone())
         })
     }
@@ -386,7 +386,7 @@ mod tests {
         for request in requests() {
             for needed in [&all, &some] {
                 let mut out = PredictionRef::default();
-                rules.predict_into(&request, needed, &mut out);
+                rules.predict_into(&request.view(), needed, &mut out);
                 let got = out.map(|_, g| {
                     g.map(|g| {
                         assert_eq!((g.confidence, g.source), (None, Source::Keyword));
@@ -424,7 +424,7 @@ mod tests {
         let got = {
             let rules = Rules::new(vec![rule(&["kettle"], [Some("K"), None, None, None])]);
             let mut out = PredictionRef::default();
-            rules.predict_into(&requests()[4], &Fields::from_fn(|_| true), &mut out);
+            rules.predict_into(&requests()[4].view(), &Fields::from_fn(|_| true), &mut out);
             out.scope.map(|g| g.value.to_owned())
         };
         assert_eq!(

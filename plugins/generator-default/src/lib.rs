@@ -123,7 +123,7 @@ use std::time::Instant;
 
 use registry_core::{
     Draft, ErrorCode, Field, Fields, FromConfig, Generator, GuessRef, Prediction, PredictionRef,
-    Request, Setup, StageError, StageResult, TrainOptions, TrainReport,
+    Request, RequestRef, Setup, StageError, StageResult, TrainOptions, TrainReport,
 };
 use serde::Deserialize;
 
@@ -328,6 +328,33 @@ impl DefaultGenerator {
         self.templates.notes()
     }
 
+    /// [`Generator::predict_each`] of requests however they are held.
+    fn predict_views<'r>(
+        &self,
+        requests: impl Iterator<Item = RequestRef<'r>>,
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
+        let model = self.current_model()?;
+        let mut buffers = self.predict_buffers.take();
+        let PredictBuffers { features, scores } = &mut buffers;
+        for request in requests {
+            let open = Fields::from_fn(|f| request.fields[f].is_none());
+            let mut prediction = PredictionRef::default();
+            if let Some(model) = &model {
+                model.predict(&request, &open, &mut prediction, features, scores);
+            }
+            // The keyword rules answer only what the model left open.
+            let unanswered = Fields::from_fn(|f| open[f] && prediction[f].is_none());
+            if Field::ALL.iter().any(|&f| unanswered[f]) {
+                self.rules
+                    .predict_into(&request, &unanswered, &mut prediction);
+            }
+            each(&prediction);
+        }
+        self.predict_buffers.put(buffers);
+        Ok(())
+    }
+
     /// The model to predict with, `None` for the keyword rules alone.
     ///
     /// # Errors
@@ -366,25 +393,16 @@ impl Generator for DefaultGenerator {
         requests: &[Request],
         each: &mut dyn FnMut(&PredictionRef<'_>),
     ) -> StageResult<()> {
-        let model = self.current_model()?;
-        let mut buffers = self.predict_buffers.take();
-        let PredictBuffers { features, scores } = &mut buffers;
-        for request in requests {
-            let open = Fields::from_fn(|f| request.fields[f].is_none());
-            let mut prediction = PredictionRef::default();
-            if let Some(model) = &model {
-                model.predict(request, &open, &mut prediction, features, scores);
-            }
-            // The keyword rules answer only what the model left open.
-            let unanswered = Fields::from_fn(|f| open[f] && prediction[f].is_none());
-            if Field::ALL.iter().any(|&f| unanswered[f]) {
-                self.rules
-                    .predict_into(request, &unanswered, &mut prediction);
-            }
-            each(&prediction);
-        }
-        self.predict_buffers.put(buffers);
-        Ok(())
+        self.predict_views(requests.iter().map(Request::view), each)
+    }
+
+    /// Requests are read where they are lent: nothing of them is copied.
+    fn predict_lent(
+        &self,
+        requests: &[RequestRef<'_>],
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
+        self.predict_views(requests.iter().copied(), each)
     }
 
     /// Each config is rendered into the same buffer and lent from it: `render` copies each

@@ -10,8 +10,8 @@ use registry_conformance::reference::KeywordlessGenerator;
 use registry_conformance::{cache, generator, router, storage, validator};
 use registry_core::{
     Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator, Guess, GuessRef,
-    Inserted, ListQuery, Prediction, PredictionRef, Problem, RawHeader, Request, Router, Schema,
-    Source, StageError, StageKind, StageResult, Storage, Validator,
+    Inserted, ListQuery, Prediction, PredictionRef, Problem, RawHeader, Request, RequestRef,
+    Router, Schema, Source, StageError, StageKind, StageResult, Storage, Validator,
 };
 
 use crate::violation;
@@ -276,10 +276,30 @@ fn generator_rules() {
     );
 }
 
-/// The reference generator, but for `predict_each` or `render_each`, which lend something else
-/// than `predict` and `render` return.
+/// The reference generator, but for `predict_each`, `predict_lent` or `render_each`, which lend
+/// something else than `predict` and `render` return.
 struct TwoFaced {
-    lends_other_predictions: bool,
+    other: Lent,
+}
+
+/// What [`TwoFaced`] lends falsely.
+#[derive(PartialEq)]
+enum Lent {
+    Predictions,
+    PredictionsOfViews,
+    Configs,
+}
+
+/// A prediction no reference generator makes.
+fn other_prediction(each: &mut dyn FnMut(&PredictionRef<'_>)) {
+    each(&PredictionRef {
+        scope: Some(GuessRef {
+            value: "OTHER",
+            confidence: None,
+            source: Source::Default,
+        }),
+        ..PredictionRef::default()
+    });
 }
 
 impl Generator for TwoFaced {
@@ -296,23 +316,29 @@ impl Generator for TwoFaced {
         requests: &[Request],
         each: &mut dyn FnMut(&PredictionRef<'_>),
     ) -> StageResult<()> {
-        if !self.lends_other_predictions {
+        if self.other != Lent::Predictions {
             return KeywordlessGenerator.predict_each(requests, each);
         }
-        for _ in requests {
-            each(&PredictionRef {
-                scope: Some(GuessRef {
-                    value: "OTHER",
-                    confidence: None,
-                    source: Source::Default,
-                }),
-                ..PredictionRef::default()
-            });
+        requests.iter().for_each(|_| other_prediction(each));
+        Ok(())
+    }
+
+    fn predict_lent(
+        &self,
+        requests: &[RequestRef<'_>],
+        each: &mut dyn FnMut(&PredictionRef<'_>),
+    ) -> StageResult<()> {
+        if self.other != Lent::PredictionsOfViews {
+            return KeywordlessGenerator.predict_lent(requests, each);
         }
+        requests.iter().for_each(|_| other_prediction(each));
         Ok(())
     }
 
     fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
+        if self.other != Lent::Configs {
+            return KeywordlessGenerator.render_each(drafts, each);
+        }
         for _ in drafts {
             each("lent: other\n");
         }
@@ -329,7 +355,19 @@ fn lent_results_must_be_the_returned_ones() {
         || {
             generator::check(
                 &TwoFaced {
-                    lends_other_predictions: true,
+                    other: Lent::Predictions,
+                },
+                &schema,
+            )
+        },
+    );
+    violation(
+        StageKind::Generator,
+        "predict_lent must propose what predict proposes",
+        || {
+            generator::check(
+                &TwoFaced {
+                    other: Lent::PredictionsOfViews,
                 },
                 &schema,
             )
@@ -341,7 +379,7 @@ fn lent_results_must_be_the_returned_ones() {
         || {
             generator::check(
                 &TwoFaced {
-                    lends_other_predictions: false,
+                    other: Lent::Configs,
                 },
                 &schema,
             )

@@ -14,7 +14,7 @@
 //! Extraction writes into a caller-owned [`Scratch`], so predicting allocates nothing once the
 //! scratch buffers have grown to the size of a request.
 
-use registry_core::Request;
+use registry_core::{Request, RequestRef};
 
 /// Fewest buckets accepted.
 pub(crate) const MIN_DIMS: u32 = 16;
@@ -93,7 +93,7 @@ pub(crate) struct Scratch {
 
 impl Featurizer {
     /// Fills `scratch.vector` with the features of a request.
-    pub(crate) fn extract(&self, request: &Request, scratch: &mut Scratch) {
+    pub(crate) fn extract(&self, request: &RequestRef<'_>, scratch: &mut Scratch) {
         let Scratch {
             word,
             buckets,
@@ -114,7 +114,7 @@ impl Featurizer {
             // The bucket is below `dims`, itself a u32.
             buckets.push(bucket as u32);
         };
-        let title = request.title();
+        let title = request.title;
         let mut previous: Option<u64> = None;
         if title.is_ascii() {
             // ASCII words are hashed from the text itself, lowercased byte by byte: the bytes the
@@ -224,7 +224,7 @@ impl Rows {
         };
         rows.offsets.push(0);
         for request in requests {
-            featurizer.extract(request, &mut scratch);
+            featurizer.extract(&request.view(), &mut scratch);
             rows.entries.extend_from_slice(&scratch.vector);
             rows.offsets.push(rows.entries.len());
         }
@@ -293,7 +293,7 @@ mod tests {
 
     fn features(f: &Featurizer, title: &str, context: &[(&str, &str)]) -> Vec<(u32, f32)> {
         let mut scratch = Scratch::default();
-        f.extract(&request(title, context), &mut scratch);
+        f.extract(&request(title, context).view(), &mut scratch);
         scratch.vector
     }
 
@@ -386,7 +386,7 @@ mod tests {
                 let f = Featurizer { dims, weighting };
                 for (title, context) in cases {
                     let r = request(title, context);
-                    f.extract(&r, &mut scratch);
+                    f.extract(&r.view(), &mut scratch);
                     assert_eq!(scratch.vector, reference(&f, &r), "{title:?} {dims}");
                 }
             }

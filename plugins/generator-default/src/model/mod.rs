@@ -22,7 +22,7 @@ use std::fmt;
 use std::path::Path;
 
 use registry_core::{
-    ErrorCode, Field, Fields, GuessRef, PredictionRef, Request, Schema, Source, StageError,
+    ErrorCode, Field, Fields, GuessRef, PredictionRef, RequestRef, Schema, Source, StageError,
 };
 use serde::Deserialize;
 
@@ -124,7 +124,7 @@ impl Model {
     /// (extracted into `scratch`); `scores` is scratch space.
     pub(crate) fn predict<'m>(
         &'m self,
-        request: &Request,
+        request: &RequestRef<'_>,
         open: &Fields<bool>,
         out: &mut PredictionRef<'m>,
         scratch: &mut Scratch,
