@@ -70,9 +70,9 @@ impl Context {
     }
 
     /// Makes this context a copy of `pairs`, the pairs of a checked context (in key order),
-    /// reusing the strings it holds (see [`copy_into`]). Nothing is checked again: for the view
-    /// of a context lent by code that made it with [`Context::new`].
-    pub fn refill_from<'a>(&mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    /// reusing the strings it holds (see [`copy_into`]). Nothing is checked again, so this is
+    /// not public: a context made of other pairs would pass for a checked one.
+    pub(crate) fn refill_from<'a>(&mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let mut len = 0;
         for (key, value) in pairs {
             match self.0.get_mut(len) {
@@ -250,7 +250,8 @@ pub struct Request {
 ///
 /// A view is made from a checked request and holds what one holds: a trimmed one-line title,
 /// field values and a version that passed their checks, context pairs sorted by distinct keys.
-/// Nothing checks a view again, so code that builds one from other parts must keep those rules.
+/// Nothing checks a view again, so code that builds one from other parts must keep those rules;
+/// a view never becomes a [`Request`] outside this crate, where [`Request::new`] checks.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestRef<'a> {
     pub title: &'a str,
@@ -363,8 +364,9 @@ impl Request {
     }
 
     /// Makes this request a copy of `view` (with no author), reusing the strings it holds (see
-    /// [`copy_into`]). Nothing is checked again: a view is made from a checked request.
-    pub fn refill_from(&mut self, view: &RequestRef<'_>) {
+    /// [`copy_into`]). Nothing is checked again, so this is not public: anyone can make a
+    /// [`RequestRef`], and only [`Request::new`] may make a request from parts.
+    pub(crate) fn refill_from(&mut self, view: &RequestRef<'_>) {
         copy_into(&mut self.title, view.title);
         for (field, value) in view.fields.iter() {
             let kept = &mut self.fields[field];
@@ -381,9 +383,9 @@ impl Request {
         self.author = None;
     }
 
-    /// A copy of `view`, with no author.
+    /// A copy of `view`, with no author; not checked, as [`Request::refill_from`].
     #[must_use]
-    pub fn from_view(view: &RequestRef<'_>) -> Request {
+    pub(crate) fn from_view(view: &RequestRef<'_>) -> Request {
         Request {
             title: view.title.to_owned(),
             fields: view.fields.map(|_, v| v.map(str::to_owned)),
