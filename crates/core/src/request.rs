@@ -50,22 +50,12 @@ impl Context {
         &mut self,
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<(), RequestError> {
-        let mut len = 0;
-        for (key, value) in pairs {
-            if len == MAX_CONTEXT_PAIRS {
-                self.0.clear();
-                return Err(RequestError::TooManyContextPairs(MAX_CONTEXT_PAIRS + 1));
-            }
-            match self.0.get_mut(len) {
-                Some((k, v)) => {
-                    copy_into(k, key);
-                    copy_into(v, value);
-                }
-                None => self.0.push((key.to_owned(), value.to_owned())),
-            }
-            len += 1;
+        // One pair past the limit is enough to refuse the rest.
+        self.refill_from(pairs.into_iter().take(MAX_CONTEXT_PAIRS + 1));
+        if self.0.len() > MAX_CONTEXT_PAIRS {
+            self.0.clear();
+            return Err(RequestError::TooManyContextPairs(MAX_CONTEXT_PAIRS + 1));
         }
-        self.0.truncate(len);
         check_pairs(&mut self.0).inspect_err(|_| self.0.clear())
     }
 

@@ -281,17 +281,17 @@ impl Draft {
 
     /// A copy of `view`; not checked, so not public (see [`DraftRef`]).
     fn from_view(view: &DraftRef<'_>) -> Draft {
-        let mut draft = Draft {
+        let mut context = Context::default();
+        context.refill_from(view.context.iter());
+        Draft {
             header: Header {
-                fields: Fields::default(),
-                id: EntryId::new(String::new(), 0),
-                version: String::new(),
+                fields: view.fields.map(|_, v| v.to_owned()),
+                id: EntryId::new(view.id_prefix.to_owned(), view.id_number),
+                version: view.version.to_owned(),
             },
-            title: String::new(),
-            context: Context::default(),
-        };
-        draft.refill_from(view);
-        draft
+            title: view.title.to_owned(),
+            context,
+        }
     }
 
     /// Makes this draft a copy of `view`, reusing the strings it holds (see [`copy_into`]).
