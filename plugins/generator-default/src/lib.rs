@@ -122,8 +122,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use registry_core::{
-    Draft, DraftRef, ErrorCode, Field, Fields, FromConfig, Generator, GuessRef, Prediction,
-    PredictionRef, Request, RequestRef, Setup, StageError, StageResult, TrainOptions, TrainReport,
+    Draft, ErrorCode, Field, Fields, FromConfig, Generator, GuessRef, Prediction, PredictionRef,
+    Request, RequestRef, Setup, StageError, StageResult, TrainOptions, TrainReport,
 };
 use serde::Deserialize;
 
@@ -355,21 +355,6 @@ impl DefaultGenerator {
         Ok(())
     }
 
-    /// [`Generator::render_each`] of drafts however they are held.
-    fn render_views<'d>(
-        &self,
-        mut drafts: impl Iterator<Item = DraftRef<'d>>,
-        each: &mut dyn FnMut(&str),
-    ) -> StageResult<()> {
-        let mut scratch = self.render_buffers.take();
-        let rendered = drafts.try_for_each(|draft| {
-            render::render_with(&self.templates, &draft, &mut scratch, &mut *each)
-        });
-        scratch.trim();
-        self.render_buffers.put(scratch);
-        rendered
-    }
-
     /// The model to predict with, `None` for the keyword rules alone.
     ///
     /// # Errors
@@ -423,12 +408,13 @@ impl Generator for DefaultGenerator {
     /// Each config is rendered into the same buffer and lent from it: `render` copies each
     /// once, at its exact size.
     fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
-        self.render_views(drafts.iter().map(Draft::view), each)
-    }
-
-    /// Drafts are read where they are lent: nothing of them is copied.
-    fn render_lent(&self, drafts: &[DraftRef<'_>], each: &mut dyn FnMut(&str)) -> StageResult<()> {
-        self.render_views(drafts.iter().copied(), each)
+        let mut scratch = self.render_buffers.take();
+        let rendered = drafts.iter().try_for_each(|draft| {
+            render::render_with(&self.templates, draft, &mut scratch, &mut *each)
+        });
+        scratch.trim();
+        self.render_buffers.put(scratch);
+        rendered
     }
 
     /// # Errors

@@ -20,14 +20,13 @@ mod program;
 
 use std::cell::OnceCell;
 
-use registry_core::{ContextRef, DraftRef, ErrorCode, StageError, StageResult};
+use registry_core::{Context, Draft, ErrorCode, StageError, StageResult};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use registry_yaml::write;
 
 use crate::template::{Node, Part, Templates};
-use program::{push_grepable, push_id, push_readable};
 
 pub(crate) use program::{Program, Scratch};
 
@@ -39,9 +38,9 @@ const TYPICAL_CONFIG_BYTES: usize = 1536;
 /// # Errors
 /// As [`render_with`].
 #[cfg(test)]
-pub(crate) fn render(templates: &Templates, draft: &registry_core::Draft) -> StageResult<String> {
+pub(crate) fn render(templates: &Templates, draft: &Draft) -> StageResult<String> {
     let mut config = String::new();
-    render_with(templates, &draft.view(), &mut Scratch::default(), |c| {
+    render_with(templates, draft, &mut Scratch::default(), |c| {
         config = c.to_owned();
     })?;
     Ok(config)
@@ -55,7 +54,7 @@ pub(crate) fn render(templates: &Templates, draft: &registry_core::Draft) -> Sta
 /// for YAML's implicit form.
 pub(crate) fn render_with(
     templates: &Templates,
-    draft: &DraftRef<'_>,
+    draft: &Draft,
     scratch: &mut Scratch,
     mut each: impl FnMut(&str),
 ) -> StageResult<()> {
@@ -73,8 +72,8 @@ pub(crate) fn render_with(
 ///
 /// # Errors
 /// As [`render_with`].
-fn serialize(tree: &Node, draft: &DraftRef<'_>) -> StageResult<String> {
-    let values = Values::new(*draft);
+fn serialize(tree: &Node, draft: &Draft) -> StageResult<String> {
+    let values = Values::new(draft);
     let capacity = TYPICAL_CONFIG_BYTES + draft.title.len();
     write::to_string(
         &Bound {
@@ -86,25 +85,21 @@ fn serialize(tree: &Node, draft: &DraftRef<'_>) -> StageResult<String> {
     .map_err(|e| {
         StageError::new(
             ErrorCode::Internal,
-            format!("cannot render the config of {}: {e}", {
-                let mut id = String::new();
-                push_id(&mut id, draft.id_prefix, draft.id_number);
-                id
-            }),
+            format!("cannot render the config of {}: {e}", draft.header.id),
         )
     })
 }
 
 /// The values placeholders stand for. The formatted ones are made on first use, once per draft.
 struct Values<'a> {
-    draft: DraftRef<'a>,
+    draft: &'a Draft,
     id: OnceCell<String>,
     header: OnceCell<String>,
     grepable: OnceCell<String>,
 }
 
 impl<'a> Values<'a> {
-    fn new(draft: DraftRef<'a>) -> Self {
+    fn new(draft: &'a Draft) -> Self {
         Values {
             draft,
             id: OnceCell::new(),
@@ -113,30 +108,23 @@ impl<'a> Values<'a> {
         }
     }
 
-    fn context(&self) -> ContextRef<'a> {
-        self.draft.context
+    fn context(&self) -> &'a Context {
+        &self.draft.context
     }
 
     fn get<'s>(&'s self, part: &'s Part) -> &'s str {
-        let d = &self.draft;
-        let made = |write: fn(&mut String, &DraftRef<'_>)| {
-            let mut text = String::new();
-            write(&mut text, d);
-            text
-        };
+        let header = &self.draft.header;
         match part {
             Part::Text(text) => text,
-            Part::Title => d.title,
-            Part::Id => self
-                .id
-                .get_or_init(|| made(|b, d| push_id(b, d.id_prefix, d.id_number))),
-            Part::Header => self.header.get_or_init(|| made(push_readable)),
-            Part::Grepable => self.grepable.get_or_init(|| made(push_grepable)),
-            Part::Scope => d.fields.scope,
-            Part::Type => d.fields.kind,
-            Part::Variant => d.fields.variant,
-            Part::Status => d.fields.status,
-            Part::Version => d.version,
+            Part::Title => &self.draft.title,
+            Part::Id => self.id.get_or_init(|| header.id.to_string()),
+            Part::Header => self.header.get_or_init(|| header.readable()),
+            Part::Grepable => self.grepable.get_or_init(|| header.grepable()),
+            Part::Scope => &header.fields.scope,
+            Part::Type => &header.fields.kind,
+            Part::Variant => &header.fields.variant,
+            Part::Status => &header.fields.status,
+            Part::Version => &header.version,
             Part::Context { key, default } => self.context().get(key).unwrap_or(default),
         }
     }
@@ -234,7 +222,7 @@ pub(crate) const TRICKY_TITLES: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
-    use registry_core::{Context, Draft, EntryId, Fields, Header};
+    use registry_core::{EntryId, Fields, Header};
 
     use super::*;
 
@@ -367,8 +355,8 @@ mod tests {
         ];
         for (i, d) in cases.iter().enumerate() {
             let ours = render(&templates, d).expect("renders");
-            let tree = templates.tree(&d.view());
-            let values = Values::new(d.view());
+            let tree = templates.tree(d);
+            let values = Values::new(d);
             let view = Bound {
                 node: &tree.node,
                 values: &values,

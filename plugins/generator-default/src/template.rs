@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use registry_core::{
-    ContextRef, DraftRef, ErrorCode, Field, Schema, Setup, StageError, StageResult, nesting,
+    Context, Draft, ErrorCode, Field, Schema, Setup, StageError, StageResult, nesting,
 };
 use serde::Deserialize;
 use yaml_serde::Value;
@@ -166,7 +166,7 @@ impl Variants {
     }
 
     /// The tree for a context: the base with every overlay whose conditions hold.
-    fn select(&self, context: ContextRef<'_>) -> Cow<'_, Tree> {
+    fn select(&self, context: &Context) -> Cow<'_, Tree> {
         if self.conditional == 0 {
             return Cow::Borrowed(&self.plain);
         }
@@ -265,8 +265,8 @@ impl Templates {
 
     /// The compiled tree that renders a draft: its scope's variants, with the overlays its
     /// context selects.
-    pub(crate) fn tree(&self, draft: &DraftRef<'_>) -> Cow<'_, Tree> {
-        let scope = draft.fields.scope;
+    pub(crate) fn tree(&self, draft: &Draft) -> Cow<'_, Tree> {
+        let scope = draft.header.fields.scope.as_str();
         let scopes = &self.inner.scopes;
         // Drafts carry the schema's spelling; comparing without case as well keeps drafts built
         // by hand working.
@@ -279,7 +279,7 @@ impl Templates {
                     .find(|(name, _)| name.eq_ignore_ascii_case(scope))
             })
             .map_or(&self.inner.fallback, |(_, v)| v);
-        variants.select(draft.context)
+        variants.select(&draft.context)
     }
 }
 
@@ -570,7 +570,7 @@ fn parse_error(e: &yaml_serde::Error) -> String {
 mod tests {
     use std::path::PathBuf;
 
-    use registry_core::{Context, Draft, EntryId, Fields, Header};
+    use registry_core::{EntryId, Fields, Header};
 
     use super::*;
 

@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use registry_core::{ContextRef, DraftRef};
+use registry_core::{Context, Draft, EntryId, Header};
 use registry_yaml::write::{self, Collection, MAX_KEY_BYTES, Slot};
 
 use crate::template::{Node, Part};
@@ -77,7 +77,7 @@ impl Omit {
         }
     }
 
-    fn holds(&self, context: ContextRef<'_>) -> bool {
+    fn holds(&self, context: &Context) -> bool {
         match self {
             Omit::Absent(key) => context.get(key).is_none(),
             Omit::EmptyContext => context.is_empty(),
@@ -143,38 +143,39 @@ impl Formatted {
     }
 
     /// The text of a part for `draft`.
-    fn get<'a>(&'a mut self, draft: &DraftRef<'a>, part: &'a Part) -> &'a str {
+    fn get<'a>(&'a mut self, draft: &'a Draft, part: &'a Part) -> &'a str {
+        let header = &draft.header;
         let spare = &mut self.spare;
         match part {
             Part::Text(text) => text,
-            Part::Title => draft.title,
-            Part::Id => self.id.get_or_insert_with(|| {
-                Self::make(spare, |b| push_id(b, draft.id_prefix, draft.id_number))
-            }),
+            Part::Title => &draft.title,
+            Part::Id => self
+                .id
+                .get_or_insert_with(|| Self::make(spare, |b| push_id(b, &header.id))),
             Part::Header => self
                 .header
-                .get_or_insert_with(|| Self::make(spare, |b| push_readable(b, draft))),
+                .get_or_insert_with(|| Self::make(spare, |b| push_readable(b, header))),
             Part::Grepable => self
                 .grepable
-                .get_or_insert_with(|| Self::make(spare, |b| push_grepable(b, draft))),
-            Part::Scope => draft.fields.scope,
-            Part::Type => draft.fields.kind,
-            Part::Variant => draft.fields.variant,
-            Part::Status => draft.fields.status,
-            Part::Version => draft.version,
+                .get_or_insert_with(|| Self::make(spare, |b| push_grepable(b, header))),
+            Part::Scope => &header.fields.scope,
+            Part::Type => &header.fields.kind,
+            Part::Variant => &header.fields.variant,
+            Part::Status => &header.fields.status,
+            Part::Version => &header.version,
             Part::Context { key, default } => draft.context.get(key).unwrap_or(default),
         }
     }
 }
 
-/// Appends an id as `EntryId`'s `Display` writes it: the prefix, `-`, the number with at least
-/// three digits.
-pub(crate) fn push_id(out: &mut String, prefix: &str, number: u64) {
-    out.push_str(prefix);
+/// Appends an id as its `Display` writes it: the prefix, `-`, the number with at least three
+/// digits.
+fn push_id(out: &mut String, id: &EntryId) {
+    out.push_str(id.prefix());
     out.push('-');
     let mut digits = [b'0'; 20];
     let mut start = digits.len();
-    let mut n = number;
+    let mut n = id.number();
     loop {
         start -= 1;
         // A remainder of 10 is one digit.
@@ -190,35 +191,35 @@ pub(crate) fn push_id(out: &mut String, prefix: &str, number: u64) {
 }
 
 /// Appends the readable header, as `Header::readable` writes it.
-pub(crate) fn push_readable(out: &mut String, draft: &DraftRef<'_>) {
-    let f = &draft.fields;
-    for (i, text) in [f.scope, f.kind, f.variant].into_iter().enumerate() {
+fn push_readable(out: &mut String, header: &Header) {
+    let f = &header.fields;
+    for (i, text) in [&f.scope, &f.kind, &f.variant].into_iter().enumerate() {
         out.push_str(if i == 0 { "[" } else { "][" });
         out.push_str(text);
     }
     out.push_str("][");
-    push_id(out, draft.id_prefix, draft.id_number);
+    push_id(out, &header.id);
     out.push_str("][");
-    out.push_str(draft.version);
+    out.push_str(&header.version);
     out.push_str("][");
-    out.push_str(f.status);
+    out.push_str(&f.status);
     out.push(']');
 }
 
 /// Appends the grepable header, as `Header::grepable` writes it.
-pub(crate) fn push_grepable(out: &mut String, draft: &DraftRef<'_>) {
+fn push_grepable(out: &mut String, header: &Header) {
     let start = out.len();
-    let f = &draft.fields;
+    let f = &header.fields;
     out.push('[');
-    for text in [f.scope, f.kind, f.variant] {
+    for text in [&f.scope, &f.kind, &f.variant] {
         out.push_str(text);
         out.push('-');
     }
-    push_id(out, draft.id_prefix, draft.id_number);
+    push_id(out, &header.id);
     out.push('-');
-    out.push_str(draft.version);
+    out.push_str(&header.version);
     out.push('-');
-    out.push_str(f.status);
+    out.push_str(&f.status);
     out.push(']');
     let written = &mut out[start..];
     if written.is_ascii() {
@@ -245,7 +246,7 @@ impl Program {
     }
 
     /// Renders `draft` into `scratch.out`, replacing what it held.
-    pub(crate) fn run(&self, draft: &DraftRef<'_>, scratch: &mut Scratch) {
+    pub(crate) fn run(&self, draft: &Draft, scratch: &mut Scratch) {
         let Scratch {
             out,
             join,
@@ -256,7 +257,7 @@ impl Program {
         open.clear();
         formatted.reset();
         let text = |span: &Span| &self.text[span.clone()];
-        let context = draft.context;
+        let context = &draft.context;
         let mut i = 0;
         while let Some(op) = self.ops.get(i) {
             match op {
@@ -489,7 +490,7 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
-    use registry_core::{Context, Draft, EntryId, Fields, Header};
+    use registry_core::{Fields, Header};
 
     use super::super::{Bound, Values};
     use super::*;
@@ -518,7 +519,7 @@ mod tests {
 
     /// What the serializer path writes for a tree and a draft: the reference.
     fn reference(node: &Node, d: &Draft) -> String {
-        let values = Values::new(d.view());
+        let values = Values::new(d);
         write::to_string(
             &Bound {
                 node,
@@ -649,7 +650,7 @@ mod tests {
         for tree in trees() {
             let program = Program::compile(&tree).expect("compiles");
             for d in &drafts {
-                program.run(&d.view(), &mut scratch);
+                program.run(d, &mut scratch);
                 assert_eq!(scratch.out, reference(&tree, d), "{tree:?}\n{d:?}");
             }
         }
@@ -675,13 +676,13 @@ mod tests {
                 d.header.id = EntryId::new(d.header.id.prefix().to_owned(), number);
                 let h = &d.header;
                 let mut out = String::from("kept ");
-                push_id(&mut out, h.id.prefix(), h.id.number());
+                push_id(&mut out, &h.id);
                 assert_eq!(out, format!("kept {}", h.id));
                 out.truncate(5);
-                push_readable(&mut out, &d.view());
+                push_readable(&mut out, h);
                 assert_eq!(out, format!("kept {}", h.readable()));
                 out.truncate(5);
-                push_grepable(&mut out, &d.view());
+                push_grepable(&mut out, h);
                 assert_eq!(out, format!("kept {}", h.grepable()));
             }
         }

@@ -7,7 +7,7 @@
 
 use std::fmt::{self, Write as _};
 
-use registry_core::ContextRef;
+use registry_core::Context;
 use registry_yaml::write::{MAX_KEY_BYTES, key_bytes};
 use yaml_serde::Value;
 
@@ -58,7 +58,7 @@ pub(crate) struct Condition(Vec<(Box<str>, Vec<Box<str>>)>);
 
 impl Condition {
     /// Whether the context satisfies every condition.
-    pub(crate) fn holds(&self, context: ContextRef<'_>) -> bool {
+    pub(crate) fn holds(&self, context: &Context) -> bool {
         self.0.iter().all(|(key, allowed)| {
             context
                 .get(key)
@@ -331,8 +331,6 @@ pub(crate) fn kind(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use registry_core::Context;
-
     use super::*;
 
     fn compile_str(yaml: &str) -> (Node, Vec<String>) {
@@ -423,21 +421,14 @@ mod tests {
         };
         let (prod, problems) = parse("{env: [prod, production], tier: 1}");
         assert!(problems.is_empty(), "{problems:?}");
-        assert!(prod.holds(ContextRef::Owned(&ctx(&[("env", "PROD"), ("tier", "1")]))));
-        assert!(prod.holds(ContextRef::Owned(&ctx(&[
-            ("env", "production"),
-            ("tier", "1"),
-            ("x", "y")
-        ]))));
-        assert!(!prod.holds(ContextRef::Owned(&ctx(&[("env", "prod")]))));
-        assert!(!prod.holds(ContextRef::Owned(&ctx(&[
-            ("env", "staging"),
-            ("tier", "1")
-        ]))));
+        assert!(prod.holds(&ctx(&[("env", "PROD"), ("tier", "1")])));
+        assert!(prod.holds(&ctx(&[("env", "production"), ("tier", "1"), ("x", "y")])));
+        assert!(!prod.holds(&ctx(&[("env", "prod")])));
+        assert!(!prod.holds(&ctx(&[("env", "staging"), ("tier", "1")])));
         let (single, _) = parse("{flag: true}");
-        assert!(single.holds(ContextRef::Owned(&ctx(&[("flag", "True")]))));
+        assert!(single.holds(&ctx(&[("flag", "True")])));
         let (empty, _) = parse("{}");
-        assert!(empty.is_empty() && empty.holds(ContextRef::Owned(&ctx(&[]))));
+        assert!(empty.is_empty() && empty.holds(&ctx(&[])));
         let (_, problems) = parse("{env: [], a: [x, [y]], 'b c': x, d: {e: f}}");
         assert_eq!(
             problems,
