@@ -6,9 +6,9 @@
 //!
 //! Batches arrive as borrowed views of the host's values and are converted by reference: each
 //! string is copied once, into the owned core value the stage trait takes, and checked as the
-//! core constructors check it. Requests to predict from are the exception: they reach the
-//! generator as core views of the host's strings ([`registry_core::RequestRef`]), which the host
-//! checked when it made the requests.
+//! core constructors check it. Requests and drafts are the exception: they reach the generator
+//! as core views of the host's strings ([`registry_core::RequestRef`],
+//! [`registry_core::DraftRef`]), which the host made from checked parts.
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,15 +19,15 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use registry_core::{
-    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, FromConfig, Generator, GuessRef, ListQuery,
-    Problem, RawHeader, Request, RequestRef, Router, Sequence, Setup, StageError, Storage,
-    TrainOptions, Validator,
+    Cache, CacheKey, Entry, EntryId, ErrorCode, FromConfig, Generator, GuessRef, ListQuery,
+    Problem, RawHeader, Request, Router, Sequence, Setup, StageError, Storage, TrainOptions,
+    Validator,
 };
 
 use crate::ffi::{
     FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiIdRef, FfiInserted,
-    FfiKey, FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, Refill,
-    convert_all, lend, prediction_to_ffi, prediction_to_view, restored_to_ffi,
+    FfiKey, FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, HostView, Refill,
+    convert_all, lend, pairs_of, prediction_to_ffi, prediction_to_view, restored_to_ffi,
 };
 use crate::module::{
     CacheBox, ConfigSink, EntrySink, FfiCache, FfiCache_TO, FfiGenerator, FfiGenerator_TO,
@@ -39,24 +39,24 @@ use crate::module::{
 thread_local! {
     static IN_GUARD: Cell<bool> = const { Cell::new(false) };
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-    /// The owned copies of the last batch of drafts on this thread, refilled by the next.
-    static DRAFTS: RefCell<Vec<Draft>> = const { RefCell::new(Vec::new()) };
     /// The owned copies of the last batch of ids a storage `get` was asked for on this thread.
     static IDS: RefCell<Vec<EntryId>> = const { RefCell::new(Vec::new()) };
     /// Entries a storage `get` lent on this thread, which the next decodes into.
     static SPARE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Requests [`with_core_views`] views at once: its two vectors then take a few KiB however large
-/// a batch the host lends.
+/// Requests or drafts [`with_core_views`] hands over at once, so that its vector of core views
+/// stays a few KiB however large a batch the host lends.
 const VIEWS_AT_ONCE: usize = 128;
 
-/// Most owned copies a thread keeps between calls, of each kind (a batch of the pipeline is
-/// 1,000 items).
+/// Most owned copies a thread keeps between calls, of each kind (ids asked for, entries to
+/// decode into; a batch of the pipeline is 1,000 items).
 ///
 /// Measured (`cargo xtask bench --filter stages`): making a fresh `Draft` or `Request` of every
 /// view was most of what a call through the boundary cost over a linked one, a dozen
-/// allocations and frees per item for a render of a few hundred nanoseconds.
+/// allocations and frees per item for a render of a few hundred nanoseconds. Requests and
+/// drafts are now read in place ([`with_core_views`]); core's defaults of
+/// `Generator::predict_lent` and `render_lent` keep copies under the same bounds.
 const KEPT: usize = 4096;
 
 /// Most text a thread's kept copies of one kind may have held in their last batch: after a
@@ -67,30 +67,33 @@ const KEPT: usize = 4096;
 /// [`copy_into`]: registry_core::copy_into
 const BUDGET: usize = 4 << 20;
 
-/// Calls `f` with the host's requests as core views ([`RequestRef`]), read where the host keeps
-/// them, [`VIEWS_AT_ONCE`] at a time: a generator that reads requests in place
-/// ([`Generator::predict_lent`]) copies none. Stops at `f`'s first error.
+/// Calls `f` with the host's requests or drafts as core views ([`RequestRef`], [`DraftRef`]),
+/// read where the host keeps them, [`VIEWS_AT_ONCE`] at a time, their context pairs gathered
+/// into `pairs`: a generator that reads them in
+/// place ([`Generator::predict_lent`], [`Generator::render_lent`]) copies none. Stops at `f`'s
+/// first error.
 ///
-/// Measured (`cargo xtask bench --filter stages`, `generator/predict`, keyword rules): copying
-/// each request into a kept `Request` and checking it again was a quarter of a prediction
-/// through the boundary (240 against 166 ns linked).
-fn with_core_views(
-    requests: &[FfiRequestRef<'_>],
-    mut f: impl FnMut(&[RequestRef<'_>]) -> Result<(), StageError>,
+/// Measured (`cargo xtask bench --filter stages`, keyword rules): copying each request into a
+/// kept `Request` and checking it again was a quarter of a prediction through the boundary (240
+/// against 166 ns linked).
+fn with_core_views<'v, V: HostView>(
+    views: &'v [V],
+    pairs: &'v mut Vec<(&'v str, &'v str)>,
+    mut f: impl FnMut(&[V::Core<'v>]) -> Result<(), StageError>,
 ) -> Result<(), StageError> {
-    for chunk in requests.chunks(VIEWS_AT_ONCE) {
-        let mut pairs = Vec::with_capacity(chunk.iter().map(|r| r.context.len()).sum());
-        pairs.extend(chunk.iter().flat_map(|r| r.pairs()));
-        let mut rest = pairs.as_slice();
-        let views: Vec<RequestRef<'_>> = chunk
-            .iter()
-            .map(|r| {
-                let (context, after) = rest.split_at(r.context.len());
-                rest = after;
-                r.core_view(context)
-            })
-            .collect();
-        f(&views)?;
+    pairs.clear();
+    pairs.reserve(views.iter().map(|v| v.context().len()).sum());
+    pairs.extend(views.iter().flat_map(|v| pairs_of(v.context())));
+    let mut rest: &'v [(&'v str, &'v str)] = pairs;
+    let mut cores = Vec::with_capacity(views.len().min(VIEWS_AT_ONCE));
+    for chunk in views.chunks(VIEWS_AT_ONCE) {
+        cores.clear();
+        cores.extend(chunk.iter().map(|v| {
+            let (context, after) = rest.split_at(v.context().len());
+            rest = after;
+            v.core_view(context)
+        }));
+        f(&cores)?;
     }
     Ok(())
 }
@@ -339,7 +342,7 @@ impl<T: Generator> FfiGenerator for Exported<T> {
     ) -> RResult<(), FfiError> {
         guard(|| {
             out.reserve(requests.len());
-            with_core_views(&requests, |views| {
+            with_core_views(&requests, &mut Vec::new(), |views| {
                 self.0.predict_lent(views, &mut |p| {
                     out.push(prediction_to_ffi(
                         p.map(|_, g| g.as_ref().map(GuessRef::to_guess)),
@@ -355,10 +358,11 @@ impl<T: Generator> FfiGenerator for Exported<T> {
         out: &mut RVec<RString>,
     ) -> RResult<(), FfiError> {
         guard(|| {
-            let mut configs = Vec::with_capacity(drafts.len());
-            with_kept(&DRAFTS, &drafts, |batch| self.0.render(batch, &mut configs))?;
-            out.extend(configs.into_iter().map(RString::from));
-            Ok(())
+            out.reserve(drafts.len());
+            with_core_views(&drafts, &mut Vec::new(), |views| {
+                self.0
+                    .render_lent(views, &mut |c| out.push(RString::from(c)))
+            })
         })
     }
 
@@ -394,7 +398,7 @@ impl<T: Generator> FfiGenerator for Exported<T> {
         mut sink: PredictionSink<'_>,
     ) -> RResult<(), FfiError> {
         guard(|| {
-            with_core_views(&requests, |views| {
+            with_core_views(&requests, &mut Vec::new(), |views| {
                 self.0
                     .predict_lent(views, &mut |p| sink.receive(&prediction_to_view(p)))
             })
@@ -407,8 +411,8 @@ impl<T: Generator> FfiGenerator for Exported<T> {
         mut sink: ConfigSink<'_>,
     ) -> RResult<(), FfiError> {
         guard(|| {
-            with_kept(&DRAFTS, &drafts, |batch| {
-                self.0.render_each(batch, &mut |c| sink.receive(c.into()))
+            with_core_views(&drafts, &mut Vec::new(), |views| {
+                self.0.render_lent(views, &mut |c| sink.receive(c.into()))
             })
         })
     }

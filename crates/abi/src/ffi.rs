@@ -18,10 +18,10 @@
 use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
-    Author, CacheKey, CacheStats, ContentHash, Context, ContextRef, Draft, Entry, EntryId,
-    ErrorCode, Field, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle,
+    Author, CacheKey, CacheStats, ContentHash, Context, ContextRef, Draft, DraftRef, Entry,
+    EntryId, ErrorCode, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle,
     ListQuery, Prediction, PredictionRef, Problem, Provenance, Purge, RawHeader, Request,
-    RequestRef, Restored, Severity, Source, StageError, Timestamp, copy_into,
+    RequestRef, Restored, Severity, Source, StageError, Timestamp,
 };
 
 use crate::module::EntrySink;
@@ -641,18 +641,32 @@ impl<'a> FfiRequestRef<'a> {
     }
 }
 
-impl<'a> FfiRequestRef<'a> {
-    /// The request's context pairs, as string slices.
-    pub(crate) fn pairs(self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        pairs_of(self.context)
+/// A view of the host's that a plugin reads as a core view ([`RequestRef`], [`DraftRef`]), read
+/// where the host keeps its strings: only its context pairs are gathered, as string slices.
+pub(crate) trait HostView {
+    /// The core view.
+    type Core<'p>
+    where
+        Self: 'p;
+
+    fn context(&self) -> FfiContextRef<'_>;
+
+    /// The core view, with `context` its context's pairs ([`pairs_of`]). The host made the
+    /// value from checked parts, so nothing is checked.
+    fn core_view<'p>(&'p self, context: &'p [(&'p str, &'p str)]) -> Self::Core<'p>;
+}
+
+impl HostView for FfiRequestRef<'_> {
+    type Core<'p>
+        = RequestRef<'p>
+    where
+        Self: 'p;
+
+    fn context(&self) -> FfiContextRef<'_> {
+        self.context
     }
 
-    /// The request as a core view, with `context` its pairs ([`FfiRequestRef::pairs`]): a
-    /// view of one of the host's requests, which the host checked when it made it.
-    pub(crate) fn core_view<'p>(self, context: &'p [(&'p str, &'p str)]) -> RequestRef<'p>
-    where
-        'a: 'p,
-    {
+    fn core_view<'p>(&'p self, context: &'p [(&'p str, &'p str)]) -> RequestRef<'p> {
         RequestRef {
             title: self.title.as_str(),
             fields: self
@@ -678,7 +692,7 @@ impl TryFrom<&FfiRequestRef<'_>> for Request {
 }
 
 /// An owned core value made from a view of the host's, either anew or by refilling one made
-/// before: a plugin keeps its copies of a batch's requests and drafts between calls, so a batch
+/// before: a plugin keeps its copies of a batch's ids between calls, so a batch
 /// copies the host's strings into buffers the one before left, with the same checks as the
 /// conversions above.
 pub(crate) trait Refill<V>: Sized {
@@ -693,16 +707,10 @@ pub(crate) trait Refill<V>: Sized {
     fn text_bytes(view: &V) -> usize;
 }
 
-/// What a string costs besides its text, for [`Refill::text_bytes`]: a buffer [`copy_into`]
+/// What a string costs besides its text, for [`Refill::text_bytes`]: a buffer
+/// [`copy_into`](registry_core::copy_into)
 /// keeps may be 64 bytes for a shorter string.
 const PER_STRING: usize = 64;
-
-fn pairs_bytes(context: FfiContextRef<'_>) -> usize {
-    context
-        .iter()
-        .map(|Tuple2(k, v)| k.len() + v.len() + 2 * PER_STRING)
-        .sum()
-}
 
 impl Refill<FfiIdRef<'_>> for EntryId {
     fn make(view: &FfiIdRef<'_>) -> Result<Self, StageError> {
@@ -716,39 +724,6 @@ impl Refill<FfiIdRef<'_>> for EntryId {
 
     fn text_bytes(id: &FfiIdRef<'_>) -> usize {
         id.prefix.len() + PER_STRING
-    }
-}
-
-impl Refill<FfiDraftRef<'_>> for Draft {
-    fn make(view: &FfiDraftRef<'_>) -> Result<Self, StageError> {
-        Draft::try_from(view)
-    }
-
-    fn refill(&mut self, d: &FfiDraftRef<'_>) -> Result<(), StageError> {
-        let header = &d.header;
-        let fields = header.fields.to_fields(|v| v.as_str());
-        for field in Field::ALL {
-            copy_into(&mut self.header.fields[field], fields[field]);
-        }
-        self.header
-            .id
-            .refill(header.id.prefix.as_str(), header.id.number);
-        copy_into(&mut self.header.version, header.version.as_str());
-        copy_into(&mut self.title, d.title.as_str());
-        self.context
-            .refill(pairs_of(d.context))
-            .map_err(|e| bad_input("context", e))
-    }
-
-    fn text_bytes(d: &FfiDraftRef<'_>) -> usize {
-        let h = &d.header;
-        let fields = h.fields.to_fields(|v| v.len() + PER_STRING);
-        fields.iter().map(|(_, n)| n).sum::<usize>()
-            + h.id.prefix.len()
-            + h.version.len()
-            + d.title.len()
-            + pairs_bytes(d.context)
-            + 3 * PER_STRING
     }
 }
 
@@ -876,19 +851,31 @@ impl<'a> FfiDraftRef<'a> {
     }
 }
 
-impl TryFrom<&FfiDraftRef<'_>> for Draft {
-    type Error = StageError;
-    fn try_from(d: &FfiDraftRef<'_>) -> Result<Self, StageError> {
-        Ok(Draft {
-            header: (&d.header).into(),
-            title: d.title.as_str().to_owned(),
-            context: context_from_view(d.context)?,
-        })
+impl HostView for FfiDraftRef<'_> {
+    type Core<'p>
+        = DraftRef<'p>
+    where
+        Self: 'p;
+
+    fn context(&self) -> FfiContextRef<'_> {
+        self.context
+    }
+
+    fn core_view<'p>(&'p self, context: &'p [(&'p str, &'p str)]) -> DraftRef<'p> {
+        let h = &self.header;
+        DraftRef {
+            fields: h.fields.to_fields(|v| v.as_str()),
+            id_prefix: h.id.prefix.as_str(),
+            id_number: h.id.number,
+            version: h.version.as_str(),
+            title: self.title.as_str(),
+            context: ContextRef::Pairs(context),
+        }
     }
 }
 
 /// The pairs of a context view, as string slices.
-fn pairs_of(context: FfiContextRef<'_>) -> impl Iterator<Item = (&str, &str)> {
+pub(crate) fn pairs_of(context: FfiContextRef<'_>) -> impl Iterator<Item = (&str, &str)> {
     context
         .as_slice()
         .iter()

@@ -12,10 +12,10 @@
 //! module gives it the [`Builtin`] table entry and the wrappers.
 
 use registry_core::{
-    Cache, CacheKey, CacheStats, Draft, Entry, EntryId, ErrorCode, Fingerprint, FromConfig,
-    Generator, Inserted, ListQuery, Meta, Prediction, PredictionRef, Problem, RawHeader, Request,
-    RequestRef, Restored, Router, Sequence, Setup, StageError, StageKind, StageResult, Storage,
-    TrainOptions, TrainReport, Validator,
+    Cache, CacheKey, CacheStats, Draft, DraftRef, Entry, EntryId, ErrorCode, Fingerprint,
+    FromConfig, Generator, Inserted, ListQuery, Meta, Prediction, PredictionRef, Problem,
+    RawHeader, Request, RequestRef, Restored, Router, Sequence, Setup, StageError, StageKind,
+    StageResult, Storage, TrainOptions, TrainReport, Validator,
 };
 
 use crate::load::{BuildError, BuiltStage};
@@ -166,6 +166,9 @@ impl<T: Generator> Generator for Guarded<T> {
     }
     fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
         guarded(|| self.0.render_each(drafts, each))
+    }
+    fn render_lent(&self, drafts: &[DraftRef<'_>], each: &mut dyn FnMut(&str)) -> StageResult<()> {
+        guarded(|| self.0.render_lent(drafts, each))
     }
     fn train(&self, examples: &[Request], options: &TrainOptions) -> StageResult<TrainReport> {
         guarded(|| self.0.train(examples, options))

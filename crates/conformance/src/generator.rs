@@ -1,10 +1,11 @@
 //! The conformance suite of [`Generator`]: one prediction per request, proposals the schema
 //! allows, honest provenance, one config per draft and the same bytes for the same draft, and
-//! `predict_each`, `predict_lent` and `render_each` answering as `predict` and `render` do.
+//! `predict_each`, `predict_lent`, `render_each` and `render_lent` answering as `predict` and
+//! `render` do.
 
 use registry_core::{
-    Draft, Field, Fields, Generator, GuessRef, Prediction, Request, RequestRef, Schema, Source,
-    StageKind,
+    Draft, DraftRef, Field, Fields, Generator, GuessRef, Prediction, Request, RequestRef, Schema,
+    Source, StageKind,
 };
 
 use crate::sample::{self, try_context, try_request};
@@ -70,6 +71,14 @@ fn predict_lent(
 fn render_each(generator: &dyn Generator, drafts: &[Draft]) -> Result<Vec<String>, Violation> {
     one_each(STAGE, "render_each", drafts.len(), String::new(), |out| {
         generator.render_each(drafts, &mut |c| out.push(c.to_owned()))
+    })
+}
+
+/// `render_lent`'s configs of views of `drafts`, copied.
+fn render_lent(generator: &dyn Generator, drafts: &[Draft]) -> Result<Vec<String>, Violation> {
+    let views: Vec<DraftRef<'_>> = drafts.iter().map(Draft::view).collect();
+    one_each(STAGE, "render_lent", drafts.len(), String::new(), |out| {
+        generator.render_lent(&views, &mut |c| out.push(c.to_owned()))
     })
 }
 
@@ -210,5 +219,13 @@ pub fn check(generator: &dyn Generator, schema: &Schema) -> Result<(), Violation
         render_each(generator, &drafts)? == configs,
         "render_each must give the bytes render gives, draft by draft"
     );
+    // Twice: the second call may reuse what the first kept.
+    for _ in 0..2 {
+        ensure!(
+            STAGE,
+            render_lent(generator, &drafts)? == configs,
+            "render_lent must give the bytes render gives, draft by draft"
+        );
+    }
     Ok(())
 }

@@ -46,8 +46,9 @@ pub use request::{
 };
 pub use schema::{EVERY_SCOPE, Schema, SchemaError};
 pub use stage::{
-    Cache, CacheKey, CacheStats, Draft, Evaluation, FieldReport, FromConfig, Generator, Guess,
-    GuessRef, Inserted, ListQuery, Meta, NotLoaded, Prediction, PredictionRef, Restored, Router,
-    Sequence, Setup, Source, Storage, TrainOptions, TrainReport, UnavailableShard, Validator,
+    Cache, CacheKey, CacheStats, Draft, DraftRef, Evaluation, FieldReport, FromConfig, Generator,
+    Guess, GuessRef, Inserted, ListQuery, Meta, NotLoaded, Prediction, PredictionRef, Restored,
+    Router, Sequence, Setup, Source, Storage, TrainOptions, TrainReport, UnavailableShard,
+    Validator,
 };
 pub use time::Timestamp;

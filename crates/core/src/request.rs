@@ -273,6 +273,17 @@ impl<'a> ContextRef<'a> {
             .chain(lent.iter().copied())
     }
 
+    /// The value of `key`, if the context has one.
+    pub fn get(self, key: &str) -> Option<&'a str> {
+        match self {
+            ContextRef::Owned(c) => c.get(key),
+            ContextRef::Pairs(p) => p
+                .binary_search_by(|(k, _)| (*k).cmp(key))
+                .ok()
+                .map(|i| p[i].1),
+        }
+    }
+
     pub fn len(self) -> usize {
         match self {
             ContextRef::Owned(c) => c.len(),
@@ -749,6 +760,27 @@ mod tests {
             assert_eq!(kept, want);
             assert_eq!(Request::from_view(&want.view()), want);
         }
+    }
+
+    /// A context's view finds each value by key, whether it borrows a context or lent pairs.
+    #[test]
+    fn a_context_view_finds_values_by_key() {
+        let context = Context::new(
+            [("b", "2"), ("a", "1"), ("d", "")].map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+        .expect("valid context");
+        let pairs: Vec<(&str, &str)> = context.iter().collect();
+        for view in [ContextRef::Owned(&context), ContextRef::Pairs(&pairs)] {
+            assert_eq!(view.len(), 3);
+            assert_eq!(view.iter().collect::<Vec<_>>(), pairs);
+            for (key, value) in [("a", Some("1")), ("b", Some("2")), ("d", Some(""))] {
+                assert_eq!(view.get(key), value, "{key}");
+            }
+            for absent in ["", "c", "e", "A"] {
+                assert_eq!(view.get(absent), None, "{absent}");
+            }
+        }
+        assert!(ContextRef::Pairs(&[]).is_empty());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! across a plugin boundary is paid once per batch, not once per item. Implementations must be
 //! `Send + Sync`: the host calls them from several threads at once.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::thread::LocalKey;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::entry::{Entry, Fingerprint};
 use crate::error::{ErrorCode, Problem, StageError, StageResult};
 use crate::header::{EntryId, Field, Fields, Header, RawHeader};
-use crate::request::{Context, Request, RequestRef};
+use crate::request::{Context, ContextRef, Request, RequestRef, copy_into};
 use crate::schema::Schema;
 
 /// What the host tells every stage at construction, besides the stage's own config table.
@@ -262,6 +264,66 @@ pub struct Draft {
     pub context: Context,
 }
 
+impl Draft {
+    /// This draft, borrowed.
+    #[must_use]
+    pub fn view(&self) -> DraftRef<'_> {
+        let h = &self.header;
+        DraftRef {
+            fields: Fields::from_fn(|f| h.fields[f].as_str()),
+            id_prefix: h.id.prefix(),
+            id_number: h.id.number(),
+            version: &h.version,
+            title: &self.title,
+            context: ContextRef::Owned(&self.context),
+        }
+    }
+
+    /// A copy of `view`; not checked, so not public (see [`DraftRef`]).
+    fn from_view(view: &DraftRef<'_>) -> Draft {
+        let mut context = Context::default();
+        context.refill_from(view.context.iter());
+        Draft {
+            header: Header {
+                fields: view.fields.map(|_, v| v.to_owned()),
+                id: EntryId::new(view.id_prefix.to_owned(), view.id_number),
+                version: view.version.to_owned(),
+            },
+            title: view.title.to_owned(),
+            context,
+        }
+    }
+
+    /// Makes this draft a copy of `view`, reusing the strings it holds (see [`copy_into`]).
+    fn refill_from(&mut self, view: &DraftRef<'_>) {
+        for (field, value) in view.fields.iter() {
+            copy_into(&mut self.header.fields[field], value);
+        }
+        self.header.id.refill(view.id_prefix, view.id_number);
+        copy_into(&mut self.header.version, view.version);
+        copy_into(&mut self.title, view.title);
+        self.context.refill_from(view.context.iter());
+    }
+}
+
+/// A [`Draft`] borrowed from wherever it lives: a caller's own ([`Draft::view`]), or the view of
+/// one that a plugin library is lent across the boundary ([`Generator::render_lent`]), read in
+/// place. The header is flattened: its fields, the id's prefix and number, and the version.
+///
+/// A view is made from a draft the host built from checked parts; nothing checks it again (see
+/// [`RequestRef`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DraftRef<'a> {
+    pub fields: Fields<&'a str>,
+    /// The id's prefix, as [`EntryId::prefix`].
+    pub id_prefix: &'a str,
+    /// The id's number, as [`EntryId::number`].
+    pub id_number: u64,
+    pub version: &'a str,
+    pub title: &'a str,
+    pub context: ContextRef<'a>,
+}
+
 /// How `train` measures the model it builds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -381,7 +443,7 @@ pub trait Generator: Send + Sync {
         requests: &[RequestRef<'_>],
         each: &mut dyn FnMut(&PredictionRef<'_>),
     ) -> StageResult<()> {
-        with_copies(requests, |owned| self.predict_each(owned, each))
+        with_copies(&REQUESTS, requests, |owned| self.predict_each(owned, each))
     }
 
     /// [`Generator::render`], each draft's config handed to `each` in draft order, borrowed for
@@ -400,6 +462,19 @@ pub trait Generator: Send + Sync {
         Ok(())
     }
 
+    /// [`Generator::render_each`] for drafts lent as views: what a plugin library is called with
+    /// across the boundary, so that a generator that reads drafts in place copies nothing of
+    /// them. Must give the bytes `render` gives.
+    ///
+    /// The default copies the views into owned drafts, kept per thread as
+    /// [`Generator::predict_lent`]'s default keeps requests, and calls `render_each`.
+    ///
+    /// # Errors
+    /// As [`Generator::render_each`].
+    fn render_lent(&self, drafts: &[DraftRef<'_>], each: &mut dyn FnMut(&str)) -> StageResult<()> {
+        with_copies(&DRAFTS, drafts, |owned| self.render_each(owned, each))
+    }
+
     /// Learns to predict the enumerated fields from `examples` (requests with their fields
     /// filled in), reports how well it does, saves the model in the data directory and uses it
     /// for every later `predict`.
@@ -416,45 +491,87 @@ pub trait Generator: Send + Sync {
     }
 }
 
-/// Most requests a thread keeps copies of for [`Generator::predict_lent`]'s default.
-const KEPT_REQUESTS: usize = 4096;
+/// Most requests, or drafts, a thread keeps copies of for [`Generator::predict_lent`]'s and
+/// [`Generator::render_lent`]'s defaults.
+const KEPT_COPIES: usize = 4096;
 
-/// Most bytes of text a thread's kept copies of requests may hold after a batch
-/// ([`Generator::predict_lent`]'s default); a batch over it drops them.
-const KEPT_REQUEST_BYTES: usize = 4 << 20;
+/// Most bytes of text a thread's kept copies of one kind may hold after a batch; a batch over it
+/// drops them.
+const KEPT_BYTES: usize = 4 << 20;
 
 thread_local! {
     /// This thread's copies of the last batch of requests lent ([`with_copies`]).
-    static KEPT: std::cell::RefCell<Vec<Request>> = const { std::cell::RefCell::new(Vec::new()) };
+    static REQUESTS: RefCell<Vec<Request>> = const { RefCell::new(Vec::new()) };
+    /// This thread's copies of the last batch of drafts lent.
+    static DRAFTS: RefCell<Vec<Draft>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Calls `f` with owned copies of `views`, in strings this thread kept from its last batch
-/// where it has them.
-fn with_copies<R>(views: &[RequestRef<'_>], f: impl FnOnce(&[Request]) -> R) -> R {
-    KEPT.with(|cell| match cell.try_borrow_mut() {
+/// An owned value copied from a view of one, anew or into the strings of an earlier copy.
+trait CopyOf<V> {
+    fn make(view: &V) -> Self;
+    fn refill(&mut self, view: &V);
+    /// The bytes of text of `view`, near enough to bound what copies of it keep.
+    fn text(view: &V) -> usize;
+}
+
+impl CopyOf<RequestRef<'_>> for Request {
+    fn make(view: &RequestRef<'_>) -> Self {
+        Request::from_view(view)
+    }
+    fn refill(&mut self, view: &RequestRef<'_>) {
+        self.refill_from(view);
+    }
+    fn text(view: &RequestRef<'_>) -> usize {
+        view.title.len() + context_text(view.context)
+    }
+}
+
+impl CopyOf<DraftRef<'_>> for Draft {
+    fn make(view: &DraftRef<'_>) -> Self {
+        Draft::from_view(view)
+    }
+    fn refill(&mut self, view: &DraftRef<'_>) {
+        self.refill_from(view);
+    }
+    fn text(view: &DraftRef<'_>) -> usize {
+        view.title.len()
+            + view.fields.iter().map(|(_, v)| v.len()).sum::<usize>()
+            + view.id_prefix.len()
+            + view.version.len()
+            + context_text(view.context)
+    }
+}
+
+fn context_text(context: ContextRef<'_>) -> usize {
+    context.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// Calls `f` with owned copies of `views`, in the strings this thread kept (in `kept`) from its
+/// last batch where it has them.
+fn with_copies<V, T: CopyOf<V>, R>(
+    kept: &'static LocalKey<RefCell<Vec<T>>>,
+    views: &[V],
+    f: impl FnOnce(&[T]) -> R,
+) -> R {
+    kept.with(|cell| match cell.try_borrow_mut() {
         Ok(mut kept) => {
             let mut text = 0;
             for (i, view) in views.iter().enumerate() {
-                text += view.title.len()
-                    + view
-                        .context
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len())
-                        .sum::<usize>();
+                text += T::text(view);
                 match kept.get_mut(i) {
-                    Some(request) => request.refill_from(view),
-                    None => kept.push(Request::from_view(view)),
+                    Some(copy) => copy.refill(view),
+                    None => kept.push(T::make(view)),
                 }
             }
             let result = f(&kept[..views.len()]);
-            if text > KEPT_REQUEST_BYTES {
+            if text > KEPT_BYTES {
                 *kept = Vec::new();
             }
-            kept.truncate(KEPT_REQUESTS);
+            kept.truncate(KEPT_COPIES);
             result
         }
-        // `f` lent requests again on this thread (a generator calling another).
-        Err(_) => f(&views.iter().map(Request::from_view).collect::<Vec<_>>()),
+        // `f` lent views again on this thread (a generator calling another).
+        Err(_) => f(&views.iter().map(T::make).collect::<Vec<_>>()),
     })
 }
 
@@ -1028,7 +1145,15 @@ mod tests {
             Ok(())
         }
 
-        fn render(&self, _: &[Draft], _: &mut Vec<String>) -> StageResult<()> {
+        fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
+            out.extend(drafts.iter().map(|d| {
+                format!(
+                    "{}|{}|{:?}",
+                    d.header.readable(),
+                    d.title,
+                    d.context.iter().collect::<Vec<_>>()
+                )
+            }));
             Ok(())
         }
     }
@@ -1048,11 +1173,11 @@ mod tests {
         Request::new(title, fields, version.map(str::to_owned), context).expect("valid request")
     }
 
-    /// The default `predict_lent` copies each view exactly, into the copies the batch before
-    /// left on this thread, whatever each batch's shape: longer and shorter strings, fields and
-    /// versions that come and go, more and fewer pairs and requests.
+    /// The defaults of `predict_lent` and `render_lent` copy each view exactly, into the copies
+    /// the batch before left on this thread, whatever each batch's shape: longer and shorter
+    /// strings, fields and versions that come and go, more and fewer pairs and items.
     #[test]
-    fn lent_requests_are_predicted_as_the_requests_themselves() {
+    fn lent_views_are_answered_as_the_values_themselves() {
         let long = "x".repeat(300);
         let batches = [
             vec![
@@ -1087,6 +1212,31 @@ mod tests {
                 lent.push(p.map(|_, g| g.as_ref().map(GuessRef::to_guess)));
             })
             .expect("predicts");
+            assert_eq!(lent, expected);
+
+            // The same parts as drafts, rendered from views.
+            let drafts: Vec<Draft> = requests
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Draft {
+                    header: Header {
+                        fields: r.fields.clone().map(|_, v| v.unwrap_or_default()),
+                        id: EntryId::new(
+                            r.title().chars().take(3).collect::<String>(),
+                            i as u64 * 1000,
+                        ),
+                        version: r.version.clone().unwrap_or_default(),
+                    },
+                    title: r.title().to_owned(),
+                    context: r.context.clone(),
+                })
+                .collect();
+            let mut expected = Vec::new();
+            Echo.render(&drafts, &mut expected).expect("renders");
+            let views: Vec<DraftRef<'_>> = drafts.iter().map(Draft::view).collect();
+            let mut lent = Vec::new();
+            Echo.render_lent(&views, &mut |c| lent.push(c.to_owned()))
+                .expect("renders");
             assert_eq!(lent, expected);
         }
     }

@@ -122,8 +122,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use registry_core::{
-    Draft, ErrorCode, Field, Fields, FromConfig, Generator, GuessRef, Prediction, PredictionRef,
-    Request, RequestRef, Setup, StageError, StageResult, TrainOptions, TrainReport,
+    Draft, DraftRef, ErrorCode, Field, Fields, FromConfig, Generator, GuessRef, Prediction,
+    PredictionRef, Request, RequestRef, Setup, StageError, StageResult, TrainOptions, TrainReport,
 };
 use serde::Deserialize;
 
@@ -355,6 +355,21 @@ impl DefaultGenerator {
         Ok(())
     }
 
+    /// [`Generator::render_each`] of drafts however they are held ([`render::Parts`]).
+    fn render_all<P: render::Parts>(
+        &self,
+        drafts: &[P],
+        each: &mut dyn FnMut(&str),
+    ) -> StageResult<()> {
+        let mut scratch = self.render_buffers.take();
+        let rendered = drafts.iter().try_for_each(|draft| {
+            render::render_with(&self.templates, draft, &mut scratch, &mut *each)
+        });
+        scratch.trim();
+        self.render_buffers.put(scratch);
+        rendered
+    }
+
     /// The model to predict with, `None` for the keyword rules alone.
     ///
     /// # Errors
@@ -408,13 +423,12 @@ impl Generator for DefaultGenerator {
     /// Each config is rendered into the same buffer and lent from it: `render` copies each
     /// once, at its exact size.
     fn render_each(&self, drafts: &[Draft], each: &mut dyn FnMut(&str)) -> StageResult<()> {
-        let mut scratch = self.render_buffers.take();
-        let rendered = drafts.iter().try_for_each(|draft| {
-            render::render_with(&self.templates, draft, &mut scratch, &mut *each)
-        });
-        scratch.trim();
-        self.render_buffers.put(scratch);
-        rendered
+        self.render_all(drafts, each)
+    }
+
+    /// Drafts are read where they are lent: nothing of them is copied.
+    fn render_lent(&self, drafts: &[DraftRef<'_>], each: &mut dyn FnMut(&str)) -> StageResult<()> {
+        self.render_all(drafts, each)
     }
 
     /// # Errors

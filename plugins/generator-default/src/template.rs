@@ -27,16 +27,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use registry_core::{
-    Context, Draft, ErrorCode, Field, Schema, Setup, StageError, StageResult, nesting,
-};
+use registry_core::{ErrorCode, Field, Schema, Setup, StageError, StageResult, nesting};
 use serde::Deserialize;
 use yaml_serde::Value;
 
 pub(crate) use placeholder::Part;
 pub(crate) use tree::Node;
 
-use crate::render::Program;
+use crate::render::{Parts, Program};
 use tree::{Condition, Problems};
 
 /// The built-in templates: the files of the repository's `templates/` directory, used when the
@@ -166,7 +164,7 @@ impl Variants {
     }
 
     /// The tree for a context: the base with every overlay whose conditions hold.
-    fn select(&self, context: &Context) -> Cow<'_, Tree> {
+    fn select(&self, draft: &impl Parts) -> Cow<'_, Tree> {
         if self.conditional == 0 {
             return Cow::Borrowed(&self.plain);
         }
@@ -174,7 +172,7 @@ impl Variants {
             .overlays
             .iter()
             .filter(|(c, _)| !c.is_empty())
-            .map(|(c, _)| c.holds(context));
+            .map(|(c, _)| c.holds(draft));
         if self.merged.is_empty() {
             let holding: Vec<bool> = holding.collect();
             return Cow::Owned(Tree {
@@ -265,8 +263,8 @@ impl Templates {
 
     /// The compiled tree that renders a draft: its scope's variants, with the overlays its
     /// context selects.
-    pub(crate) fn tree(&self, draft: &Draft) -> Cow<'_, Tree> {
-        let scope = draft.header.fields.scope.as_str();
+    pub(crate) fn tree(&self, draft: &impl Parts) -> Cow<'_, Tree> {
+        let scope = draft.scope();
         let scopes = &self.inner.scopes;
         // Drafts carry the schema's spelling; comparing without case as well keeps drafts built
         // by hand working.
@@ -279,7 +277,7 @@ impl Templates {
                     .find(|(name, _)| name.eq_ignore_ascii_case(scope))
             })
             .map_or(&self.inner.fallback, |(_, v)| v);
-        variants.select(&draft.context)
+        variants.select(draft)
     }
 }
 
@@ -570,7 +568,7 @@ fn parse_error(e: &yaml_serde::Error) -> String {
 mod tests {
     use std::path::PathBuf;
 
-    use registry_core::{EntryId, Fields, Header};
+    use registry_core::{Context, Draft, EntryId, Fields, Header};
 
     use super::*;
 

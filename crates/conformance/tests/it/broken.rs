@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use registry_conformance::reference::KeywordlessGenerator;
 use registry_conformance::{cache, generator, router, storage, validator};
 use registry_core::{
-    Cache, CacheKey, Draft, Entry, EntryId, ErrorCode, Fingerprint, Generator, Guess, GuessRef,
-    Inserted, ListQuery, Prediction, PredictionRef, Problem, RawHeader, Request, RequestRef,
-    Router, Schema, Source, StageError, StageKind, StageResult, Storage, Validator,
+    Cache, CacheKey, Draft, DraftRef, Entry, EntryId, ErrorCode, Fingerprint, Generator, Guess,
+    GuessRef, Inserted, ListQuery, Prediction, PredictionRef, Problem, RawHeader, Request,
+    RequestRef, Router, Schema, Source, StageError, StageKind, StageResult, Storage, Validator,
 };
 
 use crate::violation;
@@ -288,6 +288,7 @@ enum Lent {
     Predictions,
     PredictionsOfViews,
     Configs,
+    ConfigsOfViews,
 }
 
 /// A prediction no reference generator makes.
@@ -344,6 +345,16 @@ impl Generator for TwoFaced {
         }
         Ok(())
     }
+
+    fn render_lent(&self, drafts: &[DraftRef<'_>], each: &mut dyn FnMut(&str)) -> StageResult<()> {
+        if self.other != Lent::ConfigsOfViews {
+            return KeywordlessGenerator.render_lent(drafts, each);
+        }
+        for _ in drafts {
+            each("lent: other\n");
+        }
+        Ok(())
+    }
 }
 
 #[test]
@@ -380,6 +391,18 @@ fn lent_results_must_be_the_returned_ones() {
             generator::check(
                 &TwoFaced {
                     other: Lent::Configs,
+                },
+                &schema,
+            )
+        },
+    );
+    violation(
+        StageKind::Generator,
+        "render_lent must give the bytes render gives",
+        || {
+            generator::check(
+                &TwoFaced {
+                    other: Lent::ConfigsOfViews,
                 },
                 &schema,
             )

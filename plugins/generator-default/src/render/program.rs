@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use registry_core::{Context, Draft, EntryId, Header};
+use super::Parts;
 use registry_yaml::write::{self, Collection, MAX_KEY_BYTES, Slot};
 
 use crate::template::{Node, Part};
@@ -77,10 +77,10 @@ impl Omit {
         }
     }
 
-    fn holds(&self, context: &Context) -> bool {
+    fn holds(&self, draft: &impl Parts) -> bool {
         match self {
-            Omit::Absent(key) => context.get(key).is_none(),
-            Omit::EmptyContext => context.is_empty(),
+            Omit::Absent(key) => draft.get(key).is_none(),
+            Omit::EmptyContext => draft.context_is_empty(),
         }
     }
 }
@@ -143,39 +143,38 @@ impl Formatted {
     }
 
     /// The text of a part for `draft`.
-    fn get<'a>(&'a mut self, draft: &'a Draft, part: &'a Part) -> &'a str {
-        let header = &draft.header;
+    fn get<'a, P: Parts>(&'a mut self, draft: &'a P, part: &'a Part) -> &'a str {
         let spare = &mut self.spare;
         match part {
             Part::Text(text) => text,
-            Part::Title => &draft.title,
-            Part::Id => self
-                .id
-                .get_or_insert_with(|| Self::make(spare, |b| push_id(b, &header.id))),
+            Part::Title => draft.title(),
+            Part::Id => self.id.get_or_insert_with(|| {
+                Self::make(spare, |b| push_id(b, draft.id_prefix(), draft.id_number()))
+            }),
             Part::Header => self
                 .header
-                .get_or_insert_with(|| Self::make(spare, |b| push_readable(b, header))),
+                .get_or_insert_with(|| Self::make(spare, |b| push_readable(b, draft))),
             Part::Grepable => self
                 .grepable
-                .get_or_insert_with(|| Self::make(spare, |b| push_grepable(b, header))),
-            Part::Scope => &header.fields.scope,
-            Part::Type => &header.fields.kind,
-            Part::Variant => &header.fields.variant,
-            Part::Status => &header.fields.status,
-            Part::Version => &header.version,
-            Part::Context { key, default } => draft.context.get(key).unwrap_or(default),
+                .get_or_insert_with(|| Self::make(spare, |b| push_grepable(b, draft))),
+            Part::Scope => draft.scope(),
+            Part::Type => draft.kind(),
+            Part::Variant => draft.variant(),
+            Part::Status => draft.status(),
+            Part::Version => draft.version(),
+            Part::Context { key, default } => draft.get(key).unwrap_or(default),
         }
     }
 }
 
-/// Appends an id as its `Display` writes it: the prefix, `-`, the number with at least three
-/// digits.
-fn push_id(out: &mut String, id: &EntryId) {
-    out.push_str(id.prefix());
+/// Appends an id as `EntryId`'s `Display` writes it: the prefix, `-`, the number with at least
+/// three digits.
+pub(crate) fn push_id(out: &mut String, prefix: &str, number: u64) {
+    out.push_str(prefix);
     out.push('-');
     let mut digits = [b'0'; 20];
     let mut start = digits.len();
-    let mut n = id.number();
+    let mut n = number;
     loop {
         start -= 1;
         // A remainder of 10 is one digit.
@@ -191,35 +190,36 @@ fn push_id(out: &mut String, id: &EntryId) {
 }
 
 /// Appends the readable header, as `Header::readable` writes it.
-fn push_readable(out: &mut String, header: &Header) {
-    let f = &header.fields;
-    for (i, text) in [&f.scope, &f.kind, &f.variant].into_iter().enumerate() {
+pub(crate) fn push_readable(out: &mut String, draft: &impl Parts) {
+    for (i, text) in [draft.scope(), draft.kind(), draft.variant()]
+        .into_iter()
+        .enumerate()
+    {
         out.push_str(if i == 0 { "[" } else { "][" });
         out.push_str(text);
     }
     out.push_str("][");
-    push_id(out, &header.id);
+    push_id(out, draft.id_prefix(), draft.id_number());
     out.push_str("][");
-    out.push_str(&header.version);
+    out.push_str(draft.version());
     out.push_str("][");
-    out.push_str(&f.status);
+    out.push_str(draft.status());
     out.push(']');
 }
 
 /// Appends the grepable header, as `Header::grepable` writes it.
-fn push_grepable(out: &mut String, header: &Header) {
+pub(crate) fn push_grepable(out: &mut String, draft: &impl Parts) {
     let start = out.len();
-    let f = &header.fields;
     out.push('[');
-    for text in [&f.scope, &f.kind, &f.variant] {
+    for text in [draft.scope(), draft.kind(), draft.variant()] {
         out.push_str(text);
         out.push('-');
     }
-    push_id(out, &header.id);
+    push_id(out, draft.id_prefix(), draft.id_number());
     out.push('-');
-    out.push_str(&header.version);
+    out.push_str(draft.version());
     out.push('-');
-    out.push_str(&f.status);
+    out.push_str(draft.status());
     out.push(']');
     let written = &mut out[start..];
     if written.is_ascii() {
@@ -246,7 +246,7 @@ impl Program {
     }
 
     /// Renders `draft` into `scratch.out`, replacing what it held.
-    pub(crate) fn run(&self, draft: &Draft, scratch: &mut Scratch) {
+    pub(crate) fn run<P: Parts>(&self, draft: &P, scratch: &mut Scratch) {
         let Scratch {
             out,
             join,
@@ -257,7 +257,6 @@ impl Program {
         open.clear();
         formatted.reset();
         let text = |span: &Span| &self.text[span.clone()];
-        let context = &draft.context;
         let mut i = 0;
         while let Some(op) = self.ops.get(i) {
             match op {
@@ -270,16 +269,16 @@ impl Program {
                     }
                     write::write_scalar(out, join);
                 }
-                Op::Optional(key) => write::write_scalar(out, context.get(key).unwrap_or_default()),
+                Op::Optional(key) => write::write_scalar(out, draft.get(key).unwrap_or_default()),
                 Op::Context {
                     first,
                     later,
                     empty,
                 } => {
-                    if context.is_empty() {
+                    if draft.context_is_empty() {
                         out.push_str(text(empty));
                     }
-                    for (n, (key, value)) in context.iter().enumerate() {
+                    for (n, (key, value)) in draft.pairs().enumerate() {
                         out.push_str(text(if n == 0 { first } else { later }));
                         // Context keys are at most 64 characters: always an implicit key.
                         write::write_scalar(out, key);
@@ -289,7 +288,7 @@ impl Program {
                     }
                 }
                 Op::SkipIf { omit, len } => {
-                    if omit.holds(context) {
+                    if omit.holds(draft) {
                         i += *len;
                     }
                 }
@@ -490,7 +489,7 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
-    use registry_core::{Fields, Header};
+    use registry_core::{Context, Draft, EntryId, Fields, Header};
 
     use super::super::{Bound, Values};
     use super::*;
@@ -650,7 +649,7 @@ mod tests {
         for tree in trees() {
             let program = Program::compile(&tree).expect("compiles");
             for d in &drafts {
-                program.run(d, &mut scratch);
+                program.run(&d.view(), &mut scratch);
                 assert_eq!(scratch.out, reference(&tree, d), "{tree:?}\n{d:?}");
             }
         }
@@ -676,13 +675,13 @@ mod tests {
                 d.header.id = EntryId::new(d.header.id.prefix().to_owned(), number);
                 let h = &d.header;
                 let mut out = String::from("kept ");
-                push_id(&mut out, &h.id);
+                push_id(&mut out, h.id.prefix(), h.id.number());
                 assert_eq!(out, format!("kept {}", h.id));
                 out.truncate(5);
-                push_readable(&mut out, h);
+                push_readable(&mut out, &d.view());
                 assert_eq!(out, format!("kept {}", h.readable()));
                 out.truncate(5);
-                push_grepable(&mut out, h);
+                push_grepable(&mut out, &d.view());
                 assert_eq!(out, format!("kept {}", h.grepable()));
             }
         }

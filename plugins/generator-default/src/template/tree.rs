@@ -7,7 +7,7 @@
 
 use std::fmt::{self, Write as _};
 
-use registry_core::Context;
+use crate::render::Parts;
 use registry_yaml::write::{MAX_KEY_BYTES, key_bytes};
 use yaml_serde::Value;
 
@@ -58,9 +58,9 @@ pub(crate) struct Condition(Vec<(Box<str>, Vec<Box<str>>)>);
 
 impl Condition {
     /// Whether the context satisfies every condition.
-    pub(crate) fn holds(&self, context: &Context) -> bool {
+    pub(crate) fn holds(&self, draft: &impl Parts) -> bool {
         self.0.iter().all(|(key, allowed)| {
-            context
+            draft
                 .get(key)
                 .is_some_and(|v| allowed.iter().any(|a| v.eq_ignore_ascii_case(a)))
         })
@@ -331,6 +331,8 @@ pub(crate) fn kind(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use registry_core::{Context, Draft, EntryId, Fields, Header};
+
     use super::*;
 
     fn compile_str(yaml: &str) -> (Node, Vec<String>) {
@@ -409,9 +411,23 @@ mod tests {
 
     #[test]
     fn conditions() {
-        let ctx = |pairs: &[(&str, &str)]| {
-            Context::new(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())))
-                .expect("valid context")
+        // Whether the condition holds for a draft of this context, held as a `Draft` and as a
+        // view of one: the two must agree.
+        let holds = |c: &Condition, pairs: &[(&str, &str)]| {
+            let context = Context::new(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())))
+                .expect("valid context");
+            let draft = Draft {
+                header: Header {
+                    fields: Fields::default(),
+                    id: EntryId::new("SEC-RUL".to_owned(), 1),
+                    version: "v1".into(),
+                },
+                title: "t".into(),
+                context,
+            };
+            let held = c.holds(&draft);
+            assert_eq!(c.holds(&draft.view()), held, "{pairs:?}");
+            held
         };
         let parse = |yaml: &str| {
             let value: Value = yaml_serde::from_str(yaml).expect("test YAML parses");
@@ -421,14 +437,17 @@ mod tests {
         };
         let (prod, problems) = parse("{env: [prod, production], tier: 1}");
         assert!(problems.is_empty(), "{problems:?}");
-        assert!(prod.holds(&ctx(&[("env", "PROD"), ("tier", "1")])));
-        assert!(prod.holds(&ctx(&[("env", "production"), ("tier", "1"), ("x", "y")])));
-        assert!(!prod.holds(&ctx(&[("env", "prod")])));
-        assert!(!prod.holds(&ctx(&[("env", "staging"), ("tier", "1")])));
+        assert!(holds(&prod, &[("env", "PROD"), ("tier", "1")]));
+        assert!(holds(
+            &prod,
+            &[("env", "production"), ("tier", "1"), ("x", "y")]
+        ));
+        assert!(!holds(&prod, &[("env", "prod")]));
+        assert!(!holds(&prod, &[("env", "staging"), ("tier", "1")]));
         let (single, _) = parse("{flag: true}");
-        assert!(single.holds(&ctx(&[("flag", "True")])));
+        assert!(holds(&single, &[("flag", "True")]));
         let (empty, _) = parse("{}");
-        assert!(empty.is_empty() && empty.holds(&ctx(&[])));
+        assert!(empty.is_empty() && holds(&empty, &[]));
         let (_, problems) = parse("{env: [], a: [x, [y]], 'b c': x, d: {e: f}}");
         assert_eq!(
             problems,
