@@ -69,7 +69,8 @@ const BUDGET: usize = 4 << 20;
 
 /// Calls `f` with the host's requests or drafts as core views ([`RequestRef`], [`DraftRef`]),
 /// read where the host keeps them, [`VIEWS_AT_ONCE`] at a time, their context pairs gathered
-/// into `pairs`: a generator that reads them in
+/// into `pairs` (the caller's, so that the views can borrow it for as long as they borrow the
+/// host's strings): a generator that reads them in
 /// place ([`Generator::predict_lent`], [`Generator::render_lent`]) copies none. Stops at `f`'s
 /// first error.
 ///
