@@ -442,10 +442,10 @@ impl<T: Validator> FfiValidator for Exported<T> {
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError> {
         guard(|| {
-            let mut batch: Vec<Request> = Vec::with_capacity(requests.len());
-            convert_all(requests.iter(), &mut batch)?;
             let mut problems = Vec::new();
-            self.0.check_requests(&batch, &mut problems)?;
+            with_core_views(&requests, &mut Vec::new(), |views| {
+                self.0.check_requests_lent(views, &mut problems)
+            })?;
             out.extend(problems.into_iter().map(FfiProblem::from));
             Ok(())
         })

@@ -179,6 +179,13 @@ impl<T: Validator> Validator for Guarded<T> {
     fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
         guarded(|| self.0.check_requests(requests, out))
     }
+    fn check_requests_lent(
+        &self,
+        requests: &[RequestRef<'_>],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        guarded(|| self.0.check_requests_lent(requests, out))
+    }
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         guarded(|| self.0.check_entries(entries, out))
     }

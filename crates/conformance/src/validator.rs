@@ -1,10 +1,10 @@
 //! The conformance suite of [`Validator`]: valid requests and entries pass, a value the schema
-//! does not declare is an error on the right item and field, and problems are reported rather
-//! than raised. The same holds for headers as written in files, in both forms.
+//! does not declare is an error on the right item and field, problems are reported rather than
+//! raised, and requests lent as views (`check_requests_lent`) get the same report. The same holds for headers as written in files, in both forms.
 
 use registry_core::{
-    Draft, Entry, Field, Fields, Generator, HeaderForm, Problem, RawHeader, Request, Schema,
-    Severity, StageKind, Validator,
+    Draft, Entry, Field, Fields, Generator, HeaderForm, Problem, RawHeader, Request, RequestRef,
+    Schema, Severity, StageKind, Validator,
 };
 
 use crate::reference::KeywordlessGenerator;
@@ -30,6 +30,25 @@ fn check_requests(
     appended(STAGE, "check_requests", filler(), |out| {
         validator.check_requests(requests, out)
     })
+}
+
+/// `check_requests_lent`'s problems with views of `requests`.
+fn check_requests_lent(
+    validator: &dyn Validator,
+    requests: &[Request],
+) -> Result<Vec<Problem>, Violation> {
+    let views: Vec<RequestRef<'_>> = requests.iter().map(Request::view).collect();
+    appended(STAGE, "check_requests_lent", filler(), |out| {
+        validator.check_requests_lent(&views, out)
+    })
+}
+
+/// `problems` in one order, to compare reports that may list an item's problems in another.
+fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by(|a, b| {
+        (a.item, &a.field, &a.code, &a.message).cmp(&(b.item, &b.field, &b.code, &b.message))
+    });
+    problems
 }
 
 fn check_entries(validator: &dyn Validator, entries: &[Entry]) -> Result<Vec<Problem>, Violation> {
@@ -101,6 +120,16 @@ pub fn check_with(
         entries_fields.push(bad);
     }
     let problems = check_requests(validator, &requests)?;
+    // Twice: the second batch may reuse what the first one kept.
+    for _ in 0..2 {
+        let lent = check_requests_lent(validator, &requests)?;
+        ensure!(
+            STAGE,
+            sorted(lent.clone()) == sorted(problems.clone()),
+            "check_requests_lent must report what check_requests reports for the same \
+             requests; it reported {lent:?} where check_requests reported {problems:?}"
+        );
+    }
     let entries = render_entries(generator, entries_fields)?;
     let entry_problems = check_entries(validator, &entries)?;
     let headers =

@@ -491,8 +491,9 @@ pub trait Generator: Send + Sync {
     }
 }
 
-/// Most requests, or drafts, a thread keeps copies of for [`Generator::predict_lent`]'s and
-/// [`Generator::render_lent`]'s defaults.
+/// Most requests, or drafts, a thread keeps copies of for the defaults of
+/// [`Generator::predict_lent`], [`Generator::render_lent`] and
+/// [`Validator::check_requests_lent`].
 const KEPT_COPIES: usize = 4096;
 
 /// Most bytes of text a thread's kept copies of one kind may hold after a batch; a batch over it
@@ -583,6 +584,23 @@ pub trait Validator: Send + Sync {
     /// # Errors
     /// Only when the validator cannot work; invalid input is reported as problems.
     fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()>;
+
+    /// [`Validator::check_requests`] for requests lent as views: what a plugin library is
+    /// called with across the boundary, so that a validator that reads requests in place copies
+    /// nothing of them. Must report what `check_requests` reports.
+    ///
+    /// The default copies the views into owned requests, kept per thread as
+    /// [`Generator::predict_lent`] keeps them, and calls `check_requests`.
+    ///
+    /// # Errors
+    /// As [`Validator::check_requests`].
+    fn check_requests_lent(
+        &self,
+        requests: &[RequestRef<'_>],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        with_copies(&REQUESTS, requests, |owned| self.check_requests(owned, out))
+    }
 
     /// Checks complete entries (header and config) before they are stored.
     ///
@@ -1158,6 +1176,34 @@ mod tests {
         }
     }
 
+    /// Reports every request as a problem whose message holds all of it.
+    impl Validator for Echo {
+        fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
+            out.extend(requests.iter().enumerate().map(|(item, r)| Problem {
+                item,
+                severity: crate::Severity::Warning,
+                code: "echo".to_owned(),
+                field: "title".to_owned(),
+                message: format!(
+                    "{}|{:?}|{:?}|{:?}",
+                    r.title(),
+                    r.fields,
+                    r.version,
+                    r.context.iter().collect::<Vec<_>>()
+                ),
+            }));
+            Ok(())
+        }
+
+        fn check_entries(&self, _: &[Entry], _: &mut Vec<Problem>) -> StageResult<()> {
+            Ok(())
+        }
+
+        fn check_headers(&self, _: &[RawHeader], _: &mut Vec<Problem>) -> StageResult<()> {
+            Ok(())
+        }
+    }
+
     fn request(
         title: &str,
         scope: Option<&str>,
@@ -1173,9 +1219,10 @@ mod tests {
         Request::new(title, fields, version.map(str::to_owned), context).expect("valid request")
     }
 
-    /// The defaults of `predict_lent` and `render_lent` copy each view exactly, into the copies
-    /// the batch before left on this thread, whatever each batch's shape: longer and shorter
-    /// strings, fields and versions that come and go, more and fewer pairs and items.
+    /// The defaults of `predict_lent`, `check_requests_lent` and `render_lent` copy each view
+    /// exactly, into the copies the batch before left on this thread, whatever each batch's
+    /// shape: longer and shorter strings, fields and versions that come and go, more and fewer
+    /// pairs and items.
     #[test]
     fn lent_views_are_answered_as_the_values_themselves() {
         let long = "x".repeat(300);
@@ -1212,6 +1259,14 @@ mod tests {
                 lent.push(p.map(|_, g| g.as_ref().map(GuessRef::to_guess)));
             })
             .expect("predicts");
+            assert_eq!(lent, expected);
+
+            // Checked from views.
+            let mut expected = Vec::new();
+            Echo.check_requests(requests, &mut expected)
+                .expect("checks");
+            let mut lent = Vec::new();
+            Echo.check_requests_lent(&views, &mut lent).expect("checks");
             assert_eq!(lent, expected);
 
             // The same parts as drafts, rendered from views.

@@ -60,7 +60,8 @@
 
 use registry_core::{
     Entry, EntryId, ErrorCode, Field, FromConfig, HeaderForm, MAX_TITLE_BYTES, Problem, RawHeader,
-    Request, Schema, Setup, Severity, StageError, StageResult, Validator, is_version, nesting,
+    Request, RequestRef, Schema, Setup, Severity, StageError, StageResult, Validator, is_version,
+    nesting,
 };
 use registry_yaml::read::{self, Scratch};
 use serde::Deserialize;
@@ -235,6 +236,15 @@ impl SchemaValidator {
                 ),
             );
         }
+    }
+
+    /// Checks one completed request, read in place: an owned one through its view.
+    fn check_request(&self, report: &mut Report<'_>, request: &RequestRef<'_>) {
+        for (field, value) in request.fields.iter() {
+            self.check_field(report, field, *value);
+        }
+        Self::check_version(report, request.version);
+        self.check_title(report, request.title);
     }
 
     fn check_entry(
@@ -530,12 +540,18 @@ fn described(value: &yaml_serde::Value) -> &'static str {
 impl Validator for SchemaValidator {
     fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
         for (item, request) in requests.iter().enumerate() {
-            let mut report = Report { out, item };
-            for (field, value) in request.fields.iter() {
-                self.check_field(&mut report, field, value.as_deref());
-            }
-            Self::check_version(&mut report, request.version.as_deref());
-            self.check_title(&mut report, request.title());
+            self.check_request(&mut Report { out, item }, &request.view());
+        }
+        Ok(())
+    }
+
+    fn check_requests_lent(
+        &self,
+        requests: &[RequestRef<'_>],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        for (item, request) in requests.iter().enumerate() {
+            self.check_request(&mut Report { out, item }, request);
         }
         Ok(())
     }

@@ -410,10 +410,12 @@ fn lent_results_must_be_the_returned_ones() {
     );
 }
 
-/// Reports an error on every field the schema does not declare, or accepts everything.
+/// Reports an error on every field the schema does not declare, or accepts everything, or
+/// everything lent as views.
 struct FieldValidator {
     schema: Schema,
     accepts_everything: bool,
+    accepts_views: bool,
 }
 
 impl FieldValidator {
@@ -457,6 +459,24 @@ impl Validator for FieldValidator {
         Ok(())
     }
 
+    fn check_requests_lent(
+        &self,
+        requests: &[RequestRef<'_>],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        if self.accepts_views {
+            return Ok(());
+        }
+        let items = requests.iter().map(|r| {
+            r.fields
+                .iter()
+                .map(|(f, v)| (f.name(), v.unwrap_or("")))
+                .collect()
+        });
+        self.check(items, out);
+        Ok(())
+    }
+
     fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         let items = entries.iter().map(|e| {
             e.header
@@ -487,16 +507,28 @@ fn validator_rules() {
     let good = FieldValidator {
         schema: schema.clone(),
         accepts_everything: false,
+        accepts_views: false,
     };
     validator::check(&good, &schema).expect("the field validator conforms");
     let lax = FieldValidator {
         schema: schema.clone(),
         accepts_everything: true,
+        accepts_views: false,
     };
     violation(
         StageKind::Validator,
         "check_requests must report an error on field `scope`",
         || validator::check(&lax, &schema),
+    );
+    let two_faced = FieldValidator {
+        schema: schema.clone(),
+        accepts_everything: false,
+        accepts_views: true,
+    };
+    violation(
+        StageKind::Validator,
+        "check_requests_lent must report what check_requests reports",
+        || validator::check(&two_faced, &schema),
     );
     // A generator that renders fewer configs than drafts breaks the generator's contract, not
     // the validator's.
