@@ -14,7 +14,7 @@
 //! each call costs one relaxed atomic load more.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,7 @@ mod observe;
 mod purge;
 mod rename;
 mod restore;
+mod split;
 mod turns;
 
 pub use check::{CheckReport, Finding, Repaired};
@@ -151,6 +152,10 @@ pub struct Pipeline {
     samples: [Mutex<Vec<u32>>; StageCall::ALL.len()],
     /// [`Pipeline::set_observer`].
     observer: std::sync::OnceLock<std::sync::Arc<dyn Observer>>,
+    /// Batches in `add` now: one alone splits its steps over two cores (`split`).
+    in_flight: AtomicUsize,
+    /// The cores this process may use.
+    cores: usize,
 }
 
 /// A kind of stage call `add` makes once per batch (storage calls once per shard of the batch),
@@ -281,6 +286,8 @@ impl Pipeline {
             cache_new_entries: AtomicBool::new(true),
             author: Mutex::new(None),
             observer: std::sync::OnceLock::new(),
+            in_flight: AtomicUsize::new(0),
+            cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
 
@@ -459,6 +466,7 @@ impl Pipeline {
         mut requests: Vec<Request>,
         turn: Option<&mut Turn>,
     ) -> Vec<Result<Added, Error>> {
+        let _batch = split::InFlight::enter(&self.in_flight);
         let n = requests.len();
         let mut slots: Vec<Slot> = (0..n).map(|_| None).collect();
         for r in &mut requests {

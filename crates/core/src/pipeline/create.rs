@@ -1,6 +1,9 @@
 //! `add`'s creation of new entries: prediction, validation, allocation (in turn, in a dense
-//! registry), rendering, validation of the entries, placement in shard 0 and the inserts.
+//! registry), rendering, validation of the entries, placement in shard 0 and the inserts. A
+//! batch alone in `add` predicts, renders, hashes and validates its entries in two halves at
+//! once (`split`).
 
+use super::split::{halves, halves_of_problems};
 use super::*;
 
 impl Pipeline {
@@ -24,9 +27,12 @@ impl Pipeline {
         if batch.len() != todo.len() {
             return fail_all(todo, &internal("a request was listed twice"), slots);
         }
+        let split = self.splits(batch.len());
         let mut predictions = Vec::with_capacity(batch.len());
         if let Err(e) = self.timed(StageCall::GeneratorPredict, || {
-            self.stages.generator.predict(&batch, &mut predictions)
+            halves(split, &batch, &mut predictions, |part, out| {
+                self.stages.generator.predict(part, out)
+            })
         }) {
             return fail_all(todo, &Error::stage(StageKind::Generator, e), slots);
         }
@@ -80,7 +86,8 @@ impl Pipeline {
             })
             .collect();
         let numbers = self.allocate(&pending, &prefixes, shard_of, turn, slots);
-        let Some(created) = self.build_entries(pending, prefixes, numbers, fps, slots) else {
+        let Some(created) = self.build_entries(pending, prefixes, numbers, fps, split, slots)
+        else {
             return;
         };
         // Grouped by shard in shard order, each group in batch order. Each entry moves once:
@@ -206,6 +213,7 @@ impl Pipeline {
         prefixes: Vec<String>,
         numbers: Vec<Option<u64>>,
         fps: &[Fingerprint],
+        split: bool,
         slots: &mut [Slot],
     ) -> Option<Vec<Created>> {
         // The drafts take the requests' parts; only the items and provenance stay behind.
@@ -241,7 +249,9 @@ impl Pipeline {
         let items: Vec<usize> = group.iter().map(|(item, _)| *item).collect();
         let mut configs = Vec::with_capacity(drafts.len());
         if let Err(e) = self.timed(StageCall::GeneratorRender, || {
-            self.stages.generator.render(&drafts, &mut configs)
+            halves(split, &drafts, &mut configs, |part, out| {
+                self.stages.generator.render(part, out)
+            })
         }) {
             fail_all(&items, &Error::stage(StageKind::Generator, e), slots);
             return None;
@@ -250,13 +260,30 @@ impl Pipeline {
             fail_all(&items, &miscount(StageKind::Generator), slots);
             return None;
         }
+        // Hashed in halves too when split; else each as its entry is built.
+        let mut hashes: Vec<ContentHash> = Vec::new();
+        if split {
+            let parts: Vec<(&Draft, &String)> = drafts.iter().zip(&configs).collect();
+            let hashed = halves(split, &parts, &mut hashes, |part, out| {
+                out.extend(
+                    part.iter()
+                        .map(|(d, c)| Entry::compute_hash(&d.header, &d.title, &d.context, c)),
+                );
+                Ok(())
+            });
+            debug_assert!(hashed.is_ok() && hashes.len() == parts.len());
+        }
         let now = Timestamp::now();
         let entries: Vec<Entry> = drafts
             .into_iter()
             .zip(configs)
             .zip(items.iter().zip(registered))
-            .map(|((d, config), (&i, (provenance, author)))| Entry {
-                hash: Entry::compute_hash(&d.header, &d.title, &d.context, &config),
+            .enumerate()
+            .map(|(k, ((d, config), (&i, (provenance, author))))| Entry {
+                hash: match hashes.get(k) {
+                    Some(&hash) => hash,
+                    None => Entry::compute_hash(&d.header, &d.title, &d.context, &config),
+                },
                 previous: None,
                 purge: None,
                 header: d.header,
@@ -275,7 +302,9 @@ impl Pipeline {
 
         let mut problems = Vec::new();
         if let Err(e) = self.timed(StageCall::ValidatorCheckEntries, || {
-            self.stages.validator.check_built(&entries, &mut problems)
+            halves_of_problems(split, &entries, &mut problems, |part, out| {
+                self.stages.validator.check_built(part, out)
+            })
         }) {
             fail_all(&items, &Error::stage(StageKind::Validator, e), slots);
             return None;

@@ -1152,3 +1152,159 @@ fn the_observer_hears_every_write_once_and_nothing_else() {
     other.restore(histories).expect("restored again");
     assert_eq!(heard_there.take(), Vec::<String>::new());
 }
+
+/// Predicts a variant from each request's own title, renders as the reference generator, and
+/// records the size of every batch it is given.
+#[derive(Default)]
+struct Recording {
+    predicted: Mutex<Vec<usize>>,
+    rendered: Mutex<Vec<usize>>,
+}
+
+impl Generator for Recording {
+    fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
+        self.predicted.lock().expect("lock").push(requests.len());
+        out.extend(requests.iter().map(|r| Prediction {
+            variant: r.title().ends_with('7').then(|| Guess {
+                value: "compact".into(),
+                confidence: Some(0.5),
+                source: Source::Model,
+            }),
+            ..Prediction::default()
+        }));
+        Ok(())
+    }
+
+    fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
+        self.rendered.lock().expect("lock").push(drafts.len());
+        KeywordlessGenerator.render(drafts, out)
+    }
+}
+
+/// Refuses requests whose title says `bad request`, and entries whose title says `bad entry`.
+struct TitleValidator;
+
+impl registry_core::Validator for TitleValidator {
+    fn check_requests(
+        &self,
+        requests: &[Request],
+        out: &mut Vec<registry_core::Problem>,
+    ) -> StageResult<()> {
+        refuse(requests.iter().map(Request::title), "bad request", out);
+        Ok(())
+    }
+
+    fn check_entries(
+        &self,
+        entries: &[Entry],
+        out: &mut Vec<registry_core::Problem>,
+    ) -> StageResult<()> {
+        refuse(entries.iter().map(|e| e.title.as_str()), "bad entry", out);
+        Ok(())
+    }
+
+    fn check_headers(
+        &self,
+        _: &[registry_core::RawHeader],
+        _: &mut Vec<registry_core::Problem>,
+    ) -> StageResult<()> {
+        Ok(())
+    }
+}
+
+/// A problem for each title containing `bad`, naming the title, on the item's index.
+fn refuse<'a>(
+    titles: impl Iterator<Item = &'a str>,
+    bad: &str,
+    out: &mut Vec<registry_core::Problem>,
+) {
+    for (item, title) in titles.enumerate() {
+        if title.contains(bad) {
+            out.push(registry_core::Problem {
+                item,
+                severity: registry_core::Severity::Error,
+                code: "refused".into(),
+                field: "title".into(),
+                message: format!("refused `{title}`"),
+            });
+        }
+    }
+}
+
+/// A pipeline of one memory shard with the [`Recording`] generator and [`TitleValidator`].
+fn recording_pipeline() -> (Pipeline, Arc<Recording>) {
+    struct Shared(Arc<Recording>);
+    impl Generator for Shared {
+        fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
+            self.0.predict(requests, out)
+        }
+        fn render(&self, drafts: &[Draft], out: &mut Vec<String>) -> StageResult<()> {
+            self.0.render(drafts, out)
+        }
+    }
+    let schema = Schema::default();
+    let recording = Arc::new(Recording::default());
+    let mut stages = memory::stages(&schema, 1);
+    stages.generator = Box::new(Shared(Arc::clone(&recording)));
+    stages.validator = Box::new(TitleValidator);
+    (Pipeline::new(schema, stages), recording)
+}
+
+/// A batch alone in `add` predicts, renders, hashes and validates in two halves at once on a
+/// machine of several cores; what it returns and stores is what the same requests give in
+/// batches too small to split, refusals included, wherever they fall.
+#[test]
+fn a_batch_alone_splits_its_steps_and_answers_as_small_batches_do() {
+    let titles: Vec<String> = (0..600)
+        .map(|i| match i {
+            5 | 400 => format!("bad request {i}"),
+            7 | 299 | 300 | 599 => format!("bad entry {i}"),
+            _ => format!("entry {i}"),
+        })
+        .collect();
+    let requests = || titles.iter().map(|t| request(t, &[])).collect::<Vec<_>>();
+
+    let (split, recorded) = recording_pipeline();
+    let whole = split.add(requests());
+    let (small, _) = recording_pipeline();
+    let mut parts = Vec::new();
+    for chunk in requests().chunks(100) {
+        parts.extend(small.add(chunk.to_vec()));
+    }
+
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let (predicted, rendered) = if cores > 1 {
+        (vec![300, 300], vec![299, 299])
+    } else {
+        (vec![600], vec![598])
+    };
+    assert_eq!(*recorded.predicted.lock().expect("lock"), predicted);
+    assert_eq!(*recorded.rendered.lock().expect("lock"), rendered);
+
+    assert_eq!(whole.len(), 600);
+    for (i, (got, expected)) in whole.iter().zip(&parts).enumerate() {
+        match (got, expected) {
+            (Ok(a), Ok(b)) => {
+                assert!(a.created && a.entry.verify(), "item {i}");
+                assert_eq!(a.entry.title, titles[i]);
+                assert_eq!(
+                    (&a.entry.header, &a.entry.config, a.entry.hash),
+                    (&b.entry.header, &b.entry.config, b.entry.hash),
+                    "item {i}"
+                );
+            }
+            (Err(Error::Invalid(a)), Err(Error::Invalid(b))) => {
+                assert_eq!(a.len(), 1, "item {i}: {a:?}");
+                assert_eq!(a[0].message, format!("refused `{}`", titles[i]));
+                assert_eq!(
+                    (&a[0].code, &a[0].message),
+                    (&b[0].code, &b[0].message),
+                    "item {i}"
+                );
+            }
+            other => panic!("item {i}: split and small batches differ: {other:?}"),
+        }
+    }
+    let refused: Vec<usize> = (0..600).filter(|&i| whole[i].is_err()).collect();
+    assert_eq!(refused, vec![5, 7, 299, 300, 400, 599]);
+}
