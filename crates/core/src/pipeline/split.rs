@@ -3,16 +3,19 @@
 //! With several batches in flight (`registry batch`, `registry scale-test`), every core already
 //! has one, and splitting them would only add threads. With one (the server's group committer,
 //! `registry add` or `registry import` of a file, a single `add` call), the other cores sit idle
-//! while it predicts, renders, hashes and validates. So `add` runs those steps of a batch of at
-//! least [`MIN_SPLIT`] requests as two halves at once, the second on a scoped thread, whenever
+//! while it renders, hashes and validates. So `add` runs those steps of a batch of at least
+//! [`MIN_SPLIT`] requests as two halves at once, the second on a scoped thread, whenever
 //! it is the only batch in the pipeline and the machine has more than one core. The halves'
 //! results are put back in batch order (a validator's problems renumbered), so what `add`
-//! returns does not depend on whether it split: the conformance suites hold stages to answer
-//! each item alike in any batch, as callers already cut their input into batches of any size.
+//! returns does not depend on whether it split: a generator renders the same bytes for the same
+//! draft whatever the batch (its contract, PLUGINS.md), a validator checks each item on its own,
+//! and callers already cut their input into batches of any size.
 //!
-//! A scoped thread costs about 20 µs to start, against about a millisecond for the smallest of
-//! the split steps on a batch of 1,000. `stage_times` (`benches/examples`) measures a batch's
-//! steps with and without it (docs/PERFORMANCE.md).
+//! A scoped thread costs some tens of microseconds to start and to warm up (its allocator arena,
+//! a stage's buffers kept per thread), which a step must outweigh: the default generator's
+//! keyword prediction, about 0.3 ms per 1,000 requests, measured slower split (0.27 against 0.38
+//! µs per request), so prediction is not split. `stage_times` (`benches/examples`) measures a
+//! batch's steps (docs/PERFORMANCE.md).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -49,7 +52,7 @@ impl Pipeline {
 
 /// Calls `call` on `items`, or, when `split`, on each half of them at once, appending to `out`
 /// what the first half pushed, then what the second did. `call` pushes one output per item, in
-/// order (predictions, configs, hashes): a half that pushes a wrong count leaves the second
+/// order (configs, hashes): a half that pushes a wrong count leaves the second
 /// half's outputs out, so the caller's count check fails rather than pairing outputs with the
 /// wrong items. Errors are the first half's, else the second's.
 pub(super) fn halves<T: Sync, O: Send>(
