@@ -1,9 +1,10 @@
 //! One batch's CPU work spread over two cores when the batch runs alone.
 //!
 //! With several batches in flight (`registry batch`, `registry scale-test`), every core already
-//! has one, and splitting them would only add threads. With one (the server's group committer,
-//! `registry add` or `registry import` of a file, a single `add` call), the other cores sit idle
-//! while it renders, hashes and validates. So `add` runs those steps of a batch of at least
+//! has one, and splitting them would only add threads. With one (`registry stamp` of a tree,
+//! `registry import` of requests, one `add` call of many requests, the server's group committer
+//! when a group reaches [`MIN_SPLIT`]), the other cores sit idle while it renders, hashes and
+//! validates. So `add` runs those steps of a batch of at least
 //! [`MIN_SPLIT`] requests as two halves at once, the second on a scoped thread, whenever
 //! it is the only batch in the pipeline and the machine has more than one core. The halves'
 //! results are put back in batch order (a validator's problems renumbered), so what `add`
