@@ -73,7 +73,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Display};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -182,8 +182,12 @@ pub struct RedbStorage {
     durable: bool,
     /// The last number handed out per prefix since the file was opened.
     allocated: Mutex<Allocated>,
-    /// The fingerprints in `pending_fingerprints`, as of the last commit.
+    /// The fingerprints in `pending_fingerprints`, as of the last commit, once `pending_loaded`:
+    /// read at the first call that needs them (`find`, `insert`, `restore`), not when the file
+    /// opens, so that a command that only reads entries by id does not load up to
+    /// `merge_every` rows per shard first.
     pending: RwLock<Pending>,
+    pending_loaded: AtomicBool,
     /// How many pending fingerprints make the next `insert` merge them into `fingerprints`.
     merge_every: usize,
     /// Held by `insert`, `update` and `restore` from before their transaction begins until
@@ -344,10 +348,26 @@ impl FromConfig for RedbStorage {
 }
 
 impl RedbStorage {
-    /// The pending fingerprints for reading. A poisoned lock only means a panic elsewhere while
-    /// it was held; the map is changed only after a commit, whole, so it is never half-updated.
-    fn pending(&self) -> RwLockReadGuard<'_, Pending> {
-        self.pending.read().unwrap_or_else(PoisonError::into_inner)
+    /// The pending fingerprints for reading, loaded first if no call has needed them yet. A
+    /// poisoned lock only means a panic elsewhere while it was held; the map is changed only
+    /// after a commit, whole, so it is never half-updated.
+    ///
+    /// # Errors
+    /// When they are not loaded yet and `pending_fingerprints` cannot be read.
+    fn pending(&self) -> StageResult<RwLockReadGuard<'_, Pending>> {
+        if !self.pending_loaded.load(Ordering::Acquire) {
+            // Under the writer, as every change of the map is: a writer that committed while
+            // this thread read the table would otherwise have its fingerprints overwritten.
+            let _writing = self.writing();
+            self.load_pending()?;
+        }
+        Ok(self.pending.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// [`Self::pending`] for a caller that holds the writer ([`Self::writing`]).
+    fn pending_writing(&self) -> StageResult<RwLockReadGuard<'_, Pending>> {
+        self.load_pending()?;
+        Ok(self.pending.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn pending_mut(&self) -> RwLockWriteGuard<'_, Pending> {

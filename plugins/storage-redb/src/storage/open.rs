@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -74,13 +74,13 @@ impl RedbStorage {
             durable: config.durable,
             allocated: Mutex::new(Allocated::default()),
             pending: RwLock::new(Pending::default()),
+            pending_loaded: AtomicBool::new(false),
             merge_every: config.fingerprint_merge.max(1),
             writer: Mutex::new(()),
         };
         if !created {
             storage.prepare()?;
         }
-        storage.load_pending()?;
         storage.load_dictionaries()?;
         Ok(storage)
     }
@@ -237,7 +237,12 @@ impl RedbStorage {
     }
 
     /// Reads `pending_fingerprints` into memory, at open.
-    fn load_pending(&self) -> StageResult<()> {
+    /// Reads `pending_fingerprints` into the pending map unless it was read already. The
+    /// caller holds the writer ([`Self::writing`]).
+    pub(super) fn load_pending(&self) -> StageResult<()> {
+        if self.pending_loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let txn = self.begin_read()?;
         let table = self.read_table(&txn, PENDING)?;
         let mut pending = Pending::default();
@@ -248,6 +253,7 @@ impl RedbStorage {
             pending.next = key.value() + 1;
         }
         *self.pending_mut() = pending;
+        self.pending_loaded.store(true, Ordering::Release);
         Ok(())
     }
 }

@@ -143,7 +143,7 @@ impl RedbStorage {
         let txn = self.begin_read()?;
         let fps = self.read_table(&txn, FINGERPRINTS)?;
         let entries = self.latest_rows(&txn)?;
-        let pending = self.pending();
+        let pending = self.pending()?;
         let mut found = Vec::with_capacity(fingerprints.len());
         for fp in fingerprints {
             found.push(match pending.get(fp) {

@@ -99,6 +99,8 @@ impl RedbStorage {
         }
         self.commit(txn)?;
         *self.pending_mut() = Pending::default();
+        self.pending_loaded
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(indexed)
     }
 }

@@ -84,7 +84,7 @@ impl RedbStorage {
             let mut t = self.open_tables(&txn)?;
             let mut claimed = rules::Claimed::default();
             let mut index = NewIndex::default();
-            let pending = self.pending();
+            let pending = self.pending_writing()?;
             let dictionaries = self.dictionaries();
             let writing = self.entry_writing(&dictionaries);
             for history in histories {

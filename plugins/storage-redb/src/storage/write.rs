@@ -374,7 +374,7 @@ impl RedbStorage {
         &self,
         txn: &WriteTransaction,
     ) -> StageResult<(RwLockReadGuard<'_, Pending>, bool, u64)> {
-        let pending = self.pending();
+        let pending = self.pending_writing()?;
         let merge = pending.len() >= self.merge_every;
         if merge {
             self.merge_pending(txn, &pending)?;
