@@ -21,7 +21,7 @@ use registry_core::{
     Author, CacheKey, CacheStats, ContentHash, Context, ContextRef, Draft, DraftRef, Entry,
     EntryId, ErrorCode, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle,
     ListQuery, Prediction, PredictionRef, Problem, Provenance, Purge, RawHeader, Request,
-    RequestRef, Restored, Severity, Source, StageError, Timestamp,
+    RequestRef, Restored, Severity, Source, StageError, Timestamp, copy_into,
 };
 
 use crate::module::EntrySink;
@@ -724,6 +724,81 @@ impl Refill<FfiIdRef<'_>> for EntryId {
 
     fn text_bytes(id: &FfiIdRef<'_>) -> usize {
         id.prefix.len() + PER_STRING
+    }
+}
+
+impl Refill<FfiEntryRef<'_>> for Entry {
+    fn make(view: &FfiEntryRef<'_>) -> Result<Self, StageError> {
+        Entry::try_from(view)
+    }
+
+    /// The same entry as [`Entry::try_from`] makes, in this one's strings: the context is
+    /// checked as [`Context::new`] checks it.
+    fn refill(&mut self, e: &FfiEntryRef<'_>) -> Result<(), StageError> {
+        let h = &e.header;
+        for (field, value) in [
+            (&mut self.header.fields.scope, h.fields.scope),
+            (&mut self.header.fields.kind, h.fields.kind),
+            (&mut self.header.fields.variant, h.fields.variant),
+            (&mut self.header.fields.status, h.fields.status),
+            (&mut self.header.version, h.version),
+            (&mut self.title, e.title),
+            (&mut self.config, e.config),
+        ] {
+            copy_into(field, value.as_str());
+        }
+        self.header.id.refill(h.id.prefix.as_str(), h.id.number);
+        self.context
+            .refill(
+                e.context
+                    .iter()
+                    .map(|Tuple2(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|err| bad_input("context", err))?;
+        self.hash = ContentHash(e.hash);
+        self.previous = e.previous.into_option().map(ContentHash);
+        self.purge = e.purge.as_ref().map(Purge::from).into_option();
+        self.fingerprint = Fingerprint(e.fingerprint);
+        self.revision = e.revision;
+        self.created_at = Timestamp(e.created_at);
+        self.updated_at = Timestamp(e.updated_at);
+        self.provenance = provenance_from_ffi(e.provenance)?;
+        self.lifecycle = lifecycle_from_ffi(
+            e.lifecycle,
+            e.merged_into.as_ref().map(EntryId::from).into_option(),
+        )?;
+        match (&mut self.author, e.author.as_ref().into_option()) {
+            (Some(kept), Some(a)) => {
+                copy_into(&mut kept.name, a.name.as_str());
+                copy_into(&mut kept.origin, a.origin.as_str());
+                copy_into(&mut kept.request, a.request.as_str());
+            }
+            (kept, a) => *kept = a.map(Author::from),
+        }
+        Ok(())
+    }
+
+    fn text_bytes(e: &FfiEntryRef<'_>) -> usize {
+        let h = &e.header;
+        let strings = [
+            h.fields.scope,
+            h.fields.kind,
+            h.fields.variant,
+            h.fields.status,
+            h.version,
+            h.id.prefix,
+            e.title,
+            e.config,
+        ];
+        let context: usize = e.context.iter().map(|Tuple2(k, v)| k.len() + v.len()).sum();
+        let author = e
+            .author
+            .as_ref()
+            .map_or(0, |a| a.name.len() + a.origin.len() + a.request.len());
+        strings.iter().map(RStr::len).sum::<usize>()
+            + context
+            + author
+            + PER_STRING * (strings.len() + 2 * e.context.len() + 3)
     }
 }
 

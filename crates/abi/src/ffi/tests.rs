@@ -201,6 +201,53 @@ fn entry_views_round_trip_exactly_and_borrow_every_text() {
 }
 
 #[test]
+fn kept_entries_refilled_from_views_are_the_entries_lent() {
+    let entries = batch();
+    // Kept copies of the batch in reverse, so that each is refilled from an entry of another
+    // shape (author, purge, lifecycle, context length), and one more than the batch holds.
+    let mut kept: Vec<Entry> = entries.iter().rev().cloned().collect();
+    kept.push(entry(9, "spare", &[("k", "v")], "d: 4\n"));
+    with_entry_views(&entries, |views| {
+        for (copy, view) in kept.iter_mut().zip(views) {
+            copy.refill(view).expect("valid views");
+            assert_eq!(*copy, Entry::make(view).expect("valid views"));
+        }
+        let text: usize = views.iter().map(Entry::text_bytes).sum();
+        let least: usize = entries.iter().map(|e| e.title.len() + e.config.len()).sum();
+        assert!(
+            text > least,
+            "{text} bytes counted, under the titles and configs' {least}"
+        );
+    });
+    assert_eq!(&kept[..entries.len()], &entries[..]);
+    assert!(kept[..entries.len()].iter().all(Entry::verify));
+    // Again, from entries that all carry another author: kept authors are written over.
+    let others: Vec<Entry> = entries
+        .iter()
+        .map(|e| Entry {
+            author: Some(Author::new("another", "cli@host", "")),
+            ..e.clone()
+        })
+        .collect();
+    with_entry_views(&others, |views| {
+        for (copy, view) in kept.iter_mut().zip(views) {
+            copy.refill(view).expect("valid views");
+        }
+    });
+    assert_eq!(&kept[..others.len()], &others[..]);
+
+    // A bad context is refused as a fresh copy refuses it.
+    let mut copy = entries[2].clone();
+    let raw = [Tuple2("a b".into(), "x".into())];
+    with_entry_views(std::slice::from_ref(&entries[2]), |views| {
+        let mut view = views[0];
+        view.context = RSlice::from_slice(&raw);
+        let refused = copy.refill(&view).expect_err("a bad context");
+        assert_eq!(refused, Entry::try_from(&view).expect_err("a bad context"));
+    });
+}
+
+#[test]
 fn history_views_round_trip_exactly() {
     let mut entries = batch().into_iter();
     let mut take = |n: usize| entries.by_ref().take(n).collect::<Vec<_>>();
