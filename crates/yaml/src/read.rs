@@ -624,6 +624,11 @@ fn plain_kind(scalar: &[u8]) -> Option<Kind> {
 /// float) or anything else parses. Found by the `yaml_scan` fuzz target:
 /// `a: 333333333333333333333333333333333333`.
 fn wide_int(scalar: &[u8]) -> bool {
+    // Asked of every plain value: most are shorter than the shortest such integers, 19 bytes
+    // (`0x10000000000000000`, `-0x8000000000000001`), or start with a letter.
+    if scalar.len() < 19 || !matches!(scalar[0], b'0'..=b'9' | b'+' | b'-') {
+        return false;
+    }
     let Ok(text) = std::str::from_utf8(scalar) else {
         return false;
     };
