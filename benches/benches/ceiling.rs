@@ -1,7 +1,8 @@
 //! The pipeline against its ceiling, side by side in one run.
 //!
 //! - `pipeline_add_1000`: one `add` of 1,000 new requests through the loaded plugins, one shard
-//!   (one durable transaction);
+//!   (one durable transaction); `pipeline_add_1000_builtin` the same with the plugins built in,
+//!   as `registry` runs them by default;
 //! - `bare_redb_insert_1000`: the rows the redb storage writes for 1,000 such entries (latest
 //!   revisions, pending fingerprints and their periodic merge, field index, sequences) written
 //!   bare into a shard of its own, in one transaction at the same durability
@@ -12,17 +13,21 @@
 //!   one shard of its own (one durable transaction per worker, as the bare side has);
 //! - `pipeline_sharded`: one `add` of 1,000 per core at once into one registry of the default
 //!   shard count (one per core), as `registry batch` runs: each batch is split over the shards;
+//!   `pipeline_sharded_builtin` the same with the plugins built in;
 //! - `bare_redb_parallel`: the bare rows of 1,000 entries per core at once, one shard per core.
 //!
 //! Criterion reports throughput in entries/s, so `pipeline_add_1000 / bare_redb_insert_1000`,
 //! `pipeline_parallel / bare_redb_parallel` and `pipeline_sharded / bare_redb_parallel` are the
 //! shares of the ceiling the pipeline reaches. Inputs are built before each timed call
 //! (`iter_batched`), so neither side is charged for making them, and what a timed call returns
-//! is dropped after its timing (criterion drops a routine's output untimed). Data directories
-//! are under `target/bench-data/` ([`registry_benches::data_root`]), on the project's disk. Run
-//! `cargo build --release --workspace` first.
+//! is dropped after its timing (criterion drops a routine's output untimed). The parallel runs'
+//! workers are threads that live through the benchmark, as `registry batch`'s do. Data
+//! directories are under `target/bench-data/` ([`registry_benches::data_root`]), on the
+//! project's disk. Run `cargo build --release --workspace` first.
 
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::{Arc, mpsc};
+use std::thread::Scope;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use registry_benches::{DURABLE, Linkage, renewed, request};
@@ -90,27 +95,93 @@ fn encoded(storage: &RedbStorage, entries: &[Entry], round: u64) -> Encoded {
         .expect("encode")
 }
 
+/// Worker threads that live as long as the pool, one per input of a round, as `registry
+/// batch`'s thread pool lives as long as the command: each keeps its thread's state (zstd
+/// contexts, a plugin's kept copies) from one round to the next. Threads spawned per round
+/// would charge every round for warming them, which no user pays.
+struct Pool<I, O> {
+    jobs: Vec<mpsc::Sender<I>>,
+    done: mpsc::Receiver<(usize, std::thread::Result<O>)>,
+}
+
+impl<I: Send, O: Send> Pool<I, O> {
+    /// `workers` threads of `scope`, worker `w` calling `work(w, input)` for each input it is
+    /// sent. They end when the pool is dropped.
+    fn new<'s, 'e: 's, F>(scope: &'s Scope<'s, 'e>, workers: usize, work: &'e F) -> Self
+    where
+        F: Fn(usize, I) -> O + Sync,
+        I: 'e,
+        O: 'e,
+    {
+        let (answer, done) = mpsc::channel();
+        let jobs = (0..workers)
+            .map(|w| {
+                let (job, jobs) = mpsc::channel::<I>();
+                let answer = answer.clone();
+                scope.spawn(move || {
+                    for input in jobs {
+                        let output = catch_unwind(AssertUnwindSafe(|| work(w, input)));
+                        if answer.send((w, output)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                job
+            })
+            .collect();
+        Pool { jobs, done }
+    }
+
+    /// Hands input `w` to worker `w`, all at once, and returns their outputs in input order.
+    fn run(&self, inputs: Vec<I>) -> Vec<O> {
+        let n = inputs.len();
+        assert!(n <= self.jobs.len(), "more inputs than workers");
+        for (job, input) in self.jobs.iter().zip(inputs) {
+            job.send(input).expect("a worker is gone");
+        }
+        let mut outputs: Vec<Option<O>> = (0..n).map(|_| None).collect();
+        for _ in 0..n {
+            let (w, output) = self.done.recv().expect("a worker is gone");
+            match output {
+                Ok(output) => outputs[w] = Some(output),
+                Err(panic) => resume_unwind(panic),
+            }
+        }
+        outputs
+            .into_iter()
+            .map(|o| o.expect("each worker answers once"))
+            .collect()
+    }
+}
+
 fn ceiling(c: &mut Criterion) {
     let mut group = c.benchmark_group("ceiling");
     group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH));
 
-    let (pipeline, _dir) =
-        registry_benches::pipeline(Linkage::Dynamic, Schema::default(), &[DURABLE], 1);
-    let mut next = 0u64;
+    // Through the plugin libraries, then built in, as `registry` runs by default (its
+    // `registry.toml` names built-in plugins): each into a one-shard registry of its own.
     let mut entries: Vec<Arc<Entry>> = Vec::new();
-    group.bench_function("pipeline_add_1000", |b| {
-        b.iter_batched(
-            || {
-                next += BATCH;
-                requests(next - BATCH)
-            },
-            // The batch before is handed back to be dropped outside the timing, as the bare
-            // side drops nothing while timed.
-            |batch| std::mem::replace(&mut entries, add_batch(&pipeline, batch)),
-            BatchSize::PerIteration,
-        );
-    });
+    for (name, linkage) in [
+        ("pipeline_add_1000", Linkage::Dynamic),
+        ("pipeline_add_1000_builtin", Linkage::Static),
+    ] {
+        let (pipeline, _dir) =
+            registry_benches::pipeline(linkage, Schema::default(), &[DURABLE], 1);
+        let mut next = 0u64;
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    next += BATCH;
+                    requests(next - BATCH)
+                },
+                // The batch before is handed back to be dropped outside the timing, as the
+                // bare side drops nothing while timed.
+                |batch| std::mem::replace(&mut entries, add_batch(&pipeline, batch)),
+                BatchSize::PerIteration,
+            );
+        });
+    }
 
     let entries = owned(&entries);
     let (bare, _bare_dir) = bare_shard(&entries);
@@ -121,7 +192,11 @@ fn ceiling(c: &mut Criterion) {
                 round += 1;
                 encoded(&bare, &entries, round)
             },
-            |batch| bare.insert_encoded(&batch).expect("bare insert"),
+            // The input is handed back, to be dropped outside the timing.
+            |batch| {
+                bare.insert_encoded(&batch).expect("bare insert");
+                batch
+            },
             BatchSize::PerIteration,
         );
     });
@@ -136,80 +211,69 @@ fn ceiling(c: &mut Criterion) {
         .collect();
     let mut next = 0u64;
     let mut batches: Vec<Vec<Arc<Entry>>> = Vec::new();
-    group.bench_function("pipeline_parallel", |b| {
-        b.iter_batched(
-            || round_of(&mut next, cores),
-            |inputs| {
-                let added = std::thread::scope(|s| {
-                    let workers: Vec<_> = registries
-                        .iter()
-                        .zip(inputs)
-                        .map(|((pipeline, _), batch)| s.spawn(move || add_batch(pipeline, batch)))
-                        .collect();
-                    workers
-                        .into_iter()
-                        .map(|w| w.join().expect("a worker panicked"))
-                        .collect()
-                });
-                std::mem::replace(&mut batches, added)
-            },
-            BatchSize::PerIteration,
-        );
+    let work = |w: usize, batch: Vec<Request>| add_batch(&registries[w].0, batch);
+    std::thread::scope(|s| {
+        let pool = Pool::new(s, cores, &work);
+        group.bench_function("pipeline_parallel", |b| {
+            b.iter_batched(
+                || round_of(&mut next, cores),
+                |inputs| std::mem::replace(&mut batches, pool.run(inputs)),
+                BatchSize::PerIteration,
+            );
+        });
     });
 
-    // The same batches into one registry of one shard per core, as `registry batch` runs.
-    let (sharded, _sharded_dir) = registry_benches::pipeline(
-        Linkage::Dynamic,
-        Schema::default(),
-        &[DURABLE],
-        u32::try_from(cores).unwrap_or(u32::MAX),
-    );
-    let mut next = 0u64;
-    group.bench_function("pipeline_sharded", |b| {
-        b.iter_batched(
-            || round_of(&mut next, cores),
-            |inputs| {
-                std::thread::scope(|s| {
-                    let workers: Vec<_> = inputs
-                        .into_iter()
-                        .map(|batch| {
-                            let sharded = &sharded;
-                            s.spawn(move || add_batch(sharded, batch))
-                        })
-                        .collect();
-                    workers
-                        .into_iter()
-                        .map(|w| w.join().expect("a worker panicked"))
-                        .collect::<Vec<_>>()
-                })
-            },
-            BatchSize::PerIteration,
+    // The same batches into one registry of one shard per core, as `registry batch` runs,
+    // through the plugin libraries and built in.
+    for (name, linkage) in [
+        ("pipeline_sharded", Linkage::Dynamic),
+        ("pipeline_sharded_builtin", Linkage::Static),
+    ] {
+        let (sharded, _sharded_dir) = registry_benches::pipeline(
+            linkage,
+            Schema::default(),
+            &[DURABLE],
+            u32::try_from(cores).unwrap_or(u32::MAX),
         );
-    });
+        let mut next = 0u64;
+        let work = |_: usize, batch: Vec<Request>| add_batch(&sharded, batch);
+        std::thread::scope(|s| {
+            let pool = Pool::new(s, cores, &work);
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || round_of(&mut next, cores),
+                    |inputs| pool.run(inputs),
+                    BatchSize::PerIteration,
+                );
+            });
+        });
+    }
 
     let batches: Vec<Vec<Entry>> = batches.iter().map(|batch| owned(batch)).collect();
     let shards: Vec<(RedbStorage, tempfile::TempDir)> =
         batches.iter().map(|batch| bare_shard(batch)).collect();
     let mut round = 0u64;
-    group.bench_function("bare_redb_parallel", |b| {
-        b.iter_batched(
-            || {
-                round += 1;
-                shards
-                    .iter()
-                    .zip(&batches)
-                    .map(|((storage, _), batch)| encoded(storage, batch, round))
-                    .collect::<Vec<Encoded>>()
-            },
-            |inputs| {
-                std::thread::scope(|s| {
-                    for ((storage, _), batch) in shards.iter().zip(&inputs) {
-                        s.spawn(move || storage.insert_encoded(batch).expect("bare insert"));
-                    }
-                });
-            },
-            BatchSize::PerIteration,
-        );
+    // Each worker hands its input back, to be dropped outside the timing.
+    let work = |w: usize, batch: Encoded| {
+        shards[w].0.insert_encoded(&batch).expect("bare insert");
+        batch
+    };
+    std::thread::scope(|s| {
+        let pool = Pool::new(s, cores, &work);
+        group.bench_function("bare_redb_parallel", |b| {
+            b.iter_batched(
+                || {
+                    round += 1;
+                    shards
+                        .iter()
+                        .zip(&batches)
+                        .map(|((storage, _), batch)| encoded(storage, batch, round))
+                        .collect::<Vec<Encoded>>()
+                },
+                |inputs| pool.run(inputs),
+                BatchSize::PerIteration,
+            );
+        });
     });
     group.finish();
 }

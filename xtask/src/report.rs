@@ -819,10 +819,18 @@ pub fn criterion_figures(benches: &[Bench]) -> Vec<Figure> {
 
 /// The pipeline/ceiling pairs of the `ceiling` group: the pipeline's benchmark and the bare redb
 /// writes of the rows the storage writes for the same entries, at the same durability.
-pub const CEILING_PAIRS: [(&str, &str); 3] = [
+pub const CEILING_PAIRS: [(&str, &str); 5] = [
     ("ceiling/pipeline_add_1000", "ceiling/bare_redb_insert_1000"),
+    (
+        "ceiling/pipeline_add_1000_builtin",
+        "ceiling/bare_redb_insert_1000",
+    ),
     ("ceiling/pipeline_parallel", "ceiling/bare_redb_parallel"),
     ("ceiling/pipeline_sharded", "ceiling/bare_redb_parallel"),
+    (
+        "ceiling/pipeline_sharded_builtin",
+        "ceiling/bare_redb_parallel",
+    ),
 ];
 
 /// A ratio of two figures, its range from the ends of theirs (numerator low over denominator
