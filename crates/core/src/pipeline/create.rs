@@ -63,19 +63,21 @@ impl Pipeline {
             return fail_all(&live, &Error::stage(StageKind::Validator, e), slots);
         }
         let rejected = reject(&live, problems, slots);
-        // In batch order: `todo` is.
-        let pending: Vec<Pending> = live
-            .into_iter()
-            .zip(completed)
-            .zip(provenance)
-            .filter(|((i, _), _)| !rejected.contains(i))
-            .map(|((item, request), (provenance, version))| Pending {
-                item,
-                request,
-                provenance,
-                version,
-            })
-            .collect();
+        // In batch order: `todo` is. Sized first, as `created` below.
+        let mut pending: Vec<Pending> =
+            Vec::with_capacity(live.len().saturating_sub(rejected.len()));
+        pending.extend(
+            live.into_iter()
+                .zip(completed)
+                .zip(provenance)
+                .filter(|((i, _), _)| !rejected.contains(i))
+                .map(|((item, request), (provenance, version))| Pending {
+                    item,
+                    request,
+                    provenance,
+                    version,
+                }),
+        );
         let prefixes: Vec<String> = pending
             .iter()
             .map(|p| {
@@ -93,7 +95,11 @@ impl Pipeline {
         // Grouped by shard in shard order, each group in batch order. Each entry moves once:
         // sorting the batch by shard moved every entry (some 700 bytes with its provenance)
         // about ten times.
-        let mut by_shard: Vec<Vec<Created>> = (0..self.shards()).map(|_| Vec::new()).collect();
+        let mut counts = vec![0usize; self.shards()];
+        for c in &created {
+            counts[shard_of[c.item] as usize] += 1;
+        }
+        let mut by_shard: Vec<Vec<Created>> = counts.into_iter().map(Vec::with_capacity).collect();
         for c in created {
             // `route` checked every shard against the shard count.
             by_shard[shard_of[c.item] as usize].push(c);
@@ -310,16 +316,20 @@ impl Pipeline {
             return None;
         }
         let rejected = reject(&items, problems, slots);
-        let created: Vec<Created> = group
-            .into_iter()
-            .zip(entries)
-            .filter(|((item, _), _)| !rejected.contains(item))
-            .map(|((item, provenance), entry)| Created {
-                item,
-                provenance,
-                entry,
-            })
-            .collect();
+        // Sized first: grown from a filter, the vector would move every entry several times.
+        let mut created: Vec<Created> =
+            Vec::with_capacity(entries.len().saturating_sub(rejected.len()));
+        created.extend(
+            group
+                .into_iter()
+                .zip(entries)
+                .filter(|((item, _), _)| !rejected.contains(item))
+                .map(|((item, provenance), entry)| Created {
+                    item,
+                    provenance,
+                    entry,
+                }),
+        );
         (!created.is_empty()).then_some(created)
     }
 
