@@ -53,7 +53,7 @@ pub const NO_FSYNC: (StageKind, &str) = (StageKind::Storage, r#"{"durable": fals
 
 /// The default plugin of each stage, by name.
 const PLUGINS: [(StageKind, &str); 5] = [
-    (StageKind::Cache, "cache-moka"),
+    (StageKind::Cache, "cache-quick"),
     (StageKind::Generator, "generator-default"),
     (StageKind::Validator, "validator-schema"),
     (StageKind::Storage, "storage-redb"),

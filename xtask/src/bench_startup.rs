@@ -19,7 +19,7 @@ pub const STARTUP: &str = "startup";
 
 /// The default plugins, as `registry.toml` names the built-ins.
 const PLUGINS: [(&str, &str); 5] = [
-    ("cache", "cache-moka"),
+    ("cache", "cache-quick"),
     ("generator", "generator-default"),
     ("validator", "validator-schema"),
     ("storage", "storage-redb"),

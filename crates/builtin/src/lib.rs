@@ -22,6 +22,12 @@ use registry_generator_default::DefaultGenerator;
 /// Every plugin built in, by name.
 pub static BUILTINS: &[Builtin] = &[
     Builtin {
+        name: "cache-quick",
+        version: env!("CARGO_PKG_VERSION"),
+        stages: &[StageKind::Cache],
+        build: cache_quick,
+    },
+    Builtin {
         name: "cache-moka",
         version: env!("CARGO_PKG_VERSION"),
         stages: &[StageKind::Cache],
@@ -58,6 +64,15 @@ pub static BUILTINS: &[Builtin] = &[
         build: router_hash,
     },
 ];
+
+fn cache_quick(
+    _: StageKind,
+    config: &str,
+    setup: &Setup,
+    _: &mut Vec<String>,
+) -> Result<BuiltStage, BuildError> {
+    linked_stage!(Cache, registry_cache_quick::QuickCache, config, setup)
+}
 
 fn cache_moka(
     _: StageKind,

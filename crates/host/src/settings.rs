@@ -389,7 +389,7 @@ pub struct LintSettings {
 /// The plugin each stage uses when `registry.toml` does not say: a built-in name.
 pub fn default_library(stage: StageKind) -> &'static str {
     match stage {
-        StageKind::Cache => "cache-moka",
+        StageKind::Cache => "cache-quick",
         StageKind::Generator => "generator-default",
         StageKind::Validator => "validator-schema",
         StageKind::Storage => "storage-redb",

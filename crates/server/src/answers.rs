@@ -15,7 +15,7 @@
 //! The table is a hash map in [`SHARDS`] shards, each behind its own mutex and holding its
 //! share of `[serve] answer_cache_bytes`; a new answer that does not fit removes others, the
 //! first the map iterates (an order set by the ids' hashes: random eviction, which needs no
-//! bookkeeping on a hit). A general cache (mini-moka, as the cache plugin uses) keeps
+//! bookkeeping on a hit). A general cache (mini-moka, as the `cache-moka` plugin uses) keeps
 //! frequency sketches and runs housekeeping on reads, which the same profile put at 4.6 % of a
 //! get: the pipeline's cache already decides which entries are worth keeping, and an answer
 //! is only worth keeping beside them.

@@ -205,7 +205,7 @@ fn plugin_load_failures() {
     check_config(
         "[storage]\nlibrary = \"no-such-storage\"\n",
         2,
-        "storage stage: no plugin named `no-such-storage` is built in (built in: cache-moka, ",
+        "storage stage: no plugin named `no-such-storage` is built in (built in: cache-quick, cache-moka, ",
     );
     // A file name is a library in the plugin directory.
     check_config(

@@ -195,7 +195,7 @@ fn plugins_lists_every_stage() {
     // The same plugins from their library files, named by file name (in the plugin directory,
     // the executable's).
     let files: String = [
-        ("cache", "cache-moka"),
+        ("cache", "cache-quick"),
         ("generator", "generator-default"),
         ("validator", "validator-schema"),
         ("storage", "storage-redb"),
@@ -211,7 +211,7 @@ fn plugins_lists_every_stage() {
     s.write("registry.toml", &files);
     let p = s.json(&["plugins"]);
     for (row, name) in p.as_array().expect("array").iter().zip([
-        "cache-moka",
+        "cache-quick",
         "generator-default",
         "validator-schema",
         "storage-redb",

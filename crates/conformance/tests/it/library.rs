@@ -83,6 +83,7 @@ fn a_conforming_plugin_passes() {
     for (stage, name) in [
         (StageKind::Router, "router-hash"),
         (StageKind::Storage, "storage-redb"),
+        (StageKind::Cache, "cache-quick"),
         (StageKind::Cache, "cache-moka"),
     ] {
         let (result, panics) = panics_during(|| smoke(&lib(name), stage, "{}"));

@@ -57,7 +57,7 @@ pub fn lib(name: &str) -> PathBuf {
 
 pub fn defaults() -> Vec<StageSpec> {
     [
-        (StageKind::Cache, "cache-moka"),
+        (StageKind::Cache, "cache-quick"),
         (StageKind::Generator, "generator-default"),
         (StageKind::Validator, "validator-schema"),
         (StageKind::Storage, "storage-redb"),
@@ -118,7 +118,7 @@ fn every_default_plugin_loads_and_runs() {
     assert_eq!(
         names,
         [
-            "cache-moka",
+            "cache-quick",
             "generator-default",
             "validator-schema",
             "storage-redb",
@@ -277,7 +277,7 @@ fn plugin_panic_during_a_call_is_an_error_for_that_call() {
 fn unknown_config_key_is_named() {
     let errors = load_err(&with(
         StageKind::Cache,
-        "cache-moka",
+        "cache-quick",
         r#"{"max_entires": 5}"#,
     ));
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -394,7 +394,7 @@ fn builtins_are_built_and_unknown_names_refused() {
     assert_eq!(cache.kind.name(), "NoSuchBuiltin");
     assert!(
         cache.to_string().starts_with(
-            "cache stage: no plugin named `cache-mokka` is built in (built in: cache-moka, "
+            "cache stage: no plugin named `cache-mokka` is built in (built in: cache-quick, cache-moka, "
         ),
         "{cache}"
     );

@@ -24,7 +24,7 @@ pub(crate) fn lib(name: &str) -> PathBuf {
 }
 
 const DEFAULTS: [(StageKind, &str); 5] = [
-    (StageKind::Cache, "cache-moka"),
+    (StageKind::Cache, "cache-quick"),
     (StageKind::Generator, "generator-default"),
     (StageKind::Validator, "validator-schema"),
     (StageKind::Storage, "storage-redb"),
@@ -79,13 +79,13 @@ fn a_default_plugin_passes_with_another_schema() {
 #[test]
 fn config_reaches_the_constructor() {
     check(
-        &lib("cache-moka"),
+        &lib("cache-quick"),
         StageKind::Cache,
         r#"{"max_entries": 100}"#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let e = failure(smoke(
-        &lib("cache-moka"),
+        &lib("cache-quick"),
         StageKind::Cache,
         r#"{"max_entires": 100}"#,
     ));
