@@ -27,7 +27,8 @@ use registry_core::{
 use crate::ffi::{
     FfiCacheStats, FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiIdRef, FfiInserted,
     FfiKey, FfiListQuery, FfiPrediction, FfiProblem, FfiRawHeader, FfiRequestRef, HostView, Refill,
-    convert_all, lend, pairs_of, prediction_to_ffi, prediction_to_view, restored_to_ffi,
+    convert_all, lend, lend_views, pairs_of, prediction_to_ffi, prediction_to_view,
+    restored_to_ffi,
 };
 use crate::module::{
     CacheBox, ConfigSink, EntrySink, FfiCache, FfiCache_TO, FfiGenerator, FfiGenerator_TO,
@@ -531,13 +532,24 @@ impl<T: Storage> FfiStorage for Exported<T> {
         guard(|| {
             with_kept(&IDS, &ids, |ids| {
                 with_spare(|spare| {
-                    let mut found = Vec::with_capacity(ids.len());
-                    self.0.get_reusing(ids, &mut found, spare)?;
-                    let refs: Vec<Option<&Entry>> = found.iter().map(Option::as_ref).collect();
-                    let lent = lend(&refs, sink).into_result().map_err(StageError::from);
-                    let text: usize = found.iter().flatten().map(entry_text_bytes).sum();
-                    if text <= BUDGET {
-                        spare.extend(found.into_iter().flatten());
+                    let mut sink = Some(sink);
+                    let lent = self.0.get_lent(ids, spare, &mut |views| {
+                        let sink = sink.take().ok_or_else(|| {
+                            StageError::new(
+                                ErrorCode::Internal,
+                                "the storage lent its entries twice in one call",
+                            )
+                        })?;
+                        lend_views(views, sink)
+                            .into_result()
+                            .map_err(StageError::from)
+                    });
+                    // A storage that decodes into entries hands them back; they are kept
+                    // while their text stays within the budget.
+                    if !spare.is_empty()
+                        && spare.iter().map(entry_text_bytes).sum::<usize>() > BUDGET
+                    {
+                        spare.clear();
                     }
                     lent
                 })
@@ -882,14 +894,15 @@ mod tests {
     use abi_stable::sabi_trait::TD_Opaque;
     use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
     use registry_core::{
-        Context, Draft, EntryId, ErrorCode, Fields, Generator, Guess, Header, Prediction,
-        PredictionRef, Request, Source, StageError, StageResult,
+        Context, Draft, Entry, EntryId, EntryRef, ErrorCode, Fields, Generator, Guess, Header,
+        Inserted, ListQuery, Prediction, PredictionRef, Request, Source, StageError, StageResult,
+        Storage,
     };
 
     use super::{Exported, hide_strings};
     use crate::ffi::{FfiDraftRef, FfiError, FfiPrediction, FfiRequestRef};
-    use crate::load::HostGenerator;
-    use crate::module::{FfiGenerator, FfiGenerator_TO};
+    use crate::load::{HostGenerator, HostStorage};
+    use crate::module::{FfiGenerator, FfiGenerator_TO, FfiStorage_TO};
 
     /// A generator whose every answer shows all of its input, so that a request or draft that
     /// crossed wrong (a stale string, a context pair of the batch before) shows in the result.
@@ -1074,6 +1087,67 @@ mod tests {
         let e = host.render(&drafts, &mut out).expect_err("fails");
         assert_eq!(e.message, "templates gone");
         assert_eq!(out, ["kept"]);
+    }
+
+    /// A storage that knows no entry and lends its answer twice.
+    struct Stammering;
+
+    impl Storage for Stammering {
+        fn find(
+            &self,
+            fps: &[registry_core::Fingerprint],
+            out: &mut Vec<Option<Entry>>,
+        ) -> StageResult<()> {
+            out.extend(fps.iter().map(|_| None));
+            Ok(())
+        }
+        fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
+            out.extend(ids.iter().map(|_| None));
+            Ok(())
+        }
+        fn get_lent(
+            &self,
+            ids: &[EntryId],
+            _: &mut Vec<Entry>,
+            each: &mut dyn FnMut(&[Option<EntryRef<'_>>]) -> StageResult<()>,
+        ) -> StageResult<()> {
+            let views = vec![None; ids.len()];
+            each(&views)?;
+            each(&views)
+        }
+        fn allocate(&self, _: &[String], _: &mut Vec<u64>) -> StageResult<()> {
+            Err(StageError::new(ErrorCode::Invalid, "reads only"))
+        }
+        fn insert(&self, _: &[Entry], _: &mut Vec<Inserted>) -> StageResult<()> {
+            Err(StageError::new(ErrorCode::Invalid, "reads only"))
+        }
+        fn update(&self, _: &[Entry], _: &mut Vec<StageResult<()>>) -> StageResult<()> {
+            Err(StageError::new(ErrorCode::Invalid, "reads only"))
+        }
+        fn history(&self, _: &EntryId, _: &mut Vec<Entry>) -> StageResult<()> {
+            Ok(())
+        }
+        fn list(&self, _: &ListQuery, _: &mut Vec<Entry>) -> StageResult<()> {
+            Ok(())
+        }
+    }
+
+    /// A storage that lends twice in one call gets an error, and the host's output keeps what
+    /// it held.
+    #[test]
+    fn a_storage_that_lends_twice_fails_the_call() {
+        let host = HostStorage(FfiStorage_TO::from_value(Exported(Stammering), TD_Opaque));
+        let mut out = vec![None];
+        let e = host
+            .get(&[EntryId::new("SEC-RUL", 1)], &mut out)
+            .expect_err("lent twice");
+        assert_eq!(e.code, ErrorCode::Internal);
+        assert!(
+            e.message.contains("lent its entries twice"),
+            "{}",
+            e.message
+        );
+        assert_eq!(out, [None]);
     }
 
     #[test]

@@ -19,9 +19,9 @@ use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
     Author, CacheKey, CacheStats, ContentHash, Context, ContextRef, Draft, DraftRef, Entry,
-    EntryId, ErrorCode, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted, Lifecycle,
-    ListQuery, Prediction, PredictionRef, Problem, Provenance, Purge, RawHeader, Request,
-    RequestRef, Restored, Severity, Source, StageError, Timestamp, copy_into,
+    EntryId, EntryRef, ErrorCode, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted,
+    Lifecycle, LifecycleRef, ListQuery, Prediction, PredictionRef, Problem, Provenance, Purge,
+    RawHeader, Request, RequestRef, Restored, Severity, Source, StageError, Timestamp, copy_into,
 };
 
 use crate::module::EntrySink;
@@ -560,6 +560,63 @@ impl<'a> FfiEntryRef<'a> {
     }
 }
 
+impl<'a> FfiEntryRef<'a> {
+    /// A view of the lent entry `e` whose context is `context`, the batch's slice of pairs for
+    /// `e`.
+    fn of_view(e: &EntryRef<'a>, context: FfiContextRef<'a>) -> Self {
+        let (lifecycle, merged_into) = match e.lifecycle {
+            LifecycleRef::Active => (0, None),
+            LifecycleRef::Retired => (1, None),
+            LifecycleRef::Merged { prefix, number } => (
+                2,
+                Some(FfiIdRef {
+                    prefix: prefix.into(),
+                    number,
+                }),
+            ),
+        };
+        FfiEntryRef {
+            header: FfiHeaderRef {
+                fields: e.fields.into(),
+                id: FfiIdRef {
+                    prefix: e.id_prefix.into(),
+                    number: e.id_number,
+                },
+                version: e.version.into(),
+            },
+            title: e.title.into(),
+            context,
+            config: e.config.into(),
+            hash: e.hash.0,
+            previous: e.previous.map(|p| p.0).into(),
+            purge: e
+                .purge
+                .map(|p| FfiPurgeRef {
+                    original: p.original.0,
+                    fields: p.fields.into(),
+                    reason: p.reason.into(),
+                    at: p.at.0,
+                })
+                .into(),
+            fingerprint: e.fingerprint.0,
+            revision: e.revision,
+            created_at: e.created_at.0,
+            updated_at: e.updated_at.0,
+            provenance: Provenance::pack_option(e.provenance.as_ref()),
+            lifecycle,
+            merged_into: merged_into.into(),
+            author: e
+                .author
+                .map(|a| FfiAuthorRef {
+                    name: a.name.into(),
+                    origin: a.origin.into(),
+                    request: a.request.into(),
+                })
+                .into(),
+        }
+    }
+}
+
 impl TryFrom<&FfiEntryRef<'_>> for Entry {
     type Error = StageError;
     fn try_from(e: &FfiEntryRef<'_>) -> Result<Self, StageError> {
@@ -974,6 +1031,31 @@ pub(crate) fn lend(entries: &[Option<&Entry>], mut sink: EntrySink<'_>) -> RResu
         .iter()
         .map(|e| match e {
             Some(e) => ROption::RSome(FfiEntryRef::new(e, contexts.take(e.context.len()).into())),
+            None => ROption::RNone,
+        })
+        .collect();
+    sink.receive(RSlice::from_slice(&views))
+}
+
+/// [`lend`] of entries a storage lent as views ([`registry_core::Storage::get_lent`]): the
+/// same views, built from the storage's slices instead of an entry's strings.
+pub(crate) fn lend_views(
+    entries: &[Option<EntryRef<'_>>],
+    mut sink: EntrySink<'_>,
+) -> RResult<(), FfiError> {
+    let pairs: Vec<FfiPairRef<'_>> = entries
+        .iter()
+        .flatten()
+        .flat_map(|e| e.context.iter().map(|(k, v)| Tuple2(k.into(), v.into())))
+        .collect();
+    let mut contexts = Slices(&pairs);
+    let views: Vec<ROption<FfiEntryRef<'_>>> = entries
+        .iter()
+        .map(|e| match e {
+            Some(e) => ROption::RSome(FfiEntryRef::of_view(
+                e,
+                contexts.take(e.context.len()).into(),
+            )),
             None => ROption::RNone,
         })
         .collect();

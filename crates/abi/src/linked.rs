@@ -12,7 +12,7 @@
 //! module gives it the [`Builtin`] table entry and the wrappers.
 
 use registry_core::{
-    Cache, CacheKey, CacheStats, Draft, DraftRef, Entry, EntryId, ErrorCode, Fingerprint,
+    Cache, CacheKey, CacheStats, Draft, DraftRef, Entry, EntryId, EntryRef, ErrorCode, Fingerprint,
     FromConfig, Generator, Inserted, ListQuery, Meta, Prediction, PredictionRef, Problem,
     RawHeader, Request, RequestRef, Restored, Router, Sequence, Setup, StageError, StageKind,
     StageResult, Storage, TrainOptions, TrainReport, Validator,
@@ -211,6 +211,14 @@ impl<T: Storage> Storage for Guarded<T> {
         spare: &mut Vec<Entry>,
     ) -> StageResult<()> {
         guarded(|| self.0.get_reusing(ids, out, spare))
+    }
+    fn get_lent(
+        &self,
+        ids: &[EntryId],
+        spare: &mut Vec<Entry>,
+        each: &mut dyn FnMut(&[Option<EntryRef<'_>>]) -> StageResult<()>,
+    ) -> StageResult<()> {
+        guarded(|| self.0.get_lent(ids, spare, each))
     }
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
         guarded(|| self.0.allocate(prefixes, out))

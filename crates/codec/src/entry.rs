@@ -44,8 +44,9 @@
 use std::fmt;
 
 use registry_core::{
-    Author, ContentHash, Context, Entry, EntryId, Fields, Fingerprint, Header, Lifecycle,
-    Provenance, Purge, Timestamp, copy_into,
+    Author, AuthorRef, ContentHash, Context, ContextRef, Entry, EntryId, EntryRef, Fields,
+    Fingerprint, Header, Lifecycle, LifecycleRef, Provenance, Purge, PurgeRef, Timestamp,
+    copy_into,
 };
 
 use crate::compress::{Dictionaries, Dictionary};
@@ -238,10 +239,8 @@ pub fn blank() -> Entry {
 }
 
 /// [`decode`] into `entry`, reusing the buffers of its strings (see [`copy_into`]): for a
-/// caller that decodes entries one after the other and keeps those it is done with, such as a
-/// storage plugin that lends what it reads across the boundary, where the host makes the only
-/// copy that outlives the call. Whatever `entry` held before, it then holds what `decode`
-/// gives.
+/// caller that decodes entries one after the other and keeps those it is done with. Whatever
+/// `entry` held before, it then holds what `decode` gives.
 ///
 /// # Errors
 /// As [`decode`]; `entry` then holds some parts of the bytes and some of what it held before,
@@ -251,6 +250,58 @@ pub fn decode_into(
     dictionaries: &Dictionaries,
     entry: &mut Entry,
 ) -> Result<(), DecodeError> {
+    parse(bytes)?.fill(dictionaries, entry)
+}
+
+/// A record's fields where they lie in its bytes, as [`parse`] reads them: every length and
+/// string checked, the config not yet decompressed and the context not yet checked as
+/// [`Context::new`] checks it. [`decode_into`] copies it into an entry; a storage that lends
+/// what it reads hands it out in place ([`Lender`]).
+#[derive(Debug, Clone)]
+pub struct Parts<'a> {
+    fields: Fields<&'a str>,
+    id_prefix: &'a str,
+    id_number: u64,
+    version: &'a str,
+    title: &'a str,
+    /// How many context pairs, and the record up to their end from byte `context_at`:
+    /// [`Parts::pairs`] reads them.
+    pairs: usize,
+    context: &'a [u8],
+    context_at: usize,
+    config: StoredConfig<'a>,
+    hash: ContentHash,
+    previous: Option<ContentHash>,
+    purge: Option<PurgeRef<'a>>,
+    fingerprint: Fingerprint,
+    revision: u32,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    provenance: Option<Provenance>,
+    lifecycle: LifecycleRef<'a>,
+    author: Option<AuthorRef<'a>>,
+}
+
+/// A config as a record keeps it.
+#[derive(Debug, Clone, Copy)]
+enum StoredConfig<'a> {
+    Plain(&'a str),
+    /// A zstd frame: at byte `at` of the record, made with dictionary `dictionary` (0 for none),
+    /// of a config of `raw_len` bytes.
+    Packed {
+        at: usize,
+        dictionary: u64,
+        raw_len: u64,
+        frame: &'a [u8],
+    },
+}
+
+/// Reads the parts of bytes written by [`encode`], without copying any.
+///
+/// # Errors
+/// As [`decode`], but for the checks of the context and of a compressed config, which come
+/// with [`decode_into`] and [`Lender::lend`].
+pub fn parse(bytes: &[u8]) -> Result<Parts<'_>, DecodeError> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.take::<1>("format version")?[0];
     if !(1..=FORMAT_VERSION).contains(&format) {
@@ -258,45 +309,42 @@ pub fn decode_into(
             "unknown format version {format}: this build reads versions 1 to {FORMAT_VERSION}"
         )));
     }
-    let header = &mut entry.header;
-    copy_into(&mut header.fields.scope, r.str("scope")?);
-    copy_into(&mut header.fields.kind, r.str("type")?);
-    copy_into(&mut header.fields.variant, r.str("variant")?);
-    copy_into(&mut header.fields.status, r.str("status")?);
-    let prefix = r.str("id prefix")?;
-    header.id.refill(prefix, r.varint("id number")?);
-    copy_into(&mut header.version, r.str("version")?);
-    copy_into(&mut entry.title, r.str("title")?);
+    let fields = Fields {
+        scope: r.str("scope")?,
+        kind: r.str("type")?,
+        variant: r.str("variant")?,
+        status: r.str("status")?,
+    };
+    let id_prefix = r.str("id prefix")?;
+    let id_number = r.varint("id number")?;
+    let version = r.str("version")?;
+    let title = r.str("title")?;
     let pairs = r.varint("context")?;
     // Each pair takes at least its two length bytes, so a count the bytes cannot hold is damage,
     // caught here before it drives a loop.
     if pairs.saturating_mul(2) > r.left() as u64 {
         return Err(r.error(&format!("context claims {pairs} pairs")));
     }
-    let mut unread = None;
-    let refilled = entry.context.refill((0..pairs).map_while(|_| {
-        let pair = r
-            .str("context key")
-            .and_then(|key| Ok((key, r.str("context value")?)));
-        pair.map_err(|e| unread = Some(e)).ok()
-    }));
-    if let Some(e) = unread {
-        return Err(e);
+    // The pairs' strings are checked where they are read ([`Parts::pairs`]), once.
+    let context_at = r.at;
+    for _ in 0..pairs {
+        r.skip_str("context key")?;
+        r.skip_str("context value")?;
     }
-    refilled.map_err(|e| DecodeError(format!("invalid context: {e}")))?;
-    if format >= 4 {
-        r.config(dictionaries, &mut entry.config)?;
+    let context = &bytes[..r.at];
+    let config = if format >= 4 {
+        r.config()?
     } else {
-        copy_into(&mut entry.config, r.str("config")?);
-    }
-    entry.hash = ContentHash(r.take("hash")?);
-    entry.fingerprint = Fingerprint(r.take("fingerprint")?);
+        StoredConfig::Plain(r.str("config")?)
+    };
+    let hash = ContentHash(r.take("hash")?);
+    let fingerprint = Fingerprint(r.take("fingerprint")?);
     let revision = r.varint("revision")?;
-    entry.revision = u32::try_from(revision)
+    let revision = u32::try_from(revision)
         .map_err(|_| DecodeError(format!("revision {revision} is above {}", u32::MAX)))?;
-    entry.created_at = Timestamp(unzigzag(r.varint("created_at")?));
-    entry.updated_at = Timestamp(unzigzag(r.varint("updated_at")?));
-    entry.provenance = if format >= 2 {
+    let created_at = Timestamp(unzigzag(r.varint("created_at")?));
+    let updated_at = Timestamp(unzigzag(r.varint("updated_at")?));
+    let provenance = if format >= 2 {
         let n = r.varint("provenance")?;
         let n = u32::try_from(n)
             .map_err(|_| DecodeError(format!("provenance {n} is above {}", u32::MAX)))?;
@@ -304,19 +352,18 @@ pub fn decode_into(
     } else {
         None
     };
-    entry.lifecycle = if format >= 3 {
+    let lifecycle = if format >= 3 {
         match r.take::<1>("lifecycle")?[0] {
-            0 if format >= 4 => Lifecycle::Active,
-            1 => Lifecycle::Retired,
-            2 => {
-                let prefix = r.str("merged-into prefix")?;
-                let number = r.varint("merged-into number")?;
-                Lifecycle::Merged(EntryId::new(prefix, number))
-            }
+            0 if format >= 4 => LifecycleRef::Active,
+            1 => LifecycleRef::Retired,
+            2 => LifecycleRef::Merged {
+                prefix: r.str("merged-into prefix")?,
+                number: r.varint("merged-into number")?,
+            },
             n => return Err(DecodeError(format!("unknown lifecycle {n}"))),
         }
     } else {
-        Lifecycle::Active
+        LifecycleRef::Active
     };
     let flags = if format >= 5 {
         let flags = r.take::<1>("chain flags")?[0];
@@ -327,38 +374,30 @@ pub fn decode_into(
     } else {
         0
     };
-    entry.previous = if flags & 1 != 0 {
+    let previous = if flags & 1 != 0 {
         Some(ContentHash(r.take("previous hash")?))
     } else {
         None
     };
-    if flags & 2 != 0 {
-        let original = ContentHash(r.take("purged revision's hash")?);
-        let purge = entry.purge.get_or_insert_with(|| Purge {
-            original,
-            fields: String::new(),
-            reason: String::new(),
-            at: Timestamp(0),
-        });
-        purge.original = original;
-        copy_into(&mut purge.fields, r.str("purged fields")?);
-        copy_into(&mut purge.reason, r.str("purge reason")?);
-        purge.at = Timestamp(unzigzag(r.varint("purge time")?));
+    let purge = if flags & 2 != 0 {
+        Some(PurgeRef {
+            original: ContentHash(r.take("purged revision's hash")?),
+            fields: r.str("purged fields")?,
+            reason: r.str("purge reason")?,
+            at: Timestamp(unzigzag(r.varint("purge time")?)),
+        })
     } else {
-        entry.purge = None;
-    }
-    if flags & 4 != 0 {
-        let author = entry.author.get_or_insert_with(|| Author {
-            name: String::new(),
-            origin: String::new(),
-            request: String::new(),
-        });
-        copy_into(&mut author.name, r.str("author")?);
-        copy_into(&mut author.origin, r.str("author's origin")?);
-        copy_into(&mut author.request, r.str("author's request")?);
+        None
+    };
+    let author = if flags & 4 != 0 {
+        Some(AuthorRef {
+            name: r.str("author")?,
+            origin: r.str("author's origin")?,
+            request: r.str("author's request")?,
+        })
     } else {
-        entry.author = None;
-    }
+        None
+    };
     if r.left() != 0 {
         return Err(DecodeError(format!(
             "{} unexpected bytes after the entry at byte {}",
@@ -366,7 +405,247 @@ pub fn decode_into(
             r.at
         )));
     }
-    Ok(())
+    Ok(Parts {
+        fields,
+        id_prefix,
+        id_number,
+        version,
+        title,
+        pairs: usize::try_from(pairs).unwrap_or(usize::MAX),
+        context,
+        context_at,
+        config,
+        hash,
+        previous,
+        purge,
+        fingerprint,
+        revision,
+        created_at,
+        updated_at,
+        provenance,
+        lifecycle,
+        author,
+    })
+}
+
+impl<'a> Parts<'a> {
+    /// The id's prefix and number.
+    pub fn id(&self) -> (&'a str, u64) {
+        (self.id_prefix, self.id_number)
+    }
+
+    pub fn revision(&self) -> u32 {
+        self.revision
+    }
+
+    /// The context's pairs, as stored; a string that is not UTF-8 is an error (the lengths were
+    /// checked by [`parse`]).
+    pub fn pairs(&self) -> impl Iterator<Item = Result<(&'a str, &'a str), DecodeError>> + use<'a> {
+        let mut r = Reader {
+            bytes: self.context,
+            at: self.context_at,
+        };
+        (0..self.pairs).map(move |_| Ok((r.str("context key")?, r.str("context value")?)))
+    }
+
+    /// The config, into `out` (decompressed when it is compressed).
+    ///
+    /// # Errors
+    /// When its dictionary is not in `dictionaries`, or its frame does not decompress into the
+    /// UTF-8 of the length recorded.
+    pub fn config_into(
+        &self,
+        dictionaries: &Dictionaries,
+        out: &mut String,
+    ) -> Result<(), DecodeError> {
+        match self.config {
+            StoredConfig::Plain(config) => {
+                copy_into(out, config);
+                Ok(())
+            }
+            StoredConfig::Packed {
+                at,
+                dictionary,
+                raw_len,
+                frame,
+            } => {
+                let dictionary = match dictionary {
+                    0 => None,
+                    id => Some(
+                        u32::try_from(id)
+                            .ok()
+                            .and_then(|id| dictionaries.get(id))
+                            .ok_or_else(|| {
+                                DecodeError(format!(
+                                    "the config at byte {at} is compressed with dictionary \
+                                     {id}, which the store does not hold"
+                                ))
+                            })?,
+                    ),
+                };
+                let raw_len = usize::try_from(raw_len).unwrap_or(usize::MAX);
+                crate::compress::decompress_into(frame, raw_len, dictionary, out)
+                    .map_err(|e| DecodeError(format!("the config at byte {at}: {e}")))
+            }
+        }
+    }
+
+    /// A view of the entry, with its config and context pairs from where the caller put them.
+    fn view<'v>(&self, config: &'v str, pairs: &'v [(&'v str, &'v str)]) -> EntryRef<'v>
+    where
+        'a: 'v,
+    {
+        EntryRef {
+            fields: self.fields,
+            id_prefix: self.id_prefix,
+            id_number: self.id_number,
+            version: self.version,
+            title: self.title,
+            context: ContextRef::Pairs(pairs),
+            config,
+            hash: self.hash,
+            previous: self.previous,
+            purge: self.purge,
+            fingerprint: self.fingerprint,
+            revision: self.revision,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            provenance: self.provenance,
+            lifecycle: self.lifecycle,
+            author: self.author,
+        }
+    }
+
+    /// Makes `entry` this record, in its strings.
+    fn fill(&self, dictionaries: &Dictionaries, entry: &mut Entry) -> Result<(), DecodeError> {
+        let header = &mut entry.header;
+        copy_into(&mut header.fields.scope, self.fields.scope);
+        copy_into(&mut header.fields.kind, self.fields.kind);
+        copy_into(&mut header.fields.variant, self.fields.variant);
+        copy_into(&mut header.fields.status, self.fields.status);
+        header.id.refill(self.id_prefix, self.id_number);
+        copy_into(&mut header.version, self.version);
+        copy_into(&mut entry.title, self.title);
+        let mut unread = None;
+        let refilled = entry.context.refill(
+            self.pairs()
+                .map_while(|pair| pair.map_err(|e| unread = Some(e)).ok()),
+        );
+        if let Some(e) = unread {
+            return Err(e);
+        }
+        refilled.map_err(|e| DecodeError(format!("invalid context: {e}")))?;
+        self.config_into(dictionaries, &mut entry.config)?;
+        entry.hash = self.hash;
+        entry.fingerprint = self.fingerprint;
+        entry.revision = self.revision;
+        entry.created_at = self.created_at;
+        entry.updated_at = self.updated_at;
+        entry.provenance = self.provenance;
+        entry.lifecycle = match self.lifecycle {
+            LifecycleRef::Active => Lifecycle::Active,
+            LifecycleRef::Retired => Lifecycle::Retired,
+            LifecycleRef::Merged { prefix, number } => {
+                Lifecycle::Merged(EntryId::new(prefix, number))
+            }
+        };
+        entry.previous = self.previous;
+        match (&mut entry.purge, self.purge) {
+            (Some(kept), Some(p)) => {
+                kept.original = p.original;
+                copy_into(&mut kept.fields, p.fields);
+                copy_into(&mut kept.reason, p.reason);
+                kept.at = p.at;
+            }
+            (kept, p) => {
+                *kept = p.map(|p| Purge {
+                    original: p.original,
+                    fields: p.fields.to_owned(),
+                    reason: p.reason.to_owned(),
+                    at: p.at,
+                });
+            }
+        }
+        match (&mut entry.author, self.author) {
+            (Some(kept), Some(a)) => {
+                copy_into(&mut kept.name, a.name);
+                copy_into(&mut kept.origin, a.origin);
+                copy_into(&mut kept.request, a.request);
+            }
+            (kept, a) => {
+                *kept = a.map(|a| Author {
+                    name: a.name.to_owned(),
+                    origin: a.origin.to_owned(),
+                    request: a.request.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lends parsed records as [`EntryRef`]s: the strings where they lie in the records, and each
+/// compressed config decompressed into a string of its own, kept (with its buffer) from one
+/// batch to the next.
+#[derive(Debug, Default)]
+pub struct Lender {
+    configs: Vec<String>,
+}
+
+impl Lender {
+    /// Configs kept from one batch to the next at most: a batch of more gets fresh strings for
+    /// the rest.
+    const KEPT: usize = 4096;
+
+    /// Calls `each` once with a view of every record, in order (`None` stays `None`), and
+    /// answers what it returns.
+    ///
+    /// # Errors
+    /// The index of the first record whose config does not decompress (see
+    /// [`Parts::config_into`]), and why; `each` is then not called.
+    pub fn lend<R>(
+        &mut self,
+        records: &[Option<Parts<'_>>],
+        dictionaries: &Dictionaries,
+        each: impl FnOnce(&[Option<EntryRef<'_>>]) -> R,
+    ) -> Result<R, (usize, DecodeError)> {
+        let mut packed = 0;
+        let mut pairs = Vec::new();
+        for (i, p) in records.iter().enumerate() {
+            let Some(p) = p else { continue };
+            if let StoredConfig::Packed { .. } = p.config {
+                if packed == self.configs.len() {
+                    self.configs.push(String::new());
+                }
+                p.config_into(dictionaries, &mut self.configs[packed])
+                    .map_err(|e| (i, e))?;
+                packed += 1;
+            }
+            for pair in p.pairs() {
+                pairs.push(pair.map_err(|e| (i, e))?);
+            }
+        }
+        let mut configs = self.configs.iter();
+        let mut context = pairs.as_slice();
+        let views: Vec<Option<EntryRef<'_>>> = records
+            .iter()
+            .map(|p| {
+                p.as_ref().map(|p| {
+                    let config = match p.config {
+                        StoredConfig::Plain(config) => config,
+                        StoredConfig::Packed { .. } => configs.next().map_or("", String::as_str),
+                    };
+                    let (now, rest) = context.split_at(p.pairs.min(context.len()));
+                    context = rest;
+                    p.view(config, now)
+                })
+            })
+            .collect();
+        let answer = each(&views);
+        drop(views);
+        self.configs.truncate(Self::KEPT);
+        Ok(answer)
+    }
 }
 
 /// A cursor over the bytes being decoded.
@@ -388,6 +667,7 @@ impl<'a> Reader<'a> {
         ))
     }
 
+    #[inline]
     fn bytes(&mut self, part: &str, n: usize) -> Result<&'a [u8], DecodeError> {
         let bytes: &'a [u8] = self.bytes;
         let end = self
@@ -400,13 +680,26 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
+    #[inline]
     fn take<const N: usize>(&mut self, part: &str) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.bytes(part, N)?);
         Ok(out)
     }
 
+    #[inline]
     fn varint(&mut self, part: &str) -> Result<u64, DecodeError> {
+        // Most lengths are below 128: one byte, read without the loop.
+        if let Some(&b) = self.bytes.get(self.at)
+            && b < 0x80
+        {
+            self.at += 1;
+            return Ok(u64::from(b));
+        }
+        self.long_varint(part)
+    }
+
+    fn long_varint(&mut self, part: &str) -> Result<u64, DecodeError> {
         let start = self.at;
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
@@ -426,37 +719,23 @@ impl<'a> Reader<'a> {
         )))
     }
 
-    /// A format-4 config, into `out`.
-    fn config(&mut self, dictionaries: &Dictionaries, out: &mut String) -> Result<(), DecodeError> {
+    /// A format-4 config, as stored.
+    fn config(&mut self) -> Result<StoredConfig<'a>, DecodeError> {
         let at = self.at;
         match self.varint("config")? {
-            0 => {
-                copy_into(out, self.str("config")?);
-                Ok(())
-            }
+            0 => Ok(StoredConfig::Plain(self.str("config")?)),
             1 => {
-                let id = self.varint("config dictionary")?;
+                let dictionary = self.varint("config dictionary")?;
                 let raw_len = self.varint("config length")?;
                 let frame_len = self.varint("compressed config")?;
                 let frame_len = usize::try_from(frame_len).unwrap_or(usize::MAX);
                 let frame = self.bytes("compressed config", frame_len)?;
-                let dictionary = match id {
-                    0 => None,
-                    id => Some(
-                        u32::try_from(id)
-                            .ok()
-                            .and_then(|id| dictionaries.get(id))
-                            .ok_or_else(|| {
-                                DecodeError(format!(
-                                    "the config at byte {at} is compressed with dictionary \
-                                     {id}, which the store does not hold"
-                                ))
-                            })?,
-                    ),
-                };
-                let raw_len = usize::try_from(raw_len).unwrap_or(usize::MAX);
-                crate::compress::decompress_into(frame, raw_len, dictionary, out)
-                    .map_err(|e| DecodeError(format!("the config at byte {at}: {e}")))
+                Ok(StoredConfig::Packed {
+                    at,
+                    dictionary,
+                    raw_len,
+                    frame,
+                })
             }
             n => Err(DecodeError(format!(
                 "unknown config encoding {n} at byte {at}"
@@ -464,6 +743,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Steps over a string, checking only its length.
+    #[inline]
+    fn skip_str(&mut self, part: &str) -> Result<(), DecodeError> {
+        let len = self.varint(part)?;
+        self.bytes(part, usize::try_from(len).unwrap_or(usize::MAX))
+            .map(|_| ())
+    }
+
+    #[inline]
     fn str(&mut self, part: &str) -> Result<&'a str, DecodeError> {
         let len = self.varint(part)?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -508,6 +796,83 @@ mod tests {
         let mut all = Dictionaries::default();
         all.add(Arc::new(Dictionary::new(id, bytes).expect("a dictionary")));
         all
+    }
+
+    #[test]
+    fn lent_records_are_the_entries_decode_makes() {
+        let dicts = dictionaries(7);
+        let plain = entry(
+            "Block SSH",
+            &[("env", "prod"), ("owner", "ops")],
+            &config_like(3),
+            300,
+        );
+        let shapes = [
+            plain.clone(),
+            Entry {
+                lifecycle: Lifecycle::Merged(EntryId::new("ETL-MUL", 2)),
+                context: Context::default(),
+                ..entry("Merged", &[], &config_like(4), 301)
+            },
+            Entry {
+                lifecycle: Lifecycle::Retired,
+                previous: Some(ContentHash([9; 32])),
+                purge: Some(Purge {
+                    original: ContentHash([8; 32]),
+                    fields: "title".into(),
+                    reason: "a token".into(),
+                    at: Timestamp(77),
+                }),
+                author: Some(Author::new("ci-bot", "10.1.2.3", "6b15dc41-7")),
+                ..entry("(purged)", &[("k", "v")], &config_like(5), 302)
+            },
+            // Too short to compress: kept as it is, and lent from the record.
+            entry("Short", &[("a", "b")], "x: 1\n", 303),
+        ];
+        let mut records = Vec::new();
+        for e in &shapes {
+            for writing in [
+                Writing::Compressed(dicts.get(7)),
+                Writing::Compressed(None),
+                Writing::Uncompressed,
+            ] {
+                records.push(super::encoded(e, writing));
+            }
+        }
+        let mut lender = Lender::default();
+        for round in 0..2 {
+            let mut parts: Vec<Option<Parts<'_>>> = records
+                .iter()
+                .map(|b| Some(parse(b).expect("parses")))
+                .collect();
+            parts.insert(round, None);
+            let lent = lender
+                .lend(&parts, &dicts, |views| {
+                    views
+                        .iter()
+                        .map(|v| v.map(|v| v.to_entry().expect("a valid context")))
+                        .collect::<Vec<_>>()
+                })
+                .expect("lends");
+            let mut want: Vec<Option<Entry>> = records
+                .iter()
+                .map(|b| Some(super::decode(b, &dicts).expect("decodes")))
+                .collect();
+            want.insert(round, None);
+            assert_eq!(lent, want, "round {round}");
+        }
+        // A config whose dictionary the store lacks is the error of its record, by index.
+        let parts: Vec<_> = records
+            .iter()
+            .map(|b| Some(parse(b).expect("parses")))
+            .collect();
+        let err = lender
+            .lend(&parts, &Dictionaries::default(), |_| {
+                panic!("nothing is lent")
+            })
+            .expect_err("dictionary 7 is missing");
+        assert_eq!(err.0, 0);
+        assert!(err.1.to_string().contains("dictionary 7"), "{}", err.1);
     }
 
     #[test]
@@ -959,6 +1324,23 @@ mod tests {
         check(&[], "truncated: format version");
         check(&[1, 0x7f], "truncated: scope needs 127 bytes");
         check(&[1, 1, 0xff], "scope at byte 2 is not valid utf-8");
+        // A context string is checked where it is read, decoded or lent, at its own byte.
+        let mut bytes = encoded(&entry("t", &[("env", "prod")], "c", 1));
+        let at = bytes
+            .windows(3)
+            .position(|w| w == b"env")
+            .expect("the key is stored");
+        bytes[at] = 0xff;
+        check(
+            &bytes,
+            &format!("context key at byte {} is not valid utf-8", at),
+        );
+        let record = parse(&bytes).expect("the lengths are whole");
+        let err = Lender::default()
+            .lend(&[None, Some(record)], &Dictionaries::default(), |_| ())
+            .expect_err("refused");
+        assert_eq!(err.0, 1);
+        assert!(err.1.to_string().contains("context key"), "{}", err.1);
     }
 
     // The entries whose stored bytes the golden tests pin. Hashes and fingerprints are patterned

@@ -17,12 +17,12 @@ use std::collections::HashMap;
 use registry_core::layout::{DENSE, FORMAT, IDS, SHARDS};
 use registry_core::{
     Entry, EntryId, ErrorCode, Fields, Fingerprint, Inserted, ListQuery, Meta, Restored, Schema,
-    Sequence, Setup, StageKind, StageResult, Storage,
+    Sequence, Setup, StageError, StageKind, StageResult, Storage,
 };
 
 use crate::sample::{self, revise};
 use crate::scratch::ScratchDir;
-use crate::{Violation, appended, one_each, sampled};
+use crate::{Violation, appended, ok, one_each, sampled};
 
 const STAGE: StageKind = StageKind::Storage;
 
@@ -252,6 +252,30 @@ fn get(storage: &dyn Storage, ids: &[EntryId]) -> Result<Vec<Option<Entry>>, Vio
         STAGE,
         reused == got,
         "get_reusing must answer what get answers, whatever the spare entries held"
+    );
+    let mut calls = 0;
+    let mut lent = Vec::new();
+    let answered = storage.get_lent(ids, &mut spare, &mut |views| {
+        calls += 1;
+        lent = views
+            .iter()
+            .map(|v| v.map(|v| v.to_entry()).transpose())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                StageError::new(ErrorCode::Internal, format!("lent a bad context: {e}"))
+            })?;
+        Ok(())
+    });
+    ok(STAGE, "get_lent", answered)?;
+    ensure!(
+        STAGE,
+        calls == 1,
+        "get_lent must lend its entries exactly once per call, not {calls} times"
+    );
+    ensure!(
+        STAGE,
+        lent == got,
+        "get_lent must lend what get answers, one value per id in order"
     );
     Ok(got)
 }

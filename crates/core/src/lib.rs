@@ -13,6 +13,7 @@
 //! copy of every runtime, so futures cannot cross the boundary; the host owns concurrency instead.
 
 mod entry;
+mod entry_ref;
 mod error;
 mod header;
 pub mod integrity;
@@ -26,6 +27,7 @@ mod stage;
 pub mod time;
 
 pub use entry::{Author, ContentHash, Entry, Fingerprint, Lifecycle, PURGED, Provenance, Purge};
+pub use entry_ref::{AuthorRef, EntryRef, LifecycleRef, PurgeRef};
 pub use error::{
     Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind, StageResult,
 };

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{Entry, Fingerprint};
+use crate::entry_ref::EntryRef;
 use crate::error::{ErrorCode, Problem, StageError, StageResult};
 use crate::header::{EntryId, Field, Fields, Header, RawHeader};
 use crate::request::{Context, ContextRef, Request, RequestRef, copy_into};
@@ -730,6 +731,39 @@ pub trait Storage: Send + Sync {
     ) -> StageResult<()> {
         let _ = spare;
         self.get(ids, out)
+    }
+
+    /// [`Storage::get`], lent: calls `each` once with the latest revision of each id (`None` if
+    /// unknown), as views that live for the call. A storage that can lend its records' fields
+    /// where they lie (the redb storage lends its stored bytes, the configs decompressed into
+    /// one buffer) spares the caller an entry it would only copy: across the plugin boundary
+    /// the host copies what is lent, so an entry decoded on the plugin's side first is one copy
+    /// of every string too many. `spare` holds entries the caller is done with, as for
+    /// [`Storage::get_reusing`]: an implementation that makes entries after all takes them from
+    /// there and pushes the ones it made back once `each` has returned.
+    ///
+    /// Must answer what `get` answers, and call `each` exactly once when it answers `Ok`; an
+    /// error `each` returns is the call's. The default calls `get_reusing` and lends views of
+    /// its entries.
+    ///
+    /// # Errors
+    /// As [`Storage::get`], or what `each` returns.
+    fn get_lent(
+        &self,
+        ids: &[EntryId],
+        spare: &mut Vec<Entry>,
+        each: &mut dyn FnMut(&[Option<EntryRef<'_>>]) -> StageResult<()>,
+    ) -> StageResult<()> {
+        let mut found = Vec::with_capacity(ids.len());
+        self.get_reusing(ids, &mut found, spare)?;
+        let views: Vec<Option<EntryRef<'_>>> = found
+            .iter()
+            .map(|e| e.as_ref().map(EntryRef::from))
+            .collect();
+        let lent = each(&views);
+        drop(views);
+        spare.extend(found.into_iter().flatten());
+        lent
     }
 
     /// Allocates the next sequence number for each id prefix (`SEC-RUL`): pushes one number per

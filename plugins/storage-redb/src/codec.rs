@@ -155,15 +155,20 @@ pub(crate) fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry,
 ///
 /// # Errors
 /// As [`decode`]; `entry` is then only good to decode into again.
+/// Whether `bytes` are of a format the shared codec reads ([`registry_codec::entry::parse`]),
+/// 4 or 5, rather than one of this module's own.
+pub(crate) fn is_shared(bytes: &[u8]) -> bool {
+    bytes
+        .first()
+        .is_some_and(|&f| f > FORMAT_VERSION && f <= registry_codec::entry::FORMAT_VERSION)
+}
+
 pub(crate) fn decode_into(
     bytes: &[u8],
     dictionaries: &Dictionaries,
     entry: &mut Entry,
 ) -> Result<(), DecodeError> {
-    if bytes
-        .first()
-        .is_some_and(|&f| f > FORMAT_VERSION && f <= registry_codec::entry::FORMAT_VERSION)
-    {
+    if is_shared(bytes) {
         return registry_codec::entry::decode_into(bytes, dictionaries, entry)
             .map_err(|e| DecodeError(e.to_string()));
     }

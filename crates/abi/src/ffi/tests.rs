@@ -200,6 +200,42 @@ fn entry_views_round_trip_exactly_and_borrow_every_text() {
     assert!(with_entry_views(&[], |views| views.is_empty()));
 }
 
+/// Views a storage lends (`Storage::get_lent`) arrive as the entries they show, misses in
+/// place, whether their contexts are an entry's or pairs lent from elsewhere.
+#[test]
+fn views_a_storage_lends_arrive_as_the_entries_they_show() {
+    use crate::load::receive_lent;
+    let entries = batch();
+    let asked = |i: usize| i % 3 != 1;
+    let views: Vec<Option<EntryRef<'_>>> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| asked(i).then(|| EntryRef::from(e)))
+        .collect();
+    let pairs: Vec<Vec<(&str, &str)>> =
+        entries.iter().map(|e| e.context.iter().collect()).collect();
+    let in_pairs: Vec<Option<EntryRef<'_>>> = views
+        .iter()
+        .zip(&pairs)
+        .map(|(v, p)| {
+            v.map(|mut v| {
+                v.context = ContextRef::Pairs(p);
+                v
+            })
+        })
+        .collect();
+    let want: Vec<Option<Entry>> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| asked(i).then(|| e.clone()))
+        .collect();
+    for lent in [&views, &in_pairs] {
+        let mut out = Vec::new();
+        receive_lent(&mut out, |sink| lend_views(lent, sink)).expect("lent");
+        assert_eq!(out, want);
+    }
+}
+
 #[test]
 fn kept_entries_refilled_from_views_are_the_entries_lent() {
     let entries = batch();

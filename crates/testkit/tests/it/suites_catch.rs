@@ -6,8 +6,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use registry_core::{
-    Cache, CacheKey, Draft, Entry, EntryId, FromConfig, Generator, Guess, Inserted, ListQuery,
-    Prediction, Problem, Request, Router, Schema, Setup, Source, StageResult, Storage, Validator,
+    Cache, CacheKey, Draft, Entry, EntryId, EntryRef, FromConfig, Generator, Guess, Inserted,
+    ListQuery, Prediction, Problem, Request, Router, Schema, Setup, Source, StageResult, Storage,
+    Validator,
 };
 use registry_testkit::memory::{
     KeywordlessGenerator, MemoryCache, MemoryStorage, ModuloRouter, NoConfig, SchemaOnlyValidator,
@@ -29,10 +30,21 @@ fn fails_with(rule: &str, suite: impl FnOnce()) {
     );
 }
 
-/// A memory storage with one method overridden.
+/// A memory storage with `list` overridden, and `get_lent` as `lends` says.
 struct Broken<F> {
     inner: MemoryStorage,
     list: F,
+    lends: Lends,
+}
+
+/// How a [`Broken`] storage lends what it gets.
+#[derive(Clone, Copy, PartialEq)]
+enum Lends {
+    Faithfully,
+    /// Each entry with another's title.
+    Shuffled,
+    /// Twice in one call.
+    Twice,
 }
 
 impl<F> Storage for Broken<F>
@@ -48,6 +60,33 @@ where
     }
     fn get(&self, ids: &[EntryId], out: &mut Vec<Option<Entry>>) -> StageResult<()> {
         self.inner.get(ids, out)
+    }
+    fn get_lent(
+        &self,
+        ids: &[EntryId],
+        _spare: &mut Vec<Entry>,
+        each: &mut dyn FnMut(&[Option<EntryRef<'_>>]) -> StageResult<()>,
+    ) -> StageResult<()> {
+        let mut found = Vec::new();
+        self.inner.get(ids, &mut found)?;
+        let mut views: Vec<Option<EntryRef<'_>>> = found
+            .iter()
+            .map(|e| e.as_ref().map(EntryRef::from))
+            .collect();
+        match self.lends {
+            Lends::Faithfully => each(&views),
+            Lends::Shuffled => {
+                let titles: Vec<&str> = views.iter().flatten().map(|v| v.title).collect();
+                for (i, v) in views.iter_mut().flatten().enumerate() {
+                    v.title = titles[(i + 1) % titles.len()];
+                }
+                each(&views)
+            }
+            Lends::Twice => {
+                each(&views)?;
+                each(&views)
+            }
+        }
     }
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {
         self.inner.allocate(prefixes, out)
@@ -173,6 +212,7 @@ fn storage_that_clears_the_output() {
         storage::check(&|setup| {
             Ok(Box::new(Broken {
                 inner: shared(setup),
+                lends: Lends::Faithfully,
                 list: |s: &MemoryStorage, q: &ListQuery, out: &mut Vec<Entry>| {
                     out.clear();
                     s.list(q, out)
@@ -183,11 +223,30 @@ fn storage_that_clears_the_output() {
 }
 
 #[test]
+fn storage_that_lends_other_than_it_gets() {
+    for (lends, rule) in [
+        (Lends::Shuffled, "get_lent must lend what get answers"),
+        (Lends::Twice, "exactly once per call"),
+    ] {
+        fails_with(rule, || {
+            storage::check(&|setup| {
+                Ok(Box::new(Broken {
+                    inner: shared(setup),
+                    lends,
+                    list: |s: &MemoryStorage, q: &ListQuery, out: &mut Vec<Entry>| s.list(q, out),
+                }))
+            });
+        });
+    }
+}
+
+#[test]
 fn storage_that_reads_limit_0_as_no_limit() {
     fails_with("nothing when `limit` is 0", || {
         storage::check(&|setup| {
             Ok(Box::new(Broken {
                 inner: shared(setup),
+                lends: Lends::Faithfully,
                 list: |s: &MemoryStorage, q: &ListQuery, out: &mut Vec<Entry>| {
                     let mut q = q.clone();
                     if q.limit == 0 {

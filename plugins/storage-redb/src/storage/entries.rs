@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::ops::Bound;
 
 use redb::{
-    ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
-    TableHandle, WriteTransaction,
+    AccessGuard, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, TableHandle, WriteTransaction,
 };
 use registry_core::{EntryId, StageResult};
 
@@ -114,14 +114,19 @@ impl Latest<'_> {
         id: &EntryId,
         f: impl FnOnce(&[u8]) -> StageResult<R>,
     ) -> StageResult<Option<R>> {
+        self.guard(s, id)?.map(|bytes| f(bytes.value())).transpose()
+    }
+
+    /// The stored bytes of `id`'s latest revision, if any, held for as long as the guard is.
+    pub(super) fn guard(
+        &self,
+        s: &RedbStorage,
+        id: &EntryId,
+    ) -> StageResult<Option<AccessGuard<'static, &'static [u8]>>> {
         match self {
-            Latest::Single(table) => match table
+            Latest::Single(table) => table
                 .get((id.prefix(), id.number()))
-                .map_err(|e| s.fail("read", e))?
-            {
-                Some(bytes) => f(bytes.value()).map(Some),
-                None => Ok(None),
-            },
+                .map_err(|e| s.fail("read", e)),
             Latest::Split { txn, open } => {
                 let mut open = open.borrow_mut();
                 if !open.contains_key(id.prefix()) {
@@ -136,10 +141,7 @@ impl Latest<'_> {
                 let Some(Some(table)) = open.get(id.prefix()) else {
                     return Ok(None);
                 };
-                match table.get(id.number()).map_err(|e| s.fail("read", e))? {
-                    Some(bytes) => f(bytes.value()).map(Some),
-                    None => Ok(None),
-                }
+                table.get(id.number()).map_err(|e| s.fail("read", e))
             }
         }
     }

@@ -1,14 +1,22 @@
 //! The reading operations of [`RedbStorage`]: `find`, `get`, `history`, `list` and `meta`.
 
+use std::cell::RefCell;
 use std::ops::Bound;
 
 use redb::ReadableTable;
+use registry_codec::entry::Lender;
 use registry_core::layout;
-use registry_core::{Entry, EntryId, Field, Fingerprint, ListQuery, Meta, StageResult};
+use registry_core::{Entry, EntryId, EntryRef, Field, Fingerprint, ListQuery, Meta, StageResult};
 
 use super::entries::{Latest, LatestMut};
 use super::{FIELD_BITS, FIELD_INDEX, FINGERPRINTS, META, Pending, REVISIONS, RedbStorage, tag};
 use crate::codec;
+
+thread_local! {
+    /// The strings a thread's lent configs are decompressed into, kept from one `get` to the
+    /// next.
+    static LENDER: RefCell<Lender> = RefCell::default();
+}
 
 impl RedbStorage {
     /// The metadata table and the layout's shard count.
@@ -182,6 +190,78 @@ impl RedbStorage {
         }
         out.extend(found);
         Ok(())
+    }
+
+    /// The latest revision of each id, lent to `each` where it lies in the stored bytes (see
+    /// [`registry_core::Storage::get_lent`]): the strings in place, the compressed configs
+    /// decompressed into strings this thread keeps. A shard that holds a record of this
+    /// plugin's own formats (storage format 1) decodes them into entries instead, taken from
+    /// `spare` and handed back to it.
+    pub(super) fn get_latest_lent(
+        &self,
+        ids: &[EntryId],
+        spare: &mut Vec<Entry>,
+        each: &mut dyn FnMut(&[Option<EntryRef<'_>>]) -> StageResult<()>,
+    ) -> StageResult<()> {
+        if ids.is_empty() {
+            return each(&[]);
+        }
+        let txn = self.begin_read()?;
+        let entries = self.latest_rows(&txn)?;
+        let mut stored = Vec::with_capacity(ids.len());
+        for id in ids {
+            stored.push(entries.guard(self, id)?);
+        }
+        let mut parts = Vec::with_capacity(ids.len());
+        for (id, bytes) in ids.iter().zip(&stored) {
+            let Some(bytes) = bytes else {
+                parts.push(None);
+                continue;
+            };
+            let bytes = bytes.value();
+            if !codec::is_shared(bytes) {
+                drop(parts);
+                return self.get_decoded_lent(&entries, ids, spare, each);
+            }
+            let record = registry_codec::entry::parse(bytes).map_err(|e| self.damaged(id, e))?;
+            if record.id() != (id.prefix(), id.number()) {
+                let (prefix, number) = record.id();
+                let held = EntryId::new(prefix, number);
+                return Err(self.damaged(id, format!("its row holds entry {held}")));
+            }
+            parts.push(Some(record));
+        }
+        // A copy (a few `Arc`s), so that no lock is held while `each` runs.
+        let dictionaries = self.dictionaries().clone();
+        let lent = LENDER.with(|lender| match lender.try_borrow_mut() {
+            Ok(mut lender) => lender.lend(&parts, &dictionaries, |views| each(views)),
+            Err(_) => Lender::default().lend(&parts, &dictionaries, |views| each(views)),
+        });
+        lent.map_err(|(i, e)| self.damaged(&ids[i], e))?
+    }
+
+    /// [`RedbStorage::get_latest_lent`] through entries decoded into `spare`'s.
+    fn get_decoded_lent(
+        &self,
+        entries: &Latest<'_>,
+        ids: &[EntryId],
+        spare: &mut Vec<Entry>,
+        each: &mut dyn FnMut(&[Option<EntryRef<'_>>]) -> StageResult<()>,
+    ) -> StageResult<()> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.push(entries.with(self, id, |bytes| {
+                self.decode_reusing(id, None, bytes, spare.pop())
+            })?);
+        }
+        let views: Vec<Option<EntryRef<'_>>> = found
+            .iter()
+            .map(|e| e.as_ref().map(EntryRef::from))
+            .collect();
+        let lent = each(&views);
+        drop(views);
+        spare.extend(found.into_iter().flatten());
+        lent
     }
 
     pub(super) fn read_history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {

@@ -817,6 +817,59 @@ fn damaged_rows_are_reported_with_their_id() {
 }
 
 #[test]
+fn damaged_rows_of_the_shared_format_are_reported_with_their_id_when_read_or_lent() {
+    let dir = TempDir::new().expect("temp dir");
+    let s = open(dir.path());
+    insert(&s, &[entry(4, "LIVE"), entry(6, "LIVE"), entry(8, "LIVE")]).expect("inserts");
+    let mut other = Vec::new();
+    registry_codec::entry::encode(
+        &entry(7, "LIVE"),
+        codec::Writing::Compressed(None),
+        &mut other,
+    );
+    let txn = s.db().begin_write().expect("writes");
+    {
+        let name = entries::table_name("SEC-RUL");
+        let mut entries = txn
+            .open_table(TableDefinition::<u64, &[u8]>::new(&name))
+            .expect("table exists");
+        entries
+            .insert(4, [4u8, 3, b'S'].as_slice())
+            .expect("writes");
+        entries.insert(6, other.as_slice()).expect("writes");
+    }
+    txn.commit().expect("commits");
+    for (number, why) in [
+        (
+            4,
+            "entry SEC-RUL-004 is damaged: truncated: scope needs 3 bytes",
+        ),
+        (
+            6,
+            "entry SEC-RUL-006 is damaged: its row holds entry SEC-RUL-007",
+        ),
+    ] {
+        let ids = [EntryId::new("SEC-RUL", 8), EntryId::new("SEC-RUL", number)];
+        let mut out = vec![None];
+        let err = s.get(&ids, &mut out).expect_err("damaged");
+        assert_eq!(err.code, ErrorCode::Storage);
+        assert!(err.message.starts_with(why), "{}", err.message);
+        assert_eq!(out, [None], "nothing of the failed call is kept");
+        let mut lent = 0;
+        let err = s
+            .get_lent(&ids, &mut Vec::new(), &mut |_| {
+                lent += 1;
+                Ok(())
+            })
+            .expect_err("damaged");
+        assert!(err.message.starts_with(why), "{}", err.message);
+        assert_eq!(lent, 0, "nothing is lent");
+    }
+    // The rows around them still read.
+    assert_eq!(get(&s, 8), Some(entry(8, "LIVE")));
+}
+
+#[test]
 fn a_held_file_times_out_as_unavailable() {
     let dir = TempDir::new().expect("temp dir");
     let _holder = open(dir.path());
@@ -1136,6 +1189,21 @@ fn a_format_1_shard_is_written_as_its_builds_wrote_it_and_a_newer_one_is_refused
         "entry format 2, as the builds that made the file write"
     );
     assert_eq!(get(&old, 5).as_ref(), Some(&all[4]));
+    // Its rows are lent from entries decoded as those builds wrote them.
+    let mut lent = Vec::new();
+    old.get_lent(
+        &[EntryId::new("SEC-RUL", 5), EntryId::new("SEC-RUL", 99_999)],
+        &mut Vec::new(),
+        &mut |views| {
+            lent = views
+                .iter()
+                .map(|v| v.map(|v| v.to_entry().expect("a valid context")))
+                .collect();
+            Ok(())
+        },
+    )
+    .expect("lends");
+    assert_eq!(lent, [Some(all[4].clone()), None]);
     assert_eq!(
         layout_row(&old, "format"),
         None,
