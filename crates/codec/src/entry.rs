@@ -592,10 +592,22 @@ pub struct Lender {
     configs: Vec<String>,
 }
 
+thread_local! {
+    static LENDER: std::cell::RefCell<Lender> = std::cell::RefCell::default();
+}
+
 impl Lender {
     /// Configs kept from one batch to the next at most: a batch of more gets fresh strings for
     /// the rest.
     const KEPT: usize = 4096;
+
+    /// Calls `f` with the lender this thread keeps (a new one while it is in use).
+    pub fn with_thread<R>(f: impl FnOnce(&mut Lender) -> R) -> R {
+        LENDER.with(|kept| match kept.try_borrow_mut() {
+            Ok(mut lender) => f(&mut lender),
+            Err(_) => f(&mut Lender::default()),
+        })
+    }
 
     /// Calls `each` once with a view of every record, in order (`None` stays `None`), and
     /// answers what it returns.

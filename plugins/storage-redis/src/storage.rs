@@ -14,13 +14,13 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 use redis::Value;
 use redis::cluster::ClusterConnection;
-use registry_codec::entry::{self as codec, Writing};
+use registry_codec::entry::{self as codec, Lender, Writing};
 use registry_codec::{Dictionaries, Dictionary};
 use registry_core::layout;
 use registry_core::rules::{self, Numbering};
 use registry_core::{
-    Entry, EntryId, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Meta, Restored,
-    Sequence, Setup, StageError, StageResult, Storage,
+    Entry, EntryId, EntryRef, ErrorCode, Field, Fingerprint, FromConfig, Inserted, ListQuery, Meta,
+    Restored, Sequence, Setup, StageError, StageResult, Storage,
 };
 
 use crate::Config;
@@ -271,6 +271,18 @@ impl RedisStorage {
 
     /// [`RedisStorage::decode_bytes`] into `spare`'s strings when there is one
     /// ([`codec::decode_into`]).
+    /// The stored latest revision of each id, in one script call.
+    fn fetch_latest(&self, ids: &[EntryId]) -> StageResult<Vec<Option<Vec<u8>>>> {
+        self.cluster.run(&format!("get from {}", self.name), |c| {
+            let mut call = self.scripts.get.key(&self.meta);
+            call.arg(self.keys.prefix());
+            for id in ids {
+                call.arg(keys::member(id));
+            }
+            call.invoke(c)
+        })
+    }
+
     fn decode_bytes_into(&self, bytes: &[u8], spare: Option<Entry>) -> Result<Entry, String> {
         let mut entry = spare.unwrap_or_else(codec::blank);
         match codec::decode_into(bytes, &self.dictionaries(), &mut entry) {
@@ -568,15 +580,7 @@ impl Storage for RedisStorage {
         if ids.is_empty() {
             return Ok(());
         }
-        let found: Vec<Option<Vec<u8>>> =
-            self.cluster.run(&format!("get from {}", self.name), |c| {
-                let mut call = self.scripts.get.key(&self.meta);
-                call.arg(self.keys.prefix());
-                for id in ids {
-                    call.arg(keys::member(id));
-                }
-                call.invoke(c)
-            })?;
+        let found = self.fetch_latest(ids)?;
         let mut entries = Vec::with_capacity(found.len());
         for (id, bytes) in ids.iter().zip(found) {
             entries.push(match bytes {
@@ -586,6 +590,48 @@ impl Storage for RedisStorage {
         }
         out.extend(entries);
         Ok(())
+    }
+
+    /// Lends the fetched records in place (`registry_codec::entry::Lender`), as the redb
+    /// storage does.
+    fn get_lent(
+        &self,
+        ids: &[EntryId],
+        _spare: &mut Vec<Entry>,
+        each: &mut dyn FnMut(&[Option<EntryRef<'_>>]) -> StageResult<()>,
+    ) -> StageResult<()> {
+        if ids.is_empty() {
+            return each(&[]);
+        }
+        let found = self.fetch_latest(ids)?;
+        let mut parts = Vec::with_capacity(found.len());
+        for (id, bytes) in ids.iter().zip(&found) {
+            let Some(bytes) = bytes else {
+                parts.push(None);
+                continue;
+            };
+            let record = codec::parse(bytes).map_err(|e| self.damaged(id, e))?;
+            if record.id() != (id.prefix(), id.number()) {
+                let (prefix, number) = record.id();
+                let held = EntryId::new(prefix, number);
+                return Err(self.damaged(id, format!("its key holds entry {held}")));
+            }
+            parts.push(Some(record));
+        }
+        // A config made with a dictionary another host trained since this one loaded them:
+        // load them again, once, as a decode does. Nothing was lent before such a failure.
+        let mut lend = || {
+            let dictionaries = self.dictionaries().clone();
+            Lender::with_thread(|lender| lender.lend(&parts, &dictionaries, |views| each(views)))
+        };
+        let lent = match lend() {
+            Err(_) if self.format >= 2 => {
+                self.load_dictionaries()?;
+                lend()
+            }
+            lent => lent,
+        };
+        lent.map_err(|(i, e)| self.damaged(&ids[i], e))?
     }
 
     fn allocate(&self, prefixes: &[String], out: &mut Vec<u64>) -> StageResult<()> {

@@ -1,6 +1,5 @@
 //! The reading operations of [`RedbStorage`]: `find`, `get`, `history`, `list` and `meta`.
 
-use std::cell::RefCell;
 use std::ops::Bound;
 
 use redb::ReadableTable;
@@ -11,12 +10,6 @@ use registry_core::{Entry, EntryId, EntryRef, Field, Fingerprint, ListQuery, Met
 use super::entries::{Latest, LatestMut};
 use super::{FIELD_BITS, FIELD_INDEX, FINGERPRINTS, META, Pending, REVISIONS, RedbStorage, tag};
 use crate::codec;
-
-thread_local! {
-    /// The strings a thread's lent configs are decompressed into, kept from one `get` to the
-    /// next.
-    static LENDER: RefCell<Lender> = RefCell::default();
-}
 
 impl RedbStorage {
     /// The metadata table and the layout's shard count.
@@ -233,11 +226,8 @@ impl RedbStorage {
         }
         // A copy (a few `Arc`s), so that no lock is held while `each` runs.
         let dictionaries = self.dictionaries().clone();
-        let lent = LENDER.with(|lender| match lender.try_borrow_mut() {
-            Ok(mut lender) => lender.lend(&parts, &dictionaries, |views| each(views)),
-            Err(_) => Lender::default().lend(&parts, &dictionaries, |views| each(views)),
-        });
-        lent.map_err(|(i, e)| self.damaged(&ids[i], e))?
+        Lender::with_thread(|lender| lender.lend(&parts, &dictionaries, |views| each(views)))
+            .map_err(|(i, e)| self.damaged(&ids[i], e))?
     }
 
     /// [`RedbStorage::get_latest_lent`] through entries decoded into `spare`'s.

@@ -186,6 +186,7 @@ fn a_dictionary_one_host_trains_is_used_by_the_other() {
     let (shard, shards) = (0, 1);
     let a = open(&config, shard, shards);
     let b = open(&config, shard, shards);
+    let c = open(&config, shard, shards);
     let batch = |from: u64, n: u64| -> Vec<Entry> {
         let prefixes = vec!["SEC-RUL".to_owned(); n as usize];
         allocate(&a, &prefixes)
@@ -226,6 +227,21 @@ fn a_dictionary_one_host_trains_is_used_by_the_other() {
     let trained = dictionaries();
     assert_eq!(trained.len(), 1);
     assert!(trained[0].len() > 1000, "{} bytes", trained[0].len());
+    // C, which has not loaded it either, lends what B wrote with it.
+    let mut lent = Vec::new();
+    c.get_lent(
+        &[second[150].header.id.clone(), first[10].header.id.clone()],
+        &mut Vec::new(),
+        &mut |views| {
+            lent = views
+                .iter()
+                .map(|v| v.map(|v| v.to_entry().expect("a valid context")))
+                .collect();
+            Ok(())
+        },
+    )
+    .expect("lends");
+    assert_eq!(lent, [Some(second[150].clone()), Some(first[10].clone())]);
     // A reads what B wrote with it, and writes with it too once it has met it.
     reads_back(&a, &second[150]);
     reads_back(&a, &first[10]);
