@@ -449,8 +449,17 @@ impl<T: Validator> FfiValidator for Exported<T> {
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut problems = Vec::new();
+            // The views come in parts: a problem's item is its request's index in the part,
+            // made the index in the whole batch here.
+            let mut before = 0;
             with_core_views(&requests, &mut Vec::new(), |views| {
-                self.0.check_requests_lent(views, &mut problems)
+                let from = problems.len();
+                self.0.check_requests_lent(views, &mut problems)?;
+                for p in &mut problems[from..] {
+                    p.item += before;
+                }
+                before += views.len();
+                Ok(())
             })?;
             out.extend(problems.into_iter().map(FfiProblem::from));
             Ok(())
@@ -895,14 +904,14 @@ mod tests {
     use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
     use registry_core::{
         Context, Draft, Entry, EntryId, EntryRef, ErrorCode, Fields, Generator, Guess, Header,
-        Inserted, ListQuery, Prediction, PredictionRef, Request, Source, StageError, StageResult,
-        Storage,
+        Inserted, ListQuery, Prediction, PredictionRef, Problem, RawHeader, Request, Severity,
+        Source, StageError, StageResult, Storage, Validator,
     };
 
     use super::{Exported, hide_strings};
     use crate::ffi::{FfiDraftRef, FfiError, FfiPrediction, FfiRequestRef};
-    use crate::load::{HostGenerator, HostStorage};
-    use crate::module::{FfiGenerator, FfiGenerator_TO, FfiStorage_TO};
+    use crate::load::{HostGenerator, HostStorage, HostValidator};
+    use crate::module::{FfiGenerator, FfiGenerator_TO, FfiStorage_TO, FfiValidator_TO};
 
     /// A generator whose every answer shows all of its input, so that a request or draft that
     /// crossed wrong (a stale string, a context pair of the batch before) shows in the result.
@@ -1148,6 +1157,56 @@ mod tests {
             e.message
         );
         assert_eq!(out, [None]);
+    }
+
+    /// A validator that refuses the requests whose title says so.
+    struct Picky;
+
+    impl Validator for Picky {
+        fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
+            for (item, r) in requests.iter().enumerate() {
+                if r.title().contains("refuse") {
+                    out.push(Problem {
+                        item,
+                        severity: Severity::Error,
+                        code: "refused".into(),
+                        field: "title".into(),
+                        message: r.title().to_owned(),
+                    });
+                }
+            }
+            Ok(())
+        }
+        fn check_entries(&self, _: &[Entry], _: &mut Vec<Problem>) -> StageResult<()> {
+            Ok(())
+        }
+        fn check_headers(&self, _: &[RawHeader], _: &mut Vec<Problem>) -> StageResult<()> {
+            Ok(())
+        }
+    }
+
+    /// Problems name the request they are about by its index in the whole batch, also in a
+    /// batch lent in several parts of views.
+    #[test]
+    fn problems_keep_their_items_across_a_batch_of_several_parts() {
+        let host = HostValidator(FfiValidator_TO::from_value(Exported(Picky), TD_Opaque));
+        let n = 3 * super::VIEWS_AT_ONCE + 7;
+        let refused = [1, super::VIEWS_AT_ONCE + 2, n - 1];
+        let requests: Vec<Request> = (0..n)
+            .map(|i| {
+                let title = if refused.contains(&i) {
+                    format!("refuse {i}")
+                } else {
+                    format!("keep {i}")
+                };
+                Request::new(&title, Fields::default(), None, Context::default()).expect("valid")
+            })
+            .collect();
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        Picky.check_requests(&requests, &mut want).expect("checks");
+        host.check_requests(&requests, &mut got).expect("checks");
+        assert_eq!(want.iter().map(|p| p.item).collect::<Vec<_>>(), refused);
+        assert_eq!(got, want);
     }
 
     #[test]

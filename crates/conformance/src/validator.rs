@@ -181,6 +181,39 @@ pub fn check_with(
             );
         }
     }
+    // The same requests after 300 valid ones: the same problems, each still on its request
+    // (a plugin library may be lent a large batch in parts).
+    let padding = 300;
+    let valid = sampled(
+        STAGE,
+        try_complete_request("valid padding", &sample::schema_fields(schema, 0)),
+    )?;
+    let mut large = vec![valid; padding];
+    large.extend(requests.iter().cloned());
+    let shifted: Vec<Problem> = problems
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            p.item += padding;
+            p
+        })
+        .collect();
+    for (what, got) in [
+        ("check_requests", check_requests(validator, &large)?),
+        (
+            "check_requests_lent",
+            check_requests_lent(validator, &large)?,
+        ),
+    ] {
+        ensure!(
+            STAGE,
+            sorted(got.clone()) == sorted(shifted.clone()),
+            "{what} must report the same problems of the same requests in a batch of {}, each \
+             with `item` its index in the whole batch; it reported {got:?} where {shifted:?} \
+             was expected",
+            large.len()
+        );
+    }
     Ok(())
 }
 

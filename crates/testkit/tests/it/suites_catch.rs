@@ -416,6 +416,36 @@ fn validator_that_accepts_everything() {
     });
 }
 
+/// Checks requests 128 at a time and numbers each part's problems from 0, as a plugin boundary
+/// that lent a batch in parts did.
+struct PartedValidator;
+
+impl Validator for PartedValidator {
+    fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
+        for part in requests.chunks(128) {
+            SchemaOnlyValidator::default().check_requests(part, out)?;
+        }
+        Ok(())
+    }
+    fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        SchemaOnlyValidator::default().check_entries(entries, out)
+    }
+    fn check_headers(
+        &self,
+        headers: &[registry_core::RawHeader],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        SchemaOnlyValidator::default().check_headers(headers, out)
+    }
+}
+
+#[test]
+fn validator_that_numbers_problems_within_parts() {
+    fails_with("its index in the whole batch", || {
+        validator::check(&PartedValidator, &Schema::default());
+    });
+}
+
 #[test]
 fn validator_that_misplaces_problems() {
     fails_with("must accept item 0", || {
