@@ -59,9 +59,9 @@ const VIEWS_AT_ONCE: usize = 128;
 /// view was most of what a call through the boundary cost over a linked one, a dozen
 /// allocations and frees per item for a render of a few hundred nanoseconds. Requests and
 /// drafts are now read in place ([`with_core_views`]); core's defaults of
-/// `Generator::predict_lent` and `render_lent` keep copies under the same bounds. Entries lent
-/// to `check_entries`, `check_built`, `insert`, `insert_placed` and `update` are copied into
-/// kept ones: a batch of 1,000 through the redb plugin's insert took 0.7 µs less per entry
+/// `Generator::predict_lent` and `render_lent` keep copies under the same bounds. Entries the
+/// pipeline built are read in place too (`Validator::check_built_lent`); those lent to
+/// `check_entries`, `insert`, `insert_placed` and `update` are copied into kept ones: a batch of 1,000 through the redb plugin's insert took 0.7 µs less per entry
 /// (8.84 → 8.16, means of six alternated `stage_times` runs).
 const KEPT: usize = 4096;
 
@@ -103,6 +103,26 @@ fn with_core_views<'v, V: HostView>(
         f(&cores)?;
     }
     Ok(())
+}
+
+/// [`with_core_views`] for a validator: `check` pushes the problems of each part of views onto
+/// `problems`, whose items are indices in the part, made indices in the whole batch here.
+fn with_views_numbered<'v, V: HostView>(
+    views: &'v [V],
+    pairs: &'v mut Vec<(&'v str, &'v str)>,
+    problems: &mut Vec<Problem>,
+    mut check: impl FnMut(&[V::Core<'v>], &mut Vec<Problem>) -> Result<(), StageError>,
+) -> Result<(), StageError> {
+    let mut before = 0;
+    with_core_views(views, pairs, |part| {
+        let from = problems.len();
+        check(part, problems)?;
+        for p in &mut problems[from..] {
+            p.item += before;
+        }
+        before += part.len();
+        Ok(())
+    })
 }
 
 /// Calls `f` with owned copies of `views`, made in the buffers this thread kept from the batch
@@ -348,14 +368,20 @@ impl<T: Generator> FfiGenerator for Exported<T> {
         out: &mut RVec<FfiPrediction>,
     ) -> RResult<(), FfiError> {
         guard(|| {
+            let start = out.len();
             out.reserve(requests.len());
-            with_core_views(&requests, &mut Vec::new(), |views| {
+            let made = with_core_views(&requests, &mut Vec::new(), |views| {
                 self.0.predict_lent(views, &mut |p| {
                     out.push(prediction_to_ffi(
                         p.map(|_, g| g.as_ref().map(GuessRef::to_guess)),
                     ));
                 })
-            })
+            });
+            // Nothing of a failed call stays in the host's output.
+            if made.is_err() {
+                out.truncate(start);
+            }
+            made
         })
     }
 
@@ -365,11 +391,16 @@ impl<T: Generator> FfiGenerator for Exported<T> {
         out: &mut RVec<RString>,
     ) -> RResult<(), FfiError> {
         guard(|| {
+            let start = out.len();
             out.reserve(drafts.len());
-            with_core_views(&drafts, &mut Vec::new(), |views| {
+            let made = with_core_views(&drafts, &mut Vec::new(), |views| {
                 self.0
                     .render_lent(views, &mut |c| out.push(RString::from(c)))
-            })
+            });
+            if made.is_err() {
+                out.truncate(start);
+            }
+            made
         })
     }
 
@@ -449,18 +480,12 @@ impl<T: Validator> FfiValidator for Exported<T> {
     ) -> RResult<(), FfiError> {
         guard(|| {
             let mut problems = Vec::new();
-            // The views come in parts: a problem's item is its request's index in the part,
-            // made the index in the whole batch here.
-            let mut before = 0;
-            with_core_views(&requests, &mut Vec::new(), |views| {
-                let from = problems.len();
-                self.0.check_requests_lent(views, &mut problems)?;
-                for p in &mut problems[from..] {
-                    p.item += before;
-                }
-                before += views.len();
-                Ok(())
-            })?;
+            with_views_numbered(
+                &requests,
+                &mut Vec::new(),
+                &mut problems,
+                |views, problems| self.0.check_requests_lent(views, problems),
+            )?;
             out.extend(problems.into_iter().map(FfiProblem::from));
             Ok(())
         })
@@ -481,8 +506,16 @@ impl<T: Validator> FfiValidator for Exported<T> {
         entries: RSlice<'_, FfiEntryRef<'_>>,
         out: &mut RVec<FfiProblem>,
     ) -> RResult<(), FfiError> {
-        check_entries_with(entries, out, |batch, problems| {
-            self.0.check_built(batch, problems)
+        guard(|| {
+            let mut problems = Vec::new();
+            with_views_numbered(
+                &entries,
+                &mut Vec::new(),
+                &mut problems,
+                |views, problems| self.0.check_built_lent(views, problems),
+            )?;
+            out.extend(problems.into_iter().map(FfiProblem::from));
+            Ok(())
         })
     }
 
@@ -909,9 +942,17 @@ mod tests {
     };
 
     use super::{Exported, hide_strings};
-    use crate::ffi::{FfiDraftRef, FfiError, FfiPrediction, FfiRequestRef};
+    use abi_stable::std_types::ROption;
+    use registry_core::{ContentHash, Fingerprint, Lifecycle, Timestamp};
+
+    use crate::ffi::{
+        FfiDraftRef, FfiEntry, FfiEntryRef, FfiError, FfiId, FfiInserted, FfiListQuery,
+        FfiPrediction, FfiRequestRef,
+    };
     use crate::load::{HostGenerator, HostStorage, HostValidator};
-    use crate::module::{FfiGenerator, FfiGenerator_TO, FfiStorage_TO, FfiValidator_TO};
+    use crate::module::{
+        FfiGenerator, FfiGenerator_TO, FfiStorage, FfiStorage_TO, FfiValidator_TO,
+    };
 
     /// A generator whose every answer shows all of its input, so that a request or draft that
     /// crossed wrong (a stale string, a context pair of the batch before) shows in the result.
@@ -1207,6 +1248,204 @@ mod tests {
         host.check_requests(&requests, &mut got).expect("checks");
         assert_eq!(want.iter().map(|p| p.item).collect::<Vec<_>>(), refused);
         assert_eq!(got, want);
+    }
+
+    fn good(n: u64) -> Entry {
+        let mut e = Entry {
+            header: Header {
+                fields: Fields {
+                    scope: "SEC".into(),
+                    kind: "RULES".into(),
+                    variant: "LIVE".into(),
+                    status: "REQUIRED".into(),
+                },
+                id: EntryId::new("SEC-RUL", n),
+                version: "v1.0".into(),
+            },
+            title: format!("t{n}"),
+            context: Context::default(),
+            config: "a: 1\n".into(),
+            hash: ContentHash([0; 32]),
+            previous: None,
+            purge: None,
+            fingerprint: Fingerprint([n as u8; 16]),
+            revision: 1,
+            created_at: Timestamp(1),
+            updated_at: Timestamp(1),
+            provenance: None,
+            lifecycle: Lifecycle::Active,
+            author: None,
+        };
+        e.hash = e.content_hash();
+        e
+    }
+
+    /// What a plugin may answer that the host refuses: an unknown lifecycle number.
+    fn refused(n: u64) -> FfiEntry {
+        let mut e = FfiEntry::from(&good(n));
+        e.lifecycle = 9;
+        e
+    }
+
+    fn unused<T>() -> RResult<T, FfiError> {
+        RResult::RErr(StageError::new(ErrorCode::Internal, "unused").into())
+    }
+
+    /// A storage library whose answers hold one good entry, then one the host refuses.
+    struct HalfBad;
+
+    impl FfiStorage for HalfBad {
+        fn find(
+            &self,
+            _: RSlice<'_, [u8; 16]>,
+            out: &mut RVec<ROption<FfiEntry>>,
+        ) -> RResult<(), FfiError> {
+            out.push(ROption::RSome(FfiEntry::from(&good(1))));
+            out.push(ROption::RSome(refused(2)));
+            RResult::ROk(())
+        }
+        fn get(
+            &self,
+            _: RSlice<'_, FfiId>,
+            _: &mut RVec<ROption<FfiEntry>>,
+        ) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn allocate(&self, _: RSlice<'_, RString>, _: &mut RVec<u64>) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn insert(
+            &self,
+            _: RSlice<'_, FfiEntryRef<'_>>,
+            out: &mut RVec<FfiInserted>,
+        ) -> RResult<(), FfiError> {
+            out.push(FfiInserted {
+                existing: ROption::RNone,
+            });
+            out.push(FfiInserted {
+                existing: ROption::RSome(refused(2)),
+            });
+            RResult::ROk(())
+        }
+        fn update(
+            &self,
+            _: RSlice<'_, FfiEntryRef<'_>>,
+            _: &mut RVec<RResult<(), FfiError>>,
+        ) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn history(&self, _: &FfiId, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError> {
+            out.push(FfiEntry::from(&good(1)));
+            out.push(refused(1));
+            RResult::ROk(())
+        }
+        fn list(&self, _: &FfiListQuery, out: &mut RVec<FfiEntry>) -> RResult<(), FfiError> {
+            out.push(FfiEntry::from(&good(1)));
+            out.push(refused(2));
+            RResult::ROk(())
+        }
+        fn restore(
+            &self,
+            _: RSlice<'_, RSlice<'_, FfiEntryRef<'_>>>,
+            _: &mut RVec<RResult<bool, FfiError>>,
+        ) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn meta(&self) -> RResult<RString, FfiError> {
+            unused()
+        }
+        fn set_meta(&self, _: RStr<'_>) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn compact(&self) -> RResult<u64, FfiError> {
+            unused()
+        }
+        fn place(&self, _: RSlice<'_, FfiId>, _: RSlice<'_, u32>) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn locate(&self, _: RSlice<'_, FfiId>, _: &mut RVec<u32>) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn migrate(&self, _: RSlice<'_, FfiId>, _: RSlice<'_, u32>) -> RResult<u64, FfiError> {
+            unused()
+        }
+        fn reindex(&self) -> RResult<u64, FfiError> {
+            unused()
+        }
+        fn sequences(&self, _: RSlice<'_, FfiId>, _: &mut RVec<FfiId>) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn backup(&self, _: RStr<'_>) -> RResult<u64, FfiError> {
+            unused()
+        }
+        fn purge(&self, _: RSlice<'_, FfiEntryRef<'_>>) -> RResult<(), FfiError> {
+            unused()
+        }
+        fn insert_placed(
+            &self,
+            entries: RSlice<'_, FfiEntryRef<'_>>,
+            _: RSlice<'_, FfiId>,
+            _: RSlice<'_, u32>,
+            out: &mut RVec<FfiInserted>,
+        ) -> RResult<(), FfiError> {
+            self.insert(entries, out)
+        }
+    }
+
+    /// A find, insert, insert_placed, history or list whose answer the host refuses leaves
+    /// nothing of the call in the caller's output, as a refused `get` does.
+    #[test]
+    fn refused_storage_answers_leave_nothing_behind() {
+        let host = HostStorage(FfiStorage_TO::from_value(HalfBad, TD_Opaque));
+        let mut found = vec![None];
+        let a = host.find(&[Fingerprint([1; 16]), Fingerprint([2; 16])], &mut found);
+        let mut inserted = vec![Inserted::Created];
+        let b = host.insert(&[good(1), good(2)], &mut inserted);
+        let mut placed = vec![Inserted::Created];
+        let c = host.insert_placed(&[good(1), good(2)], &[], &[], &mut placed);
+        let mut history = vec![good(7)];
+        let d = host.history(&EntryId::new("SEC-RUL", 1), &mut history);
+        let mut listed = vec![good(7)];
+        let query = ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        };
+        let e = host.list(&query, &mut listed);
+        for result in [a.err(), b.err(), c.err(), d.err(), e.err()] {
+            let refusal = result.expect("the answer is refused");
+            assert!(refusal.message.contains("lifecycle"), "{}", refusal.message);
+        }
+        assert_eq!(
+            (
+                found.len(),
+                inserted.len(),
+                placed.len(),
+                history.len(),
+                listed.len()
+            ),
+            (1, 1, 1, 1, 1),
+            "each output keeps only what it held"
+        );
+    }
+
+    /// The owned `predict` and `render` of the library's object (what a host of registry-abi
+    /// 0.7.2 calls) leave nothing of a failed call in the host's output.
+    #[test]
+    fn a_failed_owned_predict_or_render_leaves_nothing_behind() {
+        let requests = [request(1, 1), request(2, 0)];
+        let mut out = RVec::from(vec![crate::ffi::prediction_to_ffi(Prediction::default())]);
+        let made = crate::ffi::with_request_views(&requests, |views| {
+            Exported(Halfway).predict(views, &mut out)
+        });
+        assert!(made.is_err());
+        assert_eq!(out.len(), 1);
+        let drafts = [draft(1, 1)];
+        let mut out = RVec::from(vec![RString::from("kept")]);
+        let made = crate::ffi::with_draft_views(&drafts, |views| {
+            Exported(Halfway).render(views, &mut out)
+        });
+        assert!(made.is_err());
+        assert_eq!(out.as_slice(), [RString::from("kept")]);
     }
 
     #[test]

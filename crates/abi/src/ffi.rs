@@ -18,10 +18,11 @@
 use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use registry_core::{
-    Author, CacheKey, CacheStats, ContentHash, Context, ContextRef, Draft, DraftRef, Entry,
-    EntryId, EntryRef, ErrorCode, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted,
+    Author, AuthorRef, CacheKey, CacheStats, ContentHash, Context, ContextRef, Draft, DraftRef,
+    Entry, EntryId, EntryRef, ErrorCode, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted,
     Lifecycle, LifecycleRef, ListQuery, Prediction, PredictionRef, Problem, Provenance, Purge,
-    RawHeader, Request, RequestRef, Restored, Severity, Source, StageError, Timestamp, copy_into,
+    PurgeRef, RawHeader, Request, RequestRef, Restored, Severity, Source, StageError, Timestamp,
+    copy_into,
 };
 
 use crate::module::EntrySink;
@@ -1006,6 +1007,66 @@ impl HostView for FfiDraftRef<'_> {
     }
 }
 
+impl HostView for FfiEntryRef<'_> {
+    type Core<'p>
+        = EntryRef<'p>
+    where
+        Self: 'p;
+
+    fn context(&self) -> FfiContextRef<'_> {
+        self.context
+    }
+
+    /// The host lends views of its own entries, so the lifecycle number and provenance are
+    /// ones it wrote: an unknown one reads as active and unrecorded.
+    fn core_view<'p>(&'p self, context: &'p [(&'p str, &'p str)]) -> EntryRef<'p> {
+        let h = &self.header;
+        EntryRef {
+            fields: h.fields.to_fields(|v| v.as_str()),
+            id_prefix: h.id.prefix.as_str(),
+            id_number: h.id.number,
+            version: h.version.as_str(),
+            title: self.title.as_str(),
+            context: ContextRef::Pairs(context),
+            config: self.config.as_str(),
+            hash: ContentHash(self.hash),
+            previous: self.previous.into_option().map(ContentHash),
+            purge: self
+                .purge
+                .as_ref()
+                .map(|p| PurgeRef {
+                    original: ContentHash(p.original),
+                    fields: p.fields.as_str(),
+                    reason: p.reason.as_str(),
+                    at: Timestamp(p.at),
+                })
+                .into_option(),
+            fingerprint: Fingerprint(self.fingerprint),
+            revision: self.revision,
+            created_at: Timestamp(self.created_at),
+            updated_at: Timestamp(self.updated_at),
+            provenance: Provenance::unpack(self.provenance).ok().flatten(),
+            lifecycle: match (self.lifecycle, self.merged_into.as_ref().into_option()) {
+                (1, _) => LifecycleRef::Retired,
+                (2, Some(target)) => LifecycleRef::Merged {
+                    prefix: target.prefix.as_str(),
+                    number: target.number,
+                },
+                _ => LifecycleRef::Active,
+            },
+            author: self
+                .author
+                .as_ref()
+                .map(|a| AuthorRef {
+                    name: a.name.as_str(),
+                    origin: a.origin.as_str(),
+                    request: a.request.as_str(),
+                })
+                .into_option(),
+        }
+    }
+}
+
 /// The pairs of a context view, as string slices.
 pub(crate) fn pairs_of(context: FfiContextRef<'_>) -> impl Iterator<Item = (&str, &str)> {
     context
@@ -1321,7 +1382,8 @@ impl From<&FfiListQuery> for ListQuery {
     }
 }
 
-/// Converts a batch of FFI values, failing on the first invalid one.
+/// Converts a batch of FFI values onto `out`, failing on the first invalid one; nothing of a
+/// failed batch stays in `out`.
 pub(crate) fn convert_all<F, T>(
     items: impl IntoIterator<Item = F>,
     out: &mut Vec<T>,
@@ -1329,8 +1391,15 @@ pub(crate) fn convert_all<F, T>(
 where
     T: TryFrom<F, Error = StageError>,
 {
+    let start = out.len();
     for item in items {
-        out.push(T::try_from(item)?);
+        match T::try_from(item) {
+            Ok(value) => out.push(value),
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

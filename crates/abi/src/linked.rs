@@ -195,6 +195,13 @@ impl<T: Validator> Validator for Guarded<T> {
     fn check_built(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         guarded(|| self.0.check_built(entries, out))
     }
+    fn check_built_lent(
+        &self,
+        entries: &[EntryRef<'_>],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        guarded(|| self.0.check_built_lent(entries, out))
+    }
 }
 
 impl<T: Storage> Storage for Guarded<T> {

@@ -557,8 +557,15 @@ fn entries_out(
     found: RVec<abi_stable::std_types::ROption<FfiEntry>>,
     out: &mut Vec<Option<Entry>>,
 ) -> StageResult<()> {
+    let start = out.len();
     for e in found {
-        out.push(e.into_option().map(Entry::try_from).transpose()?);
+        match e.into_option().map(Entry::try_from).transpose() {
+            Ok(e) => out.push(e),
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! raised, and requests lent as views (`check_requests_lent`) get the same report. The same holds for headers as written in files, in both forms.
 
 use registry_core::{
-    Draft, Entry, Field, Fields, Generator, HeaderForm, Problem, RawHeader, Request, RequestRef,
-    Schema, Severity, StageKind, Validator,
+    Draft, Entry, EntryRef, Field, Fields, Generator, HeaderForm, Problem, RawHeader, Request,
+    RequestRef, Schema, Severity, StageKind, Validator,
 };
 
 use crate::reference::KeywordlessGenerator;
@@ -49,6 +49,23 @@ fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
         (a.item, &a.field, &a.code, &a.message).cmp(&(b.item, &b.field, &b.code, &b.message))
     });
     problems
+}
+
+fn check_built(validator: &dyn Validator, entries: &[Entry]) -> Result<Vec<Problem>, Violation> {
+    appended(STAGE, "check_built", filler(), |out| {
+        validator.check_built(entries, out)
+    })
+}
+
+/// `check_built_lent`'s problems with views of `entries`.
+fn check_built_lent(
+    validator: &dyn Validator,
+    entries: &[Entry],
+) -> Result<Vec<Problem>, Violation> {
+    let views: Vec<EntryRef<'_>> = entries.iter().map(EntryRef::from).collect();
+    appended(STAGE, "check_built_lent", filler(), |out| {
+        validator.check_built_lent(&views, out)
+    })
 }
 
 fn check_entries(validator: &dyn Validator, entries: &[Entry]) -> Result<Vec<Problem>, Violation> {
@@ -132,6 +149,47 @@ pub fn check_with(
     }
     let entries = render_entries(generator, entries_fields)?;
     let entry_problems = check_entries(validator, &entries)?;
+    // Entries the pipeline built, as they are and lent as views, alone and after 300 valid
+    // ones: the same problems, each on its entry.
+    let built = check_built(validator, &entries)?;
+    let mut large = vec![entries[0].clone(); 300];
+    large.extend(entries.iter().cloned());
+    for (what, got, offset) in [
+        (
+            "check_built_lent",
+            check_built_lent(validator, &entries)?,
+            0,
+        ),
+        (
+            "check_built_lent",
+            check_built_lent(validator, &entries)?,
+            0,
+        ),
+        ("check_built", check_built(validator, &large)?, 300),
+        (
+            "check_built_lent",
+            check_built_lent(validator, &large)?,
+            300,
+        ),
+    ] {
+        let want: Vec<Problem> = built
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                p.item += offset;
+                p
+            })
+            .collect();
+        ensure!(
+            STAGE,
+            sorted(got.clone()) == sorted(want.clone()),
+            "{what} of a batch of {} entries must report the problems check_built reports \
+             for its last {} alone, each with `item` its index in the whole batch; it reported \
+             {got:?} where {want:?} was expected",
+            entries.len() + offset,
+            entries.len()
+        );
+    }
     let headers =
         |form| -> Vec<RawHeader> { entries.iter().map(|e| raw_header(e, form)).collect() };
     let readable_headers = headers(HeaderForm::Readable);

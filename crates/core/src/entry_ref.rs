@@ -7,7 +7,7 @@
 
 use crate::entry::{Author, ContentHash, Entry, Fingerprint, Lifecycle, Provenance, Purge};
 use crate::header::{EntryId, Fields, Header};
-use crate::request::{ContextRef, RequestError};
+use crate::request::{ContextRef, RequestError, copy_into};
 use crate::time::Timestamp;
 
 /// An [`Entry`], every field a view or a copy of a small value. [`EntryRef::to_entry`] makes
@@ -110,6 +110,46 @@ impl<'a> From<&'a Entry> for EntryRef<'a> {
 }
 
 impl EntryRef<'_> {
+    /// Makes `entry` this view's entry, in its strings, the context copied unchecked: for
+    /// views made from entries, such as the host's lent to a plugin.
+    pub(crate) fn copy_to(&self, entry: &mut Entry) {
+        let header = &mut entry.header;
+        copy_into(&mut header.fields.scope, self.fields.scope);
+        copy_into(&mut header.fields.kind, self.fields.kind);
+        copy_into(&mut header.fields.variant, self.fields.variant);
+        copy_into(&mut header.fields.status, self.fields.status);
+        header.id.refill(self.id_prefix, self.id_number);
+        copy_into(&mut header.version, self.version);
+        copy_into(&mut entry.title, self.title);
+        entry.context.refill_from(self.context.iter());
+        copy_into(&mut entry.config, self.config);
+        entry.hash = self.hash;
+        entry.previous = self.previous;
+        match (&mut entry.purge, self.purge) {
+            (Some(kept), Some(p)) => {
+                kept.original = p.original;
+                copy_into(&mut kept.fields, p.fields);
+                copy_into(&mut kept.reason, p.reason);
+                kept.at = p.at;
+            }
+            (kept, p) => *kept = p.map(PurgeRef::to_purge),
+        }
+        entry.fingerprint = self.fingerprint;
+        entry.revision = self.revision;
+        entry.created_at = self.created_at;
+        entry.updated_at = self.updated_at;
+        entry.provenance = self.provenance;
+        entry.lifecycle = self.lifecycle.to_lifecycle();
+        match (&mut entry.author, self.author) {
+            (Some(kept), Some(a)) => {
+                copy_into(&mut kept.name, a.name);
+                copy_into(&mut kept.origin, a.origin);
+                copy_into(&mut kept.request, a.request);
+            }
+            (kept, a) => *kept = a.map(AuthorRef::to_author),
+        }
+    }
+
     /// The owned entry: every string copied, the context checked as [`crate::Context::new`]
     /// checks it.
     ///
@@ -129,30 +169,48 @@ impl EntryRef<'_> {
             config: self.config.to_owned(),
             hash: self.hash,
             previous: self.previous,
-            purge: self.purge.map(|p| Purge {
-                original: p.original,
-                fields: p.fields.to_owned(),
-                reason: p.reason.to_owned(),
-                at: p.at,
-            }),
+            purge: self.purge.map(PurgeRef::to_purge),
             fingerprint: self.fingerprint,
             revision: self.revision,
             created_at: self.created_at,
             updated_at: self.updated_at,
             provenance: self.provenance,
-            lifecycle: match self.lifecycle {
-                LifecycleRef::Active => Lifecycle::Active,
-                LifecycleRef::Retired => Lifecycle::Retired,
-                LifecycleRef::Merged { prefix, number } => {
-                    Lifecycle::Merged(EntryId::new(prefix, number))
-                }
-            },
-            author: self.author.map(|a| Author {
-                name: a.name.to_owned(),
-                origin: a.origin.to_owned(),
-                request: a.request.to_owned(),
-            }),
+            lifecycle: self.lifecycle.to_lifecycle(),
+            author: self.author.map(AuthorRef::to_author),
         })
+    }
+}
+
+impl PurgeRef<'_> {
+    pub fn to_purge(self) -> Purge {
+        Purge {
+            original: self.original,
+            fields: self.fields.to_owned(),
+            reason: self.reason.to_owned(),
+            at: self.at,
+        }
+    }
+}
+
+impl AuthorRef<'_> {
+    pub fn to_author(self) -> Author {
+        Author {
+            name: self.name.to_owned(),
+            origin: self.origin.to_owned(),
+            request: self.request.to_owned(),
+        }
+    }
+}
+
+impl LifecycleRef<'_> {
+    pub fn to_lifecycle(self) -> Lifecycle {
+        match self {
+            LifecycleRef::Active => Lifecycle::Active,
+            LifecycleRef::Retired => Lifecycle::Retired,
+            LifecycleRef::Merged { prefix, number } => {
+                Lifecycle::Merged(EntryId::new(prefix, number))
+            }
+        }
     }
 }
 
@@ -223,6 +281,30 @@ mod tests {
             for chained in [false, true] {
                 let e = entry(lifecycle.clone(), chained);
                 assert_eq!(EntryRef::from(&e).to_entry().expect("a valid context"), e);
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_copied_over_another_of_any_shape_is_the_entry_lent() {
+        let shapes: Vec<Entry> = [
+            Lifecycle::Active,
+            Lifecycle::Retired,
+            Lifecycle::Merged(EntryId::new("SEC-RUL", 2)),
+        ]
+        .into_iter()
+        .flat_map(|l| [entry(l.clone(), false), entry(l, true)])
+        .collect();
+        // Contexts of other lengths too.
+        let mut shapes = shapes;
+        shapes[1].context = crate::Context::default();
+        shapes[2].context =
+            crate::Context::new([("z".to_owned(), "1".to_owned())]).expect("a valid context");
+        for lent in &shapes {
+            for before in &shapes {
+                let mut copy = before.clone();
+                EntryRef::from(lent).copy_to(&mut copy);
+                assert_eq!(&copy, lent);
             }
         }
     }

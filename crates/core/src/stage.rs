@@ -391,6 +391,10 @@ pub struct TrainReport {
 }
 
 /// Fills missing header fields and renders configs.
+///
+/// Each request's prediction and each draft's config depend on that item alone, never on the
+/// rest of its batch: the pipeline may hand a batch over in parts (a batch alone is rendered on
+/// two cores in halves; a plugin library is lent 128 views at a time).
 pub trait Generator: Send + Sync {
     /// Proposes values for the fields each request leaves empty: pushes one [`Prediction`] per
     /// request. Leaving a field `None` lets the schema default apply.
@@ -506,6 +510,8 @@ thread_local! {
     static REQUESTS: RefCell<Vec<Request>> = const { RefCell::new(Vec::new()) };
     /// This thread's copies of the last batch of drafts lent.
     static DRAFTS: RefCell<Vec<Draft>> = const { RefCell::new(Vec::new()) };
+    /// This thread's copies of the last batch of built entries lent.
+    static BUILT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An owned value copied from a view of one, anew or into the strings of an earlier copy.
@@ -544,6 +550,39 @@ impl CopyOf<DraftRef<'_>> for Draft {
     }
 }
 
+impl CopyOf<EntryRef<'_>> for Entry {
+    fn make(view: &EntryRef<'_>) -> Self {
+        let mut entry = Entry {
+            header: Header {
+                fields: Fields::default(),
+                id: EntryId::new(String::new(), 0),
+                version: String::new(),
+            },
+            title: String::new(),
+            context: Context::default(),
+            config: String::new(),
+            hash: crate::ContentHash([0; 32]),
+            previous: None,
+            purge: None,
+            author: None,
+            fingerprint: Fingerprint([0; 16]),
+            revision: 0,
+            created_at: crate::Timestamp(0),
+            updated_at: crate::Timestamp(0),
+            provenance: None,
+            lifecycle: crate::Lifecycle::Active,
+        };
+        view.copy_to(&mut entry);
+        entry
+    }
+    fn refill(&mut self, view: &EntryRef<'_>) {
+        view.copy_to(self);
+    }
+    fn text(view: &EntryRef<'_>) -> usize {
+        view.title.len() + view.config.len() + context_text(view.context)
+    }
+}
+
 fn context_text(context: ContextRef<'_>) -> usize {
     context.iter().map(|(k, v)| k.len() + v.len()).sum()
 }
@@ -578,6 +617,12 @@ fn with_copies<V, T: CopyOf<V>, R>(
 }
 
 /// Checks requests and entries against the schema.
+///
+/// Each item's problems depend on that item alone, never on the rest of its batch: the
+/// pipeline may hand a batch over in parts (a batch alone is checked on two cores in halves; a
+/// plugin library is lent 128 views at a time), each part's problems numbered by their index in
+/// the whole batch. A check across items (two requests of one batch alike) belongs to the
+/// pipeline, which sees them all.
 pub trait Validator: Send + Sync {
     /// Checks requests whose fields are all filled in (given or predicted), before an id is
     /// allocated. Pushes every problem found, with [`Problem::item`] the request's index.
@@ -627,6 +672,23 @@ pub trait Validator: Send + Sync {
     /// As [`Validator::check_requests`].
     fn check_built(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         self.check_entries(entries, out)
+    }
+
+    /// [`Validator::check_built`] of entries lent as views: what a plugin library is called
+    /// with across the boundary, so that a validator that reads entries in place copies
+    /// nothing of them. Must report what `check_built` reports.
+    ///
+    /// The default copies the views into owned entries, kept per thread as
+    /// [`Generator::predict_lent`] keeps its copies, and calls `check_built`.
+    ///
+    /// # Errors
+    /// As [`Validator::check_requests`].
+    fn check_built_lent(
+        &self,
+        entries: &[EntryRef<'_>],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        with_copies(&BUILT, entries, |owned| self.check_built(owned, out))
     }
 }
 

@@ -59,9 +59,9 @@
 //! code.
 
 use registry_core::{
-    Entry, EntryId, ErrorCode, Field, FromConfig, HeaderForm, MAX_TITLE_BYTES, Problem, RawHeader,
-    Request, RequestRef, Schema, Setup, Severity, StageError, StageResult, Validator, is_version,
-    nesting,
+    Entry, EntryId, EntryRef, ErrorCode, Field, FromConfig, HeaderForm, MAX_TITLE_BYTES, Problem,
+    RawHeader, Request, RequestRef, Schema, Setup, Severity, StageError, StageResult, Validator,
+    is_version, nesting,
 };
 use registry_yaml::read::{self, Scratch};
 use serde::Deserialize;
@@ -143,15 +143,6 @@ impl FromConfig for SchemaValidator {
             fast_yaml: config.fast_yaml,
         })
     }
-}
-
-/// Whether [`SchemaValidator::check_entry`] checks an entry's hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hash {
-    /// Computed again from the content and compared: an entry from anywhere.
-    Check,
-    /// Left out: the pipeline built the entry and computed its hash from this content.
-    Built,
 }
 
 /// Collects the problems of one item.
@@ -247,44 +238,32 @@ impl SchemaValidator {
         self.check_title(report, request.title);
     }
 
-    fn check_entry(
-        &self,
-        report: &mut Report<'_>,
-        scratch: &mut Scratch,
-        entry: &Entry,
-        hash: Hash,
-    ) {
-        let header = &entry.header;
-        for (field, value) in header.fields.iter() {
+    /// Checks one entry, read in place (an owned one through its view), all but its hash.
+    fn check_entry(&self, report: &mut Report<'_>, scratch: &mut Scratch, entry: &EntryRef<'_>) {
+        for (field, value) in entry.fields.iter() {
             self.check_field(report, field, Some(value));
         }
-        Self::check_version(report, Some(&header.version));
-        self.check_title(report, &entry.title);
+        Self::check_version(report, Some(entry.version));
+        self.check_title(report, entry.title);
 
-        let id = &header.id;
+        let (prefix, number) = (entry.id_prefix, entry.id_number);
+        let (scope, kind) = (entry.fields.scope, entry.fields.kind);
         let renamed = self.schema.renames_id_scopes();
-        if (renamed
-            && id.prefix()
-                != self
-                    .schema
-                    .id_prefix(&header.fields.scope, &header.fields.kind))
-            || (!renamed && !is_prefix_for(id.prefix(), &header.fields.scope, &header.fields.kind))
+        if (renamed && prefix != self.schema.id_prefix(scope, kind))
+            || (!renamed && !is_prefix_for(prefix, scope, kind))
         {
-            let expected = self
-                .schema
-                .id_prefix(&header.fields.scope, &header.fields.kind);
+            let id = EntryId::new(prefix, number);
+            let expected = self.schema.id_prefix(scope, kind);
             report.error(
                 "id-prefix-mismatch",
                 "id",
                 format!(
-                    "id `{id}` has prefix {}, but scope {} and type {} call for {expected}: an id starts with the scope and the first three letters of the type",
-                    id.prefix(),
-                    header.fields.scope,
-                    header.fields.kind
+                    "id `{id}` has prefix {prefix}, but scope {scope} and type {kind} call for {expected}: an id starts with the scope and the first three letters of the type"
                 ),
             );
         }
-        if id.number() == 0 {
+        if number == 0 {
+            let id = EntryId::new(prefix, number);
             report.error(
                 "bad-id",
                 "id",
@@ -292,21 +271,22 @@ impl SchemaValidator {
             );
         }
 
-        self.check_config(report, scratch, &header.fields.scope, &entry.config);
+        self.check_config(report, scratch, scope, entry.config);
+    }
 
-        // The entry is hashed once, here, its lifecycle state included; an entry the pipeline
-        // just built and hashed is not hashed again.
-        if hash == Hash::Built {
-            return;
-        }
+    /// [`SchemaValidator::check_entry`], and the entry's hash: computed once, here, its
+    /// lifecycle state included. An entry the pipeline just built and hashed
+    /// ([`Validator::check_built`]) is not hashed again.
+    fn check_stored(&self, report: &mut Report<'_>, scratch: &mut Scratch, entry: &Entry) {
+        self.check_entry(report, scratch, &EntryRef::from(entry));
         let computed = entry.content_hash();
         if computed != entry.hash {
             report.error(
                 "hash-mismatch",
                 "hash",
                 format!(
-                    "entry {id} does not match its hash: stored {}, computed {computed}: the entry was altered or damaged",
-                    entry.hash
+                    "entry {} does not match its hash: stored {}, computed {computed}: the entry was altered or damaged",
+                    entry.header.id, entry.hash
                 ),
             );
         }
@@ -560,7 +540,7 @@ impl Validator for SchemaValidator {
         // One set of scanner buffers for the whole batch.
         let mut scratch = Scratch::default();
         for (item, entry) in entries.iter().enumerate() {
-            self.check_entry(&mut Report { out, item }, &mut scratch, entry, Hash::Check);
+            self.check_stored(&mut Report { out, item }, &mut scratch, entry);
         }
         Ok(())
     }
@@ -568,7 +548,23 @@ impl Validator for SchemaValidator {
     fn check_built(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
         let mut scratch = Scratch::default();
         for (item, entry) in entries.iter().enumerate() {
-            self.check_entry(&mut Report { out, item }, &mut scratch, entry, Hash::Built);
+            self.check_entry(
+                &mut Report { out, item },
+                &mut scratch,
+                &EntryRef::from(entry),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_built_lent(
+        &self,
+        entries: &[EntryRef<'_>],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        let mut scratch = Scratch::default();
+        for (item, entry) in entries.iter().enumerate() {
+            self.check_entry(&mut Report { out, item }, &mut scratch, entry);
         }
         Ok(())
     }

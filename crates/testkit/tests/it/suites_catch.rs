@@ -439,6 +439,35 @@ impl Validator for PartedValidator {
     }
 }
 
+/// Checks entries as the schema-only validator does, but lets every lent one pass.
+struct BlindToViews;
+
+impl Validator for BlindToViews {
+    fn check_requests(&self, requests: &[Request], out: &mut Vec<Problem>) -> StageResult<()> {
+        SchemaOnlyValidator::default().check_requests(requests, out)
+    }
+    fn check_entries(&self, entries: &[Entry], out: &mut Vec<Problem>) -> StageResult<()> {
+        SchemaOnlyValidator::default().check_entries(entries, out)
+    }
+    fn check_headers(
+        &self,
+        headers: &[registry_core::RawHeader],
+        out: &mut Vec<Problem>,
+    ) -> StageResult<()> {
+        SchemaOnlyValidator::default().check_headers(headers, out)
+    }
+    fn check_built_lent(&self, _: &[EntryRef<'_>], _: &mut Vec<Problem>) -> StageResult<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn validator_that_passes_lent_entries_unchecked() {
+    fails_with("check_built_lent of a batch of 8 entries", || {
+        validator::check(&BlindToViews, &Schema::default());
+    });
+}
+
 #[test]
 fn validator_that_numbers_problems_within_parts() {
     fails_with("its index in the whole batch", || {
