@@ -22,7 +22,7 @@ use registry_core::{
     Entry, EntryId, EntryRef, ErrorCode, Fields, Fingerprint, Guess, Header, HeaderForm, Inserted,
     Lifecycle, LifecycleRef, ListQuery, Prediction, PredictionRef, Problem, Provenance, Purge,
     PurgeRef, RawHeader, Request, RequestRef, Restored, Severity, Source, StageError, Timestamp,
-    copy_into,
+    copy_into, refill_author, refill_purge,
 };
 
 use crate::module::EntrySink;
@@ -815,7 +815,15 @@ impl Refill<FfiEntryRef<'_>> for Entry {
             .map_err(|err| bad_input("context", err))?;
         self.hash = ContentHash(e.hash);
         self.previous = e.previous.into_option().map(ContentHash);
-        self.purge = e.purge.as_ref().map(Purge::from).into_option();
+        refill_purge(
+            &mut self.purge,
+            e.purge.as_ref().into_option().map(|p| PurgeRef {
+                original: ContentHash(p.original),
+                fields: p.fields.as_str(),
+                reason: p.reason.as_str(),
+                at: Timestamp(p.at),
+            }),
+        );
         self.fingerprint = Fingerprint(e.fingerprint);
         self.revision = e.revision;
         self.created_at = Timestamp(e.created_at);
@@ -825,14 +833,14 @@ impl Refill<FfiEntryRef<'_>> for Entry {
             e.lifecycle,
             e.merged_into.as_ref().map(EntryId::from).into_option(),
         )?;
-        match (&mut self.author, e.author.as_ref().into_option()) {
-            (Some(kept), Some(a)) => {
-                copy_into(&mut kept.name, a.name.as_str());
-                copy_into(&mut kept.origin, a.origin.as_str());
-                copy_into(&mut kept.request, a.request.as_str());
-            }
-            (kept, a) => *kept = a.map(Author::from),
-        }
+        refill_author(
+            &mut self.author,
+            e.author.as_ref().into_option().map(|a| AuthorRef {
+                name: a.name.as_str(),
+                origin: a.origin.as_str(),
+                request: a.request.as_str(),
+            }),
+        );
         Ok(())
     }
 

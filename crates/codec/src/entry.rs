@@ -44,9 +44,9 @@
 use std::fmt;
 
 use registry_core::{
-    Author, AuthorRef, ContentHash, Context, ContextRef, Entry, EntryId, EntryRef, Fields,
-    Fingerprint, Header, Lifecycle, LifecycleRef, Provenance, Purge, PurgeRef, Timestamp,
-    copy_into,
+    AuthorRef, ContentHash, Context, ContextRef, Entry, EntryId, EntryRef, Fields, Fingerprint,
+    Header, Lifecycle, LifecycleRef, Provenance, PurgeRef, Timestamp, copy_into, refill_author,
+    refill_purge,
 };
 
 use crate::compress::{Dictionaries, Dictionary};
@@ -542,44 +542,10 @@ impl<'a> Parts<'a> {
         entry.created_at = self.created_at;
         entry.updated_at = self.updated_at;
         entry.provenance = self.provenance;
-        entry.lifecycle = match self.lifecycle {
-            LifecycleRef::Active => Lifecycle::Active,
-            LifecycleRef::Retired => Lifecycle::Retired,
-            LifecycleRef::Merged { prefix, number } => {
-                Lifecycle::Merged(EntryId::new(prefix, number))
-            }
-        };
+        entry.lifecycle = self.lifecycle.to_lifecycle();
         entry.previous = self.previous;
-        match (&mut entry.purge, self.purge) {
-            (Some(kept), Some(p)) => {
-                kept.original = p.original;
-                copy_into(&mut kept.fields, p.fields);
-                copy_into(&mut kept.reason, p.reason);
-                kept.at = p.at;
-            }
-            (kept, p) => {
-                *kept = p.map(|p| Purge {
-                    original: p.original,
-                    fields: p.fields.to_owned(),
-                    reason: p.reason.to_owned(),
-                    at: p.at,
-                });
-            }
-        }
-        match (&mut entry.author, self.author) {
-            (Some(kept), Some(a)) => {
-                copy_into(&mut kept.name, a.name);
-                copy_into(&mut kept.origin, a.origin);
-                copy_into(&mut kept.request, a.request);
-            }
-            (kept, a) => {
-                *kept = a.map(|a| Author {
-                    name: a.name.to_owned(),
-                    origin: a.origin.to_owned(),
-                    request: a.request.to_owned(),
-                });
-            }
-        }
+        refill_purge(&mut entry.purge, self.purge);
+        refill_author(&mut entry.author, self.author);
         Ok(())
     }
 }
@@ -776,7 +742,7 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use registry_core::Source;
+    use registry_core::{Author, Purge, Source};
 
     use std::sync::Arc;
 

@@ -125,29 +125,14 @@ impl EntryRef<'_> {
         copy_into(&mut entry.config, self.config);
         entry.hash = self.hash;
         entry.previous = self.previous;
-        match (&mut entry.purge, self.purge) {
-            (Some(kept), Some(p)) => {
-                kept.original = p.original;
-                copy_into(&mut kept.fields, p.fields);
-                copy_into(&mut kept.reason, p.reason);
-                kept.at = p.at;
-            }
-            (kept, p) => *kept = p.map(PurgeRef::to_purge),
-        }
+        refill_purge(&mut entry.purge, self.purge);
         entry.fingerprint = self.fingerprint;
         entry.revision = self.revision;
         entry.created_at = self.created_at;
         entry.updated_at = self.updated_at;
         entry.provenance = self.provenance;
         entry.lifecycle = self.lifecycle.to_lifecycle();
-        match (&mut entry.author, self.author) {
-            (Some(kept), Some(a)) => {
-                copy_into(&mut kept.name, a.name);
-                copy_into(&mut kept.origin, a.origin);
-                copy_into(&mut kept.request, a.request);
-            }
-            (kept, a) => *kept = a.map(AuthorRef::to_author),
-        }
+        refill_author(&mut entry.author, self.author);
     }
 
     /// The owned entry: every string copied, the context checked as [`crate::Context::new`]
@@ -178,6 +163,31 @@ impl EntryRef<'_> {
             lifecycle: self.lifecycle.to_lifecycle(),
             author: self.author.map(AuthorRef::to_author),
         })
+    }
+}
+
+/// Makes `kept` the purge lent, in the strings of the one it holds, if any.
+pub fn refill_purge(kept: &mut Option<Purge>, lent: Option<PurgeRef<'_>>) {
+    match (kept, lent) {
+        (Some(kept), Some(p)) => {
+            kept.original = p.original;
+            copy_into(&mut kept.fields, p.fields);
+            copy_into(&mut kept.reason, p.reason);
+            kept.at = p.at;
+        }
+        (kept, p) => *kept = p.map(PurgeRef::to_purge),
+    }
+}
+
+/// Makes `kept` the author lent, in the strings of the one it holds, if any.
+pub fn refill_author(kept: &mut Option<Author>, lent: Option<AuthorRef<'_>>) {
+    match (kept, lent) {
+        (Some(kept), Some(a)) => {
+            copy_into(&mut kept.name, a.name);
+            copy_into(&mut kept.origin, a.origin);
+            copy_into(&mut kept.request, a.request);
+        }
+        (kept, a) => *kept = a.map(AuthorRef::to_author),
     }
 }
 

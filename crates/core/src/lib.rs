@@ -27,7 +27,7 @@ mod stage;
 pub mod time;
 
 pub use entry::{Author, ContentHash, Entry, Fingerprint, Lifecycle, PURGED, Provenance, Purge};
-pub use entry_ref::{AuthorRef, EntryRef, LifecycleRef, PurgeRef};
+pub use entry_ref::{AuthorRef, EntryRef, LifecycleRef, PurgeRef, refill_author, refill_purge};
 pub use error::{
     Error, ErrorCode, LifecycleError, Problem, Severity, StageError, StageKind, StageResult,
 };
@@ -51,6 +51,6 @@ pub use stage::{
     Cache, CacheKey, CacheStats, Draft, DraftRef, Evaluation, FieldReport, FromConfig, Generator,
     Guess, GuessRef, Inserted, ListQuery, Meta, NotLoaded, Prediction, PredictionRef, Restored,
     Router, Sequence, Setup, Source, Storage, TrainOptions, TrainReport, UnavailableShard,
-    Validator,
+    Validator, lend_found,
 };
 pub use time::Timestamp;

@@ -818,14 +818,7 @@ pub trait Storage: Send + Sync {
     ) -> StageResult<()> {
         let mut found = Vec::with_capacity(ids.len());
         self.get_reusing(ids, &mut found, spare)?;
-        let views: Vec<Option<EntryRef<'_>>> = found
-            .iter()
-            .map(|e| e.as_ref().map(EntryRef::from))
-            .collect();
-        let lent = each(&views);
-        drop(views);
-        spare.extend(found.into_iter().flatten());
-        lent
+        lend_found(found, spare, each)
     }
 
     /// Allocates the next sequence number for each id prefix (`SEC-RUL`): pushes one number per
@@ -1075,6 +1068,28 @@ pub trait Storage: Send + Sync {
             "this storage cannot copy itself into a directory",
         ))
     }
+}
+
+/// What [`Storage::get_lent`] does by default with the entries `get_reusing` answered: lends
+/// views of them to `each`, then hands them to `spare` for the next call to decode into.
+/// Public for a storage whose own `get_lent` decodes after all (the redb storage, for the
+/// records of its first format).
+///
+/// # Errors
+/// What `each` returns.
+pub fn lend_found(
+    found: Vec<Option<Entry>>,
+    spare: &mut Vec<Entry>,
+    each: &mut dyn FnMut(&[Option<EntryRef<'_>>]) -> StageResult<()>,
+) -> StageResult<()> {
+    let views: Vec<Option<EntryRef<'_>>> = found
+        .iter()
+        .map(|e| e.as_ref().map(EntryRef::from))
+        .collect();
+    let lent = each(&views);
+    drop(views);
+    spare.extend(found.into_iter().flatten());
+    lent
 }
 
 /// Chooses the shard of each key.

@@ -27,3 +27,30 @@ pub fn check(make: &Make<'_>) {
 pub fn smoke(make: &Make<'_>) {
     passed(suite::smoke(make));
 }
+
+/// What `storage` lends for `ids` ([`Storage::get_lent`](registry_core::Storage::get_lent)),
+/// copied into entries: a test's view of the lending path.
+///
+/// # Errors
+/// What `get_lent` returns, or a lent context that would not make a
+/// [`Context`](registry_core::Context).
+pub fn lent(
+    storage: &dyn registry_core::Storage,
+    ids: &[registry_core::EntryId],
+) -> registry_core::StageResult<Vec<Option<registry_core::Entry>>> {
+    let mut lent = Vec::new();
+    storage.get_lent(ids, &mut Vec::new(), &mut |views| {
+        lent = views
+            .iter()
+            .map(|v| v.map(|v| v.to_entry()).transpose())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                registry_core::StageError::new(
+                    registry_core::ErrorCode::Internal,
+                    format!("lent a bad context: {e}"),
+                )
+            })?;
+        Ok(())
+    })?;
+    Ok(lent)
+}

@@ -244,14 +244,7 @@ impl RedbStorage {
                 self.decode_reusing(id, None, bytes, spare.pop())
             })?);
         }
-        let views: Vec<Option<EntryRef<'_>>> = found
-            .iter()
-            .map(|e| e.as_ref().map(EntryRef::from))
-            .collect();
-        let lent = each(&views);
-        drop(views);
-        spare.extend(found.into_iter().flatten());
-        lent
+        registry_core::lend_found(found, spare, each)
     }
 
     pub(super) fn read_history(&self, id: &EntryId, out: &mut Vec<Entry>) -> StageResult<()> {

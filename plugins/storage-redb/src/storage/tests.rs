@@ -1190,19 +1190,8 @@ fn a_format_1_shard_is_written_as_its_builds_wrote_it_and_a_newer_one_is_refused
     );
     assert_eq!(get(&old, 5).as_ref(), Some(&all[4]));
     // Its rows are lent from entries decoded as those builds wrote them.
-    let mut lent = Vec::new();
-    old.get_lent(
-        &[EntryId::new("SEC-RUL", 5), EntryId::new("SEC-RUL", 99_999)],
-        &mut Vec::new(),
-        &mut |views| {
-            lent = views
-                .iter()
-                .map(|v| v.map(|v| v.to_entry().expect("a valid context")))
-                .collect();
-            Ok(())
-        },
-    )
-    .expect("lends");
+    let ids = [EntryId::new("SEC-RUL", 5), EntryId::new("SEC-RUL", 99_999)];
+    let lent = registry_testkit::storage::lent(&old, &ids).expect("lends");
     assert_eq!(lent, [Some(all[4].clone()), None]);
     assert_eq!(
         layout_row(&old, "format"),

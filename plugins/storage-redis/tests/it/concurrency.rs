@@ -228,19 +228,8 @@ fn a_dictionary_one_host_trains_is_used_by_the_other() {
     assert_eq!(trained.len(), 1);
     assert!(trained[0].len() > 1000, "{} bytes", trained[0].len());
     // C, which has not loaded it either, lends what B wrote with it.
-    let mut lent = Vec::new();
-    c.get_lent(
-        &[second[150].header.id.clone(), first[10].header.id.clone()],
-        &mut Vec::new(),
-        &mut |views| {
-            lent = views
-                .iter()
-                .map(|v| v.map(|v| v.to_entry().expect("a valid context")))
-                .collect();
-            Ok(())
-        },
-    )
-    .expect("lends");
+    let ids = [second[150].header.id.clone(), first[10].header.id.clone()];
+    let lent = registry_testkit::storage::lent(&c, &ids).expect("lends");
     assert_eq!(lent, [Some(second[150].clone()), Some(first[10].clone())]);
     // A reads what B wrote with it, and writes with it too once it has met it.
     reads_back(&a, &second[150]);
