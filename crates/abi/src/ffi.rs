@@ -794,18 +794,14 @@ impl Refill<FfiEntryRef<'_>> for Entry {
     /// checked as [`Context::new`] checks it.
     fn refill(&mut self, e: &FfiEntryRef<'_>) -> Result<(), StageError> {
         let h = &e.header;
-        for (field, value) in [
-            (&mut self.header.fields.scope, h.fields.scope),
-            (&mut self.header.fields.kind, h.fields.kind),
-            (&mut self.header.fields.variant, h.fields.variant),
-            (&mut self.header.fields.status, h.fields.status),
-            (&mut self.header.version, h.version),
-            (&mut self.title, e.title),
-            (&mut self.config, e.config),
-        ] {
-            copy_into(field, value.as_str());
-        }
-        self.header.id.refill(h.id.prefix.as_str(), h.id.number);
+        self.header.refill(
+            h.fields.to_fields(|v| v.as_str()),
+            h.id.prefix.as_str(),
+            h.id.number,
+            h.version.as_str(),
+        );
+        copy_into(&mut self.title, e.title.as_str());
+        copy_into(&mut self.config, e.config.as_str());
         self.context
             .refill(
                 e.context

@@ -44,9 +44,8 @@
 use std::fmt;
 
 use registry_core::{
-    AuthorRef, ContentHash, Context, ContextRef, Entry, EntryId, EntryRef, Fields, Fingerprint,
-    Header, Lifecycle, LifecycleRef, Provenance, PurgeRef, Timestamp, copy_into, refill_author,
-    refill_purge,
+    AuthorRef, ContentHash, ContextRef, Entry, EntryRef, Fields, Fingerprint, Lifecycle,
+    LifecycleRef, Provenance, PurgeRef, Timestamp, copy_into, refill_author, refill_purge,
 };
 
 use crate::compress::{Dictionaries, Dictionary};
@@ -214,28 +213,9 @@ pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, Decode
     Ok(entry)
 }
 
-/// An entry of empty strings, to decode into.
+/// An entry of empty strings, to decode into ([`Entry::blank`]).
 pub fn blank() -> Entry {
-    Entry {
-        header: Header {
-            fields: Fields::default(),
-            id: EntryId::new(String::new(), 0),
-            version: String::new(),
-        },
-        title: String::new(),
-        context: Context::default(),
-        config: String::new(),
-        hash: ContentHash([0; 32]),
-        previous: None,
-        purge: None,
-        author: None,
-        fingerprint: Fingerprint([0; 16]),
-        revision: 0,
-        created_at: Timestamp(0),
-        updated_at: Timestamp(0),
-        provenance: None,
-        lifecycle: Lifecycle::Active,
-    }
+    Entry::blank()
 }
 
 /// [`decode`] into `entry`, reusing the buffers of its strings (see [`copy_into`]): for a
@@ -518,13 +498,9 @@ impl<'a> Parts<'a> {
 
     /// Makes `entry` this record, in its strings.
     fn fill(&self, dictionaries: &Dictionaries, entry: &mut Entry) -> Result<(), DecodeError> {
-        let header = &mut entry.header;
-        copy_into(&mut header.fields.scope, self.fields.scope);
-        copy_into(&mut header.fields.kind, self.fields.kind);
-        copy_into(&mut header.fields.variant, self.fields.variant);
-        copy_into(&mut header.fields.status, self.fields.status);
-        header.id.refill(self.id_prefix, self.id_number);
-        copy_into(&mut header.version, self.version);
+        entry
+            .header
+            .refill(self.fields, self.id_prefix, self.id_number, self.version);
         copy_into(&mut entry.title, self.title);
         let mut unread = None;
         let refilled = entry.context.refill(
@@ -742,7 +718,7 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use registry_core::{Author, Purge, Source};
+    use registry_core::{Author, Context, EntryId, Header, Purge, Source};
 
     use std::sync::Arc;
 

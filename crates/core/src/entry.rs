@@ -507,6 +507,30 @@ impl<'de> Deserialize<'de> for Provenance {
 }
 
 impl Entry {
+    /// An entry of empty strings, to fill in place (a decoder's, a kept copy's).
+    pub fn blank() -> Entry {
+        Entry {
+            header: Header {
+                fields: Fields::default(),
+                id: EntryId::new(String::new(), 0),
+                version: String::new(),
+            },
+            title: String::new(),
+            context: Context::default(),
+            config: String::new(),
+            hash: ContentHash([0; 32]),
+            previous: None,
+            purge: None,
+            author: None,
+            fingerprint: Fingerprint([0; 16]),
+            revision: 0,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            provenance: None,
+            lifecycle: Lifecycle::Active,
+        }
+    }
+
     /// The content hash of the given parts of an active entry; [`Entry::hash`] always equals
     /// this for them (see [`Entry::compute_hash_in`] for the others).
     pub fn compute_hash(

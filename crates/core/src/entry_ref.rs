@@ -113,13 +113,9 @@ impl EntryRef<'_> {
     /// Makes `entry` this view's entry, in its strings, the context copied unchecked: for
     /// views made from entries, such as the host's lent to a plugin.
     pub(crate) fn copy_to(&self, entry: &mut Entry) {
-        let header = &mut entry.header;
-        copy_into(&mut header.fields.scope, self.fields.scope);
-        copy_into(&mut header.fields.kind, self.fields.kind);
-        copy_into(&mut header.fields.variant, self.fields.variant);
-        copy_into(&mut header.fields.status, self.fields.status);
-        header.id.refill(self.id_prefix, self.id_number);
-        copy_into(&mut header.version, self.version);
+        entry
+            .header
+            .refill(self.fields, self.id_prefix, self.id_number, self.version);
         copy_into(&mut entry.title, self.title);
         entry.context.refill_from(self.context.iter());
         copy_into(&mut entry.config, self.config);

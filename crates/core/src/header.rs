@@ -488,6 +488,18 @@ impl RawHeader {
 }
 
 impl Header {
+    /// Makes this header the one of these parts, in its strings (see [`copy_into`]).
+    ///
+    /// [`copy_into`]: crate::copy_into
+    pub fn refill(&mut self, fields: Fields<&str>, id_prefix: &str, id_number: u64, version: &str) {
+        crate::copy_into(&mut self.fields.scope, fields.scope);
+        crate::copy_into(&mut self.fields.kind, fields.kind);
+        crate::copy_into(&mut self.fields.variant, fields.variant);
+        crate::copy_into(&mut self.fields.status, fields.status);
+        self.id.refill(id_prefix, id_number);
+        crate::copy_into(&mut self.version, version);
+    }
+
     /// The readable form, `[SEC][RULES][LIVE][SEC-RUL-042][v2.9][REQUIRED]`.
     pub fn readable(&self) -> String {
         let f = &self.fields;

@@ -552,26 +552,7 @@ impl CopyOf<DraftRef<'_>> for Draft {
 
 impl CopyOf<EntryRef<'_>> for Entry {
     fn make(view: &EntryRef<'_>) -> Self {
-        let mut entry = Entry {
-            header: Header {
-                fields: Fields::default(),
-                id: EntryId::new(String::new(), 0),
-                version: String::new(),
-            },
-            title: String::new(),
-            context: Context::default(),
-            config: String::new(),
-            hash: crate::ContentHash([0; 32]),
-            previous: None,
-            purge: None,
-            author: None,
-            fingerprint: Fingerprint([0; 16]),
-            revision: 0,
-            created_at: crate::Timestamp(0),
-            updated_at: crate::Timestamp(0),
-            provenance: None,
-            lifecycle: crate::Lifecycle::Active,
-        };
+        let mut entry = Entry::blank();
         view.copy_to(&mut entry);
         entry
     }
