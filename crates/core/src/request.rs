@@ -501,27 +501,33 @@ pub fn derive_fingerprint(
     FINGERPRINT_INPUT.with_borrow_mut(|input| {
         input.clear();
         input.extend_from_slice(b"registry-request-v1\0");
+        // Copied whole, then case-mapped in place: with a byte-by-byte `extend` through a
+        // mapping iterator, this function's own time was 1.3 % of the samples of a scale-test
+        // profile, 0.7 % after (the hash itself is most of the rest).
+        let mut push_mapped = |text: &str, upper: bool| {
+            let at = input.len();
+            input.extend_from_slice(text.as_bytes());
+            if upper {
+                input[at..].make_ascii_uppercase();
+            } else {
+                input[at..].make_ascii_lowercase();
+            }
+        };
         for word in title.split_whitespace() {
             if word.is_ascii() {
-                input.extend(word.bytes().map(|b| b.to_ascii_lowercase()));
+                push_mapped(word, false);
             } else {
-                input.extend_from_slice(word.to_lowercase().as_bytes());
+                push_mapped(&word.to_lowercase(), false);
             }
-            input.push(b' ');
+            push_mapped(" ", false);
         }
-        input.push(0);
+        push_mapped("\0", false);
         for field in Field::ALL {
-            let value = given[field].unwrap_or("");
-            input.extend(value.bytes().map(|b| b.to_ascii_uppercase()));
-            input.push(0);
+            push_mapped(given[field].unwrap_or(""), true);
+            push_mapped("\0", false);
         }
-        input.extend(
-            version
-                .unwrap_or("")
-                .bytes()
-                .map(|b| b.to_ascii_lowercase()),
-        );
-        input.push(0);
+        push_mapped(version.unwrap_or(""), false);
+        push_mapped("\0", false);
         for (k, v) in context.iter() {
             input.extend_from_slice(k.as_bytes());
             input.push(b'=');
