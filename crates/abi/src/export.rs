@@ -230,6 +230,10 @@ fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// code `Panic`: a panic must never unwind across the boundary, which would abort the host.
 pub fn guard<R>(f: impl FnOnce() -> Result<R, StageError>) -> RResult<R, FfiError> {
     let was = IN_GUARD.with(|g| g.replace(true));
+    if !was {
+        // A panic a stage caught itself left its message behind: it is no call's.
+        LAST_PANIC.with(|p| p.borrow_mut().take());
+    }
     let result = catch_unwind(AssertUnwindSafe(f));
     IN_GUARD.with(|g| g.set(was));
     match result {
@@ -1446,6 +1450,39 @@ mod tests {
         });
         assert!(made.is_err());
         assert_eq!(out.as_slice(), [RString::from("kept")]);
+    }
+
+    /// Catches its own panic on its first call; unwinds without the panic hook on its second.
+    struct SelfCaught(std::sync::atomic::AtomicU32);
+
+    impl Generator for SelfCaught {
+        fn predict(&self, requests: &[Request], out: &mut Vec<Prediction>) -> StageResult<()> {
+            if self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                let caught = std::panic::catch_unwind(|| panic!("caught inside the stage"));
+                assert!(caught.is_err());
+                out.extend(requests.iter().map(|_| Prediction::default()));
+                return Ok(());
+            }
+            std::panic::resume_unwind(Box::new("resumed"))
+        }
+        fn render(&self, _: &[Draft], _: &mut Vec<String>) -> StageResult<()> {
+            Ok(())
+        }
+    }
+
+    /// A panic a stage caught itself is not reported for a later call that fails another way.
+    #[test]
+    fn a_panic_a_stage_caught_is_no_later_calls_error() {
+        super::install_panic_hook();
+        let host = loaded(Exported(SelfCaught(std::sync::atomic::AtomicU32::new(0))));
+        let requests = [request(1, 0)];
+        host.predict(&requests, &mut Vec::new())
+            .expect("the first call succeeds");
+        let e = host
+            .predict(&requests, &mut Vec::new())
+            .expect_err("the second unwinds");
+        assert_eq!(e.code, ErrorCode::Panic);
+        assert_eq!(e.message, "panicked: resumed");
     }
 
     #[test]
