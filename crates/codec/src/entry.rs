@@ -543,6 +543,10 @@ impl Lender {
     /// the rest.
     const KEPT: usize = 4096;
 
+    /// Most bytes of configs kept from one batch to the next: after a batch of more (large
+    /// configs), the strings are dropped.
+    const KEPT_BYTES: usize = 4 << 20;
+
     /// Calls `f` with the lender this thread keeps (a new one while it is in use).
     pub fn with_thread<R>(f: impl FnOnce(&mut Lender) -> R) -> R {
         LENDER.with(|kept| match kept.try_borrow_mut() {
@@ -598,6 +602,9 @@ impl Lender {
         let answer = each(&views);
         drop(views);
         self.configs.truncate(Self::KEPT);
+        if self.configs.iter().map(String::capacity).sum::<usize>() > Self::KEPT_BYTES {
+            self.configs = Vec::new();
+        }
         Ok(answer)
     }
 }
@@ -750,6 +757,39 @@ mod tests {
         let mut all = Dictionaries::default();
         all.add(Arc::new(Dictionary::new(id, bytes).expect("a dictionary")));
         all
+    }
+
+    /// What a lender keeps between batches is bounded: the strings of small configs, not of
+    /// a batch of large ones.
+    #[test]
+    fn a_lender_keeps_the_strings_of_small_configs_only() {
+        let lend = |lender: &mut Lender, config: &str| {
+            let records: Vec<Vec<u8>> = (1..=5)
+                .map(|n| super::encoded(&entry("t", &[], config, n), Writing::Compressed(None)))
+                .collect();
+            let parts: Vec<_> = records
+                .iter()
+                .map(|b| Some(parse(b).expect("parses")))
+                .collect();
+            let sizes = lender
+                .lend(&parts, &Dictionaries::default(), |views| {
+                    views
+                        .iter()
+                        .flatten()
+                        .map(|v| v.config.len())
+                        .collect::<Vec<_>>()
+                })
+                .expect("lends");
+            assert_eq!(sizes, [config.len(); 5]);
+        };
+        let mut lender = Lender::default();
+        lend(&mut lender, &"key: value\n".repeat(40));
+        assert_eq!(lender.configs.len(), 5, "small configs' strings are kept");
+        lend(&mut lender, &"key: value\n".repeat(100_000));
+        assert!(
+            lender.configs.is_empty(),
+            "5 configs of 1.1 MB are not kept"
+        );
     }
 
     #[test]
