@@ -206,7 +206,7 @@ fn unzigzag(n: u64) -> i64 {
 ///
 /// # Errors
 /// [`DecodeError`] for an unknown format version, truncated input, an overlong varint, invalid
-/// UTF-8, a context that no longer passes [`Context::new`], or bytes left over at the end.
+/// UTF-8, a context that no longer passes [`Context::new`](registry_core::Context::new), or bytes left over at the end.
 pub fn decode(bytes: &[u8], dictionaries: &Dictionaries) -> Result<Entry, DecodeError> {
     let mut entry = blank();
     decode_into(bytes, dictionaries, &mut entry)?;
@@ -235,7 +235,7 @@ pub fn decode_into(
 
 /// A record's fields where they lie in its bytes, as [`parse`] reads them: every length and
 /// string checked, the config not yet decompressed and the context not yet checked as
-/// [`Context::new`] checks it. [`decode_into`] copies it into an entry; a storage that lends
+/// [`Context::new`](registry_core::Context::new) checks it. [`decode_into`] copies it into an entry; a storage that lends
 /// what it reads hands it out in place ([`Lender`]).
 #[derive(Debug, Clone)]
 pub struct Parts<'a> {
