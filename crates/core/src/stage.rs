@@ -778,8 +778,8 @@ pub trait Storage: Send + Sync {
 
     /// [`Storage::get`], lent: calls `each` once with the latest revision of each id (`None` if
     /// unknown), as views that live for the call. A storage that can lend its records' fields
-    /// where they lie (the redb storage lends its stored bytes, the configs decompressed into
-    /// one buffer) spares the caller an entry it would only copy: across the plugin boundary
+    /// where they lie (the redb storage lends its stored bytes, the compressed configs
+    /// decompressed into strings it keeps) spares the caller an entry it would only copy: across the plugin boundary
     /// the host copies what is lent, so an entry decoded on the plugin's side first is one copy
     /// of every string too many. `spare` holds entries the caller is done with, as for
     /// [`Storage::get_reusing`]: an implementation that makes entries after all takes them from
